@@ -1,0 +1,73 @@
+import { ROOT_CONTEXT, trace, TraceFlags, type Context } from '@opentelemetry/api'
+import type { StreamEvent } from './event.js'
+import type { PipelineError } from './errors.js'
+
+/** One stream entry as the source hands it out, with its ack handle attached. */
+export interface StreamMessage {
+  /** The stream the entry was read from (a partition name when streams are partitioned). */
+  readonly stream: string
+  /** The entry id, e.g. `"1718000000000-0"`. */
+  readonly streamId: string
+  /**
+   * The decoded event. When `decodeError` is set this is a placeholder (id `undecodable:<streamId>`, the
+   * rest taken from whatever could be read) and `fields` holds what was really on the stream.
+   */
+  readonly event: StreamEvent
+  /** The entry's raw fields as read from Redis. */
+  readonly fields: Readonly<Record<string, string>>
+  /** W3C traceparent stored with the entry by ingest, when there was one. */
+  readonly traceparent?: string
+  /** How many times the group delivered this entry (1 on the first read). */
+  readonly deliveryCount: number
+  /** Set when the entry could not be decoded; the envelope starts failed and goes to the DLQ. */
+  readonly decodeError?: PipelineError
+  /** Marks the entry done; the source batches the XACK and frees one credit. Settling steps only, once. */
+  readonly settle: () => void
+}
+
+/** What every operator receives and passes on. Operators derive new envelopes, never mutate one. */
+export interface Envelope {
+  readonly message: StreamMessage
+  /** Attempts of the current step so far (for retryBackoff). */
+  readonly attempts: number
+  /** Set once; later steps pass the envelope through untouched, up to toDLQ. */
+  readonly failure?: PipelineError
+  /** Trace context this event's spans start from (the ingest span's, when the entry carried a traceparent). */
+  readonly trace: Context
+}
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
+
+/**
+ * Reads a W3C `traceparent` header value into a context whose remote parent is that span.
+ * Returns the root context when the value is missing or malformed.
+ *
+ * @example
+ * contextFromTraceparent('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01')
+ */
+export function contextFromTraceparent(traceparent: string | undefined): Context {
+  const m = traceparent ? TRACEPARENT.exec(traceparent) : null
+  if (!m || /^0+$/.test(m[1] as string) || /^0+$/.test(m[2] as string)) return ROOT_CONTEXT
+  return trace.setSpanContext(ROOT_CONTEXT, {
+    traceId: m[1] as string,
+    spanId: m[2] as string,
+    traceFlags: parseInt(m[3] as string, 16) & TraceFlags.SAMPLED,
+    isRemote: true,
+  })
+}
+
+/**
+ * Wraps a message in a fresh envelope: no attempts yet, failed already when the entry was undecodable,
+ * trace context from the entry's traceparent.
+ *
+ * @example
+ * fromRedisStream(source).pipe(map(toEnvelope), dedupe({ redis }))
+ */
+export function toEnvelope(message: StreamMessage): Envelope {
+  return {
+    message,
+    attempts: 0,
+    trace: contextFromTraceparent(message.traceparent),
+    ...(message.decodeError ? { failure: message.decodeError } : {}),
+  }
+}

@@ -1,0 +1,194 @@
+import { formatDuration, parseDuration } from './duration.js'
+import { PipelineError } from './errors.js'
+
+/** Signature schemes ingest can verify. */
+export const PROVIDERS = ['github', 'gitlab', 'bitbucket', 'jira', 'standard', 'generic'] as const
+export type Provider = (typeof PROVIDERS)[number]
+
+export const PROCESSING_MODES = ['store', 'store_and_forward', 'transform_and_store'] as const
+export type ProcessingMode = (typeof PROCESSING_MODES)[number]
+
+/** Retry schedule for one tool, in milliseconds. */
+export interface RetryPolicy {
+  readonly maxRetries: number
+  readonly initialIntervalMs: number
+  readonly maxIntervalMs: number
+  readonly multiplier: number
+  readonly maxElapsedMs: number
+}
+
+/** The seeds' defaults: 5 retries, 1s doubling up to 5m, given up after 30m. */
+export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
+  maxRetries: 5, initialIntervalMs: 1000, maxIntervalMs: 300_000, multiplier: 2, maxElapsedMs: 1_800_000,
+})
+
+/** Options of the `generic` provider's HMAC check. */
+export interface GenericSignature {
+  /** Header holding the signature. @defaultValue "x-signature" */
+  readonly header: string
+  /** @defaultValue "hex" */
+  readonly encoding: 'hex' | 'base64'
+  /** Text before the signature in the header, e.g. `"sha256="`. @defaultValue "" */
+  readonly prefix: string
+}
+
+/** A tool, validated: one webhook sender and what hookstream does with its events. */
+export interface ToolConfig {
+  readonly id: string
+  readonly provider: Provider
+  /** Signing secret (write-only: never returned by the admin API, never logged). Empty only for generic + verify none. */
+  readonly secret: string
+  readonly tenantId: string
+  readonly processingMode: ProcessingMode
+  readonly forwardUrl?: string
+  /** Transformation rules (JSONata expression or object of field → expression), for `transform_and_store`. */
+  readonly transform?: string | Readonly<Record<string, string>>
+  readonly retryPolicy: RetryPolicy
+  readonly enabled: boolean
+  /** `generic` only: how the signature is carried, or `'none'` to accept unsigned requests explicitly. */
+  readonly signature?: GenericSignature | 'none'
+}
+
+/** A tool in its JSON/YAML shape (snake_case, durations as strings), as users write it. */
+export interface ToolInput {
+  id?: unknown
+  provider?: unknown
+  secret?: unknown
+  tenant_id?: unknown
+  processing_mode?: unknown
+  forward_url?: unknown
+  transform?: unknown
+  retry_policy?: unknown
+  enabled?: unknown
+  signature?: unknown
+}
+
+function bad(where: string, field: string, problem: string): never {
+  throw new PipelineError('permanent', 'TOOL_INVALID', `${where}: field "${field}" ${problem}`)
+}
+
+function duration(where: string, field: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  const ms = typeof value === 'string' || typeof value === 'number' ? parseDuration(value) : undefined
+  if (ms === undefined) bad(where, field, `must be a duration such as "50ms", "1s" or "5m"; got ${JSON.stringify(value)}`)
+  return ms
+}
+
+function retryPolicy(where: string, value: unknown): RetryPolicy {
+  if (value === undefined || value === null) return DEFAULT_RETRY_POLICY
+  if (typeof value !== 'object' || Array.isArray(value)) bad(where, 'retry_policy', 'must be an object')
+  const p = value as Record<string, unknown>
+  const d = DEFAULT_RETRY_POLICY
+  const maxRetries = p.max_retries ?? d.maxRetries
+  if (typeof maxRetries !== 'number' || !Number.isInteger(maxRetries) || maxRetries < 0) {
+    bad(where, 'retry_policy.max_retries', `must be an integer of at least 0; got ${JSON.stringify(maxRetries)}`)
+  }
+  const multiplier = p.multiplier ?? d.multiplier
+  if (typeof multiplier !== 'number' || !(multiplier >= 1)) {
+    bad(where, 'retry_policy.multiplier', `must be a number of at least 1; got ${JSON.stringify(multiplier)}`)
+  }
+  const initialIntervalMs = duration(where, 'retry_policy.initial_interval', p.initial_interval, d.initialIntervalMs)
+  const maxIntervalMs = duration(where, 'retry_policy.max_interval', p.max_interval, d.maxIntervalMs)
+  if (maxIntervalMs < initialIntervalMs) bad(where, 'retry_policy.max_interval', 'must not be shorter than initial_interval')
+  return {
+    maxRetries, multiplier, initialIntervalMs, maxIntervalMs,
+    maxElapsedMs: duration(where, 'retry_policy.max_elapsed_time', p.max_elapsed_time, d.maxElapsedMs),
+  }
+}
+
+function signature(where: string, provider: Provider, value: unknown): ToolConfig['signature'] {
+  if (provider !== 'generic') {
+    if (value !== undefined) bad(where, 'signature', `is only for provider "generic"; provider "${provider}" has a fixed scheme`)
+    return undefined
+  }
+  if (value === 'none') return 'none'
+  if (value === undefined) return { header: 'x-signature', encoding: 'hex', prefix: '' }
+  if (typeof value !== 'object' || value === null) bad(where, 'signature', 'must be "none" or { header, encoding, prefix }')
+  const s = value as Record<string, unknown>
+  const header = s.header ?? 'x-signature'
+  const encoding = s.encoding ?? 'hex'
+  const prefix = s.prefix ?? ''
+  if (typeof header !== 'string' || !/^[a-z0-9-]+$/i.test(header)) bad(where, 'signature.header', 'must be a header name')
+  if (encoding !== 'hex' && encoding !== 'base64') bad(where, 'signature.encoding', 'must be "hex" or "base64"')
+  if (typeof prefix !== 'string') bad(where, 'signature.prefix', 'must be a string')
+  return { header: header.toLowerCase(), encoding, prefix }
+}
+
+/**
+ * Validates a tool in its user-facing shape and returns the typed ToolConfig. Throws a permanent
+ * PipelineError (`TOOL_INVALID`) naming the field; the secret's value never appears in the message.
+ *
+ * @example
+ * parseTool({ id: 'gh-main', provider: 'github', secret: 's3cret', processing_mode: 'store' })
+ */
+export function parseTool(input: ToolInput, where = 'tool'): ToolConfig {
+  const { id } = input
+  if (typeof id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id)) {
+    bad(where, 'id', `must be 1–128 characters of letters, digits, ".", "_" or "-"; got ${JSON.stringify(id)}`)
+  }
+  const at = `${where} "${id}"`
+  const provider = input.provider
+  if (typeof provider !== 'string' || !(PROVIDERS as readonly string[]).includes(provider)) {
+    bad(at, 'provider', `must be one of ${PROVIDERS.join(', ')}; got ${JSON.stringify(provider)}`)
+  }
+  const mode = input.processing_mode ?? 'store'
+  if (typeof mode !== 'string' || !(PROCESSING_MODES as readonly string[]).includes(mode)) {
+    bad(at, 'processing_mode', `must be one of ${PROCESSING_MODES.join(', ')}; got ${JSON.stringify(mode)}`)
+  }
+  const sig = signature(at, provider as Provider, input.signature)
+  const secret = input.secret ?? ''
+  if (typeof secret !== 'string') bad(at, 'secret', 'must be a string')
+  if (secret === '' && sig !== 'none') {
+    bad(at, 'secret', provider === 'generic'
+      ? 'is required; set a signing secret, or signature: "none" to accept unsigned requests explicitly'
+      : `is required for provider "${provider}"`)
+  }
+  const tenant = input.tenant_id ?? 'default'
+  if (typeof tenant !== 'string' || tenant === '') bad(at, 'tenant_id', 'must be a non-empty string when given')
+  let forwardUrl: string | undefined
+  if (input.forward_url !== undefined && input.forward_url !== null && input.forward_url !== '') {
+    if (typeof input.forward_url !== 'string' || !URL.canParse(input.forward_url) ||
+        !/^https?:$/.test(new URL(input.forward_url).protocol)) {
+      bad(at, 'forward_url', `must be an http(s) URL; got ${JSON.stringify(input.forward_url)}`)
+    }
+    forwardUrl = input.forward_url
+  }
+  if (mode === 'store_and_forward' && !forwardUrl) bad(at, 'forward_url', 'is required when processing_mode is store_and_forward')
+  const transform = input.transform ?? undefined
+  if (transform !== undefined) {
+    const ok = typeof transform === 'string' ||
+      (typeof transform === 'object' && transform !== null && !Array.isArray(transform) &&
+        Object.values(transform).every((v) => typeof v === 'string'))
+    if (!ok) bad(at, 'transform', 'must be a JSONata expression or an object of field → JSONata expression')
+  }
+  if (mode === 'transform_and_store' && transform === undefined) bad(at, 'transform', 'is required when processing_mode is transform_and_store')
+  const enabled = input.enabled ?? true
+  if (typeof enabled !== 'boolean') bad(at, 'enabled', `must be true or false; got ${JSON.stringify(enabled)}`)
+  return Object.freeze({
+    id, provider: provider as Provider, secret, tenantId: tenant, processingMode: mode as ProcessingMode,
+    ...(forwardUrl ? { forwardUrl } : {}),
+    ...(transform !== undefined ? { transform: transform as ToolConfig['transform'] } : {}),
+    retryPolicy: retryPolicy(at, input.retry_policy), enabled,
+    ...(sig !== undefined ? { signature: sig } : {}),
+  })
+}
+
+/**
+ * The tool in its user-facing shape with the secret masked, for API responses, CLI output and logs.
+ *
+ * @example
+ * toolToJSON(tool) // { id: 'gh-main', provider: 'github', secret: '********', … }
+ */
+export function toolToJSON(tool: ToolConfig): Record<string, unknown> {
+  const p = tool.retryPolicy
+  return {
+    id: tool.id, provider: tool.provider, secret: tool.secret ? '********' : '', tenant_id: tool.tenantId,
+    processing_mode: tool.processingMode, forward_url: tool.forwardUrl ?? null, transform: tool.transform ?? null,
+    retry_policy: {
+      max_retries: p.maxRetries, initial_interval: formatDuration(p.initialIntervalMs), max_interval: formatDuration(p.maxIntervalMs),
+      multiplier: p.multiplier, max_elapsed_time: formatDuration(p.maxElapsedMs),
+    },
+    enabled: tool.enabled,
+    ...(tool.signature !== undefined ? { signature: tool.signature } : {}),
+  }
+}

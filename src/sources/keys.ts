@@ -1,0 +1,48 @@
+/** Every Redis key and stream name hookstream uses, in one place, so they are configured in one place. */
+export interface StreamKeys {
+  /** Main stream. @defaultValue "webhook_events" */
+  readonly stream: string
+  /** Dead-letter stream. @defaultValue "webhook_events_dlq" */
+  readonly dlqStream: string
+  /** Consumer group of the workers. @defaultValue "webhook_workers" */
+  readonly group: string
+  /** Prefix of idempotency keys; the key of an event is `<prefix><event id>`. @defaultValue "webhook:idempotency:" */
+  readonly idempotencyPrefix: string
+  /** Sorted set of events parked for a later retry, scored by due time (ms). @defaultValue "webhook:delayed" */
+  readonly delayed: string
+  /** Prefix of ingest's "delivery seen" keys. @defaultValue "webhook:delivery:" */
+  readonly deliveryPrefix: string
+  /** Channel that announces tool changes to every process. @defaultValue "webhook:tools:changed" */
+  readonly toolsChannel: string
+}
+
+/** The contract's names (DESIGN.md). */
+export const DEFAULT_KEYS: StreamKeys = Object.freeze({
+  stream: 'webhook_events',
+  dlqStream: 'webhook_events_dlq',
+  group: 'webhook_workers',
+  idempotencyPrefix: 'webhook:idempotency:',
+  delayed: 'webhook:delayed',
+  deliveryPrefix: 'webhook:delivery:',
+  toolsChannel: 'webhook:tools:changed',
+})
+
+/**
+ * Builds the key set, with every name under `prefix` when given (tests and multi-tenant deployments give each
+ * its own key-space) and any name overridden.
+ *
+ * @example
+ * streamKeys({ prefix: 'staging:' }).stream // "staging:webhook_events"
+ */
+export function streamKeys(options: Partial<StreamKeys> & { prefix?: string } = {}): StreamKeys {
+  const { prefix = '', ...overrides } = options
+  const base = Object.fromEntries(
+    Object.entries(DEFAULT_KEYS).map(([k, v]) => [k, k === 'group' ? v : `${prefix}${v}`]),
+  ) as unknown as StreamKeys
+  return Object.freeze({ ...base, ...overrides })
+}
+
+/** The idempotency key of one event id. */
+export function idempotencyKey(keys: StreamKeys, eventId: string): string {
+  return `${keys.idempotencyPrefix}${eventId}`
+}

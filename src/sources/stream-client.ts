@@ -1,0 +1,200 @@
+import type { Redis } from 'ioredis'
+import { validateStreamEvent, type StreamEvent } from '../core/event.js'
+
+/** The subset of ioredis this module uses (a `Redis` instance fits; so does a Cluster client). */
+export type RedisClient = Pick<Redis, 'call' | 'pipeline' | 'duplicate' | 'status'> & { quit(): Promise<unknown>; disconnect(): void }
+
+/** Options of one XADD. */
+export interface AddOptions {
+  /** W3C traceparent to store with the entry (field `traceparent`), so processing joins the ingest trace. */
+  readonly traceparent?: string
+  /** Approximate cap on the stream's length (`MAXLEN ~ N`); unset means no trimming. */
+  readonly maxLen?: number
+}
+
+/** A consumer in a group, as XINFO CONSUMERS reports it. */
+export interface ConsumerInfo {
+  readonly name: string
+  readonly pending: number
+  readonly idleMs: number
+}
+
+/** A consumer group, as XINFO GROUPS and XINFO CONSUMERS report it. */
+export interface GroupInfo {
+  readonly name: string
+  readonly pending: number
+  /** Entries not yet delivered to the group; `null` when Redis cannot tell (after a trim or XDEL). */
+  readonly lag: number | null
+  readonly lastDeliveredId: string
+  readonly consumers: readonly ConsumerInfo[]
+}
+
+/** Stream facts for `hookstream stream info`, health and metrics. */
+export interface StreamInfo {
+  readonly stream: string
+  readonly length: number
+  readonly firstId: string | null
+  readonly lastId: string | null
+  readonly groups: readonly GroupInfo[]
+}
+
+function pairs(list: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  if (!Array.isArray(list)) return out
+  for (let i = 0; i + 1 < list.length; i += 2) out[String(list[i])] = list[i + 1]
+  return out
+}
+
+/** Compares two stream ids (`ms-seq`). */
+export function compareStreamIds(a: string, b: string): number {
+  const [am = '0', as = '0'] = a.split('-')
+  const [bm = '0', bs = '0'] = b.split('-')
+  const ms = BigInt(am) - BigInt(bm)
+  if (ms !== 0n) return ms < 0n ? -1 : 1
+  const seq = BigInt(as) - BigInt(bs)
+  return seq === 0n ? 0 : seq < 0n ? -1 : 1
+}
+
+/**
+ * Typed access to one Redis stream: add events, ensure a consumer group, ack, inspect, trim.
+ * It holds no connection of its own; pass the ioredis client you already have.
+ *
+ * @example
+ * const stream = new StreamClient({ redis, stream: 'webhook_events' })
+ * await stream.ensureGroup('webhook_workers')
+ * const id = await stream.add(event, { maxLen: 1_000_000 })
+ */
+export class StreamClient {
+  readonly redis: RedisClient
+  readonly stream: string
+
+  constructor(options: { redis: RedisClient; stream: string }) {
+    if (!options.stream) throw new RangeError('StreamClient: "stream" must be a non-empty stream name')
+    this.redis = options.redis
+    this.stream = options.stream
+  }
+
+  private xaddArgs(event: StreamEvent, options: AddOptions): (string | number)[] {
+    validateStreamEvent(event, `XADD to stream ${this.stream}`)
+    const args: (string | number)[] = [this.stream]
+    if (options.maxLen !== undefined) {
+      if (!Number.isInteger(options.maxLen) || options.maxLen < 1) {
+        throw new RangeError(`StreamClient.add: "maxLen" must be a positive integer; got ${options.maxLen}`)
+      }
+      args.push('MAXLEN', '~', options.maxLen)
+    }
+    args.push('*', 'event', JSON.stringify(event))
+    if (options.traceparent) args.push('traceparent', options.traceparent)
+    return args
+  }
+
+  /**
+   * Appends one event (field `event` = its JSON) and returns the entry id. Throws a permanent PipelineError
+   * (`INVALID_EVENT`) naming the field when the event does not have the StreamEvent shape.
+   */
+  async add(event: StreamEvent, options: AddOptions = {}): Promise<string> {
+    return (await this.redis.call('XADD', ...this.xaddArgs(event, options))) as string
+  }
+
+  /** Appends many events in one pipeline and returns their entry ids in order. All are validated first. */
+  async addMany(events: readonly StreamEvent[], options: Omit<AddOptions, 'traceparent'> = {}): Promise<string[]> {
+    if (events.length === 0) return []
+    const argLists = events.map((e) => this.xaddArgs(e, options))
+    const pipe = this.redis.pipeline()
+    for (const args of argLists) pipe.call('XADD', ...args)
+    const results = (await pipe.exec()) ?? []
+    return results.map(([err, id], i) => {
+      if (err) throw new Error(`XADD of event ${events[i]?.id} to stream ${this.stream} failed: ${err.message}`, { cause: err })
+      return id as string
+    })
+  }
+
+  /**
+   * Creates consumer group `group` (and the stream, MKSTREAM) starting at `startId`; an existing group is fine.
+   * Returns true when it created the group.
+   */
+  async ensureGroup(group: string, startId = '0'): Promise<boolean> {
+    try {
+      await this.redis.call('XGROUP', 'CREATE', this.stream, group, startId, 'MKSTREAM')
+      return true
+    } catch (err) {
+      if (/BUSYGROUP/.test((err as Error).message)) return false
+      throw err
+    }
+  }
+
+  /** Acks many entry ids with one XACK; returns how many were pending. */
+  async ack(group: string, ids: readonly string[]): Promise<number> {
+    if (ids.length === 0) return 0
+    return (await this.redis.call('XACK', this.stream, group, ...ids)) as number
+  }
+
+  /** Length, first/last id and, per group, pending, lag, last-delivered id and consumers. A missing stream reads as empty. */
+  async info(): Promise<StreamInfo> {
+    let stream: Record<string, unknown>
+    try {
+      stream = pairs(await this.redis.call('XINFO', 'STREAM', this.stream))
+    } catch (err) {
+      if (/no such key/i.test((err as Error).message)) return { stream: this.stream, length: 0, firstId: null, lastId: null, groups: [] }
+      throw err
+    }
+    const first = stream['first-entry'] as [string, unknown] | null
+    const last = stream['last-entry'] as [string, unknown] | null
+    const groupList = ((await this.redis.call('XINFO', 'GROUPS', this.stream)) as unknown[]).map(pairs)
+    const pipe = this.redis.pipeline()
+    for (const g of groupList) pipe.call('XINFO', 'CONSUMERS', this.stream, String(g.name))
+    const consumerLists = (await pipe.exec()) ?? []
+    const groups = groupList.map((g, i): GroupInfo => {
+      const [err, list] = consumerLists[i] ?? [null, []]
+      if (err) throw err
+      return {
+        name: String(g.name),
+        pending: Number(g.pending),
+        lag: g.lag === null || g.lag === undefined ? null : Number(g.lag),
+        lastDeliveredId: String(g['last-delivered-id']),
+        consumers: (list as unknown[]).map(pairs).map((c) => ({
+          name: String(c.name), pending: Number(c.pending), idleMs: Number(c.idle),
+        })),
+      }
+    })
+    return { stream: this.stream, length: Number(stream.length), firstId: first?.[0] ?? null, lastId: last?.[0] ?? null, groups }
+  }
+
+  /** Plain approximate trim (`XTRIM MAXLEN ~ maxLen`). It can drop entries a group has not read: prefer `trimSafe`. */
+  async trimMaxLen(maxLen: number): Promise<number> {
+    return (await this.redis.call('XTRIM', this.stream, 'MAXLEN', '~', maxLen)) as number
+  }
+
+  /**
+   * Trims only what every group is done with: entries older than each group's oldest pending entry and its
+   * last-delivered id (`XTRIM MINID`). With `keep`, it also keeps at least that many newest entries.
+   * Returns how many entries were removed.
+   */
+  async trimSafe(options: { keep?: number } = {}): Promise<number> {
+    const info = await this.info()
+    if (info.length === 0) return 0
+    let floor: string | null = null
+    const lower = (id: string) => { if (floor === null || compareStreamIds(id, floor) < 0) floor = id }
+    for (const g of info.groups) {
+      lower(g.lastDeliveredId === '0-0' ? '0-1' : nextId(g.lastDeliveredId))
+      if (g.pending > 0) {
+        const summary = (await this.redis.call('XPENDING', this.stream, g.name)) as [number, string | null, string | null, unknown]
+        if (summary[1]) lower(summary[1])
+      }
+    }
+    if (options.keep !== undefined && options.keep > 0) {
+      const newest = (await this.redis.call('XREVRANGE', this.stream, '+', '-', 'COUNT', options.keep)) as [string, unknown][]
+      const oldestKept = newest[newest.length - 1]?.[0]
+      if (oldestKept && newest.length >= options.keep) lower(oldestKept)
+      else return 0
+    }
+    // no group at all: nobody will ever read these, but nobody said they may go either; keep them
+    if (floor === null) return 0
+    return (await this.redis.call('XTRIM', this.stream, 'MINID', floor)) as number
+  }
+}
+
+function nextId(id: string): string {
+  const [ms = '0', seq = '0'] = id.split('-')
+  return `${ms}-${BigInt(seq) + 1n}`
+}
