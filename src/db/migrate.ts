@@ -1,0 +1,41 @@
+import { Migrator, type Kysely, type Migration, type MigrationResult } from 'kysely'
+import * as initial from './migrations/0001-initial.js'
+
+/** hookstream's migrations by name, in order. Listed here (not globbed) so they also run from dist/. */
+export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
+  '0001-initial': initial,
+})
+
+/**
+ * A Kysely Migrator over hookstream's migrations. Its bookkeeping tables are `hookstream_migration` and
+ * `hookstream_migration_lock`, so they do not clash with an application's own Kysely migrations.
+ *
+ * @example
+ * await createMigrator(db).migrateDown()
+ */
+export function createMigrator(db: Kysely<any>): Migrator {
+  return new Migrator({
+    db,
+    provider: { getMigrations: async () => ({ ...MIGRATIONS }) },
+    migrationTableName: 'hookstream_migration',
+    migrationLockTableName: 'hookstream_migration_lock',
+  })
+}
+
+/**
+ * Applies every pending migration (under Kysely's lock, so processes starting together apply each once).
+ * Resolves with the names it applied; rejects with an Error naming the failed migration and the cause.
+ *
+ * @example
+ * const applied = await migrateToLatest(db) // ['0001-initial'] on an empty database, [] afterwards
+ */
+export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
+  const { error, results } = await createMigrator(db).migrateToLatest()
+  if (error !== undefined) {
+    const failed = results?.find((r: MigrationResult) => r.status === 'Error')
+    const detail = error instanceof Error ? error.message : String(error)
+    throw new Error(`database migration ${failed ? `"${failed.migrationName}" ` : ''}failed: ${detail}; ` +
+      'check that DATABASE_URL points at a PostgreSQL ≥ 13 the user may create tables in', { cause: error })
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
+}
