@@ -1,0 +1,68 @@
+/** The value a label takes once its distinct-value budget is spent. */
+export const OTHER_LABEL_VALUE = 'other'
+
+/** The value to pass for a tool that is not configured (an unknown `:toolId` in the URL). */
+export const UNKNOWN_LABEL_VALUE = 'unknown'
+
+const CONTROL = /[\u0000-\u001f\u007f]/
+
+/**
+ * Bounds the cardinality of one metric label: the first `maxValues` distinct values pass unchanged, every later
+ * new value folds into `"other"`, so a sender who invents tool ids or event types cannot create unbounded series.
+ * Empty or non-string values become `"unknown"`. Values longer than 128 characters or holding control characters
+ * fold into `"other"` too.
+ *
+ * @example
+ * const guard = new LabelGuard(100)
+ * counter.labels(guard.bound(toolId)).inc()
+ */
+export class LabelGuard {
+  readonly #seen = new Set<string>()
+
+  /** @param maxValues distinct values let through before folding into "other"; at least 1. */
+  constructor(readonly maxValues: number) {
+    if (!Number.isInteger(maxValues) || maxValues < 1) {
+      throw new RangeError(`LabelGuard: "maxValues" must be an integer of at least 1; got ${maxValues}`)
+    }
+  }
+
+  /** Returns `value` when it is known or the budget has room, otherwise `"other"`. */
+  bound(value: string | undefined): string {
+    if (typeof value !== 'string' || value === '') return UNKNOWN_LABEL_VALUE
+    if (this.#seen.has(value)) return value
+    if (value.length > 128 || CONTROL.test(value) || this.#seen.size >= this.maxValues) return OTHER_LABEL_VALUE
+    this.#seen.add(value)
+    return value
+  }
+
+  /** How many distinct values passed so far (at most `maxValues`). */
+  get size(): number {
+    return this.#seen.size
+  }
+}
+
+/**
+ * Caches the labelled child of a prom-client metric per label combination, so the hot path does one Map lookup
+ * instead of `metric.labels(...)` (which hashes the label object on every call).
+ *
+ * @example
+ * const children = new ChildCache((a, b) => counter.labels(a, b))
+ * children.get('webhook.github.push', 'gh-main').inc()
+ */
+export class ChildCache<C> {
+  readonly #children = new Map<string, C>()
+
+  constructor(private readonly make: (...values: string[]) => C) {}
+
+  /** The child for these label values, created once. */
+  get(...values: string[]): C {
+    // LabelGuard lets no control character through, so joining on \u0001 cannot collide
+    const key = values.length === 1 ? (values[0] as string) : values.join('\u0001')
+    let child = this.#children.get(key)
+    if (child === undefined) {
+      child = this.make(...values)
+      this.#children.set(key, child)
+    }
+    return child
+  }
+}

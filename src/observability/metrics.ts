@@ -1,0 +1,254 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { ChildCache, LabelGuard, OTHER_LABEL_VALUE } from './label-guard.js'
+import { registerRuntimeMetrics } from './runtime-metrics.js'
+
+/** Outcomes of one event, the `status` label of `webhook_events_processed_total`. Anything else reports "other". */
+export const PROCESSED_STATUSES = ['stored', 'forwarded', 'transformed', 'duplicate', 'dead_lettered', 'retry_scheduled', 'held'] as const
+export type ProcessedStatus = (typeof PROCESSED_STATUSES)[number]
+
+/** Outcomes of a DLQ re-drive, the `status` label of `webhook_dlq_retries_total`. */
+export const DLQ_RETRY_STATUSES = ['requeued', 'resolved', 'failed', 'discarded'] as const
+export type DlqRetryStatus = (typeof DLQ_RETRY_STATUSES)[number]
+
+/** Health components and statuses, the labels of `webhook_health_checks_total`. */
+export const HEALTH_COMPONENTS = ['database', 'redis', 'queue', 'worker'] as const
+export type HealthComponent = (typeof HEALTH_COMPONENTS)[number]
+export const HEALTH_STATUSES = ['healthy', 'degraded', 'unhealthy'] as const
+export type HealthStatus = (typeof HEALTH_STATUSES)[number]
+
+/** Attempts from this number on share one `attempt` label value, `"10+"`. */
+export const RETRY_ATTEMPT_CAP = 10
+
+/** What a queue-stats provider returns; read at scrape time. */
+export interface QueueStats {
+  /** Entries in the stream not yet delivered to the group plus pending ones (or XLEN, as the provider sees fit). */
+  readonly depth: number
+  /** The group's lag (XINFO GROUPS `lag`). */
+  readonly lag: number
+  /** Age of the oldest pending entry in seconds (0 when none). */
+  readonly oldestPendingAgeSeconds: number
+  /** Entries in the DLQ still pending or retrying. */
+  readonly dlqDepth: number
+}
+
+/** What a database-pool provider returns (pg `Pool`: totalCount, idleCount, waitingCount, options.max). */
+export interface DbPoolStats {
+  readonly total: number
+  readonly idle: number
+  readonly waiting: number
+  readonly max: number
+}
+
+export interface MetricsOptions {
+  /** Registry to register on. @defaultValue a new Registry (never the global one) */
+  readonly registry?: Registry
+  /** Distinct values let through per label (tool_id, event_type, reason, code) before folding into "other". @defaultValue 100 */
+  readonly maxLabelValues?: number
+  /** Also collect prom-client's Node process metrics (`process_*`, `nodejs_*`). @defaultValue true */
+  readonly defaultMetrics?: boolean
+  /** Memory limit reported as `webhook_memory_limit_bytes`. @defaultValue the cgroup limit, else total memory */
+  readonly memoryLimitBytes?: number
+  /** A queue-stats provider that takes longer than this at scrape time is abandoned. @defaultValue 1000 */
+  readonly queueStatsTimeoutMs?: number
+  /** Queue stats are reused for this long, so parallel scrapes cost one provider call. @defaultValue 1000 */
+  readonly queueStatsCacheMs?: number
+}
+
+/** The `webhook_*` metric family on one registry. Every method is cheap enough for the per-event hot path. */
+export interface Metrics {
+  readonly registry: Registry
+  /** Content-Type header for `metricsText()`. */
+  readonly contentType: string
+  /** An event arrived at the pipeline (or was accepted by ingest). */
+  received(eventType: string, toolId: string): void
+  /** An event reached an outcome after `seconds` of processing. */
+  processed(eventType: string, toolId: string, status: ProcessedStatus, seconds: number): void
+  /** A step is retried; `attempt` is 1 for the first retry, `reason` an error code such as "DESTINATION_5XX". */
+  retry(attempt: number, reason: string): void
+  /** An event was written to the DLQ; `reason` is the failure's error code. */
+  deadLettered(eventType: string, reason: string): void
+  /** A DLQ entry was re-driven with this outcome. */
+  dlqRetry(status: DlqRetryStatus): void
+  /** Ingest answered `code` for a request to tool `toolId` (pass "unknown" for an unconfigured tool). */
+  ingest(toolId: string, code: number): void
+  /** A request failed signature verification. */
+  signatureFailure(toolId: string): void
+  /** A health check of `component` ended with `status` after `seconds`. */
+  healthCheck(component: HealthComponent, status: HealthStatus, seconds: number): void
+  /** Events being processed right now. */
+  setInFlight(count: number): void
+  /** Reads queue gauges from `provider` at scrape time (timeout, cached ~1 s). Replaces an earlier provider. */
+  setQueueStats(provider: () => Promise<QueueStats>): void
+  /** Reads database-pool gauges from `provider` at scrape time. Replaces an earlier provider. */
+  setDbPoolStats(provider: () => DbPoolStats): void
+  /** The exposition in Prometheus text format. */
+  metricsText(): Promise<string>
+  /** Stops the GC observer and event-loop monitor. Idempotent. */
+  close(): void
+}
+
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+const processedSet = new Set<string>(PROCESSED_STATUSES)
+const dlqRetrySet = new Set<string>(DLQ_RETRY_STATUSES)
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(`createMetrics: "${name}" must be an integer of at least 1; got ${value}`)
+  }
+  return value
+}
+
+/**
+ * Creates the `webhook_*` metric family on its own prom-client registry (or `options.registry`).
+ *
+ * @example
+ * const metrics = createMetrics()
+ * metrics.received('webhook.github.push', 'gh-main')
+ * metrics.processed('webhook.github.push', 'gh-main', 'stored', 0.012)
+ * res.setHeader('content-type', metrics.contentType); res.end(await metrics.metricsText())
+ */
+export function createMetrics(options: MetricsOptions = {}): Metrics {
+  const registry = options.registry ?? new Registry()
+  const maxLabelValues = positiveInt('maxLabelValues', options.maxLabelValues ?? 100)
+  const statsTimeoutMs = positiveInt('queueStatsTimeoutMs', options.queueStatsTimeoutMs ?? 1000)
+  const statsCacheMs = positiveInt('queueStatsCacheMs', options.queueStatsCacheMs ?? 1000)
+  if (registry.getSingleMetric('webhook_events_received_total')) {
+    throw new Error('createMetrics: the registry already holds the webhook_* metrics; create one Metrics per registry and share it')
+  }
+  const registers = [registry]
+  const eventType = new LabelGuard(maxLabelValues)
+  const toolId = new LabelGuard(maxLabelValues)
+  const reason = new LabelGuard(maxLabelValues)
+  const code = new LabelGuard(maxLabelValues)
+
+  const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers })
+  const gauge = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name, help, labelNames, registers })
+
+  const receivedC = counter('webhook_events_received_total', 'Events received by the pipeline.', ['event_type', 'tool_id'])
+  const processedC = counter('webhook_events_processed_total', 'Events that reached an outcome.', ['event_type', 'tool_id', 'status'])
+  const durationH = new Histogram({
+    name: 'webhook_event_processing_duration_seconds',
+    help: 'Time from reading an event to its outcome.',
+    labelNames: ['event_type', 'tool_id', 'status'],
+    buckets: DURATION_BUCKETS,
+    registers,
+  })
+  const retryC = counter('webhook_retry_attempts_total', 'Retries of a failed step; attempt is 1..9 or "10+".', ['attempt', 'reason'])
+  const dlqC = counter('webhook_dlq_entries_total', 'Events written to the dead-letter queue.', ['event_type', 'reason'])
+  const dlqRetryC = counter('webhook_dlq_retries_total', 'DLQ re-drives by outcome.', ['status'])
+  const ingestC = counter('webhook_ingest_requests_total', 'Ingest requests by tool and HTTP status code.', ['tool_id', 'code'])
+  const sigC = counter('webhook_signature_failures_total', 'Ingest requests whose signature did not verify.', ['tool_id'])
+  const healthC = counter('webhook_health_checks_total', 'Health checks by component and result.', ['component', 'status'])
+  const healthH = new Histogram({
+    name: 'webhook_health_check_duration_seconds',
+    help: 'Health check durations.',
+    labelNames: ['component'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+    registers,
+  })
+  const inFlightG = gauge('webhook_in_flight', 'Events being processed right now.')
+  const statsErrorsC = counter('webhook_queue_stats_errors_total', 'Scrapes whose queue-stats provider failed or timed out (queue gauges then keep their last values).')
+
+  let queueProvider: (() => Promise<QueueStats>) | undefined
+  let cached: { at: number; stats: Promise<QueueStats | undefined> } | undefined
+  let lastStats: QueueStats | undefined
+  const queueStats = (): Promise<QueueStats | undefined> => {
+    const provider = queueProvider
+    if (!provider) return Promise.resolve(undefined)
+    const now = Date.now()
+    if (cached && now - cached.at < statsCacheMs) return cached.stats
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('timeout')), statsTimeoutMs)
+    })
+    const stats = Promise.race([Promise.resolve().then(provider), timeout])
+      .then((s) => { lastStats = s; return s })
+      .catch(() => { statsErrorsC.inc(); return lastStats })
+      .finally(() => clearTimeout(timer))
+    cached = { at: now, stats }
+    return stats
+  }
+  const queueGauge = (name: string, help: string, pick: (s: QueueStats) => number) => new Gauge({
+    name, help, registers,
+    async collect() {
+      const s = await queueStats()
+      if (s) this.set(pick(s))
+    },
+  })
+  queueGauge('webhook_queue_depth', 'Entries waiting in the event stream.', (s) => s.depth)
+  queueGauge('webhook_consumer_lag', "The consumer group's lag.", (s) => s.lag)
+  queueGauge('webhook_oldest_pending_age_seconds', 'Age of the oldest pending (delivered, unacked) entry.', (s) => s.oldestPendingAgeSeconds)
+  queueGauge('webhook_dlq_depth', 'DLQ entries pending or retrying.', (s) => s.dlqDepth)
+
+  let poolProvider: (() => DbPoolStats) | undefined
+  new Gauge({
+    name: 'webhook_db_pool_connections',
+    help: 'Database pool connections by state (total, idle, active).',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      if (!poolProvider) return
+      const p = poolProvider()
+      this.labels('total').set(p.total)
+      this.labels('idle').set(p.idle)
+      this.labels('active').set(p.total - p.idle)
+    },
+  })
+  new Gauge({ name: 'webhook_db_pool_waiting', help: 'Queries waiting for a free pool connection.', registers,
+    collect() { if (poolProvider) this.set(poolProvider().waiting) } })
+  new Gauge({ name: 'webhook_db_pool_max_connections', help: 'The pool size limit.', registers,
+    collect() { if (poolProvider) this.set(poolProvider().max) } })
+
+  const runtime = registerRuntimeMetrics(registry,
+    options.memoryLimitBytes === undefined ? {} : { memoryLimitBytes: options.memoryLimitBytes })
+  if (options.defaultMetrics ?? true) {
+    collectDefaultMetrics({ register: registry })
+    // webhook_gc_* and webhook_event_loop_lag_seconds measure the same things; keep one name for each.
+    // The nodejs_active_*_total gauges are sums of nodejs_active_*{type} whose names fail `promtool check metrics`.
+    for (const name of ['nodejs_gc_duration_seconds', 'nodejs_eventloop_lag_seconds', 'nodejs_eventloop_lag_min_seconds',
+      'nodejs_eventloop_lag_max_seconds', 'nodejs_eventloop_lag_mean_seconds', 'nodejs_eventloop_lag_stddev_seconds',
+      'nodejs_eventloop_lag_p50_seconds', 'nodejs_eventloop_lag_p90_seconds', 'nodejs_eventloop_lag_p99_seconds',
+      'nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      registry.removeSingleMetric(name)
+    }
+  }
+
+  const received = new ChildCache((e, t) => receivedC.labels(e, t))
+  const processed = new ChildCache((e, t, s) => ({ count: processedC.labels(e, t, s), duration: durationH.labels(e, t, s) }))
+  const retries = new ChildCache((a, r) => retryC.labels(a, r))
+  const dlq = new ChildCache((e, r) => dlqC.labels(e, r))
+  const dlqRetries = new ChildCache((s) => dlqRetryC.labels(s))
+  const ingests = new ChildCache((t, c) => ingestC.labels(t, c))
+  const sigFailures = new ChildCache((t) => sigC.labels(t))
+  const health = new ChildCache((c, s) => ({ count: healthC.labels(c, s), duration: healthH.labels(c) }))
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    received: (e, t) => received.get(eventType.bound(e), toolId.bound(t)).inc(),
+    processed(e, t, status, seconds) {
+      const child = processed.get(eventType.bound(e), toolId.bound(t), processedSet.has(status) ? status : OTHER_LABEL_VALUE)
+      child.count.inc()
+      if (Number.isFinite(seconds) && seconds >= 0) child.duration.observe(seconds)
+    },
+    retry(attempt, r) {
+      const a = !Number.isFinite(attempt) || attempt < 1 ? 'unknown'
+        : attempt >= RETRY_ATTEMPT_CAP ? `${RETRY_ATTEMPT_CAP}+` : String(Math.floor(attempt))
+      retries.get(a, reason.bound(r)).inc()
+    },
+    deadLettered: (e, r) => dlq.get(eventType.bound(e), reason.bound(r)).inc(),
+    dlqRetry: (s) => dlqRetries.get(dlqRetrySet.has(s) ? s : OTHER_LABEL_VALUE).inc(),
+    ingest: (t, c) => ingests.get(toolId.bound(t), code.bound(String(c))).inc(),
+    signatureFailure: (t) => sigFailures.get(toolId.bound(t)).inc(),
+    healthCheck(component, status, seconds) {
+      const child = health.get(component, status)
+      child.count.inc()
+      if (Number.isFinite(seconds) && seconds >= 0) child.duration.observe(seconds)
+    },
+    setInFlight: (n) => inFlightG.set(n),
+    setQueueStats(provider) { queueProvider = provider; cached = undefined; lastStats = undefined },
+    setDbPoolStats(provider) { poolProvider = provider },
+    metricsText: () => registry.metrics(),
+    close: () => runtime.close(),
+  }
+}
