@@ -1,0 +1,25 @@
+import { ConfigError } from '../core/errors.js'
+
+/** A parsed `host:port` listen address. */
+export interface ListenAddress {
+  /** `0.0.0.0` when the text gave no host (`":8080"`); IPv6 without brackets (`::1`). */
+  readonly host: string
+  readonly port: number
+}
+
+/**
+ * Parses a listen address: `":8080"` (all IPv4 interfaces), `"127.0.0.1:9000"`, `"localhost:80"`,
+ * `"[::1]:80"`. Throws a ConfigError naming `key` (the setting it came from) otherwise.
+ *
+ * @example
+ * parseListenAddress(':8080') // { host: '0.0.0.0', port: 8080 }
+ * parseListenAddress('[::1]:80', 'HEALTH_ENDPOINT') // { host: '::1', port: 80 }
+ */
+export function parseListenAddress(text: string, key = 'HTTP_ADDR'): ListenAddress {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/.exec(text.trim())
+  const port = Number(m?.[3])
+  if (!m || port > 65535) {
+    throw new ConfigError(key, `must be a listen address such as ":8080", "127.0.0.1:8080" or "[::1]:8080"; got ${JSON.stringify(text)}`)
+  }
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port }
+}

@@ -1,0 +1,277 @@
+import { randomUUID } from 'node:crypto'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import { isPipelineError, PipelineError } from '../core/errors.js'
+import { validateStreamEvent, type StreamEvent } from '../core/event.js'
+import type { Provider, ToolConfig } from '../core/tool.js'
+import type { StreamKeys } from '../sources/keys.js'
+import type { RedisClient, StreamClient } from '../sources/stream-client.js'
+import { PROVIDER_ADAPTERS } from './providers/provider-adapters.js'
+import { sendJson } from './server.js'
+
+/** Where ingest looks tools up (the tool registry fits). Rejecting means "cannot tell now": ingest answers 503. */
+export interface ToolLookup {
+  get(id: string): Promise<ToolConfig | undefined>
+}
+
+/** The subset of ioredis ingest uses for its "delivery seen" keys. */
+export type IngestRedis = Pick<RedisClient, 'call' | 'status'>
+
+/** What happened to one request, for metrics and logs. Labels built from it must stay bounded. */
+export interface IngestObservation {
+  /** Set only once the tool was found, so an attacker's made-up ids never become label values. */
+  readonly toolId?: string
+  readonly provider?: Provider
+  readonly status: number
+  /** `ACCEPTED`, `DUPLICATE`, or the error code of the response. */
+  readonly code: string
+  readonly eventId?: string
+  readonly durationMs: number
+}
+
+export interface IngestOptions {
+  readonly tools: ToolLookup
+  /** The main stream (`keys.stream`). */
+  readonly stream: StreamClient
+  /** Client for the "delivery seen" keys (may be the stream's client). */
+  readonly redis: IngestRedis
+  readonly keys: StreamKeys
+  /** Largest body accepted, in bytes; larger ones get 413 without being read. @defaultValue 10 MiB */
+  readonly maxBodyBytes?: number
+  /** Approximate stream cap passed to XADD (`MAXLEN ~`). @defaultValue unset (no trimming) */
+  readonly maxLen?: number
+  /** How long a provider delivery id is remembered to answer re-sends as duplicates. @defaultValue 86400 (24h) */
+  readonly deliverySeenTtlSeconds?: number
+  /** Upper bound of each Redis call; past it ingest answers 503. @defaultValue 2000 */
+  readonly redisTimeoutMs?: number
+  /** `Retry-After` of 503 answers, in seconds. @defaultValue 5 */
+  readonly retryAfterSeconds?: number
+  /** Called once per request after the response was sent. Must not throw. */
+  readonly observe?: (observation: IngestObservation) => void
+}
+
+/** A request handler for `POST /webhooks/:toolId`; without `params` it reads the tool id from the URL itself. */
+export type IngestHandler = (req: IncomingMessage, res: ServerResponse, params?: Readonly<Record<string, string>>) => Promise<void>
+
+class Reply {
+  constructor(readonly status: number, readonly code: string, readonly message: string, readonly headers: Record<string, string> = {}) {}
+}
+
+const DROPPED_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-gitlab-token', 'webhook-signature'])
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/
+const EVENT_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  const v = value ?? fallback
+  if (!Number.isInteger(v) || v < 1) throw new RangeError(`createIngestHandler: "${name}" must be an integer of at least 1; got ${value}`)
+  return v
+}
+
+/**
+ * Reads the whole body, or stops at the first byte past `maxBytes` and returns `undefined` (the rest is not
+ * read; answer 413 with `Connection: close`). Rejects when the client aborts.
+ *
+ * @example
+ * const body = await readBodyLimited(req, 1024 * 1024)
+ */
+export function readBodyLimited(req: IncomingMessage, maxBytes: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const done = () => { req.off('data', onData); req.off('end', onEnd); req.off('error', onError); req.off('aborted', onAborted) }
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size > maxBytes) {
+        done()
+        req.pause()
+        chunks.length = 0
+        resolve(undefined)
+        return
+      }
+      chunks.push(chunk)
+    }
+    const onEnd = () => { done(); resolve(Buffer.concat(chunks, size)) }
+    const onError = (err: Error) => { done(); reject(err) }
+    const onAborted = () => { done(); reject(new Error('client aborted the request')) }
+    req.on('data', onData)
+    req.on('end', onEnd)
+    req.on('error', onError)
+    req.on('aborted', onAborted)
+  })
+}
+
+function toolIdFromUrl(url: string | undefined): string {
+  try {
+    return decodeURIComponent(/^\/webhooks\/([^/?]+)\/?(?:\?|$)/.exec(url ?? '')?.[1] ?? '')
+  } catch {
+    return ''
+  }
+}
+
+function mediaType(headers: IncomingHttpHeaders): string {
+  return (headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
+}
+
+function parseBody(rawBody: Buffer, type: string): unknown {
+  let text = rawBody.toString('utf8')
+  if (type === 'application/x-www-form-urlencoded') {
+    const payload = new URLSearchParams(text).get('payload')
+    if (payload === null) throw new Reply(400, 'INVALID_PAYLOAD', 'form-encoded body must have a "payload" field holding the JSON payload')
+    text = payload
+  }
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new Reply(400, 'INVALID_PAYLOAD', `request body is not valid JSON (${(err as Error).message.slice(0, 120)}); send the payload as one JSON document`)
+  }
+}
+
+function keptHeaders(headers: IncomingHttpHeaders, secret: readonly string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || DROPPED_HEADERS.has(name) || secret.includes(name) || name.startsWith('x-hub-signature')) continue
+    out[name] = value
+  }
+  return out
+}
+
+/**
+ * Builds the webhook front door: size limit → tool lookup → content type → signature on the raw bytes →
+ * parse → normalize → "delivery seen" check → XADD, answering 202 `{ id, stream_id }` (or
+ * `{ id, duplicate: true }` for a re-sent delivery id). Errors are JSON `{ error: { code, message } }`:
+ * 400 `INVALID_PAYLOAD`/`MISSING_HEADER`/`INVALID_EVENT_TYPE`/`INVALID_DELIVERY_ID`, 401 `SIGNATURE_INVALID`,
+ * 404 `UNKNOWN_TOOL`, 413 `PAYLOAD_TOO_LARGE`, 415 `UNSUPPORTED_MEDIA_TYPE`, and 503 with `Retry-After`
+ * (`REDIS_UNAVAILABLE`, `TOOLS_UNAVAILABLE`) whenever the event could not be queued, so the sender retries.
+ *
+ * @example
+ * const ingest = createIngestHandler({ tools: registry, stream: new StreamClient({ redis, stream: keys.stream }), redis, keys })
+ * const server = await startHttpServer(':8080', createRouter([{ method: 'POST', path: '/webhooks/:toolId', handler: ingest }]))
+ */
+export function createIngestHandler(options: IngestOptions): IngestHandler {
+  const { tools, stream, redis, keys, observe } = options
+  const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes, 10 * 1024 * 1024)
+  const ttlSeconds = positiveInteger('deliverySeenTtlSeconds', options.deliverySeenTtlSeconds, 86_400)
+  const timeoutMs = positiveInteger('redisTimeoutMs', options.redisTimeoutMs, 2000)
+  const retryAfter = String(positiveInteger('retryAfterSeconds', options.retryAfterSeconds, 5))
+  if (options.maxLen !== undefined) positiveInteger('maxLen', options.maxLen, 1)
+  const unavailable = (code: string, message: string) => new Reply(503, code, message, { 'retry-after': retryAfter })
+
+  async function bounded<T>(what: string, client: Pick<RedisClient, 'status'>, work: () => Promise<T>): Promise<T> {
+    // ioredis queues commands while it reconnects; answer at once instead of waiting for a server that is gone
+    if (client.status === 'reconnecting' || client.status === 'close' || client.status === 'end') {
+      throw unavailable('REDIS_UNAVAILABLE', `Redis is not connected (${what}); retry later`)
+    }
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(unavailable('REDIS_UNAVAILABLE', `Redis did not answer within ${timeoutMs} ms (${what}); retry later`)), timeoutMs)
+    })
+    try {
+      return await Promise.race([work(), timeout])
+    } catch (err) {
+      if (err instanceof Reply) throw err
+      throw unavailable('REDIS_UNAVAILABLE', `Redis failed (${what}); retry later`)
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  async function handle(req: IncomingMessage, toolId: string, state: { tool?: ToolConfig; eventId?: string }) {
+    const declared = Number(req.headers['content-length'])
+    const tooLarge = () => new Reply(413, 'PAYLOAD_TOO_LARGE', `request body is larger than the limit of ${maxBodyBytes} bytes (INGEST_MAX_BODY)`, { connection: 'close' })
+    if (declared > maxBodyBytes) throw tooLarge()
+    const notFound = () => new Reply(404, 'UNKNOWN_TOOL', `no enabled tool "${toolId.slice(0, 128)}" is configured; check the webhook URL (POST /webhooks/<tool id>)`)
+    if (toolId === '') throw notFound()
+    let tool: ToolConfig | undefined
+    try {
+      tool = await tools.get(toolId)
+    } catch (err) {
+      const kind = isPipelineError(err) ? err.kind : 'infrastructure'
+      if (kind !== 'infrastructure') throw err
+      throw unavailable('TOOLS_UNAVAILABLE', 'tool configuration cannot be loaded right now; retry later')
+    }
+    if (!tool || !tool.enabled) throw notFound()
+    state.tool = tool
+    const adapter = PROVIDER_ADAPTERS[tool.provider]
+    const type = mediaType(req.headers)
+    if (!adapter.contentTypes.includes(type)) {
+      throw new Reply(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type must be ${adapter.contentTypes.join(' or ')} for provider "${tool.provider}"; got "${type}"`)
+    }
+    const rawBody = await readBodyLimited(req, maxBodyBytes)
+    if (rawBody === undefined) throw tooLarge()
+    const request = { headers: req.headers, rawBody }
+    const verified = adapter.verify(request, tool)
+    if (!verified.ok) throw new Reply(401, 'SIGNATURE_INVALID', 'signature verification failed')
+    const payload = parseBody(rawBody, type)
+    const delivery = adapter.normalize(request, payload)
+    if (!EVENT_NAME.test(delivery.event)) {
+      throw new Reply(400, 'INVALID_EVENT_TYPE', `event name must be 1–128 letters, digits or "._:/-"; got ${JSON.stringify(delivery.event.slice(0, 64))}`)
+    }
+    if (delivery.deliveryId !== undefined && !/^[\x21-\x7e]{1,200}$/.test(delivery.deliveryId)) {
+      throw new Reply(400, 'INVALID_DELIVERY_ID', 'delivery id header must be 1–200 printable characters without spaces')
+    }
+    const event: StreamEvent = validateStreamEvent({
+      id: delivery.deliveryId ?? randomUUID(),
+      event_type: `webhook.${tool.provider}.${delivery.event}`,
+      repository: delivery.repository,
+      tenant_id: tool.tenantId,
+      tool_id: tool.id,
+      payload: delivery.payload,
+      auth_context: { provider: tool.provider, verified: verified.verified },
+      metadata: { headers: keptHeaders(req.headers, adapter.secretHeaders(tool)) },
+      timestamp: new Date().toISOString(),
+      retry_count: 0,
+    }, `ingest for tool "${tool.id}"`)
+    state.eventId = event.id
+    const seenKey = delivery.deliveryId !== undefined ? `${keys.deliveryPrefix}${tool.id}:${event.id}` : undefined
+    if (seenKey !== undefined) {
+      let first: unknown
+      try {
+        first = await bounded('delivery check', redis, () => redis.call('SET', seenKey, '1', 'NX', 'EX', ttlSeconds))
+      } catch (err) {
+        forget(seenKey)
+        throw err
+      }
+      if (first === null) return { status: 202, code: 'DUPLICATE', body: { id: event.id, duplicate: true } }
+    }
+    const traceparent = typeof req.headers.traceparent === 'string' && TRACEPARENT.test(req.headers.traceparent) ? req.headers.traceparent : undefined
+    try {
+      const streamId = await bounded('XADD', stream.redis, () => stream.add(event, {
+        ...(traceparent ? { traceparent } : {}), ...(options.maxLen !== undefined ? { maxLen: options.maxLen } : {}),
+      }))
+      return { status: 202, code: 'ACCEPTED', body: { id: event.id, stream_id: streamId } }
+    } catch (err) {
+      // the sender will retry a 503; without this its retry would look like a duplicate and the event be lost
+      if (seenKey !== undefined) forget(seenKey)
+      throw err
+    }
+  }
+
+  function forget(key: string): void {
+    // a command queued while Redis reconnects still runs in order after the SET, so this also undoes a late SET
+    bounded('delivery key cleanup', redis, () => redis.call('DEL', key)).catch(() => undefined)
+  }
+
+  return async (req, res, params) => {
+    const started = performance.now()
+    const state: { tool?: ToolConfig; eventId?: string } = {}
+    let status: number
+    let code: string
+    try {
+      const toolId = params?.toolId ?? toolIdFromUrl(req.url)
+      const ok = await handle(req, toolId, state)
+      status = ok.status
+      code = ok.code
+      sendJson(res, status, ok.body)
+    } catch (err) {
+      const reply = err instanceof Reply ? err
+        : isPipelineError(err) && err.kind === 'permanent' ? new Reply(400, err.code, err.message)
+          : new Reply(503, 'INGEST_FAILED', 'the event could not be queued; retry later', { 'retry-after': retryAfter })
+      status = reply.status
+      code = reply.code
+      sendJson(res, status, { error: { code, message: reply.message } }, reply.headers)
+    }
+    observe?.({
+      ...(state.tool ? { toolId: state.tool.id, provider: state.tool.provider } : {}),
+      status, code, ...(state.eventId ? { eventId: state.eventId } : {}), durationMs: performance.now() - started,
+    })
+  }
+}

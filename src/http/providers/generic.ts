@@ -1,0 +1,43 @@
+import type { GenericSignature } from '../../core/tool.js'
+import type { ProviderAdapter, VerifyResult } from './provider.js'
+import { header, hmacSha256, path, safeEqual, stringField } from './provider.js'
+
+function verifyGeneric(value: string | undefined, sig: GenericSignature, secret: string, rawBody: Buffer): VerifyResult {
+  if (value === undefined || secret === '') return { ok: false }
+  const digest = hmacSha256(secret, rawBody)
+  const expected = sig.encoding === 'hex' ? digest.toString('hex') : digest.toString('base64')
+  const trimmed = value.trim()
+  if (!trimmed.startsWith(sig.prefix)) return { ok: false }
+  const given = trimmed.slice(sig.prefix.length)
+  // hex is case-insensitive; base64 is not
+  return safeEqual(sig.encoding === 'hex' ? given.toLowerCase() : given, expected) ? { ok: true, verified: true } : { ok: false }
+}
+
+/**
+ * Any sender that signs the raw body with HMAC-SHA256: the signature sits in the tool's `signature.header`
+ * (default `x-signature`), encoded `hex` (default) or `base64`, after an optional `signature.prefix` (e.g.
+ * `"sha256="`). With `signature: "none"` the tool accepts unsigned requests and events carry
+ * `auth_context.verified: false`. The event is the `X-Event-Type` header, else the payload's `type` or `event`
+ * field, else `"event"`. There is no delivery id (a UUID is generated) and `repository` is `""`.
+ *
+ * @example
+ * parseTool({ id: 'shop', provider: 'generic', secret: 's', signature: { header: 'x-shop-signature', encoding: 'base64' } })
+ */
+export const generic: ProviderAdapter = Object.freeze<ProviderAdapter>({
+  provider: 'generic',
+  contentTypes: ['application/json'],
+  secretHeaders: (tool) => (typeof tool.signature === 'object' ? [tool.signature.header] : []),
+  verify(request, tool) {
+    if (tool.signature === 'none') return { ok: true, verified: false }
+    const sig = tool.signature ?? { header: 'x-signature', encoding: 'hex' as const, prefix: '' }
+    return verifyGeneric(header(request.headers, sig.header), sig, tool.secret, request.rawBody)
+  },
+  normalize(request, payload) {
+    return {
+      event: header(request.headers, 'x-event-type') ?? stringField(path(payload, 'type')) ??
+        stringField(path(payload, 'event')) ?? 'event',
+      payload,
+      repository: '',
+    }
+  },
+})

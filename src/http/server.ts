@@ -1,0 +1,149 @@
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { parseListenAddress, type ListenAddress } from '../config/listen-address.js'
+
+export { parseListenAddress, type ListenAddress }
+
+/** Handles one matched route; `params` holds the decoded `:name` segments of the path pattern. */
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, params: Readonly<Record<string, string>>) => void | Promise<void>
+
+/** One route: an HTTP method and a path pattern with `:name` segments, e.g. `/webhooks/:toolId`. */
+export interface Route {
+  readonly method: string
+  readonly path: string
+  readonly handler: RouteHandler
+}
+
+/**
+ * Sends `body` as JSON with `status` and extra `headers` (lowercase names). Does nothing when the response
+ * was already sent.
+ *
+ * @example
+ * sendJson(res, 404, { error: { code: 'NOT_FOUND', message: 'no route for GET /x' } })
+ */
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
+  if (res.headersSent) return
+  const text = JSON.stringify(body)
+  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+function matcher(pattern: string): (path: string) => Record<string, string> | undefined {
+  const parts = pattern.split('/')
+  return (path) => {
+    const segments = path.split('/')
+    if (segments.length !== parts.length) return undefined
+    const params: Record<string, string> = {}
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i] as string
+      const segment = segments[i] as string
+      if (part.startsWith(':')) {
+        if (segment === '') return undefined
+        try {
+          params[part.slice(1)] = decodeURIComponent(segment)
+        } catch {
+          return undefined
+        }
+      } else if (part !== segment) return undefined
+    }
+    return params
+  }
+}
+
+/**
+ * A small router: the first route whose method and path match handles the request. Unknown paths get
+ * 404 `NOT_FOUND`, a known path with another method 405 `METHOD_NOT_ALLOWED` (with `Allow`), and a handler
+ * that throws 500 `INTERNAL_ERROR` (without details). Bodies are `{ error: { code, message } }`.
+ *
+ * @example
+ * createRouter([{ method: 'POST', path: '/webhooks/:toolId', handler: ingest }])
+ */
+export function createRouter(routes: readonly Route[]): RequestListener {
+  const compiled = routes.map((route) => {
+    if (!route.path.startsWith('/')) throw new RangeError(`createRouter: route path must start with "/"; got ${JSON.stringify(route.path)}`)
+    return { ...route, method: route.method.toUpperCase(), match: matcher(route.path) }
+  })
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?')[0] as string
+    const allowed: string[] = []
+    for (const route of compiled) {
+      const params = route.match(path)
+      if (!params) continue
+      if (route.method !== req.method) {
+        allowed.push(route.method)
+        continue
+      }
+      Promise.resolve()
+        .then(() => route.handler(req, res, params))
+        .catch(() => sendJson(res, 500, { error: { code: 'INTERNAL_ERROR', message: 'the request failed unexpectedly' } }))
+      return
+    }
+    if (allowed.length > 0) {
+      sendJson(res, 405, { error: { code: 'METHOD_NOT_ALLOWED', message: `${req.method} is not allowed on ${path}; use ${allowed.join(' or ')}` } },
+        { allow: allowed.join(', ') })
+    } else {
+      sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `no route for ${req.method} ${path.slice(0, 200)}` } })
+    }
+  }
+}
+
+export interface HttpServerOptions {
+  /** Time to receive the request headers, in ms. @defaultValue 10000 */
+  readonly headersTimeoutMs?: number
+  /** Time to receive the whole request, in ms. @defaultValue 30000 */
+  readonly requestTimeoutMs?: number
+  /** Idle time of a keep-alive connection, in ms. @defaultValue 5000 */
+  readonly keepAliveTimeoutMs?: number
+  /** On close, how long in-flight requests may finish before their connections are cut, in ms. @defaultValue 5000 */
+  readonly closeTimeoutMs?: number
+}
+
+/** A listening server. */
+export interface RunningHttpServer {
+  /** Base URL, e.g. `http://127.0.0.1:8080` (loopback when listening on all interfaces). */
+  readonly url: string
+  readonly port: number
+  readonly server: Server
+  /** Stops accepting, closes idle keep-alive connections, lets in-flight requests finish (bounded). Idempotent. */
+  close(): Promise<void>
+}
+
+/**
+ * Listens on `address` (`":8080"`, `"127.0.0.1:0"`, a ListenAddress) with `handler`, with header, request and
+ * keep-alive timeouts set.
+ *
+ * @example
+ * const http = await startHttpServer('127.0.0.1:0', createRouter(routes))
+ * await fetch(`${http.url}/webhooks/gh-main`, { method: 'POST', … })
+ * await http.close()
+ */
+export async function startHttpServer(address: string | ListenAddress, handler: RequestListener, options: HttpServerOptions = {}): Promise<RunningHttpServer> {
+  const { host, port } = typeof address === 'string' ? parseListenAddress(address) : address
+  const closeTimeoutMs = options.closeTimeoutMs ?? 5000
+  const server = createServer({
+    headersTimeout: options.headersTimeoutMs ?? 10_000,
+    requestTimeout: options.requestTimeoutMs ?? 30_000,
+    keepAliveTimeout: options.keepAliveTimeoutMs ?? 5000,
+  }, handler)
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => { server.off('error', reject); resolve() })
+  })
+  const bound = (server.address() as AddressInfo).port
+  const shownHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host
+  let closing: Promise<void> | undefined
+  return {
+    url: `http://${shownHost}:${bound}`,
+    port: bound,
+    server,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.closeAllConnections(), closeTimeoutMs)
+        timer.unref()
+        server.close(() => { clearTimeout(timer); resolve() })
+        server.closeIdleConnections()
+      })
+      return closing
+    },
+  }
+}
