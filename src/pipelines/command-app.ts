@@ -1,0 +1,132 @@
+import { hostname } from 'node:os'
+import type { Redis } from 'ioredis'
+import { commandDlqStream, DEFAULT_COMMAND_STREAM, executeCommand, type ExecuteOptions } from './command-log.js'
+import { validateCommandPayload } from './command-schema.js'
+import { WorkerRuntime, type WorkerInfo } from './command-runtime.js'
+import type { WorkerDefinition, WorkerLogger } from './command-worker.js'
+
+/** Options of `createApp`. */
+export interface CommandAppOptions {
+  /** Your ioredis client. Each worker's reader `duplicate()`s two connections of its own; yours is never closed. */
+  readonly redis: Redis
+  /** The command log. @defaultValue "commands" (DLQ: "commands:dlq") */
+  readonly stream?: string
+  /** This process's consumer name in every worker's group; keep it stable across restarts and unique per process. @defaultValue os.hostname() */
+  readonly consumer?: string
+  /** Gets warnings: slow periodic runs, dead-lettered commands, read errors. @defaultValue console.warn */
+  readonly logger?: WorkerLogger
+  /** Commands a worker reads ahead (XREADGROUP COUNT and most unsettled entries). @defaultValue the worker's concurrency */
+  readonly prefetch?: number
+  /** XREADGROUP BLOCK (ms). @defaultValue 5000 */
+  readonly blockMs?: number
+  /** Entries pending this long (ms) in a dead process's consumer are claimed. @defaultValue 60000 */
+  readonly claimIdleMs?: number
+  /** On stop, how long (ms) running handlers and periodic runs may take to finish. @defaultValue 10000 */
+  readonly drainTimeoutMs?: number
+}
+
+/** Workers registered on one command log, started and stopped together. */
+export interface CommandApp {
+  /** The command log stream. */
+  readonly stream: string
+  /** The DLQ stream (`<stream>:dlq`). */
+  readonly dlqStream: string
+  /** Adds workers (names must be unique). Registered while the app runs, a worker starts at once. */
+  register(...workers: WorkerDefinition<unknown>[]): Promise<void>
+  /** Starts every worker: groups are created before it resolves, so commands executed after it are seen. */
+  start(): Promise<void>
+  /** Stops every worker: no new reads, running handlers get `drainTimeoutMs` to finish, acks flushed. Idempotent. */
+  stop(): Promise<void>
+  /** Appends a command to the log after checking it against the schema of every worker that handles it. */
+  execute(command: string, payload?: unknown, options?: Omit<ExecuteOptions, 'schema'>): Promise<string>
+  /** Status and counters of each worker, in registration order. */
+  info(): WorkerInfo[]
+}
+
+const consoleLogger: WorkerLogger = { warn: (_obj, msg) => console.warn(`hookstream: ${msg}`) }
+
+function positiveInt(key: string, value: number | undefined, fallback: number): number {
+  const v = value ?? fallback
+  if (!Number.isInteger(v) || v < 1) throw new RangeError(`createApp: "${key}" must be an integer of at least 1; got ${String(value)}`)
+  return v
+}
+
+/**
+ * Creates an app of command workers on one Redis stream. Each worker reads the whole log through its own consumer
+ * group (named after the worker), so every worker sees every command and resumes where it left off.
+ *
+ * @example
+ * const app = createApp({ redis, stream: 'commands' })
+ * await app.register(features, reports)
+ * await app.start()
+ * await app.execute('feature/process', { id: 'f-1' })
+ * process.once('SIGTERM', () => void app.stop())
+ */
+export function createApp(options: CommandAppOptions): CommandApp {
+  if (!options?.redis || typeof options.redis.duplicate !== 'function') {
+    throw new TypeError('createApp: "redis" must be an ioredis client (new Redis(url))')
+  }
+  const stream = options.stream ?? DEFAULT_COMMAND_STREAM
+  if (typeof stream !== 'string' || stream === '') throw new TypeError(`createApp: "stream" must be a non-empty stream name; got ${JSON.stringify(stream)}`)
+  const consumer = options.consumer ?? hostname()
+  if (typeof consumer !== 'string' || consumer === '') throw new TypeError(`createApp: "consumer" must be a non-empty name; got ${JSON.stringify(consumer)}`)
+  const logger = options.logger ?? consoleLogger
+  if (typeof logger.warn !== 'function') throw new TypeError('createApp: "logger" must have a warn(obj, msg) method (a pino logger fits)')
+  const prefetch = options.prefetch === undefined ? undefined : positiveInt('prefetch', options.prefetch, 1)
+  const blockMs = positiveInt('blockMs', options.blockMs, 5000)
+  const claimIdleMs = positiveInt('claimIdleMs', options.claimIdleMs, 60_000)
+  const drainTimeoutMs = positiveInt('drainTimeoutMs', options.drainTimeoutMs, 10_000)
+  const dlqStream = commandDlqStream(stream)
+  const runtimes = new Map<string, WorkerRuntime<unknown>>()
+  let running = false
+  let stopping: Promise<void> | undefined
+
+  const runtimeOf = (worker: WorkerDefinition<unknown>) => new WorkerRuntime(worker, {
+    redis: options.redis, stream, dlqStream, consumer, logger, blockMs, claimIdleMs, drainTimeoutMs,
+    prefetch: prefetch ?? worker.concurrency,
+  })
+
+  return {
+    stream,
+    dlqStream,
+    async register(...workers) {
+      for (const worker of workers) {
+        if (!worker || !(worker.routes instanceof Map)) throw new TypeError('app.register: pass workers made with defineWorker()')
+        if (runtimes.has(worker.name)) {
+          throw new RangeError(`app.register: a worker named "${worker.name}" is already registered; worker names must be unique (they name consumer groups)`)
+        }
+      }
+      const added = workers.map((worker) => {
+        const rt = runtimeOf(worker)
+        runtimes.set(worker.name, rt)
+        return rt
+      })
+      if (running) await Promise.all(added.map((rt) => rt.start()))
+    },
+    async start() {
+      await stopping
+      running = true
+      stopping = undefined
+      const results = await Promise.allSettled([...runtimes.values()].map((rt) => rt.start()))
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+      if (failed) {
+        await this.stop()
+        throw failed.reason
+      }
+    },
+    stop() {
+      if (stopping) return stopping
+      running = false
+      stopping = Promise.allSettled([...runtimes.values()].map((rt) => rt.stop())).then(() => undefined)
+      return stopping
+    },
+    async execute(command, payload, executeOptions = {}) {
+      for (const rt of runtimes.values()) {
+        const schema = rt.worker.routes.get(command)?.schema
+        if (schema) validateCommandPayload(command, schema, payload)
+      }
+      return executeCommand(options.redis, stream, command, payload, executeOptions)
+    },
+    info: () => [...runtimes.values()].map((rt) => rt.info()),
+  }
+}

@@ -1,0 +1,161 @@
+import type { StreamMessage } from '../core/envelope.js'
+import { isPipelineError, PipelineError } from '../core/errors.js'
+import { backoffDelayMs, mayRetry } from '../core/backoff.js'
+import { compareStreamIds } from '../sources/stream-client.js'
+import { writeDeadLetter, type CommandLogClient } from './command-log.js'
+import { validateCommandPayload } from './command-schema.js'
+import type { CommandContext, WorkerDefinition, WorkerLogger } from './command-worker.js'
+
+/** Running totals of one worker, as `info()` reports them. */
+export interface WorkerCounters {
+  /** Commands whose handler succeeded. */
+  handled: number
+  /** Commands dead-lettered (permanent failure, retries used up, or delivered too often). */
+  failed: number
+  /** Retries made (one command retried three times counts three). */
+  retried: number
+  /** Entries for commands this worker has no handler for (acked, not errors). */
+  skipped: number
+  /** Handlers running right now. */
+  inFlight: number
+  /** Highest entry id this worker settled. */
+  lastProcessedId: string | null
+}
+
+/** What `dispatchCommand` needs besides the message. */
+export interface DispatchContext<S> {
+  readonly worker: WorkerDefinition<S>
+  /** Client for the DLQ writes. */
+  readonly redis: CommandLogClient
+  readonly dlqStream: string
+  /** The worker's shutdown signal. */
+  readonly signal: AbortSignal
+  readonly logger: WorkerLogger
+  readonly counters: WorkerCounters
+}
+
+/** Creates zeroed counters. */
+export function newCounters(): WorkerCounters {
+  return { handled: 0, failed: 0, retried: 0, skipped: 0, inFlight: 0, lastProcessedId: null }
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false)
+  return new Promise((resolve) => {
+    const done = (completed: boolean) => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
+      resolve(completed)
+    }
+    const onAbort = () => done(false)
+    const timer = setTimeout(() => done(true), ms)
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+function settled<S>(message: StreamMessage, ctx: DispatchContext<S>): void {
+  message.settle()
+  const last = ctx.counters.lastProcessedId
+  if (last === null || compareStreamIds(message.streamId, last) > 0) ctx.counters.lastProcessedId = message.streamId
+}
+
+async function deadLetter<S>(message: StreamMessage, command: string, error: PipelineError, attempts: number, ctx: DispatchContext<S>): Promise<void> {
+  let tries = 0
+  for (;;) {
+    try {
+      await writeDeadLetter(ctx.redis, ctx.dlqStream, {
+        worker: ctx.worker.name, command, payload: message.fields.payload, error, streamId: message.streamId, attempts,
+      })
+      break
+    } catch (err) {
+      // the DLQ write is what makes the failure durable: without it the entry stays pending and comes back
+      tries += 1
+      ctx.logger.warn({ worker: ctx.worker.name, err }, `worker "${ctx.worker.name}" cannot write to DLQ stream ${ctx.dlqStream}: ${(err as Error).message}; retrying`)
+      if (!(await abortableSleep(Math.min(5000, 100 * 2 ** Math.min(tries, 6)), ctx.signal))) return
+    }
+  }
+  ctx.counters.failed += 1
+  ctx.logger.warn({ worker: ctx.worker.name, command, streamId: message.streamId, code: error.code, attempts },
+    `worker "${ctx.worker.name}" dead-lettered command "${command}" (entry ${message.streamId}) after ${attempts} attempt(s): ${error.message}`)
+  settled(message, ctx)
+}
+
+function classify(err: unknown, worker: string, command: string): PipelineError {
+  if (isPipelineError(err)) return err
+  const text = err instanceof Error ? err.message : String(err)
+  return new PipelineError('transient', 'COMMAND_HANDLER_FAILED',
+    `worker "${worker}" failed to handle command "${command}": ${text}`, { cause: err })
+}
+
+/**
+ * Routes one command entry to the worker's handler and settles it when its fate is durable: handled, skipped
+ * (no handler for that command), or written to the DLQ. Transient failures are retried with backoff, infrastructure
+ * failures are retried until shutdown, permanent ones are dead-lettered at once. On shutdown an unfinished command
+ * is left pending, so the group delivers it again after restart. Never rejects.
+ *
+ * @example
+ * fromRedisStream(source).pipe(mergeMap((msg) => dispatchCommand(msg, ctx), worker.concurrency))
+ */
+export async function dispatchCommand<S>(message: StreamMessage, ctx: DispatchContext<S>): Promise<void> {
+  const { worker, counters, signal } = ctx
+  const command = message.fields.command
+  const route = command === undefined ? undefined : worker.routes.get(command)
+  if (route === undefined || command === undefined) {
+    counters.skipped += 1
+    settled(message, ctx)
+    return
+  }
+  counters.inFlight += 1
+  try {
+    if (message.deliveryCount > worker.maxDeliveries) {
+      await deadLetter(message, command, new PipelineError('permanent', 'COMMAND_MAX_DELIVERIES',
+        `command "${command}" (entry ${message.streamId}) was delivered ${message.deliveryCount} times to worker "${worker.name}", ` +
+        `more than maxDeliveries ${worker.maxDeliveries}; its handler probably crashes the process; fix it, then re-execute the command`), 0, ctx)
+      return
+    }
+    let payload: unknown
+    try {
+      const raw = message.fields.payload
+      payload = raw === undefined ? undefined : JSON.parse(raw)
+      if (route.schema) payload = validateCommandPayload(command, route.schema, payload)
+    } catch (err) {
+      const error = isPipelineError(err) ? err : new PipelineError('permanent', 'COMMAND_PAYLOAD_INVALID',
+        `command "${command}" (entry ${message.streamId}): field "payload" is not valid JSON; append commands with executeCommand()`)
+      await deadLetter(message, command, error, 0, ctx)
+      return
+    }
+    const entry = { id: message.streamId, timestamp: new Date(Number(message.streamId.split('-')[0])), deliveryCount: message.deliveryCount }
+    const startedAt = Date.now()
+    for (let attempt = 1; ; attempt += 1) {
+      if (signal.aborted) return
+      const context: CommandContext<S, unknown> = {
+        worker: worker.name, command, payload, message: entry, state: worker.state, signal, attempt, logger: ctx.logger,
+      }
+      try {
+        await route.handle(context)
+        counters.handled += 1
+        settled(message, ctx)
+        return
+      } catch (err) {
+        // a handler that gives up because we are shutting down has not failed: leave the entry for the next start
+        if (signal.aborted) return
+        const error = classify(err, worker.name, command)
+        const retries = attempt - 1
+        const retryable = error.kind === 'infrastructure' ||
+          (error.kind === 'transient' && mayRetry(worker.retry, retries, Date.now() - startedAt))
+        if (!retryable) {
+          await deadLetter(message, command, error, attempt, ctx)
+          return
+        }
+        const delayMs = error.retryAfterMs ?? backoffDelayMs(worker.retry, Math.min(attempt, 30))
+        counters.retried += 1
+        if (!(await abortableSleep(delayMs, signal))) return
+      }
+    }
+  } catch (err) {
+    // a bug of ours: leave the entry pending rather than let one command stop the worker
+    ctx.logger.warn({ worker: worker.name, err }, `worker "${worker.name}" could not dispatch entry ${message.streamId}: ${(err as Error)?.message}`)
+  } finally {
+    counters.inFlight -= 1
+  }
+}

@@ -1,0 +1,93 @@
+import type { Redis } from 'ioredis'
+import { PipelineError } from '../core/errors.js'
+import { validateCommandPayload, type CommandSchema } from './command-schema.js'
+
+/** The part of ioredis the command log uses (a `Redis` instance fits). */
+export type CommandLogClient = Pick<Redis, 'call'>
+
+/** Stream commands go to unless you name another. */
+export const DEFAULT_COMMAND_STREAM = 'commands'
+
+/**
+ * Name of the dead-letter stream of a command log: `<stream>:dlq`.
+ *
+ * @example
+ * commandDlqStream('commands') // "commands:dlq"
+ */
+export function commandDlqStream(stream: string): string {
+  return `${stream}:dlq`
+}
+
+/** Options of `executeCommand`. */
+export interface ExecuteOptions {
+  /** Checked before the command is appended; a mismatch throws `COMMAND_PAYLOAD_INVALID` and appends nothing. */
+  readonly schema?: CommandSchema
+  /** Approximate cap on the log's length (`MAXLEN ~ N`); unset means no trimming. */
+  readonly maxLen?: number
+}
+
+/**
+ * Appends a command to the log (XADD with fields `command` = name and `payload` = JSON) and returns its entry
+ * id. Every worker of the log sees it. Throws a permanent PipelineError `COMMAND_PAYLOAD_INVALID` when the payload
+ * does not match `schema` or cannot be written as JSON, and a TypeError for an empty command name.
+ *
+ * @example
+ * await executeCommand(redis, 'commands', 'feature/process', { id: 'f-1' }, { schema: { id: 'string' } })
+ */
+export async function executeCommand(
+  redis: CommandLogClient, stream: string, command: string, payload?: unknown, options: ExecuteOptions = {},
+): Promise<string> {
+  if (typeof command !== 'string' || command === '') {
+    throw new TypeError(`executeCommand: "command" must be a non-empty command name such as "feature/process"; got ${JSON.stringify(command)}`)
+  }
+  if (options.schema) validateCommandPayload(command, options.schema, payload)
+  let json: string | undefined
+  try {
+    json = JSON.stringify(payload)
+  } catch (err) {
+    throw new PipelineError('permanent', 'COMMAND_PAYLOAD_INVALID',
+      `command "${command}": payload cannot be written as JSON (${(err as Error).message}); send plain objects, arrays, strings, numbers and booleans`,
+      { cause: err })
+  }
+  const args: (string | number)[] = [stream]
+  if (options.maxLen !== undefined) {
+    if (!Number.isInteger(options.maxLen) || options.maxLen < 1) {
+      throw new RangeError(`executeCommand: "maxLen" must be a positive integer; got ${options.maxLen}`)
+    }
+    args.push('MAXLEN', '~', options.maxLen)
+  }
+  args.push('*', 'command', command)
+  if (json !== undefined) args.push('payload', json)
+  return (await redis.call('XADD', ...args)) as string
+}
+
+/** One dead-lettered command. */
+export interface DeadLetter {
+  readonly worker: string
+  readonly command: string
+  /** The payload exactly as it was on the log (JSON text), when there was one. */
+  readonly payload: string | undefined
+  readonly error: PipelineError
+  readonly streamId: string
+  readonly attempts: number
+}
+
+/**
+ * Appends a dead letter to the DLQ stream: fields `worker`, `command`, `payload`, `error`, `error_code`,
+ * `error_kind`, `stream_id`, `attempts`, `failed_at`.
+ *
+ * @example
+ * await writeDeadLetter(redis, 'commands:dlq', { worker: 'features', command: 'feature/process', payload: '{}', error, streamId: '1-0', attempts: 4 })
+ */
+export async function writeDeadLetter(redis: CommandLogClient, dlqStream: string, letter: DeadLetter): Promise<string> {
+  return (await redis.call('XADD', dlqStream, '*',
+    'worker', letter.worker,
+    'command', letter.command,
+    'payload', letter.payload ?? '',
+    'error', letter.error.message,
+    'error_code', letter.error.code,
+    'error_kind', letter.error.kind,
+    'stream_id', letter.streamId,
+    'attempts', letter.attempts,
+    'failed_at', new Date().toISOString())) as string
+}

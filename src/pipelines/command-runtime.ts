@@ -1,0 +1,162 @@
+import type { Redis } from 'ioredis'
+import { from, mergeMap } from 'rxjs'
+import { fromRedisStream } from '../sources/from-redis-stream.js'
+import { dispatchCommand, newCounters, type WorkerCounters } from './command-dispatch.js'
+import { startPeriodic, type PeriodicInfo, type PeriodicRunner } from './command-periodic.js'
+import type { WorkerDefinition, WorkerLogger } from './command-worker.js'
+
+/** Where a worker is in its life. */
+export type WorkerStatus = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed'
+
+/** What `app.info()` reports per worker. */
+export interface WorkerInfo {
+  readonly name: string
+  readonly description: string
+  readonly status: WorkerStatus
+  /** Command names the worker handles. */
+  readonly commands: readonly string[]
+  /** Highest log entry id the worker settled (handled, skipped or dead-lettered) since it started; null before the first. */
+  readonly lastProcessedId: string | null
+  readonly handled: number
+  /** Dead-lettered commands. */
+  readonly failed: number
+  readonly retried: number
+  /** Commands the worker has no handler for, acked and ignored. */
+  readonly skipped: number
+  readonly inFlight: number
+  /** Periodic work facts (last run, its duration, runs, skipped ticks); null when the worker has none. */
+  readonly periodic: PeriodicInfo | null
+}
+
+/** How a worker reads the log; the app fills these from its own options. */
+export interface WorkerRuntimeOptions {
+  readonly redis: Redis
+  readonly stream: string
+  readonly dlqStream: string
+  readonly consumer: string
+  readonly logger: WorkerLogger
+  readonly prefetch: number
+  readonly blockMs: number
+  readonly claimIdleMs: number
+  readonly drainTimeoutMs: number
+}
+
+/**
+ * One worker running on the command log: its consumer group (named after the worker), its dispatch loop with
+ * bounded concurrency, and its periodic work. Create it with `new WorkerRuntime()`, then `start()`/`stop()`.
+ * Apps do this for you; use it directly only to run a single worker without an app.
+ *
+ * @example
+ * const rt = new WorkerRuntime(worker, { redis, stream: 'commands', dlqStream: 'commands:dlq', consumer: 'host-a',
+ *   logger, prefetch: 16, blockMs: 5000, claimIdleMs: 60_000, drainTimeoutMs: 10_000 })
+ * await rt.start(); … ; await rt.stop()
+ */
+export class WorkerRuntime<S = unknown> {
+  private status: WorkerStatus = 'idle'
+  private counters: WorkerCounters = newCounters()
+  private periodic: PeriodicRunner | undefined
+  private stopping: Promise<void> | undefined
+  private shutdown: AbortController | undefined
+  private done: Promise<void> = Promise.resolve()
+  private closed: Promise<void> = Promise.resolve()
+  private unsubscribe: () => void = () => {}
+
+  constructor(readonly worker: WorkerDefinition<S>, private readonly options: WorkerRuntimeOptions) {}
+
+  /** Creates the worker's group when missing (at `startId`), then starts reading and the periodic schedule. */
+  async start(): Promise<void> {
+    if (this.status === 'starting' || this.status === 'running') return
+    await this.stopping
+    const { worker, options } = this
+    this.status = 'starting'
+    this.stopping = undefined
+    this.counters = newCounters()
+    const shutdown = new AbortController()
+    this.shutdown = shutdown
+    try {
+      // create the group before reading, so a command appended once start() resolved is seen even with startId "$"
+      await options.redis.call('XGROUP', 'CREATE', options.stream, worker.name, worker.startId, 'MKSTREAM')
+    } catch (err) {
+      if (!/BUSYGROUP/.test((err as Error).message)) {
+        this.status = 'failed'
+        throw new Error(`worker "${worker.name}" cannot create consumer group "${worker.name}" on stream ${options.stream}: ${(err as Error).message}`, { cause: err })
+      }
+    }
+    let onClosed: () => void = () => {}
+    this.closed = new Promise<void>((resolve) => { onClosed = resolve })
+    const source$ = fromRedisStream({
+      redis: options.redis,
+      stream: options.stream,
+      group: worker.name,
+      consumer: options.consumer,
+      batchSize: options.prefetch,
+      maxInFlight: options.prefetch,
+      blockMs: options.blockMs,
+      claimIdleMs: options.claimIdleMs,
+      drainTimeoutMs: options.drainTimeoutMs,
+      startId: worker.startId,
+      signal: shutdown.signal,
+      onError: (err) => options.logger.warn({ worker: worker.name, err }, `worker "${worker.name}" reading ${options.stream}: ${err.message}`),
+      onClosed: () => onClosed(),
+    })
+    const ctx = { worker, redis: options.redis, dlqStream: options.dlqStream, signal: shutdown.signal, logger: options.logger, counters: this.counters }
+    this.done = new Promise<void>((resolve) => {
+      const subscription = source$
+        .pipe(mergeMap((message) => from(dispatchCommand(message, ctx)), worker.concurrency))
+        .subscribe({
+          complete: resolve,
+          error: (err: Error) => {
+            this.status = 'failed'
+            options.logger.warn({ worker: worker.name, err }, `worker "${worker.name}" stopped: ${err.message}`)
+            onClosed()
+            resolve()
+          },
+        })
+      this.unsubscribe = () => subscription.unsubscribe()
+    })
+    if (worker.periodic) this.periodic = startPeriodic(worker, shutdown.signal, options.logger)
+    this.status = 'running'
+  }
+
+  /**
+   * Stops reading, fires the handlers' and periodic work's signal, waits up to `drainTimeoutMs` for running
+   * handlers and the periodic run, acks what finished, and closes the worker's connections. Idempotent.
+   */
+  stop(): Promise<void> {
+    if (this.stopping) return this.stopping
+    if (this.status !== 'running' && this.status !== 'starting') return Promise.resolve()
+    this.status = 'stopping'
+    const { drainTimeoutMs } = this.options
+    this.stopping = (async () => {
+      this.shutdown?.abort()
+      const deadline = new Promise<void>((resolve) => setTimeout(resolve, drainTimeoutMs).unref())
+      await Promise.all([
+        Promise.race([this.done, deadline]),
+        this.periodic?.stop(drainTimeoutMs),
+      ])
+      // handlers still running past the deadline stay pending and are delivered again after restart
+      this.unsubscribe()
+      await Promise.race([this.closed, new Promise<void>((resolve) => setTimeout(resolve, drainTimeoutMs + 1000).unref())])
+      this.status = 'stopped'
+    })()
+    return this.stopping
+  }
+
+  /** The worker's status and counters. */
+  info(): WorkerInfo {
+    const c = this.counters
+    return {
+      name: this.worker.name,
+      description: this.worker.description,
+      status: this.status,
+      commands: [...this.worker.routes.keys()],
+      lastProcessedId: c.lastProcessedId,
+      handled: c.handled,
+      failed: c.failed,
+      retried: c.retried,
+      skipped: c.skipped,
+      inFlight: c.inFlight,
+      periodic: this.periodic?.info() ?? null,
+    }
+  }
+}
