@@ -1,0 +1,215 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { createHmac, randomUUID } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Redis } from 'ioredis'
+import { PipelineError } from '../../src/core/errors.js'
+import { parseTool } from '../../src/core/tool.js'
+import { createIngestHandler } from '../../src/http/ingest.js'
+import { streamKeys } from '../../src/sources/keys.js'
+import { StreamClient } from '../../src/sources/stream-client.js'
+import { sharedRedis, startRedis } from '../helpers/servers.js'
+import { startIngest, type IngestHarness } from './providers/ingest-harness.js'
+
+const Ingest = suite<{ h?: IngestHarness }>('ingest', {})
+Ingest.before(async (ctx) => {
+  ctx.h = await startIngest((await sharedRedis()).url, { maxBodyBytes: 4096, redisTimeoutMs: 300 })
+  ctx.h.addTool({ id: 'gh', provider: 'github', secret: 'gh-secret' })
+  ctx.h.addTool({ id: 'gl', provider: 'gitlab', secret: 'gl-token' })
+  ctx.h.addTool({ id: 'off', provider: 'github', secret: 'gh-secret', enabled: false })
+})
+Ingest.after(async (ctx) => { await ctx.h?.close() })
+
+const push = JSON.stringify({ ref: 'refs/heads/main', repository: { full_name: 'octo/repo' } })
+const sig = (body: string | Buffer) => `sha256=${createHmac('sha256', 'gh-secret').update(body).digest('hex')}`
+const gh = (body: string | Buffer, extra: Record<string, string> = {}) => ({
+  'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': sig(body), ...extra,
+})
+
+Ingest('unknown, disabled and malformed tool ids are 404 UNKNOWN_TOOL and queue nothing', async ({ h }) => {
+  const before = await h!.length()
+  for (const id of ['nope', 'off', '%E0%A4%A']) {
+    const res = await fetch(`${h!.url}/webhooks/${id}`, { method: 'POST', body: push, headers: gh(push) })
+    assert.is(res.status, 404)
+    // a tool id that is not valid percent-encoding never reaches ingest: the router answers NOT_FOUND
+    assert.is((await res.json()).error.code, id.startsWith('%') ? 'NOT_FOUND' : 'UNKNOWN_TOOL')
+  }
+  assert.is(await h!.length(), before)
+})
+
+Ingest('a content type the provider does not send is 415 and queues nothing', async ({ h }) => {
+  const before = await h!.length()
+  for (const [tool, type] of [['gh', 'text/plain'], ['gh', ''], ['gl', 'application/x-www-form-urlencoded']]) {
+    const res = await h!.post(tool!, push, { ...gh(push), 'content-type': type!, 'x-gitlab-token': 'gl-token', 'x-gitlab-event': 'Push Hook' })
+    assert.is(res.status, 415)
+    assert.is(res.json.error.code, 'UNSUPPORTED_MEDIA_TYPE')
+  }
+  assert.is(await h!.length(), before)
+})
+
+Ingest('a body over maxBodyBytes is 413, by Content-Length or while streaming, and queues nothing', async ({ h }) => {
+  const before = await h!.length()
+  const big = Buffer.alloc(64 * 1024, 'a')
+  const declared = await h!.post('gh', big, gh(big))
+  assert.is(declared.status, 413)
+  assert.is(declared.json.error.code, 'PAYLOAD_TOO_LARGE')
+  const chunks = [Buffer.alloc(3000, 'a'), Buffer.alloc(3000, 'b')]
+  const streamed = await fetch(`${h!.url}/webhooks/gh`, {
+    method: 'POST', headers: gh('x'), duplex: 'half',
+    body: new ReadableStream({ pull(c) { const next = chunks.shift(); if (next) c.enqueue(next); else c.close() } }),
+  } as RequestInit)
+  assert.is(streamed.status, 413)
+  assert.is(await h!.length(), before)
+})
+
+Ingest('a signed body that is not JSON, or a form without payload, is 400 INVALID_PAYLOAD and queues nothing', async ({ h }) => {
+  const before = await h!.length()
+  const bad = '{"ref": '
+  const res = await h!.post('gh', bad, gh(bad))
+  assert.is(res.status, 400)
+  assert.is(res.json.error.code, 'INVALID_PAYLOAD')
+  assert.match(res.json.error.message, /not valid JSON/)
+  const form = 'other=1'
+  const res2 = await h!.post('gh', form, gh(form, { 'content-type': 'application/x-www-form-urlencoded' }))
+  assert.is(res2.status, 400)
+  assert.match(res2.json.error.message, /"payload" field/)
+  assert.is(await h!.length(), before)
+})
+
+Ingest('an event name outside the allowed characters is 400 INVALID_EVENT_TYPE', async ({ h }) => {
+  const res = await h!.post('gh', push, gh(push, { 'x-github-event': 'push event' }))
+  assert.is(res.status, 400)
+  assert.is(res.json.error.code, 'INVALID_EVENT_TYPE')
+})
+
+Ingest('a re-sent delivery id is answered 202 duplicate and queued once', async ({ h }) => {
+  const before = await h!.length()
+  const hdrs = gh(push)
+  const first = await h!.post('gh', push, hdrs)
+  const again = await h!.post('gh', push, hdrs)
+  assert.is(first.status, 202)
+  assert.is(again.status, 202)
+  assert.equal(again.json, { id: hdrs['x-github-delivery'], duplicate: true })
+  assert.is(await h!.length(), before + 1)
+  const ttl = Number(await h!.redis.call('TTL', `${h!.keys.deliveryPrefix}gh:${hdrs['x-github-delivery']}`))
+  assert.ok(ttl > 86_000 && ttl <= 86_400)
+})
+
+Ingest('secret headers are dropped from metadata, an invalid traceparent is not stored, observe sees each outcome', async ({ h }) => {
+  h!.observed.length = 0
+  const hdrs = gh(push, { authorization: 'Bearer t0ken', cookie: 'sid=1', traceparent: 'not-a-traceparent', 'x-custom': 'kept' })
+  const res = await h!.post('gh', push, hdrs)
+  await h!.post('nope', push, hdrs)
+  assert.is(res.status, 202)
+  const { event, fields } = (await h!.entries()).at(-1)!
+  const kept = (event.metadata as { headers: Record<string, string> }).headers
+  assert.is(kept.authorization, undefined)
+  assert.is(kept.cookie, undefined)
+  assert.is(kept['x-custom'], 'kept')
+  assert.is(fields.traceparent, undefined)
+  assert.equal(h!.observed.map((o) => [o.toolId, o.status, o.code, o.eventId]),
+    [['gh', 202, 'ACCEPTED', hdrs['x-github-delivery']], [undefined, 404, 'UNKNOWN_TOOL', undefined]])
+})
+
+Ingest('when XADD fails the answer is 503 and the delivery id is forgotten, so the retry is queued', async ({ h }) => {
+  const hdrs = gh(push)
+  await h!.redis.set(h!.keys.stream, 'not a stream')
+  const failed = await h!.post('gh', push, hdrs)
+  assert.is(failed.status, 503)
+  assert.is(failed.headers.get('retry-after'), '5')
+  assert.is(failed.json.error.code, 'REDIS_UNAVAILABLE')
+  assert.is(await h!.redis.exists(`${h!.keys.deliveryPrefix}gh:${hdrs['x-github-delivery']}`), 0)
+  await h!.redis.del(h!.keys.stream)
+  const retried = await h!.post('gh', push, hdrs)
+  assert.is(retried.status, 202)
+  assert.is(retried.json.duplicate, undefined)
+  assert.is(await h!.length(), 1)
+})
+
+Ingest('a Redis that stalls past redisTimeoutMs gets 503 quickly, and the late SET is undone for the retry', async ({ h }) => {
+  const admin = new Redis((await sharedRedis()).url)
+  try {
+    const before = await h!.length()
+    const hdrs = gh(push)
+    await admin.call('CLIENT', 'PAUSE', 1200, 'WRITE')
+    const started = Date.now()
+    const res = await h!.post('gh', push, hdrs)
+    assert.is(res.status, 503)
+    assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`)
+    await new Promise((r) => setTimeout(r, 1400))
+    const retried = await h!.post('gh', push, hdrs)
+    assert.is(retried.status, 202)
+    assert.is(retried.json.duplicate, undefined)
+    assert.is(await h!.length(), before + 1)
+  } finally {
+    await admin.call('CLIENT', 'UNPAUSE').catch(() => undefined)
+    admin.disconnect()
+  }
+})
+
+Ingest('a tool lookup that fails for infrastructure is 503 TOOLS_UNAVAILABLE with Retry-After', async () => {
+  const redis = new Redis((await sharedRedis()).url)
+  const keys = streamKeys({ prefix: `test-${randomUUID()}:` })
+  const handler = createIngestHandler({
+    tools: { get: async () => { throw new PipelineError('infrastructure', 'DB_DOWN', 'database unreachable') } },
+    stream: new StreamClient({ redis, stream: keys.stream }), redis, keys, retryAfterSeconds: 7,
+  })
+  // used directly as a node:http listener: the tool id comes from the URL
+  const server = createServer((req, res) => void handler(req, res))
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  try {
+    const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/gh`, { method: 'POST', body: push, headers: gh(push) })
+    assert.is(res.status, 503)
+    assert.is(res.headers.get('retry-after'), '7')
+    assert.is((await res.json()).error.code, 'TOOLS_UNAVAILABLE')
+  } finally {
+    server.close()
+    redis.disconnect()
+  }
+})
+
+Ingest('options are validated when the handler is built, naming the option', () => {
+  const redis = new Redis({ lazyConnect: true })
+  try {
+    createIngestHandler({ tools: { get: async () => undefined }, stream: new StreamClient({ redis, stream: 's' }), redis, keys: streamKeys(), maxBodyBytes: 0 })
+    assert.unreachable()
+  } catch (err) {
+    assert.match((err as Error).message, /"maxBodyBytes" must be an integer of at least 1; got 0/)
+  } finally {
+    redis.disconnect()
+  }
+})
+
+const Down = suite('ingest with Redis down')
+
+Down('answers 503 with Retry-After within a bounded time, and accepts again once Redis is back', async () => {
+  const server = await startRedis()
+  const h = await startIngest(server.url, { redisTimeoutMs: 500 })
+  try {
+    h.addTool({ id: 'gh', provider: 'github', secret: 'gh-secret' })
+    assert.is((await h.post('gh', push, gh(push))).status, 202)
+    await server.stop()
+    for (let i = 0; i < 3; i++) {
+      const started = Date.now()
+      const res = await h.post('gh', push, gh(push))
+      assert.is(res.status, 503)
+      assert.is(res.headers.get('retry-after'), '5')
+      assert.is(res.json.error.code, 'REDIS_UNAVAILABLE')
+      assert.ok(Date.now() - started < 1500, `took ${Date.now() - started} ms`)
+    }
+    await server.start()
+    let status = 0
+    for (let i = 0; i < 50 && status !== 202; i++) {
+      status = (await h.post('gh', push, gh(push))).status
+      if (status !== 202) await new Promise((r) => setTimeout(r, 100))
+    }
+    assert.is(status, 202)
+  } finally {
+    await h.close()
+    await server.stop()
+  }
+})
+
+Ingest.run()
+Down.run()
