@@ -149,6 +149,9 @@ export async function createDb(options: CreateDbOptions): Promise<Db> {
     // without a listener, an idle client's socket error is re-thrown as an uncaught 'error' event
     const onPoolError = options.onPoolError ?? (() => {})
     pool.on('error', (err) => onPoolError(err))
+    // a client checked out just as the server dies emits 'error' before its query starts, and pg-pool only
+    // listens on idle clients; the query itself then fails and its caller sees the error
+    pool.on('connect', (client) => client.on('error', () => {}))
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
     kind = 'postgres'
   } else {

@@ -1,0 +1,148 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { randomUUID } from 'node:crypto'
+import { createDb, type Db } from '../../src/db/database.js'
+import { migrateToLatest } from '../../src/db/migrate.js'
+import { isPipelineError } from '../../src/core/errors.js'
+import { PostgresSink, type EventRow } from '../../src/sinks/postgres.js'
+import { sharedPostgres, startPostgres, type TestPostgres } from '../helpers/servers.js'
+
+function row(id: string, payload: unknown = { n: id }, extra: Partial<EventRow> = {}): EventRow {
+  return {
+    id, tool_id: 'gh-main', tenant_id: 'acme', event_type: 'webhook.github.push', repository: 'acme/app',
+    payload, stream_id: '1718000000000-0', received_at: new Date('2026-01-01T00:00:00Z'), ...extra,
+  }
+}
+
+async function count(handle: Db, prefix: string): Promise<number> {
+  const r = await handle.db.selectFrom('webhook_events').select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('id', 'like', `${prefix}%`).executeTakeFirstOrThrow()
+  return Number(r.n)
+}
+
+for (const kind of ['postgres', 'pglite'] as const) {
+  const Sink = suite<{ handle?: Db }>(`PostgresSink on ${kind}`, {})
+  Sink.before(async (ctx) => {
+    ctx.handle = kind === 'postgres'
+      ? await createDb({ url: await (await sharedPostgres()).createDatabase() })
+      : await createDb({ pglitePath: 'memory://' })
+    await migrateToLatest(ctx.handle.db)
+  })
+  Sink.after(async (ctx) => { await ctx.handle?.close() })
+
+  Sink('stores new rows once and reports stored ones as not inserted', async ({ handle }) => {
+    const p = `a-${randomUUID()}-`
+    const sink = new PostgresSink({ db: handle!.db })
+    const first = await sink.writeReturning([row(`${p}1`, [1, 2]), row(`${p}2`, 'text', { transformed: { k: 1 } }), row(`${p}3`, null)])
+    assert.is(first.failures.size, 0)
+    assert.equal([...first.inserted], [0, 1, 2])
+    const again = await sink.writeReturning([row(`${p}1`), row(`${p}4`), row(`${p}2`), row(`${p}4`)])
+    assert.is(again.failures.size, 0)
+    assert.equal([...again.inserted], [1])
+    assert.is(await count(handle!, p), 4)
+    const stored = await handle!.db.selectFrom('webhook_events').select(['id', 'payload', 'transformed', 'forwarded_at', 'processed_at'])
+      .where('id', 'like', `${p}%`).orderBy('id').execute()
+    assert.equal(stored.map((r) => [r.payload, r.transformed, r.forwarded_at]),
+      [[[1, 2], null, null], ['text', { k: 1 }, null], [null, null, null], [{ n: `${p}4` }, null, null]])
+    assert.ok(stored.every((r) => r.processed_at instanceof Date))
+    assert.equal(await sink.write([]), new Map())
+    await sink.close()
+  })
+
+  Sink('a poison row fails alone with STORE_REJECTED and its neighbours are stored', async ({ handle }) => {
+    const p = `b-${randomUUID()}-`
+    const sink = new PostgresSink({ db: handle!.db })
+    const rows = [0, 1, 2, 3, 4].map((i) => row(`${p}${i}`, i === 2 ? { secret: 'tok-123\u0000' } : { i }))
+    const { failures, inserted } = await sink.writeReturning(rows)
+    assert.equal([...failures.keys()], [2])
+    const err = failures.get(2)!
+    assert.ok(isPipelineError(err))
+    assert.is(err.kind, 'permanent')
+    assert.is(err.code, 'STORE_REJECTED')
+    assert.match(err.message, `"${p}2"`)
+    assert.match(err.message, /SQLSTATE 22/)
+    assert.not.match(err.message, /tok-123/)
+    assert.equal([...inserted], [0, 1, 3, 4])
+    assert.is(await count(handle!, p), 4)
+  })
+
+  Sink('markForwarded sets forwarded_at on exactly the given rows', async ({ handle }) => {
+    const p = `c-${randomUUID()}-`
+    const sink = new PostgresSink({ db: handle!.db })
+    await sink.write([row(`${p}1`), row(`${p}2`), row(`${p}3`)])
+    const at = new Date('2026-02-03T04:05:06Z')
+    assert.is(await sink.markForwarded([`${p}1`, `${p}3`, `${p}missing`], at), 2)
+    assert.is(await sink.markForwarded([], at), 0)
+    const stored = await handle!.db.selectFrom('webhook_events').select(['id', 'forwarded_at'])
+      .where('id', 'like', `${p}%`).orderBy('id').execute()
+    assert.equal(stored.map((r) => r.forwarded_at?.toISOString() ?? null), [at.toISOString(), null, at.toISOString()])
+  })
+
+  Sink.run()
+}
+
+const Limits = suite<{ handle?: Db; server?: TestPostgres }>('PostgresSink on a real server', {})
+Limits.before(async (ctx) => {
+  ctx.server = await startPostgres()
+  ctx.handle = await createDb({ url: await ctx.server.createDatabase(), connectTimeoutMs: 2000 })
+  await migrateToLatest(ctx.handle.db)
+})
+Limits.after(async (ctx) => {
+  await ctx.handle?.close()
+  await ctx.server?.stop()
+})
+
+Limits('a batch above the 65,535 bind-parameter limit is split and fully stored', async ({ handle }) => {
+  const p = `d-${randomUUID()}-`
+  const sink = new PostgresSink({ db: handle!.db })
+  const rows = Array.from({ length: 7000 }, (_, i) => row(`${p}${i}`, { i }))
+  const { failures, inserted } = await sink.writeReturning(rows)
+  assert.is(failures.size, 0)
+  assert.is(inserted.size, 7000)
+  assert.is(await count(handle!, p), 7000)
+  const again = await sink.writeReturning(rows)
+  assert.is(again.inserted.size, 0)
+  assert.is(again.failures.size, 0)
+})
+
+Limits('a stopped server rejects with DATABASE_UNAVAILABLE and the same sink works once it is back', async ({ handle, server }) => {
+  const p = `e-${randomUUID()}-`
+  const sink = new PostgresSink({ db: handle!.db })
+  await sink.write([row(`${p}1`)])
+  await server!.stop()
+  try {
+    for (const attempt of [() => sink.write([row(`${p}2`)]), () => sink.markForwarded([`${p}1`])]) {
+      try {
+        await attempt()
+        assert.unreachable('wrote to a stopped server')
+      } catch (err) {
+        assert.ok(isPipelineError(err), String(err))
+        assert.is(err.kind, 'infrastructure')
+        assert.is(err.code, 'DATABASE_UNAVAILABLE')
+      }
+    }
+  } finally {
+    await server!.start()
+  }
+  const { inserted, failures } = await sink.writeReturning([row(`${p}1`), row(`${p}2`)])
+  assert.is(failures.size, 0)
+  assert.equal([...inserted], [1])
+  assert.is(await count(handle!, p), 2)
+})
+
+Limits('a database without the tables rejects with STORE_FAILED instead of dead-lettering every row', async ({ server }) => {
+  const empty = await createDb({ url: await server!.createDatabase() })
+  try {
+    await new PostgresSink({ db: empty.db }).write([row('x-1'), row('x-2')])
+    assert.unreachable('wrote to a database without webhook_events')
+  } catch (err) {
+    assert.ok(isPipelineError(err), String(err))
+    assert.is(err.kind, 'infrastructure')
+    assert.is(err.code, 'STORE_FAILED')
+    assert.match(err.message, /hookstream migrate/)
+  } finally {
+    await empty.close()
+  }
+})
+
+Limits.run()
