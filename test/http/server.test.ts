@@ -37,11 +37,11 @@ Server('routes by method and path pattern, with decoded params; 404 and 405 are 
     assert.equal(seen, ['a b'])
     const missing = await fetch(`${http.url}/nope`)
     assert.is(missing.status, 404)
-    assert.is((await missing.json()).error.code, 'NOT_FOUND')
+    assert.is(((await missing.json()) as any).error.code, 'NOT_FOUND')
     const wrong = await fetch(`${http.url}/webhooks/a`)
     assert.is(wrong.status, 405)
     assert.is(wrong.headers.get('allow'), 'POST')
-    assert.is((await wrong.json()).error.code, 'METHOD_NOT_ALLOWED')
+    assert.is(((await wrong.json()) as any).error.code, 'METHOD_NOT_ALLOWED')
     const boom = await fetch(`${http.url}/boom`)
     assert.is(boom.status, 500)
     const body = await boom.text()
@@ -65,7 +65,7 @@ Server('sets header, request and keep-alive timeouts', async () => {
 })
 
 Server('close() is idempotent, closes idle keep-alive connections and returns promptly', async () => {
-  const http = await startHttpServer('127.0.0.1:0', createRouter([{ method: 'GET', path: '/', handler: (_q, res) => res.end('hi') }]),
+  const http = await startHttpServer('127.0.0.1:0', createRouter([{ method: 'GET', path: '/', handler: (_q, res) => { res.end("hi") } }]),
     { keepAliveTimeoutMs: 60_000 })
   const agentSocketClosed = new Promise<void>((resolve) => {
     const req = request(`${http.url}/`, { headers: { connection: 'keep-alive' } }, (res) => {

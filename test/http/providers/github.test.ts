@@ -20,7 +20,7 @@ const push = JSON.stringify({ ref: 'refs/heads/main', repository: { full_name: '
 // ESM-only package: uvu loads test files through require, so it is imported dynamically
 const sign = async (secret: string, body: string) => (await import('@octokit/webhooks-methods')).sign(secret, body)
 
-async function headers(body: string, extra: Record<string, string> = {}, secret = 'gh-secret') {
+async function headers(body: string, extra: Record<string, string> = {}, secret = 'gh-secret'): Promise<Record<string, string>> {
   return { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(),
     'x-hub-signature-256': await sign(secret, body), ...extra }
 }
@@ -71,7 +71,7 @@ GitHub('tampered body, wrong secret, missing or malformed signature are 401 and 
     { body: push.replace('main', 'evil'), headers: good },
     { body: push, headers: await headers(push, {}, 'other-secret') },
     { body: push, headers: unsigned },
-    { body: push, headers: { ...good, 'x-hub-signature-256': good['x-hub-signature-256'].replace('sha256=', 'sha1=') } },
+    { body: push, headers: { ...good, 'x-hub-signature-256': good['x-hub-signature-256']!.replace('sha256=', 'sha1=') } },
     { body: push, headers: { ...good, 'x-hub-signature-256': `${good['x-hub-signature-256']}00` } },
   ]
   for (const c of cases) {
@@ -102,7 +102,7 @@ GitHub('every @octokit/webhooks-examples payload is accepted with its event type
       const res = await h!.post('gh', body, hdrs)
       assert.is(res.status, 202, `${def.name}: ${JSON.stringify(res.json)}`)
       const repo = (example.repository as { full_name?: string } | undefined)?.full_name ?? ''
-      expected.push({ id: hdrs['x-github-delivery'], type: `webhook.github.${def.name}`, repository: repo })
+      expected.push({ id: hdrs['x-github-delivery']!, type: `webhook.github.${def.name}`, repository: repo })
     }
   }
   assert.ok(expected.length > 300)
