@@ -1,0 +1,306 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { ConfigError, PipelineError } from '../core/errors.js'
+import { startEventLoopWatchdog } from '../observability/event-loop-watchdog.js'
+import { maskUrlCredentials } from '../observability/logger.js'
+import type { HealthComponent, HealthStatus, Metrics } from '../observability/metrics.js'
+
+/** What `checkQueue` returns. */
+export interface QueueHealth {
+  readonly depth: number
+  readonly lag: number
+  readonly pending: number
+  readonly oldestPendingAgeSeconds: number
+  readonly groupExists: boolean
+}
+
+/** What `worker` returns, synchronously. */
+export interface WorkerState {
+  readonly inFlight: number
+  readonly processed: number
+  /** Poison entries dead-lettered in the last 5 minutes. */
+  readonly poisonRecent?: number
+  readonly shuttingDown: boolean
+}
+
+export interface HealthOptions {
+  /** Pings PostgreSQL; resolves with details to show (e.g. `{ openConnections }`), rejects when unreachable. */
+  readonly checkDatabase: () => Promise<Record<string, unknown>>
+  /** Pings Redis; resolves with details to show, rejects when unreachable. */
+  readonly checkRedis: () => Promise<Record<string, unknown>>
+  /** Reads the stream and consumer group. */
+  readonly checkQueue: () => Promise<QueueHealth>
+  /** The worker's counters. */
+  readonly worker: () => WorkerState
+  /** Serves `GET /metrics` and records `webhook_health_checks_total` when given. */
+  readonly metrics?: Metrics
+  /** A check slower than this fails (a hung dependency must not hang the probe). @defaultValue 2000 */
+  readonly timeoutMs?: number
+  /** Queue depth above which health is degraded. @defaultValue 1000 */
+  readonly maxQueueDepth?: number
+  /** Oldest pending entry age above which health is degraded. @defaultValue 300 */
+  readonly maxOldestPendingAgeSeconds?: number
+  /** Event-loop lag above which `/health/live` fails. @defaultValue 5000 */
+  readonly eventLoopStallMs?: number
+}
+
+/** One component in the report: its status, how long the check took, its details, and the error if it failed. */
+export type ComponentHealth = { status: HealthStatus; durationMs: number; error?: string; reasons?: string[] } & Record<string, unknown>
+
+/** The body of `GET /health`. */
+export interface HealthReport {
+  readonly status: HealthStatus
+  readonly timestamp: string
+  readonly components: Record<HealthComponent, ComponentHealth>
+}
+
+/** The body of `GET /health/ready`. */
+export interface ReadinessReport { readonly ready: boolean; readonly reasons: string[] }
+
+/** The body of `GET /health/live`. */
+export interface LivenessReport { readonly live: boolean; readonly eventLoopLagMs: number }
+
+/** Health checks and their HTTP handler. */
+export interface Health {
+  report(): Promise<HealthReport>
+  readiness(): Promise<ReadinessReport>
+  liveness(): LivenessReport
+  /**
+   * Answers `GET|HEAD /health`, `/health/live`, `/health/ready` and `/metrics`; returns false (and leaves `res`
+   * alone) for any other path, so you can mount it in front of another handler.
+   */
+  healthHandler(req: IncomingMessage, res: ServerResponse): boolean
+  /** Stops the event-loop watchdog. Idempotent. */
+  close(): void
+}
+
+const PATHS = new Set(['/health', '/health/live', '/health/ready', '/metrics'])
+
+function positive(name: string, value: number, integer = false): number {
+  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+    throw new RangeError(`createHealth: "${name}" must be a positive ${integer ? 'integer' : 'number'}; got ${value}`)
+  }
+  return value
+}
+
+function describe(err: unknown): { error: string; code?: string } {
+  const message = maskUrlCredentials(err instanceof Error ? err.message : String(err)).slice(0, 300)
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? { error: message || code, code } : { error: message || 'failed' }
+}
+
+/**
+ * Builds the health checks: `/health` (every component, 503 when unhealthy), `/health/live` (503 only when the
+ * event loop is stalled), `/health/ready` (503 unless PostgreSQL and Redis answer, the consumer group exists and
+ * the worker is not shutting down) and `/metrics`.
+ *
+ * @example
+ * const health = createHealth({ checkDatabase, checkRedis, checkQueue, worker: () => worker.state(), metrics })
+ * const server = await startHealthServer(health, { port: 8088 })
+ */
+export function createHealth(options: HealthOptions): Health {
+  for (const name of ['checkDatabase', 'checkRedis', 'checkQueue', 'worker'] as const) {
+    if (typeof options[name] !== 'function') {
+      throw new TypeError(`createHealth: "${name}" must be a function; got ${typeof options[name]}`)
+    }
+  }
+  const timeoutMs = positive('timeoutMs', options.timeoutMs ?? 2000)
+  const maxDepth = positive('maxQueueDepth', options.maxQueueDepth ?? 1000)
+  const maxAge = positive('maxOldestPendingAgeSeconds', options.maxOldestPendingAgeSeconds ?? 300)
+  const watchdog = startEventLoopWatchdog({ stallMs: positive('eventLoopStallMs', options.eventLoopStallMs ?? 5000) })
+  const { metrics } = options
+  const startedAt = Date.now()
+
+  // one call per dependency at a time: parallel probes share it, so a hung dependency cannot pile up calls
+  const inFlight = new Map<string, Promise<unknown>>()
+  const timed = <T>(component: HealthComponent, fn: () => Promise<T>): Promise<{ value?: T; failure?: unknown; durationMs: number }> => {
+    let call = inFlight.get(component) as Promise<T> | undefined
+    if (!call) {
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new PipelineError('infrastructure', 'HEALTH_CHECK_TIMEOUT',
+          `health check "${component}" did not answer within ${timeoutMs} ms; check that ${component} is reachable ` +
+          'or raise the health check timeout')), timeoutMs)
+      })
+      call = Promise.race([Promise.resolve().then(fn), timeout]).finally(() => {
+        clearTimeout(timer)
+        inFlight.delete(component)
+      })
+      inFlight.set(component, call)
+    }
+    const started = performance.now()
+    return call.then(
+      (value) => ({ value, durationMs: performance.now() - started }),
+      (failure: unknown) => ({ failure, durationMs: performance.now() - started }),
+    )
+  }
+  const record = (component: HealthComponent, health: ComponentHealth): ComponentHealth => {
+    metrics?.healthCheck(component, health.status, health.durationMs / 1000)
+    return { ...health, durationMs: Math.round(health.durationMs * 10) / 10 }
+  }
+
+  const dependency = async (component: 'database' | 'redis', fn: () => Promise<Record<string, unknown>>) => {
+    const r = await timed(component, fn)
+    return record(component, r.failure === undefined
+      ? { ...r.value, status: 'healthy', durationMs: r.durationMs }
+      : { status: 'unhealthy', durationMs: r.durationMs, ...describe(r.failure) })
+  }
+  const queue = async (): Promise<ComponentHealth> => {
+    const r = await timed('queue', options.checkQueue)
+    if (r.failure !== undefined || !r.value) {
+      return record('queue', { status: 'unhealthy', durationMs: r.durationMs, ...describe(r.failure) })
+    }
+    const q = r.value
+    const reasons: string[] = []
+    let status: HealthStatus = 'healthy'
+    if (!q.groupExists) {
+      status = 'unhealthy'
+      reasons.push('the consumer group does not exist (the worker recreates it; check Redis persistence if it recurs)')
+    }
+    if (q.depth > maxDepth) reasons.push(`queue depth ${q.depth} is above ${maxDepth}`)
+    if (q.oldestPendingAgeSeconds > maxAge) reasons.push(`oldest pending entry is ${Math.round(q.oldestPendingAgeSeconds)} s old, above ${maxAge} s`)
+    if (status === 'healthy' && reasons.length > 0) status = 'degraded'
+    return record('queue', { ...q, status, durationMs: r.durationMs, ...(reasons.length ? { reasons } : {}) })
+  }
+  const worker = (): ComponentHealth => {
+    const started = performance.now()
+    const loop = watchdog.state()
+    const mem = process.memoryUsage()
+    const base = {
+      memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external },
+      eventLoopLagMs: loop.lagMs,
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+    }
+    let state: WorkerState
+    try {
+      state = options.worker()
+    } catch (err) {
+      return record('worker', { ...base, status: 'unhealthy', durationMs: performance.now() - started, ...describe(err) })
+    }
+    const reasons: string[] = []
+    if (state.shuttingDown) reasons.push('shutting down')
+    if ((state.poisonRecent ?? 0) > 0) reasons.push(`${state.poisonRecent} poison entries dead-lettered in the last 5 minutes`)
+    if (loop.stalled) reasons.push(`event loop stalled (lag ${loop.lagMs} ms)`)
+    const status: HealthStatus = loop.stalled ? 'unhealthy' : reasons.length ? 'degraded' : 'healthy'
+    return record('worker', {
+      ...base, inFlight: state.inFlight, processed: state.processed, poisonRecent: state.poisonRecent ?? 0,
+      shuttingDown: state.shuttingDown, status, durationMs: performance.now() - started, ...(reasons.length ? { reasons } : {}),
+    })
+  }
+
+  const report = async (): Promise<HealthReport> => {
+    const [database, redis, q] = await Promise.all([
+      dependency('database', options.checkDatabase), dependency('redis', options.checkRedis), queue()])
+    const components = { database, redis, queue: q, worker: worker() }
+    const statuses = Object.values(components).map((c) => c.status)
+    const status: HealthStatus = statuses.includes('unhealthy') ? 'unhealthy' : statuses.includes('degraded') ? 'degraded' : 'healthy'
+    return { status, timestamp: new Date().toISOString(), components }
+  }
+  const readiness = async (): Promise<ReadinessReport> => {
+    const [database, redis, q] = await Promise.all([
+      dependency('database', options.checkDatabase), dependency('redis', options.checkRedis), queue()])
+    const reasons: string[] = []
+    if (database.status === 'unhealthy') reasons.push(`database: ${database.error}`)
+    if (redis.status === 'unhealthy') reasons.push(`redis: ${redis.error}`)
+    if (q.status === 'unhealthy') reasons.push(`queue: ${q.error ?? q.reasons?.join('; ')}`)
+    let shuttingDown = true
+    try { shuttingDown = options.worker().shuttingDown } catch (err) { reasons.push(`worker: ${describe(err).error}`) }
+    if (shuttingDown) reasons.push('worker: shutting down')
+    return { ready: reasons.length === 0, reasons }
+  }
+  const liveness = (): LivenessReport => {
+    const loop = watchdog.state()
+    return { live: !loop.stalled, eventLoopLagMs: loop.lagMs }
+  }
+
+  const send = (req: IncomingMessage, res: ServerResponse, code: number, body: string, type = 'application/json') => {
+    res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) })
+    res.end(req.method === 'HEAD' ? undefined : body)
+  }
+  const answer = async (req: IncomingMessage, res: ServerResponse, path: string) => {
+    if (path === '/health') {
+      const r = await report()
+      return send(req, res, r.status === 'unhealthy' ? 503 : 200, JSON.stringify(r))
+    }
+    if (path === '/health/live') {
+      const l = liveness()
+      return send(req, res, l.live ? 200 : 503, JSON.stringify(l))
+    }
+    if (path === '/health/ready') {
+      const r = await readiness()
+      return send(req, res, r.ready ? 200 : 503, JSON.stringify(r))
+    }
+    if (!metrics) return send(req, res, 404, JSON.stringify({ error: 'metrics are not enabled on this server' }))
+    return send(req, res, 200, await metrics.metricsText(), metrics.contentType)
+  }
+
+  let closed = false
+  return {
+    report,
+    readiness,
+    liveness,
+    healthHandler(req, res) {
+      const path = (req.url ?? '/').split('?', 1)[0] as string
+      if (!PATHS.has(path)) return false
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.setHeader('allow', 'GET, HEAD')
+        send(req, res, 405, JSON.stringify({ error: `${req.method} is not allowed on ${path}; use GET` }))
+        return true
+      }
+      answer(req, res, path).catch((err: unknown) => {
+        if (!res.headersSent) send(req, res, 500, JSON.stringify({ error: describe(err).error }))
+        else res.destroy()
+      })
+      return true
+    },
+    close() {
+      if (closed) return
+      closed = true
+      watchdog.close()
+    },
+  }
+}
+
+/** A listening health server. */
+export interface HealthServer {
+  readonly url: string
+  readonly port: number
+  /** Stops listening and closes open connections. Idempotent. */
+  close(): Promise<void>
+}
+
+/**
+ * Serves `health` on its own port (HEALTH_ENDPOINT, default :8088); other paths get 404.
+ *
+ * @example
+ * const server = await startHealthServer(health, { port: 8088 }) // host defaults to all interfaces
+ */
+export async function startHealthServer(health: Health, options: { port: number; host?: string }): Promise<HealthServer> {
+  const { port, host } = options
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError('HEALTH_ENDPOINT', `port must be an integer from 0 to 65535 (e.g. ":8088"); got ${port}`)
+  }
+  const server = createServer((req, res) => {
+    if (health.healthHandler(req, res)) return
+    res.writeHead(404, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ error: `no route ${req.url ?? ''}; try /health, /health/live, /health/ready or /metrics` }))
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => { server.off('error', reject); resolve() })
+  })
+  const addr = server.address() as AddressInfo
+  const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
+  let closing: Promise<void> | undefined
+  return {
+    url: `http://${shownHost}:${addr.port}`,
+    port: addr.port,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      })
+      return closing
+    },
+  }
+}

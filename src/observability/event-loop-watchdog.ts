@@ -1,0 +1,55 @@
+import { performance } from 'node:perf_hooks'
+
+export interface EventLoopWatchdogOptions {
+  /** Lag above which the loop counts as stalled. @defaultValue 5000 */
+  readonly stallMs?: number
+}
+
+/** What the watchdog saw. */
+export interface EventLoopState {
+  /** The larger of the last measured lag and how overdue the next tick is now, in ms. */
+  readonly lagMs: number
+  /** True while the loop is stalled now or was stalled within the last `stallMs`. */
+  readonly stalled: boolean
+}
+
+/** A running watchdog; `close()` stops its timer (idempotent). */
+export interface EventLoopWatchdog {
+  state(): EventLoopState
+  close(): void
+}
+
+/**
+ * Measures event-loop lag with an unref'd timer and remembers a stall for `stallMs` after it ended, so a liveness
+ * probe answered right after a long synchronous block still reports it.
+ *
+ * @example
+ * const watchdog = startEventLoopWatchdog({ stallMs: 5000 })
+ * if (watchdog.state().stalled) res.statusCode = 503
+ */
+export function startEventLoopWatchdog(options: EventLoopWatchdogOptions = {}): EventLoopWatchdog {
+  const stallMs = options.stallMs ?? 5000
+  if (!Number.isFinite(stallMs) || stallMs < 10) {
+    throw new RangeError(`startEventLoopWatchdog: "stallMs" must be a number of milliseconds of at least 10; got ${stallMs}`)
+  }
+  const sampleMs = Math.min(500, Math.max(5, Math.floor(stallMs / 5)))
+  let expected = performance.now() + sampleMs
+  let lastLagMs = 0
+  let lastStallAt = Number.NEGATIVE_INFINITY
+  const timer = setInterval(() => {
+    const now = performance.now()
+    lastLagMs = Math.max(0, now - expected)
+    if (lastLagMs > stallMs) lastStallAt = now
+    expected = now + sampleMs
+  }, sampleMs)
+  timer.unref()
+  return {
+    state() {
+      const now = performance.now()
+      const overdueMs = Math.max(0, now - expected)
+      const lagMs = Math.max(lastLagMs, overdueMs)
+      return { lagMs: Math.round(lagMs * 10) / 10, stalled: overdueMs > stallMs || now - lastStallAt <= stallMs }
+    },
+    close() { clearInterval(timer) },
+  }
+}

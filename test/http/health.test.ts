@@ -1,0 +1,277 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+import pg from 'pg'
+import { createHealth, startHealthServer, type HealthOptions, type HealthReport, type HealthServer } from '../../src/http/health.js'
+import { createMetrics } from '../../src/observability/metrics.js'
+import { StreamClient } from '../../src/sources/stream-client.js'
+import { startPostgres, startRedis, type TestPostgres, type TestRedis } from '../helpers/servers.js'
+
+interface Ctx { redisServer?: TestRedis; pgServer?: TestPostgres; redis?: Redis; pool?: pg.Pool }
+const Health = suite<Ctx>('health', {})
+
+Health.before(async (ctx) => {
+  ctx.redisServer = await startRedis({ appendonly: true })
+  ctx.pgServer = await startPostgres()
+  // no offline queue: while Redis is down a PING fails at once instead of waiting for the reconnect
+  ctx.redis = new Redis(ctx.redisServer.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => 100 })
+  ctx.redis.on('error', () => {})
+  ctx.pool = new pg.Pool({ connectionString: await ctx.pgServer.createDatabase(), connectionTimeoutMillis: 1000, max: 4 })
+  ctx.pool.on('error', () => {})
+})
+Health.after(async (ctx) => {
+  ctx.redis?.disconnect()
+  await ctx.pool?.end()
+  await ctx.redisServer?.stop()
+  await ctx.pgServer?.stop()
+})
+
+/** The check functions the service wires, written here against the real servers. */
+async function checks(ctx: Ctx, worker: HealthOptions['worker'] = () => ({ inFlight: 0, processed: 0, shuttingDown: false })) {
+  const redis = ctx.redis as Redis
+  const pool = ctx.pool as pg.Pool
+  const stream = new StreamClient({ redis, stream: `test-${randomUUID()}:webhook_events` })
+  await redis.call('XGROUP', 'CREATE', stream.stream, 'webhook_workers', '$', 'MKSTREAM')
+  const options: HealthOptions = {
+    checkDatabase: async () => {
+      await pool.query('SELECT 1')
+      return { openConnections: pool.totalCount, idleConnections: pool.idleCount, waiting: pool.waitingCount }
+    },
+    checkRedis: async () => ({ ping: await redis.ping() }),
+    checkQueue: async () => {
+      const info = await stream.info()
+      const group = info.groups.find((g) => g.name === 'webhook_workers')
+      return { depth: info.length, lag: group?.lag ?? 0, pending: group?.pending ?? 0, oldestPendingAgeSeconds: 0, groupExists: !!group }
+    },
+    worker,
+    timeoutMs: 1000,
+  }
+  return { options, stream }
+}
+
+async function serve(options: HealthOptions, fn: (server: HealthServer) => Promise<void>): Promise<void> {
+  const health = createHealth(options)
+  const server = await startHealthServer(health, { port: 0, host: '127.0.0.1' })
+  try {
+    await fn(server)
+  } finally {
+    await server.close()
+    health.close()
+  }
+}
+
+async function get(server: HealthServer, path: string): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${server.url}${path}`)
+  const text = await res.text()
+  return { status: res.status, body: res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text }
+}
+
+async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await check()) return
+    await sleep(100)
+  }
+  throw new Error(`${what} did not happen within ${timeoutMs} ms`)
+}
+
+Health('with everything up, /health, /health/ready and /health/live answer 200 with component details', async (ctx) => {
+  const { options } = await checks(ctx, () => ({ inFlight: 3, processed: 42, shuttingDown: false }))
+  await serve(options, async (server) => {
+    const health = await get(server, '/health')
+    assert.is(health.status, 200)
+    const body = health.body as HealthReport
+    assert.is(body.status, 'healthy')
+    assert.ok(!Number.isNaN(Date.parse(body.timestamp)))
+    assert.equal(Object.keys(body.components).sort(), ['database', 'queue', 'redis', 'worker'])
+    assert.is(body.components.database.status, 'healthy')
+    assert.ok((body.components.database.openConnections as number) >= 1)
+    assert.is(body.components.redis.ping, 'PONG')
+    assert.is(body.components.queue.groupExists, true)
+    assert.is(body.components.worker.inFlight, 3)
+    assert.is(body.components.worker.processed, 42)
+    assert.type(body.components.worker.eventLoopLagMs, 'number')
+    assert.type(body.components.worker.uptimeSeconds, 'number')
+    assert.ok((body.components.worker.memory as { rssBytes: number }).rssBytes > 0)
+    assert.type(body.components.redis.durationMs, 'number')
+    assert.equal((await get(server, '/health/ready')).body, { ready: true, reasons: [] })
+    assert.is((await get(server, '/health/live')).status, 200)
+  })
+})
+
+Health('Redis stopped: /health is 503 with redis unhealthy and not ready; restarted: 200 again', async (ctx) => {
+  const { options } = await checks(ctx)
+  await serve(options, async (server) => {
+    await ctx.redisServer!.stop()
+    try {
+      const down = await get(server, '/health')
+      assert.is(down.status, 503)
+      assert.is(down.body.status, 'unhealthy')
+      assert.is(down.body.components.redis.status, 'unhealthy')
+      assert.is(down.body.components.database.status, 'healthy')
+      const ready = await get(server, '/health/ready')
+      assert.is(ready.status, 503)
+      assert.ok(ready.body.reasons.some((r: string) => r.startsWith('redis: ')), JSON.stringify(ready.body))
+      assert.is((await get(server, '/health/live')).status, 200, 'a dependency outage is not a reason to restart the process')
+    } finally {
+      await ctx.redisServer!.start()
+    }
+    await eventually('health back to 200', async () => (await get(server, '/health')).status === 200)
+    assert.is((await get(server, '/health/ready')).status, 200)
+  })
+})
+
+Health('PostgreSQL stopped: /health is 503 with database unhealthy and not ready; restarted: 200 again', async (ctx) => {
+  const { options } = await checks(ctx)
+  await serve(options, async (server) => {
+    await ctx.pgServer!.stop()
+    try {
+      const down = await get(server, '/health')
+      assert.is(down.status, 503)
+      assert.is(down.body.components.database.status, 'unhealthy')
+      assert.type(down.body.components.database.error, 'string')
+      assert.is(down.body.components.redis.status, 'healthy')
+      const ready = await get(server, '/health/ready')
+      assert.is(ready.status, 503)
+      assert.equal(ready.body.reasons.filter((r: string) => r.startsWith('database: ')).length, 1)
+    } finally {
+      await ctx.pgServer!.start()
+    }
+    await eventually('health back to 200', async () => (await get(server, '/health')).status === 200)
+    assert.is((await get(server, '/health/ready')).status, 200)
+  })
+})
+
+Health('a check that hangs fails within the timeout, naming the component', async (ctx) => {
+  const { options } = await checks(ctx)
+  await serve({ ...options, timeoutMs: 300, checkRedis: () => new Promise(() => {}) }, async (server) => {
+    const started = Date.now()
+    const res = await get(server, '/health')
+    const elapsed = Date.now() - started
+    assert.ok(elapsed < 1500, `answered after ${elapsed} ms`)
+    assert.ok(elapsed >= 250, `answered after ${elapsed} ms, before the timeout`)
+    assert.is(res.status, 503)
+    assert.is(res.body.components.redis.code, 'HEALTH_CHECK_TIMEOUT')
+    assert.match(res.body.components.redis.error, /health check "redis" did not answer within 300 ms/)
+  })
+})
+
+Health('queue depth above the threshold, an old pending entry or recent poison entries make health degraded, still 200', async (ctx) => {
+  let poisonRecent = 0
+  const { options, stream } = await checks(ctx, () => ({ inFlight: 0, processed: 0, shuttingDown: false, poisonRecent }))
+  for (let i = 0; i < 5; i++) await ctx.redis!.call('XADD', stream.stream, '*', 'event', '{}')
+  await serve({ ...options, maxQueueDepth: 3 }, async (server) => {
+    const res = await get(server, '/health')
+    assert.is(res.status, 200)
+    assert.is(res.body.status, 'degraded')
+    assert.is(res.body.components.queue.depth, 5)
+    assert.equal(res.body.components.queue.reasons, ['queue depth 5 is above 3'])
+    assert.is((await get(server, '/health/ready')).status, 200, 'a backlog does not make the worker unready')
+  })
+  const aged = { ...options, checkQueue: async () => ({ depth: 0, lag: 0, pending: 1, oldestPendingAgeSeconds: 301, groupExists: true }) }
+  await serve(aged, async (server) => {
+    const res = await get(server, '/health')
+    assert.is(res.body.status, 'degraded')
+    assert.match(res.body.components.queue.reasons[0], /oldest pending entry is 301 s old, above 300 s/)
+  })
+  poisonRecent = 2
+  await serve(options, async (server) => {
+    const res = await get(server, '/health')
+    assert.is(res.status, 200)
+    assert.is(res.body.components.worker.status, 'degraded')
+    assert.equal(res.body.components.worker.reasons, ['2 poison entries dead-lettered in the last 5 minutes'])
+  })
+})
+
+Health('a missing consumer group makes health unhealthy and the worker unready', async (ctx) => {
+  const { options, stream } = await checks(ctx)
+  await ctx.redis!.call('XGROUP', 'DESTROY', stream.stream, 'webhook_workers')
+  await serve(options, async (server) => {
+    const res = await get(server, '/health')
+    assert.is(res.status, 503)
+    assert.is(res.body.components.queue.groupExists, false)
+    const ready = await get(server, '/health/ready')
+    assert.is(ready.status, 503)
+    assert.match(ready.body.reasons.join('\n'), /consumer group does not exist/)
+  })
+})
+
+Health('while shutting down, ready is 503 with the reason while live stays 200', async (ctx) => {
+  const { options } = await checks(ctx, () => ({ inFlight: 2, processed: 9, shuttingDown: true }))
+  await serve(options, async (server) => {
+    const ready = await get(server, '/health/ready')
+    assert.is(ready.status, 503)
+    assert.equal(ready.body.reasons, ['worker: shutting down'])
+    assert.is((await get(server, '/health/live')).status, 200)
+  })
+})
+
+Health('a stalled event loop fails /health/live', async (ctx) => {
+  const { options } = await checks(ctx)
+  await serve({ ...options, eventLoopStallMs: 100 }, async (server) => {
+    assert.is((await get(server, '/health/live')).status, 200)
+    const until = Date.now() + 300
+    while (Date.now() < until) { /* stall the loop on purpose */ }
+    const live = await get(server, '/health/live')
+    assert.is(live.status, 503)
+    assert.ok(live.body.eventLoopLagMs >= 100, JSON.stringify(live.body))
+    await sleep(250)
+    assert.is((await get(server, '/health/live')).status, 200, 'recovers once the loop runs freely again')
+  })
+})
+
+Health('/metrics serves the exposition and counts every health check; other paths and methods are refused', async (ctx) => {
+  const metrics = createMetrics({ defaultMetrics: false })
+  const { options } = await checks(ctx)
+  try {
+    await serve({ ...options, metrics }, async (server) => {
+      await get(server, '/health')
+      await get(server, '/health')
+      const text = (await get(server, '/metrics')).body as string
+      for (const component of ['database', 'redis', 'queue', 'worker']) {
+        assert.ok(text.includes(`webhook_health_checks_total{component="${component}",status="healthy"} 2`), component)
+        assert.ok(text.includes(`webhook_health_check_duration_seconds_count{component="${component}"} 2`), component)
+      }
+      assert.is((await get(server, '/nope')).status, 404)
+      const post = await fetch(`${server.url}/health`, { method: 'POST' })
+      assert.is(post.status, 405)
+      assert.is(post.headers.get('allow'), 'GET, HEAD')
+      await post.text()
+      const head = await fetch(`${server.url}/health/live`, { method: 'HEAD' })
+      assert.is(head.status, 200)
+      assert.is(await head.text(), '')
+    })
+    await serve(options, async (server) => assert.is((await get(server, '/metrics')).status, 404))
+  } finally {
+    metrics.close()
+  }
+})
+
+Health('a password in a failing check\'s error is masked; bad options are named', async (ctx) => {
+  const { options } = await checks(ctx)
+  const checkDatabase = () => Promise.reject(new Error('cannot connect to postgres://app:hunter2@db:5432/hooks'))
+  await serve({ ...options, checkDatabase }, async (server) => {
+    const res = await get(server, '/health')
+    assert.is(res.body.components.database.error, 'cannot connect to postgres://app:****@db:5432/hooks')
+    assert.not.ok(JSON.stringify(res.body).includes('hunter2'))
+  })
+  try {
+    createHealth({ ...options, timeoutMs: 0 })
+    assert.unreachable()
+  } catch (err) {
+    assert.match((err as Error).message, /createHealth: "timeoutMs" must be a positive number; got 0/)
+  }
+  const health = createHealth(options)
+  try {
+    await startHealthServer(health, { port: 70000 })
+    assert.unreachable()
+  } catch (err) {
+    assert.match((err as Error).message, /^HEALTH_ENDPOINT port must be an integer/)
+  } finally {
+    health.close()
+  }
+})
+
+Health.run()
