@@ -1,0 +1,50 @@
+import { formatDuration } from '../core/duration.js'
+import type { Config } from './load-config.js'
+import type { ListenAddress } from './listen-address.js'
+
+/**
+ * The URL with its password replaced by `****` (a URL that cannot be parsed is hidden entirely).
+ *
+ * @example
+ * maskUrl('postgres://app:s3cret@db:5432/hookstream') // "postgres://app:****@db:5432/hookstream"
+ */
+export function maskUrl(text: string): string {
+  if (!URL.canParse(text)) return '(unparseable URL hidden)'
+  const u = new URL(text)
+  if (u.password) u.password = '****'
+  return u.toString()
+}
+
+function address(a: ListenAddress): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
+}
+
+/**
+ * A printable summary of the configuration, one `name  value` line per setting, with secrets masked (URL
+ * passwords as `****`, tokens and keys only as "set"/"not set"). Safe to log at startup.
+ *
+ * @example
+ * console.log(describeConfig(loadConfig()))
+ */
+export function describeConfig(config: Config): string {
+  const w = config.worker
+  const rows: [string, string][] = [
+    ['config file', config.configFile ?? '(none)'],
+    ['redis', config.redis.kind === 'server' ? maskUrl(config.redis.url) : `embedded (${config.redis.dir})`],
+    ['database', config.database.kind === 'postgres' ? maskUrl(config.database.url) : `embedded (${config.database.path})`],
+    ['stream', `${config.keys.stream} (group ${config.keys.group}, dlq ${config.keys.dlqStream}, max_len ${config.streamMaxLen ?? 'unlimited'})`],
+    ['consumer', w.consumerName],
+    ['worker', `batch ${w.batchSize}, max in flight ${w.maxInFlight}, concurrency ${w.concurrency}, block ${formatDuration(w.blockTimeoutMs)}, ` +
+      `claim idle ${formatDuration(w.claimIdleMs)}, max deliveries ${w.maxDeliveries}`],
+    ['idempotency ttl', formatDuration(w.idempotencyTtlMs)],
+    ['shutdown timeout', formatDuration(w.shutdownTimeoutMs)],
+    ['http', `${address(config.http.addr)} (max body ${config.http.maxBodyBytes} bytes)`],
+    ['health', address(config.health.endpoint)],
+    ['admin token', config.adminToken ? 'set' : 'not set'],
+    ['encryption key', config.encryptionKey ? 'set' : 'not set'],
+    ['log level', config.logLevel],
+    ['otlp endpoint', config.otlpEndpoint ? maskUrl(config.otlpEndpoint) : '(none)'],
+    ['tools', config.tools.length === 0 ? '(none in file)' : config.tools.map((t) => `${t.id} (${t.provider})`).join(', ')],
+  ]
+  return rows.map(([name, value]) => `${name.padEnd(17)} ${value}`).join('\n')
+}

@@ -1,0 +1,217 @@
+import { hostname } from 'node:os'
+import { ConfigError, isPipelineError } from '../core/errors.js'
+import { parseTool, type ToolConfig, type ToolInput } from '../core/tool.js'
+import { streamKeys, type StreamKeys } from '../sources/keys.js'
+import { readConfigFile } from './config-file.js'
+import { ConfigSources, duration, integer, invalid, oneOf, size, text, url, type Layer, type SettingSource } from './config-sources.js'
+import { parseListenAddress, type ListenAddress } from './listen-address.js'
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
+
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const
+
+/** Everything a hookstream process needs, validated and frozen. */
+export interface Config {
+  /** The config file that was read, if any. */
+  readonly configFile?: string
+  /** A Redis server by URL, or none configured: the CLI starts an embedded one with its data in `dir`. */
+  readonly redis: { readonly kind: 'server'; readonly url: string } | { readonly kind: 'embedded'; readonly dir: string }
+  /** A PostgreSQL server by URL (sslmode in the URL), or none configured: embedded PGlite with its data in `path`. */
+  readonly database: { readonly kind: 'postgres'; readonly url: string } | { readonly kind: 'embedded'; readonly path: string }
+  readonly keys: StreamKeys
+  /** Approximate cap on the main stream (XADD `MAXLEN ~`); unset: no cap. */
+  readonly streamMaxLen?: number
+  readonly worker: {
+    readonly consumerName: string
+    readonly idempotencyTtlMs: number
+    readonly batchSize: number
+    readonly maxInFlight: number
+    readonly concurrency: number
+    readonly blockTimeoutMs: number
+    readonly claimIdleMs: number
+    readonly maxDeliveries: number
+    readonly shutdownTimeoutMs: number
+  }
+  readonly http: { readonly addr: ListenAddress; readonly maxBodyBytes: number }
+  readonly health: { readonly endpoint: ListenAddress }
+  /** Bearer token of the admin API; unset: the admin API is off. */
+  readonly adminToken?: string
+  /** Key that encrypts tool secrets at rest (HOOKSTREAM_ENCRYPTION_KEY). */
+  readonly encryptionKey?: string
+  readonly logLevel: LogLevel
+  /** OTLP/HTTP endpoint for traces; unset: tracing exports nothing. */
+  readonly otlpEndpoint?: string
+  /** Tools from the config file's `tools:` list. */
+  readonly tools: readonly ToolConfig[]
+}
+
+/** Where `loadConfig` reads from. */
+export interface LoadConfigOptions {
+  /** @defaultValue process.env */
+  readonly env?: Readonly<Record<string, string | undefined>>
+  /** Already-parsed CLI flags (see `parseFlags`), e.g. `{ 'redis-url': …, config: 'hookstream.yaml' }`. */
+  readonly flags?: Readonly<Record<string, string | boolean | undefined>>
+  /** YAML file to read; beats `--config` and `HOOKSTREAM_CONFIG`. */
+  readonly file?: string
+}
+
+const LAYERS: readonly Layer[] = ['flag', 'env', 'file']
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const child of Object.values(value)) deepFreeze(child)
+  }
+  return value
+}
+
+const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/
+
+function redisConfig(src: ConfigSources): Config['redis'] {
+  for (const layer of LAYERS) {
+    const u = src.layer(layer, { flag: 'redis-url', env: 'REDIS_URL', file: 'worker.redis.url', secret: true })
+    if (u) return { kind: 'server', url: url(u, ['redis:', 'rediss:'], 'redis://localhost:6379') }
+    const addr = src.layer(layer, { flag: 'redis-addr', env: 'REDIS_ADDR', file: 'worker.redis.addr' })
+    if (addr) return { kind: 'server', url: `redis://${text(addr, HOST_PORT, 'a host:port such as "localhost:6379"')}` }
+  }
+  return { kind: 'embedded', dir: './.hookstream/redis' }
+}
+
+function databaseConfig(src: ConfigSources): Config['database'] {
+  const sslRaw = src.pick({ env: 'DATABASE_SSL_MODE', file: 'database.ssl_mode' })
+  const sslMode = sslRaw ? oneOf(sslRaw, SSL_MODES) : undefined
+  for (const layer of LAYERS) {
+    const u = src.layer(layer, { flag: 'database-url', env: 'DATABASE_URL', file: 'database.url', secret: true })
+    if (u) {
+      const parsed = new URL(url(u, ['postgres:', 'postgresql:'], 'postgres://user:password@localhost:5432/hookstream'))
+      if (sslMode && !parsed.searchParams.has('sslmode')) parsed.searchParams.set('sslmode', sslMode)
+      return { kind: 'postgres', url: parsed.toString() }
+    }
+    const host = src.layer(layer, { env: 'DATABASE_HOST', file: 'database.host' })
+    if (host) {
+      const built = new URL('postgres://localhost')
+      built.hostname = text(host, /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)$/, 'a host name or address')
+      const port = src.pick({ env: 'DATABASE_PORT', file: 'database.port' })
+      built.port = String(port ? integer(port, 1, 65535) : 5432)
+      const name = src.pick({ env: 'DATABASE_NAME', file: 'database.name' })
+      built.pathname = `/${encodeURIComponent(name ? text(name) : 'hookstream')}`
+      const user = src.pick({ env: 'DATABASE_USER', file: 'database.user' })
+      built.username = encodeURIComponent(user ? text(user) : 'postgres')
+      const password = src.pick({ env: 'DATABASE_PASSWORD', file: 'database.password', secret: true })
+      if (password) built.password = encodeURIComponent(text(password))
+      if (sslMode) built.searchParams.set('sslmode', sslMode)
+      return { kind: 'postgres', url: built.toString() }
+    }
+  }
+  return { kind: 'embedded', path: './.hookstream/pgdata' }
+}
+
+function keysConfig(src: ConfigSources): StreamKeys {
+  const name = /^[^\s]{1,200}$/
+  const expected = 'a name of 1–200 characters without spaces'
+  const read = (source: SettingSource) => {
+    const raw = src.pick(source)
+    return raw ? text(raw, name, expected) : undefined
+  }
+  const prefix = read({ env: 'STREAM_PREFIX', file: 'worker.stream.prefix' })
+  const stream = read({ env: 'STREAM_NAME', file: 'worker.stream.name' })
+  const dlqStream = read({ env: 'STREAM_DLQ_NAME', file: 'worker.stream.dlq_name' })
+  const group = read({ env: 'STREAM_GROUP', file: 'worker.stream.group' })
+  return streamKeys({
+    ...(prefix !== undefined ? { prefix } : {}), ...(stream !== undefined ? { stream } : {}),
+    ...(dlqStream !== undefined ? { dlqStream } : {}), ...(group !== undefined ? { group } : {}),
+  })
+}
+
+function tools(file: { path: string; tools: readonly unknown[] } | undefined): ToolConfig[] {
+  if (!file) return []
+  const seen = new Map<string, number>()
+  return file.tools.map((input, i) => {
+    const key = `${file.path}: tools[${i}]`
+    if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new ConfigError(key, 'must be a mapping (id, provider, secret, …)')
+    let tool: ToolConfig
+    try {
+      tool = parseTool(input as ToolInput)
+    } catch (err) {
+      if (isPipelineError(err)) throw new ConfigError(key, `is invalid: ${err.message}`)
+      throw err
+    }
+    const earlier = seen.get(tool.id)
+    if (earlier !== undefined) throw new ConfigError(key, `has id "${tool.id}" like tools[${earlier}]; tool ids must be unique`)
+    seen.set(tool.id, i)
+    return tool
+  })
+}
+
+/**
+ * Reads configuration from CLI flags, environment variables and a YAML file (flags beat env, env beats file,
+ * file beats defaults) into one validated, deeply frozen Config. Bad values throw a ConfigError naming the
+ * flag, variable or file key and what is expected; secret values are never repeated in the message.
+ *
+ * @example
+ * const { flags } = parseFlags(process.argv.slice(2))
+ * const config = loadConfig({ flags })   // env from process.env, file from --config or HOOKSTREAM_CONFIG
+ * console.log(describeConfig(config))
+ */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? process.env
+  const flags = options.flags ?? {}
+  if (flags.config === true) throw new ConfigError('--config', 'needs a file path, e.g. --config hookstream.yaml')
+  const fileRef = options.file !== undefined ? { path: options.file, key: 'loadConfig option "file"' }
+    : typeof flags.config === 'string' && flags.config !== '' ? { path: flags.config, key: '--config' }
+      : env.HOOKSTREAM_CONFIG ? { path: env.HOOKSTREAM_CONFIG, key: 'HOOKSTREAM_CONFIG' } : undefined
+  const file = fileRef ? readConfigFile(fileRef.path, fileRef.key) : undefined
+  const src = new ConfigSources(env, flags, file)
+  const opt = <T>(source: SettingSource, parse: (raw: NonNullable<ReturnType<ConfigSources['pick']>>) => T): T | undefined => {
+    const raw = src.pick(source)
+    return raw ? parse(raw) : undefined
+  }
+
+  const batchSize = opt({ env: 'WORKER_BATCH_SIZE', file: 'worker.stream.batch_size' }, (r) => integer(r, 1, 10_000)) ?? 100
+  const consumerName = opt({ flag: 'consumer', env: 'WORKER_CONSUMER_NAME', file: 'worker.processing.consumer_name' },
+    (r) => text(r, /^[A-Za-z0-9._:@-]{1,200}$/, 'a consumer name of 1–200 letters, digits or "._:@-"')) ?? `worker-${hostname()}-${process.pid}`
+  const otlp = opt({ env: 'OTEL_EXPORTER_OTLP_ENDPOINT', file: 'otel.endpoint' }, (r) => url(r, ['http:', 'https:'], 'http://localhost:4318'))
+  const adminToken = opt({ env: 'ADMIN_TOKEN', file: 'admin.token', secret: true }, (r) => {
+    const token = text(r)
+    return token.length >= 16 ? token : invalid(r, 'at least 16 characters (e.g. `openssl rand -hex 24`)')
+  })
+  const encryptionKey = opt({ env: 'HOOKSTREAM_ENCRYPTION_KEY', secret: true }, (r) => {
+    const key = text(r)
+    return key.length >= 16 ? key : invalid(r, 'at least 16 characters (e.g. `openssl rand -base64 32`)')
+  })
+  const streamMaxLen = opt({ env: 'STREAM_MAXLEN', file: 'worker.stream.max_len' }, (r) => integer(r, 1, Number.MAX_SAFE_INTEGER))
+
+  const config: Config = {
+    ...(file ? { configFile: file.path } : {}),
+    redis: redisConfig(src),
+    database: databaseConfig(src),
+    keys: keysConfig(src),
+    ...(streamMaxLen !== undefined ? { streamMaxLen } : {}),
+    worker: {
+      consumerName,
+      idempotencyTtlMs: opt({ env: 'WORKER_IDEMPOTENCY_TTL', file: 'worker.processing.idempotency_ttl' }, (r) => duration(r, 1000)) ?? 86_400_000,
+      batchSize,
+      maxInFlight: opt({ env: 'WORKER_MAX_IN_FLIGHT', file: 'worker.stream.max_in_flight' }, (r) => integer(r, 1, 100_000)) ?? batchSize,
+      concurrency: opt({ env: 'WORKER_CONCURRENCY', file: 'worker.processing.concurrency' }, (r) => integer(r, 1, 10_000)) ?? 16,
+      blockTimeoutMs: opt({ env: 'WORKER_BLOCK_TIMEOUT', file: 'worker.stream.block_timeout' }, (r) => duration(r)) ?? 5000,
+      claimIdleMs: opt({ env: 'WORKER_CLAIM_IDLE', file: 'worker.stream.claim_idle' }, (r) => duration(r, 1000)) ?? 60_000,
+      maxDeliveries: opt({ env: 'WORKER_MAX_DELIVERIES', file: 'worker.processing.max_deliveries' }, (r) => integer(r, 1, 1000)) ?? 10,
+      shutdownTimeoutMs: opt({ env: 'WORKER_SHUTDOWN_TIMEOUT', file: 'worker.processing.shutdown_timeout' }, (r) => duration(r)) ?? 30_000,
+    },
+    http: {
+      addr: opt({ flag: 'http-addr', env: 'HTTP_ADDR', file: 'http.addr' }, (r) => parseListenAddress(text(r), r.where)) ?? parseListenAddress(':8080'),
+      maxBodyBytes: opt({ env: 'INGEST_MAX_BODY', file: 'http.max_body' }, (r) => size(r, 1024)) ?? 10 * 1024 * 1024,
+    },
+    health: {
+      endpoint: opt({ flag: 'health-endpoint', env: 'HEALTH_ENDPOINT', file: 'health.endpoint' }, (r) => parseListenAddress(text(r), r.where)) ??
+        parseListenAddress(':8088'),
+    },
+    ...(adminToken !== undefined ? { adminToken } : {}),
+    ...(encryptionKey !== undefined ? { encryptionKey } : {}),
+    logLevel: opt({ flag: 'log-level', env: 'LOG_LEVEL', file: 'log.level' }, (r) => oneOf(r, LOG_LEVELS)) ?? 'info',
+    ...(otlp !== undefined ? { otlpEndpoint: otlp } : {}),
+    tools: tools(file),
+  }
+  return deepFreeze(config)
+}

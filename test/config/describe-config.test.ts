@@ -1,0 +1,34 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { describeConfig, maskUrl } from '../../src/config/describe-config.js'
+import { loadConfig } from '../../src/config/load-config.js'
+
+const Describe = suite('describeConfig')
+
+Describe('masks URL passwords and never prints tokens or keys', () => {
+  const config = loadConfig({ env: {
+    REDIS_URL: 'redis://:redis-pass-123@cache:6379/0', DATABASE_HOST: 'db', DATABASE_USER: 'app', DATABASE_PASSWORD: 'db-pass-456',
+    ADMIN_TOKEN: 'admin-token-789-abcdefgh', HOOKSTREAM_ENCRYPTION_KEY: 'enc-key-000-abcdefgh',
+  } })
+  const text = describeConfig(config)
+  for (const secret of ['redis-pass-123', 'db-pass-456', 'admin-token-789', 'enc-key-000']) assert.not.match(text, secret)
+  assert.match(text, 'redis://:****@cache:6379/0')
+  assert.match(text, 'postgres://app:****@db:5432/hookstream')
+  assert.match(text, /admin token\s+set/)
+  assert.match(text, /http\s+0\.0\.0\.0:8080 \(max body 10485760 bytes\)/)
+})
+
+Describe('shows embedded servers when none are configured', () => {
+  const text = describeConfig(loadConfig({ env: {} }))
+  assert.match(text, /redis\s+embedded \(\.\/\.hookstream\/redis\)/)
+  assert.match(text, /database\s+embedded \(\.\/\.hookstream\/pgdata\)/)
+  assert.match(text, /admin token\s+not set/)
+})
+
+Describe('maskUrl hides the password, and an unparseable URL entirely', () => {
+  assert.is(maskUrl('postgres://app:s3cret@db:5432/x'), 'postgres://app:****@db:5432/x')
+  assert.is(maskUrl('redis://cache:6379'), 'redis://cache:6379')
+  assert.is(maskUrl('not a url s3cret'), '(unparseable URL hidden)')
+})
+
+Describe.run()

@@ -1,0 +1,189 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { hostname, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadConfig } from '../../src/config/load-config.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'hookstream-config-'))
+let n = 0
+function yamlFile(text: string): string {
+  const path = join(dir, `config-${n++}.yaml`)
+  writeFileSync(path, text)
+  return path
+}
+function failure(run: () => unknown): Error & { key?: string; code?: string } {
+  try {
+    run()
+  } catch (err) {
+    return err as Error
+  }
+  throw new Error('expected loadConfig to throw')
+}
+
+const Load = suite('loadConfig')
+Load.after(() => rmSync(dir, { recursive: true, force: true }))
+
+Load('with nothing set, Redis and PostgreSQL are embedded and every default applies', () => {
+  const c = loadConfig({ env: {} })
+  assert.equal(c.redis, { kind: 'embedded', dir: './.hookstream/redis' })
+  assert.equal(c.database, { kind: 'embedded', path: './.hookstream/pgdata' })
+  assert.is(c.keys.stream, 'webhook_events')
+  assert.is(c.keys.group, 'webhook_workers')
+  assert.equal(c.worker, {
+    consumerName: `worker-${hostname()}-${process.pid}`, idempotencyTtlMs: 86_400_000, batchSize: 100, maxInFlight: 100,
+    concurrency: 16, blockTimeoutMs: 5000, claimIdleMs: 60_000, maxDeliveries: 10, shutdownTimeoutMs: 30_000,
+  })
+  assert.equal(c.http, { addr: { host: '0.0.0.0', port: 8080 }, maxBodyBytes: 10 * 1024 * 1024 })
+  assert.equal(c.health.endpoint, { host: '0.0.0.0', port: 8088 })
+  assert.is(c.logLevel, 'info')
+  assert.is(c.streamMaxLen, undefined)
+  assert.is(c.adminToken, undefined)
+  assert.equal(c.tools, [])
+})
+
+Load('the result is deeply frozen', () => {
+  const c = loadConfig({ env: { REDIS_ADDR: 'localhost:6379' } })
+  assert.ok(Object.isFrozen(c) && Object.isFrozen(c.worker) && Object.isFrozen(c.redis) && Object.isFrozen(c.http.addr))
+  assert.throws(() => { (c.worker as { batchSize: number }).batchSize = 1 })
+})
+
+Load('flags beat env, env beats the file, the file beats defaults', () => {
+  const file = yamlFile(`
+worker:
+  redis: { url: "redis://file:6379" }
+  stream: { batch_size: 7, block_timeout: 2s, name: file_events }
+  processing: { idempotency_ttl: 1h, consumer_name: file-consumer }
+http: { addr: ":7000", max_body: 1mb }
+log: { level: warn }
+`)
+  const fileOnly = loadConfig({ env: {}, file })
+  assert.equal(fileOnly.redis, { kind: 'server', url: 'redis://file:6379' })
+  assert.is(fileOnly.worker.batchSize, 7)
+  assert.is(fileOnly.worker.maxInFlight, 7)
+  assert.is(fileOnly.worker.blockTimeoutMs, 2000)
+  assert.is(fileOnly.worker.idempotencyTtlMs, 3_600_000)
+  assert.is(fileOnly.keys.stream, 'file_events')
+  assert.is(fileOnly.http.maxBodyBytes, 1024 * 1024)
+  assert.is(fileOnly.logLevel, 'warn')
+  assert.is(fileOnly.configFile, file)
+
+  const env = { REDIS_ADDR: 'envhost:6380', WORKER_BATCH_SIZE: '50', LOG_LEVEL: 'debug', HTTP_ADDR: '127.0.0.1:7001', WORKER_CONSUMER_NAME: 'env-consumer' }
+  const withEnv = loadConfig({ env, file })
+  assert.equal(withEnv.redis, { kind: 'server', url: 'redis://envhost:6380' })
+  assert.is(withEnv.worker.batchSize, 50)
+  assert.is(withEnv.worker.blockTimeoutMs, 2000)
+  assert.is(withEnv.logLevel, 'debug')
+  assert.equal(withEnv.http.addr, { host: '127.0.0.1', port: 7001 })
+  assert.is(withEnv.worker.consumerName, 'env-consumer')
+
+  const withFlags = loadConfig({ env, flags: { config: file, 'redis-url': 'redis://flag:6381', 'log-level': 'error', 'http-addr': '[::1]:7002', consumer: 'flag-consumer' } })
+  assert.equal(withFlags.redis, { kind: 'server', url: 'redis://flag:6381' })
+  assert.is(withFlags.logLevel, 'error')
+  assert.equal(withFlags.http.addr, { host: '::1', port: 7002 })
+  assert.is(withFlags.worker.consumerName, 'flag-consumer')
+  assert.is(withFlags.worker.batchSize, 50)
+})
+
+Load('an empty environment variable counts as unset', () => {
+  const file = yamlFile('log: { level: warn }\n')
+  assert.is(loadConfig({ env: { LOG_LEVEL: '' }, file }).logLevel, 'warn')
+})
+
+Load('the config file path comes from the file option, --config or HOOKSTREAM_CONFIG', () => {
+  const file = yamlFile('log: { level: trace }\n')
+  assert.is(loadConfig({ env: { HOOKSTREAM_CONFIG: file } }).logLevel, 'trace')
+  assert.is(loadConfig({ env: {}, flags: { config: file } }).logLevel, 'trace')
+  const err = failure(() => loadConfig({ env: {}, flags: { config: join(dir, 'missing.yaml') } }))
+  assert.match(err.message, /^--config names the file ".*missing\.yaml", which cannot be read \(ENOENT\)/)
+})
+
+Load('DATABASE_HOST and its parts build a URL with the password encoded; env parts beat a file URL', () => {
+  const file = yamlFile('database: { url: "postgres://file@filehost/filedb", ssl_mode: require }\n')
+  const c = loadConfig({ env: { DATABASE_HOST: 'db.internal', DATABASE_PORT: '6543', DATABASE_NAME: 'hooks', DATABASE_USER: 'app', DATABASE_PASSWORD: 'p@ss%word' }, file })
+  assert.equal(c.database, { kind: 'postgres', url: 'postgres://app:p%40ss%25word@db.internal:6543/hooks?sslmode=require' })
+  const u = new URL((c.database as { url: string }).url)
+  assert.is(decodeURIComponent(u.password), 'p@ss%word')
+  const fromFile = loadConfig({ env: {}, file })
+  assert.equal(fromFile.database, { kind: 'postgres', url: 'postgres://file@filehost/filedb?sslmode=require' })
+  const flagged = loadConfig({ env: { DATABASE_URL: 'postgres://env@envhost/db?sslmode=disable', DATABASE_SSL_MODE: 'verify-full' } })
+  assert.equal(flagged.database, { kind: 'postgres', url: 'postgres://env@envhost/db?sslmode=disable' })
+})
+
+Load('a bad value names the key, what was expected and what was given', () => {
+  const cases: [Record<string, string>, string][] = [
+    [{ WORKER_IDEMPOTENCY_TTL: '1 day' }, 'WORKER_IDEMPOTENCY_TTL must be a duration such as "24h" or "90m"; got "1 day"'],
+    [{ WORKER_BATCH_SIZE: '0' }, 'WORKER_BATCH_SIZE must be an integer from 1 to 10000; got "0"'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL must be one of trace, debug, info, warn, error; got "loud"'],
+    [{ INGEST_MAX_BODY: '10 parsecs' }, 'INGEST_MAX_BODY must be a size such as "10MiB", "512kb" or a number of bytes (at least 1024); got "10 parsecs"'],
+    [{ HEALTH_ENDPOINT: '8088' }, 'HEALTH_ENDPOINT must be a listen address such as ":8080", "127.0.0.1:8080" or "[::1]:8080"; got "8088"'],
+    [{ REDIS_ADDR: 'redis://x' }, 'REDIS_ADDR must be a host:port such as "localhost:6379"; got "redis://x"'],
+    [{ DATABASE_SSL_MODE: 'sometimes', DATABASE_HOST: 'db' }, 'DATABASE_SSL_MODE must be one of disable, allow, prefer, require, verify-ca, verify-full; got "sometimes"'],
+  ]
+  for (const [env, message] of cases) {
+    const err = failure(() => loadConfig({ env }))
+    assert.is(err.code, 'CONFIG_INVALID')
+    assert.is(err.message, message)
+  }
+  const fileErr = failure(() => loadConfig({ env: {}, file: yamlFile('worker:\n  processing:\n    idempotency_ttl: 1 day\n') }))
+  assert.match(fileErr.message, /: worker\.processing\.idempotency_ttl must be a duration such as "24h" or "90m"; got "1 day"$/)
+  assert.match(failure(() => loadConfig({ env: {}, flags: { 'log-level': true } })).message, /^--log-level needs a value/)
+})
+
+Load('secrets never appear in error messages', () => {
+  const cases: Record<string, string>[] = [
+    { REDIS_URL: 'http://:hunter2-secret@localhost:6379' },
+    { DATABASE_URL: 'mysql://root:hunter2-secret@db/x' },
+    { ADMIN_TOKEN: 'hunter2-secret'.slice(0, 10) },
+    { HOOKSTREAM_ENCRYPTION_KEY: 'hunter2' },
+  ]
+  for (const env of cases) {
+    const err = failure(() => loadConfig({ env }))
+    const [key, value] = Object.entries(env)[0]!
+    assert.ok(err.message.startsWith(`${key} must be`), err.message)
+    assert.match(err.message, /\(value hidden\)/)
+    assert.not.match(err.message, 'hunter2')
+    assert.not.match(err.message, value)
+  }
+  const yaml = failure(() => loadConfig({ env: {}, file: yamlFile('database:\n  password: "hunter2-secret\n') }))
+  assert.match(yaml.message, /is not valid YAML at line \d+, column \d+/)
+  assert.not.match(yaml.message, 'hunter2')
+})
+
+Load('unknown file keys and sections are refused with the known ones listed', () => {
+  const key = failure(() => loadConfig({ env: {}, file: yamlFile('worker:\n  stream:\n    nmae: x\n') }))
+  assert.match(key.message, /: worker\.stream\.nmae is not a known key; keys of worker\.stream are name, group, dlq_name/)
+  const section = failure(() => loadConfig({ env: {}, file: yamlFile('loggin: { level: info }\n') }))
+  assert.match(section.message, /: loggin is not a known section; sections are worker, database, http/)
+})
+
+Load('tools in the file are parsed; a bad or duplicate one names its index and id, never its secret', () => {
+  const ok = loadConfig({ env: {}, file: yamlFile(`
+tools:
+  - { id: gh-main, provider: github, secret: s3cret-value, tenant_id: acme }
+  - { id: open, provider: generic, signature: none }
+`) })
+  assert.equal(ok.tools.map((t) => [t.id, t.provider, t.tenantId]), [['gh-main', 'github', 'acme'], ['open', 'generic', 'default']])
+  const bad = failure(() => loadConfig({ env: {}, file: yamlFile('tools:\n  - { id: a, provider: github, secret: s3cret-value }\n  - { id: gh, provider: gitlob, secret: s3cret-value }\n') }))
+  assert.match(bad.message, /: tools\[1\] is invalid: tool "gh": field "provider" must be one of/)
+  assert.not.match(bad.message, 's3cret')
+  const dup = failure(() => loadConfig({ env: {}, file: yamlFile('tools:\n  - { id: a, provider: github, secret: x }\n  - { id: a, provider: github, secret: y }\n') }))
+  assert.match(dup.message, /: tools\[1\] has id "a" like tools\[0\]; tool ids must be unique/)
+})
+
+Load('stream names, prefix, max length and the remaining worker settings are read', () => {
+  const c = loadConfig({ env: {
+    STREAM_PREFIX: 'stg:', STREAM_NAME: 'events', STREAM_GROUP: 'g', STREAM_MAXLEN: '5000', WORKER_MAX_IN_FLIGHT: '300', WORKER_CLAIM_IDLE: '2m',
+    WORKER_MAX_DELIVERIES: '3', WORKER_SHUTDOWN_TIMEOUT: '10s', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318', ADMIN_TOKEN: 'a'.repeat(32),
+  } })
+  assert.is(c.keys.stream, 'events')
+  assert.is(c.keys.dlqStream, 'stg:webhook_events_dlq')
+  assert.is(c.keys.group, 'g')
+  assert.is(c.keys.deliveryPrefix, 'stg:webhook:delivery:')
+  assert.is(c.streamMaxLen, 5000)
+  assert.equal([c.worker.maxInFlight, c.worker.claimIdleMs, c.worker.maxDeliveries, c.worker.shutdownTimeoutMs], [300, 120_000, 3, 10_000])
+  assert.is(c.otlpEndpoint, 'http://otel:4318')
+  assert.is(c.adminToken, 'a'.repeat(32))
+})
+
+Load.run()
