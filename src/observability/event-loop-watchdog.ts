@@ -7,7 +7,7 @@ export interface EventLoopWatchdogOptions {
 
 /** What the watchdog saw. */
 export interface EventLoopState {
-  /** The larger of the last measured lag and how overdue the next tick is now, in ms. */
+  /** The largest lag measured within the last `stallMs`, or how overdue the next tick is now if larger, in ms. */
   readonly lagMs: number
   /** True while the loop is stalled now or was stalled within the last `stallMs`. */
   readonly stalled: boolean
@@ -35,11 +35,16 @@ export function startEventLoopWatchdog(options: EventLoopWatchdogOptions = {}): 
   const sampleMs = Math.min(500, Math.max(5, Math.floor(stallMs / 5)))
   let expected = performance.now() + sampleMs
   let lastLagMs = 0
-  let lastStallAt = Number.NEGATIVE_INFINITY
+  // the largest lag of the last `stallMs`, so a probe answered right after a stall still sees it
+  let peakLagMs = 0
+  let peakAt = Number.NEGATIVE_INFINITY
   const timer = setInterval(() => {
     const now = performance.now()
     lastLagMs = Math.max(0, now - expected)
-    if (lastLagMs > stallMs) lastStallAt = now
+    if (lastLagMs >= peakLagMs || now - peakAt > stallMs) {
+      peakLagMs = lastLagMs
+      peakAt = now
+    }
     expected = now + sampleMs
   }, sampleMs)
   timer.unref()
@@ -47,8 +52,9 @@ export function startEventLoopWatchdog(options: EventLoopWatchdogOptions = {}): 
     state() {
       const now = performance.now()
       const overdueMs = Math.max(0, now - expected)
-      const lagMs = Math.max(lastLagMs, overdueMs)
-      return { lagMs: Math.round(lagMs * 10) / 10, stalled: overdueMs > stallMs || now - lastStallAt <= stallMs }
+      const recentMs = now - peakAt <= stallMs ? peakLagMs : lastLagMs
+      const lagMs = Math.max(overdueMs, recentMs)
+      return { lagMs: Math.round(lagMs * 10) / 10, stalled: lagMs > stallMs }
     },
     close() { clearInterval(timer) },
   }
