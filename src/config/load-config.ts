@@ -6,9 +6,11 @@ import { readConfigFile } from './config-file.js'
 import { ConfigSources, duration, integer, invalid, oneOf, size, text, url, type Layer, type SettingSource } from './config-sources.js'
 import { parseListenAddress, type ListenAddress } from './listen-address.js'
 
+/** Values of LOG_LEVEL / `--log-level` / `log.level`. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
 
+/** Values of DATABASE_SSL_MODE / `database.ssl_mode` (libpq's sslmode, added to the URL as `?sslmode=`). */
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const
 
 /** Everything a hookstream process needs, validated and frozen. */

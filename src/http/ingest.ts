@@ -66,14 +66,9 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
   return v
 }
 
-/**
- * Reads the whole body, or stops at the first byte past `maxBytes` and returns `undefined` (the rest is not
- * read; answer 413 with `Connection: close`). Rejects when the client aborts.
- *
- * @example
- * const body = await readBodyLimited(req, 1024 * 1024)
- */
-export function readBodyLimited(req: IncomingMessage, maxBytes: number): Promise<Buffer | undefined> {
+// reads the whole body, or stops at the first byte past maxBytes and returns undefined (the rest is never
+// read or buffered; the caller answers 413 with Connection: close)
+function readBodyLimited(req: IncomingMessage, maxBytes: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -90,8 +85,8 @@ export function readBodyLimited(req: IncomingMessage, maxBytes: number): Promise
       chunks.push(chunk)
     }
     const onEnd = () => { done(); resolve(Buffer.concat(chunks, size)) }
-    const onError = (err: Error) => { done(); reject(err) }
-    const onAborted = () => { done(); reject(new Error('client aborted the request')) }
+    const onError = () => { done(); reject(new Reply(400, 'REQUEST_ABORTED', 'the request body could not be read completely')) }
+    const onAborted = () => { done(); reject(new Reply(400, 'REQUEST_ABORTED', 'the client closed the connection before the body was complete')) }
     req.on('data', onData)
     req.on('end', onEnd)
     req.on('error', onError)
@@ -269,9 +264,13 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
       code = reply.code
       sendJson(res, status, { error: { code, message: reply.message } }, reply.headers)
     }
-    observe?.({
-      ...(state.tool ? { toolId: state.tool.id, provider: state.tool.provider } : {}),
-      status, code, ...(state.eventId ? { eventId: state.eventId } : {}), durationMs: performance.now() - started,
-    })
+    try {
+      observe?.({
+        ...(state.tool ? { toolId: state.tool.id, provider: state.tool.provider } : {}),
+        status, code, ...(state.eventId ? { eventId: state.eventId } : {}), durationMs: performance.now() - started,
+      })
+    } catch {
+      // an observer bug must not turn an accepted event into an error; the response is already sent
+    }
   }
 }
