@@ -77,10 +77,17 @@ Ingest('a signed body that is not JSON, or a form without payload, is 400 INVALI
   assert.is(await h!.length(), before)
 })
 
-Ingest('an event name outside the allowed characters is 400 INVALID_EVENT_TYPE', async ({ h }) => {
+Ingest('a bad event name or delivery id is 400 INVALID_EVENT_TYPE / INVALID_DELIVERY_ID and queues nothing', async ({ h }) => {
+  const before = await h!.length()
   const res = await h!.post('gh', push, gh(push, { 'x-github-event': 'push event' }))
   assert.is(res.status, 400)
   assert.is(res.json.error.code, 'INVALID_EVENT_TYPE')
+  for (const id of ['has space', 'x'.repeat(201)]) {
+    const bad = await h!.post('gh', push, gh(push, { 'x-github-delivery': id }))
+    assert.is(bad.status, 400)
+    assert.is(bad.json.error.code, 'INVALID_DELIVERY_ID')
+  }
+  assert.is(await h!.length(), before)
 })
 
 Ingest('a re-sent delivery id is answered 202 duplicate and queued once', async ({ h }) => {
