@@ -40,29 +40,3 @@ export class LabelGuard {
     return this.#seen.size
   }
 }
-
-/**
- * Caches the labelled child of a prom-client metric per label combination, so the hot path does one Map lookup
- * instead of `metric.labels(...)` (which hashes the label object on every call).
- *
- * @example
- * const children = new ChildCache((a, b) => counter.labels(a, b))
- * children.get('webhook.github.push', 'gh-main').inc()
- */
-export class ChildCache<C> {
-  readonly #children = new Map<string, C>()
-
-  constructor(private readonly make: (...values: string[]) => C) {}
-
-  /** The child for these label values, created once. */
-  get(...values: string[]): C {
-    // LabelGuard lets no control character through, so joining on \u0001 cannot collide
-    const key = values.length === 1 ? (values[0] as string) : values.join('\u0001')
-    let child = this.#children.get(key)
-    if (child === undefined) {
-      child = this.make(...values)
-      this.#children.set(key, child)
-    }
-    return child
-  }
-}

@@ -1,6 +1,7 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import { ChildCache, LabelGuard, OTHER_LABEL_VALUE } from './label-guard.js'
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
+import { LabelGuard, OTHER_LABEL_VALUE } from './label-guard.js'
 import { registerRuntimeMetrics } from './runtime-metrics.js'
+import { PreaggregatedHistogram, preaggregatedCounter } from './series.js'
 
 /** Outcomes of one event, the `status` label of `webhook_events_processed_total`. Anything else reports "other". */
 export const PROCESSED_STATUSES = ['stored', 'forwarded', 'transformed', 'duplicate', 'dead_lettered', 'retry_scheduled', 'held'] as const
@@ -90,6 +91,8 @@ export interface Metrics {
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 const processedSet = new Set<string>(PROCESSED_STATUSES)
 const dlqRetrySet = new Set<string>(DLQ_RETRY_STATUSES)
+const componentSet = new Set<string>(HEALTH_COMPONENTS)
+const statusSet = new Set<string>(HEALTH_STATUSES)
 
 function positiveInt(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) {
@@ -121,33 +124,37 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const reason = new LabelGuard(maxLabelValues)
   const code = new LabelGuard(maxLabelValues)
 
-  const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers })
   const gauge = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name, help, labelNames, registers })
+  // counters and histograms are pre-aggregated in plain numbers: the per-event cost is a few Map lookups
+  const counter = (name: string, help: string, labelNames: string[], guards: (LabelGuard | undefined)[]) =>
+    preaggregatedCounter(registry, name, help, labelNames, guards)
 
-  const receivedC = counter('webhook_events_received_total', 'Events received by the pipeline.', ['event_type', 'tool_id'])
-  const processedC = counter('webhook_events_processed_total', 'Events that reached an outcome.', ['event_type', 'tool_id', 'status'])
-  const durationH = new Histogram({
+  const received = counter('webhook_events_received_total', 'Events received by the pipeline.', ['event_type', 'tool_id'], [eventType, toolId])
+  const processed = counter('webhook_events_processed_total', 'Events that reached an outcome.',
+    ['event_type', 'tool_id', 'status'], [eventType, toolId, undefined])
+  const duration = new PreaggregatedHistogram(registry, {
     name: 'webhook_event_processing_duration_seconds',
     help: 'Time from reading an event to its outcome.',
     labelNames: ['event_type', 'tool_id', 'status'],
+    guards: [eventType, toolId, undefined],
     buckets: DURATION_BUCKETS,
-    registers,
   })
-  const retryC = counter('webhook_retry_attempts_total', 'Retries of a failed step; attempt is 1..9 or "10+".', ['attempt', 'reason'])
-  const dlqC = counter('webhook_dlq_entries_total', 'Events written to the dead-letter queue.', ['event_type', 'reason'])
-  const dlqRetryC = counter('webhook_dlq_retries_total', 'DLQ re-drives by outcome.', ['status'])
-  const ingestC = counter('webhook_ingest_requests_total', 'Ingest requests by tool and HTTP status code.', ['tool_id', 'code'])
-  const sigC = counter('webhook_signature_failures_total', 'Ingest requests whose signature did not verify.', ['tool_id'])
-  const healthC = counter('webhook_health_checks_total', 'Health checks by component and result.', ['component', 'status'])
-  const healthH = new Histogram({
+  const retries = counter('webhook_retry_attempts_total', 'Retries of a failed step; attempt is 1..9 or "10+".', ['attempt', 'reason'], [undefined, reason])
+  const dlq = counter('webhook_dlq_entries_total', 'Events written to the dead-letter queue.', ['event_type', 'reason'], [eventType, reason])
+  const dlqRetries = counter('webhook_dlq_retries_total', 'DLQ re-drives by outcome.', ['status'], [undefined])
+  const ingests = counter('webhook_ingest_requests_total', 'Ingest requests by tool and HTTP status code.', ['tool_id', 'code'], [toolId, code])
+  const sigFailures = counter('webhook_signature_failures_total', 'Ingest requests whose signature did not verify.', ['tool_id'], [toolId])
+  const healthChecks = counter('webhook_health_checks_total', 'Health checks by component and result.', ['component', 'status'], [undefined, undefined])
+  const healthDuration = new PreaggregatedHistogram(registry, {
     name: 'webhook_health_check_duration_seconds',
     help: 'Health check durations.',
     labelNames: ['component'],
+    guards: [undefined],
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
-    registers,
   })
   const inFlightG = gauge('webhook_in_flight', 'Events being processed right now.')
-  const statsErrorsC = counter('webhook_queue_stats_errors_total', 'Scrapes whose queue-stats provider failed or timed out (queue gauges then keep their last values).')
+  const statsErrorsC = new Counter({ name: 'webhook_queue_stats_errors_total', registers,
+    help: 'Scrapes whose queue-stats provider failed or timed out (queue gauges then keep their last values).' })
 
   let queueProvider: (() => Promise<QueueStats>) | undefined
   let cached: { at: number; stats: Promise<QueueStats | undefined> } | undefined
@@ -213,37 +220,28 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     }
   }
 
-  const received = new ChildCache((e, t) => receivedC.labels(e, t))
-  const processed = new ChildCache((e, t, s) => ({ count: processedC.labels(e, t, s), duration: durationH.labels(e, t, s) }))
-  const retries = new ChildCache((a, r) => retryC.labels(a, r))
-  const dlq = new ChildCache((e, r) => dlqC.labels(e, r))
-  const dlqRetries = new ChildCache((s) => dlqRetryC.labels(s))
-  const ingests = new ChildCache((t, c) => ingestC.labels(t, c))
-  const sigFailures = new ChildCache((t) => sigC.labels(t))
-  const health = new ChildCache((c, s) => ({ count: healthC.labels(c, s), duration: healthH.labels(c) }))
-
   return {
     registry,
     contentType: registry.contentType,
-    received: (e, t) => received.get(eventType.bound(e), toolId.bound(t)).inc(),
+    received: (e, t) => { received.get(e, t).value++ },
     processed(e, t, status, seconds) {
-      const child = processed.get(eventType.bound(e), toolId.bound(t), processedSet.has(status) ? status : OTHER_LABEL_VALUE)
-      child.count.inc()
-      if (Number.isFinite(seconds) && seconds >= 0) child.duration.observe(seconds)
+      const st = processedSet.has(status) ? status : OTHER_LABEL_VALUE
+      processed.get(e, t, st).value++
+      duration.observe(duration.series.get(e, t, st), seconds)
     },
     retry(attempt, r) {
       const a = !Number.isFinite(attempt) || attempt < 1 ? 'unknown'
         : attempt >= RETRY_ATTEMPT_CAP ? `${RETRY_ATTEMPT_CAP}+` : String(Math.floor(attempt))
-      retries.get(a, reason.bound(r)).inc()
+      retries.get(a, r).value++
     },
-    deadLettered: (e, r) => dlq.get(eventType.bound(e), reason.bound(r)).inc(),
-    dlqRetry: (s) => dlqRetries.get(dlqRetrySet.has(s) ? s : OTHER_LABEL_VALUE).inc(),
-    ingest: (t, c) => ingests.get(toolId.bound(t), code.bound(String(c))).inc(),
-    signatureFailure: (t) => sigFailures.get(toolId.bound(t)).inc(),
+    deadLettered: (e, r) => { dlq.get(e, r).value++ },
+    dlqRetry: (s) => { dlqRetries.get(dlqRetrySet.has(s) ? s : OTHER_LABEL_VALUE).value++ },
+    ingest: (t, c) => { ingests.get(t, String(c)).value++ },
+    signatureFailure: (t) => { sigFailures.get(t).value++ },
     healthCheck(component, status, seconds) {
-      const child = health.get(component, status)
-      child.count.inc()
-      if (Number.isFinite(seconds) && seconds >= 0) child.duration.observe(seconds)
+      const c = componentSet.has(component) ? component : OTHER_LABEL_VALUE
+      healthChecks.get(c, statusSet.has(status) ? status : OTHER_LABEL_VALUE).value++
+      healthDuration.observe(healthDuration.series.get(c), seconds)
     },
     setInFlight: (n) => inFlightG.set(n),
     setQueueStats(provider) { queueProvider = provider; cached = undefined; lastStats = undefined },

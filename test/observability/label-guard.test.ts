@@ -1,6 +1,6 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { ChildCache, LabelGuard } from '../../src/observability/label-guard.js'
+import { LabelGuard } from '../../src/observability/label-guard.js'
 
 const Guard = suite('LabelGuard')
 
@@ -26,14 +26,6 @@ Guard('rejects a maxValues below 1, naming the option', () => {
   } catch (err) {
     assert.match((err as Error).message, /"maxValues" must be an integer of at least 1; got 0/)
   }
-})
-
-Guard('ChildCache builds one child per label combination', () => {
-  let made = 0
-  const cache = new ChildCache((a, b) => ({ a, b, n: ++made }))
-  assert.is(cache.get('x', 'y'), cache.get('x', 'y'))
-  assert.is.not(cache.get('x', 'y'), cache.get('xy', ''))
-  assert.is(made, 2)
 })
 
 Guard.run()
