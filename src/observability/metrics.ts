@@ -45,7 +45,7 @@ export interface MetricsOptions {
   readonly registry?: Registry
   /** Distinct values let through per label (tool_id, event_type, reason, code) before folding into "other". @defaultValue 100 */
   readonly maxLabelValues?: number
-  /** Also collect prom-client's Node process metrics (`process_*`, `nodejs_*`). @defaultValue true */
+  /** Also collect prom-client's Node process metrics (`process_*`, `nodejs_*`) unless the registry already does. @defaultValue true */
   readonly defaultMetrics?: boolean
   /** Memory limit reported as `webhook_memory_limit_bytes`. @defaultValue the cgroup limit, else total memory */
   readonly memoryLimitBytes?: number
@@ -208,7 +208,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   const runtime = registerRuntimeMetrics(registry,
     options.memoryLimitBytes === undefined ? {} : { memoryLimitBytes: options.memoryLimitBytes })
-  if (options.defaultMetrics ?? true) {
+  // a shared registry may already collect them (prom-client throws on a second registration)
+  if ((options.defaultMetrics ?? true) && !registry.getSingleMetric('process_cpu_user_seconds_total')) {
     collectDefaultMetrics({ register: registry })
     // webhook_gc_* and webhook_event_loop_lag_seconds measure the same things; keep one name for each.
     // The nodejs_active_*_total gauges are sums of nodejs_active_*{type} whose names fail `promtool check metrics`.

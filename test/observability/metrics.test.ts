@@ -1,7 +1,7 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Registry } from 'prom-client'
+import { collectDefaultMetrics, Registry } from 'prom-client'
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js'
 import { familyNames, parseExposition, runPromtool } from './exposition.js'
 
@@ -139,9 +139,10 @@ Metrics('the full exposition, with Node process metrics, passes `promtool check 
   assert.is(res.status, 0, res.output)
 })
 
-Metrics('a second Metrics on the same registry is refused; separate registries count separately', async (ctx) => {
+Metrics('a registry that already collects process metrics is accepted, a second Metrics on it is refused; separate registries count separately', async (ctx) => {
   const registry = new Registry()
-  const a = make(ctx, { registry })
+  collectDefaultMetrics({ register: registry })
+  const a = make(ctx, { registry, defaultMetrics: true })
   try {
     make(ctx, { registry })
     assert.unreachable()
