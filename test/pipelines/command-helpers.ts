@@ -1,0 +1,56 @@
+/** Shared by the command worker tests: a fast app on its own stream, a warning collector, polling. */
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Redis } from 'ioredis'
+import { createApp, type CommandApp, type CommandAppOptions } from '../../src/pipelines/command-app.js'
+import type { WorkerLogger } from '../../src/pipelines/command-worker.js'
+
+export const FAST_RETRY = { maxRetries: 2, initialIntervalMs: 5, maxIntervalMs: 20, multiplier: 2, maxElapsedMs: 10_000 }
+
+export interface Warnings extends WorkerLogger {
+  readonly entries: { obj: Record<string, unknown>; msg: string }[]
+}
+
+export function warnings(): Warnings {
+  const entries: { obj: Record<string, unknown>; msg: string }[] = []
+  return { entries, warn: (obj, msg) => { entries.push({ obj, msg }) } }
+}
+
+/** An app on a fresh stream with short timeouts, so tests stay fast. */
+export function testApp(redis: Redis, options: Partial<CommandAppOptions> = {}): CommandApp {
+  return createApp({
+    redis, stream: `test-commands-${randomUUID()}`, consumer: 'test-consumer', blockMs: 200, drainTimeoutMs: 2000,
+    logger: warnings(), ...options,
+  })
+}
+
+export async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await check()) return
+    await sleep(10)
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`)
+}
+
+/** Pending entries of each group on `stream`, by group name. */
+export async function pendingByGroup(redis: Redis, stream: string): Promise<Record<string, number>> {
+  const groups = (await redis.call('XINFO', 'GROUPS', stream)) as unknown[][]
+  const out: Record<string, number> = {}
+  for (const g of groups) {
+    const rec: Record<string, unknown> = {}
+    for (let i = 0; i + 1 < g.length; i += 2) rec[String(g[i])] = g[i + 1]
+    out[String(rec.name)] = Number(rec.pending)
+  }
+  return out
+}
+
+/** The DLQ entries of `dlqStream` as field records. */
+export async function deadLetters(redis: Redis, dlqStream: string): Promise<Record<string, string>[]> {
+  const entries = (await redis.call('XRANGE', dlqStream, '-', '+')) as [string, string[]][]
+  return entries.map(([, fields]) => {
+    const rec: Record<string, string> = {}
+    for (let i = 0; i + 1 < fields.length; i += 2) rec[fields[i] as string] = fields[i + 1] as string
+    return rec
+  })
+}
