@@ -23,6 +23,7 @@ export interface WorkerState {
   readonly shuttingDown: boolean
 }
 
+/** Options of `createHealth`: the check functions the service wires, and thresholds. */
 export interface HealthOptions {
   /** Pings PostgreSQL; resolves with details to show (e.g. `{ openConnections }`), rejects when unreachable. */
   readonly checkDatabase: () => Promise<Record<string, unknown>>

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks'
 
+/** Options of `startEventLoopWatchdog`. */
 export interface EventLoopWatchdogOptions {
   /** Lag above which the loop counts as stalled. @defaultValue 5000 */
   readonly stallMs?: number

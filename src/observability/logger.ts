@@ -1,6 +1,7 @@
 import { pino, stdSerializers, type DestinationStream, type Level, type Logger } from 'pino'
 import { ConfigError } from '../core/errors.js'
 
+/** The pino logger type `createLogger` returns. */
 export type { Logger } from 'pino'
 
 /** What a redacted value is replaced with. */
@@ -55,6 +56,7 @@ function maskDeep(value: unknown, depth: number): unknown {
   return out ?? value
 }
 
+/** Options of `createLogger`. */
 export interface LoggerOptions {
   /** Lowest level written: fatal, error, warn, info, debug or trace (LOG_LEVEL). @defaultValue "info" */
   readonly level?: string

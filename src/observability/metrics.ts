@@ -5,16 +5,21 @@ import { PreaggregatedHistogram, preaggregatedCounter } from './series.js'
 
 /** Outcomes of one event, the `status` label of `webhook_events_processed_total`. Anything else reports "other". */
 export const PROCESSED_STATUSES = ['stored', 'forwarded', 'transformed', 'duplicate', 'dead_lettered', 'retry_scheduled', 'held'] as const
+/** One of PROCESSED_STATUSES. */
 export type ProcessedStatus = (typeof PROCESSED_STATUSES)[number]
 
 /** Outcomes of a DLQ re-drive, the `status` label of `webhook_dlq_retries_total`. */
 export const DLQ_RETRY_STATUSES = ['requeued', 'resolved', 'failed', 'discarded'] as const
+/** One of DLQ_RETRY_STATUSES. */
 export type DlqRetryStatus = (typeof DLQ_RETRY_STATUSES)[number]
 
-/** Health components and statuses, the labels of `webhook_health_checks_total`. */
+/** Health components, the `component` label of `webhook_health_checks_total`. */
 export const HEALTH_COMPONENTS = ['database', 'redis', 'queue', 'worker'] as const
+/** One of HEALTH_COMPONENTS. */
 export type HealthComponent = (typeof HEALTH_COMPONENTS)[number]
+/** Health statuses, the `status` label of `webhook_health_checks_total` and the `status` of GET /health. */
 export const HEALTH_STATUSES = ['healthy', 'degraded', 'unhealthy'] as const
+/** One of HEALTH_STATUSES. */
 export type HealthStatus = (typeof HEALTH_STATUSES)[number]
 
 /** Attempts from this number on share one `attempt` label value, `"10+"`. */
@@ -40,6 +45,7 @@ export interface DbPoolStats {
   readonly max: number
 }
 
+/** Options of `createMetrics`. */
 export interface MetricsOptions {
   /** Registry to register on. @defaultValue a new Registry (never the global one) */
   readonly registry?: Registry

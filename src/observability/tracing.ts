@@ -14,6 +14,7 @@ import { maskUrlCredentials } from './logger.js'
 /** The tracer name every hookstream span is created with. */
 export const TRACER_NAME = 'hookstream'
 
+/** Options of `startTracing`. */
 export interface TracingOptions {
   /** `service.name` of the spans (OTEL_SERVICE_NAME). */
   readonly serviceName: string
