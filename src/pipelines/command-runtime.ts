@@ -94,7 +94,8 @@ export class WorkerRuntime<S = unknown> {
       blockMs: options.blockMs,
       claimIdleMs: options.claimIdleMs,
       drainTimeoutMs: options.drainTimeoutMs,
-      startId: worker.startId,
+      // only used if the group vanishes later (Redis restarted without data): then read all that is there
+      startId: '0',
       signal: shutdown.signal,
       onError: (err) => options.logger.warn({ worker: worker.name, err }, `worker "${worker.name}" reading ${options.stream}: ${err.message}`),
       onClosed: () => onClosed(),
