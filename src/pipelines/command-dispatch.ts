@@ -1,7 +1,6 @@
 import type { StreamMessage } from '../core/envelope.js'
 import { isPipelineError, PipelineError } from '../core/errors.js'
 import { backoffDelayMs, mayRetry } from '../core/backoff.js'
-import { compareStreamIds } from '../sources/stream-client.js'
 import { writeDeadLetter, type CommandLogClient } from './command-log.js'
 import { validateCommandPayload } from './command-schema.js'
 import type { CommandContext, WorkerDefinition, WorkerLogger } from './command-worker.js'
@@ -53,10 +52,19 @@ function abortableSleep(ms: number, signal: AbortSignal): Promise<boolean> {
   })
 }
 
+// the hot path compares ids on every settle: numbers, not BigInt (ms and seq both stay below 2^53 in practice)
+function isAfter(a: string, b: string): boolean {
+  const ai = a.indexOf('-')
+  const bi = b.indexOf('-')
+  const am = Number(a.slice(0, ai))
+  const bm = Number(b.slice(0, bi))
+  return am > bm || (am === bm && Number(a.slice(ai + 1)) > Number(b.slice(bi + 1)))
+}
+
 function settled<S>(message: StreamMessage, ctx: DispatchContext<S>): void {
   message.settle()
   const last = ctx.counters.lastProcessedId
-  if (last === null || compareStreamIds(message.streamId, last) > 0) ctx.counters.lastProcessedId = message.streamId
+  if (last === null || isAfter(message.streamId, last)) ctx.counters.lastProcessedId = message.streamId
 }
 
 async function deadLetter<S>(message: StreamMessage, command: string, error: PipelineError, attempts: number, ctx: DispatchContext<S>): Promise<void> {
