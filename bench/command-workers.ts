@@ -57,7 +57,9 @@ async function routing(redis: Redis) {
   const counts = new Int32Array(WORKERS * TYPES)
   const workers = manyWorkers(counts)
   const signal = new AbortController().signal
-  const contexts = workers.map((worker) => ({ worker, redis, dlqStream: 'unused', signal, logger: quiet, counters: newCounters() }))
+  const contexts = workers.map((worker) => ({
+    worker, redis, dlqStream: 'unused', signal, logger: quiet, counters: newCounters(), execute: async () => '0-0',
+  }))
   const message = (command: string, i: number): StreamMessage => ({
     stream: 'bench', streamId: `${i}-0`, fields: { command, payload: '{"id":"f-1"}' }, deliveryCount: 1,
     event: undefined as never, settle: () => {},

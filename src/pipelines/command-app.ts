@@ -81,9 +81,17 @@ export function createApp(options: CommandAppOptions): CommandApp {
   let running = false
   let stopping: Promise<void> | undefined
 
+  const execute = async (command: string, payload?: unknown, executeOptions: Omit<ExecuteOptions, 'schema'> = {}) => {
+    for (const rt of runtimes.values()) {
+      const schema = rt.worker.routes.get(command)?.schema
+      if (schema) validateCommandPayload(command, schema, payload)
+    }
+    return executeCommand(options.redis, stream, command, payload, executeOptions)
+  }
   const runtimeOf = (worker: WorkerDefinition<unknown>) => new WorkerRuntime(worker, {
     redis: options.redis, stream, dlqStream, consumer, logger, blockMs, claimIdleMs, drainTimeoutMs,
     prefetch: prefetch ?? worker.concurrency,
+    execute: (command, payload) => execute(command, payload),
   })
 
   return {
@@ -120,13 +128,7 @@ export function createApp(options: CommandAppOptions): CommandApp {
       stopping = Promise.allSettled([...runtimes.values()].map((rt) => rt.stop())).then(() => undefined)
       return stopping
     },
-    async execute(command, payload, executeOptions = {}) {
-      for (const rt of runtimes.values()) {
-        const schema = rt.worker.routes.get(command)?.schema
-        if (schema) validateCommandPayload(command, schema, payload)
-      }
-      return executeCommand(options.redis, stream, command, payload, executeOptions)
-    },
+    execute,
     info: () => [...runtimes.values()].map((rt) => rt.info()),
   }
 }

@@ -3,7 +3,7 @@ import { isPipelineError, PipelineError } from '../core/errors.js'
 import { backoffDelayMs, mayRetry } from '../core/backoff.js'
 import { writeDeadLetter, type CommandLogClient } from './command-log.js'
 import { validateCommandPayload } from './command-schema.js'
-import type { CommandContext, WorkerDefinition, WorkerLogger } from './command-worker.js'
+import type { CommandContext, ExecuteCommand, WorkerDefinition, WorkerLogger } from './command-worker.js'
 
 /** Running totals of one worker, as `info()` reports them. */
 export interface WorkerCounters {
@@ -31,6 +31,8 @@ export interface DispatchContext<S> {
   readonly signal: AbortSignal
   readonly logger: WorkerLogger
   readonly counters: WorkerCounters
+  /** Handed to handlers as `ctx.execute`. */
+  readonly execute: ExecuteCommand
 }
 
 /** Creates zeroed counters. */
@@ -137,7 +139,7 @@ export async function dispatchCommand<S>(message: StreamMessage, ctx: DispatchCo
     for (let attempt = 1; ; attempt += 1) {
       if (signal.aborted) return
       const context: CommandContext<S, unknown> = {
-        worker: worker.name, command, payload, message: entry, state: worker.state, signal, attempt, logger: ctx.logger,
+        worker: worker.name, command, payload, message: entry, state: worker.state, signal, attempt, logger: ctx.logger, execute: ctx.execute,
       }
       try {
         await route.handle(context)

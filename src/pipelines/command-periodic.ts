@@ -1,5 +1,5 @@
 import { exhaustMap, from, interval, tap, type Subscription } from 'rxjs'
-import type { PeriodicContext, WorkerDefinition, WorkerLogger } from './command-worker.js'
+import type { ExecuteCommand, PeriodicContext, WorkerDefinition, WorkerLogger } from './command-worker.js'
 
 /** What `info()` tells about a worker's periodic work. */
 export interface PeriodicInfo {
@@ -29,10 +29,12 @@ export interface PeriodicRunner {
  * `info()`. `signal` is the worker's shutdown signal, handed to every run.
  *
  * @example
- * const runner = startPeriodic(worker, shutdown.signal, logger)
+ * const runner = startPeriodic(worker, shutdown.signal, logger, (command, payload) => app.execute(command, payload))
  * … ; shutdown.abort(); await runner.stop(10_000)
  */
-export function startPeriodic<S>(worker: WorkerDefinition<S>, signal: AbortSignal, logger: WorkerLogger): PeriodicRunner {
+export function startPeriodic<S>(
+  worker: WorkerDefinition<S>, signal: AbortSignal, logger: WorkerLogger, execute: ExecuteCommand,
+): PeriodicRunner {
   const periodic = worker.periodic
   if (!periodic) throw new TypeError(`startPeriodic: worker "${worker.name}" has no "periodic" work`)
   let runs = 0
@@ -41,7 +43,7 @@ export function startPeriodic<S>(worker: WorkerDefinition<S>, signal: AbortSigna
   let lastDurationMs: number | null = null
   let lastError: string | null = null
   let running: Promise<void> | undefined
-  const ctx: PeriodicContext<S> = { worker: worker.name, state: worker.state, signal, logger }
+  const ctx: PeriodicContext<S> = { worker: worker.name, state: worker.state, signal, logger, execute }
 
   const runOnce = async (): Promise<void> => {
     const startedAt = new Date()

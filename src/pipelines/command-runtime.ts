@@ -3,7 +3,7 @@ import { from, mergeMap } from 'rxjs'
 import { fromRedisStream } from '../sources/from-redis-stream.js'
 import { dispatchCommand, newCounters, type WorkerCounters } from './command-dispatch.js'
 import { startPeriodic, type PeriodicInfo, type PeriodicRunner } from './command-periodic.js'
-import type { WorkerDefinition, WorkerLogger } from './command-worker.js'
+import type { ExecuteCommand, WorkerDefinition, WorkerLogger } from './command-worker.js'
 
 /** Where a worker is in its life. */
 export type WorkerStatus = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed'
@@ -39,6 +39,8 @@ export interface WorkerRuntimeOptions {
   readonly blockMs: number
   readonly claimIdleMs: number
   readonly drainTimeoutMs: number
+  /** What handlers and periodic runs get as `ctx.execute`. */
+  readonly execute: ExecuteCommand
 }
 
 /**
@@ -48,7 +50,8 @@ export interface WorkerRuntimeOptions {
  *
  * @example
  * const rt = new WorkerRuntime(worker, { redis, stream: 'commands', dlqStream: 'commands:dlq', consumer: 'host-a',
- *   logger, prefetch: 16, blockMs: 5000, claimIdleMs: 60_000, drainTimeoutMs: 10_000 })
+ *   logger, prefetch: 16, blockMs: 5000, claimIdleMs: 60_000, drainTimeoutMs: 10_000,
+ *   execute: (command, payload) => executeCommand(redis, 'commands', command, payload) })
  * await rt.start(); … ; await rt.stop()
  */
 export class WorkerRuntime<S = unknown> {
@@ -100,7 +103,10 @@ export class WorkerRuntime<S = unknown> {
       onError: (err) => options.logger.warn({ worker: worker.name, err }, `worker "${worker.name}" reading ${options.stream}: ${err.message}`),
       onClosed: () => onClosed(),
     })
-    const ctx = { worker, redis: options.redis, dlqStream: options.dlqStream, signal: shutdown.signal, logger: options.logger, counters: this.counters }
+    const ctx = {
+      worker, redis: options.redis, dlqStream: options.dlqStream, signal: shutdown.signal, logger: options.logger,
+      counters: this.counters, execute: options.execute,
+    }
     this.done = new Promise<void>((resolve) => {
       const subscription = source$
         .pipe(mergeMap((message) => from(dispatchCommand(message, ctx)), worker.concurrency))
@@ -115,7 +121,7 @@ export class WorkerRuntime<S = unknown> {
         })
       this.unsubscribe = () => subscription.unsubscribe()
     })
-    if (worker.periodic) this.periodic = startPeriodic(worker, shutdown.signal, options.logger)
+    if (worker.periodic) this.periodic = startPeriodic(worker, shutdown.signal, options.logger, options.execute)
     this.status = 'running'
   }
 
@@ -130,14 +136,18 @@ export class WorkerRuntime<S = unknown> {
     const { drainTimeoutMs } = this.options
     this.stopping = (async () => {
       this.shutdown?.abort()
-      const deadline = new Promise<void>((resolve) => setTimeout(resolve, drainTimeoutMs).unref())
+      let timer: NodeJS.Timeout | undefined
+      const deadline = new Promise<void>((resolve) => { timer = setTimeout(resolve, drainTimeoutMs) })
       await Promise.all([
         Promise.race([this.done, deadline]),
         this.periodic?.stop(drainTimeoutMs),
       ])
+      clearTimeout(timer)
       // handlers still running past the deadline stay pending and are delivered again after restart
       this.unsubscribe()
-      await Promise.race([this.closed, new Promise<void>((resolve) => setTimeout(resolve, drainTimeoutMs + 1000).unref())])
+      // the source acks what settled and closes its connections; it gives up on its own after drainTimeoutMs
+      await Promise.race([this.closed, new Promise<void>((resolve) => { timer = setTimeout(resolve, drainTimeoutMs + 1000) })])
+      clearTimeout(timer)
       this.status = 'stopped'
     })()
     return this.stopping

@@ -33,7 +33,12 @@ export interface CommandContext<S, P> {
   /** Try number of this command in this delivery, 1 on the first try. */
   readonly attempt: number
   readonly logger: WorkerLogger
+  /** Appends a follow-up command to the same log (schema-checked like `app.execute`); resolves to its entry id. */
+  readonly execute: ExecuteCommand
 }
+
+/** Appends a command to the worker's own log; resolves to the entry id. */
+export type ExecuteCommand = (command: string, payload?: unknown) => Promise<string>
 
 /**
  * Handles one command. Throw (or reject) to fail it: a PipelineError's `kind` decides retry; a plain Error is
@@ -55,6 +60,8 @@ export interface PeriodicContext<S> {
   /** Fires when the worker stops; a run in progress should end soon after. */
   readonly signal: AbortSignal
   readonly logger: WorkerLogger
+  /** Appends a command to the worker's log, e.g. to start work found by a periodic scan. */
+  readonly execute: ExecuteCommand
 }
 
 /** One periodic run; may be async. Throwing is logged and the next tick runs again. */

@@ -200,6 +200,8 @@ App('100 workers start, all receive a broadcast command, and stop with nothing p
   assert.ok(app.info().every((w) => w.status === 'stopped'))
   const pending = await pendingByGroup(redis!, app.stream)
   assert.is(Object.keys(pending).length, 100)
+  // every worker closed the connections it opened
+  await waitUntil('connections closed', async () => !/name=hookstream:/.test(String(await redis!.call('CLIENT', 'LIST'))))
   assert.equal(Object.values(pending).filter((n) => n !== 0), [])
 })
 

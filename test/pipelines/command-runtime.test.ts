@@ -96,6 +96,42 @@ Runtime('handlers get the message id, timestamp, delivery count, attempt and the
   assert.equal(got, { worker: 'ctx', command: 'look', payload: { x: 1 }, id, ms: Number(id.split('-')[0]), deliveryCount: 1, attempt: 1, aborted: false })
 })
 
+Runtime('handlers and periodic runs execute follow-up commands on the same log, schema-checked', async ({ redis }) => {
+  const done: string[] = []
+  let rejected = ''
+  const app = testApp(redis!)
+  await app.register(
+    defineWorker({
+      name: 'planner', description: 'd', state: { sent: false },
+      commands: {
+        'order/place': async ({ payload, execute }: CommandContext<{ sent: boolean }, { id: string }>) => {
+          await execute('invoice/create', { order: payload.id })
+          try { await execute('invoice/create', { order: 7 }) } catch (err) { rejected = (err as Error).message }
+        },
+      },
+      periodic: {
+        every: 30,
+        run: async ({ execute, state }) => {
+          if (state.sent) return
+          state.sent = true
+          await execute('invoice/create', { order: 'tick' })
+        },
+      },
+    }),
+    defineWorker({
+      name: 'billing', description: 'd',
+      commands: { 'invoice/create': { schema: { order: 'string' }, handle: ({ payload }: CommandContext<unknown, { order: string }>) => { done.push(payload.order) } } },
+    }),
+  )
+  await app.start()
+  await app.execute('order/place', { id: 'o-1' })
+  await waitUntil('both invoices created', () => done.length === 2)
+  await app.stop()
+  assert.equal(done.sort(), ['o-1', 'tick'])
+  assert.match(rejected, /payload field "order" must be a string/)
+  assert.is(await redis!.xlen(app.dlqStream), 0)
+})
+
 Runtime('a reading error is logged and the worker keeps going once Redis answers again', async ({ redis }) => {
   const logger = warnings()
   const app = testApp(redis!, { logger })
