@@ -35,7 +35,12 @@ export interface DispatchContext<S> {
   readonly execute: ExecuteCommand
 }
 
-/** Creates zeroed counters. */
+/**
+ * Creates zeroed counters for one worker run.
+ *
+ * @example
+ * const counters = newCounters() // { handled: 0, failed: 0, … }
+ */
 export function newCounters(): WorkerCounters {
   return { handled: 0, failed: 0, retried: 0, skipped: 0, inFlight: 0, lastProcessedId: null }
 }
