@@ -45,6 +45,19 @@ function pairs(list: unknown): Record<string, unknown> {
   return out
 }
 
+/** One stream entry as XREADGROUP / XRANGE / XAUTOCLAIM return it (fields `null` when it was deleted). */
+export type StreamEntry = [id: string, fields: string[] | null]
+
+/**
+ * The entries of one stream from an XREAD/XREADGROUP reply, in either RESP2 shape (`[[stream, entries]]`) or
+ * RESP3's map shape as ioredis passes it on for `call()` (`[stream, entries]`).
+ */
+export function entriesOfReadReply(reply: unknown): StreamEntry[] {
+  if (!Array.isArray(reply) || reply.length === 0) return []
+  if (typeof reply[0] === 'string') return (reply[1] as StreamEntry[] | undefined) ?? []
+  return ((reply[0] as [string, StreamEntry[]] | undefined)?.[1]) ?? []
+}
+
 /** Compares two stream ids (`ms-seq`). */
 export function compareStreamIds(a: string, b: string): number {
   const [am = '0', as = '0'] = a.split('-')

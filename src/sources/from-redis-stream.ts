@@ -1,0 +1,310 @@
+import { Observable } from 'rxjs'
+import type { Redis } from 'ioredis'
+import type { StreamMessage } from '../core/envelope.js'
+import { PipelineError } from '../core/errors.js'
+import { decodeStreamEvent, type StreamEvent } from '../core/event.js'
+import { compareStreamIds, entriesOfReadReply, StreamClient, type StreamEntry } from './stream-client.js'
+
+/** Options of `fromRedisStream`. */
+export interface FromRedisStreamOptions {
+  /** Your ioredis client. The source `duplicate()`s two connections of its own and closes only those. */
+  readonly redis: Redis
+  /** Stream to read. */
+  readonly stream: string
+  /** Consumer group; created (with the stream) when missing. */
+  readonly group: string
+  /** This process's consumer name. Keep it stable across restarts so the consumer resumes its own pending entries. */
+  readonly consumer: string
+  /** XREADGROUP COUNT: most entries one read asks for. @defaultValue 100 */
+  readonly batchSize?: number
+  /** XREADGROUP BLOCK in ms. @defaultValue 5000 */
+  readonly blockMs?: number
+  /** Most messages handed out and not yet settled. @defaultValue batchSize */
+  readonly maxInFlight?: number
+  /** Entries pending longer than this (ms) in a dead consumer are claimed (XAUTOCLAIM). @defaultValue 60000 */
+  readonly claimIdleMs?: number
+  /** Where a newly created group starts reading. @defaultValue "0" (everything already in the stream) */
+  readonly startId?: string
+  /** After the source stops, how long (ms) settles of in-flight messages are still acked. @defaultValue 10000 */
+  readonly drainTimeoutMs?: number
+  /** Most ids in one XACK. @defaultValue 1000 */
+  readonly ackBatchSize?: number
+  /** Aborting stops reading and completes the observable; in-flight messages still settle and get acked. */
+  readonly signal?: AbortSignal
+  /** Called with errors the source recovers from (connection lost, NOGROUP), e.g. to log them. */
+  readonly onError?: (err: Error) => void
+  /** Called once after the source closed its connections: whether every handed-out message was settled and acked. */
+  readonly onClosed?: (result: { readonly drained: boolean; readonly unsettled: number }) => void
+}
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(`fromRedisStream: "${name}" must be an integer of at least 1; got ${value}`)
+  }
+  return value
+}
+
+function toRecord(fields: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i] as string] = fields[i + 1] as string
+  return out
+}
+
+function placeholder(streamId: string, raw: string | undefined): StreamEvent {
+  let partial: Record<string, unknown> = {}
+  try {
+    const parsed: unknown = raw === undefined ? undefined : JSON.parse(raw)
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) partial = parsed as Record<string, unknown>
+  } catch { /* garbled JSON: keep the placeholder fields */ }
+  const text = (v: unknown, fallback: string) => (typeof v === 'string' && v ? v : fallback)
+  return {
+    id: `undecodable:${streamId}`,
+    event_type: text(partial.event_type, 'undecodable'),
+    repository: text(partial.repository, ''),
+    tenant_id: text(partial.tenant_id, ''),
+    tool_id: text(partial.tool_id, ''),
+    payload: null,
+    timestamp: new Date().toISOString(),
+    retry_count: 0,
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref())
+
+/**
+ * Reads a Redis stream through a consumer group and hands out each entry as a `StreamMessage` with its ack
+ * handle. Backpressure follows the batch size: at most `maxInFlight` messages are unsettled at any time, and the
+ * next XREADGROUP asks for exactly the room that settling freed. Settled ids are acked in batches (one XACK
+ * for many). On start the consumer first re-reads its own pending entries (id `0`), then new ones (`>`);
+ * entries idle longer than `claimIdleMs` in any consumer are claimed (XAUTOCLAIM), while this consumer keeps
+ * the claim of its own slow in-flight messages fresh so nobody else takes them. Connection loss and a lost
+ * group (`NOGROUP`) are recovered from; the observable ends only when unsubscribed or when `signal` aborts.
+ * An entry whose `event` field cannot be decoded comes out with `decodeError` set (and a placeholder `event`).
+ *
+ * @example
+ * fromRedisStream({ redis, stream: 'webhook_events', group: 'webhook_workers', consumer: 'worker-a' })
+ *   .pipe(mergeMap(async (msg) => { await handle(msg.event); msg.settle() }, 16))
+ *   .subscribe()
+ */
+export function fromRedisStream(options: FromRedisStreamOptions): Observable<StreamMessage> {
+  const { redis, stream, group, consumer } = options
+  for (const key of ['stream', 'group', 'consumer'] as const) {
+    if (typeof options[key] !== 'string' || options[key] === '') {
+      throw new RangeError(`fromRedisStream: "${key}" must be a non-empty string; got ${JSON.stringify(options[key])}`)
+    }
+  }
+  const batchSize = positiveInt('batchSize', options.batchSize ?? 100)
+  const maxInFlight = positiveInt('maxInFlight', options.maxInFlight ?? batchSize)
+  const blockMs = positiveInt('blockMs', options.blockMs ?? 5000)
+  const claimIdleMs = positiveInt('claimIdleMs', options.claimIdleMs ?? 60_000)
+  const drainTimeoutMs = options.drainTimeoutMs ?? 10_000
+  const ackBatchSize = positiveInt('ackBatchSize', options.ackBatchSize ?? 1000)
+  const startId = options.startId ?? '0'
+
+  return new Observable<StreamMessage>((subscriber) => {
+    let stopping = false
+    const report = (err: unknown) => options.onError?.(err instanceof Error ? err : new Error(String(err)))
+    // one connection blocks in XREADGROUP; the other acks, claims and refreshes so those never wait behind a BLOCK
+    const connection = { maxRetriesPerRequest: null, enableOfflineQueue: true, lazyConnect: false }
+    const reader = redis.duplicate({ ...connection, connectionName: `hookstream:${consumer}:read` })
+    const commands = redis.duplicate({ ...connection, connectionName: `hookstream:${consumer}:cmd` })
+    // report a lost connection once per outage (ioredis emits an error per reconnect attempt); commands wait meanwhile
+    let connectionDown = false
+    const onConnectionError = (err: Error) => {
+      if (connectionDown || stopping) return
+      connectionDown = true
+      report(new Error(`connection to Redis lost while reading stream ${stream}; reconnecting: ${err.message}`, { cause: err }))
+    }
+    reader.on('error', onConnectionError)
+    commands.on('error', onConnectionError)
+    reader.on('ready', () => { connectionDown = false })
+    const client = new StreamClient({ redis: commands, stream })
+
+    const inFlight = new Map<string, number>() // stream id → when we last (re)claimed it
+    let ackQueue: string[] = []
+    let ackScheduled = false
+    let acking: Promise<void> = Promise.resolve()
+    let giveUpAt = Infinity // acks still failing after the drain timeout stay pending and are redelivered
+    let wakeReader: (() => void) | undefined
+    let lastClaimAt = 0
+    let claimCursor = '0-0'
+
+
+    const flushAcks = async (): Promise<void> => {
+      ackScheduled = false
+      while (ackQueue.length > 0) {
+        const ids = ackQueue.slice(0, ackBatchSize)
+        try {
+          await client.ack(group, ids)
+          ackQueue = ackQueue.slice(ids.length)
+        } catch (err) {
+          // NOGROUP: the group (and its pending list) is gone, so there is nothing left to ack
+          if (/NOGROUP/.test((err as Error).message)) { ackQueue = ackQueue.slice(ids.length); continue }
+          report(err)
+          if (Date.now() > giveUpAt) return
+          await sleep(200)
+        }
+      }
+    }
+    const scheduleAck = () => {
+      if (ackScheduled) return
+      ackScheduled = true
+      // one XACK for everything settled in this turn of the event loop
+      setImmediate(() => { acking = acking.then(flushAcks) })
+    }
+
+    const makeMessage = (id: string, fields: string[], deliveryCount: number): StreamMessage => {
+      const record = toRecord(fields)
+      const where = `stream ${stream}, entry ${id}`
+      let event: StreamEvent
+      let decodeError: PipelineError | undefined
+      try {
+        event = decodeStreamEvent(record.event, where)
+      } catch (err) {
+        decodeError = err instanceof PipelineError ? err
+          : new PipelineError('permanent', 'UNDECODABLE_ENTRY', `${where}: ${(err as Error).message}`)
+        event = placeholder(id, record.event)
+      }
+      let settled = false
+      inFlight.set(id, Date.now())
+      return {
+        stream, streamId: id, event, fields: record, deliveryCount,
+        ...(record.traceparent ? { traceparent: record.traceparent } : {}),
+        ...(decodeError ? { decodeError } : {}),
+        settle: () => {
+          if (settled) return
+          settled = true
+          inFlight.delete(id)
+          ackQueue.push(id)
+          scheduleAck()
+          wakeReader?.()
+        },
+      }
+    }
+
+    const emit = (entries: readonly StreamEntry[], counts?: ReadonlyMap<string, number>) => {
+      for (const [id, fields] of entries) {
+        if (inFlight.has(id)) continue // already handed out by this process (a claim raced a slow settle)
+        if (fields === null) { ackQueue.push(id); scheduleAck(); continue } // trimmed while pending: nothing to deliver
+        if (subscriber.closed) return
+        subscriber.next(makeMessage(id, fields, counts?.get(id) ?? 1))
+      }
+    }
+
+    const deliveryCounts = async (ids: readonly string[]): Promise<Map<string, number>> => {
+      const counts = new Map<string, number>()
+      if (ids.length === 0) return counts
+      const sorted = [...ids].sort(compareStreamIds)
+      const rows = (await commands.call('XPENDING', stream, group, sorted[0] as string,
+        sorted[sorted.length - 1] as string, ids.length + inFlight.size, consumer)) as [string, string, number, number][]
+      for (const [id, , , count] of rows) counts.set(id, Number(count))
+      return counts
+    }
+
+    const freeRoom = () => maxInFlight - inFlight.size
+    const waitForRoom = async () => {
+      while (!stopping && freeRoom() <= 0) {
+        await new Promise<void>((resolve) => { wakeReader = resolve })
+        wakeReader = undefined
+      }
+      // let settles of the same turn accumulate, so the next read asks for more than one entry
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+
+    const readPending = async (cursor: string): Promise<string | undefined> => {
+      const entries = entriesOfReadReply(await reader.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', freeRoom(),
+        'STREAMS', stream, cursor))
+      if (entries.length === 0) return undefined
+      emit(entries, await deliveryCounts(entries.map(([id]) => id)))
+      return entries[entries.length - 1]?.[0]
+    }
+
+    const claimIdle = async () => {
+      lastClaimAt = Date.now()
+      const [next, entries] = (await commands.call('XAUTOCLAIM', stream, group, consumer, claimIdleMs,
+        claimCursor, 'COUNT', freeRoom())) as [string, StreamEntry[], string[]?]
+      claimCursor = next
+      const live = entries.filter(([id]) => !inFlight.has(id))
+      if (live.length > 0) emit(live, await deliveryCounts(live.map(([id]) => id)))
+    }
+
+    const readNew = async () => {
+      emit(entriesOfReadReply(await reader.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', freeRoom(),
+        'BLOCK', blockMs, 'STREAMS', stream, '>')))
+    }
+
+    const run = async () => {
+      let cursor: string | undefined = '0'
+      let failures = 0
+      let groupReady = false
+      while (!stopping) {
+        try {
+          if (!groupReady) {
+            await client.ensureGroup(group, startId)
+            groupReady = true
+          }
+          await waitForRoom()
+          if (stopping) break
+          if (cursor !== undefined) {
+            cursor = await readPending(cursor)
+          } else {
+            if (Date.now() - lastClaimAt >= Math.min(claimIdleMs / 2, 30_000)) await claimIdle()
+            if (freeRoom() > 0 && !stopping) await readNew()
+          }
+          failures = 0
+        } catch (err) {
+          if (stopping) break
+          const message = (err as Error).message ?? ''
+          if (/NOGROUP/.test(message)) {
+            // Redis lost the group (restart without data, or someone deleted it): recreate it, do not loop on the error
+            groupReady = false
+            report(new Error(`stream ${stream} lost consumer group ${group} (NOGROUP); recreating it`, { cause: err }))
+            continue
+          }
+          failures += 1
+          report(err)
+          await sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)))
+        }
+      }
+    }
+
+    // keep the claim of slow but live messages fresh, so another consumer's XAUTOCLAIM does not steal them
+    const refreshTimer = setInterval(() => {
+      const cutoff = Date.now() - claimIdleMs / 2
+      const stale = [...inFlight].filter(([, at]) => at <= cutoff).map(([id]) => id)
+      if (stale.length === 0) return
+      const now = Date.now()
+      for (const id of stale) inFlight.set(id, now)
+      commands.call('XCLAIM', stream, group, consumer, 0, ...stale, 'JUSTID').catch(report)
+    }, Math.max(50, Math.floor(claimIdleMs / 4)))
+    refreshTimer.unref()
+
+    const onAbort = () => {
+      stopping = true
+      wakeReader?.()
+      subscriber.complete()
+    }
+    if (options.signal?.aborted) onAbort()
+    else options.signal?.addEventListener('abort', onAbort, { once: true })
+
+    run().catch((err) => subscriber.error(err))
+
+    return () => {
+      stopping = true
+      options.signal?.removeEventListener('abort', onAbort)
+      wakeReader?.()
+      // a blocked XREADGROUP would hold shutdown for up to blockMs; entries it receives stay pending for us
+      reader.disconnect()
+      void (async () => {
+        const deadline = Date.now() + drainTimeoutMs
+        giveUpAt = deadline
+        while (inFlight.size > 0 && Date.now() < deadline) await sleep(20)
+        clearInterval(refreshTimer)
+        await (acking = acking.then(flushAcks))
+        const unsettled = inFlight.size
+        await commands.quit().catch(() => commands.disconnect())
+        options.onClosed?.({ drained: unsettled === 0, unsettled })
+      })()
+    }
+  })
+}

@@ -1,0 +1,287 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { randomUUID } from 'node:crypto'
+import { Redis } from 'ioredis'
+import { mergeMap, type Subscription } from 'rxjs'
+import type { StreamMessage } from '../../src/core/envelope.js'
+import { fromRedisStream, type FromRedisStreamOptions } from '../../src/sources/from-redis-stream.js'
+import { StreamClient } from '../../src/sources/stream-client.js'
+import { sharedRedis, startRedis } from '../helpers/servers.js'
+import { eventually, makeEvent } from '../helpers/events.js'
+
+const Source = suite<{ redis: Redis; url: string }>('fromRedisStream', {} as { redis: Redis; url: string })
+Source.before(async (ctx) => {
+  ctx.url = (await sharedRedis()).url
+  ctx.redis = new Redis(ctx.url)
+})
+Source.after(async (ctx) => { await ctx.redis.quit() })
+
+function setup(redis: Redis, extra: Partial<FromRedisStreamOptions> = {}) {
+  const stream = `t-${randomUUID()}`
+  const client = new StreamClient({ redis, stream })
+  const options: FromRedisStreamOptions = { redis, stream, group: 'g', consumer: 'c1', blockMs: 100, ...extra }
+  return { stream, client, options }
+}
+
+/** Subscribes and keeps every message, unsettled, in `got`. */
+function hold(options: FromRedisStreamOptions) {
+  const got: StreamMessage[] = []
+  let closed: { drained: boolean; unsettled: number } | undefined
+  const sub = fromRedisStream({ ...options, onClosed: (r) => { closed = r } }).subscribe((m) => got.push(m))
+  return { got, sub, closed: () => closed }
+}
+
+async function closedAfter(sub: Subscription, h: { closed: () => unknown }) {
+  sub.unsubscribe()
+  await eventually('source closed', () => h.closed() !== undefined)
+}
+
+Source('creates the missing group, then re-reads its own pending entries before new ones', async ({ redis }) => {
+  const { client, options } = setup(redis, { batchSize: 10, drainTimeoutMs: 0 })
+  const first = await client.addMany(Array.from({ length: 5 }, () => makeEvent()))
+  const a = hold(options)
+  await eventually('5 delivered', () => a.got.length === 5)
+  await closedAfter(a.sub, a) // crash-like: nothing settled
+  const info = await client.info()
+  assert.equal(info.groups.map((g) => [g.name, g.pending]), [['g', 5]])
+  const later = await client.addMany(Array.from({ length: 3 }, () => makeEvent()))
+  const b = hold(options)
+  await eventually('8 delivered', () => b.got.length === 8)
+  assert.equal(b.got.map((m) => m.streamId), [...first, ...later])
+  assert.equal(b.got.map((m) => m.deliveryCount), [2, 2, 2, 2, 2, 1, 1, 1])
+  for (const m of b.got) m.settle()
+  await closedAfter(b.sub, b)
+  assert.is((await client.info()).groups[0]!.pending, 0)
+})
+
+Source('reads no further than maxInFlight while nothing settles, then exactly the freed room', async ({ redis }) => {
+  const { client, options } = setup(redis, { batchSize: 20, maxInFlight: 7 })
+  await client.addMany(Array.from({ length: 30 }, () => makeEvent()))
+  const h = hold(options)
+  await eventually('7 delivered', () => h.got.length === 7)
+  await new Promise((r) => setTimeout(r, 300))
+  assert.is(h.got.length, 7)
+  // what Redis delivered to the group is what we hold: no read ran ahead of the credit
+  assert.is((await client.info()).groups[0]!.pending, 7)
+  for (const m of h.got.slice(0, 3)) m.settle()
+  await eventually('10 delivered', () => h.got.length === 10)
+  await new Promise((r) => setTimeout(r, 200))
+  assert.is(h.got.length, 10)
+  assert.is((await client.info()).groups[0]!.pending, 7)
+  for (const m of h.got.slice(3)) m.settle()
+  await closedAfter(h.sub, h)
+})
+
+Source('drains a 100,000-entry backlog through a slow subscriber within maxInFlight and flat heap', async ({ redis }) => {
+  const { client, options } = setup(redis, { batchSize: 200, maxInFlight: 200 })
+  const total = 100_000
+  const small = makeEvent({ payload: { n: 1 } })
+  for (let i = 0; i < total; i += 5000) {
+    await client.addMany(Array.from({ length: 5000 }, (_, j) => ({ ...small, id: `e-${i + j}` })))
+  }
+  let unsettled = 0
+  let maxUnsettled = 0
+  let done = 0
+  const heap: number[] = []
+  const seen = new Set<string>()
+  const finished = new Promise<void>((resolve, reject) => {
+    fromRedisStream(options).pipe(
+      mergeMap(async (m) => {
+        unsettled += 1
+        maxUnsettled = Math.max(maxUnsettled, unsettled)
+        // deliberately slow: every message waits for a timer before it settles
+        await new Promise((r) => setTimeout(r, 2))
+        seen.add(m.event.id)
+        unsettled -= 1
+        m.settle()
+        done += 1
+        if (done % 5000 === 0) heap.push(process.memoryUsage().heapUsed)
+        if (done === total) resolve()
+      }),
+    ).subscribe({ error: reject })
+  })
+  await finished
+  assert.is(seen.size, total)
+  assert.ok(maxUnsettled <= 200, `at most maxInFlight unsettled; saw ${maxUnsettled}`)
+  // flat heap: the spread over the drain stays far below what buffering the backlog would take (~100 MB)
+  const spread = Math.max(...heap.slice(2)) - Math.min(...heap.slice(2))
+  assert.ok(spread < 40 * 1024 * 1024, `heap spread ${(spread / 1048576).toFixed(1)} MB`)
+  await eventually('all acked', async () => (await client.info()).groups[0]!.pending === 0)
+})
+
+Source('acks settled ids together in one XACK, and only after they settled', async ({ redis, url }) => {
+  const { client, options } = setup(redis, { batchSize: 50 })
+  await client.addMany(Array.from({ length: 20 }, () => makeEvent()))
+  const h = hold(options)
+  await eventually('20 delivered', () => h.got.length === 20)
+  const monitor = await new Redis(url).monitor()
+  const xacks: string[][] = []
+  monitor.on('monitor', (_time: string, args: string[]) => { if (args[0]?.toUpperCase() === 'XACK' && args[1] === options.stream) xacks.push(args.slice(3)) })
+  await new Promise((r) => setTimeout(r, 100))
+  assert.is(xacks.length, 0)
+  assert.is((await client.info()).groups[0]!.pending, 20)
+  for (const m of h.got.slice(0, 12)) m.settle()
+  await eventually('one XACK', () => xacks.length > 0)
+  await new Promise((r) => setTimeout(r, 100))
+  assert.is(xacks.length, 1)
+  assert.equal(xacks[0], h.got.slice(0, 12).map((m) => m.streamId))
+  assert.is((await client.info()).groups[0]!.pending, 8)
+  monitor.disconnect()
+  for (const m of h.got.slice(12)) m.settle()
+  await closedAfter(h.sub, h)
+})
+
+Source('claims entries a dead consumer left pending once idle past claimIdleMs, with their delivery count', async ({ redis }) => {
+  const { stream, client, options } = setup(redis, { claimIdleMs: 300 })
+  await client.ensureGroup('g')
+  const ids = await client.addMany(Array.from({ length: 4 }, () => makeEvent()))
+  await redis.xreadgroup('GROUP', 'g', 'dead', 'COUNT', 4, 'STREAMS', stream, '>')
+  const h = hold({ ...options, consumer: 'alive' })
+  await eventually('claimed', () => h.got.length === 4, 5000)
+  assert.equal(h.got.map((m) => m.streamId), ids)
+  assert.equal(h.got.map((m) => m.deliveryCount), [2, 2, 2, 2])
+  const consumers = (await client.info()).groups[0]!.consumers
+  assert.equal(consumers.find((c) => c.name === 'alive')?.pending, 4)
+  assert.equal(consumers.find((c) => c.name === 'dead')?.pending, 0)
+  for (const m of h.got) m.settle()
+  await closedAfter(h.sub, h)
+})
+
+Source('an undecodable entry comes out marked with a clear error and does not block the stream', async ({ redis }) => {
+  const { stream, client, options } = setup(redis)
+  await redis.xadd(stream, '*', 'other', 'x')
+  await redis.xadd(stream, '*', 'event', '{not json')
+  await redis.xadd(stream, '*', 'event', JSON.stringify({ ...makeEvent({ tool_id: 'gh' }), repository: 42 }))
+  const good = makeEvent()
+  await client.add(good)
+  const h = hold(options)
+  await eventually('4 delivered', () => h.got.length === 4)
+  const [missing, garbled, invalid, ok] = h.got as [StreamMessage, StreamMessage, StreamMessage, StreamMessage]
+  assert.is(missing.decodeError?.code, 'UNDECODABLE_ENTRY')
+  assert.match(missing.decodeError!.message, /no "event" field/)
+  assert.equal(missing.fields, { other: 'x' })
+  assert.is(garbled.decodeError?.code, 'UNDECODABLE_ENTRY')
+  assert.match(garbled.decodeError!.message, /not valid JSON/)
+  assert.is(invalid.decodeError?.code, 'INVALID_EVENT')
+  assert.match(invalid.decodeError!.message, /"repository" must be a string.*entry/)
+  assert.is(invalid.event.tool_id, 'gh')
+  assert.is(ok.decodeError, undefined)
+  assert.equal(ok.event, good)
+  for (const m of h.got) m.settle()
+  await closedAfter(h.sub, h)
+})
+
+Source('unsubscribing stops reading, acks what settles within the drain timeout, and closes its connections', async ({ redis }) => {
+  const { client, options } = setup(redis, { batchSize: 10, drainTimeoutMs: 500, consumer: `drain-${randomUUID()}` })
+  await client.addMany(Array.from({ length: 10 }, () => makeEvent()))
+  const h = hold(options)
+  await eventually('10 delivered', () => h.got.length === 10)
+  h.sub.unsubscribe()
+  const before = (await client.info()).groups[0]!.lastDeliveredId
+  await client.addMany(Array.from({ length: 5 }, () => makeEvent()))
+  for (const m of h.got.slice(0, 6)) m.settle()
+  await eventually('closed', () => h.closed() !== undefined)
+  assert.equal(h.closed(), { drained: false, unsettled: 4 })
+  const info = await client.info()
+  assert.is(info.groups[0]!.pending, 4)
+  assert.is(info.groups[0]!.lastDeliveredId, before)
+  assert.is(h.got.length, 10)
+  const clients = (await redis.call('CLIENT', 'LIST')) as string
+  assert.not.match(clients, new RegExp(`name=hookstream:${options.consumer}:`))
+})
+
+Source('an aborted signal completes the observable after in-flight messages settle', async ({ redis }) => {
+  const { client, options } = setup(redis, { batchSize: 5 })
+  await client.addMany(Array.from({ length: 5 }, () => makeEvent()))
+  const ac = new AbortController()
+  let completed = false
+  let drained: unknown
+  const got: StreamMessage[] = []
+  fromRedisStream({ ...options, signal: ac.signal, onClosed: (r) => { drained = r } })
+    .subscribe({ next: (m) => got.push(m), complete: () => { completed = true } })
+  await eventually('5 delivered', () => got.length === 5)
+  ac.abort()
+  assert.ok(completed)
+  for (const m of got) m.settle()
+  await eventually('closed', () => drained !== undefined)
+  assert.equal(drained, { drained: true, unsettled: 0 })
+  assert.is((await client.info()).groups[0]!.pending, 0)
+})
+
+Source('survives a Redis restart: reconnects, resumes, nothing lost or handed out twice', async () => {
+  const server = await startRedis({ appendonly: true })
+  const redis = new Redis(server.url, { maxRetriesPerRequest: null })
+  redis.on('error', () => {})
+  try {
+    const { client, options } = setup(redis, { batchSize: 20 })
+    await client.addMany(Array.from({ length: 100 }, () => makeEvent()))
+    const errors: Error[] = []
+    const seen: string[] = []
+    const sub = fromRedisStream({ ...options, onError: (e) => errors.push(e) }).subscribe((m) => { seen.push(m.streamId); m.settle() })
+    await eventually('first 100', () => seen.length === 100)
+    await new Promise((r) => setTimeout(r, 100)) // let the last XACK reach the AOF
+    await server.stop()
+    await new Promise((r) => setTimeout(r, 300))
+    await server.start()
+    await client.addMany(Array.from({ length: 100 }, () => makeEvent()))
+    await eventually('200 after restart', () => seen.length === 200, 15_000)
+    assert.is(new Set(seen).size, 200)
+    await eventually('nothing pending', async () => (await client.info()).groups[0]!.pending === 0)
+    assert.ok(errors.length > 0, 'the connection loss was reported through onError')
+    sub.unsubscribe()
+  } finally {
+    redis.disconnect()
+    await server.stop()
+  }
+})
+
+Source('recreates the group when Redis restarts without its data (NOGROUP) instead of looping on the error', async () => {
+  const server = await startRedis({ appendonly: false })
+  const redis = new Redis(server.url, { maxRetriesPerRequest: null })
+  redis.on('error', () => {})
+  try {
+    const { client, options } = setup(redis)
+    await client.addMany(Array.from({ length: 3 }, () => makeEvent()))
+    const errors: Error[] = []
+    const seen: string[] = []
+    const sub = fromRedisStream({ ...options, onError: (e) => errors.push(e) }).subscribe((m) => { seen.push(m.event.id); m.settle() })
+    await eventually('first 3', () => seen.length === 3)
+    await server.kill()
+    await server.start()
+    const fresh = makeEvent()
+    await eventually('stream reachable', async () => { try { await client.add(fresh); return true } catch { return false } })
+    await eventually('event after data loss delivered', () => seen.includes(fresh.id), 15_000)
+    assert.ok(errors.some((e) => /NOGROUP/.test(e.message)), 'NOGROUP was reported and handled')
+    assert.ok(errors.filter((e) => /NOGROUP/.test(e.message)).length < 5, 'no error loop')
+    sub.unsubscribe()
+  } finally {
+    redis.disconnect()
+    await server.stop()
+  }
+})
+
+Source('keeps the claim of slow but live work fresh so another consumer does not steal it', async ({ redis }) => {
+  const { client, options } = setup(redis, { claimIdleMs: 400 })
+  const [id] = await client.addMany([makeEvent()])
+  const slow = hold({ ...options, consumer: 'slow' })
+  await eventually('slow got it', () => slow.got.length === 1)
+  const other = hold({ ...options, consumer: 'other' })
+  await new Promise((r) => setTimeout(r, 1500)) // well past claimIdleMs: the entry would be claimable if not refreshed
+  assert.is(other.got.length, 0)
+  const pending = (await redis.xpending(options.stream, 'g', '-', '+', 10)) as [string, string, number, number][]
+  assert.equal(pending.map(([pid, owner, , count]) => [pid, owner, count]), [[id, 'slow', 1]])
+  slow.got[0]!.settle()
+  await closedAfter(slow.sub, slow)
+  await closedAfter(other.sub, other)
+})
+
+Source('rejects bad options naming the option', () => {
+  try {
+    fromRedisStream({ redis: null as unknown as Redis, stream: 's', group: 'g', consumer: 'c', maxInFlight: 0 })
+    assert.unreachable()
+  } catch (err) {
+    assert.match((err as Error).message, /"maxInFlight" must be an integer of at least 1; got 0/)
+  }
+})
+
+Source.run()

@@ -1,0 +1,102 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { randomUUID } from 'node:crypto'
+import { Redis } from 'ioredis'
+import { StreamClient } from '../../src/sources/stream-client.js'
+import { sharedRedis } from '../helpers/servers.js'
+import { makeEvent } from '../helpers/events.js'
+
+const Client = suite<{ redis: Redis }>('StreamClient', {} as { redis: Redis })
+Client.before(async (ctx) => { ctx.redis = new Redis((await sharedRedis()).url) })
+Client.after(async (ctx) => { await ctx.redis.quit() })
+
+Client('add writes the event as JSON in field "event" with an optional traceparent', async ({ redis }) => {
+  const s = new StreamClient({ redis, stream: `t-${randomUUID()}` })
+  const event = makeEvent()
+  const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+  const id = await s.add(event, { traceparent: tp })
+  const [[gotId, fields]] = (await redis.xrange(s.stream, '-', '+')) as [[string, string[]]]
+  assert.is(gotId, id)
+  assert.equal(fields, ['event', JSON.stringify(event), 'traceparent', tp])
+})
+
+Client('add rejects an event that is not a StreamEvent and names the field', async ({ redis }) => {
+  const s = new StreamClient({ redis, stream: `t-${randomUUID()}` })
+  try {
+    await s.add({ ...makeEvent(), tool_id: '' })
+    assert.unreachable()
+  } catch (err) {
+    assert.match((err as Error).message, /event field "tool_id" must be a non-empty string/)
+  }
+  assert.is(await redis.xlen(s.stream), 0)
+})
+
+Client('addMany pipelines many events in order and trims approximately with maxLen', async ({ redis }) => {
+  const s = new StreamClient({ redis, stream: `t-${randomUUID()}` })
+  const events = Array.from({ length: 500 }, () => makeEvent())
+  const ids = await s.addMany(events)
+  assert.is(ids.length, 500)
+  const all = (await redis.xrange(s.stream, '-', '+')) as [string, string[]][]
+  assert.equal(all.map(([id]) => id), ids)
+  assert.equal(all.map(([, f]) => (JSON.parse(f[1] as string) as { id: string }).id), events.map((e) => e.id))
+  await s.addMany(Array.from({ length: 2000 }, () => makeEvent()), { maxLen: 100 })
+  const len = await redis.xlen(s.stream)
+  assert.ok(len < 500, `approximate MAXLEN kept ${len} entries`)
+})
+
+Client('ensureGroup creates the stream and group once; an existing group is fine', async ({ redis }) => {
+  const s = new StreamClient({ redis, stream: `t-${randomUUID()}` })
+  assert.is(await s.ensureGroup('g'), true)
+  assert.is(await s.ensureGroup('g'), false)
+  const info = await s.info()
+  assert.equal(info.groups.map((g) => g.name), ['g'])
+})
+
+Client('ack acks many ids in one call; info reports length, ids, pending, lag and consumers', async ({ redis }) => {
+  const s = new StreamClient({ redis, stream: `t-${randomUUID()}` })
+  await s.ensureGroup('g')
+  const ids = await s.addMany(Array.from({ length: 10 }, () => makeEvent()))
+  await redis.xreadgroup('GROUP', 'g', 'c1', 'COUNT', 6, 'STREAMS', s.stream, '>')
+  assert.is(await s.ack('g', ids.slice(0, 4)), 4)
+  const info = await s.info()
+  assert.is(info.length, 10)
+  assert.is(info.firstId, ids[0])
+  assert.is(info.lastId, ids[9])
+  const g = info.groups[0]!
+  assert.is(g.pending, 2)
+  assert.is(g.lag, 4)
+  assert.is(g.lastDeliveredId, ids[5])
+  assert.equal(g.consumers.map((c) => [c.name, c.pending]), [['c1', 2]])
+})
+
+Client('info of a missing stream reads as empty', async ({ redis }) => {
+  const s = new StreamClient({ redis, stream: `t-${randomUUID()}` })
+  assert.equal(await s.info(), { stream: s.stream, length: 0, firstId: null, lastId: null, groups: [] })
+})
+
+Client('trimSafe removes only entries every group is done with, unlike plain MAXLEN', async ({ redis }) => {
+  const s = new StreamClient({ redis, stream: `t-${randomUUID()}` })
+  await s.ensureGroup('g')
+  const ids = await s.addMany(Array.from({ length: 10 }, () => makeEvent()))
+  await redis.xreadgroup('GROUP', 'g', 'c1', 'COUNT', 6, 'STREAMS', s.stream, '>')
+  await s.ack('g', ids.slice(0, 3)) // 1–3 done, 4–6 pending, 7–10 unread
+  assert.is(await s.trimSafe(), 3)
+  assert.equal(((await redis.xrange(s.stream, '-', '+')) as [string, string[]][]).map(([id]) => id), ids.slice(3))
+  // a second group that has read nothing holds everything that is left
+  await s.ensureGroup('late', '0')
+  await s.ack('g', ids.slice(3, 6))
+  assert.is(await s.trimSafe(), 0)
+  assert.is(await redis.xlen(s.stream), 7)
+})
+
+Client('trimSafe with keep never trims below the newest N entries', async ({ redis }) => {
+  const s = new StreamClient({ redis, stream: `t-${randomUUID()}` })
+  await s.ensureGroup('g')
+  const ids = await s.addMany(Array.from({ length: 10 }, () => makeEvent()))
+  await redis.xreadgroup('GROUP', 'g', 'c1', 'COUNT', 10, 'STREAMS', s.stream, '>')
+  await s.ack('g', ids)
+  assert.is(await s.trimSafe({ keep: 4 }), 6)
+  assert.is(await redis.xlen(s.stream), 4)
+})
+
+Client.run()
