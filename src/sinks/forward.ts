@@ -1,0 +1,191 @@
+import { createHmac } from 'node:crypto'
+import type { StreamEvent } from '../core/event.js'
+import { PipelineError } from '../core/errors.js'
+import type { ToolConfig } from '../core/tool.js'
+import type { Sink } from './sink.js'
+
+/** One event to forward, with the tool that says where and how to sign. */
+export interface ForwardItem {
+  readonly event: StreamEvent
+  /** The tool: `forwardUrl` is the destination, `secret` signs the request (no signature when empty). */
+  readonly tool: Pick<ToolConfig, 'id' | 'secret' | 'forwardUrl'>
+  /** The transform's result, sent as `transformed` next to the event's fields. */
+  readonly transformed?: unknown
+  /** W3C trace context of the event, sent as the `traceparent` header. */
+  readonly traceparent?: string
+}
+
+export interface ForwardSinkOptions {
+  /** Time for one request, from sending to the response headers. @defaultValue 10000 */
+  readonly timeoutMs?: number
+  /** Requests in flight at once per destination origin; a slow destination cannot take another's slots. @defaultValue 10 */
+  readonly perDestinationConcurrency?: number
+}
+
+/**
+ * The Standard Webhooks signature of a forwarded request: `v1,` + base64 HMAC-SHA256 of
+ * `"<id>.<timestamp>.<body>"`. A secret starting with `whsec_` is base64-decoded after the prefix (as the
+ * spec says); any other secret is used as UTF-8 bytes.
+ *
+ * @example
+ * signWebhook('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'evt-1', 1718000000, '{"id":"evt-1"}') // "v1,…"
+ */
+export function signWebhook(secret: string, id: string, timestampSeconds: number, body: string): string {
+  const key = secret.startsWith('whsec_') ? Buffer.from(secret.slice(6), 'base64') : Buffer.from(secret, 'utf8')
+  return `v1,${createHmac('sha256', key).update(`${id}.${timestampSeconds}.${body}`).digest('base64')}`
+}
+
+/** Milliseconds from a Retry-After value (delay-seconds or an HTTP-date), or undefined when absent or unreadable. */
+function retryAfterMs(value: string | null, nowMs: number): number | undefined {
+  if (!value) return undefined
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000
+  const at = Date.parse(value)
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs)
+}
+
+// origin + path only: a query string may carry a token
+function safeUrl(url: URL): string {
+  return `${url.origin}${url.pathname}`
+}
+
+function networkCode(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string') return e.code
+  }
+  return undefined
+}
+
+interface Slots { active: number; readonly waiting: Array<() => void> }
+
+/**
+ * Forwards events to each tool's `forward_url` as signed JSON POSTs (Standard Webhooks headers
+ * `webhook-id`, `webhook-timestamp`, `webhook-signature`). The body is the StreamEvent's JSON, plus
+ * `transformed` when the item has a transform result. Failures come back per item: 408, 425, 429, 5xx,
+ * timeouts and connection errors are transient; other 4xx and 3xx are permanent.
+ *
+ * @example
+ * const sink = new ForwardSink({ timeoutMs: 5000 })
+ * const failures = await sink.write([{ event, tool }]) // Map { 0 => PipelineError DESTINATION_5XX } on a 503
+ */
+export class ForwardSink implements Sink<ForwardItem> {
+  private readonly timeoutMs: number
+  private readonly perDestination: number
+  private readonly slots = new Map<string, Slots>()
+  private readonly closer = new AbortController()
+  private closing: Promise<void> | undefined
+
+  constructor(options: ForwardSinkOptions = {}) {
+    this.timeoutMs = options.timeoutMs ?? 10_000
+    if (!Number.isInteger(this.timeoutMs) || this.timeoutMs < 1) {
+      throw new RangeError(`ForwardSink: "timeoutMs" must be a positive integer (milliseconds); got ${options.timeoutMs}`)
+    }
+    this.perDestination = options.perDestinationConcurrency ?? 10
+    if (!Number.isInteger(this.perDestination) || this.perDestination < 1) {
+      throw new RangeError(`ForwardSink: "perDestinationConcurrency" must be an integer of at least 1; got ${options.perDestinationConcurrency}`)
+    }
+  }
+
+  /** Sends every item (bounded per destination); resolves with the failures by index. Never rejects. */
+  async write(items: readonly ForwardItem[]): Promise<ReadonlyMap<number, PipelineError>> {
+    if (this.closing) throw new Error('ForwardSink: write after close(); create a new sink')
+    const failures = new Map<number, PipelineError>()
+    await Promise.all(items.map(async (item, index) => {
+      const failure = await this.send(item)
+      if (failure) failures.set(index, failure)
+    }))
+    return failures
+  }
+
+  private async send(item: ForwardItem): Promise<PipelineError | undefined> {
+    const { event, tool } = item
+    if (!tool.forwardUrl || !URL.canParse(tool.forwardUrl)) {
+      return new PipelineError('permanent', 'FORWARD_URL_MISSING',
+        `tool "${tool.id}" has no valid forward_url, so event "${event.id}" cannot be forwarded; set forward_url or use processing_mode "store"`)
+    }
+    const url = new URL(tool.forwardUrl)
+    const release = await this.acquire(url.origin)
+    try {
+      return await this.post(url, item)
+    } finally {
+      release()
+    }
+  }
+
+  private async post(url: URL, item: ForwardItem): Promise<PipelineError | undefined> {
+    const { event, tool } = item
+    const body = JSON.stringify(item.transformed === undefined ? event : { ...event, transformed: item.transformed })
+    const timestamp = Math.floor(Date.now() / 1000)
+    const headers: Record<string, string> = {
+      'content-type': 'application/json', 'user-agent': 'hookstream',
+      'webhook-id': event.id, 'webhook-timestamp': String(timestamp),
+    }
+    if (tool.secret) headers['webhook-signature'] = signWebhook(tool.secret, event.id, timestamp, body)
+    if (item.traceparent) headers.traceparent = item.traceparent
+    const where = `forward of event "${event.id}" to tool "${tool.id}"`
+    // a strongly held timer and controller, not AbortSignal.any([AbortSignal.timeout()]): Node 20 can collect
+    // such a timeout signal before it fires (nodejs/node#57736), leaving the request hanging for ever
+    const abort = new AbortController()
+    let timedOut = false
+    const timer = setTimeout(() => { timedOut = true; abort.abort() }, this.timeoutMs)
+    const onClose = () => abort.abort()
+    this.closer.signal.addEventListener('abort', onClose, { once: true })
+    let response: Response
+    try {
+      response = await fetch(url, { method: 'POST', headers, body, signal: abort.signal, redirect: 'manual' })
+    } catch (err) {
+      if (this.closer.signal.aborted) {
+        return new PipelineError('transient', 'SINK_CLOSED', `${where} was cut off by ForwardSink.close(); it is retried on redelivery`, { cause: err })
+      }
+      if (timedOut || networkCode(err) === 'UND_ERR_HEADERS_TIMEOUT') {
+        return new PipelineError('transient', 'DESTINATION_TIMEOUT',
+          `${where} got no response from ${safeUrl(url)} within ${this.timeoutMs} ms; it is retried — check the destination or raise timeoutMs`, { cause: err })
+      }
+      return new PipelineError('transient', 'DESTINATION_UNREACHABLE',
+        `${where} could not reach ${safeUrl(url)} (${networkCode(err) ?? (err as Error)?.message}); it is retried — check the destination is up and the URL is right`, { cause: err })
+    } finally {
+      clearTimeout(timer)
+      this.closer.signal.removeEventListener('abort', onClose)
+    }
+    // free the connection for keep-alive; the body is not needed (and may be anything)
+    await response.body?.cancel().catch(() => {})
+    const status = response.status
+    if (status >= 200 && status < 300) return undefined
+    const got = `${where} got HTTP ${status} from ${safeUrl(url)}`
+    const after = retryAfterMs(response.headers.get('retry-after'), Date.now())
+    const retry = after === undefined ? {} : { retryAfterMs: after }
+    if (status === 429 || status === 425) {
+      return new PipelineError('transient', 'DESTINATION_429', `${got}; it is retried${after === undefined ? '' : ` after ${after} ms (Retry-After)`}`, retry)
+    }
+    if (status === 408) return new PipelineError('transient', 'DESTINATION_TIMEOUT', `${got}; it is retried`, retry)
+    if (status >= 300 && status < 400) {
+      return new PipelineError('permanent', 'DESTINATION_REDIRECT', `${got} (a redirect); set the tool's forward URL to the final address`)
+    }
+    if (status >= 400 && status < 500) {
+      return new PipelineError('permanent', 'DESTINATION_4XX', `${got}; check the tool's forward URL and that the receiver accepts the request and its signature`)
+    }
+    return new PipelineError('transient', 'DESTINATION_5XX', `${got}; it is retried`, retry)
+  }
+
+  // a small semaphore per origin: the bulkhead that keeps one slow destination from starving the others
+  private async acquire(origin: string): Promise<() => void> {
+    let slots = this.slots.get(origin)
+    if (!slots) this.slots.set(origin, (slots = { active: 0, waiting: [] }))
+    const s = slots
+    if (s.active >= this.perDestination) await new Promise<void>((resolve) => s.waiting.push(resolve))
+    else s.active++
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const next = s.waiting.shift()
+      if (next) next() // hand the slot over: active stays the same
+      else if (--s.active === 0) this.slots.delete(origin)
+    }
+  }
+
+  /** Aborts requests still in flight (they fail with transient `SINK_CLOSED`); a second call returns the same promise. */
+  close(): Promise<void> {
+    this.closing ??= Promise.resolve().then(() => this.closer.abort())
+    return this.closing
+  }
+}

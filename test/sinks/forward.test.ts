@@ -1,0 +1,191 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { createHmac, timingSafeEqual } from 'node:crypto'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { isPipelineError } from '../../src/core/errors.js'
+import type { StreamEvent } from '../../src/core/event.js'
+import { ForwardSink, signWebhook, type ForwardItem } from '../../src/sinks/forward.js'
+import { freePort } from '../helpers/servers.js'
+
+interface Received { readonly headers: IncomingMessage['headers']; readonly body: string; readonly url: string }
+interface Receiver { readonly url: string; readonly received: Received[]; close(): Promise<void> }
+
+const servers = new Set<Server>()
+
+/** A real HTTP receiver on 127.0.0.1; `reply` answers each request (or never, to hang). */
+async function receiver(reply: (req: Received, res: ServerResponse) => void): Promise<Receiver> {
+  const received: Received[] = []
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      const r = { headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), url: req.url ?? '' }
+      received.push(r)
+      reply(r, res)
+    })
+  })
+  servers.add(server)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}/hook`,
+    received,
+    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }),
+  }
+}
+
+function event(id: string): StreamEvent {
+  return {
+    id, event_type: 'webhook.github.push', repository: 'acme/app', tenant_id: 'acme', tool_id: 'gh-main',
+    payload: { ref: 'refs/heads/main' }, timestamp: '2026-01-01T00:00:00.000Z', retry_count: 0,
+  }
+}
+
+function item(id: string, url: string, secret = 'plain-secret'): ForwardItem {
+  return { event: event(id), tool: { id: 'gh-main', secret, forwardUrl: url } }
+}
+
+/** What a receiver does, written from the Standard Webhooks spec rather than with signWebhook. */
+function verify(secret: string, r: Received): boolean {
+  const key = secret.startsWith('whsec_') ? Buffer.from(secret.slice(6), 'base64') : Buffer.from(secret)
+  const expected = createHmac('sha256', key).update(`${r.headers['webhook-id']}.${r.headers['webhook-timestamp']}.${r.body}`).digest()
+  const given = String(r.headers['webhook-signature']).split(' ').filter((s) => s.startsWith('v1,'))
+    .map((s) => Buffer.from(s.slice(3), 'base64'))
+  return given.some((g) => g.length === expected.length && timingSafeEqual(g, expected))
+}
+
+const Forward = suite('ForwardSink')
+Forward.after(async () => {
+  for (const s of servers) { s.closeAllConnections(); s.close() }
+})
+
+Forward('a 2xx delivery carries the event JSON and a signature the receiver verifies', async () => {
+  const rx = await receiver((_r, res) => res.writeHead(204).end())
+  const sink = new ForwardSink()
+  const secret = `whsec_${Buffer.from('0123456789abcdef0123456789abcdef').toString('base64')}`
+  const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+  const failures = await sink.write([
+    { ...item('evt-1', rx.url, secret), transformed: { branch: 'main' }, traceparent },
+    item('evt-2', rx.url, 'plain-secret'),
+  ])
+  assert.is(failures.size, 0)
+  assert.is(rx.received.length, 2)
+  const [first, second] = [...rx.received].sort((a, b) => String(a.headers['webhook-id']).localeCompare(String(b.headers['webhook-id'])))
+  assert.ok(verify(secret, first!))
+  assert.ok(verify('plain-secret', second!))
+  assert.not.ok(verify('other-secret', second!))
+  assert.is(first!.headers['content-type'], 'application/json')
+  assert.is(first!.headers.traceparent, traceparent)
+  assert.is(second!.headers.traceparent, undefined)
+  assert.ok(Math.abs(Number(first!.headers['webhook-timestamp']) - Date.now() / 1000) < 5)
+  assert.equal(JSON.parse(first!.body), { ...event('evt-1'), transformed: { branch: 'main' } })
+  assert.equal(JSON.parse(second!.body), event('evt-2'))
+  assert.is(signWebhook(secret, 'evt-1', Number(first!.headers['webhook-timestamp']), first!.body), first!.headers['webhook-signature'])
+  await sink.close()
+  await rx.close()
+})
+
+Forward('a 503 is transient, a 429 carries Retry-After, a 400 is permanent and a 3xx is not followed', async () => {
+  const date = new Date(Date.now() + 120_000).toUTCString()
+  const rx = await receiver((r, res) => {
+    const [status, headers] = ({
+      '/hook/503': [503, {}], '/hook/429': [429, { 'retry-after': '3' }], '/hook/429d': [429, { 'retry-after': date }],
+      '/hook/400': [400, {}], '/hook/301': [301, { location: 'http://127.0.0.1:1/elsewhere' }], '/hook/408': [408, {}],
+    } as Record<string, [number, Record<string, string>]>)[r.url.split('?')[0]!] ?? [200, {}]
+    res.writeHead(status, headers).end('{"error":"receiver body"}')
+  })
+  const sink = new ForwardSink()
+  const paths = ['503', '429', '429d', '400?token=sekrit', '301', '408', 'ok']
+  const failures = await sink.write(paths.map((p, i) => item(`evt-${i}`, `${rx.url}/${p}`)))
+  const outcome = [...failures].map(([i, e]) => [i, e.kind, e.code])
+  assert.equal(outcome.sort(), [
+    [0, 'transient', 'DESTINATION_5XX'], [1, 'transient', 'DESTINATION_429'], [2, 'transient', 'DESTINATION_429'],
+    [3, 'permanent', 'DESTINATION_4XX'], [4, 'permanent', 'DESTINATION_REDIRECT'], [5, 'transient', 'DESTINATION_TIMEOUT'],
+  ])
+  assert.is(failures.get(1)!.retryAfterMs, 3000)
+  const fromDate = failures.get(2)!.retryAfterMs!
+  assert.ok(fromDate > 110_000 && fromDate <= 120_000, String(fromDate))
+  const bad = failures.get(3)!.message
+  assert.match(bad, /tool "gh-main"/)
+  assert.match(bad, /HTTP 400/)
+  assert.match(bad, `${rx.url}/400`)
+  assert.not.match(bad, /sekrit/)
+  assert.not.match(bad, /receiver body/)
+  assert.is(rx.received.length, paths.length)
+  await sink.close()
+  await rx.close()
+})
+
+Forward('a hanging receiver fails with DESTINATION_TIMEOUT after timeoutMs', async () => {
+  const rx = await receiver(() => {})
+  const sink = new ForwardSink({ timeoutMs: 300 })
+  const started = Date.now()
+  const failures = await sink.write([item('evt-1', rx.url)])
+  const tookMs = Date.now() - started
+  assert.is(failures.get(0)?.code, 'DESTINATION_TIMEOUT')
+  assert.is(failures.get(0)?.kind, 'transient')
+  assert.match(failures.get(0)!.message, /within 300 ms/)
+  assert.ok(tookMs >= 250 && tookMs < 2000, `took ${tookMs} ms`)
+  await sink.close()
+  await rx.close()
+})
+
+Forward('a refused connection is transient DESTINATION_UNREACHABLE', async () => {
+  const port = await freePort()
+  const sink = new ForwardSink()
+  const failures = await sink.write([item('evt-1', `http://127.0.0.1:${port}/hook`)])
+  assert.is(failures.get(0)?.code, 'DESTINATION_UNREACHABLE')
+  assert.is(failures.get(0)?.kind, 'transient')
+  assert.match(failures.get(0)!.message, /ECONNREFUSED/)
+  assert.equal((await sink.write([{ event: event('evt-2'), tool: { id: 'gh-main', secret: 's' } }])).get(0)?.code, 'FORWARD_URL_MISSING')
+})
+
+Forward('a hanging destination does not take the slots of another one', async () => {
+  const slow = await receiver(() => {})
+  const fast = await receiver((_r, res) => res.writeHead(200).end())
+  const sink = new ForwardSink({ timeoutMs: 1500, perDestinationConcurrency: 2 })
+  const slowDone = sink.write([1, 2, 3, 4, 5].map((i) => item(`slow-${i}`, slow.url)))
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const started = Date.now()
+  const fastFailures = await sink.write([1, 2, 3, 4, 5].map((i) => item(`fast-${i}`, fast.url)))
+  const fastMs = Date.now() - started
+  assert.is(fastFailures.size, 0)
+  assert.is(fast.received.length, 5)
+  assert.ok(fastMs < 1000, `the fast destination waited ${fastMs} ms`)
+  // the slow destination holds its 2 slots; its other 3 items wait for them instead of taking the fast one's
+  assert.is(slow.received.length, 2)
+  const slowFailures = await slowDone
+  assert.is(slowFailures.size, 5)
+  assert.ok([...slowFailures.values()].every((e) => e.code === 'DESTINATION_TIMEOUT'))
+  await sink.close()
+  await slow.close()
+  await fast.close()
+})
+
+Forward('close() cuts off requests in flight as SINK_CLOSED and is idempotent', async () => {
+  const rx = await receiver(() => {})
+  const sink = new ForwardSink({ timeoutMs: 5000 })
+  const pending = sink.write([item('evt-1', rx.url), item('evt-2', rx.url)])
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const first = sink.close()
+  assert.is(sink.close(), first)
+  await first
+  const failures = await pending
+  assert.equal([...failures.values()].map((e) => e.code), ['SINK_CLOSED', 'SINK_CLOSED'])
+  try {
+    await sink.write([item('evt-3', rx.url)])
+    assert.unreachable('wrote after close')
+  } catch (err) {
+    assert.not.ok(isPipelineError(err))
+    assert.match((err as Error).message, /after close/)
+  }
+  await rx.close()
+})
+
+Forward('rejects bad options naming the option', () => {
+  assert.throws(() => new ForwardSink({ timeoutMs: 0 }), /"timeoutMs" must be a positive integer/)
+  assert.throws(() => new ForwardSink({ perDestinationConcurrency: 1.5 }), /"perDestinationConcurrency" must be an integer/)
+})
+
+Forward.run()
