@@ -1,0 +1,101 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { randomBytes } from 'node:crypto'
+import { parseTool, type ToolConfig } from '../../src/core/tool.js'
+import { createDb, type Db } from '../../src/db/database.js'
+import { migrateToLatest } from '../../src/db/migrate.js'
+import { ToolStore } from '../../src/db/tool-store.js'
+import { sharedPostgres } from '../helpers/servers.js'
+
+const Store = suite<{ handle?: Db }>('ToolStore', {})
+Store.before(async (ctx) => {
+  ctx.handle = await createDb({ url: await (await sharedPostgres()).createDatabase() })
+  await migrateToLatest(ctx.handle.db)
+})
+Store.after(async (ctx) => { await ctx.handle?.close() })
+
+function tool(id: string, extra: Record<string, unknown> = {}): ToolConfig {
+  return parseTool({ id, provider: 'github', secret: `tok-${id}-secret`, ...extra })
+}
+
+async function rawSecret(handle: Db, id: string): Promise<string> {
+  return (await handle.db.selectFrom('webhook_tools').select('secret').where('id', '=', id).executeTakeFirstOrThrow()).secret
+}
+
+Store('stores tools and reads them back in their validated shape', async ({ handle }) => {
+  const store = new ToolStore({ db: handle!.db })
+  const full = parseTool({
+    id: 'rt-full', provider: 'generic', secret: 'abc', tenant_id: 'acme', processing_mode: 'store_and_forward',
+    forward_url: 'https://example.test/hook?token=x', transform: { branch: 'ref' }, enabled: false,
+    retry_policy: { max_retries: 3, initial_interval: '250ms', max_interval: '1m', multiplier: 1.5, max_elapsed_time: '10m' },
+    signature: { header: 'X-Sig', encoding: 'base64', prefix: 'sha256=' },
+  })
+  const plain = parseTool({ id: 'rt-plain', provider: 'generic', signature: 'none', transform: '$.a', processing_mode: 'transform_and_store' })
+  assert.equal(await store.upsert(full, 'test'), { created: true })
+  await store.upsert(plain, 'test')
+  assert.equal(await store.get('rt-full'), full)
+  assert.equal(await store.get('rt-plain'), plain)
+  assert.is(await store.get('rt-missing'), undefined)
+  assert.equal((await store.list()).filter((t) => t.id.startsWith('rt-')), [full, plain])
+})
+
+Store('each change writes one audit row, without the secret', async ({ handle }) => {
+  const store = new ToolStore({ db: handle!.db })
+  assert.equal(await store.upsert(tool('au-1'), 'alice'), { created: true })
+  assert.equal(await store.upsert(tool('au-1', { enabled: false }), 'bob'), { created: false })
+  assert.is((await store.get('au-1'))!.enabled, false)
+  assert.is(await store.remove('au-1', 'carol'), true)
+  assert.is(await store.remove('au-1', 'carol'), false)
+  assert.is(await store.get('au-1'), undefined)
+  const audit = await handle!.db.selectFrom('webhook_audit_log').select(['entity', 'action', 'actor', 'details'])
+    .where(({ ref }) => ref('details', '->>').key('tool_id' as never), '=', 'au-1').orderBy('id').execute()
+  assert.equal(audit.map((a) => [a.entity, a.action, a.actor]),
+    [['tool', 'tool_upserted', 'alice'], ['tool', 'tool_upserted', 'bob'], ['tool', 'tool_deleted', 'carol']])
+  assert.equal(audit.map((a) => (a.details as { created?: boolean }).created), [true, false, undefined])
+  assert.not.match(JSON.stringify(audit), /tok-au-1-secret/)
+})
+
+Store('with a key the column holds only ciphertext and reads decrypt it', async ({ handle }) => {
+  for (const [n, key] of [randomBytes(32).toString('hex'), randomBytes(32).toString('base64'), 'a passphrase of some length'].entries()) {
+    const store = new ToolStore({ db: handle!.db, encryptionKey: key })
+    const t = tool(`enc-${n}`)
+    await store.upsert(t, 'test')
+    const raw = await rawSecret(handle!, t.id)
+    assert.match(raw, /^enc:v1:[A-Za-z0-9+/]+=*$/)
+    assert.not.match(raw, /secret/)
+    assert.is((await store.get(t.id))!.secret, t.secret)
+  }
+})
+
+Store('an encrypted secret read without the key or with another one fails naming HOOKSTREAM_ENCRYPTION_KEY', async ({ handle }) => {
+  await new ToolStore({ db: handle!.db, encryptionKey: randomBytes(32) }).upsert(tool('enc-x'), 'test')
+  for (const [store, pattern] of [
+    [new ToolStore({ db: handle!.db }), /HOOKSTREAM_ENCRYPTION_KEY is not set, but the secret of tool "enc-x"/],
+    [new ToolStore({ db: handle!.db, encryptionKey: randomBytes(32) }), /HOOKSTREAM_ENCRYPTION_KEY cannot decrypt the secret of tool "enc-x"/],
+  ] as const) {
+    try {
+      await store.get('enc-x')
+      assert.unreachable('read an encrypted secret with the wrong key')
+    } catch (err) {
+      assert.match((err as Error).message, pattern)
+      assert.not.match((err as Error).message, /tok-enc-x-secret/)
+    }
+  }
+})
+
+Store('a secret stored in plain text before a key was set still reads, and is encrypted on the next write', async ({ handle }) => {
+  await new ToolStore({ db: handle!.db }).upsert(tool('pt-1'), 'test')
+  assert.is(await rawSecret(handle!, 'pt-1'), 'tok-pt-1-secret')
+  const keyed = new ToolStore({ db: handle!.db, encryptionKey: randomBytes(32) })
+  const t = (await keyed.get('pt-1'))!
+  assert.is(t.secret, 'tok-pt-1-secret')
+  await keyed.upsert(t, 'rotate')
+  assert.match(await rawSecret(handle!, 'pt-1'), /^enc:v1:/)
+})
+
+Store('rejects a key of the wrong size', ({ handle }) => {
+  assert.throws(() => new ToolStore({ db: handle!.db, encryptionKey: randomBytes(16) }), /"encryptionKey" must be 32 bytes; got 16/)
+  assert.throws(() => new ToolStore({ db: handle!.db, encryptionKey: 'tiny' }), /HOOKSTREAM_ENCRYPTION_KEY/)
+})
+
+Store.run()
