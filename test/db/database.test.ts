@@ -70,6 +70,21 @@ Database('pglitePath creates the data dir and runs the same SQL', async () => {
     assert.ok(existsSync(dir))
     const { rows } = await sql<{ n: unknown; j: unknown }>`SELECT 5::int8 AS n, ${'[1,2]'}::jsonb AS j`.execute(db)
     assert.equal(rows, [{ n: 5, j: [1, 2] }])
+    // PGlite is one session: a query issued during a transaction must wait for it, not run inside it
+    await sql`CREATE TABLE t (n int)`.execute(db)
+    const order: string[] = []
+    const trx = db.transaction().execute(async (tx) => {
+      await sql`INSERT INTO t VALUES (1)`.execute(tx)
+      await sleep(100)
+      order.push('transaction')
+      throw new Error('roll back')
+    }).catch(() => {})
+    await sleep(20)
+    const outside = await sql<{ n: number }>`SELECT count(*)::int AS n FROM t`.execute(db)
+    order.push('outside')
+    await trx
+    assert.equal(order, ['transaction', 'outside'])
+    assert.equal(outside.rows, [{ n: 0 }])
     await close()
     await close()
   } finally {

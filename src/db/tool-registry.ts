@@ -1,0 +1,154 @@
+import { PipelineError } from '../core/errors.js'
+import type { ToolConfig } from '../core/tool.js'
+import type { ToolStore } from './tool-store.js'
+
+export interface ToolRegistryOptions {
+  /** Tools from code or the YAML file. A stored tool with the same id replaces one of these. @defaultValue [] */
+  readonly tools?: readonly ToolConfig[]
+  /** The `webhook_tools` table; without it the registry serves `tools` only. */
+  readonly store?: Pick<ToolStore, 'list' | 'get'>
+  /** How often the whole cache is reloaded, and how long an unknown id is remembered as unknown. @defaultValue 2000 */
+  readonly refreshMs?: number
+  /** Called with each failed background refresh (the last good cache keeps serving). @defaultValue ignore */
+  readonly onError?: (err: Error) => void
+}
+
+// unknown ids remembered at once; a flood of random ids must not grow memory without bound
+const MAX_NEGATIVE_ENTRIES = 10_000
+
+/**
+ * Looks tools up for ingest and the pipeline from a cache of the static tools merged with the ToolStore,
+ * where a stored tool overrides a static one with the same id. The whole cache is reloaded every
+ * `refreshMs`, so a change made on any process takes effect everywhere within seconds; an id missing from
+ * the cache is read from the store once, and an unknown id is remembered as unknown for `refreshMs`.
+ * Disabled tools are returned with `enabled: false`; the caller decides what that means.
+ *
+ * A failed refresh keeps the last good cache and goes to `onError`. Before the first successful load,
+ * `get()` rejects with an infrastructure PipelineError `TOOLS_UNAVAILABLE` (so events are held, not
+ * dead-lettered as unknown), as does a cache miss while the store is unreachable.
+ *
+ * @example
+ * const registry = new ToolRegistry({ tools: config.tools, store: new ToolStore({ db }), refreshMs: 2000 })
+ * const tool = await registry.get('gh-main') // ToolConfig | undefined
+ * await registry.close()
+ */
+export class ToolRegistry {
+  private readonly staticTools: ReadonlyMap<string, ToolConfig>
+  private readonly store: ToolRegistryOptions['store']
+  private readonly refreshMs: number
+  private readonly onError: (err: Error) => void
+  private cache: Map<string, ToolConfig> | undefined
+  private readonly unknown = new Map<string, number>()
+  private readonly misses = new Map<string, Promise<ToolConfig | undefined>>()
+  private loading: Promise<void> | undefined
+  private timer: NodeJS.Timeout | undefined
+  private closing: Promise<void> | undefined
+  private lastError: Error | undefined
+
+  constructor(options: ToolRegistryOptions = {}) {
+    const tools = new Map<string, ToolConfig>()
+    for (const tool of options.tools ?? []) {
+      if (tools.has(tool.id)) throw new RangeError(`ToolRegistry: "tools" lists tool "${tool.id}" twice; give each tool one entry`)
+      tools.set(tool.id, tool)
+    }
+    this.staticTools = tools
+    this.store = options.store
+    this.refreshMs = options.refreshMs ?? 2000
+    if (!Number.isInteger(this.refreshMs) || this.refreshMs < 1) {
+      throw new RangeError(`ToolRegistry: "refreshMs" must be a positive integer (milliseconds); got ${options.refreshMs}`)
+    }
+    this.onError = options.onError ?? (() => {})
+    if (!this.store) this.cache = new Map(tools)
+  }
+
+  /** The error of the last refresh while it keeps failing, for health checks; undefined once one succeeds. */
+  get refreshError(): Error | undefined {
+    return this.lastError
+  }
+
+  /** The tool with this id, or undefined when neither the static tools nor the store have it. */
+  async get(id: string): Promise<ToolConfig | undefined> {
+    const cache = this.cache ?? (await this.load(), this.cache as Map<string, ToolConfig> | undefined)
+    if (!cache) throw this.unavailable(this.lastError, 'loading the tool list')
+    const hit = cache.get(id)
+    if (hit || !this.store) return hit
+    const until = this.unknown.get(id)
+    if (until !== undefined && until > Date.now()) return undefined
+    let miss = this.misses.get(id)
+    if (!miss) {
+      miss = this.loadOne(id).finally(() => this.misses.delete(id))
+      this.misses.set(id, miss)
+    }
+    return miss
+  }
+
+  /**
+   * Reloads the whole cache now (the timer does this every `refreshMs`). Rejects with `TOOLS_UNAVAILABLE`
+   * when the store cannot be read; the last good cache stays in use.
+   *
+   * @example
+   * await store.upsert(tool, 'admin'); await registry.refresh() // this process sees it at once
+   */
+  async refresh(): Promise<void> {
+    if (!this.store) return
+    let stored: ToolConfig[]
+    try {
+      stored = await this.store.list()
+    } catch (err) {
+      this.lastError = err as Error
+      throw this.unavailable(err, 'refreshing the tool list')
+    }
+    const next = new Map(this.staticTools)
+    for (const tool of stored) next.set(tool.id, tool)
+    this.cache = next
+    this.unknown.clear()
+    this.lastError = undefined
+  }
+
+  private async load(): Promise<void> {
+    this.loading ??= this.refresh().then(() => this.schedule(), () => {}).finally(() => { this.loading = undefined })
+    await this.loading
+  }
+
+  private schedule(): void {
+    if (this.timer || this.closing) return
+    this.timer = setInterval(() => {
+      if (this.loading) return
+      this.loading = this.refresh().catch((err: Error) => this.onError(err)).finally(() => { this.loading = undefined })
+    }, this.refreshMs)
+    this.timer.unref()
+  }
+
+  private async loadOne(id: string): Promise<ToolConfig | undefined> {
+    let tool: ToolConfig | undefined
+    try {
+      tool = await this.store!.get(id)
+    } catch (err) {
+      throw this.unavailable(err, `reading tool "${id}"`)
+    }
+    if (tool) {
+      this.cache?.set(id, tool)
+      return tool
+    }
+    if (this.unknown.size >= MAX_NEGATIVE_ENTRIES) this.unknown.clear()
+    this.unknown.set(id, Date.now() + this.refreshMs)
+    return undefined
+  }
+
+  private unavailable(err: unknown, what: string): PipelineError {
+    // the cause's own message says what to fix (database down, a bad row, a missing decryption key)
+    const reason = err instanceof Error ? err.message : String(err ?? 'unknown error')
+    return new PipelineError('infrastructure', 'TOOLS_UNAVAILABLE',
+      `tool registry failed ${what}: ${reason}; events wait until the tool list can be read again`, { cause: err })
+  }
+
+  /** Stops the refresh timer; the cache keeps answering. A second call returns the same promise. */
+  close(): Promise<void> {
+    if (!this.closing) {
+      clearInterval(this.timer)
+      this.timer = undefined
+      this.closing = Promise.resolve()
+    }
+    return this.closing
+  }
+}

@@ -1,0 +1,145 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { isPipelineError } from '../../src/core/errors.js'
+import { parseTool, type ToolConfig } from '../../src/core/tool.js'
+import { createDb, type Db } from '../../src/db/database.js'
+import { migrateToLatest } from '../../src/db/migrate.js'
+import { ToolRegistry } from '../../src/db/tool-registry.js'
+import { ToolStore } from '../../src/db/tool-store.js'
+import { startPostgres, type TestPostgres } from '../helpers/servers.js'
+
+const Registry = suite<{ server?: TestPostgres; handle?: Db }>('ToolRegistry', {})
+Registry.before(async (ctx) => {
+  ctx.server = await startPostgres()
+  ctx.handle = await createDb({ url: await ctx.server.createDatabase(), connectTimeoutMs: 1000 })
+  await migrateToLatest(ctx.handle.db)
+})
+Registry.after(async (ctx) => {
+  await ctx.handle?.close()
+  await ctx.server?.stop()
+})
+
+function tool(id: string, extra: Record<string, unknown> = {}): ToolConfig {
+  return parseTool({ id, provider: 'github', secret: 's3cret', ...extra })
+}
+
+/** The real store, counting the calls the registry makes. */
+function counted(store: ToolStore) {
+  const calls = { list: 0, get: 0 }
+  return {
+    calls,
+    list: () => { calls.list++; return store.list() },
+    get: (id: string) => { calls.get++; return store.get(id) },
+  }
+}
+
+async function expectUnavailable(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
+  try {
+    await promise
+    assert.unreachable('expected TOOLS_UNAVAILABLE')
+  } catch (err) {
+    assert.ok(isPipelineError(err), String(err))
+    assert.is(err.kind, 'infrastructure')
+    assert.is(err.code, 'TOOLS_UNAVAILABLE')
+    assert.match(err.message, pattern)
+  }
+}
+
+Registry('without a store it serves the static tools', async () => {
+  const registry = new ToolRegistry({ tools: [tool('st-1'), tool('st-2', { enabled: false })] })
+  assert.is((await registry.get('st-1'))?.id, 'st-1')
+  assert.is((await registry.get('st-2'))?.enabled, false)
+  assert.is(await registry.get('st-3'), undefined)
+  assert.throws(() => new ToolRegistry({ tools: [tool('d'), tool('d')] }), /lists tool "d" twice/)
+  assert.throws(() => new ToolRegistry({ refreshMs: 0 }), /"refreshMs" must be a positive integer/)
+  await registry.close()
+})
+
+Registry('a stored tool overrides a static one, and changes show up within refreshMs', async ({ handle }) => {
+  const store = new ToolStore({ db: handle!.db })
+  await store.upsert(tool('ov-1', { tenant_id: 'from-db' }), 'test')
+  const registry = new ToolRegistry({ tools: [tool('ov-1', { tenant_id: 'from-yaml' }), tool('ov-2')], store, refreshMs: 100 })
+  assert.is((await registry.get('ov-1'))?.tenantId, 'from-db')
+  assert.is((await registry.get('ov-2'))?.tenantId, 'default')
+  await store.upsert(tool('ov-1', { tenant_id: 'changed', enabled: false }), 'test')
+  await store.upsert(tool('ov-3'), 'test')
+  assert.is((await registry.get('ov-1'))?.tenantId, 'from-db')
+  await sleep(350)
+  const changed = await registry.get('ov-1')
+  assert.is(changed?.tenantId, 'changed')
+  assert.is(changed?.enabled, false)
+  await store.remove('ov-1', 'test')
+  await sleep(350)
+  assert.is((await registry.get('ov-1'))?.tenantId, 'from-yaml')
+  await registry.close()
+})
+
+Registry('a miss reads that one id from the store, and an unknown id is remembered for refreshMs', async ({ handle }) => {
+  const real = new ToolStore({ db: handle!.db })
+  const store = counted(real)
+  const registry = new ToolRegistry({ store, refreshMs: 60_000 })
+  assert.is(await registry.get('miss-1'), undefined)
+  assert.equal(store.calls, { list: 1, get: 1 })
+  await Promise.all([registry.get('miss-1'), registry.get('miss-1')])
+  assert.equal(store.calls, { list: 1, get: 1 })
+  await real.upsert(tool('miss-2'), 'test')
+  const [a, b] = await Promise.all([registry.get('miss-2'), registry.get('miss-2')])
+  assert.is(a?.id, 'miss-2')
+  assert.is(b, a)
+  assert.equal(store.calls, { list: 1, get: 2 })
+  await registry.get('miss-2')
+  assert.equal(store.calls, { list: 1, get: 2 })
+  await real.upsert(tool('miss-1'), 'test')
+  await registry.refresh()
+  assert.is((await registry.get('miss-1'))?.id, 'miss-1')
+  assert.equal(store.calls, { list: 2, get: 2 })
+  await registry.close()
+})
+
+Registry('a failed refresh keeps the last good cache and is reported; a miss then waits as TOOLS_UNAVAILABLE', async ({ handle, server }) => {
+  const store = new ToolStore({ db: handle!.db })
+  await store.upsert(tool('down-1'), 'test')
+  const errors: Error[] = []
+  const registry = new ToolRegistry({ store, refreshMs: 50, onError: (err) => errors.push(err) })
+  assert.is((await registry.get('down-1'))?.id, 'down-1')
+  await server!.stop()
+  try {
+    for (let i = 0; i < 60 && errors.length === 0; i++) await sleep(50)
+    assert.ok(errors.length > 0)
+    assert.ok(isPipelineError(errors[0]) && errors[0].code === 'TOOLS_UNAVAILABLE', String(errors[0]))
+    assert.ok(registry.refreshError)
+    assert.is((await registry.get('down-1'))?.id, 'down-1')
+    await expectUnavailable(registry.get('down-2'), /reading tool "down-2"/)
+  } finally {
+    await server!.start()
+  }
+  for (let i = 0; i < 60 && registry.refreshError; i++) await sleep(50)
+  assert.is(registry.refreshError, undefined)
+  await registry.close()
+})
+
+Registry('before the first load succeeds, get() rejects with TOOLS_UNAVAILABLE', async () => {
+  const nowhere = await createDb({ url: 'postgres://nobody@127.0.0.1:1/none', connectTimeoutMs: 500 })
+  const registry = new ToolRegistry({ store: new ToolStore({ db: nowhere.db }), tools: [tool('static-1')] })
+  await expectUnavailable(registry.get('static-1'), /loading the tool list.*unreachable/)
+  await expectUnavailable(registry.get('static-1'), /loading the tool list/)
+  await registry.close()
+  await nowhere.close()
+})
+
+Registry('close() is idempotent and stops the refresh timer', async ({ handle }) => {
+  const store = counted(new ToolStore({ db: handle!.db }))
+  const registry = new ToolRegistry({ store, refreshMs: 30 })
+  await registry.get('any')
+  await sleep(120)
+  assert.ok(store.calls.list >= 2, `refreshed ${store.calls.list} times`)
+  const first = registry.close()
+  assert.is(registry.close(), first)
+  await first
+  const after = store.calls.list
+  await sleep(120)
+  assert.is(store.calls.list, after)
+})
+
+Registry.run()
