@@ -90,6 +90,12 @@ export interface Database {
   webhook_audit_log: WebhookAuditLogTable
 }
 
+/**
+ * How to reach the database: give `url` or `pglitePath`.
+ *
+ * @example
+ * { url: 'postgres://hookstream@127.0.0.1:5432/hookstream', poolSize: 20 }
+ */
 export interface CreateDbOptions {
   /** PostgreSQL connection URL (`postgres://user:pass@host:5432/db`). Give this or `pglitePath`. */
   readonly url?: string

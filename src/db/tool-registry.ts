@@ -2,6 +2,12 @@ import { PipelineError } from '../core/errors.js'
 import type { ToolConfig } from '../core/tool.js'
 import type { ToolStore } from './tool-store.js'
 
+/**
+ * Where ToolRegistry finds tools and how often it reloads them.
+ *
+ * @example
+ * { tools: yamlTools, store: new ToolStore({ db }), refreshMs: 2000, onError: (err) => log.warn(err) }
+ */
 export interface ToolRegistryOptions {
   /** Tools from code or the YAML file. A stored tool with the same id replaces one of these. @defaultValue [] */
   readonly tools?: readonly ToolConfig[]

@@ -4,7 +4,14 @@ import { parseTool, toolToJSON, type ToolConfig } from '../core/tool.js'
 import { isDatabaseUnavailable, type Database, type WebhookToolsTable } from './database.js'
 import { decryptSecret, encryptSecret, parseEncryptionKey } from './secret-box.js'
 
+/**
+ * Where ToolStore keeps tools, and the key that encrypts their secrets.
+ *
+ * @example
+ * { db, encryptionKey: process.env.HOOKSTREAM_ENCRYPTION_KEY }
+ */
 export interface ToolStoreOptions {
+  /** A Kysely instance from createDb, migrated. */
   readonly db: Kysely<Database>
   /**
    * HOOKSTREAM_ENCRYPTION_KEY: 64 hex characters, base64 of 32 bytes, or a passphrase of at least 16
@@ -76,8 +83,8 @@ export class ToolStore {
    */
   async upsert(tool: ToolConfig, actor: string): Promise<{ created: boolean }> {
     const json = toolToJSON(tool)
-    const values = {
-      id: tool.id, provider: tool.provider, tenant_id: tool.tenantId, processing_mode: tool.processingMode,
+    const changes = {
+      provider: tool.provider, tenant_id: tool.tenantId, processing_mode: tool.processingMode,
       secret: this.key && tool.secret ? encryptSecret(this.key, tool.secret, `tool:${tool.id}`) : tool.secret,
       forward_url: tool.forwardUrl ?? null,
       transform: tool.transform === undefined ? null : JSON.stringify(tool.transform),
@@ -87,8 +94,7 @@ export class ToolStore {
     }
     try {
       return await this.db.transaction().execute(async (trx) => {
-        const { id: _id, ...changes } = values
-        const row = await trx.insertInto('webhook_tools').values(values)
+        const row = await trx.insertInto('webhook_tools').values({ id: tool.id, ...changes })
           .onConflict((oc) => oc.column('id').doUpdateSet({ ...changes, updated_at: sql<Date>`now()` }))
           // xmax is 0 only on a freshly inserted row version
           .returning(sql<boolean>`xmax = 0`.as('created')).executeTakeFirstOrThrow()

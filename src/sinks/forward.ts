@@ -15,6 +15,12 @@ export interface ForwardItem {
   readonly traceparent?: string
 }
 
+/**
+ * Limits of ForwardSink.
+ *
+ * @example
+ * new ForwardSink({ timeoutMs: 5000, perDestinationConcurrency: 4 })
+ */
 export interface ForwardSinkOptions {
   /** Time for one request, from sending to the response headers. @defaultValue 10000 */
   readonly timeoutMs?: number

@@ -30,7 +30,14 @@ export interface PostgresWriteResult {
   readonly inserted: ReadonlySet<number>
 }
 
+/**
+ * What PostgresSink writes to.
+ *
+ * @example
+ * new PostgresSink({ db: (await createDb({ url })).db })
+ */
 export interface PostgresSinkOptions {
+  /** A Kysely instance from createDb, migrated (see migrateToLatest); the sink does not close it. */
   readonly db: Kysely<Database>
 }
 
@@ -47,6 +54,14 @@ function toValues(row: EventRow) {
     transformed: row.transformed === undefined || row.transformed === null ? null : JSON.stringify(row.transformed),
     stream_id: row.stream_id, received_at: row.received_at, forwarded_at: row.forwarded_at ?? null,
   }
+}
+
+interface Pending { readonly index: number; readonly row: EventRow; readonly values: ReturnType<typeof toValues> }
+
+function rejected(row: EventRow, reason: string, cause: unknown): PipelineError {
+  return new PipelineError('permanent', 'STORE_REJECTED',
+    `PostgreSQL rejected event "${row.id}" (tool "${row.tool_id}") for webhook_events: ${reason}; ` +
+    'the event is dead-lettered — fix its payload or the producer and re-queue it', { cause })
 }
 
 function sqlState(err: unknown): string {
@@ -103,44 +118,45 @@ export class PostgresSink implements Sink<EventRow> {
     if (this.closed) throw new Error('PostgresSink: write after close(); create a new sink')
     const failures = new Map<number, PipelineError>()
     const inserted = new Set<number>()
-    for (let start = 0; start < items.length; start += ROWS_PER_STATEMENT) {
-      await this.writeChunk(items, start, Math.min(start + ROWS_PER_STATEMENT, items.length), failures, inserted)
+    const pending: Pending[] = []
+    items.forEach((row, index) => {
+      try {
+        pending.push({ index, row, values: toValues(row) })
+      } catch (err) {
+        failures.set(index, rejected(row, `its payload or transform result cannot be written as JSON (${(err as Error).message})`, err))
+      }
+    })
+    for (let start = 0; start < pending.length; start += ROWS_PER_STATEMENT) {
+      await this.writeChunk(pending.slice(start, start + ROWS_PER_STATEMENT), failures, inserted)
     }
     return { failures, inserted }
   }
 
-  private async writeChunk(items: readonly EventRow[], start: number, end: number,
-    failures: Map<number, PipelineError>, inserted: Set<number>): Promise<void> {
-    const chunk = items.slice(start, end)
+  private async writeChunk(chunk: readonly Pending[], failures: Map<number, PipelineError>, inserted: Set<number>): Promise<void> {
     let ids: Set<string>
     try {
       ids = await this.insert(chunk)
     } catch (err) {
       if (!isRowError(err)) throw infrastructure(err, `storing ${chunk.length} events in webhook_events`)
       // one bad row failed the whole statement: find it by storing the chunk row by row
-      for (let i = start; i < end; i++) {
-        const row = items[i] as EventRow
+      for (const one of chunk) {
         try {
-          if ((await this.insert([row])).size > 0) inserted.add(i)
+          if ((await this.insert([one])).size > 0) inserted.add(one.index)
         } catch (rowErr) {
-          if (!isRowError(rowErr)) throw infrastructure(rowErr, `storing event "${row.id}" in webhook_events`)
-          failures.set(i, new PipelineError('permanent', 'STORE_REJECTED',
-            `PostgreSQL rejected event "${row.id}" (tool "${row.tool_id}") for webhook_events: ${(rowErr as Error).message} ` +
-            `(SQLSTATE ${sqlState(rowErr)}); the event is dead-lettered — fix its payload or the producer and re-queue it`,
-            { cause: rowErr }))
+          if (!isRowError(rowErr)) throw infrastructure(rowErr, `storing event "${one.row.id}" in webhook_events`)
+          failures.set(one.index, rejected(one.row, `${(rowErr as Error).message} (SQLSTATE ${sqlState(rowErr)})`, rowErr))
         }
       }
       return
     }
-    for (let i = start; i < end; i++) {
-      const id = (items[i] as EventRow).id
+    for (const { index, row } of chunk) {
       // the first index of an id gets the insert; a repeat in the same batch is a duplicate
-      if (ids.delete(id)) inserted.add(i)
+      if (ids.delete(row.id)) inserted.add(index)
     }
   }
 
-  private async insert(rows: readonly EventRow[]): Promise<Set<string>> {
-    const result = await this.db.insertInto('webhook_events').values(rows.map(toValues))
+  private async insert(chunk: readonly Pending[]): Promise<Set<string>> {
+    const result = await this.db.insertInto('webhook_events').values(chunk.map((p) => p.values))
       .onConflict((oc) => oc.column('id').doNothing()).returning('id').execute()
     return new Set(result.map((r) => r.id))
   }

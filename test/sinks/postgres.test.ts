@@ -64,6 +64,11 @@ for (const kind of ['postgres', 'pglite'] as const) {
     assert.not.match(err.message, /tok-123/)
     assert.equal([...inserted], [0, 1, 3, 4])
     assert.is(await count(handle!, p), 4)
+    const unserializable = await sink.writeReturning([row(`${p}5`, { big: 1n }), row(`${p}6`)])
+    assert.equal([...unserializable.failures.keys()], [0])
+    assert.is(unserializable.failures.get(0)!.code, 'STORE_REJECTED')
+    assert.match(unserializable.failures.get(0)!.message, /cannot be written as JSON/)
+    assert.equal([...unserializable.inserted], [1])
   })
 
   Sink('markForwarded sets forwarded_at on exactly the given rows', async ({ handle }) => {
