@@ -61,7 +61,7 @@ async function routing(redis: Redis) {
     worker, redis, dlqStream: 'unused', signal, logger: quiet, counters: newCounters(), execute: async () => '0-0',
   }))
   const message = (command: string, i: number): StreamMessage => ({
-    stream: 'bench', streamId: `${i}-0`, fields: { command, payload: '{"id":"f-1"}' }, deliveryCount: 1,
+    stream: 'bench', streamId: `${i}-0`, fields: { command, payload: '{"id":"f-1"}' }, deliveryCount: 1, readAtMs: 0,
     event: undefined as never, settle: () => {},
   })
   const batch = 1000
