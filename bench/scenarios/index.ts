@@ -1,6 +1,6 @@
 import { batchedConsumer1, batchedConsumer2 } from '../baselines/batched-consumer.js'
 import { bullmq10, bullmq50 } from '../baselines/bullmq.js'
-import { rawDrain } from '../baselines/raw-drain.js'
+import { rawDrain, rawDrainDecode } from '../baselines/raw-drain.js'
 import { rawInsert } from '../baselines/raw-insert.js'
 import { seedsInFlight10, seedsSequential } from '../baselines/seeds-per-message.js'
 import type { Scenario } from '../define-scenario.js'
@@ -17,7 +17,7 @@ import { sourceDrain100, sourceDrain500 } from './source-drain.js'
  * exists: the store-only one compares with batched-consumer-1, seeds-10-in-flight and bullmq-50.
  */
 export const SCENARIOS: readonly Scenario[] = [
-  rawDrain, sourceDrain500, sourceDrain100,
+  rawDrain, rawDrainDecode, sourceDrain500, sourceDrain100,
   bareHttp, ingest,
   rawInsert, seedsSequential, seedsInFlight10, bullmq10, bullmq50, batchedConsumer1, batchedConsumer2,
   backlogMemory,

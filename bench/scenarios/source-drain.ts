@@ -5,7 +5,7 @@ function sourceDrain(name: string, batchSize: number): Scenario {
   return defineScenario({
     name,
     description: `fromRedisStream (batchSize ${batchSize}) + settle at once, no work`,
-    baseline: 'raw-drain',
+    baseline: ['raw-drain', 'raw-drain-decode'],
     ...(batchSize === 500 ? { targetRatio: 0.8 } : {}),
     events: 25_000,
     setup: (ctx) => ctx.preload(),
