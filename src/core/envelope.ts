@@ -19,19 +19,31 @@ export interface StreamMessage {
   readonly traceparent?: string
   /** How many times the group delivered this entry (1 on the first read). */
   readonly deliveryCount: number
+  /** When this process read the entry (ms since epoch), for processing-time metrics. */
+  readonly readAtMs: number
   /** Set when the entry could not be decoded; the envelope starts failed and goes to the DLQ. */
   readonly decodeError?: PipelineError
   /** Marks the entry done; the source batches the XACK and frees one credit. Settling steps only, once. */
   readonly settle: () => void
 }
 
+/**
+ * How an event ended, set by the step that decided it; later steps pass the envelope through to the settle
+ * step. `parked` means it waits in the delayed-retry set and comes back on the stream when due.
+ */
+export type Outcome = 'stored' | 'transformed' | 'forwarded' | 'duplicate' | 'dead_lettered' | 'parked'
+
 /** What every operator receives and passes on. Operators derive new envelopes, never mutate one. */
 export interface Envelope {
   readonly message: StreamMessage
-  /** Attempts of the current step so far (for retryBackoff). */
+  /** Retries of the current step so far (for retryBackoff); carried through a parked retry in field `attempts`. */
   readonly attempts: number
+  /** When the first attempt of the current step started (ms since epoch), for the policy's max elapsed time. */
+  readonly firstAttemptAt?: number
   /** Set once; later steps pass the envelope through untouched, up to toDLQ. */
   readonly failure?: PipelineError
+  /** Set once the event's fate is decided; later steps pass the envelope through untouched. */
+  readonly outcome?: Outcome
   /** Trace context this event's spans start from (the ingest span's, when the entry carried a traceparent). */
   readonly trace: Context
 }
@@ -64,10 +76,18 @@ export function contextFromTraceparent(traceparent: string | undefined): Context
  * fromRedisStream(source).pipe(map(toEnvelope), dedupe({ redis }))
  */
 export function toEnvelope(message: StreamMessage): Envelope {
+  const attempts = Number(message.fields.attempts ?? 0)
+  const firstAttemptAt = Number(message.fields.first_attempt_at ?? NaN)
   return {
     message,
-    attempts: 0,
+    attempts: Number.isInteger(attempts) && attempts > 0 ? attempts : 0,
+    ...(Number.isFinite(firstAttemptAt) ? { firstAttemptAt } : {}),
     trace: contextFromTraceparent(message.traceparent),
     ...(message.decodeError ? { failure: message.decodeError } : {}),
   }
+}
+
+/** Whether a step should leave the envelope alone: it failed already, or its outcome is decided. */
+export function isDone(env: Envelope): boolean {
+  return env.failure !== undefined || env.outcome !== undefined
 }

@@ -192,3 +192,11 @@ export function toolToJSON(tool: ToolConfig): Record<string, unknown> {
     ...(tool.signature !== undefined ? { signature: tool.signature } : {}),
   }
 }
+
+/**
+ * Where tools are looked up by id (the ToolRegistry, or a Map in tests). Resolves `undefined` for an unknown
+ * id; rejects with an infrastructure PipelineError when the tools cannot be loaded at all.
+ */
+export interface ToolLookup {
+  get(id: string): Promise<ToolConfig | undefined>
+}

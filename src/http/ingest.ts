@@ -2,16 +2,11 @@ import { randomUUID } from 'node:crypto'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { isPipelineError, PipelineError } from '../core/errors.js'
 import { validateStreamEvent, type StreamEvent } from '../core/event.js'
-import type { Provider, ToolConfig } from '../core/tool.js'
+import type { Provider, ToolConfig, ToolLookup } from '../core/tool.js'
 import type { StreamKeys } from '../sources/keys.js'
 import type { RedisClient, StreamClient } from '../sources/stream-client.js'
 import { PROVIDER_ADAPTERS } from './providers/provider-adapters.js'
 import { sendJson } from './server.js'
-
-/** Where ingest looks tools up (the tool registry fits). Rejecting means "cannot tell now": ingest answers 503. */
-export interface ToolLookup {
-  get(id: string): Promise<ToolConfig | undefined>
-}
 
 /** The subset of ioredis ingest uses for its "delivery seen" keys. */
 export type IngestRedis = Pick<RedisClient, 'call' | 'status'>

@@ -168,7 +168,7 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
       let settled = false
       inFlight.set(id, Date.now())
       return {
-        stream, streamId: id, event, fields: record, deliveryCount,
+        stream, streamId: id, event, fields: record, deliveryCount, readAtMs: Date.now(),
         ...(record.traceparent ? { traceparent: record.traceparent } : {}),
         ...(decodeError ? { decodeError } : {}),
         settle: () => {

@@ -1,0 +1,73 @@
+import { concatMap, from, mergeMap, type MonoTypeOperatorFunction } from 'rxjs'
+import type { Redis } from 'ioredis'
+import { isDone, type Envelope } from '../core/envelope.js'
+import { PipelineError } from '../core/errors.js'
+import { DEFAULT_KEYS, idempotencyKey, type StreamKeys } from '../sources/keys.js'
+import { batch } from './batch.js'
+import { holdWhileDown, type HoldOptions } from './hold.js'
+
+/** The value of an idempotency key once the event's fate is durable. */
+export const DONE_MARKER = 'done'
+
+/** Options of `dedupe`. */
+export interface DedupeOptions {
+  readonly redis: Pick<Redis, 'pipeline'>
+  /** Key names; idempotency keys are `<idempotencyPrefix><event id>`. @defaultValue DEFAULT_KEYS */
+  readonly keys?: StreamKeys
+  /**
+   * How long (s) an "in progress" claim lives. It only needs to outlast one processing attempt: after a crash
+   * the redelivered entry may claim again once it expired. @defaultValue 60
+   */
+  readonly claimTtlSeconds?: number
+  /** Most events checked in one Redis round trip. @defaultValue 500 */
+  readonly batchSize?: number
+  /** Passed to the infrastructure hold (Redis down). */
+  readonly hold?: HoldOptions
+}
+
+/**
+ * Idempotency on the event id. For each batch it sends one pipeline of `SET key claim NX GET PX claimTtl`:
+ * a key already marked done means the event was handled before, so the envelope gets outcome `duplicate`
+ * and is settled without reprocessing; otherwise the event is claimed (briefly) and passes on. The key is
+ * marked done only after the durable write, by `settle` — a crash in between never loses the event, and
+ * the table's primary key stays the last guard. Redis down: the batch is held, not failed.
+ *
+ * @example
+ * fromRedisStream(source).pipe(map(toEnvelope), dedupe({ redis }), …, settle({ redis }))
+ */
+export function dedupe<E extends Envelope>(options: DedupeOptions): MonoTypeOperatorFunction<E> {
+  const keys = options.keys ?? DEFAULT_KEYS
+  const claimTtlMs = (options.claimTtlSeconds ?? 60) * 1000
+  if (!Number.isFinite(claimTtlMs) || claimTtlMs < 1000) {
+    throw new RangeError(`dedupe: "claimTtlSeconds" must be at least 1; got ${options.claimTtlSeconds}`)
+  }
+  if (!options.redis) throw new TypeError('dedupe: "redis" must be an ioredis client')
+  const check = async (envs: E[]): Promise<E[]> => {
+    const open = envs.filter((env) => !isDone(env))
+    if (open.length === 0) return envs
+    const pipe = options.redis.pipeline()
+    for (const env of open) {
+      pipe.call('SET', idempotencyKey(keys, env.message.event.id), `claim:${env.message.streamId}`, 'NX', 'GET', 'PX', claimTtlMs)
+    }
+    let results: [Error | null, unknown][]
+    try {
+      results = (await pipe.exec()) ?? []
+    } catch (err) {
+      throw new PipelineError('infrastructure', 'REDIS_UNAVAILABLE',
+        `idempotency check of ${open.length} events failed: ${(err as Error).message}; events are held until Redis answers`, { cause: err })
+    }
+    const firstError = results.find(([err]) => err)?.[0]
+    if (firstError) {
+      throw new PipelineError('infrastructure', 'REDIS_UNAVAILABLE',
+        `idempotency check failed: ${firstError.message}; events are held until Redis answers`, { cause: firstError })
+    }
+    const duplicates = new Set<E>()
+    open.forEach((env, i) => { if (results[i]?.[1] === DONE_MARKER) duplicates.add(env) })
+    return envs.map((env) => (duplicates.has(env) ? { ...env, outcome: 'duplicate' as const } : env))
+  }
+  return (source) => source.pipe(
+    batch({ maxSize: options.batchSize ?? 500 }),
+    concatMap((envs) => holdWhileDown(() => check(envs), options.hold)),
+    mergeMap((envs) => from(envs)),
+  )
+}

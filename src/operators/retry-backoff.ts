@@ -1,0 +1,89 @@
+import { defer, from, map, mergeMap, of, timer, type MonoTypeOperatorFunction, type Observable } from 'rxjs'
+import { backoffDelayMs, mayRetry } from '../core/backoff.js'
+import type { Envelope } from '../core/envelope.js'
+import { isPipelineError, PipelineError } from '../core/errors.js'
+import { DEFAULT_RETRY_POLICY, type RetryPolicy, type ToolConfig } from '../core/tool.js'
+import { holdWhileDown, type HoldOptions } from './hold.js'
+
+/** Options of `retryBackoff`. */
+export interface RetryBackoffOptions<E extends Envelope> {
+  /** The step to run per envelope; it returns the envelope with `failure` set when it failed (or throws). */
+  readonly step: (env: E) => Promise<E>
+  /** The retry policy of an envelope. @defaultValue the tool's `retryPolicy`, else DEFAULT_RETRY_POLICY */
+  readonly policy?: (env: E) => RetryPolicy
+  /** Envelopes in the step (or waiting for a short retry) at once. @defaultValue 64 */
+  readonly concurrency?: number
+  /**
+   * Retries due within this many ms wait in process; later ones are parked with `park` so they do not hold
+   * the source's credit. @defaultValue 5000
+   */
+  readonly maxInlineDelayMs?: number
+  /** Parks an envelope durably until `dueAtMs` (see `parkInRedis`); without it every retry waits in process. */
+  readonly park?: (env: E, dueAtMs: number) => Promise<void>
+  /** Told about every retry (for metrics): the retry's number (1 = first retry) and why. */
+  readonly onRetry?: (env: E, attempt: number, failure: PipelineError) => void
+  /** Passed to the hold of `park` when Redis is down. */
+  readonly hold?: HoldOptions
+  /** Jitter source, for tests. @defaultValue Math.random */
+  readonly random?: () => number
+}
+
+function asFailure(err: unknown): PipelineError {
+  return isPipelineError(err) ? err : new PipelineError('transient', 'STEP_FAILED', `step failed: ${(err as Error)?.message ?? String(err)}`, { cause: err })
+}
+
+/**
+ * Runs `step` per envelope with retries for transient failures (5xx, 429, timeouts, connection errors):
+ * exponential backoff with jitter (initial × multiplier^n, capped at max interval), at most `max_retries`
+ * retries within `max_elapsed_time`, then the failure stays on the envelope for `toDLQ`. A 429's Retry-After
+ * is honoured. Retries of one event never stall the others (bounded `mergeMap`). A retry due later than
+ * `maxInlineDelayMs` is parked durably (`park`) and the envelope leaves with outcome `parked`, freeing the
+ * source's credit; the parked event comes back on the stream with its attempt count. Permanent failures pass
+ * through at once.
+ *
+ * @example
+ * envelopes$.pipe(retryBackoff({ step: forwardStep({ sink }), park: parkInRedis({ redis }) }), toDLQ({ db, redis }))
+ */
+export function retryBackoff<E extends Envelope & { readonly tool?: ToolConfig }>(
+  options: RetryBackoffOptions<E>,
+): MonoTypeOperatorFunction<E> {
+  const concurrency = options.concurrency ?? 64
+  const maxInline = options.maxInlineDelayMs ?? 5000
+  if (typeof options.step !== 'function') throw new TypeError('retryBackoff: "step" must be a function (env) => Promise<env>')
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new RangeError(`retryBackoff: "concurrency" must be an integer of at least 1; got ${concurrency}`)
+  }
+  if (!Number.isFinite(maxInline) || maxInline < 0) {
+    throw new RangeError(`retryBackoff: "maxInlineDelayMs" must be a number of at least 0; got ${maxInline}`)
+  }
+  const policyOf = options.policy ?? ((env: E) => env.tool?.retryPolicy ?? DEFAULT_RETRY_POLICY)
+
+  const attempt = (env: E): Observable<E> => defer(async () => {
+    try {
+      return await options.step(env)
+    } catch (err) {
+      return { ...env, failure: asFailure(err) }
+    }
+  }).pipe(mergeMap((result): Observable<E> => {
+    const failure = result.failure
+    if (!failure || failure.kind === 'permanent' || env.failure) return of(result)
+    if (failure.kind === 'infrastructure') {
+      // our own dependency is down: wait and try again, without spending the event's retries
+      return timer(1000).pipe(mergeMap(() => attempt(env)))
+    }
+    const policy = policyOf(env)
+    const firstAttemptAt = env.firstAttemptAt ?? Date.now()
+    if (!mayRetry(policy, env.attempts, Date.now() - firstAttemptAt)) return of(result)
+    const attempts = env.attempts + 1
+    const delay = failure.retryAfterMs ?? backoffDelayMs(policy, attempts, options.random)
+    options.onRetry?.(env, attempts, failure)
+    const next: E = { ...env, attempts, firstAttemptAt }
+    if (delay > maxInline && options.park) {
+      const park = options.park
+      return holdWhileDown(() => park(next, Date.now() + delay), options.hold).pipe(map(() => ({ ...next, outcome: 'parked' as const })))
+    }
+    return timer(delay).pipe(mergeMap(() => attempt(next)))
+  }))
+
+  return mergeMap((env: E) => (env.failure || env.outcome ? from([env]) : attempt(env)), concurrency)
+}

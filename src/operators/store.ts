@@ -1,0 +1,83 @@
+import { concatMap, from, mergeMap, type OperatorFunction } from 'rxjs'
+import type { Kysely } from 'kysely'
+import { isDone, type Envelope, type Outcome } from '../core/envelope.js'
+import type { ToolConfig } from '../core/tool.js'
+import type { Database } from '../db/database.js'
+import { PostgresSink, type EventRow } from '../sinks/postgres.js'
+import { batch } from './batch.js'
+import { holdWhileDown, type HoldOptions } from './hold.js'
+
+/** What `store` adds: whether the row is in `webhook_events` now. */
+export interface Stored { readonly stored?: boolean }
+
+/** Options of `store`. */
+export interface StoreOptions {
+  readonly db: Kysely<Database>
+  /** Most rows in one INSERT batch (split further to stay under 65,535 bind parameters). @defaultValue 500 */
+  readonly batchSize?: number
+  /** How long (ms) a batch waits for more events; 0 closes it when the burst ends. @defaultValue 0 */
+  readonly maxWaitMs?: number
+  /** INSERT batches in flight at once (each takes a pool connection). @defaultValue 2 */
+  readonly concurrency?: number
+  /** Passed to the infrastructure hold (PostgreSQL down). */
+  readonly hold?: HoldOptions
+}
+
+const doneOutcome: Record<ToolConfig['processingMode'], Outcome | undefined> = {
+  store: 'stored', transform_and_store: 'transformed', store_and_forward: undefined,
+}
+
+/**
+ * Stores events in `webhook_events` with batched `INSERT … ON CONFLICT (id) DO NOTHING`. A row already there
+ * makes the event a `duplicate` (in `store_and_forward` mode only once it was forwarded too, so a crash
+ * between store and forward still forwards on redelivery). A row PostgreSQL rejects fails alone
+ * (`STORE_REJECTED`); PostgreSQL down holds the batch unacked and retries it until the database is back.
+ *
+ * @example
+ * envelopes$.pipe(extractToolConfig({ tools }), transform(), store({ db }))
+ */
+export function store<E extends Envelope & { readonly tool?: ToolConfig; readonly transformed?: unknown }>(
+  options: StoreOptions,
+): OperatorFunction<E, E & Stored> {
+  const sink = new PostgresSink({ db: options.db })
+  const concurrency = options.concurrency ?? 2
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new RangeError(`store: "concurrency" must be an integer of at least 1; got ${concurrency}`)
+  }
+
+  const write = async (envs: E[]): Promise<(E & Stored)[]> => {
+    const open = envs.filter((env) => !isDone(env) && env.tool)
+    if (open.length === 0) return envs
+    const rows: EventRow[] = open.map(({ message: { event, streamId }, transformed }) => ({
+      id: event.id, tool_id: event.tool_id, tenant_id: event.tenant_id, event_type: event.event_type,
+      repository: event.repository, payload: event.payload, transformed, stream_id: streamId, received_at: event.timestamp,
+    }))
+    const { failures, inserted } = await sink.writeReturning(rows)
+    // rows that were there already: in forward mode, forward unless that happened too
+    const existingForwardIds = open.filter((env, i) => !inserted.has(i) && !failures.has(i) &&
+      env.tool?.processingMode === 'store_and_forward').map((env) => env.message.event.id)
+    const forwarded = existingForwardIds.length === 0 ? new Set<string>() : new Set((await options.db
+      .selectFrom('webhook_events').select('id')
+      .where((eb) => eb.and([eb('id', '=', eb.fn.any(eb.val(existingForwardIds))), eb('forwarded_at', 'is not', null)]))
+      .execute()).map((r) => r.id))
+    const decided = new Map<E, E & Stored>()
+    open.forEach((env, i) => {
+      const failure = failures.get(i)
+      if (failure) return decided.set(env, { ...env, failure })
+      const mode = (env.tool as ToolConfig).processingMode
+      if (inserted.has(i)) {
+        const outcome = doneOutcome[mode]
+        return decided.set(env, { ...env, stored: true, ...(outcome ? { outcome } : {}) })
+      }
+      const pendingForward = mode === 'store_and_forward' && !forwarded.has(env.message.event.id)
+      return decided.set(env, { ...env, stored: true, ...(pendingForward ? {} : { outcome: 'duplicate' as const }) })
+    })
+    return envs.map((env) => decided.get(env) ?? env)
+  }
+
+  return (source) => source.pipe(
+    batch({ maxSize: options.batchSize ?? 500, maxWaitMs: options.maxWaitMs ?? 0 }),
+    mergeMap((envs) => holdWhileDown(() => write(envs), options.hold), concurrency),
+    concatMap((envs) => from(envs)),
+  )
+}

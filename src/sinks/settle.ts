@@ -1,0 +1,66 @@
+import { concatMap, from, type MonoTypeOperatorFunction } from 'rxjs'
+import type { Redis } from 'ioredis'
+import type { Envelope } from '../core/envelope.js'
+import { PipelineError } from '../core/errors.js'
+import { DONE_MARKER } from '../operators/dedupe.js'
+import { batch } from '../operators/batch.js'
+import { holdWhileDown, type HoldOptions } from '../operators/hold.js'
+import { DEFAULT_KEYS, idempotencyKey, type StreamKeys } from '../sources/keys.js'
+
+/** Options of `settle`. */
+export interface SettleOptions {
+  /** Redis for the idempotency keys; without it nothing is marked done (dedupe then relies on the primary key). */
+  readonly redis?: Pick<Redis, 'pipeline'>
+  /** @defaultValue DEFAULT_KEYS */
+  readonly keys?: StreamKeys
+  /** How long (s) an event id stays known as done. @defaultValue 86400 (24h, WORKER_IDEMPOTENCY_TTL) */
+  readonly ttlSeconds?: number
+  /** Called for envelopes that reach settle still failed and not dead-lettered: they stay pending (redelivered). */
+  readonly onUnsettled?: (env: Envelope) => void
+  /** Passed to the infrastructure hold (Redis down while marking done). */
+  readonly hold?: HoldOptions
+}
+
+/**
+ * The last step: acks every envelope whose fate is durable. Events that were stored, transformed, forwarded or
+ * found to be duplicates get their idempotency key marked done first (one pipeline per batch), then
+ * `settle()` hands the id to the source's batched XACK. Dead-lettered and parked events are acked without
+ * the mark, so a DLQ re-drive or a parked retry is processed again. An envelope that is still failed (no
+ * `toDLQ` before this step) is not acked; it stays pending and comes back.
+ *
+ * @example
+ * envelopes$.pipe(store({ db }), toDLQ({ db, redis }), settle({ redis, ttlSeconds: 86400 })).subscribe()
+ */
+export function settle<E extends Envelope>(options: SettleOptions = {}): MonoTypeOperatorFunction<E> {
+  const keys = options.keys ?? DEFAULT_KEYS
+  const ttlSeconds = options.ttlSeconds ?? 86_400
+  if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) {
+    throw new RangeError(`settle: "ttlSeconds" must be an integer of at least 1; got ${ttlSeconds}`)
+  }
+  const markDone = async (envs: E[]): Promise<E[]> => {
+    const done = envs.filter((env) => env.outcome && env.outcome !== 'dead_lettered' && env.outcome !== 'parked' && !env.failure)
+    if (options.redis && done.length > 0) {
+      const pipe = options.redis.pipeline()
+      for (const env of done) pipe.call('SET', idempotencyKey(keys, env.message.event.id), DONE_MARKER, 'EX', ttlSeconds)
+      let results: [Error | null, unknown][]
+      try {
+        results = (await pipe.exec()) ?? []
+      } catch (err) {
+        throw new PipelineError('infrastructure', 'REDIS_UNAVAILABLE', `marking ${done.length} events done failed: ${(err as Error).message}`, { cause: err })
+      }
+      const err = results.find(([e]) => e)?.[0]
+      if (err) throw new PipelineError('infrastructure', 'REDIS_UNAVAILABLE', `marking events done failed: ${err.message}`, { cause: err })
+    }
+    for (const env of envs) {
+      // ack only what is durable: stored, forwarded, duplicate, dead-lettered or parked
+      if (env.outcome) env.message.settle()
+      else options.onUnsettled?.(env)
+    }
+    return envs
+  }
+  return (source) => source.pipe(
+    batch({ maxSize: 1000 }),
+    concatMap((envs) => holdWhileDown(() => markDone(envs), options.hold)),
+    concatMap((envs) => from(envs)),
+  )
+}

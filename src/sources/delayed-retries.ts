@@ -1,0 +1,98 @@
+import type { Redis } from 'ioredis'
+import type { Envelope } from '../core/envelope.js'
+import { PipelineError } from '../core/errors.js'
+import { DEFAULT_KEYS, type StreamKeys } from './keys.js'
+
+/** Options of `parkInRedis`. */
+export interface ParkOptions {
+  readonly redis: Pick<Redis, 'call'>
+  /** @defaultValue DEFAULT_KEYS (sorted set `webhook:delayed`) */
+  readonly keys?: StreamKeys
+}
+
+/**
+ * The `park` function for `retryBackoff`: writes the envelope's stream entry (its raw fields plus `attempts`
+ * and `first_attempt_at`) into the delayed-retry sorted set, scored by its due time. It resolves once Redis
+ * has it, so the stream entry can be acked; `startDelayedRetries` puts it back on its stream when due.
+ *
+ * @example
+ * retryBackoff({ step, park: parkInRedis({ redis }) })
+ */
+export function parkInRedis(options: ParkOptions): (env: Envelope, dueAtMs: number) => Promise<void> {
+  const keys = options.keys ?? DEFAULT_KEYS
+  return async (env, dueAtMs) => {
+    const { stream, fields, streamId } = env.message
+    const member = JSON.stringify({
+      stream, from: streamId,
+      fields: { ...fields, attempts: String(env.attempts), first_attempt_at: String(env.firstAttemptAt ?? Date.now()) },
+    })
+    try {
+      await options.redis.call('ZADD', keys.delayed, Math.round(dueAtMs), member)
+    } catch (err) {
+      throw new PipelineError('infrastructure', 'REDIS_UNAVAILABLE',
+        `parking event ${env.message.event.id} for a later retry failed: ${(err as Error).message}; it is held until Redis answers`, { cause: err })
+    }
+  }
+}
+
+// moves due members to their streams atomically: a crash never loses or doubles a parked retry
+const MOVE_DUE = `
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do
+  local ok, item = pcall(cjson.decode, member)
+  if ok and type(item) == 'table' and type(item.stream) == 'string' and type(item.fields) == 'table' then
+    local args = { item.stream, '*' }
+    for k, v in pairs(item.fields) do
+      table.insert(args, k)
+      table.insert(args, v)
+    end
+    redis.call('XADD', unpack(args))
+  end
+  redis.call('ZREM', KEYS[1], member)
+end
+return #due`
+
+/** Options of `startDelayedRetries`. */
+export interface DelayedRetriesOptions {
+  readonly redis: Pick<Redis, 'call'>
+  /** @defaultValue DEFAULT_KEYS */
+  readonly keys?: StreamKeys
+  /** How often (ms) due retries are looked for. @defaultValue 1000 */
+  readonly intervalMs?: number
+  /** Most retries moved per look. @defaultValue 500 */
+  readonly batchSize?: number
+  /** Called with errors (Redis down); the scheduler keeps going. */
+  readonly onError?: (err: Error) => void
+}
+
+/**
+ * Re-enqueues parked retries when they are due: each is moved from the delayed-retry sorted set back onto its
+ * stream (with its attempt count) in one atomic script. Any number of processes may run it at once.
+ * Returns a handle whose `close()` stops it (idempotent).
+ *
+ * @example
+ * const delayed = startDelayedRetries({ redis }); … ; await delayed.close()
+ */
+export function startDelayedRetries(options: DelayedRetriesOptions): { close(): Promise<void> } {
+  const keys = options.keys ?? DEFAULT_KEYS
+  const intervalMs = options.intervalMs ?? 1000
+  const batchSize = options.batchSize ?? 500
+  if (!Number.isInteger(intervalMs) || intervalMs < 10) {
+    throw new RangeError(`startDelayedRetries: "intervalMs" must be an integer of at least 10; got ${intervalMs}`)
+  }
+  let running: Promise<void> = Promise.resolve()
+  let closed: Promise<void> | undefined
+  const tick = async () => {
+    try {
+      // keep moving while whole batches come back, so a burst of due retries does not wait a full interval each
+      while (Number(await options.redis.call('EVAL', MOVE_DUE, 1, keys.delayed, Date.now(), batchSize)) >= batchSize && !closed);
+    } catch (err) {
+      options.onError?.(err as Error)
+    }
+  }
+  const timer = setInterval(() => { running = running.then(tick) }, intervalMs)
+  timer.unref()
+  return {
+    close: () => (closed ??= (async () => { clearInterval(timer); await running })()),
+  }
+}

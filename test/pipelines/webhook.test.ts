@@ -1,0 +1,272 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { createHmac } from 'node:crypto'
+import { sharedPostgres, sharedRedis, startPostgres } from '../helpers/servers.js'
+import { eventually, makeEvent } from '../helpers/events.js'
+import { pipelineWorld, startReceiver, type PipelineWorld } from '../helpers/pipeline.js'
+
+interface Ctx { w: PipelineWorld }
+const Pipeline = suite<Ctx>('webhook pipeline', {} as Ctx)
+
+Pipeline.before.each(async (ctx) => {
+  const pg = await sharedPostgres()
+  ctx.w = await pipelineWorld((await sharedRedis()).url, await pg.createDatabase())
+  ctx.w.addTool({ id: 'store-tool', provider: 'github', processing_mode: 'store' })
+})
+Pipeline.after.each(async (ctx) => { await ctx.w.close() })
+
+const fast = { initial_interval: '10ms', max_interval: '40ms', multiplier: 2, max_retries: 3, max_elapsed_time: '1m' }
+
+function verifySignature(secret: string, headers: Record<string, unknown>, body: string): boolean {
+  const expected = createHmac('sha256', Buffer.from(secret))
+    .update(`${headers['webhook-id']}.${headers['webhook-timestamp']}.${body}`).digest('base64')
+  return String(headers['webhook-signature']).split(' ').includes(`v1,${expected}`)
+}
+
+Pipeline('store mode: every event becomes one row with the right columns, then nothing is pending', async ({ w }) => {
+  const events = await w.enqueue(25, (i) => ({ repository: `acme/r${i}`, payload: { i } }))
+  w.start()
+  await eventually('25 settled', () => w.settled.length === 25)
+  assert.is(await w.rowCount(), 25)
+  const row = await w.db.db.selectFrom('webhook_events').selectAll().where('id', '=', events[3]!.id).executeTakeFirstOrThrow()
+  assert.equal(
+    [row.tool_id, row.tenant_id, row.event_type, row.repository, row.payload, row.transformed, row.forwarded_at],
+    ['store-tool', 'acme', 'webhook.github.push', 'acme/r3', { i: 3 }, null, null])
+  assert.is(new Date(row.received_at).toISOString(), events[3]!.timestamp)
+  assert.match(row.stream_id, /^\d+-\d+$/)
+  assert.equal(new Set(w.settled.map((e) => e.outcome)), new Set(['stored']))
+  await eventually('acked', async () => (await w.pending()) === 0)
+  assert.is(await w.rowCount('webhook_dlq'), 0)
+})
+
+Pipeline('forward mode: stored, POSTed once with a signature the receiver verifies, and marked forwarded', async ({ w }) => {
+  const receiver = await startReceiver()
+  try {
+    w.addTool({ id: 'fwd', provider: 'github', secret: 'fwd-secret', processing_mode: 'store_and_forward', forward_url: receiver.url })
+    const events = await w.enqueue(10, { tool_id: 'fwd' })
+    w.start()
+    await eventually('10 settled', () => w.settled.length === 10)
+    assert.is(receiver.requests.length, 10)
+    for (const r of receiver.requests) assert.ok(verifySignature('fwd-secret', r.headers, r.body), 'signature verifies')
+    assert.equal(new Set(receiver.requests.map((r) => JSON.parse(r.body).id)), new Set(events.map((e) => e.id)))
+    const forwarded = await w.db.db.selectFrom('webhook_events').select('id').where('forwarded_at', 'is not', null).execute()
+    assert.is(forwarded.length, 10)
+    assert.equal(new Set(w.settled.map((e) => e.outcome)), new Set(['forwarded']))
+  } finally {
+    await receiver.close()
+  }
+})
+
+Pipeline('transform mode: stores the JSONata result next to the original payload', async ({ w }) => {
+  w.addTool({ id: 'tx', provider: 'github', processing_mode: 'transform_and_store',
+    transform: { ref: 'ref', commits: '$count(commits)', author: 'commits[0].author.name' } })
+  const [event] = await w.enqueue(1, { tool_id: 'tx', payload: { ref: 'refs/heads/main', commits: [{ author: { name: 'ada' } }, { author: { name: 'bob' } }] } })
+  w.start()
+  await eventually('settled', () => w.settled.length === 1)
+  const row = await w.db.db.selectFrom('webhook_events').selectAll().where('id', '=', event!.id).executeTakeFirstOrThrow()
+  assert.equal(row.transformed, { ref: 'refs/heads/main', commits: 2, author: 'ada' })
+  assert.equal((row.payload as { ref: string }).ref, 'refs/heads/main')
+  assert.is(w.settled[0]!.outcome, 'transformed')
+})
+
+Pipeline('a transform rule that fails is dead-lettered at once, naming the rule', async ({ w }) => {
+  w.addTool({ id: 'tx', provider: 'github', processing_mode: 'transform_and_store', transform: { total: '$sum(items)' } })
+  await w.enqueue(1, { tool_id: 'tx', payload: { items: ['a', 'b'] } })
+  w.start()
+  await eventually('settled', () => w.settled.length === 1)
+  const dlq = await w.db.db.selectFrom('webhook_dlq').selectAll().executeTakeFirstOrThrow()
+  assert.is(dlq.error_code, 'TRANSFORM_FAILED')
+  assert.match(dlq.error, /transform rule "total" failed/)
+  assert.is(await w.rowCount(), 0)
+})
+
+Pipeline('the same event id enqueued three times is stored once; the copies are settled as duplicates', async ({ w }) => {
+  const event = makeEvent({ tool_id: 'store-tool' })
+  await w.stream.addMany([event, event, event])
+  w.start()
+  await eventually('3 settled', () => w.settled.length === 3)
+  assert.is(await w.rowCount(), 1)
+  assert.equal(w.settled.map((e) => e.outcome).sort(), ['duplicate', 'duplicate', 'stored'])
+  // and a redelivery later (as after a crash between store and ack) is recognised by the done marker
+  await w.stream.add(event)
+  await eventually('4 settled', () => w.settled.length === 4)
+  assert.is(w.settled[3]!.outcome, 'duplicate')
+  assert.is(await w.rowCount(), 1)
+  await eventually('acked', async () => (await w.pending()) === 0)
+})
+
+Pipeline('an event stored before its done marker was written (crash) is not stored twice', async ({ w }) => {
+  const event = makeEvent({ tool_id: 'store-tool' })
+  await w.db.db.insertInto('webhook_events').values({
+    id: event.id, tool_id: event.tool_id, tenant_id: event.tenant_id, event_type: event.event_type, repository: event.repository,
+    payload: JSON.stringify(event.payload), stream_id: '1-0', received_at: event.timestamp,
+  }).execute()
+  await w.stream.add(event)
+  w.start()
+  await eventually('settled', () => w.settled.length === 1)
+  assert.is(w.settled[0]!.outcome, 'duplicate')
+  assert.is(await w.rowCount(), 1)
+})
+
+Pipeline('a receiver that fails twice then succeeds: stored and forwarded once, with 2 retries', async ({ w }) => {
+  const receiver = await startReceiver((n) => (n <= 2 ? 503 : 200))
+  try {
+    w.addTool({ id: 'flaky', provider: 'github', processing_mode: 'store_and_forward', forward_url: receiver.url, retry_policy: fast })
+    const [event] = await w.enqueue(1, { tool_id: 'flaky' })
+    w.start()
+    await eventually('settled', () => w.settled.length === 1)
+    assert.is(w.settled[0]!.outcome, 'forwarded')
+    assert.is(receiver.requests.length, 3)
+    assert.equal(w.retries.map((r) => [r.event, r.attempt, r.code]), [[event!.id, 1, 'DESTINATION_5XX'], [event!.id, 2, 'DESTINATION_5XX']])
+    assert.is(await w.rowCount(), 1)
+    assert.is(await w.rowCount('webhook_dlq'), 0)
+  } finally {
+    await receiver.close()
+  }
+})
+
+Pipeline('a receiver answering 400 dead-letters the event at once, without retries', async ({ w }) => {
+  const receiver = await startReceiver(() => 400)
+  try {
+    w.addTool({ id: 'bad', provider: 'github', processing_mode: 'store_and_forward', forward_url: receiver.url, retry_policy: fast })
+    const [event] = await w.enqueue(1, { tool_id: 'bad' })
+    w.start()
+    await eventually('settled', () => w.settled.length === 1)
+    assert.is(receiver.requests.length, 1)
+    assert.is(w.retries.length, 0)
+    const dlq = await w.db.db.selectFrom('webhook_dlq').selectAll().executeTakeFirstOrThrow()
+    assert.equal([dlq.event_id, dlq.error_code, dlq.error_class, dlq.status, dlq.retry_count], [event!.id, 'DESTINATION_4XX', 'permanent', 'pending', 0])
+    assert.match(dlq.error, /got HTTP 400 from http:\/\/127\.0\.0\.1:\d+\/hook/)
+    assert.equal((dlq.event as { id: string }).id, event!.id)
+    assert.is(await w.redis.xlen(w.keys.dlqStream), 1)
+    const audit = await w.db.db.selectFrom('webhook_audit_log').selectAll().where('event_id', '=', event!.id).execute()
+    assert.equal(audit.map((a) => a.action), ['dead_lettered'])
+    await eventually('acked', async () => (await w.pending()) === 0)
+  } finally {
+    await receiver.close()
+  }
+})
+
+Pipeline('a receiver that always answers 503 gets max_retries retries, then the event is dead-lettered', async ({ w }) => {
+  const receiver = await startReceiver(() => 503)
+  try {
+    w.addTool({ id: 'down', provider: 'github', processing_mode: 'store_and_forward', forward_url: receiver.url, retry_policy: fast })
+    await w.enqueue(1, { tool_id: 'down' })
+    w.start()
+    await eventually('settled', () => w.settled.length === 1)
+    assert.is(receiver.requests.length, 4)
+    assert.equal(w.retries.map((r) => r.attempt), [1, 2, 3])
+    const dlq = await w.db.db.selectFrom('webhook_dlq').selectAll().executeTakeFirstOrThrow()
+    assert.equal([dlq.error_code, dlq.error_class], ['DESTINATION_5XX', 'transient'])
+    // stored before the forward was tried: the record is kept even though delivery failed
+    assert.is(await w.rowCount(), 1)
+  } finally {
+    await receiver.close()
+  }
+})
+
+Pipeline('undecodable entries and unknown tools go to the DLQ with clear errors while the stream keeps flowing', async ({ w }) => {
+  await w.redis.xadd(w.keys.stream, '*', 'event', '{"id": broken')
+  await w.enqueue(1, { tool_id: 'nobody' })
+  await w.enqueue(5)
+  w.start()
+  await eventually('7 settled', () => w.settled.length === 7)
+  assert.is(await w.rowCount(), 5)
+  const dlq = await w.db.db.selectFrom('webhook_dlq').selectAll().orderBy('id').execute()
+  assert.equal(dlq.map((d) => [d.error_code, d.status]), [['UNDECODABLE_ENTRY', 'failed'], ['UNKNOWN_TOOL', 'pending']])
+  assert.match(dlq[0]!.error, /not valid JSON/)
+  assert.equal((dlq[0]!.event as { fields: unknown }).fields, { event: '{"id": broken' })
+  assert.match(dlq[1]!.error, /tool "nobody", which is not configured/)
+  await eventually('acked', async () => (await w.pending()) === 0)
+})
+
+Pipeline('an entry delivered more than maxDeliveries times is dead-lettered as poison before any step runs', async ({ w }) => {
+  const [event] = await w.enqueue(1)
+  await w.stream.ensureGroup(w.keys.group)
+  const [[, [[id]]]] = (await w.redis.xreadgroup('GROUP', w.keys.group, 'crashy', 'COUNT', 1, 'STREAMS', w.keys.stream, '>')) as [[string, [[string]]]]
+  for (let i = 0; i < 3; i++) await w.redis.xclaim(w.keys.stream, w.keys.group, 'crashy', 0, id)
+  w.start({ maxDeliveries: 3, claimIdleMs: 100 })
+  await eventually('settled', () => w.settled.length === 1)
+  const dlq = await w.db.db.selectFrom('webhook_dlq').selectAll().executeTakeFirstOrThrow()
+  assert.equal([dlq.event_id, dlq.error_code, dlq.error_class, dlq.status], [event!.id, 'POISON', 'poison', 'failed'])
+  assert.is(await w.rowCount(), 0)
+})
+
+Pipeline('a re-queued event that fails again updates its open DLQ row and keeps its retry count', async ({ w }) => {
+  const event = makeEvent({ tool_id: 'nobody' })
+  await w.stream.add(event)
+  w.start()
+  await eventually('first failure', () => w.settled.length === 1)
+  await w.db.db.updateTable('webhook_dlq').set({ status: 'retrying' }).execute()
+  await w.stream.add({ ...event, retry_count: 1 })
+  await eventually('second failure', () => w.settled.length === 2)
+  const rows = await w.db.db.selectFrom('webhook_dlq').selectAll().execute()
+  assert.equal(rows.map((r) => [r.status, r.retry_count]), [['pending', 1]])
+})
+
+Pipeline('a re-queued event that is stored resolves its DLQ entry, with an audit row', async ({ w }) => {
+  const event = makeEvent({ tool_id: 'later' })
+  await w.stream.add(event)
+  w.start()
+  await eventually('dead-lettered', () => w.settled.length === 1)
+  await w.db.db.updateTable('webhook_dlq').set({ status: 'retrying' }).execute()
+  w.addTool({ id: 'later', provider: 'github' })
+  await w.stream.add({ ...event, retry_count: 1 })
+  await eventually('stored', () => w.settled.length === 2)
+  assert.is(w.settled[1]!.outcome, 'stored')
+  const row = await w.db.db.selectFrom('webhook_dlq').selectAll().executeTakeFirstOrThrow()
+  assert.is(row.status, 'resolved')
+  assert.ok(row.resolved_at)
+  const audit = await w.db.db.selectFrom('webhook_audit_log').select('action').where('event_id', '=', event.id).orderBy('id').execute()
+  assert.equal(audit.map((a) => a.action), ['dead_lettered', 'dlq_resolved'])
+})
+
+Pipeline('200 events for a dead destination are parked while 10,000 of another tool flow through', async ({ w }) => {
+  const dead = await startReceiver(() => 503)
+  try {
+    w.addTool({ id: 'dead', provider: 'github', processing_mode: 'store_and_forward', forward_url: dead.url,
+      retry_policy: { initial_interval: '300ms', max_interval: '2m', multiplier: 2, max_retries: 20, max_elapsed_time: '30m' } })
+    await w.enqueue(200, { tool_id: 'dead' })
+    await w.enqueue(10_000)
+    const started = Date.now()
+    w.start({ batchSize: 500, maxInlineRetryDelayMs: 1000 })
+    await eventually('10,000 stored', async () => w.settled.filter((e) => e.outcome === 'stored').length === 10_000, 60_000)
+    const elapsed = Date.now() - started
+    await eventually('200 parked', async () => Number(await w.redis.zcard(w.keys.delayed)) === 200, 10_000)
+    assert.is(await w.rowCount('webhook_dlq'), 0)
+    await eventually('nothing pending', async () => (await w.pending()) === 0)
+    // parked events hold no credit: the source is free while their retries wait minutes
+    assert.ok(elapsed < 45_000, `10,000 events took ${elapsed} ms`)
+  } finally {
+    await dead.close()
+  }
+})
+
+Pipeline('PostgreSQL stopped mid-run and restarted: every event stored exactly once, none dead-lettered', async ({ w: shared }) => {
+  const own = await startPostgres()
+  const w = await pipelineWorld((await sharedRedis()).url, await own.createDatabase())
+  try {
+    w.addTool({ id: 'store-tool', provider: 'github' })
+    const holds: boolean[] = []
+    await w.enqueue(300)
+    w.start({ onHold: (held) => holds.push(held) })
+    await eventually('first 300', () => w.settled.length === 300)
+    await own.stop()
+    const events = await w.enqueue(300)
+    await new Promise((r) => setTimeout(r, 1500))
+    assert.is(w.settled.length, 300, 'nothing settles while PostgreSQL is down')
+    await own.start()
+    await eventually('600 settled', () => w.settled.length === 600, 30_000)
+    assert.is(await w.rowCount(), 600)
+    assert.is(await w.rowCount('webhook_dlq'), 0)
+    const ids = await w.db.db.selectFrom('webhook_events').select('id').where('id', 'in', events.map((e) => e.id)).execute()
+    assert.is(ids.length, 300)
+    assert.ok(holds.includes(true) && holds.at(-1) === false, 'the hold was reported and released')
+    void shared
+  } finally {
+    await w.close()
+    await own.stop()
+  }
+})
+
+Pipeline.run()
