@@ -183,7 +183,7 @@ Pipeline('undecodable entries and unknown tools go to the DLQ with clear errors 
 Pipeline('an entry delivered more than maxDeliveries times is dead-lettered as poison before any step runs', async ({ w }) => {
   const [event] = await w.enqueue(1)
   await w.stream.ensureGroup(w.keys.group)
-  const [[, [[id]]]] = (await w.redis.xreadgroup('GROUP', w.keys.group, 'crashy', 'COUNT', 1, 'STREAMS', w.keys.stream, '>')) as [[string, [[string]]]]
+  const [[, [[id]]]] = (await w.redis.xreadgroup('GROUP', w.keys.group, 'crashy', 'COUNT', 1, 'STREAMS', w.keys.stream, '>')) as unknown as [[string, [[string]]]]
   for (let i = 0; i < 3; i++) await w.redis.xclaim(w.keys.stream, w.keys.group, 'crashy', 0, id)
   w.start({ maxDeliveries: 3, claimIdleMs: 100 })
   await eventually('settled', () => w.settled.length === 1)

@@ -1,0 +1,68 @@
+import { Redis } from 'ioredis'
+import { loadConfig, type Config } from '../config/load-config.js'
+import type { Flags } from '../config/parse-flags.js'
+import { createDb, type Db } from '../db/database.js'
+import { migrateToLatest } from '../db/migrate.js'
+import { startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js'
+import type { CliIO } from './command.js'
+
+/** What commands work with: the validated config, Redis and the database (migrated), and how to close them. */
+export interface CliContext {
+  readonly config: Config
+  readonly redis: Redis
+  readonly db: Db
+  /** Closes everything it opened (and stops an embedded Redis); idempotent. */
+  close(): Promise<void>
+}
+
+/**
+ * Loads the configuration (flags > env > YAML file) and opens Redis and the database. With no REDIS_URL /
+ * REDIS_ADDR it starts an embedded `redis-server` under `./.hookstream/redis`; with no DATABASE_URL /
+ * DATABASE_HOST it opens an embedded PGlite under `./.hookstream/pgdata`. Migrations run before it returns.
+ * Says on stderr what it started and where.
+ *
+ * @example
+ * const ctx = await openContext(flags, io); try { … } finally { await ctx.close() }
+ */
+export async function openContext(flags: Flags, io: CliIO, options: { needRedis?: boolean } = {}): Promise<CliContext> {
+  const config = loadConfig({ env: io.env, flags })
+  let embedded: EmbeddedRedis | undefined
+  let redis: Redis | undefined
+  let db: Db | undefined
+  try {
+    if (options.needRedis !== false) {
+      let url: string
+      if (config.redis.kind === 'embedded') {
+        embedded = await startEmbeddedRedis(config.redis.dir)
+        url = embedded.url
+        io.stderr(`hookstream: no REDIS_URL set; started an embedded redis-server at ${url} (data in ${embedded.dir})`)
+      } else {
+        url = config.redis.url
+      }
+      redis = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: true })
+      redis.on('error', () => { /* reconnects; failures surface through commands and health */ })
+      await redis.connect()
+    }
+    if (config.database.kind === 'embedded') {
+      db = await createDb({ pglitePath: config.database.path })
+      io.stderr(`hookstream: no DATABASE_URL set; using an embedded PostgreSQL (PGlite) in ${config.database.path}`)
+    } else {
+      db = await createDb({ url: config.database.url, poolSize: Math.max(4, Math.min(20, config.worker.concurrency)) })
+    }
+    await migrateToLatest(db.db)
+  } catch (err) {
+    redis?.disconnect()
+    await db?.close()
+    await embedded?.stop()
+    throw err
+  }
+  let closing: Promise<void> | undefined
+  const openRedis = redis ?? new Redis({ lazyConnect: true })
+  return {
+    config, redis: openRedis, db,
+    close: () => (closing ??= (async () => {
+      await Promise.allSettled([openRedis.quit().catch(() => openRedis.disconnect()), (db as Db).close()])
+      await embedded?.stop()
+    })()),
+  }
+}
