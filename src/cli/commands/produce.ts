@@ -1,0 +1,61 @@
+import { createReadStream } from 'node:fs'
+import { randomUUID } from 'node:crypto'
+import { createInterface } from 'node:readline'
+import { validateStreamEvent, type StreamEvent } from '../../core/event.js'
+import { StreamClient } from '../../sources/stream-client.js'
+import type { Command } from '../command.js'
+import { openContext } from '../context.js'
+
+/**
+ * `hookstream produce --file events.ndjson`: enqueues one StreamEvent per line. Missing `id`, `timestamp`,
+ * `retry_count`, `repository` and `tenant_id` are filled in (UUID, now, 0, "", "default"); a line that is
+ * not a valid event stops the command before anything of its chunk is enqueued, naming the line and field.
+ *
+ * @example
+ * hookstream produce --file events.ndjson
+ */
+export const produceCommand: Command = async (_args, flags, io) => {
+  const file = flags.file
+  if (typeof file !== 'string') {
+    io.stderr('hookstream produce: --file <events.ndjson> is required (one StreamEvent JSON per line)')
+    return 2
+  }
+  const ctx = await openContext(flags, io)
+  try {
+    const stream = new StreamClient({ redis: ctx.redis, stream: ctx.config.keys.stream })
+    let chunk: StreamEvent[] = []
+    let total = 0
+    let lineNo = 0
+    const flush = async () => {
+      if (chunk.length === 0) return
+      await stream.addMany(chunk, ctx.config.streamMaxLen ? { maxLen: ctx.config.streamMaxLen } : {})
+      total += chunk.length
+      chunk = []
+    }
+    for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+      lineNo += 1
+      if (line.trim() === '') continue
+      let parsed: Record<string, unknown>
+      try {
+        parsed = JSON.parse(line) as Record<string, unknown>
+      } catch (err) {
+        io.stderr(`hookstream produce: ${file} line ${lineNo} is not JSON (${(err as Error).message}); ${total} events were enqueued before it`)
+        return 1
+      }
+      try {
+        chunk.push(validateStreamEvent({
+          id: randomUUID(), timestamp: new Date().toISOString(), retry_count: 0, repository: '', tenant_id: 'default', ...parsed,
+        }, `${file} line ${lineNo}`))
+      } catch (err) {
+        io.stderr(`hookstream produce: ${(err as Error).message}; ${total} events were enqueued before it`)
+        return 1
+      }
+      if (chunk.length >= 1000) await flush()
+    }
+    await flush()
+    io.stdout(`enqueued ${total} events on ${ctx.config.keys.stream}`)
+    return 0
+  } finally {
+    await ctx.close()
+  }
+}

@@ -1,0 +1,37 @@
+import type { Command } from '../command.js'
+import { openContext } from '../context.js'
+import { ROLES, startService, type Role } from '../service.js'
+
+/**
+ * `hookstream run [--role all|ingest|worker|dlq] [--config file] [flags]`: starts the service and runs until
+ * SIGTERM or SIGINT, then drains (no new requests or reads, in-flight events finish and are acked, within
+ * WORKER_SHUTDOWN_TIMEOUT), closes every connection and exits 0.
+ *
+ * @example
+ * hookstream run --config hookstream.yaml --role worker
+ */
+export const runCommand: Command = async (_args, flags, io) => {
+  const role = (flags.role === undefined ? 'all' : String(flags.role)) as Role
+  if (!(ROLES as readonly string[]).includes(role)) {
+    io.stderr(`hookstream run: --role must be one of ${ROLES.join(', ')}; got "${role}"`)
+    return 2
+  }
+  const ctx = await openContext(flags, io)
+  let service
+  try {
+    service = await startService(ctx, { role })
+  } catch (err) {
+    await ctx.close()
+    throw err
+  }
+  io.stderr(`hookstream: running (role ${role})${service.ingestUrl ? `; webhooks at ${service.ingestUrl}/webhooks/<tool id>` : ''}; health at ${service.healthUrl}/health`)
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'))
+    process.once('SIGINT', () => resolve('SIGINT'))
+  })
+  io.stderr(`hookstream: ${signal} received; draining`)
+  const { drained } = await service.close()
+  await ctx.close()
+  if (!drained) io.stderr('hookstream: shutdown timeout reached; unfinished events stay pending and are redelivered')
+  return 0
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+import { isPipelineError } from '../core/errors.js'
+import { parseFlags } from '../config/parse-flags.js'
+import { processIO, type Command } from './command.js'
+import { migrateCommand } from './commands/migrate.js'
+import { produceCommand } from './commands/produce.js'
+import { runCommand } from './commands/run.js'
+
+const COMMANDS: Readonly<Record<string, Command>> = {
+  run: runCommand,
+  migrate: migrateCommand,
+  produce: produceCommand,
+}
+
+const USAGE = `usage: hookstream <command> [flags]
+
+commands:
+  run [--role all|ingest|worker|dlq]   start the service (ingest, worker, DLQ worker, health)
+  migrate                              apply database migrations
+  produce --file events.ndjson         enqueue StreamEvents, one JSON per line
+
+common flags: --config <file.yaml> --redis-url <url> --database-url <url> --log-level <level>
+configuration: see README.md ("Configuration")`
+
+async function main(argv: readonly string[]): Promise<number> {
+  const { flags, positionals } = parseFlags(argv, { booleans: ['json', 'all', 'disabled', 'help'] })
+  const [name, ...args] = positionals
+  if (!name || name === 'help' || flags.help) {
+    processIO.stdout(USAGE)
+    return name || flags.help ? 0 : 2
+  }
+  const command = COMMANDS[name]
+  if (!command) {
+    processIO.stderr(`hookstream: unknown command "${name}"\n\n${USAGE}`)
+    return 2
+  }
+  try {
+    return await command(args, flags, processIO)
+  } catch (err) {
+    const e = err as Error & { key?: string; code?: string }
+    // configuration and pipeline errors carry a message written for the user; anything else is a bug
+    const known = e?.name === 'ConfigError' || isPipelineError(err)
+    processIO.stderr(`hookstream ${name}: ${known ? e.message : e?.stack ?? String(err)}`)
+    return 1
+  }
+}
+
+const code = await main(process.argv.slice(2))
+process.exitCode = code
+// connections closed by the command let the process end; do not wait for stray timers
+setTimeout(() => process.exit(code), 200).unref()

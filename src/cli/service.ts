@@ -1,0 +1,176 @@
+import type { Subscription } from 'rxjs'
+import { sql } from 'kysely'
+import type { Config } from '../config/load-config.js'
+import { ToolRegistry } from '../db/tool-registry.js'
+import { ToolStore } from '../db/tool-store.js'
+import { createHealth, startHealthServer, type HealthServer } from '../http/health.js'
+import { createIngestHandler } from '../http/ingest.js'
+import { createRouter, startHttpServer, type Route, type RunningHttpServer } from '../http/server.js'
+import { createLogger, type Logger } from '../observability/logger.js'
+import { createMetrics, type Metrics } from '../observability/metrics.js'
+import { startTracing, type Tracing } from '../observability/tracing.js'
+import { webhookPipeline } from '../pipelines/webhook.js'
+import { ForwardSink } from '../sinks/forward.js'
+import { startDelayedRetries } from '../sources/delayed-retries.js'
+import { StreamClient } from '../sources/stream-client.js'
+import type { CliContext } from './context.js'
+
+/** Which parts one process runs; `all` runs every part. */
+export const ROLES = ['all', 'ingest', 'worker', 'dlq'] as const
+export type Role = (typeof ROLES)[number]
+
+/** Options of `startService`. */
+export interface ServiceOptions {
+  /** @defaultValue 'all' */
+  readonly role?: Role
+  /** Extra routes on the ingest server (the admin API mounts here). */
+  readonly routes?: readonly Route[]
+  /** Where logs go. @defaultValue stdout */
+  readonly logger?: Logger
+}
+
+/** A running hookstream process. */
+export interface Service {
+  readonly ingestUrl?: string
+  readonly healthUrl: string
+  readonly metrics: Metrics
+  readonly logger: Logger
+  readonly tools: ToolRegistry
+  /** Graceful stop: no new requests or reads, in-flight events finish and are acked (up to the shutdown timeout). */
+  close(): Promise<{ drained: boolean }>
+}
+
+/**
+ * Starts the parts of hookstream the role asks for on an open context: ingest (HTTP_ADDR), the worker
+ * pipeline with its delayed-retry scheduler, and health + metrics (HEALTH_ENDPOINT, always).
+ *
+ * @example
+ * const ctx = await openContext(flags, io)
+ * const service = await startService(ctx, { role: 'all' })
+ * process.once('SIGTERM', () => void service.close().then(() => ctx.close()))
+ */
+export async function startService(ctx: CliContext, options: ServiceOptions = {}): Promise<Service> {
+  const { config, redis, db } = ctx
+  const role = options.role ?? 'all'
+  const runs = (part: Exclude<Role, 'all'>) => role === 'all' || role === part
+  const logger = options.logger ?? createLogger({ level: config.logLevel })
+  const metrics = createMetrics()
+  const tracing: Tracing | undefined = config.otlpEndpoint
+    ? startTracing({ serviceName: 'hookstream', otlpEndpoint: config.otlpEndpoint })
+    : undefined
+  const keys = config.keys
+  const stream = new StreamClient({ redis, stream: keys.stream })
+  const toolStore = new ToolStore({ db: db.db, ...(config.encryptionKey ? { encryptionKey: config.encryptionKey } : {}) })
+  const tools = new ToolRegistry({
+    tools: config.tools, store: toolStore,
+    onError: (err) => logger.warn({ err }, 'tool refresh failed; serving the last known tools'),
+  })
+  await stream.ensureGroup(keys.group)
+
+  const state = { shuttingDown: false, processed: 0, inFlight: 0, holds: 0, poison: [] as number[] }
+  const cleanups: (() => Promise<unknown> | void)[] = []
+  let pipelineSub: Subscription | undefined
+  const abort = new AbortController()
+  let pipelineClosed: Promise<{ drained: boolean }> = Promise.resolve({ drained: true })
+
+  if (runs('worker')) {
+    const forwardSink = new ForwardSink()
+    let markClosed: (r: { drained: boolean }) => void = () => {}
+    pipelineClosed = new Promise((resolve) => { markClosed = resolve })
+    pipelineSub = webhookPipeline({
+      redis, db: db.db, tools, forwardSink, keys, consumer: config.worker.consumerName,
+      batchSize: config.worker.batchSize, maxInFlight: config.worker.maxInFlight, blockMs: config.worker.blockTimeoutMs,
+      claimIdleMs: config.worker.claimIdleMs, maxDeliveries: config.worker.maxDeliveries,
+      idempotencyTtlSeconds: Math.max(1, Math.round(config.worker.idempotencyTtlMs / 1000)),
+      forwardConcurrency: config.worker.concurrency, drainTimeoutMs: config.worker.shutdownTimeoutMs,
+      signal: abort.signal,
+      onSettled: () => { state.processed += 1 },
+      onDeadLettered: (env, failure) => {
+        if (failure.code === 'POISON') state.poison.push(Date.now())
+        logger.warn({ event_id: env.message.event.id, tool_id: env.message.event.tool_id, code: failure.code, err_message: failure.message }, 'event dead-lettered')
+      },
+      onHold: (held, err) => {
+        state.holds += held ? 1 : -1
+        if (held) logger.warn({ code: (err as { code?: string } | undefined)?.code, err_message: err?.message }, 'a dependency is down; events are held unacked until it is back')
+        else logger.info('dependency back; held events flow again')
+      },
+      onSourceError: (err) => logger.warn({ err_message: err.message }, 'stream source recovered from an error'),
+      onClosed: (result) => markClosed(result),
+    }).subscribe({
+      error: (err) => { logger.error({ err }, 'the pipeline broke down; exiting so the orchestrator restarts it'); process.exitCode = 1; markClosed({ drained: false }) },
+    })
+    const delayed = startDelayedRetries({ redis, keys, onError: (err) => logger.warn({ err_message: err.message }, 'delayed-retry scheduler error') })
+    cleanups.push(() => delayed.close(), () => forwardSink.close())
+  }
+
+  let ingest: RunningHttpServer | undefined
+  if (runs('ingest')) {
+    const handler = createIngestHandler({
+      tools, stream, redis, keys, maxBodyBytes: config.http.maxBodyBytes,
+      ...(config.streamMaxLen ? { maxLen: config.streamMaxLen } : {}),
+    })
+    ingest = await startHttpServer(config.http.addr, createRouter([
+      { method: 'POST', path: '/webhooks/:toolId', handler },
+      ...(options.routes ?? []),
+    ]))
+  }
+
+  const poisonRecent = () => {
+    const cutoff = Date.now() - 300_000
+    state.poison = state.poison.filter((t) => t > cutoff)
+    return state.poison.length
+  }
+  const health = createHealth({
+    metrics,
+    checkDatabase: async () => {
+      const started = Date.now()
+      await sql`select 1`.execute(db.db)
+      return { kind: db.kind, queryMs: Date.now() - started, holding: state.holds > 0 }
+    },
+    checkRedis: async () => {
+      const started = Date.now()
+      await redis.ping()
+      return { pingMs: Date.now() - started, status: redis.status }
+    },
+    checkQueue: async () => {
+      const info = await stream.info()
+      const group = info.groups.find((g) => g.name === keys.group)
+      let oldestPendingAgeSeconds = 0
+      if (group && group.pending > 0) {
+        const summary = (await redis.call('XPENDING', keys.stream, keys.group)) as [number, string | null, ...unknown[]]
+        const oldest = summary[1]
+        if (oldest) oldestPendingAgeSeconds = Math.max(0, (Date.now() - Number(oldest.split('-')[0])) / 1000)
+      }
+      return { depth: info.length, lag: group?.lag ?? 0, pending: group?.pending ?? 0, oldestPendingAgeSeconds, groupExists: group !== undefined }
+    },
+    worker: () => ({ inFlight: state.inFlight, processed: state.processed, poisonRecent: poisonRecent(), shuttingDown: state.shuttingDown }),
+  })
+  const healthServer: HealthServer = await startHealthServer(health, {
+    port: config.health.endpoint.port, host: config.health.endpoint.host,
+  })
+  logger.info({ role, ingest: ingest?.url, health: healthServer.url, consumer: config.worker.consumerName, stream: keys.stream }, 'hookstream started')
+
+  let closing: Promise<{ drained: boolean }> | undefined
+  return {
+    ...(ingest ? { ingestUrl: ingest.url } : {}),
+    healthUrl: healthServer.url, metrics, logger, tools,
+    close: () => (closing ??= (async () => {
+      state.shuttingDown = true
+      // stop taking webhooks first, then stop reading; what is in flight finishes and is acked
+      await ingest?.close()
+      abort.abort()
+      const timeout = new Promise<{ drained: boolean }>((resolve) =>
+        setTimeout(() => resolve({ drained: false }), config.worker.shutdownTimeoutMs + 1000).unref())
+      const result = await Promise.race([pipelineClosed, timeout])
+      pipelineSub?.unsubscribe()
+      for (const cleanup of cleanups) await Promise.resolve().then(cleanup).catch(() => {})
+      await tools.close()
+      health.close()
+      await healthServer.close()
+      metrics.close()
+      await tracing?.shutdown().catch(() => {})
+      logger.info({ drained: result.drained }, 'hookstream stopped')
+      return result
+    })()),
+  }
+}
