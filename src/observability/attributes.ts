@@ -35,6 +35,36 @@ export const SpanAttributes = Object.freeze({
   MESSAGING_CONSUMER_GROUP_NAME: 'messaging.consumer.group.name',
   /** OTel: the class of error that ended the operation (we use the error code). */
   ERROR_TYPE: 'error.type',
+  /** OTel: how many messages one batch operation (INSERT, DLQ write) handled. */
+  MESSAGING_BATCH_MESSAGE_COUNT: 'messaging.batch.message_count',
+  /** OTel: "postgresql" on store spans. */
+  DB_SYSTEM: 'db.system.name',
+  /** OTel: the table a store span writes to. */
+  DB_COLLECTION_NAME: 'db.collection.name',
+  /** OTel: "INSERT" on store spans. */
+  DB_OPERATION_NAME: 'db.operation.name',
+  /** OTel: the HTTP method of ingest's request and of a forward. */
+  HTTP_REQUEST_METHOD: 'http.request.method',
+  /** OTel: the HTTP status code ingest answered, or the destination answered a forward. */
+  HTTP_RESPONSE_STATUS_CODE: 'http.response.status_code',
+  /** OTel: ingest's route template, "/webhooks/:toolId". */
+  HTTP_ROUTE: 'http.route',
+} as const)
+
+/**
+ * Names of the spans hookstream creates, one trace per event:
+ * `webhook.ingest` (SERVER) → `webhook.process` (CONSUMER) → `webhook.store` (CLIENT), `webhook.forward`
+ * (CLIENT, one per attempt), `webhook.dlq` (PRODUCER).
+ *
+ * @example
+ * tracer().startSpan(SpanNames.PROCESS, { kind: SpanKind.CONSUMER }, env.trace)
+ */
+export const SpanNames = Object.freeze({
+  INGEST: 'webhook.ingest',
+  PROCESS: 'webhook.process',
+  STORE: 'webhook.store',
+  FORWARD: 'webhook.forward',
+  DLQ: 'webhook.dlq',
 } as const)
 
 /** The value of `messaging.system` for Redis Streams. */

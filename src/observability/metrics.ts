@@ -84,6 +84,8 @@ export interface Metrics {
   healthCheck(component: HealthComponent, status: HealthStatus, seconds: number): void
   /** Events being processed right now. */
   setInFlight(count: number): void
+  /** Reads `webhook_in_flight` from `read` at scrape time instead (no per-event cost). Replaces an earlier reader. */
+  trackInFlight(read: () => number): void
   /** Reads queue gauges from `provider` at scrape time (timeout, cached ~1 s). Replaces an earlier provider. */
   setQueueStats(provider: () => Promise<QueueStats>): void
   /** Reads database-pool gauges from `provider` at scrape time. Replaces an earlier provider. */
@@ -130,7 +132,6 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const reason = new LabelGuard(maxLabelValues)
   const code = new LabelGuard(maxLabelValues)
 
-  const gauge = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name, help, labelNames, registers })
   // counters and histograms are pre-aggregated in plain numbers: the per-event cost is a few Map lookups
   const counter = (name: string, help: string, labelNames: string[], guards: (LabelGuard | undefined)[]) =>
     preaggregatedCounter(registry, name, help, labelNames, guards)
@@ -158,7 +159,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     guards: [undefined],
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
   })
-  const inFlightG = gauge('webhook_in_flight', 'Events being processed right now.')
+  let inFlightReader: (() => number) | undefined
+  const inFlightG = new Gauge({ name: 'webhook_in_flight', help: 'Events being processed right now.', registers,
+    collect() { if (inFlightReader) this.set(inFlightReader()) } })
   const statsErrorsC = new Counter({ name: 'webhook_queue_stats_errors_total', registers,
     help: 'Scrapes whose queue-stats provider failed or timed out (queue gauges then keep their last values).' })
 
@@ -250,7 +253,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       healthChecks.get(c, statusSet.has(status) ? status : OTHER_LABEL_VALUE).value++
       healthDuration.observe(healthDuration.series.get(c), seconds)
     },
-    setInFlight: (n) => inFlightG.set(n),
+    setInFlight: (n) => { inFlightReader = undefined; inFlightG.set(n) },
+    trackInFlight(read) { inFlightReader = read },
     setQueueStats(provider) { queueProvider = provider; cached = undefined; lastStats = undefined },
     setDbPoolStats(provider) { poolProvider = provider },
     metricsText: () => registry.metrics(),

@@ -1,5 +1,10 @@
+import { SpanKind } from '@opentelemetry/api'
 import type { Envelope } from '../core/envelope.js'
+import type { PipelineError } from '../core/errors.js'
 import type { ToolConfig } from '../core/tool.js'
+import { SpanAttributes, SpanNames } from '../observability/attributes.js'
+import { endEventSpan, spanContext, startEventSpan } from '../observability/event-spans.js'
+import { traceparentOf } from '../observability/tracing.js'
 import type { ForwardSink } from '../sinks/forward.js'
 
 /** Options of `forwardStep`. */
@@ -7,6 +12,11 @@ export interface ForwardStepOptions {
   readonly sink: ForwardSink
   /** W3C traceparent to send for an envelope (tracing sets it to the forward span). @defaultValue the entry's own */
   readonly traceparentOf?: (env: Envelope) => string | undefined
+  /**
+   * Record a `webhook.forward` span (CLIENT, a child of the event's `webhook.process` span) per attempt and send
+   * its traceparent to the destination, so the receiver's spans join the event's trace. @defaultValue false
+   */
+  readonly tracing?: boolean
 }
 
 /**
@@ -23,13 +33,22 @@ export function forwardStep<E extends Envelope & { readonly tool?: ToolConfig; r
   return async (env) => {
     const tool = env.tool
     if (env.failure || env.outcome || !tool || tool.processingMode !== 'store_and_forward') return env
-    const traceparent = options.traceparentOf?.(env) ?? env.message.traceparent
-    const failures = await options.sink.write([{
-      event: env.message.event, tool,
-      ...(env.transformed !== undefined ? { transformed: env.transformed } : {}),
-      ...(traceparent ? { traceparent } : {}),
-    }])
-    const failure = failures.get(0)
+    const span = options.tracing ? startEventSpan(SpanNames.FORWARD, env, SpanKind.CLIENT, {
+      [SpanAttributes.HTTP_REQUEST_METHOD]: 'POST', [SpanAttributes.STEP_ATTEMPT]: env.attempts + 1,
+    }) : undefined
+    const traceparent = (span ? traceparentOf(spanContext(env.trace, span)) : options.traceparentOf?.(env)) ?? env.message.traceparent
+    let failure: PipelineError | undefined
+    try {
+      failure = (await options.sink.write([{
+        event: env.message.event, tool,
+        ...(env.transformed !== undefined ? { transformed: env.transformed } : {}),
+        ...(traceparent ? { traceparent } : {}),
+      }])).get(0)
+    } catch (err) {
+      if (span) endEventSpan(span, err as Error)
+      throw err
+    }
+    if (span) endEventSpan(span, failure)
     return failure ? { ...env, failure } : { ...env, outcome: 'forwarded' }
   }
 }

@@ -1,8 +1,11 @@
+import { SpanKind, type Span } from '@opentelemetry/api'
 import { concatMap, from, mergeMap, type OperatorFunction } from 'rxjs'
 import type { Kysely } from 'kysely'
 import { isDone, type Envelope, type Outcome } from '../core/envelope.js'
 import type { ToolConfig } from '../core/tool.js'
 import type { Database } from '../db/database.js'
+import { SpanAttributes, SpanNames } from '../observability/attributes.js'
+import { endEventSpan, startEventSpan } from '../observability/event-spans.js'
 import { PostgresSink, type EventRow } from '../sinks/postgres.js'
 import { batch } from './batch.js'
 import { holdWhileDown, type HoldOptions } from './hold.js'
@@ -21,6 +24,11 @@ export interface StoreOptions {
   readonly concurrency?: number
   /** Passed to the infrastructure hold (PostgreSQL down). */
   readonly hold?: HoldOptions
+  /**
+   * Record a `webhook.store` span per event (a child of its `webhook.process` span, all spans of one batch
+   * covering the same INSERT, with `messaging.batch.message_count`). @defaultValue false (no span work)
+   */
+  readonly tracing?: boolean
 }
 
 const doneOutcome: Record<ToolConfig['processingMode'], Outcome | undefined> = {
@@ -52,6 +60,22 @@ export function store<E extends Envelope & { readonly tool?: ToolConfig; readonl
       id: event.id, tool_id: event.tool_id, tenant_id: event.tenant_id, event_type: event.event_type,
       repository: event.repository, payload: event.payload, transformed, stream_id: streamId, received_at: event.timestamp,
     }))
+    const spans = options.tracing ? open.map((env) => startEventSpan(SpanNames.STORE, env, SpanKind.CLIENT, {
+      [SpanAttributes.DB_SYSTEM]: 'postgresql', [SpanAttributes.DB_COLLECTION_NAME]: 'webhook_events',
+      [SpanAttributes.DB_OPERATION_NAME]: 'INSERT', [SpanAttributes.MESSAGING_BATCH_MESSAGE_COUNT]: open.length,
+    })) : undefined
+    try {
+      const result = await decide(open, rows)
+      spans?.forEach((span, i) => endEventSpan(span, result.get(open[i] as E)?.failure))
+      return envs.map((env) => result.get(env) ?? env)
+    } catch (err) {
+      // PostgreSQL down: this attempt's spans end failed; the hold retries the batch with new ones
+      spans?.forEach((span: Span) => endEventSpan(span, err as Error))
+      throw err
+    }
+  }
+
+  const decide = async (open: E[], rows: EventRow[]): Promise<Map<E, E & Stored>> => {
     const { failures, inserted } = await sink.writeReturning(rows)
     // rows that were there already: in forward mode, forward unless that happened too
     const existingForwardIds = open.filter((env, i) => !inserted.has(i) && !failures.has(i) &&
@@ -72,7 +96,7 @@ export function store<E extends Envelope & { readonly tool?: ToolConfig; readonl
       const pendingForward = mode === 'store_and_forward' && !forwarded.has(env.message.event.id)
       return decided.set(env, { ...env, stored: true, ...(pendingForward ? {} : { outcome: 'duplicate' as const }) })
     })
-    return envs.map((env) => decided.get(env) ?? env)
+    return decided
   }
 
   return (source) => source.pipe(

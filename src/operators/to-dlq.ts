@@ -1,3 +1,4 @@
+import { SpanKind } from '@opentelemetry/api'
 import { concatMap, from, type MonoTypeOperatorFunction } from 'rxjs'
 import type { Redis } from 'ioredis'
 import { sql, type Kysely } from 'kysely'
@@ -5,6 +6,8 @@ import { DEFAULT_DLQ_POLICY, dlqSchedule, errorClass, type DlqPolicy } from '../
 import type { Envelope } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
 import type { Database } from '../db/database.js'
+import { MessagingOperation, SpanAttributes, SpanNames } from '../observability/attributes.js'
+import { endEventSpan, startEventSpan } from '../observability/event-spans.js'
 import { DEFAULT_KEYS, type StreamKeys } from '../sources/keys.js'
 import { batch } from './batch.js'
 import { holdWhileDown, type HoldOptions } from './hold.js'
@@ -25,6 +28,11 @@ export interface ToDLQOptions {
   readonly onDeadLettered?: (env: Envelope, failure: PipelineError) => void
   /** Passed to the infrastructure hold (neither DLQ write went through). */
   readonly hold?: HoldOptions
+  /**
+   * Record a `webhook.dlq` span (PRODUCER, a child of the event's `webhook.process` span) per dead-lettered
+   * event, with the failure's code as `error.type`. @defaultValue false (no span work)
+   */
+  readonly tracing?: boolean
 }
 
 // jsonb refuses \u0000; the DLQ stream keeps the exact bytes, the table a readable copy
@@ -92,7 +100,14 @@ export function toDLQ<E extends Envelope>(options: ToDLQOptions): MonoTypeOperat
   const deadLetter = async (envs: E[]): Promise<E[]> => {
     const failed = envs.filter((env) => env.failure && !env.outcome)
     if (failed.length === 0) return envs
+    const spans = options.tracing ? failed.map((env) => startEventSpan(SpanNames.DLQ, env, SpanKind.PRODUCER, {
+      [SpanAttributes.MESSAGING_DESTINATION_NAME]: keys.dlqStream, [SpanAttributes.MESSAGING_OPERATION_TYPE]: MessagingOperation.SEND,
+      [SpanAttributes.ERROR_CODE]: (env.failure as PipelineError).code, [SpanAttributes.MESSAGING_BATCH_MESSAGE_COUNT]: failed.length,
+    })) : undefined
     const [stream, table] = await Promise.allSettled([writeStream(failed), writeTable(failed)])
+    const bothFailed = stream.status === 'rejected' && table.status === 'rejected'
+    // the span is about writing the DLQ, so it is an error only when that write failed (the hold retries it)
+    spans?.forEach((span) => endEventSpan(span, bothFailed ? { code: 'DLQ_UNAVAILABLE', message: 'both DLQ writes failed' } : undefined))
     if (stream.status === 'rejected' && table.status === 'rejected') {
       throw new PipelineError('infrastructure', 'DLQ_UNAVAILABLE',
         `dead-lettering ${failed.length} events failed on both the DLQ stream (${(stream.reason as Error).message}) and ` +

@@ -11,6 +11,7 @@ import { extractToolConfig } from '../operators/extract-tool-config.js'
 import { forwardStep } from '../operators/forward.js'
 import type { HoldOptions } from '../operators/hold.js'
 import { markForwarded } from '../operators/mark-forwarded.js'
+import { pipelineTelemetry, type TelemetryOptions } from '../observability/pipeline-telemetry.js'
 import { poisonGuard } from '../operators/poison-guard.js'
 import { resolveDLQ } from '../operators/resolve-dlq.js'
 import { retryBackoff } from '../operators/retry-backoff.js'
@@ -81,6 +82,17 @@ export interface WebhookPipelineOptions extends WebhookPipelineHooks {
   readonly signal?: AbortSignal
   /** After the signal, how long (ms) in-flight events may take. @defaultValue 10000 */
   readonly drainTimeoutMs?: number
+  /**
+   * Metrics, logs and spans (see `pipelineTelemetry`): `{ metrics, logger, tracing: tracing.enabled }`. The
+   * hooks above still run too. @defaultValue none: no telemetry work at all
+   */
+  readonly telemetry?: TelemetryOptions
+}
+
+// calls both hooks; undefined when neither is set, so an operator without hooks does no work
+function both<A extends unknown[]>(a: ((...args: A) => void) | undefined, b: ((...args: A) => void) | undefined) {
+  if (!a || !b) return a ?? b
+  return (...args: A) => { a(...args); b(...args) }
 }
 
 /**
@@ -95,7 +107,16 @@ export interface WebhookPipelineOptions extends WebhookPipelineHooks {
  */
 export function webhookPipeline(options: WebhookPipelineOptions): Observable<WebhookEnvelope> {
   const { redis, db, keys = DEFAULT_KEYS } = options
-  const hold = options.onHold ? { onHold: options.onHold } : {}
+  const t = options.telemetry ? pipelineTelemetry({ ...options.telemetry, group: keys.group }) : undefined
+  const onHold = both(options.onHold, t?.hold)
+  const hold = onHold ? { onHold } : {}
+  const tracing = t?.tracing ? { tracing: true } : {}
+  const onSourceError = both(options.onSourceError, t?.sourceError)
+  const onClosed = both(options.onClosed, t?.closed)
+  const onRetry = both(options.onRetry, t?.retry)
+  const onDlqResolved = both(options.onDlqResolved, t?.dlqResolved)
+  const onDeadLettered = both(options.onDeadLettered, t?.deadLettered)
+  const onSettled = both(options.onSettled, t?.settled)
   return fromRedisStream({
     redis, stream: keys.stream, group: keys.group, consumer: options.consumer,
     ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
@@ -104,32 +125,33 @@ export function webhookPipeline(options: WebhookPipelineOptions): Observable<Web
     ...(options.claimIdleMs !== undefined ? { claimIdleMs: options.claimIdleMs } : {}),
     ...(options.drainTimeoutMs !== undefined ? { drainTimeoutMs: options.drainTimeoutMs } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
-    ...(options.onSourceError ? { onError: options.onSourceError } : {}),
-    ...(options.onClosed ? { onClosed: options.onClosed } : {}),
+    ...(onSourceError ? { onError: onSourceError } : {}),
+    ...(onClosed ? { onClosed } : {}),
+    ...(t?.exposeInFlight ? { exposeInFlight: t.exposeInFlight } : {}),
   }).pipe(
-    map(toEnvelope),
+    map(t ? (msg) => t.begin(toEnvelope(msg)) : toEnvelope),
     poisonGuard({ maxDeliveries: options.maxDeliveries ?? 10 }),
     dedupe({ redis, keys, hold }),
     extractToolConfig({ tools: options.tools, hold }),
     transform(),
-    store({ db, hold, ...(options.storeConcurrency ? { concurrency: options.storeConcurrency } : {}) }),
+    store({ db, hold, ...tracing, ...(options.storeConcurrency ? { concurrency: options.storeConcurrency } : {}) }),
   ).pipe(
     retryBackoff({
-      step: forwardStep({ sink: options.forwardSink }),
+      step: forwardStep({ sink: options.forwardSink, ...tracing }),
       park: parkInRedis({ redis, keys }), hold,
       ...(options.forwardConcurrency ? { concurrency: options.forwardConcurrency } : {}),
       ...(options.maxInlineRetryDelayMs !== undefined ? { maxInlineDelayMs: options.maxInlineRetryDelayMs } : {}),
-      ...(options.onRetry ? { onRetry: options.onRetry } : {}),
+      ...(onRetry ? { onRetry } : {}),
     }),
     markForwarded({ db, hold }),
-    resolveDLQ({ db, hold, ...(options.onDlqResolved ? { onResolved: options.onDlqResolved } : {}) }),
+    resolveDLQ({ db, hold, ...(onDlqResolved ? { onResolved: onDlqResolved } : {}) }),
     toDLQ({
-      db, redis, keys, hold, actor: `worker:${options.consumer}`,
+      db, redis, keys, hold, ...tracing, actor: `worker:${options.consumer}`,
       ...(options.dlqPolicy ? { policy: options.dlqPolicy } : {}),
       ...(options.dlqMaxLen ? { maxLen: options.dlqMaxLen } : {}),
-      ...(options.onDeadLettered ? { onDeadLettered: options.onDeadLettered } : {}),
+      ...(onDeadLettered ? { onDeadLettered } : {}),
     }),
     settle({ redis, keys, hold, ...(options.idempotencyTtlSeconds ? { ttlSeconds: options.idempotencyTtlSeconds } : {}) }),
-    tap((env) => options.onSettled?.(env)),
+    tap((env) => onSettled?.(env)),
   )
 }

@@ -33,6 +33,11 @@ export interface FromRedisStreamOptions {
   readonly signal?: AbortSignal
   /** Called with errors the source recovers from (connection lost, NOGROUP), e.g. to log them. */
   readonly onError?: (err: Error) => void
+  /**
+   * Called once on subscribe with a function that returns how many messages are handed out and not yet settled,
+   * e.g. `(read) => metrics.trackInFlight(read)` for the `webhook_in_flight` gauge (read at scrape time, no per-message cost).
+   */
+  readonly exposeInFlight?: (read: () => number) => void
   /** Called once after the source closed its connections: whether every handed-out message was settled and acked. */
   readonly onClosed?: (result: { readonly drained: boolean; readonly unsettled: number }) => void
 }
@@ -121,6 +126,7 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
     const client = new StreamClient({ redis: commands, stream })
 
     const inFlight = new Map<string, number>() // stream id → when we last (re)claimed it
+    options.exposeInFlight?.(() => inFlight.size)
     let ackQueue: string[] = []
     let ackScheduled = false
     let acking: Promise<void> = Promise.resolve()
