@@ -1,0 +1,362 @@
+import { sql, type Kysely, type SelectQueryBuilder, type Transaction } from 'kysely'
+import { isPipelineError, PipelineError } from '../core/errors.js'
+import { validateStreamEvent, type StreamEvent } from '../core/event.js'
+import { isDatabaseUnavailable, type Database, type DlqStatus } from './database.js'
+
+export const DLQ_STATUSES: readonly DlqStatus[] = Object.freeze(['pending', 'retrying', 'resolved', 'failed', 'discarded'])
+
+/** Which DLQ rows a list or a bulk re-queue applies to; every field narrows. */
+export interface DlqFilter {
+  readonly status?: readonly DlqStatus[]
+  readonly toolId?: string
+  readonly eventType?: string
+  /** Rows that failed at or after this time. */
+  readonly from?: Date
+  /** Rows that failed before this time. */
+  readonly to?: Date
+}
+
+/** A DLQ row as the admin API and the CLI show it (`event` and `history` only in `get`). */
+export interface DlqEntry {
+  readonly id: number
+  readonly event_id: string
+  readonly tool_id: string
+  readonly event_type: string | null
+  readonly status: DlqStatus
+  readonly error: string
+  readonly error_class: string
+  readonly error_code: string | null
+  readonly retry_count: number
+  readonly undecodable: boolean
+  readonly failed_at: Date
+  readonly next_retry_at: Date | null
+  readonly resolved_at: Date | null
+  readonly updated_at: Date
+}
+
+/** One `webhook_audit_log` row. */
+export interface AuditEntry { readonly at: Date; readonly action: string; readonly actor: string; readonly details: unknown }
+
+/** A DLQ row with the stored event and its audit history. */
+export type DlqDetail = DlqEntry & { readonly event: unknown; readonly history: readonly AuditEntry[] }
+
+/** One re-queued row: its new stream entry and retry count. */
+export interface RequeuedEntry { readonly id: number; readonly event_id: string; readonly retry_count: number; readonly stream_id: string }
+
+/** Where re-queued events go: the main stream's StreamClient fits (db does not import sources). */
+export interface EventAppender {
+  readonly stream: string
+  addMany(events: readonly StreamEvent[], options?: { maxLen?: number }): Promise<string[]>
+}
+
+/** Options of DlqStore. */
+export interface DlqStoreOptions {
+  readonly db: Kysely<Database>
+  /** The main stream re-queued events go back to. */
+  readonly stream: EventAppender
+  /** Approximate cap passed to XADD (`MAXLEN ~`). @defaultValue unset (no trimming) */
+  readonly maxLen?: number
+}
+
+const ENTRY_COLUMNS = ['id', 'event_id', 'tool_id', 'status', 'error', 'error_class', 'error_code', 'retry_count',
+  'failed_at', 'next_retry_at', 'resolved_at', 'updated_at'] as const
+const CHUNK = 500
+
+function bad(code: string, message: string): PipelineError {
+  return new PipelineError('permanent', code, message)
+}
+
+function dbError(err: unknown, what: string): unknown {
+  if (isPipelineError(err) || !isDatabaseUnavailable(err)) return err
+  return new PipelineError('infrastructure', 'DATABASE_UNAVAILABLE',
+    `PostgreSQL is unreachable while ${what}: ${(err as Error).message}; check DATABASE_URL and the server`, { cause: err })
+}
+
+/**
+ * Reads a DLQ filter from query parameters, a JSON body or CLI flags (`status` as a comma list or array,
+ * `tool`, `event_type`, `from`, `to` as ISO 8601). Throws a permanent PipelineError `DLQ_FILTER_INVALID`.
+ *
+ * @example
+ * parseDlqFilter({ status: 'pending,failed', tool: 'gh-main' }) // { status: ['pending', 'failed'], toolId: 'gh-main' }
+ */
+export function parseDlqFilter(input: Readonly<Record<string, unknown>>): DlqFilter {
+  const out: { -readonly [K in keyof DlqFilter]: DlqFilter[K] } = {}
+  const str = (name: string): string | undefined => {
+    const v = input[name]
+    if (v === undefined || v === null || v === '') return undefined
+    if (typeof v !== 'string') throw bad('DLQ_FILTER_INVALID', `DLQ filter "${name}" must be a string; got ${JSON.stringify(v)}`)
+    return v
+  }
+  const rawStatus = input.status
+  if (rawStatus !== undefined && rawStatus !== null && rawStatus !== '') {
+    const list = Array.isArray(rawStatus) ? rawStatus : typeof rawStatus === 'string' ? rawStatus.split(',') : [rawStatus]
+    out.status = list.map((s) => {
+      const v = typeof s === 'string' ? s.trim() : s
+      if (!(DLQ_STATUSES as readonly unknown[]).includes(v)) {
+        throw bad('DLQ_FILTER_INVALID', `DLQ filter "status" must be one or more of ${DLQ_STATUSES.join(', ')}; got ${JSON.stringify(s)}`)
+      }
+      return v as DlqStatus
+    })
+  }
+  const tool = str('tool') ?? str('tool_id')
+  if (tool !== undefined) out.toolId = tool
+  const eventType = str('event_type')
+  if (eventType !== undefined) out.eventType = eventType
+  for (const name of ['from', 'to'] as const) {
+    const v = str(name)
+    if (v === undefined) continue
+    const at = new Date(v)
+    if (Number.isNaN(at.getTime())) throw bad('DLQ_FILTER_INVALID', `DLQ filter "${name}" must be an ISO 8601 time such as 2024-06-01T00:00:00Z; got ${JSON.stringify(v)}`)
+    out[name] = at
+  }
+  return out
+}
+
+/** The opaque cursor of the page after the row `id`. */
+export function encodeDlqCursor(id: number): string {
+  return Buffer.from(`dlq:${id}`).toString('base64url')
+}
+
+function decodeCursor(cursor: string): number {
+  const m = /^dlq:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString())
+  if (!m) throw bad('DLQ_CURSOR_INVALID', 'DLQ cursor is not one this server issued; pass "next_cursor" from the previous page unchanged')
+  return Number(m[1])
+}
+
+type DlqQuery = SelectQueryBuilder<Database, 'webhook_dlq', object>
+
+function applyFilter<Q extends DlqQuery>(q: Q, filter: DlqFilter): Q {
+  let out: DlqQuery = q
+  if (filter.status?.length) out = out.where('status', 'in', filter.status)
+  if (filter.toolId !== undefined) out = out.where('tool_id', '=', filter.toolId)
+  if (filter.eventType !== undefined) out = out.where(sql<string>`event->>'event_type'`, '=', filter.eventType)
+  if (filter.from) out = out.where('failed_at', '>=', filter.from)
+  if (filter.to) out = out.where('failed_at', '<', filter.to)
+  return out as Q
+}
+
+function toEntry(row: Record<string, unknown>): DlqEntry {
+  const event = row.event as Record<string, unknown> | null
+  const undecodable = event?.undecodable === true
+  return {
+    id: Number(row.id), event_id: row.event_id as string, tool_id: row.tool_id as string,
+    event_type: undecodable ? null : typeof event?.event_type === 'string' ? event.event_type : null,
+    status: row.status as DlqStatus, error: row.error as string, error_class: row.error_class as string,
+    error_code: (row.error_code as string | null) ?? null, retry_count: row.retry_count as number, undecodable,
+    failed_at: row.failed_at as Date, next_retry_at: (row.next_retry_at as Date | null) ?? null,
+    resolved_at: (row.resolved_at as Date | null) ?? null, updated_at: row.updated_at as Date,
+  }
+}
+
+function decodable(event: unknown): StreamEvent | undefined {
+  if (typeof event !== 'object' || event === null || (event as { undecodable?: unknown }).undecodable === true) return undefined
+  try {
+    return validateStreamEvent(event)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Reads and changes `webhook_dlq`: list with filters and cursor pages, show one entry with its audit
+ * history, re-queue (XADD back on the main stream with `retry_count + 1`, status `retrying`, audit
+ * `dlq_requeued`), discard, purge and count. Every re-queue locks its rows with `FOR UPDATE SKIP LOCKED`
+ * and XADDs inside the transaction, so two callers never re-queue one row twice and a failed XADD leaves
+ * the rows as they were.
+ *
+ * @example
+ * const dlq = new DlqStore({ db, stream: new StreamClient({ redis, stream: keys.stream }) })
+ * const { entries, nextCursor } = await dlq.list({ status: ['pending'] }, { limit: 20 })
+ * await dlq.retryOne(entries[0].id, 'cli')
+ */
+export class DlqStore {
+  private readonly db: Kysely<Database>
+  private readonly stream: EventAppender
+  private readonly maxLen: number | undefined
+
+  constructor(options: DlqStoreOptions) {
+    if (!options?.db) throw new TypeError('DlqStore: "db" must be a Kysely instance (see createDb)')
+    if (!options.stream) throw new TypeError('DlqStore: "stream" must be a StreamClient of the main stream')
+    if (options.maxLen !== undefined && (!Number.isInteger(options.maxLen) || options.maxLen < 1)) {
+      throw new RangeError(`DlqStore: "maxLen" must be a positive integer; got ${options.maxLen}`)
+    }
+    this.db = options.db
+    this.stream = options.stream
+    this.maxLen = options.maxLen
+  }
+
+  /** One page of rows, newest first; `nextCursor` is set when more rows match. `limit` is 1–1000 (default 50). */
+  async list(filter: DlqFilter = {}, page: { limit?: number; cursor?: string } = {}): Promise<{ entries: DlqEntry[]; nextCursor: string | null }> {
+    const limit = page.limit ?? 50
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw bad('DLQ_FILTER_INVALID', `DLQ "limit" must be an integer from 1 to 1000; got ${page.limit}`)
+    let q = applyFilter(this.db.selectFrom('webhook_dlq').select([...ENTRY_COLUMNS, 'event']), filter)
+    if (page.cursor) q = q.where('id', '<', decodeCursor(page.cursor))
+    try {
+      const rows = await q.orderBy('id', 'desc').limit(limit + 1).execute()
+      const entries = rows.slice(0, limit).map((r) => toEntry(r))
+      const last = entries[entries.length - 1]
+      return { entries, nextCursor: rows.length > limit && last ? encodeDlqCursor(last.id) : null }
+    } catch (err) {
+      throw dbError(err, 'listing DLQ entries')
+    }
+  }
+
+  /** One row with the stored event and its audit history (oldest first), or undefined. */
+  async get(id: number): Promise<DlqDetail | undefined> {
+    try {
+      const row = await this.db.selectFrom('webhook_dlq').select([...ENTRY_COLUMNS, 'event']).where('id', '=', id).executeTakeFirst()
+      if (!row) return undefined
+      const history = await this.db.selectFrom('webhook_audit_log').select(['at', 'action', 'actor', 'details'])
+        .where('event_id', '=', row.event_id).where('entity', '=', 'dlq').orderBy('id').execute()
+      return { ...toEntry(row), event: row.event, history }
+    } catch (err) {
+      throw dbError(err, `reading DLQ entry ${id}`)
+    }
+  }
+
+  /**
+   * Re-queues row `id` now (from `pending` or `failed`). Throws a permanent PipelineError: `DLQ_NOT_FOUND`,
+   * `DLQ_UNDECODABLE` (discard it instead), `DLQ_NOT_RETRYABLE` (already retrying, resolved or discarded),
+   * `DLQ_BUSY` (another caller holds it); infrastructure `REDIS_UNAVAILABLE` when the XADD fails.
+   */
+  async retryOne(id: number, actor: string): Promise<RequeuedEntry> {
+    const [done] = await this.requeueWhere((q) => q.where('id', '=', id).where('status', 'in', ['pending', 'failed']), { actor, limit: 1, skipBad: false })
+    if (done) return done
+    const row = await this.db.selectFrom('webhook_dlq').select(['status', 'event']).where('id', '=', id).executeTakeFirst()
+      .catch((err: unknown) => { throw dbError(err, `reading DLQ entry ${id}`) })
+    if (!row) throw bad('DLQ_NOT_FOUND', `DLQ entry ${id} does not exist; list entries with GET /admin/dlq or \`hookstream dlq list\``)
+    if (!decodable(row.event)) {
+      throw bad('DLQ_UNDECODABLE', `DLQ entry ${id} holds a stream entry that could not be decoded as an event, so it cannot be re-queued; inspect it and discard it`)
+    }
+    if (row.status !== 'pending' && row.status !== 'failed') {
+      throw bad('DLQ_NOT_RETRYABLE', `DLQ entry ${id} is ${row.status}; only pending or failed entries can be re-queued`)
+    }
+    throw bad('DLQ_BUSY', `DLQ entry ${id} is being re-queued by another caller right now; look at it again in a moment`)
+  }
+
+  /** Re-queues every decodable `pending`/`failed` row that matches `filter` (narrowed to those statuses). */
+  async retryMatching(filter: DlqFilter, actor: string): Promise<RequeuedEntry[]> {
+    const statuses = (filter.status ?? ['pending', 'failed']).filter((s) => s === 'pending' || s === 'failed')
+    if (statuses.length === 0) return []
+    const all: RequeuedEntry[] = []
+    let afterId = 0
+    for (;;) {
+      const chunk = await this.requeueWhere((q) => applyFilter(q, { ...filter, status: statuses }).where('id', '>', afterId), { actor, limit: CHUNK, skipBad: true })
+      all.push(...chunk)
+      if (chunk.length === 0) return all
+      afterId = Math.max(...chunk.map((c) => c.id))
+    }
+  }
+
+  /**
+   * Re-queues up to `limit` rows that are due (`pending`, `next_retry_at <= now()`), oldest due first; rows
+   * whose event cannot be re-queued, or whose `retry_count` reached `maxRounds`, are marked `failed` (audit
+   * `dlq_failed`) instead. For the DLQ retry worker.
+   */
+  async retryDue(limit: number, actor: string, maxRounds = Infinity): Promise<RequeuedEntry[]> {
+    return this.requeueWhere((q) => q.where('status', '=', 'pending').where('next_retry_at', '<=', sql<Date>`now()`),
+      { actor, limit, skipBad: false, failBad: true, maxRounds })
+  }
+
+  private async requeueWhere(narrow: (q: DlqQuery) => DlqQuery, opts: { actor: string; limit: number; skipBad: boolean; failBad?: boolean; maxRounds?: number }): Promise<RequeuedEntry[]> {
+    try {
+      return await this.db.transaction().execute(async (trx) => {
+        const base = trx.selectFrom('webhook_dlq').select(['id', 'event_id', 'event', 'retry_count']) as unknown as DlqQuery
+        const rows = await (narrow(base) as unknown as SelectQueryBuilder<Database, 'webhook_dlq', { id: number; event_id: string; event: unknown; retry_count: number }>)
+          .orderBy('id').limit(opts.limit).forUpdate().skipLocked().execute()
+        const good: { id: number; event_id: string; event: StreamEvent }[] = []
+        const undecodable: number[] = []
+        const usedUp: number[] = []
+        for (const r of rows) {
+          const event = decodable(r.event)
+          if (!event) { if (opts.failBad) undecodable.push(r.id) } else if (r.retry_count >= (opts.maxRounds ?? Infinity)) usedUp.push(r.id)
+          else good.push({ id: r.id, event_id: r.event_id, event: { ...event, retry_count: r.retry_count + 1 } })
+        }
+        if (undecodable.length > 0) await this.failRows(trx, undecodable, opts.actor, 'the stored event cannot be re-queued (undecodable or invalid)')
+        if (usedUp.length > 0) await this.failRows(trx, usedUp, opts.actor, `the DLQ policy's ${opts.maxRounds} re-queue rounds are used up`)
+        if (good.length === 0) return []
+        const ids = good.map((g) => g.id)
+        await trx.updateTable('webhook_dlq')
+          .set((eb) => ({ status: 'retrying', retry_count: eb('retry_count', '+', 1), next_retry_at: null, updated_at: sql`now()` }))
+          .where('id', 'in', ids).execute()
+        let streamIds: string[]
+        try {
+          // XADD last, just before COMMIT: if it fails the transaction rolls back and the rows stay as they were
+          streamIds = await this.stream.addMany(good.map((g) => g.event), this.maxLen !== undefined ? { maxLen: this.maxLen } : {})
+        } catch (err) {
+          throw new PipelineError('infrastructure', 'REDIS_UNAVAILABLE',
+            `re-queueing ${good.length} DLQ entries to stream ${this.stream.stream} failed: ${(err as Error).message}; the entries stay as they were`, { cause: err })
+        }
+        const done = good.map((g, i): RequeuedEntry => ({ id: g.id, event_id: g.event_id, retry_count: g.event.retry_count, stream_id: streamIds[i] as string }))
+        await trx.insertInto('webhook_audit_log').values(done.map((d) => ({
+          event_id: d.event_id, entity: 'dlq', action: 'dlq_requeued', actor: opts.actor,
+          details: JSON.stringify({ dlq_id: d.id, retry_count: d.retry_count, stream_id: d.stream_id }),
+        }))).execute()
+        return done
+      })
+    } catch (err) {
+      throw dbError(err, 're-queueing DLQ entries')
+    }
+  }
+
+  private async failRows(trx: Transaction<Database>, ids: number[], actor: string, reason: string): Promise<void> {
+    const rows = await trx.updateTable('webhook_dlq').set({ status: 'failed', next_retry_at: null, updated_at: sql`now()` })
+      .where('id', 'in', ids).returning(['id', 'event_id']).execute()
+    await trx.insertInto('webhook_audit_log').values(rows.map((r) => ({
+      event_id: r.event_id, entity: 'dlq', action: 'dlq_failed', actor,
+      details: JSON.stringify({ dlq_id: r.id, reason }),
+    }))).execute()
+  }
+
+  /** Marks row `id` `discarded` (from pending, retrying or failed) with audit `dlq_discarded`. Throws `DLQ_NOT_FOUND` or `DLQ_NOT_DISCARDABLE`. */
+  async discard(id: number, actor: string): Promise<DlqEntry> {
+    try {
+      return await this.db.transaction().execute(async (trx) => {
+        const row = await trx.selectFrom('webhook_dlq').select(['id', 'status', 'event_id']).where('id', '=', id).forUpdate().executeTakeFirst()
+        if (!row) throw bad('DLQ_NOT_FOUND', `DLQ entry ${id} does not exist; list entries with GET /admin/dlq or \`hookstream dlq list\``)
+        if (row.status === 'resolved' || row.status === 'discarded') {
+          throw bad('DLQ_NOT_DISCARDABLE', `DLQ entry ${id} is already ${row.status}; only pending, retrying or failed entries can be discarded`)
+        }
+        const updated = await trx.updateTable('webhook_dlq').set({ status: 'discarded', next_retry_at: null, updated_at: sql`now()` })
+          .where('id', '=', id).returningAll().executeTakeFirstOrThrow()
+        await trx.insertInto('webhook_audit_log').values({
+          event_id: row.event_id, entity: 'dlq', action: 'dlq_discarded', actor,
+          details: JSON.stringify({ dlq_id: id, previous_status: row.status }),
+        }).execute()
+        return toEntry(updated)
+      })
+    } catch (err) {
+      throw dbError(err, `discarding DLQ entry ${id}`)
+    }
+  }
+
+  /** Deletes rows in `statuses` (resolved and/or discarded only) last changed more than `olderThanMs` ago; returns how many. */
+  async purge(options: { statuses?: readonly ('resolved' | 'discarded')[]; olderThanMs: number }): Promise<number> {
+    const statuses = options.statuses ?? ['resolved', 'discarded']
+    if (statuses.length === 0 || statuses.some((s) => s !== 'resolved' && s !== 'discarded')) {
+      throw bad('DLQ_FILTER_INVALID', `DLQ purge "status" must be resolved and/or discarded; got ${JSON.stringify(statuses)}`)
+    }
+    if (!Number.isFinite(options.olderThanMs) || options.olderThanMs < 0) {
+      throw bad('DLQ_FILTER_INVALID', `DLQ purge "olderThanMs" must be a duration of at least 0; got ${options.olderThanMs}`)
+    }
+    try {
+      const res = await this.db.deleteFrom('webhook_dlq').where('status', 'in', statuses)
+        .where('updated_at', '<', new Date(Date.now() - options.olderThanMs)).executeTakeFirst()
+      return Number(res.numDeletedRows)
+    } catch (err) {
+      throw dbError(err, 'purging DLQ entries')
+    }
+  }
+
+  /** Rows per status (every status present, 0 when none). */
+  async countByStatus(): Promise<Record<DlqStatus, number>> {
+    try {
+      const rows = await this.db.selectFrom('webhook_dlq').select(['status', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('status').execute()
+      const out = Object.fromEntries(DLQ_STATUSES.map((s) => [s, 0])) as Record<DlqStatus, number>
+      for (const r of rows) out[r.status] = Number(r.n)
+      return out
+    } catch (err) {
+      throw dbError(err, 'counting DLQ entries')
+    }
+  }
+}
