@@ -1,0 +1,112 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { randomUUID, createHmac } from 'node:crypto'
+import { Redis } from 'ioredis'
+import { createDb, type Db } from '../../src/db/database.js'
+import { migrateToLatest } from '../../src/db/migrate.js'
+import { streamKeys } from '../../src/sources/keys.js'
+import { StreamClient } from '../../src/sources/stream-client.js'
+import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
+import { eventually, makeEvent } from '../helpers/events.js'
+import { startReceiver } from '../helpers/pipeline.js'
+import { startServiceProcess } from '../helpers/service-process.js'
+
+interface Ctx { redis: Redis; db: Db; env: Record<string, string>; stream: StreamClient; group: string }
+const Run = suite<Ctx>('hookstream run (process)', {} as Ctx)
+
+Run.before.each(async (ctx) => {
+  const redisUrl = (await sharedRedis()).url
+  const databaseUrl = await (await sharedPostgres()).createDatabase()
+  const prefix = `svc-${randomUUID()}:`
+  ctx.env = { REDIS_URL: redisUrl, DATABASE_URL: databaseUrl, STREAM_PREFIX: prefix, WORKER_CONSUMER_NAME: 'svc-worker' }
+  ctx.redis = new Redis(redisUrl)
+  ctx.db = await createDb({ url: databaseUrl })
+  await migrateToLatest(ctx.db.db)
+  const keys = streamKeys({ prefix })
+  ctx.group = keys.group
+  ctx.stream = new StreamClient({ redis: ctx.redis, stream: keys.stream })
+})
+Run.after.each(async (ctx) => {
+  ctx.redis.disconnect()
+  await ctx.db.close()
+})
+
+const count = async (db: Db, table: 'webhook_events' | 'webhook_dlq' = 'webhook_events') =>
+  Number((await db.db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)
+const pendingOf = async ({ stream, group }: Ctx) => (await stream.info()).groups.find((g) => g.name === group)?.pending ?? 0
+
+const TOOLS = 'tools:\n  - { id: store-tool, provider: github, secret: s3cret-value, tenant_id: acme }\n'
+
+Run('a signed webhook posted to ingest is stored by the worker; SIGTERM exits 0', async (ctx) => {
+  const svc = await startServiceProcess(ctx.env, TOOLS)
+  try {
+    const body = JSON.stringify({ ref: 'refs/heads/main', repository: { full_name: 'acme/api' } })
+    const sig = createHmac('sha256', 's3cret-value').update(body).digest('hex')
+    const delivery = randomUUID()
+    const res = await fetch(`${svc.ingestUrl}/webhooks/store-tool`, { method: 'POST', body, headers: {
+      'content-type': 'application/json', 'x-hub-signature-256': `sha256=${sig}`, 'x-github-event': 'push', 'x-github-delivery': delivery } })
+    assert.is(res.status, 202)
+    await eventually('row stored', async () => (await count(ctx.db)) === 1)
+    const row = await ctx.db.db.selectFrom('webhook_events').selectAll().executeTakeFirstOrThrow()
+    assert.equal([row.id, row.event_type, row.repository, row.tenant_id], [delivery, 'webhook.github.push', 'acme/api', 'acme'])
+  } finally {
+    svc.child.kill('SIGTERM')
+  }
+  assert.is(await svc.exited, 0)
+})
+
+Run('kill -9 of the worker mid-run, then a restart: every event stored exactly once', async (ctx) => {
+  const events = Array.from({ length: 6000 }, () => makeEvent({ tool_id: 'store-tool' }))
+  for (let i = 0; i < events.length; i += 1000) await ctx.stream.addMany(events.slice(i, i + 1000))
+  const first = await startServiceProcess({ ...ctx.env, WORKER_BATCH_SIZE: '200' }, TOOLS, ['--role', 'worker'])
+  await eventually('some stored', async () => (await count(ctx.db)) >= 500, 30_000)
+  first.child.kill('SIGKILL')
+  assert.is(await first.exited, 'SIGKILL')
+  const storedAtKill = await count(ctx.db)
+  assert.ok(storedAtKill < 6000, `the kill landed mid-run (${storedAtKill} stored)`)
+  const second = await startServiceProcess({ ...ctx.env, WORKER_BATCH_SIZE: '200' }, TOOLS, ['--role', 'worker'])
+  try {
+    await eventually('all stored', async () => (await count(ctx.db)) === 6000, 60_000)
+    await eventually('nothing pending', async () => (await pendingOf(ctx)) === 0, 20_000)
+    assert.is(await count(ctx.db, 'webhook_dlq'), 0)
+    const ids = await ctx.db.db.selectFrom('webhook_events').select('id').execute()
+    assert.is(new Set(ids.map((r) => r.id)).size, 6000)
+  } finally {
+    second.child.kill('SIGTERM')
+  }
+  assert.is(await second.exited, 0)
+})
+
+Run('SIGTERM with 1,000 events in flight drains, exits 0, and a restart finishes with nothing missing or doubled', async (ctx) => {
+  const receiver = await startReceiver(async () => { await new Promise((r) => setTimeout(r, 50)); return 200 })
+  try {
+    const yaml = `tools:\n  - { id: fwd, provider: github, secret: s3cret-value, processing_mode: store_and_forward, forward_url: "${receiver.url}" }\n`
+    const events = Array.from({ length: 3000 }, () => makeEvent({ tool_id: 'fwd' }))
+    for (let i = 0; i < events.length; i += 1000) await ctx.stream.addMany(events.slice(i, i + 1000))
+    const env = { ...ctx.env, WORKER_BATCH_SIZE: '1000', WORKER_CONCURRENCY: '200', WORKER_SHUTDOWN_TIMEOUT: '20s' }
+    const first = await startServiceProcess(env, yaml, ['--role', 'worker'])
+    await eventually('in flight', async () => receiver.requests.length >= 100, 30_000)
+    const inFlight = await pendingOf(ctx)
+    assert.ok(inFlight >= 500, `pending when SIGTERM is sent: ${inFlight}`)
+    first.child.kill('SIGTERM')
+    assert.is(await first.exited, 0)
+    // drained: what it had read was finished and acked, nothing is left pending
+    assert.is(await pendingOf(ctx), 0)
+    const second = await startServiceProcess(env, yaml, ['--role', 'worker'])
+    try {
+      await eventually('all forwarded', async () => Number((await ctx.db.db.selectFrom('webhook_events')
+        .select((eb) => eb.fn.countAll<number>().as('n')).where('forwarded_at', 'is not', null).executeTakeFirstOrThrow()).n) === 3000, 60_000)
+      assert.is(await count(ctx.db), 3000)
+      assert.is(new Set(receiver.requests.map((r) => JSON.parse(r.body).id)).size, 3000)
+      assert.is(receiver.requests.length, 3000, 'a graceful stop forwards nothing twice')
+      assert.is(await count(ctx.db, 'webhook_dlq'), 0)
+    } finally {
+      second.child.kill('SIGTERM')
+    }
+    assert.is(await second.exited, 0)
+  } finally {
+    await receiver.close()
+  }
+})
+
+Run.run()

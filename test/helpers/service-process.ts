@@ -1,0 +1,43 @@
+/** Runs `hookstream run` as a real child process (tsx on src/cli/main.ts) against the test servers. */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { freePort } from './servers.js'
+
+export interface ServiceProcess {
+  readonly child: ChildProcess
+  readonly ingestUrl: string
+  readonly healthUrl: string
+  readonly output: () => string
+  /** Resolves with the exit code (or the signal name). */
+  readonly exited: Promise<number | string>
+}
+
+/** Writes a YAML config with `tools` and starts the service; resolves once /health/ready answers 200. */
+export async function startServiceProcess(env: Record<string, string>, yaml: string, args: string[] = []): Promise<ServiceProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'hookstream-svc-'))
+  const config = join(dir, 'hookstream.yaml')
+  writeFileSync(config, yaml)
+  const http = await freePort()
+  const health = await freePort()
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'run', '--config', config, ...args], {
+    cwd: process.cwd(),
+    env: { ...process.env, HTTP_ADDR: `127.0.0.1:${http}`, HEALTH_ENDPOINT: `127.0.0.1:${health}`, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  child.stdout?.on('data', (d) => { out += d })
+  child.stderr?.on('data', (d) => { out += d })
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)))
+  const healthUrl = `http://127.0.0.1:${health}`
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`hookstream run exited early (${child.exitCode}):\n${out}`)
+    const ok = await fetch(`${healthUrl}/health/ready`).then((r) => r.ok, () => false)
+    if (ok) break
+    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`hookstream run not ready within 30 s:\n${out}`) }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return { child, ingestUrl: `http://127.0.0.1:${http}`, healthUrl, output: () => out, exited }
+}
