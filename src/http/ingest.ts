@@ -3,6 +3,9 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { isPipelineError, PipelineError } from '../core/errors.js'
 import { validateStreamEvent, type StreamEvent } from '../core/event.js'
 import type { Provider, ToolConfig, ToolLookup } from '../core/tool.js'
+import { ingestTelemetry } from '../observability/ingest-telemetry.js'
+import type { Logger } from '../observability/logger.js'
+import type { Metrics } from '../observability/metrics.js'
 import type { StreamKeys } from '../sources/keys.js'
 import type { RedisClient, StreamClient } from '../sources/stream-client.js'
 import { PROVIDER_ADAPTERS } from './providers/provider-adapters.js'
@@ -42,6 +45,19 @@ export interface IngestOptions {
   readonly retryAfterSeconds?: number
   /** Called once per request after the response was sent. Must not throw. */
   readonly observe?: (observation: IngestObservation) => void
+  /**
+   * Counts every answer in `webhook_ingest_requests_total{tool_id,code}` (tool "unknown" until the tool is
+   * found) and bad signatures in `webhook_signature_failures_total{tool_id}`. @defaultValue none
+   */
+  readonly metrics?: Metrics
+  /** Logs 5xx answers at warn and every other answer at debug, with `event_id` and `trace_id`. @defaultValue none */
+  readonly logger?: Logger
+  /**
+   * Record a `webhook.ingest` span (SERVER; a child of the request's `traceparent` when it has one) and store
+   * the span's own traceparent with the stream entry, so the worker's `webhook.process` span is its child.
+   * Off: the request's traceparent is stored as it came. Pass `startTracing(…).enabled`. @defaultValue false
+   */
+  readonly tracing?: boolean
 }
 
 /** A request handler for `POST /webhooks/:toolId`; without `params` it reads the tool id from the URL itself. */
@@ -164,7 +180,7 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     }
   }
 
-  async function handle(req: IncomingMessage, toolId: string, state: { tool?: ToolConfig; eventId?: string }) {
+  async function handle(req: IncomingMessage, toolId: string, state: { tool?: ToolConfig; eventId?: string }, traceparent: string | undefined) {
     const declared = Number(req.headers['content-length'])
     const tooLarge = () => new Reply(413, 'PAYLOAD_TOO_LARGE', `request body is larger than the limit of ${maxBodyBytes} bytes (INGEST_MAX_BODY)`, { connection: 'close' })
     if (declared > maxBodyBytes) throw tooLarge()
@@ -222,7 +238,6 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
       }
       if (first === null) return { status: 202, code: 'DUPLICATE', body: { id: event.id, duplicate: true } }
     }
-    const traceparent = typeof req.headers.traceparent === 'string' && TRACEPARENT.test(req.headers.traceparent) ? req.headers.traceparent : undefined
     try {
       const streamId = await bounded('XADD', stream.redis, () => stream.add(event, {
         ...(traceparent ? { traceparent } : {}), ...(options.maxLen !== undefined ? { maxLen: options.maxLen } : {}),
@@ -240,18 +255,27 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     bounded('delivery key cleanup', redis, () => redis.call('DEL', key)).catch(() => undefined)
   }
 
+  const telemetry = options.metrics || options.logger || options.tracing
+    ? ingestTelemetry({ stream: keys.stream, tracing: options.tracing ?? false,
+      ...(options.metrics ? { metrics: options.metrics } : {}), ...(options.logger ? { logger: options.logger } : {}) })
+    : undefined
+
   return async (req, res, params) => {
     const started = performance.now()
     const state: { tool?: ToolConfig; eventId?: string } = {}
+    const incoming = typeof req.headers.traceparent === 'string' && TRACEPARENT.test(req.headers.traceparent) ? req.headers.traceparent : undefined
+    const t = telemetry?.start(incoming)
     let status: number
     let code: string
+    let error: unknown
     try {
       const toolId = params?.toolId ?? toolIdFromUrl(req.url)
-      const ok = await handle(req, toolId, state)
+      const ok = await handle(req, toolId, state, t ? t.traceparent : incoming)
       status = ok.status
       code = ok.code
       sendJson(res, status, ok.body)
     } catch (err) {
+      if (!(err instanceof Reply)) error = err
       const reply = err instanceof Reply ? err
         : isPipelineError(err) && err.kind === 'permanent' ? new Reply(400, err.code, err.message)
           : new Reply(503, 'INGEST_FAILED', 'the event could not be queued; retry later', { 'retry-after': retryAfter })
@@ -259,6 +283,8 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
       code = reply.code
       sendJson(res, status, { error: { code, message: reply.message } }, reply.headers)
     }
+    t?.finish({ ...(state.tool ? { toolId: state.tool.id } : {}), ...(state.eventId ? { eventId: state.eventId } : {}),
+      status, code, ...(error !== undefined ? { error } : {}) })
     try {
       observe?.({
         ...(state.tool ? { toolId: state.tool.id, provider: state.tool.provider } : {}),
