@@ -116,8 +116,9 @@ chmod 644 "$WORK/hookstream.yaml"
 
 # Starts the image as container $1. --network=host: it reaches the loopback servers; unique ports keep
 # parallel runs apart; the consumer name stays the same across containers, as a restarted pod's would.
+# Read-only root, no capabilities, no privilege escalation: the securityContext of deploy/kubernetes.
 start_container() {
-  podman run -d --name "$1" --network=host \
+  podman run -d --name "$1" --network=host --read-only --cap-drop=ALL --security-opt=no-new-privileges \
     -e REDIS_URL="$REDIS_URL" -e DATABASE_URL="$DATABASE_URL" \
     -e HTTP_ADDR="127.0.0.1:$HTTP_PORT" -e HEALTH_ENDPOINT="127.0.0.1:$HEALTH_PORT" \
     -e HOOKSTREAM_CONFIG=/etc/hookstream/hookstream.yaml -e WORKER_CONSUMER_NAME="smoke-$$" -e LOG_LEVEL=info \
