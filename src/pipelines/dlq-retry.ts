@@ -88,8 +88,9 @@ export function startDlqRetryWorker(options: DlqRetryWorkerOptions): DlqRetryWor
     const trim = options.dlqStream
     if (trim) {
       await trim.redis.call('XTRIM', trim.dlqStream, 'MAXLEN', '~', dlqMaxLen)
-      // the DLQ stream has no consumer group, so trimming by entry time drops nothing anyone still reads
-      await trim.redis.call('XTRIM', trim.dlqStream, 'MINID', '~', `${Math.max(0, Date.now() - retentionMs)}-0`)
+      // the DLQ stream has no consumer group, so trimming by entry time drops nothing anyone still reads;
+      // exact (no "~"): an approximate MINID keeps a whole old macro node, which can be all of a small stream
+      await trim.redis.call('XTRIM', trim.dlqStream, 'MINID', `${Math.max(0, Date.now() - retentionMs)}-0`)
     }
   }
 
