@@ -3,6 +3,7 @@ import type { StreamEvent } from '../core/event.js'
 import { PipelineError } from '../core/errors.js'
 import type { ToolConfig } from '../core/tool.js'
 import type { Sink } from './sink.js'
+import { createSsrfGuard, type AllowPrivate, type SsrfGuard } from './ssrf-guard.js'
 
 /** One event to forward, with the tool that says where and how to sign. */
 export interface ForwardItem {
@@ -26,6 +27,13 @@ export interface ForwardSinkOptions {
   readonly timeoutMs?: number
   /** Requests in flight at once per destination origin; a slow destination cannot take another's slots. @defaultValue 10 */
   readonly perDestinationConcurrency?: number
+  /**
+   * Loopback, link-local and private destinations (127/8, ::1, 169.254/16, fe80::/10, 10/8, 172.16/12,
+   * 192.168/16, fc00::/7, 0.0.0.0/8): `true` allows them, `false` refuses them, a list of CIDRs allows only
+   * those. Checked at forward time on every resolved address; a refusal is a permanent `FORWARD_URL_FORBIDDEN`.
+   * The service sets this from FORWARD_ALLOW_PRIVATE (default false there). @defaultValue true
+   */
+  readonly allowPrivate?: AllowPrivate
 }
 
 /**
@@ -76,6 +84,7 @@ interface Slots { active: number; readonly waiting: Array<() => void> }
 export class ForwardSink implements Sink<ForwardItem> {
   private readonly timeoutMs: number
   private readonly perDestination: number
+  private readonly guard: SsrfGuard | undefined
   private readonly slots = new Map<string, Slots>()
   private readonly closer = new AbortController()
   private closing: Promise<void> | undefined
@@ -89,6 +98,8 @@ export class ForwardSink implements Sink<ForwardItem> {
     if (!Number.isInteger(this.perDestination) || this.perDestination < 1) {
       throw new RangeError(`ForwardSink: "perDestinationConcurrency" must be an integer of at least 1; got ${options.perDestinationConcurrency}`)
     }
+    const allowPrivate = options.allowPrivate ?? true
+    this.guard = allowPrivate === true ? undefined : createSsrfGuard({ allowPrivate })
   }
 
   /** Sends every item (bounded per destination); resolves with the failures by index. Never rejects. */
@@ -111,7 +122,7 @@ export class ForwardSink implements Sink<ForwardItem> {
     const url = new URL(tool.forwardUrl)
     const release = await this.acquire(url.origin)
     try {
-      return await this.post(url, item)
+      return (await this.checkDestination(url, item)) ?? await this.post(url, item)
     } finally {
       release()
     }
@@ -170,6 +181,27 @@ export class ForwardSink implements Sink<ForwardItem> {
       return new PipelineError('permanent', 'DESTINATION_4XX', `${got}; check the tool's forward URL and that the receiver accepts the request and its signature`)
     }
     return new PipelineError('transient', 'DESTINATION_5XX', `${got}; it is retried`, retry)
+  }
+
+  // at forward time, not when the tool is saved: a name can resolve to another address tomorrow
+  private async checkDestination(url: URL, item: ForwardItem): Promise<PipelineError | undefined> {
+    if (!this.guard) return undefined
+    const where = `forward of event "${item.event.id}" to tool "${item.tool.id}"`
+    let timer: NodeJS.Timeout | undefined
+    try {
+      const verdict = await Promise.race([this.guard(url), new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no DNS answer within ${this.timeoutMs} ms`)), this.timeoutMs)
+      })])
+      if (!verdict) return undefined
+      return new PipelineError('permanent', 'FORWARD_URL_FORBIDDEN',
+        `${where} refused: host "${url.hostname}" is ${verdict.address}, in the private/loopback range ${verdict.range}; ` +
+        'use a public destination, or allow it with FORWARD_ALLOW_PRIVATE (true or a CIDR list)')
+    } catch (err) {
+      return new PipelineError('transient', 'DESTINATION_UNREACHABLE',
+        `${where} could not resolve host "${url.hostname}" (${networkCode(err) ?? (err as Error)?.message}); it is retried — check the URL's host name`, { cause: err })
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   // a small semaphore per origin: the bulkhead that keeps one slow destination from starving the others
