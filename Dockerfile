@@ -10,7 +10,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # Behind a TLS-intercepting proxy, pass its CA bundle as a build secret (it is not stored in any layer):
 #   docker build --secret id=npm_ca,src=/etc/ssl/certs/ca-certificates.crt .   (podman build takes the same flag)
-# install scripts stay on here: esbuild (under tsx) checks its native binary in its postinstall
+# npm warns that esbuild and msgpackr-extract (under the dev tools tsx and bullmq) have install scripts;
+# the build (tsc) needs neither, and the runtime image never gets them
 RUN --mount=type=secret,id=npm_ca \
     if [ -f /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi; \
     npm ci --no-audit --no-fund
@@ -30,6 +31,9 @@ RUN --mount=type=secret,id=npm_ca \
 
 # ---- runtime
 FROM node:20-bookworm-slim
+LABEL org.opencontainers.image.title="hookstream" \
+      org.opencontainers.image.description="Webhook and event pipeline: Redis Streams in, RxJS operators, PostgreSQL and HTTP out" \
+      org.opencontainers.image.licenses="MIT"
 ENV NODE_ENV=production
 WORKDIR /app
 # package.json is needed at runtime: its "type": "module" makes dist/*.js ES modules
