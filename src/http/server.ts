@@ -96,6 +96,17 @@ export interface HttpServerOptions {
   readonly keepAliveTimeoutMs?: number
   /** On close, how long in-flight requests may finish before their connections are cut, in ms. @defaultValue 5000 */
   readonly closeTimeoutMs?: number
+  /**
+   * Open connections at most; connections beyond it are closed at once (the client sees a reset and
+   * retries later), so idle or slow clients cannot exhaust the process's sockets. @defaultValue 1024
+   */
+  readonly maxConnections?: number
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  const v = value ?? fallback
+  if (!Number.isInteger(v) || v < 1) throw new RangeError(`startHttpServer: "${name}" must be an integer of at least 1; got ${value}`)
+  return v
 }
 
 /** A listening server. */
@@ -110,7 +121,8 @@ export interface RunningHttpServer {
 
 /**
  * Listens on `address` (`":8080"`, `"127.0.0.1:0"`, a ListenAddress) with `handler`, with header, request and
- * keep-alive timeouts set.
+ * keep-alive timeouts enforced (a client too slow to send its headers or body gets 408 and is disconnected)
+ * and a cap on open connections.
  *
  * @example
  * const http = await startHttpServer('127.0.0.1:0', createRouter(routes))
@@ -119,12 +131,17 @@ export interface RunningHttpServer {
  */
 export async function startHttpServer(address: string | ListenAddress, handler: RequestListener, options: HttpServerOptions = {}): Promise<RunningHttpServer> {
   const { host, port } = typeof address === 'string' ? parseListenAddress(address) : address
-  const closeTimeoutMs = options.closeTimeoutMs ?? 5000
+  const closeTimeoutMs = positive('closeTimeoutMs', options.closeTimeoutMs, 5000)
+  const headersTimeout = positive('headersTimeoutMs', options.headersTimeoutMs, 10_000)
+  const requestTimeout = positive('requestTimeoutMs', options.requestTimeoutMs, 30_000)
   const server = createServer({
-    headersTimeout: options.headersTimeoutMs ?? 10_000,
-    requestTimeout: options.requestTimeoutMs ?? 30_000,
-    keepAliveTimeout: options.keepAliveTimeoutMs ?? 5000,
+    headersTimeout, requestTimeout,
+    keepAliveTimeout: positive('keepAliveTimeoutMs', options.keepAliveTimeoutMs, 5000),
+    // Node checks the two timeouts above only this often (30 s by default), so a slowloris client would keep
+    // its connection for up to 30 s past the limit; check at a fraction of the shorter timeout instead
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(Math.min(headersTimeout, requestTimeout) / 4))),
   }, handler)
+  server.maxConnections = positive('maxConnections', options.maxConnections, 1024)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => { server.off('error', reject); resolve() })
