@@ -38,7 +38,7 @@ function value(s: Map<string, number>, name: string, labels: Record<string, stri
   for (const [key, v] of s) {
     const m = /^([^{]+)(?:\{(.*)\})?$/.exec(key)
     if (m?.[1] !== name) continue
-    const have = (m[2] ?? '').match(/[a-z_]+="[^"]*"/g) ?? []
+    const have: string[] = (m[2] ?? '').match(/[a-z_]+="[^"]*"/g) ?? []
     if (wanted.every((w) => have.includes(w))) total += v
   }
   return total
