@@ -1,0 +1,90 @@
+import { DlqStore, parseDlqFilter } from '../db/dlq-store.js'
+import { eventHistory } from '../db/event-history.js'
+import { DONE_MARKER } from '../operators/dedupe.js'
+import { idempotencyKey } from '../sources/keys.js'
+import type { AdminOptions } from './admin.js'
+import { AdminError, dlqIdOf, queryOf, readJsonObject, sendAdminError } from './admin-http.js'
+import type { Route, RouteHandler } from './server.js'
+import { sendJson } from './server.js'
+
+const FILTER_FIELDS = ['status', 'tool', 'tool_id', 'event_type', 'from', 'to']
+
+/**
+ * The `/admin/dlq` routes (list, show, retry one, retry by filter, discard) and `GET /admin/events/:id`.
+ *
+ * @example
+ * createRouter(dlqRoutes(options, 1 << 20))
+ */
+export function dlqRoutes(options: AdminOptions, maxBodyBytes: number): Route[] {
+  const { db, logger: log } = options
+  const actor = options.actor ?? 'admin-api'
+  const dlq = new DlqStore({ db, stream: options.stream, ...(options.streamMaxLen !== undefined ? { maxLen: options.streamMaxLen } : {}) })
+
+  const handle = (fn: RouteHandler): RouteHandler => async (req, res, params) => {
+    try {
+      await fn(req, res, params)
+    } catch (err) {
+      sendAdminError(res, err, log)
+    }
+  }
+
+  const list = handle(async (req, res) => {
+    const query = queryOf(req)
+    const limit = query.limit === undefined ? 50 : Number(query.limit)
+    const page = await dlq.list(parseDlqFilter(query), { limit, ...(query.cursor ? { cursor: query.cursor } : {}) })
+    sendJson(res, 200, { entries: page.entries, next_cursor: page.nextCursor })
+  })
+
+  const show = handle(async (_req, res, { id }) => {
+    const entry = await dlq.get(dlqIdOf(id))
+    if (!entry) throw new AdminError(404, 'DLQ_NOT_FOUND', `DLQ entry ${id} does not exist; list entries with GET /admin/dlq`)
+    sendJson(res, 200, { entry })
+  })
+
+  const retryOne = handle(async (_req, res, { id }) => {
+    const requeued = await dlq.retryOne(dlqIdOf(id), actor)
+    log?.info({ dlq_id: requeued.id, event_id: requeued.event_id, actor }, 'DLQ entry re-queued through the admin API')
+    sendJson(res, 200, { requeued })
+  })
+
+  const retryMatching = handle(async (req, res) => {
+    const body = await readJsonObject(req, maxBodyBytes)
+    const unknown = Object.keys(body).filter((k) => k !== 'all' && !FILTER_FIELDS.includes(k))
+    if (unknown.length > 0) {
+      throw new AdminError(400, 'DLQ_FILTER_INVALID', `unknown DLQ filter field(s) ${unknown.map((k) => `"${k.slice(0, 40)}"`).join(', ')}; expected all, ${FILTER_FIELDS.join(', ')}`)
+    }
+    if (body.all !== true && !FILTER_FIELDS.some((k) => body[k] !== undefined)) {
+      throw new AdminError(400, 'DLQ_FILTER_REQUIRED', 'give a filter (status, tool, event_type, from, to) or "all": true to re-queue every pending and failed entry')
+    }
+    const requeued = await dlq.retryMatching(parseDlqFilter(body), actor)
+    log?.info({ count: requeued.length, actor }, 'DLQ entries re-queued through the admin API')
+    sendJson(res, 200, { requeued: requeued.length, entries: requeued })
+  })
+
+  const discard = handle(async (_req, res, { id }) => {
+    const entry = await dlq.discard(dlqIdOf(id), actor)
+    log?.info({ dlq_id: entry.id, event_id: entry.event_id, actor }, 'DLQ entry discarded through the admin API')
+    sendJson(res, 200, { entry })
+  })
+
+  const event = handle(async (_req, res, { id = '' }) => {
+    const [history, marker] = await Promise.all([
+      eventHistory(db, id),
+      options.redis.call('GET', idempotencyKey(options.keys, id)).catch(() => undefined) as Promise<unknown>,
+    ])
+    if (!history) {
+      throw new AdminError(404, 'EVENT_NOT_FOUND', `no stored row, DLQ entry or audit row has event id "${id.slice(0, 255)}"; it may still be on the stream, or was never accepted`)
+    }
+    const idempotency = marker === undefined ? 'unknown' : marker === null ? 'none' : marker === DONE_MARKER ? 'done' : 'in_progress'
+    sendJson(res, 200, { event: { ...history, idempotency } })
+  })
+
+  return [
+    { method: 'GET', path: '/admin/dlq', handler: list },
+    { method: 'POST', path: '/admin/dlq/retry', handler: retryMatching },
+    { method: 'GET', path: '/admin/dlq/:id', handler: show },
+    { method: 'POST', path: '/admin/dlq/:id/retry', handler: retryOne },
+    { method: 'POST', path: '/admin/dlq/:id/discard', handler: discard },
+    { method: 'GET', path: '/admin/events/:id', handler: event },
+  ]
+}

@@ -1,0 +1,107 @@
+import { parseTool, toolToJSON, type ToolConfig } from '../core/tool.js'
+import type { AdminOptions } from './admin.js'
+import { AdminError, readJsonObject, sendAdminError } from './admin-http.js'
+import type { Route, RouteHandler } from './server.js'
+import { sendJson } from './server.js'
+
+const MASK = '********'
+// `source` is what GET adds; accepted (and ignored) so a GET → edit → PUT round trip works
+const TOOL_FIELDS = new Set(['source', 'id', 'provider', 'secret', 'tenant_id', 'processing_mode', 'forward_url', 'transform', 'retry_policy', 'enabled', 'signature'])
+
+/** A tool as the admin API shows it: masked, with where it is defined. */
+function shown(tool: ToolConfig, source: 'store' | 'config'): Record<string, unknown> {
+  return { ...toolToJSON(tool), source }
+}
+
+/**
+ * The `/admin/tools` routes (list, show, create or replace, delete) over the ToolStore, with the config
+ * file's tools listed read-only. Every change refreshes the ToolRegistry so this process sees it at once.
+ *
+ * @example
+ * createRouter(toolRoutes(options, 1 << 20))
+ */
+export function toolRoutes(options: AdminOptions, maxBodyBytes: number): Route[] {
+  const { toolStore, tools: registry, logger: log } = options
+  const actor = options.actor ?? 'admin-api'
+  const staticTools = new Map((options.staticTools ?? []).map((t) => [t.id, t]))
+
+  const refresh = async () => {
+    // the change is durable already; a failed refresh only delays it here until the next timer refresh
+    await registry.refresh().catch((err: unknown) => log?.warn({ err }, 'tool registry refresh after an admin change failed'))
+  }
+
+  const list: RouteHandler = async (_req, res) => {
+    try {
+      const stored = await toolStore.list()
+      const ids = new Set(stored.map((t) => t.id))
+      const all = [...stored.map((t) => shown(t, 'store')), ...[...staticTools.values()].filter((t) => !ids.has(t.id)).map((t) => shown(t, 'config'))]
+      all.sort((a, b) => String(a.id).localeCompare(String(b.id)))
+      sendJson(res, 200, { tools: all })
+    } catch (err) {
+      sendAdminError(res, err, log)
+    }
+  }
+
+  const show: RouteHandler = async (_req, res, { id = '' }) => {
+    try {
+      const stored = await toolStore.get(id)
+      const fromConfig = staticTools.get(id)
+      if (!stored && !fromConfig) throw new AdminError(404, 'TOOL_NOT_FOUND', `tool "${id.slice(0, 128)}" does not exist; list tools with GET /admin/tools`)
+      sendJson(res, 200, { tool: stored ? shown(stored, 'store') : shown(fromConfig as ToolConfig, 'config') })
+    } catch (err) {
+      sendAdminError(res, err, log)
+    }
+  }
+
+  const put: RouteHandler = async (req, res, { id = '' }) => {
+    try {
+      const body = await readJsonObject(req, maxBodyBytes)
+      if (body.id !== undefined && body.id !== id) {
+        throw new AdminError(400, 'TOOL_ID_MISMATCH', `body field "id" (${JSON.stringify(body.id)}) differs from the path's tool id "${id.slice(0, 128)}"; leave it out or make them equal`)
+      }
+      const unknown = Object.keys(body).filter((k) => !TOOL_FIELDS.has(k))
+      if (unknown.length > 0) {
+        throw new AdminError(400, 'TOOL_INVALID', `tool "${id.slice(0, 128)}": unknown field(s) ${unknown.map((k) => `"${k.slice(0, 40)}"`).join(', ')}; expected ${[...TOOL_FIELDS].join(', ')}`)
+      }
+      const { source: _source, ...input } = body
+      const existing = await toolStore.get(id)
+      // secrets are write-only: a PUT without one (or with the mask a GET shows) keeps the stored secret
+      const given = input.secret === MASK ? undefined : input.secret
+      if (input.secret === MASK && !existing) {
+        throw new AdminError(400, 'TOOL_INVALID', `tool "${id}": field "secret" holds the mask "${MASK}"; send the real signing secret for a new tool`)
+      }
+      const secret = given ?? existing?.secret
+      const tool = parseTool({ ...input, id, secret }, 'admin API tool')
+      const { created } = await toolStore.upsert(tool, actor)
+      await refresh()
+      log?.info({ tool_id: id, created, actor }, created ? 'tool created through the admin API' : 'tool replaced through the admin API')
+      sendJson(res, created ? 201 : 200, { tool: shown(tool, 'store'), created })
+    } catch (err) {
+      sendAdminError(res, err, log)
+    }
+  }
+
+  const remove: RouteHandler = async (_req, res, { id = '' }) => {
+    try {
+      if (await toolStore.remove(id, actor)) {
+        await refresh()
+        log?.info({ tool_id: id, actor }, 'tool deleted through the admin API')
+        res.writeHead(204).end()
+        return
+      }
+      if (staticTools.has(id)) {
+        throw new AdminError(409, 'TOOL_READ_ONLY', `tool "${id}" is defined in the config file, not stored; remove it from the file's tools list`)
+      }
+      throw new AdminError(404, 'TOOL_NOT_FOUND', `tool "${id.slice(0, 128)}" does not exist; list tools with GET /admin/tools`)
+    } catch (err) {
+      sendAdminError(res, err, log)
+    }
+  }
+
+  return [
+    { method: 'GET', path: '/admin/tools', handler: list },
+    { method: 'GET', path: '/admin/tools/:id', handler: show },
+    { method: 'PUT', path: '/admin/tools/:id', handler: put },
+    { method: 'DELETE', path: '/admin/tools/:id', handler: remove },
+  ]
+}

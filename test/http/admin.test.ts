@@ -1,0 +1,234 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { randomUUID } from 'node:crypto'
+import { Redis } from 'ioredis'
+import { parseTool } from '../../src/core/tool.js'
+import { createDb, type Db } from '../../src/db/database.js'
+import { migrateToLatest } from '../../src/db/migrate.js'
+import { ToolRegistry } from '../../src/db/tool-registry.js'
+import { ToolStore } from '../../src/db/tool-store.js'
+import { adminRoutes } from '../../src/http/admin.js'
+import { createRouter, startHttpServer, type RunningHttpServer } from '../../src/http/server.js'
+import { streamKeys, type StreamKeys } from '../../src/sources/keys.js'
+import { StreamClient } from '../../src/sources/stream-client.js'
+import { seedDlq, streamEvents } from '../db/dlq-seed.js'
+import { makeEvent } from '../helpers/events.js'
+import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
+
+const TOKEN = 'admin-token-0123456789abcdef'
+const SECRET = 'gh-signing-secret-do-not-leak'
+
+interface Ctx {
+  handle: Db; redis: Redis; keys: StreamKeys; registry: ToolRegistry; store: ToolStore
+  http: RunningHttpServer; off: RunningHttpServer; bodies: string[]; logs: string[]
+}
+const Admin = suite<Ctx>('admin API', {} as Ctx)
+
+Admin.before.each(async (ctx) => {
+  ctx.handle = await createDb({ url: await (await sharedPostgres()).createDatabase(), poolSize: 4 })
+  await migrateToLatest(ctx.handle.db)
+  ctx.redis = new Redis((await sharedRedis()).url)
+  ctx.keys = streamKeys({ prefix: `t-${randomUUID()}:` })
+  ctx.store = new ToolStore({ db: ctx.handle.db, encryptionKey: 'a passphrase of sixteen+ chars' })
+  ctx.registry = new ToolRegistry({ store: ctx.store, refreshMs: 60_000 })
+  ctx.bodies = []
+  ctx.logs = []
+  const options = {
+    db: ctx.handle.db, redis: ctx.redis, keys: ctx.keys, tools: ctx.registry, toolStore: ctx.store,
+    stream: new StreamClient({ redis: ctx.redis, stream: ctx.keys.stream }),
+    staticTools: [parseTool({ id: 'from-yaml', provider: 'gitlab', secret: 'yaml-secret-value' })],
+    logger: { info: (o: object, m: string) => ctx.logs.push(`${JSON.stringify(o)} ${m}`), warn: (o: object, m: string) => ctx.logs.push(`${JSON.stringify(o)} ${m}`) },
+  }
+  ctx.http = await startHttpServer('127.0.0.1:0', createRouter(adminRoutes({ ...options, token: TOKEN })))
+  ctx.off = await startHttpServer('127.0.0.1:0', createRouter(adminRoutes(options)))
+})
+Admin.after.each(async (ctx) => {
+  await Promise.all([ctx.http.close(), ctx.off.close(), ctx.registry.close()])
+  await ctx.handle.close()
+  ctx.redis.disconnect()
+})
+
+async function call(ctx: Ctx, method: string, path: string, body?: unknown, token: string | null = TOKEN): Promise<{ status: number; json: any }> {
+  const res = await fetch(`${ctx.http.url}${path}`, {
+    method, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+  })
+  const text = await res.text()
+  ctx.bodies.push(text)
+  return { status: res.status, json: text ? JSON.parse(text) : undefined }
+}
+
+Admin('without a token every admin route answers 404, even with an Authorization header', async (ctx) => {
+  for (const [method, path] of [['GET', '/admin/tools'], ['PUT', '/admin/tools/x'], ['GET', '/admin/dlq'], ['POST', '/admin/dlq/1/retry'], ['GET', '/admin/events/e']]) {
+    const res = await fetch(`${ctx.off.url}${path}`, { method, headers: { authorization: `Bearer ${TOKEN}` } })
+    assert.is(res.status, 404, `${method} ${path}`)
+    assert.is(((await res.json()) as { error: { code: string } }).error.code, 'NOT_FOUND')
+  }
+})
+
+Admin('a missing or wrong token gets 401 without echoing it; the right token works', async (ctx) => {
+  for (const token of [null, 'wrong-token-wrong-token', `${TOKEN}x`, TOKEN.slice(0, -1)]) {
+    const res = await call(ctx, 'GET', '/admin/tools', undefined, token)
+    assert.is(res.status, 401)
+    assert.is(res.json.error.code, 'ADMIN_UNAUTHORIZED')
+  }
+  const basic = await fetch(`${ctx.http.url}/admin/tools`, { headers: { authorization: `Basic ${TOKEN}` } })
+  assert.is(basic.status, 401)
+  assert.is((await call(ctx, 'GET', '/admin/tools')).status, 200)
+  assert.ok(ctx.bodies.every((b) => !b.includes(TOKEN) && !b.includes('wrong-token')))
+})
+
+Admin('tool CRUD: create, show, replace keeping the secret, delete; the registry sees each change at once; secrets never leak', async (ctx) => {
+  const created = await call(ctx, 'PUT', '/admin/tools/gh-main', { provider: 'github', secret: SECRET, tenant_id: 'acme', processing_mode: 'store' })
+  assert.is(created.status, 201)
+  assert.equal([created.json.created, created.json.tool.secret, created.json.tool.tenant_id], [true, '********', 'acme'])
+  assert.is((await ctx.registry.get('gh-main'))?.tenantId, 'acme')
+  const shown = await call(ctx, 'GET', '/admin/tools/gh-main')
+  assert.equal([shown.json.tool.id, shown.json.tool.source, shown.json.tool.secret], ['gh-main', 'store', '********'])
+  const list = await call(ctx, 'GET', '/admin/tools')
+  assert.equal(list.json.tools.map((t: { id: string; source: string }) => [t.id, t.source]), [['from-yaml', 'config'], ['gh-main', 'store']])
+  // a GET → edit → PUT round trip (masked secret, `source`) keeps the stored secret
+  const replaced = await call(ctx, 'PUT', '/admin/tools/gh-main', { ...shown.json.tool, processing_mode: 'store_and_forward', forward_url: 'http://127.0.0.1:9/hook' })
+  assert.equal([replaced.status, replaced.json.created], [200, false])
+  const noSecret = await call(ctx, 'PUT', '/admin/tools/gh-main', { provider: 'github', tenant_id: 'beta' })
+  assert.is(noSecret.status, 200)
+  assert.is((await ctx.store.get('gh-main'))?.secret, SECRET)
+  const seen = await ctx.registry.get('gh-main')
+  assert.equal([seen?.tenantId, seen?.secret, seen?.processingMode], ['beta', SECRET, 'store'])
+  const deleted = await fetch(`${ctx.http.url}/admin/tools/gh-main`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } })
+  assert.is(deleted.status, 204)
+  assert.is(await ctx.registry.get('gh-main'), undefined)
+  assert.is((await call(ctx, 'GET', '/admin/tools/gh-main')).json.error.code, 'TOOL_NOT_FOUND')
+  assert.is((await call(ctx, 'DELETE', '/admin/tools/gh-main')).status, 404)
+  assert.equal(await call(ctx, 'DELETE', '/admin/tools/from-yaml').then((r) => [r.status, r.json.error.code]), [409, 'TOOL_READ_ONLY'])
+  const audit = await ctx.handle.db.selectFrom('webhook_audit_log').select(['action', 'actor', 'details']).where('entity', '=', 'tool').orderBy('id').execute()
+  assert.equal(audit.map((a) => [a.action, a.actor]), [['tool_upserted', 'admin-api'], ['tool_upserted', 'admin-api'], ['tool_upserted', 'admin-api'], ['tool_deleted', 'admin-api']])
+  assert.ok(!JSON.stringify(audit).includes(SECRET))
+  assert.ok(ctx.logs.length >= 4)
+  for (const text of [...ctx.bodies, ...ctx.logs]) assert.ok(!text.includes(SECRET) && !text.includes('yaml-secret-value'), text)
+})
+
+Admin('invalid tools get 400 naming the field; bad JSON and id mismatches too', async (ctx) => {
+  const cases: [unknown, string, RegExp][] = [
+    [{ provider: 'svn', secret: 'x' }, 'TOOL_INVALID', /field "provider"/],
+    [{ provider: 'github' }, 'TOOL_INVALID', /field "secret" is required/],
+    [{ provider: 'github', secret: 'x', processing_mode: 'store_and_forward' }, 'TOOL_INVALID', /field "forward_url"/],
+    [{ provider: 'github', secret: 'x', retry_policy: { max_retries: -1 } }, 'TOOL_INVALID', /retry_policy\.max_retries/],
+    [{ provider: 'github', secret: 'x', colour: 'red' }, 'TOOL_INVALID', /unknown field\(s\) "colour"/],
+    [{ id: 'other', provider: 'github', secret: 'x' }, 'TOOL_ID_MISMATCH', /differs/],
+    [{ provider: 'github', secret: '********' }, 'TOOL_INVALID', /mask/],
+    ['{"provider": ', 'INVALID_JSON', /not valid JSON/],
+    ['[1]', 'INVALID_JSON', /JSON object/],
+  ]
+  for (const [body, code, message] of cases) {
+    const res = await call(ctx, 'PUT', '/admin/tools/t1', body)
+    assert.equal([res.status, res.json.error.code], [400, code], JSON.stringify(body))
+    assert.match(res.json.error.message, message)
+  }
+  assert.is((await ctx.store.list()).length, 0)
+})
+
+Admin('DLQ list: filters and cursor pages over 25 rows with limit 10', async (ctx) => {
+  await seedDlq(ctx.handle, Array.from({ length: 25 }, (_, i) => ({ event: { tool_id: i < 15 ? 'gh' : 'gl' }, status: i % 5 === 0 ? 'failed' as const : 'pending' as const })))
+  const seen: number[] = []
+  let path = '/admin/dlq?limit=10'
+  const sizes: number[] = []
+  for (;;) {
+    const page = await call(ctx, 'GET', path)
+    assert.is(page.status, 200)
+    sizes.push(page.json.entries.length)
+    seen.push(...page.json.entries.map((e: { id: number }) => e.id))
+    if (!page.json.next_cursor) break
+    path = `/admin/dlq?limit=10&cursor=${encodeURIComponent(page.json.next_cursor)}`
+  }
+  assert.equal(sizes, [10, 10, 5])
+  assert.is(new Set(seen).size, 25)
+  assert.is((await call(ctx, 'GET', '/admin/dlq?tool=gl&limit=100')).json.entries.length, 10)
+  assert.is((await call(ctx, 'GET', '/admin/dlq?status=failed')).json.entries.length, 5)
+  assert.is((await call(ctx, 'GET', '/admin/dlq?status=failed&tool=gh&event_type=webhook.github.push')).json.entries.length, 3)
+  assert.is((await call(ctx, 'GET', `/admin/dlq?from=${new Date(Date.now() + 60_000).toISOString()}`)).json.entries.length, 0)
+  const entry = (await call(ctx, 'GET', '/admin/dlq?limit=1')).json.entries[0]
+  assert.equal(Object.keys(entry).sort(), ['error', 'error_class', 'error_code', 'event_id', 'event_type', 'failed_at', 'id', 'next_retry_at',
+    'resolved_at', 'retry_count', 'status', 'tool_id', 'undecodable', 'updated_at'])
+  for (const [path2, code] of [['/admin/dlq?status=open', 'DLQ_FILTER_INVALID'], ['/admin/dlq?limit=0', 'DLQ_FILTER_INVALID'],
+    ['/admin/dlq?cursor=zzz', 'DLQ_CURSOR_INVALID'], ['/admin/dlq?from=yesterday', 'DLQ_FILTER_INVALID'], ['/admin/dlq/abc', 'DLQ_ID_INVALID']] as const) {
+    const res = await call(ctx, 'GET', path2)
+    assert.equal([res.status, res.json.error.code], [400, code], path2)
+  }
+})
+
+Admin('retry one: re-queued with retry_count + 1 and every field; show has the history; a second retry is 409', async (ctx) => {
+  const [row] = await seedDlq(ctx.handle, [{}])
+  const res = await call(ctx, 'POST', `/admin/dlq/${row!.id}/retry`)
+  assert.is(res.status, 200)
+  assert.equal([res.json.requeued.id, res.json.requeued.retry_count], [row!.id, 1])
+  const [event, ...more] = await streamEvents(ctx.redis, ctx.keys.stream)
+  assert.is(more.length, 0)
+  assert.equal(event, { ...row!.event, retry_count: 1 })
+  const shown = await call(ctx, 'GET', `/admin/dlq/${row!.id}`)
+  assert.equal([shown.json.entry.status, shown.json.entry.error_code, shown.json.entry.error_class], ['retrying', 'DESTINATION_4XX', 'permanent'])
+  assert.equal(shown.json.entry.event.auth_context, row!.event.auth_context)
+  assert.equal(shown.json.entry.history.map((h: { action: string }) => h.action), ['dlq_requeued'])
+  assert.equal(await call(ctx, 'POST', `/admin/dlq/${row!.id}/retry`).then((r) => [r.status, r.json.error.code]), [409, 'DLQ_NOT_RETRYABLE'])
+  assert.equal(await call(ctx, 'POST', '/admin/dlq/987654/retry').then((r) => [r.status, r.json.error.code]), [404, 'DLQ_NOT_FOUND'])
+  assert.equal(await call(ctx, 'GET', '/admin/dlq/987654').then((r) => [r.status, r.json.error.code]), [404, 'DLQ_NOT_FOUND'])
+})
+
+Admin('two concurrent retries of one row: one 200, one 409, one stream entry', async (ctx) => {
+  const rows = await seedDlq(ctx.handle, [{}, {}, {}])
+  for (const row of rows) {
+    const results = await Promise.all([call(ctx, 'POST', `/admin/dlq/${row.id}/retry`), call(ctx, 'POST', `/admin/dlq/${row.id}/retry`)])
+    assert.equal(results.map((r) => r.status).sort(), [200, 409])
+  }
+  assert.is(await ctx.redis.xlen(ctx.keys.stream), 3)
+})
+
+Admin('retry by filter re-queues exactly the matching rows and answers the count; an empty filter is refused', async (ctx) => {
+  const rows = await seedDlq(ctx.handle, [
+    ...Array.from({ length: 4 }, () => ({ event: { tool_id: 'gh', event_type: 'webhook.github.push' } })),
+    { event: { tool_id: 'gh', event_type: 'webhook.github.issues' } },
+    { event: { tool_id: 'gl', event_type: 'webhook.github.push' } },
+    { event: { tool_id: 'gh', event_type: 'webhook.github.push' }, status: 'resolved' },
+  ])
+  assert.equal(await call(ctx, 'POST', '/admin/dlq/retry', {}).then((r) => [r.status, r.json.error.code]), [400, 'DLQ_FILTER_REQUIRED'])
+  assert.equal(await call(ctx, 'POST', '/admin/dlq/retry', { tools: 'gh' }).then((r) => [r.status, r.json.error.code]), [400, 'DLQ_FILTER_INVALID'])
+  const res = await call(ctx, 'POST', '/admin/dlq/retry', { tool: 'gh', event_type: 'webhook.github.push' })
+  assert.equal([res.status, res.json.requeued], [200, 4])
+  const events = await streamEvents(ctx.redis, ctx.keys.stream)
+  assert.equal(new Set(events.map((e) => e.id)), new Set(rows.slice(0, 4).map((r) => r.event.id)))
+  assert.ok(events.every((e) => e.retry_count === 1 && (e.metadata as { headers: object }).headers !== undefined))
+  assert.is((await call(ctx, 'POST', '/admin/dlq/retry', { all: true })).json.requeued, 2)
+  assert.is(await ctx.redis.xlen(ctx.keys.stream), 6)
+})
+
+Admin('undecodable entries answer 409 on retry and can be discarded; discard twice is 409', async (ctx) => {
+  const [bad] = await seedDlq(ctx.handle, [{ undecodable: true, status: 'failed' }])
+  const retry = await call(ctx, 'POST', `/admin/dlq/${bad!.id}/retry`)
+  assert.equal([retry.status, retry.json.error.code], [409, 'DLQ_UNDECODABLE'])
+  assert.match(retry.json.error.message, /discard/)
+  const discarded = await call(ctx, 'POST', `/admin/dlq/${bad!.id}/discard`)
+  assert.equal([discarded.status, discarded.json.entry.status, discarded.json.entry.undecodable], [200, 'discarded', true])
+  assert.equal(await call(ctx, 'POST', `/admin/dlq/${bad!.id}/discard`).then((r) => [r.status, r.json.error.code]), [409, 'DLQ_NOT_DISCARDABLE'])
+  assert.is(await ctx.redis.exists(ctx.keys.stream), 0)
+  const history = (await call(ctx, 'GET', `/admin/dlq/${bad!.id}`)).json.entry.history
+  assert.equal(history.map((h: { action: string; actor: string }) => [h.action, h.actor]), [['dlq_discarded', 'admin-api']])
+})
+
+Admin('GET /admin/events/:id tells where an event is: stored, then dead-lettered with its DLQ history', async (ctx) => {
+  const event = makeEvent()
+  await ctx.handle.db.insertInto('webhook_events').values({
+    id: event.id, tool_id: event.tool_id, tenant_id: event.tenant_id, event_type: event.event_type, repository: event.repository,
+    payload: JSON.stringify(event.payload), stream_id: '1700000000000-0', received_at: event.timestamp,
+  }).execute()
+  await ctx.redis.set(`${ctx.keys.idempotencyPrefix}${event.id}`, 'done')
+  const stored = (await call(ctx, 'GET', `/admin/events/${event.id}`)).json.event
+  assert.equal([stored.state, stored.stored.stream_id, stored.accepted_at, stored.idempotency, stored.dlq], ['stored', '1700000000000-0', event.timestamp, 'done', []])
+  const [row] = await seedDlq(ctx.handle, [{ event: { id: 'evt-dlq-1' } }])
+  await call(ctx, 'POST', `/admin/dlq/${row!.id}/retry`)
+  const fate = (await call(ctx, 'GET', '/admin/events/evt-dlq-1')).json.event
+  assert.equal([fate.state, fate.stored, fate.dlq.length, fate.dlq[0].status, fate.idempotency], ['retrying', null, 1, 'retrying', 'none'])
+  assert.equal(fate.history.map((h: { action: string }) => h.action), ['dlq_requeued'])
+  assert.equal(await call(ctx, 'GET', '/admin/events/nope').then((r) => [r.status, r.json.error.code]), [404, 'EVENT_NOT_FOUND'])
+})
+
+Admin.run()
