@@ -1,0 +1,45 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
+import { eventually, makeEvent } from '../helpers/events.js'
+import { startServiceProcess, type ServiceProcess } from '../helpers/service-process.js'
+import { openSpace, toolsYaml, type Space } from './fixture.js'
+
+const EVENTS = Number(process.env.RELIABILITY_EVENTS ?? 50_000)
+const Crash = suite<{ s: Space }>('three workers, one killed -9 twice', {} as { s: Space })
+Crash.before(async (ctx) => { ctx.s = await openSpace((await sharedRedis()).url, await (await sharedPostgres()).createDatabase()) })
+Crash.after(async (ctx) => { await ctx.s.close() })
+
+Crash(`${EVENTS} events, three workers in one group, one killed -9 twice and restarted: every event stored once, nothing pending, no DLQ`, async ({ s }) => {
+  const started = Date.now()
+  for (let i = 0; i < EVENTS; i += 2000) {
+    await s.stream.addMany(Array.from({ length: Math.min(2000, EVENTS - i) }, () => makeEvent({ tool_id: 'store-tool', payload: { i } })))
+  }
+  const yaml = toolsYaml({ 'store-tool': undefined })
+  const env = (name: string) => ({ ...s.env, WORKER_CONSUMER_NAME: name, WORKER_CLAIM_IDLE: '2s', WORKER_BATCH_SIZE: '250', WORKER_BLOCK_TIMEOUT: '500ms' })
+  const workers: ServiceProcess[] = await Promise.all(['w1', 'w2', 'w3'].map((n) => startServiceProcess(env(n), yaml, ['--role', 'worker'])))
+  const kills: number[] = []
+  try {
+    for (const fraction of [0.2, 0.5]) {
+      await eventually(`${fraction * 100}% stored`, async () => (await s.rows()) >= EVENTS * fraction, 90_000)
+      const victim = workers[0]!
+      victim.child.kill('SIGKILL')
+      assert.is(await victim.exited, 'SIGKILL')
+      kills.push(await s.rows())
+      workers[0] = await startServiceProcess(env('w1'), yaml, ['--role', 'worker'])
+    }
+    assert.ok(kills.every((n) => n < EVENTS), `both kills landed mid-run (stored at the kills: ${kills.join(', ')})`)
+    await eventually('all stored', async () => (await s.rows()) === EVENTS, 120_000)
+    await eventually('nothing pending', async () => (await s.pending()) === 0, 20_000)
+    assert.is(await s.rows('webhook_dlq'), 0)
+    assert.is(Number(await s.redis.xlen(s.keys.dlqStream)), 0)
+    const distinct = await s.db.db.selectFrom('webhook_events').select((eb) => eb.fn.count<number>('id').distinct().as('n')).executeTakeFirstOrThrow()
+    assert.is(Number(distinct.n), EVENTS)
+    console.log(`  ${EVENTS} events with two kills: ${Date.now() - started} ms`)
+  } finally {
+    for (const w of workers) w.child.kill('SIGTERM')
+    await Promise.all(workers.map((w) => w.exited))
+  }
+})
+
+Crash.run()
