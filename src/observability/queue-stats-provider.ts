@@ -35,7 +35,7 @@ const msOfId = (id: unknown) => (typeof id === 'string' ? Number(id.split('-')[0
  * XLEN of the DLQ stream) per scrape (metrics caches it ~1 s). `depth` is the group's lag plus its pending
  * entries; when Redis cannot tell the lag (after a trim or XDEL) it reads as the stream length, an upper bound.
  * `oldestPendingAgeSeconds` is the age of the oldest delivered-but-unacked entry, from its id's timestamp.
- * A missing stream or group reads as all zeros.
+ * A missing stream reads as all zeros; a missing group as the whole stream waiting.
  *
  * @example
  * metrics.setQueueStats(queueStatsProvider({ stream: new StreamClient({ redis, stream: keys.stream }), group: keys.group,
@@ -54,10 +54,11 @@ export function queueStatsProvider(options: QueueStatsProviderOptions): () => Pr
     const [groupsR, lenR, pendingR, dlqR] = (await pipe.exec()) ?? []
     const dlqDepth = options.dlqDepth ? await options.dlqDepth() : Number(dlqR?.[1] ?? 0)
     const length = Number(lenR?.[1] ?? 0)
-    // a missing stream or group answers with an error: nothing is queued then
-    if (groupsR?.[0] || pendingR?.[0]) return { depth: 0, lag: 0, oldestPendingAgeSeconds: 0, dlqDepth }
+    // a missing stream answers XINFO with an error: nothing is queued then
+    if (groupsR?.[0]) return { depth: 0, lag: 0, oldestPendingAgeSeconds: 0, dlqDepth }
     const info = (groupsR?.[1] as unknown[]).map(pairs).find((g) => String(g.name) === group)
-    if (!info) return { depth: length, lag: length, oldestPendingAgeSeconds: 0, dlqDepth }
+    // no group yet (XPENDING answered NOGROUP): everything in the stream is waiting for it
+    if (!info || pendingR?.[0]) return { depth: length, lag: length, oldestPendingAgeSeconds: 0, dlqDepth }
     const pending = Number(info.pending ?? 0)
     const lag = info.lag === null || info.lag === undefined ? length : Number(info.lag)
     const oldest = msOfId((pendingR?.[1] as unknown[] | undefined)?.[1])
