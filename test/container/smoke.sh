@@ -18,6 +18,8 @@ export CONTAINERS_CONF=${CONTAINERS_CONF:-/tmp/hookstream-containers.conf}
 IMAGE=${HOOKSTREAM_IMAGE:-localhost/hookstream:smoke}
 GRACE_SECONDS=${SMOKE_GRACE_SECONDS:-40}
 CA_FILE=${NPM_CA_FILE:-${NODE_EXTRA_CA_CERTS:-}}
+# behind an intercepting proxy its CA is usually in the system bundle; npm in the build needs it too
+if [ -z "$CA_FILE" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then CA_FILE=/etc/ssl/certs/ca-certificates.crt; fi
 NAME=hookstream-smoke-$$
 WORK=$(mktemp -d /tmp/hookstream-smoke.XXXXXX)
 SECRET=$(node -e 'console.log(require("node:crypto").randomBytes(24).toString("hex"))')

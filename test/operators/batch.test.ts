@@ -1,0 +1,53 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { EMPTY, lastValueFrom, of, Subject, toArray } from 'rxjs'
+import { batch } from '../../src/operators/batch.js'
+
+const Batch = suite('batch')
+
+Batch('an empty source completes with no batch', async () => {
+  assert.equal(await lastValueFrom(EMPTY.pipe(batch(), toArray())), [])
+})
+
+Batch('one burst becomes one batch; size closes batches early', async () => {
+  assert.equal(await lastValueFrom(of(1, 2, 3, 4, 5).pipe(batch({ maxSize: 2 }), toArray())), [[1, 2], [3, 4], [5]])
+})
+
+Batch('items of separate event-loop turns land in separate batches', async () => {
+  const s = new Subject<number>()
+  const out: number[][] = []
+  s.pipe(batch()).subscribe((b) => out.push(b))
+  s.next(1); s.next(2)
+  await new Promise((r) => setImmediate(r))
+  s.next(3)
+  await new Promise((r) => setImmediate(r))
+  assert.equal(out, [[1, 2], [3]])
+})
+
+Batch('maxWaitMs holds a batch open for later items', async () => {
+  const s = new Subject<number>()
+  const out: number[][] = []
+  s.pipe(batch({ maxWaitMs: 60 })).subscribe((b) => out.push(b))
+  s.next(1)
+  await new Promise((r) => setTimeout(r, 20))
+  s.next(2)
+  await new Promise((r) => setTimeout(r, 80))
+  assert.equal(out, [[1, 2]])
+})
+
+Batch('unsubscribing clears the pending timer, so nothing is emitted later', async () => {
+  const s = new Subject<number>()
+  const out: number[][] = []
+  const sub = s.pipe(batch({ maxWaitMs: 30 })).subscribe((b) => out.push(b))
+  s.next(1)
+  sub.unsubscribe()
+  await new Promise((r) => setTimeout(r, 60))
+  assert.equal(out, [])
+})
+
+Batch('rejects bad options naming the option', () => {
+  assert.throws(() => batch({ maxSize: 0 }), /"maxSize" must be an integer of at least 1; got 0/)
+  assert.throws(() => batch({ maxWaitMs: -1 }), /"maxWaitMs" must be a number of at least 0/)
+})
+
+Batch.run()

@@ -1,0 +1,73 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { Redis } from 'ioredis'
+import { EMPTY, from, lastValueFrom, toArray } from 'rxjs'
+import { PipelineError } from '../../src/core/errors.js'
+import { dedupe, DONE_MARKER } from '../../src/operators/dedupe.js'
+import { streamKeys } from '../../src/sources/keys.js'
+import { sharedRedis, startRedis } from '../helpers/servers.js'
+import { envelope, uniquePrefix } from './helpers.js'
+
+const Dedupe = suite<{ redis: Redis }>('dedupe', {} as { redis: Redis })
+Dedupe.before(async (ctx) => { ctx.redis = new Redis((await sharedRedis()).url) })
+Dedupe.after(async (ctx) => { await ctx.redis.quit() })
+
+Dedupe('an empty source stays empty', async ({ redis }) => {
+  assert.equal(await lastValueFrom(EMPTY.pipe(dedupe({ redis }), toArray())), [])
+})
+
+Dedupe('ids marked done become duplicates; new ids are claimed briefly and pass on', async ({ redis }) => {
+  const keys = streamKeys({ prefix: uniquePrefix() })
+  const envs = [envelope(), envelope(), envelope()]
+  await redis.set(`${keys.idempotencyPrefix}${envs[1]!.message.event.id}`, DONE_MARKER)
+  const monitor = await new Redis((await sharedRedis()).url).monitor()
+  let sets = 0
+  let execs = 0
+  monitor.on('monitor', (_t: string, args: string[]) => {
+    if (args[0]?.toUpperCase() === 'SET' && args[1]?.startsWith(keys.idempotencyPrefix)) sets += 1
+    if (args[0]?.toUpperCase() === 'EXEC' || args[0]?.toUpperCase() === 'MULTI') execs += 1
+  })
+  await new Promise((r) => setTimeout(r, 50))
+  const out = await lastValueFrom(from(envs).pipe(dedupe({ redis, keys, claimTtlSeconds: 5 }), toArray()))
+  await new Promise((r) => setTimeout(r, 50))
+  monitor.disconnect()
+  assert.equal(out.map((e) => e.outcome), [undefined, 'duplicate', undefined])
+  assert.is(sets, 3, 'one SET NX GET per event, in one pipeline')
+  const claim = await redis.get(`${keys.idempotencyPrefix}${envs[0]!.message.event.id}`)
+  assert.match(claim!, /^claim:/)
+  const ttl = await redis.pttl(`${keys.idempotencyPrefix}${envs[0]!.message.event.id}`)
+  assert.ok(ttl > 0 && ttl <= 5000, `claim expires (${ttl} ms)`)
+  assert.is(envs.reduce((n, e) => n + e.settled(), 0), 0, 'dedupe itself settles nothing')
+  void execs
+})
+
+Dedupe('a failed envelope passes through without a Redis key', async ({ redis }) => {
+  const keys = streamKeys({ prefix: uniquePrefix() })
+  const failed = { ...envelope(), failure: new PipelineError('permanent', 'X', 'x') }
+  const [out] = await lastValueFrom(from([failed]).pipe(dedupe({ redis, keys }), toArray()))
+  assert.is(out, failed)
+  assert.is(await redis.exists(`${keys.idempotencyPrefix}${failed.message.event.id}`), 0)
+})
+
+Dedupe('while Redis is down the batch is held, then checked once Redis is back', async () => {
+  const server = await startRedis()
+  const redis = new Redis(server.url, { maxRetriesPerRequest: 1 })
+  redis.on('error', () => {})
+  try {
+    await server.stop()
+    const holds: boolean[] = []
+    const result = lastValueFrom(from([envelope()]).pipe(dedupe({ redis, hold: { onHold: (h) => holds.push(h), initialDelayMs: 50 } }), toArray()))
+    await new Promise((r) => setTimeout(r, 500))
+    assert.equal(holds, [true])
+    await server.start()
+    const out = await result
+    assert.is(out.length, 1)
+    assert.is(out[0]!.failure, undefined)
+    assert.equal(holds, [true, false])
+  } finally {
+    redis.disconnect()
+    await server.stop()
+  }
+})
+
+Dedupe.run()

@@ -1,0 +1,17 @@
+import { randomUUID } from 'node:crypto'
+import { toEnvelope, type Envelope, type StreamMessage } from '../../src/core/envelope.js'
+import type { StreamEvent } from '../../src/core/event.js'
+import { makeEvent } from '../helpers/events.js'
+
+/** An envelope around a message that is not from Redis: `settled` counts its settle() calls. */
+export function envelope(overrides: Partial<StreamEvent> = {}, message: Partial<StreamMessage> = {}): Envelope & { settled: () => number } {
+  let settled = 0
+  const event = makeEvent(overrides)
+  const env = toEnvelope({
+    stream: 's', streamId: `${Date.now()}-${Math.floor(Math.random() * 1e6)}`, event, fields: { event: JSON.stringify(event) },
+    deliveryCount: 1, readAtMs: Date.now(), settle: () => { settled += 1 }, ...message,
+  })
+  return Object.assign(env, { settled: () => settled })
+}
+
+export const uniquePrefix = () => `op-${randomUUID()}:`
