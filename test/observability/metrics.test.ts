@@ -112,6 +112,18 @@ Metrics('queue gauges are read at scrape time, cached, and a hung provider times
   assert.is(parseExposition(await m.metricsText()).get('webhook_queue_stats_errors_total'), 1)
 })
 
+Metrics('webhook_in_flight reads a tracked count at scrape time; setInFlight takes over again', async (ctx) => {
+  const m = make(ctx)
+  let inFlight = 3
+  m.trackInFlight(() => inFlight)
+  assert.is(parseExposition(await m.metricsText()).get('webhook_in_flight'), 3)
+  inFlight = 11
+  assert.is(parseExposition(await m.metricsText()).get('webhook_in_flight'), 11)
+  m.setInFlight(2)
+  inFlight = 50
+  assert.is(parseExposition(await m.metricsText()).get('webhook_in_flight'), 2)
+})
+
 Metrics('database pool gauges follow the provider', async (ctx) => {
   const m = make(ctx)
   const pool = { total: 10, idle: 0, waiting: 4, max: 10 }
