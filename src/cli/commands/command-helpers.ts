@@ -1,0 +1,54 @@
+import { isPipelineError } from '../../core/errors.js'
+import type { Flags } from '../../config/parse-flags.js'
+import type { CliIO } from '../command.js'
+import { openContext, type CliContext } from '../context.js'
+
+/** A wrong command line: the message says what to type instead. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError'
+}
+
+/**
+ * Opens the CLI context, runs `fn` with it and closes it. A UsageError, ConfigError or PipelineError is
+ * printed to stderr as `hookstream <command>: <message>` and exits 1; anything else is re-thrown (a bug).
+ *
+ * @example
+ * export const fooCommand: Command = (args, flags, io) => withContext('foo', flags, io, async (ctx) => { … return 0 })
+ */
+export async function withContext(command: string, flags: Flags, io: CliIO, fn: (ctx: CliContext) => Promise<number>,
+  options: { needRedis?: boolean } = {}): Promise<number> {
+  let ctx: CliContext | undefined
+  try {
+    ctx = await openContext(flags, io, options)
+    return await fn(ctx)
+  } catch (err) {
+    const e = err as Error
+    if (e instanceof UsageError || e?.name === 'ConfigError' || isPipelineError(err)) {
+      io.stderr(`hookstream ${command}: ${e.message}`)
+      return 1
+    }
+    throw err
+  } finally {
+    await ctx?.close()
+  }
+}
+
+/** A string flag's value; UsageError when the flag was given without one. */
+export function stringFlag(flags: Flags, name: string): string | undefined {
+  const v = flags[name]
+  if (v === true) throw new UsageError(`--${name} needs a value`)
+  return v
+}
+
+/** `value` as indented JSON (with `--json`) or as aligned `key: value` lines. */
+export function formatFields(value: Readonly<Record<string, unknown>>): string {
+  const keys = Object.keys(value)
+  const width = Math.max(...keys.map((k) => k.length))
+  const cell = (v: unknown) => (v === null || v === undefined ? '' : v instanceof Date ? v.toISOString() : typeof v === 'object' ? JSON.stringify(v) : String(v))
+  return keys.map((k) => `${`${k}:`.padEnd(width + 2)}${cell(value[k])}`).join('\n')
+}
+
+/** Prints `value` as JSON when `--json` was given, otherwise the human text `human()` builds. */
+export function print(io: CliIO, flags: Flags, value: unknown, human: () => string): void {
+  io.stdout(flags.json ? JSON.stringify(value, null, 2) : human())
+}

@@ -1,0 +1,105 @@
+import { parseDuration } from '../../core/duration.js'
+import { DlqStore, parseDlqFilter, type DlqFilter } from '../../db/dlq-store.js'
+import { StreamClient } from '../../sources/stream-client.js'
+import { formatTable, type Command } from '../command.js'
+import type { CliContext } from '../context.js'
+import { formatFields, print, stringFlag, UsageError, withContext } from './command-helpers.js'
+
+const USAGE = 'usage: hookstream dlq list [--status s1,s2] [--tool id] [--event-type t] [--from iso] [--to iso] [--limit n] [--cursor c]\n' +
+  '       hookstream dlq show <id> | retry <id> | retry --all [--status …] [--tool …] [--event-type …] [--from …] [--to …]\n' +
+  '       hookstream dlq discard <id> | purge [--status resolved|discarded] [--older-than 168h]   (--json for JSON output)'
+
+const ACTOR = 'cli'
+
+function filterOf(flags: Parameters<Command>[1]): DlqFilter {
+  return parseDlqFilter({
+    status: stringFlag(flags, 'status'), tool: stringFlag(flags, 'tool'), event_type: stringFlag(flags, 'event-type'),
+    from: stringFlag(flags, 'from'), to: stringFlag(flags, 'to'),
+  })
+}
+
+function idOf(raw: string | undefined, sub: string): number {
+  if (!raw || !/^[1-9]\d{0,14}$/.test(raw)) throw new UsageError(`dlq ${sub} needs a DLQ entry id (a positive integer, see \`hookstream dlq list\`); got ${JSON.stringify(raw ?? '')}`)
+  return Number(raw)
+}
+
+function storeOf(ctx: CliContext): DlqStore {
+  return new DlqStore({
+    db: ctx.db.db, stream: new StreamClient({ redis: ctx.redis, stream: ctx.config.keys.stream }),
+    ...(ctx.config.streamMaxLen !== undefined ? { maxLen: ctx.config.streamMaxLen } : {}),
+  })
+}
+
+/**
+ * `hookstream dlq list|show|retry|discard|purge`: inspects and manages dead-lettered events. `retry` re-queues
+ * on the main stream with `retry_count + 1` (status `retrying`, audit `dlq_requeued`, actor `cli`), row-locked
+ * so it never races the DLQ worker or the admin API.
+ *
+ * @example
+ * hookstream dlq list --status pending --tool gh-main
+ * hookstream dlq retry --all --tool gh-main --event-type webhook.github.push
+ */
+export const dlqCommand: Command = async (args, flags, io) => {
+  const [sub, id, ...extra] = args
+  if (!sub || !['list', 'show', 'retry', 'discard', 'purge'].includes(sub) || extra.length > 0) {
+    io.stderr(`hookstream dlq: ${sub ? `unknown or malformed subcommand "${args.join(' ')}"` : 'missing subcommand'}\n${USAGE}`)
+    return 1
+  }
+  return withContext('dlq', flags, io, async (ctx) => {
+    const dlq = storeOf(ctx)
+    switch (sub) {
+      case 'list': {
+        const limitRaw = stringFlag(flags, 'limit')
+        const cursor = stringFlag(flags, 'cursor')
+        const page = await dlq.list(filterOf(flags), { limit: limitRaw === undefined ? 50 : Number(limitRaw), ...(cursor ? { cursor } : {}) })
+        print(io, flags, { entries: page.entries, next_cursor: page.nextCursor }, () => {
+          const table = formatTable(page.entries.map((e) => ({
+            id: e.id, status: e.status, tool: e.tool_id, event_type: e.event_type ?? '(undecodable)', event_id: e.event_id,
+            code: e.error_code, retries: e.retry_count, failed_at: e.failed_at, next_retry_at: e.next_retry_at,
+          })))
+          return page.nextCursor ? `${table}\nmore: hookstream dlq list --cursor ${page.nextCursor}` : table
+        })
+        return 0
+      }
+      case 'show': {
+        const entry = await dlq.get(idOf(id, sub))
+        if (!entry) throw new UsageError(`DLQ entry ${id} does not exist; list entries with \`hookstream dlq list\``)
+        print(io, flags, entry, () => {
+          const { history, event, ...fields } = entry
+          const lines = history.map((h) => ({ at: h.at, action: h.action, actor: h.actor, details: h.details }))
+          return `${formatFields(fields)}\n\nevent:\n${JSON.stringify(event, null, 2)}\n\nhistory:\n${formatTable(lines)}`
+        })
+        return 0
+      }
+      case 'retry': {
+        if (id !== undefined) {
+          if (flags.all) throw new UsageError('dlq retry takes either an id or --all with filters, not both')
+          const done = await dlq.retryOne(idOf(id, sub), ACTOR)
+          print(io, flags, { requeued: done }, () => `DLQ entry ${done.id} (event ${done.event_id}) re-queued as stream entry ${done.stream_id}, retry ${done.retry_count}`)
+          return 0
+        }
+        if (!flags.all) throw new UsageError(`dlq retry needs an entry id, or --all (narrowed by --status, --tool, --event-type, --from, --to)\n${USAGE}`)
+        const done = await dlq.retryMatching(filterOf(flags), ACTOR)
+        print(io, flags, { requeued: done.length, entries: done }, () => `${done.length} DLQ entries re-queued`)
+        return 0
+      }
+      case 'discard': {
+        const entry = await dlq.discard(idOf(id, sub), ACTOR)
+        print(io, flags, { entry }, () => `DLQ entry ${entry.id} (event ${entry.event_id}) discarded`)
+        return 0
+      }
+      default: {
+        if (id !== undefined) throw new UsageError(`dlq purge takes no id\n${USAGE}`)
+        const status = stringFlag(flags, 'status')
+        const statuses = status === undefined ? undefined : status.split(',').map((s) => s.trim())
+        if (statuses?.some((s) => s !== 'resolved' && s !== 'discarded')) throw new UsageError(`dlq purge --status must be resolved and/or discarded; got "${status}"`)
+        const olderRaw = stringFlag(flags, 'older-than') ?? '168h'
+        const olderThanMs = parseDuration(olderRaw)
+        if (olderThanMs === undefined) throw new UsageError(`--older-than must be a duration such as "168h" or "30m"; got "${olderRaw}"`)
+        const deleted = await dlq.purge({ olderThanMs, ...(statuses ? { statuses: statuses as ('resolved' | 'discarded')[] } : {}) })
+        print(io, flags, { deleted }, () => `${deleted} DLQ entries deleted (${statuses?.join(', ') ?? 'resolved, discarded'}; older than ${olderRaw})`)
+        return 0
+      }
+    }
+  })
+}
