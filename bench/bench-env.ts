@@ -8,6 +8,7 @@ import { StreamClient } from '../src/sources/stream-client.js'
 import { startPostgres, startRedis, type TestPostgres, type TestRedis } from '../test/helpers/servers.js'
 import type { ScenarioContext } from './define-scenario.js'
 import { makeEvents, type PayloadKind } from './payloads.js'
+import { drainSource } from './scenarios/drain-source.js'
 
 /** Servers and connections shared by every run of one `npm run bench`. */
 export interface BenchEnv {
@@ -84,6 +85,15 @@ export async function prepareRun(env: BenchEnv, options: { events: number; paylo
         inFlight = next
       }
       await inFlight
+    },
+    async drain(drainOptions = {}) {
+      const { settled, drained } = await drainSource({
+        redis: env.redis, stream: keys.stream, group: keys.group, events: options.events,
+        batchSize: drainOptions.batchSize ?? 500, onProgress: options.progress,
+        ...(drainOptions.chain ? { chain: drainOptions.chain } : {}),
+      })
+      if (!drained) throw new Error('drain: the source closed with messages still unsettled')
+      return { settled }
     },
     progress: options.progress,
   }

@@ -1,6 +1,8 @@
 import type { Kysely } from 'kysely'
 import type { Redis } from 'ioredis'
 import type pg from 'pg'
+import type { Observable } from 'rxjs'
+import type { StreamMessage } from '../src/core/envelope.js'
 import type { StreamEvent } from '../src/core/event.js'
 import type { Database } from '../src/db/database.js'
 import type { StreamKeys } from '../src/sources/keys.js'
@@ -29,6 +31,15 @@ export interface ScenarioContext {
   data(): readonly StreamEvent[]
   /** XADDs this run's events into `keys.stream` (StreamClient.addMany, 1,000 per pipeline). Untimed in setup(). */
   preload(): Promise<void>
+  /**
+   * Drains this run's pre-loaded stream through `fromRedisStream` (group `group`) and your `chain`, until
+   * `events` messages were settled and acked. Without a chain each message is settled at once.
+   */
+  drain(options?: {
+    readonly chain?: (source: Observable<StreamMessage>) => Observable<unknown>
+    /** fromRedisStream's batchSize. @defaultValue 500 */
+    readonly batchSize?: number
+  }): Promise<{ readonly settled: number }>
   /** Reports progress (events done so far) for the progress bar; cheap, call as often as you like. */
   progress(done: number): void
   /** Per-run state a scenario's setup() hands to run() and teardown(). */

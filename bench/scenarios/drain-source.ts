@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis'
-import { tap } from 'rxjs'
+import { map, tap, type Observable } from 'rxjs'
+import type { StreamMessage } from '../../src/core/envelope.js'
 import { fromRedisStream } from '../../src/sources/from-redis-stream.js'
 
 /** Options of `drainSource`. */
@@ -12,11 +13,16 @@ export interface DrainSourceOptions {
   /** fromRedisStream's batchSize (XREADGROUP COUNT, and maxInFlight). */
   readonly batchSize: number
   readonly onProgress?: (done: number) => void
+  /**
+   * Your operator chain between the source and the end. It must settle every message (call `msg.settle()`
+   * in its settling step); the drain ends when `events` messages were settled. @defaultValue settle at once
+   */
+  readonly chain?: (source: Observable<StreamMessage>) => Observable<unknown>
 }
 
 /**
- * Drains `events` pre-loaded entries through `fromRedisStream` with a no-op downstream that settles each
- * message at once, and resolves when the source closed with every ack flushed.
+ * Drains `events` pre-loaded entries through `fromRedisStream` and `chain` (default: a no-op that settles
+ * each message at once), and resolves when the source closed with every ack flushed.
  *
  * @example
  * await drainSource({ redis, stream, group: 'webhook_workers', events: 25_000, batchSize: 500 })
@@ -26,17 +32,26 @@ export async function drainSource(options: DrainSourceOptions): Promise<{ settle
   let settled = 0
   const errors: Error[] = []
   const closed = new Promise<{ drained: boolean }>((resolve) => {
-    fromRedisStream({
+    const counted = () => {
+      settled++
+      options.onProgress?.(settled)
+      if (settled === options.events) abort.abort()
+    }
+    const source = fromRedisStream({
       redis: options.redis, stream: options.stream, group: options.group, consumer: 'bench',
       batchSize: options.batchSize, blockMs: 1000, signal: abort.signal,
       onError: (err) => errors.push(err),
       onClosed: resolve,
-    }).pipe(tap((msg) => {
-      msg.settle()
-      settled++
-      options.onProgress?.(settled)
-      if (settled >= options.events) abort.abort()
-    })).subscribe({ error: (err: Error) => { errors.push(err); abort.abort() } })
+    })
+    const chain = options.chain
+    // without a chain, settle in place; with one, count settles by wrapping each message's handle
+    const out$ = chain === undefined
+      ? source.pipe(tap((msg) => { msg.settle(); counted() }))
+      : chain(source.pipe(map((msg): StreamMessage => {
+        let once = false
+        return { ...msg, settle: () => { msg.settle(); if (!once) { once = true; counted() } } }
+      })))
+    out$.subscribe({ error: (err: Error) => { errors.push(err); abort.abort() } })
   })
   const { drained } = await closed
   if (errors.length > 0) throw new Error(`drainSource: the source reported ${errors.length} errors, first: ${errors[0]?.message}`)

@@ -6,19 +6,20 @@ import { seedsInFlight10, seedsSequential } from '../baselines/seeds-per-message
 import type { Scenario } from '../define-scenario.js'
 import { backlogMemory } from './backlog-memory.js'
 import { bareHttp, ingest } from './ingest.js'
+import { pipelineStore100, pipelineStore500 } from './pipeline-store.js'
 import { sourceDrain100, sourceDrain500 } from './source-drain.js'
 
 /**
  * Every built-in scenario and baseline, in run order: within a repetition they run in this order, so a
  * scenario and its baseline alternate (A B A B …) across repetitions.
  *
- * The webhook-pipeline scenarios (store-only end to end, latency under load, forward, transform,
- * metrics/tracing overhead) go here, next to the baselines they compare with, once src/pipelines/webhook.ts
- * exists: the store-only one compares with batched-consumer-1, seeds-10-in-flight and bullmq-50.
+ * More webhook-pipeline scenarios (latency under load, forward, transform, metrics/tracing overhead) go
+ * here, next to the baselines they compare with, as pipeline-store does.
  */
 export const SCENARIOS: readonly Scenario[] = [
   rawDrain, rawDrainDecode, sourceDrain500, sourceDrain100,
   bareHttp, ingest,
   rawInsert, seedsSequential, seedsInFlight10, bullmq10, bullmq50, batchedConsumer1, batchedConsumer2,
+  pipelineStore500, pipelineStore100,
   backlogMemory,
 ]
