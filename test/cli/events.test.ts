@@ -1,0 +1,46 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { eventsCommand } from '../../src/cli/commands/events.js'
+import { DlqStore } from '../../src/db/dlq-store.js'
+import { StreamClient } from '../../src/sources/stream-client.js'
+import { seedDlq } from '../db/dlq-seed.js'
+import { makeEvent } from '../helpers/events.js'
+import { cliWorld, type CliWorld } from './cli-harness.js'
+
+const Events = suite<{ w: CliWorld }>('hookstream events', {} as { w: CliWorld })
+Events.before.each(async (ctx) => { ctx.w = await cliWorld() })
+Events.after.each(async (ctx) => { await ctx.w.close() })
+
+Events('show tells a forwarded event apart from a dead-lettered, re-queued and resolved one', async ({ w }) => {
+  const event = makeEvent()
+  await w.db.db.insertInto('webhook_events').values({
+    id: event.id, tool_id: event.tool_id, tenant_id: event.tenant_id, event_type: event.event_type, repository: event.repository,
+    payload: JSON.stringify(event.payload), stream_id: '1700000000000-3', received_at: event.timestamp, forwarded_at: new Date(),
+  }).execute()
+  const forwarded = JSON.parse((await w.run(eventsCommand, ['show', event.id], { json: true })).out)
+  assert.equal([forwarded.state, forwarded.stored.stream_id, forwarded.accepted_at, forwarded.dlq], ['forwarded', '1700000000000-3', event.timestamp, []])
+
+  const [row] = await seedDlq(w.db, [{}])
+  const dlq = new DlqStore({ db: w.db.db, stream: new StreamClient({ redis: w.redis, stream: w.keys.stream }) })
+  assert.equal(JSON.parse((await w.run(eventsCommand, ['show', row!.event.id], { json: true })).out).state, 'dead_lettered')
+  await dlq.retryOne(row!.id, 'test')
+  await w.db.db.updateTable('webhook_dlq').set({ status: 'resolved', resolved_at: new Date() }).execute()
+  const resolved = JSON.parse((await w.run(eventsCommand, ['show', row!.event.id], { json: true })).out)
+  assert.equal([resolved.state, resolved.tool_id, resolved.event_type, resolved.dlq.length, resolved.history.map((h: { action: string }) => h.action)],
+    ['resolved', row!.event.tool_id, row!.event.event_type, 1, ['dlq_requeued']])
+  const human = await w.run(eventsCommand, ['show', row!.event.id])
+  assert.match(human.out, /state:\s+resolved/)
+  assert.match(human.out, /stored:\s+no/)
+  assert.match(human.out, /dlq_requeued\s+test/)
+})
+
+Events('an unknown id or a missing one exits 1 with a clear message', async ({ w }) => {
+  const unknown = await w.run(eventsCommand, ['show', 'no-such-event'])
+  assert.equal([unknown.code, unknown.out], [1, ''])
+  assert.match(unknown.err, /no stored row, DLQ entry or audit row has event id "no-such-event"/)
+  const missing = await w.run(eventsCommand, ['show'])
+  assert.is(missing.code, 1)
+  assert.match(missing.err, /missing event id/)
+})
+
+Events.run()
