@@ -2,19 +2,7 @@ import { sql, type Kysely, type SelectQueryBuilder, type Transaction } from 'kys
 import { isPipelineError, PipelineError } from '../core/errors.js'
 import { validateStreamEvent, type StreamEvent } from '../core/event.js'
 import { isDatabaseUnavailable, type Database, type DlqStatus } from './database.js'
-
-export const DLQ_STATUSES: readonly DlqStatus[] = Object.freeze(['pending', 'retrying', 'resolved', 'failed', 'discarded'])
-
-/** Which DLQ rows a list or a bulk re-queue applies to; every field narrows. */
-export interface DlqFilter {
-  readonly status?: readonly DlqStatus[]
-  readonly toolId?: string
-  readonly eventType?: string
-  /** Rows that failed at or after this time. */
-  readonly from?: Date
-  /** Rows that failed before this time. */
-  readonly to?: Date
-}
+import { applyDlqFilter, decodeDlqCursor, DLQ_STATUSES, encodeDlqCursor, type DlqFilter, type DlqQuery } from './dlq-filter.js'
 
 /** A DLQ row as the admin API and the CLI show it (`event` and `history` only in `get`). */
 export interface DlqEntry {
@@ -72,69 +60,6 @@ function dbError(err: unknown, what: string): unknown {
     `PostgreSQL is unreachable while ${what}: ${(err as Error).message}; check DATABASE_URL and the server`, { cause: err })
 }
 
-/**
- * Reads a DLQ filter from query parameters, a JSON body or CLI flags (`status` as a comma list or array,
- * `tool`, `event_type`, `from`, `to` as ISO 8601). Throws a permanent PipelineError `DLQ_FILTER_INVALID`.
- *
- * @example
- * parseDlqFilter({ status: 'pending,failed', tool: 'gh-main' }) // { status: ['pending', 'failed'], toolId: 'gh-main' }
- */
-export function parseDlqFilter(input: Readonly<Record<string, unknown>>): DlqFilter {
-  const out: { -readonly [K in keyof DlqFilter]: DlqFilter[K] } = {}
-  const str = (name: string): string | undefined => {
-    const v = input[name]
-    if (v === undefined || v === null || v === '') return undefined
-    if (typeof v !== 'string') throw bad('DLQ_FILTER_INVALID', `DLQ filter "${name}" must be a string; got ${JSON.stringify(v)}`)
-    return v
-  }
-  const rawStatus = input.status
-  if (rawStatus !== undefined && rawStatus !== null && rawStatus !== '') {
-    const list = Array.isArray(rawStatus) ? rawStatus : typeof rawStatus === 'string' ? rawStatus.split(',') : [rawStatus]
-    out.status = list.map((s) => {
-      const v = typeof s === 'string' ? s.trim() : s
-      if (!(DLQ_STATUSES as readonly unknown[]).includes(v)) {
-        throw bad('DLQ_FILTER_INVALID', `DLQ filter "status" must be one or more of ${DLQ_STATUSES.join(', ')}; got ${JSON.stringify(s)}`)
-      }
-      return v as DlqStatus
-    })
-  }
-  const tool = str('tool') ?? str('tool_id')
-  if (tool !== undefined) out.toolId = tool
-  const eventType = str('event_type')
-  if (eventType !== undefined) out.eventType = eventType
-  for (const name of ['from', 'to'] as const) {
-    const v = str(name)
-    if (v === undefined) continue
-    const at = new Date(v)
-    if (Number.isNaN(at.getTime())) throw bad('DLQ_FILTER_INVALID', `DLQ filter "${name}" must be an ISO 8601 time such as 2024-06-01T00:00:00Z; got ${JSON.stringify(v)}`)
-    out[name] = at
-  }
-  return out
-}
-
-/** The opaque cursor of the page after the row `id`. */
-export function encodeDlqCursor(id: number): string {
-  return Buffer.from(`dlq:${id}`).toString('base64url')
-}
-
-function decodeCursor(cursor: string): number {
-  const m = /^dlq:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString())
-  if (!m) throw bad('DLQ_CURSOR_INVALID', 'DLQ cursor is not one this server issued; pass "next_cursor" from the previous page unchanged')
-  return Number(m[1])
-}
-
-type DlqQuery = SelectQueryBuilder<Database, 'webhook_dlq', object>
-
-function applyFilter<Q extends DlqQuery>(q: Q, filter: DlqFilter): Q {
-  let out: DlqQuery = q
-  if (filter.status?.length) out = out.where('status', 'in', filter.status)
-  if (filter.toolId !== undefined) out = out.where('tool_id', '=', filter.toolId)
-  if (filter.eventType !== undefined) out = out.where(sql<string>`event->>'event_type'`, '=', filter.eventType)
-  if (filter.from) out = out.where('failed_at', '>=', filter.from)
-  if (filter.to) out = out.where('failed_at', '<', filter.to)
-  return out as Q
-}
-
 function toEntry(row: Record<string, unknown>): DlqEntry {
   const event = row.event as Record<string, unknown> | null
   const undecodable = event?.undecodable === true
@@ -189,8 +114,8 @@ export class DlqStore {
   async list(filter: DlqFilter = {}, page: { limit?: number; cursor?: string } = {}): Promise<{ entries: DlqEntry[]; nextCursor: string | null }> {
     const limit = page.limit ?? 50
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw bad('DLQ_FILTER_INVALID', `DLQ "limit" must be an integer from 1 to 1000; got ${page.limit}`)
-    let q = applyFilter(this.db.selectFrom('webhook_dlq').select([...ENTRY_COLUMNS, 'event']), filter)
-    if (page.cursor) q = q.where('id', '<', decodeCursor(page.cursor))
+    let q = applyDlqFilter(this.db.selectFrom('webhook_dlq').select([...ENTRY_COLUMNS, 'event']), filter)
+    if (page.cursor) q = q.where('id', '<', decodeDlqCursor(page.cursor))
     try {
       const rows = await q.orderBy('id', 'desc').limit(limit + 1).execute()
       const entries = rows.slice(0, limit).map((r) => toEntry(r))
@@ -241,7 +166,7 @@ export class DlqStore {
     const all: RequeuedEntry[] = []
     let afterId = 0
     for (;;) {
-      const chunk = await this.requeueWhere((q) => applyFilter(q, { ...filter, status: statuses }).where('id', '>', afterId), { actor, limit: CHUNK, skipBad: true })
+      const chunk = await this.requeueWhere((q) => applyDlqFilter(q, { ...filter, status: statuses }).where('id', '>', afterId), { actor, limit: CHUNK, skipBad: true })
       all.push(...chunk)
       if (chunk.length === 0) return all
       afterId = Math.max(...chunk.map((c) => c.id))

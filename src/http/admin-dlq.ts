@@ -1,4 +1,5 @@
-import { DlqStore, parseDlqFilter } from '../db/dlq-store.js'
+import { parseDlqFilter } from '../db/dlq-filter.js'
+import { DlqStore } from '../db/dlq-store.js'
 import { eventHistory } from '../db/event-history.js'
 import { DONE_MARKER } from '../operators/dedupe.js'
 import { idempotencyKey } from '../sources/keys.js'

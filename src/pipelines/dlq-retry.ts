@@ -37,7 +37,10 @@ export interface DlqRetryWorkerOptions {
 
 /** A running DLQ retry worker. */
 export interface DlqRetryWorker {
-  /** Runs one round now (re-queue due rows, then retention when it is due); resolves with the rows re-queued. */
+  /**
+   * Runs one round now (re-queue due rows, then retention when it is due), or joins the round already
+   * running; resolves with the rows re-queued (0 once closed).
+   */
   runOnce(): Promise<number>
   /** Stops the timer and waits for the running round. A second call returns the same promise. */
   close(): Promise<void>
@@ -114,6 +117,7 @@ export function startDlqRetryWorker(options: DlqRetryWorkerOptions): DlqRetryWor
   }
 
   const runOnce = (): Promise<number> => {
+    if (closing) return Promise.resolve(0)
     running ??= round().finally(() => { running = undefined })
     return running
   }

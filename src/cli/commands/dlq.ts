@@ -1,5 +1,6 @@
 import { parseDuration } from '../../core/duration.js'
-import { DlqStore, parseDlqFilter, type DlqFilter } from '../../db/dlq-store.js'
+import { parseDlqFilter, type DlqFilter } from '../../db/dlq-filter.js'
+import { DlqStore } from '../../db/dlq-store.js'
 import { StreamClient } from '../../sources/stream-client.js'
 import { formatTable, type Command } from '../command.js'
 import type { CliContext } from '../context.js'
