@@ -60,14 +60,18 @@ function dbError(err: unknown, what: string): unknown {
     `PostgreSQL is unreachable while ${what}: ${(err as Error).message}; check DATABASE_URL and the server`, { cause: err })
 }
 
+// read from the jsonb server-side, so a list does not ship every payload
+const DERIVED = [
+  sql<string | null>`case when event ? 'undecodable' then null else event->>'event_type' end`.as('event_type'),
+  sql<boolean>`event ? 'undecodable'`.as('undecodable'),
+]
+
 function toEntry(row: Record<string, unknown>): DlqEntry {
-  const event = row.event as Record<string, unknown> | null
-  const undecodable = event?.undecodable === true
   return {
     id: Number(row.id), event_id: row.event_id as string, tool_id: row.tool_id as string,
-    event_type: undecodable ? null : typeof event?.event_type === 'string' ? event.event_type : null,
+    event_type: (row.event_type as string | null) ?? null,
     status: row.status as DlqStatus, error: row.error as string, error_class: row.error_class as string,
-    error_code: (row.error_code as string | null) ?? null, retry_count: row.retry_count as number, undecodable,
+    error_code: (row.error_code as string | null) ?? null, retry_count: row.retry_count as number, undecodable: row.undecodable === true,
     failed_at: row.failed_at as Date, next_retry_at: (row.next_retry_at as Date | null) ?? null,
     resolved_at: (row.resolved_at as Date | null) ?? null, updated_at: row.updated_at as Date,
   }
@@ -114,7 +118,7 @@ export class DlqStore {
   async list(filter: DlqFilter = {}, page: { limit?: number; cursor?: string } = {}): Promise<{ entries: DlqEntry[]; nextCursor: string | null }> {
     const limit = page.limit ?? 50
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw bad('DLQ_FILTER_INVALID', `DLQ "limit" must be an integer from 1 to 1000; got ${page.limit}`)
-    let q = applyDlqFilter(this.db.selectFrom('webhook_dlq').select([...ENTRY_COLUMNS, 'event']), filter)
+    let q = applyDlqFilter(this.db.selectFrom('webhook_dlq').select([...ENTRY_COLUMNS, ...DERIVED]), filter)
     if (page.cursor) q = q.where('id', '<', decodeDlqCursor(page.cursor))
     try {
       const rows = await q.orderBy('id', 'desc').limit(limit + 1).execute()
@@ -129,7 +133,7 @@ export class DlqStore {
   /** One row with the stored event and its audit history (oldest first), or undefined. */
   async get(id: number): Promise<DlqDetail | undefined> {
     try {
-      const row = await this.db.selectFrom('webhook_dlq').select([...ENTRY_COLUMNS, 'event']).where('id', '=', id).executeTakeFirst()
+      const row = await this.db.selectFrom('webhook_dlq').select([...ENTRY_COLUMNS, ...DERIVED, 'event']).where('id', '=', id).executeTakeFirst()
       if (!row) return undefined
       const history = await this.db.selectFrom('webhook_audit_log').select(['at', 'action', 'actor', 'details'])
         .where('event_id', '=', row.event_id).where('entity', '=', 'dlq').orderBy('id').execute()
@@ -243,7 +247,7 @@ export class DlqStore {
           throw bad('DLQ_NOT_DISCARDABLE', `DLQ entry ${id} is already ${row.status}; only pending, retrying or failed entries can be discarded`)
         }
         const updated = await trx.updateTable('webhook_dlq').set({ status: 'discarded', next_retry_at: null, updated_at: sql`now()` })
-          .where('id', '=', id).returningAll().executeTakeFirstOrThrow()
+          .where('id', '=', id).returning([...ENTRY_COLUMNS, ...DERIVED]).executeTakeFirstOrThrow()
         await trx.insertInto('webhook_audit_log').values({
           event_id: row.event_id, entity: 'dlq', action: 'dlq_discarded', actor,
           details: JSON.stringify({ dlq_id: id, previous_status: row.status }),
