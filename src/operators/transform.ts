@@ -10,6 +10,9 @@ export interface TransformOptions {
   readonly concurrency?: number
 }
 
+// JSONata results carry internal markers (sequence flags on arrays); keep only their JSON
+const plain = (value: unknown): unknown => (value === undefined ? undefined : JSON.parse(JSON.stringify(value)))
+
 interface CompiledRule { readonly field: string | undefined; readonly expression: jsonata.Expression }
 interface Compiled { readonly source: string; readonly rules: readonly CompiledRule[] | PipelineError }
 
@@ -57,7 +60,7 @@ export function transform<E extends Envelope & { readonly tool?: ToolConfig }>(
     const out: Record<string, unknown> = {}
     for (const rule of compiled.rules) {
       try {
-        const value: unknown = await rule.expression.evaluate(payload)
+        const value = plain(await rule.expression.evaluate(payload))
         if (rule.field === undefined) return { ...env, transformed: value ?? null }
         if (value !== undefined) out[rule.field] = value
       } catch (err) {

@@ -1,0 +1,85 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { from, lastValueFrom, toArray } from 'rxjs'
+import { backoffDelayMs, mayRetry } from '../../src/core/backoff.js'
+import type { Envelope } from '../../src/core/envelope.js'
+import { PipelineError } from '../../src/core/errors.js'
+import { parseTool, DEFAULT_RETRY_POLICY } from '../../src/core/tool.js'
+import { retryBackoff } from '../../src/operators/retry-backoff.js'
+import { envelope } from './helpers.js'
+
+const Retry = suite('retryBackoff')
+const policy = { maxRetries: 3, initialIntervalMs: 10, maxIntervalMs: 40, multiplier: 2, maxElapsedMs: 60_000 }
+const transient = new PipelineError('transient', 'DESTINATION_5XX', 'x')
+
+Retry('the backoff schedule doubles from the initial interval, capped, with jitter in [50%, 100%]', () => {
+  assert.equal([1, 2, 3, 4, 5].map((n) => backoffDelayMs(DEFAULT_RETRY_POLICY, n, () => 1)), [1000, 2000, 4000, 8000, 16000])
+  assert.equal([1, 2, 3].map((n) => backoffDelayMs(DEFAULT_RETRY_POLICY, n, () => 0)), [500, 1000, 2000])
+  assert.is(backoffDelayMs(DEFAULT_RETRY_POLICY, 30, () => 1), 300_000)
+  assert.is(mayRetry(DEFAULT_RETRY_POLICY, 5, 0), false)
+  assert.is(mayRetry(DEFAULT_RETRY_POLICY, 4, 1_800_001), false)
+  assert.is(mayRetry(DEFAULT_RETRY_POLICY, 4, 1000), true)
+})
+
+Retry('a step failing twice then succeeding runs three times with 2 retries reported', async () => {
+  let calls = 0
+  const retries: number[] = []
+  const step = async (env: Envelope) => (++calls <= 2 ? { ...env, failure: transient } : { ...env, outcome: 'forwarded' as const })
+  const [out] = await lastValueFrom(from([envelope()]).pipe(retryBackoff({ step, policy: () => policy, onRetry: (_e, n) => retries.push(n) }), toArray()))
+  assert.is(out!.outcome, 'forwarded')
+  assert.is(calls, 3)
+  assert.equal(retries, [1, 2])
+})
+
+Retry('after max_retries the transient failure stays on the envelope; permanent ones are not retried', async () => {
+  let calls = 0
+  const step = async (env: Envelope) => { calls += 1; return { ...env, failure: env.message.event.tool_id === 'p' ? new PipelineError('permanent', 'DESTINATION_4XX', 'x') : transient } }
+  const out = await lastValueFrom(from([envelope({ tool_id: 't' }), envelope({ tool_id: 'p' })]).pipe(retryBackoff({ step, policy: () => policy }), toArray()))
+  const byTool = new Map(out.map((e) => [e.message.event.tool_id, e]))
+  assert.is(byTool.get('t')!.failure?.code, 'DESTINATION_5XX')
+  assert.is(byTool.get('t')!.attempts, 3)
+  assert.is(byTool.get('p')!.failure?.code, 'DESTINATION_4XX')
+  assert.is(calls, 5)
+})
+
+Retry('a step that throws is a transient failure, retried like one', async () => {
+  let calls = 0
+  const step = async (env: Envelope) => { if (++calls === 1) throw new Error('socket hang up'); return { ...env, outcome: 'forwarded' as const } }
+  const [out] = await lastValueFrom(from([envelope()]).pipe(retryBackoff({ step, policy: () => policy }), toArray()))
+  assert.is(out!.outcome, 'forwarded')
+  assert.is(calls, 2)
+})
+
+Retry('a retry due later than maxInlineDelayMs is parked with its attempt count and leaves as parked', async () => {
+  const parked: { attempts: number; dueIn: number }[] = []
+  const step = async (env: Envelope) => ({ ...env, failure: new PipelineError('transient', 'DESTINATION_429', 'x', { retryAfterMs: 60_000 }) })
+  const [out] = await lastValueFrom(from([envelope()]).pipe(retryBackoff({
+    step, policy: () => policy, maxInlineDelayMs: 1000,
+    park: async (env, due) => { parked.push({ attempts: env.attempts, dueIn: due - Date.now() }) },
+  }), toArray()))
+  assert.is(out!.outcome, 'parked')
+  assert.is(parked.length, 1)
+  assert.is(parked[0]!.attempts, 1)
+  assert.ok(parked[0]!.dueIn > 55_000, 'Retry-After is honoured')
+})
+
+Retry('retries of one event do not stall the others', async () => {
+  const tool = parseTool({ id: 'slow', provider: 'github', secret: 'x', retry_policy: { initial_interval: '300ms', max_interval: '300ms', max_retries: 1 } })
+  const done: string[] = []
+  const step = async (env: Envelope & { tool?: typeof tool }) => (env.tool && env.attempts === 0 ? { ...env, failure: transient } : { ...env, outcome: 'stored' as const })
+  const envs = [{ ...envelope({ tool_id: 'slow' }), tool }, envelope({ tool_id: 'a' }), envelope({ tool_id: 'b' })]
+  await lastValueFrom(from(envs).pipe(retryBackoff({ step }), toArray()), { defaultValue: [] }).then((out) => out.forEach((e) => done.push(e.message.event.tool_id)))
+  assert.equal(done, ['a', 'b', 'slow'])
+})
+
+Retry('unsubscribing during a backoff wait cancels the pending retry', async () => {
+  let calls = 0
+  const step = async (env: Envelope) => { calls += 1; return { ...env, failure: transient } }
+  const sub = from([envelope()]).pipe(retryBackoff({ step, policy: () => ({ ...policy, initialIntervalMs: 200, maxIntervalMs: 200 }) })).subscribe()
+  await new Promise((r) => setTimeout(r, 50))
+  sub.unsubscribe()
+  await new Promise((r) => setTimeout(r, 400))
+  assert.is(calls, 1)
+})
+
+Retry.run()
