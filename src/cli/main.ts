@@ -2,14 +2,22 @@
 import { isPipelineError } from '../core/errors.js'
 import { parseFlags } from '../config/parse-flags.js'
 import { processIO, type Command } from './command.js'
+import { dlqCommand } from './commands/dlq.js'
+import { eventsCommand } from './commands/events.js'
 import { migrateCommand } from './commands/migrate.js'
 import { produceCommand } from './commands/produce.js'
 import { runCommand } from './commands/run.js'
+import { streamCommand } from './commands/stream.js'
+import { toolsCommand } from './commands/tools.js'
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   run: runCommand,
   migrate: migrateCommand,
   produce: produceCommand,
+  tools: toolsCommand,
+  dlq: dlqCommand,
+  stream: streamCommand,
+  events: eventsCommand,
 }
 
 const USAGE = `usage: hookstream <command> [flags]
@@ -18,6 +26,11 @@ commands:
   run [--role all|ingest|worker|dlq]   start the service (ingest, worker, DLQ worker, health)
   migrate                              apply database migrations
   produce --file events.ndjson         enqueue StreamEvents, one JSON per line
+  tools list|show|add|remove           manage tools (secrets are write-only)
+  dlq list|show|retry|discard|purge    inspect and re-drive dead letters
+  stream info                          length, pending, lag, consumers, DLQ depth
+  events show <event id>               where one event is and what happened to it
+  (every inspecting command takes --json)
 
 common flags: --config <file.yaml> --redis-url <url> --database-url <url> --log-level <level>
 configuration: see README.md ("Configuration")`

@@ -3,12 +3,14 @@ import { sql } from 'kysely'
 import type { Config } from '../config/load-config.js'
 import { ToolRegistry } from '../db/tool-registry.js'
 import { ToolStore } from '../db/tool-store.js'
+import { adminRoutes } from '../http/admin.js'
 import { createHealth, startHealthServer, type HealthServer } from '../http/health.js'
 import { createIngestHandler } from '../http/ingest.js'
 import { createRouter, startHttpServer, type Route, type RunningHttpServer } from '../http/server.js'
 import { createLogger, type Logger } from '../observability/logger.js'
 import { createMetrics, type Metrics } from '../observability/metrics.js'
 import { startTracing, type Tracing } from '../observability/tracing.js'
+import { startDlqRetryWorker } from '../pipelines/dlq-retry.js'
 import { webhookPipeline } from '../pipelines/webhook.js'
 import { ForwardSink } from '../sinks/forward.js'
 import { startDelayedRetries } from '../sources/delayed-retries.js'
@@ -23,7 +25,7 @@ export type Role = (typeof ROLES)[number]
 export interface ServiceOptions {
   /** @defaultValue 'all' */
   readonly role?: Role
-  /** Extra routes on the ingest server (the admin API mounts here). */
+  /** Extra routes on the ingest server, next to the webhooks and the admin API. */
   readonly routes?: readonly Route[]
   /** Where logs go. @defaultValue stdout */
   readonly logger?: Logger
@@ -103,6 +105,15 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
     cleanups.push(() => delayed.close(), () => forwardSink.close())
   }
 
+  if (runs('dlq')) {
+    const dlqWorker = startDlqRetryWorker({
+      db: db.db, stream, dlqStream: { redis, dlqStream: keys.dlqStream },
+      ...(config.streamMaxLen ? { streamMaxLen: config.streamMaxLen } : {}),
+      onError: (err) => logger.warn({ err_message: err.message }, 'DLQ retry round failed'),
+    })
+    cleanups.push(() => dlqWorker.close())
+  }
+
   let ingest: RunningHttpServer | undefined
   if (runs('ingest')) {
     const handler = createIngestHandler({
@@ -111,6 +122,11 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
     })
     ingest = await startHttpServer(config.http.addr, createRouter([
       { method: 'POST', path: '/webhooks/:toolId', handler },
+      ...adminRoutes({
+        db: db.db, redis, keys, tools, toolStore, staticTools: config.tools, stream, logger,
+        ...(config.adminToken ? { token: config.adminToken } : {}),
+        ...(config.streamMaxLen ? { streamMaxLen: config.streamMaxLen } : {}),
+      }),
       ...(options.routes ?? []),
     ]))
   }

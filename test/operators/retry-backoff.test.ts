@@ -24,7 +24,7 @@ Retry('the backoff schedule doubles from the initial interval, capped, with jitt
 Retry('a step failing twice then succeeding runs three times with 2 retries reported', async () => {
   let calls = 0
   const retries: number[] = []
-  const step = async (env: Envelope) => (++calls <= 2 ? { ...env, failure: transient } : { ...env, outcome: 'forwarded' as const })
+  const step = async (env: Envelope): Promise<Envelope> => (++calls <= 2 ? { ...env, failure: transient } : { ...env, outcome: 'forwarded' as const })
   const [out] = await lastValueFrom(from([envelope()]).pipe(retryBackoff({ step, policy: () => policy, onRetry: (_e, n) => retries.push(n) }), toArray()))
   assert.is(out!.outcome, 'forwarded')
   assert.is(calls, 3)
@@ -33,7 +33,7 @@ Retry('a step failing twice then succeeding runs three times with 2 retries repo
 
 Retry('after max_retries the transient failure stays on the envelope; permanent ones are not retried', async () => {
   let calls = 0
-  const step = async (env: Envelope) => { calls += 1; return { ...env, failure: env.message.event.tool_id === 'p' ? new PipelineError('permanent', 'DESTINATION_4XX', 'x') : transient } }
+  const step = async (env: Envelope): Promise<Envelope> => { calls += 1; return { ...env, failure: env.message.event.tool_id === 'p' ? new PipelineError('permanent', 'DESTINATION_4XX', 'x') : transient } }
   const out = await lastValueFrom(from([envelope({ tool_id: 't' }), envelope({ tool_id: 'p' })]).pipe(retryBackoff({ step, policy: () => policy }), toArray()))
   const byTool = new Map(out.map((e) => [e.message.event.tool_id, e]))
   assert.is(byTool.get('t')!.failure?.code, 'DESTINATION_5XX')
@@ -44,7 +44,7 @@ Retry('after max_retries the transient failure stays on the envelope; permanent 
 
 Retry('a step that throws is a transient failure, retried like one', async () => {
   let calls = 0
-  const step = async (env: Envelope) => { if (++calls === 1) throw new Error('socket hang up'); return { ...env, outcome: 'forwarded' as const } }
+  const step = async (env: Envelope): Promise<Envelope> => { if (++calls === 1) throw new Error('socket hang up'); return { ...env, outcome: 'forwarded' as const } }
   const [out] = await lastValueFrom(from([envelope()]).pipe(retryBackoff({ step, policy: () => policy }), toArray()))
   assert.is(out!.outcome, 'forwarded')
   assert.is(calls, 2)
@@ -52,7 +52,7 @@ Retry('a step that throws is a transient failure, retried like one', async () =>
 
 Retry('a retry due later than maxInlineDelayMs is parked with its attempt count and leaves as parked', async () => {
   const parked: { attempts: number; dueIn: number }[] = []
-  const step = async (env: Envelope) => ({ ...env, failure: new PipelineError('transient', 'DESTINATION_429', 'x', { retryAfterMs: 60_000 }) })
+  const step = async (env: Envelope): Promise<Envelope> => ({ ...env, failure: new PipelineError('transient', 'DESTINATION_429', 'x', { retryAfterMs: 60_000 }) })
   const [out] = await lastValueFrom(from([envelope()]).pipe(retryBackoff({
     step, policy: () => policy, maxInlineDelayMs: 1000,
     park: async (env, due) => { parked.push({ attempts: env.attempts, dueIn: due - Date.now() }) },
@@ -66,7 +66,7 @@ Retry('a retry due later than maxInlineDelayMs is parked with its attempt count 
 Retry('retries of one event do not stall the others', async () => {
   const tool = parseTool({ id: 'slow', provider: 'github', secret: 'x', retry_policy: { initial_interval: '300ms', max_interval: '300ms', max_retries: 1 } })
   const done: string[] = []
-  const step = async (env: Envelope & { tool?: typeof tool }) => (env.tool && env.attempts === 0 ? { ...env, failure: transient } : { ...env, outcome: 'stored' as const })
+  const step = async (env: Envelope & { tool?: typeof tool }): Promise<Envelope & { tool?: typeof tool }> => (env.tool && env.attempts === 0 ? { ...env, failure: transient } : { ...env, outcome: 'stored' as const })
   const envs = [{ ...envelope({ tool_id: 'slow' }), tool }, envelope({ tool_id: 'a' }), envelope({ tool_id: 'b' })]
   await lastValueFrom(from(envs).pipe(retryBackoff({ step }), toArray()), { defaultValue: [] }).then((out) => out.forEach((e) => done.push(e.message.event.tool_id)))
   assert.equal(done, ['a', 'b', 'slow'])
@@ -74,7 +74,7 @@ Retry('retries of one event do not stall the others', async () => {
 
 Retry('unsubscribing during a backoff wait cancels the pending retry', async () => {
   let calls = 0
-  const step = async (env: Envelope) => { calls += 1; return { ...env, failure: transient } }
+  const step = async (env: Envelope): Promise<Envelope> => { calls += 1; return { ...env, failure: transient } }
   const sub = from([envelope()]).pipe(retryBackoff({ step, policy: () => ({ ...policy, initialIntervalMs: 200, maxIntervalMs: 200 }) })).subscribe()
   await new Promise((r) => setTimeout(r, 50))
   sub.unsubscribe()
