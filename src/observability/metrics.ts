@@ -84,8 +84,11 @@ export interface Metrics {
   healthCheck(component: HealthComponent, status: HealthStatus, seconds: number): void
   /** Events being processed right now. */
   setInFlight(count: number): void
-  /** Reads `webhook_in_flight` from `read` at scrape time instead (no per-event cost). Replaces an earlier reader. */
-  trackInFlight(read: () => number): void
+  /**
+   * Adds `read` to what `webhook_in_flight` sums at scrape time (no per-event cost; one reader per running source,
+   * so several pipelines in one process add up). Returns a function that removes the reader again.
+   */
+  trackInFlight(read: () => number): () => void
   /** Reads queue gauges from `provider` at scrape time (timeout, cached ~1 s). Replaces an earlier provider. */
   setQueueStats(provider: () => Promise<QueueStats>): void
   /** Reads database-pool gauges from `provider` at scrape time. Replaces an earlier provider. */
@@ -159,9 +162,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     guards: [undefined],
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
   })
-  let inFlightReader: (() => number) | undefined
+  const inFlightReaders = new Set<() => number>()
   const inFlightG = new Gauge({ name: 'webhook_in_flight', help: 'Events being processed right now.', registers,
-    collect() { if (inFlightReader) this.set(inFlightReader()) } })
+    collect() {
+      if (inFlightReaders.size === 0) return
+      let sum = 0
+      for (const read of inFlightReaders) sum += read()
+      this.set(sum)
+    } })
   const statsErrorsC = new Counter({ name: 'webhook_queue_stats_errors_total', registers,
     help: 'Scrapes whose queue-stats provider failed or timed out (queue gauges then keep their last values).' })
 
@@ -253,8 +261,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       healthChecks.get(c, statusSet.has(status) ? status : OTHER_LABEL_VALUE).value++
       healthDuration.observe(healthDuration.series.get(c), seconds)
     },
-    setInFlight: (n) => { inFlightReader = undefined; inFlightG.set(n) },
-    trackInFlight(read) { inFlightReader = read },
+    setInFlight: (n) => { inFlightReaders.clear(); inFlightG.set(n) },
+    trackInFlight(read) {
+      // a wrapper per call, so the same function tracked twice is removed once per untrack
+      const reader = () => read()
+      inFlightReaders.add(reader)
+      return () => { inFlightReaders.delete(reader) }
+    },
     setQueueStats(provider) { queueProvider = provider; cached = undefined; lastStats = undefined },
     setDbPoolStats(provider) { poolProvider = provider },
     metricsText: () => registry.metrics(),

@@ -39,7 +39,7 @@ export interface PipelineTelemetry {
   hold(held: boolean, err?: Error): void
   sourceError(err: Error): void
   closed(result: { readonly drained: boolean; readonly unsettled: number }): void
-  /** For `fromRedisStream({ exposeInFlight })`: the `webhook_in_flight` gauge reads the source's count at scrape time. */
+  /** For `fromRedisStream({ exposeInFlight })`: `webhook_in_flight` reads the source's count at scrape time until `closed`. */
   exposeInFlight(read: () => number): void
 }
 
@@ -64,6 +64,7 @@ export function pipelineTelemetry(options: PipelineTelemetryOptions): PipelineTe
   const { metrics, logger } = options
   const tracing = options.tracing ?? false
   let holding = 0
+  const untrack: (() => void)[] = []
 
   const warnAbout = (env: Envelope, fields: Record<string, unknown>, message: string) => {
     if (!logger) return
@@ -130,11 +131,12 @@ export function pipelineTelemetry(options: PipelineTelemetryOptions): PipelineTe
       logger?.warn({ err }, 'stream source error; recovering')
     },
     closed(result) {
+      for (const stop of untrack.splice(0)) stop()
       if (result.drained) logger?.info('stream source closed; every event was settled')
       else logger?.warn({ unsettled: result.unsettled }, 'stream source closed with unsettled events; they stay pending and are redelivered')
     },
     exposeInFlight(read) {
-      metrics?.trackInFlight(read)
+      if (metrics) untrack.push(metrics.trackInFlight(read))
     },
   }
 }

@@ -112,12 +112,14 @@ Metrics('queue gauges are read at scrape time, cached, and a hung provider times
   assert.is(parseExposition(await m.metricsText()).get('webhook_queue_stats_errors_total'), 1)
 })
 
-Metrics('webhook_in_flight reads a tracked count at scrape time; setInFlight takes over again', async (ctx) => {
+Metrics('webhook_in_flight sums the tracked counts at scrape time; untracked readers and setInFlight take over', async (ctx) => {
   const m = make(ctx)
   let inFlight = 3
   m.trackInFlight(() => inFlight)
-  assert.is(parseExposition(await m.metricsText()).get('webhook_in_flight'), 3)
+  const untrack = m.trackInFlight(() => 4)
+  assert.is(parseExposition(await m.metricsText()).get('webhook_in_flight'), 7)
   inFlight = 11
+  untrack()
   assert.is(parseExposition(await m.metricsText()).get('webhook_in_flight'), 11)
   m.setInFlight(2)
   inFlight = 50
