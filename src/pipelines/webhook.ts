@@ -102,7 +102,8 @@ function both<A extends unknown[]>(a: ((...args: A) => void) | undefined, b: ((.
  * Your own pipeline is the same kind of chain: copy this one and add your operators where they belong.
  *
  * @example
- * const done = webhookPipeline({ redis, db, tools: registry, forwardSink: new ForwardSink(), consumer: 'worker-1' })
+ * const done = webhookPipeline({ redis, db, tools: registry, forwardSink: new ForwardSink(), consumer: 'worker-1',
+ *   telemetry: { metrics, logger, tracing: tracing.enabled } })
  * const sub = done.subscribe()
  */
 export function webhookPipeline(options: WebhookPipelineOptions): Observable<WebhookEnvelope> {
