@@ -9,7 +9,7 @@ export interface StreamMessage {
   /** The entry id, e.g. `"1718000000000-0"`. */
   readonly streamId: string
   /**
-   * The decoded event. When `decodeError` is set this is a placeholder (id `undecodable:<streamId>`, the
+   * The decoded event (decoded on first access). When `decodeError` is set this is a placeholder (id `undecodable:<streamId>`, the
    * rest taken from whatever could be read) and `fields` holds what was really on the stream.
    */
   readonly event: StreamEvent

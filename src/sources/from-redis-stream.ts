@@ -161,22 +161,28 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
 
     const makeMessage = (id: string, fields: string[], deliveryCount: number): StreamMessage => {
       const record = toRecord(fields)
-      const where = `stream ${stream}, entry ${id}`
-      let event: StreamEvent
-      let decodeError: PipelineError | undefined
-      try {
-        event = decodeStreamEvent(record.event, where)
-      } catch (err) {
-        decodeError = err instanceof PipelineError ? err
-          : new PipelineError('permanent', 'UNDECODABLE_ENTRY', `${where}: ${(err as Error).message}`)
-        event = placeholder(id, record.event)
+      // decoded on first use: a consumer that only needs the raw fields (command workers, a drain) never pays
+      // for JSON.parse and validation of payloads it does not read
+      let decoded: { event: StreamEvent; decodeError: PipelineError | undefined } | undefined
+      const decode = () => {
+        if (decoded) return decoded
+        const where = `stream ${stream}, entry ${id}`
+        try {
+          decoded = { event: decodeStreamEvent(record.event, where), decodeError: undefined }
+        } catch (err) {
+          const decodeError = err instanceof PipelineError ? err
+            : new PipelineError('permanent', 'UNDECODABLE_ENTRY', `${where}: ${(err as Error).message}`)
+          decoded = { event: placeholder(id, record.event), decodeError }
+        }
+        return decoded
       }
       let settled = false
       inFlight.set(id, Date.now())
       return {
-        stream, streamId: id, event, fields: record, deliveryCount, readAtMs: Date.now(),
+        stream, streamId: id, fields: record, deliveryCount, readAtMs: Date.now(),
+        get event() { return decode().event },
+        get decodeError() { return decode().decodeError },
         ...(record.traceparent ? { traceparent: record.traceparent } : {}),
-        ...(decodeError ? { decodeError } : {}),
         settle: () => {
           if (settled) return
           settled = true
@@ -207,7 +213,8 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
       return counts
     }
 
-    const freeRoom = () => maxInFlight - inFlight.size
+    // a read never asks for more than batchSize, nor for more than settling has freed
+    const freeRoom = () => Math.min(batchSize, maxInFlight - inFlight.size)
     const waitForRoom = async () => {
       while (!stopping && freeRoom() <= 0) {
         await new Promise<void>((resolve) => { wakeReader = resolve })
