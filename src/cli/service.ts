@@ -9,7 +9,8 @@ import { createIngestHandler } from '../http/ingest.js'
 import { createRouter, startHttpServer, type Route, type RunningHttpServer } from '../http/server.js'
 import { createLogger, type Logger } from '../observability/logger.js'
 import { createMetrics, type Metrics } from '../observability/metrics.js'
-import { startTracing, type Tracing } from '../observability/tracing.js'
+import { queueStatsProvider } from '../observability/queue-stats-provider.js'
+import { startTracing } from '../observability/tracing.js'
 import { startDlqRetryWorker } from '../pipelines/dlq-retry.js'
 import { webhookPipeline } from '../pipelines/webhook.js'
 import { ForwardSink } from '../sinks/forward.js'
@@ -57,9 +58,9 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   const runs = (part: Exclude<Role, 'all'>) => role === 'all' || role === part
   const logger = options.logger ?? createLogger({ level: config.logLevel })
   const metrics = createMetrics()
-  const tracing: Tracing | undefined = config.otlpEndpoint
-    ? startTracing({ serviceName: 'hookstream', otlpEndpoint: config.otlpEndpoint })
-    : undefined
+  // without an endpoint nothing is registered and the pipeline does no span work at all
+  const tracing = startTracing({ serviceName: 'hookstream', ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) })
+  const telemetry = { metrics, logger, tracing: tracing.enabled }
   const keys = config.keys
   const stream = new StreamClient({ redis, stream: keys.stream })
   const toolStore = new ToolStore({ db: db.db, ...(config.encryptionKey ? { encryptionKey: config.encryptionKey } : {}) })
@@ -68,8 +69,13 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
     onError: (err) => logger.warn({ err }, 'tool refresh failed; serving the last known tools'),
   })
   await stream.ensureGroup(keys.group)
+  metrics.setQueueStats(queueStatsProvider({
+    stream, group: keys.group,
+    dlqDepth: async () => Number((await db.db.selectFrom('webhook_dlq').where('status', 'in', ['pending', 'retrying'])
+      .select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n),
+  }))
 
-  const state = { shuttingDown: false, processed: 0, inFlight: 0, holds: 0, poison: [] as number[] }
+  const state = { shuttingDown: false, processed: 0, inFlight: () => 0, holds: 0, poison: [] as number[] }
   const cleanups: (() => Promise<unknown> | void)[] = []
   let pipelineSub: Subscription | undefined
   const abort = new AbortController()
@@ -85,18 +91,12 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
       claimIdleMs: config.worker.claimIdleMs, maxDeliveries: config.worker.maxDeliveries,
       idempotencyTtlSeconds: Math.max(1, Math.round(config.worker.idempotencyTtlMs / 1000)),
       forwardConcurrency: config.worker.concurrency, drainTimeoutMs: config.worker.shutdownTimeoutMs,
-      signal: abort.signal,
+      signal: abort.signal, telemetry,
       onSettled: () => { state.processed += 1 },
-      onDeadLettered: (env, failure) => {
-        if (failure.code === 'POISON') state.poison.push(Date.now())
-        logger.warn({ event_id: env.message.event.id, tool_id: env.message.event.tool_id, code: failure.code, err_message: failure.message }, 'event dead-lettered')
-      },
-      onHold: (held, err) => {
-        state.holds += held ? 1 : -1
-        if (held) logger.warn({ code: (err as { code?: string } | undefined)?.code, err_message: err?.message }, 'a dependency is down; events are held unacked until it is back')
-        else logger.info('dependency back; held events flow again')
-      },
-      onSourceError: (err) => logger.warn({ err_message: err.message }, 'stream source recovered from an error'),
+      // telemetry logs dead letters, holds and source errors; these hooks only feed health
+      onDeadLettered: (_env, failure) => { if (failure.code === 'POISON') state.poison.push(Date.now()) },
+      onHold: (held) => { state.holds += held ? 1 : -1 },
+      exposeInFlight: (read) => { state.inFlight = read },
       onClosed: (result) => markClosed(result),
     }).subscribe({
       error: (err) => { logger.error({ err }, 'the pipeline broke down; exiting so the orchestrator restarts it'); process.exitCode = 1; markClosed({ drained: false }) },
@@ -109,6 +109,7 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
     const dlqWorker = startDlqRetryWorker({
       db: db.db, stream, dlqStream: { redis, dlqStream: keys.dlqStream },
       ...(config.streamMaxLen ? { streamMaxLen: config.streamMaxLen } : {}),
+      onRequeued: (n) => { for (let i = 0; i < n; i++) metrics.dlqRetry('requeued') },
       onError: (err) => logger.warn({ err_message: err.message }, 'DLQ retry round failed'),
     })
     cleanups.push(() => dlqWorker.close())
@@ -117,7 +118,7 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   let ingest: RunningHttpServer | undefined
   if (runs('ingest')) {
     const handler = createIngestHandler({
-      tools, stream, redis, keys, maxBodyBytes: config.http.maxBodyBytes,
+      tools, stream, redis, keys, maxBodyBytes: config.http.maxBodyBytes, metrics, logger, tracing: tracing.enabled,
       ...(config.streamMaxLen ? { maxLen: config.streamMaxLen } : {}),
     })
     ingest = await startHttpServer(config.http.addr, createRouter([
@@ -159,7 +160,7 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
       }
       return { depth: info.length, lag: group?.lag ?? 0, pending: group?.pending ?? 0, oldestPendingAgeSeconds, groupExists: group !== undefined }
     },
-    worker: () => ({ inFlight: state.inFlight, processed: state.processed, poisonRecent: poisonRecent(), shuttingDown: state.shuttingDown }),
+    worker: () => ({ inFlight: state.inFlight(), processed: state.processed, poisonRecent: poisonRecent(), shuttingDown: state.shuttingDown }),
   })
   const healthServer: HealthServer = await startHealthServer(health, {
     port: config.health.endpoint.port, host: config.health.endpoint.host,
@@ -184,7 +185,7 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
       health.close()
       await healthServer.close()
       metrics.close()
-      await tracing?.shutdown().catch(() => {})
+      await tracing.shutdown().catch(() => {})
       logger.info({ drained: result.drained }, 'hookstream stopped')
       return result
     })()),

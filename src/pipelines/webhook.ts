@@ -42,6 +42,8 @@ export interface WebhookPipelineHooks {
   readonly onHold?: HoldOptions['onHold']
   /** Errors the source recovered from (connection lost, NOGROUP). */
   readonly onSourceError?: (err: Error) => void
+  /** Given once a reader of the source's unsettled-message count (for health). */
+  readonly exposeInFlight?: (read: () => number) => void
   /** The source closed: whether every message it handed out was settled. */
   readonly onClosed?: (result: { drained: boolean; unsettled: number }) => void
 }
@@ -118,6 +120,7 @@ export function webhookPipeline(options: WebhookPipelineOptions): Observable<Web
   const onDlqResolved = both(options.onDlqResolved, t?.dlqResolved)
   const onDeadLettered = both(options.onDeadLettered, t?.deadLettered)
   const onSettled = both(options.onSettled, t?.settled)
+  const exposeInFlight = both(options.exposeInFlight, t?.exposeInFlight)
   return fromRedisStream({
     redis, stream: keys.stream, group: keys.group, consumer: options.consumer,
     ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
@@ -128,7 +131,7 @@ export function webhookPipeline(options: WebhookPipelineOptions): Observable<Web
     ...(options.signal ? { signal: options.signal } : {}),
     ...(onSourceError ? { onError: onSourceError } : {}),
     ...(onClosed ? { onClosed } : {}),
-    ...(t?.exposeInFlight ? { exposeInFlight: t.exposeInFlight } : {}),
+    ...(exposeInFlight ? { exposeInFlight } : {}),
   }).pipe(
     map(t ? (msg) => t.begin(toEnvelope(msg)) : toEnvelope),
     poisonGuard({ maxDeliveries: options.maxDeliveries ?? 10 }),
