@@ -228,23 +228,19 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     }, `ingest for tool "${tool.id}"`)
     state.eventId = event.id
     const seenKey = delivery.deliveryId !== undefined ? `${keys.deliveryPrefix}${tool.id}:${event.id}` : undefined
-    if (seenKey !== undefined) {
-      let first: unknown
-      try {
-        first = await bounded('delivery check', redis, () => redis.call('SET', seenKey, '1', 'NX', 'EX', ttlSeconds))
-      } catch (err) {
-        forget(seenKey)
-        throw err
-      }
-      if (first === null) return { status: 202, code: 'DUPLICATE', body: { id: event.id, duplicate: true } }
+    const addOptions = {
+      ...(traceparent ? { traceparent } : {}), ...(options.maxLen !== undefined ? { maxLen: options.maxLen } : {}),
     }
     try {
-      const streamId = await bounded('XADD', stream.redis, () => stream.add(event, {
-        ...(traceparent ? { traceparent } : {}), ...(options.maxLen !== undefined ? { maxLen: options.maxLen } : {}),
-      }))
+      // the "delivery seen" check and the XADD go in one atomic round trip
+      const streamId = seenKey === undefined
+        ? await bounded('XADD', stream.redis, () => stream.add(event, addOptions))
+        : await bounded('XADD', stream.redis, () => stream.addIfFirst(seenKey, ttlSeconds, event, addOptions))
+      if (streamId === null) return { status: 202, code: 'DUPLICATE', body: { id: event.id, duplicate: true } }
       return { status: 202, code: 'ACCEPTED', body: { id: event.id, stream_id: streamId } }
     } catch (err) {
-      // the sender will retry a 503; without this its retry would look like a duplicate and the event be lost
+      // the sender will retry a 503; if the script ran late after a timeout its key would make that retry look
+      // like a duplicate and the event be lost, so the key goes
       if (seenKey !== undefined) forget(seenKey)
       throw err
     }

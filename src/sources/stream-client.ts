@@ -58,6 +58,10 @@ export function entriesOfReadReply(reply: unknown): StreamEntry[] {
   return ((reply[0] as [string, StreamEntry[]] | undefined)?.[1]) ?? []
 }
 
+// SET NX then XADD, atomically; a script that is refused (OOM, no connection) writes nothing
+const ADD_IF_FIRST = `if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return false end
+return redis.call('XADD', KEYS[2], unpack(ARGV, 2))`
+
 /** Compares two stream ids (`ms-seq`). */
 export function compareStreamIds(a: string, b: string): number {
   const [am = '0', as = '0'] = a.split('-')
@@ -107,6 +111,17 @@ export class StreamClient {
    */
   async add(event: StreamEvent, options: AddOptions = {}): Promise<string> {
     return (await this.redis.call('XADD', ...this.xaddArgs(event, options))) as string
+  }
+
+  /**
+   * Appends the event only if `seenKey` was not set yet, setting it (with `ttlSeconds`) in the same atomic
+   * script: one round trip for ingest's "delivery seen" check and the XADD. Returns the entry id, or `null`
+   * when the key existed (a redelivery: nothing appended).
+   */
+  async addIfFirst(seenKey: string, ttlSeconds: number, event: StreamEvent, options: AddOptions = {}): Promise<string | null> {
+    const [stream, ...rest] = this.xaddArgs(event, options)
+    const id = await this.redis.call('EVAL', ADD_IF_FIRST, 2, seenKey, stream as string, ttlSeconds, ...rest)
+    return id === null ? null : (id as string)
   }
 
   /** Appends many events in one pipeline and returns their entry ids in order. All are validated first. */
