@@ -38,7 +38,8 @@ async function hangingVersusGood(s: Space, STUCK: number): Promise<void> {
   // the stuck tool's events come first, so they reach the forward step before any of the good ones
   await s.stream.addMany(Array.from({ length: STUCK }, () => makeEvent({ tool_id: 'stuck' })))
   await s.stream.addMany(Array.from({ length: 300 }, () => makeEvent({ tool_id: 'fine' })))
-  const svc = await startServiceProcess({ ...s.env, WORKER_CONSUMER_NAME: 'bh-1', WORKER_BLOCK_TIMEOUT: '500ms' }, yaml, ['--role', 'worker'])
+  // FORWARD_ALLOW_PRIVATE: the service refuses loopback destinations by default once the SSRF guard is wired
+  const svc = await startServiceProcess({ ...s.env, WORKER_CONSUMER_NAME: 'bh-1', WORKER_BLOCK_TIMEOUT: '500ms', FORWARD_ALLOW_PRIVATE: '127.0.0.1/32' }, yaml, ['--role', 'worker'])
   try {
     const started = Date.now()
     const served = await eventually('all 300', () => good.requests.length >= 300, 8000).then(() => true, () => false)
