@@ -7,6 +7,7 @@ import { ingestTelemetry } from '../observability/ingest-telemetry.js'
 import type { Logger } from '../observability/logger.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { StreamKeys } from '../sources/keys.js'
+import type { StreamPartitions } from '../sources/partitions.js'
 import type { RedisClient, StreamClient } from '../sources/stream-client.js'
 import { PROVIDER_ADAPTERS } from './providers/provider-adapters.js'
 import { sendJson } from './server.js'
@@ -33,6 +34,11 @@ export interface IngestOptions {
   /** Client for the "delivery seen" keys (may be the stream's client). */
   readonly redis: IngestRedis
   readonly keys: StreamKeys
+  /**
+   * The main stream split into partitions (STREAM_PARTITIONS > 1): each event goes to its partition's stream,
+   * and its "delivery seen" key carries that partition's hash tag. @defaultValue none: `stream` and `keys`
+   */
+  readonly partitions?: StreamPartitions
   /** Largest body accepted, in bytes; larger ones get 413 without being read. @defaultValue 10 MiB */
   readonly maxBodyBytes?: number
   /** Approximate stream cap passed to XADD (`MAXLEN ~`). @defaultValue unset (no trimming) */
@@ -227,6 +233,8 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
       retry_count: 0,
     }, `ingest for tool "${tool.id}"`)
     state.eventId = event.id
+    // on a cluster the seen key and the partition's stream share a hash tag, so one script may touch both
+    const { stream, keys } = options.partitions && options.partitions.count > 1 ? options.partitions.route(event) : options
     const seenKey = delivery.deliveryId !== undefined ? `${keys.deliveryPrefix}${tool.id}:${event.id}` : undefined
     const addOptions = {
       ...(traceparent ? { traceparent } : {}), ...(options.maxLen !== undefined ? { maxLen: options.maxLen } : {}),
