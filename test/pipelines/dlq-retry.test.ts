@@ -53,6 +53,8 @@ Worker('a flaky destination: dead-lettered, re-queued by the worker, forwarded, 
     w.start({ dlqPolicy: policy })
     await eventually('DLQ row resolved', async () =>
       (await w.db.db.selectFrom('webhook_dlq').select('status').executeTakeFirst())?.status === 'resolved')
+    // the row is resolved just before the re-queued event is settled
+    await eventually('re-queued event settled', () => w.settled.length === 2)
     const row = await w.db.db.selectFrom('webhook_dlq').selectAll().executeTakeFirstOrThrow()
     assert.equal([row.event_id, row.retry_count], [event!.id, 1])
     assert.ok(row.resolved_at)
