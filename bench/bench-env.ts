@@ -62,7 +62,7 @@ export async function openBenchEnv(): Promise<BenchEnv> {
 let runCounter = 0
 
 /** A fresh context for one run: new key prefix and stream, TRUNCATEd table, this run's data. */
-export async function prepareRun(env: BenchEnv, options: { events: number; payload: PayloadKind; progress: (n: number) => void }): Promise<ScenarioContext> {
+export async function prepareRun(env: BenchEnv, options: { events: number; payload: PayloadKind; durationSeconds?: number; progress: (n: number) => void }): Promise<ScenarioContext> {
   const runId = `${process.pid.toString(36)}${Date.now().toString(36)}r${runCounter++}`
   const keyPrefix = `bench:${runId}:`
   const keys = streamKeys({ prefix: keyPrefix })
@@ -70,7 +70,8 @@ export async function prepareRun(env: BenchEnv, options: { events: number; paylo
   let data: ReturnType<typeof makeEvents> | undefined
   const ctx: ScenarioContext = {
     redis: env.redis, redisUrl: env.redisUrl, pool: env.pool, db: env.db.db, databaseUrl: env.databaseUrl,
-    events: options.events, payload: options.payload, keys, keyPrefix, group: keys.group, state: {},
+    events: options.events, payload: options.payload, keys,
+    ...(options.durationSeconds !== undefined ? { durationSeconds: options.durationSeconds } : {}), keyPrefix, group: keys.group, state: {},
     data: () => (data ??= makeEvents(options.payload, options.events, `${runId}-`)),
     async preload() {
       const client = new StreamClient({ redis: env.redis, stream: keys.stream })

@@ -21,6 +21,8 @@ export interface ScenarioContext {
   /** N: events (or requests) this run must process. */
   readonly events: number
   readonly payload: PayloadKind
+  /** `--duration`: seconds of load for time-bound scenarios (latency); undefined: the scenario's own default. */
+  readonly durationSeconds?: number
   /** Key-space of this run: `keys.stream` is a fresh, empty stream; every key under `keys` is deleted after the run. */
   readonly keys: StreamKeys
   /** Prefix every other Redis key of this run should start with (e.g. a BullMQ prefix), so it is cleaned up. */

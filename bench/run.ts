@@ -23,6 +23,7 @@ const HELP = `usage: npm run bench -- [options]
   --events N        events (or requests) per run for every chosen scenario (default: each scenario's own)
   --payload KIND    ${PAYLOAD_KINDS.join('|')} (default: each scenario's own, mostly github)
   --repeat R        runs per scenario, interleaved (default: each scenario's own, mostly 3)
+  --duration S      seconds of load for the latency scenarios (default 20)
   --file PATH       a module whose default export is a scenario or an array of them (repeatable)
   --list            print the scenarios and exit`
 
@@ -52,13 +53,14 @@ const gc = (() => {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      scenario: { type: 'string' }, events: { type: 'string' }, payload: { type: 'string' }, repeat: { type: 'string' },
+      scenario: { type: 'string' }, events: { type: 'string' }, payload: { type: 'string' }, repeat: { type: 'string' }, duration: { type: 'string' },
       file: { type: 'string', multiple: true }, list: { type: 'boolean' }, help: { type: 'boolean' },
     },
   })
   if (values.help) { console.log(HELP); return }
   const events = positive('events', values.events)
   const repeat = positive('repeat', values.repeat)
+  const durationSeconds = positive('duration', values.duration)
   if (values.payload !== undefined && !(PAYLOAD_KINDS as readonly string[]).includes(values.payload)) {
     throw new RangeError(`bench: --payload must be one of ${PAYLOAD_KINDS.join(', ')}; got ${JSON.stringify(values.payload)}`)
   }
@@ -92,7 +94,7 @@ async function main(): Promise<void> {
         const bar = progressBar(`${s.name} #${round + 1}`, n)
         let ctx: ScenarioContext | undefined
         try {
-          ctx = await prepareRun(env, { events: n, payload: kind, progress: (d) => bar.update(d) })
+          ctx = await prepareRun(env, { events: n, payload: kind, ...(durationSeconds ? { durationSeconds } : {}), progress: (d) => bar.update(d) })
           await s.setup?.(ctx)
           gc()
           const cpu0 = process.cpuUsage()

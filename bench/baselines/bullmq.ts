@@ -20,6 +20,8 @@ function bull(name: string, concurrency: number): Scenario {
     isBaseline: true,
     baseline: 'raw-insert',
     events: 20_000,
+    // the sequential / 10-worker variants are context, not a target's baseline: one run keeps the default bench short
+    repeat: concurrency === 10 ? 1 : 3,
     async setup(ctx) {
       // the prefix puts BullMQ's keys under the run's key-space, so cleanup deletes them
       const queue = new Queue(queueName, { connection: connection(ctx), prefix: `${ctx.keyPrefix}bull` })

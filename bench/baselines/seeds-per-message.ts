@@ -24,6 +24,8 @@ function seeds(name: string, inFlight: 1 | 10): Scenario {
     isBaseline: true,
     baseline: 'raw-insert',
     events: 20_000,
+    // the sequential / 10-worker variants are context, not a target's baseline: one run keeps the default bench short
+    repeat: inFlight === 1 ? 1 : 3,
     async setup(ctx) {
       await ctx.preload()
       await ctx.redis.call('XGROUP', 'CREATE', ctx.keys.stream, ctx.group, '0')

@@ -6,20 +6,28 @@ import { seedsInFlight10, seedsSequential } from '../baselines/seeds-per-message
 import type { Scenario } from '../define-scenario.js'
 import { backlogMemory } from './backlog-memory.js'
 import { bareHttp, ingest } from './ingest.js'
-import { pipelineStore100, pipelineStore500 } from './pipeline-store.js'
+import { forward10, forward50 } from './forward.js'
+import { latency1000, latency3000 } from './latency.js'
+import {
+  pipelineStore100, pipelineStore100if200, pipelineStore500, pipelineStore500if1000, storeMetrics, storeTelemetryOff, storeTracing,
+} from './pipeline-store.js'
 import { sourceDrain100, sourceDrain500 } from './source-drain.js'
+import { storePush, transformPush } from './transform.js'
 
 /**
  * Every built-in scenario and baseline, in run order: within a repetition they run in this order, so a
  * scenario and its baseline alternate (A B A B …) across repetitions.
  *
- * More webhook-pipeline scenarios (latency under load, forward, transform, metrics/tracing overhead) go
- * here, next to the baselines they compare with, as pipeline-store does.
+ * A new scenario goes here, next to the baselines it compares with.
  */
 export const SCENARIOS: readonly Scenario[] = [
   rawDrain, rawDrainDecode, sourceDrain500, sourceDrain100,
   bareHttp, ingest,
   rawInsert, seedsSequential, seedsInFlight10, bullmq10, bullmq50, batchedConsumer1, batchedConsumer2,
-  pipelineStore500, pipelineStore100,
+  pipelineStore500, pipelineStore100, pipelineStore500if1000, pipelineStore100if200,
+  forward10, forward50,
+  storePush, transformPush,
+  storeTelemetryOff, storeMetrics, storeTracing,
+  latency1000, latency3000,
   backlogMemory,
 ]

@@ -17,8 +17,8 @@ const CONNECTIONS = 32
 
 interface LoadResult { total: number; seconds: number; p50Ms: number; p99Ms: number; non2xx: number; errors: number; timeouts: number }
 
-// every distinct body of the payload set, signed once up front
-async function writeBodies(ctx: ScenarioContext): Promise<string> {
+/** Every distinct body of the payload set, signed once up front, in a temp file (removed by `cleanup`). */
+export async function writeBodies(ctx: ScenarioContext): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'hookstream-bench-'))
   const distinct = makeEvents(ctx.payload, Math.min(ctx.events, ctx.payload === 'github' ? 329 : 1), 'b-')
   const bodies = await Promise.all(distinct.map(async (e) => {
@@ -40,7 +40,8 @@ async function load(ctx: ScenarioContext, url: string): Promise<ScenarioResult> 
   return { events: out.total, seconds: out.seconds, extra: { p50Ms: out.p50Ms, p99Ms: out.p99Ms, connections: CONNECTIONS } }
 }
 
-async function cleanup(ctx: ScenarioContext): Promise<void> {
+/** Closes what setup started and removes the bodies file. */
+export async function cleanup(ctx: ScenarioContext): Promise<void> {
   await (ctx.state.close as (() => Promise<void>) | undefined)?.()
   if (typeof ctx.state.bodiesDir === 'string') rmSync(ctx.state.bodiesDir, { recursive: true, force: true })
 }

@@ -1,56 +1,90 @@
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base'
 import { parseTool, type ToolConfig } from '../../src/core/tool.js'
 import { createMetrics } from '../../src/observability/metrics.js'
-import { webhookPipeline } from '../../src/pipelines/webhook.js'
-import { ForwardSink } from '../../src/sinks/forward.js'
-import { countRows } from '../baselines/insert-rows.js'
-import { defineScenario, type Scenario } from '../define-scenario.js'
+import type { TelemetryOptions } from '../../src/observability/pipeline-telemetry.js'
+import { startTracing, type Tracing } from '../../src/observability/tracing.js'
+import { defineScenario, type Scenario, type ScenarioContext } from '../define-scenario.js'
+import { runWebhookPipeline } from './run-webhook-pipeline.js'
 
-function pipelineStore(name: string, batchSize: number): Scenario {
+/** The store-only GitHub tool every pipeline-store scenario uses. */
+export const storeTool: ToolConfig = parseTool({ id: 'bench-tool', provider: 'github', secret: 'bench-secret', tenant_id: 'bench', processing_mode: 'store' })
+
+type Telemetry = 'off' | 'metrics' | 'tracing'
+
+interface StoreVariant {
+  readonly name: string
+  readonly batchSize: number
+  readonly maxInFlight?: number
+  readonly telemetry: Telemetry
+  readonly baseline: readonly string[]
+  readonly targetRatio?: number
+  readonly events?: number
+  readonly repeat?: number
+  readonly description?: string
+}
+
+const TELEMETRY_TEXT: Record<Telemetry, string> = { off: 'telemetry off', metrics: 'metrics on', tracing: 'metrics + tracing (in-memory exporter)' }
+
+function telemetryFor(kind: Telemetry, ctx: ScenarioContext): TelemetryOptions | undefined {
+  if (kind === 'off') return undefined
+  return { metrics: createMetrics(), ...(kind === 'tracing' ? { tracing: (ctx.state.tracing as Tracing).enabled } : {}) }
+}
+
+function pipelineStore(v: StoreVariant): Scenario {
+  const inFlight = v.maxInFlight ? `, maxInFlight ${v.maxInFlight}` : ''
   return defineScenario({
-    name,
-    description: `webhookPipeline, store-only tool, metrics on (batchSize ${batchSize}): dedupe + extractToolConfig + store + settle`,
-    baseline: ['batched-consumer-1', 'seeds-10-in-flight', 'bullmq-50'],
-    events: 20_000,
-    setup: (ctx) => ctx.preload(),
-    async run(ctx) {
-      const tool: ToolConfig = parseTool({ id: 'bench-tool', provider: 'github', secret: 'bench-secret', tenant_id: 'bench', processing_mode: 'store' })
-      const forwardSink = new ForwardSink()
-      const abort = new AbortController()
-      let settled = 0
-      const outcomes = new Map<string, number>()
-      const errors: Error[] = []
-      const closed = new Promise<{ drained: boolean }>((resolve) => {
-        webhookPipeline({
-          redis: ctx.redis, db: ctx.db, tools: { get: async (id) => (id === tool.id ? tool : undefined) }, forwardSink,
-          consumer: 'bench', keys: ctx.keys, batchSize, blockMs: 1000, signal: abort.signal,
-          telemetry: { metrics: createMetrics() },
-          onSettled: (env) => {
-            const outcome = env.failure ? `failed:${env.failure.code}` : env.stored ? 'stored' : 'other'
-            outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1)
-            settled++
-            ctx.progress(settled)
-            if (settled === ctx.events) abort.abort()
-          },
-          onSourceError: (err) => errors.push(err),
-          onClosed: resolve,
-        }).subscribe({ error: (err: Error) => { errors.push(err); abort.abort() } })
-      })
-      const { drained } = await closed
-      await forwardSink.close()
-      if (errors.length > 0) throw new Error(`${name}: ${errors.length} errors, first: ${errors[0]?.message}`)
-      const rows = await countRows(ctx.pool)
-      if (!drained || rows !== ctx.events) {
-        throw new Error(`${name}: stored ${rows} rows of ${ctx.events} (drained: ${drained}; outcomes ${JSON.stringify([...outcomes])})`)
+    name: v.name,
+    description: v.description ??
+      `webhookPipeline, store-only tool, ${TELEMETRY_TEXT[v.telemetry]} (batchSize ${v.batchSize}${inFlight}): dedupe + extractToolConfig + store + settle`,
+    baseline: v.baseline,
+    ...(v.targetRatio !== undefined ? { targetRatio: v.targetRatio } : {}),
+    events: v.events ?? 20_000,
+    ...(v.repeat ? { repeat: v.repeat } : {}),
+    async setup(ctx) {
+      await ctx.preload()
+      if (v.telemetry === 'tracing') {
+        const exporter = new InMemorySpanExporter()
+        ctx.state.exporter = exporter
+        ctx.state.tracing = startTracing({ serviceName: 'hookstream-bench', exporter })
       }
-      return { events: settled }
+    },
+    async run(ctx) {
+      const settled = await runWebhookPipeline(ctx, {
+        name: v.name, tool: storeTool, batchSize: v.batchSize,
+        ...(v.maxInFlight ? { maxInFlight: v.maxInFlight } : {}),
+        ...(telemetryFor(v.telemetry, ctx) ? { telemetry: telemetryFor(v.telemetry, ctx) as TelemetryOptions } : {}),
+      })
+      const exporter = ctx.state.exporter as InMemorySpanExporter | undefined
+      return { events: settled, ...(exporter ? { extra: { spansPerEvent: exporter.getFinishedSpans().length / settled } } : {}) }
+    },
+    async teardown(ctx) {
+      await (ctx.state.tracing as Tracing | undefined)?.shutdown()
+      ;(ctx.state.exporter as InMemorySpanExporter | undefined)?.reset()
     },
   })
 }
 
+const VS_BASELINES = ['batched-consumer-1', 'batched-consumer-2', 'seeds-10-in-flight', 'bullmq-50']
+
 /**
  * Store-only end to end: the default webhook pipeline for a `store` tool with metrics on, next to the
- * hand-written batched consumer, the seeds' design with 10 in flight and BullMQ at concurrency 50.
+ * hand-written batched consumer (1 and 2 batches in flight), the seeds' design with 10 in flight and BullMQ at
+ * concurrency 50.
  */
-export const pipelineStore500 = pipelineStore('pipeline-store', 500)
+export const pipelineStore500 = pipelineStore({ name: 'pipeline-store', batchSize: 500, telemetry: 'metrics', baseline: VS_BASELINES })
 /** The same at the service's default batch size (WORKER_BATCH_SIZE 100). */
-export const pipelineStore100 = pipelineStore('pipeline-store-b100', 100)
+export const pipelineStore100 = pipelineStore({ name: 'pipeline-store-b100', batchSize: 100, telemetry: 'metrics', baseline: VS_BASELINES })
+/** batchSize 500 with 1,000 in flight, so the source reads the next batch while the previous one is written. */
+export const pipelineStore500if1000 = pipelineStore({ name: 'pipeline-store-b500-if1000', batchSize: 500, maxInFlight: 1000, telemetry: 'metrics', baseline: VS_BASELINES })
+/** batchSize 100 with 200 in flight. */
+export const pipelineStore100if200 = pipelineStore({ name: 'pipeline-store-b100-if200', batchSize: 100, maxInFlight: 200, telemetry: 'metrics', baseline: VS_BASELINES })
+
+// scenario 8: the same pipeline (batchSize 100, the service default) with telemetry off / metrics / metrics + tracing,
+// interleaved, 4 runs each so a few-percent difference is not just the spread of one run
+const OVERHEAD = { batchSize: 100, events: 10_000, repeat: 4 }
+/** Baseline of the telemetry-overhead pair: no telemetry at all. */
+export const storeTelemetryOff = pipelineStore({ ...OVERHEAD, name: 'store-telemetry-off', telemetry: 'off', baseline: [] })
+/** Metrics on vs off (target within 5%: ≥ 0.95×). */
+export const storeMetrics = pipelineStore({ ...OVERHEAD, name: 'store-metrics', telemetry: 'metrics', baseline: ['store-telemetry-off'], targetRatio: 0.95 })
+/** Metrics + tracing (SDK with an in-memory exporter) vs metrics only (target within 15%: ≥ 0.85×). */
+export const storeTracing = pipelineStore({ ...OVERHEAD, name: 'store-tracing', telemetry: 'tracing', baseline: ['store-metrics', 'store-telemetry-off'], targetRatio: 0.85 })

@@ -1,0 +1,49 @@
+/**
+ * Runs one registered scenario once (no baselines, no report) and writes a V8 CPU profile of its timed part:
+ *
+ *   npx tsx bench/profile.ts pipeline-store 20000 [github|1kb|small]   → /tmp/hookstream-prof/<scenario>.cpuprofile
+ *   npx tsx bench/cpuprofile-summary.ts /tmp/hookstream-prof/pipeline-store.cpuprofile
+ *
+ * The profile covers run() only (inspector Profiler, 250 µs sampling; the same format as `node --cpu-prof`,
+ * which would also catch server start, module loading and the untimed preload). Prints the run's events/s and
+ * Node CPU µs per event (process.cpuUsage over run(), as the bench does). PROFILE_DIR changes the directory.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
+import { cleanupRun, openBenchEnv, prepareRun } from './bench-env.js'
+import type { PayloadKind } from './payloads.js'
+import { SCENARIOS } from './scenarios/index.js'
+
+const [name = 'pipeline-store', eventsText = '20000', payload = 'github'] = process.argv.slice(2)
+const scenario = SCENARIOS.find((s) => s.name === name)
+if (!scenario) throw new RangeError(`profile: no scenario "${name}"; known: ${SCENARIOS.map((s) => s.name).join(', ')}`)
+const env = await openBenchEnv()
+try {
+  const ctx = await prepareRun(env, { events: Number(eventsText), payload: payload as PayloadKind, progress: () => {} })
+  try {
+    await scenario.setup?.(ctx)
+    const session = new Session()
+    session.connect()
+    await session.post('Profiler.enable')
+    await session.post('Profiler.setSamplingInterval', { interval: 250 })
+    await session.post('Profiler.start')
+    const cpu0 = process.cpuUsage()
+    const t0 = performance.now()
+    const result = await scenario.run(ctx)
+    const seconds = (performance.now() - t0) / 1000
+    const cpu = process.cpuUsage(cpu0)
+    const { profile } = await session.post('Profiler.stop')
+    session.disconnect()
+    const dir = process.env.PROFILE_DIR ?? '/tmp/hookstream-prof'
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(`${dir}/${name}.cpuprofile`, JSON.stringify(profile))
+    console.log(`${name}: ${result.events} events in ${seconds.toFixed(2)} s = ${Math.round(result.events / seconds)} events/s; ` +
+      `Node CPU ${((cpu.user + cpu.system) / result.events).toFixed(1)} µs/event (user ${(cpu.user / result.events).toFixed(1)}, system ${(cpu.system / result.events).toFixed(1)}); ` +
+      `profile: ${dir}/${name}.cpuprofile${result.extra ? `; ${JSON.stringify(result.extra)}` : ""}`)
+  } finally {
+    await scenario.teardown?.(ctx)
+    await cleanupRun(env, ctx)
+  }
+} finally {
+  await env.close()
+}

@@ -1,0 +1,21 @@
+/**
+ * Child process of the forward scenarios: a loopback node:http receiver that drains each body and answers
+ * 200. Prints `listening <port>` once ready; on SIGTERM prints `received <requests> <connections>` and exits.
+ */
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+let received = 0
+let connections = 0
+const server = createServer((req, res) => {
+  req.resume()
+  req.on('end', () => { received++; res.writeHead(200, { 'content-type': 'text/plain' }); res.end('ok') })
+})
+server.keepAliveTimeout = 30_000
+server.on('connection', () => { connections++ })
+server.listen(0, '127.0.0.1', () => console.log(`listening ${(server.address() as AddressInfo).port}`))
+process.once('SIGTERM', () => {
+  console.log(`received ${received} ${connections}`)
+  server.closeAllConnections()
+  server.close(() => process.exit(0))
+})

@@ -1,0 +1,73 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { parseTool } from '../../src/core/tool.js'
+import { createMetrics } from '../../src/observability/metrics.js'
+import { defineScenario, type Scenario } from '../define-scenario.js'
+import { runWebhookPipeline } from './run-webhook-pipeline.js'
+
+interface Receiver { readonly url: string; stop(): Promise<{ requests: number; connections: number }> }
+
+// the receiver runs in its own process so it never shares the pipeline's event loop
+async function startReceiver(): Promise<Receiver> {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', new URL('./forward-receiver-child.ts', import.meta.url).pathname],
+    { stdio: ['ignore', 'pipe', 'inherit'] })
+  const lines = createInterface({ input: child.stdout! })
+  let onReceived: (r: { requests: number; connections: number }) => void = () => {}
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('forward receiver: no "listening" line within 20 s')), 20_000)
+    child.once('exit', (code) => reject(new Error(`forward receiver exited with ${code} before listening`)))
+    lines.on('line', (line) => {
+      if (line.startsWith('listening ')) { clearTimeout(timer); resolve(Number(line.slice(10))) }
+      if (line.startsWith('received ')) {
+        const [requests, connections] = line.slice(9).split(' ').map(Number)
+        onReceived({ requests: requests ?? NaN, connections: connections ?? NaN })
+      }
+    })
+  })
+  return {
+    url: `http://127.0.0.1:${port}/hook`,
+    stop: () => new Promise((resolve) => {
+      const timer = setTimeout(() => { child.kill('SIGKILL'); resolve({ requests: NaN, connections: NaN }) }, 5000)
+      onReceived = (r) => { clearTimeout(timer); resolve(r) }
+      child.kill('SIGTERM')
+    }),
+  }
+}
+
+function forward(concurrency: number): Scenario {
+  const name = `forward-c${concurrency}`
+  return defineScenario({
+    name,
+    description: `webhookPipeline, store_and_forward to a loopback receiver (200, own process), metrics on, batchSize 500, forward concurrency ${concurrency}`,
+    baseline: 'pipeline-store',
+    // a forward costs ~1–3 ms of CPU (see the profile in the report): 3,000 keep a run under ~10 s on 2 cores
+    events: 3_000,
+    async setup(ctx) {
+      const receiver = await startReceiver()
+      ctx.state.receiver = receiver
+      await ctx.preload()
+    },
+    async run(ctx) {
+      const receiver = ctx.state.receiver as Receiver
+      const tool = parseTool({ id: 'bench-tool', provider: 'github', secret: 'bench-secret', tenant_id: 'bench', processing_mode: 'store_and_forward', forward_url: receiver.url })
+      let forwarded = 0
+      const settled = await runWebhookPipeline(ctx, {
+        name, tool, batchSize: 500, forwardConcurrency: concurrency, telemetry: { metrics: createMetrics() },
+        onSettled: (env) => { if (env.outcome === 'forwarded') forwarded++ },
+      })
+      if (forwarded !== ctx.events) throw new Error(`${name}: ${forwarded} forwarded of ${ctx.events}`)
+      ctx.state.receiver = undefined
+      const received = await receiver.stop()
+      if (received.requests < ctx.events) throw new Error(`${name}: the receiver got ${received.requests} requests of ${ctx.events}`)
+      return { events: settled, extra: { receiverConnections: received.connections } }
+    },
+    async teardown(ctx) {
+      await (ctx.state.receiver as Receiver | undefined)?.stop()
+    },
+  })
+}
+
+/** Scenario (6): store_and_forward with 10 forwards in flight (the sink's default per destination). */
+export const forward10 = forward(10)
+/** The same with 50 in flight. */
+export const forward50 = forward(50)
