@@ -6,6 +6,11 @@ import { DEFAULT_KEYS, idempotencyKey, type StreamKeys } from '../sources/keys.j
 import { batch } from './batch.js'
 import { holdWhileDown, type HoldOptions } from './hold.js'
 
+/** Whether Redis refused a write because it is full (maxmemory with noeviction). */
+export function isOutOfMemory(err: unknown): boolean {
+  return /^OOM /.test((err as Error | null)?.message ?? '')
+}
+
 /** The value of an idempotency key once the event's fate is durable. */
 export const DONE_MARKER = 'done'
 
@@ -56,7 +61,9 @@ export function dedupe<E extends Envelope>(options: DedupeOptions): MonoTypeOper
       throw new PipelineError('infrastructure', 'REDIS_UNAVAILABLE',
         `idempotency check of ${open.length} events failed: ${(err as Error).message}; events are held until Redis answers`, { cause: err })
     }
-    const firstError = results.find(([err]) => err)?.[0]
+    // a full Redis (maxmemory, noeviction) refuses the claim: go on without it rather than stall every event;
+    // settle's done marker and the table's primary key still keep a row from being stored twice
+    const firstError = results.find(([err]) => err && !isOutOfMemory(err))?.[0]
     if (firstError) {
       throw new PipelineError('infrastructure', 'REDIS_UNAVAILABLE',
         `idempotency check failed: ${firstError.message}; events are held until Redis answers`, { cause: firstError })

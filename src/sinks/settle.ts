@@ -2,7 +2,7 @@ import { concatMap, from, type MonoTypeOperatorFunction } from 'rxjs'
 import type { Redis } from 'ioredis'
 import type { Envelope } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
-import { DONE_MARKER } from '../operators/dedupe.js'
+import { DONE_MARKER, isOutOfMemory } from '../operators/dedupe.js'
 import { batch } from '../operators/batch.js'
 import { holdWhileDown, type HoldOptions } from '../operators/hold.js'
 import { DEFAULT_KEYS, idempotencyKey, type StreamKeys } from '../sources/keys.js'
@@ -48,7 +48,9 @@ export function settle<E extends Envelope>(options: SettleOptions = {}): MonoTyp
       } catch (err) {
         throw new PipelineError('infrastructure', 'REDIS_UNAVAILABLE', `marking ${done.length} events done failed: ${(err as Error).message}`, { cause: err })
       }
-      const err = results.find(([e]) => e)?.[0]
+      // a full Redis refuses the marker; acking anyway is safe (a redelivery meets the primary key) and keeps
+      // the stream draining, which is what frees memory
+      const err = results.find(([e]) => e && !isOutOfMemory(e))?.[0]
       if (err) throw new PipelineError('infrastructure', 'REDIS_UNAVAILABLE', `marking events done failed: ${err.message}`, { cause: err })
     }
     for (const env of envs) {

@@ -123,10 +123,8 @@ Faults('Redis refusing writes (maxmemory, noeviction): ingest answers 503 + Retr
   await eventually('stored', async () => (await s.rows()) === 1)
 })
 
-// Fails today: dedupe's claim (SET NX) and settle's done marker are refused with OOM and the whole pipeline
-// holds, so nothing drains until Redis has room (H9 report, bug 1). Run with RELIABILITY_KNOWN_BUGS=1.
-const knownBug = process.env.RELIABILITY_KNOWN_BUGS ? Faults : Faults.skip
-knownBug('Redis refusing writes: the worker keeps draining what is queued', async (ctx) => {
+// dedupe's claim and settle's done marker are refused with OOM; the pipeline goes on without them
+Faults('Redis refusing writes: the worker keeps draining what is queued', async (ctx) => {
   const { s } = ctx
   const queued = 2000
   const svc = await fullRedis(ctx, queued)
