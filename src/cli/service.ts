@@ -82,7 +82,10 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   let pipelineClosed: Promise<{ drained: boolean }> = Promise.resolve({ drained: true })
 
   if (runs('worker')) {
-    const forwardSink = new ForwardSink()
+    const forwardSink = new ForwardSink({
+      timeoutMs: config.forward.timeoutMs, allowPrivate: config.forward.allowPrivate,
+      perDestinationConcurrency: config.worker.concurrency,
+    })
     let markClosed: (r: { drained: boolean }) => void = () => {}
     pipelineClosed = new Promise((resolve) => { markClosed = resolve })
     pipelineSub = webhookPipeline({
@@ -90,7 +93,8 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
       batchSize: config.worker.batchSize, maxInFlight: config.worker.maxInFlight, blockMs: config.worker.blockTimeoutMs,
       claimIdleMs: config.worker.claimIdleMs, maxDeliveries: config.worker.maxDeliveries,
       idempotencyTtlSeconds: Math.max(1, Math.round(config.worker.idempotencyTtlMs / 1000)),
-      forwardConcurrency: config.worker.concurrency, drainTimeoutMs: config.worker.shutdownTimeoutMs,
+      // every in-flight message may wait in the forward step; the per-destination bulkhead bounds the requests
+      forwardConcurrency: Math.max(config.worker.concurrency, config.worker.maxInFlight), drainTimeoutMs: config.worker.shutdownTimeoutMs,
       signal: abort.signal, telemetry,
       onSettled: () => { state.processed += 1 },
       // telemetry logs dead letters, holds and source errors; these hooks only feed health
@@ -119,6 +123,7 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   if (runs('ingest')) {
     const handler = createIngestHandler({
       tools, stream, redis, keys, maxBodyBytes: config.http.maxBodyBytes, metrics, logger, tracing: tracing.enabled,
+      ...(config.http.rateLimit ? { rateLimit: config.http.rateLimit } : {}),
       ...(config.streamMaxLen ? { maxLen: config.streamMaxLen } : {}),
     })
     ingest = await startHttpServer(config.http.addr, createRouter([
@@ -129,7 +134,11 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
         ...(config.streamMaxLen ? { streamMaxLen: config.streamMaxLen } : {}),
       }),
       ...(options.routes ?? []),
-    ]))
+    ]), {
+      maxConnections: config.http.maxConnections,
+      headersTimeoutMs: config.http.headersTimeoutMs,
+      requestTimeoutMs: config.http.requestTimeoutMs,
+    })
   }
 
   const poisonRecent = () => {

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os'
 import { ConfigError, isPipelineError } from '../core/errors.js'
 import { parseTool, type ToolConfig, type ToolInput } from '../core/tool.js'
+import { parseAllowPrivate, type AllowPrivate } from '../sinks/ssrf-guard.js'
 import { streamKeys, type StreamKeys } from '../sources/keys.js'
 import { readConfigFile } from './config-file.js'
 import { ConfigSources, duration, integer, invalid, oneOf, size, text, url, type Layer, type SettingSource } from './config-sources.js'
@@ -35,7 +36,17 @@ export interface Config {
     readonly maxDeliveries: number
     readonly shutdownTimeoutMs: number
   }
-  readonly http: { readonly addr: ListenAddress; readonly maxBodyBytes: number }
+  readonly http: {
+    readonly addr: ListenAddress
+    readonly maxBodyBytes: number
+    readonly maxConnections: number
+    readonly headersTimeoutMs: number
+    readonly requestTimeoutMs: number
+    /** Accepted requests per second per tool (token bucket shared through Redis); unset: no limit. */
+    readonly rateLimit?: { readonly ratePerSecond: number; readonly burst: number }
+  }
+  /** Forwarding: private destinations allowed (SSRF guard; default false) and the request timeout. */
+  readonly forward: { readonly allowPrivate: AllowPrivate; readonly timeoutMs: number }
   readonly health: { readonly endpoint: ListenAddress }
   /** Bearer token of the admin API; unset: the admin API is off. */
   readonly adminToken?: string
@@ -183,6 +194,15 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     return key.length >= 16 ? key : invalid(r, 'at least 16 characters (e.g. `openssl rand -base64 32`)')
   })
   const streamMaxLen = opt({ env: 'STREAM_MAXLEN', file: 'worker.stream.max_len' }, (r) => integer(r, 1, Number.MAX_SAFE_INTEGER))
+  const ratePerSecond = opt({ env: 'INGEST_RATE_LIMIT', file: 'http.rate_limit' }, (r) => integer(r, 1, 1_000_000))
+  const rateBurst = opt({ env: 'INGEST_RATE_BURST', file: 'http.rate_burst' }, (r) => integer(r, 1, 1_000_000))
+  const allowPrivate = opt({ env: 'FORWARD_ALLOW_PRIVATE', file: 'forward.allow_private' }, (r) => {
+    try {
+      return parseAllowPrivate(text(r))
+    } catch {
+      return invalid(r, 'true, false, or a comma-separated CIDR list such as "10.0.0.0/8,fd00::/8"')
+    }
+  })
 
   const config: Config = {
     ...(file ? { configFile: file.path } : {}),
@@ -204,6 +224,14 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     http: {
       addr: opt({ flag: 'http-addr', env: 'HTTP_ADDR', file: 'http.addr' }, (r) => parseListenAddress(text(r), r.where)) ?? parseListenAddress(':8080'),
       maxBodyBytes: opt({ env: 'INGEST_MAX_BODY', file: 'http.max_body' }, (r) => size(r, 1024)) ?? 10 * 1024 * 1024,
+      maxConnections: opt({ env: 'HTTP_MAX_CONNECTIONS', file: 'http.max_connections' }, (r) => integer(r, 1, 1_000_000)) ?? 1024,
+      headersTimeoutMs: opt({ env: 'HTTP_HEADERS_TIMEOUT', file: 'http.headers_timeout' }, (r) => duration(r, 100)) ?? 10_000,
+      requestTimeoutMs: opt({ env: 'HTTP_REQUEST_TIMEOUT', file: 'http.request_timeout' }, (r) => duration(r, 100)) ?? 30_000,
+      ...(ratePerSecond !== undefined ? { rateLimit: { ratePerSecond, burst: rateBurst ?? ratePerSecond } } : {}),
+    },
+    forward: {
+      allowPrivate: allowPrivate ?? false,
+      timeoutMs: opt({ env: 'FORWARD_TIMEOUT', file: 'forward.timeout' }, (r) => duration(r, 1)) ?? 10_000,
     },
     health: {
       endpoint: opt({ flag: 'health-endpoint', env: 'HEALTH_ENDPOINT', file: 'health.endpoint' }, (r) => parseListenAddress(text(r), r.where)) ??

@@ -10,6 +10,7 @@ import type { StreamKeys } from '../sources/keys.js'
 import type { StreamPartitions } from '../sources/partitions.js'
 import type { RedisClient, StreamClient } from '../sources/stream-client.js'
 import { PROVIDER_ADAPTERS } from './providers/provider-adapters.js'
+import { rateLimit } from './rate-limit.js'
 import { sendJson } from './server.js'
 
 /** The subset of ioredis ingest uses for its "delivery seen" keys. */
@@ -41,6 +42,12 @@ export interface IngestOptions {
   readonly partitions?: StreamPartitions
   /** Largest body accepted, in bytes; larger ones get 413 without being read. @defaultValue 10 MiB */
   readonly maxBodyBytes?: number
+  /**
+   * Accepted requests per second per tool (a token bucket in Redis shared by every ingest process); over it,
+   * 429 `RATE_LIMITED` with Retry-After. Checked after the signature, so unsigned traffic cannot use up a
+   * tool's quota. @defaultValue unset: no limit
+   */
+  readonly rateLimit?: { readonly ratePerSecond: number; readonly burst?: number }
   /** Approximate stream cap passed to XADD (`MAXLEN ~`). @defaultValue unset (no trimming) */
   readonly maxLen?: number
   /** How long a provider delivery id is remembered to answer re-sends as duplicates. @defaultValue 86400 (24h) */
@@ -212,6 +219,15 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     const request = { headers: req.headers, rawBody }
     const verified = adapter.verify(request, tool)
     if (!verified.ok) throw new Reply(401, 'SIGNATURE_INVALID', 'signature verification failed')
+    if (options.rateLimit) {
+      const limit = options.rateLimit
+      const r = await bounded('rate limit', redis, () => rateLimit(redis, `${options.keys.rateLimitPrefix}${tool.id}`, limit))
+      if (!r.allowed) {
+        const seconds = Math.max(1, Math.ceil(r.retryAfterMs / 1000))
+        throw new Reply(429, 'RATE_LIMITED', `tool "${tool.id}" sent more than ${limit.ratePerSecond} requests/s ` +
+          `(burst ${limit.burst ?? Math.ceil(limit.ratePerSecond)}); retry after ${seconds} s`, { 'retry-after': String(seconds) })
+      }
+    }
     const payload = parseBody(rawBody, type)
     const delivery = adapter.normalize(request, payload)
     if (!EVENT_NAME.test(delivery.event)) {

@@ -28,6 +28,12 @@ export interface ForwardSinkOptions {
   /** Requests in flight at once per destination origin; a slow destination cannot take another's slots. @defaultValue 10 */
   readonly perDestinationConcurrency?: number
   /**
+   * How long (ms) a request waits for a free slot of its destination before it fails with transient
+   * `DESTINATION_BUSY` (Retry-After = timeoutMs), so `retryBackoff` parks it instead of letting a hanging
+   * destination hold the pipeline's credit. @defaultValue 1000
+   */
+  readonly slotWaitMs?: number
+  /**
    * Loopback, link-local and private destinations (127/8, ::1, 169.254/16, fe80::/10, 10/8, 172.16/12,
    * 192.168/16, fc00::/7, 0.0.0.0/8): `true` allows them, `false` refuses them, a list of CIDRs allows only
    * those. Checked at forward time on every resolved address; a refusal is a permanent `FORWARD_URL_FORBIDDEN`.
@@ -84,6 +90,7 @@ interface Slots { active: number; readonly waiting: Array<() => void> }
 export class ForwardSink implements Sink<ForwardItem> {
   private readonly timeoutMs: number
   private readonly perDestination: number
+  private readonly slotWaitMs: number
   private readonly guard: SsrfGuard | undefined
   private readonly slots = new Map<string, Slots>()
   private readonly closer = new AbortController()
@@ -97,6 +104,10 @@ export class ForwardSink implements Sink<ForwardItem> {
     this.perDestination = options.perDestinationConcurrency ?? 10
     if (!Number.isInteger(this.perDestination) || this.perDestination < 1) {
       throw new RangeError(`ForwardSink: "perDestinationConcurrency" must be an integer of at least 1; got ${options.perDestinationConcurrency}`)
+    }
+    this.slotWaitMs = options.slotWaitMs ?? 1000
+    if (!Number.isFinite(this.slotWaitMs) || this.slotWaitMs < 0) {
+      throw new RangeError(`ForwardSink: "slotWaitMs" must be a number of at least 0; got ${options.slotWaitMs}`)
     }
     const allowPrivate = options.allowPrivate ?? true
     this.guard = allowPrivate === true ? undefined : createSsrfGuard({ allowPrivate })
@@ -121,6 +132,11 @@ export class ForwardSink implements Sink<ForwardItem> {
     }
     const url = new URL(tool.forwardUrl)
     const release = await this.acquire(url.origin)
+    if (!release) {
+      return new PipelineError('transient', 'DESTINATION_BUSY',
+        `forward of event "${event.id}" to tool "${tool.id}": all ${this.perDestination} requests to ${url.origin} are still open after ` +
+        `${this.slotWaitMs} ms; the event is retried later — check that the destination answers`, { retryAfterMs: this.timeoutMs })
+    }
     try {
       return (await this.checkDestination(url, item)) ?? await this.post(url, item)
     } finally {
@@ -204,13 +220,26 @@ export class ForwardSink implements Sink<ForwardItem> {
     }
   }
 
-  // a small semaphore per origin: the bulkhead that keeps one slow destination from starving the others
-  private async acquire(origin: string): Promise<() => void> {
+  // a small semaphore per origin: the bulkhead that keeps one slow destination from starving the others;
+  // undefined when no slot came free within slotWaitMs
+  private async acquire(origin: string): Promise<(() => void) | undefined> {
     let slots = this.slots.get(origin)
     if (!slots) this.slots.set(origin, (slots = { active: 0, waiting: [] }))
     const s = slots
-    if (s.active >= this.perDestination) await new Promise<void>((resolve) => s.waiting.push(resolve))
-    else s.active++
+    if (s.active >= this.perDestination) {
+      const granted = await new Promise<boolean>((resolve) => {
+        const waiter = () => { clearTimeout(timer); resolve(true) }
+        const timer = setTimeout(() => {
+          const i = s.waiting.indexOf(waiter)
+          if (i >= 0) s.waiting.splice(i, 1)
+          resolve(false)
+        }, this.slotWaitMs)
+        s.waiting.push(waiter)
+      })
+      if (!granted) return undefined
+    } else {
+      s.active++
+    }
     let released = false
     return () => {
       if (released) return

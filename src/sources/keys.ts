@@ -14,6 +14,8 @@ export interface StreamKeys {
   readonly deliveryPrefix: string
   /** Channel that announces tool changes to every process. @defaultValue "webhook:tools:changed" */
   readonly toolsChannel: string
+  /** Prefix of ingest's per-tool rate-limit buckets. @defaultValue "webhook:ratelimit:" */
+  readonly rateLimitPrefix: string
 }
 
 /** The contract's names (DESIGN.md). */
@@ -25,6 +27,7 @@ export const DEFAULT_KEYS: StreamKeys = Object.freeze({
   delayed: 'webhook:delayed',
   deliveryPrefix: 'webhook:delivery:',
   toolsChannel: 'webhook:tools:changed',
+  rateLimitPrefix: 'webhook:ratelimit:',
 })
 
 /**

@@ -83,7 +83,7 @@ Run('SIGTERM with 1,000 events in flight drains, exits 0, and a restart finishes
     const yaml = `tools:\n  - { id: fwd, provider: github, secret: s3cret-value, processing_mode: store_and_forward, forward_url: "${receiver.url}" }\n`
     const events = Array.from({ length: 3000 }, () => makeEvent({ tool_id: 'fwd' }))
     for (let i = 0; i < events.length; i += 1000) await ctx.stream.addMany(events.slice(i, i + 1000))
-    const env = { ...ctx.env, WORKER_BATCH_SIZE: '1000', WORKER_CONCURRENCY: '200', WORKER_SHUTDOWN_TIMEOUT: '20s' }
+    const env = { ...ctx.env, WORKER_BATCH_SIZE: '1000', WORKER_CONCURRENCY: '200', WORKER_SHUTDOWN_TIMEOUT: '20s', FORWARD_ALLOW_PRIVATE: '127.0.0.1/32' }
     const first = await startServiceProcess(env, yaml, ['--role', 'worker'])
     await eventually('in flight', async () => receiver.requests.length >= 100, 30_000)
     const inFlight = await pendingOf(ctx)

@@ -34,7 +34,12 @@ Load('with nothing set, Redis and PostgreSQL are embedded and every default appl
     consumerName: `worker-${hostname()}-${process.pid}`, idempotencyTtlMs: 86_400_000, batchSize: 100, maxInFlight: 100,
     concurrency: 16, blockTimeoutMs: 5000, claimIdleMs: 60_000, maxDeliveries: 10, shutdownTimeoutMs: 30_000,
   })
-  assert.equal(c.http, { addr: { host: '0.0.0.0', port: 8080 }, maxBodyBytes: 10 * 1024 * 1024 })
+  assert.equal(c.http, {
+    addr: { host: '0.0.0.0', port: 8080 }, maxBodyBytes: 10 * 1024 * 1024,
+    maxConnections: 1024, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000,
+  })
+  // the service refuses private forward destinations unless told otherwise (SSRF guard)
+  assert.equal(c.forward, { allowPrivate: false, timeoutMs: 10_000 })
   assert.equal(c.health.endpoint, { host: '0.0.0.0', port: 8088 })
   assert.is(c.logLevel, 'info')
   assert.is(c.streamMaxLen, undefined)
@@ -184,6 +189,19 @@ Load('stream names, prefix, max length and the remaining worker settings are rea
   assert.equal([c.worker.maxInFlight, c.worker.claimIdleMs, c.worker.maxDeliveries, c.worker.shutdownTimeoutMs], [300, 120_000, 3, 10_000])
   assert.is(c.otlpEndpoint, 'http://otel:4318')
   assert.is(c.adminToken, 'a'.repeat(32))
+})
+
+Load('rate limit, abuse limits and the SSRF allow-list are read from env; a bad list names the key', () => {
+  const c = loadConfig({ env: { INGEST_RATE_LIMIT: '50', FORWARD_ALLOW_PRIVATE: '10.0.0.0/8,127.0.0.1/32', HTTP_HEADERS_TIMEOUT: '2s' } })
+  assert.equal(c.http.rateLimit, { ratePerSecond: 50, burst: 50 })
+  assert.equal(c.forward.allowPrivate, ['10.0.0.0/8', '127.0.0.1/32'])
+  assert.is(c.http.headersTimeoutMs, 2000)
+  try {
+    loadConfig({ env: { FORWARD_ALLOW_PRIVATE: 'sometimes' } })
+    assert.unreachable()
+  } catch (err) {
+    assert.match((err as Error).message, /FORWARD_ALLOW_PRIVATE must be true, false, or a comma-separated CIDR list/)
+  }
 })
 
 Load.run()

@@ -222,5 +222,22 @@ Down('answers 503 with Retry-After within a bounded time, and accepts again once
   }
 })
 
+Ingest('a tool over its rate limit gets 429 RATE_LIMITED with Retry-After and nothing is queued; unsigned requests use no quota', async () => {
+  const h = await startIngest((await sharedRedis()).url, { rateLimit: { ratePerSecond: 1, burst: 2 } })
+  try {
+    h.addTool({ id: 'gh', provider: 'github', secret: 'gh-secret' })
+    const bad = await h.post('gh', push, { ...gh(push), 'x-hub-signature-256': 'sha256=00' })
+    assert.is(bad.status, 401)
+    const answers = []
+    for (let i = 0; i < 3; i++) answers.push(await h.post('gh', push, gh(push)))
+    assert.equal(answers.map((a) => a.status), [202, 202, 429])
+    assert.is(answers[2]!.json.error.code, 'RATE_LIMITED')
+    assert.is(answers[2]!.headers.get('retry-after'), '1')
+    assert.is(await h.length(), 2)
+  } finally {
+    await h.close()
+  }
+})
+
 Ingest.run()
 Down.run()
