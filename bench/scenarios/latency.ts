@@ -67,8 +67,11 @@ function latency(ratePerSec: number): Scenario {
       ])
       stop.abort()
       await pipeline
-      if (load.failed > 0 || load.unanswered > 0) throw new Error(`${name}: ${load.failed} requests failed and ${load.unanswered} unanswered of ${load.sent}`)
-      if (settled !== accepted) throw new Error(`${name}: ${settled} settled of ${accepted} accepted within 60 s after the load`)
+      if (load.failed > 0) throw new Error(`${name}: ${load.failed} requests failed of ${load.sent}`)
+      if (settled < accepted) throw new Error(`${name}: ${settled} settled of ${accepted} accepted within 60 s after the load`)
+      // requests still unanswered 30 s after the load stopped: the box cannot take this rate; the figures then
+      // cover only the events that got in (the rest would be later still), and the notes say so
+      const saturated = load.unanswered > 0
       latencies.sort((a, b) => a - b)
       const p99 = quantile(latencies, 0.99)
       return {
@@ -76,7 +79,9 @@ function latency(ratePerSec: number): Scenario {
         extra: {
           p50Ms: quantile(latencies, 0.5), p99Ms: p99, maxMs: latencies[latencies.length - 1] ?? NaN,
           offeredPerSec: ratePerSec, achievedPerSec: Math.round(load.accepted / load.sendSeconds), seconds: durationSeconds,
-          httpP99Ms: Math.round(load.httpP99Ms), target: `p99 ≤ ${TARGET_P99_MS} ms: ${p99 <= TARGET_P99_MS ? 'met' : 'MISSED'}`,
+          httpP99Ms: Math.round(load.httpP99Ms),
+          ...(saturated ? { saturated: `${load.unanswered} of ${load.sent} requests unanswered 30 s after the load` } : {}),
+          target: `p99 ≤ ${TARGET_P99_MS} ms: ${!saturated && p99 <= TARGET_P99_MS ? 'met' : 'MISSED'}`,
         },
       }
     },
