@@ -82,10 +82,7 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   let pipelineClosed: Promise<{ drained: boolean }> = Promise.resolve({ drained: true })
 
   if (runs('worker')) {
-    const forwardSink = new ForwardSink({
-      timeoutMs: config.forward.timeoutMs, allowPrivate: config.forward.allowPrivate,
-      perDestinationConcurrency: config.worker.concurrency,
-    })
+    const forwardSink = new ForwardSink({ timeoutMs: config.forward.timeoutMs, allowPrivate: config.forward.allowPrivate })
     let markClosed: (r: { drained: boolean }) => void = () => {}
     pipelineClosed = new Promise((resolve) => { markClosed = resolve })
     pipelineSub = webhookPipeline({

@@ -28,9 +28,10 @@ export interface ForwardSinkOptions {
   /** Requests in flight at once per destination origin; a slow destination cannot take another's slots. @defaultValue 10 */
   readonly perDestinationConcurrency?: number
   /**
-   * How long (ms) a request waits for a free slot of its destination before it fails with transient
-   * `DESTINATION_BUSY` (Retry-After = timeoutMs), so `retryBackoff` parks it instead of letting a hanging
-   * destination hold the pipeline's credit. @defaultValue 1000
+   * How long (ms) a request waits for a slot of a destination that has finished no request in that time (it
+   * stalls) before it fails with transient `DESTINATION_BUSY` (Retry-After = timeoutMs), so `retryBackoff`
+   * parks it instead of letting a hanging destination hold the pipeline's credit. A destination that keeps
+   * answering is waited for. @defaultValue 1000
    */
   readonly slotWaitMs?: number
   /**
@@ -75,7 +76,7 @@ function networkCode(err: unknown): string | undefined {
   return undefined
 }
 
-interface Slots { active: number; readonly waiting: Array<() => void> }
+interface Slots { active: number; readonly waiting: Array<() => void>; lastReleaseAt: number }
 
 /**
  * Forwards events to each tool's `forward_url` as signed JSON POSTs (Standard Webhooks headers
@@ -224,16 +225,22 @@ export class ForwardSink implements Sink<ForwardItem> {
   // undefined when no slot came free within slotWaitMs
   private async acquire(origin: string): Promise<(() => void) | undefined> {
     let slots = this.slots.get(origin)
-    if (!slots) this.slots.set(origin, (slots = { active: 0, waiting: [] }))
+    if (!slots) this.slots.set(origin, (slots = { active: 0, waiting: [], lastReleaseAt: Date.now() }))
     const s = slots
     if (s.active >= this.perDestination) {
       const granted = await new Promise<boolean>((resolve) => {
+        let timer: NodeJS.Timeout | undefined
         const waiter = () => { clearTimeout(timer); resolve(true) }
-        const timer = setTimeout(() => {
+        // give up only on a destination that stalls (no request finished for slotWaitMs); a busy one that keeps
+        // answering is waited for, so its events are not parked for nothing
+        const check = () => {
+          const idleMs = Date.now() - s.lastReleaseAt
+          if (idleMs < this.slotWaitMs) { timer = setTimeout(check, this.slotWaitMs - idleMs); return }
           const i = s.waiting.indexOf(waiter)
           if (i >= 0) s.waiting.splice(i, 1)
           resolve(false)
-        }, this.slotWaitMs)
+        }
+        timer = setTimeout(check, this.slotWaitMs)
         s.waiting.push(waiter)
       })
       if (!granted) return undefined
@@ -244,6 +251,7 @@ export class ForwardSink implements Sink<ForwardItem> {
     return () => {
       if (released) return
       released = true
+      s.lastReleaseAt = Date.now()
       const next = s.waiting.shift()
       if (next) next() // hand the slot over: active stays the same
       else if (--s.active === 0) this.slots.delete(origin)
