@@ -157,10 +157,25 @@ Forward('a hanging destination does not take the slots of another one', async ()
   assert.is(slow.received.length, 2)
   const slowFailures = await slowDone
   assert.is(slowFailures.size, 5)
-  assert.ok([...slowFailures.values()].every((e) => e.code === 'DESTINATION_TIMEOUT'))
+  // the 2 sent time out; the 3 waiting give up after slotWaitMs without any request finishing (a stall) and
+  // carry Retry-After so retryBackoff parks them instead of holding the pipeline
+  const codes = [...slowFailures.values()].map((e) => e.code).sort()
+  assert.equal(codes, ['DESTINATION_BUSY', 'DESTINATION_BUSY', 'DESTINATION_BUSY', 'DESTINATION_TIMEOUT', 'DESTINATION_TIMEOUT'])
+  assert.ok([...slowFailures.values()].filter((e) => e.code === 'DESTINATION_BUSY').every((e) => e.kind === 'transient' && e.retryAfterMs === 1500))
   await sink.close()
   await slow.close()
   await fast.close()
+})
+
+Forward('a busy destination that keeps answering is waited for, not given up on', async () => {
+  const busy = await receiver((_r, res) => setTimeout(() => res.writeHead(200).end(), 150))
+  const sink = new ForwardSink({ perDestinationConcurrency: 1, slotWaitMs: 200 })
+  // 6 requests through 1 slot take ~900 ms, far past slotWaitMs, but the destination finishes one every 150 ms
+  const failures = await sink.write([1, 2, 3, 4, 5, 6].map((i) => item(`busy-${i}`, busy.url)))
+  assert.is(failures.size, 0)
+  assert.is(busy.received.length, 6)
+  await sink.close()
+  await busy.close()
 })
 
 Forward('close() cuts off requests in flight as SINK_CLOSED and is idempotent', async () => {
