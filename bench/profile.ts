@@ -1,7 +1,7 @@
 /**
  * Runs one registered scenario once (no baselines, no report) and writes a V8 CPU profile of its timed part:
  *
- *   npx tsx bench/profile.ts pipeline-store 20000 [github|1kb|small]   → /tmp/hookstream-prof/<scenario>.cpuprofile
+ *   npx tsx bench/profile.ts pipeline-store 20000 [github|1kb|small] [durationSeconds]   → /tmp/hookstream-prof/<scenario>.cpuprofile
  *   npx tsx bench/cpuprofile-summary.ts /tmp/hookstream-prof/pipeline-store.cpuprofile
  *
  * The profile covers run() only (inspector Profiler, 250 µs sampling; the same format as `node --cpu-prof`,
@@ -14,12 +14,15 @@ import { cleanupRun, openBenchEnv, prepareRun } from './bench-env.js'
 import type { PayloadKind } from './payloads.js'
 import { SCENARIOS } from './scenarios/index.js'
 
-const [name = 'pipeline-store', eventsText = '20000', payload = 'github'] = process.argv.slice(2)
+const [name = 'pipeline-store', eventsText = '20000', payload = 'github', durationText] = process.argv.slice(2)
 const scenario = SCENARIOS.find((s) => s.name === name)
 if (!scenario) throw new RangeError(`profile: no scenario "${name}"; known: ${SCENARIOS.map((s) => s.name).join(', ')}`)
 const env = await openBenchEnv()
 try {
-  const ctx = await prepareRun(env, { events: Number(eventsText), payload: payload as PayloadKind, progress: () => {} })
+  const ctx = await prepareRun(env, {
+    events: Number(eventsText), payload: payload as PayloadKind, progress: () => {},
+    ...(durationText ? { durationSeconds: Number(durationText) } : {}),
+  })
   try {
     await scenario.setup?.(ctx)
     const session = new Session()
