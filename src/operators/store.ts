@@ -56,9 +56,11 @@ export function store<E extends Envelope & { readonly tool?: ToolConfig; readonl
   const write = async (envs: E[]): Promise<(E & Stored)[]> => {
     const open = envs.filter((env) => !isDone(env) && env.tool)
     if (open.length === 0) return envs
-    const rows: EventRow[] = open.map(({ message: { event, streamId }, transformed }) => ({
+    const rows: EventRow[] = open.map(({ message: { event, streamId, fields }, transformed }) => ({
       id: event.id, tool_id: event.tool_id, tenant_id: event.tenant_id, event_type: event.event_type,
       repository: event.repository, payload: event.payload, transformed, stream_id: streamId, received_at: event.timestamp,
+      // the entry's own JSON: PostgreSQL takes the payload from it, so Node does not serialize it again
+      ...(fields.event !== undefined ? { eventJson: fields.event } : {}),
     }))
     const spans = options.tracing ? open.map((env) => startEventSpan(SpanNames.STORE, env, SpanKind.CLIENT, {
       [SpanAttributes.DB_SYSTEM]: 'postgresql', [SpanAttributes.DB_COLLECTION_NAME]: 'webhook_events',

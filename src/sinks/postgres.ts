@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import { PipelineError } from '../core/errors.js'
 import { isDatabaseUnavailable, type Database } from '../db/database.js'
 import type { Sink } from './sink.js'
@@ -13,6 +13,12 @@ export interface EventRow {
   readonly repository: string
   /** Any JSON value; stored as jsonb. */
   readonly payload: unknown
+  /**
+   * The raw JSON text of the StreamEvent the row comes from, as read from the stream. When given, PostgreSQL
+   * takes the payload from it (`::jsonb -> 'payload'`) and `payload` is not serialized again: that
+   * JSON.stringify of a just-parsed payload was the largest Node cost of storing an event.
+   */
+  readonly eventJson?: string
   /** The transform's result, when the tool has one; `undefined` or `null` store SQL NULL. */
   readonly transformed?: unknown
   /** The Redis stream entry id the event came from. */
@@ -50,7 +56,7 @@ function toValues(row: EventRow) {
   return {
     id: row.id, tool_id: row.tool_id, tenant_id: row.tenant_id, event_type: row.event_type, repository: row.repository,
     // JSON text, not the value: pg would turn a JS array into a PostgreSQL array literal
-    payload: JSON.stringify(row.payload ?? null),
+    payload: row.eventJson !== undefined ? sql<string>`(${row.eventJson}::jsonb -> 'payload')` : JSON.stringify(row.payload ?? null),
     transformed: row.transformed === undefined || row.transformed === null ? null : JSON.stringify(row.transformed),
     stream_id: row.stream_id, received_at: row.received_at, forwarded_at: row.forwarded_at ?? null,
   }

@@ -71,6 +71,23 @@ for (const kind of ['postgres', 'pglite'] as const) {
     assert.equal([...unserializable.inserted], [1])
   })
 
+  Sink('with eventJson the payload comes from the raw entry text, and a poison one still fails alone', async ({ handle }) => {
+    const p = `e-${randomUUID()}-`
+    const sink = new PostgresSink({ db: handle!.db })
+    const raw = (id: string, payload: unknown) => JSON.stringify({ id, tool_id: 't', payload, note: 'other fields are ignored' })
+    const rows = [
+      row(`${p}1`, 'not used', { eventJson: raw(`${p}1`, { from: 'raw', list: [1, 2] }) }),
+      row(`${p}2`, 'not used', { eventJson: raw(`${p}2`, { bad: 'x\u0000y' }) }),
+      row(`${p}3`, 'not used', { eventJson: raw(`${p}3`, null) }),
+    ]
+    const { failures, inserted } = await sink.writeReturning(rows)
+    assert.equal([...failures.keys()], [1])
+    assert.is(failures.get(1)!.code, 'STORE_REJECTED')
+    assert.equal([...inserted], [0, 2])
+    const stored = await handle!.db.selectFrom('webhook_events').select(['id', 'payload']).where('id', 'like', `${p}%`).orderBy('id').execute()
+    assert.equal(stored.map((r) => r.payload), [{ from: 'raw', list: [1, 2] }, null])
+  })
+
   Sink('markForwarded sets forwarded_at on exactly the given rows', async ({ handle }) => {
     const p = `c-${randomUUID()}-`
     const sink = new PostgresSink({ db: handle!.db })
