@@ -1,5 +1,5 @@
 import { Observable } from 'rxjs'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import type { StreamMessage } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
 import { decodeStreamEvent, type StreamEvent } from '../core/event.js'
@@ -7,8 +7,8 @@ import { compareStreamIds, entriesOfReadReply, StreamClient, type StreamEntry } 
 
 /** Options of `fromRedisStream`. */
 export interface FromRedisStreamOptions {
-  /** Your ioredis client. The source `duplicate()`s two connections of its own and closes only those. */
-  readonly redis: Redis
+  /** Your ioredis client (a `Redis`, or a `Cluster`). The source `duplicate()`s two connections of its own and closes only those. */
+  readonly redis: Redis | Cluster
   /** Stream to read. */
   readonly stream: string
   /** Consumer group; created (with the stream) when missing. */
@@ -74,6 +74,10 @@ function placeholder(streamId: string, raw: string | undefined): StreamEvent {
   }
 }
 
+function isCluster(redis: Redis | Cluster): redis is Cluster {
+  return (redis as Cluster).isCluster === true
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref())
 
 /**
@@ -111,8 +115,11 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
     const report = (err: unknown) => options.onError?.(err instanceof Error ? err : new Error(String(err)))
     // one connection blocks in XREADGROUP; the other acks, claims and refreshes so those never wait behind a BLOCK
     const connection = { maxRetriesPerRequest: null, enableOfflineQueue: true, lazyConnect: false }
-    const reader = redis.duplicate({ ...connection, connectionName: `hookstream:${consumer}:read` })
-    const commands = redis.duplicate({ ...connection, connectionName: `hookstream:${consumer}:cmd` })
+    const duplicate = (connectionName: string): Redis | Cluster => (isCluster(redis)
+      ? redis.duplicate([], { enableOfflineQueue: true, redisOptions: { ...redis.options.redisOptions, ...connection, connectionName } })
+      : redis.duplicate({ ...connection, connectionName }))
+    const reader = duplicate(`hookstream:${consumer}:read`)
+    const commands = duplicate(`hookstream:${consumer}:cmd`)
     // report a lost connection once per outage (ioredis emits an error per reconnect attempt); commands wait meanwhile
     let connectionDown = false
     const onConnectionError = (err: Error) => {
