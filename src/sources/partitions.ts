@@ -1,6 +1,6 @@
 import type { StreamEvent } from '../core/event.js'
 import type { StreamKeys } from './keys.js'
-import { StreamClient, type RedisClient } from './stream-client.js'
+import { compareStreamIds, StreamClient, type AddOptions, type ConsumerInfo, type GroupInfo, type RedisClient, type StreamInfo } from './stream-client.js'
 
 /** Event fields a partition key may be built from. */
 export type PartitionField = 'tenant_id' | 'repository' | 'tool_id' | 'event_type'
@@ -108,6 +108,8 @@ export interface StreamPartitionsOptions {
 export class StreamPartitions {
   readonly count: number
   readonly key: readonly PartitionField[]
+  /** The key set the partitions derive from. */
+  readonly base: StreamKeys
   /** Key set per partition, by index. */
   readonly keys: readonly StreamKeys[]
   /** Stream client per partition, by index. */
@@ -119,6 +121,7 @@ export class StreamPartitions {
       throw new RangeError(`StreamPartitions: "count" must be an integer from 1 to 16384; got ${count}`)
     }
     this.count = count
+    this.base = options.keys
     this.key = Object.freeze([...(options.key ?? DEFAULT_PARTITION_KEY)])
     if (this.key.length === 0) throw new RangeError('StreamPartitions: "key" must name at least one event field')
     this.keys = Object.freeze(Array.from({ length: count }, (_, i) => partitionKeys(options.keys, i, count)))
@@ -134,5 +137,86 @@ export class StreamPartitions {
   route(event: Pick<StreamEvent, PartitionField>): { readonly keys: StreamKeys; readonly stream: StreamClient } {
     const i = this.indexOf(event)
     return { keys: this.keys[i] as StreamKeys, stream: this.streams[i] as StreamClient }
+  }
+}
+
+/**
+ * A `StreamClient` over every partition, for code written against one stream (DLQ re-queue, admin, health,
+ * queue gauges): `add`/`addMany` route each event to its partition (one pipeline per partition, so one slot
+ * each on a Cluster), `ensureGroup` and `trimSafe` run on every partition, and `info` sums them (length,
+ * pending and lag per group; consumers of all partitions). `ack` is refused: entry ids belong to one partition.
+ *
+ * @example
+ * const stream = new PartitionedStreamClient(new StreamPartitions({ redis, keys, count: 8 }))
+ * await stream.addMany(events) // each to its own partition
+ */
+export class PartitionedStreamClient extends StreamClient {
+  constructor(readonly partitions: StreamPartitions) {
+    super({ redis: (partitions.streams[0] as StreamClient).redis, stream: partitions.base.stream })
+  }
+
+  override async add(event: StreamEvent, options: AddOptions = {}): Promise<string> {
+    return this.partitions.route(event).stream.add(event, options)
+  }
+
+  override async addIfFirst(seenKey: string, ttlSeconds: number, event: StreamEvent, options: AddOptions = {}): Promise<string | null> {
+    return this.partitions.route(event).stream.addIfFirst(seenKey, ttlSeconds, event, options)
+  }
+
+  override async addMany(events: readonly StreamEvent[], options: Omit<AddOptions, 'traceparent'> = {}): Promise<string[]> {
+    const byPartition = new Map<number, number[]>()
+    events.forEach((event, i) => {
+      const p = this.partitions.indexOf(event)
+      byPartition.set(p, [...(byPartition.get(p) ?? []), i])
+    })
+    const ids: string[] = new Array<string>(events.length)
+    await Promise.all([...byPartition].map(async ([p, indexes]) => {
+      const added = await (this.partitions.streams[p] as StreamClient).addMany(indexes.map((i) => events[i] as StreamEvent), options)
+      indexes.forEach((i, k) => { ids[i] = added[k] as string })
+    }))
+    return ids
+  }
+
+  override async ensureGroup(group: string, startId = '0'): Promise<boolean> {
+    const created = await Promise.all(this.partitions.streams.map((s) => s.ensureGroup(group, startId)))
+    return created.some(Boolean)
+  }
+
+  override async ack(): Promise<number> {
+    throw new RangeError(`PartitionedStreamClient: ack on the partition's own StreamClient (${this.stream}:{n}); entry ids belong to one partition`)
+  }
+
+  override async info(): Promise<StreamInfo> {
+    const infos = await Promise.all(this.partitions.streams.map((s) => s.info()))
+    const groups = new Map<string, { pending: number; lag: number | null; lastDeliveredId: string; consumers: ConsumerInfo[] }>()
+    for (const info of infos) {
+      for (const g of info.groups) {
+        const sum = groups.get(g.name) ?? { pending: 0, lag: 0, lastDeliveredId: g.lastDeliveredId, consumers: [] }
+        sum.pending += g.pending
+        sum.lag = sum.lag === null || g.lag === null ? null : sum.lag + g.lag
+        if (compareStreamIds(g.lastDeliveredId, sum.lastDeliveredId) > 0) sum.lastDeliveredId = g.lastDeliveredId
+        sum.consumers.push(...g.consumers)
+        groups.set(g.name, sum)
+      }
+    }
+    const ids = (pick: (i: StreamInfo) => string | null) => infos.map(pick).filter((id): id is string => id !== null).sort(compareStreamIds)
+    return {
+      stream: this.stream,
+      length: infos.reduce((n, i) => n + i.length, 0),
+      firstId: ids((i) => i.firstId)[0] ?? null,
+      lastId: ids((i) => i.lastId).at(-1) ?? null,
+      groups: [...groups].map(([name, g]): GroupInfo => ({ name, ...g })),
+    }
+  }
+
+  override async trimMaxLen(maxLen: number): Promise<number> {
+    const removed = await Promise.all(this.partitions.streams.map((s) => s.trimMaxLen(Math.max(1, Math.ceil(maxLen / this.partitions.count)))))
+    return removed.reduce((a, b) => a + b, 0)
+  }
+
+  override async trimSafe(options: { keep?: number } = {}): Promise<number> {
+    const keep = options.keep === undefined ? {} : { keep: Math.ceil(options.keep / this.partitions.count) }
+    const removed = await Promise.all(this.partitions.streams.map((s) => s.trimSafe(keep)))
+    return removed.reduce((a, b) => a + b, 0)
   }
 }

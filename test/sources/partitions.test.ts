@@ -1,7 +1,10 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
+import { randomUUID } from 'node:crypto'
+import { Redis } from 'ioredis'
 import { DEFAULT_KEYS, streamKeys } from '../../src/sources/keys.js'
-import { fnv1a32, parsePartitionKey, partitionFor, partitionKeys, StreamPartitions } from '../../src/sources/partitions.js'
+import { fnv1a32, parsePartitionKey, partitionFor, partitionKeys, PartitionedStreamClient, StreamPartitions } from '../../src/sources/partitions.js'
+import { sharedRedis } from '../helpers/servers.js'
 
 const event = (tenant_id: string, repository: string) => ({ tenant_id, repository, tool_id: 'gh', event_type: 'webhook.github.push' })
 const Partitions = suite('partitions')
@@ -61,6 +64,32 @@ Partitions('bad counts and indexes are refused naming the option', () => {
     assert.match((err as Error).message, /"count" must be an integer from 1/)
   }
   try { partitionKeys(DEFAULT_KEYS, 8, 8); assert.unreachable() } catch (err) { assert.match((err as Error).message, /"index"/) }
+})
+
+Partitions('PartitionedStreamClient routes adds to partitions and sums their info', async () => {
+  const redis = new Redis((await sharedRedis()).url)
+  try {
+    const partitions = new StreamPartitions({ redis, keys: streamKeys({ prefix: `part-${randomUUID()}:` }), count: 4 })
+    const stream = new PartitionedStreamClient(partitions)
+    assert.is(await stream.ensureGroup('g'), true)
+    const events = Array.from({ length: 40 }, (_, i) => ({
+      id: `e${i}`, event_type: 'webhook.github.push', repository: `acme/r${i}`, tenant_id: 'acme', tool_id: 'gh',
+      payload: { i }, timestamp: new Date().toISOString(), retry_count: 0,
+    }))
+    const ids = await stream.addMany(events)
+    assert.is(ids.length, 40)
+    assert.ok(ids.every((id) => /^\d+-\d+$/.test(id)))
+    const lengths = await Promise.all(partitions.streams.map(async (s) => Number(await redis.call('XLEN', s.stream))))
+    assert.is(lengths.reduce((a, b) => a + b, 0), 40)
+    assert.ok(lengths.filter((n) => n > 0).length > 1, `spread: ${lengths.join(',')}`)
+    const own = partitions.route(events[5]!).stream
+    const entry = (await redis.call('XRANGE', own.stream, ids[5]!, ids[5]!)) as [string, string[]][]
+    assert.match(entry[0]![1][1]!, /"id":"e5"/)
+    const info = await stream.info()
+    assert.is(info.length, 40)
+    assert.equal(info.groups.map((g) => [g.name, g.pending, g.lag]), [['g', 0, 40]])
+    try { await stream.ack(); assert.unreachable() } catch (err) { assert.match((err as Error).message, /entry ids belong to one partition/) }
+  } finally { redis.disconnect() }
 })
 
 Partitions.run()
