@@ -1,5 +1,5 @@
-import { map, tap, type Observable } from 'rxjs'
-import type { Redis } from 'ioredis'
+import { map, merge, tap, type Observable, type OperatorFunction } from 'rxjs'
+import type { Cluster, Redis } from 'ioredis'
 import type { Kysely } from 'kysely'
 import { toEnvelope, type Envelope } from '../core/envelope.js'
 import type { DlqPolicy } from '../core/dlq-policy.js'
@@ -11,6 +11,7 @@ import { extractToolConfig } from '../operators/extract-tool-config.js'
 import { forwardStep } from '../operators/forward.js'
 import type { HoldOptions } from '../operators/hold.js'
 import { markForwarded } from '../operators/mark-forwarded.js'
+import { orderByKey } from '../operators/order-by-key.js'
 import { pipelineTelemetry, type TelemetryOptions } from '../observability/pipeline-telemetry.js'
 import { poisonGuard } from '../operators/poison-guard.js'
 import { resolveDLQ } from '../operators/resolve-dlq.js'
@@ -50,7 +51,8 @@ export interface WebhookPipelineHooks {
 
 /** Options of `webhookPipeline`. */
 export interface WebhookPipelineOptions extends WebhookPipelineHooks {
-  readonly redis: Redis
+  /** A `Redis` client, or a `Cluster` client when the stream is partitioned over a Redis Cluster. */
+  readonly redis: Redis | Cluster
   readonly db: Kysely<Database>
   readonly tools: ToolLookup
   readonly forwardSink: ForwardSink
@@ -58,6 +60,20 @@ export interface WebhookPipelineOptions extends WebhookPipelineHooks {
   readonly consumer: string
   /** @defaultValue DEFAULT_KEYS */
   readonly keys?: StreamKeys
+  /**
+   * Key sets of the stream partitions to read (`new StreamPartitions(…).keys`, or the subset assigned to this
+   * worker). Each partition runs its own chain (source, batches, acks) and the chains are merged, so
+   * `batchSize`, `maxInFlight` and the concurrencies apply per partition. @defaultValue [keys]
+   */
+  readonly partitions?: readonly StreamKeys[]
+  /**
+   * Ordering key, e.g. `(env) => env.message.event.repository`. When set, envelopes with the same key are stored,
+   * forwarded and settled in stream order: the steps that can reorder (tool lookup and transform, forward with
+   * retries) take one envelope per key at a time, in parallel across keys, and store keeps one batch in flight
+   * (`storeConcurrency` is ignored). A key must map to one partition (the partition key must include it). A retry
+   * parked for later (`maxInlineRetryDelayMs`) lets the key's next events pass it. @defaultValue unset: full concurrency
+   */
+  readonly orderBy?: (env: Envelope) => string
   /** XREADGROUP COUNT. @defaultValue 100 */
   readonly batchSize?: number
   /** Unsettled messages at most. @defaultValue batchSize */
@@ -109,18 +125,72 @@ function both<A extends unknown[]>(a: ((...args: A) => void) | undefined, b: ((.
  * const sub = done.subscribe()
  */
 export function webhookPipeline(options: WebhookPipelineOptions): Observable<WebhookEnvelope> {
-  const { redis, db, keys = DEFAULT_KEYS } = options
+  const { keys = DEFAULT_KEYS } = options
+  const partitions = options.partitions ?? [keys]
+  if (partitions.length === 0) throw new RangeError('webhookPipeline: "partitions" must list at least one partition\'s keys')
+  if (options.orderBy !== undefined && typeof options.orderBy !== 'function') {
+    throw new TypeError('webhookPipeline: "orderBy" must be a function of an envelope returning its ordering key')
+  }
   const t = options.telemetry ? pipelineTelemetry({ ...options.telemetry, group: keys.group }) : undefined
-  const onHold = both(options.onHold, t?.hold)
-  const hold = onHold ? { onHold } : {}
+  const hooks: Hooks = {
+    onHold: both(options.onHold, t?.hold),
+    onSourceError: both(options.onSourceError, t?.sourceError),
+    onClosed: both(options.onClosed, t?.closed),
+    onRetry: both(options.onRetry, t?.retry),
+    onDlqResolved: both(options.onDlqResolved, t?.dlqResolved),
+    onDeadLettered: both(options.onDeadLettered, t?.deadLettered),
+    onSettled: both(options.onSettled, t?.settled),
+    exposeInFlight: both(options.exposeInFlight, t?.exposeInFlight),
+  }
+  const chains = partitions.map((partitionKeys) => partitionChain(options, partitionKeys, hooks, t))
+  return chains.length === 1 ? (chains[0] as Observable<WebhookEnvelope>) : merge(...chains)
+}
+
+interface Hooks {
+  readonly onHold: WebhookPipelineHooks['onHold']
+  readonly onSourceError: WebhookPipelineHooks['onSourceError']
+  readonly onClosed: WebhookPipelineHooks['onClosed']
+  readonly onRetry: WebhookPipelineHooks['onRetry']
+  readonly onDlqResolved: WebhookPipelineHooks['onDlqResolved']
+  readonly onDeadLettered: WebhookPipelineHooks['onDeadLettered']
+  readonly onSettled: WebhookPipelineHooks['onSettled']
+  readonly exposeInFlight: WebhookPipelineHooks['exposeInFlight']
+}
+
+// one partition's source and steps; every Redis key it touches carries the partition's hash tag
+function partitionChain(options: WebhookPipelineOptions, keys: StreamKeys, h: Hooks,
+  t: ReturnType<typeof pipelineTelemetry> | undefined): Observable<WebhookEnvelope> {
+  const { redis, db } = options
+  const hold = h.onHold ? { onHold: h.onHold } : {}
   const tracing = t?.tracing ? { tracing: true } : {}
-  const onSourceError = both(options.onSourceError, t?.sourceError)
-  const onClosed = both(options.onClosed, t?.closed)
-  const onRetry = both(options.onRetry, t?.retry)
-  const onDlqResolved = both(options.onDlqResolved, t?.dlqResolved)
-  const onDeadLettered = both(options.onDeadLettered, t?.deadLettered)
-  const onSettled = both(options.onSettled, t?.settled)
-  const exposeInFlight = both(options.exposeInFlight, t?.exposeInFlight)
+  const { onRetry, onDlqResolved, onDeadLettered, onSettled, onSourceError, onClosed, exposeInFlight } = h
+  // with orderBy, only the steps that can reorder run one envelope per key at a time; the batch steps around
+  // them keep arrival order (store with one batch in flight), so the order holds end to end
+  const ordered = <A, B>(step: OperatorFunction<A, B>): OperatorFunction<A, B> =>
+    (options.orderBy ? orderByKey({ key: options.orderBy as (a: A) => string }, step) : step)
+  const storeConcurrency = options.orderBy ? 1 : options.storeConcurrency
+  const steps: OperatorFunction<Envelope, WebhookEnvelope> = (env$) => env$.pipe(
+    dedupe({ redis, keys, hold }),
+    ordered((e$: Observable<Envelope>) => e$.pipe(extractToolConfig({ tools: options.tools, hold }), transform())),
+    store({ db, hold, ...tracing, ...(storeConcurrency ? { concurrency: storeConcurrency } : {}) }),
+  ).pipe(
+    ordered(retryBackoff({
+      step: forwardStep({ sink: options.forwardSink, ...tracing }),
+      park: parkInRedis({ redis, keys }), hold,
+      ...(options.forwardConcurrency ? { concurrency: options.forwardConcurrency } : {}),
+      ...(options.maxInlineRetryDelayMs !== undefined ? { maxInlineDelayMs: options.maxInlineRetryDelayMs } : {}),
+      ...(onRetry ? { onRetry } : {}),
+    })),
+    markForwarded({ db, hold }),
+    resolveDLQ({ db, hold, ...(onDlqResolved ? { onResolved: onDlqResolved } : {}) }),
+    toDLQ({
+      db, redis, keys, hold, ...tracing, actor: `worker:${options.consumer}`,
+      ...(options.dlqPolicy ? { policy: options.dlqPolicy } : {}),
+      ...(options.dlqMaxLen ? { maxLen: options.dlqMaxLen } : {}),
+      ...(onDeadLettered ? { onDeadLettered } : {}),
+    }),
+    settle({ redis, keys, hold, ...(options.idempotencyTtlSeconds ? { ttlSeconds: options.idempotencyTtlSeconds } : {}) }),
+  )
   return fromRedisStream({
     redis, stream: keys.stream, group: keys.group, consumer: options.consumer,
     ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
@@ -135,27 +205,7 @@ export function webhookPipeline(options: WebhookPipelineOptions): Observable<Web
   }).pipe(
     map(t ? (msg) => t.begin(toEnvelope(msg)) : toEnvelope),
     poisonGuard({ maxDeliveries: options.maxDeliveries ?? 10 }),
-    dedupe({ redis, keys, hold }),
-    extractToolConfig({ tools: options.tools, hold }),
-    transform(),
-    store({ db, hold, ...tracing, ...(options.storeConcurrency ? { concurrency: options.storeConcurrency } : {}) }),
-  ).pipe(
-    retryBackoff({
-      step: forwardStep({ sink: options.forwardSink, ...tracing }),
-      park: parkInRedis({ redis, keys }), hold,
-      ...(options.forwardConcurrency ? { concurrency: options.forwardConcurrency } : {}),
-      ...(options.maxInlineRetryDelayMs !== undefined ? { maxInlineDelayMs: options.maxInlineRetryDelayMs } : {}),
-      ...(onRetry ? { onRetry } : {}),
-    }),
-    markForwarded({ db, hold }),
-    resolveDLQ({ db, hold, ...(onDlqResolved ? { onResolved: onDlqResolved } : {}) }),
-    toDLQ({
-      db, redis, keys, hold, ...tracing, actor: `worker:${options.consumer}`,
-      ...(options.dlqPolicy ? { policy: options.dlqPolicy } : {}),
-      ...(options.dlqMaxLen ? { maxLen: options.dlqMaxLen } : {}),
-      ...(onDeadLettered ? { onDeadLettered } : {}),
-    }),
-    settle({ redis, keys, hold, ...(options.idempotencyTtlSeconds ? { ttlSeconds: options.idempotencyTtlSeconds } : {}) }),
+    steps,
     tap((env) => onSettled?.(env)),
   )
 }
