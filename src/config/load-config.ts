@@ -3,6 +3,7 @@ import { ConfigError, isPipelineError } from '../core/errors.js'
 import { parseTool, type ToolConfig, type ToolInput } from '../core/tool.js'
 import { parseAllowPrivate, type AllowPrivate } from '../sinks/ssrf-guard.js'
 import { streamKeys, type StreamKeys } from '../sources/keys.js'
+import { DEFAULT_PARTITION_KEY, parsePartitionKey, type PartitionField } from '../sources/partitions.js'
 import { readConfigFile } from './config-file.js'
 import { ConfigSources, duration, integer, invalid, oneOf, size, text, url, type Layer, type SettingSource } from './config-sources.js'
 import { parseListenAddress, type ListenAddress } from './listen-address.js'
@@ -25,6 +26,19 @@ export interface Config {
   readonly keys: StreamKeys
   /** Approximate cap on the main stream (XADD `MAXLEN ~`); unset: no cap. */
   readonly streamMaxLen?: number
+  /** Scale-out: Redis Cluster, stream partitions, and per-key ordering. */
+  readonly scale: {
+    /** Seed nodes of a Redis Cluster (REDIS_CLUSTER_NODES, `host:port`); set, it replaces REDIS_URL. */
+    readonly clusterNodes?: readonly string[]
+    /** Partitions of the main stream (STREAM_PARTITIONS); 1 is the single `webhook_events`. */
+    readonly partitions: number
+    /** Event fields that pick an event's partition (STREAM_PARTITION_KEY). */
+    readonly partitionKey: readonly PartitionField[]
+    /** Partitions this worker reads (WORKER_PARTITIONS, e.g. "0-3,6"); unset: all. */
+    readonly workerPartitions?: readonly number[]
+    /** Keep events with the same value of these fields in stream order (WORKER_ORDER_BY); unset: full concurrency. */
+    readonly orderBy?: readonly PartitionField[]
+  }
   readonly worker: {
     readonly consumerName: string
     readonly idempotencyTtlMs: number
@@ -137,6 +151,47 @@ function keysConfig(src: ConfigSources): StreamKeys {
   })
 }
 
+function scaleConfig(src: ConfigSources): Config['scale'] {
+  const nodesRaw = src.pick({ env: 'REDIS_CLUSTER_NODES', file: 'worker.redis.cluster_nodes' })
+  const clusterNodes = nodesRaw ? text(nodesRaw).split(',').map((n) => n.trim()).filter((n) => n !== '') : undefined
+  if (nodesRaw && (clusterNodes?.length === 0 || clusterNodes?.some((n) => !HOST_PORT.test(n)))) {
+    invalid(nodesRaw, 'a comma-separated list of host:port such as "10.0.0.1:7000,10.0.0.2:7000"')
+  }
+  const partitionsRaw = src.pick({ env: 'STREAM_PARTITIONS', file: 'worker.stream.partitions' })
+  const partitions = partitionsRaw ? integer(partitionsRaw, 1, 1024) : 1
+  const fields = (raw: NonNullable<ReturnType<ConfigSources['pick']>>) => {
+    try {
+      return parsePartitionKey(text(raw))
+    } catch {
+      return invalid(raw, 'a comma-separated list of tenant, repository, tool, event_type')
+    }
+  }
+  const keyRaw = src.pick({ env: 'STREAM_PARTITION_KEY', file: 'worker.stream.partition_key' })
+  const orderRaw = src.pick({ env: 'WORKER_ORDER_BY', file: 'worker.processing.order_by' })
+  const assignedRaw = src.pick({ env: 'WORKER_PARTITIONS', file: 'worker.stream.worker_partitions' })
+  let workerPartitions: number[] | undefined
+  if (assignedRaw) {
+    const expected = `partition numbers or ranges from 0 to ${partitions - 1} such as "0-3,6" (STREAM_PARTITIONS is ${partitions})`
+    const picked = new Set<number>()
+    for (const part of text(assignedRaw).split(',').map((p) => p.trim())) {
+      const m = /^(\d+)(?:-(\d+))?$/.exec(part)
+      if (!m) invalid(assignedRaw, expected)
+      const from = Number(m[1])
+      const to = m[2] === undefined ? from : Number(m[2])
+      if (to < from || to >= partitions) invalid(assignedRaw, expected)
+      for (let i = from; i <= to; i++) picked.add(i)
+    }
+    workerPartitions = [...picked].sort((a, b) => a - b)
+  }
+  return {
+    ...(clusterNodes ? { clusterNodes } : {}),
+    partitions,
+    partitionKey: keyRaw ? fields(keyRaw) : [...DEFAULT_PARTITION_KEY],
+    ...(workerPartitions ? { workerPartitions } : {}),
+    ...(orderRaw ? { orderBy: fields(orderRaw) } : {}),
+  }
+}
+
 function tools(file: { path: string; tools: readonly unknown[] } | undefined): ToolConfig[] {
   if (!file) return []
   const seen = new Map<string, number>()
@@ -210,6 +265,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     database: databaseConfig(src),
     keys: keysConfig(src),
     ...(streamMaxLen !== undefined ? { streamMaxLen } : {}),
+    scale: scaleConfig(src),
     worker: {
       consumerName,
       idempotencyTtlMs: opt({ env: 'WORKER_IDEMPOTENCY_TTL', file: 'worker.processing.idempotency_ttl' }, (r) => duration(r, 1000)) ?? 86_400_000,

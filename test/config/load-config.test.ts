@@ -204,4 +204,30 @@ Load('rate limit, abuse limits and the SSRF allow-list are read from env; a bad 
   }
 })
 
+Load('scale-out: no cluster and one partition by default; cluster nodes, partitions, key, assignment and order are read', () => {
+  const d = loadConfig({ env: {} })
+  assert.equal(d.scale, { partitions: 1, partitionKey: ['tenant_id', 'repository'] })
+  const c = loadConfig({ env: {
+    REDIS_CLUSTER_NODES: '10.0.0.1:7000, 10.0.0.2:7000', STREAM_PARTITIONS: '8', STREAM_PARTITION_KEY: 'tenant',
+    WORKER_PARTITIONS: '0-2,6', WORKER_ORDER_BY: 'repository',
+  } })
+  assert.equal(c.scale, {
+    clusterNodes: ['10.0.0.1:7000', '10.0.0.2:7000'], partitions: 8, partitionKey: ['tenant_id'],
+    workerPartitions: [0, 1, 2, 6], orderBy: ['repository'],
+  })
+  const f = loadConfig({ env: {}, file: yamlFile('worker:\n  stream:\n    partitions: 4\n    partition_key: repository\n') })
+  assert.equal([f.scale.partitions, f.scale.partitionKey], [4, ['repository']])
+})
+
+Load('bad scale-out settings name the key and what is expected', () => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ REDIS_CLUSTER_NODES: 'redis://a:7000' }, /REDIS_CLUSTER_NODES must be a comma-separated list of host:port/],
+    [{ STREAM_PARTITIONS: '0' }, /STREAM_PARTITIONS must be an integer from 1 to 1024/],
+    [{ STREAM_PARTITION_KEY: 'branch' }, /STREAM_PARTITION_KEY must be a comma-separated list of tenant, repository, tool, event_type/],
+    [{ STREAM_PARTITIONS: '4', WORKER_PARTITIONS: '2-5' }, /WORKER_PARTITIONS must be partition numbers or ranges from 0 to 3/],
+    [{ WORKER_ORDER_BY: 'sha' }, /WORKER_ORDER_BY must be a comma-separated list/],
+  ]
+  for (const [env, message] of cases) assert.match(failure(() => loadConfig({ env })).message, message)
+})
+
 Load.run()
