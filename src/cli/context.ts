@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { loadConfig, type Config } from '../config/load-config.js'
 import type { Flags } from '../config/parse-flags.js'
 import { createDb, type Db } from '../db/database.js'
@@ -9,14 +9,16 @@ import type { CliIO } from './command.js'
 /** What commands work with: the validated config, Redis and the database (migrated), and how to close them. */
 export interface CliContext {
   readonly config: Config
-  readonly redis: Redis
+  /** A `Cluster` client when REDIS_CLUSTER_NODES is set, otherwise a `Redis` client. */
+  readonly redis: Redis | Cluster
   readonly db: Db
   /** Closes everything it opened (and stops an embedded Redis); idempotent. */
   close(): Promise<void>
 }
 
 /**
- * Loads the configuration (flags > env > YAML file) and opens Redis and the database. With no REDIS_URL /
+ * Loads the configuration (flags > env > YAML file) and opens Redis and the database. With REDIS_CLUSTER_NODES it
+ * connects an ioredis `Cluster` client to those seed nodes instead of one server. With no REDIS_URL /
  * REDIS_ADDR it starts an embedded `redis-server` under `./.hookstream/redis`; with no DATABASE_URL /
  * DATABASE_HOST it opens an embedded PGlite under `./.hookstream/pgdata`. Migrations run before it returns.
  * Says on stderr what it started and where.
@@ -27,10 +29,19 @@ export interface CliContext {
 export async function openContext(flags: Flags, io: CliIO, options: { needRedis?: boolean } = {}): Promise<CliContext> {
   const config = loadConfig({ env: io.env, flags })
   let embedded: EmbeddedRedis | undefined
-  let redis: Redis | undefined
+  let redis: Redis | Cluster | undefined
   let db: Db | undefined
   try {
-    if (options.needRedis !== false) {
+    const clusterNodes = config.scale.clusterNodes
+    if (options.needRedis !== false && clusterNodes) {
+      const cluster = new Cluster(clusterNodes.map((n) => {
+        const at = n.lastIndexOf(':')
+        return { host: n.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(n.slice(at + 1)) }
+      }), { lazyConnect: true, redisOptions: { maxRetriesPerRequest: null } })
+      redis = cluster
+      cluster.on('error', () => { /* reconnects; failures surface through commands and health */ })
+      await cluster.connect()
+    } else if (options.needRedis !== false) {
       let url: string
       if (config.redis.kind === 'embedded') {
         embedded = await startEmbeddedRedis(config.redis.dir)
@@ -39,9 +50,10 @@ export async function openContext(flags: Flags, io: CliIO, options: { needRedis?
       } else {
         url = config.redis.url
       }
-      redis = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: true })
-      redis.on('error', () => { /* reconnects; failures surface through commands and health */ })
-      await redis.connect()
+      const single = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: true })
+      redis = single
+      single.on('error', () => { /* reconnects; failures surface through commands and health */ })
+      await single.connect()
     }
     if (config.database.kind === 'embedded') {
       db = await createDb({ pglitePath: config.database.path })

@@ -15,6 +15,7 @@ import { startDlqRetryWorker } from '../pipelines/dlq-retry.js'
 import { webhookPipeline } from '../pipelines/webhook.js'
 import { ForwardSink } from '../sinks/forward.js'
 import { startDelayedRetries } from '../sources/delayed-retries.js'
+import { PartitionedStreamClient, StreamPartitions } from '../sources/partitions.js'
 import { StreamClient } from '../sources/stream-client.js'
 import type { CliContext } from './context.js'
 
@@ -62,7 +63,11 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   const tracing = startTracing({ serviceName: 'hookstream', ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) })
   const telemetry = { metrics, logger, tracing: tracing.enabled }
   const keys = config.keys
-  const stream = new StreamClient({ redis, stream: keys.stream })
+  // STREAM_PARTITIONS > 1: ingest routes each event to its partition; everything else sees all partitions as one
+  const partitions = new StreamPartitions({ redis, keys, count: config.scale.partitions, key: config.scale.partitionKey })
+  const stream = partitions.count > 1 ? new PartitionedStreamClient(partitions) : new StreamClient({ redis, stream: keys.stream })
+  const readKeys = (config.scale.workerPartitions ?? partitions.keys.map((_, i) => i)).map((i) => partitions.keys[i] ?? keys)
+  const orderFields = config.scale.orderBy
   const toolStore = new ToolStore({ db: db.db, ...(config.encryptionKey ? { encryptionKey: config.encryptionKey } : {}) })
   const tools = new ToolRegistry({
     tools: config.tools, store: toolStore,
@@ -85,8 +90,17 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
     const forwardSink = new ForwardSink({ timeoutMs: config.forward.timeoutMs, allowPrivate: config.forward.allowPrivate })
     let markClosed: (r: { drained: boolean }) => void = () => {}
     pipelineClosed = new Promise((resolve) => { markClosed = resolve })
+    // one source per partition read: closed once all are, drained only if each one is
+    let openSources = readKeys.length
+    let allDrained = true
+    const sourceClosed = (r: { drained: boolean }) => {
+      allDrained &&= r.drained
+      if (--openSources === 0) markClosed({ drained: allDrained })
+    }
     pipelineSub = webhookPipeline({
       redis, db: db.db, tools, forwardSink, keys, consumer: config.worker.consumerName,
+      ...(partitions.count > 1 ? { partitions: readKeys } : {}),
+      ...(orderFields ? { orderBy: (env) => orderFields.map((f) => env.message.event[f]).join('\u0000') } : {}),
       batchSize: config.worker.batchSize, maxInFlight: config.worker.maxInFlight, blockMs: config.worker.blockTimeoutMs,
       claimIdleMs: config.worker.claimIdleMs, maxDeliveries: config.worker.maxDeliveries,
       idempotencyTtlSeconds: Math.max(1, Math.round(config.worker.idempotencyTtlMs / 1000)),
@@ -98,12 +112,16 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
       onDeadLettered: (_env, failure) => { if (failure.code === 'POISON') state.poison.push(Date.now()) },
       onHold: (held) => { state.holds += held ? 1 : -1 },
       exposeInFlight: (read) => { state.inFlight = read },
-      onClosed: (result) => markClosed(result),
+      onClosed: sourceClosed,
     }).subscribe({
       error: (err) => { logger.error({ err }, 'the pipeline broke down; exiting so the orchestrator restarts it'); process.exitCode = 1; markClosed({ drained: false }) },
     })
-    const delayed = startDelayedRetries({ redis, keys, onError: (err) => logger.warn({ err_message: err.message }, 'delayed-retry scheduler error') })
-    cleanups.push(() => delayed.close(), () => forwardSink.close())
+    // each partition parks its retries in its own set (same hash tag), so each gets its scheduler
+    for (const partKeys of readKeys) {
+      const delayed = startDelayedRetries({ redis, keys: partKeys, onError: (err) => logger.warn({ err_message: err.message }, 'delayed-retry scheduler error') })
+      cleanups.push(() => delayed.close())
+    }
+    cleanups.push(() => forwardSink.close())
   }
 
   if (runs('dlq')) {
@@ -120,6 +138,7 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   if (runs('ingest')) {
     const handler = createIngestHandler({
       tools, stream, redis, keys, maxBodyBytes: config.http.maxBodyBytes, metrics, logger, tracing: tracing.enabled,
+      ...(partitions.count > 1 ? { partitions } : {}),
       ...(config.http.rateLimit ? { rateLimit: config.http.rateLimit } : {}),
       ...(config.streamMaxLen ? { maxLen: config.streamMaxLen } : {}),
     })
@@ -160,9 +179,11 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
       const group = info.groups.find((g) => g.name === keys.group)
       let oldestPendingAgeSeconds = 0
       if (group && group.pending > 0) {
-        const summary = (await redis.call('XPENDING', keys.stream, keys.group)) as [number, string | null, ...unknown[]]
-        const oldest = summary[1]
-        if (oldest) oldestPendingAgeSeconds = Math.max(0, (Date.now() - Number(oldest.split('-')[0])) / 1000)
+        for (const partKeys of partitions.keys) {
+          const summary = (await redis.call('XPENDING', partKeys.stream, keys.group)) as [number, string | null, ...unknown[]]
+          const oldest = summary[1]
+          if (oldest) oldestPendingAgeSeconds = Math.max(oldestPendingAgeSeconds, (Date.now() - Number(oldest.split('-')[0])) / 1000)
+        }
       }
       return { depth: info.length, lag: group?.lag ?? 0, pending: group?.pending ?? 0, oldestPendingAgeSeconds, groupExists: group !== undefined }
     },
@@ -171,7 +192,8 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   const healthServer: HealthServer = await startHealthServer(health, {
     port: config.health.endpoint.port, host: config.health.endpoint.host,
   })
-  logger.info({ role, ingest: ingest?.url, health: healthServer.url, consumer: config.worker.consumerName, stream: keys.stream }, 'hookstream started')
+  logger.info({ role, ingest: ingest?.url, health: healthServer.url, consumer: config.worker.consumerName, stream: keys.stream,
+    partitions: partitions.count, ...(config.scale.clusterNodes ? { cluster: true } : {}) }, 'hookstream started')
 
   let closing: Promise<{ drained: boolean }> | undefined
   return {
