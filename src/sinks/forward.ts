@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
 import type { StreamEvent } from '../core/event.js'
 import { PipelineError } from '../core/errors.js'
 import type { ToolConfig } from '../core/tool.js'
@@ -94,8 +95,15 @@ export class ForwardSink implements Sink<ForwardItem> {
   private readonly slotWaitMs: number
   private readonly guard: SsrfGuard | undefined
   private readonly slots = new Map<string, Slots>()
-  private readonly closer = new AbortController()
+  private readonly closer = ForwardSink.closerSignal()
   private closing: Promise<void> | undefined
+
+  // one abort listener per request in flight: more than Node's default warning threshold of 10 is normal here
+  private static closerSignal(): AbortController {
+    const controller = new AbortController()
+    setMaxListeners(0, controller.signal)
+    return controller
+  }
 
   constructor(options: ForwardSinkOptions = {}) {
     this.timeoutMs = options.timeoutMs ?? 10_000

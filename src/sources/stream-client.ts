@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { validateStreamEvent, type StreamEvent } from '../core/event.js'
 
@@ -61,6 +62,7 @@ export function entriesOfReadReply(reply: unknown): StreamEntry[] {
 // SET NX then XADD, atomically; a script that is refused (OOM, no connection) writes nothing
 const ADD_IF_FIRST = `if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return false end
 return redis.call('XADD', KEYS[2], unpack(ARGV, 2))`
+const ADD_IF_FIRST_SHA = createHash('sha1').update(ADD_IF_FIRST).digest('hex')
 
 /** Compares two stream ids (`ms-seq`). */
 export function compareStreamIds(a: string, b: string): number {
@@ -120,7 +122,15 @@ export class StreamClient {
    */
   async addIfFirst(seenKey: string, ttlSeconds: number, event: StreamEvent, options: AddOptions = {}): Promise<string | null> {
     const [stream, ...rest] = this.xaddArgs(event, options)
-    const id = await this.redis.call('EVAL', ADD_IF_FIRST, 2, seenKey, stream as string, ttlSeconds, ...rest)
+    const args = [2, seenKey, stream as string, ttlSeconds, ...rest]
+    let id: unknown
+    try {
+      id = await this.redis.call('EVALSHA', ADD_IF_FIRST_SHA, ...args)
+    } catch (err) {
+      // first call on this server (or after SCRIPT FLUSH / a restart): send the script itself once
+      if (!/NOSCRIPT/.test((err as Error)?.message ?? '')) throw err
+      id = await this.redis.call('EVAL', ADD_IF_FIRST, ...args)
+    }
     return id === null ? null : (id as string)
   }
 
