@@ -220,3 +220,15 @@ export class PartitionedStreamClient extends StreamClient {
     return removed.reduce((a, b) => a + b, 0)
   }
 }
+
+/**
+ * The client of the main stream for code that writes or inspects it as a whole: a `PartitionedStreamClient`
+ * when `count` > 1, otherwise a plain `StreamClient` on `keys.stream` (today's single stream).
+ *
+ * @example
+ * const stream = mainStreamClient({ redis, keys: config.keys, count: config.scale.partitions, key: config.scale.partitionKey })
+ */
+export function mainStreamClient(options: StreamPartitionsOptions): StreamClient {
+  const partitions = new StreamPartitions(options)
+  return partitions.count > 1 ? new PartitionedStreamClient(partitions) : new StreamClient({ redis: options.redis, stream: options.keys.stream })
+}

@@ -1,7 +1,7 @@
 import { parseDuration } from '../../core/duration.js'
 import { parseDlqFilter, type DlqFilter } from '../../db/dlq-filter.js'
 import { DlqStore } from '../../db/dlq-store.js'
-import { StreamClient } from '../../sources/stream-client.js'
+import { mainStreamClient } from '../../sources/partitions.js'
 import { formatTable, type Command } from '../command.js'
 import type { CliContext } from '../context.js'
 import { formatFields, print, stringFlag, UsageError, withContext } from './command-helpers.js'
@@ -26,7 +26,7 @@ function idOf(raw: string | undefined, sub: string): number {
 
 function storeOf(ctx: CliContext): DlqStore {
   return new DlqStore({
-    db: ctx.db.db, stream: new StreamClient({ redis: ctx.redis, stream: ctx.config.keys.stream }),
+    db: ctx.db.db, stream: mainStreamClient({ redis: ctx.redis, keys: ctx.config.keys, count: ctx.config.scale.partitions, key: ctx.config.scale.partitionKey }),
     ...(ctx.config.streamMaxLen !== undefined ? { maxLen: ctx.config.streamMaxLen } : {}),
   })
 }

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs'
 import { randomUUID } from 'node:crypto'
 import { createInterface } from 'node:readline'
 import { validateStreamEvent, type StreamEvent } from '../../core/event.js'
-import { StreamClient } from '../../sources/stream-client.js'
+import { mainStreamClient } from '../../sources/partitions.js'
 import type { Command } from '../command.js'
 import { openContext } from '../context.js'
 
@@ -22,7 +22,7 @@ export const produceCommand: Command = async (_args, flags, io) => {
   }
   const ctx = await openContext(flags, io)
   try {
-    const stream = new StreamClient({ redis: ctx.redis, stream: ctx.config.keys.stream })
+    const stream = mainStreamClient({ redis: ctx.redis, keys: ctx.config.keys, count: ctx.config.scale.partitions, key: ctx.config.scale.partitionKey })
     let chunk: StreamEvent[] = []
     let total = 0
     let lineNo = 0
