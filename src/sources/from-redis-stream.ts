@@ -129,12 +129,23 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
     }
     reader.on('error', onConnectionError)
     commands.on('error', onConnectionError)
-    reader.on('ready', () => { connectionDown = false })
+    // after a reconnect, re-read our own pending list: a reply lost with the connection left entries delivered
+    // to us that we never saw, and nothing else would hand them out before claimIdleMs
+    let readyCount = 0
+    reader.on('ready', () => {
+      connectionDown = false
+      if (++readyCount > 1) pelCursor = '0'
+    })
     const client = new StreamClient({ redis: commands, stream })
 
     const inFlight = new Map<string, number>() // stream id → when we last (re)claimed it
     options.exposeInFlight?.(() => inFlight.size)
     let ackQueue: string[] = []
+    // ids settled here whose XACK is queued or recently done: a pending-list re-read must not hand them out again
+    const queuedAcks = new Set<string>()
+    const recentlyAcked = new Set<string>()
+    const recentLimit = Math.max(10_000, maxInFlight * 10)
+    let pelCursor: string | undefined = '0'
     let ackScheduled = false
     let acking: Promise<void> = Promise.resolve()
     let giveUpAt = Infinity // acks still failing after the drain timeout stay pending and are redelivered
@@ -150,9 +161,15 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
         try {
           await client.ack(group, ids)
           ackQueue = ackQueue.slice(ids.length)
+          for (const id of ids) { queuedAcks.delete(id); recentlyAcked.add(id) }
+          for (const id of recentlyAcked) { if (recentlyAcked.size <= recentLimit) break; recentlyAcked.delete(id) }
         } catch (err) {
           // NOGROUP: the group (and its pending list) is gone, so there is nothing left to ack
-          if (/NOGROUP/.test((err as Error).message)) { ackQueue = ackQueue.slice(ids.length); continue }
+          if (/NOGROUP/.test((err as Error).message)) {
+            ackQueue = ackQueue.slice(ids.length)
+            for (const id of ids) queuedAcks.delete(id)
+            continue
+          }
           report(err)
           if (Date.now() > giveUpAt) return
           await sleep(200)
@@ -195,6 +212,7 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
           settled = true
           inFlight.delete(id)
           ackQueue.push(id)
+          queuedAcks.add(id)
           scheduleAck()
           wakeReader?.()
         },
@@ -203,8 +221,9 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
 
     const emit = (entries: readonly StreamEntry[], counts?: ReadonlyMap<string, number>) => {
       for (const [id, fields] of entries) {
-        if (inFlight.has(id)) continue // already handed out by this process (a claim raced a slow settle)
-        if (fields === null) { ackQueue.push(id); scheduleAck(); continue } // trimmed while pending: nothing to deliver
+        // already handed out by this process: in flight, or settled with its XACK queued or just sent
+        if (inFlight.has(id) || queuedAcks.has(id) || recentlyAcked.has(id)) continue
+        if (fields === null) { ackQueue.push(id); queuedAcks.add(id); scheduleAck(); continue } // trimmed while pending
         if (subscriber.closed) return
         subscriber.next(makeMessage(id, fields, counts?.get(id) ?? 1))
       }
@@ -254,7 +273,6 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
     }
 
     const run = async () => {
-      let cursor: string | undefined = '0'
       let failures = 0
       let groupReady = false
       while (!stopping) {
@@ -265,8 +283,8 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
           }
           await waitForRoom()
           if (stopping) break
-          if (cursor !== undefined) {
-            cursor = await readPending(cursor)
+          if (pelCursor !== undefined) {
+            pelCursor = await readPending(pelCursor)
           } else {
             if (Date.now() - lastClaimAt >= Math.min(claimIdleMs / 2, 30_000)) await claimIdle()
             if (freeRoom() > 0 && !stopping) await readNew()
