@@ -15,8 +15,10 @@ export { fromRedisStream, type FromRedisStreamOptions } from './sources/from-red
 export { StreamClient, type StreamInfo, type GroupInfo, type ConsumerInfo, type AddOptions } from './sources/stream-client.js'
 export { streamKeys, DEFAULT_KEYS, type StreamKeys } from './sources/keys.js'
 export { parkInRedis, startDelayedRetries, type DelayedRetriesOptions } from './sources/delayed-retries.js'
+export { StreamPartitions, PartitionedStreamClient, partitionFor, partitionKeys, DEFAULT_PARTITION_KEY } from './sources/partitions.js'
 
 export { batch, type BatchOptions } from './operators/batch.js'
+export { orderByKey, type OrderByKeyOptions } from './operators/order-by-key.js'
 export { holdWhileDown, type HoldOptions } from './operators/hold.js'
 export { poisonGuard, type PoisonGuardOptions } from './operators/poison-guard.js'
 export { dedupe, type DedupeOptions } from './operators/dedupe.js'

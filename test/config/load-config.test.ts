@@ -31,7 +31,7 @@ Load('with nothing set, Redis and PostgreSQL are embedded and every default appl
   assert.is(c.keys.stream, 'webhook_events')
   assert.is(c.keys.group, 'webhook_workers')
   assert.equal(c.worker, {
-    consumerName: `worker-${hostname()}-${process.pid}`, idempotencyTtlMs: 86_400_000, batchSize: 100, maxInFlight: 100,
+    consumerName: `worker-${hostname()}-${process.pid}`, idempotencyTtlMs: 86_400_000, batchSize: 100, maxInFlight: 200,
     concurrency: 16, blockTimeoutMs: 5000, claimIdleMs: 60_000, maxDeliveries: 10, shutdownTimeoutMs: 30_000,
   })
   assert.equal(c.http, {
@@ -65,7 +65,7 @@ log: { level: warn }
   const fileOnly = loadConfig({ env: {}, file })
   assert.equal(fileOnly.redis, { kind: 'server', url: 'redis://file:6379' })
   assert.is(fileOnly.worker.batchSize, 7)
-  assert.is(fileOnly.worker.maxInFlight, 7)
+  assert.is(fileOnly.worker.maxInFlight, 14, "two batches by default")
   assert.is(fileOnly.worker.blockTimeoutMs, 2000)
   assert.is(fileOnly.worker.idempotencyTtlMs, 3_600_000)
   assert.is(fileOnly.keys.stream, 'file_events')
