@@ -12,8 +12,6 @@ export interface StreamKeys {
   readonly delayed: string
   /** Prefix of ingest's "delivery seen" keys. @defaultValue "webhook:delivery:" */
   readonly deliveryPrefix: string
-  /** Channel that announces tool changes to every process. @defaultValue "webhook:tools:changed" */
-  readonly toolsChannel: string
   /** Prefix of ingest's per-tool rate-limit buckets. @defaultValue "webhook:ratelimit:" */
   readonly rateLimitPrefix: string
 }
@@ -26,7 +24,6 @@ export const DEFAULT_KEYS: StreamKeys = Object.freeze({
   idempotencyPrefix: 'webhook:idempotency:',
   delayed: 'webhook:delayed',
   deliveryPrefix: 'webhook:delivery:',
-  toolsChannel: 'webhook:tools:changed',
   rateLimitPrefix: 'webhook:ratelimit:',
 })
 
