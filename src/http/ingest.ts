@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import { randomUUID } from 'node:crypto'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { isPipelineError, PipelineError } from '../core/errors.js'
@@ -130,15 +131,19 @@ function mediaType(headers: IncomingHttpHeaders): string {
   return (headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
 }
 
-function parseBody(rawBody: Buffer, type: string): unknown {
+// the payload, and its JSON as received (the raw bytes when they are valid UTF-8, so XADD need not encode
+// them again; otherwise the decoded text, which is what JSON.parse read)
+function parseBody(rawBody: Buffer, type: string): { payload: unknown; json: Buffer | string } {
   let text = rawBody.toString('utf8')
+  let json: Buffer | string = isUtf8(rawBody) ? rawBody : text
   if (type === 'application/x-www-form-urlencoded') {
     const payload = new URLSearchParams(text).get('payload')
     if (payload === null) throw new Reply(400, 'INVALID_PAYLOAD', 'form-encoded body must have a "payload" field holding the JSON payload')
     text = payload
+    json = payload
   }
   try {
-    return JSON.parse(text)
+    return { payload: JSON.parse(text), json }
   } catch (err) {
     throw new Reply(400, 'INVALID_PAYLOAD', `request body is not valid JSON (${(err as Error).message.slice(0, 120)}); send the payload as one JSON document`)
   }
@@ -228,7 +233,7 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
           `(burst ${limit.burst ?? Math.ceil(limit.ratePerSecond)}); retry after ${seconds} s`, { 'retry-after': String(seconds) })
       }
     }
-    const payload = parseBody(rawBody, type)
+    const { payload, json } = parseBody(rawBody, type)
     const delivery = adapter.normalize(request, payload)
     if (!EVENT_NAME.test(delivery.event)) {
       throw new Reply(400, 'INVALID_EVENT_TYPE', `event name must be 1–128 letters, digits or "._:/-"; got ${JSON.stringify(delivery.event.slice(0, 64))}`)
@@ -253,6 +258,8 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     const { stream, keys } = options.partitions && options.partitions.count > 1 ? options.partitions.route(event) : options
     const seenKey = delivery.deliveryId !== undefined ? `${keys.deliveryPrefix}${tool.id}:${event.id}` : undefined
     const addOptions = {
+      // an adapter that reshaped the payload gets it serialized; otherwise its text goes in as received
+      ...(delivery.payload === payload ? { payloadJson: json } : {}),
       ...(traceparent ? { traceparent } : {}), ...(options.maxLen !== undefined ? { maxLen: options.maxLen } : {}),
     }
     try {

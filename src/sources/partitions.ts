@@ -163,7 +163,7 @@ export class PartitionedStreamClient extends StreamClient {
     return this.partitions.route(event).stream.addIfFirst(seenKey, ttlSeconds, event, options)
   }
 
-  override async addMany(events: readonly StreamEvent[], options: Omit<AddOptions, 'traceparent'> = {}): Promise<string[]> {
+  override async addMany(events: readonly StreamEvent[], options: Omit<AddOptions, 'traceparent' | 'payloadJson'> = {}): Promise<string[]> {
     const byPartition = new Map<number, number[]>()
     events.forEach((event, i) => {
       const p = this.partitions.indexOf(event)

@@ -103,6 +103,22 @@ Ingest('a re-sent delivery id is answered 202 duplicate and queued once', async 
   assert.ok(ttl > 86_000 && ttl <= 86_400)
 })
 
+Ingest('the stored payload is the body as received (digits, spacing), from JSON, form and invalid UTF-8 bodies', async ({ h }) => {
+  const text = '{ "n": 12345678901234567890, "repository": {"full_name": "octo/repo"} }'
+  const form = `payload=${encodeURIComponent(text)}`
+  // a stray 0xff byte inside a string: JSON.parse reads it as U+FFFD, and so does every reader of the entry
+  const badUtf8 = Buffer.concat([Buffer.from('{"s":"a'), Buffer.from([0xff]), Buffer.from('b"}')])
+  for (const [body, type, expected] of [
+    [text, 'application/json', text], [form, 'application/x-www-form-urlencoded', text], [badUtf8, 'application/json', '{"s":"a\ufffdb"}'],
+  ] as const) {
+    const res = await h!.post('gh', body, gh(body, { 'content-type': type }))
+    assert.is(res.status, 202)
+    const { event, fields } = (await h!.entries()).at(-1)!
+    assert.is(event.id, res.json.id)
+    assert.ok(fields.event!.endsWith(`"payload":${expected}}`), fields.event!.slice(-90))
+  }
+})
+
 Ingest('secret headers are dropped from metadata, an invalid traceparent is not stored, observe sees each outcome', async ({ h }) => {
   h!.observed.length = 0
   const hdrs = gh(push, { authorization: 'Bearer t0ken', cookie: 'sid=1', traceparent: 'not-a-traceparent', 'x-custom': 'kept' })

@@ -20,6 +20,23 @@ Client('add writes the event as JSON in field "event" with an optional tracepare
   assert.equal(fields, ['event', JSON.stringify(event), 'traceparent', tp])
 })
 
+Client('add with payloadJson splices the payload text as received instead of serializing it again', async ({ redis }) => {
+  const s = new StreamClient({ redis, stream: `t-${randomUUID()}` })
+  const text = '{ "n": 12345678901234567890, "s": "caf\u00e9 ✓" }'
+  const event = makeEvent({ payload: JSON.parse(text) })
+  for (const payloadJson of [Buffer.from(text), text]) {
+    await s.add(event, { payloadJson })
+  }
+  const entries = (await redis.xrange(s.stream, '-', '+')) as [string, string[]][]
+  assert.is(entries.length, 2)
+  for (const [, fields] of entries) {
+    const raw = fields[1] as string
+    assert.ok(raw.endsWith(`"payload":${text}}`), raw.slice(-80))
+    // every other field is as JSON.stringify writes it; the whole entry parses back to the event
+    assert.equal(JSON.parse(raw), JSON.parse(JSON.stringify(event)))
+  }
+})
+
 Client('add rejects an event that is not a StreamEvent and names the field', async ({ redis }) => {
   const s = new StreamClient({ redis, stream: `t-${randomUUID()}` })
   try {
