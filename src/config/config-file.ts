@@ -6,7 +6,7 @@ import { ConfigError } from '../core/errors.js'
 export const CONFIG_FILE_KEYS: Readonly<Record<string, Readonly<Record<string, readonly string[]>> | readonly string[]>> = Object.freeze({
   worker: {
     redis: ['url', 'addr', 'cluster_nodes'],
-    stream: ['name', 'group', 'dlq_name', 'prefix', 'batch_size', 'max_in_flight', 'block_timeout', 'claim_idle', 'max_len', 'partitions', 'partition_key', 'worker_partitions'],
+    stream: ['name', 'group', 'dlq_name', 'prefix', 'batch_size', 'max_in_flight', 'block_timeout', 'claim_idle', 'max_len', 'trim_interval', 'trim_keep', 'partitions', 'partition_key', 'worker_partitions'],
     processing: ['idempotency_ttl', 'max_deliveries', 'concurrency', 'shutdown_timeout', 'consumer_name', 'order_by'],
   },
   database: ['url', 'host', 'port', 'name', 'user', 'password', 'ssl_mode'],

@@ -33,6 +33,7 @@ export function describeConfig(config: Config): string {
     ['redis', config.redis.kind === 'server' ? maskUrl(config.redis.url) : `embedded (${config.redis.dir})`],
     ['database', config.database.kind === 'postgres' ? maskUrl(config.database.url) : `embedded (${config.database.path})`],
     ['stream', `${config.keys.stream} (group ${config.keys.group}, dlq ${config.keys.dlqStream}, max_len ${config.streamMaxLen ?? 'unlimited'})`],
+    ['stream trim', w.trimIntervalMs === 0 ? 'off' : `every ${formatDuration(w.trimIntervalMs)}, keep ${w.trimKeep} newest`],
     ['consumer', w.consumerName],
     ['worker', `batch ${w.batchSize}, max in flight ${w.maxInFlight}, concurrency ${w.concurrency}, block ${formatDuration(w.blockTimeoutMs)}, ` +
       `claim idle ${formatDuration(w.claimIdleMs)}, max deliveries ${w.maxDeliveries}`],

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os'
+import { parseDuration } from '../core/duration.js'
 import { ConfigError, isPipelineError } from '../core/errors.js'
 import { parseTool, type ToolConfig, type ToolInput } from '../core/tool.js'
 import { parseAllowPrivate, type AllowPrivate } from '../sinks/ssrf-guard.js'
@@ -49,6 +50,10 @@ export interface Config {
     readonly claimIdleMs: number
     readonly maxDeliveries: number
     readonly shutdownTimeoutMs: number
+    /** Time between safe trims of the stream(s) the worker reads (STREAM_TRIM_INTERVAL), in ms; 0: never trimmed. */
+    readonly trimIntervalMs: number
+    /** Newest entries each trim keeps even when every group acked them (STREAM_TRIM_KEEP); 0 keeps none. */
+    readonly trimKeep: number
   }
   readonly http: {
     readonly addr: ListenAddress
@@ -248,6 +253,15 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     const key = text(r)
     return key.length >= 16 ? key : invalid(r, 'at least 16 characters (e.g. `openssl rand -base64 32`)')
   })
+  const trimIntervalMs = opt({ env: 'STREAM_TRIM_INTERVAL', file: 'worker.stream.trim_interval' }, (r) => {
+    if (r.value === false || (typeof r.value === 'string' && r.value.toLowerCase() === 'off')) return 0
+    const ms = typeof r.value === 'string' || typeof r.value === 'number' ? parseDuration(r.value) : undefined
+    // below 10 ms the trimmer would only compete with the worker for Redis; above 24 days setTimeout overflows
+    if (ms === undefined || (ms !== 0 && (ms < 10 || ms > 2_147_483_647))) {
+      invalid(r, 'a duration from 10ms to 24d such as "10s" or "1m", or 0 or "off" to disable trimming')
+    }
+    return ms
+  })
   const streamMaxLen = opt({ env: 'STREAM_MAXLEN', file: 'worker.stream.max_len' }, (r) => integer(r, 1, Number.MAX_SAFE_INTEGER))
   const ratePerSecond = opt({ env: 'INGEST_RATE_LIMIT', file: 'http.rate_limit' }, (r) => integer(r, 1, 1_000_000))
   const rateBurst = opt({ env: 'INGEST_RATE_BURST', file: 'http.rate_burst' }, (r) => integer(r, 1, 1_000_000))
@@ -277,6 +291,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       claimIdleMs: opt({ env: 'WORKER_CLAIM_IDLE', file: 'worker.stream.claim_idle' }, (r) => duration(r, 1000)) ?? 60_000,
       maxDeliveries: opt({ env: 'WORKER_MAX_DELIVERIES', file: 'worker.processing.max_deliveries' }, (r) => integer(r, 1, 1000)) ?? 10,
       shutdownTimeoutMs: opt({ env: 'WORKER_SHUTDOWN_TIMEOUT', file: 'worker.processing.shutdown_timeout' }, (r) => duration(r)) ?? 30_000,
+      trimIntervalMs: trimIntervalMs ?? 10_000,
+      trimKeep: opt({ env: 'STREAM_TRIM_KEEP', file: 'worker.stream.trim_keep' }, (r) => integer(r, 0, Number.MAX_SAFE_INTEGER)) ?? 0,
     },
     http: {
       addr: opt({ flag: 'http-addr', env: 'HTTP_ADDR', file: 'http.addr' }, (r) => parseListenAddress(text(r), r.where)) ?? parseListenAddress(':8080'),

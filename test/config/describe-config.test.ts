@@ -25,6 +25,12 @@ Describe('shows embedded servers when none are configured', () => {
   assert.match(text, /admin token\s+not set/)
 })
 
+Describe('shows how often the stream is trimmed and how many entries are kept, or that trimming is off', () => {
+  assert.match(describeConfig(loadConfig({ env: {} })), /stream trim\s+every 10s, keep 0 newest/)
+  assert.match(describeConfig(loadConfig({ env: { STREAM_TRIM_INTERVAL: '250ms', STREAM_TRIM_KEEP: '500' } })), /stream trim\s+every 250ms, keep 500 newest/)
+  assert.match(describeConfig(loadConfig({ env: { STREAM_TRIM_INTERVAL: 'off' } })), /stream trim\s+off\n/)
+})
+
 Describe('maskUrl hides the password, and an unparseable URL entirely', () => {
   assert.is(maskUrl('postgres://app:s3cret@db:5432/x'), 'postgres://app:****@db:5432/x')
   assert.is(maskUrl('redis://cache:6379'), 'redis://cache:6379')

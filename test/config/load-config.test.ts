@@ -33,6 +33,7 @@ Load('with nothing set, Redis and PostgreSQL are embedded and every default appl
   assert.equal(c.worker, {
     consumerName: `worker-${hostname()}-${process.pid}`, idempotencyTtlMs: 86_400_000, batchSize: 100, maxInFlight: 200,
     concurrency: 16, blockTimeoutMs: 5000, claimIdleMs: 60_000, maxDeliveries: 10, shutdownTimeoutMs: 30_000,
+    trimIntervalMs: 10_000, trimKeep: 0,
   })
   assert.equal(c.http, {
     addr: { host: '0.0.0.0', port: 8080 }, maxBodyBytes: 10 * 1024 * 1024,
@@ -189,6 +190,37 @@ Load('stream names, prefix, max length and the remaining worker settings are rea
   assert.equal([c.worker.maxInFlight, c.worker.claimIdleMs, c.worker.maxDeliveries, c.worker.shutdownTimeoutMs], [300, 120_000, 3, 10_000])
   assert.is(c.otlpEndpoint, 'http://otel:4318')
   assert.is(c.adminToken, 'a'.repeat(32))
+})
+
+Load('stream trimming: every 10s keeping none by default; interval and keep from env or file; 0 or "off" disables', () => {
+  const d = loadConfig({ env: {} })
+  assert.equal([d.worker.trimIntervalMs, d.worker.trimKeep], [10_000, 0])
+  const c = loadConfig({ env: { STREAM_TRIM_INTERVAL: '500ms', STREAM_TRIM_KEEP: '1000' } })
+  assert.equal([c.worker.trimIntervalMs, c.worker.trimKeep], [500, 1000])
+  for (const off of ['0', 'off', 'OFF', '0s']) assert.is(loadConfig({ env: { STREAM_TRIM_INTERVAL: off } }).worker.trimIntervalMs, 0)
+  const f = loadConfig({ env: {}, file: yamlFile('worker:\n  stream:\n    max_len: 100000\n    trim_interval: 1m\n    trim_keep: 50\n') })
+  assert.equal([f.worker.trimIntervalMs, f.worker.trimKeep, f.streamMaxLen], [60_000, 50, 100_000])
+  assert.is(loadConfig({ env: {}, file: yamlFile('worker:\n  stream:\n    trim_interval: 0\n') }).worker.trimIntervalMs, 0)
+  // env beats the file
+  assert.is(loadConfig({ env: { STREAM_TRIM_INTERVAL: '2s' }, file: yamlFile('worker:\n  stream: { trim_interval: 1m }\n') }).worker.trimIntervalMs, 2000)
+})
+
+Load('a bad trim interval or keep names the key, what is expected and what was given', () => {
+  const interval = 'must be a duration from 10ms to 24d such as "10s" or "1m", or 0 or "off" to disable trimming'
+  const cases: [Record<string, string>, string][] = [
+    [{ STREAM_TRIM_INTERVAL: 'sometimes' }, `STREAM_TRIM_INTERVAL ${interval}; got "sometimes"`],
+    [{ STREAM_TRIM_INTERVAL: '5ms' }, `STREAM_TRIM_INTERVAL ${interval}; got "5ms"`],
+    [{ STREAM_TRIM_INTERVAL: '30d' }, `STREAM_TRIM_INTERVAL ${interval}; got "30d"`],
+    [{ STREAM_TRIM_KEEP: '-1' }, `STREAM_TRIM_KEEP must be an integer from 0 to ${Number.MAX_SAFE_INTEGER}; got "-1"`],
+    [{ STREAM_TRIM_KEEP: '10k' }, `STREAM_TRIM_KEEP must be an integer from 0 to ${Number.MAX_SAFE_INTEGER}; got "10k"`],
+  ]
+  for (const [env, message] of cases) {
+    const err = failure(() => loadConfig({ env }))
+    assert.is(err.code, 'CONFIG_INVALID')
+    assert.is(err.message, message)
+  }
+  const fileErr = failure(() => loadConfig({ env: {}, file: yamlFile('worker:\n  stream:\n    trim_keep: 1.5\n') }))
+  assert.match(fileErr.message, /: worker\.stream\.trim_keep must be an integer from 0 to \d+; got "1\.5"$/)
 })
 
 Load('rate limit, abuse limits and the SSRF allow-list are read from env; a bad list names the key', () => {
