@@ -17,6 +17,7 @@ import { ForwardSink } from '../sinks/forward.js'
 import { startDelayedRetries } from '../sources/delayed-retries.js'
 import { PartitionedStreamClient, StreamPartitions } from '../sources/partitions.js'
 import { StreamClient } from '../sources/stream-client.js'
+import { startStreamTrimmer } from '../sources/stream-trimmer.js'
 import type { CliContext } from './context.js'
 
 /** Which parts one process runs; `all` runs every part. */
@@ -122,6 +123,19 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
       cleanups.push(() => delayed.close())
     }
     cleanups.push(() => forwardSink.close())
+    if (config.worker.trimIntervalMs > 0) {
+      // only the partitions this worker reads (the workers of a group together cover them all); STREAM_TRIM_KEEP
+      // is split over the partitions as PartitionedStreamClient.trimSafe splits it
+      const readStreams = readKeys.map((k) => new StreamClient({ redis, stream: k.stream }))
+      const trimmer = startStreamTrimmer({
+        stream: readStreams.length === 1 ? readStreams[0] as StreamClient : {
+          redis,
+          trimSafe: async (o) => (await Promise.all(readStreams.map((s) => s.trimSafe(o)))).reduce((a, b) => a + b, 0),
+        },
+        intervalMs: config.worker.trimIntervalMs, keep: Math.ceil(config.worker.trimKeep / partitions.count), logger,
+      })
+      cleanups.push(() => trimmer.close())
+    }
   }
 
   if (runs('dlq')) {

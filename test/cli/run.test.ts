@@ -5,6 +5,7 @@ import { Redis } from 'ioredis'
 import { createDb, type Db } from '../../src/db/database.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
 import { streamKeys } from '../../src/sources/keys.js'
+import { PartitionedStreamClient, StreamPartitions } from '../../src/sources/partitions.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { eventually, makeEvent } from '../helpers/events.js'
@@ -37,8 +38,8 @@ const pendingOf = async ({ stream, group }: Ctx) => (await stream.info()).groups
 
 const TOOLS = 'tools:\n  - { id: store-tool, provider: github, secret: s3cret-value, tenant_id: acme }\n'
 
-Run('a signed webhook posted to ingest is stored by the worker; SIGTERM exits 0', async (ctx) => {
-  const svc = await startServiceProcess(ctx.env, TOOLS)
+Run('a signed webhook posted to ingest is stored by the worker, then trimmed from the stream; SIGTERM exits 0', async (ctx) => {
+  const svc = await startServiceProcess({ ...ctx.env, STREAM_TRIM_INTERVAL: '200ms' }, TOOLS)
   try {
     const body = JSON.stringify({ ref: 'refs/heads/main', repository: { full_name: 'acme/api' } })
     const sig = createHmac('sha256', 's3cret-value').update(body).digest('hex')
@@ -49,6 +50,8 @@ Run('a signed webhook posted to ingest is stored by the worker; SIGTERM exits 0'
     await eventually('row stored', async () => (await count(ctx.db)) === 1)
     const row = await ctx.db.db.selectFrom('webhook_events').selectAll().executeTakeFirstOrThrow()
     assert.equal([row.id, row.event_type, row.repository, row.tenant_id], [delivery, 'webhook.github.push', 'acme/api', 'acme'])
+    // acked, so the worker's trimmer removes it from the stream within an interval or two
+    await eventually('stream trimmed', async () => (await ctx.redis.xlen(ctx.stream.stream)) === 0, 3000)
   } finally {
     svc.child.kill('SIGTERM')
   }
@@ -107,6 +110,27 @@ Run('SIGTERM with 1,000 events in flight drains, exits 0, and a restart finishes
   } finally {
     await receiver.close()
   }
+})
+
+Run('with STREAM_PARTITIONS=4 and WORKER_PARTITIONS=0-1 the worker trims the two partitions it reads; the unread ones keep their entries', async (ctx) => {
+  const prefix = ctx.env.STREAM_PREFIX as string
+  const partitions = new StreamPartitions({ redis: ctx.redis, keys: streamKeys({ prefix }), count: 4 })
+  const events = Array.from({ length: 40 }, (_, i) => makeEvent({ tool_id: 'store-tool', repository: `acme/r${i}` }))
+  await new PartitionedStreamClient(partitions).addMany(events)
+  const read = events.filter((e) => partitions.indexOf(e) <= 1).length
+  assert.ok(read > 0 && read < 40, `events spread over the partitions (${read} of 40 in 0-1)`)
+  const lengths = () => Promise.all(partitions.keys.map((k) => ctx.redis.xlen(k.stream)))
+  const before = await lengths()
+  const svc = await startServiceProcess({ ...ctx.env, STREAM_PARTITIONS: '4', WORKER_PARTITIONS: '0-1', STREAM_TRIM_INTERVAL: '200ms' },
+    TOOLS, ['--role', 'worker'])
+  try {
+    await eventually('partitions 0-1 stored', async () => (await count(ctx.db)) === read)
+    await eventually('partitions 0-1 trimmed', async () => { const [a, b] = await lengths(); return a === 0 && b === 0 }, 3000)
+    assert.equal((await lengths()).slice(2), before.slice(2))
+  } finally {
+    svc.child.kill('SIGTERM')
+  }
+  assert.is(await svc.exited, 0)
 })
 
 Run.run()
