@@ -1,0 +1,82 @@
+/**
+ * Pieces shared by the multi-process benches (soak, scale): signed GitHub bodies, a tools YAML, `hookstream run`
+ * processes with a role, and per-process RSS / CPU read from /proc.
+ */
+import { createHmac } from 'node:crypto'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startServiceProcess, type ServiceProcess } from '../test/helpers/service-process.js'
+import { makeEvents, type PayloadKind } from './payloads.js'
+
+export const BENCH_TOOL = 'bench-tool'
+const SECRET = 'bench-soak-secret'
+
+/** YAML with the one `store` tool every fleet bench posts to. */
+export const FLEET_YAML = `tools:\n  - { id: ${BENCH_TOOL}, provider: github, secret: ${SECRET}, tenant_id: bench, processing_mode: store }\n`
+
+/** Writes the distinct signed bodies (329 GitHub examples, or one synthetic body) to a file; returns its path. */
+export function writeSignedBodies(payload: PayloadKind): string {
+  const distinct = makeEvents(payload, payload === 'github' ? 329 : 1, 'b-')
+  const bodies = distinct.map((e) => {
+    const body = JSON.stringify(e.payload)
+    return { event: e.event_type.split('.').slice(2).join('.') || 'bench', body, signature: `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}` }
+  })
+  const file = join(mkdtempSync(join(tmpdir(), 'hookstream-fleet-')), 'bodies.json')
+  writeFileSync(file, JSON.stringify(bodies))
+  return file
+}
+
+/** One `hookstream run --role <role>` child. */
+export interface FleetProcess {
+  readonly name: string
+  readonly role: string
+  readonly svc: ServiceProcess
+}
+
+/** Starts `hookstream run --role <role>` with the fleet's tools; resolves once it is ready. */
+export async function startRole(name: string, role: 'ingest' | 'worker' | 'all', env: Record<string, string>): Promise<FleetProcess> {
+  const svc = await startServiceProcess({ WORKER_CONSUMER_NAME: name, ...env }, FLEET_YAML, ['--role', role])
+  return { name, role, svc }
+}
+
+/** SIGTERM, then wait for the exit (SIGKILL after 30 s). */
+export async function stopAll(processes: readonly FleetProcess[]): Promise<void> {
+  for (const p of processes) p.svc.child.kill('SIGTERM')
+  await Promise.all(processes.map((p) => Promise.race([p.svc.exited, new Promise((r) => setTimeout(r, 30_000))]).then(() => p.svc.child.kill('SIGKILL'))))
+}
+
+/** RSS in MB of a process (VmRSS), or NaN when it is gone. */
+export function rssMb(pid: number | undefined): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m ? Math.round(Number(m[1]) / 102.4) / 10 : NaN
+  } catch {
+    return NaN
+  }
+}
+
+/** CPU seconds (user + system) a process has used so far, or NaN when it is gone. */
+export function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    // after "pid (comm) ": state is field 0, utime 11, stime 12 (clock ticks, 100 per second on Linux)
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return NaN
+  }
+}
+
+/** Median of numbers. */
+export function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b)
+  return s.length ? s[Math.floor(s.length / 2)]! : NaN
+}
+
+/** Busy and total CPU ticks of the whole machine so far (/proc/stat), to show how saturated a run was. */
+export function machineTicks(): { busy: number; total: number } {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
+  const total = cpu.reduce((a, b) => a + b, 0)
+  // idle + iowait are not busy
+  return { busy: total - (cpu[3] ?? 0) - (cpu[4] ?? 0), total }
+}

@@ -1,0 +1,126 @@
+/**
+ * Scale-out: how many events/s N worker processes (`hookstream run --role worker`, one consumer group) store,
+ * on one Redis and on a 3-master Redis Cluster with the stream split into partitions. Each run pre-loads the
+ * same events into a fresh stream, starts the workers, and times the stored rows by PostgreSQL's own clock
+ * (first to last `processed_at`), so process start-up is not counted; wall time with start-up is shown too.
+ *
+ *   npm run bench:scale                                   # 60,000 GitHub events; 1, 2, 3 workers; single Redis and cluster
+ *   npm run bench:scale -- --events 20000 --workers 1,3 --no-cluster --env WORKER_BATCH_SIZE=500
+ *
+ * Writes bench/results/scale-<date>.md and .json.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import type { Cluster } from 'ioredis'
+import { openBenchEnv } from './bench-env.js'
+import { BENCH_TOOL, cpuSeconds, machineTicks, startRole, stopAll, type FleetProcess } from './fleet.js'
+import { makeEvents, type PayloadKind } from './payloads.js'
+import { streamKeys } from '../src/sources/keys.js'
+import { mainStreamClient, StreamPartitions } from '../src/sources/partitions.js'
+import type { RedisClient } from '../src/sources/stream-client.js'
+import { startRedisCluster, type TestRedisCluster } from '../test/helpers/redis-cluster.js'
+
+const { values: args } = parseArgs({
+  options: {
+    events: { type: 'string', default: '60000' }, workers: { type: 'string', default: '1,2,3' }, payload: { type: 'string', default: 'github' },
+    partitions: { type: 'string', default: '6' }, 'no-cluster': { type: 'boolean', default: false }, env: { type: 'string', multiple: true, default: [] },
+  },
+})
+const events = Number(args.events)
+const workerCounts = args.workers.split(',').map(Number)
+const partitionCount = Number(args.partitions)
+const payload = args.payload as PayloadKind
+const extraEnv = Object.fromEntries(args.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
+
+interface Row {
+  setup: string; workers: number; events: number; perSec: number; wallSeconds: number; workerCpuUsPerEvent: number; machineBusyPct: number
+  spread?: string
+}
+
+const env = await openBenchEnv()
+let cluster: TestRedisCluster | undefined
+let clusterClient: Cluster | undefined
+const rows: Row[] = []
+const started = new Date()
+try {
+  const setups: { name: string; redis: RedisClient; serviceEnv: Record<string, string>; partitions: number }[] = [
+    { name: 'one Redis', redis: env.redis, serviceEnv: { REDIS_URL: env.redisUrl }, partitions: 1 },
+  ]
+  if (!args['no-cluster']) {
+    cluster = await startRedisCluster({ masters: 3 })
+    clusterClient = await cluster.client()
+    setups.push({ name: `Redis Cluster, 3 masters, ${partitionCount} partitions`, redis: clusterClient,
+      serviceEnv: { REDIS_CLUSTER_NODES: cluster.nodes.join(','), STREAM_PARTITIONS: String(partitionCount) }, partitions: partitionCount })
+  }
+  const data = makeEvents(payload, events, 'x-').map((e) => ({ ...e, tool_id: BENCH_TOOL }))
+  for (const setup of setups) {
+    for (const workers of workerCounts) {
+      const prefix = `scale-${Date.now().toString(36)}:`
+      const keys = streamKeys({ prefix })
+      const stream = mainStreamClient({ redis: setup.redis, keys, count: setup.partitions })
+      await stream.ensureGroup(keys.group, '0')
+      const run = data.map((e) => ({ ...e, id: `${prefix}${e.id}` }))
+      for (let i = 0; i < run.length; i += 1000) await stream.addMany(run.slice(i, i + 1000))
+      let spread: string | undefined
+      if (setup.partitions > 1) {
+        const p = new StreamPartitions({ redis: setup.redis, keys, count: setup.partitions })
+        const lengths = await Promise.all(p.streams.map(async (s) => (await s.info()).length))
+        const masters = cluster ? new Set(await Promise.all(p.keys.map((k) => cluster!.masterOf(k.stream)))).size : 1
+        spread = `partition lengths ${lengths.join('/')} on ${masters} masters`
+      }
+      await env.pool.query('TRUNCATE webhook_events')
+      const serviceEnv = { ...setup.serviceEnv, DATABASE_URL: env.databaseUrl, STREAM_PREFIX: prefix, LOG_LEVEL: 'warn', ...extraEnv }
+      const ticks0 = machineTicks()
+      const t0 = performance.now()
+      const procs: FleetProcess[] = await Promise.all(Array.from({ length: workers }, (_, i) => startRole(`w${i + 1}`, 'worker', serviceEnv)))
+      const cpu0 = procs.map((p) => cpuSeconds(p.svc.child.pid))
+      try {
+        const deadline = Date.now() + 600_000
+        for (;;) {
+          const n = Number((await env.pool.query('SELECT count(*) AS n FROM webhook_events')).rows[0].n)
+          if (n >= events) break
+          if (Date.now() > deadline) throw new Error(`scale: ${n} of ${events} stored after 10 min (${setup.name}, ${workers} workers)`)
+          await new Promise((r) => setTimeout(r, 250))
+        }
+        const wallSeconds = (performance.now() - t0) / 1000
+        const ticks = machineTicks()
+        const cpu = procs.reduce((a, p, i) => a + cpuSeconds(p.svc.child.pid) - cpu0[i]!, 0)
+        const span = (await env.pool.query('SELECT count(*)::int AS n, count(DISTINCT id)::int AS d, extract(epoch FROM max(processed_at) - min(processed_at)) AS s FROM webhook_events')).rows[0]
+        if (span.n !== events || span.d !== events) throw new Error(`scale: ${span.n} rows, ${span.d} distinct, expected ${events}`)
+        const row: Row = {
+          setup: setup.name, workers, events, perSec: Math.round(events / Number(span.s)), wallSeconds: Math.round(wallSeconds * 10) / 10,
+          workerCpuUsPerEvent: Math.round((cpu / events) * 1e6), machineBusyPct: Math.round(((ticks.busy - ticks0.busy) / (ticks.total - ticks0.total)) * 100),
+          ...(spread ? { spread } : {}),
+        }
+        rows.push(row)
+        console.error(`scale: ${setup.name}, ${workers} worker(s): ${row.perSec} events/s (wall ${row.wallSeconds} s, ${row.workerCpuUsPerEvent} µs CPU/event in workers, machine ${row.machineBusyPct}% busy)${spread ? `; ${spread}` : ''}`)
+      } finally {
+        await stopAll(procs)
+      }
+    }
+  }
+  const base = rows.find((r) => r.workers === 1 && r.setup === 'one Redis') ?? rows[0]!
+  const lines = [
+    `# scale — ${started.toISOString()}`, '',
+    `\`npm run bench:scale -- --events ${events} --workers ${args.workers} --payload ${payload}${args['no-cluster'] ? ' --no-cluster' : ` --partitions ${partitionCount}`}${args.env.map((e) => ` --env ${e}`).join('')}\` ` +
+      `on ${env.servers}${cluster ? ' + a 3-master Redis Cluster (own redis-servers)' : ''}; ${process.version}; 2 cores shared by Redis, PostgreSQL and the workers.`, '',
+    `Each run: ${events.toLocaleString('en')} ${payload} events pre-loaded into a fresh stream, N \`hookstream run --role worker\` processes (service defaults${args.env.length ? ` + ${args.env.join(', ')}` : ''}) in one group; ` +
+      'events/s = rows / (last − first `processed_at`); every event stored exactly once (checked).', '',
+    '| setup | workers | events/s | vs 1 worker, one Redis | wall s (with start-up) | worker CPU µs/event | machine busy | notes |',
+    '|---|--:|--:|--:|--:|--:|--:|---|',
+    ...rows.map((r) => `| ${r.setup} | ${r.workers} | ${r.perSec.toLocaleString('en')} | ${(r.perSec / base.perSec).toFixed(2)}× | ${r.wallSeconds} | ${r.workerCpuUsPerEvent} | ${r.machineBusyPct}% | ${r.spread ?? ''} |`),
+  ]
+  const report = lines.join('\n')
+  console.log(report)
+  const dir = new URL('./results/', import.meta.url).pathname
+  mkdirSync(dir, { recursive: true })
+  const file = join(dir, `scale-${started.toISOString().replace(/[:.]/g, '-').slice(0, 19)}Z`)
+  writeFileSync(`${file}.md`, `${report}\n`)
+  writeFileSync(`${file}.json`, JSON.stringify({ events, payload, env: extraEnv, rows }, null, 1))
+  console.error(`scale: wrote ${file}.md`)
+} finally {
+  clusterClient?.disconnect()
+  await cluster?.stop()
+  await env.close()
+}
