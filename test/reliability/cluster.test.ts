@@ -228,7 +228,8 @@ Clustered('hookstream run on the cluster: ingest routes to 4 partitions, the wor
   const databaseUrl = await (await sharedPostgres()).createDatabase()
   const cluster = testCluster.nodes.join(',')
   const svc = await startServiceProcess({ REDIS_CLUSTER_NODES: cluster, STREAM_PARTITIONS: '4', STREAM_PREFIX: prefix, DATABASE_URL: databaseUrl,
-    WORKER_ORDER_BY: 'repository', WORKER_BLOCK_TIMEOUT: '300ms', WORKER_CONSUMER_NAME: 'svc-1' }, toolsYaml({ gh: undefined }))
+    // the partition lengths below count what ingest wrote, so the worker's stream trim stays off here
+    WORKER_ORDER_BY: 'repository', WORKER_BLOCK_TIMEOUT: '300ms', WORKER_CONSUMER_NAME: 'svc-1', STREAM_TRIM_INTERVAL: 'off' }, toolsYaml({ gh: undefined }))
   const db = await createDb({ url: databaseUrl, poolSize: 1 })
   try {
     const statuses: number[] = []
