@@ -28,18 +28,27 @@ function address(a: ListenAddress): string {
  */
 export function describeConfig(config: Config): string {
   const w = config.worker
+  const { scale, http, forward } = config
   const rows: [string, string][] = [
     ['config file', config.configFile ?? '(none)'],
-    ['redis', config.redis.kind === 'server' ? maskUrl(config.redis.url) : `embedded (${config.redis.dir})`],
+    ['redis', scale.clusterNodes ? `cluster ${scale.clusterNodes.join(',')}`
+      : config.redis.kind === 'server' ? maskUrl(config.redis.url) : `embedded (${config.redis.dir})`],
     ['database', config.database.kind === 'postgres' ? maskUrl(config.database.url) : `embedded (${config.database.path})`],
     ['stream', `${config.keys.stream} (group ${config.keys.group}, dlq ${config.keys.dlqStream}, max_len ${config.streamMaxLen ?? 'unlimited'})`],
     ['stream trim', w.trimIntervalMs === 0 ? 'off' : `every ${formatDuration(w.trimIntervalMs)}, keep ${w.trimKeep} newest`],
+    ['partitions', scale.partitions === 1 ? '1 (one stream)' : `${scale.partitions} by ${scale.partitionKey.join(',')}, ` +
+      `this worker reads ${scale.workerPartitions ? scale.workerPartitions.join(',') : 'all'}`],
+    ['order by', scale.orderBy ? scale.orderBy.join(',') : '(none: full concurrency)'],
     ['consumer', w.consumerName],
     ['worker', `batch ${w.batchSize}, max in flight ${w.maxInFlight}, concurrency ${w.concurrency}, block ${formatDuration(w.blockTimeoutMs)}, ` +
       `claim idle ${formatDuration(w.claimIdleMs)}, max deliveries ${w.maxDeliveries}`],
     ['idempotency ttl', formatDuration(w.idempotencyTtlMs)],
     ['shutdown timeout', formatDuration(w.shutdownTimeoutMs)],
-    ['http', `${address(config.http.addr)} (max body ${config.http.maxBodyBytes} bytes)`],
+    ['http', `${address(http.addr)} (max body ${http.maxBodyBytes} bytes, max connections ${http.maxConnections}, ` +
+      `headers timeout ${formatDuration(http.headersTimeoutMs)}, request timeout ${formatDuration(http.requestTimeoutMs)})`],
+    ['ingest limit', http.rateLimit ? `${http.rateLimit.ratePerSecond}/s per tool, burst ${http.rateLimit.burst}` : '(none)'],
+    ['forward', `timeout ${formatDuration(forward.timeoutMs)}, private destinations ${forward.allowPrivate === true ? 'allowed'
+      : forward.allowPrivate === false ? 'refused' : `allowed only in ${forward.allowPrivate.join(',')}`}`],
     ['health', address(config.health.endpoint)],
     ['admin token', config.adminToken ? 'set' : 'not set'],
     ['encryption key', config.encryptionKey ? 'set' : 'not set'],

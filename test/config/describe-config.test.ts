@@ -15,7 +15,7 @@ Describe('masks URL passwords and never prints tokens or keys', () => {
   assert.match(text, 'redis://:****@cache:6379/0')
   assert.match(text, 'postgres://app:****@db:5432/hookstream')
   assert.match(text, /admin token\s+set/)
-  assert.match(text, /http\s+0\.0\.0\.0:8080 \(max body 10485760 bytes\)/)
+  assert.match(text, /http\s+0\.0\.0\.0:8080 \(max body 10485760 bytes, max connections 1024, headers timeout \S+, request timeout \S+\)/)
 })
 
 Describe('shows embedded servers when none are configured', () => {
@@ -29,6 +29,23 @@ Describe('shows how often the stream is trimmed and how many entries are kept, o
   assert.match(describeConfig(loadConfig({ env: {} })), /stream trim\s+every 10s, keep 0 newest/)
   assert.match(describeConfig(loadConfig({ env: { STREAM_TRIM_INTERVAL: '250ms', STREAM_TRIM_KEEP: '500' } })), /stream trim\s+every 250ms, keep 500 newest/)
   assert.match(describeConfig(loadConfig({ env: { STREAM_TRIM_INTERVAL: 'off' } })), /stream trim\s+off\n/)
+})
+
+Describe('shows the scale-out settings: cluster, partitions, the worker\'s share, ordering, ingest limit and the SSRF guard', () => {
+  const plain = describeConfig(loadConfig({ env: {} }))
+  assert.match(plain, /partitions\s+1 \(one stream\)/)
+  assert.match(plain, /order by\s+\(none: full concurrency\)/)
+  assert.match(plain, /ingest limit\s+\(none\)/)
+  assert.match(plain, /forward\s+timeout \S+, private destinations refused/)
+  const text = describeConfig(loadConfig({ env: {
+    REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2:7000', STREAM_PARTITIONS: '8', WORKER_PARTITIONS: '0-3', WORKER_ORDER_BY: 'repository',
+    INGEST_RATE_LIMIT: '50', FORWARD_ALLOW_PRIVATE: '10.0.0.0/8',
+  } }))
+  assert.match(text, /redis\s+cluster 10\.0\.0\.1:7000,10\.0\.0\.2:7000/)
+  assert.match(text, /partitions\s+8 by tenant_id,repository, this worker reads 0,1,2,3/)
+  assert.match(text, /order by\s+repository/)
+  assert.match(text, /ingest limit\s+50\/s per tool, burst 50/)
+  assert.match(text, /private destinations allowed only in 10\.0\.0\.0\/8/)
 })
 
 Describe('maskUrl hides the password, and an unparseable URL entirely', () => {
