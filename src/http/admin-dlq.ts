@@ -71,7 +71,9 @@ export function dlqRoutes(options: AdminOptions, maxBodyBytes: number): Route[] 
   const event = handle(async (_req, res, { id = '' }) => {
     const [history, marker] = await Promise.all([
       eventHistory(db, id),
-      options.redis.call('GET', idempotencyKey(options.keys, id)).catch(() => undefined) as Promise<unknown>,
+      // with partitions the marker is under the event's partition's hash tag; one GET per partition finds it
+      Promise.all((options.partitionKeys ?? [options.keys]).map((k) => options.redis.call('GET', idempotencyKey(k, id))))
+        .then((markers) => markers.find((m) => m !== null) ?? null, () => undefined) as Promise<unknown>,
     ])
     if (!history) {
       throw new AdminError(404, 'EVENT_NOT_FOUND', `no stored row, DLQ entry or audit row has event id "${id.slice(0, 255)}"; it may still be on the stream, or was never accepted`)

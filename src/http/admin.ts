@@ -18,6 +18,11 @@ export interface AdminOptions {
   /** Client for the idempotency marker shown by `GET /admin/events/:id`. */
   readonly redis: Pick<RedisClient, 'call'>
   readonly keys: StreamKeys
+  /**
+   * Key sets of the stream partitions (STREAM_PARTITIONS > 1; `StreamPartitions.keys`): an event's idempotency
+   * marker lives in its partition's key space, so `GET /admin/events/:id` looks in each. @defaultValue [keys]
+   */
+  readonly partitionKeys?: readonly StreamKeys[]
   /** Refreshed after every tool change, so this process sees it at once. */
   readonly tools: Pick<ToolRegistry, 'refresh'>
   readonly toolStore: Pick<ToolStore, 'list' | 'get' | 'upsert' | 'remove'>

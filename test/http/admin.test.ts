@@ -9,7 +9,8 @@ import { ToolRegistry } from '../../src/db/tool-registry.js'
 import { ToolStore } from '../../src/db/tool-store.js'
 import { adminRoutes } from '../../src/http/admin.js'
 import { createRouter, startHttpServer, type RunningHttpServer } from '../../src/http/server.js'
-import { streamKeys, type StreamKeys } from '../../src/sources/keys.js'
+import { idempotencyKey, streamKeys, type StreamKeys } from '../../src/sources/keys.js'
+import { StreamPartitions } from '../../src/sources/partitions.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
 import { seedDlq, streamEvents } from '../db/dlq-seed.js'
 import { makeEvent } from '../helpers/events.js'
@@ -229,6 +230,29 @@ Admin('GET /admin/events/:id tells where an event is: stored, then dead-lettered
   assert.equal([fate.state, fate.stored, fate.dlq.length, fate.dlq[0].status, fate.idempotency], ['retrying', null, 1, 'retrying', 'none'])
   assert.equal(fate.history.map((h: { action: string }) => h.action), ['dlq_requeued'])
   assert.equal(await call(ctx, 'GET', '/admin/events/nope').then((r) => [r.status, r.json.error.code]), [404, 'EVENT_NOT_FOUND'])
+})
+
+Admin('GET /admin/events/:id finds the idempotency marker in the event\'s partition when the stream is partitioned', async (ctx) => {
+  const event = makeEvent()
+  await ctx.handle.db.insertInto('webhook_events').values({
+    id: event.id, tool_id: event.tool_id, tenant_id: event.tenant_id, event_type: event.event_type, repository: event.repository,
+    payload: JSON.stringify(event.payload), stream_id: '1700000000000-0', received_at: event.timestamp,
+  }).execute()
+  const partitions = new StreamPartitions({ redis: ctx.redis, keys: ctx.keys, count: 4 })
+  const keys = partitions.keys[partitions.indexOf(event)]!
+  await ctx.redis.set(idempotencyKey(keys, event.id), 'done')
+  const server = await startHttpServer('127.0.0.1:0', createRouter(adminRoutes({
+    db: ctx.handle.db, redis: ctx.redis, keys: ctx.keys, partitionKeys: partitions.keys, tools: ctx.registry, toolStore: ctx.store,
+    stream: new StreamClient({ redis: ctx.redis, stream: ctx.keys.stream }), token: TOKEN,
+  })))
+  try {
+    const get = async (url: string) => ((await (await fetch(`${url}/admin/events/${event.id}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as any).event
+    assert.is((await get(server.url)).idempotency, 'done')
+    // without the partitions it looks only in the base key space, where the marker is not
+    assert.is((await get(ctx.http.url)).idempotency, 'none')
+  } finally {
+    await server.close()
+  }
 })
 
 Admin.run()
