@@ -270,22 +270,45 @@ export interface HealthServer {
   close(): Promise<void>
 }
 
+/** Options of `startHealthServer`. */
+export interface HealthServerOptions {
+  readonly port: number
+  /** @defaultValue all interfaces */
+  readonly host?: string
+  /** Open connections at most; more are closed at once (probes and scrapes need few). @defaultValue 64 */
+  readonly maxConnections?: number
+  /** Time a client has to send its request headers before the connection is closed. @defaultValue 5000 */
+  readonly headersTimeoutMs?: number
+}
+
 /**
- * Serves `health` on its own port (HEALTH_ENDPOINT, default :8088); other paths get 404.
+ * Serves `health` on its own port (HEALTH_ENDPOINT, default :8088); other paths get 404. Like ingest it caps
+ * connections and closes clients that are slow to send their headers, so a stuck scraper or a slow client
+ * cannot hold the port that the orchestrator's probes need.
  *
  * @example
  * const server = await startHealthServer(health, { port: 8088 }) // host defaults to all interfaces
  */
-export async function startHealthServer(health: Health, options: { port: number; host?: string }): Promise<HealthServer> {
+export async function startHealthServer(health: Health, options: HealthServerOptions): Promise<HealthServer> {
   const { port, host } = options
+  const maxConnections = options.maxConnections ?? 64
+  const headersTimeout = options.headersTimeoutMs ?? 5000
+  for (const [name, value] of [['maxConnections', maxConnections], ['headersTimeoutMs', headersTimeout]] as const) {
+    if (!Number.isInteger(value) || value < 1) throw new RangeError(`startHealthServer: "${name}" must be an integer of at least 1; got ${value}`)
+  }
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new ConfigError('HEALTH_ENDPOINT', `port must be an integer from 0 to 65535 (e.g. ":8088"); got ${port}`)
   }
-  const server = createServer((req, res) => {
+  const server = createServer({
+    headersTimeout, requestTimeout: headersTimeout * 2,
+    // Node checks those timeouts every 30 s by default; check at a fraction of them instead
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 4))),
+  }, (req, res) => {
     if (health.healthHandler(req, res)) return
     res.writeHead(404, { 'content-type': 'application/json' })
     res.end(JSON.stringify({ error: `no route ${req.url ?? ''}; try /health, /health/live, /health/ready or /metrics` }))
   })
+  server.maxConnections = maxConnections
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => { server.off('error', reject); resolve() })

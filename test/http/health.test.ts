@@ -1,6 +1,7 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomUUID } from 'node:crypto'
+import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import pg from 'pg'
@@ -271,6 +272,45 @@ Health('a password in a failing check\'s error is masked; bad options are named'
     assert.match((err as Error).message, /^HEALTH_ENDPOINT port must be an integer/)
   } finally {
     health.close()
+  }
+})
+
+Health('the health port caps connections and cuts off a client slow to send its headers; probes still get through', async (ctx) => {
+  const { options } = await checks(ctx)
+  const health = createHealth(options)
+  const server = await startHealthServer(health, { port: 0, host: '127.0.0.1', maxConnections: 3, headersTimeoutMs: 500 })
+  const open = async () => {
+    const sock = connect(server.port, '127.0.0.1')
+    sock.on('error', () => {})
+    sock.resume() // read what the server sends (its 408), so its close reaches us
+    await new Promise<void>((resolve) => sock.once('connect', () => resolve()))
+    const started = Date.now()
+    const closed = new Promise<number>((resolve) => sock.once('close', () => resolve(Date.now() - started)))
+    return { sock, closed }
+  }
+  try {
+    // three clients that never finish their headers hold every slot; a fourth is closed at once
+    const held = await Promise.all([open(), open(), open()])
+    for (const h of held) h.sock.write('GET /health HTTP/1.1\r\nHost: x\r\n')
+    await sleep(50)
+    const extra = await open()
+    assert.ok(await Promise.race([extra.closed, sleep(1000).then(() => Infinity)]) < 1000, 'the connection over the cap was closed')
+    // the slow ones are cut off after headersTimeoutMs, and then a probe is served again
+    const cut = await Promise.race([Promise.all(held.map((h) => h.closed)), sleep(4000).then(() => undefined)])
+    assert.ok(cut && cut.every((ms) => ms >= 400 && ms < 2500), `slow clients closed after ${JSON.stringify(cut)} ms (limit 500 ms)`)
+    assert.is((await get(server, '/health/live')).status, 200)
+  } finally {
+    await server.close()
+    health.close()
+  }
+  const unused = createHealth(options)
+  try {
+    await startHealthServer(unused, { port: 0, maxConnections: 0 })
+    assert.unreachable()
+  } catch (err) {
+    assert.match((err as Error).message, /"maxConnections" must be an integer of at least 1; got 0/)
+  } finally {
+    unused.close()
   }
 })
 
