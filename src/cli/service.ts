@@ -152,6 +152,8 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   if (runs('ingest')) {
     const handler = createIngestHandler({
       tools, stream, redis, keys, maxBodyBytes: config.http.maxBodyBytes, metrics, logger, tracing: tracing.enabled,
+      // one dedupe window: a provider's re-send is answered duplicate for as long as the worker remembers the event
+      deliverySeenTtlSeconds: Math.max(1, Math.round(config.worker.idempotencyTtlMs / 1000)),
       ...(partitions.count > 1 ? { partitions } : {}),
       ...(config.http.rateLimit ? { rateLimit: config.http.rateLimit } : {}),
       ...(config.streamMaxLen ? { maxLen: config.streamMaxLen } : {}),
@@ -160,6 +162,7 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
       { method: 'POST', path: '/webhooks/:toolId', handler },
       ...adminRoutes({
         db: db.db, redis, keys, tools, toolStore, staticTools: config.tools, stream, logger,
+        ...(partitions.count > 1 ? { partitionKeys: partitions.keys } : {}),
         ...(config.adminToken ? { token: config.adminToken } : {}),
         ...(config.streamMaxLen ? { streamMaxLen: config.streamMaxLen } : {}),
       }),

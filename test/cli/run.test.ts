@@ -39,7 +39,7 @@ const pendingOf = async ({ stream, group }: Ctx) => (await stream.info()).groups
 const TOOLS = 'tools:\n  - { id: store-tool, provider: github, secret: s3cret-value, tenant_id: acme }\n'
 
 Run('a signed webhook posted to ingest is stored by the worker, then trimmed from the stream; SIGTERM exits 0', async (ctx) => {
-  const svc = await startServiceProcess({ ...ctx.env, STREAM_TRIM_INTERVAL: '200ms' }, TOOLS)
+  const svc = await startServiceProcess({ ...ctx.env, STREAM_TRIM_INTERVAL: '200ms', WORKER_IDEMPOTENCY_TTL: '1h' }, TOOLS)
   try {
     const body = JSON.stringify({ ref: 'refs/heads/main', repository: { full_name: 'acme/api' } })
     const sig = createHmac('sha256', 's3cret-value').update(body).digest('hex')
@@ -50,6 +50,12 @@ Run('a signed webhook posted to ingest is stored by the worker, then trimmed fro
     await eventually('row stored', async () => (await count(ctx.db)) === 1)
     const row = await ctx.db.db.selectFrom('webhook_events').selectAll().executeTakeFirstOrThrow()
     assert.equal([row.id, row.event_type, row.repository, row.tenant_id], [delivery, 'webhook.github.push', 'acme/api', 'acme'])
+    // the delivery id and the idempotency marker are remembered for the same window (WORKER_IDEMPOTENCY_TTL)
+    const keys = streamKeys({ prefix: ctx.env.STREAM_PREFIX! })
+    for (const key of [`${keys.deliveryPrefix}store-tool:${delivery}`, `${keys.idempotencyPrefix}${delivery}`]) {
+      const ttl = await ctx.redis.ttl(key)
+      assert.ok(ttl > 3500 && ttl <= 3600, `${key} TTL ${ttl}`)
+    }
     // acked, so the worker's trimmer removes it from the stream within an interval or two
     await eventually('stream trimmed', async () => (await ctx.redis.xlen(ctx.stream.stream)) === 0, 3000)
   } finally {
