@@ -3,7 +3,7 @@
  * processes with a role, and per-process RSS / CPU read from /proc.
  */
 import { createHmac } from 'node:crypto'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startServiceProcess, type ServiceProcess } from '../test/helpers/service-process.js'
@@ -79,4 +79,43 @@ export function machineTicks(): { busy: number; total: number } {
   const total = cpu.reduce((a, b) => a + b, 0)
   // idle + iowait are not busy
   return { busy: total - (cpu[3] ?? 0) - (cpu[4] ?? 0), total }
+}
+
+/** CPU seconds used so far per process id, for processes whose command name starts with one of the names. */
+export type CommandCpu = Record<string, Map<number, number>>
+
+/**
+ * CPU seconds used so far by every process whose command name starts with one of `names` (e.g. `postgres`,
+ * `redis-server`), per name and pid: what the servers on this machine cost next to hookstream. Diff two
+ * readings with `commandCpuSince`.
+ */
+export function cpuByCommand(names: readonly string[]): CommandCpu {
+  const out: CommandCpu = Object.fromEntries(names.map((n) => [n, new Map<number, number>()]))
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+    } catch {
+      continue
+    }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+    const name = names.find((n) => comm.startsWith(n.slice(0, 15)))
+    if (!name) continue
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    out[name]!.set(Number(entry), (Number(fields[11]) + Number(fields[12])) / 100)
+  }
+  return out
+}
+
+/**
+ * CPU seconds per name between two `cpuByCommand` readings: processes that started in between count from 0;
+ * those that ended in between are missed (their last ticks are gone with them), so it never goes negative.
+ */
+export function commandCpuSince(before: CommandCpu, now: CommandCpu): Record<string, number> {
+  return Object.fromEntries(Object.entries(now).map(([name, pids]) => {
+    let sum = 0
+    for (const [pid, seconds] of pids) sum += seconds - (before[name]?.get(pid) ?? 0)
+    return [name, sum]
+  }))
 }

@@ -17,7 +17,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { openBenchEnv } from './bench-env.js'
-import { cpuSeconds, rssMb, startRole, stopAll, BENCH_TOOL, writeSignedBodies, type FleetProcess } from './fleet.js'
+import { commandCpuSince, cpuByCommand, cpuSeconds, rssMb, startRole, stopAll, BENCH_TOOL, writeSignedBodies, type FleetProcess } from './fleet.js'
 import type { PayloadKind } from './payloads.js'
 import { streamKeys } from '../src/sources/keys.js'
 import { StreamClient } from '../src/sources/stream-client.js'
@@ -61,7 +61,10 @@ try {
   // samples every sampleMs: RSS and CPU% of each process, backlog (lag + pending), stream length, Redis memory
   const samples: Sample[] = []
   const t0 = Date.now()
-  let lastCpu = Object.fromEntries(processes.map((p) => [p.name, cpuSeconds(p.svc.child.pid)]))
+  const SERVERS = ['postgres', 'redis-server']
+  const cpuNames = [...processes.map((p) => p.name), ...SERVERS]
+  let lastServers = cpuByCommand(SERVERS)
+  let lastCpu: Record<string, number> = { ...Object.fromEntries(processes.map((p) => [p.name, cpuSeconds(p.svc.child.pid)])), postgres: 0, 'redis-server': 0 }
   let lastAt = t0
   const sample = async () => {
     const info = await stream.info()
@@ -69,14 +72,18 @@ try {
     const mem = /used_memory:(\d+)/.exec(String(await env.redis.call('INFO', 'memory')))
     const redisKeys = Number(await env.redis.call('DBSIZE'))
     const now = Date.now()
-    const cpu = Object.fromEntries(processes.map((p) => [p.name, cpuSeconds(p.svc.child.pid)]))
+    const cpu: Record<string, number> = Object.fromEntries(processes.map((p) => [p.name, cpuSeconds(p.svc.child.pid)]))
+    const servers = cpuByCommand(SERVERS)
+    const serverSeconds = commandCpuSince(lastServers, servers)
+    for (const n of SERVERS) cpu[n] = (lastCpu[n] ?? 0) + serverSeconds[n]!
     samples.push({
       atS: Math.round((now - t0) / 1000),
       rssMb: Object.fromEntries(processes.map((p) => [p.name, rssMb(p.svc.child.pid)])),
-      cpuPct: Object.fromEntries(processes.map((p) => [p.name, Math.round(((cpu[p.name]! - lastCpu[p.name]!) / ((now - lastAt) / 1000)) * 100)])),
+      cpuPct: Object.fromEntries(cpuNames.map((n) => [n, Math.round(((cpu[n]! - lastCpu[n]!) / ((now - lastAt) / 1000)) * 100)])),
       backlog: (g?.lag ?? 0) + (g?.pending ?? 0), streamLength: info.length, redisMb: Math.round(Number(mem?.[1] ?? NaN) / 1048576), redisKeys,
     })
     lastCpu = cpu
+    lastServers = servers
     lastAt = now
   }
   await sample()
@@ -163,13 +170,13 @@ try {
     `| Redis used_memory at ${first.atS} s → end | ${first.redisMb} → ${last.redisMb} MB: stream length ${first.streamLength.toLocaleString('en')} → ${last.streamLength.toLocaleString('en')} (trimmed every 10 s), keys ${first.redisKeys.toLocaleString('en')} → ${last.redisKeys.toLocaleString('en')} (delivery-seen and idempotency keys live 24 h) |`,
     `| result | ${ok ? 'OK: nothing lost, nothing duplicated' : 'FAILED'} |`, '',
     '## Per minute', '',
-    '| minute | stored | p50 ms | p99 ms | max ms | accepted/s | HTTP p99 ms (from due time) | failed | backlog at end | RSS MB (' + processes.map((p) => p.name).join(' / ') + ') | CPU % (' + processes.map((p) => p.name).join(' / ') + ') |',
+    '| minute | stored | p50 ms | p99 ms | max ms | accepted/s | HTTP p99 ms (from due time) | failed | backlog at end | RSS MB (' + processes.map((p) => p.name).join(' / ') + ') | CPU % of one core (' + cpuNames.join(' / ') + ') |',
     '|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|',
     ...latency.map((m) => {
       const w = windows[m.minute]
       const s = samples.filter((x) => x.atS <= (m.minute + 1) * 60).at(-1)
       const cpuWindow = samples.filter((x) => x.atS > m.minute * 60 && x.atS <= (m.minute + 1) * 60)
-      const cpu = processes.map((p) => Math.round(cpuWindow.reduce((a, x) => a + (x.cpuPct[p.name] ?? 0), 0) / Math.max(1, cpuWindow.length)))
+      const cpu = cpuNames.map((n) => Math.round(cpuWindow.reduce((a, x) => a + (x.cpuPct[n] ?? 0), 0) / Math.max(1, cpuWindow.length)))
       return `| ${m.minute + 1} | ${m.n.toLocaleString('en')} | ${m.p50} | ${m.p99} | ${m.max} | ${w ? Math.round((w.accepted + w.duplicates) / 60).toLocaleString('en') : '–'} | ${w?.httpP99Ms ?? '–'} | ${w?.failed ?? '–'} | ${s?.backlog ?? '–'} | ` +
         `${processes.map((p) => s?.rssMb[p.name] ?? '–').join(' / ')} | ${cpu.join(' / ')} |`
     }),
