@@ -29,6 +29,8 @@ const requests = bodies.map((b) => {
 const total = Math.ceil((input.durationMs / 1000) * input.ratePerSec)
 /** 1 = accepted (stored once expected), 3 = failed. Index = delivery number. */
 const state = new Uint8Array(total)
+/** 1 once request n got its answer or failed: each request is counted once, whatever its socket does after. */
+const done = new Uint8Array(total)
 const totals = { sent: 0, answered: 0, accepted: 0, duplicates: 0, resends: 0, unexpectedDuplicates: 0, acceptedTwice: 0, failed: 0 }
 let window = { sent: 0, accepted: 0, duplicates: 0, failed: 0, httpMs: [] as number[] }
 const failures = new Map<string, number>()
@@ -38,10 +40,14 @@ const start = performance.now()
 const queue: number[] = []
 let queueHead = 0
 
-interface Conn { socket: Socket; n: number; busy: boolean; buf: string }
+interface Conn { socket: Socket; n: number; busy: boolean; buf: string; lastUsed: number }
+/** Below the server's keep-alive timeout (5 s): a socket idle this long is replaced before use, so a request is never written into a close. */
+const IDLE_REOPEN_MS = 2000
 const conns: Conn[] = []
 
 function fail(n: number, why: string): void {
+  if (done[n]) return
+  done[n] = 1
   window.failed++
   totals.failed++
   totals.answered++
@@ -55,6 +61,8 @@ function isResend(n: number): boolean {
 }
 
 function answered(n: number, status: number, body: string): void {
+  if (done[n]) return
+  done[n] = 1
   const resend = isResend(n)
   const delivery = resend ? n - RESEND_BACK : n
   window.httpMs.push(performance.now() - (start + (n / input.ratePerSec) * 1000))
@@ -81,7 +89,7 @@ function answered(n: number, status: number, body: string): void {
 }
 
 function open(): Conn {
-  const c: Conn = { socket: connect(Number(target.port), target.hostname), n: -1, busy: false, buf: '' }
+  const c: Conn = { socket: connect(Number(target.port), target.hostname), n: -1, busy: false, buf: '', lastUsed: performance.now() }
   c.socket.setNoDelay(true)
   c.socket.setEncoding('latin1')
   c.socket.on('data', (chunk: string) => {
@@ -94,6 +102,7 @@ function open(): Conn {
     const body = c.buf.slice(headEnd + 4, headEnd + 4 + length)
     c.buf = ''
     c.busy = false
+    c.lastUsed = performance.now()
     answered(c.n, status, body)
     dispatch(c)
   })
@@ -112,6 +121,10 @@ function open(): Conn {
 
 function dispatch(c: Conn): void {
   if (c.busy || queueHead >= queue.length || c.socket.destroyed) return
+  if (performance.now() - c.lastUsed > IDLE_REOPEN_MS) {
+    c.socket.destroy() // its close handler opens a fresh socket in its place and dispatches there
+    return
+  }
   const n = queue[queueHead++]!
   if (queueHead > 65_536) { queue.splice(0, queueHead); queueHead = 0 }
   const resend = isResend(n)
@@ -120,6 +133,7 @@ function dispatch(c: Conn): void {
   const r = requests[delivery % requests.length]!
   c.n = n
   c.busy = true
+  c.lastUsed = performance.now()
   c.socket.cork()
   c.socket.write(r.head)
   c.socket.write(`${input.idPrefix}${delivery}\r\n\r\n`, 'latin1')

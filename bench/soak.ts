@@ -11,13 +11,13 @@
  * Writes bench/results/soak-<date>.md and .json. Exit 1 when anything was lost or duplicated.
  */
 import { spawn } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { openBenchEnv } from './bench-env.js'
-import { commandCpuSince, cpuByCommand, cpuSeconds, rssMb, startRole, stopAll, BENCH_TOOL, writeSignedBodies, type FleetProcess } from './fleet.js'
+import { BENCH_TOOL, commandCpuSince, cpuByCommand, cpuSeconds, rssMb, startRole, stopAll, writeResults, writeSignedBodies, type FleetProcess } from './fleet.js'
 import type { PayloadKind } from './payloads.js'
 import { streamKeys } from '../src/sources/keys.js'
 import { StreamClient } from '../src/sources/stream-client.js'
@@ -156,7 +156,9 @@ try {
     `Processes: \`hookstream run --role ingest\` + ${workerCount} × \`--role worker\` (service defaults${args.env.length ? ` + ${args.env.join(', ')}` : ''}); an open-loop generator in its own process; every 100th request re-sends the delivery of ~2 s earlier.`, '',
     '| check | result |', '|---|---|',
     `| requests due / offered rate | ${load.sent.toLocaleString('en')} in ${load.sendSeconds.toFixed(0)} s (offered ${rate.toLocaleString('en')}/s) |`,
-    `| accepted during the load (the rate the system kept up with) | ${Math.round(windows.reduce((a, w) => a + w.accepted + w.duplicates, 0) / Math.max(1, windows.length * 60)).toLocaleString('en')}/s over ${windows.length} min |`,
+    windows.length > 0
+      ? `| accepted during the load (the rate the system kept up with) | ${Math.round(windows.reduce((a, w) => a + w.accepted + w.duplicates, 0) / (windows.length * 60)).toLocaleString('en')}/s over ${windows.length} min |`
+      : `| answered (the rate the system kept up with) | ${Math.round((load.accepted + load.duplicates) / load.sendSeconds).toLocaleString('en')}/s over ${load.sendSeconds.toFixed(0)} s |`,
     `| accepted (202) / re-sends answered duplicate / failed / unanswered | ${load.accepted.toLocaleString('en')} / ${load.duplicates.toLocaleString('en')} of ${load.resends.toLocaleString('en')} / ${load.failed} / ${load.unanswered} |`,
     `| stored rows / distinct deliveries expected | ${rows.rows.length.toLocaleString('en')} / ${expected.toLocaleString('en')} |`,
     `| **lost** (accepted, not stored) | **${lost}** |`,
@@ -182,14 +184,7 @@ try {
     }),
     '', load.failed ? `Failures: ${JSON.stringify(load.failures)}` : '',
   ]
-  const report = lines.join('\n')
-  console.log(report)
-  const dir = new URL('./results/', import.meta.url).pathname
-  mkdirSync(dir, { recursive: true })
-  const base = join(dir, `soak-${started.toISOString().replace(/[:.]/g, '-').slice(0, 19)}Z`)
-  writeFileSync(`${base}.md`, `${report}\n`)
-  writeFileSync(`${base}.json`, JSON.stringify({ rate, durationMs, workerCount, payload, env: extraEnv, load, lost, twice, extra, dlq, drainSeconds, overall, latency, windows, samples }, null, 1))
-  console.error(`soak: wrote ${base}.md`)
+  writeResults('soak', started, lines.join('\n'), { rate, durationMs, workerCount, payload, env: extraEnv, load, lost, twice, extra, dlq, drainSeconds, overall, latency, windows, samples })
   process.exitCode = ok ? 0 : 1
 } finally {
   await stopAll(processes)
