@@ -3,7 +3,7 @@
  * processes with a role, and per-process RSS / CPU read from /proc.
  */
 import { createHmac } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startServiceProcess, type ServiceProcess } from '../test/helpers/service-process.js'
@@ -118,4 +118,16 @@ export function commandCpuSince(before: CommandCpu, now: CommandCpu): Record<str
     for (const [pid, seconds] of pids) sum += seconds - (before[name]?.get(pid) ?? 0)
     return [name, sum]
   }))
+}
+
+/** Prints the report and writes it to bench/results/<name>-<date>.md (and `data` to .json); returns the .md path. */
+export function writeResults(name: string, started: Date, report: string, data: unknown): string {
+  console.log(report)
+  const dir = new URL('./results/', import.meta.url).pathname
+  mkdirSync(dir, { recursive: true })
+  const base = join(dir, `${name}-${started.toISOString().replace(/[:.]/g, '-').slice(0, 19)}Z`)
+  writeFileSync(`${base}.md`, `${report}\n`)
+  writeFileSync(`${base}.json`, JSON.stringify(data, null, 1))
+  console.error(`${name}: wrote ${base}.md`)
+  return `${base}.md`
 }

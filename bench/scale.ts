@@ -9,12 +9,10 @@
  *
  * Writes bench/results/scale-<date>.md and .json.
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { Cluster } from 'ioredis'
 import { openBenchEnv } from './bench-env.js'
-import { BENCH_TOOL, commandCpuSince, cpuByCommand, cpuSeconds, machineTicks, startRole, stopAll, type FleetProcess } from './fleet.js'
+import { BENCH_TOOL, commandCpuSince, cpuByCommand, cpuSeconds, machineTicks, startRole, stopAll, writeResults, type FleetProcess } from './fleet.js'
 import { makeEvents, type PayloadKind } from './payloads.js'
 import { streamKeys } from '../src/sources/keys.js'
 import { mainStreamClient, StreamPartitions } from '../src/sources/partitions.js'
@@ -128,14 +126,7 @@ try {
     '|---|--:|--:|--:|--:|--:|--:|---|---|',
     ...medians.map((r) => `| ${r.setup} | ${r.workers} | ${r.perSec.toLocaleString('en')} | ${(r.perSec / base.perSec).toFixed(2)}× | ${r.wallSeconds} | ${r.workerCpuUsPerEvent} | ${r.machineBusyPct}% | ${r.cores.workers} / ${r.cores.postgres} / ${r.cores.redis} | ${r.spread ?? ''} |`),
   ]
-  const report = lines.join('\n')
-  console.log(report)
-  const dir = new URL('./results/', import.meta.url).pathname
-  mkdirSync(dir, { recursive: true })
-  const file = join(dir, `scale-${started.toISOString().replace(/[:.]/g, '-').slice(0, 19)}Z`)
-  writeFileSync(`${file}.md`, `${report}\n`)
-  writeFileSync(`${file}.json`, JSON.stringify({ events, payload, repeat, env: extraEnv, rows, medians }, null, 1))
-  console.error(`scale: wrote ${file}.md`)
+  writeResults('scale', started, lines.join('\n'), { events, payload, repeat, env: extraEnv, rows, medians })
 } finally {
   clusterClient?.disconnect()
   await cluster?.stop()

@@ -2,6 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
+import type { StreamEvent } from '../../src/core/event.js'
 import { parseTool } from '../../src/core/tool.js'
 import { createDb, type Db } from '../../src/db/database.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
@@ -215,12 +216,17 @@ Admin('undecodable entries answer 409 on retry and can be discarded; discard twi
   assert.equal(history.map((h: { action: string; actor: string }) => [h.action, h.actor]), [['dlq_discarded', 'admin-api']])
 })
 
-Admin('GET /admin/events/:id tells where an event is: stored, then dead-lettered with its DLQ history', async (ctx) => {
-  const event = makeEvent()
+/** Writes the `webhook_events` row a worker would have stored for `event` (stream id 1700000000000-0). */
+async function storeRow(ctx: Ctx, event: StreamEvent): Promise<void> {
   await ctx.handle.db.insertInto('webhook_events').values({
     id: event.id, tool_id: event.tool_id, tenant_id: event.tenant_id, event_type: event.event_type, repository: event.repository,
     payload: JSON.stringify(event.payload), stream_id: '1700000000000-0', received_at: event.timestamp,
   }).execute()
+}
+
+Admin('GET /admin/events/:id tells where an event is: stored, then dead-lettered with its DLQ history', async (ctx) => {
+  const event = makeEvent()
+  await storeRow(ctx, event)
   await ctx.redis.set(`${ctx.keys.idempotencyPrefix}${event.id}`, 'done')
   const stored = (await call(ctx, 'GET', `/admin/events/${event.id}`)).json.event
   assert.equal([stored.state, stored.stored.stream_id, stored.accepted_at, stored.idempotency, stored.dlq], ['stored', '1700000000000-0', event.timestamp, 'done', []])
@@ -234,10 +240,7 @@ Admin('GET /admin/events/:id tells where an event is: stored, then dead-lettered
 
 Admin('GET /admin/events/:id finds the idempotency marker in the event\'s partition when the stream is partitioned', async (ctx) => {
   const event = makeEvent()
-  await ctx.handle.db.insertInto('webhook_events').values({
-    id: event.id, tool_id: event.tool_id, tenant_id: event.tenant_id, event_type: event.event_type, repository: event.repository,
-    payload: JSON.stringify(event.payload), stream_id: '1700000000000-0', received_at: event.timestamp,
-  }).execute()
+  await storeRow(ctx, event)
   const partitions = new StreamPartitions({ redis: ctx.redis, keys: ctx.keys, count: 4 })
   const keys = partitions.keys[partitions.indexOf(event)]!
   await ctx.redis.set(idempotencyKey(keys, event.id), 'done')
