@@ -133,6 +133,7 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
           trimSafe: async (o) => (await Promise.all(readStreams.map((s) => s.trimSafe(o)))).reduce((a, b) => a + b, 0),
         },
         intervalMs: config.worker.trimIntervalMs, keep: Math.ceil(config.worker.trimKeep / partitions.count), logger,
+        onTrimmed: (removed) => metrics.streamTrimmed(removed),
       })
       cleanups.push(() => trimmer.close())
     }

@@ -82,6 +82,8 @@ export interface Metrics {
   signatureFailure(toolId: string): void
   /** A health check of `component` ended with `status` after `seconds`. */
   healthCheck(component: HealthComponent, status: HealthStatus, seconds: number): void
+  /** The worker's stream trim removed `entries` acked entries (STREAM_TRIM_INTERVAL). */
+  streamTrimmed(entries: number): void
   /** Events being processed right now. */
   setInFlight(count: number): void
   /**
@@ -170,6 +172,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       for (const read of inFlightReaders) sum += read()
       this.set(sum)
     } })
+  const trimmedC = new Counter({ name: 'webhook_stream_trimmed_entries_total', registers,
+    help: 'Acked entries the worker\'s safe trim removed from the main stream.' })
   const statsErrorsC = new Counter({ name: 'webhook_queue_stats_errors_total', registers,
     help: 'Scrapes whose queue-stats provider failed or timed out (queue gauges then keep their last values).' })
 
@@ -261,6 +265,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       healthChecks.get(c, statusSet.has(status) ? status : OTHER_LABEL_VALUE).value++
       healthDuration.observe(healthDuration.series.get(c), seconds)
     },
+    streamTrimmed: (n) => { if (n > 0) trimmedC.inc(n) },
     setInFlight: (n) => { inFlightReaders.clear(); inFlightG.set(n) },
     trackInFlight(read) {
       // a wrapper per call, so the same function tracked twice is removed once per untrack

@@ -58,6 +58,8 @@ Run('a signed webhook posted to ingest is stored by the worker, then trimmed fro
     }
     // acked, so the worker's trimmer removes it from the stream within an interval or two
     await eventually('stream trimmed', async () => (await ctx.redis.xlen(ctx.stream.stream)) === 0, 3000)
+    const metrics = await (await fetch(`${svc.healthUrl}/metrics`)).text()
+    assert.match(metrics, /^webhook_stream_trimmed_entries_total 1$/m)
   } finally {
     svc.child.kill('SIGTERM')
   }

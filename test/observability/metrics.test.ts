@@ -126,6 +126,12 @@ Metrics('webhook_in_flight sums the tracked counts at scrape time; untracked rea
   assert.is(parseExposition(await m.metricsText()).get('webhook_in_flight'), 2)
 })
 
+Metrics('webhook_stream_trimmed_entries_total adds up what each trim removed', async (ctx) => {
+  const m = make(ctx)
+  for (const n of [120, 0, 35]) m.streamTrimmed(n)
+  assert.is(parseExposition(await m.metricsText()).get('webhook_stream_trimmed_entries_total'), 155)
+})
+
 Metrics('database pool gauges follow the provider', async (ctx) => {
   const m = make(ctx)
   const pool = { total: 10, idle: 0, waiting: 4, max: 10 }
