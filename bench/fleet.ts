@@ -56,21 +56,20 @@ export function rssMb(pid: number | undefined): number {
   }
 }
 
+// user + system CPU seconds from a /proc/<pid>/stat line: after "pid (comm) ", state is field 0, utime 11 and
+// stime 12 (clock ticks, 100 per second on Linux); comm may itself hold ") ", hence the last one
+function statCpuSeconds(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
 /** CPU seconds (user + system) a process has used so far, or NaN when it is gone. */
 export function cpuSeconds(pid: number | undefined): number {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-    // after "pid (comm) ": state is field 0, utime 11, stime 12 (clock ticks, 100 per second on Linux)
-    return (Number(fields[11]) + Number(fields[12])) / 100
+    return statCpuSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8'))
   } catch {
     return NaN
   }
-}
-
-/** Median of numbers. */
-export function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b)
-  return s.length ? s[Math.floor(s.length / 2)]! : NaN
 }
 
 /** Busy and total CPU ticks of the whole machine so far (/proc/stat), to show how saturated a run was. */
@@ -102,8 +101,7 @@ export function cpuByCommand(names: readonly string[]): CommandCpu {
     const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
     const name = names.find((n) => comm.startsWith(n.slice(0, 15)))
     if (!name) continue
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    out[name]!.set(Number(entry), (Number(fields[11]) + Number(fields[12])) / 100)
+    out[name]!.set(Number(entry), statCpuSeconds(stat))
   }
   return out
 }
