@@ -5,7 +5,7 @@
  * start their own.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chownSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -205,6 +205,9 @@ export async function startPostgres(): Promise<TestPostgres> {
   const base = mkdtempSync(join(tmpdir(), 'hookstream-pg-'))
   const data = join(base, 'data')
   cpSync(tpl, data, { recursive: true })
+  // Node 24's cpSync creates the top directory 0755 (Node 20 kept initdb's 0700), and PostgreSQL refuses to
+  // start on a data directory others can read
+  chmodSync(data, 0o700)
   chownTree(base, owner)
   writeFileSync(join(data, 'postgresql.auto.conf'),
     `listen_addresses = '127.0.0.1'\nport = ${port}\nunix_socket_directories = '${base}'\n` +
