@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { validateStreamEvent, type StreamEvent } from '../core/event.js'
+import { redisScript, runScript } from './redis-script.js'
 
 /** The subset of ioredis this module uses (a `Redis` instance fits; so does a Cluster client). */
 export type RedisClient = Pick<Redis, 'call' | 'pipeline'> & { readonly status: string; quit(): Promise<unknown>; disconnect(): void }
@@ -66,9 +66,56 @@ export function entriesOfReadReply(reply: unknown): StreamEntry[] {
 }
 
 // SET NX then XADD, atomically; a script that is refused (OOM, no connection) writes nothing
-const ADD_IF_FIRST = `if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return false end
-return redis.call('XADD', KEYS[2], unpack(ARGV, 2))`
-const ADD_IF_FIRST_SHA = createHash('sha1').update(ADD_IF_FIRST).digest('hex')
+const ADD_IF_FIRST = redisScript(`if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return false end
+return redis.call('XADD', KEYS[2], unpack(ARGV, 2))`)
+
+// One script, so that nothing runs between reading the groups and trimming: a group created at 0 or moved back
+// (XGROUP SETID) between a separate read and XTRIM would lose the entries it still needs. Ids are compared and
+// incremented as decimal text, since stream ids go up to 2^64 and Lua numbers are doubles.
+const TRIM_SAFE = redisScript(`local stream = KEYS[1]
+local keep = tonumber(ARGV[1])
+if redis.call('XLEN', stream) == 0 then return 0 end
+local function cmp_num(a, b)
+  if #a ~= #b then return #a < #b and -1 or 1 end
+  if a == b then return 0 end
+  return a < b and -1 or 1
+end
+local function cmp(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  local c = cmp_num(am, bm)
+  if c ~= 0 then return c end
+  return cmp_num(as, bs)
+end
+local function incr(s)
+  local i = #s
+  while i > 0 and string.sub(s, i, i) == '9' do i = i - 1 end
+  if i == 0 then return '1' .. string.rep('0', #s) end
+  return string.sub(s, 1, i - 1) .. string.char(string.byte(s, i) + 1) .. string.rep('0', #s - i)
+end
+local function next_id(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  if seq == '18446744073709551615' then return incr(ms) .. '-0' end
+  return ms .. '-' .. incr(seq)
+end
+local floor = nil
+local function lower(id) if floor == nil or cmp(id, floor) < 0 then floor = id end end
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+  local info = {}
+  for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+  lower(next_id(info['last-delivered-id']))
+  if info['pending'] > 0 then
+    local oldest = redis.call('XPENDING', stream, info['name'])[2]
+    if oldest then lower(oldest) end
+  end
+end
+if keep > 0 then
+  local newest = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', keep)
+  if #newest < keep then return 0 end
+  lower(newest[#newest][1])
+end
+if floor == nil then return 0 end
+return redis.call('XTRIM', stream, 'MINID', floor)`)
 
 /** Compares two stream ids (`ms-seq`). */
 export function compareStreamIds(a: string, b: string): number {
@@ -128,15 +175,7 @@ export class StreamClient {
    */
   async addIfFirst(seenKey: string, ttlSeconds: number, event: StreamEvent, options: AddOptions = {}): Promise<string | null> {
     const [stream, ...rest] = this.xaddArgs(event, options)
-    const args = [2, seenKey, stream as string, ttlSeconds, ...rest]
-    let id: unknown
-    try {
-      id = await this.redis.call('EVALSHA', ADD_IF_FIRST_SHA, ...args)
-    } catch (err) {
-      // first call on this server (or after SCRIPT FLUSH / a restart): send the script itself once
-      if (!/NOSCRIPT/.test((err as Error)?.message ?? '')) throw err
-      id = await this.redis.call('EVAL', ADD_IF_FIRST, ...args)
-    }
+    const id = await runScript(this.redis, ADD_IF_FIRST, [seenKey, stream as string], [ttlSeconds, ...rest])
     return id === null ? null : (id as string)
   }
 
@@ -214,29 +253,11 @@ export class StreamClient {
   /**
    * Trims only what every group is done with: entries older than each group's oldest pending entry and its
    * last-delivered id (`XTRIM MINID`). With `keep`, it also keeps at least that many newest entries.
-   * Returns how many entries were removed.
+   * Returns how many entries were removed. It is one Lua script (one key, so one slot on a Cluster): a group
+   * created or moved back while it runs cannot lose entries to it.
    */
   async trimSafe(options: { keep?: number } = {}): Promise<number> {
-    const info = await this.info()
-    if (info.length === 0) return 0
-    let floor: string | null = null
-    const lower = (id: string) => { if (floor === null || compareStreamIds(id, floor) < 0) floor = id }
-    for (const g of info.groups) {
-      lower(g.lastDeliveredId === '0-0' ? '0-1' : nextId(g.lastDeliveredId))
-      if (g.pending > 0) {
-        const summary = (await this.redis.call('XPENDING', this.stream, g.name)) as [number, string | null, string | null, unknown]
-        if (summary[1]) lower(summary[1])
-      }
-    }
-    if (options.keep !== undefined && options.keep > 0) {
-      const newest = (await this.redis.call('XREVRANGE', this.stream, '+', '-', 'COUNT', options.keep)) as [string, unknown][]
-      const oldestKept = newest[newest.length - 1]?.[0]
-      if (oldestKept && newest.length >= options.keep) lower(oldestKept)
-      else return 0
-    }
-    // no group at all: nobody will ever read these, but nobody said they may go either; keep them
-    if (floor === null) return 0
-    return (await this.redis.call('XTRIM', this.stream, 'MINID', floor)) as number
+    return (await runScript(this.redis, TRIM_SAFE, [this.stream], [Math.max(0, options.keep ?? 0)])) as number
   }
 }
 
@@ -247,8 +268,3 @@ function spliceEntry(event: StreamEvent, payloadJson: Buffer | string): Buffer {
   return Buffer.concat([Buffer.from(head.slice(0, -2)), typeof payloadJson === 'string' ? Buffer.from(payloadJson) : payloadJson, CLOSE_BRACE])
 }
 const CLOSE_BRACE = Buffer.from('}')
-
-function nextId(id: string): string {
-  const [ms = '0', seq = '0'] = id.split('-')
-  return `${ms}-${BigInt(seq) + 1n}`
-}

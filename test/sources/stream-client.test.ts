@@ -2,7 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
-import { StreamClient } from '../../src/sources/stream-client.js'
+import { StreamClient, type RedisClient } from '../../src/sources/stream-client.js'
 import { sharedRedis } from '../helpers/servers.js'
 import { makeEvent } from '../helpers/events.js'
 
@@ -114,6 +114,94 @@ Client('trimSafe with keep never trims below the newest N entries', async ({ red
   await s.ack('g', ids)
   assert.is(await s.trimSafe({ keep: 4 }), 6)
   assert.is(await redis.xlen(s.stream), 4)
+})
+
+/**
+ * `redis` as trimSafe's client, with a hook: right before trimSafe sends the command that trims (XTRIM, or the
+ * script), `interfere` runs on another connection, as another process would between a read and a write.
+ * Records every command trimSafe sends.
+ */
+function hookedBeforeTrim(redis: Redis, interfere: () => Promise<unknown>): { client: RedisClient; sent: string[] } {
+  const sent: string[] = []
+  let fired = false
+  const client = new Proxy(redis, {
+    get(target, prop) {
+      if (prop === 'call') {
+        return async (command: string, ...args: (string | number | Buffer)[]) => {
+          sent.push(command.toUpperCase())
+          if (!fired && /^(XTRIM|EVALSHA|EVAL)$/i.test(command)) { fired = true; await interfere() }
+          return target.call(command, ...args)
+        }
+      }
+      if (prop === 'pipeline') sent.push('PIPELINE')
+      const value = Reflect.get(target, prop) as unknown
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value
+    },
+  })
+  return { client, sent }
+}
+
+Client('a group created at 0 or moved back with XGROUP SETID 0 right before the trim keeps every entry it needs', async ({ redis }) => {
+  for (const interference of ['create', 'setid'] as const) {
+    const s = new StreamClient({ redis, stream: `t-${randomUUID()}` })
+    await s.ensureGroup('g')
+    await s.ensureGroup('rewound')
+    const ids = await s.addMany(Array.from({ length: 10 }, () => makeEvent()))
+    for (const group of ['g', 'rewound']) {
+      await redis.xreadgroup('GROUP', group, 'c1', 'COUNT', 10, 'STREAMS', s.stream, '>')
+      await s.ack(group, ids)
+    }
+    const hooked = hookedBeforeTrim(redis, () => (interference === 'create'
+      ? redis.call('XGROUP', 'CREATE', s.stream, 'late', '0')
+      : redis.call('XGROUP', 'SETID', s.stream, 'rewound', '0')))
+    const removed = await new StreamClient({ redis: hooked.client, stream: s.stream }).trimSafe()
+    // the group that now starts at 0 still finds all 10 entries
+    assert.is(removed, 0, `${interference}: nothing trimmed`)
+    assert.is(await redis.xlen(s.stream), 10, `${interference}: every entry kept`)
+    const reread = await redis.xreadgroup('GROUP', interference === 'create' ? 'late' : 'rewound', 'c2', 'COUNT', 100, 'STREAMS', s.stream, '>') as [string, [string, string[]][]][]
+    assert.equal(reread[0]?.[1].map(([id]) => id), ids, `${interference}: the group re-reads all 10`)
+  }
+})
+
+Client('trimSafe is one script: nothing can run between reading the groups and trimming', async ({ redis }) => {
+  const s = new StreamClient({ redis, stream: `t-${randomUUID()}` })
+  await s.ensureGroup('g')
+  const ids = await s.addMany(Array.from({ length: 6 }, () => makeEvent()))
+  await redis.xreadgroup('GROUP', 'g', 'c1', 'COUNT', 4, 'STREAMS', s.stream, '>')
+  await s.ack('g', ids.slice(0, 2))
+  assert.is(await s.trimSafe(), 2) // loads the script on this server
+  await s.ack('g', ids.slice(2, 3))
+  const hooked = hookedBeforeTrim(redis, async () => {})
+  assert.is(await new StreamClient({ redis: hooked.client, stream: s.stream }).trimSafe({ keep: 2 }), 1)
+  assert.equal(hooked.sent, ['EVALSHA'])
+  assert.equal(((await redis.xrange(s.stream, '-', '+')) as [string, string[]][]).map(([id]) => id), ids.slice(3))
+})
+
+Client('trimSafe of a missing stream removes nothing; of a key that is not a stream fails with WRONGTYPE', async ({ redis }) => {
+  const s = new StreamClient({ redis, stream: `t-${randomUUID()}` })
+  assert.is(await s.trimSafe(), 0)
+  await redis.set(s.stream, 'text')
+  try {
+    await s.trimSafe()
+    assert.unreachable()
+  } catch (err) {
+    assert.match((err as Error).message, /WRONGTYPE/)
+  }
+})
+
+Client('trimSafe trims past ids far beyond 2^53 exactly (ids compared as text, not Lua numbers)', async ({ redis }) => {
+  const s = new StreamClient({ redis, stream: `t-${randomUUID()}` })
+  await s.ensureGroup('g')
+  const ids = ['9007199254740993-18446744073709551614', '9007199254740993-18446744073709551615', '9007199254740994-0', '9007199254740994-1']
+  for (const id of ids) await redis.xadd(s.stream, id, 'f', 'v')
+  await redis.xreadgroup('GROUP', 'g', 'c1', 'COUNT', 3, 'STREAMS', s.stream, '>')
+  await s.ack('g', ids.slice(0, 2))
+  // pending: the third; last delivered: the third; so exactly the first two go
+  assert.is(await s.trimSafe(), 2)
+  assert.equal(((await redis.xrange(s.stream, '-', '+')) as [string, string[]][]).map(([id]) => id), ids.slice(2))
+  await s.ack('g', ids.slice(2, 3))
+  assert.is(await s.trimSafe(), 1)
+  assert.equal(((await redis.xrange(s.stream, '-', '+')) as [string, string[]][]).map(([id]) => id), ids.slice(3))
 })
 
 Client.run()
