@@ -3,6 +3,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { StreamMessage } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
 import { decodeStreamEvent, type StreamEvent } from '../core/event.js'
+import { readUnblocker } from './read-unblocker.js'
 import { compareStreamIds, entriesOfReadReply, StreamClient, type StreamEntry } from './stream-client.js'
 
 /** Options of `fromRedisStream`. */
@@ -25,11 +26,18 @@ export interface FromRedisStreamOptions {
   readonly claimIdleMs?: number
   /** Where a newly created group starts reading. @defaultValue "0" (everything already in the stream) */
   readonly startId?: string
-  /** After the source stops, how long (ms) settles of in-flight messages are still acked. @defaultValue 10000 */
+  /**
+   * After the source stops, how long (ms) it waits for its last read (a graceful stop hands out what that read
+   * brings) and for in-flight messages to settle and be acked. @defaultValue 10000
+   */
   readonly drainTimeoutMs?: number
   /** Most ids in one XACK. @defaultValue 1000 */
   readonly ackBatchSize?: number
-  /** Aborting stops reading and completes the observable; in-flight messages still settle and get acked. */
+  /**
+   * Aborting stops reading: a blocked XREADGROUP is ended at once (`CLIENT UNBLOCK`), what it returns is handed out,
+   * then the observable completes; in-flight messages still settle and get acked. So nothing read is left pending
+   * unstarted, unless that last read does not return within `drainTimeoutMs` (then its connection is cut).
+   */
   readonly signal?: AbortSignal
   /** Called with errors the source recovers from (connection lost, NOGROUP), e.g. to log them. */
   readonly onError?: (err: Error) => void
@@ -137,6 +145,7 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
       if (++readyCount > 1) pelCursor = '0'
     })
     const client = new StreamClient({ redis: commands, stream })
+    const unblocker = readUnblocker({ reader, commands, stream })
 
     const inFlight = new Map<string, number>() // stream id → when we last (re)claimed it
     options.exposeInFlight?.(() => inFlight.size)
@@ -268,6 +277,8 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
     }
 
     const readNew = async () => {
+      await unblocker.prepare()
+      if (stopping) return
       emit(entriesOfReadReply(await reader.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', freeRoom(),
         'BLOCK', blockMs, 'STREAMS', stream, '>')))
     }
@@ -317,30 +328,55 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
     }, Math.max(50, Math.floor(claimIdleMs / 4)))
     refreshTimer.unref()
 
+    let stopDeadline: number | undefined
+    const running = run()
+    running.catch((err) => subscriber.error(err))
+    let readingDone = false
+    void running.then(() => { readingDone = true }, () => { readingDone = true })
+
+    // A graceful stop lets the read in progress return and hands out what it brought, so nothing read is left
+    // pending unstarted: CLIENT UNBLOCK ends a blocked read at once. The unblock is repeated while the read has not
+    // returned (it may reach Redis after the first one). A read still out at the deadline (a paused server, a lost
+    // reply) is cut off; its entries stay pending for a restart or a claim.
+    const finishReading = async (deadline: number) => {
+      let unblocking: Promise<unknown> | undefined
+      let reported = false
+      while (!readingDone && Date.now() < deadline) {
+        unblocking ??= unblocker.unblock().catch((err) => {
+          if (!reported) report(new Error(`CLIENT UNBLOCK of the reader of stream ${stream} failed; the stop waits for the read's BLOCK (${blockMs} ms) instead: ${(err as Error).message}`, { cause: err }))
+          reported = true
+        }).finally(() => { unblocking = undefined })
+        await Promise.race([running.catch(() => {}), sleep(Math.min(200, deadline - Date.now()))])
+      }
+      if (!readingDone) reader.disconnect()
+    }
     const onAbort = () => {
+      if (stopping) return
       stopping = true
+      stopDeadline = Date.now() + drainTimeoutMs
       wakeReader?.()
-      subscriber.complete()
+      void finishReading(stopDeadline).then(() => subscriber.complete())
     }
     if (options.signal?.aborted) onAbort()
     else options.signal?.addEventListener('abort', onAbort, { once: true })
-
-    run().catch((err) => subscriber.error(err))
 
     return () => {
       stopping = true
       options.signal?.removeEventListener('abort', onAbort)
       wakeReader?.()
-      // a blocked XREADGROUP would hold shutdown for up to blockMs; entries it receives stay pending for us
+      // unsubscribed without a stop (or the stop is done reading): nothing more can be handed out, so a blocked
+      // XREADGROUP is cut off rather than waited for; entries it receives stay pending for us
       reader.disconnect()
       void (async () => {
-        const deadline = Date.now() + drainTimeoutMs
+        const deadline = stopDeadline ?? Date.now() + drainTimeoutMs
         giveUpAt = deadline
         while (inFlight.size > 0 && Date.now() < deadline) await sleep(20)
         clearInterval(refreshTimer)
         await (acking = acking.then(flushAcks))
         const unsettled = inFlight.size
-        await commands.quit().catch(() => commands.disconnect())
+        // a QUIT queued behind a command Redis holds (a paused server) must not hold the close
+        await Promise.race([commands.quit().catch(() => {}), sleep(Math.max(1000, deadline - Date.now()))])
+        commands.disconnect()
         options.onClosed?.({ drained: unsettled === 0, unsettled })
       })()
     }

@@ -1,34 +1,23 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { createServer, connect, type Server, type Socket } from 'node:net'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { eventually, makeEvent } from '../helpers/events.js'
 import { pipelineWorld } from '../helpers/pipeline.js'
+import { startRedisProxy, type RedisProxy } from '../helpers/redis-proxy.js'
 
 /**
  * A TCP proxy in front of Redis that cuts the connection carrying the first reply containing `marker`
  * (Redis executed the command, the client never sees the answer), as when Redis or the network fails mid-reply.
  */
-async function replyDroppingProxy(redisPort: number, marker: string): Promise<{ url: string; dropped: () => boolean; close(): Promise<void> }> {
+async function replyDroppingProxy(redisPort: number, marker: string): Promise<RedisProxy & { dropped: () => boolean }> {
   let dropped = false
-  const sockets = new Set<Socket>()
-  const server: Server = createServer((client) => {
-    const upstream = connect(redisPort, '127.0.0.1')
-    for (const s of [client, upstream]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => {}) }
-    client.on('data', (d) => upstream.write(d))
-    upstream.on('data', (d) => {
-      if (!dropped && d.includes(marker)) { dropped = true; client.destroy(); upstream.destroy(); return }
-      client.write(d)
-    })
-    client.on('close', () => upstream.destroy())
-    upstream.on('close', () => client.destroy())
+  const proxy = await startRedisProxy(redisPort, (chunk, connection) => {
+    if (dropped || !chunk.includes(marker)) return true
+    dropped = true
+    connection.cut()
+    return false
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    url: `redis://127.0.0.1:${(server.address() as { port: number }).port}`,
-    dropped: () => dropped,
-    close: () => new Promise((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()) }),
-  }
+  return { ...proxy, dropped: () => dropped }
 }
 
 const Lost = suite('an XREADGROUP reply lost with the connection')

@@ -8,6 +8,7 @@ import { fromRedisStream, type FromRedisStreamOptions } from '../../src/sources/
 import { StreamClient } from '../../src/sources/stream-client.js'
 import { sharedRedis, startRedis } from '../helpers/servers.js'
 import { eventually, makeEvent } from '../helpers/events.js'
+import { startRedisProxy, type ProxiedConnection } from '../helpers/redis-proxy.js'
 
 const Source = suite<{ redis: Redis; url: string }>('fromRedisStream', {} as { redis: Redis; url: string })
 Source.before(async (ctx) => {
@@ -208,7 +209,7 @@ Source('an aborted signal completes the observable after in-flight messages sett
     .subscribe({ next: (m) => got.push(m), complete: () => { completed = true } })
   await eventually('5 delivered', () => got.length === 5)
   ac.abort()
-  assert.ok(completed)
+  await eventually('completed', () => completed)
   for (const m of got) m.settle()
   await eventually('closed', () => drained !== undefined)
   assert.equal(drained, { drained: true, unsettled: 0 })
@@ -280,6 +281,131 @@ Source('keeps the claim of slow but live work fresh so another consumer does not
   slow.got[0]!.settle()
   await closedAfter(slow.sub, slow)
   await closedAfter(other.sub, other)
+})
+
+/**
+ * A TCP proxy in front of Redis that holds back, from the first reply containing `marker` on, what Redis sends
+ * on that connection, until `release()`: Redis has executed the command, the client has not seen the answer yet.
+ */
+async function replyHoldingProxy(redisPort: number, marker: string) {
+  let held: { connection: ProxiedConnection; chunks: Buffer[] } | undefined
+  let released = false
+  const proxy = await startRedisProxy(redisPort, (chunk, connection) => {
+    if (released) return true
+    if (!held && chunk.includes(marker)) held = { connection, chunks: [] }
+    if (held?.connection !== connection) return true
+    held.chunks.push(chunk)
+    return false
+  })
+  return {
+    ...proxy,
+    holding: () => held !== undefined && !released,
+    release() {
+      released = true
+      for (const chunk of held?.chunks ?? []) held?.connection.send(chunk)
+    },
+  }
+}
+
+/** The CLIENT LIST line of the source's reader connection, when it is blocked in XREADGROUP. */
+async function blockedReader(redis: Redis, consumer: string): Promise<string | undefined> {
+  const lines = String(await redis.call('CLIENT', 'LIST')).split('\n')
+  return lines.find((l) => l.includes(`name=hookstream:${consumer}:read `) && / flags=b /.test(l) && / cmd=xreadgroup /.test(l))
+}
+
+Source('a stop while the reply of a blocked read is on its way hands out and acks its entries: nothing is left pending', async ({ redis }) => {
+  const event = makeEvent()
+  const proxy = await replyHoldingProxy(Number(new URL((await sharedRedis()).url).port), event.id)
+  const viaProxy = new Redis(proxy.url)
+  try {
+    const consumer = `stop-${randomUUID()}`
+    const { client, options } = setup(viaProxy, { consumer, blockMs: 30_000, drainTimeoutMs: 10_000 })
+    const ac = new AbortController()
+    const got: string[] = []
+    let completed = false
+    let closed: unknown
+    fromRedisStream({ ...options, signal: ac.signal, onClosed: (r) => { closed = r } })
+      .subscribe({ next: (m) => { got.push(m.event.id); m.settle() }, complete: () => { completed = true } })
+    await eventually('the reader blocks in XREADGROUP', async () => (await blockedReader(redis, consumer)) !== undefined)
+    await new StreamClient({ redis, stream: client.stream }).add(event)
+    // Redis delivered the entry to the blocked read (it is pending for us); its reply has not reached the source
+    await eventually('the reply is held', () => proxy.holding())
+    assert.is((await client.info()).groups[0]!.pending, 1)
+    ac.abort()
+    proxy.release()
+    await eventually('closed', () => closed !== undefined)
+    assert.ok(completed)
+    assert.equal(got, [event.id], 'the entry of the last read was handed out')
+    assert.equal(closed, { drained: true, unsettled: 0 })
+    assert.is((await client.info()).groups[0]!.pending, 0, 'nothing left pending')
+  } finally {
+    viaProxy.disconnect()
+    await proxy.close()
+  }
+})
+
+Source('a stop ends a blocked read at once (CLIENT UNBLOCK) instead of waiting for its BLOCK or cutting the connection', async ({ redis }) => {
+  const consumer = `unblock-${randomUUID()}`
+  const { client, options } = setup(redis, { consumer, blockMs: 60_000, drainTimeoutMs: 20_000 })
+  await client.addMany(Array.from({ length: 3 }, () => makeEvent()))
+  const ac = new AbortController()
+  let closedAt = 0
+  const got: StreamMessage[] = []
+  fromRedisStream({ ...options, signal: ac.signal, onClosed: () => { closedAt = Date.now() } })
+    .subscribe((m) => { got.push(m); m.settle() })
+  await eventually('3 read, then the reader blocks', async () => got.length === 3 && (await blockedReader(redis, consumer)) !== undefined)
+  const unblocks = async () => Number(/^cmdstat_client\|unblock:calls=(\d+)/m.exec(String(await redis.call('INFO', 'commandstats')))?.[1] ?? 0)
+  const unblocksBefore = await unblocks()
+  const stoppedAt = Date.now()
+  ac.abort()
+  await eventually('closed', () => closedAt > 0, 15_000)
+  // well under the drain timeout (20 s), which is what a read nobody unblocks would hold the stop for
+  assert.ok(closedAt - stoppedAt < 5000, `closed ${closedAt - stoppedAt} ms after the stop`)
+  assert.is((await client.info()).groups[0]!.pending, 0)
+  assert.ok((await unblocks()) > unblocksBefore, 'the read was ended by CLIENT UNBLOCK')
+  assert.is(await blockedReader(redis, consumer), undefined)
+})
+
+Source('a stop while Redis is paused (CLIENT PAUSE WRITE) and the read is postponed ends within the drain timeout; Redis survives and nothing is pending', async () => {
+  const server = await startRedis()
+  const redis = new Redis(server.url)
+  // fails at once instead of retrying if Redis went down (as a CLIENT UNBLOCK of a postponed read makes it crash)
+  const control = new Redis(server.url, { maxRetriesPerRequest: 0, retryStrategy: () => null })
+  control.on('error', () => {})
+  try {
+    const consumer = `paused-${randomUUID()}`
+    const { client, options } = setup(redis, { consumer, blockMs: 100, drainTimeoutMs: 1500 })
+    const ac = new AbortController()
+    let closed: unknown
+    let completed = false
+    fromRedisStream({ ...options, signal: ac.signal, onClosed: (r) => { closed = r } })
+      .subscribe({ next: (m) => m.settle(), complete: () => { completed = true } })
+    await eventually('the reader blocks in XREADGROUP', async () => (await blockedReader(control, consumer)) !== undefined)
+    // the pause ends by itself after 20 s even if this test fails half-way
+    await control.call('CLIENT', 'PAUSE', 20_000, 'WRITE')
+    // the next read (BLOCK 100) reaches Redis during the pause: postponed, so out of the timeout table
+    await eventually('a read is postponed by the pause', async () => {
+      const info = String(await control.call('INFO', 'clients'))
+      return /blocked_clients:1\r?\n/.test(info) && /clients_in_timeout_table:0\r?\n/.test(info) && (await blockedReader(control, consumer)) !== undefined
+    }, 5000)
+    const stoppedAt = Date.now()
+    ac.abort()
+    await eventually('closed', () => closed !== undefined, 10_000)
+    const tookMs = Date.now() - stoppedAt
+    assert.ok(completed)
+    assert.ok(tookMs >= 1400 && tookMs < 5000, `the stop waited for the postponed read up to the drain timeout, no longer (${tookMs} ms)`)
+    assert.is(await control.ping(), 'PONG', 'Redis is still up: no CLIENT UNBLOCK reached the postponed read')
+    await control.call('CLIENT', 'UNPAUSE')
+    assert.is(await control.ping(), 'PONG')
+    const group = (await new StreamClient({ redis: control, stream: client.stream }).info()).groups[0]
+    assert.equal([group?.pending, group?.consumers.length], [0, 1])
+    assert.is(Number(/blocked_clients:(\d+)/.exec(String(await control.call('INFO', 'clients')))?.[1]), 0)
+  } finally {
+    await control.call('CLIENT', 'UNPAUSE').catch(() => {})
+    redis.disconnect()
+    control.disconnect()
+    await server.stop()
+  }
 })
 
 Source('rejects bad options naming the option', () => {
