@@ -124,18 +124,17 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
     }
     cleanups.push(() => forwardSink.close())
     if (config.worker.trimIntervalMs > 0) {
-      // only the partitions this worker reads (the workers of a group together cover them all); STREAM_TRIM_KEEP
-      // is split over the partitions as PartitionedStreamClient.trimSafe splits it
-      const readStreams = readKeys.map((k) => new StreamClient({ redis, stream: k.stream }))
-      const trimmer = startStreamTrimmer({
-        stream: readStreams.length === 1 ? readStreams[0] as StreamClient : {
-          redis,
-          trimSafe: async (o) => (await Promise.all(readStreams.map((s) => s.trimSafe(o)))).reduce((a, b) => a + b, 0),
-        },
-        intervalMs: config.worker.trimIntervalMs, keep: Math.ceil(config.worker.trimKeep / partitions.count), logger,
-        onTrimmed: (removed) => metrics.streamTrimmed(removed),
-      })
-      cleanups.push(() => trimmer.close())
+      // only the partitions this worker reads (the workers of a group together cover them all), each under its own
+      // lease, so one of the workers reading a partition trims it; STREAM_TRIM_KEEP is split over the partitions
+      // as PartitionedStreamClient.trimSafe splits it
+      for (const partKeys of readKeys) {
+        const trimmer = startStreamTrimmer({
+          stream: new StreamClient({ redis, stream: partKeys.stream }),
+          intervalMs: config.worker.trimIntervalMs, keep: Math.ceil(config.worker.trimKeep / partitions.count), logger,
+          onTrimmed: (removed) => metrics.streamTrimmed(removed),
+        })
+        cleanups.push(() => trimmer.close())
+      }
     }
   }
 

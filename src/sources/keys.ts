@@ -46,3 +46,14 @@ export function streamKeys(options: Partial<StreamKeys> & { prefix?: string } = 
 export function idempotencyKey(keys: StreamKeys, eventId: string): string {
   return `${keys.idempotencyPrefix}${eventId}`
 }
+
+/**
+ * The key of the lease that lets one process at a time trim `stream` (`<stream>:trim-lease`). A partition's stream
+ * name carries its hash tag (`webhook_events:{3}`), so its lease lives in the partition's slot on a Cluster.
+ *
+ * @example
+ * trimLeaseKey('webhook_events:{3}') // "webhook_events:{3}:trim-lease"
+ */
+export function trimLeaseKey(stream: string): string {
+  return `${stream}:trim-lease`
+}

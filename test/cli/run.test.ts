@@ -4,7 +4,7 @@ import { randomUUID, createHmac } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { createDb, type Db } from '../../src/db/database.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
-import { streamKeys } from '../../src/sources/keys.js'
+import { streamKeys, trimLeaseKey } from '../../src/sources/keys.js'
 import { PartitionedStreamClient, StreamPartitions } from '../../src/sources/partitions.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
@@ -60,10 +60,14 @@ Run('a signed webhook posted to ingest is stored by the worker, then trimmed fro
     await eventually('stream trimmed', async () => (await ctx.redis.xlen(ctx.stream.stream)) === 0, 3000)
     const metrics = await (await fetch(`${svc.healthUrl}/metrics`)).text()
     assert.match(metrics, /^webhook_stream_trimmed_entries_total 1$/m)
+    // the worker trims under the stream's lease (3 intervals long), so a second worker would skip its turns
+    const leaseMs = await ctx.redis.pttl(trimLeaseKey(ctx.stream.stream))
+    assert.ok(leaseMs > 0 && leaseMs <= 600, `trim lease held, ${leaseMs} ms left`)
   } finally {
     svc.child.kill('SIGTERM')
   }
   assert.is(await svc.exited, 0)
+  assert.is(await ctx.redis.exists(trimLeaseKey(ctx.stream.stream)), 0, 'the stop gave the trim lease up')
 })
 
 Run('kill -9 of the worker mid-run, then a restart: every event stored exactly once', async (ctx) => {

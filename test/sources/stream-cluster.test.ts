@@ -3,9 +3,10 @@ import * as assert from 'uvu/assert'
 import { randomUUID } from 'node:crypto'
 import { Redis, type Cluster } from 'ioredis'
 import { fromRedisStream } from '../../src/sources/from-redis-stream.js'
-import { streamKeys } from '../../src/sources/keys.js'
+import { streamKeys, trimLeaseKey } from '../../src/sources/keys.js'
 import { PartitionedStreamClient, StreamPartitions } from '../../src/sources/partitions.js'
 import { entriesOfReadReply, StreamClient } from '../../src/sources/stream-client.js'
+import { startStreamTrimmer } from '../../src/sources/stream-trimmer.js'
 import { eventually, makeEvent } from '../helpers/events.js'
 import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.js'
 
@@ -80,6 +81,28 @@ OnCluster('trimSafe runs one script per partition, each on its own master, and k
   assert.is(await stream.trimSafe(), acked)
   assert.equal(await Promise.all(partitions.keys.map(async (k) => Number(await redis.xlen(k.stream)))), kept)
   assert.is(await stream.trimSafe(), 0)
+})
+
+OnCluster('two workers\' trimmers of each partition take turns by the partition\'s lease, which lives in the partition\'s slot', async ({ cluster, redis }) => {
+  const keys = streamKeys({ prefix: `lease-${randomUUID()}:` })
+  const partitions = new StreamPartitions({ redis, keys, count: 3 })
+  const second = await cluster.client()
+  const trims = partitions.keys.map(() => [0, 0])
+  const trimmers = partitions.keys.flatMap((k, p) => [redis, second].map((client, w) => startStreamTrimmer({
+    stream: new StreamClient({ redis: client, stream: k.stream }), intervalMs: 50, onTrimmed: () => { trims[p]![w]! += 1 },
+  })))
+  try {
+    await eventually('every partition trimmed a few times', () => trims.every(([a, b]) => a! + b! >= 5), 5000)
+    // per partition, one of the two workers did every trim
+    assert.equal(trims.map(([a, b]) => Math.min(a!, b!)), [0, 0, 0], `trims per partition and worker: ${JSON.stringify(trims)}`)
+    for (const k of partitions.keys) {
+      assert.is(await cluster.masterOf(trimLeaseKey(k.stream)), await cluster.masterOf(k.stream))
+      assert.ok(Number(await redis.pttl(trimLeaseKey(k.stream))) > 0)
+    }
+  } finally {
+    await Promise.all(trimmers.map((t) => t.close()))
+    second.disconnect()
+  }
 })
 
 OnCluster.run()

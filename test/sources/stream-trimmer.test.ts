@@ -2,6 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
+import { trimLeaseKey } from '../../src/sources/keys.js'
 import { entriesOfReadReply, StreamClient } from '../../src/sources/stream-client.js'
 import { startStreamTrimmer, type StreamTrimmerOptions, type TrimmerLogger } from '../../src/sources/stream-trimmer.js'
 import { sharedRedis, startRedis } from '../helpers/servers.js'
@@ -34,7 +35,7 @@ function recordingLogger(): TrimmerLogger & { warns: string[]; removed: number[]
   return {
     warns, removed,
     warn: (obj) => { warns.push(String((obj as { err_message?: string }).err_message)) },
-    debug: (obj) => { removed.push(Number((obj as { removed?: number }).removed)) },
+    debug: (obj, msg) => { if (msg === 'stream trimmed') removed.push(Number((obj as { removed?: number }).removed)) },
   }
 }
 
@@ -174,6 +175,9 @@ Trimmer('bad options throw a RangeError naming the option', ({ redis }) => {
     [{ stream, intervalMs: 100, keep: -1 }, /"keep" must be an integer of at least 0; got -1/],
     [{ stream, intervalMs: 100, keep: 2.5 }, /"keep"/],
     [{ stream: {} as StreamClient, intervalMs: 100 }, /"stream" must be a StreamClient/],
+    [{ stream, intervalMs: 100, lease: { ttlMs: 5 } }, /"lease.ttlMs" must be an integer from 10/],
+    [{ stream, intervalMs: 100, lease: { key: '' } }, /"lease.key" must be a non-empty/],
+    [{ stream: { trimSafe: async () => 0 }, intervalMs: 100, lease: {} }, /"lease" needs a stream with a redis client/],
   ]
   for (const [options, message] of cases) {
     try {
@@ -184,6 +188,99 @@ Trimmer('bad options throw a RangeError naming the option', ({ redis }) => {
       assert.match((err as Error).message, message)
     }
   }
+})
+
+/** Two trimmers of one stream, as two worker processes would run them: each with its own connection. */
+async function twoTrimmers(url: string, intervalMs: number, ttlMs: number) {
+  const stream = `trim-${randomUUID()}`
+  // no reconnect: a connection killed from outside stays down, as a dead process's would
+  const connections = [new Redis(url, { retryStrategy: () => null }), new Redis(url, { retryStrategy: () => null })]
+  for (const c of connections) c.on('error', () => {})
+  const trims: number[][] = [[], []]
+  const trimmers = connections.map((redis, i) => startStreamTrimmer({
+    stream: new StreamClient({ redis, stream }), intervalMs, lease: { ttlMs }, onTrimmed: () => { trims[i]!.push(Date.now()) },
+  }))
+  return {
+    stream, connections, trims, trimmers,
+    /** Waits for the first trim and returns which trimmer did it. */
+    async firstHolder() {
+      await eventually('a first trim', () => trims.some((t) => t.length > 0), 2000)
+      return trims[0]!.length > 0 ? 0 : 1
+    },
+    async close() {
+      await Promise.all(trimmers.map((t) => t.close()))
+      for (const c of connections) if (c.status === 'ready') await c.quit()
+    },
+  }
+}
+
+Trimmer('two trimmers on one stream: only the lease holder trims, once per interval', async ({ redis }) => {
+  const pair = await twoTrimmers(`redis://127.0.0.1:${redis.options.port}`, 100, 300)
+  try {
+    const holder = await pair.firstHolder()
+    const startedAt = Date.now()
+    await sleep(1200)
+    assert.is(pair.trims[1 - holder]!.length, 0, 'the other trimmer never trimmed')
+    const during = pair.trims[holder]!.filter((t) => t >= startedAt).length
+    assert.ok(during >= 5 && during <= 13, `the holder trimmed once per 100 ms interval (${during} in 1.2 s)`)
+    assert.is(await redis.get(trimLeaseKey(pair.stream)) !== null, true)
+  } finally {
+    await pair.close()
+  }
+  assert.is(await redis.exists(trimLeaseKey(pair.stream)), 0, 'close gave the lease up')
+})
+
+Trimmer('when the lease holder closes, the other trimmer takes over at its next interval', async ({ redis }) => {
+  const pair = await twoTrimmers(`redis://127.0.0.1:${redis.options.port}`, 100, 1000)
+  try {
+    const holder = await pair.firstHolder()
+    await sleep(300)
+    assert.is(pair.trims[1 - holder]!.length, 0)
+    await pair.trimmers[holder]!.close()
+    const closedAt = Date.now()
+    await eventually('the other trims', () => pair.trims[1 - holder]!.length > 0, 2000)
+    const tookMs = pair.trims[1 - holder]![0]! - closedAt
+    assert.ok(tookMs < 1000, `took over ${tookMs} ms after the close, within the lease TTL (1000 ms)`)
+  } finally {
+    await pair.close()
+  }
+})
+
+Trimmer('when the lease holder dies without giving the lease up, the other takes over as the lease lapses, not before', async ({ redis }) => {
+  const pair = await twoTrimmers(`redis://127.0.0.1:${redis.options.port}`, 100, 800)
+  try {
+    const holder = await pair.firstHolder()
+    await sleep(200)
+    // the holder's connection is killed: it can neither renew nor release
+    await redis.call('CLIENT', 'KILL', 'ID', String(await pair.connections[holder]!.call('CLIENT', 'ID')))
+    const diedAt = Date.now()
+    const leftMs = await redis.pttl(trimLeaseKey(pair.stream))
+    assert.ok(leftMs > 0 && leftMs <= 800, `lease left ${leftMs} ms`)
+    await eventually('the other trims', () => pair.trims[1 - holder]!.length > 0, 3000)
+    const tookMs = pair.trims[1 - holder]![0]! - diedAt
+    // the other asks again right when the lease lapses (its PTTL), so only timer latency comes on top
+    assert.ok(tookMs >= leftMs - 20, `not before the lease lapsed (${tookMs} ms, lease had ${leftMs} ms left)`)
+    assert.ok(tookMs <= leftMs + 150, `soon after it lapsed (${tookMs} ms, lease had ${leftMs} ms left)`)
+    assert.ok(tookMs <= 800 + 150, `within the lease TTL (${tookMs} ms)`)
+  } finally {
+    await pair.close()
+  }
+})
+
+Trimmer('lease: false trims on every interval whatever another trimmer holds', async ({ redis }) => {
+  const { s } = await streamOf(redis, 2)
+  await redis.set(trimLeaseKey(s.stream), 'another-process', 'PX', 10_000)
+  const leased: number[] = []
+  const free: number[] = []
+  const a = startStreamTrimmer({ stream: s, intervalMs: 50, onTrimmed: (n) => leased.push(n) })
+  const b = startStreamTrimmer({ stream: s, intervalMs: 50, lease: false, onTrimmed: (n) => free.push(n) })
+  try {
+    await eventually('three unleased trims', () => free.length >= 3, 2000)
+    assert.is(leased.length, 0, 'the leased trimmer waits for the other process')
+  } finally {
+    await Promise.all([a.close(), b.close()])
+  }
+  assert.is(await redis.get(trimLeaseKey(s.stream)), 'another-process', 'a close leaves a lease it never held alone')
 })
 
 Trimmer.run()
