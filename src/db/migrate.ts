@@ -1,4 +1,5 @@
-import { Migrator, type Kysely, type Migration, type MigrationResult } from 'kysely'
+import type { Kysely } from 'kysely'
+import { Migrator, type Migration, type MigrationResult } from 'kysely/migration'
 import * as initial from './migrations/0001-initial.js'
 
 /** hookstream's migrations by name, in order. Listed here (not globbed) so they also run from dist/. */
