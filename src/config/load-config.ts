@@ -82,7 +82,7 @@ export interface Config {
 export interface LoadConfigOptions {
   /** @defaultValue process.env */
   readonly env?: Readonly<Record<string, string | undefined>>
-  /** Already-parsed CLI flags (see `parseFlags`), e.g. `{ 'redis-url': …, config: 'hookstream.yaml' }`. */
+  /** Already-parsed CLI flags (the CLI parses them strictly, see src/cli/run-cli.ts), e.g. `{ 'redis-url': …, config: 'hookstream.yaml' }`. */
   readonly flags?: Readonly<Record<string, string | boolean | undefined>>
   /** YAML file to read; beats `--config` and `HOOKSTREAM_CONFIG`. */
   readonly file?: string
@@ -223,8 +223,7 @@ function tools(file: { path: string; tools: readonly unknown[] } | undefined): T
  * flag, variable or file key and what is expected; secret values are never repeated in the message.
  *
  * @example
- * const { flags } = parseFlags(process.argv.slice(2))
- * const config = loadConfig({ flags })   // env from process.env, file from --config or HOOKSTREAM_CONFIG
+ * const config = loadConfig({ flags: { config: 'hookstream.yaml' } })   // env from process.env
  * console.log(describeConfig(config))
  */
 export function loadConfig(options: LoadConfigOptions = {}): Config {

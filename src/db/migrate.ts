@@ -40,3 +40,22 @@ export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
 }
+
+/** One of hookstream's migrations and whether this database has it. */
+export interface MigrationState {
+  readonly name: string
+  /** When it was applied; undefined while it is pending. */
+  readonly appliedAt?: Date
+}
+
+/**
+ * Every hookstream migration in order, with when it was applied (pending ones have no `appliedAt`). Applies
+ * nothing.
+ *
+ * @example
+ * (await migrationStatus(db)).filter((m) => !m.appliedAt) // the pending ones
+ */
+export async function migrationStatus(db: Kysely<any>): Promise<MigrationState[]> {
+  const infos = await createMigrator(db).getMigrations()
+  return infos.map((m) => (m.executedAt ? { name: m.name, appliedAt: m.executedAt } : { name: m.name }))
+}
