@@ -5,7 +5,7 @@
 # The image has no embedded Redis or PostgreSQL: set REDIS_URL (or REDIS_ADDR) and DATABASE_URL (or DATABASE_HOST, …).
 
 # ---- build: dev dependencies + TypeScript → dist/
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # Behind a TLS-intercepting proxy, pass its CA bundle as a build secret (it is not stored in any layer):
@@ -21,16 +21,19 @@ RUN npm run build
 
 # ---- production dependencies only (none of them needs an install script); source maps and type declarations
 # are not read at runtime and are ~40% of node_modules, so they go
-FROM node:20-bookworm-slim AS deps
+# rxjs, ioredis, kysely and pg are peer dependencies (a library user brings their own instances) and dev
+# dependencies (for the tests); the service needs them, so this stage counts them as production dependencies
+FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN --mount=type=secret,id=npm_ca \
     if [ -f /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi; \
+    node -e "const fs=require('fs'),p=JSON.parse(fs.readFileSync('package.json'));for(const k in p.peerDependencies){p.dependencies[k]=p.devDependencies[k];delete p.devDependencies[k]}fs.writeFileSync('package.json',JSON.stringify(p))" && \
     npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force && \
     find node_modules -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \) -delete
 
 # ---- runtime
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 LABEL org.opencontainers.image.title="hookstream" \
       org.opencontainers.image.description="Webhook and event pipeline: Redis Streams in, RxJS operators, PostgreSQL and HTTP out" \
       org.opencontainers.image.licenses="MIT"

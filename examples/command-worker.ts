@@ -7,9 +7,7 @@
  */
 import { pathToFileURL } from 'node:url'
 import { Redis } from 'ioredis'
-import { PipelineError } from '../src/core/errors.js'
-import { createApp, type CommandApp } from '../src/pipelines/command-app.js'
-import { defineWorker, type CommandContext } from '../src/pipelines/command-worker.js'
+import { createApp, defineWorker, PipelineError, type CommandApp, type CommandContext } from 'hookstream'
 
 interface Feature { readonly id: string; readonly title: string }
 interface FeatureState { readonly features: Map<string, Feature>; updates: number }

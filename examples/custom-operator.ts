@@ -5,7 +5,7 @@ import { map, type MonoTypeOperatorFunction } from 'rxjs'
 import {
   createDb, dedupe, extractToolConfig, fromRedisStream, isDone, migrateToLatest, parseTool, PipelineError,
   settle, store, StreamClient, streamKeys, toDLQ, toEnvelope, type Envelope, type WebhookEnvelope,
-} from '../src/index.js'
+} from 'hookstream'
 
 export interface RequireTenantOptions {
   /** Tenants let through. Events of any other tenant fail permanently. */

@@ -1,8 +1,8 @@
-import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base'
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace'
 import { parseTool, type ToolConfig } from '../../src/core/tool.js'
 import { createMetrics } from '../../src/observability/metrics.js'
 import type { TelemetryOptions } from '../../src/observability/pipeline-telemetry.js'
-import { startTracing, type Tracing } from '../../src/observability/tracing.js'
+import { startTracing, type Tracing } from '../../src/observability/start-tracing.js'
 import { defineScenario, type Scenario, type ScenarioContext } from '../define-scenario.js'
 import { runWebhookPipeline } from './run-webhook-pipeline.js'
 

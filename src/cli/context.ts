@@ -20,13 +20,14 @@ export interface CliContext {
  * Loads the configuration (flags > env > YAML file) and opens Redis and the database. With REDIS_CLUSTER_NODES it
  * connects an ioredis `Cluster` client to those seed nodes instead of one server. With no REDIS_URL /
  * REDIS_ADDR it starts an embedded `redis-server` under `./.hookstream/redis`; with no DATABASE_URL /
- * DATABASE_HOST it opens an embedded PGlite under `./.hookstream/pgdata`. Migrations run before it returns.
+ * DATABASE_HOST it opens an embedded PGlite under `./.hookstream/pgdata`. Migrations run before it returns
+ * unless `migrate` is false (`hookstream migrate` applies and reports them itself).
  * Says on stderr what it started and where.
  *
  * @example
  * const ctx = await openContext(flags, io); try { … } finally { await ctx.close() }
  */
-export async function openContext(flags: Flags, io: CliIO, options: { needRedis?: boolean } = {}): Promise<CliContext> {
+export async function openContext(flags: Flags, io: CliIO, options: { needRedis?: boolean; migrate?: boolean } = {}): Promise<CliContext> {
   const config = loadConfig({ env: io.env, flags })
   let embedded: EmbeddedRedis | undefined
   let redis: Redis | Cluster | undefined
@@ -61,7 +62,7 @@ export async function openContext(flags: Flags, io: CliIO, options: { needRedis?
     } else {
       db = await createDb({ url: config.database.url, poolSize: Math.max(4, Math.min(20, config.worker.concurrency)) })
     }
-    await migrateToLatest(db.db)
+    if (options.migrate !== false) await migrateToLatest(db.db)
   } catch (err) {
     redis?.disconnect()
     await db?.close()

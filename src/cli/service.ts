@@ -10,7 +10,7 @@ import { createRouter, startHttpServer, type Route, type RunningHttpServer } fro
 import { createLogger, type Logger } from '../observability/logger.js'
 import { createMetrics, type Metrics } from '../observability/metrics.js'
 import { queueStatsProvider } from '../observability/queue-stats-provider.js'
-import { startTracing } from '../observability/tracing.js'
+import { startTracing } from '../observability/start-tracing.js'
 import { startDlqRetryWorker } from '../pipelines/dlq-retry.js'
 import { webhookPipeline } from '../pipelines/webhook.js'
 import { ForwardSink } from '../sinks/forward.js'
@@ -61,7 +61,7 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   const logger = options.logger ?? createLogger({ level: config.logLevel })
   const metrics = createMetrics()
   // without an endpoint nothing is registered and the pipeline does no span work at all
-  const tracing = startTracing({ serviceName: 'hookstream', ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) })
+  const tracing = startTracing({ ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) })
   const telemetry = { metrics, logger, tracing: tracing.enabled }
   const keys = config.keys
   // STREAM_PARTITIONS > 1: ingest routes each event to its partition; everything else sees all partitions as one

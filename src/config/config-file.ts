@@ -5,24 +5,38 @@ import { ConfigError } from '../core/errors.js'
 /** The keys a configuration file may hold, by section (the seed service's layout). */
 export const CONFIG_FILE_KEYS: Readonly<Record<string, Readonly<Record<string, readonly string[]>> | readonly string[]>> = Object.freeze({
   worker: {
-    redis: ['url', 'addr', 'cluster_nodes'],
-    stream: ['name', 'group', 'dlq_name', 'prefix', 'batch_size', 'max_in_flight', 'block_timeout', 'claim_idle', 'max_len', 'trim_interval', 'trim_keep', 'partitions', 'partition_key', 'worker_partitions'],
+    redis: ['url', 'addr', 'cluster_nodes', 'username', 'password', 'db'],
+    stream: ['name', 'group', 'dlq_name', 'prefix', 'batch_size', 'max_in_flight', 'block_timeout', 'claim_idle', 'max_len', 'trim_interval', 'trim_keep', 'partitions', 'partition_key', 'worker_partitions',
+      'consumer_group', 'block_duration'],
     processing: ['idempotency_ttl', 'max_deliveries', 'concurrency', 'shutdown_timeout', 'consumer_name', 'order_by'],
   },
   database: ['url', 'host', 'port', 'name', 'user', 'password', 'ssl_mode'],
   http: ['addr', 'max_body', 'max_connections', 'headers_timeout', 'request_timeout', 'rate_limit', 'rate_burst'],
   forward: ['allow_private', 'timeout'],
   health: ['endpoint'],
+  metrics: ['port', 'path', 'enabled'],
   admin: ['token'],
   log: ['level'],
   otel: ['endpoint'],
 })
 
+/**
+ * Keys of the seed service's file that name one of ours: the value is read as the key it maps to (writing both
+ * is an error). `metrics.port` becomes the health endpoint's port, where /metrics is served.
+ */
+export const SEED_KEY_ALIASES: Readonly<Record<string, string>> = Object.freeze({
+  'worker.stream.consumer_group': 'worker.stream.group',
+  'worker.stream.block_duration': 'worker.stream.block_timeout',
+  'metrics.port': 'health.endpoint',
+})
+
 /** A configuration file, read and checked for unknown keys. */
 export interface ConfigFile {
   readonly path: string
-  /** Leaf values by dotted path (`worker.stream.name`); empty (`null`) values are left out. */
+  /** Leaf values by dotted path (`worker.stream.name`), after `${VAR}` interpolation; empty (`null`) values are left out. */
   readonly values: ReadonlyMap<string, unknown>
+  /** The key as written in the file, for values read under another key (SEED_KEY_ALIASES), for error messages. */
+  readonly writtenAs: ReadonlyMap<string, string>
   /** The `tools` list as written (each item is checked by `parseTool` later). */
   readonly tools: readonly unknown[]
 }
@@ -50,15 +64,73 @@ function walk(path: string, file: string, value: unknown, known: readonly string
   }
 }
 
+const VARIABLE = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{[^}]*\}?/g
+
 /**
- * Reads a YAML configuration file. Throws a ConfigError naming `key` (where the path came from, e.g.
- * `--config`) when it cannot be read, naming the line and column when it is not YAML (without quoting it:
- * the line may hold a secret), and naming the key when it is not a known one.
+ * `text` with `${VAR}` replaced by the environment variable's value and `${VAR:-default}` by the value, or by
+ * `default` when VAR is unset or empty; `$${` is a literal `${` (any other `$`, as in JSONata, stays). An unset
+ * `${VAR}` without a default, or a malformed reference, throws a ConfigError naming `where` and the variable (never a value).
+ *
+ * @example
+ * interpolate('${DB_PASSWORD}', { DB_PASSWORD: 's3cret' }, 'hookstream.yaml: database.password') // "s3cret"
+ * interpolate('${PORT:-8080}', {}, 'hookstream.yaml: http.addr') // "8080"
+ */
+export function interpolate(text: string, env: Readonly<Record<string, string | undefined>>, where: string): string {
+  return text.replace(VARIABLE, (match, name: string | undefined, fallback: string | undefined) => {
+    if (match === '$${') return '${'
+    if (name === undefined) {
+      throw new ConfigError(where, `has a malformed variable reference ${JSON.stringify(match)}; write \${NAME} or \${NAME:-default} (and $\${ for a literal \${)`)
+    }
+    const value = env[name]
+    if (value !== undefined && value !== '') return value
+    if (fallback !== undefined) return fallback
+    throw new ConfigError(where, `uses \${${name}}, which is not set in the environment; set ${name}, or write \${${name}:-default}`)
+  })
+}
+
+/** `value` with every string in it interpolated (keys are left as written); `at` is its dotted path in `file`. */
+function interpolateAll(value: unknown, env: Readonly<Record<string, string | undefined>>, file: string, at: string): unknown {
+  if (typeof value === 'string') return value.includes('${') ? interpolate(value, env, `${file}: ${at}`) : value
+  if (Array.isArray(value)) return value.map((v, i) => interpolateAll(v, env, file, `${at}[${i}]`))
+  if (isRecord(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolateAll(v, env, file, at === '' ? k : `${at}.${k}`)]))
+  return value
+}
+
+/** Maps the seed keys (SEED_KEY_ALIASES, metrics.*) onto ours, or refuses the ones hookstream cannot honour. */
+function mapSeedKeys(path: string, values: Map<string, unknown>): Map<string, string> {
+  const writtenAs = new Map<string, string>()
+  const enabled = values.get('metrics.enabled')
+  if (enabled !== undefined && enabled !== true && enabled !== 'true') {
+    throw new ConfigError(`${path}: metrics.enabled`, 'is not supported as false: hookstream always serves /metrics on the health endpoint; remove the key')
+  }
+  const metricsPath = values.get('metrics.path')
+  if (metricsPath !== undefined && metricsPath !== '/metrics') {
+    throw new ConfigError(`${path}: metrics.path`, `is not supported other than "/metrics" (got ${JSON.stringify(metricsPath)}): hookstream serves metrics at /metrics on the health endpoint; remove the key`)
+  }
+  values.delete('metrics.enabled')
+  values.delete('metrics.path')
+  for (const [seed, ours] of Object.entries(SEED_KEY_ALIASES)) {
+    if (!values.has(seed)) continue
+    if (values.has(ours)) throw new ConfigError(`${path}: ${seed}`, `and ${ours} are the same setting; keep one of them`)
+    const value = values.get(seed)
+    values.delete(seed)
+    values.set(ours, seed === 'metrics.port' ? `:${String(value)}` : value)
+    writtenAs.set(ours, seed)
+  }
+  return writtenAs
+}
+
+/**
+ * Reads a YAML configuration file. String values may use `${VAR}` and `${VAR:-default}` (from `env`), so secrets
+ * can come from the environment rather than the file. The seed service's key names (SEED_KEY_ALIASES,
+ * `worker.redis.password`/`db`, `metrics.port`) are read as ours. Throws a ConfigError naming `key` (where the
+ * path came from, e.g. `--config`) when it cannot be read, naming the line and column when it is not YAML
+ * (without quoting it: the line may hold a secret), and naming the key when it is not a known one.
  *
  * @example
  * readConfigFile('hookstream.yaml', '--config').values.get('worker.stream.name') // "webhook_events"
  */
-export function readConfigFile(path: string, key: string): ConfigFile {
+export function readConfigFile(path: string, key: string, env: Readonly<Record<string, string | undefined>> = process.env): ConfigFile {
   let text: string
   try {
     text = readFileSync(path, 'utf8')
@@ -73,11 +145,12 @@ export function readConfigFile(path: string, key: string): ConfigFile {
     throw new ConfigError(`config file ${path}`, `is not valid YAML${pos} (${err instanceof YAMLParseError ? err.code : 'parse error'}); fix the syntax there`)
   }
   const values = new Map<string, unknown>()
-  if (doc === null || doc === undefined) return { path, values, tools: [] }
+  if (doc === null || doc === undefined) return { path, values, writtenAs: new Map(), tools: [] }
   if (!isRecord(doc)) throw new ConfigError(`config file ${path}`, 'must be a YAML mapping with sections such as worker:, database:, http:')
-  const tools = doc.tools ?? []
+  const expanded = interpolateAll(doc, env, path, '') as Record<string, unknown>
+  const tools = expanded.tools ?? []
   if (!Array.isArray(tools)) throw new ConfigError(`${path}: tools`, 'must be a list of tools')
-  for (const [section, value] of Object.entries(doc)) {
+  for (const [section, value] of Object.entries(expanded)) {
     if (section === 'tools') continue
     const known = CONFIG_FILE_KEYS[section]
     if (!known) {
@@ -85,5 +158,5 @@ export function readConfigFile(path: string, key: string): ConfigFile {
     }
     walk(section, path, value, known, values)
   }
-  return { path, values, tools }
+  return { path, values, writtenAs: mapSeedKeys(path, values), tools }
 }

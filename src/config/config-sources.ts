@@ -52,7 +52,7 @@ export class ConfigSources {
     }
     if (layer === 'file' && source.file !== undefined && this.file) {
       const value = this.file.values.get(source.file)
-      if (value !== undefined && value !== '') return { value, where: `${this.file.path}: ${source.file}`, secret }
+      if (value !== undefined && value !== '') return { value, where: `${this.file.path}: ${this.file.writtenAs.get(source.file) ?? source.file}`, secret }
     }
     return undefined
   }

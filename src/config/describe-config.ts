@@ -20,13 +20,13 @@ function address(a: ListenAddress): string {
 }
 
 /**
- * A printable summary of the configuration, one `name  value` line per setting, with secrets masked (URL
- * passwords as `****`, tokens and keys only as "set"/"not set"). Safe to log at startup.
+ * The settings of `config` as `[name, value]` pairs in a fixed order, with secrets masked (URL passwords as
+ * `****`, tokens and keys only as "set"/"not set"). `hookstream config check --json` prints them as an object.
  *
  * @example
- * console.log(describeConfig(loadConfig()))
+ * Object.fromEntries(describeConfigRows(loadConfig()))['database'] // "postgres://app:****@db:5432/hookstream"
  */
-export function describeConfig(config: Config): string {
+export function describeConfigRows(config: Config): [string, string][] {
   const w = config.worker
   const { scale, http, forward } = config
   const rows: [string, string][] = [
@@ -56,5 +56,16 @@ export function describeConfig(config: Config): string {
     ['otlp endpoint', config.otlpEndpoint ? maskUrl(config.otlpEndpoint) : '(none)'],
     ['tools', config.tools.length === 0 ? '(none in file)' : config.tools.map((t) => `${t.id} (${t.provider})`).join(', ')],
   ]
-  return rows.map(([name, value]) => `${name.padEnd(17)} ${value}`).join('\n')
+  return rows
+}
+
+/**
+ * A printable summary of the configuration, one `name  value` line per setting, with secrets masked (URL
+ * passwords as `****`, tokens and keys only as "set"/"not set"). Safe to log at startup.
+ *
+ * @example
+ * console.log(describeConfig(loadConfig()))
+ */
+export function describeConfig(config: Config): string {
+  return describeConfigRows(config).map(([name, value]) => `${name.padEnd(17)} ${value}`).join('\n')
 }

@@ -82,7 +82,7 @@ export interface Config {
 export interface LoadConfigOptions {
   /** @defaultValue process.env */
   readonly env?: Readonly<Record<string, string | undefined>>
-  /** Already-parsed CLI flags (see `parseFlags`), e.g. `{ 'redis-url': …, config: 'hookstream.yaml' }`. */
+  /** Already-parsed CLI flags (the CLI parses them strictly, see src/cli/run-cli.ts), e.g. `{ 'redis-url': …, config: 'hookstream.yaml' }`. */
   readonly flags?: Readonly<Record<string, string | boolean | undefined>>
   /** YAML file to read; beats `--config` and `HOOKSTREAM_CONFIG`. */
   readonly file?: string
@@ -103,11 +103,26 @@ const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/
 function redisConfig(src: ConfigSources): Config['redis'] {
   for (const layer of LAYERS) {
     const u = src.layer(layer, { flag: 'redis-url', env: 'REDIS_URL', file: 'worker.redis.url', secret: true })
-    if (u) return { kind: 'server', url: url(u, ['redis:', 'rediss:'], 'redis://localhost:6379') }
+    if (u) return { kind: 'server', url: redisCredentials(src, url(u, ['redis:', 'rediss:'], 'redis://localhost:6379'), u.where) }
     const addr = src.layer(layer, { flag: 'redis-addr', env: 'REDIS_ADDR', file: 'worker.redis.addr' })
-    if (addr) return { kind: 'server', url: `redis://${text(addr, HOST_PORT, 'a host:port such as "localhost:6379"')}` }
+    if (addr) return { kind: 'server', url: redisCredentials(src, `redis://${text(addr, HOST_PORT, 'a host:port such as "localhost:6379"')}`, addr.where) }
   }
   return { kind: 'embedded', dir: './.hookstream/redis' }
+}
+
+/** `base` with REDIS_USERNAME / REDIS_PASSWORD / REDIS_DB (the seed's `worker.redis.username/password/db`) applied. */
+function redisCredentials(src: ConfigSources, base: string, baseWhere: string): string {
+  const u = new URL(base)
+  const user = src.pick({ env: 'REDIS_USERNAME', file: 'worker.redis.username' })
+  const password = src.pick({ env: 'REDIS_PASSWORD', file: 'worker.redis.password', secret: true })
+  const db = src.pick({ env: 'REDIS_DB', file: 'worker.redis.db' })
+  if ((password && u.password) || (user && u.username)) {
+    throw new ConfigError((password ?? user)!.where, `and ${baseWhere} both set Redis credentials; keep them in one place`)
+  }
+  if (user) u.username = encodeURIComponent(text(user))
+  if (password) u.password = encodeURIComponent(text(password))
+  if (db) u.pathname = `/${integer(db, 0, 1_000_000)}`
+  return u.toString()
 }
 
 function databaseConfig(src: ConfigSources): Config['database'] {
@@ -223,8 +238,7 @@ function tools(file: { path: string; tools: readonly unknown[] } | undefined): T
  * flag, variable or file key and what is expected; secret values are never repeated in the message.
  *
  * @example
- * const { flags } = parseFlags(process.argv.slice(2))
- * const config = loadConfig({ flags })   // env from process.env, file from --config or HOOKSTREAM_CONFIG
+ * const config = loadConfig({ flags: { config: 'hookstream.yaml' } })   // env from process.env
  * console.log(describeConfig(config))
  */
 export function loadConfig(options: LoadConfigOptions = {}): Config {
@@ -234,7 +248,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const fileRef = options.file !== undefined ? { path: options.file, key: 'loadConfig option "file"' }
     : typeof flags.config === 'string' && flags.config !== '' ? { path: flags.config, key: '--config' }
       : env.HOOKSTREAM_CONFIG ? { path: env.HOOKSTREAM_CONFIG, key: 'HOOKSTREAM_CONFIG' } : undefined
-  const file = fileRef ? readConfigFile(fileRef.path, fileRef.key) : undefined
+  const file = fileRef ? readConfigFile(fileRef.path, fileRef.key, env) : undefined
   const src = new ConfigSources(env, flags, file)
   const opt = <T>(source: SettingSource, parse: (raw: NonNullable<ReturnType<ConfigSources['pick']>>) => T): T | undefined => {
     const raw = src.pick(source)

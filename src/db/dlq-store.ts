@@ -163,8 +163,11 @@ export class DlqStore {
     throw bad('DLQ_BUSY', `DLQ entry ${id} is being re-queued by another caller right now; look at it again in a moment`)
   }
 
-  /** Re-queues every decodable `pending`/`failed` row that matches `filter` (narrowed to those statuses). */
-  async retryMatching(filter: DlqFilter, actor: string): Promise<RequeuedEntry[]> {
+  /**
+   * Re-queues every decodable `pending`/`failed` row that matches `filter` (narrowed to those statuses), in chunks;
+   * `onProgress` gets the running count after each chunk.
+   */
+  async retryMatching(filter: DlqFilter, actor: string, onProgress?: (requeued: number) => void): Promise<RequeuedEntry[]> {
     const statuses = (filter.status ?? ['pending', 'failed']).filter((s) => s === 'pending' || s === 'failed')
     if (statuses.length === 0) return []
     const all: RequeuedEntry[] = []
@@ -172,6 +175,7 @@ export class DlqStore {
     for (;;) {
       const chunk = await this.requeueWhere((q) => applyDlqFilter(q, { ...filter, status: statuses }).where('id', '>', afterId), { actor, limit: CHUNK, skipBad: true })
       all.push(...chunk)
+      if (chunk.length > 0) onProgress?.(all.length)
       if (chunk.length === 0) return all
       afterId = Math.max(...chunk.map((c) => c.id))
     }

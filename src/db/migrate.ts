@@ -1,4 +1,5 @@
-import { Migrator, type Kysely, type Migration, type MigrationResult } from 'kysely'
+import type { Kysely } from 'kysely'
+import { Migrator, type Migration, type MigrationResult } from 'kysely/migration'
 import * as initial from './migrations/0001-initial.js'
 
 /** hookstream's migrations by name, in order. Listed here (not globbed) so they also run from dist/. */
@@ -38,4 +39,23 @@ export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
       'check that DATABASE_URL points at a PostgreSQL ≥ 13 the user may create tables in', { cause: error })
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
+}
+
+/** One of hookstream's migrations and whether this database has it. */
+export interface MigrationState {
+  readonly name: string
+  /** When it was applied; undefined while it is pending. */
+  readonly appliedAt?: Date
+}
+
+/**
+ * Every hookstream migration in order, with when it was applied (pending ones have no `appliedAt`). Applies
+ * nothing.
+ *
+ * @example
+ * (await migrationStatus(db)).filter((m) => !m.appliedAt) // the pending ones
+ */
+export async function migrationStatus(db: Kysely<any>): Promise<MigrationState[]> {
+  const infos = await createMigrator(db).getMigrations()
+  return infos.map((m) => (m.executedAt ? { name: m.name, appliedAt: m.executedAt } : { name: m.name }))
 }

@@ -34,7 +34,8 @@ export interface IngestTelemetryOptions extends TelemetryOptions {
  * Metrics, span and log line of each ingest request. With `tracing`, a `webhook.ingest` SERVER span starts when
  * the request arrives (a child of its `traceparent` header, if any) and its own traceparent is what ingest stores
  * with the stream entry; status ERROR only for 5xx (a 4xx is the sender's error: `error.type` = the code).
- * Counts `webhook_ingest_requests_total{tool_id,code}` and `webhook_signature_failures_total{tool_id}`; logs 5xx
+ * Counts `webhook_ingest_requests_total{tool_id,code}` and `webhook_signature_failures_total{tool_id}` and observes
+ * `webhook_ingest_request_duration_seconds{tool_id,code}`; logs 5xx
  * at warn and everything else at debug, with `event_id` and `trace_id`.
  *
  * @example
@@ -69,7 +70,7 @@ export function ingestTelemetry(options: IngestTelemetryOptions): { start(incomi
           }
           if (metrics) {
             const tool = toolId ?? 'unknown'
-            metrics.ingest(tool, status)
+            metrics.ingest(tool, status, (performance.now() - started) / 1000)
             if (code === 'SIGNATURE_INVALID') metrics.signatureFailure(tool)
           }
           if (logger && (status >= 500 || logger.isLevelEnabled('debug'))) {

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
+import { registerBuildInfo } from './build-info.js'
 import { LabelGuard, OTHER_LABEL_VALUE } from './label-guard.js'
 import { registerRuntimeMetrics } from './runtime-metrics.js'
 import { PreaggregatedHistogram, preaggregatedCounter } from './series.js'
@@ -51,7 +52,10 @@ export interface MetricsOptions {
   readonly registry?: Registry
   /** Distinct values let through per label (tool_id, event_type, reason, code) before folding into "other". @defaultValue 100 */
   readonly maxLabelValues?: number
-  /** Also collect prom-client's Node process metrics (`process_*`, `nodejs_*`) unless the registry already does. @defaultValue true */
+  /**
+   * Also collect prom-client's Node process metrics (`process_*`, `nodejs_*`) unless the registry already does.
+   * `hookstream_build_info{version,node}` is always registered. @defaultValue true
+   */
   readonly defaultMetrics?: boolean
   /** Memory limit reported as `webhook_memory_limit_bytes`. @defaultValue the cgroup limit, else total memory */
   readonly memoryLimitBytes?: number
@@ -76,8 +80,11 @@ export interface Metrics {
   deadLettered(eventType: string, reason: string): void
   /** A DLQ entry was re-driven with this outcome. */
   dlqRetry(status: DlqRetryStatus): void
-  /** Ingest answered `code` for a request to tool `toolId` (pass "unknown" for an unconfigured tool). */
-  ingest(toolId: string, code: number): void
+  /**
+   * Ingest answered `code` for a request to tool `toolId` (pass "unknown" for an unconfigured tool), `seconds` after
+   * the request arrived (observed in `webhook_ingest_request_duration_seconds` when given).
+   */
+  ingest(toolId: string, code: number, seconds?: number): void
   /** A request failed signature verification. */
   signatureFailure(toolId: string): void
   /** A health check of `component` ended with `status` after `seconds`. */
@@ -101,6 +108,8 @@ export interface Metrics {
   close(): void
 }
 
+/** Ingest answers take a Redis round trip: finer buckets at the low end. */
+const INGEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 const processedSet = new Set<string>(PROCESSED_STATUSES)
 const dlqRetrySet = new Set<string>(DLQ_RETRY_STATUSES)
@@ -155,6 +164,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const dlq = counter('webhook_dlq_entries_total', 'Events written to the dead-letter queue.', ['event_type', 'reason'], [eventType, reason])
   const dlqRetries = counter('webhook_dlq_retries_total', 'DLQ re-drives by outcome.', ['status'], [undefined])
   const ingests = counter('webhook_ingest_requests_total', 'Ingest requests by tool and HTTP status code.', ['tool_id', 'code'], [toolId, code])
+  const ingestDuration = new PreaggregatedHistogram(registry, {
+    name: 'webhook_ingest_request_duration_seconds',
+    help: 'Time from an ingest request\'s arrival to its answer, by tool and HTTP status code.',
+    labelNames: ['tool_id', 'code'],
+    guards: [toolId, code],
+    buckets: INGEST_BUCKETS,
+  })
   const sigFailures = counter('webhook_signature_failures_total', 'Ingest requests whose signature did not verify.', ['tool_id'], [toolId])
   const healthChecks = counter('webhook_health_checks_total', 'Health checks by component and result.', ['component', 'status'], [undefined, undefined])
   const healthDuration = new PreaggregatedHistogram(registry, {
@@ -229,15 +245,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   const runtime = registerRuntimeMetrics(registry,
     options.memoryLimitBytes === undefined ? {} : { memoryLimitBytes: options.memoryLimitBytes })
+  registerBuildInfo(registry)
   // a shared registry may already collect them (prom-client throws on a second registration)
   if ((options.defaultMetrics ?? true) && !registry.getSingleMetric('process_cpu_user_seconds_total')) {
     collectDefaultMetrics({ register: registry })
-    // webhook_gc_* and webhook_event_loop_lag_seconds measure the same things; keep one name for each.
-    // The nodejs_active_*_total gauges are sums of nodejs_active_*{type} whose names fail `promtool check metrics`.
-    for (const name of ['nodejs_gc_duration_seconds', 'nodejs_eventloop_lag_seconds', 'nodejs_eventloop_lag_min_seconds',
-      'nodejs_eventloop_lag_max_seconds', 'nodejs_eventloop_lag_mean_seconds', 'nodejs_eventloop_lag_stddev_seconds',
-      'nodejs_eventloop_lag_p50_seconds', 'nodejs_eventloop_lag_p90_seconds', 'nodejs_eventloop_lag_p99_seconds',
-      'nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    // standard Node.js dashboards read the process_* and nodejs_* names, so all of them stay (webhook_gc_* and
+    // webhook_event_loop_lag_seconds are hookstream's own, with the alerts' buckets). Only the
+    // nodejs_active_*_total gauges go: promtool refuses a gauge named *_total, and each is sum(nodejs_active_*).
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
       registry.removeSingleMetric(name)
     }
   }
@@ -258,7 +273,10 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     deadLettered: (e, r) => { dlq.get(e, r).value++ },
     dlqRetry: (s) => { dlqRetries.get(dlqRetrySet.has(s) ? s : OTHER_LABEL_VALUE).value++ },
-    ingest: (t, c) => { ingests.get(t, String(c)).value++ },
+    ingest(t, c, seconds) {
+      ingests.get(t, String(c)).value++
+      if (seconds !== undefined) ingestDuration.observe(ingestDuration.series.get(t, String(c)), seconds)
+    },
     signatureFailure: (t) => { sigFailures.get(t).value++ },
     healthCheck(component, status, seconds) {
       const c = componentSet.has(component) ? component : OTHER_LABEL_VALUE

@@ -1,97 +1,14 @@
 import {
-  context, isSpanContextValid, propagation, SpanKind, SpanStatusCode, trace,
+  context, isSpanContextValid, SpanKind, SpanStatusCode, trace,
   type Attributes, type Context, type Span, type Tracer,
 } from '@opentelemetry/api'
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
-import { resourceFromAttributes } from '@opentelemetry/resources'
-import {
-  BatchSpanProcessor, NodeTracerProvider, SimpleSpanProcessor, type SpanExporter, type SpanProcessor,
-} from '@opentelemetry/sdk-trace-node'
-import { ConfigError } from '../core/errors.js'
 import { SpanAttributes } from './attributes.js'
-import { maskUrlCredentials } from './logger.js'
+
+// Only @opentelemetry/api here: the library never loads the SDK. The service entry point sets it up with
+// startTracing (start-tracing.ts); without it every span is the API's no-op span.
 
 /** The tracer name every hookstream span is created with. */
 export const TRACER_NAME = 'hookstream'
-
-/** Options of `startTracing`. */
-export interface TracingOptions {
-  /** `service.name` of the spans (OTEL_SERVICE_NAME). */
-  readonly serviceName: string
-  /**
-   * OTLP/HTTP collector base URL (OTEL_EXPORTER_OTLP_ENDPOINT), e.g. `http://otel-collector:4318`; spans go to
-   * `<endpoint>/v1/traces` in batches. A URL already ending in `/v1/traces` is used as is.
-   */
-  readonly otlpEndpoint?: string
-  /** Export each span at once to this exporter instead (tests: InMemorySpanExporter). */
-  readonly exporter?: SpanExporter
-}
-
-/** A running tracing setup. */
-export interface Tracing {
-  /** Whether a provider was registered (false: neither endpoint nor exporter given, spans are no-ops). */
-  readonly enabled: boolean
-  /** Flushes pending spans, then unregisters the provider, context manager and propagator. Idempotent. */
-  shutdown(): Promise<void>
-}
-
-let running = false
-
-/**
- * Registers a NodeTracerProvider (AsyncLocalStorage context manager, W3C trace-context propagator) that exports
- * to `otlpEndpoint` (batched) or to `exporter` (one by one). With neither, it registers nothing and every span
- * stays the API's no-op span, which costs next to nothing.
- *
- * @example
- * const tracing = startTracing({ serviceName: 'hookstream', otlpEndpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT })
- * process.once('SIGTERM', () => void tracing.shutdown())
- */
-export function startTracing(options: TracingOptions): Tracing {
-  if (typeof options.serviceName !== 'string' || options.serviceName.trim() === '') {
-    throw new ConfigError('OTEL_SERVICE_NAME', `must be a non-empty service name such as "hookstream"; got ${JSON.stringify(options.serviceName)}`)
-  }
-  const processors: SpanProcessor[] = []
-  if (options.exporter) processors.push(new SimpleSpanProcessor(options.exporter))
-  if (options.otlpEndpoint) processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: tracesUrl(options.otlpEndpoint) })))
-  if (processors.length === 0) return { enabled: false, shutdown: () => Promise.resolve() }
-  if (running) {
-    throw new ConfigError('startTracing', 'was called while tracing is already running; call shutdown() on the first setup before starting another')
-  }
-  running = true
-  const provider = new NodeTracerProvider({
-    resource: resourceFromAttributes({ 'service.name': options.serviceName }),
-    spanProcessors: processors,
-  })
-  provider.register()
-  let done: Promise<void> | undefined
-  return {
-    enabled: true,
-    shutdown() {
-      done ??= provider.shutdown().finally(() => {
-        trace.disable()
-        context.disable()
-        propagation.disable()
-        running = false
-      })
-      return done
-    },
-  }
-}
-
-function tracesUrl(endpoint: string): string {
-  let url: URL
-  try {
-    url = new URL(endpoint)
-  } catch {
-    url = new URL('invalid:')
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ConfigError('OTEL_EXPORTER_OTLP_ENDPOINT',
-      `must be an http(s) URL of an OTLP/HTTP collector such as "http://otel-collector:4318"; got "${maskUrlCredentials(endpoint)}"`)
-  }
-  const base = endpoint.replace(/\/+$/, '')
-  return base.endsWith('/v1/traces') ? base : `${base}/v1/traces`
-}
 
 /**
  * hookstream's tracer (`trace.getTracer('hookstream')`); a no-op tracer until `startTracing` registers a provider.

@@ -52,7 +52,7 @@ Dlq('show prints the entry, the event and its history; retry <id> re-queues it w
 Dlq('retry --all with filters re-queues exactly the matching rows; without --all or an id it refuses', async ({ w }) => {
   const rows = await seedDlq(w.db, [{ event: { tool_id: 'gh' } }, { event: { tool_id: 'gh' }, status: 'failed' }, { event: { tool_id: 'gl' } }, { event: { tool_id: 'gh' }, undecodable: true }])
   const refused = await w.run(dlqCommand, ['retry'], { tool: 'gh' })
-  assert.equal([refused.code, /needs an entry id, or --all/.test(refused.err)], [1, true])
+  assert.equal([refused.code, /needs an entry id, or --all/.test(refused.err)], [2, true])
   const r = await w.run(dlqCommand, ['retry'], { all: true, tool: 'gh', json: true })
   assert.is(r.code, 0, r.err)
   assert.is(JSON.parse(r.out).requeued, 2)
@@ -72,15 +72,15 @@ Dlq('discard, then purge of discarded rows older than the cut-off', async ({ w }
   assert.equal(JSON.parse(purged.out), { deleted: 1 })
   const rest = await w.db.db.selectFrom('webhook_dlq').select('status').execute()
   assert.equal(rest.map((r) => r.status), ['resolved'])
-  for (const [args, flags, message] of [
-    [['purge'], { status: 'failed' }, /--status must be resolved and\/or discarded/],
-    [['purge'], { 'older-than': 'a week' }, /--older-than must be a duration/],
-    [['show', 'abc'], {}, /needs a DLQ entry id/],
-    [['show', '424242'], {}, /DLQ entry 424242 does not exist/],
-    [['list'], { status: 'open' }, /"status" must be one or more of/],
+  for (const [args, flags, message, code] of [
+    [['purge'], { status: 'failed' }, /--status must be resolved and\/or discarded/, 2],
+    [['purge'], { 'older-than': 'a week' }, /--older-than must be a duration/, 2],
+    [['show', 'abc'], {}, /needs a DLQ entry id/, 2],
+    [['show', '424242'], {}, /DLQ entry 424242 does not exist/, 1],
+    [['list'], { status: 'open' }, /"status" must be one or more of/, 2],
   ] as const) {
     const r = await w.run(dlqCommand, [...args], flags)
-    assert.is(r.code, 1, args.join(' '))
+    assert.is(r.code, code, args.join(' '))
     assert.match(r.err, message)
   }
 })

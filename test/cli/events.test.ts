@@ -34,12 +34,12 @@ Events('show tells a forwarded event apart from a dead-lettered, re-queued and r
   assert.match(human.out, /dlq_requeued\s+test/)
 })
 
-Events('an unknown id or a missing one exits 1 with a clear message', async ({ w }) => {
+Events('an unknown id exits 1 and a missing one exits 2 (usage), each with a clear message', async ({ w }) => {
   const unknown = await w.run(eventsCommand, ['show', 'no-such-event'])
   assert.equal([unknown.code, unknown.out], [1, ''])
   assert.match(unknown.err, /no stored row, DLQ entry or audit row has event id "no-such-event"/)
   const missing = await w.run(eventsCommand, ['show'])
-  assert.is(missing.code, 1)
+  assert.is(missing.code, 2)
   assert.match(missing.err, /missing event id/)
 })
 

@@ -34,11 +34,11 @@ Stream('info reports length, ids, group pending and lag, consumers, the DLQ stre
   assert.match(human.out, /dlq_stream_length:\s+1/)
 })
 
-Stream('an empty key-space reads as an empty stream; a wrong subcommand exits 1', async ({ w }) => {
+Stream('an empty key-space reads as an empty stream; a wrong subcommand exits 2 (usage)', async ({ w }) => {
   const info = JSON.parse((await w.run(streamCommand, ['info'], { json: true })).out)
   assert.equal([info.length, info.firstId, info.groups, info.dlq_stream.length], [0, null, [], 0])
   const bad = await w.run(streamCommand, ['stats'])
-  assert.is(bad.code, 1)
+  assert.is(bad.code, 2)
   assert.match(bad.err, /usage: hookstream stream info/)
 })
 

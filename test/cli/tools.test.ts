@@ -62,21 +62,21 @@ Tools('add --file reads a JSON or YAML tool; --secret-env reads the secret from 
   }
 })
 
-Tools('errors go to stderr with exit code 1 and say what to fix', async ({ w }) => {
-  const cases: [string[], Record<string, string | true>, RegExp][] = [
-    [[], {}, /missing subcommand/],
-    [['frobnicate'], {}, /unknown or malformed subcommand/],
-    [['add', 'x'], { provider: 'svn', secret: 's' }, /field "provider" must be one of github/],
-    [['add', 'x'], { provider: 'github' }, /field "secret" is required/],
-    [['add', 'x'], { provider: 'github', secret: 's', 'retry-policy': '{oops' }, /--retry-policy must be JSON/],
-    [['add', 'x'], { provider: 'github', 'secret-env': 'NOPE' }, /NOPE: that environment variable is not set/],
-    [['show', 'missing'], {}, /tool "missing" does not exist/],
-    [['remove', 'missing'], {}, /tool "missing" does not exist/],
-    [['show'], {}, /needs a tool id/],
+Tools('errors go to stderr, exit 2 for a wrong command line and 1 for a failure, and say what to fix', async ({ w }) => {
+  const cases: [string[], Record<string, string | true>, RegExp, number][] = [
+    [[], {}, /missing subcommand/, 2],
+    [['frobnicate'], {}, /unknown or malformed subcommand/, 2],
+    [['add', 'x'], { provider: 'svn', secret: 's' }, /field "provider" must be one of github/, 1],
+    [['add', 'x'], { provider: 'github' }, /field "secret" is required/, 1],
+    [['add', 'x'], { provider: 'github', secret: 's', 'retry-policy': '{oops' }, /--retry-policy must be JSON/, 2],
+    [['add', 'x'], { provider: 'github', 'secret-env': 'NOPE' }, /NOPE: that environment variable is not set/, 2],
+    [['show', 'missing'], {}, /tool "missing" does not exist/, 1],
+    [['remove', 'missing'], {}, /tool "missing" does not exist/, 1],
+    [['show'], {}, /needs a tool id/, 2],
   ]
-  for (const [args, flags, message] of cases) {
+  for (const [args, flags, message, code] of cases) {
     const r = await w.run(toolsCommand, args, flags)
-    assert.is(r.code, 1, args.join(' '))
+    assert.is(r.code, code, args.join(' '))
     assert.match(r.err, message)
     assert.is(r.out, '')
   }

@@ -34,11 +34,11 @@ function runNode(args: string[], healthEndpoint: string): Promise<{ code: number
 const Dockerfile = suite('Dockerfile')
 const defaults = loadConfig({ env: {} })
 
-Dockerfile('builds from node:20-bookworm-slim in stages, with production dependencies only in the final one', () => {
+Dockerfile('builds from node:24-bookworm-slim in stages, with production dependencies only in the final one', () => {
   const all = instructions()
   const froms = all.filter((i) => i.op === 'FROM')
   assert.ok(froms.length >= 2, `expected a multi-stage build; got ${froms.length} FROM`)
-  for (const from of froms) assert.match(from.args, /^node:20-bookworm-slim\b/)
+  for (const from of froms) assert.match(from.args, /^node:24-bookworm-slim\b/)
   const last = froms.length - 1
   const runs = all.filter((i) => i.op === 'RUN').map((i) => i.args)
   assert.ok(runs.some((r) => /npm ci\b/.test(r) && !/--omit=dev/.test(r)), 'a build stage runs npm ci with dev dependencies')

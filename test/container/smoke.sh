@@ -67,9 +67,18 @@ show_logs() {
 }
 
 # ---------------------------------------------------------------------------------------------- build
-if [ ! -f "$CONTAINERS_CONF" ] || ! command -v podman >/dev/null || ! podman image exists docker.io/library/node:20-bookworm-slim; then
-  log "building the base image node:20-bookworm-slim (cached afterwards)"
-  if ! timeout 600 bash test/container/build-base-image.sh >"$WORK/base.log" 2>&1; then
+# the Dockerfile's base, node:<major>-bookworm-slim, is built from the Node binary this script runs on (the Node 24
+# that .ci/run puts first on PATH); build-base-image.sh reads it from NODE_BIN
+BASE_TAG=$(sed -n 's/^FROM \(node:[0-9]*-bookworm-slim\).*/\1/p' Dockerfile | head -n1)
+NODE_BIN=$(command -v node)
+NODE_MAJOR=$("$NODE_BIN" -p 'process.versions.node.split(".")[0]')
+if [ "$BASE_TAG" != "node:${NODE_MAJOR}-bookworm-slim" ]; then
+  fail build "the Dockerfile builds FROM ${BASE_TAG:-(none)} but this script runs on Node ${NODE_MAJOR} ($NODE_BIN); put Node ${BASE_TAG//[^0-9]/} first on PATH"
+  finish
+fi
+if [ ! -f "$CONTAINERS_CONF" ] || ! command -v podman >/dev/null || ! podman image exists "docker.io/library/$BASE_TAG"; then
+  log "building the base image $BASE_TAG from $NODE_BIN (cached afterwards)"
+  if ! NODE_BIN=$NODE_BIN timeout 600 bash test/container/build-base-image.sh >"$WORK/base.log" 2>&1; then
     tail -20 "$WORK/base.log" >&2
     fail build "base image: test/container/build-base-image.sh failed"
     finish

@@ -1,5 +1,6 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
+import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { collectDefaultMetrics, Registry } from 'prom-client'
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js'
@@ -143,17 +144,25 @@ Metrics('database pool gauges follow the provider', async (ctx) => {
   assert.is(s.get('webhook_db_pool_max_connections'), 10)
 })
 
-Metrics('the full exposition, with Node process metrics, passes `promtool check metrics`', async (ctx) => {
+Metrics('the full exposition, with the standard process_* and nodejs_* metrics and build info, passes `promtool check metrics`', async (ctx) => {
   const m = make(ctx, { defaultMetrics: true, memoryLimitBytes: 512 * 1024 ** 2 })
   m.received('webhook.github.push', 'gh-main')
   m.processed('webhook.github.push', 'gh-main', 'stored', 0.01)
   m.retry(1, 'TIMEOUT')
+  m.ingest('gh-main', 202, 0.003)
   m.setQueueStats(async () => ({ depth: 1, lag: 1, oldestPendingAgeSeconds: 1, dlqDepth: 1 }))
   const text = await m.metricsText()
   const names = familyNames(text)
-  assert.ok(names.has('process_resident_memory_bytes'))
+  // the names the common Node.js dashboards chart
+  for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'process_open_fds', 'process_start_time_seconds',
+    'nodejs_eventloop_lag_seconds', 'nodejs_eventloop_lag_p99_seconds', 'nodejs_gc_duration_seconds', 'nodejs_heap_size_used_bytes',
+    'nodejs_heap_space_size_used_bytes', 'nodejs_active_handles', 'nodejs_version_info', 'nodejs_external_memory_bytes']) {
+    assert.ok(names.has(name), name)
+  }
   assert.ok(names.has('webhook_event_loop_lag_seconds'))
-  assert.not.ok(names.has('nodejs_gc_duration_seconds'), 'GC is reported once, as webhook_gc_*')
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  assert.is(parseExposition(text).get(`hookstream_build_info{version="${pkg.version}",node="${process.versions.node}"}`), 1)
+  assert.is(parseExposition(text).get('webhook_ingest_request_duration_seconds_bucket{tool_id="gh-main",code="202",le="0.005"}'), 1)
   assert.is(parseExposition(text).get('webhook_memory_limit_bytes'), 512 * 1024 ** 2)
   const res = runPromtool(['check', 'metrics'], text)
   assert.is(res.status, 0, res.output)

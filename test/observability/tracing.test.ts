@@ -3,11 +3,12 @@ import * as assert from 'uvu/assert'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
-import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-node'
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace'
 import { contextFromTraceparent } from '../../src/core/envelope.js'
 import { PipelineError } from '../../src/core/errors.js'
 import { eventAttributes, MessagingOperation, SpanAttributes } from '../../src/observability/attributes.js'
-import { startTracing, traceparentOf, withSpan, type Tracing } from '../../src/observability/tracing.js'
+import { samplerFromEnv, startTracing, type Tracing } from '../../src/observability/start-tracing.js'
+import { traceparentOf, withSpan } from '../../src/observability/tracing.js'
 
 const Tracing = suite<{ exporter: InMemorySpanExporter; tracing?: Tracing }>('tracing', { exporter: new InMemorySpanExporter() })
 Tracing.before.each((ctx) => {
@@ -146,6 +147,42 @@ Disabled('with an OTLP endpoint, spans are posted as a batch to <endpoint>/v1/tr
   } finally {
     server.close()
   }
+})
+
+Disabled('the service name, resource attributes, OTLP headers and sampler come from the standard OTEL_* variables', async () => {
+  const requests: { headers: Record<string, unknown>; body: string }[] = []
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => { requests.push({ headers: req.headers, body: Buffer.concat(chunks).toString() }); res.end('{}') })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const set = { OTEL_SERVICE_NAME: 'hooks-from-env', OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=staging-7', OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant-key=k-123' }
+  const before = Object.fromEntries(Object.keys(set).map((k) => [k, process.env[k]]))
+  Object.assign(process.env, set)
+  try {
+    const { port } = server.address() as AddressInfo
+    const tracing = startTracing({ otlpEndpoint: `http://127.0.0.1:${port}`, env: { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '1' } })
+    withSpan('hookstream.env', ROOT_CONTEXT, {}, () => undefined)
+    await tracing.shutdown()
+    const off = startTracing({ otlpEndpoint: `http://127.0.0.1:${port}`, env: { OTEL_TRACES_SAMPLER: 'always_off' } })
+    withSpan('hookstream.sampled-out', ROOT_CONTEXT, {}, () => undefined)
+    await off.shutdown()
+    assert.is(requests.length, 1, 'the always_off run exports nothing')
+    assert.is(requests[0]!.headers['x-tenant-key'], 'k-123')
+    assert.match(requests[0]!.body, /hooks-from-env/)
+    assert.match(requests[0]!.body, /staging-7/)
+    assert.match(requests[0]!.body, /hookstream\.env/)
+  } finally {
+    for (const [k, v] of Object.entries(before)) { if (v === undefined) delete process.env[k]; else process.env[k] = v }
+    server.close()
+  }
+})
+
+Disabled('an unknown OTEL_TRACES_SAMPLER or a ratio outside 0..1 is named in the error', () => {
+  assert.throws(() => samplerFromEnv({ OTEL_TRACES_SAMPLER: 'sometimes' }), /^OTEL_TRACES_SAMPLER must be one of always_on, always_off/)
+  assert.throws(() => samplerFromEnv({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '5' }), /^OTEL_TRACES_SAMPLER_ARG must be a sampling ratio from 0 to 1/)
+  assert.is(samplerFromEnv({}).toString(), samplerFromEnv({ OTEL_TRACES_SAMPLER: 'parentbased_always_on' }).toString())
 })
 
 Tracing.run()

@@ -3,29 +3,35 @@ import type { Flags } from '../../config/parse-flags.js'
 import type { CliIO } from '../command.js'
 import { openContext, type CliContext } from '../context.js'
 
-/** A wrong command line: the message says what to type instead. */
+/** A wrong command line (exit 2, nothing was done): the message says what to type instead. */
 export class UsageError extends Error {
   override readonly name = 'UsageError'
 }
 
+/** The command line was right but the work could not be done, e.g. the entry does not exist (exit 1). */
+export class CommandFailure extends Error {
+  override readonly name = 'CommandFailure'
+}
+
 /**
- * Opens the CLI context, runs `fn` with it and closes it. A UsageError, ConfigError or PipelineError is
- * printed to stderr as `hookstream <command>: <message>` and exits 1; anything else is re-thrown (a bug).
+ * Opens the CLI context, runs `fn` with it and closes it. A UsageError is printed to stderr as
+ * `hookstream <command>: <message>` and exits 2; a CommandFailure, ConfigError or PipelineError the same way
+ * with exit 1; anything else is re-thrown (a bug).
  *
  * @example
  * export const fooCommand: Command = (args, flags, io) => withContext('foo', flags, io, async (ctx) => { … return 0 })
  */
 export async function withContext(command: string, flags: Flags, io: CliIO, fn: (ctx: CliContext) => Promise<number>,
-  options: { needRedis?: boolean } = {}): Promise<number> {
+  options: { needRedis?: boolean; migrate?: boolean } = {}): Promise<number> {
   let ctx: CliContext | undefined
   try {
     ctx = await openContext(flags, io, options)
     return await fn(ctx)
   } catch (err) {
     const e = err as Error
-    if (e instanceof UsageError || e?.name === 'ConfigError' || isPipelineError(err)) {
+    if (e instanceof UsageError || e instanceof CommandFailure || e?.name === 'ConfigError' || isPipelineError(err)) {
       io.stderr(`hookstream ${command}: ${e.message}`)
-      return 1
+      return e instanceof UsageError ? 2 : 1
     }
     throw err
   } finally {

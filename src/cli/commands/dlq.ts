@@ -1,10 +1,11 @@
 import { parseDuration } from '../../core/duration.js'
+import { isPipelineError } from '../../core/errors.js'
 import { parseDlqFilter, type DlqFilter } from '../../db/dlq-filter.js'
 import { DlqStore } from '../../db/dlq-store.js'
 import { mainStreamClient } from '../../sources/partitions.js'
-import { formatTable, type Command } from '../command.js'
+import { formatTable, JSON_FLAG, type Command, type CommandSpec, type FlagSpecs } from '../command.js'
 import type { CliContext } from '../context.js'
-import { formatFields, print, stringFlag, UsageError, withContext } from './command-helpers.js'
+import { CommandFailure, formatFields, print, stringFlag, UsageError, withContext } from './command-helpers.js'
 
 const USAGE = 'usage: hookstream dlq list [--status s1,s2] [--tool id] [--event-type t] [--from iso] [--to iso] [--limit n] [--cursor c]\n' +
   '       hookstream dlq show <id> | retry <id> | retry --all [--status …] [--tool …] [--event-type …] [--from …] [--to …]\n' +
@@ -13,10 +14,16 @@ const USAGE = 'usage: hookstream dlq list [--status s1,s2] [--tool id] [--event-
 const ACTOR = 'cli'
 
 function filterOf(flags: Parameters<Command>[1]): DlqFilter {
-  return parseDlqFilter({
-    status: stringFlag(flags, 'status'), tool: stringFlag(flags, 'tool'), event_type: stringFlag(flags, 'event-type'),
-    from: stringFlag(flags, 'from'), to: stringFlag(flags, 'to'),
-  })
+  try {
+    return parseDlqFilter({
+      status: stringFlag(flags, 'status'), tool: stringFlag(flags, 'tool'), event_type: stringFlag(flags, 'event-type'),
+      from: stringFlag(flags, 'from'), to: stringFlag(flags, 'to'),
+    })
+  } catch (err) {
+    // a bad filter value is a wrong command line: exit 2, nothing touched
+    if (isPipelineError(err)) throw new UsageError(`${err.message} (check --status, --tool, --event-type, --from, --to)`)
+    throw err
+  }
 }
 
 function idOf(raw: string | undefined, sub: string): number {
@@ -44,7 +51,7 @@ export const dlqCommand: Command = async (args, flags, io) => {
   const [sub, id, ...extra] = args
   if (!sub || !['list', 'show', 'retry', 'discard', 'purge'].includes(sub) || extra.length > 0) {
     io.stderr(`hookstream dlq: ${sub ? `unknown or malformed subcommand "${args.join(' ')}"` : 'missing subcommand'}\n${USAGE}`)
-    return 1
+    return 2
   }
   return withContext('dlq', flags, io, async (ctx) => {
     const dlq = storeOf(ctx)
@@ -64,7 +71,7 @@ export const dlqCommand: Command = async (args, flags, io) => {
       }
       case 'show': {
         const entry = await dlq.get(idOf(id, sub))
-        if (!entry) throw new UsageError(`DLQ entry ${id} does not exist; list entries with \`hookstream dlq list\``)
+        if (!entry) throw new CommandFailure(`DLQ entry ${id} does not exist; list entries with \`hookstream dlq list\``)
         print(io, flags, entry, () => {
           const { history, event, ...fields } = entry
           const lines = history.map((h) => ({ at: h.at, action: h.action, actor: h.actor, details: h.details }))
@@ -80,7 +87,8 @@ export const dlqCommand: Command = async (args, flags, io) => {
           return 0
         }
         if (!flags.all) throw new UsageError(`dlq retry needs an entry id, or --all (narrowed by --status, --tool, --event-type, --from, --to)\n${USAGE}`)
-        const done = await dlq.retryMatching(filterOf(flags), ACTOR)
+        const done = await dlq.retryMatching(filterOf(flags), ACTOR, (n) => io.progress?.(`re-queued ${n} DLQ entries…`))
+        io.progress?.('')
         print(io, flags, { requeued: done.length, entries: done }, () => `${done.length} DLQ entries re-queued`)
         return 0
       }
@@ -103,4 +111,26 @@ export const dlqCommand: Command = async (args, flags, io) => {
       }
     }
   })
+}
+
+const FILTER_FLAGS: FlagSpecs = {
+  status: { type: 'string', description: 'statuses, comma-separated (pending, retrying, resolved, failed, discarded)' },
+  tool: { type: 'string', description: 'only entries of this tool id' },
+  'event-type': { type: 'string', description: 'only entries of this event type, e.g. webhook.github.push' },
+  from: { type: 'string', description: 'failed at or after this ISO time' },
+  to: { type: 'string', description: 'failed before this ISO time' },
+}
+
+/** `hookstream dlq` as registered in the CLI. */
+export const dlqSpec: CommandSpec = {
+  summary: 'inspect and re-drive dead letters (list, show, retry, discard, purge)',
+  usage: USAGE,
+  flags: {
+    ...JSON_FLAG, ...FILTER_FLAGS,
+    all: { type: 'boolean', description: 'retry: every entry the filters match (pending and failed by default)' },
+    limit: { type: 'string', description: 'list: entries per page (default 50)' },
+    cursor: { type: 'string', description: 'list: the next page, as printed by the previous one' },
+    'older-than': { type: 'string', description: 'purge: entries resolved or discarded longer ago than this (default 168h)' },
+  },
+  run: dlqCommand,
 }

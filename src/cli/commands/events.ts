@@ -1,6 +1,6 @@
 import { eventHistory } from '../../db/event-history.js'
-import { formatTable, type Command } from '../command.js'
-import { formatFields, print, UsageError, withContext } from './command-helpers.js'
+import { formatTable, JSON_FLAG, type Command, type CommandSpec } from '../command.js'
+import { CommandFailure, formatFields, print, withContext } from './command-helpers.js'
 
 const USAGE = 'usage: hookstream events show <event id> [--json]'
 
@@ -16,11 +16,11 @@ export const eventsCommand: Command = async (args, flags, io) => {
   const [sub, id, ...extra] = args
   if (sub !== 'show' || !id || extra.length > 0) {
     io.stderr(`hookstream events: ${sub === 'show' ? 'missing event id' : `unknown or malformed subcommand "${args.join(' ')}"`}\n${USAGE}`)
-    return 1
+    return 2
   }
   return withContext('events', flags, io, async (ctx) => {
     const fate = await eventHistory(ctx.db.db, id)
-    if (!fate) throw new UsageError(`no stored row, DLQ entry or audit row has event id "${id}"; it may still be on the stream, or was never accepted`)
+    if (!fate) throw new CommandFailure(`no stored row, DLQ entry or audit row has event id "${id}"; it may still be on the stream, or was never accepted`)
     print(io, flags, fate, () => {
       const { dlq, history, stored, ...head } = fate
       return [
@@ -31,4 +31,12 @@ export const eventsCommand: Command = async (args, flags, io) => {
     })
     return 0
   }, { needRedis: false })
+}
+
+/** `hookstream events` as registered in the CLI. */
+export const eventsSpec: CommandSpec = {
+  summary: 'where one event is and what happened to it (events show <event id>)',
+  usage: USAGE,
+  flags: JSON_FLAG,
+  run: eventsCommand,
 }

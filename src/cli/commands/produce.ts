@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { createInterface } from 'node:readline'
 import { validateStreamEvent, type StreamEvent } from '../../core/event.js'
 import { mainStreamClient } from '../../sources/partitions.js'
-import type { Command } from '../command.js'
+import { JSON_FLAG, type Command, type CommandSpec } from '../command.js'
 import { openContext } from '../context.js'
 
 /**
@@ -22,15 +22,16 @@ export const produceCommand: Command = async (_args, flags, io) => {
   }
   const ctx = await openContext(flags, io)
   try {
-    const stream = mainStreamClient({ redis: ctx.redis, keys: ctx.config.keys, count: ctx.config.scale.partitions, key: ctx.config.scale.partitionKey })
+    const client = mainStreamClient({ redis: ctx.redis, keys: ctx.config.keys, count: ctx.config.scale.partitions, key: ctx.config.scale.partitionKey })
     let chunk: StreamEvent[] = []
     let total = 0
     let lineNo = 0
     const flush = async () => {
       if (chunk.length === 0) return
-      await stream.addMany(chunk, ctx.config.streamMaxLen ? { maxLen: ctx.config.streamMaxLen } : {})
+      await client.addMany(chunk, ctx.config.streamMaxLen ? { maxLen: ctx.config.streamMaxLen } : {})
       total += chunk.length
       chunk = []
+      io.progress?.(`enqueued ${total} events (line ${lineNo})`)
     }
     for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
       lineNo += 1
@@ -53,9 +54,19 @@ export const produceCommand: Command = async (_args, flags, io) => {
       if (chunk.length >= 1000) await flush()
     }
     await flush()
-    io.stdout(`enqueued ${total} events on ${ctx.config.keys.stream}`)
+    io.progress?.('')
+    const stream = ctx.config.keys.stream
+    io.stdout(flags.json ? JSON.stringify({ enqueued: total, stream }) : `enqueued ${total} events on ${stream}`)
     return 0
   } finally {
     await ctx.close()
   }
+}
+
+/** `hookstream produce` as registered in the CLI. */
+export const produceSpec: CommandSpec = {
+  summary: 'enqueue StreamEvents from a file, one JSON per line (progress on a terminal, then the count)',
+  usage: 'usage: hookstream produce --file events.ndjson [--json]',
+  flags: { ...JSON_FLAG, file: { type: 'string', description: 'the NDJSON file of StreamEvents' } },
+  run: produceCommand,
 }

@@ -1,4 +1,4 @@
-import type { Command } from '../command.js'
+import type { Command, CommandSpec } from '../command.js'
 import { openContext } from '../context.js'
 import { ROLES, startService, type Role } from '../service.js'
 
@@ -34,4 +34,12 @@ export const runCommand: Command = async (_args, flags, io) => {
   await ctx.close()
   if (!drained) io.stderr('hookstream: shutdown timeout reached; unfinished events stay pending and are redelivered')
   return 0
+}
+
+/** `hookstream run` as registered in the CLI. */
+export const runSpec: CommandSpec = {
+  summary: 'start the service (ingest, worker, DLQ worker, health and metrics) until SIGTERM',
+  usage: 'usage: hookstream run [--role all|ingest|worker|dlq] [--config hookstream.yaml]',
+  flags: { role: { type: 'string', description: `which parts run: ${ROLES.join(', ')} (default all)` } },
+  run: runCommand,
 }

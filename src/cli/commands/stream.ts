@@ -1,7 +1,7 @@
 import { DlqStore } from '../../db/dlq-store.js'
 import { PartitionedStreamClient, StreamPartitions } from '../../sources/partitions.js'
 import { StreamClient } from '../../sources/stream-client.js'
-import { formatTable, type Command } from '../command.js'
+import { formatTable, JSON_FLAG, type Command, type CommandSpec } from '../command.js'
 import { formatFields, print, withContext } from './command-helpers.js'
 
 const USAGE = 'usage: hookstream stream info [--json]'
@@ -17,7 +17,7 @@ const USAGE = 'usage: hookstream stream info [--json]'
 export const streamCommand: Command = async (args, flags, io) => {
   if (args[0] !== 'info' || args.length > 1) {
     io.stderr(`hookstream stream: ${args[0] ? `unknown subcommand "${args.join(' ')}"` : 'missing subcommand'}\n${USAGE}`)
-    return 1
+    return 2
   }
   return withContext('stream', flags, io, async (ctx) => {
     const { keys, scale } = ctx.config
@@ -52,4 +52,12 @@ export const streamCommand: Command = async (args, flags, io) => {
     })
     return 0
   })
+}
+
+/** `hookstream stream` as registered in the CLI. */
+export const streamSpec: CommandSpec = {
+  summary: 'stream info: length, pending, lag, consumers, delayed retries, DLQ depth',
+  usage: USAGE,
+  flags: JSON_FLAG,
+  run: streamCommand,
 }

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import { parseTool, toolToJSON, type ToolConfig, type ToolInput } from '../../core/tool.js'
 import { ToolStore } from '../../db/tool-store.js'
-import { formatTable, type Command } from '../command.js'
-import { formatFields, print, stringFlag, UsageError, withContext } from './command-helpers.js'
+import { formatTable, JSON_FLAG, type Command, type CommandSpec } from '../command.js'
+import { CommandFailure, formatFields, print, stringFlag, UsageError, withContext } from './command-helpers.js'
 
 const USAGE = 'usage: hookstream tools list | show <id> | add <id> --provider <p> --secret <s> [--secret-env VAR] [--tenant t] ' +
   '[--mode store|store_and_forward|transform_and_store] [--forward-url url] [--transform <json or jsonata>] [--retry-policy <json>] ' +
@@ -76,7 +76,7 @@ export const toolsCommand: Command = async (args, flags, io) => {
   const [sub, id, ...extra] = args
   if (!sub || !['list', 'show', 'add', 'remove'].includes(sub) || extra.length > 0) {
     io.stderr(`hookstream tools: ${sub ? `unknown or malformed subcommand "${[sub, id, ...extra].join(' ')}"` : 'missing subcommand'}\n${USAGE}`)
-    return 1
+    return 2
   }
   return withContext('tools', flags, io, async (ctx) => {
     const store = new ToolStore({ db: ctx.db.db, ...(ctx.config.encryptionKey ? { encryptionKey: ctx.config.encryptionKey } : {}) })
@@ -93,14 +93,14 @@ export const toolsCommand: Command = async (args, flags, io) => {
     if (sub === 'show') {
       const stored = await store.get(id as string)
       const tool = stored ?? fromConfig.get(id as string)
-      if (!tool) throw new UsageError(`tool "${id}" does not exist; list tools with \`hookstream tools list\``)
+      if (!tool) throw new CommandFailure(`tool "${id}" does not exist; list tools with \`hookstream tools list\``)
       const shown = { ...toolToJSON(tool), source: stored ? 'store' : 'config' }
       print(io, flags, shown, () => formatFields(shown))
       return 0
     }
     if (sub === 'remove') {
       if (!(await store.remove(id as string, ACTOR))) {
-        throw new UsageError(fromConfig.has(id as string)
+        throw new CommandFailure(fromConfig.has(id as string)
           ? `tool "${id}" is defined in the config file, not stored; remove it from the file's tools list`
           : `tool "${id}" does not exist; list tools with \`hookstream tools list\``)
       }
@@ -116,4 +116,25 @@ export const toolsCommand: Command = async (args, flags, io) => {
       `tool "${tool.id}" ${created ? 'created' : 'replaced'}; running services pick it up within their refresh interval\n${formatFields(toolToJSON(tool))}`)
     return 0
   })
+}
+
+/** `hookstream tools` as registered in the CLI. */
+export const toolsSpec: CommandSpec = {
+  summary: 'manage tools: list, show, add, remove (secrets are write-only)',
+  usage: USAGE,
+  flags: {
+    ...JSON_FLAG,
+    provider: { type: 'string', description: 'add: github, gitlab, jira, bitbucket, standard or generic' },
+    secret: { type: 'string', description: 'add: the signing secret (prefer --secret-env: a flag shows in ps and shell history)' },
+    'secret-env': { type: 'string', description: 'add: the environment variable holding the signing secret' },
+    tenant: { type: 'string', description: 'add: tenant id' },
+    mode: { type: 'string', description: 'add: store, store_and_forward or transform_and_store' },
+    'forward-url': { type: 'string', description: 'add: destination of store_and_forward' },
+    transform: { type: 'string', description: 'add: JSONata expression, or JSON rules' },
+    'retry-policy': { type: 'string', description: 'add: JSON retry policy' },
+    signature: { type: 'string', description: 'add: none, or a JSON signature scheme' },
+    disabled: { type: 'boolean', description: 'add: store the tool disabled' },
+    file: { type: 'string', description: 'add: read the tool from a JSON or YAML file' },
+  },
+  run: toolsCommand,
 }

@@ -1,0 +1,21 @@
+import type { CommandSpec } from './command.js'
+import { configSpec } from './commands/config.js'
+import { dlqSpec } from './commands/dlq.js'
+import { eventsSpec } from './commands/events.js'
+import { migrateSpec } from './commands/migrate.js'
+import { produceSpec } from './commands/produce.js'
+import { runSpec } from './commands/run.js'
+import { streamSpec } from './commands/stream.js'
+import { toolsSpec } from './commands/tools.js'
+
+/** Every `hookstream <name>` command; each declares the flags it accepts (CommandSpec.flags). */
+export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
+  run: runSpec,
+  migrate: migrateSpec,
+  config: configSpec,
+  produce: produceSpec,
+  tools: toolsSpec,
+  dlq: dlqSpec,
+  stream: streamSpec,
+  events: eventsSpec,
+}
