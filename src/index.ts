@@ -36,6 +36,7 @@ export { PostgresSink, type EventRow } from './sinks/postgres.js'
 export { ForwardSink, signWebhook, type ForwardItem, type ForwardSinkOptions } from './sinks/forward.js'
 export { settle, type SettleOptions } from './sinks/settle.js'
 
+export { runWorker, type RunWorkerOptions, type RunningWorker, type ProcessContext } from './pipelines/run-worker.js'
 export { webhookPipeline, type WebhookPipelineOptions, type WebhookEnvelope } from './pipelines/webhook.js'
 export { defineWorker, DEFAULT_COMMAND_RETRY, type CommandContext, type WorkerDefinition, type WorkerDefinitionInput } from './pipelines/command-worker.js'
 export { createApp, type CommandApp, type CommandAppOptions } from './pipelines/command-app.js'

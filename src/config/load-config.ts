@@ -8,6 +8,7 @@ import { DEFAULT_PARTITION_KEY, parsePartitionKey, type PartitionField } from '.
 import { readConfigFile } from './config-file.js'
 import { ConfigSources, duration, integer, invalid, oneOf, size, text, url, type Layer, type SettingSource } from './config-sources.js'
 import { parseListenAddress, type ListenAddress } from './listen-address.js'
+import { seedSettings, type SeedSettings } from './seed-settings.js'
 
 /** Values of LOG_LEVEL / `--log-level` / `log.level`. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const
@@ -17,7 +18,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number]
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const
 
 /** Everything a hookstream process needs, validated and frozen. */
-export interface Config {
+export interface Config extends SeedSettings {
   /** The config file that was read, if any. */
   readonly configFile?: string
   /** A Redis server by URL, or none configured: the CLI starts an embedded one with its data in `dir`. */
@@ -315,6 +316,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     logLevel: opt({ flag: 'log-level', env: 'LOG_LEVEL', file: 'log.level' }, (r) => oneOf(r, LOG_LEVELS)) ?? 'info',
     ...(otlp !== undefined ? { otlpEndpoint: otlp } : {}),
     tools: tools(file),
+    ...seedSettings(src),
   }
   return deepFreeze(config)
 }
