@@ -187,12 +187,14 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
     checkDatabase: async () => {
       const started = Date.now()
       await sql`select 1`.execute(db.db)
-      return { kind: db.kind, queryMs: Date.now() - started, holding: state.holds > 0 }
+      const queryMs = Date.now() - started
+      return { kind: db.kind, queryMs, holding: state.holds > 0, details: { open_connections: db.openConnections(), query_duration_ms: queryMs } }
     },
     checkRedis: async () => {
       const started = Date.now()
       await redis.ping()
-      return { pingMs: Date.now() - started, status: redis.status }
+      const pingMs = Date.now() - started
+      return { pingMs, status: redis.status, details: { ping_duration_ms: pingMs } }
     },
     checkQueue: async () => {
       const info = await stream.info()

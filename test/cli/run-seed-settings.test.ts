@@ -54,4 +54,28 @@ Run('the worker fails a store stuck behind a lock after WORKER_PROCESSING_TIMEOU
   assert.is(await svc.exited, 0, svc.output())
 })
 
+Run('GET /health has the seed\'s details per component: connections and query time, ping time, queue depth and lag, runtime memory and event loop', async (ctx) => {
+  // ingest only: nothing reads the group, so the entries added here are its lag
+  await ctx.stream.ensureGroup(streamKeys({ prefix: ctx.env.STREAM_PREFIX }).group)
+  await ctx.stream.addMany(Array.from({ length: 5 }, () => makeEvent({ tool_id: 'store-tool' })))
+  const svc = await startServiceProcess(ctx.env, TOOLS, ['--role', 'ingest'])
+  try {
+    const res = await fetch(`${svc.healthUrl}/health`)
+    assert.is(res.status, 200)
+    const { components } = await res.json() as { components: Record<string, { status: string; details: Record<string, any> }> }
+    const { database, redis, queue, worker } = components as Record<string, { status: string; details: Record<string, any> }>
+    assert.ok(database!.details.open_connections >= 1, JSON.stringify(database))
+    assert.type(database!.details.query_duration_ms, 'number')
+    assert.type(redis!.details.ping_duration_ms, 'number')
+    assert.equal([queue!.details.queue_depth, queue!.details.consumer_lag, queue!.details.pending], [5, 5, 0])
+    const runtime = worker!.details.runtime
+    assert.ok(runtime.memory.rss_bytes > 0 && runtime.memory.heap_used_bytes > 0, JSON.stringify(runtime))
+    assert.type(runtime.event_loop.lag_ms, 'number')
+    assert.ok(runtime.event_loop.utilization >= 0 && runtime.event_loop.utilization <= 1)
+  } finally {
+    svc.child.kill('SIGTERM')
+  }
+  assert.is(await svc.exited, 0, svc.output())
+})
+
 Run.run()
