@@ -213,10 +213,11 @@ export class StreamClient {
 
   /**
    * Trims only what every group is done with: entries older than each group's oldest pending entry and its
-   * last-delivered id (`XTRIM MINID`). With `keep`, it also keeps at least that many newest entries.
+   * last-delivered id (`XTRIM MINID`). With `keep`, it also keeps at least that many newest entries; with
+   * `floor`, every entry from that id on (e.g. what a replaying worker's snapshot does not cover yet).
    * Returns how many entries were removed.
    */
-  async trimSafe(options: { keep?: number } = {}): Promise<number> {
+  async trimSafe(options: { keep?: number; floor?: string } = {}): Promise<number> {
     const info = await this.info()
     if (info.length === 0) return 0
     let floor: string | null = null
@@ -236,6 +237,7 @@ export class StreamClient {
     }
     // no group at all: nobody will ever read these, but nobody said they may go either; keep them
     if (floor === null) return 0
+    if (options.floor !== undefined) lower(options.floor)
     return (await this.redis.call('XTRIM', this.stream, 'MINID', floor)) as number
   }
 }
