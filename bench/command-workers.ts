@@ -58,7 +58,7 @@ async function routing(redis: Redis) {
   const workers = manyWorkers(counts)
   const signal = new AbortController().signal
   const contexts = workers.map((worker) => ({
-    worker, redis, dlqStream: 'unused', signal, logger: quiet, counters: newCounters(), execute: async () => '0-0',
+    worker, redis, dlqStream: 'unused', signal, logger: quiet, counters: newCounters(), execute: async () => '0-0', state: worker.state,
   }))
   const message = (command: string, i: number): StreamMessage => ({
     stream: 'bench', streamId: `${i}-0`, fields: { command, payload: '{"id":"f-1"}' }, deliveryCount: 1, readAtMs: 0,

@@ -1,7 +1,7 @@
 // hookstream's public API: the core types, the source, the operators, the sinks and the declared pipelines.
 
 export { PipelineError, ConfigError, isPipelineError, type FailureKind } from './core/errors.js'
-export { validateStreamEvent, decodeStreamEvent, type StreamEvent } from './core/event.js'
+export { validateStreamEvent, decodeStreamEvent, completeStreamEvent, type StreamEvent, type StreamEventInput } from './core/event.js'
 export { toEnvelope, isDone, contextFromTraceparent, type Envelope, type StreamMessage, type Outcome } from './core/envelope.js'
 export {
   parseTool, toolToJSON, DEFAULT_RETRY_POLICY, PROVIDERS, PROCESSING_MODES,
@@ -12,6 +12,7 @@ export { backoffDelayMs, mayRetry } from './core/backoff.js'
 export { DEFAULT_DLQ_POLICY, dlqSchedule, type DlqPolicy } from './core/dlq-policy.js'
 
 export { fromRedisStream, type FromRedisStreamOptions } from './sources/from-redis-stream.js'
+export { createProducer, type Producer, type ProducerOptions, type SendResult } from './sources/create-producer.js'
 export { StreamClient, type StreamInfo, type GroupInfo, type ConsumerInfo, type AddOptions } from './sources/stream-client.js'
 export { streamKeys, DEFAULT_KEYS, type StreamKeys } from './sources/keys.js'
 export { parkInRedis, startDelayedRetries, type DelayedRetriesOptions } from './sources/delayed-retries.js'
@@ -36,6 +37,7 @@ export { PostgresSink, type EventRow } from './sinks/postgres.js'
 export { ForwardSink, signWebhook, type ForwardItem, type ForwardSinkOptions } from './sinks/forward.js'
 export { settle, type SettleOptions } from './sinks/settle.js'
 
+export { runWorker, type RunWorkerOptions, type RunningWorker, type ProcessContext } from './pipelines/run-worker.js'
 export { webhookPipeline, type WebhookPipelineOptions, type WebhookEnvelope } from './pipelines/webhook.js'
 export { defineWorker, DEFAULT_COMMAND_RETRY, type CommandContext, type WorkerDefinition, type WorkerDefinitionInput } from './pipelines/command-worker.js'
 export { createApp, type CommandApp, type CommandAppOptions } from './pipelines/command-app.js'

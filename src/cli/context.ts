@@ -1,4 +1,4 @@
-import { Cluster, Redis } from 'ioredis'
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { loadConfig, type Config } from '../config/load-config.js'
 import type { Flags } from '../config/parse-flags.js'
 import { createDb, type Db } from '../db/database.js'
@@ -14,6 +14,23 @@ export interface CliContext {
   readonly db: Db
   /** Closes everything it opened (and stops an embedded Redis); idempotent. */
   close(): Promise<void>
+}
+
+/**
+ * The ioredis options from REDIS_TLS_ENABLED, REDIS_USERNAME, REDIS_PASSWORD and REDIS_DB; each beats what the URL says. TLS
+ * verifies the server's certificate against Node's CAs (add a private CA with NODE_EXTRA_CA_CERTS).
+ *
+ * @example
+ * new Redis(config.redis.url, { ...redisConnectOptions(config) })
+ */
+export function redisConnectOptions(config: Config): RedisOptions {
+  const { tls, username, password, db } = config.redisOptions
+  return {
+    ...(tls ? { tls: {} } : {}),
+    ...(username !== undefined ? { username } : {}),
+    ...(password !== undefined ? { password } : {}),
+    ...(db !== undefined ? { db } : {}),
+  }
 }
 
 /**
@@ -38,20 +55,23 @@ export async function openContext(flags: Flags, io: CliIO, options: { needRedis?
       const cluster = new Cluster(clusterNodes.map((n) => {
         const at = n.lastIndexOf(':')
         return { host: n.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(n.slice(at + 1)) }
-      }), { lazyConnect: true, redisOptions: { maxRetriesPerRequest: null } })
+      }), { lazyConnect: true, redisOptions: { maxRetriesPerRequest: null, ...redisConnectOptions(config) } })
       redis = cluster
       cluster.on('error', () => { /* reconnects; failures surface through commands and health */ })
       await cluster.connect()
     } else if (options.needRedis !== false) {
       let url: string
+      // REDIS_PASSWORD / REDIS_DB / REDIS_TLS_ENABLED are for a configured server; the embedded one has none of them
+      let connectOptions = {}
       if (config.redis.kind === 'embedded') {
         embedded = await startEmbeddedRedis(config.redis.dir)
         url = embedded.url
         io.stderr(`hookstream: no REDIS_URL set; started an embedded redis-server at ${url} (data in ${embedded.dir})`)
       } else {
         url = config.redis.url
+        connectOptions = redisConnectOptions(config)
       }
-      const single = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: true })
+      const single = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: true, ...connectOptions })
       redis = single
       single.on('error', () => { /* reconnects; failures surface through commands and health */ })
       await single.connect()

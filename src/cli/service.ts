@@ -108,6 +108,7 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
       // every in-flight message may wait in the forward step; the per-destination bulkhead bounds the requests
       forwardConcurrency: Math.max(config.worker.concurrency, config.worker.maxInFlight), drainTimeoutMs: config.worker.shutdownTimeoutMs,
       signal: abort.signal, telemetry,
+      processingTimeoutMs: config.processingTimeoutMs, dlqPolicy: config.dlq.policy, dlqMaxLen: config.dlq.maxLen,
       onSettled: () => { state.processed += 1 },
       // telemetry logs dead letters, holds and source errors; these hooks only feed health
       onDeadLettered: (_env, failure) => { if (failure.code === 'POISON') state.poison.push(Date.now()) },
@@ -140,7 +141,8 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
 
   if (runs('dlq')) {
     const dlqWorker = startDlqRetryWorker({
-      db: db.db, stream, dlqStream: { redis, dlqStream: keys.dlqStream },
+      db: db.db, stream, dlqStream: { redis, dlqStream: keys.dlqStream, maxLen: config.dlq.maxLen },
+      policy: config.dlq.policy, retentionMs: config.dlq.retentionMs,
       ...(config.streamMaxLen ? { streamMaxLen: config.streamMaxLen } : {}),
       onRequeued: (n) => { for (let i = 0; i < n; i++) metrics.dlqRetry('requeued') },
       onError: (err) => logger.warn({ err_message: err.message }, 'DLQ retry round failed'),
@@ -184,12 +186,14 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
     checkDatabase: async () => {
       const started = Date.now()
       await sql`select 1`.execute(db.db)
-      return { kind: db.kind, queryMs: Date.now() - started, holding: state.holds > 0 }
+      const queryMs = Date.now() - started
+      return { kind: db.kind, queryMs, holding: state.holds > 0, details: { open_connections: db.openConnections(), query_duration_ms: queryMs } }
     },
     checkRedis: async () => {
       const started = Date.now()
       await redis.ping()
-      return { pingMs: Date.now() - started, status: redis.status }
+      const pingMs = Date.now() - started
+      return { pingMs, status: redis.status, details: { ping_duration_ms: pingMs } }
     },
     checkQueue: async () => {
       const info = await stream.info()

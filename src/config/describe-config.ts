@@ -44,6 +44,11 @@ export function describeConfigRows(config: Config): [string, string][] {
       `claim idle ${formatDuration(w.claimIdleMs)}, max deliveries ${w.maxDeliveries}`],
     ['idempotency ttl', formatDuration(w.idempotencyTtlMs)],
     ['shutdown timeout', formatDuration(w.shutdownTimeoutMs)],
+    ['processing limit', formatDuration(config.processingTimeoutMs)],
+    ['dlq', `max_len ${config.dlq.maxLen}, retention ${formatDuration(config.dlq.retentionMs)}, ` +
+      `re-queue after ${config.dlq.policy.delaysMs.map(formatDuration).join(',')} for ${config.dlq.policy.maxRounds} rounds`],
+    ['redis options', `tls ${config.redisOptions.tls ? 'on' : 'off'}, password ${config.redisOptions.password ? 'set' : 'not set'}, ` +
+      `db ${config.redisOptions.db ?? '(from URL)'}`],
     ['http', `${address(http.addr)} (max body ${http.maxBodyBytes} bytes, max connections ${http.maxConnections}, ` +
       `headers timeout ${formatDuration(http.headersTimeoutMs)}, request timeout ${formatDuration(http.requestTimeoutMs)})`],
     ['ingest limit', http.rateLimit ? `${http.rateLimit.ratePerSecond}/s per tool, burst ${http.rateLimit.burst}` : '(none)'],

@@ -8,6 +8,7 @@ import { DEFAULT_PARTITION_KEY, parsePartitionKey, type PartitionField } from '.
 import { readConfigFile } from './config-file.js'
 import { ConfigSources, duration, integer, invalid, oneOf, size, text, url, type Layer, type SettingSource } from './config-sources.js'
 import { parseListenAddress, type ListenAddress } from './listen-address.js'
+import { seedSettings, type SeedSettings } from './seed-settings.js'
 
 /** Values of LOG_LEVEL / `--log-level` / `log.level`. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const
@@ -17,7 +18,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number]
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const
 
 /** Everything a hookstream process needs, validated and frozen. */
-export interface Config {
+export interface Config extends SeedSettings {
   /** The config file that was read, if any. */
   readonly configFile?: string
   /** A Redis server by URL, or none configured: the CLI starts an embedded one with its data in `dir`. */
@@ -103,26 +104,11 @@ const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/
 function redisConfig(src: ConfigSources): Config['redis'] {
   for (const layer of LAYERS) {
     const u = src.layer(layer, { flag: 'redis-url', env: 'REDIS_URL', file: 'worker.redis.url', secret: true })
-    if (u) return { kind: 'server', url: redisCredentials(src, url(u, ['redis:', 'rediss:'], 'redis://localhost:6379'), u.where) }
+    if (u) return { kind: 'server', url: url(u, ['redis:', 'rediss:'], 'redis://localhost:6379') }
     const addr = src.layer(layer, { flag: 'redis-addr', env: 'REDIS_ADDR', file: 'worker.redis.addr' })
-    if (addr) return { kind: 'server', url: redisCredentials(src, `redis://${text(addr, HOST_PORT, 'a host:port such as "localhost:6379"')}`, addr.where) }
+    if (addr) return { kind: 'server', url: `redis://${text(addr, HOST_PORT, 'a host:port such as "localhost:6379"')}` }
   }
   return { kind: 'embedded', dir: './.hookstream/redis' }
-}
-
-/** `base` with REDIS_USERNAME / REDIS_PASSWORD / REDIS_DB (the seed's `worker.redis.username/password/db`) applied. */
-function redisCredentials(src: ConfigSources, base: string, baseWhere: string): string {
-  const u = new URL(base)
-  const user = src.pick({ env: 'REDIS_USERNAME', file: 'worker.redis.username' })
-  const password = src.pick({ env: 'REDIS_PASSWORD', file: 'worker.redis.password', secret: true })
-  const db = src.pick({ env: 'REDIS_DB', file: 'worker.redis.db' })
-  if ((password && u.password) || (user && u.username)) {
-    throw new ConfigError((password ?? user)!.where, `and ${baseWhere} both set Redis credentials; keep them in one place`)
-  }
-  if (user) u.username = encodeURIComponent(text(user))
-  if (password) u.password = encodeURIComponent(text(password))
-  if (db) u.pathname = `/${integer(db, 0, 1_000_000)}`
-  return u.toString()
 }
 
 function databaseConfig(src: ConfigSources): Config['database'] {
@@ -329,6 +315,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     logLevel: opt({ flag: 'log-level', env: 'LOG_LEVEL', file: 'log.level' }, (r) => oneOf(r, LOG_LEVELS)) ?? 'info',
     ...(otlp !== undefined ? { otlpEndpoint: otlp } : {}),
     tools: tools(file),
+    ...seedSettings(src),
   }
   return deepFreeze(config)
 }

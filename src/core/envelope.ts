@@ -1,6 +1,6 @@
 import { ROOT_CONTEXT, trace, TraceFlags, type Context } from '@opentelemetry/api'
 import type { StreamEvent } from './event.js'
-import type { PipelineError } from './errors.js'
+import { PipelineError } from './errors.js'
 
 /** One stream entry as the source hands it out, with its ack handle attached. */
 export interface StreamMessage {
@@ -29,9 +29,10 @@ export interface StreamMessage {
 
 /**
  * How an event ended, set by the step that decided it; later steps pass the envelope through to the settle
- * step. `parked` means it waits in the delayed-retry set and comes back on the stream when due.
+ * step. `parked` means it waits in the delayed-retry set and comes back on the stream when due; `processed` means
+ * a `runWorker` process function finished it.
  */
-export type Outcome = 'stored' | 'transformed' | 'forwarded' | 'duplicate' | 'dead_lettered' | 'parked'
+export type Outcome = 'stored' | 'transformed' | 'forwarded' | 'duplicate' | 'dead_lettered' | 'parked' | 'processed'
 
 /** What every operator receives and passes on. Operators derive new envelopes, never mutate one. */
 export interface Envelope {
@@ -85,6 +86,18 @@ export function toEnvelope(message: StreamMessage): Envelope {
     trace: contextFromTraceparent(message.traceparent),
     ...(message.decodeError ? { failure: message.decodeError } : {}),
   }
+}
+
+/**
+ * The transient failure of an event whose step ran over the processing time limit (WORKER_PROCESSING_TIMEOUT).
+ *
+ * @example
+ * processingTimeout(env.message, 300_000).code // "PROCESSING_TIMEOUT"
+ */
+export function processingTimeout(message: StreamMessage, limitMs: number): PipelineError {
+  return new PipelineError('transient', 'PROCESSING_TIMEOUT',
+    `processing event ${message.event.id} (stream ${message.stream}, entry ${message.streamId}) took longer than ${limitMs} ms; ` +
+    'it is retried, then dead-lettered. Raise WORKER_PROCESSING_TIMEOUT if the step is slow but alive')
 }
 
 /** Whether a step should leave the envelope alone: it failed already, or its outcome is decided. */

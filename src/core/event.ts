@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { PipelineError } from './errors.js'
 
 /**
@@ -83,4 +84,30 @@ export function decodeStreamEvent(json: string | undefined, where = ''): StreamE
       `stream entry field "event" is not valid JSON${where ? ` (${where})` : ''}: ${(err as Error).message}`, { cause: err })
   }
   return validateStreamEvent(parsed, where)
+}
+
+/** A delivery id (the event id a sender chose): 1–200 printable ASCII characters without spaces. Ingest checks it too. */
+export const DELIVERY_ID_PATTERN = /^[\x21-\x7e]{1,200}$/
+
+/** An event as a producer writes it: the StreamEvent fields, where `id`, `timestamp`, `retry_count`, `repository` and `tenant_id` may be left out. */
+export type StreamEventInput = Omit<StreamEvent, 'id' | 'timestamp' | 'retry_count' | 'repository' | 'tenant_id'> &
+  Partial<Pick<StreamEvent, 'id' | 'timestamp' | 'retry_count' | 'repository' | 'tenant_id'>>
+
+/**
+ * Completes and checks an event written by a producer (`hookstream produce`, `createProducer`): a missing `id`
+ * becomes a UUID, `timestamp` now, `retry_count` 0, `repository` "" and `tenant_id` "default"; then the shape is
+ * validated and a given `id` must be a delivery id (DELIVERY_ID_PATTERN). Throws a permanent PipelineError
+ * (`INVALID_EVENT`) naming the field and `where`.
+ *
+ * @example
+ * completeStreamEvent({ event_type: 'billing.paid', tool_id: 'billing', payload: { amount: 5 } }, 'events.ndjson line 3')
+ */
+export function completeStreamEvent(input: unknown, where = ''): StreamEvent {
+  if (!isRecord(input)) fail(where, '(root)', 'a JSON object', input)
+  if (input.id !== undefined && (typeof input.id !== 'string' || !DELIVERY_ID_PATTERN.test(input.id))) {
+    fail(where, 'id', 'a delivery id of 1–200 printable characters without spaces (or left out for a UUID)', input.id)
+  }
+  return validateStreamEvent({
+    id: randomUUID(), timestamp: new Date().toISOString(), retry_count: 0, repository: '', tenant_id: 'default', ...input,
+  }, where)
 }

@@ -113,6 +113,8 @@ export interface CreateDbOptions {
 export interface Db {
   readonly db: Kysely<Database>
   readonly kind: 'postgres' | 'pglite'
+  /** Connections open now: the pg pool's (idle and in use), or 1 for PGlite. For health's `open_connections`. */
+  openConnections(): number
   /** Closes the pool or the PGlite instance; a second call returns the same promise. */
   close(): Promise<void>
 }
@@ -149,9 +151,10 @@ export async function createDb(options: CreateDbOptions): Promise<Db> {
   }
   let db: Kysely<Database>
   let kind: Db['kind']
+  let pool: pg.Pool | undefined
   if (url !== undefined) {
     if (!URL.canParse(url)) throw new TypeError('createDb: "url" must be a PostgreSQL URL such as postgres://user@host:5432/db')
-    const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: connectTimeoutMs, types: pgTypes })
+    pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: connectTimeoutMs, types: pgTypes })
     // without a listener, an idle client's socket error is re-thrown as an uncaught 'error' event
     const onPoolError = options.onPoolError ?? (() => {})
     pool.on('error', (err) => onPoolError(err))
@@ -168,7 +171,7 @@ export async function createDb(options: CreateDbOptions): Promise<Db> {
     kind = 'pglite'
   }
   let closing: Promise<void> | undefined
-  return { db, kind, close: () => (closing ??= db.destroy()) }
+  return { db, kind, openConnections: () => pool?.totalCount ?? 1, close: () => (closing ??= db.destroy()) }
 }
 
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN',

@@ -91,6 +91,22 @@ function describe(err: unknown): { error: string; code?: string } {
 }
 
 /**
+ * The worker component's `details` (the seed's shape): `runtime` with memory (bytes) and event-loop figures (lag,
+ * and the share of time the loop was busy since the previous report), so
+ * an operator sees memory growth and a busy loop from `/health` alone.
+ */
+function runtimeDetails(mem: NodeJS.MemoryUsage, lagMs: number, loop: { utilization: number }): Record<string, unknown> {
+  return {
+    runtime: {
+      memory: { rss_bytes: mem.rss, heap_used_bytes: mem.heapUsed, heap_total_bytes: mem.heapTotal, external_bytes: mem.external },
+      event_loop: { lag_ms: lagMs, utilization: Math.round(loop.utilization * 1000) / 1000 },
+      node_version: process.version,
+      active_resources: process.getActiveResourcesInfo().length,
+    },
+  }
+}
+
+/**
  * Builds the health checks: `/health` (every component, 503 when unhealthy), `/health/live` (503 only when the
  * event loop is stalled), `/health/ready` (503 unless PostgreSQL and Redis answer, the consumer group exists and
  * the worker is not shutting down) and `/metrics`.
@@ -111,6 +127,14 @@ export function createHealth(options: HealthOptions): Health {
   const watchdog = startEventLoopWatchdog({ stallMs: positive('eventLoopStallMs', options.eventLoopStallMs ?? 5000) })
   const { metrics } = options
   const startedAt = Date.now()
+  // event-loop utilization since the previous report (since start for the first), not a lifetime average
+  let lastElu = performance.eventLoopUtilization()
+  const sinceLastReport = () => {
+    const now = performance.eventLoopUtilization()
+    const delta = performance.eventLoopUtilization(now, lastElu)
+    lastElu = now
+    return delta
+  }
 
   // one call per dependency at a time: parallel probes share it, so a hung dependency cannot pile up calls
   const inFlight = new Map<string, Promise<unknown>>()
@@ -161,7 +185,8 @@ export function createHealth(options: HealthOptions): Health {
     if (q.depth > maxDepth) reasons.push(`queue depth ${q.depth} is above ${maxDepth}`)
     if (q.oldestPendingAgeSeconds > maxAge) reasons.push(`oldest pending entry is ${Math.round(q.oldestPendingAgeSeconds)} s old, above ${maxAge} s`)
     if (status === 'healthy' && reasons.length > 0) status = 'degraded'
-    return record('queue', { ...q, status, durationMs: r.durationMs, ...(reasons.length ? { reasons } : {}) })
+    const details = { queue_depth: q.depth, consumer_lag: q.lag, pending: q.pending, oldest_pending_age_seconds: q.oldestPendingAgeSeconds }
+    return record('queue', { ...q, details, status, durationMs: r.durationMs, ...(reasons.length ? { reasons } : {}) })
   }
   const worker = (): ComponentHealth => {
     const started = performance.now()
@@ -171,6 +196,7 @@ export function createHealth(options: HealthOptions): Health {
       memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external },
       eventLoopLagMs: loop.lagMs,
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      details: runtimeDetails(mem, loop.lagMs, sinceLastReport()),
     }
     let state: WorkerState
     try {

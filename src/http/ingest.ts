@@ -2,12 +2,12 @@ import { isUtf8 } from 'node:buffer'
 import { randomUUID } from 'node:crypto'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { isPipelineError, PipelineError } from '../core/errors.js'
-import { validateStreamEvent, type StreamEvent } from '../core/event.js'
+import { DELIVERY_ID_PATTERN, validateStreamEvent, type StreamEvent } from '../core/event.js'
 import type { Provider, ToolConfig, ToolLookup } from '../core/tool.js'
 import { ingestTelemetry } from '../observability/ingest-telemetry.js'
 import type { Logger } from '../observability/logger.js'
 import type { Metrics } from '../observability/metrics.js'
-import type { StreamKeys } from '../sources/keys.js'
+import { deliverySeenKey, type StreamKeys } from '../sources/keys.js'
 import type { StreamPartitions } from '../sources/partitions.js'
 import type { RedisClient, StreamClient } from '../sources/stream-client.js'
 import { PROVIDER_ADAPTERS } from './providers/provider-adapters.js'
@@ -238,7 +238,7 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     if (!EVENT_NAME.test(delivery.event)) {
       throw new Reply(400, 'INVALID_EVENT_TYPE', `event name must be 1–128 letters, digits or "._:/-"; got ${JSON.stringify(delivery.event.slice(0, 64))}`)
     }
-    if (delivery.deliveryId !== undefined && !/^[\x21-\x7e]{1,200}$/.test(delivery.deliveryId)) {
+    if (delivery.deliveryId !== undefined && !DELIVERY_ID_PATTERN.test(delivery.deliveryId)) {
       throw new Reply(400, 'INVALID_DELIVERY_ID', 'delivery id header must be 1–200 printable characters without spaces')
     }
     const event: StreamEvent = validateStreamEvent({
@@ -256,7 +256,7 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     state.eventId = event.id
     // on a cluster the seen key and the partition's stream share a hash tag, so one script may touch both
     const { stream, keys } = options.partitions && options.partitions.count > 1 ? options.partitions.route(event) : options
-    const seenKey = delivery.deliveryId !== undefined ? `${keys.deliveryPrefix}${tool.id}:${event.id}` : undefined
+    const seenKey = delivery.deliveryId !== undefined ? deliverySeenKey(keys, tool.id, event.id) : undefined
     const addOptions = {
       // an adapter that reshaped the payload gets it serialized; otherwise its text goes in as received
       ...(delivery.payload === payload ? { payloadJson: json } : {}),

@@ -5,7 +5,7 @@ import { registerRuntimeMetrics } from './runtime-metrics.js'
 import { PreaggregatedHistogram, preaggregatedCounter } from './series.js'
 
 /** Outcomes of one event, the `status` label of `webhook_events_processed_total`. Anything else reports "other". */
-export const PROCESSED_STATUSES = ['stored', 'forwarded', 'transformed', 'duplicate', 'dead_lettered', 'retry_scheduled', 'held'] as const
+export const PROCESSED_STATUSES = ['stored', 'forwarded', 'transformed', 'duplicate', 'dead_lettered', 'retry_scheduled', 'held', 'processed'] as const
 /** One of PROCESSED_STATUSES. */
 export type ProcessedStatus = (typeof PROCESSED_STATUSES)[number]
 

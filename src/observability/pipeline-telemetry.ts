@@ -45,7 +45,7 @@ export interface PipelineTelemetry {
 
 const STATUS: Record<Outcome, ProcessedStatus> = {
   stored: 'stored', transformed: 'transformed', forwarded: 'forwarded', duplicate: 'duplicate',
-  dead_lettered: 'dead_lettered', parked: 'retry_scheduled',
+  dead_lettered: 'dead_lettered', parked: 'retry_scheduled', processed: 'processed',
 }
 
 const traceIdOf = (env: Envelope) => trace.getSpanContext(env.trace)?.traceId

@@ -1,14 +1,24 @@
 import { defer, from, map, mergeMap, of, timer, type MonoTypeOperatorFunction, type Observable } from 'rxjs'
 import { backoffDelayMs, mayRetry } from '../core/backoff.js'
-import type { Envelope } from '../core/envelope.js'
+import { processingTimeout, type Envelope } from '../core/envelope.js'
 import { isPipelineError, PipelineError } from '../core/errors.js'
+import { checkTimeLimit, withTimeLimit } from '../core/time-limit.js'
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, type ToolConfig } from '../core/tool.js'
 import { holdWhileDown, type HoldOptions } from './hold.js'
 
 /** Options of `retryBackoff`. */
 export interface RetryBackoffOptions<E extends Envelope> {
-  /** The step to run per envelope; it returns the envelope with `failure` set when it failed (or throws). */
-  readonly step: (env: E) => Promise<E>
+  /**
+   * The step to run per envelope; it returns the envelope with `failure` set when it failed (or throws). With
+   * `timeoutMs`, `signal` aborts when the attempt ran out of time, so the step can stop its own work.
+   */
+  readonly step: (env: E, signal?: AbortSignal) => Promise<E>
+  /**
+   * Longest one attempt may take (ms, WORKER_PROCESSING_TIMEOUT). An attempt over it fails as transient
+   * (`PROCESSING_TIMEOUT`: retried by the policy, then dead-lettered) and frees its concurrency slot, even when
+   * the step never settles. @defaultValue unset: no limit
+   */
+  readonly timeoutMs?: number
   /** The retry policy of an envelope. @defaultValue the tool's `retryPolicy`, else DEFAULT_RETRY_POLICY */
   readonly policy?: (env: E) => RetryPolicy
   /** Envelopes in the step (or waiting for a short retry) at once. @defaultValue 64 */
@@ -56,11 +66,15 @@ export function retryBackoff<E extends Envelope & { readonly tool?: ToolConfig }
   if (!Number.isFinite(maxInline) || maxInline < 0) {
     throw new RangeError(`retryBackoff: "maxInlineDelayMs" must be a number of at least 0; got ${maxInline}`)
   }
+  const timeoutMs = checkTimeLimit('retryBackoff: "timeoutMs"', options.timeoutMs)
   const policyOf = options.policy ?? ((env: E) => env.tool?.retryPolicy ?? DEFAULT_RETRY_POLICY)
+
+  const runStep = (env: E): Promise<E> => withTimeLimit((signal) => options.step(env, signal), timeoutMs,
+    () => ({ ...env, failure: processingTimeout(env.message, timeoutMs as number) }))
 
   const attempt = (env: E): Observable<E> => defer(async () => {
     try {
-      return await options.step(env)
+      return await runStep(env)
     } catch (err) {
       return { ...env, failure: asFailure(err) }
     }

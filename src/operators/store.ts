@@ -1,7 +1,8 @@
 import { SpanKind, type Span } from '@opentelemetry/api'
 import { concatMap, from, mergeMap, type OperatorFunction } from 'rxjs'
 import type { Kysely } from 'kysely'
-import { isDone, type Envelope, type Outcome } from '../core/envelope.js'
+import { isDone, processingTimeout, type Envelope, type Outcome } from '../core/envelope.js'
+import { checkTimeLimit, withTimeLimit } from '../core/time-limit.js'
 import type { ToolConfig } from '../core/tool.js'
 import type { Database } from '../db/database.js'
 import { SpanAttributes, SpanNames } from '../observability/attributes.js'
@@ -24,6 +25,12 @@ export interface StoreOptions {
   readonly concurrency?: number
   /** Passed to the infrastructure hold (PostgreSQL down). */
   readonly hold?: HoldOptions
+  /**
+   * Longest one INSERT batch may take (ms, WORKER_PROCESSING_TIMEOUT). Over it, the batch's events fail as
+   * transient (`PROCESSING_TIMEOUT`, dead-lettered for the DLQ's re-queue rounds) and their slot is freed, so a
+   * statement stuck behind a lock does not hold them for ever. @defaultValue unset: no limit
+   */
+  readonly timeoutMs?: number
   /**
    * Record a `webhook.store` span per event (a child of its `webhook.process` span, all spans of one batch
    * covering the same INSERT, with `messaging.batch.message_count`). @defaultValue false (no span work)
@@ -52,6 +59,10 @@ export function store<E extends Envelope & { readonly tool?: ToolConfig; readonl
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new RangeError(`store: "concurrency" must be an integer of at least 1; got ${concurrency}`)
   }
+
+  const timeoutMs = checkTimeLimit('store: "timeoutMs"', options.timeoutMs)
+  const timedOut = (envs: E[]): E[] => envs.map((env) => (isDone(env) || !env.tool ? env
+    : { ...env, failure: processingTimeout(env.message, timeoutMs as number) }))
 
   const write = async (envs: E[]): Promise<(E & Stored)[]> => {
     const open = envs.filter((env) => !isDone(env) && env.tool)
@@ -103,7 +114,7 @@ export function store<E extends Envelope & { readonly tool?: ToolConfig; readonl
 
   return (source) => source.pipe(
     batch({ maxSize: options.batchSize ?? 500, maxWaitMs: options.maxWaitMs ?? 0 }),
-    mergeMap((envs) => holdWhileDown(() => write(envs), options.hold), concurrency),
+    mergeMap((envs) => holdWhileDown(() => withTimeLimit(() => write(envs), timeoutMs, () => timedOut(envs)), options.hold), concurrency),
     concatMap((envs) => from(envs)),
   )
 }

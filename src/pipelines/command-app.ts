@@ -2,6 +2,9 @@ import { hostname } from 'node:os'
 import type { Redis } from 'ioredis'
 import { commandDlqStream, DEFAULT_COMMAND_STREAM, executeCommand, type ExecuteOptions } from './command-log.js'
 import { validateCommandPayload } from './command-schema.js'
+import { loadCommandSnapshot } from './command-replay.js'
+import { compareStreamIds, StreamClient } from '../sources/stream-client.js'
+import { startStreamTrimmer, type StreamTrimmer } from '../sources/stream-trimmer.js'
 import { WorkerRuntime, type WorkerInfo } from './command-runtime.js'
 import type { WorkerDefinition, WorkerLogger } from './command-worker.js'
 
@@ -23,6 +26,16 @@ export interface CommandAppOptions {
   readonly claimIdleMs?: number
   /** On stop, how long (ms) running handlers and periodic runs may take to finish. @defaultValue 10000 */
   readonly drainTimeoutMs?: number
+  /**
+   * Trim the log every this many ms, group-aware like the webhook stream (STREAM_TRIM_INTERVAL): only entries
+   * every worker's group has acked go, and none a replaying worker's snapshot does not cover yet (all of them
+   * while such a worker has no snapshot). @defaultValue unset: the log is never trimmed
+   */
+  readonly trimIntervalMs?: number
+  /** Newest entries each trim keeps even when acked (STREAM_TRIM_KEEP). @defaultValue 0 */
+  readonly trimKeep?: number
+  /** Told the number of entries each trim removed (e.g. for `webhook_stream_trimmed_entries_total`). */
+  readonly onTrimmed?: (removed: number) => void
 }
 
 /** Workers registered on one command log, started and stopped together. */
@@ -76,10 +89,32 @@ export function createApp(options: CommandAppOptions): CommandApp {
   const blockMs = positiveInt('blockMs', options.blockMs, 5000)
   const claimIdleMs = positiveInt('claimIdleMs', options.claimIdleMs, 60_000)
   const drainTimeoutMs = positiveInt('drainTimeoutMs', options.drainTimeoutMs, 10_000)
+  if (options.trimIntervalMs !== undefined) positiveInt('trimIntervalMs', options.trimIntervalMs, 10_000)
   const dlqStream = commandDlqStream(stream)
   const runtimes = new Map<string, WorkerRuntime<unknown>>()
   let running = false
   let stopping: Promise<void> | undefined
+  let trimmer: StreamTrimmer | undefined
+  const log = new StreamClient({ redis: options.redis, stream })
+  // the oldest entry a replaying worker still needs: the one after its snapshot, or the whole log without one
+  const replayFloor = async (): Promise<string | undefined> => {
+    let floor: string | undefined
+    for (const rt of runtimes.values()) {
+      if (!rt.worker.replay) continue
+      const id = (await loadCommandSnapshot(options.redis, stream, rt.worker.name))?.last_id ?? '0-0'
+      if (floor === undefined || compareStreamIds(id, floor) < 0) floor = id
+    }
+    return floor
+  }
+  const startTrimming = () => {
+    if (options.trimIntervalMs === undefined || trimmer) return
+    trimmer = startStreamTrimmer({
+      stream: { redis: options.redis, trimSafe: async (o) => log.trimSafe({ ...o, floor: await replayFloor() }) },
+      intervalMs: options.trimIntervalMs, keep: options.trimKeep ?? 0,
+      logger: { warn: (obj, msg) => logger.warn(obj as Record<string, unknown>, msg), debug: () => {} },
+      ...(options.onTrimmed ? { onTrimmed: options.onTrimmed } : {}),
+    })
+  }
 
   const execute = async (command: string, payload?: unknown, executeOptions: Omit<ExecuteOptions, 'schema'> = {}) => {
     for (const rt of runtimes.values()) {
@@ -121,11 +156,14 @@ export function createApp(options: CommandAppOptions): CommandApp {
         await this.stop()
         throw failed.reason
       }
+      startTrimming()
     },
     stop() {
       if (stopping) return stopping
       running = false
-      stopping = Promise.allSettled([...runtimes.values()].map((rt) => rt.stop())).then(() => undefined)
+      const closing = trimmer?.close()
+      trimmer = undefined
+      stopping = Promise.allSettled([closing, ...[...runtimes.values()].map((rt) => rt.stop())]).then(() => undefined)
       return stopping
     },
     execute,

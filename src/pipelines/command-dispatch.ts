@@ -2,7 +2,7 @@ import type { StreamMessage } from '../core/envelope.js'
 import { isPipelineError, PipelineError } from '../core/errors.js'
 import { backoffDelayMs, mayRetry } from '../core/backoff.js'
 import { writeDeadLetter, type CommandLogClient } from './command-log.js'
-import { validateCommandPayload } from './command-schema.js'
+import { validateCommandPayload, type CommandSchema } from './command-schema.js'
 import type { CommandContext, ExecuteCommand, WorkerDefinition, WorkerLogger } from './command-worker.js'
 
 /** Running totals of one worker, as `info()` reports them. */
@@ -33,6 +33,28 @@ export interface DispatchContext<S> {
   readonly counters: WorkerCounters
   /** Handed to handlers as `ctx.execute`. */
   readonly execute: ExecuteCommand
+  /** The worker's current state (its definition's, or the one a replay rebuilt). */
+  readonly state: S
+  /** Called after a command was handled and settled, e.g. to save a replay snapshot. */
+  readonly afterHandled?: (streamId: string) => Promise<void>
+}
+
+/**
+ * The payload of a command entry, parsed from its JSON text and checked against the route's schema. Throws a
+ * permanent PipelineError (`COMMAND_PAYLOAD_INVALID`) naming the entry.
+ *
+ * @example
+ * decodeCommandPayload('feature/process', route, '{"id":"f-1"}', '1-0') // { id: 'f-1' }
+ */
+export function decodeCommandPayload(command: string, route: { readonly schema?: CommandSchema }, raw: string | undefined, streamId: string): unknown {
+  let payload: unknown
+  try {
+    payload = raw === undefined ? undefined : JSON.parse(raw)
+  } catch {
+    throw new PipelineError('permanent', 'COMMAND_PAYLOAD_INVALID',
+      `command "${command}" (entry ${streamId}): field "payload" is not valid JSON; append commands with executeCommand()`)
+  }
+  return route.schema ? validateCommandPayload(command, route.schema, payload) : payload
 }
 
 /**
@@ -130,13 +152,9 @@ export async function dispatchCommand<S>(message: StreamMessage, ctx: DispatchCo
     }
     let payload: unknown
     try {
-      const raw = message.fields.payload
-      payload = raw === undefined ? undefined : JSON.parse(raw)
-      if (route.schema) payload = validateCommandPayload(command, route.schema, payload)
+      payload = decodeCommandPayload(command, route, message.fields.payload, message.streamId)
     } catch (err) {
-      const error = isPipelineError(err) ? err : new PipelineError('permanent', 'COMMAND_PAYLOAD_INVALID',
-        `command "${command}" (entry ${message.streamId}): field "payload" is not valid JSON; append commands with executeCommand()`)
-      await deadLetter(message, command, error, 0, ctx)
+      await deadLetter(message, command, err as PipelineError, 0, ctx)
       return
     }
     const entry = { id: message.streamId, timestamp: new Date(Number(message.streamId.split('-')[0])), deliveryCount: message.deliveryCount }
@@ -144,12 +162,14 @@ export async function dispatchCommand<S>(message: StreamMessage, ctx: DispatchCo
     for (let attempt = 1; ; attempt += 1) {
       if (signal.aborted) return
       const context: CommandContext<S, unknown> = {
-        worker: worker.name, command, payload, message: entry, state: worker.state, signal, attempt, logger: ctx.logger, execute: ctx.execute,
+        worker: worker.name, command, payload, message: entry, state: ctx.state, signal, attempt, logger: ctx.logger, execute: ctx.execute,
+        isReplay: false,
       }
       try {
         await route.handle(context)
         counters.handled += 1
         settled(message, ctx)
+        await ctx.afterHandled?.(message.streamId)
         return
       } catch (err) {
         // a handler that gives up because we are shutting down has not failed: leave the entry for the next start

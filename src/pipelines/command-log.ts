@@ -18,6 +18,16 @@ export function commandDlqStream(stream: string): string {
   return `${stream}:dlq`
 }
 
+/**
+ * Redis key of a replaying worker's snapshot: `<stream>:snapshot:<worker>`.
+ *
+ * @example
+ * commandSnapshotKey('commands', 'features') // "commands:snapshot:features"
+ */
+export function commandSnapshotKey(stream: string, worker: string): string {
+  return `${stream}:snapshot:${worker}`
+}
+
 /** Options of `executeCommand`. */
 export interface ExecuteOptions {
   /** Checked before the command is appended; a mismatch throws `COMMAND_PAYLOAD_INVALID` and appends nothing. */

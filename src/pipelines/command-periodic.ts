@@ -33,7 +33,7 @@ export interface PeriodicRunner {
  * … ; shutdown.abort(); await runner.stop(10_000)
  */
 export function startPeriodic<S>(
-  worker: WorkerDefinition<S>, signal: AbortSignal, logger: WorkerLogger, execute: ExecuteCommand,
+  worker: WorkerDefinition<S>, signal: AbortSignal, logger: WorkerLogger, execute: ExecuteCommand, state: S = worker.state,
 ): PeriodicRunner {
   const periodic = worker.periodic
   if (!periodic) throw new TypeError(`startPeriodic: worker "${worker.name}" has no "periodic" work`)
@@ -43,7 +43,7 @@ export function startPeriodic<S>(
   let lastDurationMs: number | null = null
   let lastError: string | null = null
   let running: Promise<void> | undefined
-  const ctx: PeriodicContext<S> = { worker: worker.name, state: worker.state, signal, logger, execute }
+  const ctx: PeriodicContext<S> = { worker: worker.name, state, signal, logger, execute }
 
   const runOnce = async (): Promise<void> => {
     const startedAt = new Date()

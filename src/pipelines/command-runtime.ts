@@ -3,7 +3,8 @@ import { from, mergeMap } from 'rxjs'
 import { fromRedisStream } from '../sources/from-redis-stream.js'
 import { dispatchCommand, newCounters, type WorkerCounters } from './command-dispatch.js'
 import { startPeriodic, type PeriodicInfo, type PeriodicRunner } from './command-periodic.js'
-import type { ExecuteCommand, WorkerDefinition, WorkerLogger } from './command-worker.js'
+import { replayCommandLog, saveCommandSnapshot, type ReplayProgress } from './command-replay.js'
+import type { ExecuteCommand, ResolvedReplay, WorkerDefinition, WorkerLogger } from './command-worker.js'
 
 /** Where a worker is in its life. */
 export type WorkerStatus = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed'
@@ -26,6 +27,8 @@ export interface WorkerInfo {
   readonly inFlight: number
   /** Periodic work facts (last run, its duration, runs, skipped ticks); null when the worker has none. */
   readonly periodic: PeriodicInfo | null
+  /** The state rebuild of the last start (entries read, failed, up to which id, done); null without `replay`. */
+  readonly replay: ReplayProgress | null
 }
 
 /** How a worker reads the log; the app fills these from its own options. */
@@ -63,8 +66,12 @@ export class WorkerRuntime<S = unknown> {
   private done: Promise<void> = Promise.resolve()
   private closed: Promise<void> = Promise.resolve()
   private unsubscribe: () => void = () => {}
+  private state: S
+  private replayProgress: ReplayProgress | null = null
 
-  constructor(readonly worker: WorkerDefinition<S>, private readonly options: WorkerRuntimeOptions) {}
+  constructor(readonly worker: WorkerDefinition<S>, private readonly options: WorkerRuntimeOptions) {
+    this.state = worker.state
+  }
 
   /** Creates the worker's group when missing (at `startId`), then starts reading and the periodic schedule. */
   async start(): Promise<void> {
@@ -83,6 +90,19 @@ export class WorkerRuntime<S = unknown> {
       if (!/BUSYGROUP/.test((err as Error).message)) {
         this.status = 'failed'
         throw new Error(`worker "${worker.name}" cannot create consumer group "${worker.name}" on stream ${options.stream}: ${(err as Error).message}`, { cause: err })
+      }
+    }
+    const { replay } = worker
+    if (replay) {
+      const progress: ReplayProgress = { read: 0, failed: 0, fromSnapshot: false, untilId: null, done: false }
+      this.replayProgress = progress
+      try {
+        this.state = await replayCommandLog({
+          redis: options.redis, stream: options.stream, worker: { ...worker, replay }, logger: options.logger, signal: shutdown.signal, progress,
+        })
+      } catch (err) {
+        this.status = 'failed'
+        throw err
       }
     }
     let onClosed: () => void = () => {}
@@ -105,7 +125,8 @@ export class WorkerRuntime<S = unknown> {
     })
     const ctx = {
       worker, redis: options.redis, dlqStream: options.dlqStream, signal: shutdown.signal, logger: options.logger,
-      counters: this.counters, execute: options.execute,
+      counters: this.counters, execute: options.execute, state: this.state,
+      ...(replay && replay.snapshotEvery > 0 ? { afterHandled: this.snapshotter({ ...worker, replay }) } : {}),
     }
     this.done = new Promise<void>((resolve) => {
       const subscription = source$
@@ -121,7 +142,7 @@ export class WorkerRuntime<S = unknown> {
         })
       this.unsubscribe = () => subscription.unsubscribe()
     })
-    if (worker.periodic) this.periodic = startPeriodic(worker, shutdown.signal, options.logger, options.execute)
+    if (worker.periodic) this.periodic = startPeriodic(worker, shutdown.signal, options.logger, options.execute, this.state)
     this.status = 'running'
   }
 
@@ -168,6 +189,22 @@ export class WorkerRuntime<S = unknown> {
       skipped: c.skipped,
       inFlight: c.inFlight,
       periodic: this.periodic?.info() ?? null,
+      replay: this.replayProgress ? { ...this.replayProgress } : null,
+    }
+  }
+
+  // saves a snapshot after every `snapshotEvery` handled commands; the worker is sequential, so the state is
+  // exactly the log up to that entry. A failed save is logged and tried again at the next one.
+  private snapshotter(worker: WorkerDefinition<S> & { readonly replay: ResolvedReplay<S> }): (streamId: string) => Promise<void> {
+    let sinceLast = 0
+    return async (streamId) => {
+      if (++sinceLast < worker.replay.snapshotEvery) return
+      try {
+        await saveCommandSnapshot(this.options.redis, this.options.stream, worker, this.state, streamId)
+        sinceLast = 0
+      } catch (err) {
+        this.options.logger.warn({ worker: worker.name, err }, `worker "${worker.name}" could not save its snapshot: ${(err as Error).message}`)
+      }
     }
   }
 }

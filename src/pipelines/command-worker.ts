@@ -35,6 +35,42 @@ export interface CommandContext<S, P> {
   readonly logger: WorkerLogger
   /** Appends a follow-up command to the same log (schema-checked like `app.execute`); resolves to its entry id. */
   readonly execute: ExecuteCommand
+  /**
+   * True while the worker rebuilds its state from the log on start (`replay`): apply the command to `state` and
+   * skip side effects (emails, HTTP calls). During a replay `execute` appends nothing and resolves to "".
+   */
+  readonly isReplay: boolean
+}
+
+/**
+ * Rebuilding a worker's state from the command log on start (Petrock's replay). The worker must be `sequential`,
+ * so its state follows log order, and run in one process (its state lives there).
+ */
+export interface ReplayOptions<S> {
+  /** A fresh state: the starting point of a replay from the beginning of the log. */
+  readonly fresh: () => S
+  /**
+   * Save a snapshot (Redis key `<stream>:snapshot:<worker>`) after this many handled commands, so a restart
+   * replays only what came after it, and the log may be trimmed up to it. @defaultValue 0 (no snapshots: replay
+   * from the beginning, and the trim keeps the whole log)
+   */
+  readonly snapshotEvery?: number
+  /** The state as JSON-able data, for the snapshot. @defaultValue the state itself */
+  readonly save?: (state: S) => unknown
+  /** A state from a snapshot's data. @defaultValue the data itself */
+  readonly load?: (saved: unknown) => S
+  /** Most log entries one replay reads; over it the start fails (save snapshots or raise it). @defaultValue 1000000 */
+  readonly maxEntries?: number
+}
+
+/** Replay settings after validation. */
+export interface ResolvedReplay<S> {
+  readonly fresh: () => S
+  readonly snapshotEvery: number
+  // a method, so a worker of any state still registers as WorkerDefinition<unknown> (checked bivariantly)
+  save(state: S): unknown
+  readonly load: (saved: unknown) => S
+  readonly maxEntries: number
 }
 
 /** Appends a command to the worker's own log; resolves to the entry id. */
@@ -96,6 +132,8 @@ export interface WorkerDefinitionInput<S> {
   readonly maxDeliveries?: number
   /** Where the worker's group starts the first time it runs: `"$"` = commands appended from then on, `"0"` = the whole log. @defaultValue "$" */
   readonly startId?: string
+  /** Rebuild the state from the log (or a snapshot and the log after it) on every start. @defaultValue off */
+  readonly replay?: ReplayOptions<S>
 }
 
 /** One command route after validation. */
@@ -115,6 +153,7 @@ export interface WorkerDefinition<S = unknown> {
   readonly retry: RetryPolicy
   readonly maxDeliveries: number
   readonly startId: string
+  readonly replay?: ResolvedReplay<S>
 }
 
 /** Retry schedule of command handlers unless a worker sets its own. */
@@ -201,6 +240,7 @@ export function defineWorker<S = Record<string, unknown>>(
     throw new RangeError(`${where}: "retry.maxRetries" must be an integer of at least 0; got ${retry.maxRetries}`)
   }
   if (!(retry.multiplier >= 1)) throw new RangeError(`${where}: "retry.multiplier" must be at least 1; got ${retry.multiplier}`)
+  const replay = input.replay === undefined ? undefined : resolveReplay(where, input.replay, input.sequential === true)
   const startId = input.startId ?? '$'
   if (startId !== '$' && !/^\d+(-\d+)?$/.test(startId)) {
     throw new RangeError(`${where}: "startId" must be "$", "0" or a stream id such as "1718000000000-0"; got ${JSON.stringify(startId)}`)
@@ -208,12 +248,34 @@ export function defineWorker<S = Record<string, unknown>>(
   return Object.freeze({
     name,
     description: input.description,
-    state: (input.state ?? {}) as S,
+    state: (input.state ?? replay?.fresh() ?? {}) as S,
     routes,
     ...(periodic ? { periodic } : {}),
     concurrency,
     retry: Object.freeze(retry),
     maxDeliveries: positive(where, 'maxDeliveries', input.maxDeliveries ?? 10, true),
     startId,
+    ...(replay ? { replay } : {}),
   })
+}
+
+function resolveReplay<S>(where: string, input: ReplayOptions<S>, sequential: boolean): ResolvedReplay<S> {
+  if (typeof input !== 'object' || input === null || typeof input.fresh !== 'function') {
+    throw new TypeError(`${where}: "replay" must be { fresh: () => state, snapshotEvery?, save?, load?, maxEntries? }`)
+  }
+  if (!sequential) throw new TypeError(`${where}: "replay" needs "sequential: true", so the rebuilt state follows log order`)
+  const snapshotEvery = input.snapshotEvery ?? 0
+  if (!Number.isInteger(snapshotEvery) || snapshotEvery < 0) {
+    throw new RangeError(`${where}: "replay.snapshotEvery" must be an integer of at least 0 (0: no snapshots); got ${snapshotEvery}`)
+  }
+  for (const key of ['save', 'load'] as const) {
+    if (input[key] !== undefined && typeof input[key] !== 'function') throw new TypeError(`${where}: "replay.${key}" must be a function`)
+  }
+  return {
+    fresh: input.fresh,
+    snapshotEvery,
+    save: input.save ?? ((state) => state),
+    load: input.load ?? ((saved) => saved as S),
+    maxEntries: positive(where, 'replay.maxEntries', input.maxEntries ?? 1_000_000, true),
+  }
 }

@@ -92,6 +92,11 @@ export interface WebhookPipelineOptions extends WebhookPipelineHooks {
   readonly maxInlineRetryDelayMs?: number
   /** INSERT batches in flight at once. @defaultValue 2 */
   readonly storeConcurrency?: number
+  /**
+   * Longest one store batch or one forward attempt may take (ms, WORKER_PROCESSING_TIMEOUT); over it the events
+   * fail as transient `PROCESSING_TIMEOUT` and free their slot. @defaultValue 300000 (5 minutes)
+   */
+  readonly processingTimeoutMs?: number
   /** @defaultValue DEFAULT_DLQ_POLICY */
   readonly dlqPolicy?: DlqPolicy
   /** @defaultValue 100000 */
@@ -169,14 +174,15 @@ function partitionChain(options: WebhookPipelineOptions, keys: StreamKeys, h: Ho
   const ordered = <A, B>(step: OperatorFunction<A, B>): OperatorFunction<A, B> =>
     (options.orderBy ? orderByKey({ key: options.orderBy as (a: A) => string }, step) : step)
   const storeConcurrency = options.orderBy ? 1 : options.storeConcurrency
+  const processingTimeoutMs = options.processingTimeoutMs ?? 300_000
   const steps: OperatorFunction<Envelope, WebhookEnvelope> = (env$) => env$.pipe(
     dedupe({ redis, keys, hold }),
     ordered((e$: Observable<Envelope>) => e$.pipe(extractToolConfig({ tools: options.tools, hold }), transform())),
-    store({ db, hold, ...tracing, ...(storeConcurrency ? { concurrency: storeConcurrency } : {}) }),
+    store({ db, hold, ...tracing, timeoutMs: processingTimeoutMs, ...(storeConcurrency ? { concurrency: storeConcurrency } : {}) }),
   ).pipe(
     ordered(retryBackoff({
       step: forwardStep({ sink: options.forwardSink, ...tracing }),
-      park: parkInRedis({ redis, keys }), hold,
+      park: parkInRedis({ redis, keys }), hold, timeoutMs: processingTimeoutMs,
       ...(options.forwardConcurrency ? { concurrency: options.forwardConcurrency } : {}),
       ...(options.maxInlineRetryDelayMs !== undefined ? { maxInlineDelayMs: options.maxInlineRetryDelayMs } : {}),
       ...(onRetry ? { onRetry } : {}),

@@ -57,3 +57,14 @@ export function idempotencyKey(keys: StreamKeys, eventId: string): string {
 export function trimLeaseKey(stream: string): string {
   return `${stream}:trim-lease`
 }
+
+/**
+ * The "delivery seen" key of one (tool, delivery id): set by ingest and the producer in the same script as the
+ * XADD, so a re-sent delivery is answered as a duplicate for as long as it lives.
+ *
+ * @example
+ * deliverySeenKey(DEFAULT_KEYS, 'gh-main', 'd-1') // "webhook:delivery:gh-main:d-1"
+ */
+export function deliverySeenKey(keys: StreamKeys, toolId: string, deliveryId: string): string {
+  return `${keys.deliveryPrefix}${toolId}:${deliveryId}`
+}

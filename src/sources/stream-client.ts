@@ -115,6 +115,7 @@ if keep > 0 then
   lower(newest[#newest][1])
 end
 if floor == nil then return 0 end
+if ARGV[2] ~= '' then lower(ARGV[2]) end
 return redis.call('XTRIM', stream, 'MINID', floor)`)
 
 /** Compares two stream ids (`ms-seq`). */
@@ -252,12 +253,13 @@ export class StreamClient {
 
   /**
    * Trims only what every group is done with: entries older than each group's oldest pending entry and its
-   * last-delivered id (`XTRIM MINID`). With `keep`, it also keeps at least that many newest entries.
+   * last-delivered id (`XTRIM MINID`). With `keep`, it also keeps at least that many newest entries; with
+   * `floor`, every entry from that id on (e.g. what a replaying worker's snapshot does not cover yet).
    * Returns how many entries were removed. It is one Lua script (one key, so one slot on a Cluster): a group
    * created or moved back while it runs cannot lose entries to it.
    */
-  async trimSafe(options: { keep?: number } = {}): Promise<number> {
-    return (await runScript(this.redis, TRIM_SAFE, [this.stream], [Math.max(0, options.keep ?? 0)])) as number
+  async trimSafe(options: { keep?: number; floor?: string } = {}): Promise<number> {
+    return (await runScript(this.redis, TRIM_SAFE, [this.stream], [Math.max(0, options.keep ?? 0), options.floor ?? ''])) as number
   }
 }
 

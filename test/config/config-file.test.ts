@@ -93,7 +93,8 @@ File('the seed keys consumer_group, block_duration, redis password/db and metric
     'metrics: { enabled: true, port: 9191, path: /metrics }',
   ].join('\n'))
   const config = loadConfig({ env: { REDIS_PASSWORD: 'r3dis' }, file: path })
-  assert.is(config.redis.kind === 'server' && config.redis.url, 'redis://:r3dis@cache:6379/3')
+  assert.is(config.redis.kind === 'server' && config.redis.url, 'redis://cache:6379')
+  assert.equal([config.redisOptions.password, config.redisOptions.db], ['r3dis', 3])
   assert.equal([config.keys.group, config.worker.blockTimeoutMs, config.health.endpoint.port], ['seed_workers', 2000, 9191])
   const bad = configError(() => loadConfig({ env: {}, file: yamlFile('seed-bad.yaml', 'worker:\n  stream: { block_duration: soon }\n') }))
   assert.match(bad, /seed-bad\.yaml: worker\.stream\.block_duration must be a duration/)
@@ -106,8 +107,6 @@ File('seed keys hookstream cannot honour, or written twice, are refused with the
     /metrics\.enabled is not supported as false/)
   assert.match(configError(() => readConfigFile(yamlFile('m3.yaml', 'worker:\n  stream: { group: a, consumer_group: b }\n'), '--config', {})),
     /worker\.stream\.consumer_group and worker\.stream\.group are the same setting; keep one of them/)
-  assert.match(configError(() => loadConfig({ env: {}, file: yamlFile('m4.yaml', 'worker:\n  redis: { url: "redis://:a@r:6379", password: b }\n') })),
-    /worker\.redis\.password and .*worker\.redis\.url both set Redis credentials/)
 })
 
 File.run()

@@ -1,7 +1,6 @@
 import { createReadStream } from 'node:fs'
-import { randomUUID } from 'node:crypto'
 import { createInterface } from 'node:readline'
-import { validateStreamEvent, type StreamEvent } from '../../core/event.js'
+import { completeStreamEvent, type StreamEvent } from '../../core/event.js'
 import { mainStreamClient } from '../../sources/partitions.js'
 import { JSON_FLAG, type Command, type CommandSpec } from '../command.js'
 import { openContext } from '../context.js'
@@ -44,9 +43,7 @@ export const produceCommand: Command = async (_args, flags, io) => {
         return 1
       }
       try {
-        chunk.push(validateStreamEvent({
-          id: randomUUID(), timestamp: new Date().toISOString(), retry_count: 0, repository: '', tenant_id: 'default', ...parsed,
-        }, `${file} line ${lineNo}`))
+        chunk.push(completeStreamEvent(parsed, `${file} line ${lineNo}`))
       } catch (err) {
         io.stderr(`hookstream produce: ${(err as Error).message}; ${total} events were enqueued before it`)
         return 1

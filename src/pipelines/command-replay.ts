@@ -1,0 +1,150 @@
+import type { Redis } from 'ioredis'
+import { compareStreamIds } from '../sources/stream-client.js'
+import { commandSnapshotKey } from './command-log.js'
+import { decodeCommandPayload } from './command-dispatch.js'
+import type { CommandContext, ResolvedReplay, WorkerDefinition, WorkerLogger } from './command-worker.js'
+
+/** How far a replay got, as `info().replay` reports it. */
+export interface ReplayProgress {
+  /** Log entries read so far by the replay (handled, skipped or failed). */
+  read: number
+  /** Handlers that threw during the replay (counted and skipped; nothing is dead-lettered again). */
+  failed: number
+  /** Whether it started from a snapshot. */
+  fromSnapshot: boolean
+  /** The id the replay runs up to (the group's last delivered id at start). */
+  untilId: string | null
+  done: boolean
+}
+
+/** What a replay needs. */
+export interface ReplayOptions<S> {
+  readonly redis: Redis
+  readonly stream: string
+  readonly worker: WorkerDefinition<S> & { readonly replay: ResolvedReplay<S> }
+  readonly logger: WorkerLogger
+  /** Aborting stops the replay between entries; the start then fails. */
+  readonly signal: AbortSignal
+  readonly progress: ReplayProgress
+}
+
+/** A worker's snapshot as stored: the last entry id its state includes, and the saved state. */
+export interface CommandSnapshot {
+  readonly last_id: string
+  readonly state: unknown
+  readonly saved_at: string
+}
+
+const PAGE = 500
+
+function fieldsOf(flat: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i] as string] = flat[i + 1] as string
+  return out
+}
+
+/**
+ * Saves a replaying worker's snapshot: its state (through `replay.save`) as of entry `lastId`.
+ *
+ * @example
+ * await saveCommandSnapshot(redis, 'commands', worker, state, '1718000000000-3')
+ */
+export async function saveCommandSnapshot<S>(redis: Pick<Redis, 'call'>, stream: string,
+  worker: WorkerDefinition<S> & { readonly replay: ResolvedReplay<S> }, state: S, lastId: string): Promise<void> {
+  const snapshot: CommandSnapshot = { last_id: lastId, state: worker.replay.save(state), saved_at: new Date().toISOString() }
+  await redis.call('SET', commandSnapshotKey(stream, worker.name), JSON.stringify(snapshot))
+}
+
+/**
+ * Reads a worker's snapshot, or undefined when it has none.
+ *
+ * @example
+ * (await loadCommandSnapshot(redis, 'commands', 'features'))?.last_id
+ */
+export async function loadCommandSnapshot(redis: Pick<Redis, 'call'>, stream: string, worker: string): Promise<CommandSnapshot | undefined> {
+  const raw = (await redis.call('GET', commandSnapshotKey(stream, worker))) as string | null
+  if (raw === null) return undefined
+  const parsed = JSON.parse(raw) as CommandSnapshot
+  if (typeof parsed?.last_id !== 'string') {
+    throw new Error(`snapshot ${commandSnapshotKey(stream, worker)} has no "last_id"; delete the key to replay the whole log`)
+  }
+  return parsed
+}
+
+async function pendingIds(redis: Redis, stream: string, group: string): Promise<Set<string>> {
+  const ids = new Set<string>()
+  let start = '-'
+  for (;;) {
+    const page = (await redis.call('XPENDING', stream, group, start, '+', PAGE)) as [string, ...unknown[]][]
+    for (const [id] of page) ids.add(id)
+    if (page.length < PAGE) return ids
+    start = `(${page[page.length - 1]?.[0]}`
+  }
+}
+
+async function lastDeliveredId(redis: Redis, stream: string, group: string): Promise<string> {
+  const groups = (await redis.call('XINFO', 'GROUPS', stream)) as unknown[][]
+  for (const g of groups) {
+    const rec = fieldsOf(g.map(String))
+    if (rec.name === group) return rec['last-delivered-id'] ?? '0-0'
+  }
+  return '0-0'
+}
+
+/**
+ * Rebuilds a worker's state on start (Petrock's replay): from its snapshot, or from `replay.fresh()`, it reads the
+ * log after the snapshot up to the group's last delivered id and calls each handler with `isReplay: true`
+ * (`execute` appends nothing). Entries still pending for the group are left out (the group delivers them live
+ * next); pending ones a snapshot already includes are acked. A throwing handler is counted in `progress.failed`
+ * and skipped. The replay reads at most `replay.maxEntries` entries, in pages of 500, and reports `progress`.
+ *
+ * @example
+ * const state = await replayCommandLog({ redis, stream: 'commands', worker, logger, signal, progress })
+ */
+export async function replayCommandLog<S>(options: ReplayOptions<S>): Promise<S> {
+  const { redis, stream, worker, logger, signal, progress } = options
+  const snapshot = await loadCommandSnapshot(redis, stream, worker.name)
+  const state = snapshot ? worker.replay.load(snapshot.state) : worker.replay.fresh()
+  progress.fromSnapshot = snapshot !== undefined
+  const until = await lastDeliveredId(redis, stream, worker.name)
+  progress.untilId = until
+  const pending = await pendingIds(redis, stream, worker.name)
+  // what the snapshot holds is done: a redelivery of it would apply it twice
+  const covered = snapshot ? [...pending].filter((id) => compareStreamIds(id, snapshot.last_id) <= 0) : []
+  if (covered.length > 0) await redis.call('XACK', stream, worker.name, ...covered)
+  let start = snapshot ? `(${snapshot.last_id}` : '-'
+  const execute = async () => ''
+  while (!signal.aborted && until !== '0-0') {
+    const page = (await redis.call('XRANGE', stream, start, until, 'COUNT', PAGE)) as [string, string[]][]
+    for (const [id, flat] of page) {
+      if (progress.read >= worker.replay.maxEntries) {
+        throw new Error(`worker "${worker.name}" replay read ${progress.read} entries of ${stream} and reached replay.maxEntries ` +
+          `${worker.replay.maxEntries} before ${until}; save snapshots (replay.snapshotEvery) or raise replay.maxEntries`)
+      }
+      progress.read += 1
+      if (pending.has(id)) continue
+      const fields = fieldsOf(flat)
+      const command = fields.command
+      const route = command === undefined ? undefined : worker.routes.get(command)
+      if (!route || command === undefined) continue
+      const context: CommandContext<S, unknown> = {
+        worker: worker.name, command, payload: undefined, state, signal, attempt: 1, logger, execute, isReplay: true,
+        message: { id, timestamp: new Date(Number(id.split('-')[0])), deliveryCount: 1 },
+      }
+      try {
+        await route.handle({ ...context, payload: decodeCommandPayload(command, route, fields.payload, id) })
+      } catch {
+        progress.failed += 1
+      }
+    }
+    if (page.length < PAGE) break
+    start = `(${page[page.length - 1]?.[0]}`
+  }
+  if (signal.aborted) throw new Error(`worker "${worker.name}" was stopped during its replay of ${stream} (${progress.read} entries read)`)
+  if (progress.failed > 0) {
+    logger.warn({ worker: worker.name, failed: progress.failed, read: progress.read },
+      `worker "${worker.name}" replay: ${progress.failed} of ${progress.read} commands failed again and were skipped`)
+  }
+  progress.done = true
+  return state
+}

@@ -1,0 +1,44 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { produceCommand } from '../../src/cli/commands/produce.js'
+import { decodeStreamEvent } from '../../src/core/event.js'
+import { cliWorld, type CliWorld } from './cli-harness.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'hookstream-produce-'))
+const Produce = suite<{ w: CliWorld }>('hookstream produce', {} as { w: CliWorld })
+Produce.before.each(async (ctx) => { ctx.w = await cliWorld() })
+Produce.after.each(async (ctx) => { await ctx.w.close() })
+Produce.after(() => rmSync(dir, { recursive: true, force: true }))
+
+function file(lines: unknown[]): string {
+  const path = join(dir, `events-${Math.random()}.ndjson`)
+  writeFileSync(path, lines.map((l) => JSON.stringify(l)).join('\n'))
+  return path
+}
+
+Produce('enqueues one completed event per line, with the defaults createProducer also fills in', async ({ w }) => {
+  const r = await w.run(produceCommand, [], { file: file([
+    { event_type: 'billing.paid', tool_id: 'billing', payload: { n: 1 } },
+    { id: 'inv-2', event_type: 'billing.paid', tool_id: 'billing', payload: { n: 2 }, tenant_id: 'acme' },
+  ]) })
+  assert.is(r.code, 0, r.err)
+  assert.match(r.out, /enqueued 2 events/)
+  const entries = (await w.redis.xrange(w.keys.stream, '-', '+')).map(([, fields]) => decodeStreamEvent(fields[1]))
+  assert.equal(entries.map((e) => [e.tenant_id, e.repository, e.retry_count, e.payload]), [['default', '', 0, { n: 1 }], ['acme', '', 0, { n: 2 }]])
+  assert.is(entries[1]?.id, 'inv-2')
+})
+
+Produce('a line whose id is not a delivery id stops the command naming the line and the field, before its chunk is enqueued', async ({ w }) => {
+  const r = await w.run(produceCommand, [], { file: file([
+    { event_type: 'billing.paid', tool_id: 'billing', payload: {} },
+    { id: 'has a space', event_type: 'billing.paid', tool_id: 'billing', payload: {} },
+  ]) })
+  assert.is(r.code, 1)
+  assert.match(r.err, /event field "id" must be a delivery id of 1–200 printable characters .* line 2\); 0 events were enqueued before it/)
+  assert.is(Number(await w.redis.xlen(w.keys.stream)), 0)
+})
+
+Produce.run()

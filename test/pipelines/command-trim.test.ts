@@ -1,0 +1,82 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { randomUUID } from 'node:crypto'
+import { Redis } from 'ioredis'
+import { createApp } from '../../src/pipelines/command-app.js'
+import { defineWorker } from '../../src/pipelines/command-worker.js'
+import { sharedRedis } from '../helpers/servers.js'
+import { waitUntil, warnings } from './command-helpers.js'
+
+const Trim = suite<{ redis: Redis }>('command log trimming', {} as { redis: Redis })
+Trim.before(async (ctx) => { ctx.redis = new Redis((await sharedRedis()).url) })
+Trim.after(async (ctx) => { ctx.redis.disconnect() })
+
+const appOn = (redis: Redis, stream: string, trimmed: number[]) => createApp({
+  redis, stream, consumer: 'c1', blockMs: 100, drainTimeoutMs: 2000, logger: warnings(), trimIntervalMs: 50,
+  onTrimmed: (n) => trimmed.push(n),
+})
+
+Trim('the log keeps every entry a slower worker has not acked, and is trimmed to nothing once every worker is done', async ({ redis }) => {
+  const stream = `trim-${randomUUID()}`
+  const trimmed: number[] = []
+  let release: () => void = () => {}
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  const app = appOn(redis, stream, trimmed)
+  await app.register(
+    defineWorker({ name: 'fast', description: 'd', commands: { job: () => {} } }),
+    defineWorker({ name: 'slow', description: 'd', sequential: true, commands: { job: () => gate } }),
+  )
+  await app.start()
+  try {
+    for (let i = 0; i < 10; i++) await app.execute('job', { i })
+    await waitUntil('fast handled 10', () => app.info()[0]?.handled === 10)
+    const trimsBefore = trimmed.length
+    await waitUntil('two more trims ran', () => trimmed.length >= trimsBefore + 2)
+    assert.is(Number(await redis.xlen(stream)), 10, 'nothing the slow worker still needs was trimmed')
+    release()
+    await waitUntil('slow handled 10', () => app.info()[1]?.handled === 10)
+    await waitUntil('log trimmed to nothing', async () => Number(await redis.xlen(stream)) === 0)
+    assert.is(trimmed.reduce((a, b) => a + b, 0), 10)
+  } finally {
+    release()
+    await app.stop()
+  }
+})
+
+Trim('a replaying worker keeps the log from its snapshot on (all of it without one), so a restart still rebuilds the same state', async ({ redis }) => {
+  const stream = `trim-${randomUUID()}`
+  const trimmed: number[] = []
+  const make = (snapshotEvery: number) => {
+    const seen = { current: undefined as { sum: number } | undefined }
+    const worker = defineWorker<{ sum: number }>({
+      name: 'summer', description: 'd', sequential: true,
+      replay: { fresh: () => (seen.current = { sum: 0 }), load: (s) => (seen.current = s as { sum: number }), snapshotEvery },
+      commands: { add: ({ payload, state }) => { state.sum += (payload as { n: number }).n } },
+    })
+    return { worker, seen }
+  }
+  const first = make(5)
+  const app = appOn(redis, stream, trimmed)
+  await app.register(first.worker)
+  await app.start()
+  for (let i = 1; i <= 12; i++) await app.execute('add', { n: i })
+  await waitUntil('12 handled', () => app.info()[0]?.handled === 12)
+  const trimsBefore = trimmed.length
+  await waitUntil('two more trims ran', () => trimmed.length >= trimsBefore + 2)
+  // the snapshot was saved after the 10th: the 10th (its id is the floor), 11th and 12th stay
+  assert.is(Number(await redis.xlen(stream)), 3)
+  await app.stop()
+
+  const second = make(5)
+  const again = appOn(redis, stream, [])
+  await again.register(second.worker)
+  await again.start()
+  try {
+    assert.equal(second.seen.current, { sum: 78 })
+    assert.equal(first.seen.current, { sum: 78 })
+  } finally {
+    await again.stop()
+  }
+})
+
+Trim.run()
