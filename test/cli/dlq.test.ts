@@ -3,10 +3,11 @@ import * as assert from 'uvu/assert'
 import { dlqCommand } from '../../src/cli/commands/dlq.js'
 import { seedDlq, streamEvents } from '../db/dlq-seed.js'
 import { cliWorld, type CliWorld } from './cli-harness.js'
+import { release } from '../helpers/release.js'
 
 const Dlq = suite<{ w: CliWorld }>('hookstream dlq', {} as { w: CliWorld })
 Dlq.before.each(async (ctx) => { ctx.w = await cliWorld() })
-Dlq.after.each(async (ctx) => { await ctx.w.close() })
+Dlq.after.each((ctx) => release(ctx, { w: (w) => w.close() }))
 
 Dlq('list pages with --limit and --cursor, filters by --status, --tool and --event-type, and prints a table or JSON', async ({ w }) => {
   await seedDlq(w.db, Array.from({ length: 25 }, (_, i) => ({ event: { tool_id: i < 20 ? 'gh' : 'gl' }, status: i < 3 ? 'failed' as const : 'pending' as const })))

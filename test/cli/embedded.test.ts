@@ -8,8 +8,9 @@ import { spawn } from 'node:child_process'
 import { pathToFileURL } from 'node:url'
 import { freePort } from '../helpers/servers.js'
 import { eventually } from '../helpers/events.js'
+import { withTimeLimit } from '../helpers/time-limit.js'
 
-test('with no REDIS_URL and no DATABASE_URL, `npm start` runs on an embedded redis-server and PGlite under ./.hookstream', async () => {
+test('with no REDIS_URL and no DATABASE_URL, `npm start` runs on an embedded redis-server and PGlite under ./.hookstream', withTimeLimit(180_000, async () => {
   const cwd = mkdtempSync(join(tmpdir(), 'hookstream-embedded-'))
   const [http, health] = [await freePort(), await freePort()]
   const token = 'embedded-admin-token-0123456789'
@@ -55,6 +56,6 @@ test('with no REDIS_URL and no DATABASE_URL, `npm start` runs on an embedded red
   }
   assert.is(await exited, 0, out.slice(-2000))
   rmSync(cwd, { recursive: true, force: true })
-})
+}))
 
 test.run()

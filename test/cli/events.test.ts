@@ -6,10 +6,11 @@ import { StreamClient } from '../../src/sources/stream-client.js'
 import { seedDlq } from '../db/dlq-seed.js'
 import { makeEvent } from '../helpers/events.js'
 import { cliWorld, type CliWorld } from './cli-harness.js'
+import { release } from '../helpers/release.js'
 
 const Events = suite<{ w: CliWorld }>('hookstream events', {} as { w: CliWorld })
 Events.before.each(async (ctx) => { ctx.w = await cliWorld() })
-Events.after.each(async (ctx) => { await ctx.w.close() })
+Events.after.each((ctx) => release(ctx, { w: (w) => w.close() }))
 
 Events('show tells a forwarded event apart from a dead-lettered, re-queued and resolved one', async ({ w }) => {
   const event = makeEvent()

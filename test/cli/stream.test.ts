@@ -5,10 +5,11 @@ import { StreamClient } from '../../src/sources/stream-client.js'
 import { seedDlq } from '../db/dlq-seed.js'
 import { makeEvent } from '../helpers/events.js'
 import { cliWorld, type CliWorld } from './cli-harness.js'
+import { release } from '../helpers/release.js'
 
 const Stream = suite<{ w: CliWorld }>('hookstream stream', {} as { w: CliWorld })
 Stream.before.each(async (ctx) => { ctx.w = await cliWorld() })
-Stream.after.each(async (ctx) => { await ctx.w.close() })
+Stream.after.each((ctx) => release(ctx, { w: (w) => w.close() }))
 
 Stream('info reports length, ids, group pending and lag, consumers, the DLQ stream and DLQ rows by status', async ({ w }) => {
   const stream = new StreamClient({ redis: w.redis, stream: w.keys.stream })

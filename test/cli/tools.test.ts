@@ -6,13 +6,14 @@ import { join } from 'node:path'
 import { toolsCommand } from '../../src/cli/commands/tools.js'
 import { ToolStore } from '../../src/db/tool-store.js'
 import { cliWorld, type CliWorld } from './cli-harness.js'
+import { release } from '../helpers/release.js'
 
 const KEY = 'cli test encryption passphrase'
 const SECRET = 'cli-secret-value-never-printed'
 
 const Tools = suite<{ w: CliWorld }>('hookstream tools', {} as { w: CliWorld })
 Tools.before.each(async (ctx) => { ctx.w = await cliWorld({ HOOKSTREAM_ENCRYPTION_KEY: KEY, GH_SECRET: SECRET }) })
-Tools.after.each(async (ctx) => { await ctx.w.close() })
+Tools.after.each((ctx) => release(ctx, { w: (w) => w.close() }))
 
 Tools('add, list, show, replace keeping the secret, remove; secrets never printed; changes audited as cli', async ({ w }) => {
   const outputs: string[] = []

@@ -10,6 +10,7 @@ import { streamKeys, type StreamKeys } from '../../src/sources/keys.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
 import { seedDlq, streamEvents } from './dlq-seed.js'
 import { freePort, sharedPostgres, sharedRedis } from '../helpers/servers.js'
+import { release } from '../helpers/release.js'
 
 interface Ctx { handle: Db; redis: Redis; keys: StreamKeys; stream: StreamClient; dlq: DlqStore }
 const Dlq = suite<Ctx>('DlqStore', {} as Ctx)
@@ -22,10 +23,7 @@ Dlq.before.each(async (ctx) => {
   ctx.stream = new StreamClient({ redis: ctx.redis, stream: ctx.keys.stream })
   ctx.dlq = new DlqStore({ db: ctx.handle.db, stream: ctx.stream })
 })
-Dlq.after.each(async (ctx) => {
-  await ctx.handle.close()
-  ctx.redis.disconnect()
-})
+Dlq.after.each((ctx) => release(ctx, { handle: (h) => h.close(), redis: (r) => r.disconnect() }))
 
 async function audit(handle: Db, action: string): Promise<number> {
   const r = await handle.db.selectFrom('webhook_audit_log').select((eb) => eb.fn.countAll<number>().as('n')).where('action', '=', action).executeTakeFirstOrThrow()

@@ -8,6 +8,7 @@ import { migrateToLatest } from '../../src/db/migrate.js'
 import { ToolRegistry } from '../../src/db/tool-registry.js'
 import { ToolStore } from '../../src/db/tool-store.js'
 import { startPostgres, type TestPostgres } from '../helpers/servers.js'
+import { eventually } from '../helpers/events.js'
 
 const Registry = suite<{ server?: TestPostgres; handle?: Db }>('ToolRegistry', {})
 Registry.before(async (ctx) => {
@@ -59,19 +60,19 @@ Registry('without a store it serves the static tools', async () => {
 Registry('a stored tool overrides a static one, and changes show up within refreshMs', async ({ handle }) => {
   const store = new ToolStore({ db: handle!.db })
   await store.upsert(tool('ov-1', { tenant_id: 'from-db' }), 'test')
-  const registry = new ToolRegistry({ tools: [tool('ov-1', { tenant_id: 'from-yaml' }), tool('ov-2')], store, refreshMs: 100 })
+  // refreshMs 1000: the "not yet" check right after the upsert has a second of slack on a busy machine
+  const registry = new ToolRegistry({ tools: [tool('ov-1', { tenant_id: 'from-yaml' }), tool('ov-2')], store, refreshMs: 1000 })
   assert.is((await registry.get('ov-1'))?.tenantId, 'from-db')
   assert.is((await registry.get('ov-2'))?.tenantId, 'default')
   await store.upsert(tool('ov-1', { tenant_id: 'changed', enabled: false }), 'test')
   await store.upsert(tool('ov-3'), 'test')
   assert.is((await registry.get('ov-1'))?.tenantId, 'from-db')
-  await sleep(350)
+  await eventually('the change shows', async () => (await registry.get('ov-1'))?.tenantId === 'changed', 15_000)
   const changed = await registry.get('ov-1')
   assert.is(changed?.tenantId, 'changed')
   assert.is(changed?.enabled, false)
   await store.remove('ov-1', 'test')
-  await sleep(350)
-  assert.is((await registry.get('ov-1'))?.tenantId, 'from-yaml')
+  await eventually('the removal shows', async () => (await registry.get('ov-1'))?.tenantId === 'from-yaml', 15_000)
   await registry.close()
 })
 
@@ -105,8 +106,7 @@ Registry('a failed refresh keeps the last good cache and is reported; a miss the
   assert.is((await registry.get('down-1'))?.id, 'down-1')
   await server!.stop()
   try {
-    for (let i = 0; i < 60 && errors.length === 0; i++) await sleep(50)
-    assert.ok(errors.length > 0)
+    await eventually('a refresh failed', () => errors.length > 0, 15_000)
     assert.ok(isPipelineError(errors[0]) && errors[0].code === 'TOOLS_UNAVAILABLE', String(errors[0]))
     assert.ok(registry.refreshError)
     assert.is((await registry.get('down-1'))?.id, 'down-1')
@@ -114,8 +114,7 @@ Registry('a failed refresh keeps the last good cache and is reported; a miss the
   } finally {
     await server!.start()
   }
-  for (let i = 0; i < 60 && registry.refreshError; i++) await sleep(50)
-  assert.is(registry.refreshError, undefined)
+  await eventually('a refresh succeeded again', () => registry.refreshError === undefined, 15_000)
   await registry.close()
 })
 

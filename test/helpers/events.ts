@@ -25,3 +25,23 @@ export async function eventually(what: string, check: () => boolean | Promise<bo
     await new Promise((r) => setTimeout(r, 20))
   }
 }
+
+/**
+ * Waits until `count()` reaches `target`, failing only when it stops moving for `stallMs` (default 30 s): a
+ * throughput test on a busy machine then fails when the pipeline is stuck, not when the box is slow. The
+ * test's own time limit (test/run.cjs, `withTimeLimit`) still bounds the whole wait.
+ *
+ * @example
+ * await progressTo('10,000 stored', () => rowCount(db), 10_000)
+ */
+export async function progressTo(what: string, count: () => number | Promise<number>, target: number, stallMs = 30_000): Promise<void> {
+  let last = -1
+  let movedAt = Date.now()
+  for (;;) {
+    const now = await count()
+    if (now >= target) return
+    if (now !== last) { last = now; movedAt = Date.now() }
+    if (Date.now() - movedAt > stallMs) throw new Error(`stuck at ${now} of ${target} for ${stallMs} ms waiting for: ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}

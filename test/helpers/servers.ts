@@ -5,7 +5,7 @@
  * start their own.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chmodSync, chownSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -70,23 +70,35 @@ export interface TestRedis {
  * const redis = await startRedis({ appendonly: true }); … ; await redis.stop()
  */
 export async function startRedis(options: { appendonly?: boolean; args?: string[] } = {}): Promise<TestRedis> {
-  const port = await freePort()
+  let port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'hookstream-redis-'))
   let child: ChildProcess | undefined
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+  const args = () => ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
     '--appendonly', options.appendonly ? 'yes' : 'no', '--appendfsync', 'everysec', ...(options.args ?? [])]
 
-  const ping = () => new Promise<boolean>((resolve) => {
+  // the server on the port must be the one we spawned: a PONG from another test's Redis that took the port
+  // between freePort() and the spawn is not good enough
+  const ownedBy = (pid: number) => new Promise<boolean>((resolve) => {
     const sock = connect(port, '127.0.0.1')
+    let reply = ''
     sock.once('error', () => resolve(false))
-    sock.once('connect', () => sock.write('PING\r\n'))
-    sock.once('data', (d) => { resolve(d.toString().startsWith('+PONG')); sock.destroy() })
+    sock.once('connect', () => sock.write('INFO server\r\n'))
+    sock.on('data', (d) => {
+      reply += d.toString()
+      const m = /process_id:(\d+)/.exec(reply)
+      if (m) { resolve(Number(m[1]) === pid); sock.destroy() }
+    })
+    sock.once('close', () => resolve(false))
   })
 
-  const start = async () => {
-    const proc = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  const spawnOnce = async () => {
+    const proc = spawn('redis-server', args(), { stdio: ['ignore', 'pipe', 'pipe'] })
     proc.unref()
-    ;(proc.stderr as NodeJS.ReadableStream & { unref?: () => void }).unref?.()
+    let output = ''
+    for (const s of [proc.stdout, proc.stderr] as (NodeJS.ReadableStream & { unref?: () => void })[]) {
+      s.on('data', (d: Buffer) => { output = (output + d.toString()).slice(-4000) })
+      s.unref?.()
+    }
     let startError: Error | undefined
     proc.once('error', (err) => {
       startError = new Error(`test harness: cannot start redis-server (${err.message}); install Redis 7 (apt-get install redis-server)`)
@@ -94,8 +106,26 @@ export async function startRedis(options: { appendonly?: boolean; args?: string[
     child = proc
     await waitFor(`redis-server on port ${port}`, async () => {
       if (startError) throw startError
-      return ping()
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        throw Object.assign(new Error(`test harness: redis-server on port ${port} exited at start:\n${output}`), { addressInUse: /already in use|bind/i.test(output) })
+      }
+      return ownedBy(proc.pid!)
     }).catch((err) => { throw startError ?? err })
+  }
+  // freePort() closes its probe before redis-server binds: another process may take the port in between, so
+  // the first start tries a few fresh ports; a restart (start() after stop()) keeps its port
+  let started = false
+  const start = async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await spawnOnce()
+        started = true
+        return
+      } catch (err) {
+        if (started || attempt >= 5 || !(err as { addressInUse?: boolean }).addressInUse) throw err
+        port = await freePort()
+      }
+    }
   }
   const waitExit = async (proc: ChildProcess) => {
     if (proc.exitCode !== null || proc.signalCode !== null) return
@@ -127,12 +157,24 @@ export async function startRedis(options: { appendonly?: boolean; args?: string[
   }
 }
 
-let shared: Promise<{ url: string }> | undefined
-/** One Redis for the whole test process (REDIS_URL when set). Give each test its own key prefix. */
-export function sharedRedis(): Promise<{ url: string }> {
-  shared ??= process.env.REDIS_URL ? Promise.resolve({ url: process.env.REDIS_URL }) : startRedis()
-  return shared
+/**
+ * Caches what `start` resolves to (one server for the whole test process); a start that failed is forgotten,
+ * so the next caller tries again and sees its own error, instead of every later suite failing on the first.
+ */
+export function cached<T>(start: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | undefined
+  return () => {
+    pending ??= start().catch((err: unknown) => {
+      pending = undefined
+      throw err
+    })
+    return pending
+  }
 }
+
+/** One Redis for the whole test process (REDIS_URL when set). Give each test its own key prefix. */
+export const sharedRedis: () => Promise<{ url: string }> = cached(async () =>
+  process.env.REDIS_URL ? { url: process.env.REDIS_URL } : startRedis())
 
 // ----------------------------------------------------------------------------------------- PostgreSQL
 
@@ -201,7 +243,7 @@ export async function startPostgres(): Promise<TestPostgres> {
   const bin = pgBinDir()
   const tpl = templateCluster(bin)
   const owner = pgUser()
-  const port = await freePort()
+  let port = 0
   const base = mkdtempSync(join(tmpdir(), 'hookstream-pg-'))
   const data = join(base, 'data')
   cpSync(tpl, data, { recursive: true })
@@ -209,15 +251,21 @@ export async function startPostgres(): Promise<TestPostgres> {
   // start on a data directory others can read
   chmodSync(data, 0o700)
   chownTree(base, owner)
-  writeFileSync(join(data, 'postgresql.auto.conf'),
-    `listen_addresses = '127.0.0.1'\nport = ${port}\nunix_socket_directories = '${base}'\n` +
-    `fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n`)
-  chownTree(data, owner)
+  const usePort = async () => {
+    port = await freePort()
+    writeFileSync(join(data, 'postgresql.auto.conf'),
+      `listen_addresses = '127.0.0.1'\nport = ${port}\nunix_socket_directories = '${base}'\n` +
+      `fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n`)
+    chownTree(data, owner)
+  }
   let running = false
-  const url = `postgres://postgres@127.0.0.1:${port}/postgres`
+  const url = () => `postgres://postgres@127.0.0.1:${port}/postgres`
   const start = async () => {
     const res = runPg(join(bin, 'pg_ctl'), ['-D', data, '-l', join(base, 'log'), '-w', '-t', '30', 'start'])
-    if (res.status !== 0) throw new Error(`test harness: pg_ctl start failed:\n${res.output}`)
+    if (res.status !== 0) {
+      const log = existsSync(join(base, 'log')) ? readFileSync(join(base, 'log'), 'utf8').slice(-4000) : ''
+      throw Object.assign(new Error(`test harness: pg_ctl start failed:\n${res.output}\n${log}`), { addressInUse: /already in use|could not bind/i.test(log) })
+    }
     running = true
   }
   const stop = async () => {
@@ -229,14 +277,24 @@ export async function startPostgres(): Promise<TestPostgres> {
     if (running) runPg(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop'])
     rmSync(base, { recursive: true, force: true })
   })
-  await start()
+  // freePort() closes its probe before PostgreSQL binds: another process may take the port in between, so
+  // the first start tries a few fresh ports (a later start() keeps the port)
+  for (let attempt = 1; ; attempt++) {
+    await usePort()
+    try {
+      await start()
+      break
+    } catch (err) {
+      if (attempt >= 5 || !(err as { addressInUse?: boolean }).addressInUse) throw err
+    }
+  }
   await waitFor(`postgres on port ${port}`, async () => {
-    const c = new pg.Client({ connectionString: url })
+    const c = new pg.Client({ connectionString: url() })
     await c.connect()
     await c.end()
     return true
   })
-  return { url, port, start, stop, createDatabase: (name) => createDatabase(url, name) }
+  return { url: url(), port, start, stop, createDatabase: (name) => createDatabase(url(), name) }
 }
 
 let counter = 0
@@ -254,14 +312,8 @@ async function createDatabase(adminUrl: string, name?: string): Promise<string> 
   return u.toString()
 }
 
-let sharedPg: Promise<{ url: string; createDatabase(name?: string): Promise<string> }> | undefined
 /** One PostgreSQL for the whole test process (DATABASE_URL when set). Use `createDatabase()` per suite. */
-export function sharedPostgres(): Promise<{ url: string; createDatabase(name?: string): Promise<string> }> {
-  if (!sharedPg) {
-    const external = process.env.DATABASE_URL
-    sharedPg = external
-      ? Promise.resolve({ url: external, createDatabase: (name?: string) => createDatabase(external, name) })
-      : startPostgres()
-  }
-  return sharedPg
-}
+export const sharedPostgres: () => Promise<{ url: string; createDatabase(name?: string): Promise<string> }> = cached(async () => {
+  const external = process.env.DATABASE_URL
+  return external ? { url: external, createDatabase: (name?: string) => createDatabase(external, name) } : startPostgres()
+})

@@ -14,11 +14,25 @@ export interface ServiceProcess {
   readonly exited: Promise<number | string>
 }
 
-/** Writes a YAML config with `tools` and starts the service; resolves once /health/ready answers 200. */
+/**
+ * Writes a YAML config with `tools` and starts the service; resolves once /health/ready answers 200. The ports
+ * come from freePort(), which frees its probe before the service binds: when another process took one in between
+ * (EADDRINUSE), the service is started again on fresh ports.
+ */
 export async function startServiceProcess(env: Record<string, string>, yaml: string, args: string[] = []): Promise<ServiceProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'hookstream-svc-'))
   const config = join(dir, 'hookstream.yaml')
   writeFileSync(config, yaml)
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(env, config, args)
+    } catch (err) {
+      if (attempt >= 3 || !(err as { addressInUse?: boolean }).addressInUse) throw err
+    }
+  }
+}
+
+async function startOnce(env: Record<string, string>, config: string, args: string[]): Promise<ServiceProcess> {
   const http = await freePort()
   const health = await freePort()
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'run', '--config', config, ...args], {
@@ -31,12 +45,15 @@ export async function startServiceProcess(env: Record<string, string>, yaml: str
   child.stderr?.on('data', (d) => { out += d })
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)))
   const healthUrl = `http://127.0.0.1:${health}`
-  const deadline = Date.now() + 30_000
+  // a busy machine (six engineers' test runs on two cores) can take tens of seconds to load tsx and connect
+  const deadline = Date.now() + 60_000
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`hookstream run exited early (${child.exitCode}):\n${out}`)
+    if (child.exitCode !== null) {
+      throw Object.assign(new Error(`hookstream run exited early (${child.exitCode}):\n${out}`), { addressInUse: /EADDRINUSE/.test(out) })
+    }
     const ok = await fetch(`${healthUrl}/health/ready`).then((r) => r.ok, () => false)
     if (ok) break
-    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`hookstream run not ready within 30 s:\n${out}`) }
+    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`hookstream run not ready within 60 s:\n${out}`) }
     await new Promise((r) => setTimeout(r, 100))
   }
   return { child, ingestUrl: `http://127.0.0.1:${http}`, healthUrl, output: () => out, exited }

@@ -16,6 +16,7 @@ import { StreamClient } from '../../src/sources/stream-client.js'
 import { seedDlq, streamEvents } from '../db/dlq-seed.js'
 import { makeEvent } from '../helpers/events.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
+import { release } from '../helpers/release.js'
 
 const TOKEN = 'admin-token-0123456789abcdef'
 const SECRET = 'gh-signing-secret-do-not-leak'
@@ -44,11 +45,9 @@ Admin.before.each(async (ctx) => {
   ctx.http = await startHttpServer('127.0.0.1:0', createRouter(adminRoutes({ ...options, token: TOKEN })))
   ctx.off = await startHttpServer('127.0.0.1:0', createRouter(adminRoutes(options)))
 })
-Admin.after.each(async (ctx) => {
-  await Promise.all([ctx.http.close(), ctx.off.close(), ctx.registry.close()])
-  await ctx.handle.close()
-  ctx.redis.disconnect()
-})
+Admin.after.each((ctx) => release(ctx, {
+  http: (h) => h.close(), off: (h) => h.close(), registry: (r) => r.close(), handle: (h) => h.close(), redis: (r) => r.disconnect(),
+}))
 
 async function call(ctx: Ctx, method: string, path: string, body?: unknown, token: string | null = TOKEN): Promise<{ status: number; json: any }> {
   const res = await fetch(`${ctx.http.url}${path}`, {

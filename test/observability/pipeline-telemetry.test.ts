@@ -15,6 +15,7 @@ import { createLogger } from '../../src/observability/logger.js'
 import { createMetrics } from '../../src/observability/metrics.js'
 import { pipelineTelemetry } from '../../src/observability/pipeline-telemetry.js'
 import { makeEvent } from '../helpers/events.js'
+import { release } from '../helpers/release.js'
 
 interface Ctx { w: PipelineWorld; h: IngestHarness; exporter: InMemorySpanExporter; tracing: Tracing; receivers: Receiver[] }
 const Traces = suite<Ctx>('pipeline telemetry: traces from ingest to settle', {} as Ctx)
@@ -29,12 +30,11 @@ Traces.before.each(async (ctx) => {
   })
   ctx.receivers = []
 })
-Traces.after.each(async (ctx) => {
-  await ctx.h.close()
-  await ctx.w.close()
-  await Promise.all(ctx.receivers.map((r) => r.close()))
-  await ctx.tracing.shutdown()
-})
+// tracing is global state: it is shut down first, so a failing close below cannot leave it registered (every
+// later startTracing would be refused)
+Traces.after.each((ctx) => release(ctx, {
+  tracing: (t) => t.shutdown(), h: (h) => h.close(), w: (w) => w.close(), receivers: (rs) => Promise.all(rs.map((r) => r.close())),
+}))
 
 // ESM-only package: uvu loads test files through require, so it is imported dynamically
 const sign = async (secret: string, body: string) => (await import('@octokit/webhooks-methods')).sign(secret, body)

@@ -2,6 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { EMPTY, lastValueFrom, of, Subject, toArray } from 'rxjs'
 import { batch } from '../../src/operators/batch.js'
+import { spyOnTimers } from '../helpers/timer-spy.js'
 
 const Batch = suite('batch')
 
@@ -36,13 +37,21 @@ Batch('maxWaitMs holds a batch open for later items', async () => {
 })
 
 Batch('unsubscribing clears the pending timer, so nothing is emitted later', async () => {
-  const s = new Subject<number>()
-  const out: number[][] = []
-  const sub = s.pipe(batch({ maxWaitMs: 30 })).subscribe((b) => out.push(b))
-  s.next(1)
-  sub.unsubscribe()
-  await new Promise((r) => setTimeout(r, 60))
-  assert.equal(out, [])
+  for (const maxWaitMs of [30, 0]) {
+    const timers = spyOnTimers()
+    try {
+      const s = new Subject<number>()
+      const out: number[][] = []
+      const sub = s.pipe(batch({ maxWaitMs })).subscribe((b) => out.push(b))
+      s.next(1)
+      assert.is(timers.pending(), 1, `maxWaitMs ${maxWaitMs}: a batch is open and its timer runs`)
+      sub.unsubscribe()
+      assert.is(timers.pending(), 0, `maxWaitMs ${maxWaitMs}: unsubscribe cleared the timer`)
+      assert.equal(out, [])
+    } finally {
+      timers.restore()
+    }
+  }
 })
 
 Batch('rejects bad options naming the option', () => {

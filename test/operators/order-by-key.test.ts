@@ -2,6 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { EMPTY, from, lastValueFrom, map, mergeMap, Subject, timer, toArray } from 'rxjs'
 import { orderByKey } from '../../src/operators/order-by-key.js'
+import { spyOnTimers } from '../helpers/timer-spy.js'
 
 interface Item { readonly key: string; readonly seq: number }
 const items = (keys: number, perKey: number): Item[] => {
@@ -96,12 +97,18 @@ OrderByKey('errors of the step and of the source pass through', async () => {
 })
 
 OrderByKey('unsubscribing stops the step: no timers keep running', async () => {
-  let emitted = 0
-  const sub = from(items(5, 5)).pipe(orderByKey({ key: (i: Item) => i.key }, mergeMap((i: Item) => timer(30).pipe(map(() => i)), 100)))
-    .subscribe(() => { emitted += 1 })
-  sub.unsubscribe()
-  await new Promise((r) => setTimeout(r, 80))
-  assert.is(emitted, 0)
+  const timers = spyOnTimers()
+  try {
+    let emitted = 0
+    const sub = from(items(5, 5)).pipe(orderByKey({ key: (i: Item) => i.key }, mergeMap((i: Item) => timer(30).pipe(map(() => i)), 100)))
+      .subscribe(() => { emitted += 1 })
+    assert.ok(timers.pending() >= 5, `one timer per key is running (${timers.pending()})`)
+    sub.unsubscribe()
+    assert.is(timers.pending(), 0, 'unsubscribe cleared every timer of the step')
+    assert.is(emitted, 0)
+  } finally {
+    timers.restore()
+  }
 })
 
 OrderByKey('options are checked when the operator is built', () => {

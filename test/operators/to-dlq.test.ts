@@ -9,6 +9,7 @@ import { toDLQ } from '../../src/operators/to-dlq.js'
 import { streamKeys } from '../../src/sources/keys.js'
 import { sharedPostgres, sharedRedis, startRedis } from '../helpers/servers.js'
 import { envelope, uniquePrefix } from './helpers.js'
+import { release } from '../helpers/release.js'
 
 interface Ctx { redis: Redis; db: Db }
 const DLQ = suite<Ctx>('toDLQ', {} as Ctx)
@@ -17,7 +18,7 @@ DLQ.before(async (ctx) => {
   ctx.db = await createDb({ url: await (await sharedPostgres()).createDatabase() })
   await migrateToLatest(ctx.db.db)
 })
-DLQ.after(async (ctx) => { ctx.redis.disconnect(); await ctx.db.close() })
+DLQ.after((ctx) => release(ctx, { redis: (r) => r.disconnect(), db: (d) => d.close() }))
 
 const failed = (code = 'DESTINATION_4XX', retry_count = 0) =>
   ({ ...envelope({ retry_count }), failure: new PipelineError('permanent', code, `failed with ${code}`) })

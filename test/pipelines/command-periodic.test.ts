@@ -74,7 +74,14 @@ Periodic('a run in progress sees its signal abort on stop, and no run starts aft
   await app.stop()
   assert.ok(Date.now() - t0 < 1000, 'stop did not wait for the drain timeout')
   assert.ok(sawAbort)
-  await sleep(100)
+  // a reference worker with the same interval, started after the stop: once it ran three times, the stopped
+  // one had three ticks' time to start a run too (a wait on an event, not a sleep a busy box can outlast)
+  let referenceRuns = 0
+  const reference = testApp(redis!)
+  await reference.register(defineWorker({ name: 'reference', description: 'd', commands: {}, periodic: { every: 20, run: () => { referenceRuns++ } } }))
+  await reference.start()
+  await waitUntil('three reference runs', () => referenceRuns >= 3)
+  await reference.stop()
   assert.is(runs, 1)
 })
 

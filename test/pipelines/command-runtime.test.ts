@@ -141,7 +141,8 @@ Runtime('a reading error is logged and the worker keeps going once Redis answers
   // the group disappears (as after a Redis restart without data): the source recreates it
   await waitUntil('the worker reads', async () => ((await redis!.call('XINFO', 'CONSUMERS', app.stream, 'survivor')) as unknown[]).length === 1)
   assert.is(await redis!.call('XGROUP', 'DESTROY', app.stream, 'survivor'), 1)
-  await sleep(300)
+  // the source meets NOGROUP on its next read and recreates the group: wait for that, not for a fixed pause
+  await waitUntil('the group is back', async () => ((await redis!.call('XINFO', 'GROUPS', app.stream)) as unknown[]).length === 1)
   await app.execute('a')
   await waitUntil('handled after NOGROUP', () => handled === 1)
   await app.stop()

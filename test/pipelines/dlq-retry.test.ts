@@ -7,6 +7,7 @@ import { seedDlq, streamEvents } from '../db/dlq-seed.js'
 import { eventually } from '../helpers/events.js'
 import { pipelineWorld, startReceiver, type PipelineWorld } from '../helpers/pipeline.js'
 import { freePort, sharedPostgres, sharedRedis } from '../helpers/servers.js'
+import { release } from '../helpers/release.js'
 
 interface Ctx { w: PipelineWorld }
 const Worker = suite<Ctx>('DLQ retry worker', {} as Ctx)
@@ -14,7 +15,7 @@ const Worker = suite<Ctx>('DLQ retry worker', {} as Ctx)
 Worker.before.each(async (ctx) => {
   ctx.w = await pipelineWorld((await sharedRedis()).url, await (await sharedPostgres()).createDatabase())
 })
-Worker.after.each(async (ctx) => { await ctx.w.close() })
+Worker.after.each((ctx) => release(ctx, { w: (w) => w.close() }))
 
 async function actions(w: PipelineWorld, eventId: string): Promise<string[]> {
   const rows = await w.db.db.selectFrom('webhook_audit_log').select('action').where('event_id', '=', eventId).orderBy('id').execute()

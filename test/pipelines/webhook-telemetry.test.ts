@@ -7,6 +7,7 @@ import { pipelineWorld, startReceiver, type PipelineWorld, type Receiver } from 
 import { createLogger } from '../../src/observability/logger.js'
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js'
 import { parseExposition } from '../observability/exposition.js'
+import { release } from '../helpers/release.js'
 
 interface Ctx { w: PipelineWorld; metrics: Metrics; receivers: Receiver[] }
 const Telemetry = suite<Ctx>('webhook pipeline telemetry', {} as Ctx)
@@ -18,11 +19,9 @@ Telemetry.before.each(async (ctx) => {
   ctx.receivers = []
   ctx.w.addTool({ id: 'store-tool', provider: 'github', processing_mode: 'store' })
 })
-Telemetry.after.each(async (ctx) => {
-  await ctx.w.close()
-  await Promise.all(ctx.receivers.map((r) => r.close()))
-  ctx.metrics.close()
-})
+Telemetry.after.each((ctx) => release(ctx, {
+  w: (w) => w.close(), receivers: (rs) => Promise.all(rs.map((r) => r.close())), metrics: (m) => m.close(),
+}))
 
 const fast = { initial_interval: '10ms', max_interval: '40ms', multiplier: 2, max_retries: 3, max_elapsed_time: '1m' }
 const slow = { initial_interval: '30s', max_interval: '60s', multiplier: 2, max_retries: 3, max_elapsed_time: '10m' }

@@ -22,6 +22,8 @@ import { sharedPostgres } from '../helpers/servers.js'
 import { startServiceProcess } from '../helpers/service-process.js'
 import { githubDelivery, toolsYaml } from './fixture.js'
 import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.js'
+import { progressTo } from '../helpers/events.js'
+import { withTimeLimit } from '../helpers/time-limit.js'
 
 interface Ctx { cluster: TestRedisCluster; redis: Cluster }
 const Clustered = suite<Ctx>('redis cluster partitions', {} as Ctx)
@@ -53,7 +55,7 @@ async function newDb(): Promise<Db> {
   return db
 }
 
-Clustered('20,000 webhooks through ingest land on partitions on several masters and are stored exactly once', async ({ cluster, redis }) => {
+Clustered('20,000 webhooks through ingest land on partitions on several masters and are stored exactly once', withTimeLimit(300_000, async ({ cluster, redis }) => {
   const started = Date.now()
   const keys = streamKeys({ prefix: `cl-${randomUUID()}:` })
   const partitions = new StreamPartitions({ redis, keys, count: 8 })
@@ -114,7 +116,7 @@ Clustered('20,000 webhooks through ingest land on partitions on several masters 
     assert.is(lengths.reduce((a, b) => a + b, 0), total, 'every accepted webhook is on exactly one partition')
     assert.ok(lengths.every((n) => n > 0), `every partition got events: ${lengths.join(',')}`)
 
-    await until(`${total} settled`, () => settled.length >= total, 45_000)
+    await progressTo(`${total} settled`, () => settled.length, total)
     assert.equal(await rows(db), { n: total, distinct: total })
     assert.equal(new Set(settled.map((e) => e.outcome)), new Set(['stored']))
     await until('all acked', async () => {
@@ -127,16 +129,16 @@ Clustered('20,000 webhooks through ingest land on partitions on several masters 
     await http.close()
     await db.close()
   }
-})
+}))
 
-interface Receiver { url: string; arrivals: { repository: string; seq: number }[]; close(): Promise<void> }
+interface Receiver { url: string; arrivals: { id: string; repository: string; seq: number }[]; close(): Promise<void> }
 async function startReceiver(): Promise<Receiver> {
   const arrivals: Receiver['arrivals'] = []
   const server: Server = createServer(async (req, res) => {
     const chunks: Buffer[] = []
     for await (const c of req) chunks.push(c as Buffer)
-    const event = JSON.parse(Buffer.concat(chunks).toString()) as { repository: string; payload: { seq: number } }
-    arrivals.push({ repository: event.repository, seq: event.payload.seq })
+    const event = JSON.parse(Buffer.concat(chunks).toString()) as { id: string; repository: string; payload: { seq: number } }
+    arrivals.push({ id: event.id, repository: event.repository, seq: event.payload.seq })
     // answer after a random pause, so later requests overtake earlier ones unless the pipeline keeps order
     setTimeout(() => res.writeHead(200).end('ok'), Math.floor(Math.random() * 3))
   })
@@ -147,7 +149,7 @@ async function startReceiver(): Promise<Receiver> {
   }
 }
 
-Clustered('with orderBy repository, 1,000 events per repository over 20 repositories arrive in per-repository order', async ({ redis }) => {
+Clustered('with orderBy repository, 1,000 events per repository over 20 repositories arrive in per-repository order', withTimeLimit(300_000, async ({ redis }) => {
   const keys = streamKeys({ prefix: `ord-${randomUUID()}:` })
   const partitions = new StreamPartitions({ redis, keys, count: 4 })
   const receiver = await startReceiver()
@@ -180,7 +182,7 @@ Clustered('with orderBy repository, 1,000 events per repository over 20 reposito
     }).subscribe()
     const total = perRepo * repos
     const t0 = Date.now()
-    await until(`${total} forwarded`, () => settled.length >= total, 90_000)
+    await progressTo(`${total} forwarded`, () => settled.length, total)
     console.log(`  ordered: ${total} events forwarded in ${Date.now() - t0} ms`)
     assert.is(receiver.arrivals.length, total)
     const last = new Map<string, number>()
@@ -197,9 +199,9 @@ Clustered('with orderBy repository, 1,000 events per repository over 20 reposito
     await receiver.close()
     await db.close()
   }
-})
+}))
 
-Clustered('hookstream stream info with REDIS_CLUSTER_NODES shows totals and each partition', async ({ cluster, redis }) => {
+Clustered('hookstream stream info with REDIS_CLUSTER_NODES shows totals and each partition', withTimeLimit(180_000, async ({ cluster, redis }) => {
   const prefix = `info-${randomUUID()}:`
   const partitions = new StreamPartitions({ redis, keys: streamKeys({ prefix }), count: 8 })
   const stream = new PartitionedStreamClient(partitions)
@@ -221,15 +223,17 @@ Clustered('hookstream stream info with REDIS_CLUSTER_NODES shows totals and each
   assert.is(info.groups[0]?.lag, 30)
   assert.equal(info.partitions.map((p) => p.stream), partitions.keys.map((k) => k.stream))
   assert.is(info.partitions.reduce((n, p) => n + p.length, 0), 30)
-})
+}))
 
-Clustered('hookstream run on the cluster: ingest routes to 4 partitions, the worker stores each event once, health is ready', async ({ cluster: testCluster, redis }) => {
+Clustered('hookstream run on the cluster: ingest routes to 4 partitions, the worker stores each event once and forwards each repository in stream order, health is ready', withTimeLimit(300_000, async ({ cluster: testCluster, redis }) => {
   const prefix = `svc-${randomUUID()}:`
   const databaseUrl = await (await sharedPostgres()).createDatabase()
   const cluster = testCluster.nodes.join(',')
+  const receiver = await startReceiver()
   const svc = await startServiceProcess({ REDIS_CLUSTER_NODES: cluster, STREAM_PARTITIONS: '4', STREAM_PREFIX: prefix, DATABASE_URL: databaseUrl,
     // the partition lengths below count what ingest wrote, so the worker's stream trim stays off here
-    WORKER_ORDER_BY: 'repository', WORKER_BLOCK_TIMEOUT: '300ms', WORKER_CONSUMER_NAME: 'svc-1', STREAM_TRIM_INTERVAL: 'off' }, toolsYaml({ gh: undefined }))
+    WORKER_ORDER_BY: 'repository', WORKER_BLOCK_TIMEOUT: '300ms', WORKER_CONSUMER_NAME: 'svc-1', STREAM_TRIM_INTERVAL: 'off',
+    FORWARD_ALLOW_PRIVATE: '127.0.0.1/32' }, toolsYaml({ gh: receiver.url }))
   const db = await createDb({ url: databaseUrl, poolSize: 1 })
   try {
     const statuses: number[] = []
@@ -244,18 +248,33 @@ Clustered('hookstream run on the cluster: ingest routes to 4 partitions, the wor
     const lengths = await Promise.all(partitions.streams.map(async (s) => (await s.info()).length))
     assert.is(lengths.reduce((a, b) => a + b, 0), 300)
     assert.ok(lengths.filter((n) => n > 0).length > 1, `spread: ${lengths.join(',')}`)
-    await until('300 rows', async () => (await rows(db)).n >= 300, 20_000)
+    await progressTo('300 rows', async () => (await rows(db)).n, 300)
     assert.equal(await rows(db), { n: 300, distinct: 300 })
+    await progressTo('300 forwarded', () => receiver.arrivals.length, 300)
+    // each repository lives on one partition: its events arrive in that partition's stream order (the
+    // receiver answers after a random pause, so without WORKER_ORDER_BY later ones overtake earlier ones)
+    const streamOrder = new Map<string, string[]>()
+    for (const s of partitions.streams) {
+      for (const [, fields] of await redis.xrange(s.stream, '-', '+')) {
+        const event = JSON.parse(fields[1] as string) as { id: string; repository: string }
+        streamOrder.set(event.repository, [...(streamOrder.get(event.repository) ?? []), event.id])
+      }
+    }
+    assert.is(streamOrder.size, 12)
+    for (const [repository, ids] of streamOrder) {
+      assert.equal(receiver.arrivals.filter((a) => a.repository === repository).map((a) => a.id), ids, `arrival order of ${repository}`)
+    }
     const health = await fetch(`${svc.healthUrl}/health`)
     assert.is(health.status, 200, await health.clone().text())
   } finally {
     svc.child.kill('SIGKILL')
     await svc.exited
     await db.close()
+    await receiver.close()
   }
-})
+}))
 
-Clustered('a parked retry goes back onto its own partition: the delayed set and the stream share a slot', async ({ redis }) => {
+Clustered('a parked retry goes back onto its own partition: the delayed set and the stream share a slot', withTimeLimit(180_000, async ({ redis }) => {
   const partitions = new StreamPartitions({ redis, keys: streamKeys({ prefix: `park-${randomUUID()}:` }), count: 8 })
   const keys = partitions.keys[5]!
   const fields = { event: JSON.stringify({ id: 'parked-1' }) }
@@ -268,6 +287,6 @@ Clustered('a parked retry goes back onto its own partition: the delayed set and 
     assert.is(Number(await redis.call('ZCARD', keys.delayed)), 0)
     assert.equal(errors, [])
   } finally { await delayed.close() }
-})
+}))
 
 Clustered.run()

@@ -7,10 +7,12 @@ import { eventually, makeEvent } from '../helpers/events.js'
 import { startReceiver } from '../helpers/pipeline.js'
 import { startServiceProcess } from '../helpers/service-process.js'
 import { openSpace, SECRET, type Space } from './fixture.js'
+import { release } from '../helpers/release.js'
+import { withTimeLimit } from '../helpers/time-limit.js'
 
 const Bulkhead = suite<{ s: Space }>('a hanging forward destination (service process)', {} as { s: Space })
 Bulkhead.before.each(async (ctx) => { ctx.s = await openSpace((await sharedRedis()).url, await (await sharedPostgres()).createDatabase()) })
-Bulkhead.after.each(async (ctx) => { await ctx.s.close() })
+Bulkhead.after.each((ctx) => release(ctx, { s: (s) => s.close() }))
 
 /** A receiver that reads each request and never answers. */
 async function startHangingReceiver() {
@@ -62,14 +64,14 @@ async function hangingVersusGood(s: Space, STUCK: number, withinMs = 8000): Prom
   }
 }
 
-Bulkhead('a destination that never answers times out (10 s) and is retried; with 12 of its events in flight another tool\'s destination gets all 300', async ({ s }) => {
+Bulkhead('a destination that never answers times out (10 s) and is retried; with 12 of its events in flight another tool\'s destination gets all 300', withTimeLimit(180_000, async ({ s }) => {
   await hangingVersusGood(s, 12)
-})
+}))
 
 // events that cannot get a slot of the hanging origin within slotWaitMs are parked (DESTINATION_BUSY), so
 // they stop holding the forward step's concurrency and the source's credit
-Bulkhead('100 events for a hanging destination do not starve another tool\'s destination', async ({ s }) => {
+Bulkhead('100 events for a hanging destination do not starve another tool\'s destination', withTimeLimit(180_000, async ({ s }) => {
   await hangingVersusGood(s, 100)
-})
+}))
 
 Bulkhead.run()

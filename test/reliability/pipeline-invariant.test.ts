@@ -6,6 +6,7 @@ import type { StreamEvent } from '../../src/core/event.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { eventually, makeEvent } from '../helpers/events.js'
 import { pipelineWorld, startReceiver, type PipelineWorld, type Receiver } from '../helpers/pipeline.js'
+import { release } from '../helpers/release.js'
 
 /** What a run does, step by step. */
 type Step =
@@ -39,7 +40,7 @@ Invariant.before(async (ctx) => {
   })
   ctx.rejects = await startReceiver(() => 400)
 })
-Invariant.after(async (ctx) => { await ctx.flaky.close(); await ctx.rejects.close() })
+Invariant.after((ctx) => release(ctx, { flaky: (r) => r.close(), rejects: (r) => r.close() }))
 
 async function runSteps(w: PipelineWorld, steps: readonly Step[]): Promise<Map<string, StreamEvent>> {
   const sent = new Map<string, StreamEvent>()

@@ -2,9 +2,11 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { sharedRedis, startPostgres, type TestPostgres } from '../helpers/servers.js'
-import { eventually } from '../helpers/events.js'
+import { eventually, progressTo } from '../helpers/events.js'
+import { withTimeLimit } from '../helpers/time-limit.js'
 import { startServiceProcess, type ServiceProcess } from '../helpers/service-process.js'
 import { openSpace, post, toolsYaml, type Space } from './fixture.js'
+import { release } from '../helpers/release.js'
 
 interface Ctx { pg: TestPostgres; s: Space; svc?: ServiceProcess }
 const Restart = suite<Ctx>('PostgreSQL restarted under ingest traffic (service process)', {} as Ctx)
@@ -14,11 +16,10 @@ Restart.before(async (ctx) => {
 })
 Restart.after(async (ctx) => {
   if (ctx.svc) { ctx.svc.child.kill('SIGKILL'); await ctx.svc.exited }
-  await ctx.s.close()
-  await ctx.pg.stop()
+  await release(ctx, { s: (s) => s.close(), pg: (p) => p.stop() })
 })
 
-Restart('PostgreSQL stopped for 3 s mid-run: every accepted event stored once, none dead-lettered, nothing pending', async (ctx) => {
+Restart('PostgreSQL stopped for 3 s mid-run: every accepted event stored once, none dead-lettered, nothing pending', withTimeLimit(180_000, async (ctx) => {
   const { s } = ctx
   ctx.svc = await startServiceProcess({ ...s.env, WORKER_CONSUMER_NAME: 'pg-1', WORKER_BLOCK_TIMEOUT: '500ms' }, toolsYaml({ 'store-tool': undefined }))
   const results: Awaited<ReturnType<typeof post>>[] = []
@@ -38,12 +39,12 @@ Restart('PostgreSQL stopped for 3 s mid-run: every accepted event stored once, n
   const unexpected = results.filter((r) => r.status !== 202 && !(r.status === 503 && r.retryAfter))
   assert.equal(unexpected.map((r) => [r.status, r.code, r.ms]), [], 'only 202, or 503 with Retry-After')
   assert.ok(results.length - atStop > 20, `traffic went on while PostgreSQL was down (${results.length - atStop} requests)`)
-  await eventually(`${accepted.length} stored`, async () => (await s.rows()) === accepted.length, 30_000)
+  await progressTo(`${accepted.length} stored`, () => s.rows(), accepted.length)
   const ids = new Set((await s.db.db.selectFrom('webhook_events').select('id').execute()).map((r) => r.id))
   assert.equal(accepted.filter((id) => !ids.has(id)), [], 'every accepted event is stored')
   await eventually('nothing pending', async () => (await s.pending()) === 0, 10_000)
   assert.is(await s.rows('webhook_dlq'), 0, 'no good event dead-lettered')
   assert.is(Number(await s.redis.xlen(s.keys.dlqStream)), 0)
-})
+}))
 
 Restart.run()

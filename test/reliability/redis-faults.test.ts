@@ -2,9 +2,11 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { sharedPostgres, startRedis, type TestRedis } from '../helpers/servers.js'
-import { eventually, makeEvent } from '../helpers/events.js'
+import { eventually, makeEvent, progressTo } from '../helpers/events.js'
+import { withTimeLimit } from '../helpers/time-limit.js'
 import { startServiceProcess, type ServiceProcess } from '../helpers/service-process.js'
 import { openSpace, post, toolsYaml, type Space } from './fixture.js'
+import { release } from '../helpers/release.js'
 
 interface Ctx { redis: TestRedis; s: Space; svc?: ServiceProcess }
 const Faults = suite<Ctx>('Redis faults against the service process', {} as Ctx)
@@ -14,8 +16,7 @@ Faults.before.each(async (ctx) => {
 })
 Faults.after.each(async (ctx) => {
   if (ctx.svc) { ctx.svc.child.kill('SIGKILL'); await ctx.svc.exited; ctx.svc = undefined }
-  await ctx.s.close()
-  await ctx.redis.stop()
+  await release(ctx, { s: (s) => s.close(), redis: (r) => r.stop() })
 })
 
 type Result = Awaited<ReturnType<typeof post>>
@@ -47,7 +48,7 @@ function readiness(healthUrl: string) {
   return { states, stop: async () => { running = false; await loop } }
 }
 
-Faults('Redis restarted mid-run: ingest answers 503 + Retry-After within 3 s, ready goes false then true, no 202 is lost', async (ctx) => {
+Faults('Redis restarted mid-run: ingest answers 503 + Retry-After within 3 s, ready goes false then true, no 202 is lost', withTimeLimit(180_000, async (ctx) => {
   const { s } = ctx
   // claim idle 3 s: an XREADGROUP reply lost with the connection leaves entries pending in this consumer, and
   // the source reads only new entries after a reconnect, so they come back through XAUTOCLAIM (H9 report, bug 2)
@@ -57,7 +58,11 @@ Faults('Redis restarted mid-run: ingest answers 503 + Retry-After within 3 s, re
   const ready = readiness(ctx.svc.healthUrl)
   await sleep(1500)
   await ctx.redis.stop()
+  const atStop = load.results.length
+  // down until ingest has refused requests and readiness has gone false (a wait on both, not a fixed pause)
   await sleep(2500)
+  await eventually('a request refused while Redis is down', () => load.results.slice(atStop).some((r) => r.status === 503), 20_000)
+  await eventually('not ready while Redis is down', () => ready.states.includes(false), 20_000)
   const whileDown = load.results.length
   await ctx.redis.start()
   await eventually('ready again', () => ready.states.at(-1) === true, 20_000)
@@ -72,7 +77,7 @@ Faults('Redis restarted mid-run: ingest answers 503 + Retry-After within 3 s, re
   assert.ok(refused.every((r) => r.retryAfter !== null && Number(r.retryAfter) > 0), 'every 503 has Retry-After')
   assert.ok(load.results.every((r) => r.ms < 3000), `slowest answer ${Math.max(...load.results.map((r) => r.ms))} ms`)
   assert.equal(ready.states.slice(0, 3), [true, false, true], `readiness transitions ${JSON.stringify(ready.states)}`)
-  await eventually(`${accepted.length} accepted events stored`, async () => (await s.rows()) >= accepted.length, 20_000).catch(() => {})
+  await progressTo(`${accepted.length} accepted events stored`, () => s.rows(), accepted.length).catch(() => {})
   const stored = new Set((await s.db.db.selectFrom('webhook_events').select('id').execute()).map((r) => r.id))
   const missing = accepted.filter((r) => !stored.has(r.delivery)).map((r) => r.delivery)
   if (missing.length > 0) {
@@ -91,7 +96,7 @@ Faults('Redis restarted mid-run: ingest answers 503 + Retry-After within 3 s, re
   assert.ok(stored.size - accepted.length <= 10, `${stored.size - accepted.length} refused requests were queued anyway`)
   await eventually('nothing pending', async () => (await s.pending()) === 0, 10_000)
   assert.is(await s.rows('webhook_dlq'), 0)
-})
+}))
 
 /** Starts the service, freezes it, queues `queued` events, fills Redis (noeviction), and thaws the service. */
 async function fullRedis(ctx: Ctx, queued: number): Promise<ServiceProcess> {
@@ -112,7 +117,7 @@ async function fullRedis(ctx: Ctx, queued: number): Promise<ServiceProcess> {
   return svc
 }
 
-Faults('Redis refusing writes (maxmemory, noeviction): ingest answers 503 + Retry-After, queues nothing, and recovers', async (ctx) => {
+Faults('Redis refusing writes (maxmemory, noeviction): ingest answers 503 + Retry-After, queues nothing, and recovers', withTimeLimit(180_000, async (ctx) => {
   const { s } = ctx
   const svc = await fullRedis(ctx, 0)
   const answers = await Promise.all(Array.from({ length: 10 }, () => post(svc.ingestUrl, 'store-tool', 4000)))
@@ -123,17 +128,17 @@ Faults('Redis refusing writes (maxmemory, noeviction): ingest answers 503 + Retr
   const after = await post(svc.ingestUrl, 'store-tool')
   assert.is(after.status, 202, 'accepting again once Redis has room')
   await eventually('stored', async () => (await s.rows()) === 1)
-})
+}))
 
 // dedupe's claim and settle's done marker are refused with OOM; the pipeline goes on without them
-Faults('Redis refusing writes: the worker keeps draining what is queued', async (ctx) => {
+Faults('Redis refusing writes: the worker keeps draining what is queued', withTimeLimit(180_000, async (ctx) => {
   const { s } = ctx
   const queued = 2000
   const svc = await fullRedis(ctx, queued)
-  const drained = await eventually('drained', async () => (await s.rows()) === queued, 15_000).then(() => true, () => false)
+  const drained = await progressTo('drained', () => s.rows(), queued).then(() => true, () => false)
   assert.ok(drained, `the worker drains the backlog while Redis refuses writes: ${await s.rows()} of ${queued} stored; ` +
     `worker log: ${svc.output().split('\n').filter((l) => /held|OOM|dependency/.test(l)).slice(0, 2).join(' | ').slice(0, 600)}`)
   await eventually('nothing pending', async () => (await s.pending()) === 0, 10_000)
-})
+}))
 
 Faults.run()

@@ -10,9 +10,11 @@ const Guard = suite('SSRF guard of forward destinations')
 const REFUSED = ['http://127.0.0.1/h', 'http://127.9.9.9:8080/h', 'http://[::1]/h', 'http://169.254.169.254/latest/meta-data',
   'http://[fe80::1]/h', 'http://10.1.2.3/h', 'http://172.16.0.1/h', 'http://172.31.255.255/h', 'http://192.168.1.1/h',
   'http://[fc00::1]/h', 'http://[fd12:3456::1]/h', 'http://0.0.0.0/h', 'http://[::]/h', 'http://[::ffff:127.0.0.1]/h',
-  'http://[::ffff:a00:1]/h', 'http://2130706433/h', 'http://0x7f.1/h', 'https://localhost/h']
+  'http://[::ffff:a00:1]/h', 'http://2130706433/h', 'http://0x7f.1/h', 'https://localhost/h',
+  // carrier-grade NAT (100.64/10), listed in the README's FORWARD_ALLOW_PRIVATE row
+  'http://100.64.0.1/h', 'http://100.127.255.255/h']
 const ALLOWED = ['http://8.8.8.8/h', 'http://172.32.0.1/h', 'http://172.15.255.255/h', 'http://192.169.0.1/h',
-  'https://[2606:4700::1]/h', 'http://11.0.0.1/h', 'http://[2001:db8::1]/h']
+  'https://[2606:4700::1]/h', 'http://11.0.0.1/h', 'http://[2001:db8::1]/h', 'http://100.63.255.255/h', 'http://100.128.0.1/h']
 
 Guard('refuses every loopback, link-local, private and unspecified form, including encoded ones', async () => {
   const guard = createSsrfGuard()

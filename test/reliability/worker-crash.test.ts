@@ -1,16 +1,18 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
-import { eventually, makeEvent } from '../helpers/events.js'
+import { eventually, makeEvent, progressTo } from '../helpers/events.js'
+import { withTimeLimit } from '../helpers/time-limit.js'
 import { startServiceProcess, type ServiceProcess } from '../helpers/service-process.js'
 import { openSpace, toolsYaml, type Space } from './fixture.js'
+import { release } from '../helpers/release.js'
 
 const EVENTS = Number(process.env.RELIABILITY_EVENTS ?? 50_000)
 const Crash = suite<{ s: Space }>('three workers, one killed -9 twice', {} as { s: Space })
 Crash.before(async (ctx) => { ctx.s = await openSpace((await sharedRedis()).url, await (await sharedPostgres()).createDatabase()) })
-Crash.after(async (ctx) => { await ctx.s.close() })
+Crash.after((ctx) => release(ctx, { s: (s) => s.close() }))
 
-Crash(`${EVENTS} events, three workers in one group, one killed -9 twice and restarted: every event stored once, nothing pending, no DLQ`, async ({ s }) => {
+Crash(`${EVENTS} events, three workers in one group, one killed -9 twice and restarted: every event stored once, nothing pending, no DLQ`, withTimeLimit(900_000, async ({ s }) => {
   const started = Date.now()
   for (let i = 0; i < EVENTS; i += 2000) {
     await s.stream.addMany(Array.from({ length: Math.min(2000, EVENTS - i) }, () => makeEvent({ tool_id: 'store-tool', payload: { i } })))
@@ -20,10 +22,17 @@ Crash(`${EVENTS} events, three workers in one group, one killed -9 twice and res
   const workers: ServiceProcess[] = await Promise.all(['w1', 'w2', 'w3'].map((n) => startServiceProcess(env(n), yaml, ['--role', 'worker'])))
   const kills: number[] = []
   try {
-    // the second kill hits the restarted worker as soon as it is back: a faster pipeline finished the whole run
-    // while it restarted when the kill waited for 50%
+    // each kill waits until the victim holds entries it read and has not acked, so both kills cut off work in
+    // flight (the second one hits the restarted worker as soon as it has read its first batch)
+    const inFlightOf = async (consumer: string) => {
+      const [, , , consumers] = (await s.redis.call('XPENDING', s.keys.stream, s.keys.group)) as [number, unknown, unknown, [string, string][] | null]
+      return Number((consumers ?? []).find(([name]) => name === consumer)?.[1] ?? 0)
+    }
+    const inFlightAtKill: number[] = []
     for (const fraction of [0.1, 0]) {
-      await eventually(`${fraction * 100}% stored`, async () => (await s.rows()) >= EVENTS * fraction, 90_000)
+      await progressTo(`${fraction * 100}% stored`, () => s.rows(), EVENTS * fraction)
+      await eventually('w1 holds unacked entries', async () => (await inFlightOf('w1')) > 0, 60_000)
+      inFlightAtKill.push(await inFlightOf('w1'))
       const victim = workers[0]!
       victim.child.kill('SIGKILL')
       assert.is(await victim.exited, 'SIGKILL')
@@ -31,7 +40,9 @@ Crash(`${EVENTS} events, three workers in one group, one killed -9 twice and res
       workers[0] = await startServiceProcess(env('w1'), yaml, ['--role', 'worker'])
     }
     assert.ok(kills.every((n) => n < EVENTS), `both kills landed mid-run (stored at the kills: ${kills.join(', ')})`)
-    await eventually('all stored', async () => (await s.rows()) === EVENTS, 120_000)
+    assert.ok(inFlightAtKill.every((n) => n > 0), `both kills cut off entries in flight (${inFlightAtKill.join(', ')})`)
+    await progressTo('all stored', () => s.rows(), EVENTS)
+    assert.is(await s.rows(), EVENTS)
     await eventually('nothing pending', async () => (await s.pending()) === 0, 20_000)
     assert.is(await s.rows('webhook_dlq'), 0)
     assert.is(Number(await s.redis.xlen(s.keys.dlqStream)), 0)
@@ -42,6 +53,6 @@ Crash(`${EVENTS} events, three workers in one group, one killed -9 twice and res
     for (const w of workers) w.child.kill('SIGTERM')
     await Promise.all(workers.map((w) => w.exited))
   }
-})
+}))
 
 Crash.run()

@@ -7,10 +7,11 @@ import { settle } from '../../src/sinks/settle.js'
 import { streamKeys } from '../../src/sources/keys.js'
 import { sharedRedis } from '../helpers/servers.js'
 import { envelope, uniquePrefix } from '../operators/helpers.js'
+import { release } from '../helpers/release.js'
 
 const Settle = suite<{ redis: Redis }>('settle', {} as { redis: Redis })
 Settle.before(async (ctx) => { ctx.redis = new Redis((await sharedRedis()).url) })
-Settle.after(async (ctx) => { await ctx.redis.quit() })
+Settle.after((ctx) => release(ctx, { redis: (r) => r.quit() }))
 
 Settle('acks every decided envelope once; marks done only stored, forwarded and duplicate ones', async ({ redis }) => {
   const keys = streamKeys({ prefix: uniquePrefix() })

@@ -9,13 +9,14 @@ import { StreamClient } from '../../src/sources/stream-client.js'
 import { sharedRedis, startRedis } from '../helpers/servers.js'
 import { eventually, makeEvent } from '../helpers/events.js'
 import { startRedisProxy, type ProxiedConnection } from '../helpers/redis-proxy.js'
+import { release } from '../helpers/release.js'
 
 const Source = suite<{ redis: Redis; url: string }>('fromRedisStream', {} as { redis: Redis; url: string })
 Source.before(async (ctx) => {
   ctx.url = (await sharedRedis()).url
   ctx.redis = new Redis(ctx.url)
 })
-Source.after(async (ctx) => { await ctx.redis.quit() })
+Source.after((ctx) => release(ctx, { redis: (r) => r.quit() }))
 
 function setup(redis: Redis, extra: Partial<FromRedisStreamOptions> = {}) {
   const stream = `t-${randomUUID()}`
@@ -85,8 +86,10 @@ Source('drains a 100,000-entry backlog through a slow subscriber within maxInFli
   let done = 0
   const heap: number[] = []
   const seen = new Set<string>()
+  let closed = false
+  let sub: Subscription | undefined
   const finished = new Promise<void>((resolve, reject) => {
-    fromRedisStream(options).pipe(
+    sub = fromRedisStream({ ...options, onClosed: () => { closed = true } }).pipe(
       mergeMap(async (m) => {
         unsettled += 1
         maxUnsettled = Math.max(maxUnsettled, unsettled)
@@ -110,6 +113,8 @@ Source('drains a 100,000-entry backlog through a slow subscriber within maxInFli
   assert.ok(typeof (globalThis as { gc?: unknown }).gc === 'function', 'run with node --expose-gc (npm test does)')
   assert.ok(spread < 20 * 1024 * 1024, `heap spread ${(spread / 1048576).toFixed(1)} MB`)
   await eventually('all acked', async () => (await client.info()).groups[0]!.pending === 0)
+  sub!.unsubscribe()
+  await eventually('source closed', () => closed)
 })
 
 Source('acks settled ids together in one XACK, and only after they settled', async () => {
@@ -198,7 +203,7 @@ Source('unsubscribing stops reading, acks what settles within the drain timeout,
   assert.not.match(clients, new RegExp(`name=hookstream:${options.consumer}:`))
 })
 
-Source('an aborted signal completes the observable after in-flight messages settle', async ({ redis }) => {
+Source('an aborted signal completes the observable at once, and closes only after the in-flight messages settle', async ({ redis }) => {
   const { client, options } = setup(redis, { batchSize: 5 })
   await client.addMany(Array.from({ length: 5 }, () => makeEvent()))
   const ac = new AbortController()
@@ -210,6 +215,8 @@ Source('an aborted signal completes the observable after in-flight messages sett
   await eventually('5 delivered', () => got.length === 5)
   ac.abort()
   await eventually('completed', () => completed)
+  assert.is(drained, undefined, 'not closed while 5 messages are in flight')
+  assert.is((await client.info()).groups[0]!.pending, 5)
   for (const m of got) m.settle()
   await eventually('closed', () => drained !== undefined)
   assert.equal(drained, { drained: true, unsettled: 0 })

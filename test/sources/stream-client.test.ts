@@ -5,10 +5,11 @@ import { Redis } from 'ioredis'
 import { StreamClient, type RedisClient } from '../../src/sources/stream-client.js'
 import { sharedRedis } from '../helpers/servers.js'
 import { makeEvent } from '../helpers/events.js'
+import { release } from '../helpers/release.js'
 
 const Client = suite<{ redis: Redis }>('StreamClient', {} as { redis: Redis })
 Client.before(async (ctx) => { ctx.redis = new Redis((await sharedRedis()).url) })
-Client.after(async (ctx) => { await ctx.redis.quit() })
+Client.after((ctx) => release(ctx, { redis: (r) => r.quit() }))
 
 Client('add writes the event as JSON in field "event" with an optional traceparent', async ({ redis }) => {
   const s = new StreamClient({ redis, stream: `t-${randomUUID()}` })

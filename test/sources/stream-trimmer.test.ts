@@ -7,10 +7,11 @@ import { entriesOfReadReply, StreamClient } from '../../src/sources/stream-clien
 import { startStreamTrimmer, type StreamTrimmerOptions, type TrimmerLogger } from '../../src/sources/stream-trimmer.js'
 import { sharedRedis, startRedis } from '../helpers/servers.js'
 import { eventually, makeEvent } from '../helpers/events.js'
+import { release } from '../helpers/release.js'
 
 const Trimmer = suite<{ redis: Redis }>('startStreamTrimmer', {} as { redis: Redis })
 Trimmer.before(async (ctx) => { ctx.redis = new Redis((await sharedRedis()).url) })
-Trimmer.after(async (ctx) => { await ctx.redis.quit() })
+Trimmer.after((ctx) => release(ctx, { redis: (r) => r.quit() }))
 
 /** A stream of `n` entries with group `group` created at 0; returns the client and the ids in order. */
 async function streamOf(redis: Redis, n: number, group = 'g'): Promise<{ s: StreamClient; ids: string[] }> {
