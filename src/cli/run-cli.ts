@@ -59,6 +59,19 @@ function flagError(name: string, err: Error & { code?: string }, accepted: FlagS
   return `${err.message.replace(/\. To specify a positional argument.*$/s, '')}; nothing was done (see \`hookstream ${name} --help\`)`
 }
 
+/** `args` with the command name moved to the front, so `--config x.yaml run` works like `run --config x.yaml`. */
+function commandFirst(args: readonly string[]): readonly string[] {
+  if (args.length === 0 || !(args[0] as string).startsWith('-')) return args
+  const { tokens } = parseArgs({
+    args: [...args], strict: false, allowPositionals: true, tokens: true,
+    options: Object.fromEntries(Object.entries(COMMON_FLAGS).map(([k, f]) => [k, { type: f.type }])),
+  })
+  const at = tokens.find((t) => t.kind === 'positional')?.index
+  // an unknown flag before the command may have swallowed a value: leave it first, to be refused by name
+  const unknown = tokens.some((t) => t.kind === 'option' && t.index < (at ?? Infinity) && !Object.hasOwn(COMMON_FLAGS, t.name))
+  return at === undefined || unknown ? args : [args[at] as string, ...args.slice(0, at), ...args.slice(at + 1)]
+}
+
 /**
  * Runs `hookstream <argv>`: finds the command, parses its flags strictly (an unknown or misspelled flag, a
  * missing value or a value given to a switch is a usage error naming it: exit 2, nothing runs), answers
@@ -66,9 +79,10 @@ function flagError(name: string, err: Error & { code?: string }, accepted: FlagS
  * throws is printed as `hookstream <command>: <message>` (exit 1); anything else is a bug and prints its stack.
  *
  * @example
- * process.exitCode = await runCli(process.argv.slice(2), processIO, COMMANDS)
+ * process.exitCode = await runCli(process.argv.slice(2), processIO, COMMANDS)   // also `--config x.yaml run`
  */
-export async function runCli(argv: readonly string[], io: CliIO, commands: Readonly<Record<string, CommandSpec>>): Promise<number> {
+export async function runCli(args: readonly string[], io: CliIO, commands: Readonly<Record<string, CommandSpec>>): Promise<number> {
+  const argv = commandFirst(args)
   const first = argv[0]
   if (first === '--version' || first === '-v') {
     io.stdout(`hookstream ${hookstreamVersion()} (node ${process.versions.node})`)
@@ -77,6 +91,11 @@ export async function runCli(argv: readonly string[], io: CliIO, commands: Reado
   if (first === undefined || first === '--help' || first === '-h' || (first === 'help' && argv.length === 1)) {
     ;(first === undefined ? io.stderr : io.stdout)(globalUsage(commands))
     return first === undefined ? EXIT.usage : EXIT.ok
+  }
+  if (first.startsWith('-')) {
+    io.stderr(`hookstream: unknown flag ${first.split('=')[0]} before the command; nothing was done. Flags before the command: ` +
+      `${Object.keys(COMMON_FLAGS).map((k) => `--${k}`).join(' ')} (see \`hookstream --help\`)`)
+    return EXIT.usage
   }
   const helpOf = first === 'help' ? argv[1] : undefined
   const name = helpOf ?? first
