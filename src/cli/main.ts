@@ -26,7 +26,7 @@ commands:
   run [--role all|ingest|worker|dlq]   start the service (ingest, worker, DLQ worker, health)
   migrate                              apply database migrations
   produce --file events.ndjson         enqueue StreamEvents, one JSON per line
-  tools list|show|add|remove           manage tools (secrets are write-only)
+  tools list|show|add|remove|rotate-secret|retire-secret|reencrypt   manage tools (secrets are write-only)
   dlq list|show|retry|discard|purge    inspect and re-drive dead letters
   stream info                          length, pending, lag, consumers, DLQ depth
   events show <event id>               where one event is and what happened to it
@@ -36,7 +36,7 @@ common flags: --config <file.yaml> --redis-url <url> --database-url <url> --log-
 configuration: see README.md ("Configuration")`
 
 async function main(argv: readonly string[]): Promise<number> {
-  const { flags, positionals } = parseFlags(argv, { booleans: ['json', 'all', 'disabled', 'help'] })
+  const { flags, positionals } = parseFlags(argv, { booleans: ['json', 'all', 'disabled', 'help', 'forward'] })
   const [name, ...args] = positionals
   if (!name || name === 'help' || flags.help) {
     processIO.stdout(USAGE)

@@ -5,6 +5,7 @@ import type { StreamEvent } from '../core/event.js'
 import { PipelineError } from '../core/errors.js'
 import { maskUrl } from '../core/mask-url.js'
 import type { ToolConfig } from '../core/tool.js'
+import { activeSecrets } from '../core/tool-secrets.js'
 import { createPinnedConnector } from './pinned-connector.js'
 import type { Sink } from './sink.js'
 import { createEgressPolicy, EgressRefusedError, type AllowPrivate, type HostLookup } from './ssrf-guard.js'
@@ -12,8 +13,12 @@ import { createEgressPolicy, EgressRefusedError, type AllowPrivate, type HostLoo
 /** One event to forward, with the tool that says where and how to sign. */
 export interface ForwardItem {
   readonly event: StreamEvent
-  /** The tool: `forwardUrl` is the destination, `secret` signs the request (no signature when empty). */
-  readonly tool: Pick<ToolConfig, 'id' | 'secret' | 'forwardUrl'>
+  /**
+   * The tool: `forwardUrl` is the destination; `forwardSecret` (and `previousForwardSecret` until it expires)
+   * sign the request, or the inbound `secret` when the tool has no forward secret (no signature when empty);
+   * `forwardHeaders` are sent with it.
+   */
+  readonly tool: Pick<ToolConfig, 'id' | 'secret' | 'forwardUrl' | 'forwardSecret' | 'previousForwardSecret' | 'previousForwardSecretExpiresAt' | 'forwardHeaders'>
   /** The transform's result, sent as `transformed` next to the event's fields. */
   readonly transformed?: unknown
   /** W3C trace context of the event, sent as the `traceparent` header. */
@@ -175,11 +180,19 @@ export class ForwardSink implements Sink<ForwardItem> {
     const body = JSON.stringify(item.transformed === undefined ? event : { ...event, transformed: item.transformed })
     const timestamp = Math.floor(Date.now() / 1000)
     const headers: Record<string, string> = {
-      'content-type': 'application/json', 'user-agent': 'hookstream',
+      ...tool.forwardHeaders, 'content-type': 'application/json', 'user-agent': 'hookstream',
       'webhook-id': event.id, 'webhook-timestamp': String(timestamp),
     }
-    if (tool.secret) headers['webhook-signature'] = signWebhook(tool.secret, event.id, timestamp, body)
+    // during a rotation both keys sign (space-separated, as Standard Webhooks allows): a receiver holding either verifies
+    const keys = tool.forwardSecret
+      ? activeSecrets(tool.forwardSecret, tool.previousForwardSecret, tool.previousForwardSecretExpiresAt)
+      : activeSecrets(tool.secret, undefined, undefined)
+    if (keys.length > 0) headers['webhook-signature'] = keys.map((key) => signWebhook(key, event.id, timestamp, body)).join(' ')
     if (item.traceparent) headers.traceparent = item.traceparent
+    // credentials in the URL become Basic auth (undici never sends userinfo); a forward header wins
+    if ((url.username || url.password) && headers.authorization === undefined) {
+      headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`
+    }
     const where = `forward of event "${event.id}" to tool "${tool.id}"`
     // a strongly held timer and controller, not AbortSignal.any([AbortSignal.timeout()]): Node 20 can collect
     // such a timeout signal before it fires (nodejs/node#57736), leaving the request hanging for ever
