@@ -1,5 +1,6 @@
 const MASK = '****'
-const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]+/gi
+// a URL in prose: up to white space or a quote, without the sentence's closing punctuation
+const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]*[^\s"'<>`.,;:)\]]/gi
 const PASSWORD_IN_TEXT = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s:@/]*):([^\s@/]+)@/gi
 
 /**
