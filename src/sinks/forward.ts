@@ -84,6 +84,15 @@ function safeUrl(url: URL): string {
   return maskUrl(url.href)
 }
 
+// a URL keeps a stray "%" as written; such text is sent as it is rather than failing the forward
+function percentDecoded(text: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return text
+  }
+}
+
 function networkCode(err: unknown): string | undefined {
   for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
     if (typeof e.code === 'string') return e.code
@@ -191,7 +200,7 @@ export class ForwardSink implements Sink<ForwardItem> {
     if (item.traceparent) headers.traceparent = item.traceparent
     // credentials in the URL become Basic auth (undici never sends userinfo); a forward header wins
     if ((url.username || url.password) && headers.authorization === undefined) {
-      headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`
+      headers.authorization = `Basic ${Buffer.from(`${percentDecoded(url.username)}:${percentDecoded(url.password)}`).toString('base64')}`
     }
     const where = `forward of event "${event.id}" to tool "${tool.id}"`
     // a strongly held timer and controller, not AbortSignal.any([AbortSignal.timeout()]): Node 20 can collect

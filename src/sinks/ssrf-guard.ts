@@ -139,11 +139,11 @@ export interface EgressPolicy {
   /** Why this address is refused, or undefined when it may be reached. */
   verdict(address: string): SsrfVerdict
   /**
-   * Resolves `host` once (an address literal is not resolved), checks EVERY address, and resolves with the
-   * first one to connect to; rejects with EgressRefusedError when any address is refused, and with the
-   * lookup's error when resolution fails.
+   * Resolves `host` once (an address literal is not resolved), checks EVERY address, and resolves with them
+   * all, in the resolver's order, to connect to; rejects with EgressRefusedError when any address is
+   * refused, and with the lookup's error when resolution fails.
    */
-  resolve(host: string): Promise<{ readonly address: string; readonly family: 4 | 6 }>
+  resolve(host: string): Promise<readonly { readonly address: string; readonly family: 4 | 6 }[]>
 }
 
 /**
@@ -153,7 +153,7 @@ export interface EgressPolicy {
  *
  * @example
  * const policy = createEgressPolicy({ allowPrivate: ['127.0.0.2/32'] })
- * await policy.resolve('127.0.0.2') // { address: '127.0.0.2', family: 4 }
+ * await policy.resolve('127.0.0.2') // [{ address: '127.0.0.2', family: 4 }]
  */
 export function createEgressPolicy(options: SsrfGuardOptions = {}): EgressPolicy {
   const allowPrivate = options.allowPrivate ?? false
@@ -178,8 +178,7 @@ export function createEgressPolicy(options: SsrfGuardOptions = {}): EgressPolicy
         const refused = verdict(address)
         if (refused) throw new EgressRefusedError(refused, host)
       }
-      const first = addresses[0]!
-      return { address: first.address, family: isIP(first.address) === 6 ? 6 : 4 }
+      return addresses.map(({ address }) => ({ address, family: isIP(address) === 6 ? 6 as const : 4 as const }))
     },
   }
 }

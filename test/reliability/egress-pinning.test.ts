@@ -187,6 +187,24 @@ Egress('an allowed CIDR works, and 100 forwards to it reuse one kept-alive conne
   }
 })
 
+Egress('an address that refuses the connection is followed by the next checked address of the same answer, never by another lookup', async () => {
+  const receiver = await receiverOn('127.0.0.2')
+  let lookups = 0
+  const sink = new ForwardSink({ allowPrivate: ['127.0.0.0/29'], lookup: async () => {
+    lookups++
+    return [{ address: '127.0.0.4', family: 4 }, { address: '127.0.0.2', family: 4 }]
+  } })
+  try {
+    const failures = await sink.write([{ event: makeEvent(), tool: tool(`http://two.test:${receiver.port}/hook`) }])
+    assert.is(failures.size, 0, failures.get(0)?.message)
+    assert.is(receiver.requests, 1)
+    assert.is(lookups, 1)
+    assert.equal(connects, ['127.0.0.4', '127.0.0.2'])
+  } finally {
+    await Promise.all([sink.close(), receiver.close()])
+  }
+})
+
 Egress('a redirect is not followed: the 302 fails permanently and the target gets nothing', async () => {
   const target = await receiverOn('127.0.0.2')
   const server = createServer((req, res) => { req.resume(); res.writeHead(302, { location: `http://127.0.0.2:${target.port}/x` }).end() })
