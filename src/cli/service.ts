@@ -69,7 +69,8 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   const stream = partitions.count > 1 ? new PartitionedStreamClient(partitions) : new StreamClient({ redis, stream: keys.stream })
   const readKeys = (config.scale.workerPartitions ?? partitions.keys.map((_, i) => i)).map((i) => partitions.keys[i] ?? keys)
   const orderFields = config.scale.orderBy
-  const toolStore = new ToolStore({ db: db.db, ...(config.encryptionKey ? { encryptionKey: config.encryptionKey } : {}) })
+  const toolStore = new ToolStore({ db: db.db, ...(config.encryptionKey ? { encryptionKey: config.encryptionKey } : {}),
+    ...(config.encryptionKeyPrevious ? { encryptionKeyPrevious: config.encryptionKeyPrevious } : {}) })
   const tools = new ToolRegistry({
     tools: config.tools, store: toolStore,
     onError: (err) => logger.warn({ err }, 'tool refresh failed; serving the last known tools'),
@@ -159,6 +160,7 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
       ...(partitions.count > 1 ? { partitions } : {}),
       ...(config.http.rateLimit ? { rateLimit: config.http.rateLimit } : {}),
       ...(config.streamMaxLen ? { maxLen: config.streamMaxLen } : {}),
+      ...(config.http.scrubHeaders ? { scrubHeaders: config.http.scrubHeaders } : {}),
     })
     ingest = await startHttpServer(config.http.addr, createRouter([
       { method: 'POST', path: '/webhooks/:toolId', handler },

@@ -1,19 +1,10 @@
 import { formatDuration } from '../core/duration.js'
+import { maskUrl } from '../core/mask-url.js'
 import type { Config } from './load-config.js'
 import type { ListenAddress } from './listen-address.js'
 
-/**
- * The URL with its password replaced by `****` (a URL that cannot be parsed is hidden entirely).
- *
- * @example
- * maskUrl('postgres://app:s3cret@db:5432/hookstream') // "postgres://app:****@db:5432/hookstream"
- */
-export function maskUrl(text: string): string {
-  if (!URL.canParse(text)) return '(unparseable URL hidden)'
-  const u = new URL(text)
-  if (u.password) u.password = '****'
-  return u.toString()
-}
+/** The one URL masking (see core/mask-url.ts), re-exported where the configuration summary used to define its own. */
+export { maskUrl }
 
 function address(a: ListenAddress): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os'
 import { parseDuration } from '../core/duration.js'
 import { ConfigError, isPipelineError } from '../core/errors.js'
+import { headerScrubber } from '../core/scrub-headers.js'
 import { parseTool, type ToolConfig, type ToolInput } from '../core/tool.js'
 import { parseAllowPrivate, type AllowPrivate } from '../sinks/ssrf-guard.js'
 import { streamKeys, type StreamKeys } from '../sources/keys.js'
@@ -64,6 +65,8 @@ export interface Config extends SeedSettings {
     readonly requestTimeoutMs: number
     /** Accepted requests per second per tool (token bucket shared through Redis); unset: no limit. */
     readonly rateLimit?: { readonly ratePerSecond: number; readonly burst: number }
+    /** Inbound headers dropped before queueing (INGEST_SCRUB_HEADERS); unset: DEFAULT_SCRUB_HEADERS. */
+    readonly scrubHeaders?: readonly string[]
   }
   /** Forwarding: private destinations allowed (SSRF guard; default false) and the request timeout. */
   readonly forward: { readonly allowPrivate: AllowPrivate; readonly timeoutMs: number }
@@ -72,6 +75,8 @@ export interface Config extends SeedSettings {
   readonly adminToken?: string
   /** Key that encrypts tool secrets at rest (HOOKSTREAM_ENCRYPTION_KEY). */
   readonly encryptionKey?: string
+  /** The key before the last rotation, for reading rows not yet re-encrypted (HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS). */
+  readonly encryptionKeyPrevious?: string
   readonly logLevel: LogLevel
   /** OTLP/HTTP endpoint for traces; unset: tracing exports nothing. */
   readonly otlpEndpoint?: string
@@ -253,6 +258,19 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     const key = text(r)
     return key.length >= 16 ? key : invalid(r, 'at least 16 characters (e.g. `openssl rand -base64 32`)')
   })
+  const encryptionKeyPrevious = opt({ env: 'HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS', secret: true }, (r) => {
+    const key = text(r)
+    return key.length >= 16 ? key : invalid(r, 'at least 16 characters: the HOOKSTREAM_ENCRYPTION_KEY used before the rotation')
+  })
+  const scrubHeaders = opt({ env: 'INGEST_SCRUB_HEADERS', file: 'http.scrub_headers' }, (r) => {
+    const list = (Array.isArray(r.value) ? r.value.map(String) : text(r).split(',')).map((h) => h.trim()).filter(Boolean)
+    try {
+      headerScrubber(list)
+      return list
+    } catch {
+      return invalid(r, 'a comma-separated list of header names, "*-suffix" or "prefix-*" patterns such as "authorization,*-token"')
+    }
+  })
   const trimIntervalMs = opt({ env: 'STREAM_TRIM_INTERVAL', file: 'worker.stream.trim_interval' }, (r) => {
     if (r.value === false || (typeof r.value === 'string' && r.value.toLowerCase() === 'off')) return 0
     const ms = typeof r.value === 'string' || typeof r.value === 'number' ? parseDuration(r.value) : undefined
@@ -301,6 +319,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       headersTimeoutMs: opt({ env: 'HTTP_HEADERS_TIMEOUT', file: 'http.headers_timeout' }, (r) => duration(r, 100)) ?? 10_000,
       requestTimeoutMs: opt({ env: 'HTTP_REQUEST_TIMEOUT', file: 'http.request_timeout' }, (r) => duration(r, 100)) ?? 30_000,
       ...(ratePerSecond !== undefined ? { rateLimit: { ratePerSecond, burst: rateBurst ?? ratePerSecond } } : {}),
+      ...(scrubHeaders !== undefined ? { scrubHeaders } : {}),
     },
     forward: {
       allowPrivate: allowPrivate ?? false,
@@ -312,6 +331,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     },
     ...(adminToken !== undefined ? { adminToken } : {}),
     ...(encryptionKey !== undefined ? { encryptionKey } : {}),
+    ...(encryptionKeyPrevious !== undefined ? { encryptionKeyPrevious } : {}),
     logLevel: opt({ flag: 'log-level', env: 'LOG_LEVEL', file: 'log.level' }, (r) => oneOf(r, LOG_LEVELS)) ?? 'info',
     ...(otlp !== undefined ? { otlpEndpoint: otlp } : {}),
     tools: tools(file),

@@ -1,5 +1,7 @@
 import { formatDuration, parseDuration } from './duration.js'
 import { PipelineError } from './errors.js'
+import { maskUrl } from './mask-url.js'
+import { parseToolSecrets, toolSecretsToJSON, type ToolSecrets, type ToolSecretsInput } from './tool-secrets.js'
 
 /** Signature schemes ingest can verify. */
 export const PROVIDERS = ['github', 'gitlab', 'bitbucket', 'jira', 'standard', 'generic'] as const
@@ -32,8 +34,8 @@ export interface GenericSignature {
   readonly prefix: string
 }
 
-/** A tool, validated: one webhook sender and what hookstream does with its events. */
-export interface ToolConfig {
+/** A tool, validated: one webhook sender and what hookstream does with its events (rotatable secrets: ToolSecrets). */
+export interface ToolConfig extends ToolSecrets {
   readonly id: string
   readonly provider: Provider
   /** Signing secret (write-only: never returned by the admin API, never logged). Empty only for generic + verify none. */
@@ -50,7 +52,7 @@ export interface ToolConfig {
 }
 
 /** A tool in its JSON/YAML shape (snake_case, durations as strings), as users write it. */
-export interface ToolInput {
+export interface ToolInput extends ToolSecretsInput {
   id?: unknown
   provider?: unknown
   secret?: unknown
@@ -149,7 +151,7 @@ export function parseTool(input: ToolInput, where = 'tool'): ToolConfig {
   if (input.forward_url !== undefined && input.forward_url !== null && input.forward_url !== '') {
     if (typeof input.forward_url !== 'string' || !URL.canParse(input.forward_url) ||
         !/^https?:$/.test(new URL(input.forward_url).protocol)) {
-      bad(at, 'forward_url', `must be an http(s) URL; got ${JSON.stringify(input.forward_url)}`)
+      bad(at, 'forward_url', `must be an http(s) URL; got ${typeof input.forward_url === 'string' ? JSON.stringify(maskUrl(input.forward_url)) : typeof input.forward_url}`)
     }
     forwardUrl = input.forward_url
   }
@@ -170,11 +172,13 @@ export function parseTool(input: ToolInput, where = 'tool'): ToolConfig {
     ...(transform !== undefined ? { transform: transform as ToolConfig['transform'] } : {}),
     retryPolicy: retryPolicy(at, input.retry_policy), enabled,
     ...(sig !== undefined ? { signature: sig } : {}),
+    ...parseToolSecrets(at, input),
   })
 }
 
 /**
- * The tool in its user-facing shape with the secret masked, for API responses, CLI output and logs.
+ * The tool in its user-facing shape with every secret masked and the forward URL's credentials and query
+ * values masked (`maskUrl`), for API responses, CLI output, audit rows and logs.
  *
  * @example
  * toolToJSON(tool) // { id: 'gh-main', provider: 'github', secret: '********', … }
@@ -183,13 +187,14 @@ export function toolToJSON(tool: ToolConfig): Record<string, unknown> {
   const p = tool.retryPolicy
   return {
     id: tool.id, provider: tool.provider, secret: tool.secret ? '********' : '', tenant_id: tool.tenantId,
-    processing_mode: tool.processingMode, forward_url: tool.forwardUrl ?? null, transform: tool.transform ?? null,
+    processing_mode: tool.processingMode, forward_url: tool.forwardUrl === undefined ? null : maskUrl(tool.forwardUrl), transform: tool.transform ?? null,
     retry_policy: {
       max_retries: p.maxRetries, initial_interval: formatDuration(p.initialIntervalMs), max_interval: formatDuration(p.maxIntervalMs),
       multiplier: p.multiplier, max_elapsed_time: formatDuration(p.maxElapsedMs),
     },
     enabled: tool.enabled,
     ...(tool.signature !== undefined ? { signature: tool.signature } : {}),
+    ...toolSecretsToJSON(tool),
   }
 }
 

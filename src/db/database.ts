@@ -56,7 +56,7 @@ export interface WebhookDlqTable {
 export interface WebhookToolsTable {
   id: string
   provider: string
-  /** The signing secret, `enc:v1:<base64 iv|tag|ciphertext>` when an encryption key is configured. */
+  /** The signing secret, `enc:v2:<key id>:<base64 iv|tag|ciphertext>` when an encryption key is configured. */
   secret: string
   tenant_id: string
   processing_mode: string
@@ -67,6 +67,15 @@ export interface WebhookToolsTable {
   enabled: boolean
   created_at: GeneratedTimestamp
   updated_at: GeneratedTimestamp
+  /** Migration 0003: the previous inbound secret during a rotation (encrypted like `secret`) and when it expires. */
+  previous_secret: ColumnType<string | null, string | null | undefined, string | null>
+  previous_secret_expires_at: ColumnType<Date | null, Date | null | undefined, Date | null>
+  /** Migration 0003: the forward signing secret and the previous one (encrypted like `secret`). */
+  forward_secret: ColumnType<string | null, string | null | undefined, string | null>
+  previous_forward_secret: ColumnType<string | null, string | null | undefined, string | null>
+  previous_forward_secret_expires_at: ColumnType<Date | null, Date | null | undefined, Date | null>
+  /** Migration 0003: JSON of the forward headers, encrypted like `secret`. */
+  forward_headers: ColumnType<string | null, string | null | undefined, string | null>
 }
 
 /** `webhook_audit_log`: one row per DLQ or tool change, who did it and when. */

@@ -1,10 +1,12 @@
 import type { Kysely } from 'kysely'
 import { Migrator, type Migration, type MigrationResult } from 'kysely/migration'
 import * as initial from './migrations/0001-initial.js'
+import * as toolSecrets from './migrations/0003-tool-secrets.js'
 
 /** hookstream's migrations by name, in order. Listed here (not globbed) so they also run from dist/. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0001-initial': initial,
+  '0003-tool-secrets': toolSecrets,
 })
 
 /**

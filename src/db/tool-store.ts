@@ -1,8 +1,8 @@
 import { sql, type Kysely, type Selectable } from 'kysely'
-import { PipelineError } from '../core/errors.js'
+import { ConfigError, PipelineError } from '../core/errors.js'
 import { parseTool, toolToJSON, type ToolConfig } from '../core/tool.js'
 import { isDatabaseUnavailable, type Database, type WebhookToolsTable } from './database.js'
-import { decryptSecret, encryptSecret, parseEncryptionKey } from './secret-box.js'
+import { decryptSecret, deriveEncryptionKey, encryptSecret, isEncrypted, keyIdOf, type EncryptionKey } from './secret-box.js'
 
 /**
  * Where ToolStore keeps tools, and the key that encrypts their secrets.
@@ -14,11 +14,26 @@ export interface ToolStoreOptions {
   /** A Kysely instance from createDb, migrated. */
   readonly db: Kysely<Database>
   /**
-   * HOOKSTREAM_ENCRYPTION_KEY: 64 hex characters, base64 of 32 bytes, or a passphrase of at least 16
-   * characters (hashed with SHA-256). With it, secrets are stored AES-256-GCM encrypted. @defaultValue none
+   * HOOKSTREAM_ENCRYPTION_KEY: 64 hex characters, base64 of 32 bytes (HKDF-SHA256), or a passphrase of at
+   * least 16 characters (scrypt, then HKDF). With it, secrets are stored AES-256-GCM encrypted with its key
+   * id. @defaultValue none
    */
   readonly encryptionKey?: string | Buffer
+  /** HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS: the key before a rotation, only read with. @defaultValue none */
+  readonly encryptionKeyPrevious?: string | Buffer
 }
+
+/** What `ToolStore.reencrypt` did: rows read, and rows rewritten with the current key. */
+export interface ReencryptResult {
+  readonly rows: number
+  readonly rewritten: number
+}
+
+// the secret columns, the context each is bound to, and whether it holds JSON
+const SECRET_COLUMNS = ['secret', 'previous_secret', 'forward_secret', 'previous_forward_secret', 'forward_headers'] as const
+type SecretColumn = (typeof SECRET_COLUMNS)[number]
+// `secret` keeps the context it had before migration 0003, so older rows still decrypt
+const context = (id: string, column: SecretColumn) => (column === 'secret' ? `tool:${id}` : `tool:${id}:${column}`)
 
 type ToolRow = Selectable<WebhookToolsTable>
 
@@ -41,18 +56,28 @@ function unavailable(err: unknown, what: string): unknown {
  */
 export class ToolStore {
   private readonly db: Kysely<Database>
-  private readonly key: Buffer | undefined
+  private readonly key: EncryptionKey | undefined
+  // current first, then previous: the keys rows are read with
+  private readonly keys: readonly EncryptionKey[]
 
   constructor(options: ToolStoreOptions) {
     if (!options?.db) throw new TypeError('ToolStore: "db" must be a Kysely instance (see createDb)')
     this.db = options.db
-    const { encryptionKey } = options
-    if (Buffer.isBuffer(encryptionKey)) {
-      if (encryptionKey.length !== 32) throw new RangeError(`ToolStore: "encryptionKey" must be 32 bytes; got ${encryptionKey.length}`)
-      this.key = encryptionKey
-    } else {
-      this.key = encryptionKey === undefined || encryptionKey === '' ? undefined : parseEncryptionKey(encryptionKey)
+    const derive = (name: string, value: string | Buffer | undefined) => {
+      if (value === undefined || value === '') return undefined
+      if (Buffer.isBuffer(value) && value.length !== 32) throw new RangeError(`ToolStore: "${name}" must be 32 bytes; got ${value.length}`)
+      return deriveEncryptionKey(value)
     }
+    this.key = derive('encryptionKey', options.encryptionKey)
+    const previous = derive('encryptionKeyPrevious', options.encryptionKeyPrevious)
+    this.keys = [this.key, previous].filter((k): k is EncryptionKey => k !== undefined)
+  }
+
+  private seal(id: string, column: SecretColumn, value: string): string
+  private seal(id: string, column: SecretColumn, value: string | undefined): string | null
+  private seal(id: string, column: SecretColumn, value: string | undefined): string | null {
+    if (value === undefined) return null
+    return this.key && value ? encryptSecret(this.key, value, context(id, column)) : value
   }
 
   /** All stored tools, by id. Rejects when a row is invalid or its secret cannot be decrypted. */
@@ -78,14 +103,20 @@ export class ToolStore {
   }
 
   /**
-   * Creates or replaces a tool and logs `tool_upserted` (with the masked tool) for `actor`.
+   * Creates or replaces a tool and logs `action` (with the masked tool) for `actor`.
    * Resolves with whether the tool was new.
    */
-  async upsert(tool: ToolConfig, actor: string): Promise<{ created: boolean }> {
+  async upsert(tool: ToolConfig, actor: string, action = 'tool_upserted'): Promise<{ created: boolean }> {
     const json = toolToJSON(tool)
     const changes = {
       provider: tool.provider, tenant_id: tool.tenantId, processing_mode: tool.processingMode,
-      secret: this.key && tool.secret ? encryptSecret(this.key, tool.secret, `tool:${tool.id}`) : tool.secret,
+      secret: this.seal(tool.id, 'secret', tool.secret),
+      previous_secret: this.seal(tool.id, 'previous_secret', tool.previousSecret),
+      previous_secret_expires_at: tool.previousSecretExpiresAt === undefined ? null : new Date(tool.previousSecretExpiresAt),
+      forward_secret: this.seal(tool.id, 'forward_secret', tool.forwardSecret),
+      previous_forward_secret: this.seal(tool.id, 'previous_forward_secret', tool.previousForwardSecret),
+      previous_forward_secret_expires_at: tool.previousForwardSecretExpiresAt === undefined ? null : new Date(tool.previousForwardSecretExpiresAt),
+      forward_headers: this.seal(tool.id, 'forward_headers', tool.forwardHeaders && JSON.stringify(tool.forwardHeaders)),
       forward_url: tool.forwardUrl ?? null,
       transform: tool.transform === undefined ? null : JSON.stringify(tool.transform),
       retry_policy: JSON.stringify(json.retry_policy),
@@ -99,7 +130,7 @@ export class ToolStore {
           // xmax is 0 only on a freshly inserted row version
           .returning(sql<boolean>`xmax = 0`.as('created')).executeTakeFirstOrThrow()
         await trx.insertInto('webhook_audit_log').values({
-          entity: 'tool', action: 'tool_upserted', actor, event_id: null,
+          entity: 'tool', action, actor, event_id: null,
           details: JSON.stringify({ tool_id: tool.id, created: row.created, tool: json }),
         }).execute()
         return { created: row.created }
@@ -125,13 +156,72 @@ export class ToolStore {
     }
   }
 
+  /**
+   * Moves every stored secret to the current key (HOOKSTREAM_ENCRYPTION_KEY): values written with the
+   * previous key, `enc:v1:` values and plain-text values are decrypted and encrypted again, each row in its own
+   * transaction under a row lock; logs one `tools_reencrypted` audit row. Rejects with a ConfigError when no
+   * key is set or a value cannot be decrypted with the current or previous key (rows already moved stay moved).
+   *
+   * @example
+   * await new ToolStore({ db, encryptionKey: next, encryptionKeyPrevious: old }).reencrypt('cli') // { rows: 3, rewritten: 3 }
+   */
+  async reencrypt(actor: string): Promise<ReencryptResult> {
+    const key = this.key
+    if (!key) throw new ConfigError('HOOKSTREAM_ENCRYPTION_KEY', 'is not set; set the key secrets should be encrypted with, then run reencrypt again')
+    const stale = (v: string | null) => v !== null && v !== '' && (!isEncrypted(v) || keyIdOf(v) !== key.id)
+    let ids: { id: string }[]
+    try {
+      ids = await this.db.selectFrom('webhook_tools').select('id').orderBy('id').execute()
+    } catch (err) {
+      throw unavailable(err, 'listing tools to re-encrypt')
+    }
+    let rewritten = 0
+    for (const { id } of ids) {
+      try {
+        rewritten += await this.db.transaction().execute(async (trx) => {
+          const row = await trx.selectFrom('webhook_tools').selectAll().where('id', '=', id).forUpdate().executeTakeFirst()
+          if (!row || !SECRET_COLUMNS.some((c) => stale(row[c]))) return 0
+          const changes: Partial<Record<SecretColumn, string>> = {}
+          for (const column of SECRET_COLUMNS) {
+            const value = row[column]
+            if (value === null || !stale(value)) continue
+            const plain = decryptSecret(this.keys, value, context(id, column), `tool "${id}" (column ${column})`)
+            changes[column] = encryptSecret(key, plain, context(id, column))
+          }
+          await trx.updateTable('webhook_tools').set(changes).where('id', '=', id).execute()
+          return 1
+        })
+      } catch (err) {
+        throw unavailable(err, `re-encrypting tool "${id}"`)
+      }
+    }
+    try {
+      await this.db.insertInto('webhook_audit_log').values({
+        entity: 'tool', action: 'tools_reencrypted', actor, event_id: null,
+        details: JSON.stringify({ key_id: key.id, rows: ids.length, rewritten }),
+      }).execute()
+    } catch (err) {
+      throw unavailable(err, 'logging the re-encryption')
+    }
+    return { rows: ids.length, rewritten }
+  }
+
   private fromRow(row: ToolRow): ToolConfig {
     const what = `tool "${row.id}" (table webhook_tools)`
+    const open = (column: SecretColumn) => {
+      const value = row[column]
+      return value === null ? undefined : decryptSecret(this.keys, value, context(row.id, column), what)
+    }
+    const headers = open('forward_headers')
     return parseTool({
-      id: row.id, provider: row.provider, secret: decryptSecret(this.key, row.secret, `tool:${row.id}`, what),
+      id: row.id, provider: row.provider, secret: open('secret'),
       tenant_id: row.tenant_id, processing_mode: row.processing_mode, forward_url: row.forward_url ?? undefined,
       transform: row.transform ?? undefined, retry_policy: row.retry_policy, enabled: row.enabled,
       signature: row.signature ?? undefined,
+      previous_secret: open('previous_secret'), previous_secret_expires_at: row.previous_secret_expires_at?.getTime(),
+      forward_secret: open('forward_secret'), previous_forward_secret: open('previous_forward_secret'),
+      previous_forward_secret_expires_at: row.previous_forward_secret_expires_at?.getTime(),
+      forward_headers: headers === undefined ? undefined : JSON.parse(headers),
     }, 'webhook_tools row')
   }
 }

@@ -1,4 +1,5 @@
 import { parseTool, toolToJSON, type ToolConfig } from '../core/tool.js'
+import { keepWriteOnly, withForwardSecret } from '../core/tool-write-only.js'
 import type { AdminOptions } from './admin.js'
 import { AdminError, readJsonObject, sendAdminError } from './admin-http.js'
 import type { Route, RouteHandler } from './server.js'
@@ -6,7 +7,8 @@ import { sendJson } from './server.js'
 
 const MASK = '********'
 // `source` is what GET adds; accepted (and ignored) so a GET → edit → PUT round trip works
-const TOOL_FIELDS = new Set(['source', 'id', 'provider', 'secret', 'tenant_id', 'processing_mode', 'forward_url', 'transform', 'retry_policy', 'enabled', 'signature'])
+const TOOL_FIELDS = new Set(['source', 'id', 'provider', 'secret', 'tenant_id', 'processing_mode', 'forward_url', 'transform', 'retry_policy', 'enabled', 'signature',
+  'previous_secret', 'previous_secret_expires_at', 'forward_secret', 'previous_forward_secret', 'previous_forward_secret_expires_at', 'forward_headers'])
 
 /** A tool as the admin API shows it: masked, with where it is defined. */
 function shown(tool: ToolConfig, source: 'store' | 'config'): Record<string, unknown> {
@@ -66,16 +68,15 @@ export function toolRoutes(options: AdminOptions, maxBodyBytes: number): Route[]
       const { source: _source, ...input } = body
       const existing = await toolStore.get(id)
       // secrets are write-only: a PUT without one (or with the mask a GET shows) keeps the stored secret
-      const given = input.secret === MASK ? undefined : input.secret
       if (input.secret === MASK && !existing) {
         throw new AdminError(400, 'TOOL_INVALID', `tool "${id}": field "secret" holds the mask "${MASK}"; send the real signing secret for a new tool`)
       }
-      const secret = given ?? existing?.secret
-      const tool = parseTool({ ...input, id, secret }, 'admin API tool')
+      // a forward destination without its own signing secret gets one, shown in this response only
+      const { tool, generated } = withForwardSecret(parseTool({ ...keepWriteOnly(input, existing), id }, 'admin API tool'))
       const { created } = await toolStore.upsert(tool, actor)
       await refresh()
       log?.info({ tool_id: id, created, actor }, created ? 'tool created through the admin API' : 'tool replaced through the admin API')
-      sendJson(res, created ? 201 : 200, { tool: shown(tool, 'store'), created })
+      sendJson(res, created ? 201 : 200, { tool: shown(tool, 'store'), created, ...(generated ? { forward_secret: generated } : {}) })
     } catch (err) {
       sendAdminError(res, err, log)
     }

@@ -9,6 +9,7 @@ import type { StreamKeys } from '../sources/keys.js'
 import type { RedisClient, StreamClient } from '../sources/stream-client.js'
 import { dlqRoutes } from './admin-dlq.js'
 import type { AdminLog } from './admin-http.js'
+import { toolSecretRoutes } from './admin-tool-secrets.js'
 import { toolRoutes } from './admin-tools.js'
 import { sendJson, type Route } from './server.js'
 
@@ -68,7 +69,7 @@ function authorized(req: IncomingMessage, expected: Buffer): boolean {
 export function adminRoutes(options: AdminOptions): Route[] {
   const maxBodyBytes = options.maxBodyBytes ?? 1 << 20
   if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1) throw new RangeError(`adminRoutes: "maxBodyBytes" must be a positive integer; got ${options.maxBodyBytes}`)
-  const routes = [...toolRoutes(options, maxBodyBytes), ...dlqRoutes(options, maxBodyBytes)]
+  const routes = [...toolRoutes(options, maxBodyBytes), ...toolSecretRoutes(options, maxBodyBytes), ...dlqRoutes(options, maxBodyBytes)]
   const token = options.token
   if (!token) {
     return routes.map((route) => ({

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { isPipelineError, PipelineError } from '../core/errors.js'
 import { DELIVERY_ID_PATTERN, validateStreamEvent, type StreamEvent } from '../core/event.js'
+import { DEFAULT_SCRUB_HEADERS, headerScrubber } from '../core/scrub-headers.js'
 import type { Provider, ToolConfig, ToolLookup } from '../core/tool.js'
 import { ingestTelemetry } from '../observability/ingest-telemetry.js'
 import type { Logger } from '../observability/logger.js'
@@ -11,6 +12,7 @@ import { deliverySeenKey, type StreamKeys } from '../sources/keys.js'
 import type { StreamPartitions } from '../sources/partitions.js'
 import type { RedisClient, StreamClient } from '../sources/stream-client.js'
 import { PROVIDER_ADAPTERS } from './providers/provider-adapters.js'
+import { verifyRotating } from './providers/verify-rotating.js'
 import { rateLimit } from './rate-limit.js'
 import { sendJson } from './server.js'
 
@@ -72,6 +74,11 @@ export interface IngestOptions {
    * Off: the request's traceparent is stored as it came. Pass `startTracing(…).enabled`. @defaultValue false
    */
   readonly tracing?: boolean
+  /**
+   * Inbound headers dropped from `metadata.headers` before the event is queued (credentials: never stored,
+   * never forwarded): names, `*-suffix` or `prefix-*` patterns (INGEST_SCRUB_HEADERS). @defaultValue DEFAULT_SCRUB_HEADERS
+   */
+  readonly scrubHeaders?: readonly string[]
 }
 
 /** A request handler for `POST /webhooks/:toolId`; without `params` it reads the tool id from the URL itself. */
@@ -149,10 +156,10 @@ function parseBody(rawBody: Buffer, type: string): { payload: unknown; json: Buf
   }
 }
 
-function keptHeaders(headers: IncomingHttpHeaders, secret: readonly string[]): Record<string, string | string[]> {
+function keptHeaders(headers: IncomingHttpHeaders, secret: readonly string[], scrub: (name: string) => boolean): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {}
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || DROPPED_HEADERS.has(name) || secret.includes(name) || name.startsWith('x-hub-signature')) continue
+    if (value === undefined || DROPPED_HEADERS.has(name) || secret.includes(name) || name.startsWith('x-hub-signature') || scrub(name)) continue
     out[name] = value
   }
   return out
@@ -177,6 +184,7 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
   const timeoutMs = positiveInteger('redisTimeoutMs', options.redisTimeoutMs, 2000)
   const retryAfter = String(positiveInteger('retryAfterSeconds', options.retryAfterSeconds, 5))
   if (options.maxLen !== undefined) positiveInteger('maxLen', options.maxLen, 1)
+  const scrub = headerScrubber(options.scrubHeaders ?? DEFAULT_SCRUB_HEADERS)
   const unavailable = (code: string, message: string) => new Reply(503, code, message, { 'retry-after': retryAfter })
 
   async function bounded<T>(what: string, client: Pick<RedisClient, 'status'>, work: () => Promise<T>): Promise<T> {
@@ -222,7 +230,7 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     const rawBody = await readBodyLimited(req, maxBodyBytes)
     if (rawBody === undefined) throw tooLarge()
     const request = { headers: req.headers, rawBody }
-    const verified = adapter.verify(request, tool)
+    const verified = verifyRotating(adapter, request, tool)
     if (!verified.ok) throw new Reply(401, 'SIGNATURE_INVALID', 'signature verification failed')
     if (options.rateLimit) {
       const limit = options.rateLimit
@@ -249,7 +257,7 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
       tool_id: tool.id,
       payload: delivery.payload,
       auth_context: { provider: tool.provider, verified: verified.verified },
-      metadata: { headers: keptHeaders(req.headers, adapter.secretHeaders(tool)) },
+      metadata: { headers: keptHeaders(req.headers, adapter.secretHeaders(tool), scrub) },
       timestamp: new Date().toISOString(),
       retry_count: 0,
     }, `ingest for tool "${tool.id}"`)

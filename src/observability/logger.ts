@@ -1,5 +1,6 @@
 import { pino, stdSerializers, type DestinationStream, type Level, type Logger } from 'pino'
 import { ConfigError } from '../core/errors.js'
+import { maskUrlsInText } from '../core/mask-url.js'
 
 /** The pino logger type `createLogger` returns. */
 export type { Logger } from 'pino'
@@ -23,16 +24,14 @@ export const REDACT_PATHS: readonly string[] = Object.freeze([
 ])
 
 const LEVELS: readonly Level[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace']
-const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s:@/]*):([^\s@/]+)@/gi
-
 /**
- * Masks the password of every `scheme://user:password@host` URL in `text`.
+ * Masks every URL in `text` the way `maskUrl` does (password, token user name, query values).
  *
  * @example
  * maskUrlCredentials('postgres://app:s3cret@db:5432/hooks') // 'postgres://app:****@db:5432/hooks'
  */
 export function maskUrlCredentials(text: string): string {
-  return text.includes('://') ? text.replace(URL_CREDENTIALS, '$1$2:****@') : text
+  return maskUrlsInText(text)
 }
 
 // copy-on-write walk: the object comes back unchanged (same reference) unless some string held credentials

@@ -1,16 +1,24 @@
 import { createHmac } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
+import { Agent, request } from 'undici'
 import type { StreamEvent } from '../core/event.js'
 import { PipelineError } from '../core/errors.js'
+import { maskUrl } from '../core/mask-url.js'
 import type { ToolConfig } from '../core/tool.js'
+import { activeSecrets } from '../core/tool-secrets.js'
+import { createPinnedConnector } from './pinned-connector.js'
 import type { Sink } from './sink.js'
-import { createSsrfGuard, type AllowPrivate, type SsrfGuard } from './ssrf-guard.js'
+import { createEgressPolicy, EgressRefusedError, type AllowPrivate, type HostLookup } from './ssrf-guard.js'
 
 /** One event to forward, with the tool that says where and how to sign. */
 export interface ForwardItem {
   readonly event: StreamEvent
-  /** The tool: `forwardUrl` is the destination, `secret` signs the request (no signature when empty). */
-  readonly tool: Pick<ToolConfig, 'id' | 'secret' | 'forwardUrl'>
+  /**
+   * The tool: `forwardUrl` is the destination; `forwardSecret` (and `previousForwardSecret` until it expires)
+   * sign the request, or the inbound `secret` when the tool has no forward secret (no signature when empty);
+   * `forwardHeaders` are sent with it.
+   */
+  readonly tool: Pick<ToolConfig, 'id' | 'secret' | 'forwardUrl' | 'forwardSecret' | 'previousForwardSecret' | 'previousForwardSecretExpiresAt' | 'forwardHeaders'>
   /** The transform's result, sent as `transformed` next to the event's fields. */
   readonly transformed?: unknown
   /** W3C trace context of the event, sent as the `traceparent` header. */
@@ -36,12 +44,18 @@ export interface ForwardSinkOptions {
    */
   readonly slotWaitMs?: number
   /**
-   * Loopback, link-local and private destinations (127/8, ::1, 169.254/16, fe80::/10, 10/8, 172.16/12,
-   * 192.168/16, fc00::/7, 0.0.0.0/8): `true` allows them, `false` refuses them, a list of CIDRs allows only
-   * those. Checked at forward time on every resolved address; a refusal is a permanent `FORWARD_URL_FORBIDDEN`.
-   * The service sets this from FORWARD_ALLOW_PRIVATE (default false there). @defaultValue true
+   * Special-purpose destinations (the IANA registries in `SPECIAL_PURPOSE_RANGES`: loopback, private,
+   * link-local, CGNAT, benchmarking, NAT64, 6to4, Teredo, multicast, broadcast, …): `true` allows them,
+   * `false` refuses them, a list of CIDRs allows only those. The host is resolved once per new connection,
+   * every address is checked, and the socket goes to the checked address; a refusal is a permanent
+   * `FORWARD_URL_FORBIDDEN`. The service sets this from FORWARD_ALLOW_PRIVATE (default false there).
+   * @defaultValue true
    */
   readonly allowPrivate?: AllowPrivate
+  /** Resolves destination host names (tests answer with loopback addresses). @defaultValue dns.lookup, all addresses */
+  readonly lookup?: HostLookup
+  /** How long (ms) an idle keep-alive connection to a destination stays open for the next forward. @defaultValue 4000 */
+  readonly keepAliveMs?: number
 }
 
 /**
@@ -65,9 +79,18 @@ function retryAfterMs(value: string | null, nowMs: number): number | undefined {
   return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs)
 }
 
-// origin + path only: a query string may carry a token
+// userinfo and query values masked: they may carry credentials
 function safeUrl(url: URL): string {
-  return `${url.origin}${url.pathname}`
+  return maskUrl(url.href)
+}
+
+// a URL keeps a stray "%" as written; such text is sent as it is rather than failing the forward
+function percentDecoded(text: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return text
+  }
 }
 
 function networkCode(err: unknown): string | undefined {
@@ -93,7 +116,7 @@ export class ForwardSink implements Sink<ForwardItem> {
   private readonly timeoutMs: number
   private readonly perDestination: number
   private readonly slotWaitMs: number
-  private readonly guard: SsrfGuard | undefined
+  private readonly agent: Agent
   private readonly slots = new Map<string, Slots>()
   private readonly closer = ForwardSink.closerSignal()
   private closing: Promise<void> | undefined
@@ -118,8 +141,16 @@ export class ForwardSink implements Sink<ForwardItem> {
     if (!Number.isFinite(this.slotWaitMs) || this.slotWaitMs < 0) {
       throw new RangeError(`ForwardSink: "slotWaitMs" must be a number of at least 0; got ${options.slotWaitMs}`)
     }
-    const allowPrivate = options.allowPrivate ?? true
-    this.guard = allowPrivate === true ? undefined : createSsrfGuard({ allowPrivate })
+    const keepAliveMs = options.keepAliveMs ?? 4000
+    if (!Number.isInteger(keepAliveMs) || keepAliveMs < 1) {
+      throw new RangeError(`ForwardSink: "keepAliveMs" must be a positive integer (milliseconds); got ${options.keepAliveMs}`)
+    }
+    const policy = createEgressPolicy({ allowPrivate: options.allowPrivate ?? true, ...(options.lookup ? { lookup: options.lookup } : {}) })
+    // one pool per origin (the Agent keeps them), at most `perDestination` keep-alive connections each
+    this.agent = new Agent({
+      connections: this.perDestination, keepAliveTimeout: keepAliveMs, keepAliveMaxTimeout: keepAliveMs, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs,
+      connect: createPinnedConnector({ policy, timeoutMs: this.timeoutMs }),
+    })
   }
 
   /** Sends every item (bounded per destination); resolves with the failures by index. Never rejects. */
@@ -147,7 +178,7 @@ export class ForwardSink implements Sink<ForwardItem> {
         `${this.slotWaitMs} ms; the event is retried later — check that the destination answers`, { retryAfterMs: this.timeoutMs })
     }
     try {
-      return (await this.checkDestination(url, item)) ?? await this.post(url, item)
+      return await this.post(url, item)
     } finally {
       release()
     }
@@ -158,11 +189,19 @@ export class ForwardSink implements Sink<ForwardItem> {
     const body = JSON.stringify(item.transformed === undefined ? event : { ...event, transformed: item.transformed })
     const timestamp = Math.floor(Date.now() / 1000)
     const headers: Record<string, string> = {
-      'content-type': 'application/json', 'user-agent': 'hookstream',
+      ...tool.forwardHeaders, 'content-type': 'application/json', 'user-agent': 'hookstream',
       'webhook-id': event.id, 'webhook-timestamp': String(timestamp),
     }
-    if (tool.secret) headers['webhook-signature'] = signWebhook(tool.secret, event.id, timestamp, body)
+    // during a rotation both keys sign (space-separated, as Standard Webhooks allows): a receiver holding either verifies
+    const keys = tool.forwardSecret
+      ? activeSecrets(tool.forwardSecret, tool.previousForwardSecret, tool.previousForwardSecretExpiresAt)
+      : activeSecrets(tool.secret, undefined, undefined)
+    if (keys.length > 0) headers['webhook-signature'] = keys.map((key) => signWebhook(key, event.id, timestamp, body)).join(' ')
     if (item.traceparent) headers.traceparent = item.traceparent
+    // credentials in the URL become Basic auth (undici never sends userinfo); a forward header wins
+    if ((url.username || url.password) && headers.authorization === undefined) {
+      headers.authorization = `Basic ${Buffer.from(`${percentDecoded(url.username)}:${percentDecoded(url.password)}`).toString('base64')}`
+    }
     const where = `forward of event "${event.id}" to tool "${tool.id}"`
     // a strongly held timer and controller, not AbortSignal.any([AbortSignal.timeout()]): Node 20 can collect
     // such a timeout signal before it fires (nodejs/node#57736), leaving the request hanging for ever
@@ -171,10 +210,21 @@ export class ForwardSink implements Sink<ForwardItem> {
     const timer = setTimeout(() => { timedOut = true; abort.abort() }, this.timeoutMs)
     const onClose = () => abort.abort()
     this.closer.signal.addEventListener('abort', onClose, { once: true })
-    let response: Response
+    let status: number
+    let retryAfter: string | undefined
     try {
-      response = await fetch(url, { method: 'POST', headers, body, signal: abort.signal, redirect: 'manual' })
+      // undici's request follows no redirect (that needs its redirect interceptor): a 3xx comes back as is
+      const response = await request(url, { dispatcher: this.agent, method: 'POST', headers, body, signal: abort.signal })
+      status = response.statusCode
+      const value = response.headers['retry-after']
+      retryAfter = Array.isArray(value) ? value[0] : value
+      // read the rest of the body (bounded) so the connection goes back to the pool for keep-alive
+      await response.body.dump({ limit: 64 * 1024 }).catch(() => {})
     } catch (err) {
+      if (err instanceof EgressRefusedError || (err as { code?: unknown })?.code === 'FORWARD_URL_FORBIDDEN') {
+        return new PipelineError('permanent', 'FORWARD_URL_FORBIDDEN',
+          `${where} refused: ${(err as Error).message}; use a public destination, or allow it with FORWARD_ALLOW_PRIVATE (true or a CIDR list)`, { cause: err })
+      }
       if (this.closer.signal.aborted) {
         return new PipelineError('transient', 'SINK_CLOSED', `${where} was cut off by ForwardSink.close(); it is retried on redelivery`, { cause: err })
       }
@@ -183,17 +233,14 @@ export class ForwardSink implements Sink<ForwardItem> {
           `${where} got no response from ${safeUrl(url)} within ${this.timeoutMs} ms; it is retried — check the destination or raise timeoutMs`, { cause: err })
       }
       return new PipelineError('transient', 'DESTINATION_UNREACHABLE',
-        `${where} could not reach ${safeUrl(url)} (${networkCode(err) ?? (err as Error)?.message}); it is retried — check the destination is up and the URL is right`, { cause: err })
+        `${where} could not reach ${safeUrl(url)} (${networkCode(err) ?? 'connection failed'}); it is retried — check the destination is up and the URL is right`, { cause: err })
     } finally {
       clearTimeout(timer)
       this.closer.signal.removeEventListener('abort', onClose)
     }
-    // free the connection for keep-alive; the body is not needed (and may be anything)
-    await response.body?.cancel().catch(() => {})
-    const status = response.status
     if (status >= 200 && status < 300) return undefined
     const got = `${where} got HTTP ${status} from ${safeUrl(url)}`
-    const after = retryAfterMs(response.headers.get('retry-after'), Date.now())
+    const after = retryAfterMs(retryAfter ?? null, Date.now())
     const retry = after === undefined ? {} : { retryAfterMs: after }
     if (status === 429 || status === 425) {
       return new PipelineError('transient', 'DESTINATION_429', `${got}; it is retried${after === undefined ? '' : ` after ${after} ms (Retry-After)`}`, retry)
@@ -206,27 +253,6 @@ export class ForwardSink implements Sink<ForwardItem> {
       return new PipelineError('permanent', 'DESTINATION_4XX', `${got}; check the tool's forward URL and that the receiver accepts the request and its signature`)
     }
     return new PipelineError('transient', 'DESTINATION_5XX', `${got}; it is retried`, retry)
-  }
-
-  // at forward time, not when the tool is saved: a name can resolve to another address tomorrow
-  private async checkDestination(url: URL, item: ForwardItem): Promise<PipelineError | undefined> {
-    if (!this.guard) return undefined
-    const where = `forward of event "${item.event.id}" to tool "${item.tool.id}"`
-    let timer: NodeJS.Timeout | undefined
-    try {
-      const verdict = await Promise.race([this.guard(url), new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no DNS answer within ${this.timeoutMs} ms`)), this.timeoutMs)
-      })])
-      if (!verdict) return undefined
-      return new PipelineError('permanent', 'FORWARD_URL_FORBIDDEN',
-        `${where} refused: host "${url.hostname}" is ${verdict.address}, in the private/loopback range ${verdict.range}; ` +
-        'use a public destination, or allow it with FORWARD_ALLOW_PRIVATE (true or a CIDR list)')
-    } catch (err) {
-      return new PipelineError('transient', 'DESTINATION_UNREACHABLE',
-        `${where} could not resolve host "${url.hostname}" (${networkCode(err) ?? (err as Error)?.message}); it is retried — check the URL's host name`, { cause: err })
-    } finally {
-      clearTimeout(timer)
-    }
   }
 
   // a small semaphore per origin: the bulkhead that keeps one slow destination from starving the others;
@@ -268,7 +294,7 @@ export class ForwardSink implements Sink<ForwardItem> {
 
   /** Aborts requests still in flight (they fail with transient `SINK_CLOSED`); a second call returns the same promise. */
   close(): Promise<void> {
-    this.closing ??= Promise.resolve().then(() => this.closer.abort())
+    this.closing ??= Promise.resolve().then(() => this.closer.abort()).then(() => this.agent.destroy())
     return this.closing
   }
 }

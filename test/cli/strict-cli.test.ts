@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import type { CliIO } from '../../src/cli/command.js'
 import { COMMANDS } from '../../src/cli/command-registry.js'
 import { runCli } from '../../src/cli/run-cli.js'
+import { MIGRATIONS } from '../../src/db/migrate.js'
 import { seedDlq, streamEvents } from '../db/dlq-seed.js'
 import { sharedPostgres } from '../helpers/servers.js'
 import { cliWorld, type CliWorld } from './cli-harness.js'
@@ -106,11 +107,12 @@ Strict('migrate status lists pending migrations without applying them; migrate a
   const env = { ...w.env, DATABASE_URL: await (await sharedPostgres()).createDatabase() }
   const before = await hookstream(env, ['migrate', 'status', '--json'])
   assert.is(before.code, 0, before.err)
-  assert.equal(JSON.parse(before.out), { migrations: [{ name: '0001-initial', status: 'pending', applied_at: null }], pending: 1 })
+  const names = Object.keys(MIGRATIONS).sort()
+  assert.equal(JSON.parse(before.out), { migrations: names.map((name) => ({ name, status: 'pending', applied_at: null })), pending: names.length })
   const applied = await hookstream(env, ['migrate'])
-  assert.equal([applied.code, applied.out], [0, 'applied 1 migration: 0001-initial'])
+  assert.equal([applied.code, applied.out], [0, `applied ${names.length} migration${names.length === 1 ? '' : 's'}: ${names.join(', ')}`])
   const after = JSON.parse((await hookstream(env, ['migrate', 'status', '--json'])).out) as { migrations: { status: string; applied_at: string }[]; pending: number }
-  assert.equal([after.pending, after.migrations[0]!.status], [0, 'applied'])
+  assert.equal([after.pending, after.migrations.map((m) => m.status)], [0, names.map(() => 'applied')])
   assert.ok(Date.parse(after.migrations[0]!.applied_at) > Date.now() - 60_000)
   const again = await hookstream(env, ['migrate', '--json'])
   assert.equal(JSON.parse(again.out), { applied: [] })

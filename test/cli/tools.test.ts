@@ -83,4 +83,62 @@ Tools('errors go to stderr, exit 2 for a wrong command line and 1 for a failure,
   }
 })
 
+Tools('rotate-secret, retire-secret and reencrypt: two-key rotation of both secrets and of the encryption key, nothing secret printed', async ({ w }) => {
+  const NEW_SECRET = 'cli-new-secret-never-printed'
+  const NEW_KEY = 'the next cli encryption passphrase'
+  w.env.NEW_SECRET = NEW_SECRET
+  const outputs: string[] = []
+  const run = async (args: string[], flags = {}) => {
+    const r = await w.run(toolsCommand, args, flags)
+    outputs.push(r.out, r.err)
+    return r
+  }
+  assert.is((await run(['add', 'gh'], { provider: 'github', 'secret-env': 'GH_SECRET' })).code, 0)
+  const rotated = await run(['rotate-secret', 'gh'], { 'secret-env': 'NEW_SECRET', 'previous-expires-in': '1h' })
+  assert.is(rotated.code, 0, rotated.err)
+  const store = new ToolStore({ db: w.db.db, encryptionKey: KEY })
+  const during = (await store.get('gh'))!
+  assert.equal([during.secret, during.previousSecret], [NEW_SECRET, SECRET])
+  assert.ok(Math.abs(during.previousSecretExpiresAt! - (Date.now() + 3_600_000)) < 60_000)
+  assert.is((await run(['retire-secret', 'gh'])).code, 0)
+  assert.is((await store.get('gh'))!.previousSecret, undefined)
+  assert.is.not((await run(['rotate-secret', 'gh'])).code, 0, 'an inbound rotation needs the new secret')
+
+  const added = await run(['add', 'fw'], { provider: 'github', 'secret-env': 'GH_SECRET', mode: 'store_and_forward', 'forward-url': 'https://hooks.example.test/in?token=tok-x' })
+  const shownOnce = /whsec_[A-Za-z0-9+/=]+/.exec(added.out)?.[0]
+  assert.ok(shownOnce, added.out)
+  assert.is((await store.get('fw'))!.forwardSecret, shownOnce)
+  assert.not.match(added.out, /tok-x/)
+  assert.not.match((await run(['show', 'fw'])).out, /whsec_|tok-x/)
+  const next = /whsec_[A-Za-z0-9+/=]+/.exec((await run(['rotate-secret', 'fw'], { forward: true })).out)?.[0]
+  assert.ok(next && next !== shownOnce)
+  const fw = (await store.get('fw'))!
+  assert.equal([fw.forwardSecret, fw.previousForwardSecret], [next, shownOnce])
+  assert.is((await run(['retire-secret', 'fw'], { forward: true })).code, 0)
+  assert.is((await store.get('fw'))!.previousForwardSecret, undefined)
+
+  // the encryption key: set the new key and the old one as previous, move every row, then drop the old one
+  w.env.HOOKSTREAM_ENCRYPTION_KEY = NEW_KEY
+  w.env.HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS = KEY
+  const moved = await run(['reencrypt'], { json: true })
+  assert.is(moved.code, 0, moved.err)
+  assert.equal(JSON.parse(moved.out), { rows: 2, rewritten: 2 })
+  delete w.env.HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS
+  const list = await run(['list'], { json: true })
+  assert.is(list.code, 0, list.err)
+  assert.equal(JSON.parse(list.out).map((t: { id: string }) => t.id), ['fw', 'gh'])
+  assert.is((await new ToolStore({ db: w.db.db, encryptionKey: NEW_KEY }).get('gh'))!.secret, NEW_SECRET)
+  const old = await run(['list'], {})
+  assert.is(old.code, 0)
+  w.env.HOOKSTREAM_ENCRYPTION_KEY = KEY
+  const withOldKey = await run(['list'], {})
+  assert.is.not(withOldKey.code, 0, 'the old key alone no longer reads the rows')
+  assert.match(withOldKey.err, /HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS/)
+  for (const text of outputs) assert.ok(!text.includes(SECRET) && !text.includes(NEW_SECRET), text)
+  const audit = await w.db.db.selectFrom('webhook_audit_log').select(['action', 'details']).orderBy('id').execute()
+  assert.equal(audit.map((a) => a.action).filter((a) => a !== 'tool_upserted'),
+    ['tool_secret_rotated', 'tool_secret_retired', 'tool_secret_rotated', 'tool_secret_retired', 'tools_reencrypted'])
+  assert.not.match(JSON.stringify(audit), /cli-new-secret|cli-secret-value|whsec_|tok-x/)
+})
+
 Tools.run()

@@ -62,7 +62,7 @@ Store('with a key the column holds only ciphertext and reads decrypt it', async 
     const t = tool(`enc-${n}`)
     await store.upsert(t, 'test')
     const raw = await rawSecret(handle!, t.id)
-    assert.match(raw, /^enc:v1:[A-Za-z0-9+/]+=*$/)
+    assert.match(raw, /^enc:v2:[0-9a-f]{12}:[A-Za-z0-9+/]+=*$/)
     assert.not.match(raw, /secret/)
     assert.is((await store.get(t.id))!.secret, t.secret)
   }
@@ -72,7 +72,7 @@ Store('an encrypted secret read without the key or with another one fails naming
   await new ToolStore({ db: handle!.db, encryptionKey: randomBytes(32) }).upsert(tool('enc-x'), 'test')
   for (const [store, pattern] of [
     [new ToolStore({ db: handle!.db }), /HOOKSTREAM_ENCRYPTION_KEY is not set, but the secret of tool "enc-x"/],
-    [new ToolStore({ db: handle!.db, encryptionKey: randomBytes(32) }), /HOOKSTREAM_ENCRYPTION_KEY cannot decrypt the secret of tool "enc-x"/],
+    [new ToolStore({ db: handle!.db, encryptionKey: randomBytes(32) }), /HOOKSTREAM_ENCRYPTION_KEY has id [0-9a-f]{12}, but the secret of tool "enc-x" .*was written with key [0-9a-f]{12}/],
   ] as const) {
     try {
       await store.get('enc-x')
@@ -91,8 +91,83 @@ Store('a secret stored in plain text before a key was set still reads, and is en
   const t = (await keyed.get('pt-1'))!
   assert.is(t.secret, 'tok-pt-1-secret')
   await keyed.upsert(t, 'rotate')
-  assert.match(await rawSecret(handle!, 'pt-1'), /^enc:v1:/)
+  assert.match(await rawSecret(handle!, 'pt-1'), /^enc:v2:/)
 })
+
+async function rawRow(handle: Db, id: string) {
+  return handle.db.selectFrom('webhook_tools')
+    .select(['secret', 'previous_secret', 'forward_secret', 'previous_forward_secret', 'forward_headers']).where('id', '=', id).executeTakeFirstOrThrow()
+}
+
+Store('rotation secrets and forward headers round-trip, each column encrypted and bound to its own field', async ({ handle }) => {
+  const store = new ToolStore({ db: handle!.db, encryptionKey: randomBytes(32) })
+  const t = parseTool({
+    id: 'rot-1', provider: 'github', secret: 'tok-new-inbound', previous_secret: 'tok-old-inbound', previous_secret_expires_at: '2030-01-01T00:00:00Z',
+    processing_mode: 'store_and_forward', forward_url: 'https://example.test/hook', forward_secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+    previous_forward_secret: 'whsec_dGhlIHByZXZpb3VzIHNpZ25pbmcga2V5', forward_headers: { Authorization: 'Bearer tok-dest-cred' },
+  })
+  await store.upsert(t, 'test')
+  assert.equal(await store.get('rot-1'), t)
+  const raw = await rawRow(handle!, 'rot-1')
+  for (const value of Object.values(raw)) assert.match(String(value), /^enc:v2:/)
+  assert.not.match(JSON.stringify(raw), /tok-|whsec_|Bearer/)
+  // a ciphertext moved to another column does not decrypt: each is bound to its column
+  await handle!.db.updateTable('webhook_tools').set({ previous_secret: raw.secret }).where('id', '=', 'rot-1').execute()
+  try {
+    await store.get('rot-1')
+    assert.unreachable('a ciphertext moved between columns decrypted')
+  } catch (err) {
+    assert.match((err as Error).message, /cannot decrypt the secret of tool "rot-1"/)
+  }
+})
+
+Store('key rotation end to end: the previous key reads, reencrypt moves every row (and plain ones) to the new key, then the old key is not needed', async () => {
+  // a database of its own: reencrypt must read every row, and the other tests leave rows of other keys
+  const handle = await createDb({ url: await (await sharedPostgres()).createDatabase() })
+  await migrateToLatest(handle.db)
+  try {
+    await rotateKeys(handle)
+  } finally {
+    await handle.close()
+  }
+})
+
+async function rotateKeys(handle: Db): Promise<void> {
+  const oldKey = randomBytes(32).toString('base64')
+  const newKey = 'a long passphrase for the new key'
+  await new ToolStore({ db: handle.db }).upsert(tool('kr-plain'), 'test')
+  const before = new ToolStore({ db: handle.db, encryptionKey: oldKey })
+  await before.upsert(tool('kr-old', { forward_secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', forward_headers: { 'x-api-key': 'tok-k' } }), 'test')
+  const oldId = (await rawRow(handle, 'kr-old')).secret.split(':')[2]
+  const rotating = new ToolStore({ db: handle.db, encryptionKey: newKey, encryptionKeyPrevious: oldKey })
+  assert.is((await rotating.get('kr-old'))!.forwardSecret, 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw')
+  await rotating.upsert(tool('kr-new'), 'test')
+  const newId = (await rawRow(handle, 'kr-new')).secret.split(':')[2]
+  assert.is.not(newId, oldId)
+
+  const result = await rotating.reencrypt('test')
+  const kr = (await handle.db.selectFrom('webhook_tools').select('id').where('id', 'like', 'kr-%').execute()).length
+  assert.is(kr, 3)
+  assert.ok(result.rewritten >= 2, `rewritten ${result.rewritten}`)
+  for (const id of ['kr-plain', 'kr-old', 'kr-new']) {
+    for (const value of Object.values(await rawRow(handle, id))) {
+      if (value !== null) assert.ok(String(value).startsWith(`enc:v2:${newId}:`), `${id}: ${String(value).slice(0, 24)}`)
+    }
+  }
+  assert.is((await rotating.reencrypt('test')).rewritten, 0, 'a second run has nothing left to move')
+  const after = new ToolStore({ db: handle.db, encryptionKey: newKey })
+  assert.equal((await after.get('kr-old'))!.forwardHeaders, { 'x-api-key': 'tok-k' })
+  assert.is((await after.get('kr-plain'))!.secret, 'tok-kr-plain-secret')
+  try {
+    await new ToolStore({ db: handle.db, encryptionKey: oldKey }).get('kr-old')
+    assert.unreachable('the old key still read a re-encrypted row')
+  } catch (err) {
+    assert.match((err as Error).message, /HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS/)
+  }
+  const audit = await handle.db.selectFrom('webhook_audit_log').select(['details']).where('action', '=', 'tools_reencrypted').execute()
+  assert.is(audit.length, 2)
+  assert.not.match(JSON.stringify(audit), /tok-|whsec_/)
+}
 
 Store('rejects a key of the wrong size', ({ handle }) => {
   assert.throws(() => new ToolStore({ db: handle!.db, encryptionKey: randomBytes(16) }), /"encryptionKey" must be 32 bytes; got 16/)

@@ -65,10 +65,12 @@ Logger('eventLogger adds the event id and trace id to every line', () => {
   assert.not.ok('trace_id' in (b ?? {}))
 })
 
-Logger('maskUrlCredentials masks only the password part', () => {
-  assert.is(maskUrlCredentials('postgres://app:pw@db:5432/x?sslmode=require'), 'postgres://app:****@db:5432/x?sslmode=require')
+Logger('maskUrlCredentials masks the password, a token user name and query values, and leaves plain URLs as written', () => {
+  assert.is(maskUrlCredentials('postgres://app:pw@db:5432/x?sslmode=require'), 'postgres://app:****@db:5432/x?sslmode=****')
+  assert.is(maskUrlCredentials('POST https://hooks.test/in?token=tok-abc&v=2 failed'), 'POST https://hooks.test/in?token=****&v=**** failed')
+  assert.is(maskUrlCredentials('https://ghp_tok@hooks.test/in'), 'https://****@hooks.test/in')
   assert.is(maskUrlCredentials('redis://:pw@cache:6379 and https://h/x'), 'redis://:****@cache:6379 and https://h/x')
-  assert.is(maskUrlCredentials('postgres://app@db/x'), 'postgres://app@db/x')
+  assert.is(maskUrlCredentials('postgres://app@db/x'), 'postgres://****@db/x', 'a user name alone may be a token')
 })
 
 Logger('an unknown level is a configuration error naming LOG_LEVEL', () => {

@@ -10,11 +10,13 @@ const Guard = suite('SSRF guard of forward destinations')
 const REFUSED = ['http://127.0.0.1/h', 'http://127.9.9.9:8080/h', 'http://[::1]/h', 'http://169.254.169.254/latest/meta-data',
   'http://[fe80::1]/h', 'http://10.1.2.3/h', 'http://172.16.0.1/h', 'http://172.31.255.255/h', 'http://192.168.1.1/h',
   'http://[fc00::1]/h', 'http://[fd12:3456::1]/h', 'http://0.0.0.0/h', 'http://[::]/h', 'http://[::ffff:127.0.0.1]/h',
-  'http://[::ffff:a00:1]/h', 'http://2130706433/h', 'http://0x7f.1/h', 'https://localhost/h',
+  'http://[::ffff:a00:1]/h', 'http://2130706433/h', 'http://0x7f.1/h', 'https://localhost/h', 'http://[2001:db8::1]/h',
+  'http://198.18.0.1/h', 'http://[64:ff9b::a00:1]/h', 'http://[2002:7f00:1::1]/h', 'http://[2001:0:4136:e378::1]/h', 'http://[::7f00:1]/h',
+  'http://224.0.0.1/h', 'http://255.255.255.255/h',
   // carrier-grade NAT (100.64/10), listed in the README's FORWARD_ALLOW_PRIVATE row
   'http://100.64.0.1/h', 'http://100.127.255.255/h']
 const ALLOWED = ['http://8.8.8.8/h', 'http://172.32.0.1/h', 'http://172.15.255.255/h', 'http://192.169.0.1/h',
-  'https://[2606:4700::1]/h', 'http://11.0.0.1/h', 'http://[2001:db8::1]/h', 'http://100.63.255.255/h', 'http://100.128.0.1/h']
+  'https://[2606:4700::1]/h', 'http://11.0.0.1/h', 'http://[2a00:1450::1]/h', 'http://100.63.255.255/h', 'http://100.128.0.1/h']
 
 Guard('refuses every loopback, link-local, private and unspecified form, including encoded ones', async () => {
   const guard = createSsrfGuard()
@@ -22,7 +24,7 @@ Guard('refuses every loopback, link-local, private and unspecified form, includi
   for (const u of REFUSED) if (!(await guard(new URL(u)))) let_through.push(u)
   assert.equal(let_through, [])
   const verdict = await guard(new URL('http://169.254.169.254/latest/meta-data?token=abc'))
-  assert.equal(verdict, { address: '169.254.169.254', range: '169.254.0.0/16' })
+  assert.equal(verdict, { address: '169.254.169.254', range: '169.254.0.0/16', name: 'link-local' })
 })
 
 Guard('lets public addresses through (IP literals: no DNS, no traffic)', async () => {
@@ -37,7 +39,7 @@ Guard('checks every resolved address: one private record among public ones is re
   const guard = createSsrfGuard({
     lookup: async (host) => { lookups.push(host); return [{ address: '93.184.216.34', family: 4 }, { address: '10.0.0.7', family: 4 }] },
   })
-  assert.equal(await guard(new URL('https://hooks.example.test/x')), { address: '10.0.0.7', range: '10.0.0.0/8' })
+  assert.equal(await guard(new URL('https://hooks.example.test/x')), { address: '10.0.0.7', range: '10.0.0.0/8', name: 'private-use' })
   // resolved again on every check: DNS can change between forwards
   await guard(new URL('https://hooks.example.test/x'))
   assert.equal(lookups, ['hooks.example.test', 'hooks.example.test'])

@@ -1,13 +1,18 @@
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
+import { parseDuration } from '../../core/duration.js'
 import { parseTool, toolToJSON, type ToolConfig, type ToolInput } from '../../core/tool.js'
+import { generateForwardSecret, retireSecret, rotateSecret } from '../../core/tool-secrets.js'
+import { keepWriteOnly, withForwardSecret } from '../../core/tool-write-only.js'
 import { ToolStore } from '../../db/tool-store.js'
 import { formatTable, JSON_FLAG, type Command, type CommandSpec } from '../command.js'
 import { CommandFailure, formatFields, print, stringFlag, UsageError, withContext } from './command-helpers.js'
 
 const USAGE = 'usage: hookstream tools list | show <id> | add <id> --provider <p> --secret <s> [--secret-env VAR] [--tenant t] ' +
   '[--mode store|store_and_forward|transform_and_store] [--forward-url url] [--transform <json or jsonata>] [--retry-policy <json>] ' +
-  '[--signature none|<json>] [--disabled] | add --file tool.json|tool.yaml | remove <id>   (--json for JSON output)'
+  '[--signature none|<json>] [--disabled] | add --file tool.json|tool.yaml | remove <id> | ' +
+  'rotate-secret <id> [--forward] [--secret <s> | --secret-env VAR] [--previous-expires-in 24h] | retire-secret <id> [--forward] | ' +
+  'reencrypt   (--json for JSON output)'
 
 const ACTOR = 'cli'
 
@@ -58,6 +63,37 @@ function toolInput(id: string | undefined, flags: Parameters<Command>[1], env: R
   return input
 }
 
+/** `rotate-secret` / `retire-secret`: the two-key rotation of a stored tool's inbound or forward secret. */
+async function rotateCommand(sub: 'rotate-secret' | 'retire-secret', id: string, store: ToolStore, inConfig: boolean,
+  flags: Parameters<Command>[1], io: Parameters<Command>[2]): Promise<number> {
+  const kind = flags.forward === true ? 'forward' : 'inbound'
+  const tool = await store.get(id)
+  if (!tool) {
+    throw new UsageError(inConfig ? `tool "${id}" is defined in the config file; rotate its secret in the file`
+      : `tool "${id}" does not exist; list tools with \`hookstream tools list\``)
+  }
+  if (sub === 'retire-secret') {
+    const retired = retireSecret(tool, kind)
+    await store.upsert(retired, ACTOR, 'tool_secret_retired')
+    print(io, flags, { tool: toolToJSON(retired) }, () => `the previous ${kind} secret of tool "${id}" is retired; running services drop it within their refresh interval`)
+    return 0
+  }
+  const secretEnv = stringFlag(flags, 'secret-env')
+  const given = secretEnv !== undefined ? io.env[secretEnv] : stringFlag(flags, 'secret')
+  if (secretEnv !== undefined && !given) throw new UsageError(`--secret-env ${secretEnv}: that environment variable is not set`)
+  if (kind === 'inbound' && !given) throw new UsageError(`tools rotate-secret ${id} needs the new secret: --secret-env VAR (or --secret)\n${USAGE}`)
+  const expiresIn = stringFlag(flags, 'previous-expires-in')
+  const ms = expiresIn === undefined ? undefined : parseDuration(expiresIn)
+  if (expiresIn !== undefined && (ms === undefined || ms < 1)) throw new UsageError(`--previous-expires-in must be a duration such as "24h"; got "${expiresIn}"`)
+  const next = given ?? generateForwardSecret()
+  const rotated = rotateSecret(tool, kind, next, ms === undefined ? undefined : Date.now() + ms)
+  await store.upsert(rotated, ACTOR, 'tool_secret_rotated')
+  print(io, flags, { tool: toolToJSON(rotated), ...(given ? {} : { forward_secret: next }) }, () =>
+    `the ${kind} secret of tool "${id}" is rotated; the previous one stays ${ms === undefined ? 'until `tools retire-secret`' : `for ${expiresIn}`}` +
+    (given ? '' : `\nnew forward signing secret (shown once; give it to the receiver): ${next}`))
+  return 0
+}
+
 const row = (tool: ToolConfig, source: string) => {
   const j = toolToJSON(tool)
   return { id: j.id, provider: j.provider, tenant_id: j.tenant_id, mode: j.processing_mode, forward_url: j.forward_url, enabled: j.enabled, source }
@@ -74,13 +110,20 @@ const row = (tool: ToolConfig, source: string) => {
  */
 export const toolsCommand: Command = async (args, flags, io) => {
   const [sub, id, ...extra] = args
-  if (!sub || !['list', 'show', 'add', 'remove'].includes(sub) || extra.length > 0) {
+  if (!sub || !['list', 'show', 'add', 'remove', 'rotate-secret', 'retire-secret', 'reencrypt'].includes(sub) || extra.length > 0) {
     io.stderr(`hookstream tools: ${sub ? `unknown or malformed subcommand "${[sub, id, ...extra].join(' ')}"` : 'missing subcommand'}\n${USAGE}`)
     return 2
   }
   return withContext('tools', flags, io, async (ctx) => {
-    const store = new ToolStore({ db: ctx.db.db, ...(ctx.config.encryptionKey ? { encryptionKey: ctx.config.encryptionKey } : {}) })
+    const store = new ToolStore({ db: ctx.db.db, ...(ctx.config.encryptionKey ? { encryptionKey: ctx.config.encryptionKey } : {}),
+      ...(ctx.config.encryptionKeyPrevious ? { encryptionKeyPrevious: ctx.config.encryptionKeyPrevious } : {}) })
     const fromConfig = new Map(ctx.config.tools.map((t) => [t.id, t]))
+    if (sub === 'reencrypt') {
+      const result = await store.reencrypt(ACTOR)
+      print(io, flags, result, () => `${result.rewritten} of ${result.rows} stored tools re-encrypted with the current HOOKSTREAM_ENCRYPTION_KEY; ` +
+        'HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS is no longer needed')
+      return 0
+    }
     if (sub === 'list') {
       const stored = await store.list()
       const ids = new Set(stored.map((t) => t.id))
@@ -107,26 +150,31 @@ export const toolsCommand: Command = async (args, flags, io) => {
       print(io, flags, { removed: id }, () => `tool "${id}" removed; running services drop it within their refresh interval`)
       return 0
     }
+    if (sub === 'rotate-secret' || sub === 'retire-secret') return rotateCommand(sub, id as string, store, fromConfig.has(id as string), flags, io)
     const input = toolInput(id, flags, io.env)
     const existing = typeof input.id === 'string' ? await store.get(input.id) : undefined
-    // secrets are write-only: re-adding a tool without one keeps the stored secret
-    const tool = parseTool({ ...input, ...(input.secret === undefined && existing ? { secret: existing.secret } : {}) }, 'tools add')
+    // secrets are write-only: re-adding a tool without one keeps the stored secret; a forward destination
+    // without a signing secret gets one, printed this once
+    const { tool, generated } = withForwardSecret(parseTool(keepWriteOnly(input, existing), 'tools add'))
     const { created } = await store.upsert(tool, ACTOR)
-    print(io, flags, { tool: toolToJSON(tool), created }, () =>
-      `tool "${tool.id}" ${created ? 'created' : 'replaced'}; running services pick it up within their refresh interval\n${formatFields(toolToJSON(tool))}`)
+    print(io, flags, { tool: toolToJSON(tool), created, ...(generated ? { forward_secret: generated } : {}) }, () =>
+      `tool "${tool.id}" ${created ? 'created' : 'replaced'}; running services pick it up within their refresh interval\n${formatFields(toolToJSON(tool))}` +
+      (generated ? `\nforward signing secret (shown once; give it to the receiver): ${generated}` : ''))
     return 0
   })
 }
 
 /** `hookstream tools` as registered in the CLI. */
 export const toolsSpec: CommandSpec = {
-  summary: 'manage tools: list, show, add, remove (secrets are write-only)',
+  summary: 'manage tools: list, show, add, remove, rotate-secret, retire-secret, reencrypt (secrets are write-only)',
   usage: USAGE,
   flags: {
     ...JSON_FLAG,
     provider: { type: 'string', description: 'add: github, gitlab, jira, bitbucket, standard or generic' },
-    secret: { type: 'string', description: 'add: the signing secret (prefer --secret-env: a flag shows in ps and shell history)' },
-    'secret-env': { type: 'string', description: 'add: the environment variable holding the signing secret' },
+    secret: { type: 'string', description: 'add, rotate-secret: the signing secret (prefer --secret-env: a flag shows in ps and shell history)' },
+    'secret-env': { type: 'string', description: 'add, rotate-secret: the environment variable holding the signing secret' },
+    forward: { type: 'boolean', description: 'rotate-secret, retire-secret: the forward signing secret instead of the inbound one' },
+    'previous-expires-in': { type: 'string', description: 'rotate-secret: how long the previous secret stays valid, e.g. 24h' },
     tenant: { type: 'string', description: 'add: tenant id' },
     mode: { type: 'string', description: 'add: store, store_and_forward or transform_and_store' },
     'forward-url': { type: 'string', description: 'add: destination of store_and_forward' },

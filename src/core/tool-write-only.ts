@@ -1,0 +1,52 @@
+import { maskUrl } from './mask-url.js'
+import type { ToolConfig, ToolInput } from './tool.js'
+import { generateForwardSecret, SECRET_MASK } from './tool-secrets.js'
+
+const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString())
+
+/**
+ * A replacement of a stored tool as the admin API and CLI receive it, with the write-only values filled in
+ * from `existing`: a secret field left out or holding the mask `********` keeps the stored value (the
+ * previous secrets keep their expiry), and a `forward_url` equal to the masked stored URL (what GET shows)
+ * keeps the stored URL with its credentials.
+ *
+ * @example
+ * parseTool(keepWriteOnly(body, await store.get(id))) // a GET → edit → PUT round trip keeps every secret
+ */
+export function keepWriteOnly(input: ToolInput, existing: ToolConfig | undefined): ToolInput {
+  if (!existing) return input
+  const absent = (v: unknown) => v === undefined || v === SECRET_MASK
+  const out: ToolInput = { ...input }
+  if (absent(input.secret)) out.secret = existing.secret
+  if (absent(input.previous_secret)) {
+    out.previous_secret = existing.previousSecret
+    out.previous_secret_expires_at ??= iso(existing.previousSecretExpiresAt)
+  }
+  if (absent(input.forward_secret)) out.forward_secret = existing.forwardSecret
+  if (absent(input.previous_forward_secret)) {
+    out.previous_forward_secret = existing.previousForwardSecret
+    out.previous_forward_secret_expires_at ??= iso(existing.previousForwardSecretExpiresAt)
+  }
+  const headers = input.forward_headers
+  if (headers === undefined) out.forward_headers = existing.forwardHeaders
+  else if (typeof headers === 'object' && headers !== null && !Array.isArray(headers)) {
+    // a header shown masked keeps its stored value; others are replaced
+    out.forward_headers = Object.fromEntries(Object.entries(headers as Record<string, unknown>)
+      .map(([k, v]) => [k, v === SECRET_MASK ? existing.forwardHeaders?.[k.toLowerCase()] ?? v : v]))
+  }
+  if (existing.forwardUrl && input.forward_url === maskUrl(existing.forwardUrl)) out.forward_url = existing.forwardUrl
+  return out
+}
+
+/**
+ * The tool with a forward signing secret: one is generated (`whsec_…`) when the tool has a forward URL and
+ * none was given; `generated` is that secret, to be shown once to the operator and never again.
+ *
+ * @example
+ * const { tool, generated } = withForwardSecret(parseTool(input)) // generated: "whsec_…" or undefined
+ */
+export function withForwardSecret(tool: ToolConfig): { readonly tool: ToolConfig; readonly generated?: string } {
+  if (!tool.forwardUrl || tool.forwardSecret) return { tool }
+  const generated = generateForwardSecret()
+  return { tool: Object.freeze({ ...tool, forwardSecret: generated }), generated }
+}
