@@ -1,9 +1,11 @@
 import { Migrator, type Kysely, type Migration, type MigrationResult } from 'kysely'
 import * as initial from './migrations/0001-initial.js'
+import * as toolScopedIdentity from './migrations/0002-tool-scoped-identity.js'
 
 /** hookstream's migrations by name, in order. Listed here (not globbed) so they also run from dist/. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0001-initial': initial,
+  '0002-tool-scoped-identity': toolScopedIdentity,
 })
 
 /**

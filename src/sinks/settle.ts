@@ -41,7 +41,7 @@ export function settle<E extends Envelope>(options: SettleOptions = {}): MonoTyp
     const done = envs.filter((env) => env.outcome && env.outcome !== 'dead_lettered' && env.outcome !== 'parked' && !env.failure)
     if (options.redis && done.length > 0) {
       const pipe = options.redis.pipeline()
-      for (const env of done) pipe.call('SET', idempotencyKey(keys, env.message.event.id), DONE_MARKER, 'EX', ttlSeconds)
+      for (const env of done) pipe.call('SET', idempotencyKey(keys, env.message.event.tool_id, env.message.event.id), DONE_MARKER, 'EX', ttlSeconds)
       let results: [Error | null, unknown][]
       try {
         results = (await pipe.exec()) ?? []

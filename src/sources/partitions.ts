@@ -159,6 +159,10 @@ export class PartitionedStreamClient extends StreamClient {
     return this.partitions.route(event).stream.add(event, options)
   }
 
+  override async addRaw(event: StreamEvent, rawEvent: Buffer, options: Omit<AddOptions, 'traceparent' | 'payloadJson'> = {}): Promise<string> {
+    return this.partitions.route(event).stream.addRaw(event, rawEvent, options)
+  }
+
   override async addIfFirst(seenKey: string, ttlSeconds: number, event: StreamEvent, options: AddOptions = {}): Promise<string | null> {
     return this.partitions.route(event).stream.addIfFirst(seenKey, ttlSeconds, event, options)
   }

@@ -140,6 +140,16 @@ export class StreamClient {
     return id === null ? null : (id as string)
   }
 
+  /**
+   * Appends a stream entry whose field `event` is `rawEvent` byte for byte, with field `retry_count` set to
+   * `event.retry_count` (the source reads it over the one inside the JSON). For DLQ rows kept raw: their JSON is
+   * not re-serialized. `event` is the entry parsed (for validation and, when partitioned, routing).
+   */
+  async addRaw(event: StreamEvent, rawEvent: Buffer, options: Omit<AddOptions, 'traceparent' | 'payloadJson'> = {}): Promise<string> {
+    const args = this.xaddArgs({ ...event, payload: null }, options).slice(0, -2)
+    return (await this.redis.call('XADD', ...args, 'event', rawEvent, 'retry_count', String(event.retry_count))) as string
+  }
+
   /** Appends many events in one pipeline and returns their entry ids in order. All are validated first. */
   async addMany(events: readonly StreamEvent[], options: Omit<AddOptions, 'traceparent' | 'payloadJson'> = {}): Promise<string[]> {
     if (events.length === 0) return []

@@ -20,9 +20,9 @@ Settle('acks every decided envelope once; marks done only stored, forwarded and 
   await lastValueFrom(from(envs).pipe(settle({ redis, keys, ttlSeconds: 60 }), toArray()))
   assert.equal(settledBefore, [0, 0, 0, 0, 0])
   assert.equal(envs.map((e) => (e as unknown as { settled: () => number }).settled()), [1, 1, 1, 1, 1])
-  const marks = await Promise.all(envs.map((e) => redis.get(`${keys.idempotencyPrefix}${e.message.event.id}`)))
+  const marks = await Promise.all(envs.map((e) => redis.get(`${keys.idempotencyPrefix}${e.message.event.tool_id}:${e.message.event.id}`)))
   assert.equal(marks, ['done', 'done', 'done', null, null])
-  const ttl = await redis.ttl(`${keys.idempotencyPrefix}${envs[0]!.message.event.id}`)
+  const ttl = await redis.ttl(`${keys.idempotencyPrefix}${envs[0]!.message.event.tool_id}:${envs[0]!.message.event.id}`)
   assert.ok(ttl > 50 && ttl <= 60, `done marker expires with the TTL (${ttl} s)`)
 })
 
