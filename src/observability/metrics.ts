@@ -80,6 +80,11 @@ export interface Metrics {
   ingest(toolId: string, code: number): void
   /** A request failed signature verification. */
   signatureFailure(toolId: string): void
+  /**
+   * Ingest answered a re-sent delivery id as a duplicate; `body` says whether its body matched the first one's
+   * (`different`: a replay or a misbehaving sender). Counted in `webhook_ingest_duplicates_total{tool_id,body}`.
+   */
+  ingestDuplicate(toolId: string, body: 'same' | 'different'): void
   /** A health check of `component` ended with `status` after `seconds`. */
   healthCheck(component: HealthComponent, status: HealthStatus, seconds: number): void
   /** The worker's stream trim removed `entries` acked entries (STREAM_TRIM_INTERVAL). */
@@ -155,6 +160,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const dlq = counter('webhook_dlq_entries_total', 'Events written to the dead-letter queue.', ['event_type', 'reason'], [eventType, reason])
   const dlqRetries = counter('webhook_dlq_retries_total', 'DLQ re-drives by outcome.', ['status'], [undefined])
   const ingests = counter('webhook_ingest_requests_total', 'Ingest requests by tool and HTTP status code.', ['tool_id', 'code'], [toolId, code])
+  const duplicates = counter('webhook_ingest_duplicates_total', 'Re-sent delivery ids answered as duplicates, by whether the body matched the first.',
+    ['tool_id', 'body'], [toolId, undefined])
   const sigFailures = counter('webhook_signature_failures_total', 'Ingest requests whose signature did not verify.', ['tool_id'], [toolId])
   const healthChecks = counter('webhook_health_checks_total', 'Health checks by component and result.', ['component', 'status'], [undefined, undefined])
   const healthDuration = new PreaggregatedHistogram(registry, {
@@ -260,6 +267,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     dlqRetry: (s) => { dlqRetries.get(dlqRetrySet.has(s) ? s : OTHER_LABEL_VALUE).value++ },
     ingest: (t, c) => { ingests.get(t, String(c)).value++ },
     signatureFailure: (t) => { sigFailures.get(t).value++ },
+    ingestDuplicate: (t, body) => { duplicates.get(t, body === 'same' ? 'same' : 'different').value++ },
     healthCheck(component, status, seconds) {
       const c = componentSet.has(component) ? component : OTHER_LABEL_VALUE
       healthChecks.get(c, statusSet.has(status) ? status : OTHER_LABEL_VALUE).value++

@@ -53,3 +53,14 @@ export function streamKeys(options: Partial<StreamKeys> & { prefix?: string } = 
 export function idempotencyKey(keys: StreamKeys, toolId: string, eventId: string): string {
   return `${keys.idempotencyPrefix}${toolId}:${eventId}`
 }
+
+/**
+ * Ingest's "delivery seen" key of one delivery: `<deliveryPrefix><tool id>:<delivery id>`. Its value is the
+ * first body's hash, so a re-send with another body can be told apart.
+ *
+ * @example
+ * deliverySeenKey(DEFAULT_KEYS, 'gh-main', 'msg_0001') // "webhook:delivery:gh-main:msg_0001"
+ */
+export function deliverySeenKey(keys: StreamKeys, toolId: string, deliveryId: string): string {
+  return `${keys.deliveryPrefix}${toolId}:${deliveryId}`
+}

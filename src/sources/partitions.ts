@@ -167,6 +167,10 @@ export class PartitionedStreamClient extends StreamClient {
     return this.partitions.route(event).stream.addIfFirst(seenKey, ttlSeconds, event, options)
   }
 
+  override async addOnce(seenKey: string, ttlSeconds: number, seenValue: string, event: StreamEvent, options: AddOptions = {}) {
+    return this.partitions.route(event).stream.addOnce(seenKey, ttlSeconds, seenValue, event, options)
+  }
+
   override async addMany(events: readonly StreamEvent[], options: Omit<AddOptions, 'traceparent' | 'payloadJson'> = {}): Promise<string[]> {
     const byPartition = new Map<number, number[]>()
     events.forEach((event, i) => {

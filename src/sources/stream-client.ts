@@ -66,8 +66,10 @@ export function entriesOfReadReply(reply: unknown): StreamEntry[] {
 }
 
 // SET NX then XADD, atomically; a script that is refused (OOM, no connection) writes nothing
-const ADD_IF_FIRST = `if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return false end
-return redis.call('XADD', KEYS[2], unpack(ARGV, 2))`
+// SET … NX GET: the key's earlier value when it existed (a re-send; nothing appended), else the new entry id
+const ADD_IF_FIRST = `local seen = redis.call('SET', KEYS[1], ARGV[2], 'NX', 'GET', 'EX', ARGV[1])
+if seen then return {seen} end
+return redis.call('XADD', KEYS[2], unpack(ARGV, 3))`
 const ADD_IF_FIRST_SHA = createHash('sha1').update(ADD_IF_FIRST).digest('hex')
 
 /** Compares two stream ids (`ms-seq`). */
@@ -127,8 +129,22 @@ export class StreamClient {
    * when the key existed (a redelivery: nothing appended).
    */
   async addIfFirst(seenKey: string, ttlSeconds: number, event: StreamEvent, options: AddOptions = {}): Promise<string | null> {
+    const result = await this.addOnce(seenKey, ttlSeconds, '1', event, options)
+    return result.streamId
+  }
+
+  /**
+   * Like `addIfFirst`, storing `seenValue` in `seenKey` (e.g. a hash of the body); on a re-send it resolves with
+   * the value stored by the first one, so the caller can tell a plain re-send from a different body.
+   *
+   * @example
+   * const r = await stream.addOnce(key, 86400, `sha256:${hash}`, event)
+   * if (r.streamId === null && r.seenValue !== `sha256:${hash}`) log.warn('same delivery id, different body')
+   */
+  async addOnce(seenKey: string, ttlSeconds: number, seenValue: string, event: StreamEvent, options: AddOptions = {}):
+    Promise<{ readonly streamId: string; readonly seenValue?: undefined } | { readonly streamId: null; readonly seenValue: string }> {
     const [stream, ...rest] = this.xaddArgs(event, options)
-    const args = [2, seenKey, stream as string, ttlSeconds, ...rest]
+    const args = [2, seenKey, stream as string, ttlSeconds, seenValue, ...rest]
     let id: unknown
     try {
       id = await this.redis.call('EVALSHA', ADD_IF_FIRST_SHA, ...args)
@@ -137,7 +153,7 @@ export class StreamClient {
       if (!/NOSCRIPT/.test((err as Error)?.message ?? '')) throw err
       id = await this.redis.call('EVAL', ADD_IF_FIRST, ...args)
     }
-    return id === null ? null : (id as string)
+    return Array.isArray(id) ? { streamId: null, seenValue: String(id[0]) } : { streamId: id as string }
   }
 
   /**

@@ -37,9 +37,18 @@ Storable('nesting 100,000 levels deep is 400 PAYLOAD_NOT_STORABLE naming the lim
   assert.is(await h!.length(), before)
 })
 
-Storable('a valid surrogate pair, a NUL escape, 512 levels and escapes inside strings are accepted', async ({ h }) => {
+Storable('a NUL escape is 400 PAYLOAD_NOT_STORABLE naming it, and queues nothing', async ({ h }) => {
   const before = await h!.length()
-  const bodies = ['{"emoji":"\\ud83d\\ude00"}', '{"nul":"a\\u0000b"}', `${'['.repeat(512)}${']'.repeat(512)}`,
+  const body = '{"nul":"a\\u0000b"}'
+  const res = await h!.post('gh', body, gh(body))
+  assert.equal([res.status, res.json.error.code], [400, 'PAYLOAD_NOT_STORABLE'])
+  assert.match(res.json.error.message, /NUL escape/)
+  assert.is(await h!.length(), before)
+})
+
+Storable('a valid surrogate pair, 512 levels and look-alikes inside strings are accepted', async ({ h }) => {
+  const before = await h!.length()
+  const bodies = ['{"emoji":"\\ud83d\\ude00"}', `${'['.repeat(512)}${']'.repeat(512)}`,
     '{"s":"[[[[ \\\\ud800 \\" {{{"}']
   for (const body of bodies) {
     const res = await h!.post('gh', body, gh(body))
