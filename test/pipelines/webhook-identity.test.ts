@@ -1,5 +1,6 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
+import { DlqStore } from '../../src/db/dlq-store.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { eventually, makeEvent } from '../helpers/events.js'
 import { pipelineWorld, type PipelineWorld } from '../helpers/pipeline.js'
@@ -50,6 +51,19 @@ Identity('events jsonb cannot hold, from a library producer, each end as a liste
   assert.equal(rows.map((r) => [r.event_id, r.tool_id]), [['deep', 'tool-a'], ['innocent', 'no-such-tool'], ['lone-surrogate', 'tool-a']])
   assert.is(await w.rowCount(), 0)
   await eventually('acked', async () => (await w.pending()) === 0)
+
+  // shown raw, re-queued byte for byte with its new retry count beside it, and discardable
+  const dlq = new DlqStore({ db: w.db.db, stream: w.stream })
+  const { entries } = await dlq.list({}, { limit: 10 })
+  const deepEntry = entries.find((e) => e.event_id === 'deep')!
+  const shown = (await dlq.get(deepEntry.id))!
+  assert.equal([shown.event_format, shown.event, shown.event_raw], ['raw', null, deepText])
+  const requeued = await dlq.retryOne(deepEntry.id, 'test')
+  const [[, fields]] = (await w.redis.xrange(w.keys.stream, requeued.stream_id, requeued.stream_id)) as [[string, string[]]]
+  assert.equal(fields, ['event', deepText, 'retry_count', '1'])
+  const surrogateEntry = entries.find((e) => e.event_id === 'lone-surrogate')!
+  assert.is((await dlq.get(surrogateEntry.id))!.event_raw, JSON.stringify(surrogate))
+  assert.is((await dlq.discard(surrogateEntry.id, 'test')).status, 'discarded')
 })
 
 Identity.run()
