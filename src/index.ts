@@ -35,6 +35,7 @@ export type { Sink } from './sinks/sink.js'
 export { PostgresSink, type EventRow } from './sinks/postgres.js'
 export { ForwardSink, signWebhook, type ForwardItem, type ForwardSinkOptions } from './sinks/forward.js'
 export { settle, type SettleOptions } from './sinks/settle.js'
+export { checkpoint, CheckpointLedger, type CheckpointOptions } from './operators/checkpoint.js'
 
 export { webhookPipeline, type WebhookPipelineOptions, type WebhookEnvelope } from './pipelines/webhook.js'
 export { defineWorker, DEFAULT_COMMAND_RETRY, type CommandContext, type WorkerDefinition, type WorkerDefinitionInput } from './pipelines/command-worker.js'

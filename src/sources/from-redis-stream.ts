@@ -219,6 +219,16 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
           scheduleAck()
           wakeReader?.()
         },
+        nack: () => {
+          if (settled) return
+          settled = true
+          inFlight.delete(id)
+          // idle as long as claimIdleMs: the next XAUTOCLAIM sweep (started over now) hands it out again
+          commands.call('XCLAIM', stream, group, consumer, 0, id, 'IDLE', claimIdleMs, 'JUSTID').catch(report)
+          claimCursor = '0-0'
+          lastClaimAt = 0
+          wakeReader?.()
+        },
       }
     }
 
