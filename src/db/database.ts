@@ -74,6 +74,8 @@ export interface WebhookToolsTable {
   transform: NullableJson
   retry_policy: Json
   signature: NullableJson
+  /** `generic` tools: where the delivery id is, `{ header }` or `{ pointer }` (added by migration 0002). */
+  delivery_id: NullableJson
   enabled: boolean
   created_at: GeneratedTimestamp
   updated_at: GeneratedTimestamp

@@ -246,7 +246,11 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
       throw new Reply(400, 'PAYLOAD_NOT_STORABLE', `the payload holds ${unstorable}, which PostgreSQL's jsonb cannot store; ` +
         `send it without that (nesting limit INGEST_MAX_JSON_DEPTH = ${maxJsonDepth})`)
     }
-    const delivery = adapter.normalize(request, payload)
+    const delivery = adapter.normalize(request, payload, tool)
+    if (tool.deliveryId !== undefined && delivery.deliveryId === undefined) {
+      const where = 'header' in tool.deliveryId ? `header "${tool.deliveryId.header}"` : `payload at JSON pointer "${tool.deliveryId.pointer}"`
+      throw new Reply(400, 'INVALID_DELIVERY_ID', `tool "${tool.id}" takes its delivery id from the ${where}, and this request has none there (or not a string or number)`)
+    }
     if (!EVENT_NAME.test(delivery.event)) {
       throw new Reply(400, 'INVALID_EVENT_TYPE', `event name must be 1–128 letters, digits or "._:/-"; got ${JSON.stringify(delivery.event.slice(0, 64))}`)
     }

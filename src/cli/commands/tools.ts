@@ -7,7 +7,7 @@ import { formatFields, print, stringFlag, UsageError, withContext } from './comm
 
 const USAGE = 'usage: hookstream tools list | show <id> | add <id> --provider <p> --secret <s> [--secret-env VAR] [--tenant t] ' +
   '[--mode store|store_and_forward|transform_and_store] [--forward-url url] [--transform <json or jsonata>] [--retry-policy <json>] ' +
-  '[--signature none|<json>] [--disabled] | add --file tool.json|tool.yaml | remove <id>   (--json for JSON output)'
+  '[--signature none|<json>] [--delivery-id <json>] [--disabled] | add --file tool.json|tool.yaml | remove <id>   (--json for JSON output)'
 
 const ACTOR = 'cli'
 
@@ -54,6 +54,8 @@ function toolInput(id: string | undefined, flags: Parameters<Command>[1], env: R
   if (retry !== undefined) input.retry_policy = jsonFlag('retry-policy', retry)
   const signature = stringFlag(flags, 'signature')
   if (signature !== undefined) input.signature = signature === 'none' ? 'none' : jsonFlag('signature', signature)
+  const deliveryId = stringFlag(flags, 'delivery-id')
+  if (deliveryId !== undefined) input.delivery_id = jsonFlag('delivery-id', deliveryId)
   if (flags.disabled) input.enabled = false
   return input
 }

@@ -5,7 +5,8 @@ import { sql, type Kysely } from 'kysely'
  * - `webhook_events`: primary key `(tool_id, id)` instead of `id` (two tools may send one delivery id);
  * - `webhook_dlq`: one open row per `(tool_id, event_id)`; `event` may be NULL when the event is kept byte
  *   for byte in `event_raw` (bytea) because jsonb cannot hold it, which `event_format` (`jsonb` | `raw`) says;
- * - `webhook_audit_log`: a `tool_id` column, filled for existing DLQ rows from their DLQ row.
+ * - `webhook_audit_log`: a `tool_id` column, filled for existing DLQ rows from their DLQ row;
+ * - `webhook_tools`: `delivery_id` (jsonb), where a generic tool's sender puts its delivery id.
  * Existing rows keep their ids (ids were unique, so they stay unique per tool): nothing is lost or duplicated.
  *
  * @example
@@ -27,6 +28,8 @@ export async function up(db: Kysely<any>): Promise<void> {
   await sql`ALTER TABLE webhook_dlq ADD CONSTRAINT webhook_dlq_event_kept CHECK
     ((event_format = 'jsonb' AND event IS NOT NULL) OR (event_format = 'raw' AND event_raw IS NOT NULL))`.execute(db)
 
+  await db.schema.alterTable('webhook_tools').addColumn('delivery_id', 'jsonb').execute()
+
   await db.schema.alterTable('webhook_audit_log').addColumn('tool_id', 'text').execute()
   // under 0001 one event id had at most one tool's DLQ rows in practice; take the newest row's tool
   await sql`UPDATE webhook_audit_log a SET tool_id = (
@@ -45,6 +48,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.dropIndex('webhook_audit_log_tool_event_at_idx').execute()
   await db.schema.alterTable('webhook_audit_log').dropColumn('tool_id').execute()
+  await db.schema.alterTable('webhook_tools').dropColumn('delivery_id').execute()
   await sql`ALTER TABLE webhook_dlq DROP CONSTRAINT webhook_dlq_event_kept`.execute(db)
   await db.schema.alterTable('webhook_dlq').dropColumn('event_format').execute()
   await db.schema.alterTable('webhook_dlq').dropColumn('event_raw').execute()
