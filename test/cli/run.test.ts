@@ -52,7 +52,7 @@ Run('a signed webhook posted to ingest is stored by the worker, then trimmed fro
     assert.equal([row.id, row.event_type, row.repository, row.tenant_id], [delivery, 'webhook.github.push', 'acme/api', 'acme'])
     // the delivery id and the idempotency marker are remembered for the same window (WORKER_IDEMPOTENCY_TTL)
     const keys = streamKeys({ prefix: ctx.env.STREAM_PREFIX! })
-    for (const key of [`${keys.deliveryPrefix}store-tool:${delivery}`, `${keys.idempotencyPrefix}${delivery}`]) {
+    for (const key of [`${keys.deliveryPrefix}store-tool:${delivery}`, `${keys.idempotencyPrefix}store-tool:${delivery}`]) {
       const ttl = await ctx.redis.ttl(key)
       assert.ok(ttl > 3500 && ttl <= 3600, `${key} TTL ${ttl}`)
     }

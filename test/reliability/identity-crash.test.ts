@@ -28,7 +28,13 @@ Identity(`${IDS} delivery ids sent by two tools, one tool's copy enqueued twice,
     const atKill = await s.rows()
     assert.ok(atKill < IDS * 2, `the kill landed mid-run (${atKill} rows)`)
     worker = await startServiceProcess(env, yaml, ['--role', 'worker'])
-    await eventually('nothing pending', async () => (await s.pending()) === 0, 120_000)
+    await eventually('every (tool, id) stored', async () => (await s.rows()) >= IDS * 2, 120_000)
+    // the re-enqueued copies come after their originals in the stream: wait until every entry was read and acked
+    await eventually('every entry read and acked', async () => {
+      const info = await s.stream.info()
+      const group = info.groups.find((g) => g.name === s.keys.group)
+      return group?.pending === 0 && group.lag === 0
+    }, 60_000)
     const { rows } = await sql<{ tool_id: string; n: number; ids: number }>`SELECT tool_id, count(*)::int AS n, count(DISTINCT id)::int AS ids
       FROM webhook_events GROUP BY tool_id ORDER BY tool_id`.execute(s.db.db)
     assert.equal(rows.map((r) => [r.tool_id, r.n, r.ids]), [['tool-a', IDS, IDS], ['tool-b', IDS, IDS]])
