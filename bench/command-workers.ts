@@ -62,7 +62,7 @@ async function routing(redis: Redis) {
   }))
   const message = (command: string, i: number): StreamMessage => ({
     stream: 'bench', streamId: `${i}-0`, fields: { command, payload: '{"id":"f-1"}' }, deliveryCount: 1, readAtMs: 0,
-    event: undefined as never, settle: () => {},
+    event: undefined as never, settle: () => {}, nack: () => {},
   })
   const batch = 1000
   const perCommandUs: number[] = []

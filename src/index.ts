@@ -36,6 +36,7 @@ export type { Sink } from './sinks/sink.js'
 export { PostgresSink, type EventRow } from './sinks/postgres.js'
 export { ForwardSink, signWebhook, type ForwardItem, type ForwardSinkOptions } from './sinks/forward.js'
 export { settle, type SettleOptions } from './sinks/settle.js'
+export { checkpoint, CheckpointLedger, type CheckpointOptions } from './operators/checkpoint.js'
 
 export { runWorker, type RunWorkerOptions, type RunningWorker, type ProcessContext } from './pipelines/run-worker.js'
 export { webhookPipeline, type WebhookPipelineOptions, type WebhookEnvelope } from './pipelines/webhook.js'

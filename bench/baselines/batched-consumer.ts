@@ -14,12 +14,12 @@ async function consume(ctx: ScenarioContext, reader: Redis, consumer: string, co
       'STREAMS', ctx.keys.stream, '>'))
     if (entries.length === 0) return
     const rows = entries.map(([streamId, fields]) => ({ streamId, event: decodeStreamEvent(fields?.[1]) }))
-    const keys = rows.map((r) => idempotencyKey(ctx.keys, r.event.id))
+    const keys = rows.map((r) => idempotencyKey(ctx.keys, r.event.tool_id, r.event.id))
     const seen = (await ctx.redis.call('MGET', ...keys)) as (string | null)[]
     const fresh = rows.filter((_, i) => seen[i] === null)
     await insertEvents(ctx.pool, fresh)
     const pipe = ctx.redis.pipeline()
-    for (const r of fresh) pipe.call('SET', idempotencyKey(ctx.keys, r.event.id), '1', 'EX', TTL_SECONDS)
+    for (const r of fresh) pipe.call('SET', idempotencyKey(ctx.keys, r.event.tool_id, r.event.id), '1', 'EX', TTL_SECONDS)
     pipe.call('XACK', ctx.keys.stream, ctx.group, ...entries.map(([id]) => id))
     await pipe.exec()
     counter.done += entries.length

@@ -17,13 +17,13 @@ function insertSql(rows: number): string {
     const b = r * PER_ROW
     values.push(`($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}, $${b + 7}, $${b + 8})`)
   }
-  text = `INSERT INTO webhook_events ${COLUMNS} VALUES ${values.join(', ')} ON CONFLICT (id) DO NOTHING`
+  text = `INSERT INTO webhook_events ${COLUMNS} VALUES ${values.join(', ')} ON CONFLICT (tool_id, id) DO NOTHING`
   statements.set(rows, text)
   return text
 }
 
 /**
- * One multi-row `INSERT … ON CONFLICT (id) DO NOTHING` of `rows` into webhook_events (the hand-written
+ * One multi-row `INSERT … ON CONFLICT (tool_id, id) DO NOTHING` of `rows` into webhook_events (the hand-written
  * baselines' store step). Returns the rows inserted. Keep rows × 8 under 65,535 (PostgreSQL's bind limit).
  *
  * @example

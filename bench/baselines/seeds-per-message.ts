@@ -9,7 +9,7 @@ const TTL_SECONDS = 86_400
 // the seed service's design: per message EXISTS idempotency key → INSERT one row → SET key EX → XACK
 async function handle(ctx: ScenarioContext, [id, fields]: StreamEntry): Promise<void> {
   const event = decodeStreamEvent(fields?.[1])
-  const key = idempotencyKey(ctx.keys, event.id)
+  const key = idempotencyKey(ctx.keys, event.tool_id, event.id)
   if ((await ctx.redis.call('EXISTS', key)) === 0) {
     await insertEvents(ctx.pool, [{ event, streamId: id }])
     await ctx.redis.call('SET', key, '1', 'EX', TTL_SECONDS)

@@ -154,7 +154,7 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   let ingest: RunningHttpServer | undefined
   if (runs('ingest')) {
     const handler = createIngestHandler({
-      tools, stream, redis, keys, maxBodyBytes: config.http.maxBodyBytes, metrics, logger, tracing: tracing.enabled,
+      tools, stream, redis, keys, maxBodyBytes: config.http.maxBodyBytes, maxJsonDepth: config.http.maxJsonDepth, metrics, logger, tracing: tracing.enabled,
       // one dedupe window: a provider's re-send is answered duplicate for as long as the worker remembers the event
       deliverySeenTtlSeconds: Math.max(1, Math.round(config.worker.idempotencyTtlMs / 1000)),
       ...(partitions.count > 1 ? { partitions } : {}),

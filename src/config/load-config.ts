@@ -60,6 +60,8 @@ export interface Config extends SeedSettings {
   readonly http: {
     readonly addr: ListenAddress
     readonly maxBodyBytes: number
+    /** Deepest JSON nesting ingest accepts (INGEST_MAX_JSON_DEPTH); deeper is 400 PAYLOAD_NOT_STORABLE. */
+    readonly maxJsonDepth: number
     readonly maxConnections: number
     readonly headersTimeoutMs: number
     readonly requestTimeoutMs: number
@@ -315,6 +317,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     http: {
       addr: opt({ flag: 'http-addr', env: 'HTTP_ADDR', file: 'http.addr' }, (r) => parseListenAddress(text(r), r.where)) ?? parseListenAddress(':8080'),
       maxBodyBytes: opt({ env: 'INGEST_MAX_BODY', file: 'http.max_body' }, (r) => size(r, 1024)) ?? 10 * 1024 * 1024,
+      maxJsonDepth: opt({ env: 'INGEST_MAX_JSON_DEPTH', file: 'http.max_json_depth' }, (r) => integer(r, 1, 10_000)) ?? 512,
       maxConnections: opt({ env: 'HTTP_MAX_CONNECTIONS', file: 'http.max_connections' }, (r) => integer(r, 1, 1_000_000)) ?? 1024,
       headersTimeoutMs: opt({ env: 'HTTP_HEADERS_TIMEOUT', file: 'http.headers_timeout' }, (r) => duration(r, 100)) ?? 10_000,
       requestTimeoutMs: opt({ env: 'HTTP_REQUEST_TIMEOUT', file: 'http.request_timeout' }, (r) => duration(r, 100)) ?? 30_000,

@@ -25,6 +25,12 @@ export interface StreamMessage {
   readonly decodeError?: PipelineError
   /** Marks the entry done; the source batches the XACK and frees one credit. Settling steps only, once. */
   readonly settle: () => void
+  /**
+   * Releases the entry for redelivery without acking it: frees its credit and makes it claimable at once, so
+   * the source hands it out again. For a message a step cannot decide now; `settle` calls it for a message a
+   * custom operator dropped. After `nack`, `settle()` of the same message does nothing (and the reverse).
+   */
+  readonly nack: () => void
 }
 
 /**

@@ -34,6 +34,13 @@ export interface GenericSignature {
   readonly prefix: string
 }
 
+/**
+ * Where a `generic` tool's sender puts its delivery id: a request header, or a JSON pointer (RFC 6901) into the
+ * payload whose value is a string or a number. Without it a generic event gets a fresh UUID, so its re-sends
+ * are never recognised as duplicates.
+ */
+export type DeliveryIdSource = { readonly header: string } | { readonly pointer: string }
+
 /** A tool, validated: one webhook sender and what hookstream does with its events (rotatable secrets: ToolSecrets). */
 export interface ToolConfig extends ToolSecrets {
   readonly id: string
@@ -49,6 +56,8 @@ export interface ToolConfig extends ToolSecrets {
   readonly enabled: boolean
   /** `generic` only: how the signature is carried, or `'none'` to accept unsigned requests explicitly. */
   readonly signature?: GenericSignature | 'none'
+  /** `generic` only: where the delivery id is. @defaultValue unset: a fresh UUID per request */
+  readonly deliveryId?: DeliveryIdSource
 }
 
 /** A tool in its JSON/YAML shape (snake_case, durations as strings), as users write it. */
@@ -63,6 +72,7 @@ export interface ToolInput extends ToolSecretsInput {
   retry_policy?: unknown
   enabled?: unknown
   signature?: unknown
+  delivery_id?: unknown
 }
 
 function bad(where: string, field: string, problem: string): never {
@@ -116,6 +126,21 @@ function signature(where: string, provider: Provider, value: unknown): ToolConfi
   return { header: header.toLowerCase(), encoding, prefix }
 }
 
+function deliveryIdSource(where: string, provider: Provider, value: unknown): DeliveryIdSource | undefined {
+  if (value === undefined || value === null) return undefined
+  if (provider !== 'generic') bad(where, 'delivery_id', `is only for provider "generic"; provider "${provider}" sends its own delivery id`)
+  const v = value as Record<string, unknown>
+  if (typeof value !== 'object' || Object.keys(v).length !== 1) bad(where, 'delivery_id', 'must be { header: "<name>" } or { pointer: "/json/pointer" }')
+  if (v.header !== undefined) {
+    if (typeof v.header !== 'string' || !/^[a-z0-9-]{1,100}$/i.test(v.header)) bad(where, 'delivery_id.header', 'must be a header name')
+    return { header: v.header.toLowerCase() }
+  }
+  if (typeof v.pointer !== 'string' || !/^(\/[^/]*)+$/.test(v.pointer) || v.pointer.length > 200) {
+    bad(where, 'delivery_id.pointer', `must be a JSON pointer such as "/data/id" (at most 200 characters); got ${JSON.stringify(v.pointer)}`)
+  }
+  return { pointer: v.pointer }
+}
+
 /**
  * Validates a tool in its user-facing shape and returns the typed ToolConfig. Throws a permanent
  * PipelineError (`TOOL_INVALID`) naming the field; the secret's value never appears in the message.
@@ -138,6 +163,7 @@ export function parseTool(input: ToolInput, where = 'tool'): ToolConfig {
     bad(at, 'processing_mode', `must be one of ${PROCESSING_MODES.join(', ')}; got ${JSON.stringify(mode)}`)
   }
   const sig = signature(at, provider as Provider, input.signature)
+  const deliveryId = deliveryIdSource(at, provider as Provider, input.delivery_id)
   const secret = input.secret ?? ''
   if (typeof secret !== 'string') bad(at, 'secret', 'must be a string')
   if (secret === '' && sig !== 'none') {
@@ -173,6 +199,7 @@ export function parseTool(input: ToolInput, where = 'tool'): ToolConfig {
     retryPolicy: retryPolicy(at, input.retry_policy), enabled,
     ...(sig !== undefined ? { signature: sig } : {}),
     ...parseToolSecrets(at, input),
+    ...(deliveryId !== undefined ? { deliveryId } : {}),
   })
 }
 
@@ -195,6 +222,7 @@ export function toolToJSON(tool: ToolConfig): Record<string, unknown> {
     enabled: tool.enabled,
     ...(tool.signature !== undefined ? { signature: tool.signature } : {}),
     ...toolSecretsToJSON(tool),
+    ...(tool.deliveryId !== undefined ? { delivery_id: tool.deliveryId } : {}),
   }
 }
 

@@ -12,7 +12,7 @@ type Json = ColumnType<unknown, string, string>
 /** A nullable `jsonb` column. */
 type NullableJson = ColumnType<unknown, string | null | undefined, string | null>
 
-/** `webhook_events`: one row per stored event; `id` is the event id. */
+/** `webhook_events`: one row per stored event; the key is `(tool_id, id)`, `id` being the sender's delivery id. */
 export interface WebhookEventsTable {
   id: string
   tool_id: string
@@ -31,14 +31,24 @@ export interface WebhookEventsTable {
 /** Status of a dead-letter row. At most one row per event is open (pending, retrying or failed). */
 export type DlqStatus = 'pending' | 'retrying' | 'resolved' | 'failed' | 'discarded'
 
+/** How a DLQ row keeps its event: as jsonb, or as the raw bytes when jsonb cannot hold them. */
+export type DlqEventFormat = 'jsonb' | 'raw'
+
 /** `webhook_dlq`: dead-lettered events. Re-failures update the open row; they never insert another. */
 export interface WebhookDlqTable {
   /** Identity; read as a number on both drivers. */
   id: Generated<number>
   event_id: string
   tool_id: string
-  /** The original StreamEvent, or the raw stream fields when the entry could not be decoded. */
-  event: Json
+  /**
+   * The original StreamEvent, or the raw stream fields when the entry could not be decoded; NULL when
+   * `event_format` is `raw`.
+   */
+  event: ColumnType<unknown, string | null | undefined, string | null>
+  /** The stream entry's `event` field byte for byte, when jsonb cannot hold it (`event_format` `raw`). */
+  event_raw: ColumnType<Buffer | Uint8Array | null, Buffer | null | undefined, Buffer | null>
+  /** `jsonb`: the event is in `event`; `raw`: jsonb refused it (a lone surrogate, deep nesting) and it is in `event_raw`. */
+  event_format: ColumnType<DlqEventFormat, DlqEventFormat | undefined, DlqEventFormat>
   error: string
   /** The failure kind (permanent, transient, infrastructure). */
   error_class: string
@@ -64,6 +74,8 @@ export interface WebhookToolsTable {
   transform: NullableJson
   retry_policy: Json
   signature: NullableJson
+  /** `generic` tools: where the delivery id is, `{ header }` or `{ pointer }` (added by migration 0002). */
+  delivery_id: NullableJson
   enabled: boolean
   created_at: GeneratedTimestamp
   updated_at: GeneratedTimestamp
@@ -83,6 +95,8 @@ export interface WebhookAuditLogTable {
   id: Generated<number>
   at: GeneratedTimestamp
   event_id: string | null
+  /** The tool of `event_id` (an event is identified by tool and delivery id); NULL for tool changes. */
+  tool_id: ColumnType<string | null, string | null | undefined, string | null>
   /** `event`, `dlq` or `tool`. */
   entity: string
   /** e.g. `dead_lettered`, `dlq_requeued`, `dlq_resolved`, `dlq_failed`, `dlq_discarded`, `tool_upserted`, `tool_deleted`. */
@@ -184,7 +198,7 @@ export async function createDb(options: CreateDbOptions): Promise<Db> {
 }
 
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN',
-  'EHOSTUNREACH', 'ENETUNREACH', '57P01', '57P02', '57P03', '53300'])
+  'EHOSTUNREACH', 'ENETUNREACH', '57P01', '57P02', '57P03', '53300', '25006'])
 const UNAVAILABLE_MESSAGES = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed|PGlite is closed|Cannot use a pool after calling end/i
 
 /**

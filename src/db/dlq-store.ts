@@ -1,7 +1,7 @@
 import { sql, type Kysely, type SelectQueryBuilder, type Transaction } from 'kysely'
 import { isPipelineError, PipelineError } from '../core/errors.js'
 import { validateStreamEvent, type StreamEvent } from '../core/event.js'
-import { isDatabaseUnavailable, type Database, type DlqStatus } from './database.js'
+import { isDatabaseUnavailable, type Database, type DlqEventFormat, type DlqStatus } from './database.js'
 import { applyDlqFilter, decodeDlqCursor, DLQ_STATUSES, encodeDlqCursor, type DlqFilter, type DlqQuery } from './dlq-filter.js'
 
 /** A DLQ row as the admin API and the CLI show it (`event` and `history` only in `get`). */
@@ -16,6 +16,8 @@ export interface DlqEntry {
   readonly error_code: string | null
   readonly retry_count: number
   readonly undecodable: boolean
+  /** `jsonb`, or `raw` when jsonb could not hold the event and it is kept byte for byte (see `event_raw`). */
+  readonly event_format: DlqEventFormat
   readonly failed_at: Date
   readonly next_retry_at: Date | null
   readonly resolved_at: Date | null
@@ -25,8 +27,11 @@ export interface DlqEntry {
 /** One `webhook_audit_log` row. */
 export interface AuditEntry { readonly at: Date; readonly action: string; readonly actor: string; readonly details: unknown }
 
-/** A DLQ row with the stored event and its audit history. */
-export type DlqDetail = DlqEntry & { readonly event: unknown; readonly history: readonly AuditEntry[] }
+/**
+ * A DLQ row with the stored event and its audit history. `event` is the event as jsonb; when `event_format` is
+ * `raw` it is null and `event_raw` holds the stream entry's text exactly as it was queued.
+ */
+export type DlqDetail = DlqEntry & { readonly event: unknown; readonly event_raw: string | null; readonly history: readonly AuditEntry[] }
 
 /** One re-queued row: its new stream entry and retry count. */
 export interface RequeuedEntry { readonly id: number; readonly event_id: string; readonly retry_count: number; readonly stream_id: string }
@@ -35,6 +40,8 @@ export interface RequeuedEntry { readonly id: number; readonly event_id: string;
 export interface EventAppender {
   readonly stream: string
   addMany(events: readonly StreamEvent[], options?: { maxLen?: number }): Promise<string[]>
+  /** Appends `rawEvent` unchanged as field `event` with `event`'s retry count beside it; `event` routes it. */
+  addRaw(event: StreamEvent, rawEvent: Buffer, options?: { maxLen?: number }): Promise<string>
 }
 
 /** Options of DlqStore. */
@@ -46,7 +53,7 @@ export interface DlqStoreOptions {
   readonly maxLen?: number
 }
 
-const ENTRY_COLUMNS = ['id', 'event_id', 'tool_id', 'status', 'error', 'error_class', 'error_code', 'retry_count',
+const ENTRY_COLUMNS = ['id', 'event_id', 'tool_id', 'event_format', 'status', 'error', 'error_class', 'error_code', 'retry_count',
   'failed_at', 'next_retry_at', 'resolved_at', 'updated_at'] as const
 const CHUNK = 500
 
@@ -72,15 +79,18 @@ function toEntry(row: Record<string, unknown>): DlqEntry {
     event_type: (row.event_type as string | null) ?? null,
     status: row.status as DlqStatus, error: row.error as string, error_class: row.error_class as string,
     error_code: (row.error_code as string | null) ?? null, retry_count: row.retry_count as number, undecodable: row.undecodable === true,
+    event_format: row.event_format as DlqEventFormat,
     failed_at: row.failed_at as Date, next_retry_at: (row.next_retry_at as Date | null) ?? null,
     resolved_at: (row.resolved_at as Date | null) ?? null, updated_at: row.updated_at as Date,
   }
 }
 
-function decodable(event: unknown): StreamEvent | undefined {
-  if (typeof event !== 'object' || event === null || (event as { undecodable?: unknown }).undecodable === true) return undefined
+function decodable(event: unknown, raw?: Uint8Array | null): StreamEvent | undefined {
   try {
-    return validateStreamEvent(event)
+    // a raw row is the entry's own JSON text; JSON.parse takes any depth and lone surrogates, jsonb did not
+    const value: unknown = raw ? JSON.parse(Buffer.from(raw).toString('utf8')) : event
+    if (typeof value !== 'object' || value === null || (value as { undecodable?: unknown }).undecodable === true) return undefined
+    return validateStreamEvent(value)
   } catch {
     return undefined
   }
@@ -133,11 +143,12 @@ export class DlqStore {
   /** One row with the stored event and its audit history (oldest first), or undefined. */
   async get(id: number): Promise<DlqDetail | undefined> {
     try {
-      const row = await this.db.selectFrom('webhook_dlq').select([...ENTRY_COLUMNS, ...DERIVED, 'event']).where('id', '=', id).executeTakeFirst()
+      const row = await this.db.selectFrom('webhook_dlq').select([...ENTRY_COLUMNS, ...DERIVED, 'event', 'event_raw']).where('id', '=', id).executeTakeFirst()
       if (!row) return undefined
       const history = await this.db.selectFrom('webhook_audit_log').select(['at', 'action', 'actor', 'details'])
-        .where('event_id', '=', row.event_id).where('entity', '=', 'dlq').orderBy('id').execute()
-      return { ...toEntry(row), event: row.event, history }
+        .where('tool_id', '=', row.tool_id).where('event_id', '=', row.event_id).where('entity', '=', 'dlq').orderBy('id').execute()
+      const raw = row.event_raw ? Buffer.from(row.event_raw).toString('utf8') : null
+      return { ...toEntry(row), event: row.event, event_raw: raw, history }
     } catch (err) {
       throw dbError(err, `reading DLQ entry ${id}`)
     }
@@ -151,10 +162,10 @@ export class DlqStore {
   async retryOne(id: number, actor: string): Promise<RequeuedEntry> {
     const [done] = await this.requeueWhere((q) => q.where('id', '=', id).where('status', 'in', ['pending', 'failed']), { actor, limit: 1, skipBad: false })
     if (done) return done
-    const row = await this.db.selectFrom('webhook_dlq').select(['status', 'event']).where('id', '=', id).executeTakeFirst()
+    const row = await this.db.selectFrom('webhook_dlq').select(['status', 'event', 'event_raw']).where('id', '=', id).executeTakeFirst()
       .catch((err: unknown) => { throw dbError(err, `reading DLQ entry ${id}`) })
     if (!row) throw bad('DLQ_NOT_FOUND', `DLQ entry ${id} does not exist; list entries with GET /admin/dlq or \`hookstream dlq list\``)
-    if (!decodable(row.event)) {
+    if (!decodable(row.event, row.event_raw)) {
       throw bad('DLQ_UNDECODABLE', `DLQ entry ${id} holds a stream entry that could not be decoded as an event, so it cannot be re-queued; inspect it and discard it`)
     }
     if (row.status !== 'pending' && row.status !== 'failed') {
@@ -194,16 +205,20 @@ export class DlqStore {
   private async requeueWhere(narrow: (q: DlqQuery) => DlqQuery, opts: { actor: string; limit: number; skipBad: boolean; failBad?: boolean; maxRounds?: number }): Promise<RequeuedEntry[]> {
     try {
       return await this.db.transaction().execute(async (trx) => {
-        const base = trx.selectFrom('webhook_dlq').select(['id', 'event_id', 'event', 'retry_count']) as unknown as DlqQuery
-        const rows = await (narrow(base) as unknown as SelectQueryBuilder<Database, 'webhook_dlq', { id: number; event_id: string; event: unknown; retry_count: number }>)
+        const base = trx.selectFrom('webhook_dlq').select(['id', 'tool_id', 'event_id', 'event', 'event_raw', 'retry_count']) as unknown as DlqQuery
+        const rows = await (narrow(base) as unknown as SelectQueryBuilder<Database, 'webhook_dlq',
+          { id: number; tool_id: string; event_id: string; event: unknown; event_raw: Uint8Array | null; retry_count: number }>)
           .orderBy('id').limit(opts.limit).forUpdate().skipLocked().execute()
-        const good: { id: number; event_id: string; event: StreamEvent }[] = []
+        const good: { id: number; tool_id: string; event_id: string; event: StreamEvent; raw: Buffer | null }[] = []
         const undecodable: number[] = []
         const usedUp: number[] = []
         for (const r of rows) {
-          const event = decodable(r.event)
+          const event = decodable(r.event, r.event_raw)
           if (!event) { if (opts.failBad) undecodable.push(r.id) } else if (r.retry_count >= (opts.maxRounds ?? Infinity)) usedUp.push(r.id)
-          else good.push({ id: r.id, event_id: r.event_id, event: { ...event, retry_count: r.retry_count + 1 } })
+          else {
+            good.push({ id: r.id, tool_id: r.tool_id, event_id: r.event_id, event: { ...event, retry_count: r.retry_count + 1 },
+              raw: r.event_raw ? Buffer.from(r.event_raw) : null })
+          }
         }
         if (undecodable.length > 0) await this.failRows(trx, undecodable, opts.actor, 'the stored event cannot be re-queued (undecodable or invalid)')
         if (usedUp.length > 0) await this.failRows(trx, usedUp, opts.actor, `the DLQ policy's ${opts.maxRounds} re-queue rounds are used up`)
@@ -215,14 +230,20 @@ export class DlqStore {
         let streamIds: string[]
         try {
           // XADD last, just before COMMIT: if it fails the transaction rolls back and the rows stay as they were
-          streamIds = await this.stream.addMany(good.map((g) => g.event), this.maxLen !== undefined ? { maxLen: this.maxLen } : {})
+          const addOptions = this.maxLen !== undefined ? { maxLen: this.maxLen } : {}
+          const jsonb = good.filter((g) => g.raw === null)
+          const added = new Map<(typeof good)[number], string>()
+          ;(await this.stream.addMany(jsonb.map((g) => g.event), addOptions)).forEach((streamId, i) => added.set(jsonb[i]!, streamId))
+          // a raw row goes back byte for byte (jsonb could not hold it, and JSON.stringify may not either)
+          for (const g of good) if (g.raw !== null) added.set(g, await this.stream.addRaw(g.event, g.raw, addOptions))
+          streamIds = good.map((g) => added.get(g) as string)
         } catch (err) {
           throw new PipelineError('infrastructure', 'REDIS_UNAVAILABLE',
             `re-queueing ${good.length} DLQ entries to stream ${this.stream.stream} failed: ${(err as Error).message}; the entries stay as they were`, { cause: err })
         }
         const done = good.map((g, i): RequeuedEntry => ({ id: g.id, event_id: g.event_id, retry_count: g.event.retry_count, stream_id: streamIds[i] as string }))
-        await trx.insertInto('webhook_audit_log').values(done.map((d) => ({
-          event_id: d.event_id, entity: 'dlq', action: 'dlq_requeued', actor: opts.actor,
+        await trx.insertInto('webhook_audit_log').values(done.map((d, i) => ({
+          event_id: d.event_id, tool_id: good[i]!.tool_id, entity: 'dlq', action: 'dlq_requeued', actor: opts.actor,
           details: JSON.stringify({ dlq_id: d.id, retry_count: d.retry_count, stream_id: d.stream_id }),
         }))).execute()
         return done
@@ -234,9 +255,9 @@ export class DlqStore {
 
   private async failRows(trx: Transaction<Database>, ids: number[], actor: string, reason: string): Promise<void> {
     const rows = await trx.updateTable('webhook_dlq').set({ status: 'failed', next_retry_at: null, updated_at: sql`now()` })
-      .where('id', 'in', ids).returning(['id', 'event_id']).execute()
+      .where('id', 'in', ids).returning(['id', 'tool_id', 'event_id']).execute()
     await trx.insertInto('webhook_audit_log').values(rows.map((r) => ({
-      event_id: r.event_id, entity: 'dlq', action: 'dlq_failed', actor,
+      event_id: r.event_id, tool_id: r.tool_id, entity: 'dlq', action: 'dlq_failed', actor,
       details: JSON.stringify({ dlq_id: r.id, reason }),
     }))).execute()
   }
@@ -245,7 +266,7 @@ export class DlqStore {
   async discard(id: number, actor: string): Promise<DlqEntry> {
     try {
       return await this.db.transaction().execute(async (trx) => {
-        const row = await trx.selectFrom('webhook_dlq').select(['id', 'status', 'event_id']).where('id', '=', id).forUpdate().executeTakeFirst()
+        const row = await trx.selectFrom('webhook_dlq').select(['id', 'status', 'tool_id', 'event_id']).where('id', '=', id).forUpdate().executeTakeFirst()
         if (!row) throw bad('DLQ_NOT_FOUND', `DLQ entry ${id} does not exist; list entries with GET /admin/dlq or \`hookstream dlq list\``)
         if (row.status === 'resolved' || row.status === 'discarded') {
           throw bad('DLQ_NOT_DISCARDABLE', `DLQ entry ${id} is already ${row.status}; only pending, retrying or failed entries can be discarded`)
@@ -253,7 +274,7 @@ export class DlqStore {
         const updated = await trx.updateTable('webhook_dlq').set({ status: 'discarded', next_retry_at: null, updated_at: sql`now()` })
           .where('id', '=', id).returning([...ENTRY_COLUMNS, ...DERIVED]).executeTakeFirstOrThrow()
         await trx.insertInto('webhook_audit_log').values({
-          event_id: row.event_id, entity: 'dlq', action: 'dlq_discarded', actor,
+          event_id: row.event_id, tool_id: row.tool_id, entity: 'dlq', action: 'dlq_discarded', actor,
           details: JSON.stringify({ dlq_id: id, previous_status: row.status }),
         }).execute()
         return toEntry(updated)

@@ -1,11 +1,11 @@
-import type { Kysely } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import { isPipelineError, PipelineError } from '../core/errors.js'
-import { isDatabaseUnavailable, type Database, type DlqStatus } from './database.js'
+import { isDatabaseUnavailable, type Database, type DlqEventFormat, type DlqStatus } from './database.js'
 
 /** Where an event stands, in one word: see `EventHistory.state`. */
 export type EventState = 'stored' | 'forwarded' | 'dead_lettered' | 'retrying' | 'failed' | 'resolved' | 'discarded'
 
-/** Everything the database knows about one event id. */
+/** Everything the database knows about one event: (tool id, event id). */
 export interface EventHistory {
   readonly event_id: string
   /**
@@ -14,7 +14,7 @@ export interface EventHistory {
    * row, e.g. purged), `discarded`.
    */
   readonly state: EventState
-  readonly tool_id: string | null
+  readonly tool_id: string
   readonly event_type: string | null
   /** When hookstream accepted it (ingest time). */
   readonly accepted_at: string | null
@@ -25,7 +25,7 @@ export interface EventHistory {
   } | null
   /** Every DLQ row of the event (oldest first). */
   readonly dlq: readonly {
-    readonly id: number; readonly status: DlqStatus; readonly error: string; readonly error_code: string | null
+    readonly id: number; readonly status: DlqStatus; readonly event_format: DlqEventFormat; readonly error: string; readonly error_code: string | null
     readonly error_class: string; readonly retry_count: number; readonly failed_at: Date; readonly next_retry_at: Date | null
     readonly resolved_at: Date | null
   }[]
@@ -33,28 +33,53 @@ export interface EventHistory {
   readonly history: readonly { readonly at: Date; readonly entity: string; readonly action: string; readonly actor: string; readonly details: unknown }[]
 }
 
+function unavailable(err: unknown, what: string): unknown {
+  if (isPipelineError(err) || !isDatabaseUnavailable(err)) return err
+  return new PipelineError('infrastructure', 'DATABASE_UNAVAILABLE',
+    `PostgreSQL is unreachable while ${what}: ${(err as Error).message}; check DATABASE_URL and the server`, { cause: err })
+}
+
 /**
- * The fate of one event, from `webhook_events`, `webhook_dlq` and `webhook_audit_log`; undefined when none
- * of them knows the id. Backs `GET /admin/events/:id` and `hookstream events show`.
+ * The tools that have an event with this delivery id (a stored row, a DLQ row or an audit row), sorted.
+ * Senders choose delivery ids, so several tools may share one. Backs `GET /admin/events/:id`.
  *
  * @example
- * const fate = await eventHistory(db, '72d3162e-cc78-11e3-81ab-4c9367dc0958')
+ * await toolsWithEvent(db, 'msg_0001') // ['billing', 'gh-main']
+ */
+export async function toolsWithEvent(db: Kysely<Database>, eventId: string): Promise<string[]> {
+  try {
+    const rows = await db.selectFrom('webhook_events').select('tool_id').where('id', '=', eventId)
+      .union(db.selectFrom('webhook_dlq').select('tool_id').where('event_id', '=', eventId))
+      .union(db.selectFrom('webhook_audit_log').select(sql<string>`tool_id`.as('tool_id')).where('event_id', '=', eventId).where('tool_id', 'is not', null))
+      .orderBy('tool_id').limit(100).execute()
+    return rows.map((r) => r.tool_id)
+  } catch (err) {
+    throw unavailable(err, `looking up the tools of event "${eventId}"`)
+  }
+}
+
+/**
+ * The fate of one event, identified by its tool and its id, from `webhook_events`, `webhook_dlq` and
+ * `webhook_audit_log`; undefined when none of them knows it. Backs `GET /admin/tools/:tool/events/:deliveryId`
+ * and `hookstream events show <tool> <id>`.
+ *
+ * @example
+ * const fate = await eventHistory(db, 'gh-main', '72d3162e-cc78-11e3-81ab-4c9367dc0958')
  * fate?.state // 'forwarded'
  */
-export async function eventHistory(db: Kysely<Database>, eventId: string): Promise<EventHistory | undefined> {
+export async function eventHistory(db: Kysely<Database>, toolId: string, eventId: string): Promise<EventHistory | undefined> {
   let stored, dlq, history
   try {
     [stored, dlq, history] = await Promise.all([
       db.selectFrom('webhook_events').select(['tool_id', 'tenant_id', 'event_type', 'repository', 'stream_id', 'received_at', 'processed_at', 'forwarded_at'])
-        .where('id', '=', eventId).executeTakeFirst(),
-      db.selectFrom('webhook_dlq').select(['id', 'tool_id', 'event', 'status', 'error', 'error_code', 'error_class', 'retry_count',
-        'failed_at', 'next_retry_at', 'resolved_at']).where('event_id', '=', eventId).orderBy('id').execute(),
-      db.selectFrom('webhook_audit_log').select(['at', 'entity', 'action', 'actor', 'details']).where('event_id', '=', eventId).orderBy('id').execute(),
+        .where('tool_id', '=', toolId).where('id', '=', eventId).executeTakeFirst(),
+      db.selectFrom('webhook_dlq').select(['id', 'tool_id', 'event', 'event_format', 'status', 'error', 'error_code', 'error_class', 'retry_count',
+        'failed_at', 'next_retry_at', 'resolved_at']).where('tool_id', '=', toolId).where('event_id', '=', eventId).orderBy('id').execute(),
+      db.selectFrom('webhook_audit_log').select(['at', 'entity', 'action', 'actor', 'details'])
+        .where('tool_id', '=', toolId).where('event_id', '=', eventId).orderBy('id').execute(),
     ])
   } catch (err) {
-    if (isPipelineError(err) || !isDatabaseUnavailable(err)) throw err
-    throw new PipelineError('infrastructure', 'DATABASE_UNAVAILABLE',
-      `PostgreSQL is unreachable while reading the history of event "${eventId}": ${(err as Error).message}; check DATABASE_URL and the server`, { cause: err })
+    throw unavailable(err, `reading the history of event "${eventId}" of tool "${toolId}"`)
   }
   if (!stored && dlq.length === 0 && history.length === 0) return undefined
   const open = dlq.find((d) => d.status === 'pending' || d.status === 'retrying' || d.status === 'failed')
@@ -67,7 +92,7 @@ export async function eventHistory(db: Kysely<Database>, eventId: string): Promi
   const timestamp = typeof event?.timestamp === 'string' ? event.timestamp : null
   return {
     event_id: eventId, state,
-    tool_id: stored?.tool_id ?? last?.tool_id ?? null,
+    tool_id: toolId,
     event_type: stored?.event_type ?? (typeof event?.event_type === 'string' ? event.event_type : null),
     accepted_at: stored ? new Date(stored.received_at).toISOString() : timestamp,
     stored: stored ? {

@@ -1,11 +1,13 @@
 import type { Kysely } from 'kysely'
 import { Migrator, type Migration, type MigrationResult } from 'kysely/migration'
 import * as initial from './migrations/0001-initial.js'
+import * as toolScopedIdentity from './migrations/0002-tool-scoped-identity.js'
 import * as toolSecrets from './migrations/0003-tool-secrets.js'
 
 /** hookstream's migrations by name, in order. Listed here (not globbed) so they also run from dist/. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0001-initial': initial,
+  '0002-tool-scoped-identity': toolScopedIdentity,
   '0003-tool-secrets': toolSecrets,
 })
 

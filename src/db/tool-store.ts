@@ -121,6 +121,7 @@ export class ToolStore {
       transform: tool.transform === undefined ? null : JSON.stringify(tool.transform),
       retry_policy: JSON.stringify(json.retry_policy),
       signature: tool.signature === undefined ? null : JSON.stringify(tool.signature),
+      delivery_id: tool.deliveryId === undefined ? null : JSON.stringify(tool.deliveryId),
       enabled: tool.enabled,
     }
     try {
@@ -217,7 +218,7 @@ export class ToolStore {
       id: row.id, provider: row.provider, secret: open('secret'),
       tenant_id: row.tenant_id, processing_mode: row.processing_mode, forward_url: row.forward_url ?? undefined,
       transform: row.transform ?? undefined, retry_policy: row.retry_policy, enabled: row.enabled,
-      signature: row.signature ?? undefined,
+      signature: row.signature ?? undefined, delivery_id: row.delivery_id ?? undefined,
       previous_secret: open('previous_secret'), previous_secret_expires_at: row.previous_secret_expires_at?.getTime(),
       forward_secret: open('forward_secret'), previous_forward_secret: open('previous_forward_secret'),
       previous_forward_secret_expires_at: row.previous_forward_secret_expires_at?.getTime(),

@@ -1,6 +1,6 @@
 import { parseDlqFilter } from '../db/dlq-filter.js'
 import { DlqStore } from '../db/dlq-store.js'
-import { eventHistory } from '../db/event-history.js'
+import { eventHistory, toolsWithEvent } from '../db/event-history.js'
 import { DONE_MARKER } from '../operators/dedupe.js'
 import { idempotencyKey } from '../sources/keys.js'
 import type { AdminOptions } from './admin.js'
@@ -11,7 +11,8 @@ import { sendJson } from './server.js'
 const FILTER_FIELDS = ['status', 'tool', 'tool_id', 'event_type', 'from', 'to']
 
 /**
- * The `/admin/dlq` routes (list, show, retry one, retry by filter, discard) and `GET /admin/events/:id`.
+ * The `/admin/dlq` routes (list, show, retry one, retry by filter, discard) and the fate of one event:
+ * `GET /admin/tools/:tool/events/:deliveryId`, and `GET /admin/events/:id` (every tool's event with that id).
  *
  * @example
  * createRouter(dlqRoutes(options, 1 << 20))
@@ -68,18 +69,32 @@ export function dlqRoutes(options: AdminOptions, maxBodyBytes: number): Route[] 
     sendJson(res, 200, { entry })
   })
 
-  const event = handle(async (_req, res, { id = '' }) => {
+  const fateOf = async (toolId: string, id: string) => {
     const [history, marker] = await Promise.all([
-      eventHistory(db, id),
+      eventHistory(db, toolId, id),
       // with partitions the marker is under the event's partition's hash tag; one GET per partition finds it
-      Promise.all((options.partitionKeys ?? [options.keys]).map((k) => options.redis.call('GET', idempotencyKey(k, id))))
+      Promise.all((options.partitionKeys ?? [options.keys]).map((k) => options.redis.call('GET', idempotencyKey(k, toolId, id))))
         .then((markers) => markers.find((m) => m !== null) ?? null, () => undefined) as Promise<unknown>,
     ])
-    if (!history) {
-      throw new AdminError(404, 'EVENT_NOT_FOUND', `no stored row, DLQ entry or audit row has event id "${id.slice(0, 255)}"; it may still be on the stream, or was never accepted`)
-    }
+    if (!history) return undefined
     const idempotency = marker === undefined ? 'unknown' : marker === null ? 'none' : marker === DONE_MARKER ? 'done' : 'in_progress'
-    sendJson(res, 200, { event: { ...history, idempotency } })
+    return { ...history, idempotency }
+  }
+  const notFound = (what: string) => new AdminError(404, 'EVENT_NOT_FOUND',
+    `no stored row, DLQ entry or audit row has ${what}; it may still be on the stream, or was never accepted`)
+
+  const toolEvent = handle(async (_req, res, { tool = '', deliveryId = '' }) => {
+    const fate = await fateOf(tool, deliveryId)
+    if (!fate) throw notFound(`event id "${deliveryId.slice(0, 255)}" of tool "${tool.slice(0, 128)}"`)
+    sendJson(res, 200, { event: fate })
+  })
+
+  // a delivery id alone may belong to several tools: one match answers as before, several list every match
+  const event = handle(async (_req, res, { id = '' }) => {
+    const tools = await toolsWithEvent(db, id)
+    const fates = (await Promise.all(tools.map((toolId) => fateOf(toolId, id)))).filter((f) => f !== undefined)
+    if (fates.length === 0) throw notFound(`event id "${id.slice(0, 255)}" in any tool`)
+    sendJson(res, 200, fates.length === 1 ? { event: fates[0] } : { events: fates })
   })
 
   return [
@@ -89,5 +104,6 @@ export function dlqRoutes(options: AdminOptions, maxBodyBytes: number): Route[] 
     { method: 'POST', path: '/admin/dlq/:id/retry', handler: retryOne },
     { method: 'POST', path: '/admin/dlq/:id/discard', handler: discard },
     { method: 'GET', path: '/admin/events/:id', handler: event },
+    { method: 'GET', path: '/admin/tools/:tool/events/:deliveryId', handler: toolEvent },
   ]
 }

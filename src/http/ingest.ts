@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer'
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { isPipelineError, PipelineError } from '../core/errors.js'
 import { DELIVERY_ID_PATTERN, validateStreamEvent, type StreamEvent } from '../core/event.js'
@@ -10,11 +10,12 @@ import type { Logger } from '../observability/logger.js'
 import type { Metrics } from '../observability/metrics.js'
 import { deliverySeenKey, type StreamKeys } from '../sources/keys.js'
 import type { StreamPartitions } from '../sources/partitions.js'
-import type { RedisClient, StreamClient } from '../sources/stream-client.js'
+import type { AddOptions, RedisClient, StreamClient } from '../sources/stream-client.js'
 import { PROVIDER_ADAPTERS } from './providers/provider-adapters.js'
 import { verifyRotating } from './providers/verify-rotating.js'
 import { rateLimit } from './rate-limit.js'
 import { sendJson } from './server.js'
+import { DEFAULT_MAX_JSON_DEPTH, unstorableJson } from './storable-json.js'
 
 /** The subset of ioredis ingest uses for its "delivery seen" keys. */
 export type IngestRedis = Pick<RedisClient, 'call' | 'status'>
@@ -53,6 +54,11 @@ export interface IngestOptions {
   readonly rateLimit?: { readonly ratePerSecond: number; readonly burst?: number }
   /** Approximate stream cap passed to XADD (`MAXLEN ~`). @defaultValue unset (no trimming) */
   readonly maxLen?: number
+  /**
+   * Deepest nesting of arrays and objects accepted; deeper payloads get 400 `PAYLOAD_NOT_STORABLE`, as do NUL
+   * and unpaired surrogate escapes (PostgreSQL's jsonb cannot hold them). @defaultValue 512
+   */
+  readonly maxJsonDepth?: number
   /** How long a provider delivery id is remembered to answer re-sends as duplicates. @defaultValue 86400 (24h) */
   readonly deliverySeenTtlSeconds?: number
   /** Upper bound of each Redis call; past it ingest answers 503. @defaultValue 2000 */
@@ -169,7 +175,7 @@ function keptHeaders(headers: IncomingHttpHeaders, secret: readonly string[], sc
  * Builds the webhook front door: size limit → tool lookup → content type → signature on the raw bytes →
  * parse → normalize → "delivery seen" check → XADD, answering 202 `{ id, stream_id }` (or
  * `{ id, duplicate: true }` for a re-sent delivery id). Errors are JSON `{ error: { code, message } }`:
- * 400 `INVALID_PAYLOAD`/`MISSING_HEADER`/`INVALID_EVENT_TYPE`/`INVALID_DELIVERY_ID`, 401 `SIGNATURE_INVALID`,
+ * 400 `INVALID_PAYLOAD`/`PAYLOAD_NOT_STORABLE`/`MISSING_HEADER`/`INVALID_EVENT_TYPE`/`INVALID_DELIVERY_ID`, 401 `SIGNATURE_INVALID`,
  * 404 `UNKNOWN_TOOL`, 413 `PAYLOAD_TOO_LARGE`, 415 `UNSUPPORTED_MEDIA_TYPE`, and 503 with `Retry-After`
  * (`REDIS_UNAVAILABLE`, `TOOLS_UNAVAILABLE`) whenever the event could not be queued, so the sender retries.
  *
@@ -180,6 +186,7 @@ function keptHeaders(headers: IncomingHttpHeaders, secret: readonly string[], sc
 export function createIngestHandler(options: IngestOptions): IngestHandler {
   const { tools, stream, redis, keys, observe } = options
   const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes, 10 * 1024 * 1024)
+  const maxJsonDepth = positiveInteger('maxJsonDepth', options.maxJsonDepth, DEFAULT_MAX_JSON_DEPTH)
   const ttlSeconds = positiveInteger('deliverySeenTtlSeconds', options.deliverySeenTtlSeconds, 86_400)
   const timeoutMs = positiveInteger('redisTimeoutMs', options.redisTimeoutMs, 2000)
   const retryAfter = String(positiveInteger('retryAfterSeconds', options.retryAfterSeconds, 5))
@@ -242,7 +249,16 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
       }
     }
     const { payload, json } = parseBody(rawBody, type)
-    const delivery = adapter.normalize(request, payload)
+    const unstorable = unstorableJson(json, maxJsonDepth)
+    if (unstorable !== undefined) {
+      throw new Reply(400, 'PAYLOAD_NOT_STORABLE', `the payload holds ${unstorable}, which PostgreSQL's jsonb cannot store; ` +
+        `send it without that (nesting limit INGEST_MAX_JSON_DEPTH = ${maxJsonDepth})`)
+    }
+    const delivery = adapter.normalize(request, payload, tool)
+    if (tool.deliveryId !== undefined && delivery.deliveryId === undefined) {
+      const where = 'header' in tool.deliveryId ? `header "${tool.deliveryId.header}"` : `payload at JSON pointer "${tool.deliveryId.pointer}"`
+      throw new Reply(400, 'INVALID_DELIVERY_ID', `tool "${tool.id}" takes its delivery id from the ${where}, and this request has none there (or not a string or number)`)
+    }
     if (!EVENT_NAME.test(delivery.event)) {
       throw new Reply(400, 'INVALID_EVENT_TYPE', `event name must be 1–128 letters, digits or "._:/-"; got ${JSON.stringify(delivery.event.slice(0, 64))}`)
     }
@@ -274,7 +290,7 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
       // the "delivery seen" check and the XADD go in one atomic round trip
       const streamId = seenKey === undefined
         ? await bounded('XADD', stream.redis, () => stream.add(event, addOptions))
-        : await bounded('XADD', stream.redis, () => stream.addIfFirst(seenKey, ttlSeconds, event, addOptions))
+        : await addOnce(stream, seenKey, rawBody, event, addOptions, tool.id)
       if (streamId === null) return { status: 202, code: 'DUPLICATE', body: { id: event.id, duplicate: true } }
       return { status: 202, code: 'ACCEPTED', body: { id: event.id, stream_id: streamId } }
     } catch (err) {
@@ -283,6 +299,21 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
       if (seenKey !== undefined) forget(seenKey)
       throw err
     }
+  }
+
+  // the seen key keeps the first body's hash: a re-send is still a 202 duplicate (a sender must not learn to
+  // retry), but one with another body is counted and logged with both hashes (never the body)
+  async function addOnce(stream: StreamClient, seenKey: string, rawBody: Buffer, event: StreamEvent, addOptions: AddOptions, toolId: string) {
+    const hash = `sha256:${createHash('sha256').update(rawBody).digest('hex')}`
+    const result = await bounded('XADD', stream.redis, () => stream.addOnce(seenKey, ttlSeconds, hash, event, addOptions))
+    if (result.streamId !== null) return result.streamId
+    const body = result.seenValue === hash ? 'same' : 'different'
+    options.metrics?.ingestDuplicate(toolId, body)
+    if (body === 'different') {
+      options.logger?.warn({ tool_id: toolId, event_id: event.id, first_body_hash: result.seenValue, body_hash: hash },
+        'a re-sent delivery id came with a different body; answered as a duplicate and not queued (a replay, or a sender reusing ids)')
+    }
+    return null
   }
 
   function forget(key: string): void {

@@ -87,6 +87,11 @@ export interface Metrics {
   ingest(toolId: string, code: number, seconds?: number): void
   /** A request failed signature verification. */
   signatureFailure(toolId: string): void
+  /**
+   * Ingest answered a re-sent delivery id as a duplicate; `body` says whether its body matched the first one's
+   * (`different`: a replay or a misbehaving sender). Counted in `webhook_ingest_duplicates_total{tool_id,body}`.
+   */
+  ingestDuplicate(toolId: string, body: 'same' | 'different'): void
   /** A health check of `component` ended with `status` after `seconds`. */
   healthCheck(component: HealthComponent, status: HealthStatus, seconds: number): void
   /** The worker's stream trim removed `entries` acked entries (STREAM_TRIM_INTERVAL). */
@@ -171,6 +176,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     guards: [toolId, code],
     buckets: INGEST_BUCKETS,
   })
+  const duplicates = counter('webhook_ingest_duplicates_total', 'Re-sent delivery ids answered as duplicates, by whether the body matched the first.',
+    ['tool_id', 'body'], [toolId, undefined])
   const sigFailures = counter('webhook_signature_failures_total', 'Ingest requests whose signature did not verify.', ['tool_id'], [toolId])
   const healthChecks = counter('webhook_health_checks_total', 'Health checks by component and result.', ['component', 'status'], [undefined, undefined])
   const healthDuration = new PreaggregatedHistogram(registry, {
@@ -278,6 +285,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       if (seconds !== undefined) ingestDuration.observe(ingestDuration.series.get(t, String(c)), seconds)
     },
     signatureFailure: (t) => { sigFailures.get(t).value++ },
+    ingestDuplicate: (t, body) => { duplicates.get(t, body === 'same' ? 'same' : 'different').value++ },
     healthCheck(component, status, seconds) {
       const c = componentSet.has(component) ? component : OTHER_LABEL_VALUE
       healthChecks.get(c, statusSet.has(status) ? status : OTHER_LABEL_VALUE).value++

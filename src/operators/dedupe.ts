@@ -17,7 +17,7 @@ export const DONE_MARKER = 'done'
 /** Options of `dedupe`. */
 export interface DedupeOptions {
   readonly redis: Pick<Redis, 'pipeline'>
-  /** Key names; idempotency keys are `<idempotencyPrefix><event id>`. @defaultValue DEFAULT_KEYS */
+  /** Key names; idempotency keys are `<idempotencyPrefix><tool id>:<event id>`. @defaultValue DEFAULT_KEYS */
   readonly keys?: StreamKeys
   /**
    * How long (s) an "in progress" claim lives. It only needs to outlast one processing attempt: after a crash
@@ -31,7 +31,7 @@ export interface DedupeOptions {
 }
 
 /**
- * Idempotency on the event id. For each batch it sends one pipeline of `SET key claim NX GET PX claimTtl`:
+ * Idempotency on the event's identity, (tool id, event id). For each batch it sends one pipeline of `SET key claim NX GET PX claimTtl`:
  * a key already marked done means the event was handled before, so the envelope gets outcome `duplicate`
  * and is settled without reprocessing; otherwise the event is claimed (briefly) and passes on. The key is
  * marked done only after the durable write, by `settle` — a crash in between never loses the event, and
@@ -52,7 +52,7 @@ export function dedupe<E extends Envelope>(options: DedupeOptions): MonoTypeOper
     if (open.length === 0) return envs
     const pipe = options.redis.pipeline()
     for (const env of open) {
-      pipe.call('SET', idempotencyKey(keys, env.message.event.id), `claim:${env.message.streamId}`, 'NX', 'GET', 'PX', claimTtlMs)
+      pipe.call('SET', idempotencyKey(keys, env.message.event.tool_id, env.message.event.id), `claim:${env.message.streamId}`, 'NX', 'GET', 'PX', claimTtlMs)
     }
     let results: [Error | null, unknown][]
     try {

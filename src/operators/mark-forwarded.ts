@@ -26,8 +26,8 @@ export function markForwarded<E extends Envelope>(options: MarkForwardedOptions)
   return (source) => source.pipe(
     batch({ maxSize: 500 }),
     concatMap((envs) => {
-      const ids = envs.filter((env) => env.outcome === 'forwarded' && !env.failure).map((env) => env.message.event.id)
-      return holdWhileDown(async () => { await sink.markForwarded(ids); return envs }, options.hold)
+      const events = envs.filter((env) => env.outcome === 'forwarded' && !env.failure).map((env) => env.message.event)
+      return holdWhileDown(async () => { await sink.markForwarded(events); return envs }, options.hold)
     }),
     concatMap((envs) => from(envs)),
   )

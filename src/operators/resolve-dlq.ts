@@ -1,11 +1,16 @@
 import { concatMap, from, type MonoTypeOperatorFunction } from 'rxjs'
 import { sql, type Kysely } from 'kysely'
 import type { Envelope } from '../core/envelope.js'
-import { PipelineError } from '../core/errors.js'
+import type { PipelineError } from '../core/errors.js'
 import type { Database } from '../db/database.js'
-import { isDatabaseUnavailable } from '../db/database.js'
+import { classifyDatabaseError } from '../db/database-error.js'
+import { identityIn } from '../db/event-identity.js'
 import { batch } from './batch.js'
 import { holdWhileDown, type HoldOptions } from './hold.js'
+
+function failAll<E extends Envelope>(envs: E[], which: ReadonlySet<E>, failure: PipelineError): E[] {
+  return envs.map((env) => (which.has(env) ? { ...env, outcome: undefined, failure } : env))
+}
 
 /** Options of `resolveDLQ`. */
 export interface ResolveDLQOptions {
@@ -29,18 +34,19 @@ export interface ResolveDLQOptions {
 export function resolveDLQ<E extends Envelope>(options: ResolveDLQOptions): MonoTypeOperatorFunction<E> {
   const actor = options.actor ?? 'worker'
   const resolve = async (envs: E[]): Promise<E[]> => {
-    const ids = envs.filter((env) => env.message.event.retry_count > 0 && !env.failure &&
-      env.outcome && env.outcome !== 'parked' && env.outcome !== 'dead_lettered').map((env) => env.message.event.id)
-    if (ids.length === 0) return envs
+    const closing = envs.filter((env) => env.message.event.retry_count > 0 && !env.failure &&
+      env.outcome && env.outcome !== 'parked' && env.outcome !== 'dead_lettered')
+    if (closing.length === 0) return envs
+    const events = closing.map((env) => env.message.event)
     try {
       const resolved = await options.db.transaction().execute(async (trx) => {
         const rows = await trx.updateTable('webhook_dlq')
           .set({ status: 'resolved', resolved_at: sql`now()`, updated_at: sql`now()`, next_retry_at: null })
-          .where((eb) => eb.and([eb('event_id', '=', eb.fn.any(eb.val(ids))), eb('status', '=', 'retrying')]))
-          .returning(['id', 'event_id', 'retry_count']).execute()
+          .where(identityIn(events, 'event_id')).where('status', '=', 'retrying')
+          .returning(['id', 'tool_id', 'event_id', 'retry_count']).execute()
         if (rows.length > 0) {
           await trx.insertInto('webhook_audit_log').values(rows.map((r) => ({
-            event_id: r.event_id, entity: 'dlq', action: 'dlq_resolved', actor,
+            event_id: r.event_id, tool_id: r.tool_id, entity: 'dlq', action: 'dlq_resolved', actor,
             details: JSON.stringify({ dlq_id: r.id, retry_count: r.retry_count }),
           }))).execute()
         }
@@ -48,10 +54,10 @@ export function resolveDLQ<E extends Envelope>(options: ResolveDLQOptions): Mono
       })
       if (resolved > 0) options.onResolved?.(resolved)
     } catch (err) {
-      if (isDatabaseUnavailable(err)) {
-        throw new PipelineError('infrastructure', 'DATABASE_UNAVAILABLE', `resolving DLQ entries failed: ${(err as Error).message}`, { cause: err })
-      }
-      throw err
+      const failure = classifyDatabaseError(err, `resolving the DLQ entries of ${closing.length} re-queued events`, 'DLQ_RESOLVE_REJECTED')
+      if (failure.kind !== 'permanent') throw failure
+      // the stored rows are durable; what failed is closing their DLQ rows, so those events are dead-lettered again
+      return failAll(envs, new Set(closing), failure)
     }
     return envs
   }

@@ -5,6 +5,7 @@ import { isDone, processingTimeout, type Envelope, type Outcome } from '../core/
 import { checkTimeLimit, withTimeLimit } from '../core/time-limit.js'
 import type { ToolConfig } from '../core/tool.js'
 import type { Database } from '../db/database.js'
+import { identityOf } from '../db/event-identity.js'
 import { SpanAttributes, SpanNames } from '../observability/attributes.js'
 import { endEventSpan, startEventSpan } from '../observability/event-spans.js'
 import { PostgresSink, type EventRow } from '../sinks/postgres.js'
@@ -43,7 +44,7 @@ const doneOutcome: Record<ToolConfig['processingMode'], Outcome | undefined> = {
 }
 
 /**
- * Stores events in `webhook_events` with batched `INSERT … ON CONFLICT (id) DO NOTHING`. A row already there
+ * Stores events in `webhook_events` with batched `INSERT … ON CONFLICT (tool_id, id) DO NOTHING`. A row already there
  * makes the event a `duplicate` (in `store_and_forward` mode only once it was forwarded too, so a crash
  * between store and forward still forwards on redelivery). A row PostgreSQL rejects fails alone
  * (`STORE_REJECTED`); PostgreSQL down holds the batch unacked and retries it until the database is back.
@@ -91,12 +92,9 @@ export function store<E extends Envelope & { readonly tool?: ToolConfig; readonl
   const decide = async (open: E[], rows: EventRow[]): Promise<Map<E, E & Stored>> => {
     const { failures, inserted } = await sink.writeReturning(rows)
     // rows that were there already: in forward mode, forward unless that happened too
-    const existingForwardIds = open.filter((env, i) => !inserted.has(i) && !failures.has(i) &&
-      env.tool?.processingMode === 'store_and_forward').map((env) => env.message.event.id)
-    const forwarded = existingForwardIds.length === 0 ? new Set<string>() : new Set((await options.db
-      .selectFrom('webhook_events').select('id')
-      .where((eb) => eb.and([eb('id', '=', eb.fn.any(eb.val(existingForwardIds))), eb('forwarded_at', 'is not', null)]))
-      .execute()).map((r) => r.id))
+    const existingForward = open.filter((env, i) => !inserted.has(i) && !failures.has(i) &&
+      env.tool?.processingMode === 'store_and_forward').map((env) => env.message.event)
+    const forwarded = await sink.forwardedAmong(existingForward)
     const decided = new Map<E, E & Stored>()
     open.forEach((env, i) => {
       const failure = failures.get(i)
@@ -106,7 +104,7 @@ export function store<E extends Envelope & { readonly tool?: ToolConfig; readonl
         const outcome = doneOutcome[mode]
         return decided.set(env, { ...env, stored: true, ...(outcome ? { outcome } : {}) })
       }
-      const pendingForward = mode === 'store_and_forward' && !forwarded.has(env.message.event.id)
+      const pendingForward = mode === 'store_and_forward' && !forwarded.has(identityOf(env.message.event))
       return decided.set(env, { ...env, stored: true, ...(pendingForward ? {} : { outcome: 'duplicate' as const }) })
     })
     return decided

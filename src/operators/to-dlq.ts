@@ -1,11 +1,13 @@
 import { SpanKind } from '@opentelemetry/api'
 import { concatMap, from, type MonoTypeOperatorFunction } from 'rxjs'
 import type { Redis } from 'ioredis'
-import { sql, type Kysely } from 'kysely'
+import { sql, type Insertable, type Kysely, type Selectable } from 'kysely'
 import { DEFAULT_DLQ_POLICY, dlqSchedule, errorClass, type DlqPolicy } from '../core/dlq-policy.js'
 import type { Envelope } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
-import type { Database } from '../db/database.js'
+import type { Database, WebhookDlqTable } from '../db/database.js'
+import { classifyDatabaseError } from '../db/database-error.js'
+import { identityOf } from '../db/event-identity.js'
 import { MessagingOperation, SpanAttributes, SpanNames } from '../observability/attributes.js'
 import { endEventSpan, startEventSpan } from '../observability/event-spans.js'
 import { DEFAULT_KEYS, type StreamKeys } from '../sources/keys.js'
@@ -35,15 +37,22 @@ export interface ToDLQOptions {
   readonly tracing?: boolean
 }
 
-// jsonb refuses \u0000; the DLQ stream keeps the exact bytes, the table a readable copy
-const jsonForDb = (value: unknown) => JSON.stringify(value).replace(/\\u0000/g, '\\ufffd')
+
+type DlqRow = Insertable<WebhookDlqTable> & Pick<Selectable<WebhookDlqTable>, 'event_id' | 'tool_id' | 'error_code' | 'error_class' | 'retry_count' | 'status' | 'event_format'>
+
+// a row PostgreSQL refuses even raw is not the event's fault: hold it rather than ack it unlisted
+const asHold = (failure: PipelineError) => (failure.kind === 'infrastructure' ? failure
+  : new PipelineError('infrastructure', 'DLQ_UNAVAILABLE', `${failure.message}; kept unacked until webhook_dlq takes it`, { cause: failure }))
+
 
 /**
  * Dead-letters failed envelopes: each goes to the DLQ stream (`webhook_events_dlq`, trimmed by MAXLEN) and to
  * table `webhook_dlq` (the original event, or the raw fields of an undecodable entry; error, error class and
  * code; status `pending` with `next_retry_at`, or `failed`), with an audit-log row, and gets outcome
- * `dead_lettered` so `settle` acks it. An event that fails again updates its open DLQ row (keeping its
- * retry count) instead of adding one. If neither write succeeds the envelope is held unacked, never dropped.
+ * `dead_lettered` so `settle` acks it — only once its table row is durable. A batch PostgreSQL refuses is
+ * written row by row; an event jsonb cannot hold (a lone surrogate, nesting too deep) is kept byte for byte
+ * in `event_raw` (`event_format` `raw`). An event that fails again updates its open DLQ row (keeping its
+ * retry count) instead of adding one. PostgreSQL down holds the envelopes unacked, never dropped.
  *
  * @example
  * envelopes$.pipe(retryBackoff({ step }), toDLQ({ db, redis }), settle({ redis }))
@@ -68,33 +77,67 @@ export function toDLQ<E extends Envelope>(options: ToDLQOptions): MonoTypeOperat
     if (err) throw err
   }
 
-  const writeTable = async (failed: E[]) => {
-    const now = Date.now()
-    const byEvent = new Map<string, E>() // one row per event per statement (ON CONFLICT may touch a row once)
-    for (const env of failed) byEvent.set(env.message.event.id, env)
-    const rows = [...byEvent.values()].map((env) => {
-      const { message } = env
-      const failure = env.failure as PipelineError
-      const { status, nextRetryAt } = dlqSchedule(policy, message.event.retry_count, failure, now)
-      return {
-        event_id: message.event.id, tool_id: message.event.tool_id,
-        event: jsonForDb(message.decodeError ? { undecodable: true, stream_id: message.streamId, fields: message.fields } : message.event),
-        error: failure.message, error_class: errorClass(failure), error_code: failure.code,
-        retry_count: message.event.retry_count, status, next_retry_at: nextRetryAt,
-      }
-    })
+  const rowOf = (env: E): DlqRow => {
+    const { message } = env
+    const failure = env.failure as PipelineError
+    const { status, nextRetryAt } = dlqSchedule(policy, message.event.retry_count, failure, Date.now())
+    const row: DlqRow = {
+      event_id: message.event.id, event_format: 'jsonb', tool_id: message.event.tool_id,
+      error: failure.message, error_class: errorClass(failure), error_code: failure.code,
+      retry_count: message.event.retry_count, status, next_retry_at: nextRetryAt,
+    }
+    let event: string
+    try {
+      event = JSON.stringify(message.decodeError ? { undecodable: true, stream_id: message.streamId, fields: message.fields } : message.event)
+    } catch {
+      return rawRow(row, env) // too deep for JSON.stringify: keep the entry's own bytes
+    }
+    // jsonb has no NUL: keep such an event raw, losslessly, rather than a changed copy
+    return event.includes('\\u0000') ? rawRow(row, env) : { ...row, event, event_raw: null, event_format: 'jsonb' }
+  }
+  const rawRow = (row: DlqRow, env: E): DlqRow => ({
+    ...row, event: null, event_format: 'raw',
+    event_raw: Buffer.from(env.message.fields.event ?? JSON.stringify(env.message.fields)),
+  })
+
+  const insertRows = async (rows: readonly DlqRow[]) => {
     await options.db.transaction().execute(async (trx) => {
-      await trx.insertInto('webhook_dlq').values(rows)
-        .onConflict((oc) => oc.column('event_id').where(sql.ref('status'), 'in', ['pending', 'retrying', 'failed']).doUpdateSet((eb) => ({
+      await trx.insertInto('webhook_dlq').values([...rows])
+        .onConflict((oc) => oc.columns(['tool_id', 'event_id']).where(sql.ref('status'), 'in', ['pending', 'retrying', 'failed']).doUpdateSet((eb) => ({
           error: eb.ref('excluded.error'), error_class: eb.ref('excluded.error_class'), error_code: eb.ref('excluded.error_code'),
           retry_count: eb.ref('excluded.retry_count'), status: eb.ref('excluded.status'), next_retry_at: eb.ref('excluded.next_retry_at'),
           failed_at: sql`now()`, updated_at: sql`now()`,
         }))).execute()
       await trx.insertInto('webhook_audit_log').values(rows.map((r) => ({
-        event_id: r.event_id, entity: 'dlq', action: 'dead_lettered', actor,
-        details: JSON.stringify({ error_code: r.error_code, error_class: r.error_class, retry_count: r.retry_count, status: r.status }),
+        event_id: r.event_id, tool_id: r.tool_id, entity: 'dlq', action: 'dead_lettered', actor,
+        details: JSON.stringify({ error_code: r.error_code, error_class: r.error_class, retry_count: r.retry_count, status: r.status, event_format: r.event_format }),
       }))).execute()
     })
+  }
+
+  // one row per event per statement (ON CONFLICT may touch a row once); the batch in one transaction, and
+  // when PostgreSQL refuses it, row by row, so one bad row never sinks its neighbours; a row jsonb cannot
+  // hold is kept raw. Only infrastructure failures reach the caller (hold: nothing is acked).
+  const writeTable = async (failed: E[]) => {
+    const byEvent = new Map<string, E>()
+    for (const env of failed) byEvent.set(identityOf(env.message.event), env)
+    const entries = [...byEvent.values()].map((env) => ({ env, row: rowOf(env) }))
+    const what = (n: number) => `writing ${n} rows to webhook_dlq`
+    try {
+      return await insertRows(entries.map((e) => e.row))
+    } catch (err) {
+      if (classifyDatabaseError(err, what(entries.length)).kind !== 'permanent') throw classifyDatabaseError(err, what(entries.length))
+    }
+    for (const { env, row } of entries) {
+      try {
+        await insertRows([row])
+        continue
+      } catch (err) {
+        const failure = classifyDatabaseError(err, what(1))
+        if (failure.kind !== 'permanent' || row.event_format === 'raw') throw asHold(failure)
+      }
+      await insertRows([rawRow(row, env)]).catch((err: unknown) => { throw asHold(classifyDatabaseError(err, what(1))) })
+    }
   }
 
   const deadLetter = async (envs: E[]): Promise<E[]> => {
@@ -104,14 +147,13 @@ export function toDLQ<E extends Envelope>(options: ToDLQOptions): MonoTypeOperat
       [SpanAttributes.MESSAGING_DESTINATION_NAME]: keys.dlqStream, [SpanAttributes.MESSAGING_OPERATION_TYPE]: MessagingOperation.SEND,
       [SpanAttributes.ERROR_CODE]: (env.failure as PipelineError).code, [SpanAttributes.MESSAGING_BATCH_MESSAGE_COUNT]: failed.length,
     })) : undefined
-    const [stream, table] = await Promise.allSettled([writeStream(failed), writeTable(failed)])
-    const bothFailed = stream.status === 'rejected' && table.status === 'rejected'
-    // the span is about writing the DLQ, so it is an error only when that write failed (the hold retries it)
-    spans?.forEach((span) => endEventSpan(span, bothFailed ? { code: 'DLQ_UNAVAILABLE', message: 'both DLQ writes failed' } : undefined))
-    if (stream.status === 'rejected' && table.status === 'rejected') {
+    const [, table] = await Promise.allSettled([writeStream(failed), writeTable(failed)])
+    // the table row is what every tool lists: without it the events stay unacked, whatever the stream got
+    spans?.forEach((span) => endEventSpan(span, table.status === 'rejected' ? { code: 'DLQ_UNAVAILABLE', message: 'the webhook_dlq write failed' } : undefined))
+    if (table.status === 'rejected') {
+      const reason = table.reason as Error
       throw new PipelineError('infrastructure', 'DLQ_UNAVAILABLE',
-        `dead-lettering ${failed.length} events failed on both the DLQ stream (${(stream.reason as Error).message}) and ` +
-        `table webhook_dlq (${(table.reason as Error).message}); they stay unacked and are retried`, { cause: table.reason })
+        `dead-lettering ${failed.length} events failed on table webhook_dlq (${reason.message}); they stay unacked and are retried`, { cause: reason })
     }
     for (const env of failed) options.onDeadLettered?.(env, env.failure as PipelineError)
     const dead = new Set(failed)

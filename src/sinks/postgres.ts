@@ -1,12 +1,15 @@
 import { sql, type Kysely } from 'kysely'
 import { PipelineError } from '../core/errors.js'
-import { isDatabaseUnavailable, type Database } from '../db/database.js'
+import type { Database } from '../db/database.js'
+import { classifyDatabaseError, isRowError, sqlState } from '../db/database-error.js'
+import { identityIn, identityOf, type EventIdentity } from '../db/event-identity.js'
 import type { Sink } from './sink.js'
 
 /** One `webhook_events` row as the sink writes it (every column but `processed_at`, which the database sets). */
 export interface EventRow {
-  /** The event id; the primary key, so a redelivered event is not stored twice. */
+  /** The event (delivery) id; with `tool_id` the primary key, so a redelivered event is not stored twice. */
   readonly id: string
+  /** The tool the event came through; part of the event's identity. */
   readonly tool_id: string
   readonly tenant_id: string
   readonly event_type: string
@@ -70,28 +73,8 @@ function rejected(row: EventRow, reason: string, cause: unknown): PipelineError 
     'the event is dead-lettered — fix its payload or the producer and re-queue it', { cause })
 }
 
-function sqlState(err: unknown): string {
-  const code = (err as { code?: unknown } | null)?.code
-  return typeof code === 'string' ? code : ''
-}
-
-// data exceptions, integrity violations and program limits (e.g. a too-large value) belong to one row
-function isRowError(err: unknown): boolean {
-  return /^(22|23|54)/.test(sqlState(err))
-}
-
-function infrastructure(err: unknown, what: string): PipelineError {
-  if (err instanceof PipelineError) return err
-  const reason = `${(err as Error)?.message ?? String(err)}${sqlState(err) ? ` (SQLSTATE ${sqlState(err)})` : ''}`
-  return isDatabaseUnavailable(err)
-    ? new PipelineError('infrastructure', 'DATABASE_UNAVAILABLE',
-      `PostgreSQL is unreachable while ${what}: ${reason}; events stay unacked and are retried when it is back — check DATABASE_URL and the server`, { cause: err })
-    : new PipelineError('infrastructure', 'STORE_FAILED',
-      `PostgreSQL failed while ${what}: ${reason}; events stay unacked — check that migrations ran (hookstream migrate) and the user's privileges`, { cause: err })
-}
-
 /**
- * Stores events in `webhook_events` with one multi-row `INSERT … ON CONFLICT (id) DO NOTHING` per chunk
+ * Stores events in `webhook_events` with one multi-row `INSERT … ON CONFLICT (tool_id, id) DO NOTHING` per chunk
  * (chunks stay under PostgreSQL's 65,535 bind parameters). A row PostgreSQL rejects (e.g. a `\u0000` in a
  * jsonb payload) fails alone with `STORE_REJECTED`; an unreachable database rejects the whole call with
  * `DATABASE_UNAVAILABLE` so the pipeline holds the events instead of dead-lettering them.
@@ -118,7 +101,7 @@ export class PostgresSink implements Sink<EventRow> {
 
   /**
    * Stores the rows and tells which were inserted now; rows neither inserted nor failed were stored before.
-   * A batch holding one id twice inserts the first and counts the second as a duplicate.
+   * A batch holding one (tool, id) twice inserts the first and counts the second as a duplicate.
    */
   async writeReturning(items: readonly EventRow[]): Promise<PostgresWriteResult> {
     if (this.closed) throw new Error('PostgresSink: write after close(); create a new sink')
@@ -143,46 +126,64 @@ export class PostgresSink implements Sink<EventRow> {
     try {
       ids = await this.insert(chunk)
     } catch (err) {
-      if (!isRowError(err)) throw infrastructure(err, `storing ${chunk.length} events in webhook_events`)
+      if (!isRowError(err)) throw classifyDatabaseError(err, `storing ${chunk.length} events in webhook_events`)
       // one bad row failed the whole statement: find it by storing the chunk row by row
       for (const one of chunk) {
         try {
           if ((await this.insert([one])).size > 0) inserted.add(one.index)
         } catch (rowErr) {
-          if (!isRowError(rowErr)) throw infrastructure(rowErr, `storing event "${one.row.id}" in webhook_events`)
+          if (!isRowError(rowErr)) throw classifyDatabaseError(rowErr, `storing event "${one.row.id}" in webhook_events`)
           failures.set(one.index, rejected(one.row, `${(rowErr as Error).message} (SQLSTATE ${sqlState(rowErr)})`, rowErr))
         }
       }
       return
     }
     for (const { index, row } of chunk) {
-      // the first index of an id gets the insert; a repeat in the same batch is a duplicate
-      if (ids.delete(row.id)) inserted.add(index)
+      // the first index of an identity gets the insert; a repeat in the same batch is a duplicate
+      if (ids.delete(identityOf(row))) inserted.add(index)
     }
   }
 
   private async insert(chunk: readonly Pending[]): Promise<Set<string>> {
     const result = await this.db.insertInto('webhook_events').values(chunk.map((p) => p.values))
-      .onConflict((oc) => oc.column('id').doNothing()).returning('id').execute()
-    return new Set(result.map((r) => r.id))
+      .onConflict((oc) => oc.columns(['tool_id', 'id']).doNothing()).returning(['tool_id', 'id']).execute()
+    return new Set(result.map(identityOf))
   }
 
   /**
-   * Sets `forwarded_at` on the given events in one UPDATE; resolves with the number of rows updated.
-   * Rejects with an infrastructure PipelineError when the database is unreachable.
+   * Sets `forwarded_at` on the given events (tool id and event id each) in one UPDATE; resolves with the
+   * number of rows updated. Rejects with a PipelineError from the database-error classifier.
    *
    * @example
-   * await sink.markForwarded(['evt-1', 'evt-2'], new Date())
+   * await sink.markForwarded([{ tool_id: 'gh-main', id: 'evt-1' }], new Date())
    */
-  async markForwarded(ids: readonly string[], at: Date = new Date()): Promise<number> {
+  async markForwarded(events: readonly EventIdentity[], at: Date = new Date()): Promise<number> {
     if (this.closed) throw new Error('PostgresSink: markForwarded after close(); create a new sink')
-    if (ids.length === 0) return 0
+    if (events.length === 0) return 0
     try {
       const result = await this.db.updateTable('webhook_events').set({ forwarded_at: at })
-        .where((eb) => eb('id', '=', eb.fn.any(eb.val([...ids])))).executeTakeFirst()
+        .where(identityIn(events)).executeTakeFirst()
       return Number(result.numUpdatedRows)
     } catch (err) {
-      throw infrastructure(err, `marking ${ids.length} events forwarded`)
+      throw classifyDatabaseError(err, `marking ${events.length} events forwarded`)
+    }
+  }
+
+  /**
+   * Which of the given events already have `forwarded_at` set, as `identityOf` strings. Rejects with a
+   * PipelineError from the database-error classifier.
+   *
+   * @example
+   * const done = await sink.forwardedAmong([{ tool_id: 'gh-main', id: 'evt-1' }])
+   */
+  async forwardedAmong(events: readonly EventIdentity[]): Promise<Set<string>> {
+    if (events.length === 0) return new Set()
+    try {
+      const rows = await this.db.selectFrom('webhook_events').select(['tool_id', 'id'])
+        .where(identityIn(events)).where('forwarded_at', 'is not', null).execute()
+      return new Set(rows.map(identityOf))
+    } catch (err) {
+      throw classifyDatabaseError(err, `checking whether ${events.length} stored events were forwarded`)
     }
   }
 

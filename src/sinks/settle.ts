@@ -1,9 +1,11 @@
-import { concatMap, from, type MonoTypeOperatorFunction } from 'rxjs'
+import { concatMap, from, Observable, type MonoTypeOperatorFunction } from 'rxjs'
 import type { Redis } from 'ioredis'
 import type { Envelope } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
 import { DONE_MARKER, isOutOfMemory } from '../operators/dedupe.js'
 import { batch } from '../operators/batch.js'
+import type { CheckpointLedger } from '../operators/checkpoint.js'
+import type { Logger } from '../observability/logger.js'
 import { holdWhileDown, type HoldOptions } from '../operators/hold.js'
 import { DEFAULT_KEYS, idempotencyKey, type StreamKeys } from '../sources/keys.js'
 
@@ -15,8 +17,18 @@ export interface SettleOptions {
   readonly keys?: StreamKeys
   /** How long (s) an event id stays known as done. @defaultValue 86400 (24h, WORKER_IDEMPOTENCY_TTL) */
   readonly ttlSeconds?: number
-  /** Called for envelopes that reach settle still failed and not dead-lettered: they stay pending (redelivered). */
+  /** Called for envelopes that reach settle still failed and not dead-lettered: they are nacked (redelivered). */
   readonly onUnsettled?: (env: Envelope) => void
+  /**
+   * The chain's checkpoint ledger: a message recorded there that has not reached settle nor passed a checkpoint
+   * for `dropTimeoutMs` was dropped by a step; settle nacks it (releases it for redelivery) and logs a warning
+   * naming the last position it was seen at. @defaultValue none: nothing is tracked
+   */
+  readonly ledger?: CheckpointLedger
+  /** How long (ms) a tracked message may go unseen before it counts as dropped. @defaultValue 60000 */
+  readonly dropTimeoutMs?: number
+  /** Where the dropped-message warning goes. @defaultValue none */
+  readonly logger?: Pick<Logger, 'warn'>
   /** Passed to the infrastructure hold (Redis down while marking done). */
   readonly hold?: HoldOptions
 }
@@ -41,7 +53,7 @@ export function settle<E extends Envelope>(options: SettleOptions = {}): MonoTyp
     const done = envs.filter((env) => env.outcome && env.outcome !== 'dead_lettered' && env.outcome !== 'parked' && !env.failure)
     if (options.redis && done.length > 0) {
       const pipe = options.redis.pipeline()
-      for (const env of done) pipe.call('SET', idempotencyKey(keys, env.message.event.id), DONE_MARKER, 'EX', ttlSeconds)
+      for (const env of done) pipe.call('SET', idempotencyKey(keys, env.message.event.tool_id, env.message.event.id), DONE_MARKER, 'EX', ttlSeconds)
       let results: [Error | null, unknown][]
       try {
         results = (await pipe.exec()) ?? []
@@ -54,15 +66,34 @@ export function settle<E extends Envelope>(options: SettleOptions = {}): MonoTyp
       if (err) throw new PipelineError('infrastructure', 'REDIS_UNAVAILABLE', `marking events done failed: ${err.message}`, { cause: err })
     }
     for (const env of envs) {
-      // ack only what is durable: stored, forwarded, duplicate, dead-lettered or parked
+      options.ledger?.forget(env.message)
+      // ack only what is durable: stored, forwarded, duplicate, dead-lettered or parked; release the rest
       if (env.outcome) env.message.settle()
-      else options.onUnsettled?.(env)
+      else { env.message.nack(); options.onUnsettled?.(env) }
     }
     return envs
   }
-  return (source) => source.pipe(
+  const dropTimeoutMs = options.dropTimeoutMs ?? 60_000
+  if (!Number.isFinite(dropTimeoutMs) || dropTimeoutMs < 1) {
+    throw new RangeError(`settle: "dropTimeoutMs" must be a positive number of milliseconds; got ${options.dropTimeoutMs}`)
+  }
+  const chain: MonoTypeOperatorFunction<E> = (source) => source.pipe(
     batch({ maxSize: 1000 }),
     concatMap((envs) => holdWhileDown(() => markDone(envs), options.hold)),
     concatMap((envs) => from(envs)),
   )
+  const ledger = options.ledger
+  if (!ledger) return chain
+  return (source) => new Observable<E>((subscriber) => {
+    // a message dropped by a step never reaches settle: without this its credit would stay taken forever
+    const sweep = setInterval(() => {
+      for (const { message, position } of ledger.expire(dropTimeoutMs)) {
+        message.nack()
+        options.logger?.warn({ stream_id: message.streamId, event_id: message.event.id, tool_id: message.event.tool_id, last_position: position, drop_timeout_ms: dropTimeoutMs },
+          `a message was last seen at "${position}" and did not reach settle within ${dropTimeoutMs} ms: the operator after that position dropped it; released for redelivery`)
+      }
+    }, Math.max(10, Math.floor(dropTimeoutMs / 4)))
+    const sub = chain(source).subscribe(subscriber)
+    return () => { clearInterval(sweep); sub.unsubscribe() }
+  })
 }

@@ -201,7 +201,10 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
         if (decoded) return decoded
         const where = `stream ${stream}, entry ${id}`
         try {
-          decoded = { event: decodeStreamEvent(record.event, where), decodeError: undefined }
+          const event = decodeStreamEvent(record.event, where)
+          // a DLQ row kept raw is re-queued byte for byte, its new retry count beside it
+          const retryCount = record.retry_count === undefined ? NaN : Number(record.retry_count)
+          decoded = { event: Number.isInteger(retryCount) && retryCount >= 0 ? { ...event, retry_count: retryCount } : event, decodeError: undefined }
         } catch (err) {
           const decodeError = err instanceof PipelineError ? err
             : new PipelineError('permanent', 'UNDECODABLE_ENTRY', `${where}: ${(err as Error).message}`)
@@ -223,6 +226,16 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
           ackQueue.push(id)
           queuedAcks.add(id)
           scheduleAck()
+          wakeReader?.()
+        },
+        nack: () => {
+          if (settled) return
+          settled = true
+          inFlight.delete(id)
+          // idle as long as claimIdleMs: the next XAUTOCLAIM sweep (started over now) hands it out again
+          commands.call('XCLAIM', stream, group, consumer, 0, id, 'IDLE', claimIdleMs, 'JUSTID').catch(report)
+          claimCursor = '0-0'
+          lastClaimAt = 0
           wakeReader?.()
         },
       }

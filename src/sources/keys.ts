@@ -6,7 +6,7 @@ export interface StreamKeys {
   readonly dlqStream: string
   /** Consumer group of the workers. @defaultValue "webhook_workers" */
   readonly group: string
-  /** Prefix of idempotency keys; the key of an event is `<prefix><event id>`. @defaultValue "webhook:idempotency:" */
+  /** Prefix of idempotency keys; the key of an event is `<prefix><tool id>:<event id>`. @defaultValue "webhook:idempotency:" */
   readonly idempotencyPrefix: string
   /** Sorted set of events parked for a later retry, scored by due time (ms). @defaultValue "webhook:delayed" */
   readonly delayed: string
@@ -42,9 +42,27 @@ export function streamKeys(options: Partial<StreamKeys> & { prefix?: string } = 
   return Object.freeze({ ...base, ...overrides })
 }
 
-/** The idempotency key of one event id. */
-export function idempotencyKey(keys: StreamKeys, eventId: string): string {
-  return `${keys.idempotencyPrefix}${eventId}`
+/**
+ * The idempotency key of one event: `<prefix><tool id>:<event id>`. An event is identified by its tool and its
+ * delivery id, since senders choose delivery ids and two tools may send the same one. Tool ids hold no `:`,
+ * so the key is unambiguous.
+ *
+ * @example
+ * idempotencyKey(DEFAULT_KEYS, 'gh-main', 'msg_0001') // "webhook:idempotency:gh-main:msg_0001"
+ */
+export function idempotencyKey(keys: StreamKeys, toolId: string, eventId: string): string {
+  return `${keys.idempotencyPrefix}${toolId}:${eventId}`
+}
+
+/**
+ * Ingest's "delivery seen" key of one delivery: `<deliveryPrefix><tool id>:<delivery id>`. Its value is the
+ * first body's hash, so a re-send with another body can be told apart.
+ *
+ * @example
+ * deliverySeenKey(DEFAULT_KEYS, 'gh-main', 'msg_0001') // "webhook:delivery:gh-main:msg_0001"
+ */
+export function deliverySeenKey(keys: StreamKeys, toolId: string, deliveryId: string): string {
+  return `${keys.deliveryPrefix}${toolId}:${deliveryId}`
 }
 
 /**
@@ -56,15 +74,4 @@ export function idempotencyKey(keys: StreamKeys, eventId: string): string {
  */
 export function trimLeaseKey(stream: string): string {
   return `${stream}:trim-lease`
-}
-
-/**
- * The "delivery seen" key of one (tool, delivery id): set by ingest and the producer in the same script as the
- * XADD, so a re-sent delivery is answered as a duplicate for as long as it lives.
- *
- * @example
- * deliverySeenKey(DEFAULT_KEYS, 'gh-main', 'd-1') // "webhook:delivery:gh-main:d-1"
- */
-export function deliverySeenKey(keys: StreamKeys, toolId: string, deliveryId: string): string {
-  return `${keys.deliveryPrefix}${toolId}:${deliveryId}`
 }

@@ -159,8 +159,16 @@ export class PartitionedStreamClient extends StreamClient {
     return this.partitions.route(event).stream.add(event, options)
   }
 
+  override async addRaw(event: StreamEvent, rawEvent: Buffer, options: Omit<AddOptions, 'traceparent' | 'payloadJson'> = {}): Promise<string> {
+    return this.partitions.route(event).stream.addRaw(event, rawEvent, options)
+  }
+
   override async addIfFirst(seenKey: string, ttlSeconds: number, event: StreamEvent, options: AddOptions = {}): Promise<string | null> {
     return this.partitions.route(event).stream.addIfFirst(seenKey, ttlSeconds, event, options)
+  }
+
+  override async addOnce(seenKey: string, ttlSeconds: number, seenValue: string, event: StreamEvent, options: AddOptions = {}) {
+    return this.partitions.route(event).stream.addOnce(seenKey, ttlSeconds, seenValue, event, options)
   }
 
   override async addMany(events: readonly StreamEvent[], options: Omit<AddOptions, 'traceparent' | 'payloadJson'> = {}): Promise<string[]> {

@@ -66,8 +66,10 @@ export function entriesOfReadReply(reply: unknown): StreamEntry[] {
 }
 
 // SET NX then XADD, atomically; a script that is refused (OOM, no connection) writes nothing
-const ADD_IF_FIRST = redisScript(`if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return false end
-return redis.call('XADD', KEYS[2], unpack(ARGV, 2))`)
+// SET … NX GET: the key's earlier value when it existed (a re-send; nothing appended), else the new entry id
+const ADD_IF_FIRST = redisScript(`local seen = redis.call('SET', KEYS[1], ARGV[2], 'NX', 'GET', 'EX', ARGV[1])
+if seen then return {seen} end
+return redis.call('XADD', KEYS[2], unpack(ARGV, 3))`)
 
 // One script, so that nothing runs between reading the groups and trimming: a group created at 0 or moved back
 // (XGROUP SETID) between a separate read and XTRIM would lose the entries it still needs. Ids are compared and
@@ -175,9 +177,33 @@ export class StreamClient {
    * when the key existed (a redelivery: nothing appended).
    */
   async addIfFirst(seenKey: string, ttlSeconds: number, event: StreamEvent, options: AddOptions = {}): Promise<string | null> {
+    const result = await this.addOnce(seenKey, ttlSeconds, '1', event, options)
+    return result.streamId
+  }
+
+  /**
+   * Like `addIfFirst`, storing `seenValue` in `seenKey` (e.g. a hash of the body); on a re-send it resolves with
+   * the value stored by the first one, so the caller can tell a plain re-send from a different body.
+   *
+   * @example
+   * const r = await stream.addOnce(key, 86400, `sha256:${hash}`, event)
+   * if (r.streamId === null && r.seenValue !== `sha256:${hash}`) log.warn('same delivery id, different body')
+   */
+  async addOnce(seenKey: string, ttlSeconds: number, seenValue: string, event: StreamEvent, options: AddOptions = {}):
+    Promise<{ readonly streamId: string; readonly seenValue?: undefined } | { readonly streamId: null; readonly seenValue: string }> {
     const [stream, ...rest] = this.xaddArgs(event, options)
-    const id = await runScript(this.redis, ADD_IF_FIRST, [seenKey, stream as string], [ttlSeconds, ...rest])
-    return id === null ? null : (id as string)
+    const id = await runScript(this.redis, ADD_IF_FIRST, [seenKey, stream as string], [ttlSeconds, seenValue, ...rest])
+    return Array.isArray(id) ? { streamId: null, seenValue: String(id[0]) } : { streamId: id as string }
+  }
+
+  /**
+   * Appends a stream entry whose field `event` is `rawEvent` byte for byte, with field `retry_count` set to
+   * `event.retry_count` (the source reads it over the one inside the JSON). For DLQ rows kept raw: their JSON is
+   * not re-serialized. `event` is the entry parsed (for validation and, when partitioned, routing).
+   */
+  async addRaw(event: StreamEvent, rawEvent: Buffer, options: Omit<AddOptions, 'traceparent' | 'payloadJson'> = {}): Promise<string> {
+    const args = this.xaddArgs({ ...event, payload: null }, options).slice(0, -2)
+    return (await this.redis.call('XADD', ...args, 'event', rawEvent, 'retry_count', String(event.retry_count))) as string
   }
 
   /** Appends many events in one pipeline and returns their entry ids in order. All are validated first. */

@@ -44,4 +44,22 @@ Events('an unknown id exits 1 and a missing one exits 2 (usage), each with a cle
   assert.match(missing.err, /missing event id/)
 })
 
+Events('show <tool> <id> picks one tool\'s event; the id alone, shared by two tools, names both and exits 2 (usage: name the tool)', async ({ w }) => {
+  for (const [tool, stream] of [['tool-a', '1700000000000-1'], ['tool-b', '1700000000000-2']]) {
+    const event = makeEvent({ id: 'shared-7', tool_id: tool })
+    await w.db.db.insertInto('webhook_events').values({
+      id: event.id, tool_id: event.tool_id, tenant_id: event.tenant_id, event_type: event.event_type, repository: event.repository,
+      payload: JSON.stringify(event.payload), stream_id: stream!, received_at: event.timestamp,
+    }).execute()
+  }
+  const b = JSON.parse((await w.run(eventsCommand, ['show', 'tool-b', 'shared-7'], { json: true })).out)
+  assert.equal([b.tool_id, b.stored.stream_id], ['tool-b', '1700000000000-2'])
+  const ambiguous = await w.run(eventsCommand, ['show', 'shared-7'])
+  assert.is(ambiguous.code, 2)
+  assert.match(ambiguous.err, /belongs to 2 tools \(tool-a, tool-b\)/)
+  const none = await w.run(eventsCommand, ['show', 'tool-c', 'shared-7'])
+  assert.is(none.code, 1)
+  assert.match(none.err, /of tool "tool-c"/)
+})
+
 Events.run()

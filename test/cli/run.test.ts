@@ -52,7 +52,7 @@ Run('a signed webhook posted to ingest is stored by the worker, then trimmed fro
     // the delivery id and the idempotency marker are remembered for the same window (WORKER_IDEMPOTENCY_TTL)
     const keys = streamKeys({ prefix: ctx.env.STREAM_PREFIX! })
     // the row commits before the worker marks the event done (the short claim becomes the window-long marker)
-    for (const key of [`${keys.deliveryPrefix}store-tool:${delivery}`, `${keys.idempotencyPrefix}${delivery}`]) {
+    for (const key of [`${keys.deliveryPrefix}store-tool:${delivery}`, `${keys.idempotencyPrefix}store-tool:${delivery}`]) {
       await eventually(`${key} remembered for the window`, async () => {
         const ttl = await ctx.redis.ttl(key)
         return ttl > 3500 && ttl <= 3600

@@ -36,7 +36,7 @@ Load('with nothing set, Redis and PostgreSQL are embedded and every default appl
     trimIntervalMs: 10_000, trimKeep: 0,
   })
   assert.equal(c.http, {
-    addr: { host: '0.0.0.0', port: 8080 }, maxBodyBytes: 10 * 1024 * 1024,
+    addr: { host: '0.0.0.0', port: 8080 }, maxBodyBytes: 10 * 1024 * 1024, maxJsonDepth: 512,
     maxConnections: 1024, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000,
   })
   // the service refuses private forward destinations unless told otherwise (SSRF guard)

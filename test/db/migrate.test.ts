@@ -30,7 +30,7 @@ for (const kind of ['postgres', 'pglite'] as const) {
   Migrate('creates the four tables once, even when two processes migrate at the same time', async ({ handle }) => {
     const db = handle!.db
     const [a, b] = await Promise.all([migrateToLatest(db), migrateToLatest(db)])
-    assert.equal([...a!, ...b!], ['0001-initial', '0003-tool-secrets'])
+    assert.equal([...a!, ...b!], ['0001-initial', '0002-tool-scoped-identity', '0003-tool-secrets'])
     assert.equal(await migrateToLatest(db), [])
     assert.equal(await tables(db), ['webhook_audit_log', 'webhook_dlq', 'webhook_events', 'webhook_tools'])
   })
@@ -74,7 +74,46 @@ for (const kind of ['postgres', 'pglite'] as const) {
     const { error } = await createMigrator(db).migrateTo(NO_MIGRATIONS)
     assert.is(error, undefined)
     assert.equal(await tables(db), [])
-    assert.equal(await migrateToLatest(db), ['0001-initial', '0003-tool-secrets'])
+    assert.equal(await migrateToLatest(db), ['0001-initial', '0002-tool-scoped-identity', '0003-tool-secrets'])
+  })
+
+  Migrate('0002 moves a database filled through the 0001 schema to per-tool keys without losing or duplicating a row', async ({ handle }) => {
+    const db = handle!.db
+    assert.is((await createMigrator(db).migrateTo('0001-initial')).error, undefined)
+    const old = db as unknown as Kysely<any>
+    const events = Array.from({ length: 30 }, (_, i) => ({
+      id: `evt-${i}`, tool_id: i % 2 ? 'tool-a' : 'tool-b', tenant_id: 'acme', event_type: 'webhook.github.push', repository: '',
+      payload: JSON.stringify({ i }), stream_id: `1-${i}`, received_at: new Date().toISOString(),
+    }))
+    await old.insertInto('webhook_events').values(events).execute()
+    await old.insertInto('webhook_dlq').values([
+      { event_id: 'dead-1', tool_id: 'tool-a', event: '{"id":"dead-1"}', error: 'x', error_class: 'permanent', status: 'pending' },
+      { event_id: 'dead-2', tool_id: 'tool-b', event: '{"id":"dead-2"}', error: 'x', error_class: 'permanent', status: 'resolved' },
+    ]).execute()
+    await old.insertInto('webhook_audit_log').values([
+      { event_id: 'dead-1', entity: 'dlq', action: 'dead_lettered', actor: 'worker' },
+      { event_id: 'dead-2', entity: 'dlq', action: 'dlq_resolved', actor: 'worker' },
+      { event_id: null, entity: 'tool', action: 'tool_upserted', actor: 'cli' },
+    ]).execute()
+    assert.equal(await migrateToLatest(db), ['0002-tool-scoped-identity', '0003-tool-secrets'])
+    const rows = await db.selectFrom('webhook_events').select(['tool_id', 'id', 'payload']).orderBy('stream_id').execute()
+    assert.is(rows.length, 30)
+    assert.equal(new Set(rows.map((r) => `${r.tool_id}/${r.id}`)).size, 30)
+    assert.equal(rows.map((r) => (r.payload as { i: number }).i).sort((a, b) => a - b), events.map((_, i) => i))
+    const dlq = await db.selectFrom('webhook_dlq').select(['event_id', 'tool_id', 'event_format', 'event']).orderBy('id').execute()
+    assert.equal(dlq.map((d) => [d.event_id, d.tool_id, d.event_format, d.event]),
+      [['dead-1', 'tool-a', 'jsonb', { id: 'dead-1' }], ['dead-2', 'tool-b', 'jsonb', { id: 'dead-2' }]])
+    const audit = await db.selectFrom('webhook_audit_log').select(['event_id', 'tool_id', 'entity']).orderBy('id').execute()
+    assert.equal(audit.map((a) => [a.event_id, a.tool_id]), [['dead-1', 'tool-a'], ['dead-2', 'tool-b'], [null, null]])
+    // the new key: another tool may now store evt-0; the same tool still may not
+    await db.insertInto('webhook_events').values({ ...events[0]!, tool_id: 'tool-c' }).execute()
+    try {
+      await db.insertInto('webhook_events').values(events[0]!).execute()
+      assert.unreachable('a second row for (tool-b, evt-0) was accepted')
+    } catch (err) {
+      assert.is((err as { code?: string }).code, '23505')
+    }
+    assert.is((await db.selectFrom('webhook_events').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n, 31)
   })
 
   Migrate.run()

@@ -149,7 +149,7 @@ Admin('DLQ list: filters and cursor pages over 25 rows with limit 10', async (ct
   assert.is((await call(ctx, 'GET', '/admin/dlq?status=failed&tool=gh&event_type=webhook.github.push')).json.entries.length, 3)
   assert.is((await call(ctx, 'GET', `/admin/dlq?from=${new Date(Date.now() + 60_000).toISOString()}`)).json.entries.length, 0)
   const entry = (await call(ctx, 'GET', '/admin/dlq?limit=1')).json.entries[0]
-  assert.equal(Object.keys(entry).sort(), ['error', 'error_class', 'error_code', 'event_id', 'event_type', 'failed_at', 'id', 'next_retry_at',
+  assert.equal(Object.keys(entry).sort(), ['error', 'error_class', 'error_code', 'event_format', 'event_id', 'event_type', 'failed_at', 'id', 'next_retry_at',
     'resolved_at', 'retry_count', 'status', 'tool_id', 'undecodable', 'updated_at'])
   for (const [path2, code] of [['/admin/dlq?status=open', 'DLQ_FILTER_INVALID'], ['/admin/dlq?limit=0', 'DLQ_FILTER_INVALID'],
     ['/admin/dlq?cursor=zzz', 'DLQ_CURSOR_INVALID'], ['/admin/dlq?from=yesterday', 'DLQ_FILTER_INVALID'], ['/admin/dlq/abc', 'DLQ_ID_INVALID']] as const) {
@@ -226,7 +226,7 @@ async function storeRow(ctx: Ctx, event: StreamEvent): Promise<void> {
 Admin('GET /admin/events/:id tells where an event is: stored, then dead-lettered with its DLQ history', async (ctx) => {
   const event = makeEvent()
   await storeRow(ctx, event)
-  await ctx.redis.set(`${ctx.keys.idempotencyPrefix}${event.id}`, 'done')
+  await ctx.redis.set(`${ctx.keys.idempotencyPrefix}${event.tool_id}:${event.id}`, 'done')
   const stored = (await call(ctx, 'GET', `/admin/events/${event.id}`)).json.event
   assert.equal([stored.state, stored.stored.stream_id, stored.accepted_at, stored.idempotency, stored.dlq], ['stored', '1700000000000-0', event.timestamp, 'done', []])
   const [row] = await seedDlq(ctx.handle, [{ event: { id: 'evt-dlq-1' } }])
@@ -237,12 +237,25 @@ Admin('GET /admin/events/:id tells where an event is: stored, then dead-lettered
   assert.equal(await call(ctx, 'GET', '/admin/events/nope').then((r) => [r.status, r.json.error.code]), [404, 'EVENT_NOT_FOUND'])
 })
 
+Admin('an event is found by tool and delivery id; a delivery id two tools share lists both under GET /admin/events/:id', async (ctx) => {
+  const a = makeEvent({ id: 'shared-0001', tool_id: 'tool-a' })
+  const b = makeEvent({ id: 'shared-0001', tool_id: 'tool-b', repository: 'acme/other' })
+  await storeRow(ctx, a)
+  await storeRow(ctx, b)
+  const one = await call(ctx, 'GET', '/admin/tools/tool-b/events/shared-0001')
+  assert.equal([one.status, one.json.event.tool_id, one.json.event.stored.repository], [200, 'tool-b', 'acme/other'])
+  const both = await call(ctx, 'GET', '/admin/events/shared-0001')
+  assert.equal([both.status, both.json.event, both.json.events.map((e: { tool_id: string }) => e.tool_id)], [200, undefined, ['tool-a', 'tool-b']])
+  const missing = await call(ctx, 'GET', '/admin/tools/tool-c/events/shared-0001')
+  assert.equal([missing.status, missing.json.error.code], [404, 'EVENT_NOT_FOUND'])
+})
+
 Admin('GET /admin/events/:id finds the idempotency marker in the event\'s partition when the stream is partitioned', async (ctx) => {
   const event = makeEvent()
   await storeRow(ctx, event)
   const partitions = new StreamPartitions({ redis: ctx.redis, keys: ctx.keys, count: 4 })
   const keys = partitions.keys[partitions.indexOf(event)]!
-  await ctx.redis.set(idempotencyKey(keys, event.id), 'done')
+  await ctx.redis.set(idempotencyKey(keys, event.tool_id, event.id), 'done')
   const server = await startHttpServer('127.0.0.1:0', createRouter(adminRoutes({
     db: ctx.handle.db, redis: ctx.redis, keys: ctx.keys, partitionKeys: partitions.keys, tools: ctx.registry, toolStore: ctx.store,
     stream: new StreamClient({ redis: ctx.redis, stream: ctx.keys.stream }), token: TOKEN,

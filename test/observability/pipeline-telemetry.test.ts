@@ -164,7 +164,7 @@ function capture(level = 'info') {
 
 function message(): StreamMessage {
   const event = makeEvent()
-  return { stream: 's', streamId: '1-0', event, fields: { event: JSON.stringify(event) }, deliveryCount: 1, readAtMs: Date.now(), settle: () => {} }
+  return { stream: 's', streamId: '1-0', event, fields: { event: JSON.stringify(event) }, deliveryCount: 1, readAtMs: Date.now(), settle: () => {}, nack: () => {} }
 }
 
 Hooks('a hold is one warning per outage however many batches are held, and one info line when it ends', () => {

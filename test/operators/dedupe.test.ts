@@ -21,7 +21,7 @@ Dedupe('an empty source stays empty', async ({ redis }) => {
 Dedupe('ids marked done become duplicates; new ids are claimed briefly and pass on', async ({ redis }) => {
   const keys = streamKeys({ prefix: uniquePrefix() })
   const envs = [envelope(), envelope(), envelope()]
-  await redis.set(`${keys.idempotencyPrefix}${envs[1]!.message.event.id}`, DONE_MARKER)
+  await redis.set(`${keys.idempotencyPrefix}${envs[1]!.message.event.tool_id}:${envs[1]!.message.event.id}`, DONE_MARKER)
   const watcher = new Redis((await sharedRedis()).url)
   const monitor = await watcher.monitor()
   let sets = 0
@@ -46,9 +46,9 @@ Dedupe('ids marked done become duplicates; new ids are claimed briefly and pass 
   assert.equal(out.map((e) => e.outcome), [undefined, 'duplicate', undefined])
   assert.is(sets, 3, 'one SET NX GET per event')
   assert.is(pipelines, 1, 'all three in one pipeline')
-  const claim = await redis.get(`${keys.idempotencyPrefix}${envs[0]!.message.event.id}`)
+  const claim = await redis.get(`${keys.idempotencyPrefix}${envs[0]!.message.event.tool_id}:${envs[0]!.message.event.id}`)
   assert.match(claim!, /^claim:/)
-  const ttl = await redis.pttl(`${keys.idempotencyPrefix}${envs[0]!.message.event.id}`)
+  const ttl = await redis.pttl(`${keys.idempotencyPrefix}${envs[0]!.message.event.tool_id}:${envs[0]!.message.event.id}`)
   assert.ok(ttl > 0 && ttl <= 5000, `claim expires (${ttl} ms)`)
   assert.is(envs.reduce((n, e) => n + e.settled(), 0), 0, 'dedupe itself settles nothing')
 })
@@ -58,7 +58,7 @@ Dedupe('a failed envelope passes through without a Redis key', async ({ redis })
   const failed = { ...envelope(), failure: new PipelineError('permanent', 'X', 'x') }
   const [out] = await lastValueFrom(from([failed]).pipe(dedupe({ redis, keys }), toArray()))
   assert.is(out, failed)
-  assert.is(await redis.exists(`${keys.idempotencyPrefix}${failed.message.event.id}`), 0)
+  assert.is(await redis.exists(`${keys.idempotencyPrefix}${failed.message.event.tool_id}:${failed.message.event.id}`), 0)
 })
 
 Dedupe('while Redis is down the batch is held, then checked once Redis is back', async () => {

@@ -4,14 +4,15 @@ import type { StreamEvent } from '../../src/core/event.js'
 import { makeEvent } from '../helpers/events.js'
 
 /** An envelope around a message that is not from Redis: `settled` counts its settle() calls. */
-export function envelope(overrides: Partial<StreamEvent> = {}, message: Partial<StreamMessage> = {}): Envelope & { settled: () => number } {
+export function envelope(overrides: Partial<StreamEvent> = {}, message: Partial<StreamMessage> = {}): Envelope & { settled: () => number; nacked: () => number } {
   let settled = 0
+  let nacked = 0
   const event = makeEvent(overrides)
   const env = toEnvelope({
     stream: 's', streamId: `${Date.now()}-${Math.floor(Math.random() * 1e6)}`, event, fields: { event: JSON.stringify(event) },
-    deliveryCount: 1, readAtMs: Date.now(), settle: () => { settled += 1 }, ...message,
-  })
-  return Object.assign(env, { settled: () => settled })
+    deliveryCount: 1, readAtMs: Date.now(), settle: () => { settled += 1 }, nack: () => { nacked += 1 }, ...message,
+  } as StreamMessage)
+  return Object.assign(env, { settled: () => settled, nacked: () => nacked })
 }
 
 export const uniquePrefix = () => `op-${randomUUID()}:`

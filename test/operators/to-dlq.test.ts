@@ -7,7 +7,8 @@ import { createDb, type Db } from '../../src/db/database.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
 import { toDLQ } from '../../src/operators/to-dlq.js'
 import { streamKeys } from '../../src/sources/keys.js'
-import { sharedPostgres, sharedRedis, startRedis } from '../helpers/servers.js'
+import { sharedPostgres, sharedRedis, startPostgres } from '../helpers/servers.js'
+import { eventually } from '../helpers/events.js'
 import { envelope, uniquePrefix } from './helpers.js'
 import { release } from '../helpers/release.js'
 
@@ -51,41 +52,52 @@ DLQ('after the last DLQ round the entry is failed, waiting for a person', async 
   assert.equal([row.status, row.next_retry_at], ['failed', null])
 })
 
-DLQ('a payload PostgreSQL cannot hold (\\u0000) still reaches both DLQ copies', async ({ redis, db }) => {
+DLQ('a payload jsonb cannot hold (\\u0000, a lone surrogate) is kept raw, byte for byte, beside its innocent neighbours', async ({ redis, db }) => {
   const keys = streamKeys({ prefix: uniquePrefix() })
-  const env = { ...envelope({ payload: { text: 'a\u0000b' } }), failure: new PipelineError('permanent', 'STORE_REJECTED', 'x') }
-  const [out] = await lastValueFrom(from([env]).pipe(toDLQ({ db: db.db, redis, keys }), toArray()))
-  assert.is(out!.outcome, 'dead_lettered')
-  assert.is(await redis.xlen(keys.dlqStream), 1)
-  const row = await db.db.selectFrom('webhook_dlq').selectAll().where('event_id', '=', env.message.event.id).executeTakeFirstOrThrow()
-  assert.equal((row.event as { payload: unknown }).payload, { text: 'a\ufffdb' })
+  const rejected = (payload: unknown) => ({ ...envelope({ payload }), failure: new PipelineError('permanent', 'STORE_REJECTED', 'x') })
+  const nul = rejected({ text: 'a\u0000b' })
+  const surrogate = rejected({ zen: 'lone \ud800 surrogate' })
+  const innocent = failed()
+  const out = await lastValueFrom(from([nul, surrogate, innocent]).pipe(toDLQ({ db: db.db, redis, keys }), toArray()))
+  assert.equal(out.map((e) => e.outcome), ['dead_lettered', 'dead_lettered', 'dead_lettered'])
+  assert.is(await redis.xlen(keys.dlqStream), 3)
+  const rows = await db.db.selectFrom('webhook_dlq').selectAll()
+    .where('event_id', 'in', [nul, surrogate, innocent].map((e) => e.message.event.id)).execute()
+  const byId = new Map(rows.map((r) => [r.event_id, r]))
+  for (const env of [nul, surrogate]) {
+    const row = byId.get(env.message.event.id)!
+    assert.equal([row.event_format, row.event], ['raw', null])
+    assert.is(Buffer.from(row.event_raw!).toString('utf8'), env.message.fields.event)
+  }
+  assert.is(byId.get(innocent.message.event.id)!.event_format, 'jsonb')
+  assert.is(rows.length, 3)
 })
 
-DLQ('when neither DLQ write works the envelope is held, not settled, until one does', async ({ db }) => {
-  const server = await startRedis()
-  const redis = new Redis(server.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false })
-  redis.on('error', () => {})
-  const env = failed()
-  const holds: boolean[] = []
-  const broken = { ...db.db, transaction: () => { throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) } } as unknown as typeof db.db
+DLQ('while PostgreSQL is down the envelope is held, though the DLQ stream took it, and settled once its row is durable', async ({ redis }) => {
+  const pg = await startPostgres()
+  const own = await createDb({ url: await pg.createDatabase(), connectTimeoutMs: 500 })
   try {
-    await server.stop()
+    await migrateToLatest(own.db)
+    const keys = streamKeys({ prefix: uniquePrefix() })
+    const env = failed()
+    const holds: boolean[] = []
+    await pg.stop()
     let done = false
-    const result = lastValueFrom(from([env]).pipe(toDLQ({ db: broken, redis, hold: { onHold: (h) => holds.push(h), initialDelayMs: 50 } }), toArray()))
+    const result = lastValueFrom(from([env]).pipe(toDLQ({ db: own.db, redis, keys, hold: { onHold: (h) => holds.push(h), initialDelayMs: 50, maxDelayMs: 200 } }), toArray()))
       .then((r) => { done = true; return r })
-    await new Promise((r) => setTimeout(r, 400))
+    await eventually('held', () => holds.length === 1)
+    assert.ok(await redis.xlen(keys.dlqStream) >= 1, 'the DLQ stream took it')
     assert.is(done, false)
-    assert.equal(holds, [true])
-    await server.start()
-    await new Promise((r) => setTimeout(r, 300))
+    assert.is(env.settled(), 0)
+    await pg.start()
     const [out] = await result
     assert.is(out!.outcome, 'dead_lettered')
-    const check = new Redis(server.url)
-    assert.is(await check.xlen('webhook_events_dlq'), 1)
-    check.disconnect()
+    assert.equal(holds, [true, false])
+    const rows = await own.db.selectFrom('webhook_dlq').select('event_id').execute()
+    assert.equal(rows.map((r) => r.event_id), [env.message.event.id])
   } finally {
-    redis.disconnect()
-    await server.stop()
+    await own.close()
+    await pg.stop()
   }
 })
 

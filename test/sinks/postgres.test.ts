@@ -93,7 +93,7 @@ for (const kind of ['postgres', 'pglite'] as const) {
     const sink = new PostgresSink({ db: handle!.db })
     await sink.write([row(`${p}1`), row(`${p}2`), row(`${p}3`)])
     const at = new Date('2026-02-03T04:05:06Z')
-    assert.is(await sink.markForwarded([`${p}1`, `${p}3`, `${p}missing`], at), 2)
+    assert.is(await sink.markForwarded([`${p}1`, `${p}3`, `${p}missing`].map((id) => ({ tool_id: row(id).tool_id, id })), at), 2)
     assert.is(await sink.markForwarded([], at), 0)
     const stored = await handle!.db.selectFrom('webhook_events').select(['id', 'forwarded_at'])
       .where('id', 'like', `${p}%`).orderBy('id').execute()
@@ -133,7 +133,7 @@ Limits('a stopped server rejects with DATABASE_UNAVAILABLE and the same sink wor
   await sink.write([row(`${p}1`)])
   await server!.stop()
   try {
-    for (const attempt of [() => sink.write([row(`${p}2`)]), () => sink.markForwarded([`${p}1`])]) {
+    for (const attempt of [() => sink.write([row(`${p}2`)]), () => sink.markForwarded([{ tool_id: row(`${p}1`).tool_id, id: `${p}1` }])]) {
       try {
         await attempt()
         assert.unreachable('wrote to a stopped server')

@@ -73,9 +73,11 @@ export const dlqCommand: Command = async (args, flags, io) => {
         const entry = await dlq.get(idOf(id, sub))
         if (!entry) throw new CommandFailure(`DLQ entry ${id} does not exist; list entries with \`hookstream dlq list\``)
         print(io, flags, entry, () => {
-          const { history, event, ...fields } = entry
+          const { history, event, event_raw: raw, ...fields } = entry
           const lines = history.map((h) => ({ at: h.at, action: h.action, actor: h.actor, details: h.details }))
-          return `${formatFields(fields)}\n\nevent:\n${JSON.stringify(event, null, 2)}\n\nhistory:\n${formatTable(lines)}`
+          // a raw row is what jsonb could not hold: shown as the text that was queued, not re-serialized
+          const shown = raw !== null ? `event (raw: not valid jsonb, kept byte for byte):\n${raw}` : `event:\n${JSON.stringify(event, null, 2)}`
+          return `${formatFields(fields)}\n\n${shown}\n\nhistory:\n${formatTable(lines)}`
         })
         return 0
       }

@@ -1,26 +1,34 @@
-import { eventHistory } from '../../db/event-history.js'
+import { eventHistory, toolsWithEvent } from '../../db/event-history.js'
 import { formatTable, JSON_FLAG, type Command, type CommandSpec } from '../command.js'
-import { CommandFailure, formatFields, print, withContext } from './command-helpers.js'
+import { CommandFailure, formatFields, print, UsageError, withContext } from './command-helpers.js'
 
-const USAGE = 'usage: hookstream events show <event id> [--json]'
+const USAGE = 'usage: hookstream events show [<tool id>] <event id> [--json]'
 
 /**
- * `hookstream events show <id>`: where one event is and what happened to it (stored, forwarded, dead-lettered,
- * re-queued, resolved, discarded), from the events table, the DLQ and the audit log — the same as
- * `GET /admin/events/:id`.
+ * `hookstream events show <tool> <id>`: where one event is and what happened to it (stored, forwarded,
+ * dead-lettered, re-queued, resolved, discarded), from the events table, the DLQ and the audit log — the same
+ * as `GET /admin/tools/:tool/events/:deliveryId`. An event is identified by its tool and its delivery id; with
+ * the id alone it shows the event when one tool has that id, and lists the tools when several do.
  *
  * @example
- * hookstream events show 72d3162e-cc78-11e3-81ab-4c9367dc0958
+ * hookstream events show gh-main 72d3162e-cc78-11e3-81ab-4c9367dc0958
  */
 export const eventsCommand: Command = async (args, flags, io) => {
-  const [sub, id, ...extra] = args
-  if (sub !== 'show' || !id || extra.length > 0) {
+  const [sub, first, second, ...extra] = args
+  if (sub !== 'show' || !first || extra.length > 0) {
     io.stderr(`hookstream events: ${sub === 'show' ? 'missing event id' : `unknown or malformed subcommand "${args.join(' ')}"`}\n${USAGE}`)
     return 2
   }
   return withContext('events', flags, io, async (ctx) => {
-    const fate = await eventHistory(ctx.db.db, id)
-    if (!fate) throw new CommandFailure(`no stored row, DLQ entry or audit row has event id "${id}"; it may still be on the stream, or was never accepted`)
+    const id = second ?? first
+    const tools = second !== undefined ? [first] : await toolsWithEvent(ctx.db.db, id)
+    if (tools.length > 1) {
+      throw new UsageError(`event id "${id}" belongs to ${tools.length} tools (${tools.join(', ')}); name one: hookstream events show <tool id> ${id}`)
+    }
+    const fate = tools[0] === undefined ? undefined : await eventHistory(ctx.db.db, tools[0], id)
+    if (!fate) {
+      throw new CommandFailure(`no stored row, DLQ entry or audit row has event id "${id}"${second !== undefined ? ` of tool "${first}"` : ''}; it may still be on the stream, or was never accepted`)
+    }
     print(io, flags, fate, () => {
       const { dlq, history, stored, ...head } = fate
       return [

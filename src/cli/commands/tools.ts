@@ -10,7 +10,7 @@ import { CommandFailure, formatFields, print, stringFlag, UsageError, withContex
 
 const USAGE = 'usage: hookstream tools list | show <id> | add <id> --provider <p> --secret <s> [--secret-env VAR] [--tenant t] ' +
   '[--mode store|store_and_forward|transform_and_store] [--forward-url url] [--transform <json or jsonata>] [--retry-policy <json>] ' +
-  '[--signature none|<json>] [--disabled] | add --file tool.json|tool.yaml | remove <id> | ' +
+  '[--signature none|<json>] [--delivery-id <json>] [--disabled] | add --file tool.json|tool.yaml | remove <id> | ' +
   'rotate-secret <id> [--forward] [--secret <s> | --secret-env VAR] [--previous-expires-in 24h] | retire-secret <id> [--forward] | ' +
   'reencrypt   (--json for JSON output)'
 
@@ -59,6 +59,8 @@ function toolInput(id: string | undefined, flags: Parameters<Command>[1], env: R
   if (retry !== undefined) input.retry_policy = jsonFlag('retry-policy', retry)
   const signature = stringFlag(flags, 'signature')
   if (signature !== undefined) input.signature = signature === 'none' ? 'none' : jsonFlag('signature', signature)
+  const deliveryId = stringFlag(flags, 'delivery-id')
+  if (deliveryId !== undefined) input.delivery_id = jsonFlag('delivery-id', deliveryId)
   if (flags.disabled) input.enabled = false
   return input
 }
@@ -181,6 +183,7 @@ export const toolsSpec: CommandSpec = {
     transform: { type: 'string', description: 'add: JSONata expression, or JSON rules' },
     'retry-policy': { type: 'string', description: 'add: JSON retry policy' },
     signature: { type: 'string', description: 'add: none, or a JSON signature scheme' },
+    'delivery-id': { type: 'string', description: 'add (generic tools): where the delivery id is, as JSON: {"header":"x-id"} or {"pointer":"/id"}' },
     disabled: { type: 'boolean', description: 'add: store the tool disabled' },
     file: { type: 'string', description: 'add: read the tool from a JSON or YAML file' },
   },

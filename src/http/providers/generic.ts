@@ -1,6 +1,6 @@
 import type { GenericSignature } from '../../core/tool.js'
 import type { ProviderAdapter, VerifyResult } from './provider.js'
-import { header, hmacSha256, path, safeEqual, stringField } from './provider.js'
+import { header, hmacSha256, path, pointer, safeEqual, stringField } from './provider.js'
 
 function verifyGeneric(value: string | undefined, sig: GenericSignature, secret: string, rawBody: Buffer): VerifyResult {
   if (value === undefined || secret === '') return { ok: false }
@@ -18,7 +18,8 @@ function verifyGeneric(value: string | undefined, sig: GenericSignature, secret:
  * (default `x-signature`), encoded `hex` (default) or `base64`, after an optional `signature.prefix` (e.g.
  * `"sha256="`). With `signature: "none"` the tool accepts unsigned requests and events carry
  * `auth_context.verified: false`. The event is the `X-Event-Type` header, else the payload's `type` or `event`
- * field, else `"event"`. There is no delivery id (a UUID is generated) and `repository` is `""`.
+ * field, else `"event"`. The delivery id is where the tool's `delivery_id` says (`{ header }`, or `{ pointer }` into
+ * the payload, a string or a number); without it a UUID is generated, so re-sends are not recognised. `repository` is `""`.
  *
  * @example
  * parseTool({ id: 'shop', provider: 'generic', secret: 's', signature: { header: 'x-shop-signature', encoding: 'base64' } })
@@ -32,8 +33,12 @@ export const generic: ProviderAdapter = Object.freeze<ProviderAdapter>({
     const sig = tool.signature ?? { header: 'x-signature', encoding: 'hex' as const, prefix: '' }
     return verifyGeneric(header(request.headers, sig.header), sig, tool.secret, request.rawBody)
   },
-  normalize(request, payload) {
+  normalize(request, payload, tool) {
+    const source = tool.deliveryId
+    const found = source === undefined ? undefined
+      : 'header' in source ? header(request.headers, source.header) : pointer(payload, source.pointer)
     return {
+      ...(typeof found === 'string' || typeof found === 'number' ? { deliveryId: String(found) } : {}),
       event: header(request.headers, 'x-event-type') ?? stringField(path(payload, 'type')) ??
         stringField(path(payload, 'event')) ?? 'event',
       payload,

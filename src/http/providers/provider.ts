@@ -45,7 +45,7 @@ export interface ProviderAdapter {
   /** Checks the signature over `rawBody`, before anything parses it. Never throws. */
   verify(request: ProviderRequest, tool: ToolConfig): VerifyResult
   /** Reads event name, delivery id and repository. Throws a permanent PipelineError (`MISSING_HEADER`, …) for a bad request. */
-  normalize(request: ProviderRequest, payload: unknown): NormalizedDelivery
+  normalize(request: ProviderRequest, payload: unknown, tool: ToolConfig): NormalizedDelivery
 }
 
 /**
@@ -114,6 +114,22 @@ export function verifyPrefixedHex(value: string | undefined, secret: string, raw
 /** `value` when it is a non-empty string, else `undefined`. */
 export function stringField(value: unknown): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined
+}
+
+/**
+ * The value at a JSON pointer (RFC 6901: `/a/0/b`, `~1` for `/`, `~0` for `~`) in `payload`, or `undefined`.
+ *
+ * @example
+ * pointer({ data: { id: 7 } }, '/data/id') // 7
+ */
+export function pointer(payload: unknown, at: string): unknown {
+  let value = payload
+  for (const raw of at.split('/').slice(1)) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~')
+    if (typeof value !== 'object' || value === null || !Object.hasOwn(value, key)) return undefined
+    value = (value as Record<string, unknown>)[key]
+  }
+  return value
 }
 
 /** `payload[a][b]…` when every step is an object, else `undefined`. */

@@ -1,6 +1,7 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createHmac } from 'node:crypto'
+import { parseTool, toolToJSON } from '../../../src/core/tool.js'
 import { sharedRedis } from '../../helpers/servers.js'
 import { startIngest, type IngestHarness } from './ingest-harness.js'
 
@@ -10,6 +11,8 @@ Generic.before(async (ctx) => {
   ctx.h.addTool({ id: 'hex', provider: 'generic', secret: 'g-secret' })
   ctx.h.addTool({ id: 'b64', provider: 'generic', secret: 'g-secret', signature: { header: 'X-Shop-Signature', encoding: 'base64', prefix: 'sha256=' } })
   ctx.h.addTool({ id: 'open', provider: 'generic', signature: 'none' })
+  ctx.h.addTool({ id: 'by-header', provider: 'generic', signature: 'none', delivery_id: { header: 'X-Request-Id' } })
+  ctx.h.addTool({ id: 'by-pointer', provider: 'generic', signature: 'none', delivery_id: { pointer: '/data/id' } })
 })
 Generic.after(async (ctx) => { await ctx.h?.close() })
 
@@ -29,6 +32,36 @@ Generic('a hex signature in x-signature (any case) is accepted; the event comes 
   assert.is(event.event_type, 'webhook.generic.order.created')
   assert.equal(event.auth_context, { provider: 'generic', verified: true })
   assert.is((event.metadata as { headers: Record<string, string> }).headers['x-signature'], undefined)
+})
+
+Generic('a tool that names where its delivery id is gets re-sends answered as duplicates; without it each request is new', async ({ h }) => {
+  const before = await h!.length()
+  const order = JSON.stringify({ type: 'order.created', data: { id: 9001 } })
+  const viaHeader = [await h!.post('by-header', order, { ...json, 'x-request-id': 'req-77' }), await h!.post('by-header', order, { ...json, 'x-request-id': 'req-77' })]
+  assert.equal(viaHeader.map((r) => [r.status, r.json.id, r.json.duplicate ?? false]), [[202, 'req-77', false], [202, 'req-77', true]])
+  const viaPointer = [await h!.post('by-pointer', order, json), await h!.post('by-pointer', order, json)]
+  assert.equal(viaPointer.map((r) => [r.status, r.json.id, r.json.duplicate ?? false]), [[202, '9001', false], [202, '9001', true]])
+  const plain = [await h!.post('open', order, json), await h!.post('open', order, json)]
+  assert.equal(plain.map((r) => r.json.duplicate ?? false), [false, false])
+  assert.is.not(plain[0]!.json.id, plain[1]!.json.id)
+  assert.is(await h!.length(), before + 4)
+  const missing = await h!.post('by-pointer', body, json)
+  assert.equal([missing.status, missing.json.error.code], [400, 'INVALID_DELIVERY_ID'])
+  assert.match(missing.json.error.message, /JSON pointer "\/data\/id"/)
+})
+
+Generic('delivery_id is refused on a provider with its own delivery id, or when it is not a header or a JSON pointer', () => {
+  for (const [provider, deliveryId, field] of [['github', { header: 'x-id' }, /"delivery_id" is only for provider "generic"/],
+    ['generic', { pointer: 'data.id' }, /"delivery_id.pointer" must be a JSON pointer/], ['generic', { header: 'a b' }, /"delivery_id.header"/],
+    ['generic', { header: 'x', pointer: '/a' }, /must be \{ header/]] as const) {
+    try {
+      parseTool({ id: 't', provider, secret: 's', delivery_id: deliveryId })
+      assert.unreachable('accepted')
+    } catch (err) {
+      assert.match((err as Error).message, field)
+    }
+  }
+  assert.equal(toolToJSON(parseTool({ id: 't', provider: 'generic', secret: 's', delivery_id: { header: 'X-Id' } })).delivery_id, { header: 'x-id' })
 })
 
 Generic('a base64 signature after the configured prefix in the configured header is accepted; X-Event-Type wins', async ({ h }) => {
