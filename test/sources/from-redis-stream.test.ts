@@ -408,6 +408,29 @@ Source('a stop while Redis is paused (CLIENT PAUSE WRITE) and the read is postpo
   }
 })
 
+Source('a stop while Redis is down completes at once: no read can return, so none is waited for', async () => {
+  const server = await startRedis()
+  const redis = new Redis(server.url, { maxRetriesPerRequest: null })
+  redis.on('error', () => {})
+  try {
+    const consumer = `down-${randomUUID()}`
+    const { options } = setup(redis, { consumer, blockMs: 60_000, drainTimeoutMs: 20_000, onError: () => {} })
+    const ac = new AbortController()
+    let closed: unknown
+    fromRedisStream({ ...options, signal: ac.signal, onClosed: (r) => { closed = r } }).subscribe()
+    await eventually('the reader blocks in XREADGROUP', async () => (await blockedReader(redis, consumer)) !== undefined)
+    await server.stop()
+    const stoppedAt = Date.now()
+    ac.abort()
+    await eventually('closed', () => closed !== undefined, 25_000)
+    assert.ok(Date.now() - stoppedAt < 3000, `closed ${Date.now() - stoppedAt} ms after the stop, not at the drain timeout (20 s)`)
+    assert.equal(closed, { drained: true, unsettled: 0 })
+  } finally {
+    redis.disconnect()
+    await server.stop()
+  }
+})
+
 Source('rejects bad options naming the option', () => {
   try {
     fromRedisStream({ redis: null as unknown as Redis, stream: 's', group: 'g', consumer: 'c', maxInFlight: 0 })
