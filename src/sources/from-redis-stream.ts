@@ -296,6 +296,9 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
         'BLOCK', blockMs, 'STREAMS', stream, '>')))
     }
 
+    let requestStop = () => {}
+    const stopRequested = new Promise<void>((resolve) => { requestStop = resolve })
+
     const run = async () => {
       let failures = 0
       let groupReady = false
@@ -325,7 +328,8 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
           }
           failures += 1
           report(err)
-          await sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)))
+          // a stop ends the back-off: there is no read to wait for
+          await Promise.race([sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6))), stopRequested])
         }
       }
     }
@@ -350,11 +354,12 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
     // A graceful stop lets the read in progress return and hands out what it brought, so nothing read is left
     // pending unstarted: CLIENT UNBLOCK ends a blocked read at once. The unblock is repeated while the read has not
     // returned (it may reach Redis after the first one). A read still out at the deadline (a paused server, a lost
-    // reply) is cut off; its entries stay pending for a restart or a claim.
+    // reply) is cut off, and so is one on a connection that is down, since no reply can come; its entries stay
+    // pending for a restart or a claim.
     const finishReading = async (deadline: number) => {
       let unblocking: Promise<unknown> | undefined
       let reported = false
-      while (!readingDone && Date.now() < deadline) {
+      while (!readingDone && Date.now() < deadline && reader.status === 'ready') {
         unblocking ??= unblocker.unblock().catch((err) => {
           if (!reported) report(new Error(`CLIENT UNBLOCK of the reader of stream ${stream} failed; the stop waits for the read's BLOCK (${blockMs} ms) instead: ${(err as Error).message}`, { cause: err }))
           reported = true
@@ -368,6 +373,7 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
       stopping = true
       stopDeadline = Date.now() + drainTimeoutMs
       wakeReader?.()
+      requestStop()
       void finishReading(stopDeadline).then(() => subscriber.complete())
     }
     if (options.signal?.aborted) onAbort()
@@ -377,6 +383,7 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
       stopping = true
       options.signal?.removeEventListener('abort', onAbort)
       wakeReader?.()
+      requestStop()
       // unsubscribed without a stop (or the stop is done reading): nothing more can be handed out, so a blocked
       // XREADGROUP is cut off rather than waited for; entries it receives stay pending for us
       reader.disconnect()
@@ -387,8 +394,8 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
         clearInterval(refreshTimer)
         await (acking = acking.then(flushAcks))
         const unsettled = inFlight.size
-        // a QUIT queued behind a command Redis holds (a paused server) must not hold the close
-        await Promise.race([commands.quit().catch(() => {}), sleep(Math.max(1000, deadline - Date.now()))])
+        // a QUIT queued behind a command Redis holds (a paused server), or behind a reconnect, must not hold the close
+        if (commands.status === 'ready') await Promise.race([commands.quit().catch(() => {}), sleep(Math.max(1000, deadline - Date.now()))])
         commands.disconnect()
         options.onClosed?.({ drained: unsettled === 0, unsettled })
       })()

@@ -30,6 +30,8 @@ function isCluster(redis: Redis | Cluster): redis is Cluster {
 }
 
 const nodeKey = (node: Redis) => `${node.options.host}:${node.options.port}`
+const sameServer = (a: Redis, b: Redis) =>
+  a.stream?.remoteAddress !== undefined && a.stream.remoteAddress === b.stream?.remoteAddress && a.stream.remotePort === b.stream.remotePort
 
 /**
  * The unblocker of one source's reader. On a Redis Cluster the read of a stream goes out on the reader's
@@ -50,7 +52,9 @@ export function readUnblocker(options: ReadUnblockerOptions): ReadUnblocker {
 
   const readerConnection = async (): Promise<Redis | undefined> => {
     if (!isCluster(reader)) return reader
-    slot ??= Number(await reader.call('CLUSTER', 'KEYSLOT', stream))
+    // never fails the read: without the slot (a refused command) the stop only waits for the read's BLOCK
+    slot ??= await reader.call('CLUSTER', 'KEYSLOT', stream).then(Number, () => undefined)
+    if (slot === undefined) return undefined
     const master = reader.slots[slot]?.[0]
     return reader.nodes('master').find((node) => nodeKey(node) === master)
   }
@@ -65,14 +69,17 @@ export function readUnblocker(options: ReadUnblockerOptions): ReadUnblocker {
     },
     async unblock() {
       if (!known) return false
+      const { connection } = known
       const id = await known.id
-      if (!id) return false
+      // an id names a client on one server only: send it nowhere else (a failover or a slot move in between)
+      const via = isCluster(commands) ? commands.nodes('master').find((node) => nodeKey(node) === nodeKey(connection)) : commands
+      if (!id || !via || !sameServer(via, connection)) return false
       // A read that reaches Redis during a pause is postponed, not blocked, and CLIENT UNBLOCK on a postponed
       // client crashes Redis 7 ("Unknown btype in replyToBlockedClientTimedOut"). Redis holds a transaction that
       // writes for as long as it is paused, so this one unblocks only after the pause, when the postponed read has
       // become a plain blocked one. Its XTRIM removes nothing (no id is below 0-0); its key routes it to the
-      // stream's master on a Cluster.
-      const replies = await commands.multi().call('XTRIM', stream, 'MINID', '0').call('CLIENT', 'UNBLOCK', id).exec()
+      // stream's master on a Cluster (a MOVED aborts the transaction).
+      const replies = await via.multi().call('XTRIM', stream, 'MINID', '0').call('CLIENT', 'UNBLOCK', id).exec()
       const [err, unblocked] = replies?.[1] ?? [null, 0]
       if (err) throw err
       return Number(unblocked) === 1

@@ -320,6 +320,29 @@ async function blockedReader(redis: Redis, consumer: string): Promise<string | u
   return lines.find((l) => l.includes(`name=hookstream:${consumer}:read `) && / flags=b /.test(l) && / cmd=xreadgroup /.test(l))
 }
 
+Source('a stop while Redis is down completes at once: no read can return, so none is waited for', async () => {
+  const server = await startRedis()
+  const redis = new Redis(server.url, { maxRetriesPerRequest: null })
+  redis.on('error', () => {})
+  try {
+    const consumer = `down-${randomUUID()}`
+    const { options } = setup(redis, { consumer, blockMs: 60_000, drainTimeoutMs: 20_000, onError: () => {} })
+    const ac = new AbortController()
+    let closed: unknown
+    fromRedisStream({ ...options, signal: ac.signal, onClosed: (r) => { closed = r } }).subscribe()
+    await eventually('the reader blocks in XREADGROUP', async () => (await blockedReader(redis, consumer)) !== undefined)
+    await server.stop()
+    const stoppedAt = Date.now()
+    ac.abort()
+    await eventually('closed', () => closed !== undefined, 25_000)
+    assert.ok(Date.now() - stoppedAt < 3000, `closed ${Date.now() - stoppedAt} ms after the stop, not at the drain timeout (20 s)`)
+    assert.equal(closed, { drained: true, unsettled: 0 })
+  } finally {
+    redis.disconnect()
+    await server.stop()
+  }
+})
+
 Source('a stop while the reply of a blocked read is on its way hands out and acks its entries: nothing is left pending', async ({ redis }) => {
   const event = makeEvent()
   const proxy = await replyHoldingProxy(Number(new URL((await sharedRedis()).url).port), event.id)
