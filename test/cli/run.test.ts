@@ -49,6 +49,8 @@ Run('a signed webhook posted to ingest is stored by the worker, then trimmed fro
     await eventually('row stored', async () => (await count(ctx.db)) === 1)
     const row = await ctx.db.db.selectFrom('webhook_events').selectAll().executeTakeFirstOrThrow()
     assert.equal([row.id, row.event_type, row.repository, row.tenant_id], [delivery, 'webhook.github.push', 'acme/api', 'acme'])
+    // the row is written before settle turns the 60 s claim into the done marker and acks: wait for the ack
+    await eventually('acked', async () => (await pendingOf(ctx)) === 0, 30_000)
     // the delivery id and the idempotency marker are remembered for the same window (WORKER_IDEMPOTENCY_TTL)
     const keys = streamKeys({ prefix: ctx.env.STREAM_PREFIX! })
     // the row commits before the worker marks the event done (the short claim becomes the window-long marker)
@@ -59,7 +61,7 @@ Run('a signed webhook posted to ingest is stored by the worker, then trimmed fro
       }, 10_000)
     }
     // acked, so the worker's trimmer removes it from the stream within an interval or two
-    await eventually('stream trimmed', async () => (await ctx.redis.xlen(ctx.stream.stream)) === 0, 3000)
+    await eventually('stream trimmed', async () => (await ctx.redis.xlen(ctx.stream.stream)) === 0, 30_000)
     const metrics = await (await fetch(`${svc.healthUrl}/metrics`)).text()
     assert.match(metrics, /^webhook_stream_trimmed_entries_total 1$/m)
     // the worker trims under the stream's lease (3 intervals long), so a second worker would skip its turns

@@ -8,6 +8,7 @@ import { sql } from 'kysely'
 import pg from 'pg'
 import { createDb, isDatabaseUnavailable } from '../../src/db/database.js'
 import { sharedPostgres } from '../helpers/servers.js'
+import { withTimeLimit } from '../helpers/time-limit.js'
 
 const Database = suite('createDb')
 
@@ -61,7 +62,7 @@ Database('an unreachable server is recognised as unavailable', async () => {
   assert.not.ok(isDatabaseUnavailable(Object.assign(new Error('invalid input syntax'), { code: '22P02' })))
 })
 
-Database('pglitePath creates the data dir and runs the same SQL', async () => {
+Database('pglitePath creates the data dir and runs the same SQL', withTimeLimit(180_000, async () => {
   const base = mkdtempSync(join(tmpdir(), 'hookstream-pglite-'))
   const dir = join(base, 'nested', 'data')
   try {
@@ -90,6 +91,6 @@ Database('pglitePath creates the data dir and runs the same SQL', async () => {
   } finally {
     rmSync(base, { recursive: true, force: true })
   }
-})
+}))
 
 Database.run()

@@ -55,7 +55,7 @@ async function newDb(): Promise<Db> {
   return db
 }
 
-Clustered('20,000 webhooks through ingest land on partitions on several masters and are stored exactly once', withTimeLimit(300_000, async ({ cluster, redis }) => {
+Clustered('20,000 webhooks through ingest land on partitions on several masters and are stored exactly once', withTimeLimit(900_000, async ({ cluster, redis }) => {
   const started = Date.now()
   const keys = streamKeys({ prefix: `cl-${randomUUID()}:` })
   const partitions = new StreamPartitions({ redis, keys, count: 8 })
@@ -149,7 +149,7 @@ async function startReceiver(): Promise<Receiver> {
   }
 }
 
-Clustered('with orderBy repository, 1,000 events per repository over 20 repositories arrive in per-repository order', withTimeLimit(300_000, async ({ redis }) => {
+Clustered('with orderBy repository, 1,000 events per repository over 20 repositories arrive in per-repository order', withTimeLimit(900_000, async ({ redis }) => {
   const keys = streamKeys({ prefix: `ord-${randomUUID()}:` })
   const partitions = new StreamPartitions({ redis, keys, count: 4 })
   const receiver = await startReceiver()

@@ -169,11 +169,12 @@ Forward('a hanging destination does not take the slots of another one', async ()
 
 Forward('a busy destination that keeps answering is waited for, not given up on', async () => {
   const busy = await receiver((_r, res) => setTimeout(() => res.writeHead(200).end(), 150))
-  const sink = new ForwardSink({ perDestinationConcurrency: 1, slotWaitMs: 200 })
-  // 6 requests through 1 slot take ~900 ms, far past slotWaitMs, but the destination finishes one every 150 ms
-  const failures = await sink.write([1, 2, 3, 4, 5, 6].map((i) => item(`busy-${i}`, busy.url)))
+  const sink = new ForwardSink({ perDestinationConcurrency: 1, slotWaitMs: 1000 })
+  // 12 requests through 1 slot take ~1.8 s, far past slotWaitMs, but the destination finishes one every 150 ms
+  // (850 ms of slack per request for a busy machine's late timers)
+  const failures = await sink.write(Array.from({ length: 12 }, (_, i) => item(`busy-${i}`, busy.url)))
   assert.is(failures.size, 0)
-  assert.is(busy.received.length, 6)
+  assert.is(busy.received.length, 12)
   await sink.close()
   await busy.close()
 })

@@ -10,6 +10,7 @@ import { sharedRedis, startRedis } from '../helpers/servers.js'
 import { eventually, makeEvent } from '../helpers/events.js'
 import { startRedisProxy, type ProxiedConnection } from '../helpers/redis-proxy.js'
 import { release } from '../helpers/release.js'
+import { withTimeLimit } from '../helpers/time-limit.js'
 
 const Source = suite<{ redis: Redis; url: string }>('fromRedisStream', {} as { redis: Redis; url: string })
 Source.before(async (ctx) => {
@@ -74,7 +75,7 @@ Source('reads no further than maxInFlight while nothing settles, then exactly th
   await closedAfter(h.sub, h)
 })
 
-Source('drains a 100,000-entry backlog through a slow subscriber within maxInFlight and flat heap', async ({ redis }) => {
+Source('drains a 100,000-entry backlog through a slow subscriber within maxInFlight and flat heap', withTimeLimit(180_000, async ({ redis }) => {
   const { client, options } = setup(redis, { batchSize: 200, maxInFlight: 200 })
   const total = 100_000
   const small = makeEvent({ payload: { n: 1 } })
@@ -115,7 +116,7 @@ Source('drains a 100,000-entry backlog through a slow subscriber within maxInFli
   await eventually('all acked', async () => (await client.info()).groups[0]!.pending === 0)
   sub!.unsubscribe()
   await eventually('source closed', () => closed)
-})
+}))
 
 Source('acks settled ids together in one XACK, and only after they settled', async () => {
   // its own server, so Redis's command statistics count only this source's XACKs
