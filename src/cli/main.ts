@@ -2,6 +2,7 @@
 import { isPipelineError } from '../core/errors.js'
 import { parseFlags } from '../config/parse-flags.js'
 import { processIO, type Command } from './command.js'
+import { commandsCommand } from './commands/commands.js'
 import { dlqCommand } from './commands/dlq.js'
 import { eventsCommand } from './commands/events.js'
 import { migrateCommand } from './commands/migrate.js'
@@ -18,6 +19,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   dlq: dlqCommand,
   stream: streamCommand,
   events: eventsCommand,
+  commands: commandsCommand,
 }
 
 const USAGE = `usage: hookstream <command> [flags]
@@ -30,6 +32,7 @@ commands:
   dlq list|show|retry|discard|purge    inspect and re-drive dead letters
   stream info                          length, pending, lag, consumers, DLQ depth
   events show <event id>               where one event is and what happened to it
+  commands dlq list|show|retry|discard dead-lettered commands of a command log (--stream, default commands)
   (every inspecting command takes --json)
 
 common flags: --config <file.yaml> --redis-url <url> --database-url <url> --log-level <level>

@@ -168,6 +168,7 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
         ...(partitions.count > 1 ? { partitionKeys: partitions.keys } : {}),
         ...(config.adminToken ? { token: config.adminToken } : {}),
         ...(config.streamMaxLen ? { streamMaxLen: config.streamMaxLen } : {}),
+        commandLog: { redis, stream: config.commandStream },
       }),
       ...(options.routes ?? []),
     ]), {

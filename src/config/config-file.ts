@@ -17,6 +17,7 @@ export const CONFIG_FILE_KEYS: Readonly<Record<string, Readonly<Record<string, r
   admin: ['token'],
   log: ['level'],
   otel: ['endpoint'],
+  commands: ['stream'],
 })
 
 /** A configuration file, read and checked for unknown keys. */

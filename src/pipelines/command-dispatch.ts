@@ -1,7 +1,7 @@
 import type { StreamMessage } from '../core/envelope.js'
 import { isPipelineError, PipelineError } from '../core/errors.js'
 import { backoffDelayMs, mayRetry } from '../core/backoff.js'
-import { writeDeadLetter, type CommandLogClient } from './command-log.js'
+import { ONLY_WORKER_FIELD, writeDeadLetter, type CommandLogClient } from './command-log.js'
 import { validateCommandPayload, type CommandSchema } from './command-schema.js'
 import type { CommandContext, ExecuteCommand, WorkerDefinition, WorkerLogger } from './command-worker.js'
 
@@ -137,7 +137,8 @@ export async function dispatchCommand<S>(message: StreamMessage, ctx: DispatchCo
   const { worker, counters, signal } = ctx
   const command = message.fields.command
   const route = command === undefined ? undefined : worker.routes.get(command)
-  if (route === undefined || command === undefined) {
+  const onlyFor = message.fields[ONLY_WORKER_FIELD]
+  if (route === undefined || command === undefined || (onlyFor !== undefined && onlyFor !== worker.name)) {
     counters.skipped += 1
     settled(message, ctx)
     return

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
 import { compareStreamIds } from '../sources/stream-client.js'
-import { commandSnapshotKey } from './command-log.js'
+import { commandSnapshotKey, ONLY_WORKER_FIELD } from './command-log.js'
 import { decodeCommandPayload } from './command-dispatch.js'
 import type { CommandContext, ResolvedReplay, WorkerDefinition, WorkerLogger } from './command-worker.js'
 
@@ -126,7 +126,8 @@ export async function replayCommandLog<S>(options: ReplayOptions<S>): Promise<S>
       const fields = fieldsOf(flat)
       const command = fields.command
       const route = command === undefined ? undefined : worker.routes.get(command)
-      if (!route || command === undefined) continue
+      const onlyFor = fields[ONLY_WORKER_FIELD]
+      if (!route || command === undefined || (onlyFor !== undefined && onlyFor !== worker.name)) continue
       const context: CommandContext<S, unknown> = {
         worker: worker.name, command, payload: undefined, state, signal, attempt: 1, logger, execute, isReplay: true,
         message: { id, timestamp: new Date(Number(id.split('-')[0])), deliveryCount: 1 },
