@@ -26,6 +26,7 @@ const USAGE = `usage: hookstream <command> [flags]
 
 commands:
   run [--role all|ingest|worker|dlq]   start the service (ingest, worker, DLQ worker, health)
+  run --role commands --app <module>   run a command app's workers with health and metrics
   migrate                              apply database migrations
   produce --file events.ndjson         enqueue StreamEvents, one JSON per line
   tools list|show|add|remove           manage tools (secrets are write-only)
