@@ -17,8 +17,8 @@ export interface ReplayProgress {
   done: boolean
 }
 
-/** What a replay needs. */
-export interface ReplayOptions<S> {
+/** What `replayCommandLog` needs. */
+export interface ReplayRunOptions<S> {
   readonly redis: Redis
   readonly stream: string
   readonly worker: WorkerDefinition<S> & { readonly replay: ResolvedReplay<S> }
@@ -101,7 +101,7 @@ async function lastDeliveredId(redis: Redis, stream: string, group: string): Pro
  * @example
  * const state = await replayCommandLog({ redis, stream: 'commands', worker, logger, signal, progress })
  */
-export async function replayCommandLog<S>(options: ReplayOptions<S>): Promise<S> {
+export async function replayCommandLog<S>(options: ReplayRunOptions<S>): Promise<S> {
   const { redis, stream, worker, logger, signal, progress } = options
   const snapshot = await loadCommandSnapshot(redis, stream, worker.name)
   const state = snapshot ? worker.replay.load(snapshot.state) : worker.replay.fresh()
