@@ -42,7 +42,12 @@ export { runWorker, type RunWorkerOptions, type RunningWorker, type ProcessConte
 export { webhookPipeline, type WebhookPipelineOptions, type WebhookEnvelope } from './pipelines/webhook.js'
 export { defineWorker, DEFAULT_COMMAND_RETRY, type CommandContext, type WorkerDefinition, type WorkerDefinitionInput } from './pipelines/command-worker.js'
 export { createApp, type CommandApp, type CommandAppOptions } from './pipelines/command-app.js'
-export { executeCommand, commandDlqStream, DEFAULT_COMMAND_STREAM } from './pipelines/command-log.js'
+export { executeCommand, commandDlqStream, commandSnapshotKey, DEFAULT_COMMAND_STREAM } from './pipelines/command-log.js'
+export {
+  listCommandDeadLetters, getCommandDeadLetter, retryCommandDeadLetter, discardCommandDeadLetter, type CommandDeadLetter,
+} from './pipelines/command-dlq.js'
+export type { ReplayOptions } from './pipelines/command-worker.js'
+export { createCommandMetrics, type CommandMetrics, type CommandOutcome } from './observability/command-metrics.js'
 
 export { createDb, isDatabaseUnavailable, type Db, type Database } from './db/database.js'
 export { migrateToLatest } from './db/migrate.js'

@@ -7,6 +7,7 @@ import { produceSpec } from './commands/produce.js'
 import { runSpec } from './commands/run.js'
 import { streamSpec } from './commands/stream.js'
 import { toolsSpec } from './commands/tools.js'
+import { commandsSpec } from './commands/commands.js'
 
 /** Every `hookstream <name>` command; each declares the flags it accepts (CommandSpec.flags). */
 export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
@@ -18,4 +19,5 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   dlq: dlqSpec,
   stream: streamSpec,
   events: eventsSpec,
+  commands: commandsSpec,
 }

@@ -1,5 +1,4 @@
 import type { Subscription } from 'rxjs'
-import { sql } from 'kysely'
 import type { Config } from '../config/load-config.js'
 import { ToolRegistry } from '../db/tool-registry.js'
 import { ToolStore } from '../db/tool-store.js'
@@ -19,6 +18,7 @@ import { PartitionedStreamClient, StreamPartitions } from '../sources/partitions
 import { StreamClient } from '../sources/stream-client.js'
 import { startStreamTrimmer } from '../sources/stream-trimmer.js'
 import type { CliContext } from './context.js'
+import { databaseCheck, redisCheck } from './dependency-checks.js'
 
 /** Which parts one process runs; `all` runs every part. */
 export const ROLES = ['all', 'ingest', 'worker', 'dlq'] as const
@@ -169,6 +169,7 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
         ...(partitions.count > 1 ? { partitionKeys: partitions.keys } : {}),
         ...(config.adminToken ? { token: config.adminToken } : {}),
         ...(config.streamMaxLen ? { streamMaxLen: config.streamMaxLen } : {}),
+        commandLog: { redis, stream: config.commandStream },
       }),
       ...(options.routes ?? []),
     ]), {
@@ -185,18 +186,8 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   }
   const health = createHealth({
     metrics,
-    checkDatabase: async () => {
-      const started = Date.now()
-      await sql`select 1`.execute(db.db)
-      const queryMs = Date.now() - started
-      return { kind: db.kind, queryMs, holding: state.holds > 0, details: { open_connections: db.openConnections(), query_duration_ms: queryMs } }
-    },
-    checkRedis: async () => {
-      const started = Date.now()
-      await redis.ping()
-      const pingMs = Date.now() - started
-      return { pingMs, status: redis.status, details: { ping_duration_ms: pingMs } }
-    },
+    checkDatabase: databaseCheck(db, () => state.holds > 0),
+    checkRedis: redisCheck(redis),
     checkQueue: async () => {
       const info = await stream.info()
       const group = info.groups.find((g) => g.name === keys.group)

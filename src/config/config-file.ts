@@ -19,6 +19,7 @@ export const CONFIG_FILE_KEYS: Readonly<Record<string, Readonly<Record<string, r
   admin: ['token'],
   log: ['level'],
   otel: ['endpoint'],
+  commands: ['stream'],
 })
 
 /**

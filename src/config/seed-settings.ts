@@ -14,6 +14,8 @@ export interface SeedSettings {
     /** Re-queue schedule and rounds (DLQ_RETRY_SCHEDULE, DLQ_MAX_ROUNDS). */
     readonly policy: DlqPolicy
   }
+  /** The command log the command workers read (COMMANDS_STREAM; its DLQ is `<stream>:dlq`). */
+  readonly commandStream: string
   /** Redis connection options beside the URL (REDIS_TLS_ENABLED, REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB); they beat the URL's. */
   readonly redisOptions: {
     readonly tls: boolean
@@ -64,6 +66,7 @@ export function seedSettings(src: ConfigSources): SeedSettings {
   const db = opt('REDIS_DB', 'worker.redis.db', (r) => integer(r, 0, 9999))
   return {
     processingTimeoutMs,
+    commandStream: opt('COMMANDS_STREAM', 'commands.stream', (r) => text(r, /^[^\s]{1,200}$/, 'a stream name of 1–200 characters without spaces')) ?? 'commands',
     dlq: {
       maxLen: opt('DLQ_MAX_LEN', 'worker.dlq.max_len', (r) => integer(r, 1, 1_000_000_000)) ?? 100_000,
       retentionMs: opt('DLQ_RETENTION', 'worker.dlq.retention', (r) => duration(r, 60_000)) ?? 168 * 3_600_000,

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { isPipelineError } from '../core/errors.js'
-import { sendJson } from './server.js'
+import { sendJson, type RouteHandler } from './server.js'
 
 /** The admin API's error answer: `{ error: { code, message } }` with the HTTP status of the code. */
 export class AdminError extends Error {
@@ -83,4 +83,20 @@ export function dlqIdOf(raw: string | undefined): number {
     throw new AdminError(400, 'DLQ_ID_INVALID', `DLQ entry id must be a positive integer; got ${JSON.stringify(raw?.slice(0, 40))}`)
   }
   return Number(raw)
+}
+
+/**
+ * Wraps a route handler so that whatever it throws is answered by `sendAdminError`.
+ *
+ * @example
+ * const show = guarded(async (_req, res, { id }) => { … }, logger)
+ */
+export function guarded(fn: RouteHandler, log?: AdminLog): RouteHandler {
+  return async (req, res, params) => {
+    try {
+      await fn(req, res, params)
+    } catch (err) {
+      sendAdminError(res, err, log)
+    }
+  }
 }

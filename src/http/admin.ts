@@ -7,6 +7,7 @@ import type { ToolRegistry } from '../db/tool-registry.js'
 import type { ToolStore } from '../db/tool-store.js'
 import type { StreamKeys } from '../sources/keys.js'
 import type { RedisClient, StreamClient } from '../sources/stream-client.js'
+import { commandRoutes, type AdminCommandLog } from './admin-commands.js'
 import { dlqRoutes } from './admin-dlq.js'
 import type { AdminLog } from './admin-http.js'
 import { toolSecretRoutes } from './admin-tool-secrets.js'
@@ -41,6 +42,8 @@ export interface AdminOptions {
   readonly maxBodyBytes?: number
   /** Tool and DLQ changes at info, unexpected failures at warn; never a secret or a token. */
   readonly logger?: AdminLog
+  /** The command log whose dead letters `/admin/commands/dlq` serves. @defaultValue unset: those routes are not mounted */
+  readonly commandLog?: AdminCommandLog
 }
 
 function digest(text: string): Buffer {
@@ -69,7 +72,8 @@ function authorized(req: IncomingMessage, expected: Buffer): boolean {
 export function adminRoutes(options: AdminOptions): Route[] {
   const maxBodyBytes = options.maxBodyBytes ?? 1 << 20
   if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1) throw new RangeError(`adminRoutes: "maxBodyBytes" must be a positive integer; got ${options.maxBodyBytes}`)
-  const routes = [...toolRoutes(options, maxBodyBytes), ...toolSecretRoutes(options, maxBodyBytes), ...dlqRoutes(options, maxBodyBytes)]
+  const routes = [...toolRoutes(options, maxBodyBytes), ...toolSecretRoutes(options, maxBodyBytes), ...dlqRoutes(options, maxBodyBytes),
+    ...(options.commandLog ? commandRoutes(options.commandLog, options.logger, options.actor) : [])]
   const token = options.token
   if (!token) {
     return routes.map((route) => ({

@@ -2,6 +2,7 @@ import { hostname } from 'node:os'
 import type { Redis } from 'ioredis'
 import { commandDlqStream, DEFAULT_COMMAND_STREAM, executeCommand, type ExecuteOptions } from './command-log.js'
 import { validateCommandPayload } from './command-schema.js'
+import type { CommandOutcome } from '../observability/command-metrics.js'
 import { loadCommandSnapshot } from './command-replay.js'
 import { compareStreamIds, StreamClient } from '../sources/stream-client.js'
 import { startStreamTrimmer, type StreamTrimmer } from '../sources/stream-trimmer.js'
@@ -36,6 +37,8 @@ export interface CommandAppOptions {
   readonly trimKeep?: number
   /** Told the number of entries each trim removed (e.g. for `webhook_stream_trimmed_entries_total`). */
   readonly onTrimmed?: (removed: number) => void
+  /** Told every handler run (with its seconds), retry and dead letter per worker: pass `createCommandMetrics(…).observe`. */
+  readonly onCommandOutcome?: (worker: string, outcome: CommandOutcome, handlerSeconds?: number) => void
 }
 
 /** Workers registered on one command log, started and stopped together. */
@@ -125,7 +128,7 @@ export function createApp(options: CommandAppOptions): CommandApp {
   }
   const runtimeOf = (worker: WorkerDefinition<unknown>) => new WorkerRuntime(worker, {
     redis: options.redis, stream, dlqStream, consumer, logger, blockMs, claimIdleMs, drainTimeoutMs,
-    prefetch: prefetch ?? worker.concurrency,
+    prefetch: prefetch ?? worker.concurrency, onOutcome: options.onCommandOutcome,
     execute: (command, payload) => execute(command, payload),
   })
 

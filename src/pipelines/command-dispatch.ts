@@ -1,7 +1,8 @@
 import type { StreamMessage } from '../core/envelope.js'
+import type { CommandOutcome } from '../observability/command-metrics.js'
 import { isPipelineError, PipelineError } from '../core/errors.js'
 import { backoffDelayMs, mayRetry } from '../core/backoff.js'
-import { writeDeadLetter, type CommandLogClient } from './command-log.js'
+import { ONLY_WORKER_FIELD, writeDeadLetter, type CommandLogClient } from './command-log.js'
 import { validateCommandPayload, type CommandSchema } from './command-schema.js'
 import type { CommandContext, ExecuteCommand, WorkerDefinition, WorkerLogger } from './command-worker.js'
 
@@ -37,6 +38,8 @@ export interface DispatchContext<S> {
   readonly state: S
   /** Called after a command was handled and settled, e.g. to save a replay snapshot. */
   readonly afterHandled?: (streamId: string) => Promise<void>
+  /** Told every handler run (`handled`/`failed`, with seconds), retry and dead letter, e.g. for metrics. */
+  readonly onOutcome?: (worker: string, outcome: CommandOutcome, handlerSeconds?: number) => void
 }
 
 /**
@@ -112,6 +115,7 @@ async function deadLetter<S>(message: StreamMessage, command: string, error: Pip
     }
   }
   ctx.counters.failed += 1
+  ctx.onOutcome?.(ctx.worker.name, 'dead_lettered')
   ctx.logger.warn({ worker: ctx.worker.name, command, streamId: message.streamId, code: error.code, attempts },
     `worker "${ctx.worker.name}" dead-lettered command "${command}" (entry ${message.streamId}) after ${attempts} attempt(s): ${error.message}`)
   settled(message, ctx)
@@ -137,7 +141,8 @@ export async function dispatchCommand<S>(message: StreamMessage, ctx: DispatchCo
   const { worker, counters, signal } = ctx
   const command = message.fields.command
   const route = command === undefined ? undefined : worker.routes.get(command)
-  if (route === undefined || command === undefined) {
+  const onlyFor = message.fields[ONLY_WORKER_FIELD]
+  if (route === undefined || command === undefined || (onlyFor !== undefined && onlyFor !== worker.name)) {
     counters.skipped += 1
     settled(message, ctx)
     return
@@ -165,8 +170,10 @@ export async function dispatchCommand<S>(message: StreamMessage, ctx: DispatchCo
         worker: worker.name, command, payload, message: entry, state: ctx.state, signal, attempt, logger: ctx.logger, execute: ctx.execute,
         isReplay: false,
       }
+      const runStarted = performance.now()
       try {
         await route.handle(context)
+        ctx.onOutcome?.(worker.name, 'handled', (performance.now() - runStarted) / 1000)
         counters.handled += 1
         settled(message, ctx)
         await ctx.afterHandled?.(message.streamId)
@@ -174,6 +181,7 @@ export async function dispatchCommand<S>(message: StreamMessage, ctx: DispatchCo
       } catch (err) {
         // a handler that gives up because we are shutting down has not failed: leave the entry for the next start
         if (signal.aborted) return
+        ctx.onOutcome?.(worker.name, 'failed', (performance.now() - runStarted) / 1000)
         const error = classify(err, worker.name, command)
         const retries = attempt - 1
         const retryable = error.kind === 'infrastructure' ||
@@ -184,6 +192,7 @@ export async function dispatchCommand<S>(message: StreamMessage, ctx: DispatchCo
         }
         const delayMs = error.retryAfterMs ?? backoffDelayMs(worker.retry, Math.min(attempt, 30))
         counters.retried += 1
+        ctx.onOutcome?.(worker.name, 'retried')
         if (!(await abortableSleep(delayMs, signal))) return
       }
     }

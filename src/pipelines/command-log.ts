@@ -5,6 +5,9 @@ import { validateCommandPayload, type CommandSchema } from './command-schema.js'
 /** The part of ioredis the command log uses (a `Redis` instance fits). */
 export type CommandLogClient = Pick<Redis, 'call'>
 
+/** Name of the log field that limits a re-driven command to one worker; every other worker skips the entry. */
+export const ONLY_WORKER_FIELD = 'only_worker'
+
 /** Stream commands go to unless you name another. */
 export const DEFAULT_COMMAND_STREAM = 'commands'
 

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
 import { compareStreamIds } from '../sources/stream-client.js'
-import { commandSnapshotKey } from './command-log.js'
+import { commandSnapshotKey, ONLY_WORKER_FIELD } from './command-log.js'
 import { decodeCommandPayload } from './command-dispatch.js'
 import type { CommandContext, ResolvedReplay, WorkerDefinition, WorkerLogger } from './command-worker.js'
 
@@ -17,8 +17,8 @@ export interface ReplayProgress {
   done: boolean
 }
 
-/** What a replay needs. */
-export interface ReplayOptions<S> {
+/** What `replayCommandLog` needs. */
+export interface ReplayRunOptions<S> {
   readonly redis: Redis
   readonly stream: string
   readonly worker: WorkerDefinition<S> & { readonly replay: ResolvedReplay<S> }
@@ -101,7 +101,7 @@ async function lastDeliveredId(redis: Redis, stream: string, group: string): Pro
  * @example
  * const state = await replayCommandLog({ redis, stream: 'commands', worker, logger, signal, progress })
  */
-export async function replayCommandLog<S>(options: ReplayOptions<S>): Promise<S> {
+export async function replayCommandLog<S>(options: ReplayRunOptions<S>): Promise<S> {
   const { redis, stream, worker, logger, signal, progress } = options
   const snapshot = await loadCommandSnapshot(redis, stream, worker.name)
   const state = snapshot ? worker.replay.load(snapshot.state) : worker.replay.fresh()
@@ -126,7 +126,8 @@ export async function replayCommandLog<S>(options: ReplayOptions<S>): Promise<S>
       const fields = fieldsOf(flat)
       const command = fields.command
       const route = command === undefined ? undefined : worker.routes.get(command)
-      if (!route || command === undefined) continue
+      const onlyFor = fields[ONLY_WORKER_FIELD]
+      if (!route || command === undefined || (onlyFor !== undefined && onlyFor !== worker.name)) continue
       const context: CommandContext<S, unknown> = {
         worker: worker.name, command, payload: undefined, state, signal, attempt: 1, logger, execute, isReplay: true,
         message: { id, timestamp: new Date(Number(id.split('-')[0])), deliveryCount: 1 },

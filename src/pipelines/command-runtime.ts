@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
 import { from, mergeMap } from 'rxjs'
 import { fromRedisStream } from '../sources/from-redis-stream.js'
-import { dispatchCommand, newCounters, type WorkerCounters } from './command-dispatch.js'
+import { dispatchCommand, newCounters, type DispatchContext, type WorkerCounters } from './command-dispatch.js'
 import { startPeriodic, type PeriodicInfo, type PeriodicRunner } from './command-periodic.js'
 import { replayCommandLog, saveCommandSnapshot, type ReplayProgress } from './command-replay.js'
 import type { ExecuteCommand, ResolvedReplay, WorkerDefinition, WorkerLogger } from './command-worker.js'
@@ -44,6 +44,8 @@ export interface WorkerRuntimeOptions {
   readonly drainTimeoutMs: number
   /** What handlers and periodic runs get as `ctx.execute`. */
   readonly execute: ExecuteCommand
+  /** Told every handler run, retry and dead letter (see `createCommandMetrics`). */
+  readonly onOutcome?: DispatchContext<unknown>['onOutcome']
 }
 
 /**
@@ -125,7 +127,7 @@ export class WorkerRuntime<S = unknown> {
     })
     const ctx = {
       worker, redis: options.redis, dlqStream: options.dlqStream, signal: shutdown.signal, logger: options.logger,
-      counters: this.counters, execute: options.execute, state: this.state,
+      counters: this.counters, execute: options.execute, state: this.state, onOutcome: options.onOutcome,
       ...(replay && replay.snapshotEvery > 0 ? { afterHandled: this.snapshotter({ ...worker, replay }) } : {}),
     }
     this.done = new Promise<void>((resolve) => {

@@ -3,7 +3,8 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import { createApp, type CommandApp, type CommandAppOptions } from '../../src/pipelines/command-app.js'
-import type { WorkerLogger } from '../../src/pipelines/command-worker.js'
+import { PipelineError } from '../../src/core/errors.js'
+import { defineWorker, type WorkerLogger } from '../../src/pipelines/command-worker.js'
 
 export const FAST_RETRY = { maxRetries: 2, initialIntervalMs: 5, maxIntervalMs: 20, multiplier: 2, maxElapsedMs: 10_000 }
 
@@ -53,4 +54,26 @@ export async function deadLetters(redis: Redis, dlqStream: string): Promise<Reco
     for (let i = 0; i + 1 < fields.length; i += 2) rec[fields[i] as string] = fields[i + 1] as string
     return rec
   })
+}
+
+/**
+ * Runs an app on `stream` with workers "billing" (fails "charge" permanently while `broken.on`) and "audit"
+ * (counts every "charge"), executes `count` charges, waits until billing dead-lettered them all, and leaves the
+ * app running; stop it with `app.stop()`.
+ */
+export async function appWithDeadLetters(redis: Redis, stream: string, count: number) {
+  const broken = { on: true }
+  const seen = { billing: [] as number[], audit: [] as number[] }
+  const app = createApp({ redis, stream, consumer: 'c1', blockMs: 100, drainTimeoutMs: 2000, logger: warnings() })
+  await app.register(
+    defineWorker({ name: 'billing', description: 'charges', commands: { charge: ({ payload }) => {
+      if (broken.on) throw new PipelineError('permanent', 'CARD_DECLINED', 'the card was declined')
+      seen.billing.push((payload as { n: number }).n)
+    } } }),
+    defineWorker({ name: 'audit', description: 'counts', commands: { charge: ({ payload }) => { seen.audit.push((payload as { n: number }).n) } } }),
+  )
+  await app.start()
+  for (let n = 1; n <= count; n++) await app.execute('charge', { n })
+  await waitUntil(`${count} dead letters`, () => app.info()[0]?.failed === count && app.info()[1]?.handled === count)
+  return { app, broken, seen }
 }

@@ -1,0 +1,34 @@
+import { sql } from 'kysely'
+import type { Cluster, Redis } from 'ioredis'
+import type { Db } from '../db/database.js'
+
+/**
+ * The database check of `createHealth`: `select 1`, with the seed's details (`open_connections`,
+ * `query_duration_ms`); `holding()` says whether the pipeline holds events because a dependency is down.
+ *
+ * @example
+ * createHealth({ checkDatabase: databaseCheck(db, () => state.holds > 0), … })
+ */
+export function databaseCheck(db: Db, holding: () => boolean = () => false): () => Promise<Record<string, unknown>> {
+  return async () => {
+    const started = Date.now()
+    await sql`select 1`.execute(db.db)
+    const queryMs = Date.now() - started
+    return { kind: db.kind, queryMs, holding: holding(), details: { open_connections: db.openConnections(), query_duration_ms: queryMs } }
+  }
+}
+
+/**
+ * The Redis check of `createHealth`: PING, with the seed's details (`ping_duration_ms`).
+ *
+ * @example
+ * createHealth({ checkRedis: redisCheck(redis), … })
+ */
+export function redisCheck(redis: Redis | Cluster): () => Promise<Record<string, unknown>> {
+  return async () => {
+    const started = Date.now()
+    await redis.ping()
+    const pingMs = Date.now() - started
+    return { pingMs, status: redis.status, details: { ping_duration_ms: pingMs } }
+  }
+}
