@@ -1,6 +1,7 @@
 import { concatMap, from, type MonoTypeOperatorFunction } from 'rxjs'
 import type { Kysely } from 'kysely'
 import type { Envelope } from '../core/envelope.js'
+import { isPipelineError } from '../core/errors.js'
 import type { Database } from '../db/database.js'
 import { PostgresSink } from '../sinks/postgres.js'
 import { batch } from './batch.js'
@@ -26,8 +27,18 @@ export function markForwarded<E extends Envelope>(options: MarkForwardedOptions)
   return (source) => source.pipe(
     batch({ maxSize: 500 }),
     concatMap((envs) => {
-      const events = envs.filter((env) => env.outcome === 'forwarded' && !env.failure).map((env) => env.message.event)
-      return holdWhileDown(async () => { await sink.markForwarded(events); return envs }, options.hold)
+      const marked = envs.filter((env) => env.outcome === 'forwarded' && !env.failure)
+      return holdWhileDown(async () => {
+        try {
+          await sink.markForwarded(marked.map((env) => env.message.event))
+          return envs
+        } catch (err) {
+          // infrastructure holds (rethrown); a refused UPDATE fails these envelopes instead of ending the stream
+          if (!isPipelineError(err) || err.kind !== 'permanent') throw err
+          const failed = new Set(marked)
+          return envs.map((env) => (failed.has(env) ? { ...env, outcome: undefined, failure: err } : env))
+        }
+      }, options.hold)
     }),
     concatMap((envs) => from(envs)),
   )

@@ -2,6 +2,7 @@ import { SpanKind, type Span } from '@opentelemetry/api'
 import { concatMap, from, mergeMap, type OperatorFunction } from 'rxjs'
 import type { Kysely } from 'kysely'
 import { isDone, processingTimeout, type Envelope, type Outcome } from '../core/envelope.js'
+import { isPipelineError } from '../core/errors.js'
 import { checkTimeLimit, withTimeLimit } from '../core/time-limit.js'
 import type { ToolConfig } from '../core/tool.js'
 import type { Database } from '../db/database.js'
@@ -94,7 +95,11 @@ export function store<E extends Envelope & { readonly tool?: ToolConfig; readonl
     // rows that were there already: in forward mode, forward unless that happened too
     const existingForward = open.filter((env, i) => !inserted.has(i) && !failures.has(i) &&
       env.tool?.processingMode === 'store_and_forward').map((env) => env.message.event)
-    const forwarded = await sink.forwardedAmong(existingForward)
+    // a refused SELECT (not an unreachable server, which holds) forwards again: at-least-once, never lost
+    const forwarded = await sink.forwardedAmong(existingForward).catch((err: unknown) => {
+      if (isPipelineError(err) && err.kind === 'permanent') return new Set<string>()
+      throw err
+    })
     const decided = new Map<E, E & Stored>()
     open.forEach((env, i) => {
       const failure = failures.get(i)
