@@ -1,6 +1,7 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import pg from 'pg'
+import { MIGRATIONS } from '../../src/db/migrate.js'
 import { runCli } from '../helpers/cli-process.js'
 import { sharedPostgres } from '../helpers/servers.js'
 import { withTimeLimit } from '../helpers/time-limit.js'
@@ -26,11 +27,12 @@ Migrate('creates the tables on an empty database, needs no Redis, and a second r
   const env = { DATABASE_URL: url, REDIS_URL: 'redis://127.0.0.1:1' }
   const first = await runCli(['migrate'], env)
   assert.is(first.code, 0, first.stderr)
-  assert.match(first.stdout, 'migrations are up to date')
+  assert.match(first.stdout, `applied ${Object.keys(MIGRATIONS).length} migrations: ${Object.keys(MIGRATIONS).sort().join(', ')}`)
   const created = await tables(url)
   assert.ok(created.includes('webhook_events') && created.includes('webhook_dlq'), created.join(','))
   const second = await runCli(['migrate'], env)
   assert.is(second.code, 0, second.stderr)
+  assert.match(second.stdout, 'no pending migrations; the database is up to date')
   assert.equal(await tables(url), created)
 }))
 
