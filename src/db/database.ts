@@ -62,6 +62,8 @@ export interface WebhookToolsTable {
   processing_mode: string
   forward_url: string | null
   transform: NullableJson
+  /** The tool's transform budget in milliseconds; NULL for the default. */
+  transform_timeout_ms: number | null
   retry_policy: Json
   signature: NullableJson
   enabled: boolean

@@ -1,9 +1,11 @@
 import { Migrator, type Kysely, type Migration, type MigrationResult } from 'kysely'
 import * as initial from './migrations/0001-initial.js'
+import * as transformTimeout from './migrations/0002-tool-transform-timeout.js'
 
 /** hookstream's migrations by name, in order. Listed here (not globbed) so they also run from dist/. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0001-initial': initial,
+  '0002-tool-transform-timeout': transformTimeout,
 })
 
 /**
@@ -27,7 +29,7 @@ export function createMigrator(db: Kysely<any>): Migrator {
  * Resolves with the names it applied; rejects with an Error naming the failed migration and the cause.
  *
  * @example
- * const applied = await migrateToLatest(db) // ['0001-initial'] on an empty database, [] afterwards
+ * const applied = await migrateToLatest(db) // ['0001-initial', …] on an empty database, [] afterwards
  */
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
   const { error, results } = await createMigrator(db).migrateToLatest()

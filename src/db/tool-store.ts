@@ -88,6 +88,7 @@ export class ToolStore {
       secret: this.key && tool.secret ? encryptSecret(this.key, tool.secret, `tool:${tool.id}`) : tool.secret,
       forward_url: tool.forwardUrl ?? null,
       transform: tool.transform === undefined ? null : JSON.stringify(tool.transform),
+      transform_timeout_ms: tool.transformTimeoutMs,
       retry_policy: JSON.stringify(json.retry_policy),
       signature: tool.signature === undefined ? null : JSON.stringify(tool.signature),
       enabled: tool.enabled,
@@ -130,7 +131,7 @@ export class ToolStore {
     return parseTool({
       id: row.id, provider: row.provider, secret: decryptSecret(this.key, row.secret, `tool:${row.id}`, what),
       tenant_id: row.tenant_id, processing_mode: row.processing_mode, forward_url: row.forward_url ?? undefined,
-      transform: row.transform ?? undefined, retry_policy: row.retry_policy, enabled: row.enabled,
+      transform: row.transform ?? undefined, transform_timeout: row.transform_timeout_ms ?? undefined, retry_policy: row.retry_policy, enabled: row.enabled,
       signature: row.signature ?? undefined,
     }, 'webhook_tools row')
   }

@@ -66,6 +66,27 @@ Run('a signed webhook posted to ingest is stored by the worker, then trimmed fro
   assert.is(await svc.exited, 0)
 })
 
+Run('a looping transform does not stall the process: /health/live answers, other events are stored, SIGTERM exits 0', async (ctx) => {
+  const yaml = `${TOOLS}  - { id: loop, provider: github, secret: s3cret-value, processing_mode: transform_and_store, ` +
+    `transform: "($f := function($n){ $f($n) }; $f(1))" }\n`
+  const svc = await startServiceProcess(ctx.env, yaml)
+  try {
+    await ctx.stream.addMany([makeEvent({ tool_id: 'loop' }), ...Array.from({ length: 50 }, () => makeEvent({ tool_id: 'store-tool' }))])
+    for (let i = 0; i < 5; i += 1) {
+      const live = await fetch(`${svc.healthUrl}/health/live`, { signal: AbortSignal.timeout(2000) })
+      assert.is(live.status, 200)
+    }
+    await eventually('50 stored', async () => (await count(ctx.db)) === 50, 15_000)
+    await eventually('the looping event dead-lettered', async () => (await count(ctx.db, 'webhook_dlq')) === 1, 15_000)
+    const dlq = await ctx.db.db.selectFrom('webhook_dlq').select('error_code').executeTakeFirstOrThrow()
+    assert.is(dlq.error_code, 'TRANSFORM_TIMEOUT')
+  } finally {
+    svc.child.kill('SIGTERM')
+  }
+  assert.is(await Promise.race([svc.exited, new Promise((r) => setTimeout(() => r('still running 15 s after SIGTERM'), 15_000))]), 0)
+  if (svc.child.exitCode === null) svc.child.kill('SIGKILL')
+})
+
 Run('kill -9 of the worker mid-run, then a restart: every event stored exactly once', async (ctx) => {
   const events = Array.from({ length: 6000 }, () => makeEvent({ tool_id: 'store-tool' }))
   for (let i = 0; i < events.length; i += 1000) await ctx.stream.addMany(events.slice(i, i + 1000))

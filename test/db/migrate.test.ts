@@ -1,6 +1,6 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { sql, type Kysely } from 'kysely'
+import { NO_MIGRATIONS, sql, type Kysely } from 'kysely'
 import { createDb, type Database, type Db } from '../../src/db/database.js'
 import { createMigrator, migrateToLatest } from '../../src/db/migrate.js'
 import { sharedPostgres } from '../helpers/servers.js'
@@ -29,7 +29,7 @@ for (const kind of ['postgres', 'pglite'] as const) {
   Migrate('creates the four tables once, even when two processes migrate at the same time', async ({ handle }) => {
     const db = handle!.db
     const [a, b] = await Promise.all([migrateToLatest(db), migrateToLatest(db)])
-    assert.equal([...a!, ...b!], ['0001-initial'])
+    assert.equal([...a!, ...b!], ['0001-initial', '0002-tool-transform-timeout'])
     assert.equal(await migrateToLatest(db), [])
     assert.equal(await tables(db), ['webhook_audit_log', 'webhook_dlq', 'webhook_events', 'webhook_tools'])
   })
@@ -70,10 +70,10 @@ for (const kind of ['postgres', 'pglite'] as const) {
 
   Migrate('migrating down drops the tables', async ({ handle }) => {
     const db = handle!.db
-    const { error } = await createMigrator(db).migrateDown()
+    const { error } = await createMigrator(db).migrateTo(NO_MIGRATIONS)
     assert.is(error, undefined)
     assert.equal(await tables(db), [])
-    assert.equal(await migrateToLatest(db), ['0001-initial'])
+    assert.equal(await migrateToLatest(db), ['0001-initial', '0002-tool-transform-timeout'])
   })
 
   Migrate.run()

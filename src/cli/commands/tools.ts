@@ -6,7 +6,7 @@ import { formatTable, type Command } from '../command.js'
 import { formatFields, print, stringFlag, UsageError, withContext } from './command-helpers.js'
 
 const USAGE = 'usage: hookstream tools list | show <id> | add <id> --provider <p> --secret <s> [--secret-env VAR] [--tenant t] ' +
-  '[--mode store|store_and_forward|transform_and_store] [--forward-url url] [--transform <json or jsonata>] [--retry-policy <json>] ' +
+  '[--mode store|store_and_forward|transform_and_store] [--forward-url url] [--transform <json or jsonata>] [--transform-timeout 100ms] [--retry-policy <json>] ' +
   '[--signature none|<json>] [--disabled] | add --file tool.json|tool.yaml | remove <id>   (--json for JSON output)'
 
 const ACTOR = 'cli'
@@ -50,6 +50,8 @@ function toolInput(id: string | undefined, flags: Parameters<Command>[1], env: R
   if (forwardUrl !== undefined) input.forward_url = forwardUrl
   const transform = stringFlag(flags, 'transform')
   if (transform !== undefined) input.transform = transform.trim().startsWith('{') ? jsonFlag('transform', transform) : transform
+  const transformTimeout = stringFlag(flags, 'transform-timeout')
+  if (transformTimeout !== undefined) input.transform_timeout = transformTimeout
   const retry = stringFlag(flags, 'retry-policy')
   if (retry !== undefined) input.retry_policy = jsonFlag('retry-policy', retry)
   const signature = stringFlag(flags, 'signature')
