@@ -73,7 +73,9 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   const tools = new ToolRegistry({
     tools: config.tools, store: toolStore,
     onError: (err) => logger.warn({ err }, 'tool refresh failed; serving the last known tools'),
+    onUnreadable: (toolId, err) => logger.error({ err, toolId }, 'a stored tool cannot be loaded; its webhooks answer 503 until the row is fixed'),
   })
+  metrics.setToolLoadErrors(() => tools.unreadable.keys())
   await stream.ensureGroup(keys.group)
   metrics.setQueueStats(queueStatsProvider({
     stream, group: keys.group,
@@ -206,6 +208,7 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
       return { depth: info.length, lag: group?.lag ?? 0, pending: group?.pending ?? 0, oldestPendingAgeSeconds, groupExists: group !== undefined }
     },
     worker: () => ({ inFlight: state.inFlight(), processed: state.processed, poisonRecent: poisonRecent(), shuttingDown: state.shuttingDown }),
+    unreadableTools: () => tools.unreadable,
   })
   const healthServer: HealthServer = await startHealthServer(health, {
     port: config.health.endpoint.port, host: config.health.endpoint.host,

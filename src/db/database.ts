@@ -62,8 +62,8 @@ export interface WebhookToolsTable {
   processing_mode: string
   forward_url: string | null
   transform: NullableJson
-  /** The tool's transform budget in milliseconds; NULL for the default. */
-  transform_timeout_ms: number | null
+  /** The tool's transform budget in milliseconds; NULL (or left out on insert) for the default. */
+  transform_timeout_ms: ColumnType<number | null, number | null | undefined, number | null>
   retry_policy: Json
   signature: NullableJson
   enabled: boolean

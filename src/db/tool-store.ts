@@ -55,15 +55,26 @@ export class ToolStore {
     }
   }
 
-  /** All stored tools, by id. Rejects when a row is invalid or its secret cannot be decrypted. */
-  async list(): Promise<ToolConfig[]> {
+  /**
+   * All stored tools, by id. A row that is invalid or whose secret cannot be decrypted rejects the whole list,
+   * or, with `onBadRow`, is left out and handed to it with the error.
+   */
+  async list(onBadRow?: (id: string, err: unknown) => void): Promise<ToolConfig[]> {
     let rows: ToolRow[]
     try {
       rows = await this.db.selectFrom('webhook_tools').selectAll().orderBy('id').execute()
     } catch (err) {
       throw unavailable(err, 'listing tools')
     }
-    return rows.map((row) => this.fromRow(row))
+    if (!onBadRow) return rows.map((row) => this.fromRow(row))
+    return rows.flatMap((row) => {
+      try {
+        return [this.fromRow(row)]
+      } catch (err) {
+        onBadRow(row.id, err)
+        return []
+      }
+    })
   }
 
   /** One tool, or undefined when no row has that id. */

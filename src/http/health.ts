@@ -43,6 +43,12 @@ export interface HealthOptions {
   readonly maxOldestPendingAgeSeconds?: number
   /** Event-loop lag above which `/health/live` fails. @defaultValue 5000 */
   readonly eventLoopStallMs?: number
+  /**
+   * Stored tools that cannot be loaded, by id, with the reason (the ToolRegistry's `unreadable`). With it, the
+   * reports have a component `tools`, degraded while any is listed; the other tools keep working, so the
+   * process stays ready. @defaultValue no `tools` component
+   */
+  readonly unreadableTools?: () => ReadonlyMap<string, Error>
 }
 
 /** One component in the report: its status, how long the check took, its details, and the error if it failed. */
@@ -52,11 +58,15 @@ export type ComponentHealth = { status: HealthStatus; durationMs: number; error?
 export interface HealthReport {
   readonly status: HealthStatus
   readonly timestamp: string
-  readonly components: Record<HealthComponent, ComponentHealth>
+  readonly components: Record<Exclude<HealthComponent, 'tools'>, ComponentHealth> & { tools?: ComponentHealth }
 }
 
-/** The body of `GET /health/ready`. */
-export interface ReadinessReport { readonly ready: boolean; readonly reasons: string[] }
+/** The body of `GET /health/ready`: `components` shows what is degraded without making the process unready. */
+export interface ReadinessReport {
+  readonly ready: boolean
+  readonly reasons: string[]
+  readonly components?: { readonly tools?: ComponentHealth }
+}
 
 /** The body of `GET /health/live`. */
 export interface LivenessReport { readonly live: boolean; readonly eventLoopLagMs: number }
@@ -189,10 +199,20 @@ export function createHealth(options: HealthOptions): Health {
     })
   }
 
+  const tools = (): ComponentHealth | undefined => {
+    if (!options.unreadableTools) return undefined
+    const started = performance.now()
+    const unreadable = [...options.unreadableTools()]
+    const reasons = unreadable.slice(0, 20).map(([id, err]) => `tool "${id}" cannot be loaded: ${describe(err).error}`)
+    return record('tools', { status: unreadable.length ? 'degraded' : 'healthy', durationMs: performance.now() - started,
+      unreadable: unreadable.map(([id]) => id), ...(reasons.length ? { reasons } : {}) })
+  }
+
   const report = async (): Promise<HealthReport> => {
     const [database, redis, q] = await Promise.all([
       dependency('database', options.checkDatabase), dependency('redis', options.checkRedis), queue()])
-    const components = { database, redis, queue: q, worker: worker() }
+    const toolsHealth = tools()
+    const components = { database, redis, queue: q, worker: worker(), ...(toolsHealth ? { tools: toolsHealth } : {}) }
     const statuses = Object.values(components).map((c) => c.status)
     const status: HealthStatus = statuses.includes('unhealthy') ? 'unhealthy' : statuses.includes('degraded') ? 'degraded' : 'healthy'
     return { status, timestamp: new Date().toISOString(), components }
@@ -207,7 +227,8 @@ export function createHealth(options: HealthOptions): Health {
     let shuttingDown = true
     try { shuttingDown = options.worker().shuttingDown } catch (err) { reasons.push(`worker: ${describe(err).error}`) }
     if (shuttingDown) reasons.push('worker: shutting down')
-    return { ready: reasons.length === 0, reasons }
+    const toolsHealth = tools()
+    return { ready: reasons.length === 0, reasons, ...(toolsHealth ? { components: { tools: toolsHealth } } : {}) }
   }
   const liveness = (): LivenessReport => {
     const loop = watchdog.state()

@@ -14,7 +14,7 @@ export const DLQ_RETRY_STATUSES = ['requeued', 'resolved', 'failed', 'discarded'
 export type DlqRetryStatus = (typeof DLQ_RETRY_STATUSES)[number]
 
 /** Health components, the `component` label of `webhook_health_checks_total`. */
-export const HEALTH_COMPONENTS = ['database', 'redis', 'queue', 'worker'] as const
+export const HEALTH_COMPONENTS = ['database', 'redis', 'queue', 'worker', 'tools'] as const
 /** One of HEALTH_COMPONENTS. */
 export type HealthComponent = (typeof HEALTH_COMPONENTS)[number]
 /** Health statuses, the `status` label of `webhook_health_checks_total` and the `status` of GET /health. */
@@ -95,6 +95,11 @@ export interface Metrics {
   setQueueStats(provider: () => Promise<QueueStats>): void
   /** Reads database-pool gauges from `provider` at scrape time. Replaces an earlier provider. */
   setDbPoolStats(provider: () => DbPoolStats): void
+  /**
+   * Reads, at scrape time, the ids of stored tools that cannot be loaded (`webhook_tool_load_errors{tool_id}` = 1
+   * each; at most 100 ids). Replaces an earlier provider.
+   */
+  setToolLoadErrors(provider: () => Iterable<string>): void
   /** The exposition in Prometheus text format. */
   metricsText(): Promise<string>
   /** Stops the GC observer and event-loop monitor. Idempotent. */
@@ -227,6 +232,19 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   new Gauge({ name: 'webhook_db_pool_max_connections', help: 'The pool size limit.', registers,
     collect() { if (poolProvider) this.set(poolProvider().max) } })
 
+  let toolLoadErrors: (() => Iterable<string>) | undefined
+  new Gauge({
+    name: 'webhook_tool_load_errors',
+    help: 'Stored tools whose row cannot be loaded (invalid, or a secret the key cannot decrypt): 1 per tool.',
+    labelNames: ['tool_id'],
+    registers,
+    collect() {
+      this.reset()
+      // ids of rows that exist in webhook_tools: bounded by the table, capped again here
+      for (const id of [...(toolLoadErrors?.() ?? [])].slice(0, 100)) this.labels(id).set(1)
+    },
+  })
+
   const runtime = registerRuntimeMetrics(registry,
     options.memoryLimitBytes === undefined ? {} : { memoryLimitBytes: options.memoryLimitBytes })
   // a shared registry may already collect them (prom-client throws on a second registration)
@@ -275,6 +293,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     setQueueStats(provider) { queueProvider = provider; cached = undefined; lastStats = undefined },
     setDbPoolStats(provider) { poolProvider = provider },
+    setToolLoadErrors(provider) { toolLoadErrors = provider },
     metricsText: () => registry.metrics(),
     close: () => runtime.close(),
   }

@@ -4,6 +4,8 @@ import { randomUUID, createHmac } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { createDb, type Db } from '../../src/db/database.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
+import { ToolStore } from '../../src/db/tool-store.js'
+import { parseTool } from '../../src/core/tool.js'
 import { streamKeys } from '../../src/sources/keys.js'
 import { PartitionedStreamClient, StreamPartitions } from '../../src/sources/partitions.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
@@ -85,6 +87,37 @@ Run('a looping transform does not stall the process: /health/live answers, other
   }
   assert.is(await Promise.race([svc.exited, new Promise((r) => setTimeout(() => r('still running 15 s after SIGTERM'), 15_000))]), 0)
   if (svc.child.exitCode === null) svc.child.kill('SIGKILL')
+})
+
+Run('a tool saved under another HOOKSTREAM_ENCRYPTION_KEY answers 503 TOOL_UNREADABLE alone; ready reports it, other tools accept', async (ctx) => {
+  await new ToolStore({ db: ctx.db.db, encryptionKey: 'the key this tool was saved with' })
+    .upsert(parseTool({ id: 'db-tool', provider: 'github', secret: 's3cret-value' }), 'test')
+  const svc = await startServiceProcess({ ...ctx.env, HOOKSTREAM_ENCRYPTION_KEY: 'a different key of this process' }, TOOLS)
+  const post = (tool: string) => {
+    const body = JSON.stringify({ ref: 'refs/heads/main', repository: { full_name: 'acme/api' } })
+    const sig = createHmac('sha256', 's3cret-value').update(body).digest('hex')
+    return fetch(`${svc.ingestUrl}/webhooks/${tool}`, { method: 'POST', body, headers: {
+      'content-type': 'application/json', 'x-hub-signature-256': `sha256=${sig}`, 'x-github-event': 'push', 'x-github-delivery': randomUUID() } })
+  }
+  try {
+    assert.is((await post('store-tool')).status, 202)
+    const broken = await post('db-tool')
+    assert.is(broken.status, 503)
+    assert.is(((await broken.json()) as { error: { code: string } }).error.code, 'TOOL_UNREADABLE')
+    const ready = await fetch(`${svc.healthUrl}/health/ready`)
+    assert.is(ready.status, 200)
+    const readyBody = (await ready.json()) as { components: { tools: { status: string; unreadable: string[] } } }
+    assert.equal([readyBody.components.tools.status, readyBody.components.tools.unreadable], ['degraded', ['db-tool']])
+    const health = (await (await fetch(`${svc.healthUrl}/health`)).json()) as { status: string; components: { tools: { status: string } } }
+    assert.equal([health.status, health.components.tools.status], ['degraded', 'degraded'])
+    assert.match(await (await fetch(`${svc.healthUrl}/metrics`)).text(), /^webhook_tool_load_errors\{tool_id="db-tool"\} 1$/m)
+    await new Promise((r) => setTimeout(r, 2500))
+    assert.is(svc.output().split('a stored tool cannot be loaded').length - 1, 1, 'logged once, not per refresh')
+    assert.ok(!svc.output().includes('s3cret-value'))
+  } finally {
+    svc.child.kill('SIGTERM')
+  }
+  assert.is(await svc.exited, 0)
 })
 
 Run('kill -9 of the worker mid-run, then a restart: every event stored exactly once', async (ctx) => {

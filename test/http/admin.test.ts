@@ -110,6 +110,18 @@ Admin('tool CRUD: create, show, replace keeping the secret, delete; the registry
   for (const text of [...ctx.bodies, ...ctx.logs]) assert.ok(!text.includes(SECRET) && !text.includes('yaml-secret-value'), text)
 })
 
+Admin('with a bad row inserted by SQL, a PUT and a DELETE of another tool through the API still take effect', async (ctx) => {
+  await ctx.handle.db.insertInto('webhook_tools').values({ id: 'bad-row', provider: 'svn', secret: 'x', tenant_id: 'acme', processing_mode: 'store',
+    forward_url: null, transform: null, retry_policy: JSON.stringify({}), signature: null, enabled: true }).execute()
+  assert.is((await call(ctx, 'PUT', '/admin/tools/t2', { provider: 'github', secret: 'first-secret-value' })).status, 201)
+  assert.is((await ctx.registry.get('t2'))?.secret, 'first-secret-value')
+  assert.is((await call(ctx, 'PUT', '/admin/tools/t2', { provider: 'github', secret: 'rotated-secret-value' })).status, 200)
+  assert.is((await ctx.registry.get('t2'))?.secret, 'rotated-secret-value')
+  assert.is((await call(ctx, 'DELETE', '/admin/tools/t2')).status, 204)
+  assert.is(await ctx.registry.get('t2'), undefined)
+  assert.equal([...ctx.registry.unreadable.keys()], ['bad-row'])
+})
+
 Admin('invalid tools get 400 naming the field; bad JSON and id mismatches too', async (ctx) => {
   const cases: [unknown, string, RegExp][] = [
     [{ provider: 'svn', secret: 'x' }, 'TOOL_INVALID', /field "provider"/],
