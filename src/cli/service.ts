@@ -78,12 +78,13 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   metrics.setToolLoadErrors(() => tools.unreadable.keys())
   await stream.ensureGroup(keys.group)
   metrics.setQueueStats(queueStatsProvider({
-    stream, group: keys.group,
+    // every partition: the base stream name holds nothing when STREAM_PARTITIONS > 1
+    stream: partitions.count > 1 ? partitions.streams : stream, group: keys.group,
     dlqDepth: async () => Number((await db.db.selectFrom('webhook_dlq').where('status', 'in', ['pending', 'retrying'])
       .select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n),
   }))
 
-  const state = { shuttingDown: false, processed: 0, inFlight: () => 0, holds: 0, poison: [] as number[] }
+  const state = { shuttingDown: false, processed: 0, inFlight: () => 0, holds: 0, poison: [] as number[], lastSettledAt: Date.now() }
   const cleanups: (() => Promise<unknown> | void)[] = []
   let pipelineSub: Subscription | undefined
   const abort = new AbortController()
@@ -109,8 +110,9 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
       idempotencyTtlSeconds: Math.max(1, Math.round(config.worker.idempotencyTtlMs / 1000)),
       // every in-flight message may wait in the forward step; the per-destination bulkhead bounds the requests
       forwardConcurrency: Math.max(config.worker.concurrency, config.worker.maxInFlight), drainTimeoutMs: config.worker.shutdownTimeoutMs,
+      maxRetryAfterMs: config.forward.maxRetryAfterMs,
       signal: abort.signal, telemetry,
-      onSettled: () => { state.processed += 1 },
+      onSettled: () => { state.processed += 1; state.lastSettledAt = Date.now() },
       // telemetry logs dead letters, holds and source errors; these hooks only feed health
       onDeadLettered: (_env, failure) => { if (failure.code === 'POISON') state.poison.push(Date.now()) },
       onHold: (held) => { state.holds += held ? 1 : -1 },
@@ -182,6 +184,21 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
     state.poison = state.poison.filter((t) => t > cutoff)
     return state.poison.length
   }
+  // wedged: this consumer's oldest pending entry is older than the bound and nothing settled for as long
+  const workerStall = async (): Promise<string | undefined> => {
+    const bound = config.worker.stallTimeoutMs
+    const idleMs = Date.now() - state.lastSettledAt
+    if (idleMs < bound) return undefined
+    let oldestMs = Infinity
+    for (const partKeys of readKeys) {
+      const [entry] = (await redis.call('XPENDING', partKeys.stream, keys.group, '-', '+', 1, config.worker.consumerName)) as [string, ...unknown[]][]
+      if (entry) oldestMs = Math.min(oldestMs, Number(entry[0].split('-')[0]))
+    }
+    const ageMs = Date.now() - oldestMs
+    if (!(ageMs > bound)) return undefined
+    return `worker "${config.worker.consumerName}" is stalled: its oldest pending entry is ${Math.round(ageMs / 1000)} s old and it ` +
+      `settled nothing for ${Math.round(idleMs / 1000)} s (WORKER_STALL_TIMEOUT ${Math.round(bound / 1000)} s); restart it`
+  }
   const health = createHealth({
     metrics,
     checkDatabase: async () => {
@@ -205,7 +222,8 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
           if (oldest) oldestPendingAgeSeconds = Math.max(oldestPendingAgeSeconds, (Date.now() - Number(oldest.split('-')[0])) / 1000)
         }
       }
-      return { depth: info.length, lag: group?.lag ?? 0, pending: group?.pending ?? 0, oldestPendingAgeSeconds, groupExists: group !== undefined }
+      const stalled = runs('worker') && group ? await workerStall() : undefined
+      return { depth: info.length, lag: group?.lag ?? 0, pending: group?.pending ?? 0, oldestPendingAgeSeconds, groupExists: group !== undefined, stalled }
     },
     worker: () => ({ inFlight: state.inFlight(), processed: state.processed, poisonRecent: poisonRecent(), shuttingDown: state.shuttingDown }),
     unreadableTools: () => tools.unreadable,

@@ -7,11 +7,11 @@ export const CONFIG_FILE_KEYS: Readonly<Record<string, Readonly<Record<string, r
   worker: {
     redis: ['url', 'addr', 'cluster_nodes'],
     stream: ['name', 'group', 'dlq_name', 'prefix', 'batch_size', 'max_in_flight', 'block_timeout', 'claim_idle', 'max_len', 'trim_interval', 'trim_keep', 'partitions', 'partition_key', 'worker_partitions'],
-    processing: ['idempotency_ttl', 'max_deliveries', 'concurrency', 'shutdown_timeout', 'consumer_name', 'order_by'],
+    processing: ['idempotency_ttl', 'max_deliveries', 'concurrency', 'shutdown_timeout', 'consumer_name', 'order_by', 'stall_timeout'],
   },
   database: ['url', 'host', 'port', 'name', 'user', 'password', 'ssl_mode'],
   http: ['addr', 'max_body', 'max_connections', 'headers_timeout', 'request_timeout', 'rate_limit', 'rate_burst'],
-  forward: ['allow_private', 'timeout'],
+  forward: ['allow_private', 'timeout', 'max_retry_after'],
   health: ['endpoint'],
   admin: ['token'],
   log: ['level'],

@@ -50,6 +50,11 @@ export interface Config {
     readonly claimIdleMs: number
     readonly maxDeliveries: number
     readonly shutdownTimeoutMs: number
+    /**
+     * A worker whose oldest pending entry is older than this while it settled nothing for as long is wedged
+     * (WORKER_STALL_TIMEOUT), in ms: readiness fails and /health shows the queue unhealthy.
+     */
+    readonly stallTimeoutMs: number
     /** Time between safe trims of the stream(s) the worker reads (STREAM_TRIM_INTERVAL), in ms; 0: never trimmed. */
     readonly trimIntervalMs: number
     /** Newest entries each trim keeps even when every group acked them (STREAM_TRIM_KEEP); 0 keeps none. */
@@ -65,7 +70,12 @@ export interface Config {
     readonly rateLimit?: { readonly ratePerSecond: number; readonly burst: number }
   }
   /** Forwarding: private destinations allowed (SSRF guard; default false) and the request timeout. */
-  readonly forward: { readonly allowPrivate: AllowPrivate; readonly timeoutMs: number }
+  readonly forward: {
+    readonly allowPrivate: AllowPrivate
+    readonly timeoutMs: number
+    /** The longest destination Retry-After honoured (FORWARD_MAX_RETRY_AFTER), in ms; longer ones are cut to it. */
+    readonly maxRetryAfterMs: number
+  }
   readonly health: { readonly endpoint: ListenAddress }
   /** Bearer token of the admin API; unset: the admin API is off. */
   readonly adminToken?: string
@@ -291,6 +301,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       claimIdleMs: opt({ env: 'WORKER_CLAIM_IDLE', file: 'worker.stream.claim_idle' }, (r) => duration(r, 1000)) ?? 60_000,
       maxDeliveries: opt({ env: 'WORKER_MAX_DELIVERIES', file: 'worker.processing.max_deliveries' }, (r) => integer(r, 1, 1000)) ?? 10,
       shutdownTimeoutMs: opt({ env: 'WORKER_SHUTDOWN_TIMEOUT', file: 'worker.processing.shutdown_timeout' }, (r) => duration(r)) ?? 30_000,
+      stallTimeoutMs: opt({ env: 'WORKER_STALL_TIMEOUT', file: 'worker.processing.stall_timeout' }, (r) => duration(r, 1000)) ?? 300_000,
       trimIntervalMs: trimIntervalMs ?? 10_000,
       trimKeep: opt({ env: 'STREAM_TRIM_KEEP', file: 'worker.stream.trim_keep' }, (r) => integer(r, 0, Number.MAX_SAFE_INTEGER)) ?? 0,
     },
@@ -305,6 +316,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     forward: {
       allowPrivate: allowPrivate ?? false,
       timeoutMs: opt({ env: 'FORWARD_TIMEOUT', file: 'forward.timeout' }, (r) => duration(r, 1)) ?? 10_000,
+      maxRetryAfterMs: opt({ env: 'FORWARD_MAX_RETRY_AFTER', file: 'forward.max_retry_after' }, (r) => duration(r, 1000)) ?? 3_600_000,
     },
     health: {
       endpoint: opt({ flag: 'health-endpoint', env: 'HEALTH_ENDPOINT', file: 'health.endpoint' }, (r) => parseListenAddress(text(r), r.where)) ??

@@ -12,6 +12,11 @@ export interface QueueHealth {
   readonly pending: number
   readonly oldestPendingAgeSeconds: number
   readonly groupExists: boolean
+  /**
+   * Set when this process's worker is wedged: why (its oldest pending entry is older than the stall bound while
+   * it settled nothing for as long). The queue is then unhealthy and the process not ready.
+   */
+  readonly stalled?: string
 }
 
 /** What `worker` returns, synchronously. */
@@ -167,6 +172,10 @@ export function createHealth(options: HealthOptions): Health {
     if (!q.groupExists) {
       status = 'unhealthy'
       reasons.push('the consumer group does not exist (the worker recreates it; check Redis persistence if it recurs)')
+    }
+    if (q.stalled) {
+      status = 'unhealthy'
+      reasons.push(q.stalled)
     }
     if (q.depth > maxDepth) reasons.push(`queue depth ${q.depth} is above ${maxDepth}`)
     if (q.oldestPendingAgeSeconds > maxAge) reasons.push(`oldest pending entry is ${Math.round(q.oldestPendingAgeSeconds)} s old, above ${maxAge} s`)

@@ -72,6 +72,8 @@ export interface Metrics {
   processed(eventType: string, toolId: string, status: ProcessedStatus, seconds: number): void
   /** A step is retried; `attempt` is 1 for the first retry, `reason` an error code such as "DESTINATION_5XX". */
   retry(attempt: number, reason: string): void
+  /** A destination's Retry-After was longer than FORWARD_MAX_RETRY_AFTER and was cut to it. */
+  retryAfterCapped(): void
   /** An event was written to the DLQ; `reason` is the failure's error code. */
   deadLettered(eventType: string, reason: string): void
   /** A DLQ entry was re-driven with this outcome. */
@@ -179,6 +181,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     } })
   const trimmedC = new Counter({ name: 'webhook_stream_trimmed_entries_total', registers,
     help: 'Acked entries the worker\'s safe trim removed from the main stream.' })
+  const retryAfterCappedC = new Counter({ name: 'webhook_retry_after_capped_total', registers,
+    help: 'Destination Retry-After values longer than FORWARD_MAX_RETRY_AFTER, cut to it.' })
   const statsErrorsC = new Counter({ name: 'webhook_queue_stats_errors_total', registers,
     help: 'Scrapes whose queue-stats provider failed or timed out (queue gauges then keep their last values).' })
 
@@ -284,6 +288,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       healthDuration.observe(healthDuration.series.get(c), seconds)
     },
     streamTrimmed: (n) => { if (n > 0) trimmedC.inc(n) },
+    retryAfterCapped: () => { retryAfterCappedC.inc() },
     setInFlight: (n) => { inFlightReaders.clear(); inFlightG.set(n) },
     trackInFlight(read) {
       // a wrapper per call, so the same function tracked twice is removed once per untrack

@@ -2,6 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomUUID, createHmac } from 'node:crypto'
 import { Redis } from 'ioredis'
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import { createDb, type Db } from '../../src/db/database.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
 import { ToolStore } from '../../src/db/tool-store.js'
@@ -72,6 +73,7 @@ Run('a looping transform does not stall the process: /health/live answers, other
   const yaml = `${TOOLS}  - { id: loop, provider: github, secret: s3cret-value, processing_mode: transform_and_store, ` +
     `transform: "($f := function($n){ $f($n) }; $f(1))" }\n`
   const svc = await startServiceProcess(ctx.env, yaml)
+  let exit: unknown
   try {
     await ctx.stream.addMany([makeEvent({ tool_id: 'loop' }), ...Array.from({ length: 50 }, () => makeEvent({ tool_id: 'store-tool' }))])
     for (let i = 0; i < 5; i += 1) {
@@ -84,9 +86,11 @@ Run('a looping transform does not stall the process: /health/live answers, other
     assert.is(dlq.error_code, 'TRANSFORM_TIMEOUT')
   } finally {
     svc.child.kill('SIGTERM')
+    exit = await Promise.race([svc.exited, new Promise((r) => setTimeout(() => r('still running 15 s after SIGTERM'), 15_000))])
+    // a process that ignored SIGTERM must not outlive the test
+    if (svc.child.exitCode === null && svc.child.signalCode === null) svc.child.kill('SIGKILL')
   }
-  assert.is(await Promise.race([svc.exited, new Promise((r) => setTimeout(() => r('still running 15 s after SIGTERM'), 15_000))]), 0)
-  if (svc.child.exitCode === null) svc.child.kill('SIGKILL')
+  assert.is(exit, 0)
 })
 
 Run('a tool saved under another HOOKSTREAM_ENCRYPTION_KEY answers 503 TOOL_UNREADABLE alone; ready reports it, other tools accept', async (ctx) => {
@@ -118,6 +122,31 @@ Run('a tool saved under another HOOKSTREAM_ENCRYPTION_KEY answers 503 TOOL_UNREA
     svc.child.kill('SIGTERM')
   }
   assert.is(await svc.exited, 0)
+})
+
+Run('a worker wedged on a destination that never answers is reported stalled by readiness and /health; an idle one is not', async (ctx) => {
+  const sockets: Socket[] = []
+  const silent = createNetServer((socket) => { sockets.push(socket) })
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/hook`
+  const yaml = `tools:\n  - { id: fwd, provider: github, secret: s3cret-value, processing_mode: store_and_forward, forward_url: "${url}" }\n`
+  const svc = await startServiceProcess({ ...ctx.env, WORKER_STALL_TIMEOUT: '2s', FORWARD_TIMEOUT: '1h', FORWARD_ALLOW_PRIVATE: '127.0.0.1/32' }, yaml)
+  try {
+    await new Promise((r) => setTimeout(r, 2500))
+    assert.is((await fetch(`${svc.healthUrl}/health/ready`)).status, 200, 'idle with nothing pending is not a stall')
+    await ctx.stream.add(makeEvent({ tool_id: 'fwd' }))
+    await eventually('the destination holds the request', () => sockets.length === 1, 5000)
+    await eventually('readiness fails', async () => (await fetch(`${svc.healthUrl}/health/ready`)).status === 503, 10_000)
+    const ready = (await (await fetch(`${svc.healthUrl}/health/ready`)).json()) as { reasons: string[] }
+    assert.match(ready.reasons.join('; '), /worker "svc-worker" is stalled: its oldest pending entry is \d+ s old/)
+    const health = (await (await fetch(`${svc.healthUrl}/health`)).json()) as { status: string; components: { queue: { status: string } } }
+    assert.equal([health.status, health.components.queue.status], ['unhealthy', 'unhealthy'])
+  } finally {
+    svc.child.kill('SIGKILL')
+    await svc.exited
+    for (const socket of sockets) socket.destroy()
+    await new Promise((r) => silent.close(r))
+  }
 })
 
 Run('kill -9 of the worker mid-run, then a restart: every event stored exactly once', async (ctx) => {
@@ -183,6 +212,19 @@ Run('SIGTERM with 1,000 events in flight drains, exits 0, and a restart finishes
   } finally {
     await receiver.close()
   }
+})
+
+Run('--role ingest with STREAM_PARTITIONS=4: 40 queued events read 40 in webhook_queue_depth and webhook_consumer_lag', async (ctx) => {
+  const partitions = new StreamPartitions({ redis: ctx.redis, keys: streamKeys({ prefix: ctx.env.STREAM_PREFIX as string }), count: 4 })
+  const svc = await startServiceProcess({ ...ctx.env, STREAM_PARTITIONS: '4' }, TOOLS, ['--role', 'ingest'])
+  try {
+    await new PartitionedStreamClient(partitions).addMany(Array.from({ length: 40 }, (_, i) => makeEvent({ tool_id: 'store-tool', repository: `acme/r${i}` })))
+    await eventually('the gauges see 40', async () => /^webhook_queue_depth 40$/m.test(await (await fetch(`${svc.healthUrl}/metrics`)).text()), 5000)
+    assert.match(await (await fetch(`${svc.healthUrl}/metrics`)).text(), /^webhook_consumer_lag 40$/m)
+  } finally {
+    svc.child.kill('SIGTERM')
+  }
+  assert.is(await svc.exited, 0)
 })
 
 Run('with STREAM_PARTITIONS=4 and WORKER_PARTITIONS=0-1 the worker trims the two partitions it reads; the unread ones keep their entries', async (ctx) => {
