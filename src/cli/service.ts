@@ -17,6 +17,8 @@ import { ForwardSink } from '../sinks/forward.js'
 import { startDelayedRetries } from '../sources/delayed-retries.js'
 import { PartitionedStreamClient, StreamPartitions } from '../sources/partitions.js'
 import { StreamClient } from '../sources/stream-client.js'
+import { readRedisDurability, type RedisDurability } from '../sources/redis-durability.js'
+import { ConfigError } from '../core/errors.js'
 import { startStreamTrimmer } from '../sources/stream-trimmer.js'
 import type { CliContext } from './context.js'
 
@@ -45,6 +47,24 @@ export interface Service {
   close(): Promise<{ drained: boolean }>
 }
 
+const DURABILITY_LOSS: Record<Exclude<RedisDurability['mode'], 'aof'>, string> = {
+  none: 'Redis keeps nothing on disk (appendonly no, no save): a Redis restart loses every accepted event still queued, every parked retry and every idempotency marker',
+  rdb: 'Redis keeps only snapshots (save, appendonly no): a Redis restart loses everything accepted since the last snapshot',
+  unknown: 'Redis refused CONFIG GET, so its persistence is unknown: make sure it keeps an append-only file (appendonly yes)',
+}
+
+// what "no 202 is lost" needs: Redis must keep an accepted event across its own restart
+async function checkRedisDurability(redis: CliContext['redis'], required: boolean, logger: Logger): Promise<RedisDurability> {
+  const durability = await readRedisDurability(redis)
+  if (durability.mode === 'aof') return durability
+  if (required) {
+    throw new ConfigError('REDIS_REQUIRE_DURABLE', `is true, but ${DURABILITY_LOSS[durability.mode]}; ` +
+      'turn on appendonly (CONFIG SET appendonly yes, and in redis.conf) or unset REDIS_REQUIRE_DURABLE')
+  }
+  logger.warn({ durability: durability.mode }, `${DURABILITY_LOSS[durability.mode]}; set appendonly yes (or REDIS_REQUIRE_DURABLE=true to refuse to start)`)
+  return durability
+}
+
 /**
  * Starts the parts of hookstream the role asks for on an open context: ingest (HTTP_ADDR), the worker
  * pipeline with its delayed-retry scheduler, and health + metrics (HEALTH_ENDPOINT, always).
@@ -59,6 +79,7 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   const role = options.role ?? 'all'
   const runs = (part: Exclude<Role, 'all'>) => role === 'all' || role === part
   const logger = options.logger ?? createLogger({ level: config.logLevel })
+  const durability = await checkRedisDurability(redis, config.redisRequireDurable, logger)
   const metrics = createMetrics()
   // without an endpoint nothing is registered and the pipeline does no span work at all
   const tracing = startTracing({ serviceName: 'hookstream', ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) })
@@ -209,7 +230,8 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
     checkRedis: async () => {
       const started = Date.now()
       await redis.ping()
-      return { pingMs: Date.now() - started, status: redis.status }
+      return { pingMs: Date.now() - started, status: redis.status, durability: durability.mode,
+        ...(durability.mode === 'aof' ? {} : { reasons: [DURABILITY_LOSS[durability.mode]] }) }
     },
     checkQueue: async () => {
       const info = await stream.info()

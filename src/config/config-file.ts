@@ -5,7 +5,7 @@ import { ConfigError } from '../core/errors.js'
 /** The keys a configuration file may hold, by section (the seed service's layout). */
 export const CONFIG_FILE_KEYS: Readonly<Record<string, Readonly<Record<string, readonly string[]>> | readonly string[]>> = Object.freeze({
   worker: {
-    redis: ['url', 'addr', 'cluster_nodes'],
+    redis: ['url', 'addr', 'cluster_nodes', 'require_durable'],
     stream: ['name', 'group', 'dlq_name', 'prefix', 'batch_size', 'max_in_flight', 'block_timeout', 'claim_idle', 'max_len', 'trim_interval', 'trim_keep', 'partitions', 'partition_key', 'worker_partitions'],
     processing: ['idempotency_ttl', 'max_deliveries', 'concurrency', 'shutdown_timeout', 'consumer_name', 'order_by', 'stall_timeout'],
   },

@@ -25,6 +25,11 @@ export interface Config {
   /** A PostgreSQL server by URL (sslmode in the URL), or none configured: embedded PGlite with its data in `path`. */
   readonly database: { readonly kind: 'postgres'; readonly url: string } | { readonly kind: 'embedded'; readonly path: string }
   readonly keys: StreamKeys
+  /**
+   * Refuse to start unless Redis keeps an append-only file (REDIS_REQUIRE_DURABLE): without it a Redis restart
+   * loses accepted events. @defaultValue false: start with a warning and `/health` degraded
+   */
+  readonly redisRequireDurable: boolean
   /** Approximate cap on the main stream (XADD `MAXLEN ~`); unset: no cap. */
   readonly streamMaxLen?: number
   /** Scale-out: Redis Cluster, stream partitions, and per-key ordering. */
@@ -289,6 +294,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     database: databaseConfig(src),
     keys: keysConfig(src),
     ...(streamMaxLen !== undefined ? { streamMaxLen } : {}),
+    redisRequireDurable: opt({ env: 'REDIS_REQUIRE_DURABLE', file: 'worker.redis.require_durable' }, (r) => oneOf(r, ['true', 'false'] as const)) === 'true',
     scale: scaleConfig(src),
     worker: {
       consumerName,

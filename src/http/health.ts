@@ -32,7 +32,10 @@ export interface WorkerState {
 export interface HealthOptions {
   /** Pings PostgreSQL; resolves with details to show (e.g. `{ openConnections }`), rejects when unreachable. */
   readonly checkDatabase: () => Promise<Record<string, unknown>>
-  /** Pings Redis; resolves with details to show, rejects when unreachable. */
+  /**
+   * Pings Redis; resolves with details to show, rejects when unreachable. Details with non-empty `reasons`
+   * (e.g. Redis keeps nothing on disk) make the component degraded.
+   */
   readonly checkRedis: () => Promise<Record<string, unknown>>
   /** Reads the stream and consumer group. */
   readonly checkQueue: () => Promise<QueueHealth>
@@ -157,8 +160,9 @@ export function createHealth(options: HealthOptions): Health {
 
   const dependency = async (component: 'database' | 'redis', fn: () => Promise<Record<string, unknown>>) => {
     const r = await timed(component, fn)
+    const degraded = Array.isArray(r.value?.reasons) && r.value.reasons.length > 0
     return record(component, r.failure === undefined
-      ? { ...r.value, status: 'healthy', durationMs: r.durationMs }
+      ? { ...r.value, status: degraded ? 'degraded' : 'healthy', durationMs: r.durationMs }
       : { status: 'unhealthy', durationMs: r.durationMs, ...describe(r.failure) })
   }
   const queue = async (): Promise<ComponentHealth> => {

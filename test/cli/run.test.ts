@@ -149,6 +149,25 @@ Run('a worker wedged on a destination that never answers is reported stalled by 
   }
 })
 
+Run('with a Redis that keeps nothing on disk /health shows redis durability "none" (degraded) and a warning; REDIS_REQUIRE_DURABLE=true refuses to start', async (ctx) => {
+  const svc = await startServiceProcess(ctx.env, TOOLS)
+  try {
+    const health = (await (await fetch(`${svc.healthUrl}/health`)).json()) as { status: string; components: { redis: { status: string; durability: string } } }
+    assert.equal([health.status, health.components.redis.status, health.components.redis.durability], ['degraded', 'degraded', 'none'])
+    assert.is((await fetch(`${svc.healthUrl}/health/ready`)).status, 200)
+    assert.match(svc.output(), /Redis keeps nothing on disk .*a Redis restart loses every accepted event/)
+  } finally {
+    svc.child.kill('SIGTERM')
+  }
+  assert.is(await svc.exited, 0)
+  try {
+    await startServiceProcess({ ...ctx.env, REDIS_REQUIRE_DURABLE: 'true' }, TOOLS)
+    assert.unreachable('started without a durable Redis')
+  } catch (err) {
+    assert.match((err as Error).message, /exited early[\s\S]*REDIS_REQUIRE_DURABLE is true, but Redis keeps nothing on disk/)
+  }
+})
+
 Run('kill -9 of the worker mid-run, then a restart: every event stored exactly once', async (ctx) => {
   const events = Array.from({ length: 6000 }, () => makeEvent({ tool_id: 'store-tool' }))
   for (let i = 0; i < events.length; i += 1000) await ctx.stream.addMany(events.slice(i, i + 1000))
