@@ -35,7 +35,7 @@ export { toDLQ, type ToDLQOptions } from './operators/to-dlq.js'
 export type { Sink } from './sinks/sink.js'
 export { PostgresSink, type EventRow } from './sinks/postgres.js'
 export { ForwardSink, signWebhook, type ForwardItem, type ForwardSinkOptions } from './sinks/forward.js'
-export { settle, type SettleOptions } from './sinks/settle.js'
+export { settle, type SettleOptions } from './operators/settle.js'
 export { checkpoint, CheckpointLedger, type CheckpointOptions } from './operators/checkpoint.js'
 
 export { runWorker, type RunWorkerOptions, type RunningWorker, type ProcessContext } from './pipelines/run-worker.js'

@@ -19,16 +19,21 @@ export function databaseCheck(db: Db, holding: () => boolean = () => false): () 
 }
 
 /**
- * The Redis check of `createHealth`: PING, with the seed's details (`ping_duration_ms`).
+ * The Redis check of `createHealth`: PING, with the seed's details (`ping_duration_ms`) and, when given, what
+ * Redis keeps on disk (`durability`; anything but `aof` adds a reason, which makes the component degraded).
  *
  * @example
- * createHealth({ checkRedis: redisCheck(redis), … })
+ * createHealth({ checkRedis: redisCheck(redis, { mode: 'aof' }), … })
  */
-export function redisCheck(redis: Redis | Cluster): () => Promise<Record<string, unknown>> {
+export function redisCheck(redis: Redis | Cluster, durability?: { readonly mode: string; readonly loss?: string }): () => Promise<Record<string, unknown>> {
   return async () => {
     const started = Date.now()
     await redis.ping()
     const pingMs = Date.now() - started
-    return { pingMs, status: redis.status, details: { ping_duration_ms: pingMs } }
+    return {
+      pingMs, status: redis.status, details: { ping_duration_ms: pingMs },
+      ...(durability ? { durability: durability.mode } : {}),
+      ...(durability && durability.mode !== 'aof' && durability.loss ? { reasons: [durability.loss] } : {}),
+    }
   }
 }

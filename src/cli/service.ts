@@ -16,6 +16,8 @@ import { ForwardSink } from '../sinks/forward.js'
 import { startDelayedRetries } from '../sources/delayed-retries.js'
 import { PartitionedStreamClient, StreamPartitions } from '../sources/partitions.js'
 import { StreamClient } from '../sources/stream-client.js'
+import { readRedisDurability, type RedisDurability } from '../sources/redis-durability.js'
+import { ConfigError } from '../core/errors.js'
 import { startStreamTrimmer } from '../sources/stream-trimmer.js'
 import type { CliContext } from './context.js'
 import { databaseCheck, redisCheck } from './dependency-checks.js'
@@ -45,6 +47,24 @@ export interface Service {
   close(): Promise<{ drained: boolean }>
 }
 
+const DURABILITY_LOSS: Record<Exclude<RedisDurability['mode'], 'aof'>, string> = {
+  none: 'Redis keeps nothing on disk (appendonly no, no save): a Redis restart loses every accepted event still queued, every parked retry and every idempotency marker',
+  rdb: 'Redis keeps only snapshots (save, appendonly no): a Redis restart loses everything accepted since the last snapshot',
+  unknown: 'Redis refused CONFIG GET, so its persistence is unknown: make sure it keeps an append-only file (appendonly yes)',
+}
+
+// what "no 202 is lost" needs: Redis must keep an accepted event across its own restart
+async function checkRedisDurability(redis: CliContext['redis'], required: boolean, logger: Logger): Promise<RedisDurability> {
+  const durability = await readRedisDurability(redis)
+  if (durability.mode === 'aof') return durability
+  if (required) {
+    throw new ConfigError('REDIS_REQUIRE_DURABLE', `is true, but ${DURABILITY_LOSS[durability.mode]}; ` +
+      'turn on appendonly (CONFIG SET appendonly yes, and in redis.conf) or unset REDIS_REQUIRE_DURABLE')
+  }
+  logger.warn({ durability: durability.mode }, `${DURABILITY_LOSS[durability.mode]}; set appendonly yes (or REDIS_REQUIRE_DURABLE=true to refuse to start)`)
+  return durability
+}
+
 /**
  * Starts the parts of hookstream the role asks for on an open context: ingest (HTTP_ADDR), the worker
  * pipeline with its delayed-retry scheduler, and health + metrics (HEALTH_ENDPOINT, always).
@@ -59,6 +79,7 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   const role = options.role ?? 'all'
   const runs = (part: Exclude<Role, 'all'>) => role === 'all' || role === part
   const logger = options.logger ?? createLogger({ level: config.logLevel })
+  const durability = await checkRedisDurability(redis, config.redisRequireDurable, logger)
   const metrics = createMetrics()
   // without an endpoint nothing is registered and the pipeline does no span work at all
   const tracing = startTracing({ ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) })
@@ -74,15 +95,18 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   const tools = new ToolRegistry({
     tools: config.tools, store: toolStore,
     onError: (err) => logger.warn({ err }, 'tool refresh failed; serving the last known tools'),
+    onUnreadable: (toolId, err) => logger.error({ err, toolId }, 'a stored tool cannot be loaded; its webhooks answer 503 until the row is fixed'),
   })
+  metrics.setToolLoadErrors(() => tools.unreadable.keys())
   await stream.ensureGroup(keys.group)
   metrics.setQueueStats(queueStatsProvider({
-    stream, group: keys.group,
+    // every partition: the base stream name holds nothing when STREAM_PARTITIONS > 1
+    stream: partitions.count > 1 ? partitions.streams : stream, group: keys.group,
     dlqDepth: async () => Number((await db.db.selectFrom('webhook_dlq').where('status', 'in', ['pending', 'retrying'])
       .select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n),
   }))
 
-  const state = { shuttingDown: false, processed: 0, inFlight: () => 0, holds: 0, poison: [] as number[] }
+  const state = { shuttingDown: false, processed: 0, inFlight: () => 0, holds: 0, poison: [] as number[], lastSettledAt: Date.now() }
   const cleanups: (() => Promise<unknown> | void)[] = []
   let pipelineSub: Subscription | undefined
   const abort = new AbortController()
@@ -108,9 +132,10 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
       idempotencyTtlSeconds: Math.max(1, Math.round(config.worker.idempotencyTtlMs / 1000)),
       // every in-flight message may wait in the forward step; the per-destination bulkhead bounds the requests
       forwardConcurrency: Math.max(config.worker.concurrency, config.worker.maxInFlight), drainTimeoutMs: config.worker.shutdownTimeoutMs,
+      maxRetryAfterMs: config.forward.maxRetryAfterMs,
       signal: abort.signal, telemetry,
       processingTimeoutMs: config.processingTimeoutMs, dlqPolicy: config.dlq.policy, dlqMaxLen: config.dlq.maxLen,
-      onSettled: () => { state.processed += 1 },
+      onSettled: () => { state.processed += 1; state.lastSettledAt = Date.now() },
       // telemetry logs dead letters, holds and source errors; these hooks only feed health
       onDeadLettered: (_env, failure) => { if (failure.code === 'POISON') state.poison.push(Date.now()) },
       onHold: (held) => { state.holds += held ? 1 : -1 },
@@ -184,10 +209,25 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
     state.poison = state.poison.filter((t) => t > cutoff)
     return state.poison.length
   }
+  // wedged: this consumer's oldest pending entry is older than the bound and nothing settled for as long
+  const workerStall = async (): Promise<string | undefined> => {
+    const bound = config.worker.stallTimeoutMs
+    const idleMs = Date.now() - state.lastSettledAt
+    if (idleMs < bound) return undefined
+    let oldestMs = Infinity
+    for (const partKeys of readKeys) {
+      const [entry] = (await redis.call('XPENDING', partKeys.stream, keys.group, '-', '+', 1, config.worker.consumerName)) as [string, ...unknown[]][]
+      if (entry) oldestMs = Math.min(oldestMs, Number(entry[0].split('-')[0]))
+    }
+    const ageMs = Date.now() - oldestMs
+    if (!(ageMs > bound)) return undefined
+    return `worker "${config.worker.consumerName}" is stalled: its oldest pending entry is ${Math.round(ageMs / 1000)} s old and it ` +
+      `settled nothing for ${Math.round(idleMs / 1000)} s (WORKER_STALL_TIMEOUT ${Math.round(bound / 1000)} s); restart it`
+  }
   const health = createHealth({
     metrics,
     checkDatabase: databaseCheck(db, () => state.holds > 0),
-    checkRedis: redisCheck(redis),
+    checkRedis: redisCheck(redis, { mode: durability.mode, ...(durability.mode === 'aof' ? {} : { loss: DURABILITY_LOSS[durability.mode] }) }),
     checkQueue: async () => {
       const info = await stream.info()
       const group = info.groups.find((g) => g.name === keys.group)
@@ -199,9 +239,11 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
           if (oldest) oldestPendingAgeSeconds = Math.max(oldestPendingAgeSeconds, (Date.now() - Number(oldest.split('-')[0])) / 1000)
         }
       }
-      return { depth: info.length, lag: group?.lag ?? 0, pending: group?.pending ?? 0, oldestPendingAgeSeconds, groupExists: group !== undefined }
+      const stalled = runs('worker') && group ? await workerStall() : undefined
+      return { depth: info.length, lag: group?.lag ?? 0, pending: group?.pending ?? 0, oldestPendingAgeSeconds, groupExists: group !== undefined, stalled }
     },
     worker: () => ({ inFlight: state.inFlight(), processed: state.processed, poisonRecent: poisonRecent(), shuttingDown: state.shuttingDown }),
+    unreadableTools: () => tools.unreadable,
   })
   const healthServer: HealthServer = await startHealthServer(health, {
     port: config.health.endpoint.port, host: config.health.endpoint.host,

@@ -27,6 +27,11 @@ export interface Config extends SeedSettings {
   /** A PostgreSQL server by URL (sslmode in the URL), or none configured: embedded PGlite with its data in `path`. */
   readonly database: { readonly kind: 'postgres'; readonly url: string } | { readonly kind: 'embedded'; readonly path: string }
   readonly keys: StreamKeys
+  /**
+   * Refuse to start unless Redis keeps an append-only file (REDIS_REQUIRE_DURABLE): without it a Redis restart
+   * loses accepted events. @defaultValue false: start with a warning and `/health` degraded
+   */
+  readonly redisRequireDurable: boolean
   /** Approximate cap on the main stream (XADD `MAXLEN ~`); unset: no cap. */
   readonly streamMaxLen?: number
   /** Scale-out: Redis Cluster, stream partitions, and per-key ordering. */
@@ -52,6 +57,11 @@ export interface Config extends SeedSettings {
     readonly claimIdleMs: number
     readonly maxDeliveries: number
     readonly shutdownTimeoutMs: number
+    /**
+     * A worker whose oldest pending entry is older than this while it settled nothing for as long is wedged
+     * (WORKER_STALL_TIMEOUT), in ms: readiness fails and /health shows the queue unhealthy.
+     */
+    readonly stallTimeoutMs: number
     /** Time between safe trims of the stream(s) the worker reads (STREAM_TRIM_INTERVAL), in ms; 0: never trimmed. */
     readonly trimIntervalMs: number
     /** Newest entries each trim keeps even when every group acked them (STREAM_TRIM_KEEP); 0 keeps none. */
@@ -71,7 +81,12 @@ export interface Config extends SeedSettings {
     readonly scrubHeaders?: readonly string[]
   }
   /** Forwarding: private destinations allowed (SSRF guard; default false) and the request timeout. */
-  readonly forward: { readonly allowPrivate: AllowPrivate; readonly timeoutMs: number }
+  readonly forward: {
+    readonly allowPrivate: AllowPrivate
+    readonly timeoutMs: number
+    /** The longest destination Retry-After honoured (FORWARD_MAX_RETRY_AFTER), in ms; longer ones are cut to it. */
+    readonly maxRetryAfterMs: number
+  }
   readonly health: { readonly endpoint: ListenAddress }
   /** Bearer token of the admin API; unset: the admin API is off. */
   readonly adminToken?: string
@@ -299,6 +314,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     database: databaseConfig(src),
     keys: keysConfig(src),
     ...(streamMaxLen !== undefined ? { streamMaxLen } : {}),
+    redisRequireDurable: opt({ env: 'REDIS_REQUIRE_DURABLE', file: 'worker.redis.require_durable' }, (r) => oneOf(r, ['true', 'false'] as const)) === 'true',
     scale: scaleConfig(src),
     worker: {
       consumerName,
@@ -311,6 +327,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       claimIdleMs: opt({ env: 'WORKER_CLAIM_IDLE', file: 'worker.stream.claim_idle' }, (r) => duration(r, 1000)) ?? 60_000,
       maxDeliveries: opt({ env: 'WORKER_MAX_DELIVERIES', file: 'worker.processing.max_deliveries' }, (r) => integer(r, 1, 1000)) ?? 10,
       shutdownTimeoutMs: opt({ env: 'WORKER_SHUTDOWN_TIMEOUT', file: 'worker.processing.shutdown_timeout' }, (r) => duration(r)) ?? 30_000,
+      stallTimeoutMs: opt({ env: 'WORKER_STALL_TIMEOUT', file: 'worker.processing.stall_timeout' }, (r) => duration(r, 1000)) ?? 300_000,
       trimIntervalMs: trimIntervalMs ?? 10_000,
       trimKeep: opt({ env: 'STREAM_TRIM_KEEP', file: 'worker.stream.trim_keep' }, (r) => integer(r, 0, Number.MAX_SAFE_INTEGER)) ?? 0,
     },
@@ -327,6 +344,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     forward: {
       allowPrivate: allowPrivate ?? false,
       timeoutMs: opt({ env: 'FORWARD_TIMEOUT', file: 'forward.timeout' }, (r) => duration(r, 1)) ?? 10_000,
+      maxRetryAfterMs: opt({ env: 'FORWARD_MAX_RETRY_AFTER', file: 'forward.max_retry_after' }, (r) => duration(r, 1000)) ?? 3_600_000,
     },
     health: {
       endpoint: opt({ flag: 'health-endpoint', env: 'HEALTH_ENDPOINT', file: 'health.endpoint' }, (r) => parseListenAddress(text(r), r.where)) ??

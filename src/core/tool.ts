@@ -1,3 +1,4 @@
+import jsonata from 'jsonata'
 import { formatDuration, parseDuration } from './duration.js'
 import { PipelineError } from './errors.js'
 import { maskUrl } from './mask-url.js'
@@ -52,6 +53,8 @@ export interface ToolConfig extends ToolSecrets {
   readonly forwardUrl?: string
   /** Transformation rules (JSONata expression or object of field → expression), for `transform_and_store`. */
   readonly transform?: string | Readonly<Record<string, string>>
+  /** Wall-clock budget of one event's transform in milliseconds (`transform_timeout`). @defaultValue 100 */
+  readonly transformTimeoutMs: number
   readonly retryPolicy: RetryPolicy
   readonly enabled: boolean
   /** `generic` only: how the signature is carried, or `'none'` to accept unsigned requests explicitly. */
@@ -69,6 +72,7 @@ export interface ToolInput extends ToolSecretsInput {
   processing_mode?: unknown
   forward_url?: unknown
   transform?: unknown
+  transform_timeout?: unknown
   retry_policy?: unknown
   enabled?: unknown
   signature?: unknown
@@ -105,6 +109,22 @@ function retryPolicy(where: string, value: unknown): RetryPolicy {
   return {
     maxRetries, multiplier, initialIntervalMs, maxIntervalMs,
     maxElapsedMs: duration(where, 'retry_policy.max_elapsed_time', p.max_elapsed_time, d.maxElapsedMs),
+  }
+}
+
+/** Budget of one event's transform when the tool sets no `transform_timeout`: 100 ms. */
+export const DEFAULT_TRANSFORM_TIMEOUT_MS = 100
+const MAX_TRANSFORM_TIMEOUT_MS = 10_000
+
+// saving a tool compiles its rules, so an expression that cannot compile is refused before any event meets it
+function compileTransform(where: string, transform: string | Readonly<Record<string, string>>): void {
+  const rules = typeof transform === 'string' ? [[undefined, transform] as const] : Object.entries(transform)
+  for (const [field, text] of rules) {
+    try {
+      jsonata(text)
+    } catch (err) {
+      bad(where, field === undefined ? 'transform' : `transform.${field}`, `does not compile as JSONata: ${(err as Error).message}`)
+    }
   }
 }
 
@@ -190,12 +210,18 @@ export function parseTool(input: ToolInput, where = 'tool'): ToolConfig {
     if (!ok) bad(at, 'transform', 'must be a JSONata expression or an object of field → JSONata expression')
   }
   if (mode === 'transform_and_store' && transform === undefined) bad(at, 'transform', 'is required when processing_mode is transform_and_store')
+  if (transform !== undefined) compileTransform(at, transform as string | Record<string, string>)
+  const transformTimeoutMs = duration(at, 'transform_timeout', input.transform_timeout, DEFAULT_TRANSFORM_TIMEOUT_MS)
+  if (transformTimeoutMs < 1 || transformTimeoutMs > MAX_TRANSFORM_TIMEOUT_MS) {
+    bad(at, 'transform_timeout', `must be between 1ms and ${formatDuration(MAX_TRANSFORM_TIMEOUT_MS)}; got ${JSON.stringify(input.transform_timeout)}`)
+  }
   const enabled = input.enabled ?? true
   if (typeof enabled !== 'boolean') bad(at, 'enabled', `must be true or false; got ${JSON.stringify(enabled)}`)
   return Object.freeze({
     id, provider: provider as Provider, secret, tenantId: tenant, processingMode: mode as ProcessingMode,
     ...(forwardUrl ? { forwardUrl } : {}),
     ...(transform !== undefined ? { transform: transform as ToolConfig['transform'] } : {}),
+    transformTimeoutMs,
     retryPolicy: retryPolicy(at, input.retry_policy), enabled,
     ...(sig !== undefined ? { signature: sig } : {}),
     ...parseToolSecrets(at, input),
@@ -215,6 +241,7 @@ export function toolToJSON(tool: ToolConfig): Record<string, unknown> {
   return {
     id: tool.id, provider: tool.provider, secret: tool.secret ? '********' : '', tenant_id: tool.tenantId,
     processing_mode: tool.processingMode, forward_url: tool.forwardUrl === undefined ? null : maskUrl(tool.forwardUrl), transform: tool.transform ?? null,
+    transform_timeout: formatDuration(tool.transformTimeoutMs),
     retry_policy: {
       max_retries: p.maxRetries, initial_interval: formatDuration(p.initialIntervalMs), max_interval: formatDuration(p.maxIntervalMs),
       multiplier: p.multiplier, max_elapsed_time: formatDuration(p.maxElapsedMs),

@@ -72,6 +72,8 @@ export interface WebhookToolsTable {
   processing_mode: string
   forward_url: string | null
   transform: NullableJson
+  /** The tool's transform budget in milliseconds; NULL (or left out on insert) for the default. */
+  transform_timeout_ms: ColumnType<number | null, number | null | undefined, number | null>
   retry_policy: Json
   signature: NullableJson
   /** `generic` tools: where the delivery id is, `{ header }` or `{ pointer }` (added by migration 0002). */

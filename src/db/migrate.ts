@@ -3,12 +3,14 @@ import { Migrator, type Migration, type MigrationResult } from 'kysely/migration
 import * as initial from './migrations/0001-initial.js'
 import * as toolScopedIdentity from './migrations/0002-tool-scoped-identity.js'
 import * as toolSecrets from './migrations/0003-tool-secrets.js'
+import * as transformTimeout from './migrations/0004-tool-transform-timeout.js'
 
 /** hookstream's migrations by name, in order. Listed here (not globbed) so they also run from dist/. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0001-initial': initial,
   '0002-tool-scoped-identity': toolScopedIdentity,
   '0003-tool-secrets': toolSecrets,
+  '0004-tool-transform-timeout': transformTimeout,
 })
 
 /**
@@ -32,7 +34,7 @@ export function createMigrator(db: Kysely<any>): Migrator {
  * Resolves with the names it applied; rejects with an Error naming the failed migration and the cause.
  *
  * @example
- * const applied = await migrateToLatest(db) // ['0001-initial'] on an empty database, [] afterwards
+ * const applied = await migrateToLatest(db) // ['0001-initial', …] on an empty database, [] afterwards
  */
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
   const { error, results } = await createMigrator(db).migrateToLatest()

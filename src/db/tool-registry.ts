@@ -1,4 +1,4 @@
-import { PipelineError } from '../core/errors.js'
+import { isPipelineError, PipelineError } from '../core/errors.js'
 import type { ToolConfig } from '../core/tool.js'
 import type { ToolStore } from './tool-store.js'
 
@@ -17,6 +17,11 @@ export interface ToolRegistryOptions {
   readonly refreshMs?: number
   /** Called with each failed background refresh (the last good cache keeps serving). @defaultValue ignore */
   readonly onError?: (err: Error) => void
+  /**
+   * Called once when a stored tool's row becomes unreadable (or its reason changes): an invalid row, or a secret
+   * the configured key cannot decrypt. The other tools load as usual. @defaultValue ignore
+   */
+  readonly onUnreadable?: (toolId: string, err: Error) => void
 }
 
 // unknown ids remembered at once; a flood of random ids must not grow memory without bound
@@ -50,6 +55,8 @@ export class ToolRegistry {
   private timer: NodeJS.Timeout | undefined
   private closing: Promise<void> | undefined
   private lastError: Error | undefined
+  private unreadableTools = new Map<string, Error>()
+  private readonly onUnreadable: (toolId: string, err: Error) => void
 
   constructor(options: ToolRegistryOptions = {}) {
     const tools = new Map<string, ToolConfig>()
@@ -64,6 +71,7 @@ export class ToolRegistry {
       throw new RangeError(`ToolRegistry: "refreshMs" must be a positive integer (milliseconds); got ${options.refreshMs}`)
     }
     this.onError = options.onError ?? (() => {})
+    this.onUnreadable = options.onUnreadable ?? (() => {})
     if (!this.store) this.cache = new Map(tools)
   }
 
@@ -72,11 +80,21 @@ export class ToolRegistry {
     return this.lastError
   }
 
-  /** The tool with this id, or undefined when neither the static tools nor the store have it. */
+  /** Stored tools whose row cannot be read, by id, with the reason; for health checks and metrics. */
+  get unreadable(): ReadonlyMap<string, Error> {
+    return this.unreadableTools
+  }
+
+  /**
+   * The tool with this id, or undefined when neither the static tools nor the store have it. Rejects with a
+   * permanent `TOOL_UNREADABLE` when its stored row cannot be read (invalid, or a secret the key cannot decrypt).
+   */
   async get(id: string): Promise<ToolConfig | undefined> {
     const cache = this.cache ?? (await this.load(), this.cache as Map<string, ToolConfig> | undefined)
     if (!cache) throw this.unavailable(this.lastError, 'loading the tool list')
     const hit = cache.get(id)
+    const broken = this.unreadableTools.get(id)
+    if (broken) throw this.unreadableError(id, broken)
     if (hit || !this.store) return hit
     const until = this.unknown.get(id)
     if (until !== undefined && until > Date.now()) return undefined
@@ -98,17 +116,35 @@ export class ToolRegistry {
   async refresh(): Promise<void> {
     if (!this.store) return
     let stored: ToolConfig[]
+    // row by row: one bad row is left out and reported, so every other change still takes effect
+    const unreadable = new Map<string, Error>()
     try {
-      stored = await this.store.list()
+      stored = await this.store.list((id, err) => unreadable.set(id, err instanceof Error ? err : new Error(String(err))))
     } catch (err) {
       this.lastError = err as Error
       throw this.unavailable(err, 'refreshing the tool list')
     }
     const next = new Map(this.staticTools)
     for (const tool of stored) next.set(tool.id, tool)
+    // a stored row overrides a static tool of the same id even when it cannot be read: no silent fallback
+    for (const id of unreadable.keys()) next.delete(id)
     this.cache = next
     this.unknown.clear()
     this.lastError = undefined
+    this.setUnreadable(unreadable)
+  }
+
+  private setUnreadable(unreadable: Map<string, Error>): void {
+    for (const [id, err] of unreadable) {
+      if (this.unreadableTools.get(id)?.message !== err.message) this.onUnreadable(id, err)
+    }
+    this.unreadableTools = unreadable
+  }
+
+  private unreadableError(id: string, cause: Error): PipelineError {
+    return new PipelineError('permanent', 'TOOL_UNREADABLE',
+      `tool "${id}" is stored in webhook_tools but cannot be read: ${cause.message}; fix the row with ` +
+      '`hookstream tools add` or the admin API (or set the HOOKSTREAM_ENCRYPTION_KEY it was saved with)', { cause })
   }
 
   private async load(): Promise<void> {
@@ -130,7 +166,10 @@ export class ToolRegistry {
     try {
       tool = await this.store!.get(id)
     } catch (err) {
-      throw this.unavailable(err, `reading tool "${id}"`)
+      if (isPipelineError(err) && err.kind === 'infrastructure') throw this.unavailable(err, `reading tool "${id}"`)
+      const cause = err instanceof Error ? err : new Error(String(err))
+      this.setUnreadable(new Map([...this.unreadableTools, [id, cause]]))
+      throw this.unreadableError(id, cause)
     }
     if (tool) {
       this.cache?.set(id, tool)

@@ -80,15 +80,26 @@ export class ToolStore {
     return this.key && value ? encryptSecret(this.key, value, context(id, column)) : value
   }
 
-  /** All stored tools, by id. Rejects when a row is invalid or its secret cannot be decrypted. */
-  async list(): Promise<ToolConfig[]> {
+  /**
+   * All stored tools, by id. A row that is invalid or whose secret cannot be decrypted rejects the whole list,
+   * or, with `onBadRow`, is left out and handed to it with the error.
+   */
+  async list(onBadRow?: (id: string, err: unknown) => void): Promise<ToolConfig[]> {
     let rows: ToolRow[]
     try {
       rows = await this.db.selectFrom('webhook_tools').selectAll().orderBy('id').execute()
     } catch (err) {
       throw unavailable(err, 'listing tools')
     }
-    return rows.map((row) => this.fromRow(row))
+    if (!onBadRow) return rows.map((row) => this.fromRow(row))
+    return rows.flatMap((row) => {
+      try {
+        return [this.fromRow(row)]
+      } catch (err) {
+        onBadRow(row.id, err)
+        return []
+      }
+    })
   }
 
   /** One tool, or undefined when no row has that id. */
@@ -119,6 +130,7 @@ export class ToolStore {
       forward_headers: this.seal(tool.id, 'forward_headers', tool.forwardHeaders && JSON.stringify(tool.forwardHeaders)),
       forward_url: tool.forwardUrl ?? null,
       transform: tool.transform === undefined ? null : JSON.stringify(tool.transform),
+      transform_timeout_ms: tool.transformTimeoutMs,
       retry_policy: JSON.stringify(json.retry_policy),
       signature: tool.signature === undefined ? null : JSON.stringify(tool.signature),
       delivery_id: tool.deliveryId === undefined ? null : JSON.stringify(tool.deliveryId),
@@ -217,7 +229,7 @@ export class ToolStore {
     return parseTool({
       id: row.id, provider: row.provider, secret: open('secret'),
       tenant_id: row.tenant_id, processing_mode: row.processing_mode, forward_url: row.forward_url ?? undefined,
-      transform: row.transform ?? undefined, retry_policy: row.retry_policy, enabled: row.enabled,
+      transform: row.transform ?? undefined, transform_timeout: row.transform_timeout_ms ?? undefined, retry_policy: row.retry_policy, enabled: row.enabled,
       signature: row.signature ?? undefined, delivery_id: row.delivery_id ?? undefined,
       previous_secret: open('previous_secret'), previous_secret_expires_at: row.previous_secret_expires_at?.getTime(),
       forward_secret: open('forward_secret'), previous_forward_secret: open('previous_forward_secret'),

@@ -12,6 +12,11 @@ export interface QueueHealth {
   readonly pending: number
   readonly oldestPendingAgeSeconds: number
   readonly groupExists: boolean
+  /**
+   * Set when this process's worker is wedged: why (its oldest pending entry is older than the stall bound while
+   * it settled nothing for as long). The queue is then unhealthy and the process not ready.
+   */
+  readonly stalled?: string
 }
 
 /** What `worker` returns, synchronously. */
@@ -27,7 +32,10 @@ export interface WorkerState {
 export interface HealthOptions {
   /** Pings PostgreSQL; resolves with details to show (e.g. `{ openConnections }`), rejects when unreachable. */
   readonly checkDatabase: () => Promise<Record<string, unknown>>
-  /** Pings Redis; resolves with details to show, rejects when unreachable. */
+  /**
+   * Pings Redis; resolves with details to show, rejects when unreachable. Details with non-empty `reasons`
+   * (e.g. Redis keeps nothing on disk) make the component degraded.
+   */
   readonly checkRedis: () => Promise<Record<string, unknown>>
   /** Reads the stream and consumer group. */
   readonly checkQueue: () => Promise<QueueHealth>
@@ -43,6 +51,12 @@ export interface HealthOptions {
   readonly maxOldestPendingAgeSeconds?: number
   /** Event-loop lag above which `/health/live` fails. @defaultValue 5000 */
   readonly eventLoopStallMs?: number
+  /**
+   * Stored tools that cannot be loaded, by id, with the reason (the ToolRegistry's `unreadable`). With it, the
+   * reports have a component `tools`, degraded while any is listed; the other tools keep working, so the
+   * process stays ready. @defaultValue no `tools` component
+   */
+  readonly unreadableTools?: () => ReadonlyMap<string, Error>
 }
 
 /** One component in the report: its status, how long the check took, its details, and the error if it failed. */
@@ -52,11 +66,15 @@ export type ComponentHealth = { status: HealthStatus; durationMs: number; error?
 export interface HealthReport {
   readonly status: HealthStatus
   readonly timestamp: string
-  readonly components: Record<HealthComponent, ComponentHealth>
+  readonly components: Record<Exclude<HealthComponent, 'tools'>, ComponentHealth> & { tools?: ComponentHealth }
 }
 
-/** The body of `GET /health/ready`. */
-export interface ReadinessReport { readonly ready: boolean; readonly reasons: string[] }
+/** The body of `GET /health/ready`: `components` shows what is degraded without making the process unready. */
+export interface ReadinessReport {
+  readonly ready: boolean
+  readonly reasons: string[]
+  readonly components?: { readonly tools?: ComponentHealth }
+}
 
 /** The body of `GET /health/live`. */
 export interface LivenessReport { readonly live: boolean; readonly eventLoopLagMs: number }
@@ -166,8 +184,9 @@ export function createHealth(options: HealthOptions): Health {
 
   const dependency = async (component: 'database' | 'redis', fn: () => Promise<Record<string, unknown>>) => {
     const r = await timed(component, fn)
+    const degraded = Array.isArray(r.value?.reasons) && r.value.reasons.length > 0
     return record(component, r.failure === undefined
-      ? { ...r.value, status: 'healthy', durationMs: r.durationMs }
+      ? { ...r.value, status: degraded ? 'degraded' : 'healthy', durationMs: r.durationMs }
       : { status: 'unhealthy', durationMs: r.durationMs, ...describe(r.failure) })
   }
   const queue = async (): Promise<ComponentHealth> => {
@@ -181,6 +200,10 @@ export function createHealth(options: HealthOptions): Health {
     if (!q.groupExists) {
       status = 'unhealthy'
       reasons.push('the consumer group does not exist (the worker recreates it; check Redis persistence if it recurs)')
+    }
+    if (q.stalled) {
+      status = 'unhealthy'
+      reasons.push(q.stalled)
     }
     if (q.depth > maxDepth) reasons.push(`queue depth ${q.depth} is above ${maxDepth}`)
     if (q.oldestPendingAgeSeconds > maxAge) reasons.push(`oldest pending entry is ${Math.round(q.oldestPendingAgeSeconds)} s old, above ${maxAge} s`)
@@ -215,10 +238,20 @@ export function createHealth(options: HealthOptions): Health {
     })
   }
 
+  const tools = (): ComponentHealth | undefined => {
+    if (!options.unreadableTools) return undefined
+    const started = performance.now()
+    const unreadable = [...options.unreadableTools()]
+    const reasons = unreadable.slice(0, 20).map(([id, err]) => `tool "${id}" cannot be loaded: ${describe(err).error}`)
+    return record('tools', { status: unreadable.length ? 'degraded' : 'healthy', durationMs: performance.now() - started,
+      unreadable: unreadable.map(([id]) => id), ...(reasons.length ? { reasons } : {}) })
+  }
+
   const report = async (): Promise<HealthReport> => {
     const [database, redis, q] = await Promise.all([
       dependency('database', options.checkDatabase), dependency('redis', options.checkRedis), queue()])
-    const components = { database, redis, queue: q, worker: worker() }
+    const toolsHealth = tools()
+    const components = { database, redis, queue: q, worker: worker(), ...(toolsHealth ? { tools: toolsHealth } : {}) }
     const statuses = Object.values(components).map((c) => c.status)
     const status: HealthStatus = statuses.includes('unhealthy') ? 'unhealthy' : statuses.includes('degraded') ? 'degraded' : 'healthy'
     return { status, timestamp: new Date().toISOString(), components }
@@ -233,7 +266,8 @@ export function createHealth(options: HealthOptions): Health {
     let shuttingDown = true
     try { shuttingDown = options.worker().shuttingDown } catch (err) { reasons.push(`worker: ${describe(err).error}`) }
     if (shuttingDown) reasons.push('worker: shutting down')
-    return { ready: reasons.length === 0, reasons }
+    const toolsHealth = tools()
+    return { ready: reasons.length === 0, reasons, ...(toolsHealth ? { components: { tools: toolsHealth } } : {}) }
   }
   const liveness = (): LivenessReport => {
     const loop = watchdog.state()

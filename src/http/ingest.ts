@@ -224,6 +224,9 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
       tool = await tools.get(toolId)
     } catch (err) {
       const kind = isPipelineError(err) ? err.kind : 'infrastructure'
+      if (isPipelineError(err) && err.code === 'TOOL_UNREADABLE') {
+        throw unavailable('TOOL_UNREADABLE', `tool "${toolId}" is configured but cannot be read on this server (an invalid row or a secret the encryption key cannot decrypt); retry later`)
+      }
       if (kind !== 'infrastructure') throw err
       throw unavailable('TOOLS_UNAVAILABLE', 'tool configuration cannot be loaded right now; retry later')
     }

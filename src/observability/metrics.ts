@@ -15,7 +15,7 @@ export const DLQ_RETRY_STATUSES = ['requeued', 'resolved', 'failed', 'discarded'
 export type DlqRetryStatus = (typeof DLQ_RETRY_STATUSES)[number]
 
 /** Health components, the `component` label of `webhook_health_checks_total`. */
-export const HEALTH_COMPONENTS = ['database', 'redis', 'queue', 'worker'] as const
+export const HEALTH_COMPONENTS = ['database', 'redis', 'queue', 'worker', 'tools'] as const
 /** One of HEALTH_COMPONENTS. */
 export type HealthComponent = (typeof HEALTH_COMPONENTS)[number]
 /** Health statuses, the `status` label of `webhook_health_checks_total` and the `status` of GET /health. */
@@ -76,6 +76,8 @@ export interface Metrics {
   processed(eventType: string, toolId: string, status: ProcessedStatus, seconds: number): void
   /** A step is retried; `attempt` is 1 for the first retry, `reason` an error code such as "DESTINATION_5XX". */
   retry(attempt: number, reason: string): void
+  /** A destination's Retry-After was longer than FORWARD_MAX_RETRY_AFTER and was cut to it. */
+  retryAfterCapped(): void
   /** An event was written to the DLQ; `reason` is the failure's error code. */
   deadLettered(eventType: string, reason: string): void
   /** A DLQ entry was re-driven with this outcome. */
@@ -107,6 +109,11 @@ export interface Metrics {
   setQueueStats(provider: () => Promise<QueueStats>): void
   /** Reads database-pool gauges from `provider` at scrape time. Replaces an earlier provider. */
   setDbPoolStats(provider: () => DbPoolStats): void
+  /**
+   * Reads, at scrape time, the ids of stored tools that cannot be loaded (`webhook_tool_load_errors{tool_id}` = 1
+   * each; at most 100 ids). Replaces an earlier provider.
+   */
+  setToolLoadErrors(provider: () => Iterable<string>): void
   /** The exposition in Prometheus text format. */
   metricsText(): Promise<string>
   /** Stops the GC observer and event-loop monitor. Idempotent. */
@@ -197,6 +204,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     } })
   const trimmedC = new Counter({ name: 'webhook_stream_trimmed_entries_total', registers,
     help: 'Acked entries the worker\'s safe trim removed from the main stream.' })
+  const retryAfterCappedC = new Counter({ name: 'webhook_retry_after_capped_total', registers,
+    help: 'Destination Retry-After values longer than FORWARD_MAX_RETRY_AFTER, cut to it.' })
   const statsErrorsC = new Counter({ name: 'webhook_queue_stats_errors_total', registers,
     help: 'Scrapes whose queue-stats provider failed or timed out (queue gauges then keep their last values).' })
 
@@ -250,6 +259,19 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   new Gauge({ name: 'webhook_db_pool_max_connections', help: 'The pool size limit.', registers,
     collect() { if (poolProvider) this.set(poolProvider().max) } })
 
+  let toolLoadErrors: (() => Iterable<string>) | undefined
+  new Gauge({
+    name: 'webhook_tool_load_errors',
+    help: 'Stored tools whose row cannot be loaded (invalid, or a secret the key cannot decrypt): 1 per tool.',
+    labelNames: ['tool_id'],
+    registers,
+    collect() {
+      this.reset()
+      // ids of rows that exist in webhook_tools: bounded by the table, capped again here
+      for (const id of [...(toolLoadErrors?.() ?? [])].slice(0, 100)) this.labels(id).set(1)
+    },
+  })
+
   const runtime = registerRuntimeMetrics(registry,
     options.memoryLimitBytes === undefined ? {} : { memoryLimitBytes: options.memoryLimitBytes })
   registerBuildInfo(registry)
@@ -292,6 +314,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       healthDuration.observe(healthDuration.series.get(c), seconds)
     },
     streamTrimmed: (n) => { if (n > 0) trimmedC.inc(n) },
+    retryAfterCapped: () => { retryAfterCappedC.inc() },
     setInFlight: (n) => { inFlightReaders.clear(); inFlightG.set(n) },
     trackInFlight(read) {
       // a wrapper per call, so the same function tracked twice is removed once per untrack
@@ -301,6 +324,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     setQueueStats(provider) { queueProvider = provider; cached = undefined; lastStats = undefined },
     setDbPoolStats(provider) { poolProvider = provider },
+    setToolLoadErrors(provider) { toolLoadErrors = provider },
     metricsText: () => registry.metrics(),
     close: () => runtime.close(),
   }

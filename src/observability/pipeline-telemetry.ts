@@ -34,6 +34,8 @@ export interface PipelineTelemetry {
   /** An envelope left the settle step: counts its outcome and duration, ends its process span. */
   settled(env: Envelope): void
   retry(env: Envelope, attempt: number, failure: PipelineError): void
+  /** A destination's Retry-After was cut to the pipeline's maximum. */
+  retryAfterCapped(): void
   deadLettered(env: Envelope, failure: PipelineError): void
   dlqResolved(count: number): void
   hold(held: boolean, err?: Error): void
@@ -109,6 +111,9 @@ export function pipelineTelemetry(options: PipelineTelemetryOptions): PipelineTe
         eventLogger(logger, { eventId: env.message.event.id, traceId: traceIdOf(env), toolId: env.message.event.tool_id })
           .debug({ attempt, code: failure.code }, 'step failed; retrying')
       }
+    },
+    retryAfterCapped() {
+      metrics?.retryAfterCapped()
     },
     deadLettered(env, failure) {
       metrics?.deadLettered(env.message.event.event_type, failure.code)

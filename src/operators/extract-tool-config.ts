@@ -1,7 +1,7 @@
 import { mergeMap, type OperatorFunction } from 'rxjs'
 import { lastValueFrom } from 'rxjs'
 import { isDone, type Envelope } from '../core/envelope.js'
-import { PipelineError } from '../core/errors.js'
+import { isPipelineError, PipelineError } from '../core/errors.js'
 import type { ToolConfig, ToolLookup } from '../core/tool.js'
 import { holdWhileDown, type HoldOptions } from './hold.js'
 
@@ -17,7 +17,8 @@ export interface ExtractToolConfigOptions {
 
 /**
  * Attaches the configuration of the event's tool (`tool_id`) to the envelope. An unknown tool fails
- * permanently with `UNKNOWN_TOOL`, a disabled one with `TOOL_DISABLED`, so the event is dead-lettered;
+ * permanently with `UNKNOWN_TOOL`, a disabled one with `TOOL_DISABLED`, and a lookup that fails permanently
+ * (a stored tool that cannot be read: `TOOL_UNREADABLE`) with its own error, so the event is dead-lettered;
  * when the tools cannot be loaded at all (database down) the envelope is held until they can.
  *
  * @example
@@ -34,7 +35,14 @@ export function extractToolConfig<E extends Envelope>(
   return mergeMap(async (env: E): Promise<E & { readonly tool?: ToolConfig }> => {
     if (isDone(env)) return env
     const { tool_id: toolId, id } = env.message.event
-    const tool = await lastValueFrom(holdWhileDown(() => options.tools.get(toolId), options.hold))
+    let tool: ToolConfig | undefined
+    try {
+      tool = await lastValueFrom(holdWhileDown(() => options.tools.get(toolId), options.hold))
+    } catch (err) {
+      // one tool that cannot be read (TOOL_UNREADABLE) fails its own events, not the pipeline
+      if (isPipelineError(err) && err.kind === 'permanent') return { ...env, failure: err }
+      throw err
+    }
     if (!tool) {
       return { ...env, failure: new PipelineError('permanent', 'UNKNOWN_TOOL',
         `event ${id} names tool "${toolId}", which is not configured; add it (hookstream tools add, the admin API or the YAML config) and retry the event from the DLQ`) }

@@ -32,6 +32,13 @@ export interface RetryBackoffOptions<E extends Envelope> {
   readonly park?: (env: E, dueAtMs: number) => Promise<void>
   /** Told about every retry (for metrics): the retry's number (1 = first retry) and why. */
   readonly onRetry?: (env: E, attempt: number, failure: PipelineError) => void
+  /**
+   * The longest Retry-After (ms) honoured: a destination asking for more waits this long instead, so a sender
+   * cannot park work for years. @defaultValue 3600000 (1 h)
+   */
+  readonly maxRetryAfterMs?: number
+  /** Told when a Retry-After was cut to `maxRetryAfterMs` (for metrics), with what the destination asked for. */
+  readonly onRetryAfterCapped?: (env: E, requestedMs: number) => void
   /** Passed to the hold of `park` when Redis is down. */
   readonly hold?: HoldOptions
   /** Jitter source, for tests. @defaultValue Math.random */
@@ -68,6 +75,10 @@ export function retryBackoff<E extends Envelope & { readonly tool?: ToolConfig }
   }
   const timeoutMs = checkTimeLimit('retryBackoff: "timeoutMs"', options.timeoutMs)
   const policyOf = options.policy ?? ((env: E) => env.tool?.retryPolicy ?? DEFAULT_RETRY_POLICY)
+  const maxRetryAfter = options.maxRetryAfterMs ?? 3_600_000
+  if (!Number.isFinite(maxRetryAfter) || maxRetryAfter < 0) {
+    throw new RangeError(`retryBackoff: "maxRetryAfterMs" must be a number of at least 0; got ${maxRetryAfter}`)
+  }
 
   const runStep = (env: E): Promise<E> => withTimeLimit((signal) => options.step(env, signal), timeoutMs,
     () => ({ ...env, failure: processingTimeout(env.message, timeoutMs as number) }))
@@ -89,7 +100,9 @@ export function retryBackoff<E extends Envelope & { readonly tool?: ToolConfig }
     const firstAttemptAt = env.firstAttemptAt ?? Date.now()
     if (!mayRetry(policy, env.attempts, Date.now() - firstAttemptAt)) return of(result)
     const attempts = env.attempts + 1
-    const delay = failure.retryAfterMs ?? backoffDelayMs(policy, attempts, options.random)
+    const asked = failure.retryAfterMs
+    if (asked !== undefined && asked > maxRetryAfter) options.onRetryAfterCapped?.(env, asked)
+    const delay = asked === undefined ? backoffDelayMs(policy, attempts, options.random) : Math.min(asked, maxRetryAfter)
     options.onRetry?.(env, attempts, failure)
     const next: E = { ...env, attempts, firstAttemptAt }
     if (delay > maxInline && options.park) {

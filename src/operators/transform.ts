@@ -1,42 +1,47 @@
-import { mergeMap, type OperatorFunction } from 'rxjs'
-import jsonata from 'jsonata'
+import { defer, finalize, mergeMap, type OperatorFunction } from 'rxjs'
 import { isDone, type Envelope } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
 import type { ToolConfig } from '../core/tool.js'
+import { TransformPool, type TransformOutcome, type TransformPoolOptions } from './transform-pool.js'
+import type { TransformRules } from './transform-worker.js'
 
 /** Options of `transform`. */
 export interface TransformOptions {
-  /** Events transformed at once. @defaultValue 32 */
+  /** Events transformed at once. @defaultValue 64 */
   readonly concurrency?: number
+  /** The worker threads that evaluate the rules (count, heap, batch, result size); see `TransformPoolOptions`. */
+  readonly pool?: TransformPoolOptions
 }
 
-// JSONata results carry internal markers (sequence flags on arrays); keep only their JSON
-const plain = (value: unknown): unknown => (value === undefined ? undefined : JSON.parse(JSON.stringify(value)))
-
-interface CompiledRule { readonly field: string | undefined; readonly expression: jsonata.Expression }
-interface Compiled { readonly source: string; readonly rules: readonly CompiledRule[] | PipelineError }
-
-function compile(tool: ToolConfig): Compiled {
-  const spec = tool.transform
-  const source = JSON.stringify(spec)
-  const entries: [string | undefined, string][] = typeof spec === 'string' ? [[undefined, spec]] : Object.entries(spec ?? {})
-  const rules: CompiledRule[] = []
-  for (const [field, text] of entries) {
-    try {
-      rules.push({ field, expression: jsonata(text) })
-    } catch (err) {
-      return { source, rules: new PipelineError('permanent', 'TRANSFORM_INVALID',
-        `tool "${tool.id}" transform rule ${field === undefined ? '' : `"${field}" `}does not compile: ${(err as Error).message}; fix the tool's transform`, { cause: err }) }
-    }
+// one array per tool version, so a batch to a worker carries each tool's rules once
+const rulesByTool = new WeakMap<ToolConfig, TransformRules>()
+function rulesOf(tool: ToolConfig): TransformRules {
+  let rules = rulesByTool.get(tool)
+  if (!rules) {
+    const spec = tool.transform
+    rulesByTool.set(tool, (rules = typeof spec === 'string' ? [[null, spec]] : Object.entries(spec ?? {})))
   }
-  return { source, rules }
+  return rules
+}
+
+function failure(tool: ToolConfig, eventId: string, outcome: Exclude<TransformOutcome, { ok: true }>): PipelineError {
+  const rule = outcome.rule === null ? '' : `rule "${outcome.rule}" `
+  const fix = outcome.code === 'TRANSFORM_INVALID' ? 'fix the tool\'s transform'
+    : outcome.code === 'TRANSFORM_FAILED' ? 'fix the rule and retry the event from the DLQ'
+      : `make the rule cheaper${outcome.code === 'TRANSFORM_TIMEOUT' ? ' or raise the tool\'s transform_timeout' : ''}, then retry the event from the DLQ`
+  const what = outcome.code === 'TRANSFORM_INVALID' ? `${rule}does not compile`
+    : outcome.code === 'TRANSFORM_FAILED' ? `${rule}failed on event ${eventId}` : `${rule}was stopped on event ${eventId}`
+  return new PipelineError('permanent', outcome.code, `tool "${tool.id}" transform ${what}: ${outcome.message}; ${fix}`)
 }
 
 /**
  * In `transform_and_store` mode, applies the tool's transformation rules to the payload and keeps the result
  * next to the original (`transformed`). Rules are JSONata: one expression for the whole result, or an object
- * of output field → expression. Each tool's rules are compiled once (again when they change). A rule that
- * fails is a permanent `TRANSFORM_FAILED` naming the rule. Other modes pass through.
+ * of output field → expression. They run on a small pool of worker threads (each compiles a rule once), so a
+ * runaway rule never stalls the event loop: an event whose rules overrun the tool's `transform_timeout`
+ * (default 100 ms) fails with `TRANSFORM_TIMEOUT`, one that runs the worker's heap out or returns an oversized
+ * result with `TRANSFORM_LIMIT`, a rule that throws with `TRANSFORM_FAILED`, and one that does not compile with
+ * `TRANSFORM_INVALID`; all are permanent. Other modes pass through. The workers end when the stream does.
  *
  * @example
  * // tool.transform = { ref: 'ref', pusher: 'pusher.name', commits: '$count(commits)' }
@@ -45,30 +50,26 @@ function compile(tool: ToolConfig): Compiled {
 export function transform<E extends Envelope & { readonly tool?: ToolConfig }>(
   options: TransformOptions = {},
 ): OperatorFunction<E, E & { readonly transformed?: unknown }> {
-  const concurrency = options.concurrency ?? 32
+  const concurrency = options.concurrency ?? 64
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new RangeError(`transform: "concurrency" must be an integer of at least 1; got ${concurrency}`)
   }
-  const cache = new Map<string, Compiled>()
-  return mergeMap(async (env: E): Promise<E & { readonly transformed?: unknown }> => {
-    const tool = env.tool
-    if (isDone(env) || !tool || tool.processingMode !== 'transform_and_store') return env
-    let compiled = cache.get(tool.id)
-    if (!compiled || compiled.source !== JSON.stringify(tool.transform)) cache.set(tool.id, (compiled = compile(tool)))
-    if (compiled.rules instanceof PipelineError) return { ...env, failure: compiled.rules }
-    const payload = env.message.event.payload
-    const out: Record<string, unknown> = {}
-    for (const rule of compiled.rules) {
-      try {
-        const value = plain(await rule.expression.evaluate(payload))
-        if (rule.field === undefined) return { ...env, transformed: value ?? null }
-        if (value !== undefined) out[rule.field] = value
-      } catch (err) {
-        return { ...env, failure: new PipelineError('permanent', 'TRANSFORM_FAILED',
-          `tool "${tool.id}" transform rule ${rule.field === undefined ? '' : `"${rule.field}" `}failed on event ${env.message.event.id}: ` +
-          `${(err as Error).message}; fix the rule and retry the event from the DLQ`, { cause: err }) }
-      }
-    }
-    return { ...env, transformed: out }
-  }, concurrency)
+  // checks the pool's options now rather than on the first event; workers start only with a first job
+  new TransformPool(options.pool)
+  return (envelopes$) => defer(() => {
+    const pool = new TransformPool(options.pool)
+    return envelopes$.pipe(
+      mergeMap(async (env: E): Promise<E & { readonly transformed?: unknown }> => {
+        const tool = env.tool
+        if (isDone(env) || !tool || tool.processingMode !== 'transform_and_store') return env
+        const { fields, event } = env.message
+        // the entry's event text holds the payload as received; copying it to a worker is cheaper than a clone
+        const source = fields.event !== undefined ? { eventJson: fields.event } : { payload: event.payload }
+        const outcome = await pool.run({ rules: rulesOf(tool), ...source, timeoutMs: tool.transformTimeoutMs })
+        if (!outcome.ok) return { ...env, failure: failure(tool, env.message.event.id, outcome) }
+        return { ...env, transformed: outcome.value }
+      }, concurrency),
+      finalize(() => void pool.close()),
+    )
+  })
 }

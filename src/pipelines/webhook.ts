@@ -20,7 +20,7 @@ import { store } from '../operators/store.js'
 import { toDLQ } from '../operators/to-dlq.js'
 import { transform } from '../operators/transform.js'
 import type { ForwardSink } from '../sinks/forward.js'
-import { settle } from '../sinks/settle.js'
+import { settle } from '../operators/settle.js'
 import { parkInRedis } from '../sources/delayed-retries.js'
 import { fromRedisStream } from '../sources/from-redis-stream.js'
 import { DEFAULT_KEYS, type StreamKeys } from '../sources/keys.js'
@@ -37,6 +37,8 @@ export interface WebhookPipelineHooks {
   /** A settled envelope (its `outcome` says how it ended). */
   readonly onSettled?: (env: WebhookEnvelope) => void
   readonly onRetry?: (env: WebhookEnvelope, attempt: number, failure: PipelineError) => void
+  /** A destination's Retry-After was longer than `maxRetryAfterMs` and was cut to it. */
+  readonly onRetryAfterCapped?: (env: WebhookEnvelope, requestedMs: number) => void
   readonly onDeadLettered?: (env: Envelope, failure: PipelineError) => void
   readonly onDlqResolved?: (count: number) => void
   /** Work is held because PostgreSQL or Redis is down (true), or flows again (false). */
@@ -90,6 +92,8 @@ export interface WebhookPipelineOptions extends WebhookPipelineHooks {
   readonly forwardConcurrency?: number
   /** Retries due later than this are parked in Redis. @defaultValue 5000 */
   readonly maxInlineRetryDelayMs?: number
+  /** The longest destination Retry-After honoured (FORWARD_MAX_RETRY_AFTER), in ms. @defaultValue 3600000 */
+  readonly maxRetryAfterMs?: number
   /** INSERT batches in flight at once. @defaultValue 2 */
   readonly storeConcurrency?: number
   /**
@@ -142,6 +146,7 @@ export function webhookPipeline(options: WebhookPipelineOptions): Observable<Web
     onSourceError: both(options.onSourceError, t?.sourceError),
     onClosed: both(options.onClosed, t?.closed),
     onRetry: both(options.onRetry, t?.retry),
+    onRetryAfterCapped: both(options.onRetryAfterCapped, t?.retryAfterCapped),
     onDlqResolved: both(options.onDlqResolved, t?.dlqResolved),
     onDeadLettered: both(options.onDeadLettered, t?.deadLettered),
     onSettled: both(options.onSettled, t?.settled),
@@ -156,6 +161,7 @@ interface Hooks {
   readonly onSourceError: WebhookPipelineHooks['onSourceError']
   readonly onClosed: WebhookPipelineHooks['onClosed']
   readonly onRetry: WebhookPipelineHooks['onRetry']
+  readonly onRetryAfterCapped: WebhookPipelineHooks['onRetryAfterCapped']
   readonly onDlqResolved: WebhookPipelineHooks['onDlqResolved']
   readonly onDeadLettered: WebhookPipelineHooks['onDeadLettered']
   readonly onSettled: WebhookPipelineHooks['onSettled']
@@ -168,7 +174,7 @@ function partitionChain(options: WebhookPipelineOptions, keys: StreamKeys, h: Ho
   const { redis, db } = options
   const hold = h.onHold ? { onHold: h.onHold } : {}
   const tracing = t?.tracing ? { tracing: true } : {}
-  const { onRetry, onDlqResolved, onDeadLettered, onSettled, onSourceError, onClosed, exposeInFlight } = h
+  const { onRetry, onRetryAfterCapped, onDlqResolved, onDeadLettered, onSettled, onSourceError, onClosed, exposeInFlight } = h
   // with orderBy, only the steps that can reorder run one envelope per key at a time; the batch steps around
   // them keep arrival order (store with one batch in flight), so the order holds end to end
   const ordered = <A, B>(step: OperatorFunction<A, B>): OperatorFunction<A, B> =>
@@ -186,6 +192,7 @@ function partitionChain(options: WebhookPipelineOptions, keys: StreamKeys, h: Ho
       ...(options.forwardConcurrency ? { concurrency: options.forwardConcurrency } : {}),
       ...(options.maxInlineRetryDelayMs !== undefined ? { maxInlineDelayMs: options.maxInlineRetryDelayMs } : {}),
       ...(onRetry ? { onRetry } : {}),
+      maxRetryAfterMs: options.maxRetryAfterMs, onRetryAfterCapped,
     })),
     markForwarded({ db, hold }),
     resolveDLQ({ db, hold, ...(onDlqResolved ? { onResolved: onDlqResolved } : {}) }),

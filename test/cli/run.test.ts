@@ -2,8 +2,11 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomUUID, createHmac } from 'node:crypto'
 import { Redis } from 'ioredis'
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import { createDb, type Db } from '../../src/db/database.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
+import { ToolStore } from '../../src/db/tool-store.js'
+import { parseTool } from '../../src/core/tool.js'
 import { streamKeys, trimLeaseKey } from '../../src/sources/keys.js'
 import { PartitionedStreamClient, StreamPartitions } from '../../src/sources/partitions.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
@@ -74,6 +77,105 @@ Run('a signed webhook posted to ingest is stored by the worker, then trimmed fro
   assert.is(await ctx.redis.exists(trimLeaseKey(ctx.stream.stream)), 0, 'the stop gave the trim lease up')
 }))
 
+Run('a looping transform does not stall the process: /health/live answers, other events are stored, SIGTERM exits 0', async (ctx) => {
+  const yaml = `${TOOLS}  - { id: loop, provider: github, secret: s3cret-value, processing_mode: transform_and_store, ` +
+    `transform: "($f := function($n){ $f($n) }; $f(1))" }\n`
+  const svc = await startServiceProcess(ctx.env, yaml)
+  let exit: unknown
+  try {
+    await ctx.stream.addMany([makeEvent({ tool_id: 'loop' }), ...Array.from({ length: 50 }, () => makeEvent({ tool_id: 'store-tool' }))])
+    for (let i = 0; i < 5; i += 1) {
+      const live = await fetch(`${svc.healthUrl}/health/live`, { signal: AbortSignal.timeout(2000) })
+      assert.is(live.status, 200)
+    }
+    await eventually('50 stored', async () => (await count(ctx.db)) === 50, 15_000)
+    await eventually('the looping event dead-lettered', async () => (await count(ctx.db, 'webhook_dlq')) === 1, 15_000)
+    const dlq = await ctx.db.db.selectFrom('webhook_dlq').select('error_code').executeTakeFirstOrThrow()
+    assert.is(dlq.error_code, 'TRANSFORM_TIMEOUT')
+  } finally {
+    svc.child.kill('SIGTERM')
+    exit = await Promise.race([svc.exited, new Promise((r) => setTimeout(() => r('still running 15 s after SIGTERM'), 15_000))])
+    // a process that ignored SIGTERM must not outlive the test
+    if (svc.child.exitCode === null && svc.child.signalCode === null) svc.child.kill('SIGKILL')
+  }
+  assert.is(exit, 0)
+})
+
+Run('a tool saved under another HOOKSTREAM_ENCRYPTION_KEY answers 503 TOOL_UNREADABLE alone; ready reports it, other tools accept', async (ctx) => {
+  await new ToolStore({ db: ctx.db.db, encryptionKey: 'the key this tool was saved with' })
+    .upsert(parseTool({ id: 'db-tool', provider: 'github', secret: 's3cret-value' }), 'test')
+  const svc = await startServiceProcess({ ...ctx.env, HOOKSTREAM_ENCRYPTION_KEY: 'a different key of this process' }, TOOLS)
+  const post = (tool: string) => {
+    const body = JSON.stringify({ ref: 'refs/heads/main', repository: { full_name: 'acme/api' } })
+    const sig = createHmac('sha256', 's3cret-value').update(body).digest('hex')
+    return fetch(`${svc.ingestUrl}/webhooks/${tool}`, { method: 'POST', body, headers: {
+      'content-type': 'application/json', 'x-hub-signature-256': `sha256=${sig}`, 'x-github-event': 'push', 'x-github-delivery': randomUUID() } })
+  }
+  try {
+    assert.is((await post('store-tool')).status, 202)
+    const broken = await post('db-tool')
+    assert.is(broken.status, 503)
+    assert.is(((await broken.json()) as { error: { code: string } }).error.code, 'TOOL_UNREADABLE')
+    const ready = await fetch(`${svc.healthUrl}/health/ready`)
+    assert.is(ready.status, 200)
+    const readyBody = (await ready.json()) as { components: { tools: { status: string; unreadable: string[] } } }
+    assert.equal([readyBody.components.tools.status, readyBody.components.tools.unreadable], ['degraded', ['db-tool']])
+    const health = (await (await fetch(`${svc.healthUrl}/health`)).json()) as { status: string; components: { tools: { status: string } } }
+    assert.equal([health.status, health.components.tools.status], ['degraded', 'degraded'])
+    assert.match(await (await fetch(`${svc.healthUrl}/metrics`)).text(), /^webhook_tool_load_errors\{tool_id="db-tool"\} 1$/m)
+    await new Promise((r) => setTimeout(r, 2500))
+    assert.is(svc.output().split('a stored tool cannot be loaded').length - 1, 1, 'logged once, not per refresh')
+    assert.ok(!svc.output().includes('s3cret-value'))
+  } finally {
+    svc.child.kill('SIGTERM')
+  }
+  assert.is(await svc.exited, 0)
+})
+
+Run('a worker wedged on a destination that never answers is reported stalled by readiness and /health; an idle one is not', async (ctx) => {
+  const sockets: Socket[] = []
+  const silent = createNetServer((socket) => { sockets.push(socket) })
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/hook`
+  const yaml = `tools:\n  - { id: fwd, provider: github, secret: s3cret-value, processing_mode: store_and_forward, forward_url: "${url}" }\n`
+  const svc = await startServiceProcess({ ...ctx.env, WORKER_STALL_TIMEOUT: '2s', FORWARD_TIMEOUT: '1h', FORWARD_ALLOW_PRIVATE: '127.0.0.1/32' }, yaml)
+  try {
+    await new Promise((r) => setTimeout(r, 2500))
+    assert.is((await fetch(`${svc.healthUrl}/health/ready`)).status, 200, 'idle with nothing pending is not a stall')
+    await ctx.stream.add(makeEvent({ tool_id: 'fwd' }))
+    await eventually('the destination holds the request', () => sockets.length === 1, 5000)
+    await eventually('readiness fails', async () => (await fetch(`${svc.healthUrl}/health/ready`)).status === 503, 10_000)
+    const ready = (await (await fetch(`${svc.healthUrl}/health/ready`)).json()) as { reasons: string[] }
+    assert.match(ready.reasons.join('; '), /worker "svc-worker" is stalled: its oldest pending entry is \d+ s old/)
+    const health = (await (await fetch(`${svc.healthUrl}/health`)).json()) as { status: string; components: { queue: { status: string } } }
+    assert.equal([health.status, health.components.queue.status], ['unhealthy', 'unhealthy'])
+  } finally {
+    svc.child.kill('SIGKILL')
+    await svc.exited
+    for (const socket of sockets) socket.destroy()
+    await new Promise((r) => silent.close(r))
+  }
+})
+
+Run('with a Redis that keeps nothing on disk /health shows redis durability "none" (degraded) and a warning; REDIS_REQUIRE_DURABLE=true refuses to start', async (ctx) => {
+  const svc = await startServiceProcess(ctx.env, TOOLS)
+  try {
+    const health = (await (await fetch(`${svc.healthUrl}/health`)).json()) as { status: string; components: { redis: { status: string; durability: string } } }
+    assert.equal([health.status, health.components.redis.status, health.components.redis.durability], ['degraded', 'degraded', 'none'])
+    assert.is((await fetch(`${svc.healthUrl}/health/ready`)).status, 200)
+    assert.match(svc.output(), /Redis keeps nothing on disk .*a Redis restart loses every accepted event/)
+  } finally {
+    svc.child.kill('SIGTERM')
+  }
+  assert.is(await svc.exited, 0)
+  try {
+    await startServiceProcess({ ...ctx.env, REDIS_REQUIRE_DURABLE: 'true' }, TOOLS)
+    assert.unreachable('started without a durable Redis')
+  } catch (err) {
+    assert.match((err as Error).message, /exited early[\s\S]*REDIS_REQUIRE_DURABLE is true, but Redis keeps nothing on disk/)
+  }
+})
+
 Run('kill -9 of the worker mid-run, then a restart: every event stored exactly once', withTimeLimit(300_000, async (ctx) => {
   const events = Array.from({ length: 6000 }, () => makeEvent({ tool_id: 'store-tool' }))
   for (let i = 0; i < events.length; i += 1000) await ctx.stream.addMany(events.slice(i, i + 1000))
@@ -131,6 +233,19 @@ Run('SIGTERM with 1,000 events in flight drains, exits 0, and a restart finishes
     await receiver.close()
   }
 }))
+
+Run('--role ingest with STREAM_PARTITIONS=4: 40 queued events read 40 in webhook_queue_depth and webhook_consumer_lag', async (ctx) => {
+  const partitions = new StreamPartitions({ redis: ctx.redis, keys: streamKeys({ prefix: ctx.env.STREAM_PREFIX as string }), count: 4 })
+  const svc = await startServiceProcess({ ...ctx.env, STREAM_PARTITIONS: '4' }, TOOLS, ['--role', 'ingest'])
+  try {
+    await new PartitionedStreamClient(partitions).addMany(Array.from({ length: 40 }, (_, i) => makeEvent({ tool_id: 'store-tool', repository: `acme/r${i}` })))
+    await eventually('the gauges see 40', async () => /^webhook_queue_depth 40$/m.test(await (await fetch(`${svc.healthUrl}/metrics`)).text()), 5000)
+    assert.match(await (await fetch(`${svc.healthUrl}/metrics`)).text(), /^webhook_consumer_lag 40$/m)
+  } finally {
+    svc.child.kill('SIGTERM')
+  }
+  assert.is(await svc.exited, 0)
+})
 
 Run('with STREAM_PARTITIONS=4 and WORKER_PARTITIONS=0-1 the worker trims the two partitions it reads; the unread ones keep their entries', withTimeLimit(180_000, async (ctx) => {
   const prefix = ctx.env.STREAM_PREFIX as string

@@ -32,7 +32,7 @@ Load('with nothing set, Redis and PostgreSQL are embedded and every default appl
   assert.is(c.keys.group, 'webhook_workers')
   assert.equal(c.worker, {
     consumerName: `worker-${hostname()}-${process.pid}`, idempotencyTtlMs: 86_400_000, batchSize: 100, maxInFlight: 200,
-    concurrency: 16, blockTimeoutMs: 5000, claimIdleMs: 60_000, maxDeliveries: 10, shutdownTimeoutMs: 30_000,
+    concurrency: 16, blockTimeoutMs: 5000, claimIdleMs: 60_000, maxDeliveries: 10, shutdownTimeoutMs: 30_000, stallTimeoutMs: 300_000,
     trimIntervalMs: 10_000, trimKeep: 0,
   })
   assert.equal(c.http, {
@@ -40,7 +40,7 @@ Load('with nothing set, Redis and PostgreSQL are embedded and every default appl
     maxConnections: 1024, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000,
   })
   // the service refuses private forward destinations unless told otherwise (SSRF guard)
-  assert.equal(c.forward, { allowPrivate: false, timeoutMs: 10_000 })
+  assert.equal(c.forward, { allowPrivate: false, timeoutMs: 10_000, maxRetryAfterMs: 3_600_000 })
   assert.equal(c.health.endpoint, { host: '0.0.0.0', port: 8088 })
   assert.is(c.logLevel, 'info')
   assert.is(c.streamMaxLen, undefined)

@@ -118,6 +118,45 @@ Registry('a failed refresh keeps the last good cache and is reported; a miss the
   await registry.close()
 })
 
+Registry('a bad row is skipped and reported once; every other stored tool still loads and changes within refreshMs', async ({ handle }) => {
+  const store = new ToolStore({ db: handle!.db, encryptionKey: 'the key of this process, 16+' })
+  await store.upsert(tool('rb-ok'), 'test')
+  await store.upsert(tool('rb-gone'), 'test')
+  await new ToolStore({ db: handle!.db, encryptionKey: 'another key, saved elsewhere' }).upsert(tool('rb-otherkey'), 'test')
+  await handle!.db.insertInto('webhook_tools').values({ id: 'rb-svn', provider: 'svn', secret: 'x', tenant_id: 'acme', processing_mode: 'store',
+    forward_url: null, transform: null, retry_policy: JSON.stringify({}), signature: null, enabled: true }).execute()
+  const reported: string[] = []
+  const registry = new ToolRegistry({ tools: [tool('rb-svn'), tool('rb-static')], store, refreshMs: 50,
+    onUnreadable: (id) => reported.push(id) })
+  try {
+    assert.is((await registry.get('rb-ok'))?.id, 'rb-ok')
+    assert.is((await registry.get('rb-static'))?.id, 'rb-static')
+    for (const id of ['rb-svn', 'rb-otherkey']) {
+      try {
+        await registry.get(id)
+        assert.unreachable(`${id} must not load`)
+      } catch (err) {
+        assert.ok(isPipelineError(err) && err.code === 'TOOL_UNREADABLE' && err.kind === 'permanent', String(err))
+        assert.match((err as Error).message, new RegExp(`tool "${id}" is stored in webhook_tools but cannot be read`))
+      }
+    }
+    assert.equal([...registry.unreadable.keys()].sort(), ['rb-otherkey', 'rb-svn'])
+    // the rest of the table still takes effect: a rotated secret, a disabled tool, a deleted one
+    await store.upsert(tool('rb-ok', { secret: 'rotated-secret', enabled: false }), 'test')
+    await store.remove('rb-gone', 'test')
+    for (let i = 0; i < 60 && (await registry.get('rb-ok'))?.enabled !== false; i++) await sleep(25)
+    assert.equal([(await registry.get('rb-ok'))?.secret, (await registry.get('rb-ok'))?.enabled], ['rotated-secret', false])
+    assert.is(await registry.get('rb-gone'), undefined)
+    await sleep(200)
+    assert.equal(reported.sort(), ['rb-otherkey', 'rb-svn'], 'each bad row reported once, not per refresh')
+    assert.is(registry.refreshError, undefined)
+  } finally {
+    await registry.close()
+    // the suite shares one database: leave no rows that a store without this key cannot read
+    await handle!.db.deleteFrom('webhook_tools').where('id', 'like', 'rb-%').execute()
+  }
+})
+
 Registry('before the first load succeeds, get() rejects with TOOLS_UNAVAILABLE', async () => {
   const nowhere = await createDb({ url: 'postgres://nobody@127.0.0.1:1/none', connectTimeoutMs: 500 })
   const registry = new ToolRegistry({ store: new ToolStore({ db: nowhere.db }), tools: [tool('static-1')] })

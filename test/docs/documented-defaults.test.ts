@@ -39,7 +39,7 @@ function health(queue: Partial<QueueHealth>, poisonRecent = 0) {
 }
 
 Defaults('health is degraded over a queue depth of 1000, an oldest pending entry of 300 s, or recent poison', async () => {
-  assert.match(readme, 'degraded when the queue depth is over 1000, the oldest pending entry is older than 300 s, or poison entries')
+  assert.match(readme, 'degraded when the queue depth is over 1000, the oldest pending entry is older than 300 s, poison entries were dead-lettered in the last 5 minutes')
   const cases: [Partial<QueueHealth>, number, string][] = [
     [{ depth: 1000 }, 0, 'healthy'], [{ depth: 1001 }, 0, 'degraded'],
     [{ oldestPendingAgeSeconds: 300 }, 0, 'healthy'], [{ oldestPendingAgeSeconds: 301 }, 0, 'degraded'],

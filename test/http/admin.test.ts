@@ -109,6 +109,18 @@ Admin('tool CRUD: create, show, replace keeping the secret, delete; the registry
   for (const text of [...ctx.bodies, ...ctx.logs]) assert.ok(!text.includes(SECRET) && !text.includes('yaml-secret-value'), text)
 })
 
+Admin('with a bad row inserted by SQL, a PUT and a DELETE of another tool through the API still take effect', async (ctx) => {
+  await ctx.handle.db.insertInto('webhook_tools').values({ id: 'bad-row', provider: 'svn', secret: 'x', tenant_id: 'acme', processing_mode: 'store',
+    forward_url: null, transform: null, retry_policy: JSON.stringify({}), signature: null, enabled: true }).execute()
+  assert.is((await call(ctx, 'PUT', '/admin/tools/t2', { provider: 'github', secret: 'first-secret-value' })).status, 201)
+  assert.is((await ctx.registry.get('t2'))?.secret, 'first-secret-value')
+  assert.is((await call(ctx, 'PUT', '/admin/tools/t2', { provider: 'github', secret: 'rotated-secret-value' })).status, 200)
+  assert.is((await ctx.registry.get('t2'))?.secret, 'rotated-secret-value')
+  assert.is((await call(ctx, 'DELETE', '/admin/tools/t2')).status, 204)
+  assert.is(await ctx.registry.get('t2'), undefined)
+  assert.equal([...ctx.registry.unreadable.keys()], ['bad-row'])
+})
+
 Admin('invalid tools get 400 naming the field; bad JSON and id mismatches too', async (ctx) => {
   const cases: [unknown, string, RegExp][] = [
     [{ provider: 'svn', secret: 'x' }, 'TOOL_INVALID', /field "provider"/],
@@ -116,6 +128,9 @@ Admin('invalid tools get 400 naming the field; bad JSON and id mismatches too', 
     [{ provider: 'github', secret: 'x', processing_mode: 'store_and_forward' }, 'TOOL_INVALID', /field "forward_url"/],
     [{ provider: 'github', secret: 'x', retry_policy: { max_retries: -1 } }, 'TOOL_INVALID', /retry_policy\.max_retries/],
     [{ provider: 'github', secret: 'x', colour: 'red' }, 'TOOL_INVALID', /unknown field\(s\) "colour"/],
+    [{ provider: 'github', secret: 'x', processing_mode: 'transform_and_store', transform: { n: '$count(' } }, 'TOOL_INVALID',
+      /field "transform\.n" does not compile as JSONata: .+/],
+    [{ provider: 'github', secret: 'x', transform_timeout: '1h' }, 'TOOL_INVALID', /field "transform_timeout"/],
     [{ id: 'other', provider: 'github', secret: 'x' }, 'TOOL_ID_MISMATCH', /differs/],
     [{ provider: 'github', secret: '********' }, 'TOOL_INVALID', /mask/],
     ['{"provider": ', 'INVALID_JSON', /not valid JSON/],

@@ -63,6 +63,26 @@ Retry('a retry due later than maxInlineDelayMs is parked with its attempt count 
   assert.ok(parked[0]!.dueIn > 55_000, 'Retry-After is honoured')
 })
 
+Retry('a Retry-After of ten years is cut to maxRetryAfterMs (1 h by default) and counted; a shorter one is kept', async () => {
+  const tenYearsMs = 10 * 365 * 86_400_000
+  const asked = new Map([['far', tenYearsMs], ['near', 120_000]])
+  const step = async (env: Envelope): Promise<Envelope> => ({ ...env,
+    failure: new PipelineError('transient', 'DESTINATION_429', 'x', { retryAfterMs: asked.get(env.message.event.tool_id) }) })
+  for (const [maxRetryAfterMs, cap] of [[undefined, 3_600_000], [60_000, 60_000]] as const) {
+    const parked = new Map<string, number>()
+    const capped: number[] = []
+    await lastValueFrom(from([envelope({ tool_id: 'far' }), envelope({ tool_id: 'near' })]).pipe(retryBackoff({
+      step, policy: () => policy, maxInlineDelayMs: 1000, maxRetryAfterMs, onRetryAfterCapped: (_e, ms) => capped.push(ms),
+      park: async (env, due) => { parked.set(env.message.event.tool_id, due - Date.now()) },
+    }), toArray()))
+    const far = parked.get('far')!
+    assert.ok(far > cap - 5000 && far <= cap, `parked for ${far} ms with cap ${cap}`)
+    const near = parked.get('near')!
+    assert.ok(near > Math.min(cap, 120_000) - 5000 && near <= Math.min(cap, 120_000), `parked for ${near} ms`)
+    assert.equal(capped, cap < 120_000 ? [tenYearsMs, 120_000] : [tenYearsMs])
+  }
+})
+
 Retry('retries of one event do not stall the others', async () => {
   const tool = parseTool({ id: 'slow', provider: 'github', secret: 'x', retry_policy: { initial_interval: '300ms', max_interval: '300ms', max_retries: 1 } })
   const done: string[] = []

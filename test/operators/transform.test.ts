@@ -23,7 +23,9 @@ Transform('one whole-result expression replaces the result', async () => {
 })
 
 Transform('a rule that does not compile fails permanently naming the rule', async () => {
-  const tool = parseTool({ id: 't', provider: 'github', secret: 'x', processing_mode: 'transform_and_store', transform: { bad: '$count(' } })
+  // parseTool refuses such a rule, so build the tool around it (a tool from a library user's own code)
+  const tool = { ...parseTool({ id: 't', provider: 'github', secret: 'x', processing_mode: 'transform_and_store', transform: { bad: 'a' } }),
+    transform: { bad: '$count(' } }
   const [out] = await lastValueFrom(from([withTool(tool, {})]).pipe(transform(), toArray()))
   assert.is(out!.failure?.code, 'TRANSFORM_INVALID')
   assert.match(out!.failure!.message, /tool "t" transform rule "bad" does not compile/)
@@ -36,6 +38,95 @@ Transform('a changed rule set is compiled again; other modes pass through untouc
   const envs = [withTool(a, { a: 1, b: 2 }), withTool(b, { a: 1, b: 2 }), withTool(plain, { a: 1 })]
   const out = await lastValueFrom(from(envs).pipe(transform({ concurrency: 1 }), map((e) => e.transformed), toArray()))
   assert.equal(out, [{ v: 1 }, { v: 2 }, undefined])
+})
+
+const looping = '($f := function($n){ $f($n) }; $f(1))'
+
+// counts event-loop turns while `work` runs: a transform on the main thread leaves none
+async function loopTurnsDuring<T>(work: () => Promise<T>): Promise<{ result: T; turns: number; ms: number }> {
+  let turns = 0
+  const timer = setInterval(() => { turns += 1 }, 10)
+  const started = Date.now()
+  try {
+    return { result: await work(), turns, ms: Date.now() - started }
+  } finally {
+    clearInterval(timer)
+  }
+}
+
+const stopped = async (rule: string, payload: unknown, transformTimeout = '100ms') => {
+  const tool = parseTool({ id: 'runaway', provider: 'github', secret: 'x', processing_mode: 'transform_and_store',
+    transform: { out: rule }, transform_timeout: transformTimeout })
+  return loopTurnsDuring(async () => (await lastValueFrom(from([withTool(tool, payload)]).pipe(transform(), toArray())))[0]!)
+}
+
+Transform('a tail recursion is stopped at the tool\'s budget with TRANSFORM_TIMEOUT while the event loop keeps turning', async () => {
+  const { result, turns, ms } = await stopped(looping, {}, '200ms')
+  assert.is(result.failure?.code, 'TRANSFORM_TIMEOUT')
+  assert.is(result.failure?.kind, 'permanent')
+  assert.match(result.failure!.message, /tool "runaway" transform .*200 ms/)
+  assert.ok(ms >= 200 && ms < 5000, `stopped after ${ms} ms`)
+  assert.ok(turns >= 10, `event loop turned ${turns} times in ${ms} ms`)
+})
+
+Transform('a backtracking regular expression on payload data is stopped with TRANSFORM_TIMEOUT', async () => {
+  const { result, turns, ms } = await stopped('$contains(s, /^(a+)+$/)', { s: `${'a'.repeat(34)}!` })
+  assert.is(result.failure?.code, 'TRANSFORM_TIMEOUT')
+  assert.ok(ms < 5000, `stopped after ${ms} ms`)
+  assert.ok(turns >= 5, `event loop turned ${turns} times in ${ms} ms`)
+})
+
+Transform('a $map over ten million numbers is stopped, by time or by the worker heap', async () => {
+  const { result, ms } = await stopped('$map([1..10000000], function($v){ $v * 2 })', {})
+  assert.ok(['TRANSFORM_TIMEOUT', 'TRANSFORM_LIMIT'].includes(result.failure?.code ?? ''), `code ${result.failure?.code}`)
+  assert.ok(ms < 5000, `stopped after ${ms} ms`)
+})
+
+Transform('a non-tail recursion that outgrows memory fails with TRANSFORM_LIMIT or TRANSFORM_TIMEOUT, never hangs', async () => {
+  const { result, ms } = await stopped('($f := function($n){ [$n, $f($n + 1)] }; $f(1))', {}, '2s')
+  assert.ok(['TRANSFORM_TIMEOUT', 'TRANSFORM_LIMIT'].includes(result.failure?.code ?? ''), `code ${result.failure?.code}: ${result.failure?.message}`)
+  assert.ok(ms < 10_000, `stopped after ${ms} ms`)
+})
+
+Transform('while one tool loops, 200 events of another tool are transformed; the looping events fail alone', async () => {
+  const loop = parseTool({ id: 'loop', provider: 'github', secret: 'x', processing_mode: 'transform_and_store', transform: looping })
+  const good = parseTool({ id: 'good', provider: 'github', secret: 'x', processing_mode: 'transform_and_store', transform: { n: 'n' } })
+  const envs = [withTool(loop, {}), ...Array.from({ length: 200 }, (_, n) => withTool(good, { n })), withTool(loop, {})]
+  const out = await lastValueFrom(from(envs).pipe(transform(), toArray()))
+  const failed = out.filter((e) => e.failure)
+  assert.equal(failed.map((e) => [e.tool.id, e.failure!.code]), [['loop', 'TRANSFORM_TIMEOUT'], ['loop', 'TRANSFORM_TIMEOUT']])
+  const values = out.filter((e) => !e.failure).map((e) => (e.transformed as { n: number }).n).sort((a, b) => a - b)
+  assert.equal(values, Array.from({ length: 200 }, (_, n) => n))
+})
+
+Transform('a result larger than the limit fails with TRANSFORM_LIMIT', async () => {
+  const tool = parseTool({ id: 'big', provider: 'github', secret: 'x', processing_mode: 'transform_and_store', transform: '$pad("", 2000, "x")' })
+  const [out] = await lastValueFrom(from([withTool(tool, {})]).pipe(transform({ pool: { maxResultChars: 1000 } }), toArray()))
+  assert.is(out!.failure?.code, 'TRANSFORM_LIMIT')
+  assert.match(out!.failure!.message, /more than the limit of 1000/)
+})
+
+Transform('a tool whose transform does not compile is refused when it is saved, with the compiler\'s message', () => {
+  try {
+    parseTool({ id: 't', provider: 'github', secret: 'x', processing_mode: 'transform_and_store', transform: { bad: '$count(' } })
+    assert.unreachable()
+  } catch (err) {
+    assert.is((err as { code?: string }).code, 'TOOL_INVALID')
+    assert.match((err as Error).message, /field "transform.bad" does not compile as JSONata: .+/)
+  }
+})
+
+Transform('transform_timeout is a duration between 1ms and 10s and defaults to 100 ms', () => {
+  assert.is(parseTool({ id: 't', provider: 'github', secret: 'x' }).transformTimeoutMs, 100)
+  assert.is(parseTool({ id: 't', provider: 'github', secret: 'x', transform_timeout: '250ms' }).transformTimeoutMs, 250)
+  for (const bad of ['0ms', '1m', 'soon']) {
+    try {
+      parseTool({ id: 't', provider: 'github', secret: 'x', transform_timeout: bad })
+      assert.unreachable()
+    } catch (err) {
+      assert.match((err as Error).message, /field "transform_timeout"/)
+    }
+  }
 })
 
 Transform.run()

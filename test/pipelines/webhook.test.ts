@@ -82,6 +82,20 @@ Pipeline('a transform rule that fails is dead-lettered at once, naming the rule'
   assert.is(await w.rowCount(), 0)
 })
 
+Pipeline('one event to a looping transform, then 1,000 events to another tool: all stored within seconds, the looping one dead-lettered', async ({ w }) => {
+  w.addTool({ id: 'loop', provider: 'github', processing_mode: 'transform_and_store', transform: '($f := function($n){ $f($n) }; $f(1))' })
+  w.addTool({ id: 'tx', provider: 'github', processing_mode: 'transform_and_store', transform: { i: 'i' } })
+  const [looping] = await w.enqueue(1, { tool_id: 'loop' })
+  await w.enqueue(1000, (i) => ({ tool_id: 'tx', payload: { i } }))
+  const started = Date.now()
+  w.start()
+  await eventually('1,001 settled', () => w.settled.length === 1001, 20_000)
+  assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`)
+  assert.is(await w.rowCount(), 1000)
+  const dlq = await w.db.db.selectFrom('webhook_dlq').selectAll().execute()
+  assert.equal(dlq.map((r) => [r.event_id, r.error_code]), [[looping!.id, 'TRANSFORM_TIMEOUT']])
+})
+
 Pipeline('the same event id enqueued three times is stored once; the copies are settled as duplicates', async ({ w }) => {
   const event = makeEvent({ tool_id: 'store-tool' })
   await w.stream.addMany([event, event, event])

@@ -22,8 +22,11 @@ import { sharedPostgres } from '../helpers/servers.js'
 import { startServiceProcess } from '../helpers/service-process.js'
 import { githubDelivery, toolsYaml } from './fixture.js'
 import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.js'
-import { progressTo } from '../helpers/events.js'
+import { makeEvent, progressTo } from '../helpers/events.js'
 import { withTimeLimit } from '../helpers/time-limit.js'
+import { createMetrics } from '../../src/observability/metrics.js'
+import { queueStatsProvider } from '../../src/observability/queue-stats-provider.js'
+
 
 interface Ctx { cluster: TestRedisCluster; redis: Cluster }
 const Clustered = suite<Ctx>('redis cluster partitions', {} as Ctx)
@@ -288,5 +291,21 @@ Clustered('a parked retry goes back onto its own partition: the delayed set and 
     assert.equal(errors, [])
   } finally { await delayed.close() }
 }))
+
+Clustered('the queue gauges read every partition across the cluster\'s masters', async ({ redis }) => {
+  const partitions = new StreamPartitions({ redis, keys: streamKeys({ prefix: `gauge-${randomUUID()}:` }), count: 6 })
+  const stream = new PartitionedStreamClient(partitions)
+  await stream.addMany(Array.from({ length: 60 }, (_, i) => makeEvent({ repository: `acme/r${i}` })))
+  await stream.ensureGroup(partitions.base.group, '0')
+  const stats = await queueStatsProvider({ stream: partitions.streams, group: partitions.base.group })()
+  assert.equal([stats.depth, stats.lag, stats.oldestPendingAgeSeconds], [60, 60, 0])
+  const metrics = createMetrics({ defaultMetrics: false })
+  try {
+    metrics.setQueueStats(queueStatsProvider({ stream: partitions.streams, group: partitions.base.group }))
+    assert.match(await metrics.metricsText(), /^webhook_consumer_lag 60$/m)
+  } finally {
+    metrics.close()
+  }
+})
 
 Clustered.run()

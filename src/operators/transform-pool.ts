@@ -1,0 +1,226 @@
+import { Worker } from 'node:worker_threads'
+import type { TransformRules, TransformWorkerBatch, TransformWorkerData, TransformWorkerJob, TransformWorkerResult } from './transform-worker.js'
+
+/** Options of `TransformPool`. */
+export interface TransformPoolOptions {
+  /** Worker threads evaluating at once. @defaultValue 2 */
+  readonly workers?: number
+  /** Heap of each worker in MiB; a job that needs more fails with TRANSFORM_LIMIT. @defaultValue 128 */
+  readonly maxHeapMb?: number
+  /** Jobs sent to a worker in one message (the message passing is paid per batch). @defaultValue 64 */
+  readonly maxBatch?: number
+  /** A result longer than this many characters of JSON fails with TRANSFORM_LIMIT. @defaultValue 1,048,576 */
+  readonly maxResultChars?: number
+}
+
+/** One event's transform: its tool's rules, its payload and the time it may take. */
+export interface TransformJob {
+  /**
+   * `[output field or null for the whole result, JSONata expression]` in order. Pass the same array for every
+   * event of a tool: a batch carries each distinct array once.
+   */
+  readonly rules: TransformRules
+  /** The event as JSON text (the stream entry's `event` field), whose `payload` the rules read; the cheaper way. */
+  readonly eventJson?: string
+  /** The payload itself, when there is no `eventJson`. */
+  readonly payload?: unknown
+  /** Wall-clock budget of this job in milliseconds, counted from when a worker starts it. */
+  readonly timeoutMs: number
+}
+
+/** The outcome of one job: the result, or the code, the rule and the reason it has none. */
+export type TransformOutcome =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly code: 'TRANSFORM_INVALID' | 'TRANSFORM_FAILED' | 'TRANSFORM_LIMIT' | 'TRANSFORM_TIMEOUT';
+      readonly rule: string | null; readonly message: string }
+
+interface Pending {
+  readonly job: TransformJob
+  readonly seq: number
+  readonly resolve: (outcome: TransformOutcome) => void
+  /** It overran once already; a second overrun fails it. */
+  overran: boolean
+}
+
+interface Slot {
+  readonly worker: Worker
+  readonly progress: Float64Array
+  batch: Pending[] | undefined
+  /** The worker loaded and ran; a worker that fails before that fails its jobs instead of being replaced in a loop. */
+  online: boolean
+}
+
+// in development this module is TypeScript run by tsx and Node strips the worker's types; built, both are .js
+const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './transform-worker.ts' : './transform-worker.js', import.meta.url)
+const WATCH_INTERVAL_MS = 10
+
+/**
+ * Evaluates JSONata transforms on a few worker threads, so a runaway expression (an endless recursion, a huge
+ * `$map`, a backtracking regular expression on payload data) cannot stall the event loop. Each job has a
+ * deadline: the pool terminates a worker whose running job overruns it, fails that job with
+ * `TRANSFORM_TIMEOUT`, starts a fresh worker and runs the rest of the batch again there. A job that runs the
+ * worker's heap out fails with `TRANSFORM_LIMIT`. Workers start on the first job; `close()` ends them.
+ *
+ * @example
+ * const pool = new TransformPool({ workers: 2 })
+ * await pool.run({ rules: [['ref', 'ref']], payload: { ref: 'main' }, timeoutMs: 100 }) // { ok: true, value: { ref: 'main' } }
+ * await pool.close()
+ */
+export class TransformPool {
+  private readonly slots: Slot[] = []
+  private readonly queue: Pending[] = []
+  private readonly workers: number
+  private readonly maxHeapMb: number
+  private readonly maxBatch: number
+  private readonly maxResultChars: number
+  private seq = 0
+  private watch: NodeJS.Timeout | undefined
+  private closed = false
+  private dispatchScheduled = false
+
+  constructor(options: TransformPoolOptions = {}) {
+    this.workers = options.workers ?? 2
+    this.maxHeapMb = options.maxHeapMb ?? 128
+    this.maxBatch = options.maxBatch ?? 64
+    this.maxResultChars = options.maxResultChars ?? 1_048_576
+    for (const [name, value, min] of [['workers', this.workers, 1], ['maxHeapMb', this.maxHeapMb, 16],
+      ['maxBatch', this.maxBatch, 1], ['maxResultChars', this.maxResultChars, 1]] as const) {
+      if (!Number.isInteger(value) || value < min) {
+        throw new RangeError(`TransformPool: "${name}" must be an integer of at least ${min}; got ${value}`)
+      }
+    }
+  }
+
+  /** Runs one job; never rejects: every failure is an outcome. */
+  run(job: TransformJob): Promise<TransformOutcome> {
+    if (this.closed) {
+      return Promise.resolve({ ok: false, code: 'TRANSFORM_FAILED', rule: null, message: 'the transform pool is closed (the pipeline is stopping)' })
+    }
+    return new Promise((resolve) => {
+      this.queue.push({ job, seq: ++this.seq, resolve, overran: false })
+      // the events of one read arrive in one turn of the event loop: send them as one batch
+      if (!this.dispatchScheduled) {
+        this.dispatchScheduled = true
+        setImmediate(() => {
+          this.dispatchScheduled = false
+          this.dispatch()
+        })
+      }
+    })
+  }
+
+  /** Terminates the workers; jobs still waiting fail. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.watch)
+    const slots = this.slots.splice(0)
+    for (const pending of [...this.queue.splice(0), ...slots.flatMap((s) => s.batch ?? [])]) {
+      pending.resolve({ ok: false, code: 'TRANSFORM_FAILED', rule: null, message: 'the transform pool closed before the transform ran' })
+    }
+    await Promise.all(slots.map((s) => s.worker.terminate()))
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0 && !this.closed) {
+      let slot = this.slots.find((s) => s.batch === undefined)
+      if (!slot && this.slots.length < this.workers) this.slots.push((slot = this.spawn()))
+      if (!slot) return
+      const batch = this.queue.splice(0, this.maxBatch)
+      slot.batch = batch
+      slot.progress[0] = -1
+      const ruleSets = new Map<TransformRules, number>()
+      const jobs = batch.map(({ seq, job }): TransformWorkerJob => {
+        let rules = ruleSets.get(job.rules)
+        if (rules === undefined) ruleSets.set(job.rules, (rules = ruleSets.size))
+        return job.eventJson !== undefined ? { seq, rules, eventJson: job.eventJson } : { seq, rules, payload: job.payload }
+      })
+      const message: TransformWorkerBatch = { ruleSets: [...ruleSets.keys()], jobs }
+      slot.worker.postMessage(message)
+    }
+    if (!this.watch && this.slots.some((s) => s.batch)) {
+      this.watch = setInterval(() => this.checkDeadlines(), WATCH_INTERVAL_MS)
+      this.watch.unref()
+    }
+  }
+
+  private spawn(): Slot {
+    const buffer = new SharedArrayBuffer(2 * Float64Array.BYTES_PER_ELEMENT)
+    const workerData: TransformWorkerData = { progress: buffer, maxResultChars: this.maxResultChars }
+    const worker = new Worker(WORKER_URL, {
+      workerData, resourceLimits: { maxOldGenerationSizeMb: this.maxHeapMb },
+    })
+    worker.unref()
+    const slot: Slot = { worker, progress: new Float64Array(buffer), batch: undefined, online: false }
+    worker.on('message', (message: string) => {
+      if (message === 'ready') slot.online = true
+      else this.finish(slot, JSON.parse(message) as TransformWorkerResult[])
+    })
+    worker.on('error', (err: Error & { code?: string }) => {
+      const outOfMemory = err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+      this.replace(slot, outOfMemory ? 'TRANSFORM_LIMIT' : 'TRANSFORM_FAILED', outOfMemory
+        ? `it needed more than the transform heap of ${this.maxHeapMb} MiB`
+        : `the transform worker failed: ${err.message}`)
+    })
+    worker.on('exit', () => this.replace(slot, 'TRANSFORM_FAILED', 'the transform worker exited'))
+    return slot
+  }
+
+  private finish(slot: Slot, results: readonly TransformWorkerResult[]): void {
+    const batch = slot.batch ?? []
+    slot.batch = undefined
+    const bySeq = new Map(results.map((r) => [r.seq, r]))
+    for (const pending of batch) {
+      const result = bySeq.get(pending.seq)
+      if (result !== undefined && 'value' in result) pending.resolve({ ok: true, value: result.value })
+      else pending.resolve({ ok: false, code: result?.code ?? 'TRANSFORM_FAILED', rule: result?.rule ?? null, message: result?.message ?? 'no result' })
+    }
+    this.idle()
+    this.dispatch()
+  }
+
+  private checkDeadlines(): void {
+    const now = Date.now()
+    for (const slot of this.slots) {
+      const running = slot.batch?.find((p) => p.seq === slot.progress[0])
+      if (running && now - (slot.progress[1] ?? now) > running.job.timeoutMs) {
+        this.replace(slot, 'TRANSFORM_TIMEOUT', `it ran longer than its budget of ${running.job.timeoutMs} ms, on two tries`)
+      }
+    }
+    this.idle()
+  }
+
+  // the job the worker was running fails; the rest of its batch waits at the head of the queue for a fresh worker
+  private replace(slot: Slot, code: 'TRANSFORM_TIMEOUT' | 'TRANSFORM_LIMIT' | 'TRANSFORM_FAILED', reason: string): void {
+    const index = this.slots.indexOf(slot)
+    if (index < 0) return
+    this.slots.splice(index, 1)
+    slot.worker.removeAllListeners()
+    slot.worker.on('error', () => {})
+    void slot.worker.terminate()
+    const batch = slot.batch ?? []
+    slot.batch = undefined
+    if (!slot.online) {
+      for (const pending of [...batch, ...this.queue.splice(0)]) pending.resolve({ ok: false, code, rule: null, message: reason })
+      return
+    }
+    const running = batch.find((p) => p.seq === slot.progress[0])
+    const rest = batch.filter((p) => p !== running)
+    // a busy machine can pause a thread past a short budget: a job that overruns once runs again before it fails
+    if (running && code === 'TRANSFORM_TIMEOUT' && !running.overran) {
+      running.overran = true
+      this.queue.push(running)
+    } else {
+      running?.resolve({ ok: false, code, rule: null, message: reason })
+    }
+    this.queue.unshift(...rest)
+    this.dispatch()
+  }
+
+  private idle(): void {
+    if (this.watch && !this.slots.some((s) => s.batch)) {
+      clearInterval(this.watch)
+      this.watch = undefined
+    }
+  }
+}

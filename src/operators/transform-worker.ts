@@ -1,0 +1,111 @@
+/**
+ * The worker-thread side of `TransformPool`: it evaluates batches of JSONata jobs and posts their results back.
+ * The pool watches the shared progress cell ([sequence number of the running job, its start in epoch ms]) and
+ * terminates this thread when a job overruns its deadline, so nothing here has to interrupt itself.
+ *
+ * This file runs as a worker entry point on its own (Node strips its types in development), so it imports only
+ * packages, never project modules, and uses only erasable TypeScript syntax.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import jsonata from 'jsonata'
+
+/** A tool's rules: `[output field or null for the whole result, JSONata expression]` in order. */
+export type TransformRules = readonly (readonly [string | null, string])[]
+
+/**
+ * One job of a batch: one event's payload and the index of its tool's rules in the batch's `ruleSets`. The
+ * payload comes as the StreamEvent's JSON text when there is one (`eventJson`): copying a string to the worker
+ * costs far less than cloning the parsed object.
+ */
+export interface TransformWorkerJob {
+  readonly seq: number
+  readonly rules: number
+  readonly eventJson?: string
+  readonly payload?: unknown
+}
+
+/** One message to the worker: the jobs, and each distinct rule set once. */
+export interface TransformWorkerBatch {
+  readonly ruleSets: readonly TransformRules[]
+  readonly jobs: readonly TransformWorkerJob[]
+}
+
+/**
+ * The result of one job: `value`, or `code` and `message` saying why there is none. The worker answers a batch
+ * with one JSON text of an array of these (one string crosses the thread boundary faster than many objects).
+ */
+export interface TransformWorkerResult {
+  readonly seq: number
+  readonly value?: unknown
+  readonly code?: 'TRANSFORM_INVALID' | 'TRANSFORM_FAILED' | 'TRANSFORM_LIMIT'
+  readonly rule?: string | null
+  readonly message?: string
+}
+
+/** What the pool hands the worker at start. */
+export interface TransformWorkerData {
+  /** Float64Array over it: [running job's seq or -1, its start in epoch ms]. */
+  readonly progress: SharedArrayBuffer
+  /** A result longer than this (JSON characters) fails with TRANSFORM_LIMIT. */
+  readonly maxResultChars: number
+}
+
+const data = workerData as TransformWorkerData
+const progress = new Float64Array(data.progress)
+// expressions are compiled once per worker; the bound keeps a tool that rewrites its rules from growing it forever
+const compiled = new Map<string, jsonata.Expression | Error>()
+const MAX_COMPILED = 1000
+
+function expressionFor(text: string): jsonata.Expression | Error {
+  let expression = compiled.get(text)
+  if (expression === undefined) {
+    if (compiled.size >= MAX_COMPILED) compiled.clear()
+    try {
+      expression = jsonata(text)
+    } catch (err) {
+      expression = err instanceof Error ? err : new Error(String(err))
+    }
+    compiled.set(text, expression)
+  }
+  return expression
+}
+
+// answers with the result's JSON text, already in its place in the batch's answer
+async function run(job: TransformWorkerJob, rules: TransformRules): Promise<string> {
+  const failed = (result: TransformWorkerResult) => JSON.stringify(result)
+  const payload: unknown = job.eventJson === undefined ? job.payload : (JSON.parse(job.eventJson) as { payload?: unknown }).payload
+  const out: Record<string, unknown> = {}
+  let whole: unknown = out
+  for (const [field, text] of rules) {
+    const expression = expressionFor(text)
+    if (expression instanceof Error) return failed({ seq: job.seq, code: 'TRANSFORM_INVALID', rule: field, message: expression.message })
+    try {
+      const value: unknown = await expression.evaluate(payload)
+      if (field === null) whole = value ?? null
+      else if (value !== undefined) out[field] = value
+    } catch (err) {
+      const limit = err instanceof RangeError
+      return failed({ seq: job.seq, code: limit ? 'TRANSFORM_LIMIT' : 'TRANSFORM_FAILED', rule: field, message: (err as Error).message })
+    }
+    if (field === null) break
+  }
+  // JSON keeps only the data: JSONata marks its arrays with sequence flags
+  const json = JSON.stringify(whole) ?? 'null'
+  if (json.length > data.maxResultChars) {
+    return failed({ seq: job.seq, code: 'TRANSFORM_LIMIT', rule: null,
+      message: `the result has ${json.length} characters of JSON, more than the limit of ${data.maxResultChars}` })
+  }
+  return `{"seq":${job.seq},"value":${json}}`
+}
+
+parentPort?.on('message', async (batch: TransformWorkerBatch) => {
+  const results: string[] = []
+  for (const job of batch.jobs) {
+    progress[1] = Date.now()
+    progress[0] = job.seq
+    results.push(await run(job, batch.ruleSets[job.rules] ?? []))
+  }
+  progress[0] = -1
+  parentPort?.postMessage(`[${results.join(',')}]`)
+})
+parentPort?.postMessage('ready')

@@ -1,0 +1,30 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { Redis } from 'ioredis'
+import { readRedisDurability } from '../../src/sources/redis-durability.js'
+import { startRedis, type TestRedis } from '../helpers/servers.js'
+
+const Durability = suite<{ servers: TestRedis[] }>('readRedisDurability', { servers: [] })
+Durability.after(async ({ servers }) => { await Promise.all(servers.map((s) => s.stop())) })
+
+async function modeOf(ctx: { servers: TestRedis[] }, options: Parameters<typeof startRedis>[0]) {
+  const server = await startRedis(options)
+  ctx.servers.push(server)
+  const redis = new Redis(server.url)
+  try {
+    return await readRedisDurability(redis)
+  } finally {
+    redis.disconnect()
+  }
+}
+
+Durability('reads aof, rdb and none from CONFIG GET; a refused CONFIG reads as unknown', async (ctx) => {
+  assert.equal(await modeOf(ctx, { appendonly: true }), { mode: 'aof', appendfsync: 'everysec', save: '' })
+  assert.equal(await modeOf(ctx, { args: ['--save', '60 1'] }), { mode: 'rdb', save: '60 1' })
+  assert.equal(await modeOf(ctx, {}), { mode: 'none', save: '' })
+  const refused = await modeOf(ctx, { args: ['--rename-command', 'CONFIG', ''] })
+  assert.is(refused.mode, 'unknown')
+  assert.match(refused.error ?? '', /unknown command|CONFIG/i)
+})
+
+Durability.run()
