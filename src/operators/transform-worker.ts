@@ -55,6 +55,15 @@ const progress = new Float64Array(data.progress)
 // expressions are compiled once per worker; the bound keeps a tool that rewrites its rules from growing it forever
 const compiled = new Map<string, jsonata.Expression | Error>()
 const MAX_COMPILED = 1000
+/**
+ * Deepest nesting of evaluation steps one job may reach. A non-tail recursion grows the heap with every level
+ * faster than the time budget stops it, and a worker that runs out of heap can take the whole process down
+ * with it (V8's fatal out-of-memory, nodejs/node#47224); this stops it early as TRANSFORM_LIMIT instead. Ordinary
+ * expressions nest a few dozen steps deep.
+ */
+const MAX_DEPTH = 2000
+// jobs run one at a time in a worker, so one counter serves every expression
+let depth = 0
 
 function expressionFor(text: string): jsonata.Expression | Error {
   let expression = compiled.get(text)
@@ -62,6 +71,17 @@ function expressionFor(text: string): jsonata.Expression | Error {
     if (compiled.size >= MAX_COMPILED) compiled.clear()
     try {
       expression = jsonata(text)
+      // the hooks JSONata calls around every evaluation step (steps of a parallel call share their caller's level)
+      expression.assign(Symbol.for('jsonata.__evaluate_entry') as unknown as string, (_expr: unknown, _input: unknown, env: { isParallelCall?: boolean }) => {
+        if (env.isParallelCall) return
+        depth += 1
+        if (depth > MAX_DEPTH) {
+          throw new RangeError(`the expression nests deeper than ${MAX_DEPTH} evaluation steps (a recursion that does not end?); rewrite it tail-recursively or bound it`)
+        }
+      })
+      expression.assign(Symbol.for('jsonata.__evaluate_exit') as unknown as string, (_expr: unknown, _input: unknown, env: { isParallelCall?: boolean }) => {
+        if (!env.isParallelCall) depth -= 1
+      })
     } catch (err) {
       expression = err instanceof Error ? err : new Error(String(err))
     }
@@ -80,6 +100,7 @@ async function run(job: TransformWorkerJob, rules: TransformRules): Promise<stri
     const expression = expressionFor(text)
     if (expression instanceof Error) return failed({ seq: job.seq, code: 'TRANSFORM_INVALID', rule: field, message: expression.message })
     try {
+      depth = 0
       const value: unknown = await expression.evaluate(payload)
       if (field === null) whole = value ?? null
       else if (value !== undefined) out[field] = value

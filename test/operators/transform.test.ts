@@ -82,9 +82,12 @@ Transform('a $map over ten million numbers is stopped, by time or by the worker 
   assert.ok(ms < 5000, `stopped after ${ms} ms`)
 })
 
-Transform('a non-tail recursion that outgrows memory fails with TRANSFORM_LIMIT or TRANSFORM_TIMEOUT, never hangs', async () => {
+Transform('a non-tail recursion is stopped by the depth budget with TRANSFORM_LIMIT before it outgrows memory', async () => {
+  // a 2 s time budget: the depth budget must be what stops it (the heap would run out first, and a worker out of
+  // heap can take the process down with it)
   const { result, ms } = await stopped('($f := function($n){ [$n, $f($n + 1)] }; $f(1))', {}, '2s')
-  assert.ok(['TRANSFORM_TIMEOUT', 'TRANSFORM_LIMIT'].includes(result.failure?.code ?? ''), `code ${result.failure?.code}: ${result.failure?.message}`)
+  assert.is(result.failure?.code, 'TRANSFORM_LIMIT', `code ${result.failure?.code}: ${result.failure?.message}`)
+  assert.match(result.failure?.message ?? '', /nests deeper than 2000 evaluation steps/)
   assert.ok(ms < 10_000, `stopped after ${ms} ms`)
 })
 
@@ -114,6 +117,12 @@ Transform('a tool whose transform does not compile is refused when it is saved, 
     assert.is((err as { code?: string }).code, 'TOOL_INVALID')
     assert.match((err as Error).message, /field "transform.bad" does not compile as JSONata: .+/)
   }
+})
+
+Transform('a recursion 100 levels deep is within the depth budget', async () => {
+  const { result } = await stopped('($f := function($n){ $n = 0 ? 0 : 1 + $f($n - 1) }; $f(100))', {}, '2s')
+  assert.is(result.failure, undefined, `failed: ${result.failure?.code} ${result.failure?.message}`)
+  assert.is((result.transformed as { out?: number } | undefined)?.out, 100)
 })
 
 Transform('transform_timeout is a duration between 1ms and 10s and defaults to 100 ms', () => {
