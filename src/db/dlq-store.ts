@@ -57,6 +57,8 @@ const ENTRY_COLUMNS = ['id', 'event_id', 'tool_id', 'event_format', 'status', 'e
   'failed_at', 'next_retry_at', 'resolved_at', 'updated_at'] as const
 const CHUNK = 500
 
+interface RequeueOptions { actor: string; limit: number; skipBad: boolean; failBad?: boolean; maxRounds?: number }
+
 function bad(code: string, message: string): PipelineError {
   return new PipelineError('permanent', code, message)
 }
@@ -184,11 +186,12 @@ export class DlqStore {
     const all: RequeuedEntry[] = []
     let afterId = 0
     for (;;) {
-      const chunk = await this.requeueWhere((q) => applyDlqFilter(q, { ...filter, status: statuses }).where('id', '>', afterId), { actor, limit: CHUNK, skipBad: true })
-      all.push(...chunk)
-      if (chunk.length > 0) onProgress?.(all.length)
-      if (chunk.length === 0) return all
-      afterId = Math.max(...chunk.map((c) => c.id))
+      const chunk = await this.requeueRows((q) => applyDlqFilter(q, { ...filter, status: statuses }).where('id', '>', afterId), { actor, limit: CHUNK, skipBad: true })
+      all.push(...chunk.requeued)
+      if (chunk.requeued.length > 0) onProgress?.(all.length)
+      // a chunk may re-queue nothing (all undecodable, all locked by another retry) while rows remain behind it
+      if (chunk.lastId === undefined) return all
+      afterId = chunk.lastId
     }
   }
 
@@ -202,7 +205,12 @@ export class DlqStore {
       { actor, limit, skipBad: false, failBad: true, maxRounds })
   }
 
-  private async requeueWhere(narrow: (q: DlqQuery) => DlqQuery, opts: { actor: string; limit: number; skipBad: boolean; failBad?: boolean; maxRounds?: number }): Promise<RequeuedEntry[]> {
+  private async requeueWhere(narrow: (q: DlqQuery) => DlqQuery, opts: RequeueOptions): Promise<RequeuedEntry[]> {
+    return (await this.requeueRows(narrow, opts)).requeued
+  }
+
+  // re-queues one chunk; `lastId` is the highest row id the chunk read (undefined when it read none)
+  private async requeueRows(narrow: (q: DlqQuery) => DlqQuery, opts: RequeueOptions): Promise<{ requeued: RequeuedEntry[]; lastId: number | undefined }> {
     try {
       return await this.db.transaction().execute(async (trx) => {
         const base = trx.selectFrom('webhook_dlq').select(['id', 'tool_id', 'event_id', 'event', 'event_raw', 'retry_count']) as unknown as DlqQuery
@@ -222,7 +230,8 @@ export class DlqStore {
         }
         if (undecodable.length > 0) await this.failRows(trx, undecodable, opts.actor, 'the stored event cannot be re-queued (undecodable or invalid)')
         if (usedUp.length > 0) await this.failRows(trx, usedUp, opts.actor, `the DLQ policy's ${opts.maxRounds} re-queue rounds are used up`)
-        if (good.length === 0) return []
+        const lastId = rows.length > 0 ? rows[rows.length - 1]!.id : undefined
+        if (good.length === 0) return { requeued: [], lastId }
         const ids = good.map((g) => g.id)
         await trx.updateTable('webhook_dlq')
           .set((eb) => ({ status: 'retrying', retry_count: eb('retry_count', '+', 1), next_retry_at: null, updated_at: sql`now()` }))
@@ -246,7 +255,7 @@ export class DlqStore {
           event_id: d.event_id, tool_id: good[i]!.tool_id, entity: 'dlq', action: 'dlq_requeued', actor: opts.actor,
           details: JSON.stringify({ dlq_id: d.id, retry_count: d.retry_count, stream_id: d.stream_id }),
         }))).execute()
-        return done
+        return { requeued: done, lastId }
       })
     } catch (err) {
       throw dbError(err, 're-queueing DLQ entries')

@@ -132,6 +132,16 @@ Dlq('retryMatching re-queues exactly the matching pending and failed rows', asyn
   assert.is((await dlq.retryMatching({ toolId: 'other' }, 'test')).length, 4)
 })
 
+Dlq('retryMatching goes on past a whole chunk of undecodable rows and re-queues the decodable ones behind it', async ({ handle, redis, keys, dlq }) => {
+  // 500 rows is one chunk of the bulk retry: a chunk with nothing to re-queue must not end the walk
+  await seedDlq(handle, Array.from({ length: 500 }, () => ({ event: { tool_id: 'gh' }, undecodable: true })))
+  const behind = await seedDlq(handle, Array.from({ length: 3 }, () => ({ event: { tool_id: 'gh' } })))
+  const done = await dlq.retryMatching({ toolId: 'gh' }, 'test')
+  assert.equal(done.map((d) => d.id).sort((a, b) => a - b), behind.map((r) => r.id))
+  assert.equal(new Set((await streamEvents(redis, keys.stream)).map((e) => e.id)), new Set(behind.map((r) => r.event.id)))
+  assert.equal(await dlq.countByStatus(), { pending: 500, retrying: 3, resolved: 0, failed: 0, discarded: 0 })
+})
+
 Dlq('a failed XADD rolls back: the rows stay pending and nothing is audited', async ({ handle }) => {
   const [row] = await seedDlq(handle, [{}])
   const down = new Redis({ port: await freePort(), lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null })
