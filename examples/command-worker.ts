@@ -3,7 +3,7 @@
  *
  *   REDIS_URL=redis://127.0.0.1:6379 npx tsx examples/command-worker.ts
  *
- * The test suite runs `runExample()` against its own Redis (test/pipelines/command-example.test.ts).
+ * The test suite runs `runExample()` against its own Redis (test/commands/command-example.test.ts).
  */
 import { pathToFileURL } from 'node:url'
 import { Redis } from 'ioredis'

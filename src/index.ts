@@ -40,13 +40,13 @@ export { checkpoint, CheckpointLedger, type CheckpointOptions } from './operator
 
 export { runWorker, type RunWorkerOptions, type RunningWorker, type ProcessContext } from './pipelines/run-worker.js'
 export { webhookPipeline, type WebhookPipelineOptions, type WebhookEnvelope } from './pipelines/webhook.js'
-export { defineWorker, DEFAULT_COMMAND_RETRY, type CommandContext, type WorkerDefinition, type WorkerDefinitionInput } from './pipelines/command-worker.js'
-export { createApp, type CommandApp, type CommandAppOptions } from './pipelines/command-app.js'
-export { executeCommand, commandDlqStream, commandSnapshotKey, DEFAULT_COMMAND_STREAM } from './pipelines/command-log.js'
+export { defineWorker, DEFAULT_COMMAND_RETRY, type CommandContext, type WorkerDefinition, type WorkerDefinitionInput } from './commands/command-worker.js'
+export { createApp, type CommandApp, type CommandAppOptions } from './commands/command-app.js'
+export { executeCommand, commandDlqStream, commandSnapshotKey, DEFAULT_COMMAND_STREAM } from './commands/command-log.js'
 export {
   listCommandDeadLetters, getCommandDeadLetter, retryCommandDeadLetter, discardCommandDeadLetter, type CommandDeadLetter,
-} from './pipelines/command-dlq.js'
-export type { ReplayOptions } from './pipelines/command-worker.js'
+} from './commands/command-dlq.js'
+export type { ReplayOptions } from './commands/command-worker.js'
 export { createCommandMetrics, type CommandMetrics, type CommandOutcome } from './observability/command-metrics.js'
 
 export { createDb, isDatabaseUnavailable, type Db, type Database } from './db/database.js'

@@ -6,8 +6,8 @@ import { createHealth, startHealthServer, type QueueHealth } from '../http/healt
 import { createCommandMetrics } from '../observability/command-metrics.js'
 import { createLogger, type Logger } from '../observability/logger.js'
 import { createMetrics } from '../observability/metrics.js'
-import { createApp, type CommandApp } from '../pipelines/command-app.js'
-import type { WorkerDefinition } from '../pipelines/command-worker.js'
+import { createApp, type CommandApp } from '../commands/command-app.js'
+import type { WorkerDefinition } from '../commands/command-worker.js'
 import type { CliContext } from './context.js'
 import { databaseCheck, redisCheck } from './dependency-checks.js'
 

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
 import {
   commandDlqIdOf, discardCommandDeadLetter, getCommandDeadLetter, listCommandDeadLetters, retryCommandDeadLetter,
-} from '../pipelines/command-dlq.js'
+} from '../commands/command-dlq.js'
 import { AdminError, guarded, queryOf, type AdminLog } from './admin-http.js'
 import type { Route, RouteHandler } from './server.js'
 import { sendJson } from './server.js'

@@ -2,7 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomUUID } from 'node:crypto'
 import { commandsCommand } from '../../src/cli/commands/commands.js'
-import { appWithDeadLetters, waitUntil } from '../pipelines/command-helpers.js'
+import { appWithDeadLetters, waitUntil } from '../commands/command-helpers.js'
 import { cliWorld, type CliWorld } from './cli-harness.js'
 
 const Commands = suite<{ w: CliWorld }>('hookstream commands dlq', {} as { w: CliWorld })

@@ -8,7 +8,7 @@ import { adminRoutes } from '../../src/http/admin.js'
 import { createRouter, startHttpServer, type RunningHttpServer } from '../../src/http/server.js'
 import { streamKeys } from '../../src/sources/keys.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
-import { appWithDeadLetters, waitUntil } from '../pipelines/command-helpers.js'
+import { appWithDeadLetters, waitUntil } from '../commands/command-helpers.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 
 const TOKEN = 'admin-token-0123456789abcdef'

@@ -1,7 +1,7 @@
-import { DEFAULT_COMMAND_STREAM } from '../../pipelines/command-log.js'
+import { DEFAULT_COMMAND_STREAM } from '../../commands/command-log.js'
 import {
   commandDlqIdOf, discardCommandDeadLetter, getCommandDeadLetter, listCommandDeadLetters, retryCommandDeadLetter,
-} from '../../pipelines/command-dlq.js'
+} from '../../commands/command-dlq.js'
 import { formatTable, JSON_FLAG, type Command, type CommandSpec } from '../command.js'
 import { CommandFailure, formatFields, print, stringFlag, UsageError, withContext } from './command-helpers.js'
 

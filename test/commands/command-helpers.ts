@@ -2,9 +2,9 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
-import { createApp, type CommandApp, type CommandAppOptions } from '../../src/pipelines/command-app.js'
+import { createApp, type CommandApp, type CommandAppOptions } from '../../src/commands/command-app.js'
 import { PipelineError } from '../../src/core/errors.js'
-import { defineWorker, type WorkerLogger } from '../../src/pipelines/command-worker.js'
+import { defineWorker, type WorkerLogger } from '../../src/commands/command-worker.js'
 
 export const FAST_RETRY = { maxRetries: 2, initialIntervalMs: 5, maxIntervalMs: 20, multiplier: 2, maxElapsedMs: 10_000 }
 

@@ -2,7 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
-import { defineWorker, type CommandContext } from '../../src/pipelines/command-worker.js'
+import { defineWorker, type CommandContext } from '../../src/commands/command-worker.js'
 import { startRedis, type TestRedis } from '../helpers/servers.js'
 import { pendingByGroup, testApp, waitUntil, warnings } from './command-helpers.js'
 

@@ -1,6 +1,6 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { defineWorker, DEFAULT_COMMAND_RETRY } from '../../src/pipelines/command-worker.js'
+import { defineWorker, DEFAULT_COMMAND_RETRY } from '../../src/commands/command-worker.js'
 
 const Define = suite('defineWorker')
 

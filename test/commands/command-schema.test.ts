@@ -1,7 +1,7 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { isPipelineError } from '../../src/core/errors.js'
-import { checkCommandSchema, validateCommandPayload } from '../../src/pipelines/command-schema.js'
+import { checkCommandSchema, validateCommandPayload } from '../../src/commands/command-schema.js'
 
 const Schema = suite('command schema')
 
