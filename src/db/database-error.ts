@@ -43,3 +43,17 @@ export function classifyDatabaseError(err: unknown, what: string, rejectedCode =
   return new PipelineError('infrastructure', 'STORE_FAILED',
     `PostgreSQL failed while ${what}: ${reason}; events stay unacked — check that migrations ran (hookstream migrate) and the user's privileges`, { cause: err })
 }
+
+/**
+ * The admin and CLI side of the same classifier: PostgreSQL unreachable → infrastructure
+ * `DATABASE_UNAVAILABLE` (the caller answers 503 / exits 1 with the reason); anything else, a PipelineError
+ * included, passes through unchanged for the caller to report.
+ *
+ * @example
+ * try { await db.selectFrom('webhook_dlq')… } catch (err) { throw unavailableOr(err, 'listing DLQ entries') }
+ */
+export function unavailableOr(err: unknown, what: string): unknown {
+  if (isPipelineError(err) || !isDatabaseUnavailable(err)) return err
+  return new PipelineError('infrastructure', 'DATABASE_UNAVAILABLE',
+    `PostgreSQL is unreachable while ${what}: ${(err as Error).message}; check DATABASE_URL and the server`, { cause: err })
+}

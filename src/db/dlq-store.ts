@@ -1,7 +1,10 @@
-import { sql, type Kysely, type SelectQueryBuilder, type Transaction } from 'kysely'
-import { isPipelineError, PipelineError } from '../core/errors.js'
+import { sql, type Insertable, type Kysely, type Selectable, type SelectQueryBuilder, type Transaction } from 'kysely'
+import { PipelineError } from '../core/errors.js'
 import { validateStreamEvent, type StreamEvent } from '../core/event.js'
-import { isDatabaseUnavailable, type Database, type DlqEventFormat, type DlqStatus } from './database.js'
+import type { Database, DlqEventFormat, DlqStatus, WebhookDlqTable } from './database.js'
+import { appendAudit } from './audit-log.js'
+import { unavailableOr } from './database-error.js'
+import { identityIn } from './event-identity.js'
 import { applyDlqFilter, decodeDlqCursor, DLQ_STATUSES, encodeDlqCursor, type DlqFilter, type DlqQuery } from './dlq-filter.js'
 
 /** A DLQ row as the admin API and the CLI show it (`event` and `history` only in `get`). */
@@ -61,12 +64,6 @@ interface RequeueOptions { actor: string; limit: number; skipBad: boolean; failB
 
 function bad(code: string, message: string): PipelineError {
   return new PipelineError('permanent', code, message)
-}
-
-function dbError(err: unknown, what: string): unknown {
-  if (isPipelineError(err) || !isDatabaseUnavailable(err)) return err
-  return new PipelineError('infrastructure', 'DATABASE_UNAVAILABLE',
-    `PostgreSQL is unreachable while ${what}: ${(err as Error).message}; check DATABASE_URL and the server`, { cause: err })
 }
 
 // read from the jsonb server-side, so a list does not ship every payload
@@ -138,7 +135,7 @@ export class DlqStore {
       const last = entries[entries.length - 1]
       return { entries, nextCursor: rows.length > limit && last ? encodeDlqCursor(last.id) : null }
     } catch (err) {
-      throw dbError(err, 'listing DLQ entries')
+      throw unavailableOr(err, 'listing DLQ entries')
     }
   }
 
@@ -152,7 +149,7 @@ export class DlqStore {
       const raw = row.event_raw ? Buffer.from(row.event_raw).toString('utf8') : null
       return { ...toEntry(row), event: row.event, event_raw: raw, history }
     } catch (err) {
-      throw dbError(err, `reading DLQ entry ${id}`)
+      throw unavailableOr(err, `reading DLQ entry ${id}`)
     }
   }
 
@@ -165,7 +162,7 @@ export class DlqStore {
     const [done] = await this.requeueWhere((q) => q.where('id', '=', id).where('status', 'in', ['pending', 'failed']), { actor, limit: 1, skipBad: false })
     if (done) return done
     const row = await this.db.selectFrom('webhook_dlq').select(['status', 'event', 'event_raw']).where('id', '=', id).executeTakeFirst()
-      .catch((err: unknown) => { throw dbError(err, `reading DLQ entry ${id}`) })
+      .catch((err: unknown) => { throw unavailableOr(err, `reading DLQ entry ${id}`) })
     if (!row) throw bad('DLQ_NOT_FOUND', `DLQ entry ${id} does not exist; list entries with GET /admin/dlq or \`hookstream dlq list\``)
     if (!decodable(row.event, row.event_raw)) {
       throw bad('DLQ_UNDECODABLE', `DLQ entry ${id} holds a stream entry that could not be decoded as an event, so it cannot be re-queued; inspect it and discard it`)
@@ -251,24 +248,21 @@ export class DlqStore {
             `re-queueing ${good.length} DLQ entries to stream ${this.stream.stream} failed: ${(err as Error).message}; the entries stay as they were`, { cause: err })
         }
         const done = good.map((g, i): RequeuedEntry => ({ id: g.id, event_id: g.event_id, retry_count: g.event.retry_count, stream_id: streamIds[i] as string }))
-        await trx.insertInto('webhook_audit_log').values(done.map((d, i) => ({
-          event_id: d.event_id, tool_id: good[i]!.tool_id, entity: 'dlq', action: 'dlq_requeued', actor: opts.actor,
-          details: JSON.stringify({ dlq_id: d.id, retry_count: d.retry_count, stream_id: d.stream_id }),
-        }))).execute()
+        await appendAudit(trx, done.map((d, i) => ({
+          entity: 'dlq', action: 'dlq_requeued', actor: opts.actor, eventId: d.event_id, toolId: good[i]!.tool_id,
+          details: { dlq_id: d.id, retry_count: d.retry_count, stream_id: d.stream_id },
+        })))
         return { requeued: done, lastId }
       })
     } catch (err) {
-      throw dbError(err, 're-queueing DLQ entries')
+      throw unavailableOr(err, 're-queueing DLQ entries')
     }
   }
 
   private async failRows(trx: Transaction<Database>, ids: number[], actor: string, reason: string): Promise<void> {
     const rows = await trx.updateTable('webhook_dlq').set({ status: 'failed', next_retry_at: null, updated_at: sql`now()` })
       .where('id', 'in', ids).returning(['id', 'tool_id', 'event_id']).execute()
-    await trx.insertInto('webhook_audit_log').values(rows.map((r) => ({
-      event_id: r.event_id, tool_id: r.tool_id, entity: 'dlq', action: 'dlq_failed', actor,
-      details: JSON.stringify({ dlq_id: r.id, reason }),
-    }))).execute()
+    await appendAudit(trx, rows.map((r) => ({ entity: 'dlq', action: 'dlq_failed', actor, eventId: r.event_id, toolId: r.tool_id, details: { dlq_id: r.id, reason } })))
   }
 
   /** Marks row `id` `discarded` (from pending, retrying or failed) with audit `dlq_discarded`. Throws `DLQ_NOT_FOUND` or `DLQ_NOT_DISCARDABLE`. */
@@ -282,14 +276,12 @@ export class DlqStore {
         }
         const updated = await trx.updateTable('webhook_dlq').set({ status: 'discarded', next_retry_at: null, updated_at: sql`now()` })
           .where('id', '=', id).returning([...ENTRY_COLUMNS, ...DERIVED]).executeTakeFirstOrThrow()
-        await trx.insertInto('webhook_audit_log').values({
-          event_id: row.event_id, tool_id: row.tool_id, entity: 'dlq', action: 'dlq_discarded', actor,
-          details: JSON.stringify({ dlq_id: id, previous_status: row.status }),
-        }).execute()
+        await appendAudit(trx, [{ entity: 'dlq', action: 'dlq_discarded', actor, eventId: row.event_id, toolId: row.tool_id,
+          details: { dlq_id: id, previous_status: row.status } }])
         return toEntry(updated)
       })
     } catch (err) {
-      throw dbError(err, `discarding DLQ entry ${id}`)
+      throw unavailableOr(err, `discarding DLQ entry ${id}`)
     }
   }
 
@@ -307,7 +299,7 @@ export class DlqStore {
         .where('updated_at', '<', new Date(Date.now() - options.olderThanMs)).executeTakeFirst()
       return Number(res.numDeletedRows)
     } catch (err) {
-      throw dbError(err, 'purging DLQ entries')
+      throw unavailableOr(err, 'purging DLQ entries')
     }
   }
 
@@ -319,7 +311,57 @@ export class DlqStore {
       for (const r of rows) out[r.status] = Number(r.n)
       return out
     } catch (err) {
-      throw dbError(err, 'counting DLQ entries')
+      throw unavailableOr(err, 'counting DLQ entries')
     }
   }
+}
+
+/** One `webhook_dlq` row as `toDLQ` writes it: the event as jsonb (`event`) or byte for byte (`event_raw`). */
+export type DeadLetterRow = Insertable<WebhookDlqTable> &
+  Pick<Selectable<WebhookDlqTable>, 'event_id' | 'tool_id' | 'error_code' | 'error_class' | 'retry_count' | 'status' | 'event_format'>
+
+/**
+ * Writes dead letters and their `dead_lettered` audit rows in one transaction. An event that already has an
+ * open row (pending, retrying, failed) updates it (error, retry count, status, schedule) instead of adding one.
+ * Give each event once per call (ON CONFLICT touches a row once per statement). Errors are PostgreSQL's own,
+ * for the caller to classify (`toDLQ` falls back row by row, then to `event_raw`).
+ *
+ * @example
+ * await writeDeadLetters(db, [{ event_id: 'd1', tool_id: 'gh', event: '{…}', event_raw: null, event_format: 'jsonb', … }], 'worker')
+ */
+export async function writeDeadLetters(db: Kysely<Database>, rows: readonly DeadLetterRow[], actor: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await trx.insertInto('webhook_dlq').values([...rows])
+      .onConflict((oc) => oc.columns(['tool_id', 'event_id']).where(sql.ref('status'), 'in', ['pending', 'retrying', 'failed']).doUpdateSet((eb) => ({
+        error: eb.ref('excluded.error'), error_class: eb.ref('excluded.error_class'), error_code: eb.ref('excluded.error_code'),
+        retry_count: eb.ref('excluded.retry_count'), status: eb.ref('excluded.status'), next_retry_at: eb.ref('excluded.next_retry_at'),
+        failed_at: sql`now()`, updated_at: sql`now()`,
+      }))).execute()
+    await appendAudit(trx, rows.map((r) => ({
+      entity: 'dlq', action: 'dead_lettered', actor, eventId: r.event_id, toolId: r.tool_id,
+      details: { error_code: r.error_code, error_class: r.error_class, retry_count: r.retry_count, status: r.status, event_format: r.event_format },
+    })))
+  })
+}
+
+/**
+ * Closes the DLQ rows of re-queued events that went through: status `retrying` → `resolved` with `resolved_at`
+ * and a `dlq_resolved` audit row each, in one transaction. Returns how many rows it closed. Errors are
+ * PostgreSQL's own, for the caller to classify.
+ *
+ * @example
+ * await resolveRequeued(db, [{ tool_id: 'gh', id: 'd1' }], 'worker') // 1
+ */
+export async function resolveRequeued(db: Kysely<Database>, events: readonly Pick<StreamEvent, 'tool_id' | 'id'>[], actor: string): Promise<number> {
+  if (events.length === 0) return 0
+  return db.transaction().execute(async (trx) => {
+    const rows = await trx.updateTable('webhook_dlq')
+      .set({ status: 'resolved', resolved_at: sql`now()`, updated_at: sql`now()`, next_retry_at: null })
+      .where(identityIn(events, 'event_id')).where('status', '=', 'retrying')
+      .returning(['id', 'tool_id', 'event_id', 'retry_count']).execute()
+    await appendAudit(trx, rows.map((r) => ({
+      entity: 'dlq', action: 'dlq_resolved', actor, eventId: r.event_id, toolId: r.tool_id, details: { dlq_id: r.id, retry_count: r.retry_count },
+    })))
+    return rows.length
+  })
 }

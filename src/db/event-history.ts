@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely'
-import { isPipelineError, PipelineError } from '../core/errors.js'
-import { isDatabaseUnavailable, type Database, type DlqEventFormat, type DlqStatus } from './database.js'
+import type { Database, DlqEventFormat, DlqStatus } from './database.js'
+import { unavailableOr } from './database-error.js'
 
 /** Where an event stands, in one word: see `EventHistory.state`. */
 export type EventState = 'stored' | 'forwarded' | 'dead_lettered' | 'retrying' | 'failed' | 'resolved' | 'discarded'
@@ -33,12 +33,6 @@ export interface EventHistory {
   readonly history: readonly { readonly at: Date; readonly entity: string; readonly action: string; readonly actor: string; readonly details: unknown }[]
 }
 
-function unavailable(err: unknown, what: string): unknown {
-  if (isPipelineError(err) || !isDatabaseUnavailable(err)) return err
-  return new PipelineError('infrastructure', 'DATABASE_UNAVAILABLE',
-    `PostgreSQL is unreachable while ${what}: ${(err as Error).message}; check DATABASE_URL and the server`, { cause: err })
-}
-
 /**
  * The tools that have an event with this delivery id (a stored row, a DLQ row or an audit row), sorted.
  * Senders choose delivery ids, so several tools may share one. Backs `GET /admin/events/:id`.
@@ -54,7 +48,7 @@ export async function toolsWithEvent(db: Kysely<Database>, eventId: string): Pro
       .orderBy('tool_id').limit(100).execute()
     return rows.map((r) => r.tool_id)
   } catch (err) {
-    throw unavailable(err, `looking up the tools of event "${eventId}"`)
+    throw unavailableOr(err, `looking up the tools of event "${eventId}"`)
   }
 }
 
@@ -79,7 +73,7 @@ export async function eventHistory(db: Kysely<Database>, toolId: string, eventId
         .where('tool_id', '=', toolId).where('event_id', '=', eventId).orderBy('id').execute(),
     ])
   } catch (err) {
-    throw unavailable(err, `reading the history of event "${eventId}" of tool "${toolId}"`)
+    throw unavailableOr(err, `reading the history of event "${eventId}" of tool "${toolId}"`)
   }
   if (!stored && dlq.length === 0 && history.length === 0) return undefined
   const open = dlq.find((d) => d.status === 'pending' || d.status === 'retrying' || d.status === 'failed')

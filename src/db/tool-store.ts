@@ -1,7 +1,9 @@
 import { sql, type Kysely, type Selectable } from 'kysely'
-import { ConfigError, PipelineError } from '../core/errors.js'
+import { ConfigError } from '../core/errors.js'
 import { parseTool, toolToJSON, type ToolConfig } from '../core/tool.js'
-import { isDatabaseUnavailable, type Database, type WebhookToolsTable } from './database.js'
+import type { Database, WebhookToolsTable } from './database.js'
+import { appendAudit, type AuditAction } from './audit-log.js'
+import { unavailableOr } from './database-error.js'
 import { decryptSecret, deriveEncryptionKey, encryptSecret, isEncrypted, keyIdOf, type EncryptionKey } from './secret-box.js'
 
 /**
@@ -36,13 +38,6 @@ type SecretColumn = (typeof SECRET_COLUMNS)[number]
 const context = (id: string, column: SecretColumn) => (column === 'secret' ? `tool:${id}` : `tool:${id}:${column}`)
 
 type ToolRow = Selectable<WebhookToolsTable>
-
-function unavailable(err: unknown, what: string): unknown {
-  return isDatabaseUnavailable(err)
-    ? new PipelineError('infrastructure', 'DATABASE_UNAVAILABLE',
-      `PostgreSQL is unreachable while ${what}: ${(err as Error).message}; check DATABASE_URL and the server`, { cause: err })
-    : err
-}
 
 /**
  * Tools kept in the `webhook_tools` table (the CLI's and admin API's tools; YAML tools stay in the file).
@@ -89,7 +84,7 @@ export class ToolStore {
     try {
       rows = await this.db.selectFrom('webhook_tools').selectAll().orderBy('id').execute()
     } catch (err) {
-      throw unavailable(err, 'listing tools')
+      throw unavailableOr(err, 'listing tools')
     }
     if (!onBadRow) return rows.map((row) => this.fromRow(row))
     return rows.flatMap((row) => {
@@ -108,7 +103,7 @@ export class ToolStore {
     try {
       row = await this.db.selectFrom('webhook_tools').selectAll().where('id', '=', id).executeTakeFirst()
     } catch (err) {
-      throw unavailable(err, `reading tool "${id}"`)
+      throw unavailableOr(err, `reading tool "${id}"`)
     }
     return row && this.fromRow(row)
   }
@@ -117,7 +112,7 @@ export class ToolStore {
    * Creates or replaces a tool and logs `action` (with the masked tool) for `actor`.
    * Resolves with whether the tool was new.
    */
-  async upsert(tool: ToolConfig, actor: string, action = 'tool_upserted'): Promise<{ created: boolean }> {
+  async upsert(tool: ToolConfig, actor: string, action: AuditAction = 'tool_upserted'): Promise<{ created: boolean }> {
     const json = toolToJSON(tool)
     const changes = {
       provider: tool.provider, tenant_id: tool.tenantId, processing_mode: tool.processingMode,
@@ -142,14 +137,11 @@ export class ToolStore {
           .onConflict((oc) => oc.column('id').doUpdateSet({ ...changes, updated_at: sql<Date>`now()` }))
           // xmax is 0 only on a freshly inserted row version
           .returning(sql<boolean>`xmax = 0`.as('created')).executeTakeFirstOrThrow()
-        await trx.insertInto('webhook_audit_log').values({
-          entity: 'tool', action, actor, event_id: null,
-          details: JSON.stringify({ tool_id: tool.id, created: row.created, tool: json }),
-        }).execute()
+        await appendAudit(trx, [{ entity: 'tool', action, actor, details: { tool_id: tool.id, created: row.created, tool: json } }])
         return { created: row.created }
       })
     } catch (err) {
-      throw unavailable(err, `storing tool "${tool.id}"`)
+      throw unavailableOr(err, `storing tool "${tool.id}"`)
     }
   }
 
@@ -159,13 +151,11 @@ export class ToolStore {
       return await this.db.transaction().execute(async (trx) => {
         const gone = await trx.deleteFrom('webhook_tools').where('id', '=', id).returning('id').executeTakeFirst()
         if (!gone) return false
-        await trx.insertInto('webhook_audit_log').values({
-          entity: 'tool', action: 'tool_deleted', actor, event_id: null, details: JSON.stringify({ tool_id: id }),
-        }).execute()
+        await appendAudit(trx, [{ entity: 'tool', action: 'tool_deleted', actor, details: { tool_id: id } }])
         return true
       })
     } catch (err) {
-      throw unavailable(err, `deleting tool "${id}"`)
+      throw unavailableOr(err, `deleting tool "${id}"`)
     }
   }
 
@@ -186,7 +176,7 @@ export class ToolStore {
     try {
       ids = await this.db.selectFrom('webhook_tools').select('id').orderBy('id').execute()
     } catch (err) {
-      throw unavailable(err, 'listing tools to re-encrypt')
+      throw unavailableOr(err, 'listing tools to re-encrypt')
     }
     let rewritten = 0
     for (const { id } of ids) {
@@ -205,16 +195,13 @@ export class ToolStore {
           return 1
         })
       } catch (err) {
-        throw unavailable(err, `re-encrypting tool "${id}"`)
+        throw unavailableOr(err, `re-encrypting tool "${id}"`)
       }
     }
     try {
-      await this.db.insertInto('webhook_audit_log').values({
-        entity: 'tool', action: 'tools_reencrypted', actor, event_id: null,
-        details: JSON.stringify({ key_id: key.id, rows: ids.length, rewritten }),
-      }).execute()
+      await appendAudit(this.db, [{ entity: 'tool', action: 'tools_reencrypted', actor, details: { key_id: key.id, rows: ids.length, rewritten } }])
     } catch (err) {
-      throw unavailable(err, 'logging the re-encryption')
+      throw unavailableOr(err, 'logging the re-encryption')
     }
     return { rows: ids.length, rewritten }
   }

@@ -1,7 +1,7 @@
 import { parseDlqFilter } from '../db/dlq-filter.js'
 import { DlqStore } from '../db/dlq-store.js'
 import { eventHistory, toolsWithEvent } from '../db/event-history.js'
-import { DONE_MARKER } from '../operators/dedupe.js'
+import { DONE_MARKER } from '../sources/keys.js'
 import { idempotencyKey } from '../sources/keys.js'
 import type { AdminOptions } from './admin.js'
 import { AdminError, dlqIdOf, queryOf, readJsonObject, sendAdminError } from './admin-http.js'

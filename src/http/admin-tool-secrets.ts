@@ -40,7 +40,7 @@ export function toolSecretRoutes(options: AdminOptions, maxBodyBytes: number): R
     if (staticIds.has(id)) throw new AdminError(409, 'TOOL_READ_ONLY', `tool "${id}" is defined in the config file; rotate its secret in the file`)
     throw new AdminError(404, 'TOOL_NOT_FOUND', `tool "${id.slice(0, 128)}" does not exist; list tools with GET /admin/tools`)
   }
-  const save = async (tool: Parameters<typeof toolStore.upsert>[0], action: string) => {
+  const save = async (tool: Parameters<typeof toolStore.upsert>[0], action: Parameters<typeof toolStore.upsert>[2]) => {
     await toolStore.upsert(tool, actor, action)
     await registry.refresh().catch((err: unknown) => log?.warn({ err }, 'tool registry refresh after a secret change failed'))
   }

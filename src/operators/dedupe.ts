@@ -2,7 +2,7 @@ import { concatMap, from, mergeMap, type MonoTypeOperatorFunction } from 'rxjs'
 import type { Redis } from 'ioredis'
 import { isDone, type Envelope } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
-import { DEFAULT_KEYS, idempotencyKey, type StreamKeys } from '../sources/keys.js'
+import { DEFAULT_KEYS, DONE_MARKER, idempotencyKey, type StreamKeys } from '../sources/keys.js'
 import { batch } from './batch.js'
 import { holdWhileDown, type HoldOptions } from './hold.js'
 
@@ -10,9 +10,6 @@ import { holdWhileDown, type HoldOptions } from './hold.js'
 export function isOutOfMemory(err: unknown): boolean {
   return /^OOM /.test((err as Error | null)?.message ?? '')
 }
-
-/** The value of an idempotency key once the event's fate is durable. */
-export const DONE_MARKER = 'done'
 
 /** Options of `dedupe`. */
 export interface DedupeOptions {

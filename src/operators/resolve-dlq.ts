@@ -1,10 +1,10 @@
 import { concatMap, from, type MonoTypeOperatorFunction } from 'rxjs'
-import { sql, type Kysely } from 'kysely'
+import type { Kysely } from 'kysely'
 import type { Envelope } from '../core/envelope.js'
 import type { PipelineError } from '../core/errors.js'
 import type { Database } from '../db/database.js'
 import { classifyDatabaseError } from '../db/database-error.js'
-import { identityIn } from '../db/event-identity.js'
+import { resolveRequeued } from '../db/dlq-store.js'
 import { batch } from './batch.js'
 import { holdWhileDown, type HoldOptions } from './hold.js'
 
@@ -39,19 +39,7 @@ export function resolveDLQ<E extends Envelope>(options: ResolveDLQOptions): Mono
     if (closing.length === 0) return envs
     const events = closing.map((env) => env.message.event)
     try {
-      const resolved = await options.db.transaction().execute(async (trx) => {
-        const rows = await trx.updateTable('webhook_dlq')
-          .set({ status: 'resolved', resolved_at: sql`now()`, updated_at: sql`now()`, next_retry_at: null })
-          .where(identityIn(events, 'event_id')).where('status', '=', 'retrying')
-          .returning(['id', 'tool_id', 'event_id', 'retry_count']).execute()
-        if (rows.length > 0) {
-          await trx.insertInto('webhook_audit_log').values(rows.map((r) => ({
-            event_id: r.event_id, tool_id: r.tool_id, entity: 'dlq', action: 'dlq_resolved', actor,
-            details: JSON.stringify({ dlq_id: r.id, retry_count: r.retry_count }),
-          }))).execute()
-        }
-        return rows.length
-      })
+      const resolved = await resolveRequeued(options.db, events, actor)
       if (resolved > 0) options.onResolved?.(resolved)
     } catch (err) {
       const failure = classifyDatabaseError(err, `resolving the DLQ entries of ${closing.length} re-queued events`, 'DLQ_RESOLVE_REJECTED')

@@ -2,12 +2,12 @@ import { concatMap, from, Observable, type MonoTypeOperatorFunction } from 'rxjs
 import type { Redis } from 'ioredis'
 import type { Envelope } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
-import { DONE_MARKER, isOutOfMemory } from './dedupe.js'
+import { isOutOfMemory } from './dedupe.js'
 import { batch } from './batch.js'
 import type { CheckpointLedger } from './checkpoint.js'
 import type { Logger } from '../observability/logger.js'
 import { holdWhileDown, type HoldOptions } from './hold.js'
-import { DEFAULT_KEYS, idempotencyKey, type StreamKeys } from '../sources/keys.js'
+import { DEFAULT_KEYS, DONE_MARKER, idempotencyKey, type StreamKeys } from '../sources/keys.js'
 
 /** Options of `settle`. */
 export interface SettleOptions {

@@ -1,12 +1,13 @@
 import { SpanKind } from '@opentelemetry/api'
 import { concatMap, from, type MonoTypeOperatorFunction } from 'rxjs'
 import type { Redis } from 'ioredis'
-import { sql, type Insertable, type Kysely, type Selectable } from 'kysely'
+import type { Kysely } from 'kysely'
 import { DEFAULT_DLQ_POLICY, dlqSchedule, errorClass, type DlqPolicy } from '../core/dlq-policy.js'
 import type { Envelope } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
-import type { Database, WebhookDlqTable } from '../db/database.js'
+import type { Database } from '../db/database.js'
 import { classifyDatabaseError } from '../db/database-error.js'
+import { writeDeadLetters, type DeadLetterRow } from '../db/dlq-store.js'
 import { identityOf } from '../db/event-identity.js'
 import { MessagingOperation, SpanAttributes, SpanNames } from '../observability/attributes.js'
 import { endEventSpan, startEventSpan } from '../observability/event-spans.js'
@@ -37,8 +38,6 @@ export interface ToDLQOptions {
   readonly tracing?: boolean
 }
 
-
-type DlqRow = Insertable<WebhookDlqTable> & Pick<Selectable<WebhookDlqTable>, 'event_id' | 'tool_id' | 'error_code' | 'error_class' | 'retry_count' | 'status' | 'event_format'>
 
 // a row PostgreSQL refuses even raw is not the event's fault: hold it rather than ack it unlisted
 const asHold = (failure: PipelineError) => (failure.kind === 'infrastructure' ? failure
@@ -77,11 +76,11 @@ export function toDLQ<E extends Envelope>(options: ToDLQOptions): MonoTypeOperat
     if (err) throw err
   }
 
-  const rowOf = (env: E): DlqRow => {
+  const rowOf = (env: E): DeadLetterRow => {
     const { message } = env
     const failure = env.failure as PipelineError
     const { status, nextRetryAt } = dlqSchedule(policy, message.event.retry_count, failure, Date.now())
-    const row: DlqRow = {
+    const row: DeadLetterRow = {
       event_id: message.event.id, event_format: 'jsonb', tool_id: message.event.tool_id,
       error: failure.message, error_class: errorClass(failure), error_code: failure.code,
       retry_count: message.event.retry_count, status, next_retry_at: nextRetryAt,
@@ -95,25 +94,12 @@ export function toDLQ<E extends Envelope>(options: ToDLQOptions): MonoTypeOperat
     // jsonb has no NUL: keep such an event raw, losslessly, rather than a changed copy
     return event.includes('\\u0000') ? rawRow(row, env) : { ...row, event, event_raw: null, event_format: 'jsonb' }
   }
-  const rawRow = (row: DlqRow, env: E): DlqRow => ({
+  const rawRow = (row: DeadLetterRow, env: E): DeadLetterRow => ({
     ...row, event: null, event_format: 'raw',
     event_raw: Buffer.from(env.message.fields.event ?? JSON.stringify(env.message.fields)),
   })
 
-  const insertRows = async (rows: readonly DlqRow[]) => {
-    await options.db.transaction().execute(async (trx) => {
-      await trx.insertInto('webhook_dlq').values([...rows])
-        .onConflict((oc) => oc.columns(['tool_id', 'event_id']).where(sql.ref('status'), 'in', ['pending', 'retrying', 'failed']).doUpdateSet((eb) => ({
-          error: eb.ref('excluded.error'), error_class: eb.ref('excluded.error_class'), error_code: eb.ref('excluded.error_code'),
-          retry_count: eb.ref('excluded.retry_count'), status: eb.ref('excluded.status'), next_retry_at: eb.ref('excluded.next_retry_at'),
-          failed_at: sql`now()`, updated_at: sql`now()`,
-        }))).execute()
-      await trx.insertInto('webhook_audit_log').values(rows.map((r) => ({
-        event_id: r.event_id, tool_id: r.tool_id, entity: 'dlq', action: 'dead_lettered', actor,
-        details: JSON.stringify({ error_code: r.error_code, error_class: r.error_class, retry_count: r.retry_count, status: r.status, event_format: r.event_format }),
-      }))).execute()
-    })
-  }
+  const insertRows = (rows: readonly DeadLetterRow[]) => writeDeadLetters(options.db, rows, actor)
 
   // one row per event per statement (ON CONFLICT may touch a row once); the batch in one transaction, and
   // when PostgreSQL refuses it, row by row, so one bad row never sinks its neighbours; a row jsonb cannot

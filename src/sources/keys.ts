@@ -42,6 +42,9 @@ export function streamKeys(options: Partial<StreamKeys> & { prefix?: string } = 
   return Object.freeze({ ...base, ...overrides })
 }
 
+/** The value of an idempotency key once the event's fate is durable. */
+export const DONE_MARKER = 'done'
+
 /**
  * The idempotency key of one event: `<prefix><tool id>:<event id>`. An event is identified by its tool and its
  * delivery id, since senders choose delivery ids and two tools may send the same one. Tool ids hold no `:`,
