@@ -10,6 +10,7 @@ import type { RedisClient, StreamClient } from '../sources/stream-client.js'
 import { commandRoutes, type AdminCommandLog } from './admin-commands.js'
 import { dlqRoutes } from './admin-dlq.js'
 import type { AdminLog } from './admin-http.js'
+import { openApiRoute } from './admin-openapi.js'
 import { toolSecretRoutes } from './admin-tool-secrets.js'
 import { toolRoutes } from './admin-tools.js'
 import { sendJson, type Route } from './server.js'
@@ -73,7 +74,7 @@ export function adminRoutes(options: AdminOptions): Route[] {
   const maxBodyBytes = options.maxBodyBytes ?? 1 << 20
   if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1) throw new RangeError(`adminRoutes: "maxBodyBytes" must be a positive integer; got ${options.maxBodyBytes}`)
   const routes = [...toolRoutes(options, maxBodyBytes), ...toolSecretRoutes(options, maxBodyBytes), ...dlqRoutes(options, maxBodyBytes),
-    ...(options.commandLog ? commandRoutes(options.commandLog, options.logger, options.actor) : [])]
+    ...(options.commandLog ? commandRoutes(options.commandLog, options.logger, options.actor) : []), openApiRoute()]
   const token = options.token
   if (!token) {
     return routes.map((route) => ({
