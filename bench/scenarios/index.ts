@@ -9,7 +9,7 @@ import { bareHttp, ingest } from './ingest.js'
 import { forward10, forward50 } from './forward.js'
 import { latency1000, latency3000 } from './latency.js'
 import {
-  pipelineStore100, pipelineStore100if200, pipelineStore500, pipelineStore500if1000, storeMetrics, storeTelemetryOff, storeTracing,
+  pipelineStore100, pipelineStore100if200, pipelineStore500, pipelineStore500if1000, storeMetrics, storeTelemetryOff, storeTracing, storeWhilePruning,
 } from './pipeline-store.js'
 import { sourceDrain100, sourceDrain500 } from './source-drain.js'
 import { storePush, transformPush } from './transform.js'
@@ -24,7 +24,7 @@ export const SCENARIOS: readonly Scenario[] = [
   rawDrain, rawDrainDecode, sourceDrain500, sourceDrain100,
   bareHttp, ingest,
   rawInsert, seedsSequential, seedsInFlight10, bullmq10, bullmq50, batchedConsumer1, batchedConsumer2,
-  pipelineStore500, pipelineStore100, pipelineStore500if1000, pipelineStore100if200,
+  pipelineStore500, pipelineStore100, pipelineStore500if1000, pipelineStore100if200, storeWhilePruning,
   forward10, forward50,
   storePush, transformPush,
   storeTelemetryOff, storeMetrics, storeTracing,

@@ -25,6 +25,8 @@ export interface PipelineRunOptions {
   readonly stop?: AbortSignal
   /** Expected rows in webhook_events afterwards. @defaultValue the settled count */
   readonly expectRows?: number
+  /** Count only this tool's rows in the check (other rows may come and go beside the run). @defaultValue every row */
+  readonly rowsOfTool?: string
 }
 
 /**
@@ -67,7 +69,8 @@ export async function runWebhookPipeline(ctx: ScenarioContext, options: Pipeline
   if (errors.length > 0) throw new Error(`${name}: ${errors.length} errors, first: ${errors[0]?.message}`)
   const failed = [...outcomes].filter(([k]) => k.startsWith('failed:') || k === 'dead_lettered' || k === 'parked')
   if (failed.length > 0) throw new Error(`${name}: outcomes ${JSON.stringify([...outcomes])}`)
-  const rows = await countRows(ctx.pool)
+  const rows = options.rowsOfTool === undefined ? await countRows(ctx.pool)
+    : Number((await ctx.pool.query('SELECT count(*)::int AS n FROM webhook_events WHERE tool_id = $1', [options.rowsOfTool])).rows[0]?.n ?? 0)
   const expected = options.expectRows ?? settled
   if (!drained || rows !== expected || (!options.stop && settled !== target)) {
     throw new Error(`${name}: stored ${rows} rows, expected ${expected}; settled ${settled} of ${target} (drained: ${drained}; outcomes ${JSON.stringify([...outcomes])})`)

@@ -1,5 +1,6 @@
 import type { Subscription } from 'rxjs'
 import type { Config } from '../config/load-config.js'
+import { startRetention } from '../db/retention.js'
 import { ToolRegistry } from '../db/tool-registry.js'
 import { ToolStore } from '../db/tool-store.js'
 import { adminRoutes } from '../http/admin.js'
@@ -174,6 +175,13 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
       onError: (err) => logger.warn({ err_message: err.message }, 'DLQ retry round failed'),
     })
     cleanups.push(() => dlqWorker.close())
+    // the DLQ role does the table upkeep: it is the one role every deployment runs once or a few times
+    const retention = startRetention({
+      db: db.db, ...config.retention,
+      onPruned: (table, rows) => metrics.retentionPruned(table, rows),
+      onError: (err) => logger.warn({ err_message: err.message }, 'retention prune failed'),
+    })
+    cleanups.push(() => retention.close())
   }
 
   let ingest: RunningHttpServer | undefined

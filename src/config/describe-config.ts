@@ -46,6 +46,8 @@ export function describeConfigRows(config: Config): [string, string][] {
     ['forward', `timeout ${formatDuration(forward.timeoutMs)}, private destinations ${forward.allowPrivate === true ? 'allowed'
       : forward.allowPrivate === false ? 'refused' : `allowed only in ${forward.allowPrivate.join(',')}`}`],
     ['health', address(config.health.endpoint)],
+    ['retention', `events ${config.retention.eventsMs === undefined ? 'kept forever' : formatDuration(config.retention.eventsMs)}, ` +
+      `audit ${config.retention.auditMs === undefined ? 'kept forever' : formatDuration(config.retention.auditMs)}, batch ${config.retention.batch}`],
     ['admin token', config.adminToken ? 'set' : 'not set'],
     ['encryption key', config.encryptionKey ? 'set' : 'not set'],
     ['log level', config.logLevel],

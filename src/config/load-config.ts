@@ -88,6 +88,15 @@ export interface Config extends SeedSettings {
     readonly maxRetryAfterMs: number
   }
   readonly health: { readonly endpoint: ListenAddress }
+  /** Pruning by age (EVENT_RETENTION, AUDIT_RETENTION, RETENTION_BATCH); a table without a retention is kept forever. */
+  readonly retention: {
+    /** Stored events older than this (by received_at) are deleted, in ms; unset: kept forever. */
+    readonly eventsMs?: number
+    /** Audit rows older than this are deleted, in ms; unset: kept forever. */
+    readonly auditMs?: number
+    /** Rows per DELETE statement. */
+    readonly batch: number
+  }
   /** Bearer token of the admin API; unset: the admin API is off. */
   readonly adminToken?: string
   /** Key that encrypts tool secrets at rest (HOOKSTREAM_ENCRYPTION_KEY). */
@@ -308,6 +317,15 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     }
   })
 
+  // a retention is a duration of at least a minute, or "off" (the default): kept forever
+  const retention = (env: string, file: string) => opt({ env, file }, (r) => {
+    if (r.value === false || (typeof r.value === 'string' && r.value.toLowerCase() === 'off')) return undefined
+    const ms = typeof r.value === 'string' || typeof r.value === 'number' ? parseDuration(r.value) : undefined
+    return ms !== undefined && ms >= 60_000 ? ms : invalid(r, 'a duration of at least 1m such as "720h" or "90d", or "off" to keep rows forever')
+  })
+  const eventsRetentionMs = retention('EVENT_RETENTION', 'retention.events')
+  const auditRetentionMs = retention('AUDIT_RETENTION', 'retention.audit')
+
   const config: Config = {
     ...(file ? { configFile: file.path } : {}),
     redis: redisConfig(src),
@@ -349,6 +367,11 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     health: {
       endpoint: opt({ flag: 'health-endpoint', env: 'HEALTH_ENDPOINT', file: 'health.endpoint' }, (r) => parseListenAddress(text(r), r.where)) ??
         parseListenAddress(':8088'),
+    },
+    retention: {
+      ...(eventsRetentionMs !== undefined ? { eventsMs: eventsRetentionMs } : {}),
+      ...(auditRetentionMs !== undefined ? { auditMs: auditRetentionMs } : {}),
+      batch: opt({ env: 'RETENTION_BATCH', file: 'retention.batch' }, (r) => integer(r, 1, 100_000)) ?? 1000,
     },
     ...(adminToken !== undefined ? { adminToken } : {}),
     ...(encryptionKey !== undefined ? { encryptionKey } : {}),

@@ -98,6 +98,8 @@ export interface Metrics {
   healthCheck(component: HealthComponent, status: HealthStatus, seconds: number): void
   /** The worker's stream trim removed `entries` acked entries (STREAM_TRIM_INTERVAL). */
   streamTrimmed(entries: number): void
+  /** Retention deleted `rows` old rows from `table` (EVENT_RETENTION, AUDIT_RETENTION). */
+  retentionPruned(table: 'webhook_events' | 'webhook_audit_log', rows: number): void
   /** Events being processed right now. */
   setInFlight(count: number): void
   /**
@@ -204,6 +206,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     } })
   const trimmedC = new Counter({ name: 'webhook_stream_trimmed_entries_total', registers,
     help: 'Acked entries the worker\'s safe trim removed from the main stream.' })
+  const prunedC = new Counter({ name: 'webhook_retention_pruned_rows_total', registers, labelNames: ['table'],
+    help: 'Rows retention deleted by age (EVENT_RETENTION, AUDIT_RETENTION), by table.' })
   const retryAfterCappedC = new Counter({ name: 'webhook_retry_after_capped_total', registers,
     help: 'Destination Retry-After values longer than FORWARD_MAX_RETRY_AFTER, cut to it.' })
   const statsErrorsC = new Counter({ name: 'webhook_queue_stats_errors_total', registers,
@@ -314,6 +318,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       healthDuration.observe(healthDuration.series.get(c), seconds)
     },
     streamTrimmed: (n) => { if (n > 0) trimmedC.inc(n) },
+    retentionPruned: (table, n) => { if (n > 0) prunedC.inc({ table }, n) },
     retryAfterCapped: () => { retryAfterCappedC.inc() },
     setInFlight: (n) => { inFlightReaders.clear(); inFlightG.set(n) },
     trackInFlight(read) {

@@ -205,6 +205,22 @@ Load('stream trimming: every 10s keeping none by default; interval and keep from
   assert.is(loadConfig({ env: { STREAM_TRIM_INTERVAL: '2s' }, file: yamlFile('worker:\n  stream: { trim_interval: 1m }\n') }).worker.trimIntervalMs, 2000)
 })
 
+Load('retention: off by default; EVENT_RETENTION, AUDIT_RETENTION and RETENTION_BATCH from env or file; "off" keeps rows; a bad value names the key', () => {
+  assert.equal(loadConfig({ env: {} }).retention, { batch: 1000 })
+  assert.equal(loadConfig({ env: { EVENT_RETENTION: '720h', AUDIT_RETENTION: '365d', RETENTION_BATCH: '500' } }).retention,
+    { eventsMs: 720 * 3_600_000, auditMs: 365 * 86_400_000, batch: 500 })
+  assert.equal(loadConfig({ env: {}, file: yamlFile('retention:\n  events: 30d\n  audit: off\n  batch: 2000\n') }).retention, { eventsMs: 30 * 86_400_000, batch: 2000 })
+  assert.equal(loadConfig({ env: { EVENT_RETENTION: 'off' }, file: yamlFile('retention: { events: 30d }\n') }).retention, { batch: 1000 })
+  const expected = 'must be a duration of at least 1m such as "720h" or "90d", or "off" to keep rows forever'
+  for (const [env, message] of [
+    [{ EVENT_RETENTION: '30s' }, `EVENT_RETENTION ${expected}; got "30s"`],
+    [{ AUDIT_RETENTION: 'forever' }, `AUDIT_RETENTION ${expected}; got "forever"`],
+    [{ RETENTION_BATCH: '0' }, 'RETENTION_BATCH must be'],
+  ] as [Record<string, string>, string][]) {
+    assert.throws(() => loadConfig({ env }), (err: Error) => err.message.includes(message), JSON.stringify(env))
+  }
+})
+
 Load('a bad trim interval or keep names the key, what is expected and what was given', () => {
   const interval = 'must be a duration from 10ms to 24d such as "10s" or "1m", or 0 or "off" to disable trimming'
   const cases: [Record<string, string>, string][] = [

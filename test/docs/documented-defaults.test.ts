@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert'
 import { readFileSync } from 'node:fs'
 import { DEFAULT_DLQ_POLICY, dlqSchedule } from '../../src/core/dlq-policy.js'
 import { PipelineError } from '../../src/core/errors.js'
+import { loadConfig } from '../../src/config/load-config.js'
 import { createHealth, type QueueHealth } from '../../src/http/health.js'
 import { createMetrics } from '../../src/observability/metrics.js'
 import { parseExposition } from '../observability/exposition.js'
@@ -28,6 +29,20 @@ Defaults('the DLQ stream is documented as MAXLEN ~100,000 and 168 h, as the code
   assert.match(toDlq, 'const maxLen = options.maxLen ?? 100_000')
   const dlqRetry = readFileSync(new URL('../../src/pipelines/dlq-retry.ts', import.meta.url), 'utf8')
   assert.match(dlqRetry, "positive('retentionMs', options.retentionMs, 168 * 3_600_000)")
+})
+
+Defaults('retention is documented as off by default, every minute, 1000 rows a statement, 100 statements, 20% of the time', async () => {
+  assert.match(readme, '| `EVENT_RETENTION` (≥ 1m, or `off`) | `retention.events` | off (kept forever) |')
+  assert.match(readme, '| `AUDIT_RETENTION` (≥ 1m, or `off`) | `retention.audit` | off (kept forever) |')
+  assert.match(readme, '| `RETENTION_BATCH` (1–100000) | `retention.batch` | 1000 |')
+  assert.match(readme, 'prunes every minute')
+  assert.match(readme, 'at most 100 per table per minute')
+  assert.match(readme, 'busy at most 20% of the time')
+  const config = loadConfig({ env: {} })
+  assert.equal(config.retention, { batch: 1000 })
+  const retention = readFileSync(new URL('../../src/db/retention.ts', import.meta.url), 'utf8')
+  for (const code of ["positive('batch', options.batch, 1000)", "positive('intervalMs', options.intervalMs, 60_000)",
+    "positive('maxBatches', options.maxBatches, 100)", 'const dutyCycle = options.dutyCycle ?? 0.2']) assert.match(retention, code)
 })
 
 function health(queue: Partial<QueueHealth>, poisonRecent = 0) {
