@@ -46,6 +46,7 @@ export function describeConfigRows(config: Config): [string, string][] {
     ['forward', `timeout ${formatDuration(forward.timeoutMs)}, private destinations ${forward.allowPrivate === true ? 'allowed'
       : forward.allowPrivate === false ? 'refused' : `allowed only in ${forward.allowPrivate.join(',')}`}`],
     ['health', address(config.health.endpoint)],
+    ['metric labels', `${config.metrics.maxEventTypesPerTool} event types per tool, ${config.metrics.maxEventTypes} in total`],
     ['admin token', config.adminToken ? 'set' : 'not set'],
     ['encryption key', config.encryptionKey ? 'set' : 'not set'],
     ['log level', config.logLevel],
