@@ -12,7 +12,7 @@ import {
   pipelineStore100, pipelineStore100if200, pipelineStore500, pipelineStore500if1000, storeMetrics, storeTelemetryOff, storeTracing, storeWhilePruning,
 } from './pipeline-store.js'
 import { sourceDrain100, sourceDrain500 } from './source-drain.js'
-import { storePush, transformPush } from './transform.js'
+import { storePush, transformInline, transformPush } from './transform.js'
 
 /**
  * Every built-in scenario and baseline, in run order: within a repetition they run in this order, so a
@@ -26,7 +26,7 @@ export const SCENARIOS: readonly Scenario[] = [
   rawInsert, seedsSequential, seedsInFlight10, bullmq10, bullmq50, batchedConsumer1, batchedConsumer2,
   pipelineStore500, pipelineStore100, pipelineStore500if1000, pipelineStore100if200, storeWhilePruning,
   forward10, forward50,
-  storePush, transformPush,
+  storePush, transformInline, transformPush,
   storeTelemetryOff, storeMetrics, storeTracing,
   latency1000, latency3000,
   backlogMemory,

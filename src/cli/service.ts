@@ -81,7 +81,7 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   const runs = (part: Exclude<Role, 'all'>) => role === 'all' || role === part
   const logger = options.logger ?? createLogger({ level: config.logLevel })
   const durability = await checkRedisDurability(redis, config.redisRequireDurable, logger)
-  const metrics = createMetrics()
+  const metrics = createMetrics({ maxEventTypesPerTool: config.metrics.maxEventTypesPerTool, maxEventTypes: config.metrics.maxEventTypes })
   // without an endpoint nothing is registered and the pipeline does no span work at all
   const tracing = startTracing({ ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) })
   const telemetry = { metrics, logger, tracing: tracing.enabled }

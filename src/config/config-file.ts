@@ -15,7 +15,7 @@ export const CONFIG_FILE_KEYS: Readonly<Record<string, Readonly<Record<string, r
   http: ['addr', 'max_body', 'max_connections', 'headers_timeout', 'request_timeout', 'rate_limit', 'rate_burst', 'scrub_headers'],
   forward: ['allow_private', 'timeout', 'max_retry_after'],
   health: ['endpoint'],
-  metrics: ['port', 'path', 'enabled'],
+  metrics: ['port', 'path', 'enabled', 'max_event_types_per_tool', 'max_event_types'],
   admin: ['token'],
   log: ['level'],
   otel: ['endpoint'],

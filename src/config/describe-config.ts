@@ -48,6 +48,7 @@ export function describeConfigRows(config: Config): [string, string][] {
     ['health', address(config.health.endpoint)],
     ['retention', `events ${config.retention.eventsMs === undefined ? 'kept forever' : formatDuration(config.retention.eventsMs)}, ` +
       `audit ${config.retention.auditMs === undefined ? 'kept forever' : formatDuration(config.retention.auditMs)}, batch ${config.retention.batch}`],
+    ['metric labels', `${config.metrics.maxEventTypesPerTool} event types per tool, ${config.metrics.maxEventTypes} in total`],
     ['admin token', config.adminToken ? 'set' : 'not set'],
     ['encryption key', config.encryptionKey ? 'set' : 'not set'],
     ['log level', config.logLevel],

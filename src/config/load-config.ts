@@ -97,6 +97,13 @@ export interface Config extends SeedSettings {
     /** Rows per DELETE statement. */
     readonly batch: number
   }
+  /** Label budgets of the `webhook_*` metrics. */
+  readonly metrics: {
+    /** Distinct event_type label values per tool (METRICS_MAX_EVENT_TYPES_PER_TOOL); later new ones fold into "other". */
+    readonly maxEventTypesPerTool: number
+    /** Distinct (tool, event_type) pairs over all tools (METRICS_MAX_EVENT_TYPES); later new ones fold into "other". */
+    readonly maxEventTypes: number
+  }
   /** Bearer token of the admin API; unset: the admin API is off. */
   readonly adminToken?: string
   /** Key that encrypts tool secrets at rest (HOOKSTREAM_ENCRYPTION_KEY). */
@@ -372,6 +379,10 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       ...(eventsRetentionMs !== undefined ? { eventsMs: eventsRetentionMs } : {}),
       ...(auditRetentionMs !== undefined ? { auditMs: auditRetentionMs } : {}),
       batch: opt({ env: 'RETENTION_BATCH', file: 'retention.batch' }, (r) => integer(r, 1, 100_000)) ?? 1000,
+    },
+    metrics: {
+      maxEventTypesPerTool: opt({ env: 'METRICS_MAX_EVENT_TYPES_PER_TOOL', file: 'metrics.max_event_types_per_tool' }, (r) => integer(r, 1, 10_000)) ?? 50,
+      maxEventTypes: opt({ env: 'METRICS_MAX_EVENT_TYPES', file: 'metrics.max_event_types' }, (r) => integer(r, 1, 1_000_000)) ?? 1000,
     },
     ...(adminToken !== undefined ? { adminToken } : {}),
     ...(encryptionKey !== undefined ? { encryptionKey } : {}),

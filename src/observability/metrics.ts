@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 import { registerBuildInfo } from './build-info.js'
+import { EventTypeBudget } from './event-type-budget.js'
 import { LabelGuard, OTHER_LABEL_VALUE } from './label-guard.js'
 import { registerRuntimeMetrics } from './runtime-metrics.js'
 import { PreaggregatedHistogram, preaggregatedCounter } from './series.js'
@@ -50,8 +51,15 @@ export interface DbPoolStats {
 export interface MetricsOptions {
   /** Registry to register on. @defaultValue a new Registry (never the global one) */
   readonly registry?: Registry
-  /** Distinct values let through per label (tool_id, event_type, reason, code) before folding into "other". @defaultValue 100 */
+  /** Distinct values let through per label (tool_id, reason, code) before folding into "other". @defaultValue 100 */
   readonly maxLabelValues?: number
+  /**
+   * Distinct `event_type` values each tool may add before its new ones fold into "other"
+   * (METRICS_MAX_EVENT_TYPES_PER_TOOL): one tool's made-up types never fold another tool's. @defaultValue 50
+   */
+  readonly maxEventTypesPerTool?: number
+  /** Distinct (tool, event_type) pairs all tools together may add (METRICS_MAX_EVENT_TYPES). @defaultValue 1000 */
+  readonly maxEventTypes?: number
   /**
    * Also collect prom-client's Node process metrics (`process_*`, `nodejs_*`) unless the registry already does.
    * `hookstream_build_info{version,node}` is always registered. @defaultValue true
@@ -78,8 +86,11 @@ export interface Metrics {
   retry(attempt: number, reason: string): void
   /** A destination's Retry-After was longer than FORWARD_MAX_RETRY_AFTER and was cut to it. */
   retryAfterCapped(): void
-  /** An event was written to the DLQ; `reason` is the failure's error code. */
-  deadLettered(eventType: string, reason: string): void
+  /**
+   * An event was written to the DLQ; `reason` is the failure's error code. `toolId` picks the event-type budget
+   * (the metric has no tool_id label). @defaultValue toolId "unknown"
+   */
+  deadLettered(eventType: string, reason: string, toolId?: string): void
   /** A DLQ entry was re-driven with this outcome. */
   dlqRetry(status: DlqRetryStatus): void
   /**
@@ -155,7 +166,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     throw new Error('createMetrics: the registry already holds the webhook_* metrics; create one Metrics per registry and share it')
   }
   const registers = [registry]
-  const eventType = new LabelGuard(maxLabelValues)
+  const eventTypes = new EventTypeBudget({ perTool: options.maxEventTypesPerTool ?? 50, total: options.maxEventTypes ?? 1000 })
   const toolId = new LabelGuard(maxLabelValues)
   const reason = new LabelGuard(maxLabelValues)
   const code = new LabelGuard(maxLabelValues)
@@ -164,25 +175,26 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const counter = (name: string, help: string, labelNames: string[], guards: (LabelGuard | undefined)[]) =>
     preaggregatedCounter(registry, name, help, labelNames, guards)
 
-  const received = counter('webhook_events_received_total', 'Events received by the pipeline.', ['event_type', 'tool_id'], [eventType, toolId])
+  // event_type and tool_id come bounded (boundEvent): an event type's budget is its tool's
+  const received = counter('webhook_events_received_total', 'Events received by the pipeline.', ['event_type', 'tool_id'], [undefined, undefined])
   const processed = counter('webhook_events_processed_total', 'Events that reached an outcome.',
-    ['event_type', 'tool_id', 'status'], [eventType, toolId, undefined])
+    ['event_type', 'tool_id', 'status'], [undefined, undefined, undefined])
   const duration = new PreaggregatedHistogram(registry, {
     name: 'webhook_event_processing_duration_seconds',
     help: 'Time from reading an event to its outcome.',
     labelNames: ['event_type', 'tool_id', 'status'],
-    guards: [eventType, toolId, undefined],
+    guards: [undefined, undefined, undefined],
     buckets: DURATION_BUCKETS,
   })
-  const retries = counter('webhook_retry_attempts_total', 'Retries of a failed step; attempt is 1..9 or "10+".', ['attempt', 'reason'], [undefined, reason])
-  const dlq = counter('webhook_dlq_entries_total', 'Events written to the dead-letter queue.', ['event_type', 'reason'], [eventType, reason])
+  const retries = counter('webhook_retry_attempts_total', 'Retries of a failed step; attempt is 1..9 or "10+".', ['attempt', 'reason'], [undefined, undefined])
+  const dlq = counter('webhook_dlq_entries_total', 'Events written to the dead-letter queue.', ['event_type', 'reason'], [undefined, undefined])
   const dlqRetries = counter('webhook_dlq_retries_total', 'DLQ re-drives by outcome.', ['status'], [undefined])
-  const ingests = counter('webhook_ingest_requests_total', 'Ingest requests by tool and HTTP status code.', ['tool_id', 'code'], [toolId, code])
+  const ingests = counter('webhook_ingest_requests_total', 'Ingest requests by tool and HTTP status code.', ['tool_id', 'code'], [undefined, undefined])
   const ingestDuration = new PreaggregatedHistogram(registry, {
     name: 'webhook_ingest_request_duration_seconds',
     help: 'Time from an ingest request\'s arrival to its answer, by tool and HTTP status code.',
     labelNames: ['tool_id', 'code'],
-    guards: [toolId, code],
+    guards: [undefined, undefined],
     buckets: INGEST_BUCKETS,
   })
   const duplicates = counter('webhook_ingest_duplicates_total', 'Re-sent delivery ids answered as duplicates, by whether the body matched the first.',
@@ -210,6 +222,20 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     help: 'Rows retention deleted by age (EVENT_RETENTION, AUDIT_RETENTION), by table.' })
   const retryAfterCappedC = new Counter({ name: 'webhook_retry_after_capped_total', registers,
     help: 'Destination Retry-After values longer than FORWARD_MAX_RETRY_AFTER, cut to it.' })
+  const foldedC = new Counter({ name: 'webhook_metric_labels_folded_total', registers, labelNames: ['label', 'tool_id'],
+    help: 'Label values folded into "other" because their budget was spent: per pipeline event (event_type by tool_id, tool_id), ingest request (tool_id, code), retry or dead letter (reason).' })
+  // the raw value "other" is not a fold; tool_id is given only for event_type, whose budget is per tool
+  const bounded = (guard: LabelGuard, label: string, value: string): string => {
+    const b = guard.bound(value)
+    if (b === OTHER_LABEL_VALUE && value !== OTHER_LABEL_VALUE) foldedC.inc({ label })
+    return b
+  }
+  const boundEvent = (e: string, t: string, countFolds: boolean): [string, string] => {
+    const tool = countFolds ? bounded(toolId, 'tool_id', t) : toolId.bound(t)
+    const type = eventTypes.bound(tool, e)
+    if (countFolds && type === OTHER_LABEL_VALUE && e !== OTHER_LABEL_VALUE) foldedC.inc({ label: 'event_type', tool_id: tool })
+    return [type, tool]
+  }
   const statsErrorsC = new Counter({ name: 'webhook_queue_stats_errors_total', registers,
     help: 'Scrapes whose queue-stats provider failed or timed out (queue gauges then keep their last values).' })
 
@@ -293,22 +319,29 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   return {
     registry,
     contentType: registry.contentType,
-    received: (e, t) => { received.get(e, t).value++ },
+    // an event is counted as folded once, when it is received; its later outcome reuses the same labels
+    received(e, t) {
+      const [type, tool] = boundEvent(e, t, true)
+      received.get(type, tool).value++
+    },
     processed(e, t, status, seconds) {
       const st = processedSet.has(status) ? status : OTHER_LABEL_VALUE
-      processed.get(e, t, st).value++
-      duration.observe(duration.series.get(e, t, st), seconds)
+      const [type, tool] = boundEvent(e, t, false)
+      processed.get(type, tool, st).value++
+      duration.observe(duration.series.get(type, tool, st), seconds)
     },
     retry(attempt, r) {
       const a = !Number.isFinite(attempt) || attempt < 1 ? 'unknown'
         : attempt >= RETRY_ATTEMPT_CAP ? `${RETRY_ATTEMPT_CAP}+` : String(Math.floor(attempt))
-      retries.get(a, r).value++
+      retries.get(a, bounded(reason, 'reason', r)).value++
     },
-    deadLettered: (e, r) => { dlq.get(e, r).value++ },
+    deadLettered: (e, r, t = '') => { dlq.get(boundEvent(e, t, false)[0], bounded(reason, 'reason', r)).value++ },
     dlqRetry: (s) => { dlqRetries.get(dlqRetrySet.has(s) ? s : OTHER_LABEL_VALUE).value++ },
     ingest(t, c, seconds) {
-      ingests.get(t, String(c)).value++
-      if (seconds !== undefined) ingestDuration.observe(ingestDuration.series.get(t, String(c)), seconds)
+      const tool = bounded(toolId, 'tool_id', t)
+      const status = bounded(code, 'code', String(c))
+      ingests.get(tool, status).value++
+      if (seconds !== undefined) ingestDuration.observe(ingestDuration.series.get(tool, status), seconds)
     },
     signatureFailure: (t) => { sigFailures.get(t).value++ },
     ingestDuplicate: (t, body) => { duplicates.get(t, body === 'same' ? 'same' : 'different').value++ },

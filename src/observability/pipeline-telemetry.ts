@@ -116,7 +116,7 @@ export function pipelineTelemetry(options: PipelineTelemetryOptions): PipelineTe
       metrics?.retryAfterCapped()
     },
     deadLettered(env, failure) {
-      metrics?.deadLettered(env.message.event.event_type, failure.code)
+      metrics?.deadLettered(env.message.event.event_type, failure.code, env.message.event.tool_id)
       const what = failure.code === 'POISON' ? 'poison entry dead-lettered'
         : env.message.decodeError ? 'undecodable entry dead-lettered' : 'event dead-lettered'
       warnAbout(env, { code: failure.code, kind: failure.kind, stream_id: env.message.streamId, error: failure.message }, what)

@@ -25,6 +25,11 @@ Describe('shows embedded servers when none are configured', () => {
   assert.match(text, /admin token\s+not set/)
 })
 
+Describe('shows the metric label budgets', () => {
+  assert.match(describeConfig(loadConfig({ env: {} })), /metric labels\s+50 event types per tool, 1000 in total/)
+  assert.match(describeConfig(loadConfig({ env: { METRICS_MAX_EVENT_TYPES_PER_TOOL: '8' } })), /metric labels\s+8 event types per tool/)
+})
+
 Describe('shows how often the stream is trimmed and how many entries are kept, or that trimming is off', () => {
   assert.match(describeConfig(loadConfig({ env: {} })), /stream trim\s+every 10s, keep 0 newest/)
   assert.match(describeConfig(loadConfig({ env: { STREAM_TRIM_INTERVAL: '250ms', STREAM_TRIM_KEEP: '500' } })), /stream trim\s+every 250ms, keep 500 newest/)

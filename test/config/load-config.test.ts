@@ -221,6 +221,16 @@ Load('retention: off by default; EVENT_RETENTION, AUDIT_RETENTION and RETENTION_
   }
 })
 
+Load('metric label budgets: 50 event types per tool and 1000 in total by default; read from env or file, bad values named', () => {
+  assert.equal(loadConfig({ env: {} }).metrics, { maxEventTypesPerTool: 50, maxEventTypes: 1000 })
+  assert.equal(loadConfig({ env: { METRICS_MAX_EVENT_TYPES_PER_TOOL: '20', METRICS_MAX_EVENT_TYPES: '300' } }).metrics, { maxEventTypesPerTool: 20, maxEventTypes: 300 })
+  const f = loadConfig({ env: { METRICS_MAX_EVENT_TYPES: '400' }, file: yamlFile('metrics:\n  max_event_types_per_tool: 10\n  max_event_types: 100\n') })
+  assert.equal(f.metrics, { maxEventTypesPerTool: 10, maxEventTypes: 400 })
+  const err = failure(() => loadConfig({ env: { METRICS_MAX_EVENT_TYPES_PER_TOOL: '0' } }))
+  assert.is(err.code, 'CONFIG_INVALID')
+  assert.is(err.message, 'METRICS_MAX_EVENT_TYPES_PER_TOOL must be an integer from 1 to 10000; got "0"')
+})
+
 Load('a bad trim interval or keep names the key, what is expected and what was given', () => {
   const interval = 'must be a duration from 10ms to 24d such as "10s" or "1m", or 0 or "off" to disable trimming'
   const cases: [Record<string, string>, string][] = [

@@ -85,6 +85,29 @@ Defaults('each metric label lets its first 100 distinct values through and count
   }
 })
 
+Defaults('event types are budgeted 50 per tool and 1000 pairs in total', async () => {
+  assert.match(readme, 'each tool lets its first 50 distinct event types through (`METRICS_MAX_EVENT_TYPES_PER_TOOL`) and all tools together 1000 (tool, event type) pairs')
+  const m = createMetrics({ defaultMetrics: false })
+  try {
+    // 30 tools × 40 types: each tool is within its 50, the 1001st pair and later fold
+    for (let t = 0; t < 30; t++) for (let e = 0; e < 40; e++) m.received(`webhook.x.e${e}`, `tool-${t}`)
+    for (let e = 40; e < 60; e++) m.received(`webhook.x.e${e}`, 'tool-0')
+    const series = [...parseExposition(await m.metricsText()).entries()].filter(([name]) => name.startsWith('webhook_events_received_total{'))
+    const known = series.filter(([name]) => !name.includes('event_type="other"'))
+    assert.is(known.length, 1000)
+    assert.is(series.filter(([name]) => name.includes('event_type="other"')).reduce((sum, [, v]) => sum + v, 0), 1200 + 20 - 1000)
+  } finally {
+    m.close()
+  }
+  const perTool = createMetrics({ defaultMetrics: false })
+  try {
+    for (let e = 0; e < 60; e++) perTool.received(`webhook.x.e${e}`, 'tool-0')
+    assert.is(parseExposition(await perTool.metricsText()).get('webhook_events_received_total{event_type="other",tool_id="tool-0"}'), 10)
+  } finally {
+    perTool.close()
+  }
+})
+
 Defaults('queue gauges are read at scrape time and cached 1 s', async () => {
   assert.match(readme, 'gauge (read at scrape, cached 1 s)')
   const m = createMetrics({ defaultMetrics: false })

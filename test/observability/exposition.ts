@@ -14,6 +14,19 @@ export function parseExposition(text: string): Map<string, number> {
   return samples
 }
 
+/** The sum of the samples of `name` whose labels include every one of `labels`; 0 when none was exposed. */
+export function sampleTotal(samples: Map<string, number>, name: string, labels: Record<string, string> = {}): number {
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`)
+  let total = 0
+  for (const [key, v] of samples) {
+    const m = /^([^{]+)(?:\{(.*)\})?$/.exec(key)
+    if (m?.[1] !== name) continue
+    const have: string[] = (m[2] ?? '').match(/[a-z_]+="[^"]*"/g) ?? []
+    if (wanted.every((w) => have.includes(w))) total += v
+  }
+  return total
+}
+
 /** Metric family names declared with `# TYPE`. */
 export function familyNames(text: string): Set<string> {
   return new Set([...text.matchAll(/^# TYPE (\S+) \S+$/gm)].map((m) => m[1] as string))

@@ -69,6 +69,41 @@ Metrics('label values past maxLabelValues fold into "other" while known values k
   assert.is(s.get('webhook_events_received_total{event_type="webhook.x.push",tool_id="unknown"}'), 1)
 })
 
+Metrics('event types are budgeted per tool: outcomes and dead letters use the labels the event was received under, folds are counted once per event', async (ctx) => {
+  const m = make(ctx, { maxEventTypesPerTool: 2, maxEventTypes: 100 })
+  for (const type of ['a', 'b', 'c', 'd']) {
+    m.received(`webhook.x.${type}`, 'noisy')
+    m.processed(`webhook.x.${type}`, 'noisy', 'stored', 0.01)
+  }
+  m.received('webhook.x.c', 'quiet')
+  m.deadLettered('webhook.x.d', 'TRANSFORM_FAILED', 'noisy')
+  m.deadLettered('webhook.x.c', 'TRANSFORM_FAILED', 'quiet')
+  const s = parseExposition(await m.metricsText())
+  assert.is(s.get('webhook_events_received_total{event_type="webhook.x.b",tool_id="noisy"}'), 1)
+  assert.is(s.get('webhook_events_received_total{event_type="other",tool_id="noisy"}'), 2)
+  assert.is(s.get('webhook_events_received_total{event_type="webhook.x.c",tool_id="quiet"}'), 1)
+  assert.is(s.get('webhook_events_processed_total{event_type="other",tool_id="noisy",status="stored"}'), 2)
+  assert.is(s.get('webhook_event_processing_duration_seconds_count{event_type="other",tool_id="noisy",status="stored"}'), 2)
+  assert.is(s.get('webhook_dlq_entries_total{event_type="other",reason="TRANSFORM_FAILED"}'), 1)
+  assert.is(s.get('webhook_dlq_entries_total{event_type="webhook.x.c",reason="TRANSFORM_FAILED"}'), 1)
+  assert.is(s.get('webhook_metric_labels_folded_total{label="event_type",tool_id="noisy"}'), 2)
+  assert.is(s.get('webhook_metric_labels_folded_total{label="event_type",tool_id="quiet"}'), undefined)
+})
+
+Metrics('folds of tool_id, code and reason are counted by label; the value "other" itself is no fold', async (ctx) => {
+  const m = make(ctx, { maxLabelValues: 2 })
+  for (const tool of ['t1', 't2', 't3', 't4', 'other']) m.received('webhook.x.push', tool)
+  for (const code of [202, 401, 404, 413]) m.ingest('t1', code, 0.001)
+  for (const reason of ['A', 'B', 'C']) m.retry(1, reason)
+  m.deadLettered('webhook.x.push', 'D', 't1')
+  const s = parseExposition(await m.metricsText())
+  assert.is(s.get('webhook_metric_labels_folded_total{label="tool_id"}'), 2)
+  assert.is(s.get('webhook_metric_labels_folded_total{label="code"}'), 2)
+  assert.is(s.get('webhook_metric_labels_folded_total{label="reason"}'), 2)
+  assert.is(s.get('webhook_ingest_request_duration_seconds_count{tool_id="t1",code="other"}'), 2)
+  assert.is(s.get('webhook_events_received_total{event_type="webhook.x.push",tool_id="other"}'), 3)
+})
+
 Metrics('retry attempts are numbers up to 9, then "10+"; an unlisted status reports "other"', async (ctx) => {
   const m = make(ctx)
   for (let a = 1; a <= 14; a++) m.retry(a, 'TIMEOUT')

@@ -6,7 +6,7 @@ import { eventually, makeEvent } from '../helpers/events.js'
 import { pipelineWorld, startReceiver, type PipelineWorld, type Receiver } from '../helpers/pipeline.js'
 import { createLogger } from '../../src/observability/logger.js'
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js'
-import { parseExposition } from '../observability/exposition.js'
+import { parseExposition, sampleTotal } from '../observability/exposition.js'
 import { release } from '../helpers/release.js'
 
 interface Ctx { w: PipelineWorld; metrics: Metrics; receivers: Receiver[] }
@@ -31,17 +31,7 @@ async function samples(metrics: Metrics): Promise<Map<string, number>> {
 }
 
 // the value of one series, 0 when it was never exposed
-function value(s: Map<string, number>, name: string, labels: Record<string, string> = {}): number {
-  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`)
-  let total = 0
-  for (const [key, v] of s) {
-    const m = /^([^{]+)(?:\{(.*)\})?$/.exec(key)
-    if (m?.[1] !== name) continue
-    const have: string[] = (m[2] ?? '').match(/[a-z_]+="[^"]*"/g) ?? []
-    if (wanted.every((w) => have.includes(w))) total += v
-  }
-  return total
-}
+const value = sampleTotal
 
 Telemetry('every counter matches what happened to a mix of stored, duplicate, retried, parked and dead-lettered events', async (ctx) => {
   const { w, metrics } = ctx
