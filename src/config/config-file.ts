@@ -16,7 +16,7 @@ export const CONFIG_FILE_KEYS: Readonly<Record<string, Readonly<Record<string, r
   forward: ['allow_private', 'timeout', 'max_retry_after'],
   health: ['endpoint'],
   metrics: ['port', 'path', 'enabled'],
-  admin: ['token'],
+  admin: ['token', 'addr', 'login_max_failures', 'login_window'],
   log: ['level'],
   otel: ['endpoint'],
   commands: ['stream'],
