@@ -162,6 +162,9 @@ export class ToolRegistry {
     this.unknown.clear()
     this.lastError = undefined
     this.setUnreadable(unreadable)
+    // a process whose first touch is an admin change's refresh() must reload on schedule too: get() never
+    // asks the store about a miss, so without the timer a tool added elsewhere would stay unknown here
+    this.schedule()
   }
 
   private setUnreadable(unreadable: Map<string, Error>): void {

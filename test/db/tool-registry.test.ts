@@ -93,6 +93,16 @@ Registry('get() answers a miss from the loaded tool list: distinct unknown ids c
   await registry.close()
 })
 
+Registry('a registry first filled by refresh() (an admin change) still reloads every refreshMs', async ({ handle }) => {
+  const real = new ToolStore({ db: handle!.db })
+  const registry = new ToolRegistry({ store: real, refreshMs: 50 })
+  await registry.refresh()
+  assert.is(await registry.get('later-1'), undefined)
+  await real.upsert(tool('later-1'), 'test')
+  await eventually('a tool saved by another process shows', async () => (await registry.get('later-1'))?.id === 'later-1', 15_000)
+  await registry.close()
+})
+
 Registry('getQueued() reads a miss from the store once, and an unknown id is remembered for refreshMs', async ({ handle }) => {
   const real = new ToolStore({ db: handle!.db })
   const store = counted(real)
