@@ -1,6 +1,6 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describeConfig } from '../../src/config/describe-config.js'
@@ -51,6 +51,19 @@ Admin('the configuration summary shows where the admin API listens, or why it is
   assert.match(describeConfig(loadConfig({ env: { ADMIN_TOKEN: 'admin-token-0123456789' } })), /admin\s+127\.0\.0\.1:8081, 429 after 5 failed logins per address in 1m\n/)
   assert.match(describeConfig(loadConfig({ env: {} })), /admin\s+127\.0\.0\.1:8081 \(off: no ADMIN_TOKEN\), 429 after 5/)
   assert.match(describeConfig(loadConfig({ env: { ADMIN_ADDR: 'off' } })), /admin\s+off \(ADMIN_ADDR=off\)\n/)
+})
+
+Admin('the README states the admin defaults the code uses: 127.0.0.1:8081, 5 failures per 60 s, 10,000 addresses, 64 connections', () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8').replace(/\s+/g, ' ')
+  assert.match(readme, '| `admin.addr` | `127.0.0.1:8081` (loopback only) |')
+  assert.match(readme, 'after `ADMIN_LOGIN_MAX_FAILURES` (5) of them within `ADMIN_LOGIN_WINDOW` (60 s)')
+  assert.match(readme, 'at most 10,000 addresses are remembered')
+  assert.match(readme, 'At most 64 open connections, 10 s to send the headers and 30 s for the whole request')
+  assert.equal(loadConfig({ env: {} }).admin, { addr: { host: '127.0.0.1', port: 8081 }, loginMaxFailures: 5, loginWindowMs: 60_000 })
+  const throttle = readFileSync(new URL('../../src/http/login-throttle.ts', import.meta.url), 'utf8')
+  assert.match(throttle, "positiveInteger('maxAddresses', options.maxAddresses, 10_000)")
+  const service = readFileSync(new URL('../../src/cli/service.ts', import.meta.url), 'utf8')
+  assert.match(service, 'const ADMIN_LISTENER_LIMITS = { maxConnections: 64, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 }')
 })
 
 Admin.run()
