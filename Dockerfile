@@ -1,4 +1,5 @@
-# hookstream as a container: `hookstream run` (ingest on :8080, health and metrics on :8088).
+# hookstream as a container: `hookstream run` (ingest on :8080, health and metrics on :8088; with ADMIN_TOKEN the admin
+# API on 127.0.0.1:8081, inside the container only: set ADMIN_ADDR=:8081 and publish it as -p 127.0.0.1:8081:8081).
 #   docker build -t hookstream .          (podman: podman build --pull=never -t hookstream .)
 #   docker run -p 8080:8080 -p 8088:8088 -e REDIS_URL=… -e DATABASE_URL=… \
 #     -e HOOKSTREAM_CONFIG=/etc/hookstream/hookstream.yaml -v ./hookstream.yaml:/etc/hookstream/hookstream.yaml:ro hookstream

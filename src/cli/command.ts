@@ -49,6 +49,7 @@ export const COMMON_FLAGS: FlagSpecs = {
   consumer: { type: 'string', description: 'consumer name of this worker (WORKER_CONSUMER_NAME)' },
   'http-addr': { type: 'string', description: 'ingest listen address (HTTP_ADDR)' },
   'health-endpoint': { type: 'string', description: 'health and metrics listen address (HEALTH_ENDPOINT)' },
+  'admin-addr': { type: 'string', description: 'admin API listen address, or off (ADMIN_ADDR)' },
   'log-level': { type: 'string', description: 'trace, debug, info, warn or error (LOG_LEVEL)' },
   help: { type: 'boolean', description: 'show this help' },
 }

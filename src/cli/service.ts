@@ -31,7 +31,7 @@ export type Role = (typeof ROLES)[number]
 export interface ServiceOptions {
   /** @defaultValue 'all' */
   readonly role?: Role
-  /** Extra routes on the ingest server, next to the webhooks and the admin API. */
+  /** Extra routes on the ingest server, next to the webhooks (the admin API has its own listener, ADMIN_ADDR). */
   readonly routes?: readonly Route[]
   /** Where logs go. @defaultValue stdout */
   readonly logger?: Logger
@@ -40,6 +40,8 @@ export interface ServiceOptions {
 /** A running hookstream process. */
 export interface Service {
   readonly ingestUrl?: string
+  /** The admin API's listener (ADMIN_ADDR); unset when it does not run (no ADMIN_TOKEN, `ADMIN_ADDR=off`, or a role without ingest). */
+  readonly adminUrl?: string
   readonly healthUrl: string
   readonly metrics: Metrics
   readonly logger: Logger
@@ -47,6 +49,9 @@ export interface Service {
   /** Graceful stop: no new requests or reads, in-flight events finish and are acked (up to the shutdown timeout). */
   close(): Promise<{ drained: boolean }>
 }
+
+// the admin listener's own budget: a few operators and scripts, each request small (bodies up to 1 MiB)
+const ADMIN_LISTENER_LIMITS = { maxConnections: 64, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 } as const
 
 const DURABILITY_LOSS: Record<Exclude<RedisDurability['mode'], 'aof'>, string> = {
   none: 'Redis keeps nothing on disk (appendonly no, no save): a Redis restart loses every accepted event still queued, every parked retry and every idempotency marker',
@@ -67,8 +72,9 @@ async function checkRedisDurability(redis: CliContext['redis'], required: boolea
 }
 
 /**
- * Starts the parts of hookstream the role asks for on an open context: ingest (HTTP_ADDR), the worker
- * pipeline with its delayed-retry scheduler, and health + metrics (HEALTH_ENDPOINT, always).
+ * Starts the parts of hookstream the role asks for on an open context: ingest (HTTP_ADDR) with the admin API on
+ * its own listener (ADMIN_ADDR, when ADMIN_TOKEN is set), the worker pipeline with its delayed-retry scheduler,
+ * and health + metrics (HEALTH_ENDPOINT, always).
  *
  * @example
  * const ctx = await openContext(flags, io)
@@ -197,19 +203,25 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
     })
     ingest = await startHttpServer(config.http.addr, createRouter([
       { method: 'POST', path: '/webhooks/:toolId', handler },
-      ...adminRoutes({
-        db: db.db, redis, keys, tools, toolStore, staticTools: config.tools, stream, logger,
-        ...(partitions.count > 1 ? { partitionKeys: partitions.keys } : {}),
-        ...(config.adminToken ? { token: config.adminToken } : {}),
-        ...(config.streamMaxLen ? { streamMaxLen: config.streamMaxLen } : {}),
-        commandLog: { redis, stream: config.commandStream },
-      }),
       ...(options.routes ?? []),
     ]), {
       maxConnections: config.http.maxConnections,
       headersTimeoutMs: config.http.headersTimeoutMs,
       requestTimeoutMs: config.http.requestTimeoutMs,
     })
+  }
+
+  // the admin API runs where it always did (roles all and ingest), on its own listener: webhook senders can
+  // neither reach it nor use up its connections
+  let admin: RunningHttpServer | undefined
+  if (runs('ingest') && config.adminToken && config.admin.addr) {
+    admin = await startHttpServer(config.admin.addr, createRouter(adminRoutes({
+      db: db.db, redis, keys, tools, toolStore, staticTools: config.tools, stream, logger, token: config.adminToken,
+      loginThrottle: { maxFailures: config.admin.loginMaxFailures, windowMs: config.admin.loginWindowMs },
+      ...(partitions.count > 1 ? { partitionKeys: partitions.keys } : {}),
+      ...(config.streamMaxLen ? { streamMaxLen: config.streamMaxLen } : {}),
+      commandLog: { redis, stream: config.commandStream },
+    })), ADMIN_LISTENER_LIMITS)
   }
 
   const poisonRecent = () => {
@@ -256,17 +268,18 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
   const healthServer: HealthServer = await startHealthServer(health, {
     port: config.health.endpoint.port, host: config.health.endpoint.host,
   })
-  logger.info({ role, ingest: ingest?.url, health: healthServer.url, consumer: config.worker.consumerName, stream: keys.stream,
+  logger.info({ role, ingest: ingest?.url, admin: admin?.url, health: healthServer.url, consumer: config.worker.consumerName, stream: keys.stream,
     partitions: partitions.count, ...(config.scale.clusterNodes ? { cluster: true } : {}) }, 'hookstream started')
 
   let closing: Promise<{ drained: boolean }> | undefined
   return {
     ...(ingest ? { ingestUrl: ingest.url } : {}),
+    ...(admin ? { adminUrl: admin.url } : {}),
     healthUrl: healthServer.url, metrics, logger, tools,
     close: () => (closing ??= (async () => {
       state.shuttingDown = true
       // stop taking webhooks first, then stop reading; what is in flight finishes and is acked
-      await ingest?.close()
+      await Promise.all([ingest?.close(), admin?.close()])
       abort.abort()
       const timeout = new Promise<{ drained: boolean }>((resolve) =>
         setTimeout(() => resolve({ drained: false }), config.worker.shutdownTimeoutMs + 1000).unref())

@@ -50,6 +50,8 @@ export function describeConfigRows(config: Config): [string, string][] {
       `audit ${config.retention.auditMs === undefined ? 'kept forever' : formatDuration(config.retention.auditMs)}, batch ${config.retention.batch}`],
     ['metric labels', `${config.metrics.maxEventTypesPerTool} event types per tool, ${config.metrics.maxEventTypes} in total`],
     ['admin token', config.adminToken ? 'set' : 'not set'],
+    ['admin', !config.admin.addr ? 'off (ADMIN_ADDR=off)' : `${address(config.admin.addr)}${config.adminToken ? '' : ' (off: no ADMIN_TOKEN)'}, ` +
+      `429 after ${config.admin.loginMaxFailures} failed logins per address in ${formatDuration(config.admin.loginWindowMs)}`],
     ['encryption key', config.encryptionKey ? 'set' : 'not set'],
     ['log level', config.logLevel],
     ['otlp endpoint', config.otlpEndpoint ? maskUrl(config.otlpEndpoint) : '(none)'],

@@ -9,6 +9,7 @@ import { DEFAULT_PARTITION_KEY, parsePartitionKey, type PartitionField } from '.
 import { readConfigFile } from './config-file.js'
 import { ConfigSources, duration, integer, invalid, oneOf, size, text, url, type Layer, type SettingSource } from './config-sources.js'
 import { parseListenAddress, type ListenAddress } from './listen-address.js'
+import { adminSettings, type AdminSettings } from './admin-settings.js'
 import { seedSettings, type SeedSettings } from './seed-settings.js'
 
 /** Values of LOG_LEVEL / `--log-level` / `log.level`. */
@@ -19,7 +20,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number]
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const
 
 /** Everything a hookstream process needs, validated and frozen. */
-export interface Config extends SeedSettings {
+export interface Config extends SeedSettings, AdminSettings {
   /** The config file that was read, if any. */
   readonly configFile?: string
   /** A Redis server by URL, or none configured: the CLI starts an embedded one with its data in `dir`. */
@@ -391,6 +392,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     ...(otlp !== undefined ? { otlpEndpoint: otlp } : {}),
     tools: tools(file),
     ...seedSettings(src),
+    ...adminSettings(src),
   }
   return deepFreeze(config)
 }

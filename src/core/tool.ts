@@ -162,6 +162,12 @@ function deliveryIdSource(where: string, provider: Provider, value: unknown): De
 }
 
 /**
+ * What a tool id looks like: 1–128 letters, digits, ".", "_" or "-", starting with a letter or digit. Ingest
+ * answers 404 for a URL whose id does not match, before any lookup.
+ */
+export const TOOL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
+
+/**
  * Validates a tool in its user-facing shape and returns the typed ToolConfig. Throws a permanent
  * PipelineError (`TOOL_INVALID`) naming the field; the secret's value never appears in the message.
  *
@@ -170,7 +176,7 @@ function deliveryIdSource(where: string, provider: Provider, value: unknown): De
  */
 export function parseTool(input: ToolInput, where = 'tool'): ToolConfig {
   const { id } = input
-  if (typeof id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id)) {
+  if (typeof id !== 'string' || !TOOL_ID_PATTERN.test(id)) {
     bad(where, 'id', `must be 1–128 characters of letters, digits, ".", "_" or "-"; got ${JSON.stringify(id)}`)
   }
   const at = `${where} "${id}"`
@@ -259,4 +265,9 @@ export function toolToJSON(tool: ToolConfig): Record<string, unknown> {
  */
 export interface ToolLookup {
   get(id: string): Promise<ToolConfig | undefined>
+  /**
+   * The lookup for the tool of an already accepted event, which may be newer than `get`'s cache (the
+   * ToolRegistry reads such a miss from the store). @defaultValue `get`
+   */
+  getQueued?(id: string): Promise<ToolConfig | undefined>
 }

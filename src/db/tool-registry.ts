@@ -13,7 +13,10 @@ export interface ToolRegistryOptions {
   readonly tools?: readonly ToolConfig[]
   /** The `webhook_tools` table; without it the registry serves `tools` only. */
   readonly store?: Pick<ToolStore, 'list' | 'get'>
-  /** How often the whole cache is reloaded, and how long an unknown id is remembered as unknown. @defaultValue 2000 */
+  /**
+   * How often the whole cache is reloaded: a change made on another process shows within it. It is also how long
+   * `getQueued` remembers an id the store does not have. @defaultValue 2000
+   */
   readonly refreshMs?: number
   /** Called with each failed background refresh (the last good cache keeps serving). @defaultValue ignore */
   readonly onError?: (err: Error) => void
@@ -30,8 +33,10 @@ const MAX_NEGATIVE_ENTRIES = 10_000
 /**
  * Looks tools up for ingest and the pipeline from a cache of the static tools merged with the ToolStore,
  * where a stored tool overrides a static one with the same id. The whole cache is reloaded every
- * `refreshMs`, so a change made on any process takes effect everywhere within seconds; an id missing from
- * the cache is read from the store once, and an unknown id is remembered as unknown for `refreshMs`.
+ * `refreshMs`, so a change made on any process takes effect everywhere within seconds (and at once on the
+ * process that calls `refresh()` after its own change, as the admin API does). `get` answers from that full
+ * list alone, so an id a sender made up costs no query; `getQueued` (the pipeline's, for events ingest already
+ * accepted) reads an id missing from the cache from the store once, remembering unknown ids for `refreshMs`.
  * Disabled tools are returned with `enabled: false`; the caller decides what that means.
  *
  * A failed refresh keeps the last good cache and goes to `onError`. Before the first successful load,
@@ -86,15 +91,28 @@ export class ToolRegistry {
   }
 
   /**
-   * The tool with this id, or undefined when neither the static tools nor the store have it. Rejects with a
-   * permanent `TOOL_UNREADABLE` when its stored row cannot be read (invalid, or a secret the key cannot decrypt).
+   * The tool with this id from the full tool list, or undefined when the list (loaded at most `refreshMs` ago)
+   * does not have it: an unknown id costs no database query, however many a sender makes up. While refreshes
+   * fail, an id missing from the last good list rejects with `TOOLS_UNAVAILABLE` (it may have been added since).
+   * Rejects with a permanent `TOOL_UNREADABLE` when its stored row cannot be read (invalid, or a secret the key
+   * cannot decrypt).
    */
   async get(id: string): Promise<ToolConfig | undefined> {
-    const cache = this.cache ?? (await this.load(), this.cache as Map<string, ToolConfig> | undefined)
-    if (!cache) throw this.unavailable(this.lastError, 'loading the tool list')
-    const hit = cache.get(id)
-    const broken = this.unreadableTools.get(id)
-    if (broken) throw this.unreadableError(id, broken)
+    const cache = await this.loaded()
+    const hit = this.cached(cache, id)
+    if (hit || !this.store) return hit
+    if (this.lastError) throw this.unavailable(this.lastError, `reading tool "${id}"`)
+    return undefined
+  }
+
+  /**
+   * Like `get`, for the tool of an event ingest already accepted (maybe on another process, moments after the
+   * tool was added there): an id missing from the cache is read from the store once, and an id the store does
+   * not have either is remembered as unknown for `refreshMs` (at most 10,000 of them).
+   */
+  async getQueued(id: string): Promise<ToolConfig | undefined> {
+    const cache = await this.loaded()
+    const hit = this.cached(cache, id)
     if (hit || !this.store) return hit
     const until = this.unknown.get(id)
     if (until !== undefined && until > Date.now()) return undefined
@@ -104,6 +122,18 @@ export class ToolRegistry {
       this.misses.set(id, miss)
     }
     return miss
+  }
+
+  private async loaded(): Promise<Map<string, ToolConfig>> {
+    const cache = this.cache ?? (await this.load(), this.cache as Map<string, ToolConfig> | undefined)
+    if (!cache) throw this.unavailable(this.lastError, 'loading the tool list')
+    return cache
+  }
+
+  private cached(cache: Map<string, ToolConfig>, id: string): ToolConfig | undefined {
+    const broken = this.unreadableTools.get(id)
+    if (broken) throw this.unreadableError(id, broken)
+    return cache.get(id)
   }
 
   /**
@@ -132,6 +162,9 @@ export class ToolRegistry {
     this.unknown.clear()
     this.lastError = undefined
     this.setUnreadable(unreadable)
+    // a process whose first touch is an admin change's refresh() must reload on schedule too: get() never
+    // asks the store about a miss, so without the timer a tool added elsewhere would stay unknown here
+    this.schedule()
   }
 
   private setUnreadable(unreadable: Map<string, Error>): void {

@@ -13,6 +13,7 @@ import type { AdminLog } from './admin-http.js'
 import { openApiRoute } from './admin-openapi.js'
 import { toolSecretRoutes } from './admin-tool-secrets.js'
 import { toolRoutes } from './admin-tools.js'
+import { LoginThrottle, type LoginThrottleOptions } from './login-throttle.js'
 import { sendJson, type Route } from './server.js'
 
 /** What the admin API works on. */
@@ -31,8 +32,14 @@ export interface AdminOptions {
   readonly toolStore: Pick<ToolStore, 'list' | 'get' | 'upsert' | 'remove'>
   /** The config file's tools, listed read-only (`source: "config"`). @defaultValue [] */
   readonly staticTools?: readonly ToolConfig[]
-  /** ADMIN_TOKEN. Unset or empty: every `/admin` route answers 404 (the API is off). */
+  /** ADMIN_TOKEN. Unset or empty: no route is mounted, so every `/admin` request is an unknown path (404, never 405). */
   readonly token?: string
+  /**
+   * Failed-login throttle per client address (ADMIN_LOGIN_MAX_FAILURES, ADMIN_LOGIN_WINDOW): past `maxFailures`
+   * wrong bearer tokens in `windowMs`, the address gets 429 `ADMIN_LOGIN_THROTTLED` with Retry-After, and its
+   * token is not even compared. @defaultValue 5 failures per 60 s, 10,000 addresses remembered
+   */
+  readonly loginThrottle?: LoginThrottleOptions
   /** The main stream; re-queued DLQ events go back to it. */
   readonly stream: StreamClient
   /** Approximate cap on the main stream for re-queued events (`MAXLEN ~`, STREAM_MAXLEN). @defaultValue unset */
@@ -51,24 +58,30 @@ function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest()
 }
 
-/** Tells whether the request carries `Authorization: Bearer <token>`; compares digests in constant time. */
-function authorized(req: IncomingMessage, expected: Buffer): boolean {
+/**
+ * Checks `Authorization: Bearer <token>`: `missing` without a bearer token, else whether it matches; compares
+ * digests in constant time.
+ */
+function checkToken(req: IncomingMessage, expected: Buffer): 'ok' | 'wrong' | 'missing' {
   const header = req.headers.authorization
   const m = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null
+  if (m === null) return 'missing'
   // hashing first makes the comparison independent of the given token's length
-  return m !== null && timingSafeEqual(digest(m[1] as string), expected)
+  return timingSafeEqual(digest(m[1] as string), expected) ? 'ok' : 'wrong'
 }
 
 /**
  * The admin API's routes for `createRouter`, all under `/admin`: tools (list, show, create or replace with
  * PUT, delete), the DLQ (list with filters and cursor pages, show with history, retry one, retry by filter,
  * discard) and the fate of one event. Every request needs `Authorization: Bearer <ADMIN_TOKEN>` (401
- * `ADMIN_UNAUTHORIZED` otherwise); without a token configured every route answers 404, so the API is off,
- * never open. Answers are JSON; errors are `{ error: { code, message } }`; tool secrets are always masked.
+ * `ADMIN_UNAUTHORIZED` otherwise; 429 `ADMIN_LOGIN_THROTTLED` for an address past its failed-login budget);
+ * without a token configured no route is returned, so every `/admin` request is an unknown path (404) and the
+ * API is off, never open. Answers are JSON; errors are `{ error: { code, message } }`; tool secrets are always masked.
  *
  * @example
- * const routes = [...adminRoutes({ db, redis, keys, tools: registry, toolStore, token: config.adminToken, stream }), ...ingestRoutes]
- * const http = await startHttpServer(config.http.addr, createRouter(routes))
+ * // on its own listener (ADMIN_ADDR), never next to the webhooks
+ * const routes = adminRoutes({ db, redis, keys, tools: registry, toolStore, token: config.adminToken, stream })
+ * const admin = await startHttpServer('127.0.0.1:8081', createRouter(routes), { maxConnections: 64 })
  */
 export function adminRoutes(options: AdminOptions): Route[] {
   const maxBodyBytes = options.maxBodyBytes ?? 1 << 20
@@ -76,25 +89,33 @@ export function adminRoutes(options: AdminOptions): Route[] {
   const routes = [...toolRoutes(options, maxBodyBytes), ...toolSecretRoutes(options, maxBodyBytes), ...dlqRoutes(options, maxBodyBytes),
     ...(options.commandLog ? commandRoutes(options.commandLog, options.logger, options.actor) : []), openApiRoute()]
   const token = options.token
-  if (!token) {
-    return routes.map((route) => ({
-      ...route,
-      handler: (req, res) => {
-        const path = (req.url ?? '/').split('?')[0] as string
-        sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `no route for ${req.method} ${path.slice(0, 200)}` } })
-      },
-    }))
-  }
+  // off: no route at all, so a wrong method gets the router's 404 too, never a 405 whose Allow lists the API
+  if (!token) return []
   const expected = digest(token)
+  const throttle = new LoginThrottle(options.loginThrottle)
   return routes.map((route) => ({
     ...route,
     handler: (req, res, params) => {
-      if (!authorized(req, expected)) {
+      const address = req.socket.remoteAddress ?? 'unknown'
+      const waitMs = throttle.retryAfterMs(address)
+      if (waitMs > 0) {
+        req.resume()
+        const seconds = Math.ceil(waitMs / 1000)
+        sendJson(res, 429, { error: { code: 'ADMIN_LOGIN_THROTTLED', message: `too many wrong admin tokens from this address; ` +
+          `retry after ${seconds} s with the configured ADMIN_TOKEN (limit ADMIN_LOGIN_MAX_FAILURES per ADMIN_LOGIN_WINDOW)` } },
+        { 'retry-after': String(seconds) })
+        return
+      }
+      const verdict = checkToken(req, expected)
+      // only a wrong bearer token is a guess; a request without one cannot find the token, so it is not counted
+      if (verdict === 'wrong') throttle.failed(address)
+      if (verdict !== 'ok') {
         req.resume()
         sendJson(res, 401, { error: { code: 'ADMIN_UNAUTHORIZED', message: 'the admin API needs the header "Authorization: Bearer <ADMIN_TOKEN>" with the configured token' } },
           { 'www-authenticate': 'Bearer realm="hookstream-admin"' })
         return
       }
+      throttle.succeeded(address)
       return route.handler(req, res, params)
     },
   }))

@@ -4,7 +4,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { isPipelineError, PipelineError } from '../core/errors.js'
 import { DELIVERY_ID_PATTERN, validateStreamEvent, type StreamEvent } from '../core/event.js'
 import { DEFAULT_SCRUB_HEADERS, headerScrubber } from '../core/scrub-headers.js'
-import type { Provider, ToolConfig, ToolLookup } from '../core/tool.js'
+import { TOOL_ID_PATTERN, type Provider, type ToolConfig, type ToolLookup } from '../core/tool.js'
 import { ingestTelemetry } from '../observability/ingest-telemetry.js'
 import type { Logger } from '../observability/logger.js'
 import type { Metrics } from '../observability/metrics.js'
@@ -218,7 +218,8 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     const tooLarge = () => new Reply(413, 'PAYLOAD_TOO_LARGE', `request body is larger than the limit of ${maxBodyBytes} bytes (INGEST_MAX_BODY)`, { connection: 'close' })
     if (declared > maxBodyBytes) throw tooLarge()
     const notFound = () => new Reply(404, 'UNKNOWN_TOOL', `no enabled tool "${toolId.slice(0, 128)}" is configured; check the webhook URL (POST /webhooks/<tool id>)`)
-    if (toolId === '') throw notFound()
+    // the id's shape first: an id no tool can have (a NUL byte, 10 KB of text) never reaches the registry or the database
+    if (!TOOL_ID_PATTERN.test(toolId)) throw notFound()
     let tool: ToolConfig | undefined
     try {
       tool = await tools.get(toolId)

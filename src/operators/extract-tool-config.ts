@@ -37,7 +37,8 @@ export function extractToolConfig<E extends Envelope>(
     const { tool_id: toolId, id } = env.message.event
     let tool: ToolConfig | undefined
     try {
-      tool = await lastValueFrom(holdWhileDown(() => options.tools.get(toolId), options.hold))
+      // getQueued: the event was accepted, so its tool may be newer than this process's cache
+      tool = await lastValueFrom(holdWhileDown(() => options.tools.getQueued?.(toolId) ?? options.tools.get(toolId), options.hold))
     } catch (err) {
       // one tool that cannot be read (TOOL_UNREADABLE) fails its own events, not the pipeline
       if (isPipelineError(err) && err.kind === 'permanent') return { ...env, failure: err }

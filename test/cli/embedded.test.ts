@@ -12,10 +12,10 @@ import { withTimeLimit } from '../helpers/time-limit.js'
 
 test('with no REDIS_URL and no DATABASE_URL, `npm start` runs on an embedded redis-server and PGlite under ./.hookstream', withTimeLimit(180_000, async () => {
   const cwd = mkdtempSync(join(tmpdir(), 'hookstream-embedded-'))
-  const [http, health] = [await freePort(), await freePort()]
+  const [http, health, admin] = [await freePort(), await freePort(), await freePort()]
   const token = 'embedded-admin-token-0123456789'
   const env: Record<string, string | undefined> = { ...process.env, HTTP_ADDR: `127.0.0.1:${http}`, HEALTH_ENDPOINT: `127.0.0.1:${health}`,
-    ADMIN_TOKEN: token, LOG_LEVEL: 'warn', WORKER_CONSUMER_NAME: 'embedded-1' }
+    ADMIN_ADDR: `127.0.0.1:${admin}`, ADMIN_TOKEN: token, LOG_LEVEL: 'warn', WORKER_CONSUMER_NAME: 'embedded-1' }
   delete env.REDIS_URL
   delete env.DATABASE_URL
   const yaml = join(cwd, 'hookstream.yaml')
@@ -45,7 +45,7 @@ test('with no REDIS_URL and no DATABASE_URL, `npm start` runs on an embedded red
     // the row is in PGlite, which only the service process can open: ask it through the admin API
     let fate: { event?: { state?: string; stored?: { repository?: string } | null } } = {}
     await eventually('stored', async () => {
-      const r = await fetch(`http://127.0.0.1:${http}/admin/events/${delivery}`, { headers: { authorization: `Bearer ${token}` } })
+      const r = await fetch(`http://127.0.0.1:${admin}/admin/events/${delivery}`, { headers: { authorization: `Bearer ${token}` } })
       fate = r.ok ? await r.json() as typeof fate : {}
       return Boolean(fate.event?.stored)
     }, 20_000)

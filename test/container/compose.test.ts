@@ -65,10 +65,12 @@ Compose('the mounted example config defines one valid tool', () => {
   assert.is(config.tools[0]?.provider, 'github')
 })
 
-Compose('published ports and the health check use the ports the config resolves to', () => {
+Compose('published ports and the health check use the ports the config resolves to; the admin API only on host loopback', () => {
   const { svc, config } = hookstream()
   const published = (svc.ports ?? []).map((p) => Number(p.split(':').pop()))
-  assert.equal(published.sort(), [config.http.addr.port, config.health.endpoint.port].sort())
+  assert.ok(config.adminToken && config.admin.addr, 'the stack runs the admin API')
+  assert.equal(published.sort(), [config.http.addr.port, config.health.endpoint.port, config.admin.addr.port].sort())
+  assert.equal((svc.ports ?? []).filter((p) => Number(p.split(':').pop()) === config.admin.addr?.port), [`127.0.0.1:${config.admin.addr.port}:${config.admin.addr.port}`])
   assert.match(svc.healthcheck?.test.join(' ') ?? '', new RegExp(`:${config.health.endpoint.port}/health/ready`))
 })
 

@@ -9,6 +9,8 @@ export interface ServiceProcess {
   readonly child: ChildProcess
   readonly ingestUrl: string
   readonly healthUrl: string
+  /** The admin listener (ADMIN_ADDR, a free port); it listens only when the env sets ADMIN_TOKEN. */
+  readonly adminUrl: string
   readonly output: () => string
   /** Resolves with the exit code (or the signal name). */
   readonly exited: Promise<number | string>
@@ -35,9 +37,10 @@ export async function startServiceProcess(env: Record<string, string>, yaml: str
 async function startOnce(env: Record<string, string>, config: string, args: string[]): Promise<ServiceProcess> {
   const http = await freePort()
   const health = await freePort()
+  const admin = await freePort()
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'run', '--config', config, ...args], {
     cwd: process.cwd(),
-    env: { ...process.env, HTTP_ADDR: `127.0.0.1:${http}`, HEALTH_ENDPOINT: `127.0.0.1:${health}`, LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, HTTP_ADDR: `127.0.0.1:${http}`, HEALTH_ENDPOINT: `127.0.0.1:${health}`, ADMIN_ADDR: `127.0.0.1:${admin}`, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let out = ''
@@ -56,5 +59,5 @@ async function startOnce(env: Record<string, string>, config: string, args: stri
     if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`hookstream run not ready within 60 s:\n${out}`) }
     await new Promise((r) => setTimeout(r, 100))
   }
-  return { child, ingestUrl: `http://127.0.0.1:${http}`, healthUrl, output: () => out, exited }
+  return { child, ingestUrl: `http://127.0.0.1:${http}`, healthUrl, adminUrl: `http://127.0.0.1:${admin}`, output: () => out, exited }
 }

@@ -185,6 +185,10 @@ Api('every route answers what the document says, on success and on error', async
   await call(ctx, 'DELETE', '/admin/tools/gh', 204)
   await call(ctx, 'DELETE', '/admin/tools/gh', 404)
 
+  // the failed-login throttle: five wrong tokens from this address, then 429 before any compare
+  for (let i = 0; i < 5; i++) await call(ctx, 'GET', '/admin/tools', 401, undefined, 'wrong-token-wrong-token')
+  await call(ctx, 'GET', '/admin/tools', 429, undefined, TOKEN)
+
   // every route was checked with a success and with an error answer
   for (const route of ctx.routes.map(routeKey).filter((k) => k !== 'get /admin/openapi.json')) {
     const statuses = [...(ctx.seen.get(route) ?? [])]

@@ -67,6 +67,18 @@ Admin('without a token every admin route answers 404, even with an Authorization
   }
 })
 
+Admin('without a token an admin path answers 404 to every method, like an unknown path: no 405, no Allow naming methods', async (ctx) => {
+  for (const path of ['/admin/tools/x', '/admin/tools', '/admin/dlq/1/retry', '/admin/tools/x/secret/rotate']) {
+    for (const method of ['GET', 'PUT', 'POST', 'PATCH', 'DELETE']) {
+      const res = await fetch(`${ctx.off.url}${path}`, { method })
+      assert.is(res.status, 404, `${method} ${path}`)
+      assert.is(res.headers.get('allow'), null, `${method} ${path}`)
+      const body = (await res.json()) as { error: { code: string; message: string } }
+      assert.equal(body.error, { code: 'NOT_FOUND', message: `no route for ${method} ${path}` })
+    }
+  }
+})
+
 Admin('a missing or wrong token gets 401 without echoing it; the right token works', async (ctx) => {
   for (const token of [null, 'wrong-token-wrong-token', `${TOKEN}x`, TOKEN.slice(0, -1)]) {
     const res = await call(ctx, 'GET', '/admin/tools', undefined, token)

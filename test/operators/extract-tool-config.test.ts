@@ -26,6 +26,14 @@ Extract('attaches known tools; unknown and disabled tools fail permanently', asy
   assert.is(byTool.get('off')!.failure?.code, 'TOOL_DISABLED')
 })
 
+Extract('an accepted event\'s tool is looked up with getQueued when the lookup has it (a tool newer than the cache)', async () => {
+  const asked: string[] = []
+  const registryLike = { get: async () => undefined, getQueued: async (id: string) => { asked.push(id); return tools.get(id) } }
+  const [out] = await lastValueFrom(from([envelope({ tool_id: 'on' })]).pipe(extractToolConfig({ tools: registryLike }), toArray()))
+  assert.is(out!.tool, on)
+  assert.equal(asked, ['on'])
+})
+
 Extract('a lookup that cannot load tools holds the envelope until it can, instead of failing it', async () => {
   let calls = 0
   const flaky = { get: async (id: string) => {

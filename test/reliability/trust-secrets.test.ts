@@ -35,7 +35,7 @@ async function receiver(status: () => number) {
 }
 
 async function admin(svc: ServiceProcess, method: string, path: string, body?: unknown): Promise<{ status: number; text: string; json: any }> {
-  const res = await fetch(`${svc.ingestUrl}${path}`, {
+  const res = await fetch(`${svc.adminUrl}${path}`, {
     method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   })
   const text = await res.text()

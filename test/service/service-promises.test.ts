@@ -68,7 +68,7 @@ Service('a tool added by `hookstream tools add` in another process is served by 
 Service('the admin API refuses a body over 1 MiB with 413 BODY_TOO_LARGE', withTimeLimit(180_000, async (ctx) => {
   const token = 'admin-token-0123456789abcdef'
   ctx.svc = await startServiceProcess({ ...ctx.s.env, ADMIN_TOKEN: token }, toolsYaml({ first: undefined }))
-  const res = await fetch(`${ctx.svc.ingestUrl}/admin/tools/big`, {
+  const res = await fetch(`${ctx.svc.adminUrl}/admin/tools/big`, {
     method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: JSON.stringify({ id: 'big', provider: 'github', secret: SECRET, padding: 'x'.repeat(2 * 1024 * 1024) }),
   }).catch((err: Error) => err)

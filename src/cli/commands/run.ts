@@ -26,7 +26,7 @@ export const runCommand: Command = async (_args, flags, io) => {
     await ctx.close()
     throw err
   }
-  io.stderr(`hookstream: running (role ${role})${service.ingestUrl ? `; webhooks at ${service.ingestUrl}/webhooks/<tool id>` : ''}; health at ${service.healthUrl}/health`)
+  io.stderr(`hookstream: running (role ${role})${service.ingestUrl ? `; webhooks at ${service.ingestUrl}/webhooks/<tool id>` : ''}${service.adminUrl ? `; admin API at ${service.adminUrl}/admin` : ''}; health at ${service.healthUrl}/health`)
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'))
     process.once('SIGINT', () => resolve('SIGINT'))
