@@ -7,8 +7,12 @@ import { Redis } from 'ioredis'
 import pg from 'pg'
 import { createHealth, startHealthServer, type Health, type HealthServer } from '../../src/http/health.js'
 import { createRouter, startHttpServer, type RunningHttpServer } from '../../src/http/server.js'
+import { release } from '../helpers/release.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
+import { startServiceProcess, type ServiceProcess } from '../helpers/service-process.js'
+import { withTimeLimit } from '../helpers/time-limit.js'
 import { startIngest, type IngestHarness } from '../http/providers/ingest-harness.js'
+import { githubDelivery, openSpace, SECRET, type Space } from './fixture.js'
 
 // The front door under one client's pressure, with raw sockets on loopback (127.0.0.2 and 127.0.0.3 are other
 // client addresses: every 127/8 address reaches the loopback listener)
@@ -30,10 +34,10 @@ FrontDoor.after.each(async (ctx) => {
 
 const MiB = 1024 * 1024
 
-/** Waits until `done()` holds, checking every 10 ms; fails naming `what` after `timeoutMs`. */
-async function waitFor(what: string, done: () => boolean, timeoutMs = 60_000): Promise<void> {
+/** Waits until `done()` holds (or resolves true), checking every 10 ms; fails naming `what` after `timeoutMs`. */
+async function waitFor(what: string, done: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
-  while (!done()) {
+  while (!(await done())) {
     if (Date.now() > deadline) assert.unreachable(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
@@ -222,3 +226,49 @@ FrontDoor('near maxConnections idle keep-alive connections are closed first, old
 })
 
 FrontDoor.run()
+
+// The same limits wired through configuration: env settings, a YAML tool's max_body, the metrics an operator sees
+const Service = suite<{ s: Space; svc?: ServiceProcess }>('front door through hookstream run', {} as { s: Space })
+Service.before.each(async (ctx) => { ctx.s = await openSpace((await sharedRedis()).url, await (await sharedPostgres()).createDatabase()) })
+Service.after.each((ctx) => release(ctx, {
+  svc: async (svc) => { svc.child.kill('SIGKILL'); await svc.exited },
+  s: (s) => s.close(),
+}))
+
+Service('the settings cap connections per address and bodies in flight, a YAML tool\'s max_body applies, and the metrics count it', withTimeLimit(180_000, async (ctx) => {
+  ctx.svc = await startServiceProcess({
+    ...ctx.s.env, HTTP_MAX_CONNECTIONS_PER_CLIENT: '4', INGEST_MAX_BODY: '64KiB', INGEST_MAX_INFLIGHT_BYTES: '128KiB',
+  }, `tools:\n  - { id: gh, provider: github, secret: ${SECRET} }\n  - { id: small, provider: github, secret: ${SECRET}, max_body: 1KiB }\n`)
+  const port = Number(new URL(ctx.svc.ingestUrl).port)
+  const held: RawClient[] = []
+  for (let i = 0; i < 6; i++) {
+    const c = await rawClient(port, '127.0.0.2')
+    if (!c.isClosed()) c.sock.write('POST /webhooks/gh HTTP/1.1\r\nHost: x\r\n')
+    held.push(c)
+  }
+  await waitFor('the two connections over the cap to close', () => held.filter((c) => c.isClosed()).length >= 2, 10_000)
+  // 60 KiB fits the 7/8 of 128 KiB that large bodies may take once, not twice
+  const uploads: RawClient[] = []
+  for (let i = 0; i < 2; i++) {
+    const c = await rawClient(port, '127.0.0.3')
+    c.sock.write(`POST /webhooks/gh HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\nContent-Length: ${60 * 1024}\r\n\r\n{`)
+    uploads.push(c)
+    if (i === 0) await waitFor('the first upload admitted', async () => /^webhook_ingest_inflight_bytes 61440$/m.test(await (await fetch(`${ctx.svc!.healthUrl}/metrics`)).text()))
+  }
+  await waitFor('the second upload refused', () => uploads[1]!.status() !== undefined, 30_000)
+  assert.is(uploads[1]!.status(), 503)
+  assert.match(uploads[1]!.received(), /"code":"INGEST_BUSY"/)
+  const big = githubDelivery('small', randomUUID(), { ref: 'refs/heads/main', pad: 'x'.repeat(2000) })
+  const tooLarge = await fetch(`${ctx.svc.ingestUrl}${big.path}`, { method: 'POST', body: big.body, headers: big.headers })
+  assert.is(tooLarge.status, 413)
+  assert.match(((await tooLarge.json()) as { error: { message: string } }).error.message, /tool "small"'s limit of 1024 bytes/)
+  const ok = githubDelivery('small', randomUUID())
+  assert.is((await fetch(`${ctx.svc.ingestUrl}${ok.path}`, { method: 'POST', body: ok.body, headers: ok.headers })).status, 202)
+  assert.is((await fetch(`${ctx.svc.healthUrl}/health/live`)).status, 200)
+  const metrics = await (await fetch(`${ctx.svc.healthUrl}/metrics`)).text()
+  assert.match(metrics, /^webhook_http_connections_closed_total\{reason="client_cap"\} 2$/m)
+  assert.match(metrics, /^webhook_ingest_busy_total 1$/m)
+  for (const c of [...held, ...uploads]) c.sock.destroy()
+}))
+
+Service.run()
