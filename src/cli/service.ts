@@ -5,6 +5,7 @@ import { ToolRegistry } from '../db/tool-registry.js'
 import { ToolStore } from '../db/tool-store.js'
 import { adminRoutes } from '../http/admin.js'
 import { createHealth, startHealthServer, type HealthServer } from '../http/health.js'
+import { InflightBudget } from '../http/inflight-budget.js'
 import { createIngestHandler } from '../http/ingest.js'
 import { createRouter, startHttpServer, type Route, type RunningHttpServer } from '../http/server.js'
 import { createLogger, type Logger } from '../observability/logger.js'
@@ -192,7 +193,9 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
 
   let ingest: RunningHttpServer | undefined
   if (runs('ingest')) {
-    const handler = createIngestHandler({
+    const inflightBudget = new InflightBudget(config.http.maxInflightBytes)
+    metrics.setInflightBytes(() => inflightBudget.usedBytes)
+    const handler = createIngestHandler({ inflightBudget,
       tools, stream, redis, keys, maxBodyBytes: config.http.maxBodyBytes, maxJsonDepth: config.http.maxJsonDepth, metrics, logger, tracing: tracing.enabled,
       // one dedupe window: a provider's re-send is answered duplicate for as long as the worker remembers the event
       deliverySeenTtlSeconds: Math.max(1, Math.round(config.worker.idempotencyTtlMs / 1000)),
@@ -206,6 +209,8 @@ export async function startService(ctx: CliContext, options: ServiceOptions = {}
       ...(options.routes ?? []),
     ]), {
       maxConnections: config.http.maxConnections,
+      maxConnectionsPerClient: config.http.maxConnectionsPerClient,
+      onConnectionClosed: (reason) => metrics.connectionClosed(reason),
       headersTimeoutMs: config.http.headersTimeoutMs,
       requestTimeoutMs: config.http.requestTimeoutMs,
     })

@@ -1,7 +1,7 @@
 import { parseDuration } from '../core/duration.js'
 import { ConfigError } from '../core/errors.js'
 import type { ConfigFile } from './config-file.js'
-import { parseSize } from './parse-size.js'
+import { parseSize } from '../core/size.js'
 
 /** Where one setting can be given: a CLI flag (without `--`), an environment variable, a config file path. */
 export interface SettingSource {

@@ -40,7 +40,8 @@ export function describeConfigRows(config: Config): [string, string][] {
       `re-queue after ${config.dlq.policy.delaysMs.map(formatDuration).join(',')} for ${config.dlq.policy.maxRounds} rounds`],
     ['redis options', `tls ${config.redisOptions.tls ? 'on' : 'off'}, password ${config.redisOptions.password ? 'set' : 'not set'}, ` +
       `db ${config.redisOptions.db ?? '(from URL)'}`],
-    ['http', `${address(http.addr)} (max body ${http.maxBodyBytes} bytes, max connections ${http.maxConnections}, ` +
+    ['http', `${address(http.addr)} (max body ${http.maxBodyBytes} bytes, bodies in flight ${http.maxInflightBytes} bytes, ` +
+      `max connections ${http.maxConnections} (${http.maxConnectionsPerClient} per client), ` +
       `headers timeout ${formatDuration(http.headersTimeoutMs)}, request timeout ${formatDuration(http.requestTimeoutMs)})`],
     ['ingest limit', http.rateLimit ? `${http.rateLimit.ratePerSecond}/s per tool, burst ${http.rateLimit.burst}` : '(none)'],
     ['forward', `timeout ${formatDuration(forward.timeoutMs)}, private destinations ${forward.allowPrivate === true ? 'allowed'

@@ -74,6 +74,10 @@ export interface Config extends SeedSettings, AdminSettings {
     /** Deepest JSON nesting ingest accepts (INGEST_MAX_JSON_DEPTH); deeper is 400 PAYLOAD_NOT_STORABLE. */
     readonly maxJsonDepth: number
     readonly maxConnections: number
+    /** Open ingest connections per client address (HTTP_MAX_CONNECTIONS_PER_CLIENT). */
+    readonly maxConnectionsPerClient: number
+    /** Request body bytes ingest holds in memory at once (INGEST_MAX_INFLIGHT_BYTES); past it 503 INGEST_BUSY. */
+    readonly maxInflightBytes: number
     readonly headersTimeoutMs: number
     readonly requestTimeoutMs: number
     /** Accepted requests per second per tool (token bucket shared through Redis); unset: no limit. */
@@ -237,6 +241,19 @@ function scaleConfig(src: ConfigSources): Config['scale'] {
   }
 }
 
+// INGEST_MAX_INFLIGHT_BYTES: at least two of the largest bodies must fit, or such a body could never be admitted
+// (the budget keeps its last eighth for small bodies); the default grows with INGEST_MAX_BODY
+function inflightBytes(src: ConfigSources, maxBodyBytes: number): number {
+  const raw = src.pick({ env: 'INGEST_MAX_INFLIGHT_BYTES', file: 'http.max_inflight_bytes' })
+  if (!raw) return Math.max(64 * 1024 * 1024, 2 * maxBodyBytes)
+  const bytes = size(raw, 1024)
+  if (bytes < 2 * maxBodyBytes) {
+    throw new ConfigError(raw.where, `must be at least twice INGEST_MAX_BODY (${maxBodyBytes} bytes), so that a body of that size can be admitted; ` +
+      `got ${bytes} bytes; raise it or lower INGEST_MAX_BODY`)
+  }
+  return bytes
+}
+
 function tools(file: { path: string; tools: readonly unknown[] } | undefined): ToolConfig[] {
   if (!file) return []
   const seen = new Map<string, number>()
@@ -333,6 +350,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   })
   const eventsRetentionMs = retention('EVENT_RETENTION', 'retention.events')
   const auditRetentionMs = retention('AUDIT_RETENTION', 'retention.audit')
+  const maxBodyBytes = opt({ env: 'INGEST_MAX_BODY', file: 'http.max_body' }, (r) => size(r, 1024)) ?? 10 * 1024 * 1024
 
   const config: Config = {
     ...(file ? { configFile: file.path } : {}),
@@ -359,9 +377,11 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     },
     http: {
       addr: opt({ flag: 'http-addr', env: 'HTTP_ADDR', file: 'http.addr' }, (r) => parseListenAddress(text(r), r.where)) ?? parseListenAddress(':8080'),
-      maxBodyBytes: opt({ env: 'INGEST_MAX_BODY', file: 'http.max_body' }, (r) => size(r, 1024)) ?? 10 * 1024 * 1024,
+      maxBodyBytes,
       maxJsonDepth: opt({ env: 'INGEST_MAX_JSON_DEPTH', file: 'http.max_json_depth' }, (r) => integer(r, 1, 10_000)) ?? 512,
       maxConnections: opt({ env: 'HTTP_MAX_CONNECTIONS', file: 'http.max_connections' }, (r) => integer(r, 1, 1_000_000)) ?? 1024,
+      maxConnectionsPerClient: opt({ env: 'HTTP_MAX_CONNECTIONS_PER_CLIENT', file: 'http.max_connections_per_client' }, (r) => integer(r, 1, 1_000_000)) ?? 64,
+      maxInflightBytes: inflightBytes(src, maxBodyBytes),
       headersTimeoutMs: opt({ env: 'HTTP_HEADERS_TIMEOUT', file: 'http.headers_timeout' }, (r) => duration(r, 100)) ?? 10_000,
       requestTimeoutMs: opt({ env: 'HTTP_REQUEST_TIMEOUT', file: 'http.request_timeout' }, (r) => duration(r, 100)) ?? 30_000,
       ...(ratePerSecond !== undefined ? { rateLimit: { ratePerSecond, burst: rateBurst ?? ratePerSecond } } : {}),

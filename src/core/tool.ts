@@ -1,6 +1,7 @@
 import jsonata from 'jsonata'
 import { formatDuration, parseDuration } from './duration.js'
 import { PipelineError } from './errors.js'
+import { formatSize, parseSize } from './size.js'
 import { maskUrl } from './mask-url.js'
 import { parseToolSecrets, toolSecretsToJSON, type ToolSecrets, type ToolSecretsInput } from './tool-secrets.js'
 
@@ -61,6 +62,11 @@ export interface ToolConfig extends ToolSecrets {
   readonly signature?: GenericSignature | 'none'
   /** `generic` only: where the delivery id is. @defaultValue unset: a fresh UUID per request */
   readonly deliveryId?: DeliveryIdSource
+  /**
+   * Largest request body this tool accepts, in bytes (`max_body`, e.g. `"1MiB"`); larger ones get 413 without
+   * being read. INGEST_MAX_BODY still caps it. @defaultValue unset: INGEST_MAX_BODY
+   */
+  readonly maxBodyBytes?: number
 }
 
 /** A tool in its JSON/YAML shape (snake_case, durations as strings), as users write it. */
@@ -77,6 +83,7 @@ export interface ToolInput extends ToolSecretsInput {
   enabled?: unknown
   signature?: unknown
   delivery_id?: unknown
+  max_body?: unknown
 }
 
 function bad(where: string, field: string, problem: string): never {
@@ -161,6 +168,18 @@ function deliveryIdSource(where: string, provider: Provider, value: unknown): De
   return { pointer: v.pointer }
 }
 
+const MIN_MAX_BODY = 1024
+const MAX_MAX_BODY = 1024 ** 3
+
+function maxBody(where: string, value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined
+  const bytes = typeof value === 'string' || typeof value === 'number' ? parseSize(value) : undefined
+  if (bytes === undefined || bytes < MIN_MAX_BODY || bytes > MAX_MAX_BODY) {
+    bad(where, 'max_body', `must be a size from 1KiB to 1GiB such as "256KiB" or "1MiB"; got ${JSON.stringify(value)}`)
+  }
+  return bytes
+}
+
 /**
  * What a tool id looks like: 1–128 letters, digits, ".", "_" or "-", starting with a letter or digit. Ingest
  * answers 404 for a URL whose id does not match, before any lookup.
@@ -221,6 +240,7 @@ export function parseTool(input: ToolInput, where = 'tool'): ToolConfig {
   if (transformTimeoutMs < 1 || transformTimeoutMs > MAX_TRANSFORM_TIMEOUT_MS) {
     bad(at, 'transform_timeout', `must be between 1ms and ${formatDuration(MAX_TRANSFORM_TIMEOUT_MS)}; got ${JSON.stringify(input.transform_timeout)}`)
   }
+  const maxBodyBytes = maxBody(at, input.max_body)
   const enabled = input.enabled ?? true
   if (typeof enabled !== 'boolean') bad(at, 'enabled', `must be true or false; got ${JSON.stringify(enabled)}`)
   return Object.freeze({
@@ -232,6 +252,7 @@ export function parseTool(input: ToolInput, where = 'tool'): ToolConfig {
     ...(sig !== undefined ? { signature: sig } : {}),
     ...parseToolSecrets(at, input),
     ...(deliveryId !== undefined ? { deliveryId } : {}),
+    ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
   })
 }
 
@@ -256,6 +277,7 @@ export function toolToJSON(tool: ToolConfig): Record<string, unknown> {
     ...(tool.signature !== undefined ? { signature: tool.signature } : {}),
     ...toolSecretsToJSON(tool),
     ...(tool.deliveryId !== undefined ? { delivery_id: tool.deliveryId } : {}),
+    ...(tool.maxBodyBytes !== undefined ? { max_body: formatSize(tool.maxBodyBytes) } : {}),
   }
 }
 

@@ -74,6 +74,8 @@ export interface WebhookToolsTable {
   transform: NullableJson
   /** The tool's transform budget in milliseconds; NULL (or left out on insert) for the default. */
   transform_timeout_ms: ColumnType<number | null, number | null | undefined, number | null>
+  /** Migration 0005: the largest request body the tool accepts, in bytes; NULL for INGEST_MAX_BODY. */
+  max_body_bytes: ColumnType<number | null, number | null | undefined, number | null>
   retry_policy: Json
   signature: NullableJson
   /** `generic` tools: where the delivery id is, `{ header }` or `{ pointer }` (added by migration 0002). */

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { ConfigError, PipelineError } from '../core/errors.js'
+import { guardConnections } from './connection-guard.js'
 import { startEventLoopWatchdog } from '../observability/event-loop-watchdog.js'
 import { maskUrlCredentials } from '../observability/logger.js'
 import type { HealthComponent, HealthStatus, Metrics } from '../observability/metrics.js'
@@ -337,14 +338,19 @@ export interface HealthServerOptions {
   readonly host?: string
   /** Open connections at most; more are closed at once (probes and scrapes need few). @defaultValue 64 */
   readonly maxConnections?: number
+  /**
+   * Open connections per client address at most, so that one client (or one noisy neighbour) cannot take
+   * every slot the orchestrator's probes need. @defaultValue 8
+   */
+  readonly maxConnectionsPerClient?: number
   /** Time a client has to send its request headers before the connection is closed. @defaultValue 5000 */
   readonly headersTimeoutMs?: number
 }
 
 /**
  * Serves `health` on its own port (HEALTH_ENDPOINT, default :8088); other paths get 404. Like ingest it caps
- * connections and closes clients that are slow to send their headers, so a stuck scraper or a slow client
- * cannot hold the port that the orchestrator's probes need.
+ * connections (in total and per client address) and closes clients that are slow to send their headers, so a
+ * stuck scraper, a slow client or a busy ingest port cannot hold the port that the orchestrator's probes need.
  *
  * @example
  * const server = await startHealthServer(health, { port: 8088 }) // host defaults to all interfaces
@@ -368,7 +374,7 @@ export async function startHealthServer(health: Health, options: HealthServerOpt
     res.writeHead(404, { 'content-type': 'application/json' })
     res.end(JSON.stringify({ error: `no route ${req.url ?? ''}; try /health, /health/live, /health/ready or /metrics` }))
   })
-  server.maxConnections = maxConnections
+  guardConnections(server, { maxConnections, maxPerClient: options.maxConnectionsPerClient ?? 8 })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => { server.off('error', reject); resolve() })

@@ -11,6 +11,7 @@ import type { Metrics } from '../observability/metrics.js'
 import { deliverySeenKey, type StreamKeys } from '../sources/keys.js'
 import type { StreamPartitions } from '../sources/partitions.js'
 import type { AddOptions, RedisClient, StreamClient } from '../sources/stream-client.js'
+import { InflightBudget } from './inflight-budget.js'
 import { PROVIDER_ADAPTERS } from './providers/provider-adapters.js'
 import { verifyRotating } from './providers/verify-rotating.js'
 import { rateLimit } from './rate-limit.js'
@@ -44,8 +45,19 @@ export interface IngestOptions {
    * and its "delivery seen" key carries that partition's hash tag. @defaultValue none: `stream` and `keys`
    */
   readonly partitions?: StreamPartitions
-  /** Largest body accepted, in bytes; larger ones get 413 without being read. @defaultValue 10 MiB */
+  /**
+   * Largest body accepted, in bytes; larger ones get 413 without being read. A tool's `max_body` may lower it for
+   * that tool. @defaultValue 10 MiB
+   */
   readonly maxBodyBytes?: number
+  /**
+   * The process-wide budget of body bytes in memory (INGEST_MAX_INFLIGHT_BYTES). A request to a known tool
+   * reserves its Content-Length (a chunked one, each chunk) before its body is read; when the budget cannot
+   * spare it, 503 `INGEST_BUSY` with Retry-After and `Connection: close`, and the body is not read. Requests to
+   * unknown tools never read their body. Must hold at least twice `maxBodyBytes`.
+   * @defaultValue a budget of 64 MiB (or twice `maxBodyBytes`, if larger) for this handler
+   */
+  readonly inflightBudget?: InflightBudget
   /**
    * Accepted requests per second per tool (a token bucket in Redis shared by every ingest process); over it,
    * 429 `RATE_LIMITED` with Retry-After. Checked after the signature, so unsigned traffic cannot use up a
@@ -105,19 +117,21 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
 }
 
 // reads the whole body, or stops at the first byte past maxBytes and returns undefined (the rest is never
-// read or buffered; the caller answers 413 with Connection: close)
-function readBodyLimited(req: IncomingMessage, maxBytes: number): Promise<Buffer | undefined> {
+// read or buffered; the caller answers 413 with Connection: close), or at the first chunk `reserve` refuses
+// and returns 'busy' (the caller answers 503)
+function readBodyLimited(req: IncomingMessage, maxBytes: number, reserve?: (bytes: number) => boolean): Promise<Buffer | undefined | 'busy'> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
     const done = () => { req.off('data', onData); req.off('end', onEnd); req.off('error', onError); req.off('aborted', onAborted) }
     const onData = (chunk: Buffer) => {
       size += chunk.length
-      if (size > maxBytes) {
+      const busy = size <= maxBytes && reserve !== undefined && !reserve(chunk.length)
+      if (size > maxBytes || busy) {
         done()
         req.pause()
         chunks.length = 0
-        resolve(undefined)
+        resolve(busy ? 'busy' : undefined)
         return
       }
       chunks.push(chunk)
@@ -177,7 +191,7 @@ function keptHeaders(headers: IncomingHttpHeaders, secret: readonly string[], sc
  * `{ id, duplicate: true }` for a re-sent delivery id). Errors are JSON `{ error: { code, message } }`:
  * 400 `INVALID_PAYLOAD`/`PAYLOAD_NOT_STORABLE`/`MISSING_HEADER`/`INVALID_EVENT_TYPE`/`INVALID_DELIVERY_ID`, 401 `SIGNATURE_INVALID`,
  * 404 `UNKNOWN_TOOL`, 413 `PAYLOAD_TOO_LARGE`, 415 `UNSUPPORTED_MEDIA_TYPE`, and 503 with `Retry-After`
- * (`REDIS_UNAVAILABLE`, `TOOLS_UNAVAILABLE`) whenever the event could not be queued, so the sender retries.
+ * (`REDIS_UNAVAILABLE`, `TOOLS_UNAVAILABLE`, `INGEST_BUSY`) whenever the event could not be queued, so the sender retries.
  *
  * @example
  * const ingest = createIngestHandler({ tools: registry, stream: new StreamClient({ redis, stream: keys.stream }), redis, keys })
@@ -192,6 +206,11 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
   const retryAfter = String(positiveInteger('retryAfterSeconds', options.retryAfterSeconds, 5))
   if (options.maxLen !== undefined) positiveInteger('maxLen', options.maxLen, 1)
   const scrub = headerScrubber(options.scrubHeaders ?? DEFAULT_SCRUB_HEADERS)
+  const budget = options.inflightBudget ?? new InflightBudget(Math.max(64 * 1024 * 1024, 2 * maxBodyBytes))
+  if (budget.limitBytes < 2 * maxBodyBytes) {
+    throw new RangeError(`createIngestHandler: "inflightBudget" must hold at least twice "maxBodyBytes" (${maxBodyBytes}), or a body that large ` +
+      `could never be admitted; got ${budget.limitBytes}`)
+  }
   const unavailable = (code: string, message: string) => new Reply(503, code, message, { 'retry-after': retryAfter })
 
   async function bounded<T>(what: string, client: Pick<RedisClient, 'status'>, work: () => Promise<T>): Promise<T> {
@@ -213,7 +232,7 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     }
   }
 
-  async function handle(req: IncomingMessage, toolId: string, state: { tool?: ToolConfig; eventId?: string }, traceparent: string | undefined) {
+  async function handle(req: IncomingMessage, res: ServerResponse, toolId: string, state: { tool?: ToolConfig; eventId?: string }, traceparent: string | undefined) {
     const declared = Number(req.headers['content-length'])
     const tooLarge = () => new Reply(413, 'PAYLOAD_TOO_LARGE', `request body is larger than the limit of ${maxBodyBytes} bytes (INGEST_MAX_BODY)`, { connection: 'close' })
     if (declared > maxBodyBytes) throw tooLarge()
@@ -238,8 +257,7 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     if (!adapter.contentTypes.includes(type)) {
       throw new Reply(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type must be ${adapter.contentTypes.join(' or ')} for provider "${tool.provider}"; got "${type}"`)
     }
-    const rawBody = await readBodyLimited(req, maxBodyBytes)
-    if (rawBody === undefined) throw tooLarge()
+    const rawBody = await readBodyWithin(req, res, tool, declared)
     const request = { headers: req.headers, rawBody }
     const verified = verifyRotating(adapter, request, tool)
     if (!verified.ok) throw new Reply(401, 'SIGNATURE_INVALID', 'signature verification failed')
@@ -305,6 +323,28 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     }
   }
 
+  // the body within the tool's limit and the in-flight budget; reserved before a byte of it is read, so that
+  // unsigned uploads cannot hold more memory than the budget, whatever tool they name
+  async function readBodyWithin(req: IncomingMessage, res: ServerResponse, tool: ToolConfig, declared: number): Promise<Buffer> {
+    const limit = Math.min(tool.maxBodyBytes ?? maxBodyBytes, maxBodyBytes)
+    const tooLarge = () => new Reply(413, 'PAYLOAD_TOO_LARGE', limit < maxBodyBytes
+      ? `request body is larger than tool "${tool.id}"'s limit of ${limit} bytes (its max_body); send less or raise the tool's max_body`
+      : `request body is larger than the limit of ${maxBodyBytes} bytes (INGEST_MAX_BODY)`, { connection: 'close' })
+    const busy = () => {
+      options.metrics?.ingestBusy()
+      return new Reply(503, 'INGEST_BUSY', `ingest holds as many request bodies as its budget of ${budget.limitBytes} bytes allows ` +
+        '(INGEST_MAX_INFLIGHT_BYTES); retry later', { 'retry-after': retryAfter, connection: 'close' })
+    }
+    if (declared > limit) throw tooLarge()
+    const reservation = budget.reserveFor(res)
+    const chunked = !Number.isSafeInteger(declared)
+    if (!chunked && !reservation.take(declared)) throw busy()
+    const body = await readBodyLimited(req, limit, chunked ? (bytes) => reservation.take(bytes) : undefined)
+    if (body === 'busy') throw busy()
+    if (body === undefined) throw tooLarge()
+    return body
+  }
+
   // the seen key keeps the first body's hash: a re-send is still a 202 duplicate (a sender must not learn to
   // retry), but one with another body is counted and logged with both hashes (never the body)
   async function addOnce(stream: StreamClient, seenKey: string, rawBody: Buffer, event: StreamEvent, addOptions: AddOptions, toolId: string) {
@@ -340,7 +380,7 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     let error: unknown
     try {
       const toolId = params?.toolId ?? toolIdFromUrl(req.url)
-      const ok = await handle(req, toolId, state, t ? t.traceparent : incoming)
+      const ok = await handle(req, res, toolId, state, t ? t.traceparent : incoming)
       status = ok.status
       code = ok.code
       sendJson(res, status, ok.body)

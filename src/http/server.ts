@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { parseListenAddress, type ListenAddress } from '../config/listen-address.js'
+import { guardConnections, type ConnectionCloseReason, type ConnectionGuard } from './connection-guard.js'
 
 export { parseListenAddress, type ListenAddress }
 
@@ -98,9 +99,17 @@ export interface HttpServerOptions {
   readonly closeTimeoutMs?: number
   /**
    * Open connections at most; connections beyond it are closed at once (the client sees a reset and
-   * retries later), so idle or slow clients cannot exhaust the process's sockets. @defaultValue 1024
+   * retries later), so idle or slow clients cannot exhaust the process's sockets. Near it, idle keep-alive
+   * connections are closed first (see guardConnections). @defaultValue 1024
    */
   readonly maxConnections?: number
+  /**
+   * Open connections per client address at most (HTTP_MAX_CONNECTIONS_PER_CLIENT; IPv4-mapped IPv6 is the IPv4
+   * client, other IPv6 is grouped by /64); a new connection past it is closed at once. @defaultValue 64
+   */
+  readonly maxConnectionsPerClient?: number
+  /** Called for every connection the cap closes, with why (for `webhook_http_connections_closed_total`). @defaultValue none */
+  readonly onConnectionClosed?: (reason: ConnectionCloseReason) => void
 }
 
 function positive(name: string, value: number | undefined, fallback: number): number {
@@ -115,6 +124,8 @@ export interface RunningHttpServer {
   readonly url: string
   readonly port: number
   readonly server: Server
+  /** The open connections, in total and per client. */
+  readonly connections: ConnectionGuard
   /** Stops accepting, closes idle keep-alive connections, lets in-flight requests finish (bounded). Idempotent. */
   close(): Promise<void>
 }
@@ -141,7 +152,11 @@ export async function startHttpServer(address: string | ListenAddress, handler: 
     // its connection for up to 30 s past the limit; check at a fraction of the shorter timeout instead
     connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(Math.min(headersTimeout, requestTimeout) / 4))),
   }, handler)
-  server.maxConnections = positive('maxConnections', options.maxConnections, 1024)
+  const connections = guardConnections(server, {
+    maxConnections: positive('maxConnections', options.maxConnections, 1024),
+    maxPerClient: positive('maxConnectionsPerClient', options.maxConnectionsPerClient, 64),
+    onClosed: options.onConnectionClosed,
+  })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => { server.off('error', reject); resolve() })
@@ -153,6 +168,7 @@ export async function startHttpServer(address: string | ListenAddress, handler: 
     url: `http://${shownHost}:${bound}`,
     port: bound,
     server,
+    connections,
     close() {
       closing ??= new Promise<void>((resolve) => {
         const timer = setTimeout(() => server.closeAllConnections(), closeTimeoutMs)

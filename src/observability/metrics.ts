@@ -105,6 +105,15 @@ export interface Metrics {
    * (`different`: a replay or a misbehaving sender). Counted in `webhook_ingest_duplicates_total{tool_id,body}`.
    */
   ingestDuplicate(toolId: string, body: 'same' | 'different'): void
+  /** Ingest answered 503 INGEST_BUSY: the request's body did not fit the in-flight budget (`webhook_ingest_busy_total`). */
+  ingestBusy(): void
+  /** Reads the body bytes ingest holds (`webhook_ingest_inflight_bytes`) at scrape time. Replaces an earlier reader. */
+  setInflightBytes(read: () => number): void
+  /**
+   * The ingest port closed a connection to keep its caps: `client_cap`, `max_connections` or `idle_reaped`
+   * (`webhook_http_connections_closed_total{reason}`).
+   */
+  connectionClosed(reason: string): void
   /** A health check of `component` ended with `status` after `seconds`. */
   healthCheck(component: HealthComponent, status: HealthStatus, seconds: number): void
   /** The worker's stream trim removed `entries` acked entries (STREAM_TRIM_INTERVAL). */
@@ -236,6 +245,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     if (countFolds && type === OTHER_LABEL_VALUE && e !== OTHER_LABEL_VALUE) foldedC.inc({ label: 'event_type', tool_id: tool })
     return [type, tool]
   }
+  const ingestBusyC = new Counter({ name: 'webhook_ingest_busy_total', registers,
+    help: 'Ingest requests answered 503 INGEST_BUSY because their body did not fit INGEST_MAX_INFLIGHT_BYTES.' })
+  const connectionsClosed = counter('webhook_http_connections_closed_total',
+    'Ingest connections closed to keep the connection caps, by reason (client_cap, max_connections, idle_reaped).', ['reason'], [reason])
+  let inflightBytes: (() => number) | undefined
+  new Gauge({ name: 'webhook_ingest_inflight_bytes', help: 'Request body bytes ingest holds in memory (budget INGEST_MAX_INFLIGHT_BYTES).', registers,
+    collect() { if (inflightBytes) this.set(inflightBytes()) } })
   const statsErrorsC = new Counter({ name: 'webhook_queue_stats_errors_total', registers,
     help: 'Scrapes whose queue-stats provider failed or timed out (queue gauges then keep their last values).' })
 
@@ -345,6 +361,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     signatureFailure: (t) => { sigFailures.get(t).value++ },
     ingestDuplicate: (t, body) => { duplicates.get(t, body === 'same' ? 'same' : 'different').value++ },
+    ingestBusy: () => { ingestBusyC.inc() },
+    setInflightBytes(read) { inflightBytes = read },
+    connectionClosed: (r) => { connectionsClosed.get(r).value++ },
     healthCheck(component, status, seconds) {
       const c = componentSet.has(component) ? component : OTHER_LABEL_VALUE
       healthChecks.get(c, statusSet.has(status) ? status : OTHER_LABEL_VALUE).value++

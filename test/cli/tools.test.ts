@@ -23,12 +23,12 @@ Tools('add, list, show, replace keeping the secret, remove; secrets never printe
     return r
   }
   const added = await run(['add', 'gh-main'], { provider: 'github', secret: SECRET, tenant: 'acme', mode: 'store_and_forward',
-    'forward-url': 'http://127.0.0.1:9/hook', 'retry-policy': '{"max_retries": 2, "initial_interval": "1s"}', transform: '{"ref": "ref"}' })
+    'forward-url': 'http://127.0.0.1:9/hook', 'retry-policy': '{"max_retries": 2, "initial_interval": "1s"}', transform: '{"ref": "ref"}', 'max-body': '512KiB' })
   assert.is(added.code, 0, added.err)
   assert.match(added.out, /tool "gh-main" created/)
   const store = new ToolStore({ db: w.db.db, encryptionKey: KEY })
   const stored = await store.get('gh-main')
-  assert.equal([stored?.secret, stored?.tenantId, stored?.retryPolicy.maxRetries, stored?.transform], [SECRET, 'acme', 2, { ref: 'ref' }])
+  assert.equal([stored?.secret, stored?.tenantId, stored?.retryPolicy.maxRetries, stored?.transform, stored?.maxBodyBytes], [SECRET, 'acme', 2, { ref: 'ref' }, 512 * 1024])
   const list = await run(['list'])
   assert.match(list.out, /^ID\s+PROVIDER\s+TENANT_ID\s+MODE/)
   assert.match(list.out, /gh-main\s+github\s+acme\s+store_and_forward/)

@@ -15,7 +15,7 @@ Describe('masks URL passwords and never prints tokens or keys', () => {
   assert.match(text, 'redis://:****@cache:6379/0')
   assert.match(text, 'postgres://app:****@db:5432/hookstream')
   assert.match(text, /admin token\s+set/)
-  assert.match(text, /http\s+0\.0\.0\.0:8080 \(max body 10485760 bytes, max connections 1024, headers timeout \S+, request timeout \S+\)/)
+  assert.match(text, /http\s+0\.0\.0\.0:8080 \(max body 10485760 bytes, bodies in flight 67108864 bytes, max connections 1024 \(64 per client\), headers timeout \S+, request timeout \S+\)/)
 })
 
 Describe('shows embedded servers when none are configured', () => {

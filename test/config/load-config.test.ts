@@ -37,7 +37,7 @@ Load('with nothing set, Redis and PostgreSQL are embedded and every default appl
   })
   assert.equal(c.http, {
     addr: { host: '0.0.0.0', port: 8080 }, maxBodyBytes: 10 * 1024 * 1024, maxJsonDepth: 512,
-    maxConnections: 1024, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000,
+    maxConnections: 1024, maxConnectionsPerClient: 64, maxInflightBytes: 64 * 1024 * 1024, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000,
   })
   // the service refuses private forward destinations unless told otherwise (SSRF guard)
   assert.equal(c.forward, { allowPrivate: false, timeoutMs: 10_000, maxRetryAfterMs: 3_600_000 })
@@ -259,6 +259,25 @@ Load('rate limit, abuse limits and the SSRF allow-list are read from env; a bad 
     assert.unreachable()
   } catch (err) {
     assert.match((err as Error).message, /FORWARD_ALLOW_PRIVATE must be true, false, or a comma-separated CIDR list/)
+  }
+})
+
+Load('the in-flight body budget and the per-client connection cap are read; a budget below twice the max body is refused', () => {
+  const c = loadConfig({ env: { INGEST_MAX_INFLIGHT_BYTES: '32MiB', HTTP_MAX_CONNECTIONS_PER_CLIENT: '16' } })
+  assert.equal([c.http.maxInflightBytes, c.http.maxConnectionsPerClient], [32 * 1024 * 1024, 16])
+  // the default grows with INGEST_MAX_BODY, so a larger body can still be admitted
+  assert.is(loadConfig({ env: { INGEST_MAX_BODY: '50MiB' } }).http.maxInflightBytes, 100 * 1024 * 1024)
+  for (const [env, message] of [
+    [{ INGEST_MAX_INFLIGHT_BYTES: '15MiB' }, /INGEST_MAX_INFLIGHT_BYTES must be at least twice INGEST_MAX_BODY \(10485760 bytes\)/],
+    [{ INGEST_MAX_INFLIGHT_BYTES: 'lots' }, /INGEST_MAX_INFLIGHT_BYTES must be a size/],
+    [{ HTTP_MAX_CONNECTIONS_PER_CLIENT: '0' }, /HTTP_MAX_CONNECTIONS_PER_CLIENT must be an integer from 1/],
+  ] as const) {
+    try {
+      loadConfig({ env })
+      assert.unreachable()
+    } catch (err) {
+      assert.match((err as Error).message, message)
+    }
   }
 })
 

@@ -27,7 +27,7 @@ Store('stores tools and reads them back in their validated shape', async ({ hand
   const store = new ToolStore({ db: handle!.db })
   const full = parseTool({
     id: 'rt-full', provider: 'generic', secret: 'abc', tenant_id: 'acme', processing_mode: 'store_and_forward',
-    forward_url: 'https://example.test/hook?token=x', transform: { branch: 'ref' }, transform_timeout: '250ms', enabled: false,
+    forward_url: 'https://example.test/hook?token=x', transform: { branch: 'ref' }, transform_timeout: '250ms', max_body: '256KiB', enabled: false,
     retry_policy: { max_retries: 3, initial_interval: '250ms', max_interval: '1m', multiplier: 1.5, max_elapsed_time: '10m' },
     signature: { header: 'X-Sig', encoding: 'base64', prefix: 'sha256=' },
   })

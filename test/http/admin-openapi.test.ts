@@ -111,7 +111,7 @@ Api('every route answers what the document says, on success and on error', async
   await call(ctx, 'GET', '/admin/tools', 401, undefined, 'wrong-token-wrong-token')
   const created = await call(ctx, 'PUT', '/admin/tools/gh', 201, {
     provider: 'github', secret: 'gh-secret-value', processing_mode: 'store_and_forward', forward_url: 'https://user:pw@hooks.example.com/in?key=1',
-    forward_headers: { authorization: 'Bearer receiver-token' }, transform: '{ "n": payload.n }',
+    forward_headers: { authorization: 'Bearer receiver-token' }, transform: '{ "n": payload.n }', max_body: '256KiB',
   })
   assert.ok(typeof created.forward_secret === 'string', 'a generated forward secret is shown once')
   await call(ctx, 'PUT', '/admin/tools/gh', 200, { provider: 'github', tenant_id: 'acme' })

@@ -92,12 +92,13 @@ Admin('a missing or wrong token gets 401 without echoing it; the right token wor
 })
 
 Admin('tool CRUD: create, show, replace keeping the secret, delete; the registry sees each change at once; secrets never leak', async (ctx) => {
-  const created = await call(ctx, 'PUT', '/admin/tools/gh-main', { provider: 'github', secret: SECRET, tenant_id: 'acme', processing_mode: 'store' })
+  const created = await call(ctx, 'PUT', '/admin/tools/gh-main', { provider: 'github', secret: SECRET, tenant_id: 'acme', processing_mode: 'store', max_body: '1MiB' })
   assert.is(created.status, 201)
   assert.equal([created.json.created, created.json.tool.secret, created.json.tool.tenant_id], [true, '********', 'acme'])
   assert.is((await ctx.registry.get('gh-main'))?.tenantId, 'acme')
   const shown = await call(ctx, 'GET', '/admin/tools/gh-main')
-  assert.equal([shown.json.tool.id, shown.json.tool.source, shown.json.tool.secret], ['gh-main', 'store', '********'])
+  assert.equal([shown.json.tool.id, shown.json.tool.source, shown.json.tool.secret, shown.json.tool.max_body], ['gh-main', 'store', '********', '1MiB'])
+  assert.is((await ctx.registry.get('gh-main'))?.maxBodyBytes, 1024 * 1024)
   const list = await call(ctx, 'GET', '/admin/tools')
   assert.equal(list.json.tools.map((t: { id: string; source: string }) => [t.id, t.source]), [['from-yaml', 'config'], ['gh-main', 'store']])
   // a GET → edit → PUT round trip (masked secret, `source`) keeps the stored secret
@@ -143,6 +144,8 @@ Admin('invalid tools get 400 naming the field; bad JSON and id mismatches too', 
     [{ provider: 'github', secret: 'x', processing_mode: 'transform_and_store', transform: { n: '$count(' } }, 'TOOL_INVALID',
       /field "transform\.n" does not compile as JSONata: .+/],
     [{ provider: 'github', secret: 'x', transform_timeout: '1h' }, 'TOOL_INVALID', /field "transform_timeout"/],
+    [{ provider: 'github', secret: 'x', max_body: '10 parsecs' }, 'TOOL_INVALID', /field "max_body" must be a size from 1KiB to 1GiB/],
+    [{ provider: 'github', secret: 'x', max_body: '2GiB' }, 'TOOL_INVALID', /field "max_body"/],
     [{ id: 'other', provider: 'github', secret: 'x' }, 'TOOL_ID_MISMATCH', /differs/],
     [{ provider: 'github', secret: '********' }, 'TOOL_INVALID', /mask/],
     ['{"provider": ', 'INVALID_JSON', /not valid JSON/],

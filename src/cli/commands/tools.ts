@@ -9,7 +9,7 @@ import { formatTable, JSON_FLAG, type Command, type CommandSpec } from '../comma
 import { CommandFailure, formatFields, print, stringFlag, UsageError, withContext } from './command-helpers.js'
 
 const USAGE = 'usage: hookstream tools list | show <id> | add <id> --provider <p> --secret <s> [--secret-env VAR] [--tenant t] ' +
-  '[--mode store|store_and_forward|transform_and_store] [--forward-url url] [--transform <json or jsonata>] [--transform-timeout 100ms] [--retry-policy <json>] ' +
+  '[--mode store|store_and_forward|transform_and_store] [--forward-url url] [--transform <json or jsonata>] [--transform-timeout 100ms] [--max-body 1MiB] [--retry-policy <json>] ' +
   '[--signature none|<json>] [--delivery-id <json>] [--disabled] | add --file tool.json|tool.yaml | remove <id> | ' +
   'rotate-secret <id> [--forward] [--secret <s> | --secret-env VAR] [--previous-expires-in 24h] | retire-secret <id> [--forward] | ' +
   'reencrypt   (--json for JSON output)'
@@ -57,6 +57,8 @@ function toolInput(id: string | undefined, flags: Parameters<Command>[1], env: R
   if (transform !== undefined) input.transform = transform.trim().startsWith('{') ? jsonFlag('transform', transform) : transform
   const transformTimeout = stringFlag(flags, 'transform-timeout')
   if (transformTimeout !== undefined) input.transform_timeout = transformTimeout
+  const maxBody = stringFlag(flags, 'max-body')
+  if (maxBody !== undefined) input.max_body = maxBody
   const retry = stringFlag(flags, 'retry-policy')
   if (retry !== undefined) input.retry_policy = jsonFlag('retry-policy', retry)
   const signature = stringFlag(flags, 'signature')
@@ -184,6 +186,7 @@ export const toolsSpec: CommandSpec = {
     'forward-url': { type: 'string', description: 'add: destination of store_and_forward' },
     transform: { type: 'string', description: 'add: JSONata expression, or JSON rules' },
     'transform-timeout': { type: 'string', description: 'add: time budget of the transform per event, e.g. 100ms (1ms–10s)' },
+    'max-body': { type: 'string', description: 'add: largest request body the tool accepts, e.g. 1MiB (1KiB–1GiB; INGEST_MAX_BODY still caps it)' },
     'retry-policy': { type: 'string', description: 'add: JSON retry policy' },
     signature: { type: 'string', description: 'add: none, or a JSON signature scheme' },
     'delivery-id': { type: 'string', description: 'add (generic tools): where the delivery id is, as JSON: {"header":"x-id"} or {"pointer":"/id"}' },

@@ -4,12 +4,13 @@ import { Redis } from 'ioredis'
 import { decodeStreamEvent, type StreamEvent } from '../../../src/core/event.js'
 import { parseTool, type ToolConfig, type ToolInput } from '../../../src/core/tool.js'
 import { createIngestHandler, type IngestObservation, type IngestOptions } from '../../../src/http/ingest.js'
-import { createRouter, startHttpServer, type RunningHttpServer } from '../../../src/http/server.js'
+import { createRouter, startHttpServer, type HttpServerOptions, type RunningHttpServer } from '../../../src/http/server.js'
 import { streamKeys, type StreamKeys } from '../../../src/sources/keys.js'
 import { StreamClient } from '../../../src/sources/stream-client.js'
 
 export interface IngestHarness {
   readonly url: string
+  readonly port: number
   readonly keys: StreamKeys
   readonly redis: Redis
   readonly tools: Map<string, ToolConfig>
@@ -21,7 +22,7 @@ export interface IngestHarness {
   close(): Promise<void>
 }
 
-export async function startIngest(redisUrl: string, options: Partial<IngestOptions> = {}): Promise<IngestHarness> {
+export async function startIngest(redisUrl: string, options: Partial<IngestOptions> = {}, serverOptions: HttpServerOptions = {}): Promise<IngestHarness> {
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 })
   const keys = streamKeys({ prefix: `test-${randomUUID()}:` })
   const tools = new Map<string, ToolConfig>()
@@ -33,13 +34,13 @@ export async function startIngest(redisUrl: string, options: Partial<IngestOptio
   })
   let http: RunningHttpServer
   try {
-    http = await startHttpServer('127.0.0.1:0', createRouter([{ method: 'POST', path: '/webhooks/:toolId', handler: ingest }]))
+    http = await startHttpServer('127.0.0.1:0', createRouter([{ method: 'POST', path: '/webhooks/:toolId', handler: ingest }]), serverOptions)
   } catch (err) {
     redis.disconnect()
     throw err
   }
   return {
-    url: http.url, keys, redis, tools, observed,
+    url: http.url, port: http.port, keys, redis, tools, observed,
     addTool(input) {
       const tool = parseTool(input)
       tools.set(tool.id, tool)

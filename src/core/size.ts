@@ -19,3 +19,18 @@ export function parseSize(text: string | number): number | undefined {
   const bytes = Math.round(Number(m[1]) * unit)
   return Number.isSafeInteger(bytes) ? bytes : undefined
 }
+
+/**
+ * Writes a byte count in the largest binary unit that divides it (`GiB`, `MiB`, `KiB`), else in bytes, so that
+ * `parseSize(formatSize(n)) === n`.
+ *
+ * @example
+ * formatSize(1048576) // '1MiB'
+ * formatSize(1500)    // '1500'
+ */
+export function formatSize(bytes: number): string {
+  for (const [unit, size] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) {
+    if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`
+  }
+  return String(bytes)
+}
