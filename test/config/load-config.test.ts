@@ -221,6 +221,11 @@ Load('retention: off by default; EVENT_RETENTION, AUDIT_RETENTION and RETENTION_
   }
 })
 
+Load('http.max_json_depth is read from the config file like INGEST_MAX_JSON_DEPTH', () => {
+  assert.is(loadConfig({ env: {}, file: yamlFile('http:\n  max_json_depth: 64\n') }).http.maxJsonDepth, 64)
+  assert.is(loadConfig({ env: { INGEST_MAX_JSON_DEPTH: '32' }, file: yamlFile('http: { max_json_depth: 64 }\n') }).http.maxJsonDepth, 32)
+})
+
 Load('metric label budgets: 50 event types per tool and 1000 in total by default; read from env or file, bad values named', () => {
   assert.equal(loadConfig({ env: {} }).metrics, { maxEventTypesPerTool: 50, maxEventTypes: 1000 })
   assert.equal(loadConfig({ env: { METRICS_MAX_EVENT_TYPES_PER_TOOL: '20', METRICS_MAX_EVENT_TYPES: '300' } }).metrics, { maxEventTypesPerTool: 20, maxEventTypes: 300 })
