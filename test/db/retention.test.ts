@@ -92,11 +92,14 @@ Retention('while a prune runs, new events are stored without waiting on a lock a
   const strong = new Set<string>()
   let waitedOnLock = 0
   let pruning = true
-  // a separate connection watches the table-level locks on webhook_events and every backend waiting on a row or
-  // table lock (relation extension by the inserts is neither)
+  // a separate connection watches the table-level locks clients hold on this database's webhook_events (other test
+  // databases share relation oids; autovacuum's own lock is not ours) and every backend waiting on a row or table
+  // lock (relation extension by the inserts is neither)
   const watch = (async () => {
     while (pruning) {
-      const locks = await sql<{ mode: string }>`SELECT mode FROM pg_locks WHERE locktype = 'relation' AND relation = 'webhook_events'::regclass`.execute(handle.db)
+      const locks = await sql<{ mode: string }>`SELECT l.mode FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'relation' AND l.relation = 'webhook_events'::regclass AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND a.backend_type = 'client backend'`.execute(handle.db)
       for (const { mode } of locks.rows) if (!['AccessShareLock', 'RowExclusiveLock'].includes(mode)) strong.add(mode)
       const waiting = await sql<{ n: string }>`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event <> 'extend' AND datname = current_database()`.execute(handle.db)
       waitedOnLock += Number(waiting.rows[0]?.n)
