@@ -11,7 +11,7 @@ export class AdminError extends Error {
 
 // PipelineError codes the admin API passes on, and the status each one means
 const STATUS_OF_CODE: Readonly<Record<string, number>> = {
-  TOOL_INVALID: 400, DLQ_FILTER_INVALID: 400, DLQ_CURSOR_INVALID: 400,
+  TOOL_INVALID: 400, DLQ_FILTER_INVALID: 400, DLQ_CURSOR_INVALID: 400, EVENT_FILTER_INVALID: 400, EVENT_CURSOR_INVALID: 400,
   DLQ_NOT_FOUND: 404,
   DLQ_UNDECODABLE: 409, DLQ_NOT_RETRYABLE: 409, DLQ_BUSY: 409, DLQ_NOT_DISCARDABLE: 409,
 }

@@ -62,4 +62,31 @@ Events('show <tool> <id> picks one tool\'s event; the id alone, shared by two to
   assert.match(none.err, /of tool "tool-c"/)
 })
 
+Events('list mirrors GET /admin/events: filters and pages as JSON, a table otherwise, bad filters exit 2 with the API\'s code', async ({ w }) => {
+  for (const [n, type] of [[1, 'webhook.github.pull_request'], [2, 'webhook.github.push'], [3, 'webhook.github.pull_request_review']] as const) {
+    const event = makeEvent({ id: `list-${n}`, tool_id: 'gh-list', event_type: type })
+    await w.db.db.insertInto('webhook_events').values({
+      id: event.id, tool_id: event.tool_id, tenant_id: event.tenant_id, event_type: event.event_type, repository: event.repository,
+      payload: JSON.stringify(event.payload), stream_id: `1700000000000-${n}`, received_at: new Date(Date.parse('2026-01-01T00:00:00Z') + n * 1000),
+    }).execute()
+  }
+  const first = JSON.parse((await w.run(eventsCommand, ['list'], { json: true, tool: 'gh-list', type: 'webhook.github.pull_request*', limit: '1' })).out)
+  assert.equal([first.events.map((e: { delivery_id: string }) => e.delivery_id), typeof first.next_cursor], [['list-3'], 'string'])
+  const second = JSON.parse((await w.run(eventsCommand, ['list'], { json: true, tool: 'gh-list', type: 'webhook.github.pull_request*', limit: '1', cursor: first.next_cursor })).out)
+  assert.equal([second.events.map((e: { delivery_id: string }) => e.delivery_id), second.next_cursor], [['list-1'], null])
+  const table = await w.run(eventsCommand, ['list'], { status: 'stored', from: '2026-01-01T00:00:02Z' })
+  assert.is(table.code, 0)
+  assert.match(table.out, /^RECEIVED_AT\s+STATUS\s+TOOL\s+DELIVERY_ID/)
+  assert.is(table.out.trim().split('\n').length, 3, 'a header and the two events since 00:00:02')
+  assert.match(table.out, /2026-01-01T00:00:03\.000Z\s+stored\s+gh-list\s+list-3\s+webhook\.github\.pull_request_review/)
+  for (const [flags, code] of [[{ status: 'lost' }, 'EVENT_FILTER_INVALID'], [{ limit: '501' }, 'EVENT_FILTER_INVALID'], [{ cursor: 'bm9wZQ' }, 'EVENT_CURSOR_INVALID']] as const) {
+    const bad = await w.run(eventsCommand, ['list'], flags)
+    assert.equal([bad.code, bad.out], [2, ''], JSON.stringify(flags))
+    assert.match(bad.err, new RegExp(`^hookstream events: ${code}: `))
+  }
+  const misplaced = await w.run(eventsCommand, ['show', 'list-1'], { status: 'stored' })
+  assert.is(misplaced.code, 2)
+  assert.match(misplaced.err, /--status belong to "events list"/)
+})
+
 Events.run()

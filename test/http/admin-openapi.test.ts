@@ -166,6 +166,13 @@ Api('every route answers what the document says, on success and on error', async
   assert.is((await call(ctx, 'GET', `/admin/events/${shared}`, 200)).events.length, 2)
   assert.is((await call(ctx, 'GET', `/admin/events/${stored.id}`, 200)).event.state, 'stored')
   await call(ctx, 'GET', '/admin/events/never-seen', 404)
+  const found = await call(ctx, 'GET', '/admin/events?limit=1', 200)
+  assert.is(found.events.length, 1)
+  const rest = await call(ctx, 'GET', `/admin/events?limit=500&cursor=${encodeURIComponent(found.next_cursor)}`, 200)
+  assert.is(found.events.length + rest.events.length, 4, 'the stored event and the three open dead letters (one was discarded)')
+  assert.equal((await call(ctx, 'GET', `/admin/events?tool=gh&status=stored&delivery_id=${stored.id}`, 200)).events.map((e: { status: string }) => e.status), ['stored'])
+  await call(ctx, 'GET', '/admin/events?status=lost', 400)
+  await call(ctx, 'GET', '/admin/events?cursor=bm90LW91cnM', 400)
 
   // command dead letters
   const letter = (n: number) => ({ worker: 'features', command: 'feature/process', payload: `{"n":${n}}`, error: new PipelineError('permanent', 'BOOM', 'it broke'), streamId: `${n}-0`, attempts: 3 })

@@ -1,8 +1,9 @@
 import { eventHistory, toolsWithEvent } from '../../db/event-history.js'
 import { formatTable, JSON_FLAG, type Command, type CommandSpec } from '../command.js'
 import { CommandFailure, formatFields, print, UsageError, withContext } from './command-helpers.js'
+import { eventsListCommand, EVENTS_LIST_FLAGS, EVENTS_LIST_USAGE } from './events-list.js'
 
-const USAGE = 'usage: hookstream events show [<tool id>] <event id> [--json]'
+const USAGE = `usage: hookstream events show [<tool id>] <event id> [--json]\n       ${EVENTS_LIST_USAGE}`
 
 /**
  * `hookstream events show <tool> <id>`: where one event is and what happened to it (stored, forwarded,
@@ -15,6 +16,12 @@ const USAGE = 'usage: hookstream events show [<tool id>] <event id> [--json]'
  */
 export const eventsCommand: Command = async (args, flags, io) => {
   const [sub, first, second, ...extra] = args
+  if (sub === 'list') return eventsListCommand(args.slice(1), flags, io)
+  const listOnly = Object.keys(EVENTS_LIST_FLAGS).filter((f) => flags[f] !== undefined)
+  if (listOnly.length > 0) {
+    io.stderr(`hookstream events: ${listOnly.map((f) => `--${f}`).join(', ')} belong to "events list", not "events ${sub ?? ''}"\n${USAGE}`)
+    return 2
+  }
   if (sub !== 'show' || !first || extra.length > 0) {
     io.stderr(`hookstream events: ${sub === 'show' ? 'missing event id' : `unknown or malformed subcommand "${args.join(' ')}"`}\n${USAGE}`)
     return 2
@@ -43,8 +50,8 @@ export const eventsCommand: Command = async (args, flags, io) => {
 
 /** `hookstream events` as registered in the CLI. */
 export const eventsSpec: CommandSpec = {
-  summary: 'where one event is and what happened to it (events show <event id>)',
+  summary: 'search events (events list) and show where one is and what happened to it (events show <event id>)',
   usage: USAGE,
-  flags: JSON_FLAG,
+  flags: { ...JSON_FLAG, ...EVENTS_LIST_FLAGS },
   run: eventsCommand,
 }
