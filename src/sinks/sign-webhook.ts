@@ -1,7 +1,7 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto'
 
-// importing a key costs more than the HMAC of a 20 KB body, and every forward to a destination signs with the
-// same secret: keep the imported keys, at most this many (the oldest goes first); they live in memory only
+// importing a key costs about as much as the HMAC of a 20 KB body, and every forward to a destination signs with
+// the same secret: keep the imported keys, at most this many (the oldest goes first); they live in memory only
 const MAX_CACHED_KEYS = 1024
 const cachedKeys = new Map<string, KeyObject>()
 
