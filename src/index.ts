@@ -34,7 +34,8 @@ export { toDLQ, type ToDLQOptions } from './operators/to-dlq.js'
 
 export type { Sink } from './sinks/sink.js'
 export { PostgresSink, type EventRow } from './sinks/postgres.js'
-export { ForwardSink, signWebhook, type ForwardItem, type ForwardSinkOptions } from './sinks/forward.js'
+export { ForwardSink, type ForwardItem, type ForwardSinkOptions } from './sinks/forward.js'
+export { signWebhook } from './sinks/sign-webhook.js'
 export { settle, type SettleOptions } from './operators/settle.js'
 export { checkpoint, CheckpointLedger, type CheckpointOptions } from './operators/checkpoint.js'
 

@@ -1,6 +1,7 @@
 /**
  * Child process of the forward scenarios: a loopback node:http receiver that drains each body and answers
- * 200. Prints `listening <port>` once ready; on SIGTERM prints `received <requests> <connections>` and exits.
+ * 200. Prints `listening <port>` once ready; on SIGTERM prints `received <requests> <connections> <cpuUs>` (its own
+ * CPU time since listening, user + system) and exits.
  */
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -13,9 +14,14 @@ const server = createServer((req, res) => {
 })
 server.keepAliveTimeout = 30_000
 server.on('connection', () => { connections++ })
-server.listen(0, '127.0.0.1', () => console.log(`listening ${(server.address() as AddressInfo).port}`))
+let cpuAtListen = process.cpuUsage()
+server.listen(0, '127.0.0.1', () => {
+  cpuAtListen = process.cpuUsage()
+  console.log(`listening ${(server.address() as AddressInfo).port}`)
+})
 process.once('SIGTERM', () => {
-  console.log(`received ${received} ${connections}`)
+  const cpu = process.cpuUsage(cpuAtListen)
+  console.log(`received ${received} ${connections} ${cpu.user + cpu.system}`)
   server.closeAllConnections()
   server.close(() => process.exit(0))
 })

@@ -5,29 +5,30 @@ import { createMetrics } from '../../src/observability/metrics.js'
 import { defineScenario, type Scenario } from '../define-scenario.js'
 import { runWebhookPipeline } from './run-webhook-pipeline.js'
 
-interface Receiver { readonly url: string; stop(): Promise<{ requests: number; connections: number }> }
+interface Received { requests: number; connections: number; cpuUs: number }
+interface Receiver { readonly url: string; stop(): Promise<Received> }
 
 // the receiver runs in its own process so it never shares the pipeline's event loop
 async function startReceiver(): Promise<Receiver> {
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', new URL('./forward-receiver-child.ts', import.meta.url).pathname],
     { stdio: ['ignore', 'pipe', 'inherit'] })
   const lines = createInterface({ input: child.stdout! })
-  let onReceived: (r: { requests: number; connections: number }) => void = () => {}
+  let onReceived: (r: Received) => void = () => {}
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('forward receiver: no "listening" line within 20 s')), 20_000)
     child.once('exit', (code) => reject(new Error(`forward receiver exited with ${code} before listening`)))
     lines.on('line', (line) => {
       if (line.startsWith('listening ')) { clearTimeout(timer); resolve(Number(line.slice(10))) }
       if (line.startsWith('received ')) {
-        const [requests, connections] = line.slice(9).split(' ').map(Number)
-        onReceived({ requests: requests ?? NaN, connections: connections ?? NaN })
+        const [requests, connections, cpuUs] = line.slice(9).split(' ').map(Number)
+        onReceived({ requests: requests ?? NaN, connections: connections ?? NaN, cpuUs: cpuUs ?? NaN })
       }
     })
   })
   return {
     url: `http://127.0.0.1:${port}/hook`,
     stop: () => new Promise((resolve) => {
-      const timer = setTimeout(() => { child.kill('SIGKILL'); resolve({ requests: NaN, connections: NaN }) }, 5000)
+      const timer = setTimeout(() => { child.kill('SIGKILL'); resolve({ requests: NaN, connections: NaN, cpuUs: NaN }) }, 5000)
       onReceived = (r) => { clearTimeout(timer); resolve(r) }
       child.kill('SIGTERM')
     }),
@@ -59,7 +60,9 @@ function forward(concurrency: number): Scenario {
       ctx.state.receiver = undefined
       const received = await receiver.stop()
       if (received.requests < ctx.events) throw new Error(`${name}: the receiver got ${received.requests} requests of ${ctx.events}`)
-      return { events: settled, extra: { receiverConnections: received.connections } }
+      // the receiver shares the cores with the pipeline, Redis and PostgreSQL: its CPU per request shows it stays cheap
+      const receiverCpuUsPerRequest = Math.round(received.cpuUs / received.requests)
+      return { events: settled, extra: { receiverConnections: received.connections, receiverCpuUsPerRequest } }
     },
     async teardown(ctx) {
       await (ctx.state.receiver as Receiver | undefined)?.stop()

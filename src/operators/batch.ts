@@ -1,7 +1,7 @@
 import { Observable, type OperatorFunction } from 'rxjs'
 
 /** Options of `batch`. */
-export interface BatchOptions {
+export interface BatchOptions<T = unknown> {
   /** Most items in one batch. @defaultValue 500 */
   readonly maxSize?: number
   /**
@@ -10,6 +10,12 @@ export interface BatchOptions {
    * @defaultValue 0
    */
   readonly maxWaitMs?: number
+  /**
+   * Which items make their batch wait `maxWaitMs`; a batch holding none of them closes when its burst ends, as
+   * with maxWaitMs 0. For a step whose round trip only some items need (a trickle of forwarded events shares one
+   * UPDATE, while other events are not held up). @defaultValue every item
+   */
+  readonly waitsFor?: (item: T) => boolean
 }
 
 /**
@@ -19,19 +25,22 @@ export interface BatchOptions {
  * @example
  * envelopes$.pipe(batch({ maxSize: 500 }), mergeMap((envs) => storeAll(envs), 2))
  */
-export function batch<T>(options: BatchOptions = {}): OperatorFunction<T, T[]> {
+export function batch<T>(options: BatchOptions<T> = {}): OperatorFunction<T, T[]> {
   const maxSize = options.maxSize ?? 500
   const maxWaitMs = options.maxWaitMs ?? 0
   if (!Number.isInteger(maxSize) || maxSize < 1) throw new RangeError(`batch: "maxSize" must be an integer of at least 1; got ${maxSize}`)
   if (!Number.isFinite(maxWaitMs) || maxWaitMs < 0) throw new RangeError(`batch: "maxWaitMs" must be a number of at least 0; got ${maxWaitMs}`)
+  const { waitsFor } = options
   return (source) => new Observable<T[]>((subscriber) => {
     let current: T[] = []
     let timer: ReturnType<typeof setTimeout> | ReturnType<typeof setImmediate> | undefined
+    let waiting = false // the timer is maxWaitMs long (else it ends the burst)
     const clear = () => {
       if (timer === undefined) return
-      if (maxWaitMs === 0) clearImmediate(timer as ReturnType<typeof setImmediate>)
-      else clearTimeout(timer as ReturnType<typeof setTimeout>)
+      if (waiting) clearTimeout(timer as ReturnType<typeof setTimeout>)
+      else clearImmediate(timer as ReturnType<typeof setImmediate>)
       timer = undefined
+      waiting = false
     }
     const flush = () => {
       clear()
@@ -44,7 +53,11 @@ export function batch<T>(options: BatchOptions = {}): OperatorFunction<T, T[]> {
       next: (item) => {
         current.push(item)
         if (current.length >= maxSize) return flush()
-        if (timer === undefined) timer = maxWaitMs === 0 ? setImmediate(flush) : setTimeout(flush, maxWaitMs)
+        const waits = maxWaitMs > 0 && (waitsFor === undefined || waitsFor(item))
+        if (timer !== undefined && (waiting || !waits)) return
+        clear()
+        waiting = waits
+        timer = waits ? setTimeout(flush, maxWaitMs) : setImmediate(flush)
       },
       error: (err) => { clear(); subscriber.error(err) },
       complete: () => { flush(); subscriber.complete() },

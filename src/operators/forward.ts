@@ -1,5 +1,5 @@
 import { SpanKind } from '@opentelemetry/api'
-import type { Envelope } from '../core/envelope.js'
+import type { Envelope, StreamMessage } from '../core/envelope.js'
 import type { PipelineError } from '../core/errors.js'
 import type { ToolConfig } from '../core/tool.js'
 import { SpanAttributes, SpanNames } from '../observability/attributes.js'
@@ -17,6 +17,14 @@ export interface ForwardStepOptions {
    * its traceparent to the destination, so the receiver's spans join the event's trace. @defaultValue false
    */
   readonly tracing?: boolean
+}
+
+// the entry's JSON holds exactly the decoded event, unless the source put a re-queued DLQ row's retry count
+// beside it or the producer left `retry_count` out (decoding adds 0): then the event is serialized instead
+function entryJson(message: StreamMessage): string | undefined {
+  const json = message.fields.event
+  if (json === undefined || message.fields.retry_count !== undefined) return undefined
+  return message.event.retry_count !== 0 || json.includes('"retry_count"') ? json : undefined
 }
 
 /**
@@ -41,7 +49,7 @@ export function forwardStep<E extends Envelope & { readonly tool?: ToolConfig; r
     try {
       failure = (await options.sink.write([{
         event: env.message.event, tool,
-        ...(env.transformed !== undefined ? { transformed: env.transformed } : {}),
+        ...(env.transformed !== undefined ? { transformed: env.transformed } : { eventJson: entryJson(env.message) }),
         ...(traceparent ? { traceparent } : {}),
       }])).get(0)
     } catch (err) {

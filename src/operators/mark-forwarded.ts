@@ -12,22 +12,34 @@ export interface MarkForwardedOptions {
   readonly db: Kysely<Database>
   /** Passed to the infrastructure hold (PostgreSQL down). */
   readonly hold?: HoldOptions
+  /**
+   * How long (ms) a batch holding a forwarded envelope waits for more: forwards finish one by one, and without
+   * the wait each would cost its own UPDATE, and the steps after it their own round trips (settle, XACK). Other
+   * envelopes pass at the end of their burst. @defaultValue 25
+   */
+  readonly maxWaitMs?: number
 }
 
+const forwarded = (env: Envelope): boolean => env.outcome === 'forwarded' && !env.failure
+
 /**
- * Sets `forwarded_at` on the rows of envelopes whose outcome is `forwarded`, one UPDATE per batch, before they
- * are settled. PostgreSQL down holds the batch. A crash before this step forwards the event again on
- * redelivery (at-least-once: receivers dedupe on the `webhook-id` header).
+ * Sets `forwarded_at` on the rows of envelopes whose outcome is `forwarded`, one UPDATE per batch (gathered for
+ * up to `maxWaitMs`), before they are settled. PostgreSQL down holds the batch. A crash before this step forwards
+ * the event again on redelivery (at-least-once: receivers dedupe on the `webhook-id` header).
  *
  * @example
  * envelopes$.pipe(retryBackoff({ step: forwardStep({ sink }) }), markForwarded({ db }))
  */
 export function markForwarded<E extends Envelope>(options: MarkForwardedOptions): MonoTypeOperatorFunction<E> {
+  const maxWaitMs = options.maxWaitMs ?? 25
+  if (!Number.isFinite(maxWaitMs) || maxWaitMs < 0) {
+    throw new RangeError(`markForwarded: "maxWaitMs" must be a number of at least 0 (ms); got ${options.maxWaitMs}`)
+  }
   const sink = new PostgresSink({ db: options.db })
   return (source) => source.pipe(
-    batch({ maxSize: 500 }),
+    batch<E>({ maxSize: 500, maxWaitMs, waitsFor: forwarded }),
     concatMap((envs) => {
-      const marked = envs.filter((env) => env.outcome === 'forwarded' && !env.failure)
+      const marked = envs.filter(forwarded)
       return holdWhileDown(async () => {
         try {
           await sink.markForwarded(marked.map((env) => env.message.event))

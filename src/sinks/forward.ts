@@ -1,12 +1,12 @@
-import { createHmac } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
-import { Agent, request } from 'undici'
+import { Agent } from 'undici'
 import type { StreamEvent } from '../core/event.js'
 import { PipelineError } from '../core/errors.js'
 import { maskUrl } from '../core/mask-url.js'
 import type { ToolConfig } from '../core/tool.js'
 import { activeSecrets } from '../core/tool-secrets.js'
 import { createPinnedConnector } from './pinned-connector.js'
+import { signWebhook } from './sign-webhook.js'
 import type { Sink } from './sink.js'
 import { createEgressPolicy, EgressRefusedError, type AllowPrivate, type HostLookup } from './ssrf-guard.js'
 
@@ -21,6 +21,12 @@ export interface ForwardItem {
   readonly tool: Pick<ToolConfig, 'id' | 'secret' | 'forwardUrl' | 'forwardSecret' | 'previousForwardSecret' | 'previousForwardSecretExpiresAt' | 'forwardHeaders'>
   /** The transform's result, sent as `transformed` next to the event's fields. */
   readonly transformed?: unknown
+  /**
+   * The event's JSON text as it was on the stream, sent byte for byte as the body when there is no `transformed`
+   * (the payload goes out as the sender wrote it, and is not serialized again). Give it only when it holds
+   * exactly `event`. @defaultValue JSON.stringify(event)
+   */
+  readonly eventJson?: string
   /** W3C trace context of the event, sent as the `traceparent` header. */
   readonly traceparent?: string
 }
@@ -58,19 +64,6 @@ export interface ForwardSinkOptions {
   readonly keepAliveMs?: number
 }
 
-/**
- * The Standard Webhooks signature of a forwarded request: `v1,` + base64 HMAC-SHA256 of
- * `"<id>.<timestamp>.<body>"`. A secret starting with `whsec_` is base64-decoded after the prefix (as the
- * spec says); any other secret is used as UTF-8 bytes.
- *
- * @example
- * signWebhook('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'evt-1', 1718000000, '{"id":"evt-1"}') // "v1,…"
- */
-export function signWebhook(secret: string, id: string, timestampSeconds: number, body: string): string {
-  const key = secret.startsWith('whsec_') ? Buffer.from(secret.slice(6), 'base64') : Buffer.from(secret, 'utf8')
-  return `v1,${createHmac('sha256', key).update(`${id}.${timestampSeconds}.${body}`).digest('base64')}`
-}
-
 /** Milliseconds from a Retry-After value (delay-seconds or an HTTP-date), or undefined when absent or unreadable. */
 function retryAfterMs(value: string | null, nowMs: number): number | undefined {
   if (!value) return undefined
@@ -104,9 +97,9 @@ interface Slots { active: number; readonly waiting: Array<() => void>; lastRelea
 
 /**
  * Forwards events to each tool's `forward_url` as signed JSON POSTs (Standard Webhooks headers
- * `webhook-id`, `webhook-timestamp`, `webhook-signature`). The body is the StreamEvent's JSON, plus
- * `transformed` when the item has a transform result. Failures come back per item: 408, 425, 429, 5xx,
- * timeouts and connection errors are transient; other 4xx and 3xx are permanent.
+ * `webhook-id`, `webhook-timestamp`, `webhook-signature`). The body is the StreamEvent's JSON (the item's
+ * `eventJson` when given), plus `transformed` when the item has a transform result. Failures come back per
+ * item: 408, 425, 429, 5xx, timeouts and connection errors are transient; other 4xx and 3xx are permanent.
  *
  * @example
  * const sink = new ForwardSink({ timeoutMs: 5000 })
@@ -186,7 +179,9 @@ export class ForwardSink implements Sink<ForwardItem> {
 
   private async post(url: URL, item: ForwardItem): Promise<PipelineError | undefined> {
     const { event, tool } = item
-    const body = JSON.stringify(item.transformed === undefined ? event : { ...event, transformed: item.transformed })
+    // one Buffer for the signatures and the socket: a string would be encoded to UTF-8 once for each of them
+    const body = Buffer.from(item.transformed === undefined ? item.eventJson ?? JSON.stringify(event)
+      : JSON.stringify({ ...event, transformed: item.transformed }))
     const timestamp = Math.floor(Date.now() / 1000)
     const headers: Record<string, string> = {
       ...tool.forwardHeaders, 'content-type': 'application/json', 'user-agent': 'hookstream',
@@ -214,7 +209,9 @@ export class ForwardSink implements Sink<ForwardItem> {
     let retryAfter: string | undefined
     try {
       // undici's request follows no redirect (that needs its redirect interceptor): a 3xx comes back as is
-      const response = await request(url, { dispatcher: this.agent, method: 'POST', headers, body, signal: abort.signal })
+      const response = await this.agent.request({
+        origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers, body, signal: abort.signal,
+      })
       status = response.statusCode
       const value = response.headers['retry-after']
       retryAfter = Array.isArray(value) ? value[0] : value

@@ -88,11 +88,16 @@ function isCluster(redis: Redis | Cluster): redis is Cluster {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref())
 
+// behind a backlog, how long (ms) the reader waits for the room to reach a quarter of the read size
+const REFILL_WAIT_MS = 25
+
 /**
  * Reads a Redis stream through a consumer group and hands out each entry as a `StreamMessage` with its ack
  * handle. Backpressure follows the batch size: at most `maxInFlight` messages are unsettled at any time, and the
- * next XREADGROUP asks for exactly the room that settling freed. Settled ids are acked in batches (one XACK
- * for many). On start the consumer first re-reads its own pending entries (id `0`), then new ones (`>`);
+ * next XREADGROUP asks for exactly the room that settling freed; while the stream has a backlog (the last read
+ * got all it asked for), it waits up to 25 ms for a quarter of the read size to be free, so messages settled one
+ * by one (forwards finishing) still share reads and batches. Settled ids are acked in batches (one XACK for many).
+ * On start the consumer first re-reads its own pending entries (id `0`), then new ones (`>`);
  * entries idle longer than `claimIdleMs` in any consumer are claimed (XAUTOCLAIM), while this consumer keeps
  * the claim of its own slow in-flight messages fresh so nobody else takes them. Connection loss and a lost
  * group (`NOGROUP`) are recovered from; the observable ends only when unsubscribed or when `signal` aborts.
@@ -263,18 +268,34 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
 
     // a read never asks for more than batchSize, nor for more than settling has freed
     const freeRoom = () => Math.min(batchSize, maxInFlight - inFlight.size)
+    const refillRoom = Math.ceil(Math.min(batchSize, maxInFlight) / 4)
+    let behind = false // the last read got all it asked for: more entries are waiting
     const waitForRoom = async () => {
       while (!stopping && freeRoom() <= 0) {
         await new Promise<void>((resolve) => { wakeReader = resolve })
         wakeReader = undefined
+      }
+      // with a backlog, reading each settled slot's worth at once costs one read, one dedupe and one INSERT per
+      // message or two; an idle stream (caught up) is read at once, so its latency is not affected
+      if (behind && !stopping && freeRoom() < refillRoom) {
+        let timer: NodeJS.Timeout | undefined
+        const deadline = new Promise<void>((resolve) => { timer = setTimeout(resolve, REFILL_WAIT_MS) })
+          .then(() => { timer = undefined })
+        while (!stopping && freeRoom() < refillRoom && timer !== undefined) {
+          await Promise.race([deadline, new Promise<void>((resolve) => { wakeReader = resolve })])
+          wakeReader = undefined
+        }
+        clearTimeout(timer)
       }
       // let settles of the same turn accumulate, so the next read asks for more than one entry
       await new Promise((resolve) => setImmediate(resolve))
     }
 
     const readPending = async (cursor: string): Promise<string | undefined> => {
-      const entries = entriesOfReadReply(await reader.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', freeRoom(),
+      const count = freeRoom()
+      const entries = entriesOfReadReply(await reader.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count,
         'STREAMS', stream, cursor))
+      behind = entries.length >= count
       if (entries.length === 0) return undefined
       emit(entries, await deliveryCounts(entries.map(([id]) => id)))
       return entries[entries.length - 1]?.[0]
@@ -292,8 +313,11 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
     const readNew = async () => {
       await unblocker.prepare()
       if (stopping) return
-      emit(entriesOfReadReply(await reader.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', freeRoom(),
-        'BLOCK', blockMs, 'STREAMS', stream, '>')))
+      const count = freeRoom()
+      const entries = entriesOfReadReply(await reader.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count,
+        'BLOCK', blockMs, 'STREAMS', stream, '>'))
+      behind = entries.length >= count
+      emit(entries)
     }
 
     let requestStop = () => {}

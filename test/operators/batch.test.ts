@@ -36,6 +36,24 @@ Batch('maxWaitMs holds a batch open for later items', async () => {
   assert.equal(out, [[1, 2]])
 })
 
+Batch('with waitsFor, only a batch holding such an item waits maxWaitMs; others close when their burst ends', async () => {
+  const s = new Subject<number>()
+  const out: number[][] = []
+  // odd numbers wait (as forwarded events do in markForwarded), even ones do not
+  const sub = s.pipe(batch({ maxWaitMs: 60, waitsFor: (n) => n % 2 === 1 })).subscribe((b) => out.push(b))
+  s.next(2); s.next(4)
+  await new Promise((r) => setImmediate(r))
+  assert.equal(out, [[2, 4]], 'a burst without a waiting item closed at its end')
+  s.next(6)
+  s.next(1) // joins the open burst and makes it wait
+  await new Promise((r) => setTimeout(r, 20))
+  s.next(3)
+  s.next(8)
+  await new Promise((r) => setTimeout(r, 80))
+  assert.equal(out, [[2, 4], [6, 1, 3, 8]], 'items that came within maxWaitMs of the first waiting one share its batch')
+  sub.unsubscribe()
+})
+
 Batch('unsubscribing clears the pending timer, so nothing is emitted later', async () => {
   for (const maxWaitMs of [30, 0]) {
     const timers = spyOnTimers()

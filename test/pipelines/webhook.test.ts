@@ -59,6 +59,34 @@ Pipeline('forward mode: stored, POSTed once with a signature the receiver verifi
   }
 })
 
+Pipeline('forward mode sends the stream entry\'s JSON byte for byte, so the payload keeps the sender\'s numbers and escapes', async ({ w }) => {
+  const receiver = await startReceiver()
+  try {
+    w.addTool({ id: 'fwd', provider: 'github', secret: 'fwd-secret', processing_mode: 'store_and_forward', forward_url: receiver.url })
+    // JSON.parse + JSON.stringify would send 1.5, 12345678901234567000 and "é" instead
+    const raw = (id: string, extra = '') => `{"id":"${id}","event_type":"webhook.github.push","repository":"acme/api","tenant_id":"acme",` +
+      `"tool_id":"fwd","payload":{"amount":1.50,"big":12345678901234567890,"name":"caf\\u00e9"},"timestamp":"${new Date().toISOString()}"${extra}}`
+    const exact = raw('raw-1', ',"retry_count":0')
+    const requeued = raw('raw-2', ',"retry_count":0') // a DLQ row kept raw: its retry count travels beside it
+    const noRetryCount = raw('raw-3') // a producer that leaves retry_count out: decoding makes it 0
+    await w.redis.call('XADD', w.keys.stream, '*', 'event', exact)
+    await w.redis.call('XADD', w.keys.stream, '*', 'event', requeued, 'retry_count', '2')
+    await w.redis.call('XADD', w.keys.stream, '*', 'event', noRetryCount)
+    w.start()
+    await eventually('3 settled', () => w.settled.length === 3)
+    assert.equal(w.settled.map((e) => e.outcome), ['forwarded', 'forwarded', 'forwarded'])
+    const bodies = new Map(receiver.requests.map((r) => [JSON.parse(r.body).id as string, r]))
+    assert.is(bodies.size, 3)
+    assert.is(bodies.get('raw-1')!.body, exact, 'the entry went out as it was written')
+    assert.ok(verifySignature('fwd-secret', bodies.get('raw-1')!.headers, bodies.get('raw-1')!.body), 'signed over the bytes sent')
+    assert.is(JSON.parse(bodies.get('raw-2')!.body).retry_count, 2, 'the re-queue\'s retry count, not the one inside the JSON')
+    assert.is(JSON.parse(bodies.get('raw-3')!.body).retry_count, 0, 'the decoded event, with its retry count')
+    for (const r of receiver.requests) assert.ok(verifySignature('fwd-secret', r.headers, r.body), 'signature verifies')
+  } finally {
+    await receiver.close()
+  }
+})
+
 Pipeline('transform mode: stores the JSONata result next to the original payload', async ({ w }) => {
   w.addTool({ id: 'tx', provider: 'github', processing_mode: 'transform_and_store',
     transform: { ref: 'ref', commits: '$count(commits)', author: 'commits[0].author.name' } })

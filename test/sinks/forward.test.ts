@@ -5,7 +5,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { isPipelineError } from '../../src/core/errors.js'
 import type { StreamEvent } from '../../src/core/event.js'
-import { ForwardSink, signWebhook, type ForwardItem } from '../../src/sinks/forward.js'
+import { ForwardSink, type ForwardItem } from '../../src/sinks/forward.js'
+import { signWebhook } from '../../src/sinks/sign-webhook.js'
 import { freePort } from '../helpers/servers.js'
 
 interface Received { readonly headers: IncomingMessage['headers']; readonly body: string; readonly url: string }
@@ -84,6 +85,34 @@ Forward('a 2xx delivery carries the event JSON and a signature the receiver veri
   assert.is(signWebhook(secret, 'evt-1', Number(first!.headers['webhook-timestamp']), first!.body), first!.headers['webhook-signature'])
   await sink.close()
   await rx.close()
+})
+
+Forward('an item\'s eventJson is the body byte for byte, signed as sent; with a transform result the event is serialized', async () => {
+  const rx = await receiver((_r, res) => res.writeHead(200).end())
+  const sink = new ForwardSink()
+  const eventJson = JSON.stringify(event('evt-raw')).replace('"refs/heads/main"', '"refs/heads/caf\\u00e9"')
+  const failures = await sink.write([
+    { ...item('evt-raw', rx.url), eventJson },
+    { ...item('evt-tx', rx.url), eventJson: '{"ignored":true}', transformed: { n: 1 } },
+  ])
+  assert.is(failures.size, 0)
+  const bodies = new Map(rx.received.map((r) => [String(r.headers['webhook-id']), r]))
+  assert.is(bodies.get('evt-raw')!.body, eventJson)
+  assert.ok(verify('plain-secret', bodies.get('evt-raw')!))
+  assert.equal(JSON.parse(bodies.get('evt-tx')!.body), { ...event('evt-tx'), transformed: { n: 1 } })
+  assert.ok(verify('plain-secret', bodies.get('evt-tx')!))
+  await sink.close()
+  await rx.close()
+})
+
+Forward('signWebhook signs a body\'s text and its bytes alike, and again alike with the same secret', () => {
+  const secret = `whsec_${Buffer.from('another-key-of-32-bytes-for-test').toString('base64')}`
+  const body = '{"id":"evt-1","name":"café"}'
+  const expected = `v1,${createHmac('sha256', Buffer.from('another-key-of-32-bytes-for-test')).update(`evt-1.1718000000.${body}`).digest('base64')}`
+  assert.is(signWebhook(secret, 'evt-1', 1718000000, body), expected)
+  assert.is(signWebhook(secret, 'evt-1', 1718000000, Buffer.from(body)), expected)
+  assert.is(signWebhook(secret, 'evt-1', 1718000000, body), expected, 'the cached key signs the same')
+  assert.is.not(signWebhook('plain-secret', 'evt-1', 1718000000, body), expected)
 })
 
 Forward('a 503 is transient, a 429 carries Retry-After, a 400 is permanent and a 3xx is not followed', async () => {
