@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Envelope } from '../core/envelope.js'
 import { isPipelineError } from '../core/errors.js'
 import type { Database } from '../db/database.js'
-import { PostgresSink } from '../sinks/postgres.js'
+import { EventStore as PostgresSink } from '../db/event-store.js'
 import { batch } from './batch.js'
 import { holdWhileDown, type HoldOptions } from './hold.js'
 
