@@ -21,8 +21,8 @@ import { StreamClient } from '../sources/stream-client.js'
 import { readRedisDurability, type RedisDurability } from '../sources/redis-durability.js'
 import { ConfigError } from '../core/errors.js'
 import { startStreamTrimmer } from '../sources/stream-trimmer.js'
-import type { CliContext } from './context.js'
-import { databaseCheck, redisCheck } from './dependency-checks.js'
+import type { CliContext } from '../cli/context.js'
+import { databaseCheck, redisCheck } from '../cli/dependency-checks.js'
 
 /** Which parts one process runs; `all` runs every part. */
 export const ROLES = ['all', 'ingest', 'worker', 'dlq'] as const
