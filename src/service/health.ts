@@ -11,6 +11,7 @@ import { databaseCheck, redisCheck } from './dependency-checks.js'
 
 /** What the worker's hooks feed and health reads; `shutdown` sets `shuttingDown`. */
 export interface ServiceState {
+  /** Set by `shutdown`; health then says not ready. */
   shuttingDown: boolean
   /** Events settled since the start. */
   processed: number

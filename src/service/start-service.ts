@@ -17,6 +17,7 @@ import { startWorker } from './worker.js'
 
 /** Which parts one process runs; `all` runs every part. */
 export const ROLES = ['all', 'ingest', 'worker', 'dlq'] as const
+/** One of `ROLES`: what `hookstream run --role` takes (besides `commands`, which runs a command app). */
 export type Role = (typeof ROLES)[number]
 
 /**
