@@ -33,7 +33,7 @@ export { resolveDLQ, type ResolveDLQOptions } from './operators/resolve-dlq.js'
 export { toDLQ, type ToDLQOptions } from './operators/to-dlq.js'
 
 export type { Sink } from './sinks/sink.js'
-export { PostgresSink, type EventRow } from './sinks/postgres.js'
+export { EventStore, type EventRow, type EventStoreOptions, type EventStoreWriteResult } from './db/event-store.js'
 export { ForwardSink, type ForwardItem, type ForwardSinkOptions } from './sinks/forward.js'
 export { signWebhook } from './sinks/sign-webhook.js'
 export { settle, type SettleOptions } from './operators/settle.js'

@@ -9,7 +9,7 @@ import { createMetrics } from '../observability/metrics.js'
 import { createApp, type CommandApp } from '../commands/command-app.js'
 import type { WorkerDefinition } from '../commands/command-worker.js'
 import type { CliContext } from './context.js'
-import { databaseCheck, redisCheck } from './dependency-checks.js'
+import { databaseCheck, redisCheck } from '../service/dependency-checks.js'
 
 /** What a `--app` module's default export is: the workers, or a function that returns them. */
 export type CommandAppModule = readonly WorkerDefinition<unknown>[] |

@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Envelope } from '../core/envelope.js'
 import { isPipelineError } from '../core/errors.js'
 import type { Database } from '../db/database.js'
-import { PostgresSink } from '../sinks/postgres.js'
+import { EventStore } from '../db/event-store.js'
 import { batch } from './batch.js'
 import { holdWhileDown, type HoldOptions } from './hold.js'
 
@@ -35,14 +35,14 @@ export function markForwarded<E extends Envelope>(options: MarkForwardedOptions)
   if (!Number.isFinite(maxWaitMs) || maxWaitMs < 0) {
     throw new RangeError(`markForwarded: "maxWaitMs" must be a number of at least 0 (ms); got ${options.maxWaitMs}`)
   }
-  const sink = new PostgresSink({ db: options.db })
+  const store = new EventStore({ db: options.db })
   return (source) => source.pipe(
     batch<E>({ maxSize: 500, maxWaitMs, waitsFor: forwarded }),
     concatMap((envs) => {
       const marked = envs.filter(forwarded)
       return holdWhileDown(async () => {
         try {
-          await sink.markForwarded(marked.map((env) => env.message.event))
+          await store.markForwarded(marked.map((env) => env.message.event))
           return envs
         } catch (err) {
           // infrastructure holds (rethrown); a refused UPDATE fails these envelopes instead of ending the stream

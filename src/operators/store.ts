@@ -9,7 +9,7 @@ import type { Database } from '../db/database.js'
 import { identityOf } from '../db/event-identity.js'
 import { SpanAttributes, SpanNames } from '../observability/attributes.js'
 import { endEventSpan, startEventSpan } from '../observability/event-spans.js'
-import { PostgresSink, type EventRow } from '../sinks/postgres.js'
+import { EventStore, type EventRow } from '../db/event-store.js'
 import { batch } from './batch.js'
 import { holdWhileDown, type HoldOptions } from './hold.js'
 
@@ -56,7 +56,7 @@ const doneOutcome: Record<ToolConfig['processingMode'], Outcome | undefined> = {
 export function store<E extends Envelope & { readonly tool?: ToolConfig; readonly transformed?: unknown }>(
   options: StoreOptions,
 ): OperatorFunction<E, E & Stored> {
-  const sink = new PostgresSink({ db: options.db })
+  const events = new EventStore({ db: options.db })
   const concurrency = options.concurrency ?? 2
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new RangeError(`store: "concurrency" must be an integer of at least 1; got ${concurrency}`)
@@ -91,12 +91,12 @@ export function store<E extends Envelope & { readonly tool?: ToolConfig; readonl
   }
 
   const decide = async (open: E[], rows: EventRow[]): Promise<Map<E, E & Stored>> => {
-    const { failures, inserted } = await sink.writeReturning(rows)
+    const { failures, inserted } = await events.writeReturning(rows)
     // rows that were there already: in forward mode, forward unless that happened too
     const existingForward = open.filter((env, i) => !inserted.has(i) && !failures.has(i) &&
       env.tool?.processingMode === 'store_and_forward').map((env) => env.message.event)
     // a refused SELECT (not an unreachable server, which holds) forwards again: at-least-once, never lost
-    const forwarded = await sink.forwardedAmong(existingForward).catch((err: unknown) => {
+    const forwarded = await events.forwardedAmong(existingForward).catch((err: unknown) => {
       if (isPipelineError(err) && err.kind === 'permanent') return new Set<string>()
       throw err
     })

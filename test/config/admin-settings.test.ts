@@ -62,8 +62,8 @@ Admin('the README states the admin defaults the code uses: 127.0.0.1:8081, 5 fai
   assert.equal(loadConfig({ env: {} }).admin, { addr: { host: '127.0.0.1', port: 8081 }, loginMaxFailures: 5, loginWindowMs: 60_000 })
   const throttle = readFileSync(new URL('../../src/http/login-throttle.ts', import.meta.url), 'utf8')
   assert.match(throttle, "positiveInteger('maxAddresses', options.maxAddresses, 10_000)")
-  const service = readFileSync(new URL('../../src/cli/service.ts', import.meta.url), 'utf8')
-  assert.match(service, 'const ADMIN_LISTENER_LIMITS = { maxConnections: 64, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 }')
+  const adminListener = readFileSync(new URL('../../src/service/admin.ts', import.meta.url), 'utf8')
+  assert.match(adminListener, 'const ADMIN_LISTENER_LIMITS = { maxConnections: 64, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 }')
 })
 
 Admin.run()

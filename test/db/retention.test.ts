@@ -4,7 +4,7 @@ import { sql } from 'kysely'
 import { createDb, type Db } from '../../src/db/database.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
 import { pruneAudit, pruneEvents, startRetention, type RetentionTable } from '../../src/db/retention.js'
-import { PostgresSink } from '../../src/sinks/postgres.js'
+import { EventStore } from '../../src/db/event-store.js'
 import { sharedPostgres } from '../helpers/servers.js'
 import { release } from '../helpers/release.js'
 
@@ -105,7 +105,7 @@ Retention('while a prune runs, new events are stored without waiting on a lock a
       waitedOnLock += Number(waiting.rows[0]?.n)
     }
   })()
-  const sink = new PostgresSink({ db: handle.db })
+  const sink = new EventStore({ db: handle.db })
   const stored = (async () => {
     let n = 0
     while (pruning) {

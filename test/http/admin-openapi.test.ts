@@ -13,7 +13,7 @@ import { ToolRegistry } from '../../src/db/tool-registry.js'
 import { ToolStore } from '../../src/db/tool-store.js'
 import { adminRoutes } from '../../src/http/admin.js'
 import { createRouter, startHttpServer, type Route, type RunningHttpServer } from '../../src/http/server.js'
-import { PostgresSink } from '../../src/sinks/postgres.js'
+import { EventStore } from '../../src/db/event-store.js'
 import { streamKeys } from '../../src/sources/keys.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
 import { seedDlq } from '../db/dlq-seed.js'
@@ -141,7 +141,7 @@ Api('every route answers what the document says, on success and on error', async
     { event: { tool_id: 'gh', id: shared } }, { event: { tool_id: 'gl', id: shared } }, { event: { tool_id: 'gh' } }, { event: { tool_id: 'gh' }, undecodable: true },
   ])
   const stored = makeEvent({ tool_id: 'gh' })
-  await new PostgresSink({ db: ctx.handle.db }).write([{
+  await new EventStore({ db: ctx.handle.db }).write([{
     id: stored.id, tool_id: 'gh', tenant_id: stored.tenant_id, event_type: stored.event_type, repository: stored.repository,
     payload: stored.payload, stream_id: '1-0', received_at: stored.timestamp,
   }])

@@ -1,7 +1,7 @@
 import type { Command, CommandSpec } from '../command.js'
 import { startCommandService } from '../command-service.js'
 import { openContext } from '../context.js'
-import { ROLES, startService, type Role } from '../service.js'
+import { ROLES, startService, type Role } from '../../service/start-service.js'
 
 /**
  * `hookstream run [--role all|ingest|worker|dlq|commands] [--app module] [--config file] [flags]`: starts the service and runs until

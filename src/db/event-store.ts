@@ -1,11 +1,10 @@
 import { sql, type Kysely } from 'kysely'
 import { PipelineError } from '../core/errors.js'
-import type { Database } from '../db/database.js'
-import { classifyDatabaseError, isRowError, sqlState } from '../db/database-error.js'
-import { identityIn, identityOf, type EventIdentity } from '../db/event-identity.js'
-import type { Sink } from './sink.js'
+import type { Database } from './database.js'
+import { classifyDatabaseError, isRowError, sqlState } from './database-error.js'
+import { identityIn, identityOf, type EventIdentity } from './event-identity.js'
 
-/** One `webhook_events` row as the sink writes it (every column but `processed_at`, which the database sets). */
+/** One `webhook_events` row as the event store writes it (every column but `processed_at`, which the database sets). */
 export interface EventRow {
   /** The event (delivery) id; with `tool_id` the primary key, so a redelivered event is not stored twice. */
   readonly id: string
@@ -32,7 +31,7 @@ export interface EventRow {
 }
 
 /** What `writeReturning` found: the failures, and which of the other rows were new. */
-export interface PostgresWriteResult {
+export interface EventStoreWriteResult {
   /** Rows that could not be stored, by index; always permanent (`STORE_REJECTED`). */
   readonly failures: ReadonlyMap<number, PipelineError>
   /** Indexes of rows this call inserted. Every other index without a failure was stored already (a duplicate). */
@@ -40,13 +39,13 @@ export interface PostgresWriteResult {
 }
 
 /**
- * What PostgresSink writes to.
+ * What the EventStore writes to.
  *
  * @example
- * new PostgresSink({ db: (await createDb({ url })).db })
+ * new EventStore({ db: (await createDb({ url })).db })
  */
-export interface PostgresSinkOptions {
-  /** A Kysely instance from createDb, migrated (see migrateToLatest); the sink does not close it. */
+export interface EventStoreOptions {
+  /** A Kysely instance from createDb, migrated (see migrateToLatest); the store does not close it. */
   readonly db: Kysely<Database>
 }
 
@@ -74,23 +73,27 @@ function rejected(row: EventRow, reason: string, cause: unknown): PipelineError 
 }
 
 /**
+ * The event store: every insert into and update of `webhook_events` (retention only deletes): the stored events,
+ * their forward state (`markForwarded`) and the forward-mode duplicate check (`forwardedAmong`). It has the `Sink`
+ * shape (`write`, `close`).
+ *
  * Stores events in `webhook_events` with one multi-row `INSERT … ON CONFLICT (tool_id, id) DO NOTHING` per chunk
  * (chunks stay under PostgreSQL's 65,535 bind parameters). A row PostgreSQL rejects (e.g. a `\u0000` in a
  * jsonb payload) fails alone with `STORE_REJECTED`; an unreachable database rejects the whole call with
  * `DATABASE_UNAVAILABLE` so the pipeline holds the events instead of dead-lettering them.
  *
  * @example
- * const sink = new PostgresSink({ db })
- * const { failures, inserted } = await sink.writeReturning(rows)
+ * const store = new EventStore({ db })
+ * const { failures, inserted } = await store.writeReturning(rows)
  * const duplicates = rows.length - failures.size - inserted.size
  */
-export class PostgresSink implements Sink<EventRow> {
+export class EventStore {
   private readonly db: Kysely<Database>
   private closed = false
   private closing: Promise<void> | undefined
 
-  constructor(options: PostgresSinkOptions) {
-    if (!options?.db) throw new TypeError('PostgresSink: "db" must be a Kysely instance (see createDb)')
+  constructor(options: EventStoreOptions) {
+    if (!options?.db) throw new TypeError('EventStore: "db" must be a Kysely instance (see createDb)')
     this.db = options.db
   }
 
@@ -103,8 +106,8 @@ export class PostgresSink implements Sink<EventRow> {
    * Stores the rows and tells which were inserted now; rows neither inserted nor failed were stored before.
    * A batch holding one (tool, id) twice inserts the first and counts the second as a duplicate.
    */
-  async writeReturning(items: readonly EventRow[]): Promise<PostgresWriteResult> {
-    if (this.closed) throw new Error('PostgresSink: write after close(); create a new sink')
+  async writeReturning(items: readonly EventRow[]): Promise<EventStoreWriteResult> {
+    if (this.closed) throw new Error('EventStore: write after close(); create a new store')
     const failures = new Map<number, PipelineError>()
     const inserted = new Set<number>()
     const pending: Pending[] = []
@@ -155,10 +158,10 @@ export class PostgresSink implements Sink<EventRow> {
    * number of rows updated. Rejects with a PipelineError from the database-error classifier.
    *
    * @example
-   * await sink.markForwarded([{ tool_id: 'gh-main', id: 'evt-1' }], new Date())
+   * await store.markForwarded([{ tool_id: 'gh-main', id: 'evt-1' }], new Date())
    */
   async markForwarded(events: readonly EventIdentity[], at: Date = new Date()): Promise<number> {
-    if (this.closed) throw new Error('PostgresSink: markForwarded after close(); create a new sink')
+    if (this.closed) throw new Error('EventStore: markForwarded after close(); create a new store')
     if (events.length === 0) return 0
     try {
       const result = await this.db.updateTable('webhook_events').set({ forwarded_at: at })
@@ -174,7 +177,7 @@ export class PostgresSink implements Sink<EventRow> {
    * PipelineError from the database-error classifier.
    *
    * @example
-   * const done = await sink.forwardedAmong([{ tool_id: 'gh-main', id: 'evt-1' }])
+   * const done = await store.forwardedAmong([{ tool_id: 'gh-main', id: 'evt-1' }])
    */
   async forwardedAmong(events: readonly EventIdentity[]): Promise<Set<string>> {
     if (events.length === 0) return new Set()

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto'
 import { createDb, type Db } from '../../src/db/database.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
 import { isPipelineError } from '../../src/core/errors.js'
-import { PostgresSink, type EventRow } from '../../src/sinks/postgres.js'
+import { EventStore, type EventRow } from '../../src/db/event-store.js'
 import { sharedPostgres, startPostgres, type TestPostgres } from '../helpers/servers.js'
 
 function row(id: string, payload: unknown = { n: id }, extra: Partial<EventRow> = {}): EventRow {
@@ -21,7 +21,7 @@ async function count(handle: Db, prefix: string): Promise<number> {
 }
 
 for (const kind of ['postgres', 'pglite'] as const) {
-  const Sink = suite<{ handle?: Db }>(`PostgresSink on ${kind}`, {})
+  const Sink = suite<{ handle?: Db }>(`EventStore on ${kind}`, {})
   Sink.before(async (ctx) => {
     ctx.handle = kind === 'postgres'
       ? await createDb({ url: await (await sharedPostgres()).createDatabase() })
@@ -32,7 +32,7 @@ for (const kind of ['postgres', 'pglite'] as const) {
 
   Sink('stores new rows once and reports stored ones as not inserted', async ({ handle }) => {
     const p = `a-${randomUUID()}-`
-    const sink = new PostgresSink({ db: handle!.db })
+    const sink = new EventStore({ db: handle!.db })
     const first = await sink.writeReturning([row(`${p}1`, [1, 2]), row(`${p}2`, 'text', { transformed: { k: 1 } }), row(`${p}3`, null)])
     assert.is(first.failures.size, 0)
     assert.equal([...first.inserted], [0, 1, 2])
@@ -51,7 +51,7 @@ for (const kind of ['postgres', 'pglite'] as const) {
 
   Sink('a poison row fails alone with STORE_REJECTED and its neighbours are stored', async ({ handle }) => {
     const p = `b-${randomUUID()}-`
-    const sink = new PostgresSink({ db: handle!.db })
+    const sink = new EventStore({ db: handle!.db })
     const rows = [0, 1, 2, 3, 4].map((i) => row(`${p}${i}`, i === 2 ? { secret: 'tok-123\u0000' } : { i }))
     const { failures, inserted } = await sink.writeReturning(rows)
     assert.equal([...failures.keys()], [2])
@@ -73,7 +73,7 @@ for (const kind of ['postgres', 'pglite'] as const) {
 
   Sink('with eventJson the payload comes from the raw entry text, and a poison one still fails alone', async ({ handle }) => {
     const p = `e-${randomUUID()}-`
-    const sink = new PostgresSink({ db: handle!.db })
+    const sink = new EventStore({ db: handle!.db })
     const raw = (id: string, payload: unknown) => JSON.stringify({ id, tool_id: 't', payload, note: 'other fields are ignored' })
     const rows = [
       row(`${p}1`, 'not used', { eventJson: raw(`${p}1`, { from: 'raw', list: [1, 2] }) }),
@@ -90,7 +90,7 @@ for (const kind of ['postgres', 'pglite'] as const) {
 
   Sink('markForwarded sets forwarded_at on exactly the given rows', async ({ handle }) => {
     const p = `c-${randomUUID()}-`
-    const sink = new PostgresSink({ db: handle!.db })
+    const sink = new EventStore({ db: handle!.db })
     await sink.write([row(`${p}1`), row(`${p}2`), row(`${p}3`)])
     const at = new Date('2026-02-03T04:05:06Z')
     assert.is(await sink.markForwarded([`${p}1`, `${p}3`, `${p}missing`].map((id) => ({ tool_id: row(id).tool_id, id })), at), 2)
@@ -103,7 +103,7 @@ for (const kind of ['postgres', 'pglite'] as const) {
   Sink.run()
 }
 
-const Limits = suite<{ handle?: Db; server?: TestPostgres }>('PostgresSink on a real server', {})
+const Limits = suite<{ handle?: Db; server?: TestPostgres }>('EventStore on a real server', {})
 Limits.before(async (ctx) => {
   ctx.server = await startPostgres()
   ctx.handle = await createDb({ url: await ctx.server.createDatabase(), connectTimeoutMs: 2000 })
@@ -116,7 +116,7 @@ Limits.after(async (ctx) => {
 
 Limits('a batch above the 65,535 bind-parameter limit is split and fully stored', async ({ handle }) => {
   const p = `d-${randomUUID()}-`
-  const sink = new PostgresSink({ db: handle!.db })
+  const sink = new EventStore({ db: handle!.db })
   const rows = Array.from({ length: 7000 }, (_, i) => row(`${p}${i}`, { i }))
   const { failures, inserted } = await sink.writeReturning(rows)
   assert.is(failures.size, 0)
@@ -129,7 +129,7 @@ Limits('a batch above the 65,535 bind-parameter limit is split and fully stored'
 
 Limits('a stopped server rejects with DATABASE_UNAVAILABLE and the same sink works once it is back', async ({ handle, server }) => {
   const p = `e-${randomUUID()}-`
-  const sink = new PostgresSink({ db: handle!.db })
+  const sink = new EventStore({ db: handle!.db })
   await sink.write([row(`${p}1`)])
   await server!.stop()
   try {
@@ -155,7 +155,7 @@ Limits('a stopped server rejects with DATABASE_UNAVAILABLE and the same sink wor
 Limits('a database without the tables rejects with STORE_FAILED instead of dead-lettering every row', async ({ server }) => {
   const empty = await createDb({ url: await server!.createDatabase() })
   try {
-    await new PostgresSink({ db: empty.db }).write([row('x-1'), row('x-2')])
+    await new EventStore({ db: empty.db }).write([row('x-1'), row('x-2')])
     assert.unreachable('wrote to a database without webhook_events')
   } catch (err) {
     assert.ok(isPipelineError(err), String(err))

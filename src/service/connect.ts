@@ -1,0 +1,62 @@
+import type { Cluster, Redis } from 'ioredis'
+import type { Config } from '../config/load-config.js'
+import { ConfigError } from '../core/errors.js'
+import type { Logger } from '../observability/logger.js'
+import type { StreamKeys } from '../sources/keys.js'
+import { PartitionedStreamClient, StreamPartitions } from '../sources/partitions.js'
+import { readRedisDurability, type RedisDurability } from '../sources/redis-durability.js'
+import { StreamClient } from '../sources/stream-client.js'
+
+/** What a Redis that keeps no append-only file can lose, by its persistence mode (logged, and shown by health). */
+export const DURABILITY_LOSS: Record<Exclude<RedisDurability['mode'], 'aof'>, string> = {
+  none: 'Redis keeps nothing on disk (appendonly no, no save): a Redis restart loses every accepted event still queued, every parked retry and every idempotency marker',
+  rdb: 'Redis keeps only snapshots (save, appendonly no): a Redis restart loses everything accepted since the last snapshot',
+  unknown: 'Redis refused CONFIG GET, so its persistence is unknown: make sure it keeps an append-only file (appendonly yes)',
+}
+
+/**
+ * The first step of the service: reads what Redis keeps on disk, since "no 202 is lost" needs Redis to keep an
+ * accepted event across its own restart. Anything but an append-only file is a warning, or a `ConfigError`
+ * when `required` (REDIS_REQUIRE_DURABLE).
+ *
+ * @example
+ * const durability = await checkRedisDurability(redis, config.redisRequireDurable, logger)
+ */
+export async function checkRedisDurability(redis: Redis | Cluster, required: boolean, logger: Logger): Promise<RedisDurability> {
+  const durability = await readRedisDurability(redis)
+  if (durability.mode === 'aof') return durability
+  if (required) {
+    throw new ConfigError('REDIS_REQUIRE_DURABLE', `is true, but ${DURABILITY_LOSS[durability.mode]}; ` +
+      'turn on appendonly (CONFIG SET appendonly yes, and in redis.conf) or unset REDIS_REQUIRE_DURABLE')
+  }
+  logger.warn({ durability: durability.mode }, `${DURABILITY_LOSS[durability.mode]}; set appendonly yes (or REDIS_REQUIRE_DURABLE=true to refuse to start)`)
+  return durability
+}
+
+/** The main stream as this process sees it (what `openQueue` returns). */
+export interface Queue {
+  /** Every partition of the main stream (STREAM_PARTITIONS; one when it is 1). */
+  readonly partitions: StreamPartitions
+  /** One client for all partitions: ingest routes each event to its partition, everything else sees them as one. */
+  readonly stream: StreamClient
+  /** The key sets of the partitions this process's worker reads (WORKER_PARTITIONS; all of them by default). */
+  readonly readKeys: readonly StreamKeys[]
+}
+
+/**
+ * Opens the main stream: its partitions, one client over them, the partitions this worker reads, and the
+ * consumer group (created on every partition when missing).
+ *
+ * @example
+ * const queue = await openQueue(redis, config)
+ * await queue.stream.info()
+ */
+export async function openQueue(redis: Redis | Cluster, config: Config): Promise<Queue> {
+  const keys = config.keys
+  // STREAM_PARTITIONS > 1: ingest routes each event to its partition; everything else sees all partitions as one
+  const partitions = new StreamPartitions({ redis, keys, count: config.scale.partitions, key: config.scale.partitionKey })
+  const stream = partitions.count > 1 ? new PartitionedStreamClient(partitions) : new StreamClient({ redis, stream: keys.stream })
+  const readKeys = (config.scale.workerPartitions ?? partitions.keys.map((_, i) => i)).map((i) => partitions.keys[i] ?? keys)
+  await stream.ensureGroup(keys.group)
+  return { partitions, stream, readKeys }
+}
