@@ -103,6 +103,11 @@ function positive(name: string, value: number, integer = false): number {
   return value
 }
 
+// the one error body of every hookstream HTTP answer
+function errorBody(code: string, message: string): string {
+  return JSON.stringify({ error: { code, message } })
+}
+
 function describe(err: unknown): { error: string; code?: string } {
   const message = maskUrlCredentials(err instanceof Error ? err.message : String(err)).slice(0, 300)
   const code = (err as { code?: unknown } | null)?.code
@@ -292,7 +297,7 @@ export function createHealth(options: HealthOptions): Health {
       const r = await readiness()
       return send(req, res, r.ready ? 200 : 503, JSON.stringify(r))
     }
-    if (!metrics) return send(req, res, 404, JSON.stringify({ error: 'metrics are not enabled on this server' }))
+    if (!metrics) return send(req, res, 404, errorBody('NOT_FOUND', 'metrics are not enabled on this server'))
     return send(req, res, 200, await metrics.metricsText(), metrics.contentType)
   }
 
@@ -306,11 +311,11 @@ export function createHealth(options: HealthOptions): Health {
       if (!PATHS.has(path)) return false
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.setHeader('allow', 'GET, HEAD')
-        send(req, res, 405, JSON.stringify({ error: `${req.method} is not allowed on ${path}; use GET` }))
+        send(req, res, 405, errorBody('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}; use GET`))
         return true
       }
       answer(req, res, path).catch((err: unknown) => {
-        if (!res.headersSent) send(req, res, 500, JSON.stringify({ error: describe(err).error }))
+        if (!res.headersSent) send(req, res, 500, errorBody('INTERNAL_ERROR', `the health check failed unexpectedly: ${describe(err).error}`))
         else res.destroy()
       })
       return true
@@ -372,7 +377,7 @@ export async function startHealthServer(health: Health, options: HealthServerOpt
   }, (req, res) => {
     if (health.healthHandler(req, res)) return
     res.writeHead(404, { 'content-type': 'application/json' })
-    res.end(JSON.stringify({ error: `no route ${req.url ?? ''}; try /health, /health/live, /health/ready or /metrics` }))
+    res.end(errorBody('NOT_FOUND', `no route ${(req.url ?? '').slice(0, 200)}; try /health, /health/live, /health/ready or /metrics`))
   })
   guardConnections(server, { maxConnections, maxPerClient: options.maxConnectionsPerClient ?? 8 })
   await new Promise<void>((resolve, reject) => {

@@ -102,6 +102,22 @@ Health('with everything up, /health, /health/ready and /health/live answer 200 w
   })
 })
 
+Health('the health port answers errors in the one error shape: unknown path 404, other methods 405, /metrics off 404', async (ctx) => {
+  const { options } = await checks(ctx)
+  await serve(options, async (server) => {
+    const unknown = await get(server, '/nope')
+    assert.equal([unknown.status, unknown.body.error.code], [404, 'NOT_FOUND'])
+    assert.match(unknown.body.error.message, 'try /health, /health/live, /health/ready or /metrics')
+    const metricsOff = await get(server, '/metrics')
+    assert.equal([metricsOff.status, metricsOff.body.error.code], [404, 'NOT_FOUND'])
+    const post = await fetch(`${server.url}/health`, { method: 'POST' })
+    assert.equal([post.status, post.headers.get('allow')], [405, 'GET, HEAD'])
+    const body = (await post.json()) as { error: { code: string; message: string } }
+    assert.is(body.error.code, 'METHOD_NOT_ALLOWED')
+    assert.match(body.error.message, 'POST is not allowed on /health; use GET')
+  })
+})
+
 Health('Redis stopped: /health is 503 with redis unhealthy and not ready; restarted: 200 again', async (ctx) => {
   const { options } = await checks(ctx)
   await serve(options, async (server) => {
