@@ -1,7 +1,11 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
+import { PipelineError } from '../core/errors.js'
 import type { Database } from './database.js'
-import { unavailableOr } from './database-error.js'
+import { sqlState, unavailableOr } from './database-error.js'
 import { encodeSearchCursor, likePatternOf, type EventSearch, type SearchStatus } from './event-search-filter.js'
+
+/** Longest one search may run, in ms; longer ones stop with `EVENT_SEARCH_TIMEOUT`. */
+export const SEARCH_TIMEOUT_MS = 10_000
 
 /** One event in a search answer: where it stands, never its payload. */
 export interface EventSummary {
@@ -148,17 +152,29 @@ export function searchEventsQuery(search: EventSearch, staticForwardingTools: re
  * the DLQ row's `failed_at` for a dead letter that was never stored. Pages follow a keyset cursor on (search
  * time, tool id, delivery id), so events inserted while you page never repeat or push others out of view.
  * `staticForwardingTools` are the config file's store_and_forward tools (the database's are read from
- * `webhook_tools`). Rejects with PipelineError `DATABASE_UNAVAILABLE` when PostgreSQL cannot be reached.
+ * `webhook_tools`). A search running longer than `timeoutMs` (10 s) is stopped with permanent PipelineError
+ * `EVENT_SEARCH_TIMEOUT`; rejects with `DATABASE_UNAVAILABLE` when PostgreSQL cannot be reached.
  *
  * @example
  * const page = await searchEvents(db, parseEventSearch({ tool: 'gh-main', status: 'pending_delivery' }))
  * page.next_cursor // pass back as `cursor` for the next page
  */
-export async function searchEvents(db: Kysely<Database>, search: EventSearch, staticForwardingTools: readonly string[] = []): Promise<EventPage> {
+export async function searchEvents(db: Kysely<Database>, search: EventSearch, staticForwardingTools: readonly string[] = [],
+  timeoutMs = SEARCH_TIMEOUT_MS): Promise<EventPage> {
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new RangeError(`searchEvents: "timeoutMs" must be a positive integer; got ${timeoutMs}`)
   let rows: Row[]
   try {
-    rows = (await searchEventsQuery(search, staticForwardingTools).execute(db)).rows
+    // a filter that keeps almost nothing, without a time range, reads a tool's (or every tool's) whole history:
+    // bound it, so one admin's broad search cannot hold a connection and the disks for minutes
+    rows = await db.transaction().execute(async (trx) => {
+      await sql.raw(`SET LOCAL statement_timeout = ${timeoutMs}`).execute(trx)
+      return (await searchEventsQuery(search, staticForwardingTools).execute(trx)).rows
+    })
   } catch (err) {
+    if (sqlState(err) === '57014') {
+      throw new PipelineError('permanent', 'EVENT_SEARCH_TIMEOUT', `the search ran longer than ${timeoutMs} ms and was stopped; ` +
+        'narrow it with a time range ("from", "to") and a tool, which the indexes serve')
+    }
     throw unavailableOr(err, 'searching events')
   }
   const events = rows.slice(0, search.limit).map(({ at_key: _key, dlq_id: dlqId, failed_at: failedAt, ...r }) =>

@@ -1,5 +1,6 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
+import { sql } from 'kysely'
 import { createDb, type Db } from '../../src/db/database.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
 import { searchEvents } from '../../src/db/event-search.js'
@@ -34,6 +35,21 @@ for (const [shape, params] of Object.entries(SEARCH_SHAPES)) {
     }
   })
 }
+
+Plans('a search that runs past its time limit is stopped with EVENT_SEARCH_TIMEOUT and tells how to narrow it', async ({ handle }) => {
+  const broad = parseEventSearch(UNBOUNDED_SHAPES['a repository no event has (every tool)'] as Record<string, string>)
+  try {
+    await searchEvents(handle.db, broad, FORWARDING_TOOLS, 1) // 1 ms: reading 300,000 rows cannot finish in it
+    assert.unreachable('the search should have been stopped')
+  } catch (err) {
+    assert.is((err as { code?: string }).code, 'EVENT_SEARCH_TIMEOUT')
+    assert.match((err as Error).message, 'ran longer than 1 ms and was stopped; narrow it with a time range ("from", "to") and a tool')
+  }
+  // the limit is per search: the connection goes back without it, and the next search runs normally
+  assert.is((await searchEvents(handle.db, parseEventSearch({ tool: 'tool-0' }), FORWARDING_TOOLS, 1000)).events.length, 50)
+  // neither pooled connection kept a search's 1 s limit (SET LOCAL ends with the search's transaction)
+  await Promise.all([0, 1].map(() => sql`SELECT pg_sleep(1.1)`.execute(handle.db)))
+})
 
 Plans('negative control: a filter no event matches walks every row, so the bound above can fail', async ({ handle }) => {
   const plan = await explainSearch(handle.db, UNBOUNDED_SHAPES['a repository no event has (every tool)'] as Record<string, string>)
