@@ -8,6 +8,7 @@ import { compareStreamIds, StreamClient } from '../sources/stream-client.js'
 import { startStreamTrimmer, type StreamTrimmer } from '../sources/stream-trimmer.js'
 import { WorkerRuntime, type WorkerInfo } from './command-runtime.js'
 import type { WorkerDefinition, WorkerLogger } from './command-worker.js'
+import { positiveInteger } from '../core/positive-integer.js'
 
 /** Options of `createApp`. */
 export interface CommandAppOptions {
@@ -61,11 +62,7 @@ export interface CommandApp {
 
 const consoleLogger: WorkerLogger = { warn: (_obj, msg) => console.warn(`hookstream: ${msg}`) }
 
-function positiveInt(key: string, value: number | undefined, fallback: number): number {
-  const v = value ?? fallback
-  if (!Number.isInteger(v) || v < 1) throw new RangeError(`createApp: "${key}" must be an integer of at least 1; got ${String(value)}`)
-  return v
-}
+const positiveInt = positiveInteger.bind(undefined, 'createApp')
 
 /**
  * Creates an app of command workers on one Redis stream. Each worker reads the whole log through its own consumer

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { sql, type Kysely } from 'kysely'
 import type { Database } from './database.js'
 import { unavailableOr } from './database-error.js'
+import { positiveInteger } from '../core/positive-integer.js'
 
 /** The tables retention prunes by age. */
 export type RetentionTable = 'webhook_events' | 'webhook_audit_log'
@@ -93,11 +94,7 @@ export interface Retention {
   close(): Promise<void>
 }
 
-function positive(name: string, value: number | undefined, fallback: number): number {
-  const v = value ?? fallback
-  if (!Number.isInteger(v) || v < 1) throw new RangeError(`startRetention: "${name}" must be an integer of at least 1; got ${value}`)
-  return v
-}
+const positive = positiveInteger.bind(undefined, 'startRetention')
 
 /**
  * Prunes `webhook_events` and `webhook_audit_log` by age every `intervalMs`, in statements of `batch` rows with

@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { isIPv6, type Socket } from 'node:net'
+import { positiveInteger } from '../core/positive-integer.js'
 
 /** Why the guard closed a connection: the `reason` label of `webhook_http_connections_closed_total`. */
 export const CONNECTION_CLOSE_REASONS = ['client_cap', 'max_connections', 'idle_reaped'] as const
@@ -72,10 +73,7 @@ interface Tracked {
   idleSince: number
 }
 
-function positive(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1) throw new RangeError(`guardConnections: "${name}" must be an integer of at least 1; got ${value}`)
-  return value
-}
+const positive = positiveInteger.bind(undefined, 'guardConnections')
 
 /**
  * Caps the connections of `server` in total and per client address, so one client cannot hold the port:

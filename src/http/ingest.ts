@@ -17,6 +17,7 @@ import { verifyRotating } from './providers/verify-rotating.js'
 import { rateLimit } from './rate-limit.js'
 import { sendJson } from './server.js'
 import { DEFAULT_MAX_JSON_DEPTH, unstorableJson } from './storable-json.js'
+import { positiveInteger as ownedPositiveInteger } from '../core/positive-integer.js'
 
 /** The subset of ioredis ingest uses for its "delivery seen" keys. */
 export type IngestRedis = Pick<RedisClient, 'call' | 'status'>
@@ -110,11 +111,7 @@ const DROPPED_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/
 const EVENT_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/
 
-function positiveInteger(name: string, value: number | undefined, fallback: number): number {
-  const v = value ?? fallback
-  if (!Number.isInteger(v) || v < 1) throw new RangeError(`createIngestHandler: "${name}" must be an integer of at least 1; got ${value}`)
-  return v
-}
+const positiveInteger = ownedPositiveInteger.bind(undefined, 'createIngestHandler')
 
 // reads the whole body, or stops at the first byte past maxBytes and returns undefined (the rest is never
 // read or buffered; the caller answers 413 with Connection: close), or at the first chunk `reserve` refuses

@@ -1,3 +1,5 @@
+import { positiveInteger as ownedPositiveInteger } from '../core/positive-integer.js'
+
 /** Options of `LoginThrottle`. */
 export interface LoginThrottleOptions {
   /** Failed logins one address may make within `windowMs`; the next attempt is refused. @defaultValue 5 */
@@ -11,11 +13,7 @@ export interface LoginThrottleOptions {
   readonly maxAddresses?: number
 }
 
-function positiveInteger(name: string, value: number | undefined, fallback: number): number {
-  const v = value ?? fallback
-  if (!Number.isInteger(v) || v < 1) throw new RangeError(`LoginThrottle: "${name}" must be an integer of at least 1; got ${value}`)
-  return v
-}
+const positiveInteger = ownedPositiveInteger.bind(undefined, 'LoginThrottle')
 
 /**
  * Counts failed logins per client address in a sliding window. Once an address has `maxFailures` failures in

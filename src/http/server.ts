@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type RequestListener, type Server, 
 import type { AddressInfo } from 'node:net'
 import { parseListenAddress, type ListenAddress } from '../config/listen-address.js'
 import { guardConnections, type ConnectionCloseReason, type ConnectionGuard } from './connection-guard.js'
+import { positiveInteger } from '../core/positive-integer.js'
 
 export { parseListenAddress, type ListenAddress }
 
@@ -112,11 +113,7 @@ export interface HttpServerOptions {
   readonly onConnectionClosed?: (reason: ConnectionCloseReason) => void
 }
 
-function positive(name: string, value: number | undefined, fallback: number): number {
-  const v = value ?? fallback
-  if (!Number.isInteger(v) || v < 1) throw new RangeError(`startHttpServer: "${name}" must be an integer of at least 1; got ${value}`)
-  return v
-}
+const positive = positiveInteger.bind(undefined, 'startHttpServer')
 
 /** A listening server. */
 export interface RunningHttpServer {

@@ -1,4 +1,5 @@
 import { OTHER_LABEL_VALUE, UNKNOWN_LABEL_VALUE } from './label-guard.js'
+import { positiveInteger } from '../core/positive-integer.js'
 
 /** Options of `EventTypeBudget`. */
 export interface EventTypeBudgetOptions {
@@ -13,12 +14,7 @@ export interface EventTypeBudgetOptions {
 
 const CONTROL = /[\u0000-\u001f\u007f]/
 
-function positiveInt(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new RangeError(`EventTypeBudget: "${name}" must be an integer of at least 1; got ${value}`)
-  }
-  return value
-}
+const positiveInt = positiveInteger.bind(undefined, 'EventTypeBudget')
 
 /**
  * Bounds the `event_type` label per tool: each tool's first `perTool` distinct event types pass unchanged, its

@@ -4,6 +4,7 @@ import { EventTypeBudget } from './event-type-budget.js'
 import { LabelGuard, OTHER_LABEL_VALUE } from './label-guard.js'
 import { registerRuntimeMetrics } from './runtime-metrics.js'
 import { PreaggregatedHistogram, preaggregatedCounter } from './series.js'
+import { positiveInteger } from '../core/positive-integer.js'
 
 /** Outcomes of one event, the `status` label of `webhook_events_processed_total`. Anything else reports "other". */
 export const PROCESSED_STATUSES = ['stored', 'forwarded', 'transformed', 'duplicate', 'dead_lettered', 'retry_scheduled', 'held', 'processed'] as const
@@ -150,12 +151,7 @@ const dlqRetrySet = new Set<string>(DLQ_RETRY_STATUSES)
 const componentSet = new Set<string>(HEALTH_COMPONENTS)
 const statusSet = new Set<string>(HEALTH_STATUSES)
 
-function positiveInt(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new RangeError(`createMetrics: "${name}" must be an integer of at least 1; got ${value}`)
-  }
-  return value
-}
+const positiveInt = positiveInteger.bind(undefined, 'createMetrics')
 
 /**
  * Creates the `webhook_*` metric family on its own prom-client registry (or `options.registry`).

@@ -5,6 +5,7 @@ import { PipelineError } from '../core/errors.js'
 import { decodeStreamEvent, type StreamEvent } from '../core/event.js'
 import { readUnblocker } from './read-unblocker.js'
 import { compareStreamIds, entriesOfReadReply, StreamClient, type StreamEntry } from './stream-client.js'
+import { positiveInteger } from '../core/positive-integer.js'
 
 /** Options of `fromRedisStream`. */
 export interface FromRedisStreamOptions {
@@ -50,12 +51,7 @@ export interface FromRedisStreamOptions {
   readonly onClosed?: (result: { readonly drained: boolean; readonly unsettled: number }) => void
 }
 
-function positiveInt(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new RangeError(`fromRedisStream: "${name}" must be an integer of at least 1; got ${value}`)
-  }
-  return value
-}
+const positiveInt = positiveInteger.bind(undefined, 'fromRedisStream')
 
 function toRecord(fields: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {}
