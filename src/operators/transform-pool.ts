@@ -1,11 +1,13 @@
-import { Worker } from 'node:worker_threads'
+import { fork, type ChildProcess } from 'node:child_process'
+import type { Socket } from 'node:net'
+import { fileURLToPath } from 'node:url'
 import type { TransformRules, TransformWorkerBatch, TransformWorkerData, TransformWorkerJob, TransformWorkerResult } from './transform-worker.js'
 
 /** Options of `TransformPool`. */
 export interface TransformPoolOptions {
-  /** Worker threads evaluating at once. @defaultValue 2 */
+  /** Worker processes evaluating at once. @defaultValue 2 */
   readonly workers?: number
-  /** Heap of each worker in MiB; a job that needs more fails with TRANSFORM_LIMIT. @defaultValue 128 */
+  /** Heap of each worker process in MiB; a job that needs more fails with TRANSFORM_LIMIT. @defaultValue 128 */
   readonly maxHeapMb?: number
   /** Jobs sent to a worker in one message (the message passing is paid per batch). @defaultValue 64 */
   readonly maxBatch?: number
@@ -43,23 +45,32 @@ interface Pending {
 }
 
 interface Slot {
-  readonly worker: Worker
+  readonly worker: ChildProcess
+  /** [sequence number of the running job or -1, its start in epoch ms], as the worker last reported them. */
   readonly progress: Float64Array
   batch: Pending[] | undefined
   /** The worker loaded and ran; a worker that fails before that fails its jobs instead of being replaced in a loop. */
   online: boolean
+  /** The end of the worker's stderr, where V8 says it ran out of heap. */
+  stderrTail: string
 }
 
 // in development this module is TypeScript run by tsx and Node strips the worker's types; built, both are .js
-const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './transform-worker.ts' : './transform-worker.js', import.meta.url)
+const WORKER_PATH = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './transform-worker.ts' : './transform-worker.js', import.meta.url))
 const WATCH_INTERVAL_MS = 10
+/** One progress record of the worker: two little-endian float64s, the running job's seq and its start (epoch ms). */
+const PROGRESS_RECORD_BYTES = 16
+/** The worker's stdio: its stderr is read for V8's out-of-memory report, fd 4 carries its progress records. */
+const WORKER_STDIO = ['ignore', 'ignore', 'pipe', 'ipc', 'pipe'] as const
 
 /**
- * Evaluates JSONata transforms on a few worker threads, so a runaway expression (an endless recursion, a huge
- * `$map`, a backtracking regular expression on payload data) cannot stall the event loop. Each job has a
- * deadline: the pool terminates a worker whose running job overruns it, fails that job with
- * `TRANSFORM_TIMEOUT`, starts a fresh worker and runs the rest of the batch again there. A job that runs the
- * worker's heap out fails with `TRANSFORM_LIMIT`. Workers start on the first job; `close()` ends them.
+ * Evaluates JSONata transforms in a few worker processes, so a runaway expression (an endless recursion, a huge
+ * `$map`, a backtracking regular expression on payload data) can neither stall the event loop nor take the
+ * process down: V8 aborts a whole process when a heap limit is hit during a large allocation, which a worker
+ * thread cannot contain (nodejs/node#47224), so each worker is a process of its own. Each job has a deadline:
+ * the pool kills a worker whose running job overruns it, fails that job with `TRANSFORM_TIMEOUT`, starts a
+ * fresh worker and runs the rest of the batch again there. A job that runs the worker's heap out fails with
+ * `TRANSFORM_LIMIT`. Workers start on the first job; `close()` ends them.
  *
  * @example
  * const pool = new TransformPool({ workers: 2 })
@@ -118,7 +129,7 @@ export class TransformPool {
     for (const pending of [...this.queue.splice(0), ...slots.flatMap((s) => s.batch ?? [])]) {
       pending.resolve({ ok: false, code: 'TRANSFORM_FAILED', rule: null, message: 'the transform pool closed before the transform ran' })
     }
-    await Promise.all(slots.map((s) => s.worker.terminate()))
+    await Promise.all(slots.map((s) => stop(s.worker)))
   }
 
   private dispatch(): void {
@@ -136,7 +147,8 @@ export class TransformPool {
         return job.eventJson !== undefined ? { seq, rules, eventJson: job.eventJson } : { seq, rules, payload: job.payload }
       })
       const message: TransformWorkerBatch = { ruleSets: [...ruleSets.keys()], jobs }
-      slot.worker.postMessage(message)
+      busy(slot.worker, true)
+      slot.worker.send(message)
     }
     if (!this.watch && this.slots.some((s) => s.batch)) {
       this.watch = setInterval(() => this.checkDeadlines(), WATCH_INTERVAL_MS)
@@ -145,30 +157,48 @@ export class TransformPool {
   }
 
   private spawn(): Slot {
-    const buffer = new SharedArrayBuffer(2 * Float64Array.BYTES_PER_ELEMENT)
-    const workerData: TransformWorkerData = { progress: buffer, maxResultChars: this.maxResultChars }
-    const worker = new Worker(WORKER_URL, {
-      workerData, resourceLimits: { maxOldGenerationSizeMb: this.maxHeapMb },
+    const workerData: TransformWorkerData = { maxResultChars: this.maxResultChars }
+    const worker = fork(WORKER_PATH, [JSON.stringify(workerData)], {
+      execArgv: [`--max-old-space-size=${this.maxHeapMb}`], serialization: 'advanced', stdio: [...WORKER_STDIO],
     })
-    worker.unref()
-    const slot: Slot = { worker, progress: new Float64Array(buffer), batch: undefined, online: false }
+    const slot: Slot = { worker, progress: Float64Array.of(-1, 0), batch: undefined, online: false, stderrTail: '' }
+    const stderr = worker.stdio[2] as Socket
+    const progress = worker.stdio[4] as Socket
+    stderr.setEncoding('utf8')
+    stderr.on('data', (text: string) => { slot.stderrTail = (slot.stderrTail + text).slice(-2048) })
+    let partial = Buffer.alloc(0)
+    progress.on('data', (chunk: Buffer) => {
+      const bytes = partial.length > 0 ? Buffer.concat([partial, chunk]) : chunk
+      const whole = bytes.length - (bytes.length % PROGRESS_RECORD_BYTES)
+      if (whole >= PROGRESS_RECORD_BYTES) {
+        slot.progress[0] = bytes.readDoubleLE(whole - PROGRESS_RECORD_BYTES)
+        slot.progress[1] = bytes.readDoubleLE(whole - PROGRESS_RECORD_BYTES + 8)
+      }
+      partial = Buffer.from(bytes.subarray(whole))
+    })
+    // an idle worker does not hold the event loop open; one with a batch does (see `busy`)
+    busy(worker, false)
+    stderr.unref()
+    progress.unref()
     worker.on('message', (message: string) => {
       if (message === 'ready') slot.online = true
       else this.finish(slot, JSON.parse(message) as TransformWorkerResult[])
     })
-    worker.on('error', (err: Error & { code?: string }) => {
-      const outOfMemory = err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+    worker.on('error', (err: Error) => this.replace(slot, 'TRANSFORM_FAILED', `the transform worker failed: ${err.message}`))
+    worker.on('exit', (code, signal) => {
+      // V8's fatal out-of-memory prints this and aborts the worker process
+      const outOfMemory = /heap out of memory|Reached heap limit/.test(slot.stderrTail)
       this.replace(slot, outOfMemory ? 'TRANSFORM_LIMIT' : 'TRANSFORM_FAILED', outOfMemory
         ? `it needed more than the transform heap of ${this.maxHeapMb} MiB`
-        : `the transform worker failed: ${err.message}`)
+        : `the transform worker exited (${signal ?? `code ${code}`})`)
     })
-    worker.on('exit', () => this.replace(slot, 'TRANSFORM_FAILED', 'the transform worker exited'))
     return slot
   }
 
   private finish(slot: Slot, results: readonly TransformWorkerResult[]): void {
     const batch = slot.batch ?? []
     slot.batch = undefined
+    busy(slot.worker, false)
     const bySeq = new Map(results.map((r) => [r.seq, r]))
     for (const pending of batch) {
       const result = bySeq.get(pending.seq)
@@ -197,7 +227,7 @@ export class TransformPool {
     this.slots.splice(index, 1)
     slot.worker.removeAllListeners()
     slot.worker.on('error', () => {})
-    void slot.worker.terminate()
+    void stop(slot.worker)
     const batch = slot.batch ?? []
     slot.batch = undefined
     if (!slot.online) {
@@ -206,7 +236,7 @@ export class TransformPool {
     }
     const running = batch.find((p) => p.seq === slot.progress[0])
     const rest = batch.filter((p) => p !== running)
-    // a busy machine can pause a thread past a short budget: a job that overruns once runs again before it fails
+    // a busy machine can pause a process past a short budget: a job that overruns once runs again before it fails
     if (running && code === 'TRANSFORM_TIMEOUT' && !running.overran) {
       running.overran = true
       this.queue.push(running)
@@ -223,4 +253,23 @@ export class TransformPool {
       this.watch = undefined
     }
   }
+}
+
+// a worker with a batch keeps the process alive until it answers, as any pending I/O does; an idle one does not
+function busy(worker: ChildProcess, working: boolean): void {
+  if (working) {
+    worker.ref()
+    worker.channel?.ref()
+  } else {
+    worker.unref()
+    worker.channel?.unref()
+  }
+}
+
+// kills a worker process and waits for it to be gone (at once when it already is)
+async function stop(worker: ChildProcess): Promise<void> {
+  if (worker.exitCode !== null || worker.signalCode !== null) return
+  const gone = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
+  worker.kill('SIGKILL')
+  await gone
 }

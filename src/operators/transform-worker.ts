@@ -1,12 +1,13 @@
 /**
- * The worker-thread side of `TransformPool`: it evaluates batches of JSONata jobs and posts their results back.
- * The pool watches the shared progress cell ([sequence number of the running job, its start in epoch ms]) and
- * terminates this thread when a job overruns its deadline, so nothing here has to interrupt itself.
+ * The worker-process side of `TransformPool`: it evaluates batches of JSONata jobs and sends their results back
+ * over the IPC channel. Before each job it writes a progress record (the job's sequence number and its start in
+ * epoch ms, two little-endian float64s) to fd 4; the pool reads them and kills this process when a job overruns
+ * its deadline, so nothing here has to interrupt itself.
  *
- * This file runs as a worker entry point on its own (Node strips its types in development), so it imports only
- * packages, never project modules, and uses only erasable TypeScript syntax.
+ * This file runs as a process entry point on its own (Node strips its types in development), so it imports only
+ * Node and packages, never project modules, and uses only erasable TypeScript syntax.
  */
-import { parentPort, workerData } from 'node:worker_threads'
+import { writeSync } from 'node:fs'
 import jsonata from 'jsonata'
 
 /** A tool's rules: `[output field or null for the whole result, JSONata expression]` in order. */
@@ -42,24 +43,33 @@ export interface TransformWorkerResult {
   readonly message?: string
 }
 
-/** What the pool hands the worker at start. */
+/** What the pool hands the worker at start, as JSON in its first argument. */
 export interface TransformWorkerData {
-  /** Float64Array over it: [running job's seq or -1, its start in epoch ms]. */
-  readonly progress: SharedArrayBuffer
   /** A result longer than this (JSON characters) fails with TRANSFORM_LIMIT. */
   readonly maxResultChars: number
 }
 
-const data = workerData as TransformWorkerData
-const progress = new Float64Array(data.progress)
+const data = JSON.parse(process.argv[2] ?? '{}') as TransformWorkerData
+const PROGRESS_FD = 4
+const progress = Buffer.alloc(16)
+
+// a full pipe (the pool is busy) drops the record: the pool then judges the job by the one before it
+function report(seq: number, startedAt: number): void {
+  progress.writeDoubleLE(seq, 0)
+  progress.writeDoubleLE(startedAt, 8)
+  try {
+    writeSync(PROGRESS_FD, progress)
+  } catch {
+    // EAGAIN on a full pipe; the next record says where the worker is
+  }
+}
 // expressions are compiled once per worker; the bound keeps a tool that rewrites its rules from growing it forever
 const compiled = new Map<string, jsonata.Expression | Error>()
 const MAX_COMPILED = 1000
 /**
  * Deepest nesting of evaluation steps one job may reach. A non-tail recursion grows the heap with every level
- * faster than the time budget stops it, and a worker that runs out of heap can take the whole process down
- * with it (V8's fatal out-of-memory, nodejs/node#47224); this stops it early as TRANSFORM_LIMIT instead. Ordinary
- * expressions nest a few dozen steps deep.
+ * faster than the time budget stops it; this stops it early as TRANSFORM_LIMIT with a message that names the
+ * cause, before the worker process runs out of heap. Ordinary expressions nest a few dozen steps deep.
  */
 const MAX_DEPTH = 2000
 // jobs run one at a time in a worker, so one counter serves every expression
@@ -119,14 +129,15 @@ async function run(job: TransformWorkerJob, rules: TransformRules): Promise<stri
   return `{"seq":${job.seq},"value":${json}}`
 }
 
-parentPort?.on('message', async (batch: TransformWorkerBatch) => {
+process.on('message', async (batch: TransformWorkerBatch) => {
   const results: string[] = []
   for (const job of batch.jobs) {
-    progress[1] = Date.now()
-    progress[0] = job.seq
+    report(job.seq, Date.now())
     results.push(await run(job, batch.ruleSets[job.rules] ?? []))
   }
-  progress[0] = -1
-  parentPort?.postMessage(`[${results.join(',')}]`)
+  report(-1, Date.now())
+  process.send?.(`[${results.join(',')}]`)
 })
-parentPort?.postMessage('ready')
+// the pool going away (its process ended) ends this one too
+process.on('disconnect', () => process.exit(0))
+process.send?.('ready')

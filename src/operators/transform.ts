@@ -9,7 +9,7 @@ import type { TransformRules } from './transform-worker.js'
 export interface TransformOptions {
   /** Events transformed at once. @defaultValue 64 */
   readonly concurrency?: number
-  /** The worker threads that evaluate the rules (count, heap, batch, result size); see `TransformPoolOptions`. */
+  /** The worker processes that evaluate the rules (count, heap, batch, result size); see `TransformPoolOptions`. */
   readonly pool?: TransformPoolOptions
 }
 
@@ -37,7 +37,7 @@ function failure(tool: ToolConfig, eventId: string, outcome: Exclude<TransformOu
 /**
  * In `transform_and_store` mode, applies the tool's transformation rules to the payload and keeps the result
  * next to the original (`transformed`). Rules are JSONata: one expression for the whole result, or an object
- * of output field → expression. They run on a small pool of worker threads (each compiles a rule once), so a
+ * of output field → expression. They run on a small pool of worker processes (each compiles a rule once), so a
  * runaway rule never stalls the event loop: an event whose rules overrun the tool's `transform_timeout`
  * (default 100 ms) fails with `TRANSFORM_TIMEOUT`, one that runs the worker's heap out or returns an oversized
  * result with `TRANSFORM_LIMIT`, a rule that throws with `TRANSFORM_FAILED`, and one that does not compile with

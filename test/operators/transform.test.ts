@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { from, lastValueFrom, map, toArray } from 'rxjs'
@@ -82,9 +84,25 @@ Transform('a $map over ten million numbers is stopped, by time or by the worker 
   assert.ok(ms < 5000, `stopped after ${ms} ms`)
 })
 
+Transform('a transform that outgrows the evaluator\'s heap within its time fails with TRANSFORM_LIMIT and takes no process down', async () => {
+  // in its own process: before the fix, V8's out-of-memory in a worker thread aborted the whole process
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/operators/transform-heap-child.ts'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null]
+  assert.is(code, 0, `the test process ended with ${code ?? signal}: ${stderr.slice(-400)}`)
+  const [hungry, fine] = JSON.parse(stdout) as { code: string | null; message: string | null; transformed: unknown }[]
+  assert.is(hungry?.code, 'TRANSFORM_LIMIT', `hungry: ${hungry?.code} ${hungry?.message}`)
+  assert.match(hungry?.message ?? '', /heap of 128 MiB/)
+  assert.is(fine?.code, null)
+  assert.equal(fine?.transformed, { out: 3 })
+})
+
 Transform('a non-tail recursion is stopped by the depth budget with TRANSFORM_LIMIT before it outgrows memory', async () => {
-  // a 2 s time budget: the depth budget must be what stops it (the heap would run out first, and a worker out of
-  // heap can take the process down with it)
+  // a 2 s time budget: the depth budget must be what stops it, with a message that says why (the heap would run
+  // out first, with a message that does not)
   const { result, ms } = await stopped('($f := function($n){ [$n, $f($n + 1)] }; $f(1))', {}, '2s')
   assert.is(result.failure?.code, 'TRANSFORM_LIMIT', `code ${result.failure?.code}: ${result.failure?.message}`)
   assert.match(result.failure?.message ?? '', /nests deeper than 2000 evaluation steps/)
