@@ -1,6 +1,9 @@
 import { hostname } from 'node:os'
 import type { Redis } from 'ioredis'
-import { commandDlqStream, DEFAULT_COMMAND_STREAM, executeCommand, type ExecuteOptions } from './command-log.js'
+import { commandDelayedKey, commandDlqStream, DEFAULT_COMMAND_STREAM, executeCommand, type ExecuteOptions } from './command-log.js'
+import { DEFAULT_MAX_RETRY_AFTER_MS } from './command-dispatch.js'
+import { DEFAULT_KEYS } from '../sources/keys.js'
+import { startDelayedRetries } from '../sources/delayed-retries.js'
 import { validateCommandPayload } from './command-schema.js'
 import type { CommandOutcome } from '../observability/command-metrics.js'
 import { loadCommandSnapshot } from './command-replay.js'
@@ -28,6 +31,14 @@ export interface CommandAppOptions {
   readonly claimIdleMs?: number
   /** On stop, how long (ms) running handlers and periodic runs may take to finish. @defaultValue 10000 */
   readonly drainTimeoutMs?: number
+  /**
+   * A retry due later than this (ms) is parked instead of waiting in its handler slot: the entry is acked, a copy
+   * for that worker only waits in the sorted set `<stream>:delayed` and is appended to the log again when due
+   * (sequential workers always wait in place, to keep log order). @defaultValue 5000
+   */
+  readonly maxInlineRetryDelayMs?: number
+  /** The longest Retry-After (ms) of a handler's failure that is honoured; a longer one is cut to it. @defaultValue 3600000 (1 h) */
+  readonly maxRetryAfterMs?: number
   /**
    * Trim the log every this many ms, group-aware like the webhook stream (STREAM_TRIM_INTERVAL): only entries
    * every worker's group has acked go, and none a replaying worker's snapshot does not cover yet (all of them
@@ -90,6 +101,12 @@ export function createApp(options: CommandAppOptions): CommandApp {
   const claimIdleMs = positiveInt('claimIdleMs', options.claimIdleMs, 60_000)
   const drainTimeoutMs = positiveInt('drainTimeoutMs', options.drainTimeoutMs, 10_000)
   if (options.trimIntervalMs !== undefined) positiveInt('trimIntervalMs', options.trimIntervalMs, 10_000)
+  const park = {
+    delayedKey: commandDelayedKey(stream),
+    maxInlineDelayMs: positiveInt('maxInlineRetryDelayMs', options.maxInlineRetryDelayMs, 5000),
+    maxRetryAfterMs: positiveInt('maxRetryAfterMs', options.maxRetryAfterMs, DEFAULT_MAX_RETRY_AFTER_MS),
+  }
+  let delayed: { close(): Promise<void> } | undefined
   const dlqStream = commandDlqStream(stream)
   const runtimes = new Map<string, WorkerRuntime<unknown>>()
   let running = false
@@ -125,7 +142,7 @@ export function createApp(options: CommandAppOptions): CommandApp {
   }
   const runtimeOf = (worker: WorkerDefinition<unknown>) => new WorkerRuntime(worker, {
     redis: options.redis, stream, dlqStream, consumer, logger, blockMs, claimIdleMs, drainTimeoutMs,
-    prefetch: prefetch ?? worker.concurrency, onOutcome: options.onCommandOutcome,
+    prefetch: prefetch ?? worker.concurrency, onOutcome: options.onCommandOutcome, park,
     execute: (command, payload) => execute(command, payload),
   })
 
@@ -157,12 +174,17 @@ export function createApp(options: CommandAppOptions): CommandApp {
         throw failed.reason
       }
       startTrimming()
+      delayed ??= startDelayedRetries({
+        redis: options.redis, keys: { ...DEFAULT_KEYS, delayed: park.delayedKey },
+        onError: (err) => logger.warn({ err }, `command log ${stream}: moving due retries back failed: ${err.message}; trying again`),
+      })
     },
     stop() {
       if (stopping) return stopping
       running = false
-      const closing = trimmer?.close()
+      const closing = Promise.all([trimmer?.close(), delayed?.close()])
       trimmer = undefined
+      delayed = undefined
       stopping = Promise.allSettled([closing, ...[...runtimes.values()].map((rt) => rt.stop())]).then(() => undefined)
       return stopping
     },

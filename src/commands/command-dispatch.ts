@@ -1,7 +1,8 @@
 import type { StreamMessage } from '../core/envelope.js'
 import type { CommandOutcome } from '../observability/command-metrics.js'
 import { isPipelineError, PipelineError } from '../core/errors.js'
-import { backoffDelayMs, mayRetry } from '../core/backoff.js'
+import { backoffDelayMs, nextRetry } from '../core/backoff.js'
+import { parkEntry } from '../sources/delayed-retries.js'
 import { ONLY_WORKER_FIELD, writeDeadLetter, type CommandLogClient } from './command-log.js'
 import { validateCommandPayload, type CommandSchema } from './command-schema.js'
 import type { CommandContext, ExecuteCommand, WorkerDefinition, WorkerLogger } from './command-worker.js'
@@ -40,7 +41,21 @@ export interface DispatchContext<S> {
   readonly afterHandled?: (streamId: string) => Promise<void>
   /** Told every handler run (`handled`/`failed`, with seconds), retry and dead letter, e.g. for metrics. */
   readonly onOutcome?: (worker: string, outcome: CommandOutcome, handlerSeconds?: number) => void
+  /**
+   * Parking of long retries: a retry of a non-sequential worker due later than `maxInlineDelayMs` is written to
+   * `delayedKey` (for this worker only) and the entry acked, so it holds no handler slot while it waits; a
+   * Retry-After longer than `maxRetryAfterMs` is cut to it. Without it every retry waits in its slot.
+   */
+  readonly park?: { readonly delayedKey: string; readonly maxInlineDelayMs: number; readonly maxRetryAfterMs: number }
 }
+
+/** The longest Retry-After a handler's failure is honoured for, unless the app says otherwise (1 h). */
+export const DEFAULT_MAX_RETRY_AFTER_MS = 3_600_000
+
+/** Field of a parked command's copy on the log: retries made so far. */
+const ATTEMPTS_FIELD = 'attempts'
+/** Field of a parked command's copy on the log: when its first try ran (epoch ms). */
+const FIRST_ATTEMPT_FIELD = 'first_attempt_at'
 
 /**
  * The payload of a command entry, parsed from its JSON text and checked against the route's schema. Throws a
@@ -128,6 +143,23 @@ function classify(err: unknown, worker: string, command: string): PipelineError 
     `worker "${worker}" failed to handle command "${command}": ${text}`, { cause: err })
 }
 
+// writes the command's next try to the delayed set, for this worker only, then acks the entry; a Redis that does
+// not answer is waited for (the entry stays pending meanwhile, so nothing is lost on a crash)
+async function parkRetry<S>(message: StreamMessage, retriesMade: number, firstAttemptAt: number, dueAtMs: number, ctx: DispatchContext<S>,
+  delayedKey: string): Promise<boolean> {
+  const fields = { ...message.fields, [ONLY_WORKER_FIELD]: ctx.worker.name, [ATTEMPTS_FIELD]: String(retriesMade), [FIRST_ATTEMPT_FIELD]: String(firstAttemptAt) }
+  for (let tries = 1; ; tries += 1) {
+    try {
+      await parkEntry(ctx.redis, delayedKey, { stream: message.stream, from: message.streamId, fields }, dueAtMs)
+      settled(message, ctx)
+      return true
+    } catch (err) {
+      ctx.logger.warn({ worker: ctx.worker.name, err }, `worker "${ctx.worker.name}" cannot park a retry in ${delayedKey}: ${(err as Error).message}; retrying`)
+      if (!(await abortableSleep(Math.min(5000, 100 * 2 ** Math.min(tries, 6)), ctx.signal))) return false
+    }
+  }
+}
+
 /**
  * Routes one command entry to the worker's handler and settles it when its fate is durable: handled, skipped
  * (no handler for that command), or written to the DLQ. Transient failures are retried with backoff, infrastructure
@@ -163,8 +195,10 @@ export async function dispatchCommand<S>(message: StreamMessage, ctx: DispatchCo
       return
     }
     const entry = { id: message.streamId, timestamp: new Date(Number(message.streamId.split('-')[0])), deliveryCount: message.deliveryCount }
-    const startedAt = Date.now()
-    for (let attempt = 1; ; attempt += 1) {
+    // a parked retry comes back as a copy of the entry that says how far it got
+    const retriesBefore = Number(message.fields[ATTEMPTS_FIELD] ?? 0) || 0
+    const startedAt = Number(message.fields[FIRST_ATTEMPT_FIELD] ?? 0) || Date.now()
+    for (let attempt = retriesBefore + 1; ; attempt += 1) {
       if (signal.aborted) return
       const context: CommandContext<S, unknown> = {
         worker: worker.name, command, payload, message: entry, state: ctx.state, signal, attempt, logger: ctx.logger, execute: ctx.execute,
@@ -183,17 +217,23 @@ export async function dispatchCommand<S>(message: StreamMessage, ctx: DispatchCo
         if (signal.aborted) return
         ctx.onOutcome?.(worker.name, 'failed', (performance.now() - runStarted) / 1000)
         const error = classify(err, worker.name, command)
-        const retries = attempt - 1
-        const retryable = error.kind === 'infrastructure' ||
-          (error.kind === 'transient' && mayRetry(worker.retry, retries, Date.now() - startedAt))
-        if (!retryable) {
+        const maxRetryAfterMs = ctx.park?.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS
+        // our own dependency is down: wait and try again without spending the command's retries
+        const retry = error.kind === 'infrastructure'
+          ? { delayMs: Math.min(error.retryAfterMs ?? backoffDelayMs(worker.retry, Math.min(attempt, 30)), maxRetryAfterMs) }
+          : error.kind === 'transient' ? nextRetry(worker.retry, attempt - 1, Date.now() - startedAt, error.retryAfterMs, maxRetryAfterMs) : undefined
+        if (!retry) {
           await deadLetter(message, command, error, attempt, ctx)
           return
         }
-        const delayMs = error.retryAfterMs ?? backoffDelayMs(worker.retry, Math.min(attempt, 30))
         counters.retried += 1
         ctx.onOutcome?.(worker.name, 'retried')
-        if (!(await abortableSleep(delayMs, signal))) return
+        // a sequential worker keeps log order, so it waits in place; the others park what is due later
+        if (ctx.park && !worker.sequential && error.kind === 'transient' && retry.delayMs > ctx.park.maxInlineDelayMs) {
+          await parkRetry(message, attempt, startedAt, Date.now() + retry.delayMs, ctx, ctx.park.delayedKey)
+          return
+        }
+        if (!(await abortableSleep(retry.delayMs, signal))) return
       }
     }
   } catch (err) {

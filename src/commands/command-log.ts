@@ -22,6 +22,16 @@ export function commandDlqStream(stream: string): string {
 }
 
 /**
+ * Sorted set of a command log's parked retries, scored by due time: `<stream>:delayed`.
+ *
+ * @example
+ * commandDelayedKey('commands') // "commands:delayed"
+ */
+export function commandDelayedKey(stream: string): string {
+  return `${stream}:delayed`
+}
+
+/**
  * Redis key of a replaying worker's snapshot: `<stream>:snapshot:<worker>`.
  *
  * @example

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis'
 import { from, mergeMap } from 'rxjs'
 import { fromRedisStream } from '../sources/from-redis-stream.js'
+import { StreamClient } from '../sources/stream-client.js'
 import { dispatchCommand, newCounters, type DispatchContext, type WorkerCounters } from './command-dispatch.js'
 import { startPeriodic, type PeriodicInfo, type PeriodicRunner } from './command-periodic.js'
 import { replayCommandLog, saveCommandSnapshot, type ReplayProgress } from './command-replay.js'
@@ -46,6 +47,8 @@ export interface WorkerRuntimeOptions {
   readonly execute: ExecuteCommand
   /** Told every handler run, retry and dead letter (see `createCommandMetrics`). */
   readonly onOutcome?: DispatchContext<unknown>['onOutcome']
+  /** Where and when long retries are parked (see `DispatchContext.park`); unset: every retry waits in its slot. */
+  readonly park?: DispatchContext<unknown>['park']
 }
 
 /**
@@ -87,12 +90,10 @@ export class WorkerRuntime<S = unknown> {
     this.shutdown = shutdown
     try {
       // create the group before reading, so a command appended once start() resolved is seen even with startId "$"
-      await options.redis.call('XGROUP', 'CREATE', options.stream, worker.name, worker.startId, 'MKSTREAM')
+      await new StreamClient({ redis: options.redis, stream: options.stream }).ensureGroup(worker.name, worker.startId)
     } catch (err) {
-      if (!/BUSYGROUP/.test((err as Error).message)) {
-        this.status = 'failed'
-        throw new Error(`worker "${worker.name}" cannot create consumer group "${worker.name}" on stream ${options.stream}: ${(err as Error).message}`, { cause: err })
-      }
+      this.status = 'failed'
+      throw new Error(`worker "${worker.name}" cannot create consumer group "${worker.name}" on stream ${options.stream}: ${(err as Error).message}`, { cause: err })
     }
     const { replay } = worker
     if (replay) {
@@ -128,6 +129,7 @@ export class WorkerRuntime<S = unknown> {
     const ctx = {
       worker, redis: options.redis, dlqStream: options.dlqStream, signal: shutdown.signal, logger: options.logger,
       counters: this.counters, execute: options.execute, state: this.state, onOutcome: options.onOutcome,
+      ...(options.park ? { park: options.park } : {}),
       ...(replay && replay.snapshotEvery > 0 ? { afterHandled: this.snapshotter({ ...worker, replay }) } : {}),
     }
     this.done = new Promise<void>((resolve) => {

@@ -150,6 +150,8 @@ export interface WorkerDefinition<S = unknown> {
   readonly routes: ReadonlyMap<string, ResolvedRoute<S>>
   readonly periodic?: { readonly everyMs: number; readonly slowMs: number; readonly run: PeriodicRun<S> }
   readonly concurrency: number
+  /** Handles strictly one command at a time in log order (so its retries wait in place instead of being parked). */
+  readonly sequential: boolean
   readonly retry: RetryPolicy
   readonly maxDeliveries: number
   readonly startId: string
@@ -252,6 +254,7 @@ export function defineWorker<S = Record<string, unknown>>(
     routes,
     ...(periodic ? { periodic } : {}),
     concurrency,
+    sequential: input.sequential === true,
     retry: Object.freeze(retry),
     maxDeliveries: positive(where, 'maxDeliveries', input.maxDeliveries ?? 10, true),
     startId,

@@ -23,3 +23,28 @@ export function backoffDelayMs(policy: RetryPolicy, attempt: number, random: () 
 export function mayRetry(policy: RetryPolicy, attempt: number, elapsedMs: number): boolean {
   return attempt < policy.maxRetries && elapsedMs < policy.maxElapsedMs
 }
+
+/** What `nextRetry` decided: wait `delayMs`; `requestedMs` is set when a longer Retry-After was cut to the cap. */
+export interface RetryDecision {
+  readonly delayMs: number
+  readonly requestedMs?: number
+}
+
+/**
+ * The one retry rule of webhook steps and command handlers: after `retriesMade` retries and `elapsedMs` since
+ * the first try, another retry is allowed while both caps of the policy allow it; it waits what the failure's
+ * Retry-After asks (cut to `maxRetryAfterMs`, so a sender cannot park work for years) or else the policy's
+ * jittered backoff. `undefined`: no retry is left, the failure is final.
+ *
+ * @example
+ * nextRetry(DEFAULT_RETRY_POLICY, 0, 10, undefined, 3_600_000) // { delayMs: 500…1000 }
+ * nextRetry(DEFAULT_RETRY_POLICY, 0, 10, 86_400_000, 3_600_000) // { delayMs: 3600000, requestedMs: 86400000 }
+ */
+export function nextRetry(
+  policy: RetryPolicy, retriesMade: number, elapsedMs: number, retryAfterMs: number | undefined, maxRetryAfterMs: number,
+  random: () => number = Math.random,
+): RetryDecision | undefined {
+  if (!mayRetry(policy, retriesMade, elapsedMs)) return undefined
+  if (retryAfterMs === undefined) return { delayMs: backoffDelayMs(policy, retriesMade + 1, random) }
+  return retryAfterMs > maxRetryAfterMs ? { delayMs: maxRetryAfterMs, requestedMs: retryAfterMs } : { delayMs: retryAfterMs }
+}

@@ -1,5 +1,5 @@
 import { defer, from, map, mergeMap, of, timer, type MonoTypeOperatorFunction, type Observable } from 'rxjs'
-import { backoffDelayMs, mayRetry } from '../core/backoff.js'
+import { nextRetry } from '../core/backoff.js'
 import { processingTimeout, type Envelope } from '../core/envelope.js'
 import { isPipelineError, PipelineError } from '../core/errors.js'
 import { checkTimeLimit, withTimeLimit } from '../core/time-limit.js'
@@ -96,13 +96,12 @@ export function retryBackoff<E extends Envelope & { readonly tool?: ToolConfig }
       // our own dependency is down: wait and try again, without spending the event's retries
       return timer(1000).pipe(mergeMap(() => attempt(env)))
     }
-    const policy = policyOf(env)
     const firstAttemptAt = env.firstAttemptAt ?? Date.now()
-    if (!mayRetry(policy, env.attempts, Date.now() - firstAttemptAt)) return of(result)
+    const retry = nextRetry(policyOf(env), env.attempts, Date.now() - firstAttemptAt, failure.retryAfterMs, maxRetryAfter, options.random)
+    if (!retry) return of(result)
     const attempts = env.attempts + 1
-    const asked = failure.retryAfterMs
-    if (asked !== undefined && asked > maxRetryAfter) options.onRetryAfterCapped?.(env, asked)
-    const delay = asked === undefined ? backoffDelayMs(policy, attempts, options.random) : Math.min(asked, maxRetryAfter)
+    if (retry.requestedMs !== undefined) options.onRetryAfterCapped?.(env, retry.requestedMs)
+    const delay = retry.delayMs
     options.onRetry?.(env, attempts, failure)
     const next: E = { ...env, attempts, firstAttemptAt }
     if (delay > maxInline && options.park) {

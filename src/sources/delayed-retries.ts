@@ -10,6 +10,24 @@ export interface ParkOptions {
   readonly keys?: StreamKeys
 }
 
+/** A stream entry waiting in a delayed-retry sorted set: the stream it goes back to, the entry it came from, its fields. */
+export interface ParkedEntry {
+  readonly stream: string
+  readonly from: string
+  readonly fields: Readonly<Record<string, string>>
+}
+
+/**
+ * Adds one entry to the delayed-retry sorted set `delayedKey`, scored by its due time; `startDelayedRetries`
+ * appends it to its stream when due. Webhook events and commands park the same way.
+ *
+ * @example
+ * await parkEntry(redis, 'commands:delayed', { stream: 'commands', from: '1-0', fields: { command: 'a' } }, Date.now() + 60_000)
+ */
+export async function parkEntry(redis: Pick<Redis, 'call'>, delayedKey: string, entry: ParkedEntry, dueAtMs: number): Promise<void> {
+  await redis.call('ZADD', delayedKey, Math.round(dueAtMs), JSON.stringify(entry))
+}
+
 /**
  * The `park` function for `retryBackoff`: writes the envelope's stream entry (its raw fields plus `attempts`
  * and `first_attempt_at`) into the delayed-retry sorted set, scored by its due time. It resolves once Redis
@@ -22,12 +40,11 @@ export function parkInRedis(options: ParkOptions): (env: Envelope, dueAtMs: numb
   const keys = options.keys ?? DEFAULT_KEYS
   return async (env, dueAtMs) => {
     const { stream, fields, streamId } = env.message
-    const member = JSON.stringify({
-      stream, from: streamId,
-      fields: { ...fields, attempts: String(env.attempts), first_attempt_at: String(env.firstAttemptAt ?? Date.now()) },
-    })
     try {
-      await options.redis.call('ZADD', keys.delayed, Math.round(dueAtMs), member)
+      await parkEntry(options.redis, keys.delayed, {
+        stream, from: streamId,
+        fields: { ...fields, attempts: String(env.attempts), first_attempt_at: String(env.firstAttemptAt ?? Date.now()) },
+      }, dueAtMs)
     } catch (err) {
       throw new PipelineError('infrastructure', 'REDIS_UNAVAILABLE',
         `parking event ${env.message.event.id} for a later retry failed: ${(err as Error).message}; it is held until Redis answers`, { cause: err })

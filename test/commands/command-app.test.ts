@@ -226,4 +226,72 @@ App('register rejects a second worker of the same name; one registered while run
     [['dup', 'd', 'stopped', ['a']], ['late', 'd', 'stopped', ['a']]])
 })
 
+App('a retry due later than maxInlineRetryDelayMs is parked, not slept on: the worker\'s only slot keeps handling the log', async ({ redis }) => {
+  const handled: string[] = []
+  let slowTries = 0
+  const slowAttempts: number[] = []
+  const worker = defineWorker({
+    name: 'parker', description: 'parks long retries', concurrency: 1, retry: { ...FAST_RETRY, maxRetries: 3 },
+    commands: {
+      later: ({ attempt }) => {
+        slowTries += 1
+        slowAttempts.push(attempt)
+        // a receiver that asks to be called again in 1.5 s, once
+        if (slowTries === 1) throw new PipelineError('transient', 'UPSTREAM_BUSY', 'come back later', { retryAfterMs: 1500 })
+        handled.push('later')
+      },
+      now: ({ payload }) => { handled.push(`now:${(payload as { i: number }).i}`) },
+    },
+  })
+  // another worker on the same log also handles "later": the parked copy is for "parker" only
+  let otherLater = 0
+  const other = defineWorker({ name: 'other', description: 'sees later once', commands: { later: () => { otherLater += 1 } } })
+  const app = testApp(redis!, { maxInlineRetryDelayMs: 100 })
+  await app.register(worker, other)
+  await app.start()
+  try {
+    await app.execute('later')
+    await waitUntil('the first try failed', () => slowTries === 1)
+    for (let i = 0; i < 5; i++) await app.execute('now', { i })
+    // with the one slot asleep on the retry, none of these could run before the 1.5 s were up
+    await waitUntil('the five later commands are handled while the retry waits', () => handled.length >= 5, 1400)
+    assert.equal(handled.slice(0, 5), ['now:0', 'now:1', 'now:2', 'now:3', 'now:4'])
+    assert.is(slowTries, 1)
+    await waitUntil('the parked command came back and was handled', () => handled.includes('later'), 10_000)
+    assert.equal(slowAttempts, [1, 2])
+    const parker = app.info().find((w) => w.name === 'parker')
+    assert.is(parker?.retried, 1)
+    assert.is(parker?.failed, 0)
+    await waitUntil('the other worker skipped the parked copy', () => (app.info().find((w) => w.name === 'other')?.skipped ?? 0) >= 1)
+    assert.is(otherLater, 1)
+    assert.equal(await pendingByGroup(redis!, app.stream), { other: 0, parker: 0 })
+  } finally {
+    await app.stop()
+  }
+})
+
+App('a Retry-After longer than maxRetryAfterMs is cut to it', async ({ redis }) => {
+  const tries: number[] = []
+  const worker = defineWorker({
+    name: 'capped', description: 'asks for a year', concurrency: 2, retry: FAST_RETRY,
+    commands: {
+      slow: () => {
+        tries.push(Date.now())
+        if (tries.length === 1) throw new PipelineError('transient', 'UPSTREAM_BUSY', 'back in a year', { retryAfterMs: 365 * 86_400_000 })
+      },
+    },
+  })
+  const app = testApp(redis!, { maxInlineRetryDelayMs: 100, maxRetryAfterMs: 300 })
+  await app.register(worker)
+  await app.start()
+  try {
+    await app.execute('slow')
+    await waitUntil('the retry ran', () => tries.length === 2, 10_000)
+    assert.ok(tries[1]! - tries[0]! >= 300, `retried after ${tries[1]! - tries[0]!} ms`)
+    assert.is(app.info()[0]?.handled, 1)
+  } finally {
+    await app.stop()
+  }
+})
+
 App.run()
