@@ -1,14 +1,15 @@
 import type { Kysely, Transaction } from 'kysely'
 import type { Database } from './database.js'
 
-/** What changed: a DLQ entry's fate, or a tool's configuration. */
+/** What changed: a DLQ entry's fate, a tool's configuration, or stored events sent again. */
 export type AuditAction =
   | 'dead_lettered' | 'dlq_requeued' | 'dlq_resolved' | 'dlq_failed' | 'dlq_discarded'
   | 'tool_upserted' | 'tool_deleted' | 'tool_secret_rotated' | 'tool_secret_retired' | 'tools_reencrypted'
+  | 'events_replayed'
 
 /** One audit row to write; `details` is any JSON value (never a secret). */
 export interface AuditRecord {
-  readonly entity: 'dlq' | 'tool'
+  readonly entity: 'dlq' | 'tool' | 'event'
   readonly action: AuditAction
   readonly actor: string
   /** The event's delivery id with its tool, for DLQ rows; both absent for tool changes. */

@@ -9,6 +9,7 @@ import type { StreamKeys } from '../sources/keys.js'
 import type { RedisClient, StreamClient } from '../sources/stream-client.js'
 import { commandRoutes, type AdminCommandLog } from './admin-commands.js'
 import { dlqRoutes } from './admin-dlq.js'
+import { replayRoutes, type AdminReplay } from './admin-replay.js'
 import { eventSearchRoutes } from './admin-event-search.js'
 import type { AdminLog } from './admin-http.js'
 import { openApiRoute } from './admin-openapi.js'
@@ -53,6 +54,8 @@ export interface AdminOptions {
   readonly logger?: AdminLog
   /** The command log whose dead letters `/admin/commands/dlq` serves. @defaultValue unset: those routes are not mounted */
   readonly commandLog?: AdminCommandLog
+  /** Replays of stored events (`/admin/replays`). @defaultValue unset: those routes are not mounted */
+  readonly replay?: AdminReplay
 }
 
 function digest(text: string): Buffer {
@@ -88,7 +91,8 @@ export function adminRoutes(options: AdminOptions): Route[] {
   const maxBodyBytes = options.maxBodyBytes ?? 1 << 20
   if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1) throw new RangeError(`adminRoutes: "maxBodyBytes" must be a positive integer; got ${options.maxBodyBytes}`)
   const routes = [...toolRoutes(options, maxBodyBytes), ...toolSecretRoutes(options, maxBodyBytes), ...dlqRoutes(options, maxBodyBytes), ...eventSearchRoutes(options),
-    ...(options.commandLog ? commandRoutes(options.commandLog, options.logger, options.actor) : []), openApiRoute()]
+    ...(options.commandLog ? commandRoutes(options.commandLog, options.logger, options.actor) : []),
+    ...(options.replay ? replayRoutes(options, options.replay, maxBodyBytes) : []), openApiRoute()]
   const token = options.token
   // off: no route at all, so a wrong method gets the router's 404 too, never a 405 whose Allow lists the API
   if (!token) return []

@@ -78,3 +78,13 @@ export function deliverySeenKey(keys: StreamKeys, toolId: string, deliveryId: st
 export function trimLeaseKey(stream: string): string {
   return `${stream}:trim-lease`
 }
+
+/**
+ * The key of a replay's progress record: `hookstream:replay:<id>`.
+ *
+ * @example
+ * replayKey('rpl_0f…') // "hookstream:replay:rpl_0f…"
+ */
+export function replayKey(id: string): string {
+  return `hookstream:replay:${id}`
+}

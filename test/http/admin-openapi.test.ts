@@ -66,6 +66,7 @@ Api.before.each(async (ctx) => {
     stream: new StreamClient({ redis: ctx.redis, stream: keys.stream }),
     staticTools: [parseTool({ id: 'from-yaml', provider: 'gitlab', secret: 'yaml-secret-value' })],
     commandLog: { redis: ctx.redis, stream: ctx.commands },
+    replay: { send: async (events) => events.length, limits: { maxEvents: 1000, confirmOver: 1 } },
   })
   ctx.http = await startHttpServer('127.0.0.1:0', createRouter(ctx.routes))
   ctx.seen = new Map()
@@ -173,6 +174,18 @@ Api('every route answers what the document says, on success and on error', async
   assert.equal((await call(ctx, 'GET', `/admin/events?tool=gh&status=stored&delivery_id=${stored.id}`, 200)).events.map((e: { status: string }) => e.status), ['stored'])
   await call(ctx, 'GET', '/admin/events?status=lost', 400)
   await call(ctx, 'GET', '/admin/events?cursor=bm90LW91cnM', 400)
+
+  // replays: gh has two stored events, more than confirmOver (1)
+  await new EventStore({ db: ctx.handle.db }).write([{ ...stored, id: `${stored.id}-2` }].map((e) => ({
+    id: e.id, tool_id: 'gh', tenant_id: e.tenant_id, event_type: e.event_type, repository: e.repository, payload: e.payload, stream_id: '2-0', received_at: e.timestamp,
+  })))
+  assert.is((await call(ctx, 'POST', '/admin/replays', 200, { tool: 'gh', status: 'stored', dry_run: true })).matched, 2)
+  await call(ctx, 'POST', '/admin/replays', 409, { tool: 'gh', status: 'stored' })
+  await call(ctx, 'POST', '/admin/replays', 400, { dry_run: true })
+  await call(ctx, 'POST', '/admin/replays', 400, { tool: ['gh'] })
+  const replay = (await call(ctx, 'POST', '/admin/replays', 202, { tool: 'gh', status: 'stored', confirm: true, destination: 'ci' })).replay
+  await call(ctx, 'GET', `/admin/replays/${replay.id}`, 200)
+  await call(ctx, 'GET', '/admin/replays/rpl_nope', 404)
 
   // command dead letters
   const letter = (n: number) => ({ worker: 'features', command: 'feature/process', payload: `{"n":${n}}`, error: new PipelineError('permanent', 'BOOM', 'it broke'), streamId: `${n}-0`, attempts: 3 })
