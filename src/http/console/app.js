@@ -42,6 +42,8 @@ function loginForm(message) {
       await api('GET', '/admin/overview')
       render()
     } catch (err) {
+      // past the token check (a 503 from a database that is down), the token is right: keep it, show the error page
+      if (err instanceof ApiError && err.status !== 401 && err.status !== 429) return render()
       clearToken()
       main.replaceChildren(loginForm(err instanceof ApiError && err.status === 401 ? 'That token was not accepted.' : err.message))
       main.querySelector('input').focus()
