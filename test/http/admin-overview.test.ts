@@ -14,7 +14,7 @@ import { StreamClient } from '../../src/sources/stream-client.js'
 import { seedDlq } from '../db/dlq-seed.js'
 import { makeEvent } from '../helpers/events.js'
 import { release } from '../helpers/release.js'
-import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
+import { freePort, sharedPostgres, sharedRedis } from '../helpers/servers.js'
 
 const TOKEN = 'overview-token-0123456789abcdef'
 
@@ -74,6 +74,26 @@ Overview('the oldest pending age grows with the age of the oldest unacked entry,
   await ctx.redis.xreadgroup('GROUP', group, 'worker-1', 'COUNT', 1, 'STREAMS', stream, '>')
   const { body } = await get(ctx, '/admin/overview')
   assert.ok(body.queue.oldest_pending_age_seconds >= 90 && body.queue.oldest_pending_age_seconds < 150, `oldest pending age ${body.queue.oldest_pending_age_seconds}`)
+})
+
+Overview('with Redis unreachable the overview answers 503 REDIS_UNAVAILABLE with Retry-After, not a 500', async (ctx) => {
+  const port = await freePort()
+  const dead = new Redis({ port, host: '127.0.0.1', lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  dead.on('error', () => {})
+  const store = new ToolStore({ db: ctx.handle.db })
+  const http = await startHttpServer('127.0.0.1:0', createRouter(adminRoutes({
+    db: ctx.handle.db, redis: dead, keys: ctx.keys, tools: ctx.registry, toolStore: store, token: TOKEN,
+    stream: new StreamClient({ redis: dead, stream: ctx.keys.stream }),
+  })))
+  try {
+    const res = await fetch(`${http.url}/admin/overview`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    const body = await res.json() as { error: { code: string; message: string } }
+    assert.equal([res.status, body.error.code, res.headers.get('retry-after')], [503, 'REDIS_UNAVAILABLE', '5'])
+    assert.match(body.error.message, /REDIS_URL/)
+  } finally {
+    await http.close()
+    dead.disconnect()
+  }
 })
 
 Overview('an event\'s content shows its payload and kept headers, never a credential header', async (ctx) => {
