@@ -355,6 +355,10 @@ export async function writeDeadLetters(db: Kysely<Database>, rows: readonly Dead
 export async function resolveRequeued(db: Kysely<Database>, events: readonly Pick<StreamEvent, 'tool_id' | 'id'>[], actor: string): Promise<number> {
   if (events.length === 0) return 0
   return db.transaction().execute(async (trx) => {
+    // a re-queue XADDs before it commits, so a fast worker gets here while the row is still `pending` in this
+    // statement's snapshot: lock the open rows first (waiting for that commit), then the UPDATE sees `retrying`
+    await trx.selectFrom('webhook_dlq').select('id').where(identityIn(events, 'event_id')).where('status', 'in', ['pending', 'retrying', 'failed'])
+      .orderBy('id').forUpdate().execute()
     const rows = await trx.updateTable('webhook_dlq')
       .set({ status: 'resolved', resolved_at: sql`now()`, updated_at: sql`now()`, next_retry_at: null })
       .where(identityIn(events, 'event_id')).where('status', '=', 'retrying')

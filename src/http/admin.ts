@@ -10,9 +10,11 @@ import type { RedisClient, StreamClient } from '../sources/stream-client.js'
 import { commandRoutes, type AdminCommandLog } from './admin-commands.js'
 import { dlqRoutes } from './admin-dlq.js'
 import { replayRoutes, type AdminReplay } from './admin-replay.js'
+import { eventContentRoutes } from './admin-event-content.js'
 import { eventSearchRoutes } from './admin-event-search.js'
 import type { AdminLog } from './admin-http.js'
 import { openApiRoute } from './admin-openapi.js'
+import { overviewRoutes } from './admin-overview.js'
 import { toolSecretRoutes } from './admin-tool-secrets.js'
 import { toolRoutes } from './admin-tools.js'
 import { LoginThrottle, type LoginThrottleOptions } from './login-throttle.js'
@@ -91,6 +93,7 @@ export function adminRoutes(options: AdminOptions): Route[] {
   const maxBodyBytes = options.maxBodyBytes ?? 1 << 20
   if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1) throw new RangeError(`adminRoutes: "maxBodyBytes" must be a positive integer; got ${options.maxBodyBytes}`)
   const routes = [...toolRoutes(options, maxBodyBytes), ...toolSecretRoutes(options, maxBodyBytes), ...dlqRoutes(options, maxBodyBytes), ...eventSearchRoutes(options),
+    ...eventContentRoutes(options), ...overviewRoutes(options),
     ...(options.commandLog ? commandRoutes(options.commandLog, options.logger, options.actor) : []),
     ...(options.replay ? replayRoutes(options, options.replay, maxBodyBytes) : []), openApiRoute()]
   const token = options.token

@@ -5,6 +5,7 @@ import type { Database } from '../db/database.js'
 import type { ToolRegistry } from '../db/tool-registry.js'
 import type { ToolStore } from '../db/tool-store.js'
 import { adminRoutes } from '../http/admin.js'
+import { consoleRoutes } from '../http/console-routes.js'
 import { createRouter, startHttpServer, type RunningHttpServer } from '../http/server.js'
 import type { Logger } from '../observability/logger.js'
 import type { Queue } from './connect.js'
@@ -24,8 +25,8 @@ export interface StartAdminOptions {
 const ADMIN_LISTENER_LIMITS = { maxConnections: 64, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 } as const
 
 /**
- * Starts the admin API on its own listener (ADMIN_ADDR), so webhook senders can neither reach it nor use up its
- * connections; resolves undefined, starting nothing, without ADMIN_TOKEN or with `ADMIN_ADDR=off`.
+ * Starts the admin API and the web console (`/console`) on their own listener (ADMIN_ADDR), so webhook senders can
+ * neither reach them nor use up their connections; resolves undefined, starting nothing, without ADMIN_TOKEN or with `ADMIN_ADDR=off`.
  *
  * @example
  * const admin = await startAdmin({ config, redis, db: ctx.db.db, queue, tools, toolStore, logger })
@@ -34,11 +35,11 @@ const ADMIN_LISTENER_LIMITS = { maxConnections: 64, headersTimeoutMs: 10_000, re
 export async function startAdmin(options: StartAdminOptions): Promise<RunningHttpServer | undefined> {
   const { config, redis, db, queue: { partitions, stream }, tools, toolStore, logger } = options
   if (!config.adminToken || !config.admin.addr) return undefined
-  return startHttpServer(config.admin.addr, createRouter(adminRoutes({
+  return startHttpServer(config.admin.addr, createRouter([...adminRoutes({
     db, redis, keys: config.keys, tools, toolStore, staticTools: config.tools, stream, logger, token: config.adminToken,
     loginThrottle: { maxFailures: config.admin.loginMaxFailures, windowMs: config.admin.loginWindowMs },
     ...(partitions.count > 1 ? { partitionKeys: partitions.keys } : {}),
     ...(config.streamMaxLen ? { streamMaxLen: config.streamMaxLen } : {}),
     commandLog: { redis, stream: config.commandStream },
-  })), ADMIN_LISTENER_LIMITS)
+  }), ...consoleRoutes()]), ADMIN_LISTENER_LIMITS)
 }

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { createDb, type Db } from '../../src/db/database.js'
 import { parseDlqFilter } from '../../src/db/dlq-filter.js'
-import { DlqStore } from '../../src/db/dlq-store.js'
+import { DlqStore, resolveRequeued } from '../../src/db/dlq-store.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
 import { streamKeys, type StreamKeys } from '../../src/sources/keys.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
@@ -176,6 +176,26 @@ Dlq('discard and purge: discarded rows are audited, then deleted once older than
   assert.is(await dlq.purge({ statuses: ['discarded'], olderThanMs: 60_000 }), 1)
   assert.is(await dlq.purge({ olderThanMs: 60_000 }), 1)
   assert.equal(await dlq.countByStatus(), { pending: 1, retrying: 0, resolved: 0, failed: 0, discarded: 0 })
+})
+
+Dlq('a worker that stores a re-queued event before the re-queue commits still resolves its DLQ row', async ({ handle, stream }) => {
+  const [row] = await seedDlq(handle, [{ event: { tool_id: 'gh' } }])
+  let resolving: Promise<number> | undefined
+  // the worker is fast: it stores the re-queued event and resolves its row while the re-queue has not committed yet
+  const racing = new DlqStore({ db: handle.db, stream: {
+    stream: stream.stream,
+    addRaw: (event, raw) => stream.addRaw(event, raw),
+    async addMany(events) {
+      const ids = await stream.addMany(events)
+      resolving = resolveRequeued(handle.db, events, 'worker')
+      await Promise.race([resolving, new Promise((r) => setTimeout(r, 300))])
+      return ids
+    },
+  } })
+  await racing.retryOne(row!.id, 'test')
+  assert.is(await resolving, 1, 'the resolve closed the row')
+  const after = await handle.db.selectFrom('webhook_dlq').select(['status', 'retry_count']).where('id', '=', row!.id).executeTakeFirstOrThrow()
+  assert.equal(after, { status: 'resolved', retry_count: 1 })
 })
 
 Dlq.run()

@@ -1,0 +1,195 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { createHmac } from 'node:crypto'
+import { existsSync, mkdirSync } from 'node:fs'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { seedDlq } from '../db/dlq-seed.js'
+import { eventually } from '../helpers/events.js'
+import { release } from '../helpers/release.js'
+import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
+import { startServiceProcess, type ServiceProcess } from '../helpers/service-process.js'
+import { withTimeLimit } from '../helpers/time-limit.js'
+import { githubDelivery, openSpace, toolsYaml, type Space } from '../reliability/fixture.js'
+
+// The web console in Debian's chromium (CHROMIUM_PATH, default /usr/bin/chromium), driven by playwright-core,
+// against `hookstream run` itself: real Redis, PostgreSQL, worker and admin listener on loopback.
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const SHOTS = new URL('../../test-output/console/', import.meta.url)
+const TOKEN = 'console-token-0123456789abcdef'
+
+interface Ctx { s: Space; svc: ServiceProcess; browser: Browser; page: Page; problems: string[]; requests: string[] }
+const Console = suite<Ctx>('the web console in chromium', {} as Ctx)
+
+Console.before(async (ctx) => {
+  if (!existsSync(CHROMIUM)) throw new Error(`no chromium at ${CHROMIUM}: install Debian's package (apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH`)
+  mkdirSync(SHOTS, { recursive: true })
+  ctx.s = await openSpace((await sharedRedis()).url, await (await sharedPostgres()).createDatabase())
+  ctx.svc = await startServiceProcess({ ...ctx.s.env, ADMIN_TOKEN: TOKEN }, toolsYaml({ 'gh-yaml': undefined }))
+  ctx.browser = await chromium.launch({
+    executablePath: CHROMIUM, headless: true,
+    // root in a container has no user namespaces for the sandbox; everything else goes to a dead proxy, so the
+    // browser reaches loopback (which bypasses proxies) and nothing else
+    args: ['--no-sandbox', '--proxy-server=127.0.0.1:9', '--disable-background-networking', '--disable-component-update', '--no-first-run',
+      '--disable-sync', '--disable-default-apps', '--disable-domain-reliability', '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1'],
+  })
+  ctx.page = await ctx.browser.newPage({ viewport: { width: 1280, height: 900 } })
+  ctx.problems = []
+  ctx.requests = []
+  // the one 401 is the test's deliberate wrong token at the login form
+  ctx.page.on('console', (m) => {
+    if ((m.type() === 'error' || m.type() === 'warning') && !/status of 401/.test(m.text())) ctx.problems.push(`${m.type()}: ${m.text()}`)
+  })
+  ctx.page.on('pageerror', (err) => ctx.problems.push(`page error: ${err.message}`))
+  ctx.page.on('request', (r) => ctx.requests.push(r.url()))
+})
+Console.after((ctx) => release(ctx, {
+  browser: (b) => b.close(),
+  svc: async (svc) => { svc.child.kill('SIGTERM'); await svc.exited },
+  s: (s) => s.close(),
+}))
+
+const shot = (page: Page, name: string) => page.screenshot({ path: new URL(`${name}.png`, SHOTS).pathname, fullPage: true })
+
+async function dlqStatus(s: Space, id: number): Promise<string> {
+  return (await s.db.db.selectFrom('webhook_dlq').select('status').where('id', '=', id).executeTakeFirstOrThrow()).status
+}
+
+async function storedRows(s: Space, toolId: string, eventId: string): Promise<number> {
+  return (await s.db.db.selectFrom('webhook_events').select('id').where('tool_id', '=', toolId).where('id', '=', eventId).execute()).length
+}
+
+Console('an operator logs in, sees the overview, finds an event by delivery id and opens it', withTimeLimit(180_000, async (ctx) => {
+  const { page, svc, s } = ctx
+  // one real webhook through ingest and the worker
+  const delivery = githubDelivery('gh-yaml', undefined, { ref: 'refs/heads/console-test', repository: { full_name: 'acme/console' } })
+  const sent = await fetch(`${svc.ingestUrl}${delivery.path}`, { method: 'POST', body: delivery.body, headers: delivery.headers })
+  assert.is(sent.status, 202, await sent.text())
+  await eventually('the delivery is stored', async () => (await storedRows(s, 'gh-yaml', delivery.delivery)) === 1, 30_000)
+
+  const onIngest = await fetch(`${svc.ingestUrl}/console`)
+  await onIngest.arrayBuffer()
+  assert.is(onIngest.status, 404, 'the ingest port does not serve the console')
+  await page.goto(`${svc.adminUrl}/console`)
+  await page.getByLabel('Admin token').fill('not-the-token-0123456789')
+  await page.getByRole('button', { name: 'Log in' }).click()
+  await page.getByText('That token was not accepted.').waitFor()
+  await page.getByLabel('Admin token').fill(TOKEN)
+  await page.getByRole('button', { name: 'Log in' }).click()
+  await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor()
+  const overview = await (await fetch(`${svc.adminUrl}/admin/overview`, { headers: { authorization: `Bearer ${TOKEN}` } })).json() as { dlq: { open: number } }
+  assert.is(await page.locator('#dlq-depth').textContent(), String(overview.dlq.open), 'the page shows the API\'s DLQ depth')
+  assert.ok(await page.getByText('No destinations data').isVisible())
+  assert.is(await page.evaluate(() => sessionStorage.getItem('hookstream.adminToken')), TOKEN, 'the token lives in sessionStorage')
+  await shot(page, 'overview')
+
+  await page.getByRole('link', { name: 'Events' }).click()
+  await page.getByLabel('Delivery id').fill(delivery.delivery)
+  await page.getByRole('button', { name: 'Search' }).click()
+  await page.getByRole('link', { name: delivery.delivery }).waitFor()
+  assert.is(await page.locator('tbody tr').count(), 1, 'the search finds exactly that delivery')
+  await shot(page, 'events')
+  await page.getByRole('link', { name: delivery.delivery }).click()
+  await page.getByRole('heading', { name: `Event ${delivery.delivery}` }).waitFor()
+  const payload = JSON.parse(await page.getByLabel('Payload', { exact: true }).textContent() ?? 'null') as unknown
+  const stored = await s.db.db.selectFrom('webhook_events').select('payload').where('id', '=', delivery.delivery).executeTakeFirstOrThrow()
+  assert.equal(payload, stored.payload, 'the page shows the stored payload')
+  assert.is(await page.locator('#event-state').textContent(), 'stored')
+  assert.ok(await page.getByText('event_stored').count() + await page.locator('.ledger li').count() >= 1, 'the fate ledger is listed')
+  await shot(page, 'event')
+}))
+
+Console('an operator retries one dead letter, and bulk-retries the rest only after confirming', withTimeLimit(180_000, async (ctx) => {
+  const { page, s } = ctx
+  const [one, two, three] = await seedDlq(s.db, [{ event: { tool_id: 'gh-yaml' } }, { event: { tool_id: 'gh-yaml' } }, { event: { tool_id: 'gh-yaml' } }])
+  // not due for an hour: only the operator re-queues them, never the service's own DLQ worker
+  await s.db.db.updateTable('webhook_dlq').set({ next_retry_at: new Date(Date.now() + 3_600_000) }).where('id', 'in', [one!.id, two!.id, three!.id]).execute()
+  await page.getByRole('link', { name: 'Dead letters' }).click()
+  await page.getByLabel('Tool').fill('gh-yaml')
+  await page.getByRole('button', { name: 'Filter' }).click()
+  await page.getByRole('button', { name: `Retry DLQ entry ${one!.id}` }).waitFor()
+  await shot(page, 'dlq')
+  await page.getByRole('button', { name: `Retry DLQ entry ${one!.id}` }).click()
+  await page.getByText(`DLQ entry ${one!.id} re-queued`).waitFor()
+  // the re-queued event runs through the worker again: stored, and its DLQ row resolved
+  await eventually('the retried event is stored and its DLQ row resolved', async () =>
+    (await storedRows(s, 'gh-yaml', one!.event.id)) === 1 && (await dlqStatus(s, one!.id)) === 'resolved', 30_000)
+    .catch(async (err: Error) => { throw new Error(`${err.message}: row ${await dlqStatus(s, one!.id)}, stored ${await storedRows(s, 'gh-yaml', one!.event.id)}; service output:\n${ctx.svc.output().slice(-3000)}`) })
+  assert.equal([await dlqStatus(s, two!.id), await dlqStatus(s, three!.id)], ['pending', 'pending'], 'one retry touches one row')
+
+  await page.getByRole('button', { name: 'Retry all matching…' }).click()
+  await page.getByText('Re-queue tool = gh-yaml?').waitFor()
+  await page.getByRole('button', { name: 'Cancel' }).click()
+  assert.equal([await dlqStatus(s, two!.id), await dlqStatus(s, three!.id)], ['pending', 'pending'], 'cancel re-queues nothing')
+  await page.getByRole('button', { name: 'Retry all matching…' }).click()
+  await shot(page, 'dlq-confirm')
+  await page.getByRole('button', { name: 'Re-queue them' }).click()
+  await page.getByText('2 DLQ entries re-queued.').waitFor()
+  await eventually('both events are stored and their rows resolved', async () =>
+    (await dlqStatus(s, two!.id)) === 'resolved' && (await dlqStatus(s, three!.id)) === 'resolved', 30_000)
+    .catch(async (err: Error) => { throw new Error(`${err.message}: rows ${await dlqStatus(s, two!.id)}, ${await dlqStatus(s, three!.id)}; service output:\n${ctx.svc.output().slice(-3000)}`) })
+  assert.is(await storedRows(s, 'gh-yaml', two!.event.id) + await storedRows(s, 'gh-yaml', three!.event.id), 2)
+}))
+
+Console('an operator creates a tool, edits it and disables it; its secret is set but never shown', withTimeLimit(180_000, async (ctx) => {
+  const { page, svc } = ctx
+  const api = async (path: string) => (await (await fetch(`${svc.adminUrl}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { tool: Record<string, unknown> }
+  await page.getByRole('link', { name: 'Tools' }).click()
+  await page.getByRole('heading', { name: 'Tools', level: 1 }).waitFor()
+  assert.ok(await page.getByText('read-only (config file)').isVisible(), 'the config file\'s tool is read-only')
+  await page.getByRole('link', { name: 'New tool' }).click()
+  await page.getByLabel('Id', { exact: true }).fill('gh-console')
+  await page.getByLabel('Tenant').fill('acme')
+  await page.getByLabel('Signing secret').fill('console-secret-value')
+  await page.getByRole('button', { name: 'Create' }).click()
+  await page.getByRole('link', { name: 'gh-console' }).waitFor()
+  assert.equal((await api('/admin/tools/gh-console')).tool.tenant_id, 'acme')
+
+  await page.getByRole('link', { name: 'gh-console' }).click()
+  await page.getByLabel('Tenant').fill('globex')
+  assert.is(await page.getByLabel('New signing secret').inputValue(), '', 'the secret field starts empty: a secret is never shown')
+  assert.not.match(await page.content(), /console-secret-value/)
+  await shot(page, 'tool-edit')
+  await page.getByRole('button', { name: 'Save' }).click()
+  await page.getByRole('button', { name: 'Disable tool gh-console' }).waitFor()
+  const edited = (await api('/admin/tools/gh-console')).tool
+  assert.equal([edited.tenant_id, edited.enabled, edited.secret], ['globex', true, '********'])
+
+  // the edit kept the secret: a delivery signed with it is accepted
+  const signed = githubDelivery('gh-console')
+  const signature = `sha256=${createHmac('sha256', 'console-secret-value').update(signed.body).digest('hex')}`
+  const accepted = await fetch(`${svc.ingestUrl}${signed.path}`, { method: 'POST', body: signed.body, headers: { ...signed.headers, 'x-hub-signature-256': signature } })
+  assert.is(accepted.status, 202, await accepted.text())
+
+  await page.getByRole('button', { name: 'Disable tool gh-console' }).click()
+  await page.getByRole('button', { name: 'Enable tool gh-console' }).waitFor()
+  assert.is((await api('/admin/tools/gh-console')).tool.enabled, false)
+  await shot(page, 'tools')
+}))
+
+Console('at 375 px every page fits the screen, and the token never appears in a URL or goes anywhere but the admin API', withTimeLimit(120_000, async (ctx) => {
+  const { page, svc } = ctx
+  await page.setViewportSize({ width: 375, height: 800 })
+  for (const [hash, heading] of [['#/overview', 'Overview'], ['#/events', 'Events'], ['#/dlq', 'Dead letters'], ['#/tools', 'Tools']] as const) {
+    await page.goto(`${svc.adminUrl}/console${hash}`)
+    await page.getByRole('heading', { name: heading, level: 1 }).waitFor()
+    const width = await page.evaluate<number>('document.documentElement.scrollWidth')
+    assert.ok(width <= 375, `${hash} is ${width} px wide at 375 px`)
+    await shot(page, `${hash.slice(2)}-375`)
+  }
+  // keyboard: on a fresh load the skip link is the first stop, and it moves focus to the content
+  await page.reload()
+  await page.getByRole('heading', { name: 'Tools', level: 1 }).waitFor()
+  await page.keyboard.press('Tab')
+  assert.is(await page.evaluate<string>('document.activeElement.textContent'), 'Skip to content')
+  await page.keyboard.press('Enter')
+  assert.is(await page.evaluate<string>('document.activeElement.id'), 'main')
+  const origin = new URL(svc.adminUrl).origin
+  assert.equal(ctx.requests.filter((url) => !url.startsWith(origin)), [], 'every request went to the admin listener')
+  assert.equal(ctx.requests.filter((url) => url.includes(TOKEN)), [], 'no URL carries the token')
+  assert.equal(ctx.problems, [], 'no script error and no CSP violation')
+  await page.getByRole('button', { name: 'Log out' }).click()
+  await page.getByLabel('Admin token').waitFor()
+  assert.is(await page.evaluate(() => sessionStorage.getItem('hookstream.adminToken')), null)
+}))
+
+Console.run()
