@@ -5,6 +5,7 @@ import type { Database } from './database.js'
 export type AuditAction =
   | 'dead_lettered' | 'dlq_requeued' | 'dlq_resolved' | 'dlq_failed' | 'dlq_discarded'
   | 'tool_upserted' | 'tool_deleted' | 'tool_secret_rotated' | 'tool_secret_retired' | 'tools_reencrypted'
+  | 'destination_added' | 'destination_replaced' | 'destination_updated' | 'destination_removed'
 
 /** One audit row to write; `details` is any JSON value (never a secret). */
 export interface AuditRecord {
