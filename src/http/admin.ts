@@ -8,6 +8,7 @@ import type { ToolStore } from '../db/tool-store.js'
 import type { StreamKeys } from '../sources/keys.js'
 import type { RedisClient, StreamClient } from '../sources/stream-client.js'
 import { commandRoutes, type AdminCommandLog } from './admin-commands.js'
+import { destinationRoutes } from './admin-destinations.js'
 import { dlqRoutes } from './admin-dlq.js'
 import { eventSearchRoutes } from './admin-event-search.js'
 import type { AdminLog } from './admin-http.js'
@@ -30,7 +31,7 @@ export interface AdminOptions {
   readonly partitionKeys?: readonly StreamKeys[]
   /** Refreshed after every tool change, so this process sees it at once. */
   readonly tools: Pick<ToolRegistry, 'refresh'>
-  readonly toolStore: Pick<ToolStore, 'list' | 'get' | 'upsert' | 'remove'>
+  readonly toolStore: Pick<ToolStore, 'list' | 'get' | 'upsert' | 'remove' | 'modify'>
   /** The config file's tools, listed read-only (`source: "config"`). @defaultValue [] */
   readonly staticTools?: readonly ToolConfig[]
   /** ADMIN_TOKEN. Unset or empty: no route is mounted, so every `/admin` request is an unknown path (404, never 405). */
@@ -87,7 +88,7 @@ function checkToken(req: IncomingMessage, expected: Buffer): 'ok' | 'wrong' | 'm
 export function adminRoutes(options: AdminOptions): Route[] {
   const maxBodyBytes = options.maxBodyBytes ?? 1 << 20
   if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1) throw new RangeError(`adminRoutes: "maxBodyBytes" must be a positive integer; got ${options.maxBodyBytes}`)
-  const routes = [...toolRoutes(options, maxBodyBytes), ...toolSecretRoutes(options, maxBodyBytes), ...dlqRoutes(options, maxBodyBytes), ...eventSearchRoutes(options),
+  const routes = [...toolRoutes(options, maxBodyBytes), ...toolSecretRoutes(options, maxBodyBytes), ...destinationRoutes(options, maxBodyBytes), ...dlqRoutes(options, maxBodyBytes), ...eventSearchRoutes(options),
     ...(options.commandLog ? commandRoutes(options.commandLog, options.logger, options.actor) : []), openApiRoute()]
   const token = options.token
   // off: no route at all, so a wrong method gets the router's 404 too, never a 405 whose Allow lists the API
