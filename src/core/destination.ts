@@ -335,3 +335,43 @@ export function keepDestinationWriteOnly(input: DestinationInput, existing: Dest
   if (input.url === maskUrl(existing.url)) out.url = existing.url
   return out
 }
+
+function missing(where: string, id: string): PipelineError {
+  return new PipelineError('permanent', 'DESTINATION_NOT_FOUND', `${where} has no destination "${id.slice(0, 64)}"; list them with \`hookstream destinations list\` or GET /admin/tools/:id/destinations`)
+}
+
+/**
+ * `list` with `d` added; throws a permanent `DESTINATION_EXISTS` when the list has its id already.
+ *
+ * @example
+ * addDestination(tool.destinations ?? [], parseDestination(input), 'tool "gh"')
+ */
+export function addDestination(list: readonly Destination[], d: Destination, where: string): readonly Destination[] {
+  if (list.some((x) => x.id === d.id)) {
+    throw new PipelineError('permanent', 'DESTINATION_EXISTS', `${where} has a destination "${d.id}" already; change it with PUT or PATCH, or \`hookstream destinations enable|disable\``)
+  }
+  return [...list, d]
+}
+
+/**
+ * `list` with destination `id` replaced by what `change` makes of it; throws a permanent `DESTINATION_NOT_FOUND`
+ * when there is none.
+ *
+ * @example
+ * updateDestination(list, 'ci', (d) => ({ ...d, enabled: false }), 'tool "gh"')
+ */
+export function updateDestination(list: readonly Destination[], id: string, change: (d: Destination) => Destination, where: string): readonly Destination[] {
+  if (!list.some((x) => x.id === id)) throw missing(where, id)
+  return list.map((x) => (x.id === id ? change(x) : x))
+}
+
+/**
+ * `list` without destination `id`; throws a permanent `DESTINATION_NOT_FOUND` when there is none.
+ *
+ * @example
+ * removeDestination(list, 'ci', 'tool "gh"')
+ */
+export function removeDestination(list: readonly Destination[], id: string, where: string): readonly Destination[] {
+  if (!list.some((x) => x.id === id)) throw missing(where, id)
+  return list.filter((x) => x.id !== id)
+}

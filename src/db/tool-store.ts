@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Selectable } from 'kysely'
 import { ConfigError } from '../core/errors.js'
-import { destinationToInput } from '../core/destination.js'
+import { destinationToInput, parseDestinations, type Destination } from '../core/destination.js'
 import { parseTool, toolToJSON, type ToolConfig } from '../core/tool.js'
 import type { Database, WebhookToolsTable } from './database.js'
 import { appendAudit, type AuditAction } from './audit-log.js'
@@ -175,6 +175,23 @@ export class ToolStore {
       delivery_id: tool.deliveryId === undefined ? null : JSON.stringify(tool.deliveryId),
       enabled: tool.enabled,
     }
+  }
+
+  /**
+   * Changes a stored tool's destinations with `modify` (row lock, one audit row `action` naming `destinationId`):
+   * `next` gets the current list and returns the new one, which is checked as a whole (at most 20, unique ids)
+   * as YAML and the tool routes check it. Resolves with the changed tool, or undefined when none is stored.
+   *
+   * @example
+   * await store.changeDestinations('gh', 'ci', 'destination_removed', 'cli', (list) => removeDestination(list, 'ci', 'tool "gh"'))
+   */
+  async changeDestinations(toolId: string, destinationId: string, action: AuditAction, actor: string,
+    next: (current: readonly Destination[]) => readonly Destination[]): Promise<ToolConfig | undefined> {
+    return this.modify(toolId, (tool) => {
+      const destinations = parseDestinations(`tool "${tool.id}"`, next(tool.destinations ?? []).map(destinationToInput))
+      const { destinations: _old, ...rest } = tool
+      return Object.freeze({ ...rest, ...(destinations.length > 0 ? { destinations } : {}) })
+    }, actor, action, { destination_id: destinationId })
   }
 
   /** Deletes a tool and logs `tool_deleted`; resolves false (and logs nothing) when there was none. */

@@ -1,6 +1,6 @@
 import {
-  DEFAULT_DESTINATION_ID, destinationToInput, destinationToJSON, keepDestinationWriteOnly, parseDestination, parseDestinations,
-  type Destination, type DestinationInput,
+  addDestination, DEFAULT_DESTINATION_ID, destinationToInput, destinationToJSON, keepDestinationWriteOnly, parseDestination, removeDestination,
+  updateDestination, type Destination, type DestinationInput,
 } from '../core/destination.js'
 import { PipelineError } from '../core/errors.js'
 import { destinationsOf, type ToolConfig } from '../core/tool.js'
@@ -44,20 +44,14 @@ export function destinationRoutes(options: AdminOptions, maxBodyBytes: number): 
     return tool
   }
 
-  // one locked read-modify-write of the tool's destinations; `change` returns the new list
+  // one locked read-modify-write of the tool's destinations; `next` returns the new list
   const change = async (toolId: string, destinationId: string, action: AuditAction,
     next: (current: readonly Destination[]) => readonly Destination[]): Promise<ToolConfig> => {
     if (destinationId === DEFAULT_DESTINATION_ID) {
       throw new AdminError(409, 'DESTINATION_READ_ONLY', `destination "default" of tool "${toolId.slice(0, 128)}" is the tool's forward_url; ` +
         `change forward_url, forward_secret and forward_headers with PUT /admin/tools/${toolId.slice(0, 128)}`)
     }
-    const changed = await toolStore.modify(toolId, (tool) => {
-      const list = next(tool.destinations ?? [])
-      // the tool's own parser checks the list as a whole (count, unique ids), as YAML and PUT /admin/tools do
-      const destinations = parseDestinations(`tool "${tool.id}"`, list.map(destinationToInput))
-      const { destinations: _old, ...rest } = tool
-      return Object.freeze({ ...rest, ...(destinations.length > 0 ? { destinations } : {}) })
-    }, actor, action, { destination_id: destinationId })
+    const changed = await toolStore.changeDestinations(toolId, destinationId, action, actor, next)
     if (changed) {
       await registry.refresh().catch((err: unknown) => log?.warn({ err }, 'tool registry refresh after a destination change failed'))
       return changed
@@ -98,12 +92,7 @@ export function destinationRoutes(options: AdminOptions, maxBodyBytes: number): 
   const add = guarded(async (req, res, { id = '' }) => {
     const { input, generated } = withSecret(await bodyOf(req))
     const destination = parseDestination(input, `tool "${id.slice(0, 128)}"`)
-    await change(id, destination.id, 'destination_added', (current) => {
-      if (current.some((d) => d.id === destination.id)) {
-        throw new AdminError(409, 'DESTINATION_EXISTS', `tool "${id}" has a destination "${destination.id}" already; change it with PUT or PATCH /admin/tools/${id}/destinations/${destination.id}`)
-      }
-      return [...current, destination]
-    })
+    await change(id, destination.id, 'destination_added', (current) => addDestination(current, destination, `tool "${id}"`))
     log?.info({ tool_id: id, destination_id: destination.id, actor }, 'destination added through the admin API')
     sendJson(res, 201, { destination: shown(destination), ...(generated ? { secret: generated } : {}) })
   }, log)
@@ -127,21 +116,14 @@ export function destinationRoutes(options: AdminOptions, maxBodyBytes: number): 
 
   const patch = guarded(async (req, res, { id = '', dest = '' }) => {
     const body = await bodyOf(req, dest)
-    const tool = await change(id, dest, 'destination_updated', (current) => {
-      const existing = current.find((d) => d.id === dest)
-      if (!existing) throw notFound(id, dest)
-      const merged = keepDestinationWriteOnly({ ...destinationToInput(existing), ...body }, existing)
-      return current.map((d) => (d.id === dest ? parseDestination(merged, `tool "${id}"`) : d))
-    })
+    const tool = await change(id, dest, 'destination_updated', (current) => updateDestination(current, dest,
+      (existing) => parseDestination(keepDestinationWriteOnly({ ...destinationToInput(existing), ...body }, existing), `tool "${id}"`), `tool "${id}"`))
     log?.info({ tool_id: id, destination_id: dest, actor, fields: Object.keys(body) }, 'destination updated through the admin API')
     sendJson(res, 200, { destination: shown(tool.destinations?.find((d) => d.id === dest) as Destination) })
   }, log)
 
   const remove = guarded(async (_req, res, { id = '', dest = '' }) => {
-    await change(id, dest, 'destination_removed', (current) => {
-      if (!current.some((d) => d.id === dest)) throw notFound(id, dest)
-      return current.filter((d) => d.id !== dest)
-    })
+    await change(id, dest, 'destination_removed', (current) => removeDestination(current, dest, `tool "${id}"`))
     log?.info({ tool_id: id, destination_id: dest, actor }, 'destination removed through the admin API')
     res.writeHead(204).end()
   }, log)
