@@ -2,6 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createHmac } from 'node:crypto'
 import type { Subscription } from 'rxjs'
+import { eventHistory } from '../../src/db/event-history.js'
 import { deliveryPipeline, type DeliveryEnvelope } from '../../src/pipelines/delivery.js'
 import { ForwardSink } from '../../src/sinks/forward.js'
 import { startDelayedRetries } from '../../src/sources/delayed-retries.js'
@@ -98,6 +99,9 @@ Fanout('1,000 events to three destinations with type globs and JSONata filters: 
   assert.equal(await states(w, 'big'), { delivered: want.c.length, filtered: EVENTS - want.c.length })
   assert.is(await w.rowCount('webhook_dlq'), 0)
   assert.equal(new Set(ctx.settled.map((e) => e.outcome)), new Set(['forwarded']))
+  // the event's fate shows each destination's state
+  const fate = await eventHistory(w.db.db, 'fan', events[501]!.id)
+  assert.equal(Object.fromEntries(Object.entries(fate!.deliveries).map(([k, v]) => [k, v.state])), { pushes: 'delivered', prs: 'filtered', big: 'delivered' })
 }))
 
 Fanout('a destination that never answers does not delay the other two: they receive everything while its deliveries wait', withTimeLimit(120_000, async (ctx) => {
