@@ -21,9 +21,10 @@ const STEP_FIELDS = new Set(['attempts', 'first_attempt_at', DESTINATION_FIELD])
 // per event: its marker is set and its deliveries added together, or neither (a crash in between is impossible)
 const ENQUEUE = redisScript(`
 local added = 0
+local once = ARGV[2] == '1'
 for i = 2, #KEYS do
-  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', tonumber(ARGV[1])) then
-    for _, fields in ipairs(cjson.decode(ARGV[i])) do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', tonumber(ARGV[1])) or not once then
+    for _, fields in ipairs(cjson.decode(ARGV[i + 1])) do
       redis.call('XADD', KEYS[1], '*', unpack(fields))
       added = added + 1
     end
@@ -38,6 +39,12 @@ export interface EnqueueDeliveriesOptions {
   readonly keys?: StreamKeys
   /** How long (s) an event's "fanned out" marker lives (WORKER_IDEMPOTENCY_TTL). @defaultValue 86400 */
   readonly ttlSeconds?: number
+  /**
+   * Enqueue an event only if its marker is not set yet (the fan-out). `false` enqueues again whatever the marker
+   * says: a replay of pairs that failed (a pair already delivered is still skipped by the delivery pipeline's
+   * done marker while that lives). @defaultValue true
+   */
+  readonly once?: boolean
 }
 
 /**
@@ -60,7 +67,7 @@ export async function enqueueDeliveries(options: EnqueueDeliveriesOptions, event
     return JSON.stringify(e.destinationIds.map((id) => [...base, DESTINATION_FIELD, id]))
   })
   try {
-    return Number(await runScript(options.redis, ENQUEUE, [keys.deliveryStream, ...open.map((e) => fanoutKey(keys, e.toolId, e.eventId))], [ttlSeconds, ...args]))
+    return Number(await runScript(options.redis, ENQUEUE, [keys.deliveryStream, ...open.map((e) => fanoutKey(keys, e.toolId, e.eventId))], [ttlSeconds, options.once === false ? '0' : '1', ...args]))
   } catch (err) {
     throw new PipelineError('infrastructure', 'REDIS_UNAVAILABLE',
       `enqueueing the deliveries of ${open.length} events failed: ${(err as Error).message}; the events are held until Redis answers`, { cause: err })
