@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely'
 import type { Database, DeliveryState, DeliveryStates } from './database.js'
 import { classifyDatabaseError } from './database-error.js'
-import type { EventIdentity } from './event-identity.js'
+import { identityIn, identityOf, type EventIdentity } from './event-identity.js'
 
 /** One (event, destination) pair's new state. */
 export interface DeliveryStateChange {
@@ -60,6 +60,25 @@ export class DeliveryStateStore {
   /** Records new states of pairs (delivered, failed, or pending again with a higher attempt count). */
   async set(changes: readonly DeliveryStateChange[]): Promise<void> {
     await this.write(changes, 'last')
+  }
+
+  /**
+   * The destinations whose delivery of each event `failed`, by `identityOf(event)`; events without a failed
+   * one are left out. For re-driving dead-lettered deliveries.
+   */
+  async failed(events: readonly EventIdentity[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>()
+    if (events.length === 0) return out
+    try {
+      const rows = await this.db.selectFrom('webhook_events').select(['tool_id', 'id', 'deliveries']).where(identityIn(events)).execute()
+      for (const row of rows) {
+        const ids = Object.entries(row.deliveries ?? {}).filter(([, d]) => d.state === 'failed').map(([id]) => id)
+        if (ids.length > 0) out.set(identityOf(row), ids)
+      }
+      return out
+    } catch (err) {
+      throw classifyDatabaseError(err, `reading the delivery state of ${events.length} events`)
+    }
   }
 
   private async write(changes: readonly DeliveryStateChange[], wins: 'first' | 'last'): Promise<void> {

@@ -7,6 +7,7 @@ import { isPipelineError } from '../core/errors.js'
 import type { ToolConfig } from '../core/tool.js'
 import type { Database } from '../db/database.js'
 import { DeliveryStateStore, type DeliveryStateChange } from '../db/delivery-states.js'
+import { identityOf } from '../db/event-identity.js'
 import { enqueueDeliveries } from '../sources/enqueue-deliveries.js'
 import type { StreamKeys } from '../sources/keys.js'
 import { batch } from './batch.js'
@@ -36,6 +37,9 @@ type Stored = Envelope & { readonly tool?: ToolConfig; readonly stored?: boolean
 interface Decided<E> { readonly env: E; readonly changes: readonly DeliveryStateChange[] }
 
 const fansOut = (env: Stored): boolean => !env.failure && env.stored === true && (env.tool?.destinations?.length ?? 0) > 0
+// a dead-lettered delivery re-queued from the DLQ comes back on the main stream, where the event is a duplicate
+// (dedupe found it done, so it was not stored again; one whose row was stored again fans out above)
+const redrive = (env: Stored): boolean => !env.failure && env.outcome === 'duplicate' && env.stored !== true && env.message.event.retry_count > 0
 
 async function stateOf(pool: TransformPool, env: Stored, d: Destination): Promise<Omit<DeliveryStateChange, 'event' | 'destinationId'>> {
   if (!d.enabled) return { state: 'disabled' }
@@ -52,8 +56,9 @@ async function stateOf(pool: TransformPool, env: Stored, d: Destination): Promis
  * (`pending`, `filtered`, `disabled`, or `failed` when the filter failed), and writes one delivery entry per
  * pending destination to the delivery stream, where the delivery pipeline delivers each pair with its own
  * retries. The event itself is then settled as usual: a slow or dead destination never holds it. Filters run
- * on worker threads within the tool's `transform_timeout`. PostgreSQL or Redis down holds the batch. Events
- * without destinations, failed or not stored pass through untouched.
+ * on worker threads within the tool's `transform_timeout`. A dead-lettered delivery re-queued from the DLQ
+ * arrives as a duplicate event: its failed pairs are enqueued again. PostgreSQL or Redis down holds the batch.
+ * Events without destinations, failed or not stored pass through untouched.
  *
  * @example
  * envelopes$.pipe(store({ db }), fanOut({ redis, db, keys }), settle({ redis }))
@@ -83,7 +88,23 @@ export function fanOut<E extends Stored>(options: FanOutOptions): MonoTypeOperat
       toolId: env.message.event.tool_id, eventId: env.message.event.id, fields: env.message.fields,
       destinationIds: changes.filter((c) => c.state === 'pending').map((c) => c.destinationId),
     })))
+    await redriveFailed(decided.map((d) => d.env).filter(redrive))
     return decided.map((d) => d.env)
+  }
+
+  // its failed pairs are delivered again (the DLQ row is then resolved as for any re-queued event)
+  const redriveFailed = async (envs: readonly E[]): Promise<void> => {
+    if (envs.length === 0) return
+    const failed = await states.failed(envs.map((env) => env.message.event))
+    const again = envs.flatMap((env) => {
+      const ids = failed.get(identityOf(env.message.event)) ?? []
+      return ids.length > 0 ? [{ env, ids }] : []
+    })
+    const event = (env: E) => ({ tool_id: env.message.event.tool_id, id: env.message.event.id })
+    await states.set(again.flatMap(({ env, ids }) => ids.map((destinationId) => ({ event: event(env), destinationId, state: 'pending' as const }))))
+    await enqueueDeliveries({ ...enqueue, once: false }, again.map(({ env, ids }) => ({
+      toolId: env.message.event.tool_id, eventId: env.message.event.id, fields: env.message.fields, destinationIds: ids,
+    })))
   }
 
   return (source) => defer(() => {

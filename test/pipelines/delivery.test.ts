@@ -2,6 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createHmac } from 'node:crypto'
 import type { Subscription } from 'rxjs'
+import { DlqStore } from '../../src/db/dlq-store.js'
 import { eventHistory } from '../../src/db/event-history.js'
 import { deliveryPipeline, type DeliveryEnvelope } from '../../src/pipelines/delivery.js'
 import { ForwardSink } from '../../src/sinks/forward.js'
@@ -129,6 +130,29 @@ Fanout('a destination that never answers does not delay the other two: they rece
   assert.is(big.pending, 300)
   assert.is(await w.rowCount('webhook_dlq'), 0)
   console.log(`  healthy destinations done in ${tookMs} ms while one destination hangs`)
+}))
+
+Fanout('a delivery refused with 4xx is dead-lettered and recorded failed; retried from the DLQ it is delivered again to that destination only', withTimeLimit(120_000, async (ctx) => {
+  const { w } = ctx
+  let refuse = true
+  ctx.receivers = await Promise.all([startReceiver(), startReceiver(() => (refuse ? 410 : 200))])
+  const [ok, gone] = ctx.receivers as [Receiver, Receiver]
+  w.addTool({ id: 'fan', provider: 'github', processing_mode: 'store', retry_policy: fast,
+    destinations: [{ id: 'ok', url: ok.url }, { id: 'gone', url: gone.url }] })
+  const [event] = await w.enqueue(1, { tool_id: 'fan' })
+  w.start()
+  startDelivery(ctx)
+  await eventually('both deliveries settled', () => ctx.settled.length === 2, 30_000)
+  assert.equal(ctx.settled.map((e) => e.outcome).sort(), ['dead_lettered', 'forwarded'])
+  const failed = (await eventHistory(w.db.db, 'fan', event!.id))!
+  assert.equal([failed.deliveries.ok?.state, failed.deliveries.gone?.state, failed.deliveries.gone?.error_code], ['delivered', 'failed', 'DESTINATION_4XX'])
+  assert.equal(failed.dlq.map((d) => [d.status, d.error_code]), [['pending', 'DESTINATION_4XX']])
+  refuse = false
+  await new DlqStore({ db: w.db.db, stream: w.stream }).retryOne(failed.dlq[0]!.id, 'test')
+  await eventually('delivered again', async () => (await eventHistory(w.db.db, 'fan', event!.id))!.deliveries.gone?.state === 'delivered', 30_000)
+  assert.is(ok.requests.length, 1, 'the destination that had it does not get it again')
+  assert.is(gone.requests.length, 2)
+  await eventually('the DLQ row resolved', async () => (await eventHistory(w.db.db, 'fan', event!.id))!.dlq[0]?.status === 'resolved', 10_000)
 }))
 
 Fanout.run()
