@@ -375,3 +375,28 @@ export function removeDestination(list: readonly Destination[], id: string, wher
   if (!list.some((x) => x.id === id)) throw missing(where, id)
   return list.filter((x) => x.id !== id)
 }
+
+/**
+ * The destination after a rotation of its signing secret: `next` signs from now on, and the current secret (if it
+ * had one of its own) keeps signing too until `previousExpiresAt` (epoch ms; undefined = until retired). A previous
+ * secret already held is dropped: at most two sign at once.
+ *
+ * @example
+ * rotateDestinationSecret(d, generateForwardSecret(), Date.now() + 86_400_000)
+ */
+export function rotateDestinationSecret(d: Destination, next: string, previousExpiresAt: number | undefined): Destination {
+  const { previousSecret: _p, previousSecretExpiresAt: _e, ...rest } = d
+  return Object.freeze({ ...rest, secret: next, ...(d.secret ? { previousSecret: d.secret } : {}),
+    ...(d.secret && previousExpiresAt !== undefined ? { previousSecretExpiresAt: previousExpiresAt } : {}) })
+}
+
+/**
+ * The destination without its previous signing secret (its receiver verifies with the new one).
+ *
+ * @example
+ * retireDestinationSecret(d)
+ */
+export function retireDestinationSecret(d: Destination): Destination {
+  const { previousSecret: _p, previousSecretExpiresAt: _e, ...rest } = d
+  return Object.freeze(rest)
+}

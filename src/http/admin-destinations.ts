@@ -1,6 +1,6 @@
 import {
   addDestination, DEFAULT_DESTINATION_ID, destinationToInput, destinationToJSON, keepDestinationWriteOnly, parseDestination, removeDestination,
-  updateDestination, type Destination, type DestinationInput,
+  retireDestinationSecret, rotateDestinationSecret, updateDestination, type Destination, type DestinationInput,
 } from '../core/destination.js'
 import { PipelineError } from '../core/errors.js'
 import { destinationsOf, type ToolConfig } from '../core/tool.js'
@@ -8,6 +8,7 @@ import { generateForwardSecret } from '../core/tool-secrets.js'
 import type { AuditAction } from '../db/audit-log.js'
 import type { AdminOptions } from './admin.js'
 import { AdminError, guarded, readJsonObject } from './admin-http.js'
+import { expiresAt } from './admin-tool-secrets.js'
 import type { Route } from './server.js'
 import { sendJson } from './server.js'
 
@@ -23,7 +24,9 @@ function invalid(message: string): never {
 /**
  * The `/admin/tools/:id/destinations` routes: list, add (POST; a signing secret is generated when none is given
  * and returned once as `secret`), show, replace (PUT), change some fields (PATCH, e.g. `{"enabled": false}`)
- * and remove (DELETE) a stored tool's destinations. Each change runs under the tool row's lock, is audited
+ * and remove (DELETE) a stored tool's destinations, and rotate (`/secret/rotate`: `{ secret?, previous_expires_in? }`,
+ * a generated one returned once as `secret`; the old one keeps signing until it expires) or retire
+ * (`/secret/retire`) a destination's signing secret. Each change runs under the tool row's lock, is audited
  * (`destination_added`, `destination_replaced`, `destination_updated`, `destination_removed`) and refreshes the
  * ToolRegistry. Secrets and header values are never echoed; `default` (the tool's `forward_url`) is listed but
  * changed only through the tool itself.
@@ -128,7 +131,30 @@ export function destinationRoutes(options: AdminOptions, maxBodyBytes: number): 
     res.writeHead(204).end()
   }, log)
 
+  const rotate = guarded(async (req, res, { id = '', dest = '' }) => {
+    const body = await readJsonObject(req, maxBodyBytes)
+    const unknown = Object.keys(body).filter((k) => k !== 'secret' && k !== 'previous_expires_in')
+    if (unknown.length > 0) invalid(`unknown field(s) ${unknown.map((k) => `"${k.slice(0, 40)}"`).join(', ')}; expected secret, previous_expires_in`)
+    const given = body.secret
+    if (given !== undefined && typeof given !== 'string') invalid(`tool "${id}" destination "${dest.slice(0, 64)}": field "secret" must be a string`)
+    const until = expiresAt(id, body.previous_expires_in)
+    const next = given ?? generateForwardSecret()
+    const tool = await change(id, dest, 'destination_secret_rotated', (current) => updateDestination(current, dest, (d) =>
+      // the new secret goes through the one parser, so a bad one is refused as in every other write
+      parseDestination(destinationToInput(rotateDestinationSecret(d, next, until)), `tool "${id}"`), `tool "${id}"`))
+    log?.info({ tool_id: id, destination_id: dest, actor }, 'destination secret rotated through the admin API')
+    sendJson(res, 200, { destination: shown(tool.destinations?.find((d) => d.id === dest) as Destination), ...(given === undefined ? { secret: next } : {}) })
+  }, log)
+
+  const retire = guarded(async (_req, res, { id = '', dest = '' }) => {
+    const tool = await change(id, dest, 'destination_secret_retired', (current) => updateDestination(current, dest, retireDestinationSecret, `tool "${id}"`))
+    log?.info({ tool_id: id, destination_id: dest, actor }, 'previous destination secret retired through the admin API')
+    sendJson(res, 200, { destination: shown(tool.destinations?.find((d) => d.id === dest) as Destination) })
+  }, log)
+
   return [
+    { method: 'POST', path: '/admin/tools/:id/destinations/:dest/secret/rotate', handler: rotate },
+    { method: 'POST', path: '/admin/tools/:id/destinations/:dest/secret/retire', handler: retire },
     { method: 'GET', path: '/admin/tools/:id/destinations', handler: list },
     { method: 'POST', path: '/admin/tools/:id/destinations', handler: add },
     { method: 'GET', path: '/admin/tools/:id/destinations/:dest', handler: show },

@@ -112,4 +112,21 @@ Routes('"default", config-file tools and unknown tools are refused for writes wi
   assert.equal([none.status, none.json.error.code], [404, 'TOOL_NOT_FOUND'])
 })
 
+Routes('rotating a destination secret keeps the old one signing until it is retired; neither is echoed', async (ctx) => {
+  const added = await call(ctx, 'POST', '/admin/tools/gh/destinations', { id: 'ci', url: 'https://ci.example.com/in' })
+  const first = added.json.secret as string
+  const next = 'whsec_' + Buffer.alloc(32, 3).toString('base64')
+  const rotated = await call(ctx, 'POST', '/admin/tools/gh/destinations/ci/secret/rotate', { secret: next, previous_expires_in: '24h' })
+  assert.is(rotated.status, 200)
+  assert.is(rotated.json.secret, undefined, 'a given secret is not echoed')
+  assert.equal([rotated.json.destination.secret, rotated.json.destination.previous_secret], ['********', '********'])
+  let d = (await ctx.store.get('gh'))!.destinations![0]!
+  assert.equal([d.secret, d.previousSecret], [next, first])
+  assert.ok(d.previousSecretExpiresAt! > Date.now() + 23 * 3_600_000)
+  assert.is((await call(ctx, 'POST', '/admin/tools/gh/destinations/ci/secret/retire')).status, 200)
+  d = (await ctx.store.get('gh'))!.destinations![0]!
+  assert.equal([d.secret, d.previousSecret], [next, undefined])
+  for (const text of ctx.bodies.slice(1)) assert.not.ok(text.includes(first) || text.includes(next), text)
+})
+
 Routes.run()
