@@ -83,4 +83,19 @@ Destinations('the same validation as YAML and the API: bad input fails naming th
   assert.equal((await store.get('gh'))!.destinations!.map((x) => x.id), ['from-file'])
 })
 
+Destinations('rotate-secret keeps the old secret signing until retire-secret; a generated one is printed once', async ({ w, store }) => {
+  assert.is((await w.run(destinationsCommand, ['add', 'gh', 'ci'], { url: 'https://ci.example.com/in', 'secret-env': 'DEST_SECRET' })).code, 0)
+  const rotated = await w.run(destinationsCommand, ['rotate-secret', 'gh', 'ci'], { 'previous-expires-in': '24h' })
+  assert.is(rotated.code, 0, rotated.err)
+  const next = /signing secret \(shown once; give it to the receiver\): (whsec_\S+)/.exec(rotated.out)?.[1]
+  assert.ok(next, rotated.out)
+  assert.not.ok(rotated.out.includes(SIGNING), 'the old secret is not printed')
+  let d = (await store.get('gh'))!.destinations![0]!
+  assert.equal([d.secret, d.previousSecret, d.previousSecretExpiresAt! > Date.now() + 23 * 3_600_000], [next, SIGNING, true])
+  assert.is((await w.run(destinationsCommand, ['retire-secret', 'gh', 'ci'], {})).code, 0)
+  d = (await store.get('gh'))!.destinations![0]!
+  assert.equal([d.secret, d.previousSecret], [next, undefined])
+  assert.is((await w.run(destinationsCommand, ['rotate-secret', 'gh', 'ci'], { 'previous-expires-in': 'soon' })).code, 2)
+})
+
 Destinations.run()

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import {
-  addDestination, DEFAULT_DESTINATION_ID, destinationToJSON, parseDestination, removeDestination, updateDestination,
-  type Destination, type DestinationInput,
+  addDestination, DEFAULT_DESTINATION_ID, destinationToInput, destinationToJSON, parseDestination, removeDestination, retireDestinationSecret,
+  rotateDestinationSecret, updateDestination, type Destination, type DestinationInput,
 } from '../../core/destination.js'
+import { parseDuration } from '../../core/duration.js'
 import { destinationsOf } from '../../core/tool.js'
 import { generateForwardSecret } from '../../core/tool-secrets.js'
 import { ToolStore } from '../../db/tool-store.js'
@@ -13,10 +14,16 @@ import { CommandFailure, formatFields, jsonFlag, print, stringFlag, UsageError, 
 const USAGE = 'usage: hookstream destinations list <tool> | show <tool> <destination> | ' +
   'add <tool> <destination> --url <url> [--event-types a,b*] [--filter <jsonata>] [--transform <jsonata>] [--headers-env VAR | --headers <json>] ' +
   '[--timeout 5s] [--retry-policy <json>] [--rate-limit <json>] [--max-concurrency n] [--secret-env VAR] [--disabled] | add <tool> --file d.yaml | ' +
-  'remove <tool> <destination> | enable <tool> <destination> | disable <tool> <destination>   (--json for JSON output)'
+  'remove <tool> <destination> | enable <tool> <destination> | disable <tool> <destination> | ' +
+  'rotate-secret <tool> <destination> [--secret-env VAR] [--previous-expires-in 24h] | retire-secret <tool> <destination>   (--json for JSON output)'
 
 const ACTOR = 'cli'
-const SUBCOMMANDS = ['list', 'show', 'add', 'remove', 'enable', 'disable']
+// what each change did, for the confirmation line
+const DONE: Readonly<Record<string, string>> = {
+  add: 'added', remove: 'removed', enable: 'enabled', disable: 'disabled',
+  'rotate-secret': 'has a new signing secret (the previous one keeps signing until it expires or is retired)', 'retire-secret': 'no longer signs with its previous secret',
+}
+const SUBCOMMANDS = ['list', 'show', 'add', 'remove', 'enable', 'disable', 'rotate-secret', 'retire-secret']
 
 /** The destination described by `add`'s flags or `--file`, as user input (validated later by parseDestination). */
 function destinationInput(id: string | undefined, flags: Parameters<Command>[1], env: Readonly<Record<string, string | undefined>>): DestinationInput {
@@ -113,19 +120,31 @@ export const destinationsCommand: Command = async (args, flags, io) => {
       if (input.secret === undefined) input.secret = generated = generateForwardSecret()
       destination = parseDestination(input, where)
     }
+    let rotation: ((d: Destination) => Destination) | undefined
+    if (sub === 'rotate-secret') {
+      const secretEnv = stringFlag(flags, 'secret-env')
+      if (secretEnv !== undefined && !io.env[secretEnv]) throw new UsageError(`--secret-env ${secretEnv}: that environment variable is not set`)
+      const expiresIn = stringFlag(flags, 'previous-expires-in')
+      const ms = expiresIn === undefined ? undefined : parseDuration(expiresIn)
+      if (expiresIn !== undefined && (ms === undefined || ms < 1)) throw new UsageError(`--previous-expires-in must be a duration such as "24h"; got "${expiresIn}"`)
+      const next = secretEnv !== undefined ? io.env[secretEnv] as string : (generated = generateForwardSecret())
+      rotation = (d) => parseDestination(destinationToInput(rotateDestinationSecret(d, next, ms === undefined ? undefined : Date.now() + ms)), where)
+    }
+    if (sub === 'retire-secret') rotation = retireDestinationSecret
     const target = sub === 'add' ? destination!.id : id as string
     if (target === DEFAULT_DESTINATION_ID) {
       throw new CommandFailure(`destination "default" of ${where} is its forward_url; change it with \`hookstream tools add ${toolId} --forward-url …\``)
     }
-    const action = sub === 'add' ? 'destination_added' : sub === 'remove' ? 'destination_removed' : 'destination_updated'
+    const action = sub === 'add' ? 'destination_added' : sub === 'remove' ? 'destination_removed'
+      : sub === 'rotate-secret' ? 'destination_secret_rotated' : sub === 'retire-secret' ? 'destination_secret_retired' : 'destination_updated'
     const changed = await store.changeDestinations(toolId, target, action, ACTOR, (list) =>
       sub === 'add' ? addDestination(list, destination, where)
         : sub === 'remove' ? removeDestination(list, target, where)
-          : updateDestination(list, target, (d) => Object.freeze({ ...d, enabled: sub === 'enable' }), where))
+          : updateDestination(list, target, rotation ?? ((d) => Object.freeze({ ...d, enabled: sub === 'enable' })), where))
     if (!changed) throw new CommandFailure(`tool "${toolId}" does not exist any more; list tools with \`hookstream tools list\``)
     const after = changed.destinations?.find((d) => d.id === target)
     print(io, flags, { tool_id: toolId, ...(after ? { destination: destinationToJSON(after) } : { removed: target }), ...(generated ? { secret: generated } : {}) }, () =>
-      `destination "${target}" of ${where} ${sub === 'add' ? 'added' : sub === 'remove' ? 'removed' : `${sub}d`}; running services pick it up within their refresh interval` +
+      `destination "${target}" of ${where} ${DONE[sub]}; running services pick it up within their refresh interval` +
       (after && sub === 'add' ? `\n${formatFields(destinationToJSON(after))}` : '') +
       (generated ? `\nsigning secret (shown once; give it to the receiver): ${generated}` : ''))
     return 0
@@ -134,7 +153,7 @@ export const destinationsCommand: Command = async (args, flags, io) => {
 
 /** `hookstream destinations` as registered in the CLI. */
 export const destinationsSpec: CommandSpec = {
-  summary: 'manage the destinations a tool fans out to: list, show, add, remove, enable, disable (secrets are write-only)',
+  summary: 'manage the destinations a tool fans out to: list, show, add, remove, enable, disable, rotate-secret, retire-secret (secrets are write-only)',
   usage: USAGE,
   flags: {
     ...JSON_FLAG,
@@ -148,7 +167,8 @@ export const destinationsSpec: CommandSpec = {
     'retry-policy': { type: 'string', description: 'add: JSON retry policy (default: the tool\'s)' },
     'rate-limit': { type: 'string', description: 'add: JSON {"per_second": 50, "burst": 10}' },
     'max-concurrency': { type: 'string', description: 'add: requests in flight at once to this destination' },
-    'secret-env': { type: 'string', description: 'add: the environment variable holding the signing secret (default: a generated whsec_ secret, printed once)' },
+    'secret-env': { type: 'string', description: 'add, rotate-secret: the environment variable holding the signing secret (default: a generated whsec_ secret, printed once)' },
+    'previous-expires-in': { type: 'string', description: 'rotate-secret: how long the previous secret keeps signing, e.g. 24h (default: until retire-secret)' },
     disabled: { type: 'boolean', description: 'add: store the destination disabled' },
     file: { type: 'string', description: 'add: read the destination from a JSON or YAML file' },
   },
