@@ -5,11 +5,19 @@ import { createMetrics } from '../../src/observability/metrics.js'
 import { defineScenario, type Scenario } from '../define-scenario.js'
 import { runWebhookPipeline } from './run-webhook-pipeline.js'
 
-interface Received { requests: number; connections: number; cpuUs: number }
-interface Receiver { readonly url: string; stop(): Promise<Received> }
+/** What a bench receiver saw. */
+export interface Received { requests: number; connections: number; cpuUs: number }
+/** A bench receiver: its URL, and `stop()`. */
+export interface Receiver { readonly url: string; stop(): Promise<Received> }
 
-// the receiver runs in its own process so it never shares the pipeline's event loop
-async function startReceiver(): Promise<Receiver> {
+/**
+ * A loopback receiver in its own process (so it never shares the pipeline's event loop) that answers 200;
+ * `stop()` reports the requests, connections and CPU time it saw.
+ *
+ * @example
+ * const receiver = await startReceiver(); …; const { requests } = await receiver.stop()
+ */
+export async function startReceiver(): Promise<Receiver> {
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', new URL('./forward-receiver-child.ts', import.meta.url).pathname],
     { stdio: ['ignore', 'pipe', 'inherit'] })
   const lines = createInterface({ input: child.stdout! })

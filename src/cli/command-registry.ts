@@ -7,6 +7,7 @@ import { produceSpec } from './commands/produce.js'
 import { runSpec } from './commands/run.js'
 import { streamSpec } from './commands/stream.js'
 import { toolsSpec } from './commands/tools.js'
+import { destinationsSpec } from './commands/destinations.js'
 import { commandsSpec } from './commands/commands.js'
 
 /** Every `hookstream <name>` command; each declares the flags it accepts (CommandSpec.flags). */
@@ -16,6 +17,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   config: configSpec,
   produce: produceSpec,
   tools: toolsSpec,
+  destinations: destinationsSpec,
   dlq: dlqSpec,
   stream: streamSpec,
   events: eventsSpec,

@@ -58,20 +58,31 @@ function optionalTime(where: string, field: string, value: unknown): number | un
   return ms
 }
 
-function forwardHeaders(where: string, value: unknown): Readonly<Record<string, string>> | undefined {
+/**
+ * Validates a map of extra request headers (write-only values, e.g. a receiver's own `authorization`): at most
+ * 20, names lowercase HTTP tokens other than the ones hookstream sets, values up to 4,096 characters without
+ * line breaks. Throws a permanent PipelineError with `code` naming `field`; values never appear in a message.
+ *
+ * @example
+ * parseHeaderMap('tool "gh"', 'forward_headers', { Authorization: 'Bearer x' }) // { authorization: 'Bearer x' }
+ */
+export function parseHeaderMap(where: string, field: string, value: unknown, code = 'TOOL_INVALID'): Readonly<Record<string, string>> | undefined {
+  function bad(w: string, f: string, problem: string): never {
+    throw new PipelineError('permanent', code, `${w}: field "${f}" ${problem}`)
+  }
   if (value === undefined || value === null) return undefined
-  if (typeof value !== 'object' || Array.isArray(value)) bad(where, 'forward_headers', 'must be an object of header name → value')
+  if (typeof value !== 'object' || Array.isArray(value)) bad(where, field, 'must be an object of header name → value')
   const entries = Object.entries(value as Record<string, unknown>)
-  if (entries.length > MAX_FORWARD_HEADERS) bad(where, 'forward_headers', `may hold at most ${MAX_FORWARD_HEADERS} headers; got ${entries.length}`)
+  if (entries.length > MAX_FORWARD_HEADERS) bad(where, field, `may hold at most ${MAX_FORWARD_HEADERS} headers; got ${entries.length}`)
   const out: Record<string, string> = {}
   for (const [rawName, v] of entries) {
     const name = rawName.toLowerCase()
-    if (!/^[a-z0-9!#$%&'*+.^_`|~-]{1,64}$/.test(name)) bad(where, 'forward_headers', `has a name that is not an HTTP header name: ${JSON.stringify(rawName.slice(0, 64))}`)
-    if (RESERVED_FORWARD_HEADERS.test(name)) bad(where, `forward_headers.${name}`, 'is set by hookstream itself; use another header')
+    if (!/^[a-z0-9!#$%&'*+.^_`|~-]{1,64}$/.test(name)) bad(where, field, `has a name that is not an HTTP header name: ${JSON.stringify(rawName.slice(0, 64))}`)
+    if (RESERVED_FORWARD_HEADERS.test(name)) bad(where, `${field}.${name}`, 'is set by hookstream itself; use another header')
     if (typeof v !== 'string' || v.length > MAX_HEADER_VALUE_CHARS || /[\r\n\0]/.test(v)) {
-      bad(where, `forward_headers.${name}`, `must be a string of at most ${MAX_HEADER_VALUE_CHARS} characters without line breaks`)
+      bad(where, `${field}.${name}`, `must be a string of at most ${MAX_HEADER_VALUE_CHARS} characters without line breaks`)
     }
-    if (v === SECRET_MASK) bad(where, `forward_headers.${name}`, `holds the mask "${SECRET_MASK}"; send the real value, or leave forward_headers out to keep the stored ones`)
+    if (v === SECRET_MASK) bad(where, `${field}.${name}`, `holds the mask "${SECRET_MASK}"; send the real value, or leave ${field} out to keep the stored ones`)
     out[name] = v
   }
   return Object.freeze(out)
@@ -92,7 +103,7 @@ export function parseToolSecrets(where: string, input: ToolSecretsInput): ToolSe
   if (forwardSecret?.startsWith('whsec_') && Buffer.from(forwardSecret.slice(6), 'base64').length < 16) {
     bad(where, 'forward_secret', 'must hold at least 16 bytes of base64 after "whsec_"; leave it out to have one generated')
   }
-  const headers = forwardHeaders(where, input.forward_headers)
+  const headers = parseHeaderMap(where, 'forward_headers', input.forward_headers)
   return {
     ...(previousSecret ? { previousSecret } : {}),
     ...(previousSecret && previousSecretExpiresAt !== undefined ? { previousSecretExpiresAt } : {}),

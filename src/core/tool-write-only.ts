@@ -1,3 +1,4 @@
+import { destinationToInput, keepDestinationWriteOnly, type DestinationInput } from './destination.js'
 import { maskUrl } from './mask-url.js'
 import type { ToolConfig, ToolInput } from './tool.js'
 import { generateForwardSecret, SECRET_MASK } from './tool-secrets.js'
@@ -35,6 +36,15 @@ export function keepWriteOnly(input: ToolInput, existing: ToolConfig | undefined
       .map(([k, v]) => [k, v === SECRET_MASK ? existing.forwardHeaders?.[k.toLowerCase()] ?? v : v]))
   }
   if (existing.forwardUrl && input.forward_url === maskUrl(existing.forwardUrl)) out.forward_url = existing.forwardUrl
+  // destinations left out are kept; listed ones keep their stored write-only values where they show the mask
+  if (input.destinations === undefined) out.destinations = existing.destinations?.map(destinationToInput)
+  else if (Array.isArray(input.destinations)) {
+    const stored = new Map((existing.destinations ?? []).map((d) => [d.id, d]))
+    out.destinations = input.destinations.map((d: unknown) => {
+      const id = typeof d === 'object' && d !== null ? (d as { id?: unknown }).id : undefined
+      return typeof id === 'string' && stored.has(id) ? keepDestinationWriteOnly(d as DestinationInput, stored.get(id)) : d
+    })
+  }
   return out
 }
 

@@ -1,8 +1,10 @@
 import jsonata from 'jsonata'
-import { formatDuration, parseDuration } from './duration.js'
+import { formatDuration } from './duration.js'
 import { PipelineError } from './errors.js'
 import { formatSize, parseSize } from './size.js'
+import { DEFAULT_DESTINATION_ID, destinationToJSON, parseDestinations, type Destination } from './destination.js'
 import { maskUrl } from './mask-url.js'
+import { parseDuration as durationField, parseRetryPolicy, retryPolicyToJSON, type RetryPolicy } from './retry-policy.js'
 import { parseToolSecrets, toolSecretsToJSON, type ToolSecrets, type ToolSecretsInput } from './tool-secrets.js'
 
 /** Signature schemes ingest can verify. */
@@ -12,19 +14,7 @@ export type Provider = (typeof PROVIDERS)[number]
 export const PROCESSING_MODES = ['store', 'store_and_forward', 'transform_and_store'] as const
 export type ProcessingMode = (typeof PROCESSING_MODES)[number]
 
-/** Retry schedule for one tool, in milliseconds. */
-export interface RetryPolicy {
-  readonly maxRetries: number
-  readonly initialIntervalMs: number
-  readonly maxIntervalMs: number
-  readonly multiplier: number
-  readonly maxElapsedMs: number
-}
-
-/** The seeds' defaults: 5 retries, 1s doubling up to 5m, given up after 30m. */
-export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
-  maxRetries: 5, initialIntervalMs: 1000, maxIntervalMs: 300_000, multiplier: 2, maxElapsedMs: 1_800_000,
-})
+export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy.js'
 
 /** Options of the `generic` provider's HMAC check. */
 export interface GenericSignature {
@@ -67,6 +57,11 @@ export interface ToolConfig extends ToolSecrets {
    * being read. INGEST_MAX_BODY still caps it. @defaultValue unset: INGEST_MAX_BODY
    */
   readonly maxBodyBytes?: number
+  /**
+   * Where the tool's events are fanned out to after they are stored, each with its own filter, retries and
+   * outcome (`destinations`). The `forward_url` shorthand is not in this list (see `destinationsOf`). @defaultValue none
+   */
+  readonly destinations?: readonly Destination[]
 }
 
 /** A tool in its JSON/YAML shape (snake_case, durations as strings), as users write it. */
@@ -84,39 +79,11 @@ export interface ToolInput extends ToolSecretsInput {
   signature?: unknown
   delivery_id?: unknown
   max_body?: unknown
+  destinations?: unknown
 }
 
 function bad(where: string, field: string, problem: string): never {
   throw new PipelineError('permanent', 'TOOL_INVALID', `${where}: field "${field}" ${problem}`)
-}
-
-function duration(where: string, field: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  const ms = typeof value === 'string' || typeof value === 'number' ? parseDuration(value) : undefined
-  if (ms === undefined) bad(where, field, `must be a duration such as "50ms", "1s" or "5m"; got ${JSON.stringify(value)}`)
-  return ms
-}
-
-function retryPolicy(where: string, value: unknown): RetryPolicy {
-  if (value === undefined || value === null) return DEFAULT_RETRY_POLICY
-  if (typeof value !== 'object' || Array.isArray(value)) bad(where, 'retry_policy', 'must be an object')
-  const p = value as Record<string, unknown>
-  const d = DEFAULT_RETRY_POLICY
-  const maxRetries = p.max_retries ?? d.maxRetries
-  if (typeof maxRetries !== 'number' || !Number.isInteger(maxRetries) || maxRetries < 0) {
-    bad(where, 'retry_policy.max_retries', `must be an integer of at least 0; got ${JSON.stringify(maxRetries)}`)
-  }
-  const multiplier = p.multiplier ?? d.multiplier
-  if (typeof multiplier !== 'number' || !(multiplier >= 1)) {
-    bad(where, 'retry_policy.multiplier', `must be a number of at least 1; got ${JSON.stringify(multiplier)}`)
-  }
-  const initialIntervalMs = duration(where, 'retry_policy.initial_interval', p.initial_interval, d.initialIntervalMs)
-  const maxIntervalMs = duration(where, 'retry_policy.max_interval', p.max_interval, d.maxIntervalMs)
-  if (maxIntervalMs < initialIntervalMs) bad(where, 'retry_policy.max_interval', 'must not be shorter than initial_interval')
-  return {
-    maxRetries, multiplier, initialIntervalMs, maxIntervalMs,
-    maxElapsedMs: duration(where, 'retry_policy.max_elapsed_time', p.max_elapsed_time, d.maxElapsedMs),
-  }
 }
 
 /** Budget of one event's transform when the tool sets no `transform_timeout`: 100 ms. */
@@ -236,23 +203,25 @@ export function parseTool(input: ToolInput, where = 'tool'): ToolConfig {
   }
   if (mode === 'transform_and_store' && transform === undefined) bad(at, 'transform', 'is required when processing_mode is transform_and_store')
   if (transform !== undefined) compileTransform(at, transform as string | Record<string, string>)
-  const transformTimeoutMs = duration(at, 'transform_timeout', input.transform_timeout, DEFAULT_TRANSFORM_TIMEOUT_MS)
+  const transformTimeoutMs = durationField(at, 'transform_timeout', input.transform_timeout, DEFAULT_TRANSFORM_TIMEOUT_MS, 'TOOL_INVALID')
   if (transformTimeoutMs < 1 || transformTimeoutMs > MAX_TRANSFORM_TIMEOUT_MS) {
     bad(at, 'transform_timeout', `must be between 1ms and ${formatDuration(MAX_TRANSFORM_TIMEOUT_MS)}; got ${JSON.stringify(input.transform_timeout)}`)
   }
   const maxBodyBytes = maxBody(at, input.max_body)
   const enabled = input.enabled ?? true
   if (typeof enabled !== 'boolean') bad(at, 'enabled', `must be true or false; got ${JSON.stringify(enabled)}`)
+  const destinations = parseDestinations(at, input.destinations)
   return Object.freeze({
     id, provider: provider as Provider, secret, tenantId: tenant, processingMode: mode as ProcessingMode,
     ...(forwardUrl ? { forwardUrl } : {}),
     ...(transform !== undefined ? { transform: transform as ToolConfig['transform'] } : {}),
     transformTimeoutMs,
-    retryPolicy: retryPolicy(at, input.retry_policy), enabled,
+    retryPolicy: parseRetryPolicy(at, input.retry_policy, 'TOOL_INVALID'), enabled,
     ...(sig !== undefined ? { signature: sig } : {}),
     ...parseToolSecrets(at, input),
     ...(deliveryId !== undefined ? { deliveryId } : {}),
     ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
+    ...(destinations.length > 0 ? { destinations } : {}),
   })
 }
 
@@ -264,20 +233,17 @@ export function parseTool(input: ToolInput, where = 'tool'): ToolConfig {
  * toolToJSON(tool) // { id: 'gh-main', provider: 'github', secret: '********', … }
  */
 export function toolToJSON(tool: ToolConfig): Record<string, unknown> {
-  const p = tool.retryPolicy
   return {
     id: tool.id, provider: tool.provider, secret: tool.secret ? '********' : '', tenant_id: tool.tenantId,
     processing_mode: tool.processingMode, forward_url: tool.forwardUrl === undefined ? null : maskUrl(tool.forwardUrl), transform: tool.transform ?? null,
     transform_timeout: formatDuration(tool.transformTimeoutMs),
-    retry_policy: {
-      max_retries: p.maxRetries, initial_interval: formatDuration(p.initialIntervalMs), max_interval: formatDuration(p.maxIntervalMs),
-      multiplier: p.multiplier, max_elapsed_time: formatDuration(p.maxElapsedMs),
-    },
+    retry_policy: retryPolicyToJSON(tool.retryPolicy),
     enabled: tool.enabled,
     ...(tool.signature !== undefined ? { signature: tool.signature } : {}),
     ...toolSecretsToJSON(tool),
     ...(tool.deliveryId !== undefined ? { delivery_id: tool.deliveryId } : {}),
     ...(tool.maxBodyBytes !== undefined ? { max_body: formatSize(tool.maxBodyBytes) } : {}),
+    ...(tool.destinations ? { destinations: tool.destinations.map(destinationToJSON) } : {}),
   }
 }
 
@@ -292,4 +258,22 @@ export interface ToolLookup {
    * ToolRegistry reads such a miss from the store). @defaultValue `get`
    */
   getQueued?(id: string): Promise<ToolConfig | undefined>
+}
+
+/**
+ * Every destination of a tool: the `forward_url` shorthand first (id `default`, in `store_and_forward` mode,
+ * signed with the tool's forward secret, with its forward headers and retry policy), then `destinations`.
+ *
+ * @example
+ * destinationsOf(tool).map((d) => d.id) // ['default', 'billing', 'ci']
+ */
+export function destinationsOf(tool: ToolConfig): readonly Destination[] {
+  const shorthand: Destination[] = tool.processingMode === 'store_and_forward' && tool.forwardUrl ? [Object.freeze({
+    id: DEFAULT_DESTINATION_ID, url: tool.forwardUrl, enabled: true, eventTypes: [], retryPolicy: tool.retryPolicy,
+    ...(tool.forwardHeaders ? { headers: tool.forwardHeaders } : {}),
+    ...(tool.forwardSecret ? { secret: tool.forwardSecret } : {}),
+    ...(tool.previousForwardSecret ? { previousSecret: tool.previousForwardSecret } : {}),
+    ...(tool.previousForwardSecretExpiresAt !== undefined ? { previousSecretExpiresAt: tool.previousForwardSecretExpiresAt } : {}),
+  })] : []
+  return [...shorthand, ...(tool.destinations ?? [])]
 }

@@ -13,6 +13,20 @@ type Json = ColumnType<unknown, string, string>
 type NullableJson = ColumnType<unknown, string | null | undefined, string | null>
 
 /** `webhook_events`: one row per stored event; the key is `(tool_id, id)`, `id` being the sender's delivery id. */
+/** Where one (event, destination) pair stands. */
+export type DeliveryState = 'pending' | 'delivered' | 'failed' | 'filtered' | 'disabled'
+
+/** The `webhook_events.deliveries` column: each destination's state with its attempt count and last error code. */
+export type DeliveryStates = Record<string, {
+  readonly state: DeliveryState
+  /** Retries so far (0: the first attempt). */
+  readonly attempts?: number
+  /** The error code of a failed pair (e.g. `DESTINATION_4XX`). */
+  readonly error_code?: string
+  /** When the state was set (ISO 8601). */
+  readonly at: string
+}>
+
 export interface WebhookEventsTable {
   id: string
   tool_id: string
@@ -26,6 +40,8 @@ export interface WebhookEventsTable {
   received_at: Timestamp
   processed_at: GeneratedTimestamp
   forwarded_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>
+  /** Fan-out state per destination id (migration 0006): `{ "<id>": { state, attempts?, error_code?, at } }`; NULL without destinations. */
+  deliveries: ColumnType<DeliveryStates | null, string | null | undefined, string | null>
 }
 
 /** Status of a dead-letter row. At most one row per event is open (pending, retrying or failed). */
@@ -76,6 +92,8 @@ export interface WebhookToolsTable {
   transform_timeout_ms: ColumnType<number | null, number | null | undefined, number | null>
   /** Migration 0005: the largest request body the tool accepts, in bytes; NULL for INGEST_MAX_BODY. */
   max_body_bytes: ColumnType<number | null, number | null | undefined, number | null>
+  /** The tool's destinations as JSON (encrypted like the secrets when a key is set: they hold secrets and headers). */
+  destinations: ColumnType<string | null, string | null | undefined, string | null>
   retry_policy: Json
   signature: NullableJson
   /** `generic` tools: where the delivery id is, `{ header }` or `{ pointer }` (added by migration 0002). */

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import type { Database, DlqEventFormat, DlqStatus } from './database.js'
+import type { Database, DeliveryStates, DlqEventFormat, DlqStatus } from './database.js'
 import { unavailableOr } from './database-error.js'
 
 /** Where an event stands, in one word: see `EventHistory.state`. */
@@ -23,6 +23,12 @@ export interface EventHistory {
     readonly stream_id: string; readonly tenant_id: string; readonly repository: string
     readonly received_at: Date; readonly processed_at: Date; readonly forwarded_at: Date | null
   } | null
+  /**
+   * The fan-out state per destination id (`pending`, `delivered`, `failed` with its error code, `filtered`,
+   * `disabled`), with retries so far; `default` (the tool's forward_url) shows `delivered` once forwarded.
+   * Empty when the event went to no destination.
+   */
+  readonly deliveries: DeliveryStates
   /** Every DLQ row of the event (oldest first). */
   readonly dlq: readonly {
     readonly id: number; readonly status: DlqStatus; readonly event_format: DlqEventFormat; readonly error: string; readonly error_code: string | null
@@ -65,7 +71,7 @@ export async function eventHistory(db: Kysely<Database>, toolId: string, eventId
   let stored, dlq, history
   try {
     [stored, dlq, history] = await Promise.all([
-      db.selectFrom('webhook_events').select(['tool_id', 'tenant_id', 'event_type', 'repository', 'stream_id', 'received_at', 'processed_at', 'forwarded_at'])
+      db.selectFrom('webhook_events').select(['tool_id', 'tenant_id', 'event_type', 'repository', 'stream_id', 'received_at', 'processed_at', 'forwarded_at', 'deliveries'])
         .where('tool_id', '=', toolId).where('id', '=', eventId).executeTakeFirst(),
       db.selectFrom('webhook_dlq').select(['id', 'tool_id', 'event', 'event_format', 'status', 'error', 'error_code', 'error_class', 'retry_count',
         'failed_at', 'next_retry_at', 'resolved_at']).where('tool_id', '=', toolId).where('event_id', '=', eventId).orderBy('id').execute(),
@@ -93,6 +99,10 @@ export async function eventHistory(db: Kysely<Database>, toolId: string, eventId
       stream_id: stored.stream_id, tenant_id: stored.tenant_id, repository: stored.repository,
       received_at: stored.received_at, processed_at: stored.processed_at, forwarded_at: stored.forwarded_at,
     } : null,
+    deliveries: {
+      ...(stored?.forwarded_at ? { default: { state: 'delivered' as const, at: new Date(stored.forwarded_at).toISOString() } } : {}),
+      ...stored?.deliveries,
+    },
     dlq: dlq.map(({ event: _event, tool_id: _tool, ...d }) => ({ ...d, id: Number(d.id) })),
     history,
   }

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Selectable } from 'kysely'
 import { ConfigError } from '../core/errors.js'
+import { destinationToInput, parseDestinations, type Destination } from '../core/destination.js'
 import { parseTool, toolToJSON, type ToolConfig } from '../core/tool.js'
 import type { Database, WebhookToolsTable } from './database.js'
 import { appendAudit, type AuditAction } from './audit-log.js'
@@ -32,7 +33,7 @@ export interface ReencryptResult {
 }
 
 // the secret columns, the context each is bound to, and whether it holds JSON
-const SECRET_COLUMNS = ['secret', 'previous_secret', 'forward_secret', 'previous_forward_secret', 'forward_headers'] as const
+const SECRET_COLUMNS = ['secret', 'previous_secret', 'forward_secret', 'previous_forward_secret', 'forward_headers', 'destinations'] as const
 type SecretColumn = (typeof SECRET_COLUMNS)[number]
 // `secret` keeps the context it had before migration 0003, so older rows still decrypt
 const context = (id: string, column: SecretColumn) => (column === 'secret' ? `tool:${id}` : `tool:${id}:${column}`)
@@ -114,24 +115,7 @@ export class ToolStore {
    */
   async upsert(tool: ToolConfig, actor: string, action: AuditAction = 'tool_upserted'): Promise<{ created: boolean }> {
     const json = toolToJSON(tool)
-    const changes = {
-      provider: tool.provider, tenant_id: tool.tenantId, processing_mode: tool.processingMode,
-      secret: this.seal(tool.id, 'secret', tool.secret),
-      previous_secret: this.seal(tool.id, 'previous_secret', tool.previousSecret),
-      previous_secret_expires_at: tool.previousSecretExpiresAt === undefined ? null : new Date(tool.previousSecretExpiresAt),
-      forward_secret: this.seal(tool.id, 'forward_secret', tool.forwardSecret),
-      previous_forward_secret: this.seal(tool.id, 'previous_forward_secret', tool.previousForwardSecret),
-      previous_forward_secret_expires_at: tool.previousForwardSecretExpiresAt === undefined ? null : new Date(tool.previousForwardSecretExpiresAt),
-      forward_headers: this.seal(tool.id, 'forward_headers', tool.forwardHeaders && JSON.stringify(tool.forwardHeaders)),
-      forward_url: tool.forwardUrl ?? null,
-      transform: tool.transform === undefined ? null : JSON.stringify(tool.transform),
-      transform_timeout_ms: tool.transformTimeoutMs,
-      max_body_bytes: tool.maxBodyBytes ?? null,
-      retry_policy: JSON.stringify(json.retry_policy),
-      signature: tool.signature === undefined ? null : JSON.stringify(tool.signature),
-      delivery_id: tool.deliveryId === undefined ? null : JSON.stringify(tool.deliveryId),
-      enabled: tool.enabled,
-    }
+    const changes = this.columns(tool)
     try {
       return await this.db.transaction().execute(async (trx) => {
         const row = await trx.insertInto('webhook_tools').values({ id: tool.id, ...changes })
@@ -144,6 +128,70 @@ export class ToolStore {
     } catch (err) {
       throw unavailableOr(err, `storing tool "${tool.id}"`)
     }
+  }
+
+  /**
+   * Changes a stored tool under a row lock (`SELECT … FOR UPDATE`), so two concurrent changes to its destinations
+   * never lose one: `change` gets the stored tool and returns the new one (or throws, which changes nothing).
+   * Logs `action` with `details` and the masked tool. Resolves with the new tool, or undefined when there is none.
+   *
+   * @example
+   * await store.modify('gh-main', (t) => ({ ...t, enabled: false }), 'cli', 'tool_upserted')
+   */
+  async modify(id: string, change: (tool: ToolConfig) => ToolConfig, actor: string, action: AuditAction,
+    details: Record<string, unknown> = {}): Promise<ToolConfig | undefined> {
+    try {
+      return await this.db.transaction().execute(async (trx) => {
+        const row = await trx.selectFrom('webhook_tools').selectAll().where('id', '=', id).forUpdate().executeTakeFirst()
+        if (!row) return undefined
+        const next = change(this.fromRow(row))
+        await trx.updateTable('webhook_tools').set({ ...this.columns(next), updated_at: sql<Date>`now()` }).where('id', '=', id).execute()
+        await appendAudit(trx, [{ entity: 'tool', action, actor, details: { tool_id: id, ...details, tool: toolToJSON(next) } }])
+        return next
+      })
+    } catch (err) {
+      throw unavailableOr(err, `changing tool "${id}"`)
+    }
+  }
+
+  // the row's columns for a tool, secrets sealed
+  private columns(tool: ToolConfig) {
+    return {
+      provider: tool.provider, tenant_id: tool.tenantId, processing_mode: tool.processingMode,
+      secret: this.seal(tool.id, 'secret', tool.secret),
+      previous_secret: this.seal(tool.id, 'previous_secret', tool.previousSecret),
+      previous_secret_expires_at: tool.previousSecretExpiresAt === undefined ? null : new Date(tool.previousSecretExpiresAt),
+      forward_secret: this.seal(tool.id, 'forward_secret', tool.forwardSecret),
+      previous_forward_secret: this.seal(tool.id, 'previous_forward_secret', tool.previousForwardSecret),
+      previous_forward_secret_expires_at: tool.previousForwardSecretExpiresAt === undefined ? null : new Date(tool.previousForwardSecretExpiresAt),
+      forward_headers: this.seal(tool.id, 'forward_headers', tool.forwardHeaders && JSON.stringify(tool.forwardHeaders)),
+      forward_url: tool.forwardUrl ?? null,
+      destinations: this.seal(tool.id, 'destinations', tool.destinations && JSON.stringify(tool.destinations.map(destinationToInput))),
+      transform: tool.transform === undefined ? null : JSON.stringify(tool.transform),
+      transform_timeout_ms: tool.transformTimeoutMs,
+      max_body_bytes: tool.maxBodyBytes ?? null,
+      retry_policy: JSON.stringify(toolToJSON(tool).retry_policy),
+      signature: tool.signature === undefined ? null : JSON.stringify(tool.signature),
+      delivery_id: tool.deliveryId === undefined ? null : JSON.stringify(tool.deliveryId),
+      enabled: tool.enabled,
+    }
+  }
+
+  /**
+   * Changes a stored tool's destinations with `modify` (row lock, one audit row `action` naming `destinationId`):
+   * `next` gets the current list and returns the new one, which is checked as a whole (at most 20, unique ids)
+   * as YAML and the tool routes check it. Resolves with the changed tool, or undefined when none is stored.
+   *
+   * @example
+   * await store.changeDestinations('gh', 'ci', 'destination_removed', 'cli', (list) => removeDestination(list, 'ci', 'tool "gh"'))
+   */
+  async changeDestinations(toolId: string, destinationId: string, action: AuditAction, actor: string,
+    next: (current: readonly Destination[]) => readonly Destination[]): Promise<ToolConfig | undefined> {
+    return this.modify(toolId, (tool) => {
+      const destinations = parseDestinations(`tool "${tool.id}"`, next(tool.destinations ?? []).map(destinationToInput))
+      const { destinations: _old, ...rest } = tool
+      return Object.freeze({ ...rest, ...(destinations.length > 0 ? { destinations } : {}) })
+    }, actor, action, { destination_id: destinationId })
   }
 
   /** Deletes a tool and logs `tool_deleted`; resolves false (and logs nothing) when there was none. */
@@ -214,6 +262,7 @@ export class ToolStore {
       return value === null ? undefined : decryptSecret(this.keys, value, context(row.id, column), what)
     }
     const headers = open('forward_headers')
+    const destinations = open('destinations')
     return parseTool({
       id: row.id, provider: row.provider, secret: open('secret'),
       tenant_id: row.tenant_id, processing_mode: row.processing_mode, forward_url: row.forward_url ?? undefined,
@@ -223,6 +272,7 @@ export class ToolStore {
       forward_secret: open('forward_secret'), previous_forward_secret: open('previous_forward_secret'),
       previous_forward_secret_expires_at: row.previous_forward_secret_expires_at?.getTime(),
       forward_headers: headers === undefined ? undefined : JSON.parse(headers),
+      destinations: destinations === undefined ? undefined : JSON.parse(destinations),
     }, 'webhook_tools row')
   }
 }

@@ -8,8 +8,14 @@ import { sendJson } from './server.js'
 
 const MAX_SECRET_CHARS = 1024
 
-/** `previous_expires_in` of a rotation body as epoch ms (undefined: the previous secret stays until retired). */
-function expiresAt(id: string, value: unknown): number | undefined {
+/**
+ * `previous_expires_in` of a rotation body as epoch ms (undefined: the previous secret stays until retired);
+ * AdminError `TOOL_INVALID` (400) when it is not a positive duration.
+ *
+ * @example
+ * expiresAt('gh-main', '24h') // Date.now() + 86,400,000
+ */
+export function expiresAt(id: string, value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined
   const ms = typeof value === 'string' ? parseDuration(value) : undefined
   if (ms === undefined || ms < 1) {

@@ -8,7 +8,7 @@ import { sendJson } from './server.js'
 const MASK = '********'
 // `source` is what GET adds; accepted (and ignored) so a GET → edit → PUT round trip works
 const TOOL_FIELDS = new Set(['source', 'id', 'provider', 'secret', 'tenant_id', 'processing_mode', 'forward_url', 'transform', 'transform_timeout', 'max_body', 'retry_policy', 'enabled', 'signature',
-  'delivery_id', 'previous_secret', 'previous_secret_expires_at', 'forward_secret', 'previous_forward_secret', 'previous_forward_secret_expires_at', 'forward_headers'])
+  'delivery_id', 'previous_secret', 'previous_secret_expires_at', 'forward_secret', 'previous_forward_secret', 'previous_forward_secret_expires_at', 'forward_headers', 'destinations'])
 
 /** A tool as the admin API shows it: masked, with where it is defined. */
 function shown(tool: ToolConfig, source: 'store' | 'config'): Record<string, unknown> {

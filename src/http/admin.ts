@@ -8,6 +8,7 @@ import type { ToolStore } from '../db/tool-store.js'
 import type { StreamKeys } from '../sources/keys.js'
 import type { RedisClient, StreamClient } from '../sources/stream-client.js'
 import { commandRoutes, type AdminCommandLog } from './admin-commands.js'
+import { destinationRoutes } from './admin-destinations.js'
 import { dlqRoutes } from './admin-dlq.js'
 import { replayRoutes, type AdminReplay } from './admin-replay.js'
 import { eventContentRoutes } from './admin-event-content.js'
@@ -33,7 +34,7 @@ export interface AdminOptions {
   readonly partitionKeys?: readonly StreamKeys[]
   /** Refreshed after every tool change, so this process sees it at once. */
   readonly tools: Pick<ToolRegistry, 'refresh'>
-  readonly toolStore: Pick<ToolStore, 'list' | 'get' | 'upsert' | 'remove'>
+  readonly toolStore: Pick<ToolStore, 'list' | 'get' | 'upsert' | 'remove' | 'changeDestinations'>
   /** The config file's tools, listed read-only (`source: "config"`). @defaultValue [] */
   readonly staticTools?: readonly ToolConfig[]
   /** ADMIN_TOKEN. Unset or empty: no route is mounted, so every `/admin` request is an unknown path (404, never 405). */
@@ -92,7 +93,7 @@ function checkToken(req: IncomingMessage, expected: Buffer): 'ok' | 'wrong' | 'm
 export function adminRoutes(options: AdminOptions): Route[] {
   const maxBodyBytes = options.maxBodyBytes ?? 1 << 20
   if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1) throw new RangeError(`adminRoutes: "maxBodyBytes" must be a positive integer; got ${options.maxBodyBytes}`)
-  const routes = [...toolRoutes(options, maxBodyBytes), ...toolSecretRoutes(options, maxBodyBytes), ...dlqRoutes(options, maxBodyBytes), ...eventSearchRoutes(options),
+  const routes = [...toolRoutes(options, maxBodyBytes), ...toolSecretRoutes(options, maxBodyBytes), ...destinationRoutes(options, maxBodyBytes), ...dlqRoutes(options, maxBodyBytes), ...eventSearchRoutes(options),
     ...eventContentRoutes(options), ...overviewRoutes(options),
     ...(options.commandLog ? commandRoutes(options.commandLog, options.logger, options.actor) : []),
     ...(options.replay ? replayRoutes(options, options.replay, maxBodyBytes) : []), openApiRoute()]

@@ -24,7 +24,11 @@ export interface DedupeOptions {
   /** Most events checked in one Redis round trip. @defaultValue 500 */
   readonly batchSize?: number
   /** Passed to the infrastructure hold (Redis down). */
-  readonly hold?: HoldOptions
+  readonly hold?: HoldOptions  /**
+   * The idempotency key of an envelope (the delivery pipeline keys each (event, destination) pair on its own).
+   * @defaultValue `idempotencyKey(keys, tool id, event id)`
+   */
+  readonly key?: (env: Envelope) => string
 }
 
 /**
@@ -39,6 +43,7 @@ export interface DedupeOptions {
  */
 export function dedupe<E extends Envelope>(options: DedupeOptions): MonoTypeOperatorFunction<E> {
   const keys = options.keys ?? DEFAULT_KEYS
+  const keyOf = options.key ?? ((env: Envelope) => idempotencyKey(keys, env.message.event.tool_id, env.message.event.id))
   const claimTtlMs = (options.claimTtlSeconds ?? 60) * 1000
   if (!Number.isFinite(claimTtlMs) || claimTtlMs < 1000) {
     throw new RangeError(`dedupe: "claimTtlSeconds" must be at least 1; got ${options.claimTtlSeconds}`)
@@ -49,7 +54,7 @@ export function dedupe<E extends Envelope>(options: DedupeOptions): MonoTypeOper
     if (open.length === 0) return envs
     const pipe = options.redis.pipeline()
     for (const env of open) {
-      pipe.call('SET', idempotencyKey(keys, env.message.event.tool_id, env.message.event.id), `claim:${env.message.streamId}`, 'NX', 'GET', 'PX', claimTtlMs)
+      pipe.call('SET', keyOf(env), `claim:${env.message.streamId}`, 'NX', 'GET', 'PX', claimTtlMs)
     }
     let results: [Error | null, unknown][]
     try {

@@ -19,9 +19,15 @@ export interface ForwardStepOptions {
   readonly tracing?: boolean
 }
 
-// the entry's JSON holds exactly the decoded event, unless the source put a re-queued DLQ row's retry count
-// beside it or the producer left `retry_count` out (decoding adds 0): then the event is serialized instead
-function entryJson(message: StreamMessage): string | undefined {
+/**
+ * The entry's event JSON when it holds exactly the decoded event, to be sent byte for byte; undefined when the
+ * source put a re-queued DLQ row's retry count beside it or the producer left `retry_count` out (decoding adds
+ * 0): then the event is serialized instead.
+ *
+ * @example
+ * sink.write([{ event: env.message.event, tool, eventJson: entryJson(env.message) }])
+ */
+export function entryJson(message: StreamMessage): string | undefined {
   const json = message.fields.event
   if (json === undefined || message.fields.retry_count !== undefined) return undefined
   return message.event.retry_count !== 0 || json.includes('"retry_count"') ? json : undefined

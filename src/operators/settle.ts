@@ -30,7 +30,11 @@ export interface SettleOptions {
   /** Where the dropped-message warning goes. @defaultValue none */
   readonly logger?: Pick<Logger, 'warn'>
   /** Passed to the infrastructure hold (Redis down while marking done). */
-  readonly hold?: HoldOptions
+  readonly hold?: HoldOptions  /**
+   * The idempotency key of an envelope (the delivery pipeline keys each (event, destination) pair on its own).
+   * @defaultValue `idempotencyKey(keys, tool id, event id)`
+   */
+  readonly key?: (env: Envelope) => string
 }
 
 /**
@@ -45,6 +49,7 @@ export interface SettleOptions {
  */
 export function settle<E extends Envelope>(options: SettleOptions = {}): MonoTypeOperatorFunction<E> {
   const keys = options.keys ?? DEFAULT_KEYS
+  const keyOf = options.key ?? ((env: Envelope) => idempotencyKey(keys, env.message.event.tool_id, env.message.event.id))
   const ttlSeconds = options.ttlSeconds ?? 86_400
   if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) {
     throw new RangeError(`settle: "ttlSeconds" must be an integer of at least 1; got ${ttlSeconds}`)
@@ -53,7 +58,7 @@ export function settle<E extends Envelope>(options: SettleOptions = {}): MonoTyp
     const done = envs.filter((env) => env.outcome && env.outcome !== 'dead_lettered' && env.outcome !== 'parked' && !env.failure)
     if (options.redis && done.length > 0) {
       const pipe = options.redis.pipeline()
-      for (const env of done) pipe.call('SET', idempotencyKey(keys, env.message.event.tool_id, env.message.event.id), DONE_MARKER, 'EX', ttlSeconds)
+      for (const env of done) pipe.call('SET', keyOf(env), DONE_MARKER, 'EX', ttlSeconds)
       let results: [Error | null, unknown][]
       try {
         results = (await pipe.exec()) ?? []

@@ -8,6 +8,7 @@ import type { ToolConfig, ToolLookup } from '../core/tool.js'
 import type { Database } from '../db/database.js'
 import { dedupe } from '../operators/dedupe.js'
 import { extractToolConfig } from '../operators/extract-tool-config.js'
+import { fanOut } from '../operators/fan-out.js'
 import { forwardStep } from '../operators/forward.js'
 import type { HoldOptions } from '../operators/hold.js'
 import { markForwarded } from '../operators/mark-forwarded.js'
@@ -124,7 +125,8 @@ function both<A extends unknown[]>(a: ((...args: A) => void) | undefined, b: ((.
 
 /**
  * The default webhook pipeline: read the stream, guard against poison entries, dedupe, attach the tool,
- * transform, store, forward with retries (parking long ones), mark forwarded, resolve re-queued DLQ entries,
+ * transform, store, fan out to the tool's destinations (entries on the delivery stream, delivered by
+ * `deliveryPipeline`), forward to `forward_url` with retries (parking long ones), mark forwarded, resolve re-queued DLQ entries,
  * dead-letter failures, and settle. Subscribe to run it; every envelope comes out at the end with its outcome.
  * Your own pipeline is the same kind of chain: copy this one and add your operators where they belong.
  *
@@ -185,6 +187,7 @@ function partitionChain(options: WebhookPipelineOptions, keys: StreamKeys, h: Ho
     dedupe({ redis, keys, hold }),
     ordered((e$: Observable<Envelope>) => e$.pipe(extractToolConfig({ tools: options.tools, hold }), transform())),
     store({ db, hold, ...tracing, timeoutMs: processingTimeoutMs, ...(storeConcurrency ? { concurrency: storeConcurrency } : {}) }),
+    fanOut({ redis, db, keys, hold, ...(options.idempotencyTtlSeconds ? { ttlSeconds: options.idempotencyTtlSeconds } : {}) }),
   ).pipe(
     ordered(retryBackoff({
       step: forwardStep({ sink: options.forwardSink, ...tracing }),

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Config } from '../config/load-config.js'
 import type { Database } from '../db/database.js'
 import type { ToolRegistry } from '../db/tool-registry.js'
+import { deliveryPipeline } from '../pipelines/delivery.js'
 import { webhookPipeline } from '../pipelines/webhook.js'
 import { ForwardSink } from '../sinks/forward.js'
 import { startDelayedRetries } from '../sources/delayed-retries.js'
@@ -31,12 +32,13 @@ export interface WorkerPart {
   readonly closed: Promise<{ drained: boolean }>
   /** Stops reading: the sources stop XREADGROUP, what is in flight finishes and is acked. */
   stopReading(): void
-  /** Unsubscribes the pipeline, then closes the delayed-retry schedulers, the forward sink and the trimmers, in that order. */
+  /** Unsubscribes the pipelines, then closes the delayed-retry schedulers, the forward sink and the trimmers, in that order. */
   close(): Promise<void>
 }
 
 /**
- * Starts the worker role: the webhook pipeline over the partitions this worker reads, a delayed-retry scheduler
+ * Starts the worker role: the webhook pipeline and the delivery pipeline (fan-out to destinations) over the
+ * partitions this worker reads, a delayed-retry scheduler
  * per partition, and (STREAM_TRIM_INTERVAL) a group-aware trimmer per partition. A pipeline that breaks down
  * sets `process.exitCode` to 1 so the orchestrator restarts the process.
  *
@@ -53,8 +55,8 @@ export function startWorker(options: StartWorkerOptions): WorkerPart {
   const forwardSink = new ForwardSink({ timeoutMs: config.forward.timeoutMs, allowPrivate: config.forward.allowPrivate })
   let markClosed: (r: { drained: boolean }) => void = () => {}
   const closed = new Promise<{ drained: boolean }>((resolve) => { markClosed = resolve })
-  // one source per partition read: closed once all are, drained only if each one is
-  let openSources = readKeys.length
+  // two sources per partition read (events, deliveries): closed once all are, drained only if each one is
+  let openSources = readKeys.length * 2
   let allDrained = true
   const sourceClosed = (r: { drained: boolean }) => {
     allDrained &&= r.drained
@@ -81,6 +83,7 @@ export function startWorker(options: StartWorkerOptions): WorkerPart {
   }).subscribe({
     error: (err) => { telemetry.logger.error({ err }, 'the pipeline broke down; exiting so the orchestrator restarts it'); process.exitCode = 1; markClosed({ drained: false }) },
   })
+  const deliveries = startDeliveries(options, forwardSink, abort.signal, sourceClosed, () => markClosed({ drained: false }))
   const closers: Closer[] = []
   // each partition parks its retries in its own set (same hash tag), so each gets its scheduler
   for (const partKeys of readKeys) {
@@ -92,9 +95,10 @@ export function startWorker(options: StartWorkerOptions): WorkerPart {
     // only the partitions this worker reads (the workers of a group together cover them all), each under its own
     // lease, so one of the workers reading a partition trims it; STREAM_TRIM_KEEP is split over the partitions
     // as PartitionedStreamClient.trimSafe splits it
-    for (const partKeys of readKeys) {
+    // the delivery stream of each partition too, under its own lease
+    for (const stream of readKeys.flatMap((k) => [k.stream, k.deliveryStream])) {
       const trimmer = startStreamTrimmer({
-        stream: new StreamClient({ redis, stream: partKeys.stream }),
+        stream: new StreamClient({ redis, stream }),
         intervalMs: config.worker.trimIntervalMs, keep: Math.ceil(config.worker.trimKeep / partitions.count), logger: telemetry.logger,
         onTrimmed: (removed) => telemetry.metrics.streamTrimmed(removed),
       })
@@ -106,7 +110,30 @@ export function startWorker(options: StartWorkerOptions): WorkerPart {
     stopReading: () => abort.abort(),
     close: async () => {
       subscription.unsubscribe()
+      deliveries.unsubscribe()
       await closeInOrder(closers)
     },
   }
+}
+
+// the delivery pipeline over the same partitions: each (event, destination) pair the fan-out enqueued
+function startDeliveries(options: StartWorkerOptions, forwardSink: ForwardSink, signal: AbortSignal,
+  onClosed: (r: { drained: boolean }) => void, onBreakdown: () => void) {
+  const { config, redis, db, queue, tools, telemetry, state } = options
+  return deliveryPipeline({
+    redis, db, tools, forwardSink, keys: config.keys, consumer: config.worker.consumerName,
+    ...(queue.partitions.count > 1 ? { partitions: queue.readKeys } : {}),
+    batchSize: config.worker.batchSize, maxInFlight: config.worker.maxInFlight, blockMs: config.worker.blockTimeoutMs,
+    claimIdleMs: config.worker.claimIdleMs, maxDeliveries: config.worker.maxDeliveries,
+    idempotencyTtlSeconds: Math.max(1, Math.round(config.worker.idempotencyTtlMs / 1000)),
+    concurrency: Math.max(config.worker.concurrency, config.worker.maxInFlight), drainTimeoutMs: config.worker.shutdownTimeoutMs,
+    maxRetryAfterMs: config.forward.maxRetryAfterMs, signal,
+    processingTimeoutMs: config.processingTimeoutMs, dlqPolicy: config.dlq.policy, dlqMaxLen: config.dlq.maxLen,
+    onDeadLettered: (_env, failure) => { if (failure.code === 'POISON') state.poison.push(Date.now()) },
+    onHold: (held) => { state.holds += held ? 1 : -1 },
+    onSourceError: (err) => telemetry.logger.warn({ err_message: err.message }, 'delivery stream source error'),
+    onClosed,
+  }).subscribe({
+    error: (err) => { telemetry.logger.error({ err }, 'the delivery pipeline broke down; exiting so the orchestrator restarts it'); process.exitCode = 1; onBreakdown() },
+  })
 }

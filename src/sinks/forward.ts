@@ -29,6 +29,12 @@ export interface ForwardItem {
   readonly eventJson?: string
   /** W3C trace context of the event, sent as the `traceparent` header. */
   readonly traceparent?: string
+  /** The destination this item goes to, when the tool has several (`tool` is then that destination's view). */
+  readonly destinationId?: string
+  /** The body to send as it is (a destination's transform result as JSON text); wins over `transformed` and `eventJson`. */
+  readonly body?: string
+  /** Time for this request in ms (a destination's `timeout`). @defaultValue the sink's `timeoutMs` */
+  readonly timeoutMs?: number
 }
 
 /**
@@ -180,8 +186,8 @@ export class ForwardSink implements Sink<ForwardItem> {
   private async post(url: URL, item: ForwardItem): Promise<PipelineError | undefined> {
     const { event, tool } = item
     // one Buffer for the signatures and the socket: a string would be encoded to UTF-8 once for each of them
-    const body = Buffer.from(item.transformed === undefined ? item.eventJson ?? JSON.stringify(event)
-      : JSON.stringify({ ...event, transformed: item.transformed }))
+    const body = Buffer.from(item.body ?? (item.transformed === undefined ? item.eventJson ?? JSON.stringify(event)
+      : JSON.stringify({ ...event, transformed: item.transformed })))
     const timestamp = Math.floor(Date.now() / 1000)
     const headers: Record<string, string> = {
       ...tool.forwardHeaders, 'content-type': 'application/json', 'user-agent': 'hookstream',
@@ -202,7 +208,8 @@ export class ForwardSink implements Sink<ForwardItem> {
     // such a timeout signal before it fires (nodejs/node#57736), leaving the request hanging for ever
     const abort = new AbortController()
     let timedOut = false
-    const timer = setTimeout(() => { timedOut = true; abort.abort() }, this.timeoutMs)
+    const timeoutMs = item.timeoutMs ?? this.timeoutMs
+    const timer = setTimeout(() => { timedOut = true; abort.abort() }, timeoutMs)
     const onClose = () => abort.abort()
     this.closer.signal.addEventListener('abort', onClose, { once: true })
     let status: number
@@ -211,6 +218,7 @@ export class ForwardSink implements Sink<ForwardItem> {
       // undici's request follows no redirect (that needs its redirect interceptor): a 3xx comes back as is
       const response = await this.agent.request({
         origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers, body, signal: abort.signal,
+        ...(item.timeoutMs !== undefined ? { headersTimeout: timeoutMs, bodyTimeout: timeoutMs } : {}),
       })
       status = response.statusCode
       const value = response.headers['retry-after']
@@ -227,7 +235,7 @@ export class ForwardSink implements Sink<ForwardItem> {
       }
       if (timedOut || networkCode(err) === 'UND_ERR_HEADERS_TIMEOUT') {
         return new PipelineError('transient', 'DESTINATION_TIMEOUT',
-          `${where} got no response from ${safeUrl(url)} within ${this.timeoutMs} ms; it is retried — check the destination or raise timeoutMs`, { cause: err })
+          `${where} got no response from ${safeUrl(url)} within ${timeoutMs} ms; it is retried — check the destination or raise timeoutMs`, { cause: err })
       }
       return new PipelineError('transient', 'DESTINATION_UNREACHABLE',
         `${where} could not reach ${safeUrl(url)} (${networkCode(err) ?? 'connection failed'}); it is retried — check the destination is up and the URL is right`, { cause: err })

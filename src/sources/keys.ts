@@ -14,6 +14,14 @@ export interface StreamKeys {
   readonly deliveryPrefix: string
   /** Prefix of ingest's per-tool rate-limit buckets. @defaultValue "webhook:ratelimit:" */
   readonly rateLimitPrefix: string
+  /** Stream of (event, destination) deliveries the fan-out writes. @defaultValue "webhook_deliveries" */
+  readonly deliveryStream: string
+  /** Consumer group of the delivery workers. @defaultValue "webhook_delivery_workers" */
+  readonly deliveryGroup: string
+  /** Prefix of the "fanned out" markers; an event's is `<prefix><tool id>:<event id>`. @defaultValue "webhook:fanout:" */
+  readonly fanoutPrefix: string
+  /** Prefix of the "delivered" markers; a pair's is `<prefix><destination id>:<tool id>:<event id>`. @defaultValue "webhook:delivered:" */
+  readonly deliveredPrefix: string
 }
 
 /** The contract's names (DESIGN.md). */
@@ -25,6 +33,10 @@ export const DEFAULT_KEYS: StreamKeys = Object.freeze({
   delayed: 'webhook:delayed',
   deliveryPrefix: 'webhook:delivery:',
   rateLimitPrefix: 'webhook:ratelimit:',
+  deliveryStream: 'webhook_deliveries',
+  deliveryGroup: 'webhook_delivery_workers',
+  fanoutPrefix: 'webhook:fanout:',
+  deliveredPrefix: 'webhook:delivered:',
 })
 
 /**
@@ -37,7 +49,7 @@ export const DEFAULT_KEYS: StreamKeys = Object.freeze({
 export function streamKeys(options: Partial<StreamKeys> & { prefix?: string } = {}): StreamKeys {
   const { prefix = '', ...overrides } = options
   const base = Object.fromEntries(
-    Object.entries(DEFAULT_KEYS).map(([k, v]) => [k, k === 'group' ? v : `${prefix}${v}`]),
+    Object.entries(DEFAULT_KEYS).map(([k, v]) => [k, k === 'group' || k === 'deliveryGroup' ? v : `${prefix}${v}`]),
   ) as unknown as StreamKeys
   return Object.freeze({ ...base, ...overrides })
 }
@@ -87,4 +99,26 @@ export function trimLeaseKey(stream: string): string {
  */
 export function replayKey(id: string): string {
   return `hookstream:replay:${id}`
+}
+
+/**
+ * The "fanned out" marker of one event (`<fanoutPrefix><tool id>:<event id>`): set in the same script that
+ * writes the event's deliveries, so a redelivered event never enqueues them twice.
+ *
+ * @example
+ * fanoutKey(DEFAULT_KEYS, 'gh-main', 'msg_0001') // "webhook:fanout:gh-main:msg_0001"
+ */
+export function fanoutKey(keys: StreamKeys, toolId: string, eventId: string): string {
+  return `${keys.fanoutPrefix}${toolId}:${eventId}`
+}
+
+/**
+ * The idempotency key of one (event, destination) delivery: `<deliveredPrefix><destination id>:<tool id>:<event id>`.
+ * Destination and tool ids hold no `:`, so the key is unambiguous.
+ *
+ * @example
+ * deliveredKey(DEFAULT_KEYS, 'billing', 'gh-main', 'msg_0001') // "webhook:delivered:billing:gh-main:msg_0001"
+ */
+export function deliveredKey(keys: StreamKeys, destinationId: string, toolId: string, eventId: string): string {
+  return `${keys.deliveredPrefix}${destinationId}:${toolId}:${eventId}`
 }

@@ -82,6 +82,9 @@ export function partitionKeys(keys: StreamKeys, index: number, count: number): S
     idempotencyPrefix: `${keys.idempotencyPrefix}${tag}:`,
     delayed: `${keys.delayed}:${tag}`,
     deliveryPrefix: `${keys.deliveryPrefix}${tag}:`,
+    deliveryStream: `${keys.deliveryStream}:${tag}`,
+    fanoutPrefix: `${keys.fanoutPrefix}${tag}:`,
+    deliveredPrefix: `${keys.deliveredPrefix}${tag}:`,
   })
 }
 

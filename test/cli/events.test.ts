@@ -35,6 +35,24 @@ Events('show tells a forwarded event apart from a dead-lettered, re-queued and r
   assert.match(human.out, /dlq_requeued\s+test/)
 })
 
+Events('show lists the fan-out state per destination, with retries and the error code of a failed one', async ({ w }) => {
+  const event = makeEvent()
+  const at = new Date().toISOString()
+  await w.db.db.insertInto('webhook_events').values({
+    id: event.id, tool_id: event.tool_id, tenant_id: event.tenant_id, event_type: event.event_type, repository: event.repository,
+    payload: JSON.stringify(event.payload), stream_id: '1700000000000-4', received_at: event.timestamp,
+    deliveries: JSON.stringify({ ci: { state: 'delivered', attempts: 0, at }, audit: { state: 'failed', attempts: 3, error_code: 'DESTINATION_4XX', at },
+      prs: { state: 'filtered', at }, slow: { state: 'pending', attempts: 2, at } }),
+  }).execute()
+  const json = JSON.parse((await w.run(eventsCommand, ['show', event.id], { json: true })).out)
+  assert.equal(Object.fromEntries(Object.entries(json.deliveries as Record<string, { state: string }>).map(([k, v]) => [k, v.state])),
+    { ci: 'delivered', audit: 'failed', prs: 'filtered', slow: 'pending' })
+  const human = (await w.run(eventsCommand, ['show', event.id])).out
+  assert.match(human, /destinations:\n\s*DESTINATION\s+STATE\s+RETRIES\s+CODE/)
+  assert.match(human, /audit\s+failed\s+3\s+DESTINATION_4XX/)
+  assert.match(human, /slow\s+pending\s+2/)
+})
+
 Events('an unknown id exits 1 and a missing one exits 2 (usage), each with a clear message', async ({ w }) => {
   const unknown = await w.run(eventsCommand, ['show', 'no-such-event'])
   assert.equal([unknown.code, unknown.out], [1, ''])

@@ -169,6 +169,31 @@ async function rotateKeys(handle: Db): Promise<void> {
   assert.not.match(JSON.stringify(audit), /tok-|whsec_/)
 }
 
+Store('destinations round-trip encrypted at rest, and modify changes them under a lock with one audit row', async ({ handle }) => {
+  const store = new ToolStore({ db: handle!.db, encryptionKey: randomBytes(32).toString('hex') })
+  const withDestinations = tool('dst-1', { destinations: [
+    { id: 'ci', url: 'https://ci.example.test/in', event_types: ['webhook.github.push'], filter: 'ref = "main"', headers: { authorization: 'Bearer dst-header-value' },
+      secret: 'dst-signing-secret', rate_limit: { per_second: 5 }, max_concurrency: 2, timeout: '2s', retry_policy: { max_retries: 1 } },
+    { id: 'audit', url: 'https://audit.example.test/in', enabled: false },
+  ] })
+  await store.upsert(withDestinations, 'test')
+  assert.equal(await store.get('dst-1'), withDestinations)
+  const raw = await handle!.db.selectFrom('webhook_tools').select('destinations').where('id', '=', 'dst-1').executeTakeFirstOrThrow()
+  assert.not.match(String(raw.destinations), /dst-signing-secret|dst-header-value|ci\.example/)
+  // two concurrent changes both land: the row lock serializes them
+  await Promise.all([
+    store.modify('dst-1', (t) => ({ ...t, destinations: t.destinations!.filter((d) => d.id !== 'audit') }), 'a', 'destination_removed', { destination_id: 'audit' }),
+    store.modify('dst-1', (t) => ({ ...t, destinations: t.destinations!.map((d) => ({ ...d, enabled: false })) }), 'b', 'destination_updated', { destination_id: 'ci' }),
+  ])
+  const after = await store.get('dst-1')
+  assert.equal(after!.destinations!.map((d) => [d.id, d.enabled]), [['ci', false]])
+  assert.is(await store.modify('dst-missing', (t) => t, 'a', 'destination_updated'), undefined)
+  const audit = await handle!.db.selectFrom('webhook_audit_log').select(['action', 'details'])
+    .where(sql<string>`details->>'tool_id'`, '=', 'dst-1').orderBy('id').execute()
+  assert.equal(audit.map((a) => a.action).sort(), ['destination_removed', 'destination_updated', 'tool_upserted'])
+  assert.not.match(JSON.stringify(audit), /dst-signing-secret|dst-header-value/)
+})
+
 Store('rejects a key of the wrong size', ({ handle }) => {
   assert.throws(() => new ToolStore({ db: handle!.db, encryptionKey: randomBytes(16) }), /"encryptionKey" must be 32 bytes; got 16/)
   assert.throws(() => new ToolStore({ db: handle!.db, encryptionKey: 'tiny' }), /HOOKSTREAM_ENCRYPTION_KEY/)

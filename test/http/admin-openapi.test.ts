@@ -136,6 +136,35 @@ Api('every route answers what the document says, on success and on error', async
   await call(ctx, 'POST', '/admin/tools/gh/forward-secret/retire', 200)
   await call(ctx, 'POST', '/admin/tools/nope/forward-secret/retire', 404)
 
+  // destinations
+  await call(ctx, 'GET', '/admin/tools/gh/destinations', 200)
+  await call(ctx, 'GET', '/admin/tools/nope/destinations', 404)
+  const added = await call(ctx, 'POST', '/admin/tools/gh/destinations', 201, { id: 'ci', url: 'https://ci.example.com/in', event_types: ['webhook.github.push*'],
+    filter: 'ref = "refs/heads/main"', headers: { authorization: 'Bearer ci' }, rate_limit: { per_second: 10 }, retry_policy: { max_retries: 2 } })
+  assert.match(added.secret, /^whsec_/)
+  await call(ctx, 'POST', '/admin/tools/gh/destinations', 409, { id: 'ci', url: 'https://ci.example.com/in' })
+  await call(ctx, 'POST', '/admin/tools/gh/destinations', 400, { id: 'bad', url: 'https://x.example.com', filter: '(' })
+  await call(ctx, 'POST', '/admin/tools/nope/destinations', 404, { id: 'x', url: 'https://x.example.com' })
+  const shown = await call(ctx, 'GET', '/admin/tools/gh/destinations/ci', 200)
+  await call(ctx, 'GET', '/admin/tools/gh/destinations/nope', 404)
+  await call(ctx, 'PUT', '/admin/tools/gh/destinations/ci', 200, { ...shown.destination, timeout: '2s' })
+  await call(ctx, 'PUT', '/admin/tools/gh/destinations/audit', 201, { url: 'https://audit.example.com/in' })
+  await call(ctx, 'PUT', '/admin/tools/gh/destinations/default', 409, { url: 'https://audit.example.com/in' })
+  await call(ctx, 'PUT', '/admin/tools/gh/destinations/ci', 400, { url: 'https://ci.example.com/in', timeout: 'soon' })
+  await call(ctx, 'PATCH', '/admin/tools/gh/destinations/ci', 200, { enabled: false })
+  await call(ctx, 'PATCH', '/admin/tools/gh/destinations/nope', 404, { enabled: false })
+  await call(ctx, 'PATCH', '/admin/tools/gh/destinations/default', 409, { enabled: false })
+  const rotatedDest = await call(ctx, 'POST', '/admin/tools/gh/destinations/ci/secret/rotate', 200, { previous_expires_in: '1h' })
+  assert.match(rotatedDest.secret, /^whsec_/)
+  await call(ctx, 'POST', '/admin/tools/gh/destinations/ci/secret/rotate', 400, { secret: 42 })
+  await call(ctx, 'POST', '/admin/tools/gh/destinations/nope/secret/rotate', 404, {})
+  await call(ctx, 'POST', '/admin/tools/gh/destinations/ci/secret/retire', 200)
+  await call(ctx, 'POST', '/admin/tools/gh/destinations/default/secret/retire', 409)
+  await call(ctx, 'GET', '/admin/tools/gh', 200)
+  await call(ctx, 'DELETE', '/admin/tools/gh/destinations/audit', 204)
+  await call(ctx, 'DELETE', '/admin/tools/gh/destinations/audit', 404)
+  await call(ctx, 'DELETE', '/admin/tools/from-yaml/destinations/x', 409)
+
   // DLQ and event fates: one event stored, dead-lettered events of two tools sharing a delivery id
   const shared = `shared-${randomUUID()}`
   const [first, second, third, fourth] = await seedDlq(ctx.handle, [

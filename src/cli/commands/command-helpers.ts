@@ -58,3 +58,12 @@ export function formatFields(value: Readonly<Record<string, unknown>>): string {
 export function print(io: CliIO, flags: Flags, value: unknown, human: () => string): void {
   io.stdout(flags.json ? JSON.stringify(value, null, 2) : human())
 }
+
+/** A flag holding JSON, parsed; UsageError naming the flag when it is not JSON. */
+export function jsonFlag(name: string, raw: string): unknown {
+  try {
+    return JSON.parse(raw)
+  } catch (err) {
+    throw new UsageError(`--${name} must be JSON, e.g. '{"max_retries": 3, "initial_interval": "1s"}': ${(err as Error).message}`)
+  }
+}

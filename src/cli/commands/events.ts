@@ -37,9 +37,11 @@ export const eventsCommand: Command = async (args, flags, io) => {
       throw new CommandFailure(`no stored row, DLQ entry or audit row has event id "${id}"${second !== undefined ? ` of tool "${first}"` : ''}; it may still be on the stream, or was never accepted`)
     }
     print(io, flags, fate, () => {
-      const { dlq, history, stored, ...head } = fate
+      const { dlq, history, stored, deliveries, ...head } = fate
       return [
         formatFields({ ...head, ...(stored ?? { stored: 'no' }) }),
+        '', 'destinations:', formatTable(Object.entries(deliveries).map(([destination, d]) => ({
+          destination, state: d.state, retries: d.attempts ?? 0, code: d.error_code ?? '', at: d.at }))),
         '', 'DLQ entries:', formatTable(dlq.map((d) => ({ id: d.id, status: d.status, code: d.error_code, retries: d.retry_count, failed_at: d.failed_at, resolved_at: d.resolved_at }))),
         '', 'history:', formatTable(history.map((h) => ({ at: h.at, action: h.action, actor: h.actor, details: h.details }))),
       ].join('\n')

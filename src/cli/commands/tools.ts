@@ -6,7 +6,7 @@ import { generateForwardSecret, retireSecret, rotateSecret } from '../../core/to
 import { keepWriteOnly, withForwardSecret } from '../../core/tool-write-only.js'
 import { ToolStore } from '../../db/tool-store.js'
 import { formatTable, JSON_FLAG, type Command, type CommandSpec } from '../command.js'
-import { CommandFailure, formatFields, print, stringFlag, UsageError, withContext } from './command-helpers.js'
+import { CommandFailure, formatFields, jsonFlag, print, stringFlag, UsageError, withContext } from './command-helpers.js'
 
 const USAGE = 'usage: hookstream tools list | show <id> | add <id> --provider <p> --secret <s> [--secret-env VAR] [--tenant t] ' +
   '[--mode store|store_and_forward|transform_and_store] [--forward-url url] [--transform <json or jsonata>] [--transform-timeout 100ms] [--max-body 1MiB] [--retry-policy <json>] ' +
@@ -15,14 +15,6 @@ const USAGE = 'usage: hookstream tools list | show <id> | add <id> --provider <p
   'reencrypt   (--json for JSON output)'
 
 const ACTOR = 'cli'
-
-function jsonFlag(name: string, raw: string): unknown {
-  try {
-    return JSON.parse(raw)
-  } catch (err) {
-    throw new UsageError(`--${name} must be JSON, e.g. '{"max_retries": 3, "initial_interval": "1s"}': ${(err as Error).message}`)
-  }
-}
 
 /** The tool described by `add`'s flags or `--file`, as user input (validated later by parseTool). */
 function toolInput(id: string | undefined, flags: Parameters<Command>[1], env: Readonly<Record<string, string | undefined>>): ToolInput {

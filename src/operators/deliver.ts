@@ -1,0 +1,88 @@
+import { SpanKind } from '@opentelemetry/api'
+import type { Destination } from '../core/destination.js'
+import { isDone, type Envelope } from '../core/envelope.js'
+import { PipelineError } from '../core/errors.js'
+import type { ToolConfig } from '../core/tool.js'
+import { SpanAttributes, SpanNames } from '../observability/attributes.js'
+import { endEventSpan, spanContext, startEventSpan } from '../observability/event-spans.js'
+import { traceparentOf } from '../observability/tracing.js'
+import type { ForwardItem, ForwardSink } from '../sinks/forward.js'
+import { runDestinationExpression } from './destination-expression.js'
+import { entryJson } from './forward.js'
+import type { TransformPool } from './transform-pool.js'
+
+/** Options of `deliverStep`. */
+export interface DeliverStepOptions {
+  readonly sink: ForwardSink
+  /** Worker threads for the destinations' transforms (the delivery pipeline's pool). */
+  readonly pool: TransformPool
+  /** Record a `webhook.forward` span per attempt and send its traceparent. @defaultValue false */
+  readonly tracing?: boolean
+}
+
+// the ForwardSink's view of a destination: its URL, headers and secrets; without its own secret the tool's
+// forward secret (or inbound secret) signs, as for forward_url
+const views = new WeakMap<Destination, WeakMap<ToolConfig, ForwardItem['tool']>>()
+function viewOf(tool: ToolConfig, d: Destination): ForwardItem['tool'] {
+  let byTool = views.get(d)
+  if (!byTool) views.set(d, (byTool = new WeakMap()))
+  let view = byTool.get(tool)
+  if (!view) {
+    const secrets = d.secret
+      ? { forwardSecret: d.secret, ...(d.previousSecret ? { previousForwardSecret: d.previousSecret } : {}),
+          ...(d.previousSecretExpiresAt !== undefined ? { previousForwardSecretExpiresAt: d.previousSecretExpiresAt } : {}) }
+      : { ...(tool.forwardSecret ? { forwardSecret: tool.forwardSecret } : {}), ...(tool.previousForwardSecret ? { previousForwardSecret: tool.previousForwardSecret } : {}),
+          ...(tool.previousForwardSecretExpiresAt !== undefined ? { previousForwardSecretExpiresAt: tool.previousForwardSecretExpiresAt } : {}) }
+    view = Object.freeze({ id: tool.id, secret: tool.secret, forwardUrl: d.url, ...secrets, ...(d.headers ? { forwardHeaders: d.headers } : {}) })
+    byTool.set(tool, view)
+  }
+  return view
+}
+
+/**
+ * A step for `retryBackoff` in the delivery pipeline: POSTs the event to the envelope's `destination` (signed
+ * with its secret, with its headers and timeout; the body is its JSONata transform's result when it has one,
+ * else the event as it was on the stream) and sets outcome `forwarded`. A failure comes back on the envelope,
+ * classified as ForwardSink classifies it; a transform that fails is permanent (`TRANSFORM_FAILED`,
+ * `TRANSFORM_TIMEOUT`, `TRANSFORM_LIMIT`).
+ *
+ * @example
+ * deliveries$.pipe(resolveDestination(), retryBackoff({ step: deliverStep({ sink, pool }), policy }))
+ */
+export function deliverStep<E extends Envelope & { readonly tool?: ToolConfig; readonly destination?: Destination }>(
+  options: DeliverStepOptions,
+): (env: E) => Promise<E> {
+  return async (env) => {
+    const { tool, destination: d } = env
+    if (isDone(env) || !tool || !d) return env
+    let body: string | undefined
+    if (d.transform !== undefined) {
+      const outcome = await runDestinationExpression(options.pool, env, d.transform, tool.transformTimeoutMs)
+      if (!outcome.ok) {
+        return { ...env, failure: new PipelineError('permanent', outcome.code,
+          `destination "${d.id}" of tool "${tool.id}": its transform failed on event ${env.message.event.id}: ${outcome.message}; fix the transform and retry the event from the DLQ`) }
+      }
+      body = JSON.stringify(outcome.value ?? null)
+    }
+    const span = options.tracing ? startEventSpan(SpanNames.FORWARD, env, SpanKind.CLIENT, {
+      [SpanAttributes.HTTP_REQUEST_METHOD]: 'POST', [SpanAttributes.STEP_ATTEMPT]: env.attempts + 1,
+    }) : undefined
+    const traceparent = (span ? traceparentOf(spanContext(env.trace, span)) : undefined) ?? env.message.traceparent
+    const event = env.message.event
+    const item: ForwardItem = {
+      event, tool: viewOf(tool, d), destinationId: d.id,
+      ...(body !== undefined ? { body } : { eventJson: entryJson(env.message) }),
+      ...(d.timeoutMs !== undefined ? { timeoutMs: d.timeoutMs } : {}),
+      ...(traceparent ? { traceparent } : {}),
+    }
+    let failure: PipelineError | undefined
+    try {
+      failure = (await options.sink.write([item])).get(0)
+    } catch (err) {
+      if (span) endEventSpan(span, err as Error)
+      throw err
+    }
+    if (span) endEventSpan(span, failure)
+    return failure ? { ...env, failure } : { ...env, outcome: 'forwarded' }
+  }
+}

@@ -1,0 +1,125 @@
+import { concatMap, defer, finalize, from, mergeMap, type MonoTypeOperatorFunction } from 'rxjs'
+import type { Redis } from 'ioredis'
+import type { Kysely } from 'kysely'
+import { acceptsEventType, type Destination } from '../core/destination.js'
+import type { Envelope } from '../core/envelope.js'
+import { isPipelineError } from '../core/errors.js'
+import type { ToolConfig } from '../core/tool.js'
+import type { Database } from '../db/database.js'
+import { DeliveryStateStore, type DeliveryStateChange } from '../db/delivery-states.js'
+import { identityOf } from '../db/event-identity.js'
+import { enqueueDeliveries } from '../sources/enqueue-deliveries.js'
+import type { StreamKeys } from '../sources/keys.js'
+import { batch } from './batch.js'
+import { runDestinationExpression } from './destination-expression.js'
+import { holdWhileDown, type HoldOptions } from './hold.js'
+import { TransformPool, type TransformPoolOptions } from './transform-pool.js'
+
+/** Options of `fanOut`. */
+export interface FanOutOptions {
+  /** Redis with the delivery stream (`keys.deliveryStream`). */
+  readonly redis: Pick<Redis, 'call'>
+  /** PostgreSQL, for the fan-out state (`webhook_events.deliveries`). */
+  readonly db: Kysely<Database>
+  /** @defaultValue DEFAULT_KEYS */
+  readonly keys?: StreamKeys
+  /** How long (s) an event's "fanned out" marker lives (WORKER_IDEMPOTENCY_TTL). @defaultValue 86400 */
+  readonly ttlSeconds?: number
+  /** Passed to the infrastructure hold (PostgreSQL or Redis down). */
+  readonly hold?: HoldOptions
+  /** The worker threads that evaluate the destinations' filters; see `TransformPoolOptions`. */
+  readonly pool?: TransformPoolOptions
+  /** Events whose filters are evaluated at once. @defaultValue 64 */
+  readonly concurrency?: number
+}
+
+type Stored = Envelope & { readonly tool?: ToolConfig; readonly stored?: boolean }
+interface Decided<E> { readonly env: E; readonly changes: readonly DeliveryStateChange[] }
+
+const fansOut = (env: Stored): boolean => !env.failure && env.stored === true && (env.tool?.destinations?.length ?? 0) > 0
+// a dead-lettered delivery re-queued from the DLQ comes back on the main stream, where the event is a duplicate
+// (dedupe found it done, so it was not stored again; one whose row was stored again fans out above)
+const redrive = (env: Stored): boolean => !env.failure && env.outcome === 'duplicate' && env.stored !== true && env.message.event.retry_count > 0
+
+async function stateOf(pool: TransformPool, env: Stored, d: Destination): Promise<Omit<DeliveryStateChange, 'event' | 'destinationId'>> {
+  if (!d.enabled) return { state: 'disabled' }
+  if (!acceptsEventType(d, env.message.event.event_type)) return { state: 'filtered' }
+  if (d.filter === undefined) return { state: 'pending' }
+  const outcome = await runDestinationExpression(pool, env, d.filter, (env.tool as ToolConfig).transformTimeoutMs)
+  if (!outcome.ok) return { state: 'failed', errorCode: outcome.code }
+  return { state: outcome.value === true ? 'pending' : 'filtered' }
+}
+
+/**
+ * After the store: decides, per stored event and per destination of its tool, whether the event goes there
+ * (enabled, event type accepted, JSONata filter true), records each destination's state on the row
+ * (`pending`, `filtered`, `disabled`, or `failed` when the filter failed), and writes one delivery entry per
+ * pending destination to the delivery stream, where the delivery pipeline delivers each pair with its own
+ * retries. The event itself is then settled as usual: a slow or dead destination never holds it. Filters run
+ * on worker threads within the tool's `transform_timeout`. A dead-lettered delivery re-queued from the DLQ
+ * arrives as a duplicate event: its failed pairs are enqueued again. PostgreSQL or Redis down holds the batch.
+ * Events without destinations, failed or not stored pass through untouched.
+ *
+ * @example
+ * envelopes$.pipe(store({ db }), fanOut({ redis, db, keys }), settle({ redis }))
+ */
+export function fanOut<E extends Stored>(options: FanOutOptions): MonoTypeOperatorFunction<E> {
+  const concurrency = options.concurrency ?? 64
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new RangeError(`fanOut: "concurrency" must be an integer of at least 1; got ${concurrency}`)
+  }
+  if (!options.redis || !options.db) throw new TypeError('fanOut: "redis" and "db" are required')
+  const states = new DeliveryStateStore({ db: options.db })
+  // checks the pool's options now rather than on the first event; workers start only with a first filter
+  new TransformPool(options.pool)
+  const enqueue = { redis: options.redis, ...(options.keys ? { keys: options.keys } : {}), ...(options.ttlSeconds ? { ttlSeconds: options.ttlSeconds } : {}) }
+
+  const write = async (decided: readonly Decided<E>[]): Promise<E[]> => {
+    const open = decided.filter((d) => d.changes.length > 0)
+    try {
+      // the states first: once an entry is on the stream its delivery may record "delivered" at any moment
+      await states.start(open.flatMap((d) => d.changes))
+    } catch (err) {
+      if (!isPipelineError(err) || err.kind === 'infrastructure') throw err
+      const failure = err
+      return decided.map((d) => (d.changes.length > 0 ? { ...d.env, outcome: undefined, failure } : d.env))
+    }
+    await enqueueDeliveries(enqueue, open.map(({ env, changes }) => ({
+      toolId: env.message.event.tool_id, eventId: env.message.event.id, fields: env.message.fields,
+      destinationIds: changes.filter((c) => c.state === 'pending').map((c) => c.destinationId),
+    })))
+    await redriveFailed(decided.map((d) => d.env).filter(redrive))
+    return decided.map((d) => d.env)
+  }
+
+  // its failed pairs are delivered again (the DLQ row is then resolved as for any re-queued event)
+  const redriveFailed = async (envs: readonly E[]): Promise<void> => {
+    if (envs.length === 0) return
+    const failed = await states.failed(envs.map((env) => env.message.event))
+    const again = envs.flatMap((env) => {
+      const ids = failed.get(identityOf(env.message.event)) ?? []
+      return ids.length > 0 ? [{ env, ids }] : []
+    })
+    const event = (env: E) => ({ tool_id: env.message.event.tool_id, id: env.message.event.id })
+    await states.set(again.flatMap(({ env, ids }) => ids.map((destinationId) => ({ event: event(env), destinationId, state: 'pending' as const }))))
+    await enqueueDeliveries({ ...enqueue, once: false }, again.map(({ env, ids }) => ({
+      toolId: env.message.event.tool_id, eventId: env.message.event.id, fields: env.message.fields, destinationIds: ids,
+    })))
+  }
+
+  return (source) => defer(() => {
+    const pool = new TransformPool(options.pool)
+    return source.pipe(
+      mergeMap(async (env: E): Promise<Decided<E>> => {
+        if (!fansOut(env)) return { env, changes: [] }
+        const event = { tool_id: env.message.event.tool_id, id: env.message.event.id }
+        const changes = await Promise.all((env.tool?.destinations ?? []).map(async (d) => ({ event, destinationId: d.id, ...await stateOf(pool, env, d) })))
+        return { env, changes }
+      }, concurrency),
+      batch<Decided<E>>({ maxSize: 500 }),
+      concatMap((decided) => holdWhileDown(() => write(decided), options.hold)),
+      concatMap((envs) => from(envs)),
+      finalize(() => void pool.close()),
+    )
+  })
+}

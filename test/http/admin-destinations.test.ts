@@ -1,0 +1,132 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { randomUUID } from 'node:crypto'
+import { Redis } from 'ioredis'
+import { sql } from 'kysely'
+import { parseTool } from '../../src/core/tool.js'
+import { createDb, type Db } from '../../src/db/database.js'
+import { migrateToLatest } from '../../src/db/migrate.js'
+import { ToolRegistry } from '../../src/db/tool-registry.js'
+import { ToolStore } from '../../src/db/tool-store.js'
+import { adminRoutes } from '../../src/http/admin.js'
+import { createRouter, startHttpServer, type RunningHttpServer } from '../../src/http/server.js'
+import { streamKeys } from '../../src/sources/keys.js'
+import { StreamClient } from '../../src/sources/stream-client.js'
+import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
+import { release } from '../helpers/release.js'
+
+const TOKEN = 'admin-token-0123456789abcdef'
+const HEADER_VALUE = 'Bearer receiver-token-do-not-leak'
+
+interface Ctx { handle: Db; redis: Redis; registry: ToolRegistry; store: ToolStore; http: RunningHttpServer; bodies: string[] }
+const Routes = suite<Ctx>('admin API: destinations', {} as Ctx)
+
+Routes.before.each(async (ctx) => {
+  ctx.handle = await createDb({ url: await (await sharedPostgres()).createDatabase(), poolSize: 4 })
+  await migrateToLatest(ctx.handle.db)
+  ctx.redis = new Redis((await sharedRedis()).url)
+  const keys = streamKeys({ prefix: `t-${randomUUID()}:` })
+  ctx.store = new ToolStore({ db: ctx.handle.db, encryptionKey: 'a passphrase of sixteen+ chars' })
+  ctx.registry = new ToolRegistry({ store: ctx.store, refreshMs: 60_000 })
+  ctx.bodies = []
+  ctx.http = await startHttpServer('127.0.0.1:0', createRouter(adminRoutes({
+    db: ctx.handle.db, redis: ctx.redis, keys, tools: ctx.registry, toolStore: ctx.store, token: TOKEN,
+    stream: new StreamClient({ redis: ctx.redis, stream: keys.stream }),
+    staticTools: [parseTool({ id: 'from-yaml', provider: 'gitlab', secret: 'yaml-secret-value', destinations: [{ id: 'y', url: 'https://y.example.test/in' }] })],
+  })))
+  await ctx.store.upsert(parseTool({ id: 'gh', provider: 'github', secret: 'gh-secret', processing_mode: 'store_and_forward', forward_url: 'https://fwd.example.test/in' }), 'test')
+})
+Routes.after.each((ctx) => release(ctx, { http: (h) => h.close(), registry: (r) => r.close(), handle: (h) => h.close(), redis: (r) => r.disconnect() }))
+
+async function call(ctx: Ctx, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  const res = await fetch(`${ctx.http.url}${path}`, {
+    method, headers: { authorization: `Bearer ${TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  })
+  const text = await res.text()
+  ctx.bodies.push(text)
+  return { status: res.status, json: text ? JSON.parse(text) : undefined }
+}
+
+Routes('POST adds a destination with a generated secret shown once; the list masks it, shows forward_url as "default", and the audit row holds no secret', async (ctx) => {
+  const added = await call(ctx, 'POST', '/admin/tools/gh/destinations', {
+    id: 'ci', url: 'https://ci.example.test/in', event_types: ['webhook.github.push'], filter: 'ref = "refs/heads/main"', headers: { authorization: HEADER_VALUE },
+  })
+  assert.is(added.status, 201)
+  assert.match(added.json.secret, /^whsec_/)
+  assert.is(added.json.destination.secret, '********')
+  const stored = await ctx.store.get('gh')
+  assert.is(stored!.destinations![0]!.secret, added.json.secret)
+  const list = await call(ctx, 'GET', '/admin/tools/gh/destinations')
+  assert.equal(list.json.destinations.map((d: { id: string; source: string }) => [d.id, d.source]), [['default', 'forward_url'], ['ci', 'destinations']])
+  assert.equal(list.json.destinations[1].headers, { authorization: '********' })
+  const again = await call(ctx, 'POST', '/admin/tools/gh/destinations', { id: 'ci', url: 'https://ci.example.test/in' })
+  assert.is(again.status, 409)
+  assert.is(again.json.error.code, 'DESTINATION_EXISTS')
+  const audit = await ctx.handle.db.selectFrom('webhook_audit_log').select(['action', 'details']).where(sql<string>`details->>'tool_id'`, '=', 'gh').orderBy('id').execute()
+  assert.equal(audit.map((a) => a.action), ['tool_upserted', 'destination_added'])
+  const leaked = [added.json.secret, HEADER_VALUE]
+  for (const text of [...ctx.bodies.slice(1), JSON.stringify(audit)]) for (const s of leaked) assert.not.ok(text.includes(s), 'no secret echoed after creation')
+})
+
+Routes('invalid destinations are refused with 400 DESTINATION_INVALID naming the field, a bad filter with the compiler message', async (ctx) => {
+  const cases: [unknown, RegExp][] = [
+    [{ id: 'a', url: 'https://a.test', filter: 'action = ' }, /field "filter" does not compile as JSONata/],
+    [{ id: 'a', url: 'ftp://a.test' }, /field "url"/],
+    [{ id: 'a', url: 'https://a.test', rate_limit: { per_second: -1 } }, /rate_limit\.per_second/],
+    [{ id: 'UPPER', url: 'https://a.test' }, /field "id"/],
+  ]
+  for (const [body, message] of cases) {
+    const res = await call(ctx, 'POST', '/admin/tools/gh/destinations', body)
+    assert.is(res.status, 400, JSON.stringify(body))
+    assert.is(res.json.error.code, 'DESTINATION_INVALID')
+    assert.match(res.json.error.message, message)
+  }
+  assert.is((await ctx.store.get('gh'))!.destinations, undefined)
+})
+
+Routes('PATCH disables and enables, PUT of the masked GET body keeps secret and headers, DELETE removes', async (ctx) => {
+  const added = await call(ctx, 'POST', '/admin/tools/gh/destinations', { id: 'ci', url: 'https://bot:pw@ci.example.test/in', headers: { 'x-key': HEADER_VALUE } })
+  assert.is((await call(ctx, 'PATCH', '/admin/tools/gh/destinations/ci', { enabled: false })).json.destination.enabled, false)
+  assert.is((await ctx.registry.get('gh'))!.destinations![0]!.enabled, false, 'the registry sees the change at once')
+  const shown = (await call(ctx, 'GET', '/admin/tools/gh/destinations/ci')).json.destination
+  assert.is(shown.url, 'https://bot:****@ci.example.test/in')
+  const put = await call(ctx, 'PUT', '/admin/tools/gh/destinations/ci', { ...shown, source: undefined, enabled: true, timeout: '2s' })
+  assert.is(put.status, 200)
+  const stored = (await ctx.store.get('gh'))!.destinations![0]!
+  assert.equal([stored.enabled, stored.timeoutMs, stored.secret, stored.headers, stored.url], [true, 2000, added.json.secret, { 'x-key': HEADER_VALUE }, 'https://bot:pw@ci.example.test/in'])
+  assert.is((await call(ctx, 'DELETE', '/admin/tools/gh/destinations/ci')).status, 204)
+  const gone = await call(ctx, 'GET', '/admin/tools/gh/destinations/ci')
+  assert.is(gone.status, 404)
+  assert.is(gone.json.error.code, 'DESTINATION_NOT_FOUND')
+  assert.is((await call(ctx, 'DELETE', '/admin/tools/gh/destinations/ci')).json.error.code, 'DESTINATION_NOT_FOUND')
+})
+
+Routes('"default", config-file tools and unknown tools are refused for writes with their own codes', async (ctx) => {
+  const def = await call(ctx, 'PATCH', '/admin/tools/gh/destinations/default', { enabled: false })
+  assert.equal([def.status, def.json.error.code], [409, 'DESTINATION_READ_ONLY'])
+  const yaml = await call(ctx, 'POST', '/admin/tools/from-yaml/destinations', { id: 'z', url: 'https://z.test' })
+  assert.equal([yaml.status, yaml.json.error.code], [409, 'TOOL_READ_ONLY'])
+  assert.equal((await call(ctx, 'GET', '/admin/tools/from-yaml/destinations')).json.destinations.map((d: { id: string }) => d.id), ['y'])
+  const none = await call(ctx, 'GET', '/admin/tools/nope/destinations')
+  assert.equal([none.status, none.json.error.code], [404, 'TOOL_NOT_FOUND'])
+})
+
+Routes('rotating a destination secret keeps the old one signing until it is retired; neither is echoed', async (ctx) => {
+  const added = await call(ctx, 'POST', '/admin/tools/gh/destinations', { id: 'ci', url: 'https://ci.example.com/in' })
+  const first = added.json.secret as string
+  const next = 'whsec_' + Buffer.alloc(32, 3).toString('base64')
+  const rotated = await call(ctx, 'POST', '/admin/tools/gh/destinations/ci/secret/rotate', { secret: next, previous_expires_in: '24h' })
+  assert.is(rotated.status, 200)
+  assert.is(rotated.json.secret, undefined, 'a given secret is not echoed')
+  assert.equal([rotated.json.destination.secret, rotated.json.destination.previous_secret], ['********', '********'])
+  let d = (await ctx.store.get('gh'))!.destinations![0]!
+  assert.equal([d.secret, d.previousSecret], [next, first])
+  assert.ok(d.previousSecretExpiresAt! > Date.now() + 23 * 3_600_000)
+  assert.is((await call(ctx, 'POST', '/admin/tools/gh/destinations/ci/secret/retire')).status, 200)
+  d = (await ctx.store.get('gh'))!.destinations![0]!
+  assert.equal([d.secret, d.previousSecret], [next, undefined])
+  for (const text of ctx.bodies.slice(1)) assert.not.ok(text.includes(first) || text.includes(next), text)
+})
+
+Routes.run()

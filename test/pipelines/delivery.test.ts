@@ -1,0 +1,158 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { createHmac } from 'node:crypto'
+import type { Subscription } from 'rxjs'
+import { DlqStore } from '../../src/db/dlq-store.js'
+import { eventHistory } from '../../src/db/event-history.js'
+import { deliveryPipeline, type DeliveryEnvelope } from '../../src/pipelines/delivery.js'
+import { ForwardSink } from '../../src/sinks/forward.js'
+import { startDelayedRetries } from '../../src/sources/delayed-retries.js'
+import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
+import { eventually, progressTo } from '../helpers/events.js'
+import { withTimeLimit } from '../helpers/time-limit.js'
+import { pipelineWorld, startReceiver, type PipelineWorld, type Receiver } from '../helpers/pipeline.js'
+import { release } from '../helpers/release.js'
+
+interface Ctx { w: PipelineWorld; receivers: Receiver[]; delivery: { sub: Subscription; abort: AbortController; sink: ForwardSink; delayed: { close(): Promise<void> }; closed: Promise<unknown> }; settled: DeliveryEnvelope[] }
+const Fanout = suite<Ctx>('fan-out to destinations', {} as Ctx)
+
+Fanout.before.each(async (ctx) => {
+  ctx.w = await pipelineWorld((await sharedRedis()).url, await (await sharedPostgres()).createDatabase())
+  ctx.receivers = []
+  ctx.settled = []
+})
+Fanout.after.each((ctx) => release(ctx, {
+  delivery: async (d) => { d.abort.abort(); await d.sink.close(); d.sub.unsubscribe(); await d.delayed.close(); await d.closed },
+  receivers: (rs) => Promise.all(rs.map((r) => r.close())),
+  w: (w) => w.close(),
+}))
+
+const EVENTS = 1000
+const SECRET_C = 'whsec_' + Buffer.alloc(32, 7).toString('base64')
+const fast = { initial_interval: '20ms', max_interval: '100ms', multiplier: 2, max_retries: 50, max_elapsed_time: '10m' }
+const typeOf = (i: number) => (i % 3 === 0 ? 'webhook.github.push' : i % 3 === 1 ? 'webhook.github.pull_request' : 'webhook.github.pull_request_review')
+
+function startDelivery(ctx: Ctx): void {
+  const { w } = ctx
+  const sink = new ForwardSink({ timeoutMs: 30_000 })
+  const abort = new AbortController()
+  let onClosed: () => void = () => {}
+  const closed = new Promise<void>((resolve) => { onClosed = resolve })
+  const sub = deliveryPipeline({
+    redis: w.redis, db: w.db.db, keys: w.keys, forwardSink: sink, consumer: 'd1', blockMs: 100, signal: abort.signal, drainTimeoutMs: 1000,
+    tools: { get: async (id) => w.tools.get(id) }, onClosed,
+  }).subscribe((env) => ctx.settled.push(env))
+  ctx.delivery = { sub, abort, sink, delayed: startDelayedRetries({ redis: w.redis, keys: w.keys, intervalMs: 50 }), closed }
+}
+
+function idsOf(r: Receiver): string[] {
+  return r.requests.map((q) => String(q.headers['webhook-id']))
+}
+
+async function states(w: PipelineWorld, destination: string): Promise<Record<string, number>> {
+  const rows = await w.db.db.selectFrom('webhook_events').select('deliveries').execute()
+  const out: Record<string, number> = {}
+  for (const r of rows) {
+    const state = r.deliveries?.[destination]?.state ?? 'none'
+    out[state] = (out[state] ?? 0) + 1
+  }
+  return out
+}
+
+function addFanTool(w: PipelineWorld, urls: readonly string[], extraC: Record<string, unknown> = {}): void {
+  w.addTool({
+    id: 'fan', provider: 'github', processing_mode: 'store', retry_policy: fast,
+    destinations: [
+      { id: 'pushes', url: urls[0], event_types: ['webhook.github.push'] },
+      { id: 'prs', url: urls[1], event_types: ['webhook.github.pull_request*'], filter: 'action = "opened"' },
+      { id: 'big', url: urls[2], filter: 'n >= 500', transform: '{ "n": n, "kind": "big" }', secret: SECRET_C, ...extraC },
+    ],
+  })
+}
+
+Fanout('1,000 events to three destinations with type globs and JSONata filters: each receiver gets exactly its events, once each', withTimeLimit(240_000, async (ctx) => {
+  const { w } = ctx
+  ctx.receivers = await Promise.all([startReceiver(), startReceiver(), startReceiver()])
+  const [a, b, c] = ctx.receivers as [Receiver, Receiver, Receiver]
+  addFanTool(w, [a.url, b.url, c.url])
+  const events = await w.enqueue(EVENTS, (i) => ({ tool_id: 'fan', event_type: typeOf(i), payload: { n: i, action: i % 2 ? 'opened' : 'closed' } }))
+  const want = {
+    a: events.filter((_, i) => i % 3 === 0).map((e) => e.id),
+    b: events.filter((_, i) => i % 3 !== 0 && i % 2 === 1).map((e) => e.id),
+    c: events.filter((_, i) => i >= 500).map((e) => e.id),
+  }
+  w.start()
+  startDelivery(ctx)
+  const total = want.a.length + want.b.length + want.c.length
+  await progressTo('all deliveries settled', () => ctx.settled.length, total)
+  await eventually('all events settled', () => w.settled.length === EVENTS, 60_000)
+  assert.equal(idsOf(a).sort(), [...want.a].sort())
+  assert.equal(idsOf(b).sort(), [...want.b].sort())
+  assert.equal(idsOf(c).sort(), [...want.c].sort())
+  // the transform's result is the body, signed with the destination's own secret
+  const first = c.requests[0]!
+  assert.equal(Object.keys(JSON.parse(first.body)).sort(), ['kind', 'n'])
+  const key = Buffer.from(SECRET_C.slice(6), 'base64')
+  const expected = createHmac('sha256', key).update(`${first.headers['webhook-id']}.${first.headers['webhook-timestamp']}.${first.body}`).digest('base64')
+  assert.ok(String(first.headers['webhook-signature']).split(' ').includes(`v1,${expected}`), 'signed with the destination secret')
+  assert.equal(await states(w, 'pushes'), { delivered: want.a.length, filtered: EVENTS - want.a.length })
+  assert.equal(await states(w, 'prs'), { delivered: want.b.length, filtered: EVENTS - want.b.length })
+  assert.equal(await states(w, 'big'), { delivered: want.c.length, filtered: EVENTS - want.c.length })
+  assert.is(await w.rowCount('webhook_dlq'), 0)
+  assert.equal(new Set(ctx.settled.map((e) => e.outcome)), new Set(['forwarded']))
+  // the event's fate shows each destination's state
+  const fate = await eventHistory(w.db.db, 'fan', events[501]!.id)
+  assert.equal(Object.fromEntries(Object.entries(fate!.deliveries).map(([k, v]) => [k, v.state])), { pushes: 'delivered', prs: 'filtered', big: 'delivered' })
+}))
+
+Fanout('a destination that never answers does not delay the other two: they receive everything while its deliveries wait', withTimeLimit(120_000, async (ctx) => {
+  const { w } = ctx
+  const hang = new Promise<number>(() => {})
+  ctx.receivers = await Promise.all([startReceiver(), startReceiver(), startReceiver(() => hang)])
+  const [a, b, c] = ctx.receivers as [Receiver, Receiver, Receiver]
+  addFanTool(w, [a.url, b.url, c.url], { timeout: '30s' })
+  const events = await w.enqueue(300, (i) => ({ tool_id: 'fan', event_type: typeOf(i), payload: { n: 1000 + i, action: i % 2 ? 'opened' : 'closed' } }))
+  const wantA = events.filter((_, i) => i % 3 === 0).length
+  const wantB = events.filter((_, i) => i % 3 !== 0 && i % 2 === 1).length
+  const started = Date.now()
+  w.start()
+  startDelivery(ctx)
+  // the hanging receiver holds each of its requests for the whole 30 s timeout: had its deliveries shared the
+  // others' slots or credit, the others would still be waiting when this deadline passes
+  await eventually('the two healthy receivers got everything', () => a.requests.length >= wantA && b.requests.length >= wantB, 25_000)
+  const tookMs = Date.now() - started
+  await eventually('all events stored and settled', () => w.settled.length === 300, 20_000)
+  assert.is(new Set(idsOf(a)).size, wantA)
+  assert.is(new Set(idsOf(b)).size, wantB)
+  assert.ok(c.requests.length > 0, 'the hanging receiver was tried')
+  const big = await states(w, 'big')
+  assert.is(big.delivered, undefined, JSON.stringify(big))
+  assert.is(big.pending, 300)
+  assert.is(await w.rowCount('webhook_dlq'), 0)
+  console.log(`  healthy destinations done in ${tookMs} ms while one destination hangs`)
+}))
+
+Fanout('a delivery refused with 4xx is dead-lettered and recorded failed; retried from the DLQ it is delivered again to that destination only', withTimeLimit(120_000, async (ctx) => {
+  const { w } = ctx
+  let refuse = true
+  ctx.receivers = await Promise.all([startReceiver(), startReceiver(() => (refuse ? 410 : 200))])
+  const [ok, gone] = ctx.receivers as [Receiver, Receiver]
+  w.addTool({ id: 'fan', provider: 'github', processing_mode: 'store', retry_policy: fast,
+    destinations: [{ id: 'ok', url: ok.url }, { id: 'gone', url: gone.url }] })
+  const [event] = await w.enqueue(1, { tool_id: 'fan' })
+  w.start()
+  startDelivery(ctx)
+  await eventually('both deliveries settled', () => ctx.settled.length === 2, 30_000)
+  assert.equal(ctx.settled.map((e) => e.outcome).sort(), ['dead_lettered', 'forwarded'])
+  const failed = (await eventHistory(w.db.db, 'fan', event!.id))!
+  assert.equal([failed.deliveries.ok?.state, failed.deliveries.gone?.state, failed.deliveries.gone?.error_code], ['delivered', 'failed', 'DESTINATION_4XX'])
+  assert.equal(failed.dlq.map((d) => [d.status, d.error_code]), [['pending', 'DESTINATION_4XX']])
+  refuse = false
+  await new DlqStore({ db: w.db.db, stream: w.stream }).retryOne(failed.dlq[0]!.id, 'test')
+  await eventually('delivered again', async () => (await eventHistory(w.db.db, 'fan', event!.id))!.deliveries.gone?.state === 'delivered', 30_000)
+  assert.is(ok.requests.length, 1, 'the destination that had it does not get it again')
+  assert.is(gone.requests.length, 2)
+  await eventually('the DLQ row resolved', async () => (await eventHistory(w.db.db, 'fan', event!.id))!.dlq[0]?.status === 'resolved', 10_000)
+}))
+
+Fanout.run()
