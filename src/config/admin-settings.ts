@@ -1,7 +1,10 @@
 import { type ConfigSources, duration, integer, invalid, text, type RawSetting } from './config-sources.js'
 import { parseListenAddress, type ListenAddress } from './listen-address.js'
 
-/** The admin API's own listener and its failed-login throttle (ADMIN_ADDR, ADMIN_LOGIN_MAX_FAILURES, ADMIN_LOGIN_WINDOW). */
+/**
+ * The admin API's own listener, its failed-login throttle and the bounds of replays (ADMIN_ADDR,
+ * ADMIN_LOGIN_MAX_FAILURES, ADMIN_LOGIN_WINDOW, REPLAY_MAX_EVENTS, REPLAY_CONFIRM_OVER).
+ */
 export interface AdminSettings {
   readonly admin: {
     /**
@@ -14,6 +17,10 @@ export interface AdminSettings {
     readonly loginMaxFailures: number
     /** The window those failures are counted in, in ms (ADMIN_LOGIN_WINDOW). @defaultValue 60000 */
     readonly loginWindowMs: number
+    /** The most events one replay may send (REPLAY_MAX_EVENTS). @defaultValue 100000 */
+    readonly replayMaxEvents: number
+    /** A replay of more events than this needs a confirmation (REPLAY_CONFIRM_OVER). @defaultValue 100 */
+    readonly replayConfirmOver: number
   }
 }
 
@@ -30,7 +37,8 @@ function listenAddressOrOff(raw: RawSetting): ListenAddress | undefined {
 /**
  * Reads the admin listener's settings: ADMIN_ADDR / `--admin-addr` / `admin.addr` (default `127.0.0.1:8081`,
  * `off` disables the listener), ADMIN_LOGIN_MAX_FAILURES / `admin.login_max_failures` (5, 1–1000) and
- * ADMIN_LOGIN_WINDOW / `admin.login_window` (60s, at least 1s). Bad values throw a ConfigError naming the key.
+ * ADMIN_LOGIN_WINDOW / `admin.login_window` (60s, at least 1s), REPLAY_MAX_EVENTS / `admin.replay_max_events` (100000,
+ * 1–10⁷) and REPLAY_CONFIRM_OVER / `admin.replay_confirm_over` (100, 0–10⁷). Bad values throw a ConfigError naming the key.
  *
  * @example
  * adminSettings(new ConfigSources({ ADMIN_ADDR: 'off' }, {}, undefined)).admin.addr // undefined
@@ -40,11 +48,15 @@ export function adminSettings(src: ConfigSources): AdminSettings {
   const addr = addrRaw ? listenAddressOrOff(addrRaw) : parseListenAddress('127.0.0.1:8081')
   const failuresRaw = src.pick({ env: 'ADMIN_LOGIN_MAX_FAILURES', file: 'admin.login_max_failures' })
   const windowRaw = src.pick({ env: 'ADMIN_LOGIN_WINDOW', file: 'admin.login_window' })
+  const maxEventsRaw = src.pick({ env: 'REPLAY_MAX_EVENTS', file: 'admin.replay_max_events' })
+  const confirmOverRaw = src.pick({ env: 'REPLAY_CONFIRM_OVER', file: 'admin.replay_confirm_over' })
   return {
     admin: {
       ...(addr ? { addr } : {}),
       loginMaxFailures: failuresRaw ? integer(failuresRaw, 1, 1000) : 5,
       loginWindowMs: windowRaw ? duration(windowRaw, 1000) : 60_000,
+      replayMaxEvents: maxEventsRaw ? integer(maxEventsRaw, 1, 10_000_000) : 100_000,
+      replayConfirmOver: confirmOverRaw ? integer(confirmOverRaw, 0, 10_000_000) : 100,
     },
   }
 }

@@ -16,7 +16,7 @@ export const CONFIG_FILE_KEYS: Readonly<Record<string, Readonly<Record<string, r
   forward: ['allow_private', 'timeout', 'max_retry_after'],
   health: ['endpoint'],
   metrics: ['port', 'path', 'enabled', 'max_event_types_per_tool', 'max_event_types'],
-  admin: ['token', 'addr', 'login_max_failures', 'login_window'],
+  admin: ['token', 'addr', 'login_max_failures', 'login_window', 'replay_max_events', 'replay_confirm_over'],
   log: ['level'],
   otel: ['endpoint'],
   commands: ['stream'],

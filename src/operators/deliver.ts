@@ -7,6 +7,7 @@ import { SpanAttributes, SpanNames } from '../observability/attributes.js'
 import { endEventSpan, spanContext, startEventSpan } from '../observability/event-spans.js'
 import { traceparentOf } from '../observability/tracing.js'
 import type { ForwardItem, ForwardSink } from '../sinks/forward.js'
+import { REPLAY_FIELD } from '../sources/enqueue-deliveries.js'
 import { runDestinationExpression } from './destination-expression.js'
 import { entryJson } from './forward.js'
 import type { TransformPool } from './transform-pool.js'
@@ -74,6 +75,7 @@ export function deliverStep<E extends Envelope & { readonly tool?: ToolConfig; r
       ...(body !== undefined ? { body } : { eventJson: entryJson(env.message) }),
       ...(d.timeoutMs !== undefined ? { timeoutMs: d.timeoutMs } : {}),
       ...(traceparent ? { traceparent } : {}),
+      ...(env.message.fields[REPLAY_FIELD] ? { replayId: env.message.fields[REPLAY_FIELD] } : {}),
     }
     let failure: PipelineError | undefined
     try {

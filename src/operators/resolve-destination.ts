@@ -2,7 +2,7 @@ import { map, type OperatorFunction } from 'rxjs'
 import type { Destination } from '../core/destination.js'
 import { isDone, type Envelope } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
-import type { ToolConfig } from '../core/tool.js'
+import { destinationsOf, type ToolConfig } from '../core/tool.js'
 import { DESTINATION_FIELD } from '../sources/enqueue-deliveries.js'
 
 /** An envelope of the delivery pipeline once its destination is known. */
@@ -22,7 +22,8 @@ export function resolveDestination<E extends Envelope & { readonly tool?: ToolCo
     const tool = env.tool
     if (isDone(env) || !tool) return env
     const id = env.message.fields[DESTINATION_FIELD] ?? ''
-    const destination = tool.destinations?.find((d) => d.id === id)
+    // the forward_url shorthand (`default`) is among them: a replay may send to it through this pipeline
+    const destination = destinationsOf(tool).find((d) => d.id === id)
     const where = `delivery of event "${env.message.event.id}" to destination "${id.slice(0, 64)}" of tool "${tool.id}"`
     if (!destination) {
       return { ...env, failure: new PipelineError('permanent', 'DESTINATION_REMOVED',

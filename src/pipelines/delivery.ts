@@ -20,7 +20,7 @@ import { toDLQ } from '../operators/to-dlq.js'
 import { TransformPool, type TransformPoolOptions } from '../operators/transform-pool.js'
 import type { ForwardSink } from '../sinks/forward.js'
 import { parkInRedis } from '../sources/delayed-retries.js'
-import { DESTINATION_FIELD } from '../sources/enqueue-deliveries.js'
+import { DESTINATION_FIELD, REPLAY_FIELD } from '../sources/enqueue-deliveries.js'
 import { fromRedisStream } from '../sources/from-redis-stream.js'
 import { DEFAULT_KEYS, deliveredKey, type StreamKeys } from '../sources/keys.js'
 
@@ -105,7 +105,12 @@ export function deliveryPipeline(options: DeliveryPipelineOptions): Observable<D
 function partitionChain(options: DeliveryPipelineOptions, keys: StreamKeys): Observable<DeliveryEnvelope> {
   const { redis, db, onHold } = options
   const hold = onHold ? { onHold } : {}
-  const key = (env: Envelope) => deliveredKey(keys, env.message.fields[DESTINATION_FIELD] ?? '', env.message.event.tool_id, env.message.event.id)
+  // a replay delivers a pair again: its own key, so the first delivery's does not make it a duplicate
+  const key = (env: Envelope) => {
+    const pair = deliveredKey(keys, env.message.fields[DESTINATION_FIELD] ?? '', env.message.event.tool_id, env.message.event.id)
+    const replay = env.message.fields[REPLAY_FIELD]
+    return replay === undefined ? pair : `${pair}:${replay}`
+  }
   return defer(() => {
     const pool = new TransformPool(options.pool)
     return fromRedisStream({

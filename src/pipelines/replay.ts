@@ -2,13 +2,16 @@ import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { Kysely } from 'kysely'
 import { PipelineError } from '../core/errors.js'
+import { acceptsEventType } from '../core/destination.js'
 import type { StreamEvent } from '../core/event.js'
+import { destinationsOf, type ToolConfig, type ToolLookup } from '../core/tool.js'
 import { appendAudit } from '../db/audit-log.js'
-import type { Database } from '../db/database.js'
+import type { Database, DeliveryStates } from '../db/database.js'
 import { unavailableOr } from '../db/database-error.js'
 import { searchEvents } from '../db/event-search.js'
 import { decodeSearchCursor, MAX_SEARCH_LIMIT, parseEventSearch, SEARCH_PARAMETERS, type EventSearch, type SearchCursor } from '../db/event-search-filter.js'
-import { replayKey } from '../sources/keys.js'
+import { enqueueDeliveries, REPLAY_FIELD, type EventDeliveries } from '../sources/enqueue-deliveries.js'
+import { DEFAULT_KEYS, replayKey, type StreamKeys } from '../sources/keys.js'
 
 /** Which stored events a replay sends again: an event search without its page. */
 export type ReplayFilter = Omit<EventSearch, 'limit' | 'cursor'>
@@ -52,7 +55,10 @@ export interface ReplayRecord {
   readonly matched: number
   /** Events handed to delivery so far. */
   readonly sent: number
-  /** Matched events that were not sent: dead letters never stored, whose payload is not in `webhook_events`. */
+  /**
+   * Matched events that were not sent: dead letters never stored (no payload in `webhook_events`), and events
+   * with no destination to go to (see `deliveryReplaySender`).
+   */
   readonly skipped: number
   readonly started_at: string
   readonly finished_at: string | null
@@ -63,12 +69,18 @@ export interface ReplayRecord {
 /** How long a replay's record stays readable after its last change, in seconds (7 days). */
 export const REPLAY_RECORD_TTL_SECONDS = 7 * 86_400
 
+/** One stored event to send again, with its fan-out state (which destinations it went to, `null` before any). */
+export interface ReplayEvent {
+  readonly event: StreamEvent
+  readonly deliveries: DeliveryStates | null
+}
+
 /**
- * Sends stored events on to delivery again, each marked with the replay's id; resolves with how many it took.
- * The delivery path (fan-out to destinations, their retries, breakers and rate limits, the attempt log) does
- * the rest.
+ * Sends stored events on to delivery again, each marked with the replay's id; resolves with how many it sent
+ * (an event that has nowhere to go is not counted). The delivery path (its retries, breakers and rate limits,
+ * the attempt log) does the rest.
  */
-export type ReplaySend = (events: readonly StreamEvent[], replay: { readonly id: string; readonly destination?: string }) => Promise<number>
+export type ReplaySend = (events: readonly ReplayEvent[], replay: { readonly id: string; readonly destination?: string }) => Promise<number>
 
 function invalid(message: string): PipelineError {
   return new PipelineError('permanent', 'REPLAY_INVALID', message)
@@ -200,7 +212,7 @@ async function run(options: ReplayOptions, first: ReplayRecord, limits: ReplayLi
     for await (const page of pages(options.db, options.request.filter, limits.maxEvents, statics)) {
       const events = await storedEvents(options.db, page.map((e) => ({ toolId: e.tool_id, id: e.delivery_id })), record.id)
       const sent = events.length === 0 ? 0 : await options.send(events, { id: record.id, ...(record.destination ? { destination: record.destination } : {}) })
-      record = { ...record, sent: record.sent + sent, skipped: record.skipped + page.length - events.length }
+      record = { ...record, sent: record.sent + sent, skipped: record.skipped + page.length - sent }
       await saveReplay(options.redis, record)
     }
     record = { ...record, status: 'done', finished_at: new Date().toISOString() }
@@ -216,21 +228,76 @@ async function run(options: ReplayOptions, first: ReplayRecord, limits: ReplayLi
 }
 
 // the stored rows of a page's events, as stream events marked with the replay (dead letters never stored have none)
-async function storedEvents(db: Kysely<Database>, ids: readonly { toolId: string; id: string }[], replayId: string): Promise<StreamEvent[]> {
+async function storedEvents(db: Kysely<Database>, ids: readonly { toolId: string; id: string }[], replayId: string): Promise<ReplayEvent[]> {
   if (ids.length === 0) return []
   let rows
   try {
     rows = await db.selectFrom('webhook_events')
-      .select(['id', 'tool_id', 'tenant_id', 'event_type', 'repository', 'payload', 'received_at'])
+      .select(['id', 'tool_id', 'tenant_id', 'event_type', 'repository', 'payload', 'received_at', 'deliveries'])
       .where((eb) => eb.or(ids.map((k) => eb.and([eb('tool_id', '=', k.toolId), eb('id', '=', k.id)]))))
       .execute()
   } catch (err) {
     throw unavailableOr(err, 'reading events to replay')
   }
   return rows.map((r) => ({
-    id: r.id, tool_id: r.tool_id, tenant_id: r.tenant_id, event_type: r.event_type, repository: r.repository, payload: r.payload,
-    timestamp: new Date(r.received_at).toISOString(), retry_count: 0, metadata: { replay_id: replayId },
+    event: {
+      id: r.id, tool_id: r.tool_id, tenant_id: r.tenant_id, event_type: r.event_type, repository: r.repository, payload: r.payload,
+      timestamp: new Date(r.received_at).toISOString(), retry_count: 0, metadata: { replay_id: replayId },
+    },
+    deliveries: r.deliveries,
   }))
+}
+
+/** What `deliveryReplaySender` needs. */
+export interface DeliveryReplayOptions {
+  readonly redis: Pick<Redis, 'call'>
+  readonly tools: ToolLookup
+  /** The key set (partition) an event's deliveries go to. @defaultValue DEFAULT_KEYS for every event */
+  readonly keysOf?: (event: StreamEvent) => StreamKeys
+}
+
+// where a replayed event goes: the chosen destination when it is enabled; else every enabled destination of its
+// tool that the fan-out sent it to (or, for one added since, whose event types accept it and that has no JSONata
+// filter: a filter is not evaluated again for a replay)
+function targetsOf(tool: ToolConfig, item: ReplayEvent, chosen: string | undefined): string[] {
+  const all = destinationsOf(tool).filter((d) => d.enabled)
+  if (chosen !== undefined) return all.some((d) => d.id === chosen) ? [chosen] : []
+  return all.filter((d) => {
+    const state = item.deliveries?.[d.id]?.state
+    if (state !== undefined) return state === 'pending' || state === 'delivered' || state === 'failed'
+    return acceptsEventType(d, item.event.event_type) && d.filter === undefined
+  }).map((d) => d.id)
+}
+
+/**
+ * The `ReplaySend` of the service: writes one entry per (event, destination) to the delivery stream of the
+ * event's partition, marked with field `replay_id`, so the delivery pipeline delivers it again even where the
+ * pair was delivered before (its idempotency key includes the replay id) and the request carries the
+ * `webhook-replay-id` header. Events whose tool is gone or that have no destination to go to are not sent.
+ *
+ * @example
+ * const send = deliveryReplaySender({ redis, tools: registry, keysOf: (e) => partitions.route(e).keys })
+ */
+export function deliveryReplaySender(options: DeliveryReplayOptions): ReplaySend {
+  return async (items, replay) => {
+    const byKeys = new Map<StreamKeys, EventDeliveries[]>()
+    for (const item of items) {
+      const tool = await options.tools.get(item.event.tool_id)
+      const destinationIds = tool ? targetsOf(tool, item, replay.destination) : []
+      if (destinationIds.length === 0) continue
+      const keys = options.keysOf?.(item.event) ?? DEFAULT_KEYS
+      const list = byKeys.get(keys) ?? []
+      list.push({ toolId: item.event.tool_id, eventId: item.event.id, destinationIds,
+        fields: { event: JSON.stringify(item.event), [REPLAY_FIELD]: replay.id } })
+      byKeys.set(keys, list)
+    }
+    let sent = 0
+    for (const [keys, events] of byKeys) {
+      await enqueueDeliveries({ redis: options.redis, keys, once: false }, events)
+      sent += events.length
+    }
+    return sent
+  }
 }
 
 async function saveReplay(redis: Pick<Redis, 'call'>, record: ReplayRecord): Promise<void> {

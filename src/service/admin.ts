@@ -6,6 +6,7 @@ import type { ToolRegistry } from '../db/tool-registry.js'
 import type { ToolStore } from '../db/tool-store.js'
 import { adminRoutes } from '../http/admin.js'
 import { consoleRoutes } from '../http/console-routes.js'
+import { deliveryReplaySender } from '../pipelines/replay.js'
 import { createRouter, startHttpServer, type RunningHttpServer } from '../http/server.js'
 import type { Logger } from '../observability/logger.js'
 import type { Queue } from './connect.js'
@@ -41,5 +42,9 @@ export async function startAdmin(options: StartAdminOptions): Promise<RunningHtt
     ...(partitions.count > 1 ? { partitionKeys: partitions.keys } : {}),
     ...(config.streamMaxLen ? { streamMaxLen: config.streamMaxLen } : {}),
     commandLog: { redis, stream: config.commandStream },
+    replay: {
+      send: deliveryReplaySender({ redis, tools, keysOf: (event) => partitions.route(event).keys }),
+      limits: { maxEvents: config.admin.replayMaxEvents, confirmOver: config.admin.replayConfirmOver },
+    },
   }), ...consoleRoutes()]), ADMIN_LISTENER_LIMITS)
 }

@@ -29,6 +29,8 @@ export interface ForwardItem {
   readonly eventJson?: string
   /** W3C trace context of the event, sent as the `traceparent` header. */
   readonly traceparent?: string
+  /** The replay this request belongs to, sent as the `webhook-replay-id` header; absent on a first delivery. */
+  readonly replayId?: string
   /** The destination this item goes to, when the tool has several (`tool` is then that destination's view). */
   readonly destinationId?: string
   /** The body to send as it is (a destination's transform result as JSON text); wins over `transformed` and `eventJson`. */
@@ -199,6 +201,7 @@ export class ForwardSink implements Sink<ForwardItem> {
       : activeSecrets(tool.secret, undefined, undefined)
     if (keys.length > 0) headers['webhook-signature'] = keys.map((key) => signWebhook(key, event.id, timestamp, body)).join(' ')
     if (item.traceparent) headers.traceparent = item.traceparent
+    if (item.replayId) headers['webhook-replay-id'] = item.replayId
     // credentials in the URL become Basic auth (undici never sends userinfo); a forward header wins
     if ((url.username || url.password) && headers.authorization === undefined) {
       headers.authorization = `Basic ${Buffer.from(`${percentDecoded(url.username)}:${percentDecoded(url.password)}`).toString('base64')}`

@@ -15,6 +15,8 @@ export interface EventDeliveries {
 
 /** Field of a delivery entry naming its destination. */
 export const DESTINATION_FIELD = 'destination'
+/** Field of a delivery entry that marks it as a replay's (its value is the replay id); absent on a fan-out's. */
+export const REPLAY_FIELD = 'replay_id'
 // a parked retry's bookkeeping belongs to the step that parked it, not to the deliveries
 const STEP_FIELDS = new Set(['attempts', 'first_attempt_at', DESTINATION_FIELD])
 

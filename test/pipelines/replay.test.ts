@@ -35,7 +35,7 @@ function recorder(): { send: ReplaySend; sent: { event: StreamEvent; replay: str
   return {
     sent,
     send: async (events, replay) => {
-      for (const event of events) sent.push({ event, replay: replay.id, ...(replay.destination ? { destination: replay.destination } : {}) })
+      for (const { event } of events) sent.push({ event, replay: replay.id, ...(replay.destination ? { destination: replay.destination } : {}) })
       return events.length
     },
   }
