@@ -158,6 +158,8 @@ export interface ReplayOptions {
   /** @defaultValue DEFAULT_REPLAY_LIMITS */
   readonly limits?: ReplayLimits
   readonly staticForwardingTools?: readonly string[]
+  /** Told the record after each page of events was sent (e.g. to print progress). */
+  readonly onProgress?: (record: ReplayRecord) => void
 }
 
 /** What `startReplay` answers: the count for a dry run, or the running replay's first record and its end. */
@@ -214,6 +216,7 @@ async function run(options: ReplayOptions, first: ReplayRecord, limits: ReplayLi
       const sent = events.length === 0 ? 0 : await options.send(events, { id: record.id, ...(record.destination ? { destination: record.destination } : {}) })
       record = { ...record, sent: record.sent + sent, skipped: record.skipped + page.length - sent }
       await saveReplay(options.redis, record)
+      options.onProgress?.(record)
     }
     record = { ...record, status: 'done', finished_at: new Date().toISOString() }
   } catch (err) {

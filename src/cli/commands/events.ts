@@ -2,8 +2,9 @@ import { eventHistory, toolsWithEvent } from '../../db/event-history.js'
 import { formatTable, JSON_FLAG, type Command, type CommandSpec } from '../command.js'
 import { CommandFailure, formatFields, print, UsageError, withContext } from './command-helpers.js'
 import { eventsListCommand, EVENTS_LIST_FLAGS, EVENTS_LIST_USAGE } from './events-list.js'
+import { eventsReplayCommand, EVENTS_REPLAY_FLAGS, EVENTS_REPLAY_USAGE } from './events-replay.js'
 
-const USAGE = `usage: hookstream events show [<tool id>] <event id> [--json]\n       ${EVENTS_LIST_USAGE}`
+const USAGE = `usage: hookstream events show [<tool id>] <event id> [--json]\n       ${EVENTS_LIST_USAGE}\n       ${EVENTS_REPLAY_USAGE}`
 
 /**
  * `hookstream events show <tool> <id>`: where one event is and what happened to it (stored, forwarded,
@@ -16,8 +17,16 @@ const USAGE = `usage: hookstream events show [<tool id>] <event id> [--json]\n  
  */
 export const eventsCommand: Command = async (args, flags, io) => {
   const [sub, first, second, ...extra] = args
-  if (sub === 'list') return eventsListCommand(args.slice(1), flags, io)
-  const listOnly = Object.keys(EVENTS_LIST_FLAGS).filter((f) => flags[f] !== undefined)
+  if (sub === 'list') {
+    const replayOnly = Object.keys(EVENTS_REPLAY_FLAGS).filter((f) => flags[f] !== undefined)
+    if (replayOnly.length > 0) {
+      io.stderr(`hookstream events: ${replayOnly.map((f) => `--${f}`).join(', ')} belong to "events replay", not "events list"\n${USAGE}`)
+      return 2
+    }
+    return eventsListCommand(args.slice(1), flags, io)
+  }
+  if (sub === 'replay') return eventsReplayCommand(args.slice(1), flags, io)
+  const listOnly = [...Object.keys(EVENTS_LIST_FLAGS), ...Object.keys(EVENTS_REPLAY_FLAGS)].filter((f) => flags[f] !== undefined)
   if (listOnly.length > 0) {
     io.stderr(`hookstream events: ${listOnly.map((f) => `--${f}`).join(', ')} belong to "events list", not "events ${sub ?? ''}"\n${USAGE}`)
     return 2
@@ -52,8 +61,8 @@ export const eventsCommand: Command = async (args, flags, io) => {
 
 /** `hookstream events` as registered in the CLI. */
 export const eventsSpec: CommandSpec = {
-  summary: 'search events (events list) and show where one is and what happened to it (events show <event id>)',
+  summary: 'search events (events list), show where one is and what happened to it (events show <event id>), send stored events again (events replay)',
   usage: USAGE,
-  flags: { ...JSON_FLAG, ...EVENTS_LIST_FLAGS },
+  flags: { ...JSON_FLAG, ...EVENTS_LIST_FLAGS, ...EVENTS_REPLAY_FLAGS },
   run: eventsCommand,
 }
