@@ -9,7 +9,8 @@ import { release } from '../helpers/release.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { startServiceProcess, type ServiceProcess } from '../helpers/service-process.js'
 import { withTimeLimit } from '../helpers/time-limit.js'
-import { githubDelivery, openSpace, toolsYaml, type Space } from '../reliability/fixture.js'
+import { startReceiver, type Receiver } from '../helpers/pipeline.js'
+import { githubDelivery, openSpace, SECRET, toolsYaml, type Space } from '../reliability/fixture.js'
 
 // The web console in Debian's chromium (CHROMIUM_PATH, default /usr/bin/chromium), driven by playwright-core,
 // against `hookstream run` itself: real Redis, PostgreSQL, worker and admin listener on loopback.
@@ -17,14 +18,17 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const SHOTS = new URL('../../test-output/console/', import.meta.url)
 const TOKEN = 'console-token-0123456789abcdef'
 
-interface Ctx { s: Space; svc: ServiceProcess; browser: Browser; page: Page; problems: string[]; requests: string[] }
+interface Ctx { s: Space; rx: Receiver; svc: ServiceProcess; browser: Browser; page: Page; problems: string[]; requests: string[] }
 const Console = suite<Ctx>('the web console in chromium', {} as Ctx)
 
 Console.before(async (ctx) => {
   if (!existsSync(CHROMIUM)) throw new Error(`no chromium at ${CHROMIUM}: install Debian's package (apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH`)
   mkdirSync(SHOTS, { recursive: true })
   ctx.s = await openSpace((await sharedRedis()).url, await (await sharedPostgres()).createDatabase())
-  ctx.svc = await startServiceProcess({ ...ctx.s.env, ADMIN_TOKEN: TOKEN }, toolsYaml({ 'gh-yaml': undefined }))
+  // gh-fan delivers to a receiver on loopback (allowed by FORWARD_ALLOW_PRIVATE), for the replay tests
+  ctx.rx = await startReceiver()
+  ctx.svc = await startServiceProcess({ ...ctx.s.env, ADMIN_TOKEN: TOKEN, FORWARD_ALLOW_PRIVATE: '127.0.0.1/32' }, toolsYaml({ 'gh-yaml': undefined }) +
+    `  - { id: gh-fan, provider: github, secret: ${SECRET}, tenant_id: acme, destinations: [{ id: rx, url: "${ctx.rx.url}" }] }\n`)
   ctx.browser = await chromium.launch({
     executablePath: CHROMIUM, headless: true,
     // root in a container has no user namespaces for the sandbox; everything else goes to a dead proxy, so the
@@ -45,6 +49,7 @@ Console.before(async (ctx) => {
 Console.after((ctx) => release(ctx, {
   browser: (b) => b.close(),
   svc: async (svc) => { svc.child.kill('SIGTERM'); await svc.exited },
+  rx: (rx) => rx.close(),
   s: (s) => s.close(),
 }))
 
@@ -98,6 +103,48 @@ Console('an operator logs in, sees the overview, finds an event by delivery id a
   await shot(page, 'event')
 }))
 
+const replayIdsOf = (rx: Receiver, deliveryId: string) => rx.requests
+  .filter((q) => q.headers['webhook-id'] === deliveryId).map((q) => q.headers['webhook-replay-id'] ?? null)
+
+Console('an operator replays an event from its page: the receiver gets it again, marked with webhook-replay-id', withTimeLimit(180_000, async (ctx) => {
+  const { page, svc, rx } = ctx
+  const delivery = githubDelivery('gh-fan', undefined, { ref: 'refs/heads/replay', repository: { full_name: 'acme/replay' } })
+  const sent = await fetch(`${svc.ingestUrl}${delivery.path}`, { method: 'POST', body: delivery.body, headers: delivery.headers })
+  assert.is(sent.status, 202, await sent.text())
+  await eventually('the receiver has the first delivery', () => replayIdsOf(rx, delivery.delivery).length === 1, 30_000)
+    .catch((err: Error) => { throw new Error(`${err.message}; service output:\n${svc.output().slice(-3000)}`) })
+  assert.equal(replayIdsOf(rx, delivery.delivery), [null], 'the first delivery is no replay')
+
+  await page.goto(`${svc.adminUrl}/console#/events?delivery_id=${encodeURIComponent(delivery.delivery)}`)
+  await page.getByRole('link', { name: delivery.delivery }).click()
+  await page.getByRole('heading', { name: `Event ${delivery.delivery}` }).waitFor()
+  await page.locator('[data-destination="rx"]', { hasText: 'delivered' }).waitFor()
+  assert.equal(await page.getByLabel('Replay to').locator('option').allTextContents(), ['every destination it went to', `rx (${rx.url})`])
+  await page.getByLabel('Replay to').selectOption('rx')
+  await page.getByRole('button', { name: 'Replay', exact: true }).click()
+  await page.locator('#replay-progress[data-status="done"]').waitFor()
+  const progress = await page.locator('#replay-progress').textContent() ?? ''
+  assert.match(progress, /to destination rx: done\. 1 of 1 event sent\./)
+  const replayId = /Replay (rpl_[0-9a-f-]{36})/.exec(progress)?.[1]
+  assert.ok(replayId, `the page names the replay: ${progress}`)
+  await eventually('the receiver has the replayed request', () => replayIdsOf(rx, delivery.delivery).length === 2, 30_000)
+  assert.equal(replayIdsOf(rx, delivery.delivery), [null, replayId], 'the receiver got the event again, once, marked with the replay id')
+  await shot(page, 'event-replay')
+
+  // every event matching the search: a dry run shows the count, nothing is sent before the confirmation
+  await page.goto(`${svc.adminUrl}/console#/events?tool=gh-fan&repository=acme%2Freplay`)
+  await page.getByRole('button', { name: 'Replay matching…' }).click()
+  await page.getByText('Replay 1 event matching tool = gh-fan, repository = acme/replay?').waitFor()
+  await shot(page, 'events-replay-confirm')
+  assert.is(replayIdsOf(rx, delivery.delivery).length, 2, 'the dry run sent nothing')
+  await page.getByRole('button', { name: 'Replay 1 event' }).click()
+  await page.locator('#replay-progress[data-status="done"]').waitFor()
+  await eventually('the receiver has the second replay', () => replayIdsOf(rx, delivery.delivery).length === 3, 30_000)
+  const third = replayIdsOf(rx, delivery.delivery)[2]
+  assert.ok(third && third !== replayId, 'the bulk replay is a new replay with its own id')
+  assert.match(await page.locator('#replay-progress').textContent() ?? '', new RegExp(`Replay ${third}: done\\. 1 of 1 event sent\\.`))
+}))
+
 Console('an operator retries one dead letter, and bulk-retries the rest only after confirming', withTimeLimit(180_000, async (ctx) => {
   const { page, s } = ctx
   const [one, two, three] = await seedDlq(s.db, [{ event: { tool_id: 'gh-yaml' } }, { event: { tool_id: 'gh-yaml' } }, { event: { tool_id: 'gh-yaml' } }])
@@ -135,7 +182,7 @@ Console('an operator creates a tool, edits it and disables it; its secret is set
   const api = async (path: string) => (await (await fetch(`${svc.adminUrl}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { tool: Record<string, unknown> }
   await page.getByRole('link', { name: 'Tools' }).click()
   await page.getByRole('heading', { name: 'Tools', level: 1 }).waitFor()
-  assert.ok(await page.getByText('read-only (config file)').isVisible(), 'the config file\'s tool is read-only')
+  assert.is(await page.getByText('read-only (config file)').count(), 2, 'the config file\'s two tools are read-only')
   await page.getByRole('link', { name: 'New tool' }).click()
   await page.getByLabel('Id', { exact: true }).fill('gh-console')
   await page.getByLabel('Tenant').fill('acme')
@@ -164,6 +211,34 @@ Console('an operator creates a tool, edits it and disables it; its secret is set
   await page.getByRole('button', { name: 'Enable tool gh-console' }).waitFor()
   assert.is((await api('/admin/tools/gh-console')).tool.enabled, false)
   await shot(page, 'tools')
+
+  // a destination: added with a write-only header and a generated signing secret shown once, disabled, removed
+  const destinations = async () => ((await api('/admin/tools/gh-console/destinations')) as unknown as { destinations: Record<string, unknown>[] }).destinations
+  await page.getByRole('link', { name: 'gh-console' }).click()
+  await page.getByRole('heading', { name: 'Destinations' }).waitFor()
+  await page.getByLabel('Destination id').fill('audit')
+  await page.getByLabel('URL', { exact: true }).fill(`${ctx.rx.url}/audit`)
+  await page.getByLabel('Event types').fill('webhook.github.push, webhook.github.issues')
+  await page.getByLabel('Headers', { exact: true }).fill('x-api-key: console-header-value')
+  await page.getByRole('button', { name: 'Add destination' }).click()
+  const secret = await page.locator('#dest-secret-once').textContent() ?? ''
+  assert.ok(secret.length >= 32, `a generated signing secret is shown once: "${secret}"`)
+  const [added, ...others] = await destinations()
+  assert.is(others.length, 0)
+  assert.equal([added!.id, added!.url, added!.event_types, added!.enabled, added!.secret, added!.headers],
+    ['audit', `${ctx.rx.url}/audit`, ['webhook.github.push', 'webhook.github.issues'], true, '********', { 'x-api-key': '********' }])
+  await page.getByRole('button', { name: 'Done' }).click()
+  await page.getByRole('button', { name: 'Disable destination audit' }).waitFor()
+  const html = await page.content()
+  assert.not.ok(html.includes(secret) || html.includes('console-header-value'), 'neither the secret nor the header value is shown again')
+  await page.getByRole('button', { name: 'Disable destination audit' }).click()
+  await page.getByRole('button', { name: 'Enable destination audit' }).waitFor()
+  assert.is((await destinations())[0]!.enabled, false)
+  await shot(page, 'tool-destinations')
+  await page.getByRole('button', { name: 'Remove destination audit' }).click()
+  await page.getByRole('button', { name: 'Remove', exact: true }).click()
+  await page.getByText('0 destinations').waitFor()
+  assert.equal(await destinations(), [])
 }))
 
 Console('at 375 px every page fits the screen, and the token never appears in a URL or goes anywhere but the admin API', withTimeLimit(120_000, async (ctx) => {
