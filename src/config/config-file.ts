@@ -20,7 +20,7 @@ export const CONFIG_FILE_KEYS: Readonly<Record<string, Readonly<Record<string, r
   log: ['level'],
   otel: ['endpoint'],
   commands: ['stream'],
-  retention: ['events', 'audit', 'batch'],
+  retention: ['events', 'audit', 'deliveries', 'batch'],
 })
 
 /**

@@ -48,7 +48,8 @@ export function describeConfigRows(config: Config): [string, string][] {
       : forward.allowPrivate === false ? 'refused' : `allowed only in ${forward.allowPrivate.join(',')}`}`],
     ['health', address(config.health.endpoint)],
     ['retention', `events ${config.retention.eventsMs === undefined ? 'kept forever' : formatDuration(config.retention.eventsMs)}, ` +
-      `audit ${config.retention.auditMs === undefined ? 'kept forever' : formatDuration(config.retention.auditMs)}, batch ${config.retention.batch}`],
+      `audit ${config.retention.auditMs === undefined ? 'kept forever' : formatDuration(config.retention.auditMs)}, ` +
+      `delivery log ${config.retention.deliveriesMs === undefined ? 'kept forever' : formatDuration(config.retention.deliveriesMs)}, batch ${config.retention.batch}`],
     ['metric labels', `${config.metrics.maxEventTypesPerTool} event types per tool, ${config.metrics.maxEventTypes} in total`],
     ['admin token', config.adminToken ? 'set' : 'not set'],
     ['admin', !config.admin.addr ? 'off (ADMIN_ADDR=off)' : `${address(config.admin.addr)}${config.adminToken ? '' : ' (off: no ADMIN_TOKEN)'}, ` +

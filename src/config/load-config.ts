@@ -99,6 +99,8 @@ export interface Config extends SeedSettings, AdminSettings {
     readonly eventsMs?: number
     /** Audit rows older than this are deleted, in ms; unset: kept forever. */
     readonly auditMs?: number
+    /** Delivery attempts (`webhook_deliveries`) older than this are deleted, in ms (DELIVERY_LOG_RETENTION); unset: kept forever. */
+    readonly deliveriesMs?: number
     /** Rows per DELETE statement. */
     readonly batch: number
   }
@@ -350,6 +352,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   })
   const eventsRetentionMs = retention('EVENT_RETENTION', 'retention.events')
   const auditRetentionMs = retention('AUDIT_RETENTION', 'retention.audit')
+  const deliveriesRetentionMs = retention('DELIVERY_LOG_RETENTION', 'retention.deliveries')
   const maxBodyBytes = opt({ env: 'INGEST_MAX_BODY', file: 'http.max_body' }, (r) => size(r, 1024)) ?? 10 * 1024 * 1024
 
   const config: Config = {
@@ -399,6 +402,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     retention: {
       ...(eventsRetentionMs !== undefined ? { eventsMs: eventsRetentionMs } : {}),
       ...(auditRetentionMs !== undefined ? { auditMs: auditRetentionMs } : {}),
+      ...(deliveriesRetentionMs !== undefined ? { deliveriesMs: deliveriesRetentionMs } : {}),
       batch: opt({ env: 'RETENTION_BATCH', file: 'retention.batch' }, (r) => integer(r, 1, 100_000)) ?? 1000,
     },
     metrics: {

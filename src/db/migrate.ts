@@ -5,6 +5,7 @@ import * as toolScopedIdentity from './migrations/0002-tool-scoped-identity.js'
 import * as toolSecrets from './migrations/0003-tool-secrets.js'
 import * as transformTimeout from './migrations/0004-tool-transform-timeout.js'
 import * as toolMaxBody from './migrations/0005-tool-max-body.js'
+import * as deliveryAttempts from './migrations/0007-delivery-attempts.js'
 
 /** hookstream's migrations by name, in order. Listed here (not globbed) so they also run from dist/. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
@@ -13,6 +14,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0003-tool-secrets': toolSecrets,
   '0004-tool-transform-timeout': transformTimeout,
   '0005-tool-max-body': toolMaxBody,
+  '0007-delivery-attempts': deliveryAttempts,
 })
 
 /**

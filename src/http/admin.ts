@@ -7,6 +7,7 @@ import type { ToolRegistry } from '../db/tool-registry.js'
 import type { ToolStore } from '../db/tool-store.js'
 import type { StreamKeys } from '../sources/keys.js'
 import type { RedisClient, StreamClient } from '../sources/stream-client.js'
+import { breakerRoutes } from './admin-breakers.js'
 import { commandRoutes, type AdminCommandLog } from './admin-commands.js'
 import { dlqRoutes } from './admin-dlq.js'
 import { eventSearchRoutes } from './admin-event-search.js'
@@ -88,7 +89,7 @@ export function adminRoutes(options: AdminOptions): Route[] {
   const maxBodyBytes = options.maxBodyBytes ?? 1 << 20
   if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1) throw new RangeError(`adminRoutes: "maxBodyBytes" must be a positive integer; got ${options.maxBodyBytes}`)
   const routes = [...toolRoutes(options, maxBodyBytes), ...toolSecretRoutes(options, maxBodyBytes), ...dlqRoutes(options, maxBodyBytes), ...eventSearchRoutes(options),
-    ...(options.commandLog ? commandRoutes(options.commandLog, options.logger, options.actor) : []), openApiRoute()]
+    ...breakerRoutes(options), ...(options.commandLog ? commandRoutes(options.commandLog, options.logger, options.actor) : []), openApiRoute()]
   const token = options.token
   // off: no route at all, so a wrong method gets the router's 404 too, never a 405 whose Allow lists the API
   if (!token) return []

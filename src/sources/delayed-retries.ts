@@ -24,7 +24,9 @@ export function parkInRedis(options: ParkOptions): (env: Envelope, dueAtMs: numb
     const { stream, fields, streamId } = env.message
     const member = JSON.stringify({
       stream, from: streamId,
-      fields: { ...fields, attempts: String(env.attempts), first_attempt_at: String(env.firstAttemptAt ?? Date.now()) },
+      // an event that was only deferred (never tried) has no first attempt yet: its max_elapsed_time has not started
+      fields: env.firstAttemptAt === undefined ? { ...fields, attempts: String(env.attempts) }
+        : { ...fields, attempts: String(env.attempts), first_attempt_at: String(env.firstAttemptAt) },
     })
     try {
       await options.redis.call('ZADD', keys.delayed, Math.round(dueAtMs), member)

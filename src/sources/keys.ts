@@ -14,6 +14,10 @@ export interface StreamKeys {
   readonly deliveryPrefix: string
   /** Prefix of ingest's per-tool rate-limit buckets. @defaultValue "webhook:ratelimit:" */
   readonly rateLimitPrefix: string
+  /** Prefix of the per-destination delivery rate-limit buckets. @defaultValue "webhook:destination-ratelimit:" */
+  readonly destinationRateLimitPrefix: string
+  /** Hash of the destinations' circuit-breaker states (field: destination id, value: JSON). @defaultValue "webhook:breakers" */
+  readonly breakerStates: string
 }
 
 /** The contract's names (DESIGN.md). */
@@ -25,6 +29,8 @@ export const DEFAULT_KEYS: StreamKeys = Object.freeze({
   delayed: 'webhook:delayed',
   deliveryPrefix: 'webhook:delivery:',
   rateLimitPrefix: 'webhook:ratelimit:',
+  destinationRateLimitPrefix: 'webhook:destination-ratelimit:',
+  breakerStates: 'webhook:breakers',
 })
 
 /**

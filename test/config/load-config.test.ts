@@ -210,11 +210,14 @@ Load('retention: off by default; EVENT_RETENTION, AUDIT_RETENTION and RETENTION_
   assert.equal(loadConfig({ env: { EVENT_RETENTION: '720h', AUDIT_RETENTION: '365d', RETENTION_BATCH: '500' } }).retention,
     { eventsMs: 720 * 3_600_000, auditMs: 365 * 86_400_000, batch: 500 })
   assert.equal(loadConfig({ env: {}, file: yamlFile('retention:\n  events: 30d\n  audit: off\n  batch: 2000\n') }).retention, { eventsMs: 30 * 86_400_000, batch: 2000 })
+  assert.equal(loadConfig({ env: { DELIVERY_LOG_RETENTION: '168h' } }).retention, { deliveriesMs: 168 * 3_600_000, batch: 1000 })
+  assert.equal(loadConfig({ env: {}, file: yamlFile('retention: { deliveries: 7d }\n') }).retention, { deliveriesMs: 7 * 86_400_000, batch: 1000 })
   assert.equal(loadConfig({ env: { EVENT_RETENTION: 'off' }, file: yamlFile('retention: { events: 30d }\n') }).retention, { batch: 1000 })
   const expected = 'must be a duration of at least 1m such as "720h" or "90d", or "off" to keep rows forever'
   for (const [env, message] of [
     [{ EVENT_RETENTION: '30s' }, `EVENT_RETENTION ${expected}; got "30s"`],
     [{ AUDIT_RETENTION: 'forever' }, `AUDIT_RETENTION ${expected}; got "forever"`],
+    [{ DELIVERY_LOG_RETENTION: '1s' }, `DELIVERY_LOG_RETENTION ${expected}; got "1s"`],
     [{ RETENTION_BATCH: '0' }, 'RETENTION_BATCH must be'],
   ] as [Record<string, string>, string][]) {
     assert.throws(() => loadConfig({ env }), (err: Error) => err.message.includes(message), JSON.stringify(env))
