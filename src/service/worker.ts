@@ -35,7 +35,10 @@ export interface WorkerPart {
   readonly closed: Promise<{ drained: boolean }>
   /** Stops reading: the sources stop XREADGROUP, what is in flight finishes and is acked. */
   stopReading(): void
-  /** Unsubscribes the pipeline, then closes the delayed-retry schedulers, the forward sink, the delivery log and the trimmers, in that order. */
+  /**
+   * Unsubscribes the pipeline, then closes the delayed-retry schedulers, the forward sink, the delivery log (writing
+   * what it holds), takes this worker's breakers off the board, and closes the trimmers, in that order.
+   */
   close(): Promise<void>
 }
 
@@ -56,7 +59,7 @@ export function startWorker(options: StartWorkerOptions): WorkerPart {
   const abort = new AbortController()
   const board = breakerBoard(redis, keys.breakerStates, config.worker.consumerName)
   const breakers = new CircuitBreakers({
-    onStateChange: (destination, breakerState, snapshot) => { telemetry.metrics.destinationState(destination, breakerState); board(snapshot) },
+    onStateChange: (destination, breakerState, snapshot) => { telemetry.metrics.destinationState(destination, breakerState); void board(snapshot) },
   })
   const forwardSink = new ForwardSink({
     timeoutMs: config.forward.timeoutMs, allowPrivate: config.forward.allowPrivate, breakers,
@@ -102,7 +105,9 @@ export function startWorker(options: StartWorkerOptions): WorkerPart {
     const delayed = startDelayedRetries({ redis, keys: partKeys, onError: (err) => telemetry.logger.warn({ err_message: err.message }, 'delayed-retry scheduler error') })
     closers.push(() => delayed.close())
   }
-  closers.push(() => forwardSink.close(), () => deliveryLog.close())
+  // this worker's breakers leave the board with it, so the admin API does not show a stopped worker's state
+  closers.push(() => forwardSink.close(), () => deliveryLog.close(),
+    () => Promise.all(breakers.list().map((snapshot) => board({ ...snapshot, state: 'closed' }))))
   if (config.worker.trimIntervalMs > 0) {
     // only the partitions this worker reads (the workers of a group together cover them all), each under its own
     // lease, so one of the workers reading a partition trims it; STREAM_TRIM_KEEP is split over the partitions

@@ -23,13 +23,13 @@ const iso = (ms: number | undefined): string | null => (ms === undefined ? null 
 /**
  * Publishes a worker's breaker changes to a Redis hash (`StreamKeys.breakerStates`), so the admin API and the CLI
  * of any process can show them: an open or half-open breaker is a field `<destination>@<worker>`, a closed one is
- * removed. Writes are fire-and-forget: a Redis hiccup costs a stale view, never a delivery.
+ * removed. A write never rejects (await it or not): a Redis hiccup costs a stale view, never a delivery.
  *
  * @example
  * const board = breakerBoard(redis, keys.breakerStates, 'worker-1')
  * new CircuitBreakers({ onStateChange: (d, state, snap) => board(snap) })
  */
-export function breakerBoard(redis: BreakerBoardRedis, key: string, worker: string): (snapshot: BreakerSnapshot) => void {
+export function breakerBoard(redis: BreakerBoardRedis, key: string, worker: string): (snapshot: BreakerSnapshot) => Promise<void> {
   return (snap) => {
     const field = `${snap.destination}@${worker}`
     const entry: BreakerBoardEntry = {
@@ -37,7 +37,7 @@ export function breakerBoard(redis: BreakerBoardRedis, key: string, worker: stri
       opened_at: iso(snap.openedAt), next_probe_at: iso(snap.nextProbeAt), updated_at: new Date().toISOString(),
     }
     const write = snap.state === 'closed' ? redis.call('HDEL', key, field) : redis.call('HSET', key, field, JSON.stringify(entry))
-    write.catch(() => {})
+    return write.then(() => {}, () => {})
   }
 }
 

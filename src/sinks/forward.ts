@@ -35,6 +35,12 @@ export interface ForwardItem {
   readonly destinationId?: string
   /** The destination's rate limit, enforced with the sink's `rateLimiter`. @defaultValue the sink's `rateLimitOf`, else none */
   readonly rateLimit?: DestinationRateLimit
+  /**
+   * Requests in flight at once to this destination (in this process; an integer of at least 1), within the origin's
+   * `perDestinationConcurrency`; a request waiting longer than `slotWaitMs` for a stalled destination is
+   * `DESTINATION_BUSY` as for the origin's slots. @defaultValue no limit of its own
+   */
+  readonly maxConcurrency?: number
 }
 
 /** What one delivery of an item did (`ForwardSink.deliver`). */
@@ -249,9 +255,11 @@ export class ForwardSink implements Sink<ForwardItem> {
     }
     const gate = this.breakers?.admit(destination)
     if (gate && !gate.allowed) {
+      // spread over one more cool-down: the backlog neither waits in process for the probe nor comes back at once
+      const retryAfterMs = gate.retryAfterMs + Math.floor(Math.random() * gate.retryAfterMs)
       return held(new PipelineError('transient', 'DESTINATION_CIRCUIT_OPEN',
-        `${where}: the destination's circuit breaker is open after repeated failures; the delivery is parked for ${gate.retryAfterMs} ms ` +
-        'without spending a retry and goes once a probe succeeds — check the destination', { retryAfterMs: gate.retryAfterMs, deferred: true }))
+        `${where}: the destination's circuit breaker is open after repeated failures; the delivery is parked for ${retryAfterMs} ms ` +
+        'without spending a retry and goes once a probe succeeds — check the destination', { retryAfterMs, deferred: true }))
     }
     const seen: { status?: number; body?: string } = {}
     const failure = await this.send(item, seen)
@@ -271,16 +279,23 @@ export class ForwardSink implements Sink<ForwardItem> {
         `tool "${tool.id}" has no valid forward_url, so event "${event.id}" cannot be forwarded; set forward_url or use processing_mode "store"`)
     }
     const url = new URL(tool.forwardUrl)
-    const release = await this.acquire(url.origin)
+    const busy = (limit: number, where: string) => new PipelineError('transient', 'DESTINATION_BUSY',
+      `forward of event "${event.id}" to tool "${tool.id}": all ${limit} requests to ${where} are still open after ` +
+      `${this.slotWaitMs} ms; the event is retried later — check that the destination answers`, { retryAfterMs: this.timeoutMs })
+    const max = item.maxConcurrency
+    // a destination's own limit first, so its waiters never hold a slot of the origin others share
+    const releaseDestination = max === undefined ? () => {} : await this.acquire(`destination:${item.destinationId ?? tool.id}`, max)
+    if (!releaseDestination) return busy(max as number, `destination "${item.destinationId ?? tool.id}"`)
+    const release = await this.acquire(url.origin, this.perDestination)
     if (!release) {
-      return new PipelineError('transient', 'DESTINATION_BUSY',
-        `forward of event "${event.id}" to tool "${tool.id}": all ${this.perDestination} requests to ${url.origin} are still open after ` +
-        `${this.slotWaitMs} ms; the event is retried later — check that the destination answers`, { retryAfterMs: this.timeoutMs })
+      releaseDestination()
+      return busy(this.perDestination, url.origin)
     }
     try {
       return await this.post(url, item, seen)
     } finally {
       release()
+      releaseDestination()
     }
   }
 
@@ -359,13 +374,13 @@ export class ForwardSink implements Sink<ForwardItem> {
     return new PipelineError('transient', 'DESTINATION_5XX', `${got}; it is retried`, retry)
   }
 
-  // a small semaphore per origin: the bulkhead that keeps one slow destination from starving the others;
-  // undefined when no slot came free within slotWaitMs
-  private async acquire(origin: string): Promise<(() => void) | undefined> {
-    let slots = this.slots.get(origin)
-    if (!slots) this.slots.set(origin, (slots = { active: 0, waiting: [], lastReleaseAt: Date.now() }))
+  // a small semaphore per origin (and per destination with a maxConcurrency): the bulkhead that keeps one slow
+  // destination from starving the others; undefined when no slot came free within slotWaitMs
+  private async acquire(key: string, limit: number): Promise<(() => void) | undefined> {
+    let slots = this.slots.get(key)
+    if (!slots) this.slots.set(key, (slots = { active: 0, waiting: [], lastReleaseAt: Date.now() }))
     const s = slots
-    if (s.active >= this.perDestination) {
+    if (s.active >= limit) {
       const granted = await new Promise<boolean>((resolve) => {
         let timer: NodeJS.Timeout | undefined
         const waiter = () => { clearTimeout(timer); resolve(true) }
@@ -392,7 +407,7 @@ export class ForwardSink implements Sink<ForwardItem> {
       s.lastReleaseAt = Date.now()
       const next = s.waiting.shift()
       if (next) next() // hand the slot over: active stays the same
-      else if (--s.active === 0) this.slots.delete(origin)
+      else if (--s.active === 0) this.slots.delete(key)
     }
   }
 

@@ -43,7 +43,7 @@ Guards('five 503s open the destination\'s breaker: the sixth delivery is a defer
   for (let i = 0; i < 5; i++) assert.is((await s.deliver(item(r.url))).failure?.code, 'DESTINATION_5XX')
   const held = await s.deliver(item(r.url))
   assert.equal([held.failure?.code, held.failure?.kind, held.failure?.deferred, held.sent], ['DESTINATION_CIRCUIT_OPEN', 'transient', true, false])
-  assert.ok(held.failure!.retryAfterMs! > 59_000 && held.failure!.retryAfterMs! <= 60_000)
+  assert.ok(held.failure!.retryAfterMs! > 59_000 && held.failure!.retryAfterMs! < 120_000, 'until the probe, spread over one more cool-down')
   assert.is(r.requests.length, 5, 'the open breaker sent nothing')
   assert.is((await s.deliver(item(r.url, { destinationId: 'other' }))).failure?.code, 'DESTINATION_5XX', 'another destination still goes')
 })
@@ -69,6 +69,26 @@ Guards('a 429 with Retry-After empties the shared bucket: the next delivery wait
   assert.is(r.requests.length, 1)
   const unlimited = await s.deliver(item(r.url))
   assert.is(unlimited.failure, undefined, 'an item without a rate limit is not held')
+})
+
+Guards('maxConcurrency bounds the requests in flight to one destination while another on the same origin is not held', async (ctx) => {
+  let open = 0
+  let most = 0
+  const r = await receiver(ctx, async () => {
+    most = Math.max(most, ++open)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    open--
+    return 200
+  })
+  const s = sink(ctx, { perDestinationConcurrency: 10 })
+  const limited = Array.from({ length: 8 }, () => s.deliver(item(r.url, { destinationId: 'slow-lane', maxConcurrency: 2 })))
+  const results = await Promise.all(limited)
+  assert.equal(results.map((a) => a.failure?.code), Array(8).fill(undefined), 'a destination that keeps answering is waited for')
+  assert.is(most, 2, 'at most 2 of its requests were open at once')
+  most = 0
+  await Promise.all([...Array.from({ length: 4 }, () => s.deliver(item(r.url, { destinationId: 'slow-lane', maxConcurrency: 1 }))),
+    ...Array.from({ length: 4 }, () => s.deliver(item(r.url, { destinationId: 'fast-lane' })))])
+  assert.ok(most >= 4, `the unlimited destination on the same origin ran in parallel; at most ${most} open`)
 })
 
 Guards.run()
