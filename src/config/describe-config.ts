@@ -45,7 +45,8 @@ export function describeConfigRows(config: Config): [string, string][] {
       `headers timeout ${formatDuration(http.headersTimeoutMs)}, request timeout ${formatDuration(http.requestTimeoutMs)})`],
     ['ingest limit', http.rateLimit ? `${http.rateLimit.ratePerSecond}/s per tool, burst ${http.rateLimit.burst}` : '(none)'],
     ['forward', `timeout ${formatDuration(forward.timeoutMs)}, private destinations ${forward.allowPrivate === true ? 'allowed'
-      : forward.allowPrivate === false ? 'refused' : `allowed only in ${forward.allowPrivate.join(',')}`}`],
+      : forward.allowPrivate === false ? 'refused' : `allowed only in ${forward.allowPrivate.join(',')}`}, ` +
+      `breaker opens after ${forward.breakerFailures} failures in a row, probes after ${formatDuration(forward.breakerCoolDownMs)}`],
     ['health', address(config.health.endpoint)],
     ['retention', `events ${config.retention.eventsMs === undefined ? 'kept forever' : formatDuration(config.retention.eventsMs)}, ` +
       `audit ${config.retention.auditMs === undefined ? 'kept forever' : formatDuration(config.retention.auditMs)}, ` +

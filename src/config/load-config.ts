@@ -91,6 +91,10 @@ export interface Config extends SeedSettings, AdminSettings {
     readonly timeoutMs: number
     /** The longest destination Retry-After honoured (FORWARD_MAX_RETRY_AFTER), in ms; longer ones are cut to it. */
     readonly maxRetryAfterMs: number
+    /** Failures in a row that open a destination's circuit breaker (FORWARD_BREAKER_FAILURES). */
+    readonly breakerFailures: number
+    /** Wait before an open breaker's first half-open probe, in ms (FORWARD_BREAKER_COOL_DOWN); doubles per failed probe up to 30×. */
+    readonly breakerCoolDownMs: number
   }
   readonly health: { readonly endpoint: ListenAddress }
   /** Pruning by age (EVENT_RETENTION, AUDIT_RETENTION, RETENTION_BATCH); a table without a retention is kept forever. */
@@ -394,6 +398,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       allowPrivate: allowPrivate ?? false,
       timeoutMs: opt({ env: 'FORWARD_TIMEOUT', file: 'forward.timeout' }, (r) => duration(r, 1)) ?? 10_000,
       maxRetryAfterMs: opt({ env: 'FORWARD_MAX_RETRY_AFTER', file: 'forward.max_retry_after' }, (r) => duration(r, 1000)) ?? 3_600_000,
+      breakerFailures: opt({ env: 'FORWARD_BREAKER_FAILURES', file: 'forward.breaker_failures' }, (r) => integer(r, 1, 10_000)) ?? 5,
+      breakerCoolDownMs: opt({ env: 'FORWARD_BREAKER_COOL_DOWN', file: 'forward.breaker_cool_down' }, (r) => duration(r, 100)) ?? 10_000,
     },
     health: {
       endpoint: opt({ flag: 'health-endpoint', env: 'HEALTH_ENDPOINT', file: 'health.endpoint' }, (r) => parseListenAddress(text(r), r.where)) ??

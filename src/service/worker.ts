@@ -59,6 +59,8 @@ export function startWorker(options: StartWorkerOptions): WorkerPart {
   const abort = new AbortController()
   const board = breakerBoard(redis, keys.breakerStates, config.worker.consumerName)
   const breakers = new CircuitBreakers({
+    failureThreshold: config.forward.breakerFailures, coolDownMs: config.forward.breakerCoolDownMs,
+    maxCoolDownMs: 30 * config.forward.breakerCoolDownMs,
     onStateChange: (destination, breakerState, snapshot) => { telemetry.metrics.destinationState(destination, breakerState); void board(snapshot) },
   })
   const forwardSink = new ForwardSink({

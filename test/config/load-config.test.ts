@@ -40,7 +40,7 @@ Load('with nothing set, Redis and PostgreSQL are embedded and every default appl
     maxConnections: 1024, maxConnectionsPerClient: 64, maxInflightBytes: 64 * 1024 * 1024, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000,
   })
   // the service refuses private forward destinations unless told otherwise (SSRF guard)
-  assert.equal(c.forward, { allowPrivate: false, timeoutMs: 10_000, maxRetryAfterMs: 3_600_000 })
+  assert.equal(c.forward, { allowPrivate: false, timeoutMs: 10_000, maxRetryAfterMs: 3_600_000, breakerFailures: 5, breakerCoolDownMs: 10_000 })
   assert.equal(c.health.endpoint, { host: '0.0.0.0', port: 8088 })
   assert.is(c.logLevel, 'info')
   assert.is(c.streamMaxLen, undefined)
@@ -222,6 +222,15 @@ Load('retention: off by default; EVENT_RETENTION, AUDIT_RETENTION and RETENTION_
   ] as [Record<string, string>, string][]) {
     assert.throws(() => loadConfig({ env }), (err: Error) => err.message.includes(message), JSON.stringify(env))
   }
+})
+
+Load('circuit-breaker settings: FORWARD_BREAKER_FAILURES and FORWARD_BREAKER_COOL_DOWN from env or file; a bad value names the key', () => {
+  const env = loadConfig({ env: { FORWARD_BREAKER_FAILURES: '3', FORWARD_BREAKER_COOL_DOWN: '30s' } }).forward
+  assert.equal([env.breakerFailures, env.breakerCoolDownMs], [3, 30_000])
+  const file = loadConfig({ env: {}, file: yamlFile('forward:\n  breaker_failures: 8\n  breaker_cool_down: 2m\n') }).forward
+  assert.equal([file.breakerFailures, file.breakerCoolDownMs], [8, 120_000])
+  assert.throws(() => loadConfig({ env: { FORWARD_BREAKER_FAILURES: '0' } }), /FORWARD_BREAKER_FAILURES must be/)
+  assert.throws(() => loadConfig({ env: { FORWARD_BREAKER_COOL_DOWN: 'soon' } }), /FORWARD_BREAKER_COOL_DOWN must be/)
 })
 
 Load('http.max_json_depth is read from the config file like INGEST_MAX_JSON_DEPTH', () => {
