@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto'
 import { PipelineError } from '../core/errors.js'
 
-/** A destination's rate limit: `perSecond` requests a second on average, `burst` at once after a quiet spell. */
+/**
+ * A destination's rate limit: `perSecond` requests a second on average (above 0), `burst` (an integer of at least 1)
+ * at once after a quiet spell. The destination's configuration checks both.
+ */
 export interface DestinationRateLimit {
   readonly perSecond: number
   readonly burst: number
@@ -50,19 +53,6 @@ redis.call('PEXPIRE', KEYS[1], math.max(0, untilMs - now) + math.ceil(burst * 10
 return wait
 `
 const SHA = createHash('sha1').update(SCRIPT).digest('hex')
-
-/**
- * Checks a destination's rate limit when the sink is built and names the option in the error.
- *
- * @example
- * checkRateLimit('rateLimit', { perSecond: 50, burst: 10 })
- */
-export function checkRateLimit(where: string, limit: DestinationRateLimit): void {
-  if (!(Number.isFinite(limit.perSecond) && limit.perSecond > 0)) {
-    throw new RangeError(`${where}: "perSecond" must be a number above 0; got ${limit.perSecond}`)
-  }
-  if (!Number.isInteger(limit.burst) || limit.burst < 1) throw new RangeError(`${where}: "burst" must be an integer of at least 1; got ${limit.burst}`)
-}
 
 /**
  * A token bucket per destination in Redis, shared by every worker process (one Lua script). `take` answers 0

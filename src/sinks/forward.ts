@@ -158,6 +158,9 @@ function networkCode(err: unknown): string | undefined {
 
 interface Slots { active: number; readonly waiting: Array<() => void>; lastReleaseAt: number }
 
+// what post() saw of one request, for the attempt record
+interface Seen { sentAt?: number; status?: number; body?: string }
+
 /**
  * Forwards events to each tool's `forward_url` as signed JSON POSTs (Standard Webhooks headers
  * `webhook-id`, `webhook-timestamp`, `webhook-signature`). The body is the StreamEvent's JSON (the item's
@@ -229,7 +232,7 @@ export class ForwardSink implements Sink<ForwardItem> {
   /**
    * Sends one item through the destination's rate limit and circuit breaker and says what happened: the
    * failure (if any), whether a request went out, its status, duration and the head of the response body.
-   * Never rejects.
+   * Rejects only after `close()`.
    */
   async deliver(item: ForwardItem): Promise<ForwardAttempt> {
     if (this.closing) throw new Error('ForwardSink: deliver after close(); create a new sink')
@@ -261,18 +264,20 @@ export class ForwardSink implements Sink<ForwardItem> {
         `${where}: the destination's circuit breaker is open after repeated failures; the delivery is parked for ${retryAfterMs} ms ` +
         'without spending a retry and goes once a probe succeeds — check the destination', { retryAfterMs, deferred: true }))
     }
-    const seen: { status?: number; body?: string } = {}
+    const seen: Seen = {}
     const failure = await this.send(item, seen)
-    const durationMs = Date.now() - startedAt
+    // a request that went out is timed from its start (after the slot wait) to the end of its response
+    const sentAt = seen.sentAt ?? startedAt
+    const durationMs = Date.now() - sentAt
     const sent = failure === undefined || seen.status !== undefined || BREAKER_FAILURES.has(failure.code) || failure.code === 'FORWARD_URL_FORBIDDEN'
     if (gate) this.breakers?.record(destination, !failure ? 'success' : BREAKER_FAILURES.has(failure.code) ? 'failure' : sent ? 'success' : 'neutral')
     if (limit && this.rateLimiter && failure?.retryAfterMs !== undefined && seen.status !== undefined) {
       await this.rateLimiter.block(destination, limit, failure.retryAfterMs).catch(() => {})
     }
-    return { failure, sent, destination, startedAt, durationMs, status: seen.status, responseBody: seen.body }
+    return { failure, sent, destination, startedAt: sentAt, durationMs, status: seen.status, responseBody: seen.body }
   }
 
-  private async send(item: ForwardItem, seen: { status?: number; body?: string }): Promise<PipelineError | undefined> {
+  private async send(item: ForwardItem, seen: Seen): Promise<PipelineError | undefined> {
     const { event, tool } = item
     if (!tool.forwardUrl || !URL.canParse(tool.forwardUrl)) {
       return new PipelineError('permanent', 'FORWARD_URL_MISSING',
@@ -299,7 +304,7 @@ export class ForwardSink implements Sink<ForwardItem> {
     }
   }
 
-  private async post(url: URL, item: ForwardItem, seen: { status?: number; body?: string }): Promise<PipelineError | undefined> {
+  private async post(url: URL, item: ForwardItem, seen: Seen): Promise<PipelineError | undefined> {
     const { event, tool } = item
     // one Buffer for the signatures and the socket: a string would be encoded to UTF-8 once for each of them
     const body = Buffer.from(item.transformed === undefined ? item.eventJson ?? JSON.stringify(event)
@@ -331,6 +336,7 @@ export class ForwardSink implements Sink<ForwardItem> {
     let retryAfter: string | undefined
     try {
       // undici's request follows no redirect (that needs its redirect interceptor): a 3xx comes back as is
+      seen.sentAt = Date.now()
       const response = await this.agent.request({
         origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers, body, signal: abort.signal,
       })
