@@ -43,12 +43,13 @@ export async function startReceiver(): Promise<Receiver> {
   }
 }
 
-function forward(concurrency: number): Scenario {
-  const name = `forward-c${concurrency}`
+function forward(concurrency: number, guarded = false): Scenario {
+  const name = `forward${guarded ? '-guarded' : ''}-c${concurrency}`
   return defineScenario({
     name,
-    description: `webhookPipeline, store_and_forward to a loopback receiver (200, own process), metrics on, batchSize 500, forward concurrency ${concurrency}`,
-    baseline: 'pipeline-store',
+    description: `webhookPipeline, store_and_forward to a loopback receiver (200, own process), metrics on, batchSize 500, forward concurrency ${concurrency}` +
+      (guarded ? ', with a circuit breaker per destination and every attempt written to webhook_deliveries (as the service runs it)' : ''),
+    baseline: guarded ? `forward-c${concurrency}` : 'pipeline-store',
     // a forward costs ~1–3 ms of CPU (see the profile in the report): 3,000 keep a run under ~10 s on 2 cores
     events: 3_000,
     async setup(ctx) {
@@ -61,7 +62,7 @@ function forward(concurrency: number): Scenario {
       const tool = parseTool({ id: 'bench-tool', provider: 'github', secret: 'bench-secret', tenant_id: 'bench', processing_mode: 'store_and_forward', forward_url: receiver.url })
       let forwarded = 0
       const settled = await runWebhookPipeline(ctx, {
-        name, tool, batchSize: 500, forwardConcurrency: concurrency, telemetry: { metrics: createMetrics() },
+        name, tool, batchSize: 500, forwardConcurrency: concurrency, telemetry: { metrics: createMetrics() }, guarded,
         onSettled: (env) => { if (env.outcome === 'forwarded') forwarded++ },
       })
       if (forwarded !== ctx.events) throw new Error(`${name}: ${forwarded} forwarded of ${ctx.events}`)
@@ -82,3 +83,5 @@ function forward(concurrency: number): Scenario {
 export const forward10 = forward(10)
 /** The same with 50 in flight. */
 export const forward50 = forward(50)
+/** forward-c50 as the service runs it: breakers and the delivery-attempt log (#20); its baseline is forward-c50. */
+export const forwardGuarded50 = forward(50, true)

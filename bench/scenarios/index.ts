@@ -6,7 +6,7 @@ import { seedsInFlight10, seedsSequential } from '../baselines/seeds-per-message
 import type { Scenario } from '../define-scenario.js'
 import { backlogMemory } from './backlog-memory.js'
 import { bareHttp, ingest } from './ingest.js'
-import { forward10, forward50 } from './forward.js'
+import { forward10, forward50, forwardGuarded50 } from './forward.js'
 import { fanOut3 } from './fan-out.js'
 import { latency1000, latency3000 } from './latency.js'
 import {
@@ -26,7 +26,7 @@ export const SCENARIOS: readonly Scenario[] = [
   bareHttp, ingest,
   rawInsert, seedsSequential, seedsInFlight10, bullmq10, bullmq50, batchedConsumer1, batchedConsumer2,
   pipelineStore500, pipelineStore100, pipelineStore500if1000, pipelineStore100if200, storeWhilePruning,
-  forward10, forward50, fanOut3,
+  forward10, forward50, forwardGuarded50, fanOut3,
   storePush, transformInline, transformPush,
   storeTelemetryOff, storeMetrics, storeTracing,
   latency1000, latency3000,

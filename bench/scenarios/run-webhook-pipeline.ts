@@ -1,6 +1,8 @@
 import type { ToolConfig } from '../../src/core/tool.js'
 import type { TelemetryOptions } from '../../src/observability/pipeline-telemetry.js'
+import { DeliveryLog } from '../../src/db/delivery-log.js'
 import { webhookPipeline, type WebhookEnvelope } from '../../src/pipelines/webhook.js'
+import { CircuitBreakers } from '../../src/sinks/circuit-breaker.js'
 import { ForwardSink } from '../../src/sinks/forward.js'
 import { countRows } from '../baselines/insert-rows.js'
 import type { ScenarioContext } from '../define-scenario.js'
@@ -27,6 +29,15 @@ export interface PipelineRunOptions {
   readonly expectRows?: number
   /** Count only this tool's rows in the check (other rows may come and go beside the run). @defaultValue every row */
   readonly rowsOfTool?: string
+  /**
+   * Run the forward as the service does: a circuit breaker per destination and every attempt written to
+   * `webhook_deliveries` by a DeliveryLog (checked: one row per forwarded event). @defaultValue false
+   */
+  readonly guarded?: boolean
+}
+
+async function countAttempts(ctx: ScenarioContext): Promise<number> {
+  return Number((await ctx.pool.query('SELECT count(*)::int AS n FROM webhook_deliveries')).rows[0]?.n ?? 0)
 }
 
 /**
@@ -39,7 +50,12 @@ export interface PipelineRunOptions {
 export async function runWebhookPipeline(ctx: ScenarioContext, options: PipelineRunOptions): Promise<number> {
   const { name, tool } = options
   const target = options.events ?? ctx.events
-  const forwardSink = new ForwardSink(options.forwardConcurrency ? { perDestinationConcurrency: options.forwardConcurrency } : {})
+  const forwardSink = new ForwardSink({
+    ...(options.forwardConcurrency ? { perDestinationConcurrency: options.forwardConcurrency } : {}),
+    ...(options.guarded ? { breakers: new CircuitBreakers() } : {}),
+  })
+  const deliveryLog = options.guarded ? new DeliveryLog({ db: ctx.db }) : undefined
+  const attemptsBefore = deliveryLog ? await countAttempts(ctx) : 0
   const abort = new AbortController()
   options.stop?.addEventListener('abort', () => abort.abort(), { once: true })
   let settled = 0
@@ -47,7 +63,7 @@ export async function runWebhookPipeline(ctx: ScenarioContext, options: Pipeline
   const errors: Error[] = []
   const closed = new Promise<{ drained: boolean }>((resolve) => {
     webhookPipeline({
-      redis: ctx.redis, db: ctx.db, tools: { get: async (id) => (id === tool.id ? tool : undefined) }, forwardSink,
+      redis: ctx.redis, db: ctx.db, tools: { get: async (id) => (id === tool.id ? tool : undefined) }, forwardSink, deliveryLog,
       consumer: 'bench', keys: ctx.keys, batchSize: options.batchSize, blockMs: 1000, signal: abort.signal,
       ...(options.maxInFlight ? { maxInFlight: options.maxInFlight } : {}),
       ...(options.forwardConcurrency ? { forwardConcurrency: options.forwardConcurrency } : {}),
@@ -66,6 +82,11 @@ export async function runWebhookPipeline(ctx: ScenarioContext, options: Pipeline
   })
   const { drained } = await closed
   await forwardSink.close()
+  if (deliveryLog) {
+    await deliveryLog.close()
+    const logged = (await countAttempts(ctx)) - attemptsBefore
+    if (logged !== settled) throw new Error(`${name}: ${logged} delivery attempts logged for ${settled} forwarded events`)
+  }
   if (errors.length > 0) throw new Error(`${name}: ${errors.length} errors, first: ${errors[0]?.message}`)
   const failed = [...outcomes].filter(([k]) => k.startsWith('failed:') || k === 'dead_lettered' || k === 'parked')
   if (failed.length > 0) throw new Error(`${name}: outcomes ${JSON.stringify([...outcomes])}`)

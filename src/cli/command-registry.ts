@@ -1,4 +1,5 @@
 import type { CommandSpec } from './command.js'
+import { breakersSpec } from './commands/breakers.js'
 import { configSpec } from './commands/config.js'
 import { dlqSpec } from './commands/dlq.js'
 import { eventsSpec } from './commands/events.js'
@@ -22,4 +23,5 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   stream: streamSpec,
   events: eventsSpec,
   commands: commandsSpec,
+  breakers: breakersSpec,
 }

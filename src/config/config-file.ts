@@ -13,14 +13,14 @@ export const CONFIG_FILE_KEYS: Readonly<Record<string, Readonly<Record<string, r
   },
   database: ['url', 'host', 'port', 'name', 'user', 'password', 'ssl_mode'],
   http: ['addr', 'max_body', 'max_json_depth', 'max_inflight_bytes', 'max_connections', 'max_connections_per_client', 'headers_timeout', 'request_timeout', 'rate_limit', 'rate_burst', 'scrub_headers'],
-  forward: ['allow_private', 'timeout', 'max_retry_after'],
+  forward: ['allow_private', 'timeout', 'max_retry_after', 'breaker_failures', 'breaker_cool_down'],
   health: ['endpoint'],
   metrics: ['port', 'path', 'enabled', 'max_event_types_per_tool', 'max_event_types'],
   admin: ['token', 'addr', 'login_max_failures', 'login_window', 'replay_max_events', 'replay_confirm_over'],
   log: ['level'],
   otel: ['endpoint'],
   commands: ['stream'],
-  retention: ['events', 'audit', 'batch'],
+  retention: ['events', 'audit', 'deliveries', 'batch'],
 })
 
 /**

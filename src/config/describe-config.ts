@@ -45,10 +45,12 @@ export function describeConfigRows(config: Config): [string, string][] {
       `headers timeout ${formatDuration(http.headersTimeoutMs)}, request timeout ${formatDuration(http.requestTimeoutMs)})`],
     ['ingest limit', http.rateLimit ? `${http.rateLimit.ratePerSecond}/s per tool, burst ${http.rateLimit.burst}` : '(none)'],
     ['forward', `timeout ${formatDuration(forward.timeoutMs)}, private destinations ${forward.allowPrivate === true ? 'allowed'
-      : forward.allowPrivate === false ? 'refused' : `allowed only in ${forward.allowPrivate.join(',')}`}`],
+      : forward.allowPrivate === false ? 'refused' : `allowed only in ${forward.allowPrivate.join(',')}`}, ` +
+      `breaker opens after ${forward.breakerFailures} failures in a row, probes after ${formatDuration(forward.breakerCoolDownMs)}`],
     ['health', address(config.health.endpoint)],
     ['retention', `events ${config.retention.eventsMs === undefined ? 'kept forever' : formatDuration(config.retention.eventsMs)}, ` +
-      `audit ${config.retention.auditMs === undefined ? 'kept forever' : formatDuration(config.retention.auditMs)}, batch ${config.retention.batch}`],
+      `audit ${config.retention.auditMs === undefined ? 'kept forever' : formatDuration(config.retention.auditMs)}, ` +
+      `delivery log ${config.retention.deliveriesMs === undefined ? 'kept forever' : formatDuration(config.retention.deliveriesMs)}, batch ${config.retention.batch}`],
     ['metric labels', `${config.metrics.maxEventTypesPerTool} event types per tool, ${config.metrics.maxEventTypes} in total`],
     ['admin token', config.adminToken ? 'set' : 'not set'],
     ['admin', !config.admin.addr ? 'off (ADMIN_ADDR=off)' : `${address(config.admin.addr)}${config.adminToken ? '' : ' (off: no ADMIN_TOKEN)'}, ` +

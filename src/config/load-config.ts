@@ -91,6 +91,10 @@ export interface Config extends SeedSettings, AdminSettings {
     readonly timeoutMs: number
     /** The longest destination Retry-After honoured (FORWARD_MAX_RETRY_AFTER), in ms; longer ones are cut to it. */
     readonly maxRetryAfterMs: number
+    /** Failures in a row that open a destination's circuit breaker (FORWARD_BREAKER_FAILURES). */
+    readonly breakerFailures: number
+    /** Wait before an open breaker's first half-open probe, in ms (FORWARD_BREAKER_COOL_DOWN); doubles per failed probe up to 30×. */
+    readonly breakerCoolDownMs: number
   }
   readonly health: { readonly endpoint: ListenAddress }
   /** Pruning by age (EVENT_RETENTION, AUDIT_RETENTION, RETENTION_BATCH); a table without a retention is kept forever. */
@@ -99,6 +103,8 @@ export interface Config extends SeedSettings, AdminSettings {
     readonly eventsMs?: number
     /** Audit rows older than this are deleted, in ms; unset: kept forever. */
     readonly auditMs?: number
+    /** Delivery attempts (`webhook_deliveries`) older than this are deleted, in ms (DELIVERY_LOG_RETENTION); unset: kept forever. */
+    readonly deliveriesMs?: number
     /** Rows per DELETE statement. */
     readonly batch: number
   }
@@ -350,6 +356,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   })
   const eventsRetentionMs = retention('EVENT_RETENTION', 'retention.events')
   const auditRetentionMs = retention('AUDIT_RETENTION', 'retention.audit')
+  const deliveriesRetentionMs = retention('DELIVERY_LOG_RETENTION', 'retention.deliveries')
   const maxBodyBytes = opt({ env: 'INGEST_MAX_BODY', file: 'http.max_body' }, (r) => size(r, 1024)) ?? 10 * 1024 * 1024
 
   const config: Config = {
@@ -391,6 +398,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       allowPrivate: allowPrivate ?? false,
       timeoutMs: opt({ env: 'FORWARD_TIMEOUT', file: 'forward.timeout' }, (r) => duration(r, 1)) ?? 10_000,
       maxRetryAfterMs: opt({ env: 'FORWARD_MAX_RETRY_AFTER', file: 'forward.max_retry_after' }, (r) => duration(r, 1000)) ?? 3_600_000,
+      breakerFailures: opt({ env: 'FORWARD_BREAKER_FAILURES', file: 'forward.breaker_failures' }, (r) => integer(r, 1, 10_000)) ?? 5,
+      breakerCoolDownMs: opt({ env: 'FORWARD_BREAKER_COOL_DOWN', file: 'forward.breaker_cool_down' }, (r) => duration(r, 100)) ?? 10_000,
     },
     health: {
       endpoint: opt({ flag: 'health-endpoint', env: 'HEALTH_ENDPOINT', file: 'health.endpoint' }, (r) => parseListenAddress(text(r), r.where)) ??
@@ -399,6 +408,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     retention: {
       ...(eventsRetentionMs !== undefined ? { eventsMs: eventsRetentionMs } : {}),
       ...(auditRetentionMs !== undefined ? { auditMs: auditRetentionMs } : {}),
+      ...(deliveriesRetentionMs !== undefined ? { deliveriesMs: deliveriesRetentionMs } : {}),
       batch: opt({ env: 'RETENTION_BATCH', file: 'retention.batch' }, (r) => integer(r, 1, 100_000)) ?? 1000,
     },
     metrics: {

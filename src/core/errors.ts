@@ -17,15 +17,21 @@ export class PipelineError extends Error {
   override readonly name = 'PipelineError'
   /** A 429's or 503's Retry-After in milliseconds, when the destination sent one. */
   readonly retryAfterMs: number | undefined
+  /**
+   * The step did not try: it waits for its turn (an open circuit breaker, a rate limit), so `retryBackoff` waits
+   * `retryAfterMs` without spending one of the event's retries.
+   */
+  readonly deferred: boolean
 
   constructor(
     readonly kind: FailureKind,
     readonly code: string,
     message: string,
-    options?: ErrorOptions & { retryAfterMs?: number },
+    options?: ErrorOptions & { retryAfterMs?: number; deferred?: boolean },
   ) {
     super(message, options)
     this.retryAfterMs = options?.retryAfterMs
+    this.deferred = options?.deferred ?? false
   }
 }
 

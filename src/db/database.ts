@@ -127,12 +127,38 @@ export interface WebhookAuditLogTable {
   details: Json
 }
 
+/** `webhook_deliveries` (migration 0007): one row per HTTP attempt to deliver an event to a destination. */
+export interface WebhookDeliveriesTable {
+  /** Identity; read as a number on both drivers. */
+  id: Generated<number>
+  tool_id: string
+  event_id: string
+  /** The destination's id (the tool's id for its `forward_url`). */
+  destination_id: string
+  /** 1 for the first attempt of the event to this destination. */
+  attempt: number
+  started_at: Timestamp
+  duration_ms: number
+  /** NULL when no response came (timeout, connection refused). */
+  http_status: number | null
+  /** `transient` or `permanent`; NULL for a success. */
+  error_class: string | null
+  /** The PipelineError code, e.g. `DESTINATION_5XX`; NULL for a success. */
+  error_code: string | null
+  /** The first 1 KiB of the response body. */
+  response_body: string | null
+  /** When the next attempt is due; NULL when none follows. */
+  next_attempt_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>
+  recorded_at: GeneratedTimestamp
+}
+
 /** The Kysely schema of hookstream's tables. */
 export interface Database {
   webhook_events: WebhookEventsTable
   webhook_dlq: WebhookDlqTable
   webhook_tools: WebhookToolsTable
   webhook_audit_log: WebhookAuditLogTable
+  webhook_deliveries: WebhookDeliveriesTable
 }
 
 /**

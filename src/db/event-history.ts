@@ -35,9 +35,27 @@ export interface EventHistory {
     readonly error_class: string; readonly retry_count: number; readonly failed_at: Date; readonly next_retry_at: Date | null
     readonly resolved_at: Date | null
   }[]
+  /** HTTP delivery attempts per destination (`webhook_deliveries`), each destination's attempts oldest first. */
+  readonly attempts: readonly { readonly destination_id: string; readonly attempts: readonly DeliveryAttemptRow[] }[]
   /** Audit rows of the event (dead-lettered, re-queued, resolved, discarded …), oldest first. */
   readonly history: readonly { readonly at: Date; readonly entity: string; readonly action: string; readonly actor: string; readonly details: unknown }[]
 }
+
+/** One row of `webhook_deliveries` as an event's history shows it. */
+export interface DeliveryAttemptRow {
+  readonly attempt: number
+  readonly started_at: Date
+  readonly duration_ms: number
+  readonly http_status: number | null
+  readonly error_class: string | null
+  readonly error_code: string | null
+  /** The first 1 KiB of the response body. */
+  readonly response_body: string | null
+  readonly next_attempt_at: Date | null
+}
+
+// the newest attempts of one event at most: a destination that kept failing for days must not make the answer huge
+const MAX_ATTEMPTS_SHOWN = 200
 
 /**
  * The tools that have an event with this delivery id (a stored row, a DLQ row or an audit row), sorted.
@@ -68,20 +86,29 @@ export async function toolsWithEvent(db: Kysely<Database>, eventId: string): Pro
  * fate?.state // 'forwarded'
  */
 export async function eventHistory(db: Kysely<Database>, toolId: string, eventId: string): Promise<EventHistory | undefined> {
-  let stored, dlq, history
+  let stored, dlq, history, attempts
   try {
-    [stored, dlq, history] = await Promise.all([
+    [stored, dlq, history, attempts] = await Promise.all([
       db.selectFrom('webhook_events').select(['tool_id', 'tenant_id', 'event_type', 'repository', 'stream_id', 'received_at', 'processed_at', 'forwarded_at', 'deliveries'])
         .where('tool_id', '=', toolId).where('id', '=', eventId).executeTakeFirst(),
       db.selectFrom('webhook_dlq').select(['id', 'tool_id', 'event', 'event_format', 'status', 'error', 'error_code', 'error_class', 'retry_count',
         'failed_at', 'next_retry_at', 'resolved_at']).where('tool_id', '=', toolId).where('event_id', '=', eventId).orderBy('id').execute(),
       db.selectFrom('webhook_audit_log').select(['at', 'entity', 'action', 'actor', 'details'])
         .where('tool_id', '=', toolId).where('event_id', '=', eventId).orderBy('id').execute(),
+      db.selectFrom('webhook_deliveries').select(['destination_id', 'attempt', 'started_at', 'duration_ms', 'http_status', 'error_class', 'error_code',
+        'response_body', 'next_attempt_at']).where('tool_id', '=', toolId).where('event_id', '=', eventId)
+        .orderBy('id', 'desc').limit(MAX_ATTEMPTS_SHOWN).execute(),
     ])
   } catch (err) {
     throw unavailableOr(err, `reading the history of event "${eventId}" of tool "${toolId}"`)
   }
-  if (!stored && dlq.length === 0 && history.length === 0) return undefined
+  if (!stored && dlq.length === 0 && history.length === 0 && attempts.length === 0) return undefined
+  const attemptsOf = new Map<string, DeliveryAttemptRow[]>()
+  for (const { destination_id: destination, ...row } of attempts.reverse()) {
+    let list = attemptsOf.get(destination)
+    if (!list) attemptsOf.set(destination, (list = []))
+    list.push(row)
+  }
   const open = dlq.find((d) => d.status === 'pending' || d.status === 'retrying' || d.status === 'failed')
   const last = dlq[dlq.length - 1]
   const state: EventState = open
@@ -104,6 +131,7 @@ export async function eventHistory(db: Kysely<Database>, toolId: string, eventId
       ...stored?.deliveries,
     },
     dlq: dlq.map(({ event: _event, tool_id: _tool, ...d }) => ({ ...d, id: Number(d.id) })),
+    attempts: [...attemptsOf].map(([destination_id, rows]) => ({ destination_id, attempts: rows })),
     history,
   }
 }

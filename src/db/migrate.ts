@@ -6,6 +6,7 @@ import * as toolSecrets from './migrations/0003-tool-secrets.js'
 import * as transformTimeout from './migrations/0004-tool-transform-timeout.js'
 import * as toolMaxBody from './migrations/0005-tool-max-body.js'
 import * as destinations from './migrations/0006-destinations.js'
+import * as deliveryAttempts from './migrations/0007-delivery-attempts.js'
 
 /** hookstream's migrations by name, in order. Listed here (not globbed) so they also run from dist/. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
@@ -15,6 +16,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0004-tool-transform-timeout': transformTimeout,
   '0005-tool-max-body': toolMaxBody,
   '0006-destinations': destinations,
+  '0007-delivery-attempts': deliveryAttempts,
 })
 
 /**

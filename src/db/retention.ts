@@ -5,7 +5,7 @@ import { unavailableOr } from './database-error.js'
 import { positiveInteger } from '../core/positive-integer.js'
 
 /** The tables retention prunes by age. */
-export type RetentionTable = 'webhook_events' | 'webhook_audit_log'
+export type RetentionTable = 'webhook_events' | 'webhook_audit_log' | 'webhook_deliveries'
 
 // the distinct tool ids of webhook_events by a loose index scan: one index probe per tool on the
 // (tool_id, id) primary key, instead of reading the table
@@ -61,6 +61,25 @@ export async function pruneAudit(db: Kysely<Database>, before: Date, limit: numb
   }
 }
 
+/**
+ * Deletes at most `limit` delivery attempts that started before `before`, oldest first, through the started_at
+ * index. Returns how many rows it deleted.
+ *
+ * @example
+ * await pruneDeliveries(db, new Date(Date.now() - 7 * 86_400_000), 1000)
+ */
+export async function pruneDeliveries(db: Kysely<Database>, before: Date, limit: number): Promise<number> {
+  try {
+    const result = await sql`
+      DELETE FROM webhook_deliveries WHERE id IN (
+        SELECT id FROM webhook_deliveries WHERE started_at < ${before} ORDER BY started_at LIMIT ${limit})`
+      .execute(db)
+    return Number(result.numAffectedRows ?? 0)
+  } catch (err) {
+    throw unavailableOr(err, 'pruning webhook_deliveries')
+  }
+}
+
 /** Options of `startRetention`; a table without a retention is kept forever. */
 export interface RetentionOptions {
   readonly db: Kysely<Database>
@@ -68,6 +87,8 @@ export interface RetentionOptions {
   readonly eventsMs?: number
   /** Audit rows older than this are deleted, in ms (AUDIT_RETENTION). @defaultValue unset: kept forever */
   readonly auditMs?: number
+  /** Delivery attempts older than this (by `started_at`) are deleted, in ms (DELIVERY_LOG_RETENTION). @defaultValue unset: kept forever */
+  readonly deliveriesMs?: number
   /** Rows per DELETE statement (RETENTION_BATCH). @defaultValue 1000 */
   readonly batch?: number
   /** Time between prunes, in ms. @defaultValue 60000 */
@@ -97,7 +118,7 @@ export interface Retention {
 const positive = positiveInteger.bind(undefined, 'startRetention')
 
 /**
- * Prunes `webhook_events` and `webhook_audit_log` by age every `intervalMs`, in statements of `batch` rows with
+ * Prunes `webhook_events`, `webhook_audit_log` and `webhook_deliveries` by age every `intervalMs`, in statements of `batch` rows with
  * a pause after each (see `dutyCycle`), at most `maxBatches` statements per table per prune. Several processes may run it:
  * they delete disjoint or already-deleted rows, never the same row twice. Nothing runs when neither
  * retention is set.
@@ -114,16 +135,18 @@ export function startRetention(options: RetentionOptions): Retention {
   if (!(dutyCycle > 0 && dutyCycle <= 1)) throw new RangeError(`startRetention: "dutyCycle" must be above 0 and at most 1; got ${options.dutyCycle}`)
   if (options.eventsMs !== undefined) positive('eventsMs', options.eventsMs, 0)
   if (options.auditMs !== undefined) positive('auditMs', options.auditMs, 0)
+  if (options.deliveriesMs !== undefined) positive('deliveriesMs', options.deliveriesMs, 0)
   const onError = options.onError ?? (() => {})
   const jobs: [RetentionTable, number | undefined, (before: Date) => Promise<number>][] = [
     ['webhook_events', options.eventsMs, (before) => pruneEvents(options.db, before, batch)],
     ['webhook_audit_log', options.auditMs, (before) => pruneAudit(options.db, before, batch)],
+    ['webhook_deliveries', options.deliveriesMs, (before) => pruneDeliveries(options.db, before, batch)],
   ]
   let closed = false
   let running: Promise<Record<RetentionTable, number>> | undefined
 
   const prune = async () => {
-    const total: Record<RetentionTable, number> = { webhook_events: 0, webhook_audit_log: 0 }
+    const total: Record<RetentionTable, number> = { webhook_events: 0, webhook_audit_log: 0, webhook_deliveries: 0 }
     for (const [table, ageMs, once] of jobs) {
       if (ageMs === undefined) continue
       const before = new Date(Date.now() - ageMs)
@@ -142,7 +165,7 @@ export function startRetention(options: RetentionOptions): Retention {
     running ??= prune().finally(() => { running = undefined })
     return running
   }
-  const active = options.eventsMs !== undefined || options.auditMs !== undefined
+  const active = jobs.some(([, ageMs]) => ageMs !== undefined)
   const timer = active ? setInterval(() => { if (!running && !closed) runOnce().catch((err: Error) => onError(err)) }, intervalMs) : undefined
   timer?.unref()
   let closing: Promise<void> | undefined

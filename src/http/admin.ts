@@ -7,6 +7,7 @@ import type { ToolRegistry } from '../db/tool-registry.js'
 import type { ToolStore } from '../db/tool-store.js'
 import type { StreamKeys } from '../sources/keys.js'
 import type { RedisClient, StreamClient } from '../sources/stream-client.js'
+import { breakerRoutes } from './admin-breakers.js'
 import { commandRoutes, type AdminCommandLog } from './admin-commands.js'
 import { destinationRoutes } from './admin-destinations.js'
 import { dlqRoutes } from './admin-dlq.js'
@@ -94,7 +95,7 @@ export function adminRoutes(options: AdminOptions): Route[] {
   const maxBodyBytes = options.maxBodyBytes ?? 1 << 20
   if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1) throw new RangeError(`adminRoutes: "maxBodyBytes" must be a positive integer; got ${options.maxBodyBytes}`)
   const routes = [...toolRoutes(options, maxBodyBytes), ...toolSecretRoutes(options, maxBodyBytes), ...destinationRoutes(options, maxBodyBytes), ...dlqRoutes(options, maxBodyBytes), ...eventSearchRoutes(options),
-    ...eventContentRoutes(options), ...overviewRoutes(options),
+    ...eventContentRoutes(options), ...overviewRoutes(options), ...breakerRoutes(options),
     ...(options.commandLog ? commandRoutes(options.commandLog, options.logger, options.actor) : []),
     ...(options.replay ? replayRoutes(options, options.replay, maxBodyBytes) : []), openApiRoute()]
   const token = options.token

@@ -16,6 +16,14 @@ export const DLQ_RETRY_STATUSES = ['requeued', 'resolved', 'failed', 'discarded'
 /** One of DLQ_RETRY_STATUSES. */
 export type DlqRetryStatus = (typeof DLQ_RETRY_STATUSES)[number]
 
+/** Outcomes of one forward attempt, the `outcome` label of `webhook_forward_attempts_total`. */
+export const FORWARD_OUTCOMES = ['success', 'transient', 'permanent'] as const
+/** One of FORWARD_OUTCOMES. */
+export type ForwardOutcome = (typeof FORWARD_OUTCOMES)[number]
+
+/** A destination's circuit-breaker state, the value of `webhook_destination_state`: closed 0, half_open 1, open 2. */
+export const DESTINATION_STATE_VALUES = Object.freeze({ closed: 0, half_open: 1, open: 2 })
+
 /** Health components, the `component` label of `webhook_health_checks_total`. */
 export const HEALTH_COMPONENTS = ['database', 'redis', 'queue', 'worker', 'tools'] as const
 /** One of HEALTH_COMPONENTS. */
@@ -119,8 +127,17 @@ export interface Metrics {
   healthCheck(component: HealthComponent, status: HealthStatus, seconds: number): void
   /** The worker's stream trim removed `entries` acked entries (STREAM_TRIM_INTERVAL). */
   streamTrimmed(entries: number): void
-  /** Retention deleted `rows` old rows from `table` (EVENT_RETENTION, AUDIT_RETENTION). */
-  retentionPruned(table: 'webhook_events' | 'webhook_audit_log', rows: number): void
+  /** Retention deleted `rows` old rows from `table` (EVENT_RETENTION, AUDIT_RETENTION, DELIVERY_LOG_RETENTION). */
+  retentionPruned(table: 'webhook_events' | 'webhook_audit_log' | 'webhook_deliveries', rows: number): void
+  /**
+   * One HTTP attempt to `destination` ended with `outcome` after `seconds` (`webhook_forward_attempts_total`,
+   * `webhook_forward_duration_seconds`); destinations past the label budget fold into "other".
+   */
+  forwardAttempt(destination: string, outcome: ForwardOutcome, seconds: number): void
+  /** A destination's circuit breaker changed state (`webhook_destination_state`: closed 0, half_open 1, open 2). */
+  destinationState(destination: string, state: keyof typeof DESTINATION_STATE_VALUES): void
+  /** The delivery log dropped `count` attempts it could not write (`webhook_delivery_log_dropped_total`). */
+  deliveryLogDropped(count: number): void
   /** Events being processed right now. */
   setInFlight(count: number): void
   /**
@@ -175,6 +192,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const toolId = new LabelGuard(maxLabelValues)
   const reason = new LabelGuard(maxLabelValues)
   const code = new LabelGuard(maxLabelValues)
+  const destination = new LabelGuard(maxLabelValues)
 
   // counters and histograms are pre-aggregated in plain numbers: the per-event cost is a few Map lookups
   const counter = (name: string, help: string, labelNames: string[], guards: (LabelGuard | undefined)[]) =>
@@ -224,7 +242,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const trimmedC = new Counter({ name: 'webhook_stream_trimmed_entries_total', registers,
     help: 'Acked entries the worker\'s safe trim removed from the main stream.' })
   const prunedC = new Counter({ name: 'webhook_retention_pruned_rows_total', registers, labelNames: ['table'],
-    help: 'Rows retention deleted by age (EVENT_RETENTION, AUDIT_RETENTION), by table.' })
+    help: 'Rows retention deleted by age (EVENT_RETENTION, AUDIT_RETENTION, DELIVERY_LOG_RETENTION), by table.' })
   const retryAfterCappedC = new Counter({ name: 'webhook_retry_after_capped_total', registers,
     help: 'Destination Retry-After values longer than FORWARD_MAX_RETRY_AFTER, cut to it.' })
   const foldedC = new Counter({ name: 'webhook_metric_labels_folded_total', registers, labelNames: ['label', 'tool_id'],
@@ -241,6 +259,19 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     if (countFolds && type === OTHER_LABEL_VALUE && e !== OTHER_LABEL_VALUE) foldedC.inc({ label: 'event_type', tool_id: tool })
     return [type, tool]
   }
+  const forwardAttempts = counter('webhook_forward_attempts_total', 'HTTP delivery attempts by destination and outcome (success, transient, permanent).',
+    ['destination', 'outcome'], [undefined, undefined])
+  const forwardDuration = new PreaggregatedHistogram(registry, {
+    name: 'webhook_forward_duration_seconds',
+    help: 'Duration of one HTTP delivery attempt, from sending to the end of the response, by destination.',
+    labelNames: ['destination'],
+    guards: [undefined],
+    buckets: DURATION_BUCKETS,
+  })
+  const destinationStateG = new Gauge({ name: 'webhook_destination_state', labelNames: ['destination'], registers,
+    help: 'Circuit-breaker state per destination: 0 closed, 1 half-open, 2 open.' })
+  const deliveryLogDroppedC = new Counter({ name: 'webhook_delivery_log_dropped_total', registers,
+    help: 'Delivery attempts dropped from the delivery log because PostgreSQL did not take them in time (its queue was full).' })
   const ingestBusyC = new Counter({ name: 'webhook_ingest_busy_total', registers,
     help: 'Ingest requests answered 503 INGEST_BUSY because their body did not fit INGEST_MAX_INFLIGHT_BYTES.' })
   const connectionsClosed = counter('webhook_http_connections_closed_total',
@@ -368,6 +399,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     streamTrimmed: (n) => { if (n > 0) trimmedC.inc(n) },
     retentionPruned: (table, n) => { if (n > 0) prunedC.inc({ table }, n) },
     retryAfterCapped: () => { retryAfterCappedC.inc() },
+    forwardAttempt(d, outcome, seconds) {
+      const dest = bounded(destination, 'destination', d)
+      forwardAttempts.get(dest, FORWARD_OUTCOMES.includes(outcome) ? outcome : OTHER_LABEL_VALUE).value++
+      forwardDuration.observe(forwardDuration.series.get(dest), seconds)
+    },
+    destinationState: (d, state) => { destinationStateG.set({ destination: bounded(destination, 'destination', d) }, DESTINATION_STATE_VALUES[state]) },
+    deliveryLogDropped: (n) => { if (n > 0) deliveryLogDroppedC.inc(n) },
     setInFlight: (n) => { inFlightReaders.clear(); inFlightG.set(n) },
     trackInFlight(read) {
       // a wrapper per call, so the same function tracked twice is removed once per untrack

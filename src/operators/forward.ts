@@ -5,7 +5,7 @@ import type { ToolConfig } from '../core/tool.js'
 import { SpanAttributes, SpanNames } from '../observability/attributes.js'
 import { endEventSpan, spanContext, startEventSpan } from '../observability/event-spans.js'
 import { traceparentOf } from '../observability/tracing.js'
-import type { ForwardSink } from '../sinks/forward.js'
+import type { ForwardAttempt, ForwardSink } from '../sinks/forward.js'
 
 /** Options of `forwardStep`. */
 export interface ForwardStepOptions {
@@ -36,12 +36,14 @@ export function entryJson(message: StreamMessage): string | undefined {
 /**
  * A step for `retryBackoff`: POSTs the event to its tool's `forward_url` (signed, Standard Webhooks headers)
  * when the tool is in `store_and_forward` mode, and sets outcome `forwarded`; a failure comes back on the
- * envelope, classified (5xx, 429, timeouts transient; other 4xx permanent). Other modes pass through.
+ * envelope, classified (5xx, 429, timeouts transient; other 4xx permanent). Either way the envelope carries
+ * `forwardAttempt` (status, duration, the head of the response body) for the delivery log and metrics. Other
+ * modes pass through.
  *
  * @example
  * envelopes$.pipe(store({ db }), retryBackoff({ step: forwardStep({ sink: new ForwardSink() }) }))
  */
-export function forwardStep<E extends Envelope & { readonly tool?: ToolConfig; readonly transformed?: unknown }>(
+export function forwardStep<E extends Envelope & { readonly tool?: ToolConfig; readonly transformed?: unknown; readonly forwardAttempt?: ForwardAttempt }>(
   options: ForwardStepOptions,
 ): (env: E) => Promise<E> {
   return async (env) => {
@@ -51,18 +53,19 @@ export function forwardStep<E extends Envelope & { readonly tool?: ToolConfig; r
       [SpanAttributes.HTTP_REQUEST_METHOD]: 'POST', [SpanAttributes.STEP_ATTEMPT]: env.attempts + 1,
     }) : undefined
     const traceparent = (span ? traceparentOf(spanContext(env.trace, span)) : options.traceparentOf?.(env)) ?? env.message.traceparent
-    let failure: PipelineError | undefined
+    let forwardAttempt: ForwardAttempt
     try {
-      failure = (await options.sink.write([{
+      forwardAttempt = await options.sink.deliver({
         event: env.message.event, tool,
         ...(env.transformed !== undefined ? { transformed: env.transformed } : { eventJson: entryJson(env.message) }),
         ...(traceparent ? { traceparent } : {}),
-      }])).get(0)
+      })
     } catch (err) {
       if (span) endEventSpan(span, err as Error)
       throw err
     }
+    const failure: PipelineError | undefined = forwardAttempt.failure
     if (span) endEventSpan(span, failure)
-    return failure ? { ...env, failure } : { ...env, outcome: 'forwarded' }
+    return failure ? { ...env, failure, forwardAttempt } : { ...env, outcome: 'forwarded', forwardAttempt }
   }
 }

@@ -37,6 +37,12 @@ export interface RetryBackoffOptions<E extends Envelope> {
    * cannot park work for years. @defaultValue 3600000 (1 h)
    */
   readonly maxRetryAfterMs?: number
+  /**
+   * Told after every run of the step that decided something (not after an infrastructure hold), with the result
+   * and when the next attempt is due (ms since epoch; undefined when none follows: it succeeded, failed
+   * permanently or ran out of retries). The delivery-attempt log hangs here.
+   */
+  readonly onStepResult?: (result: E, nextAttemptAtMs: number | undefined) => void
   /** Told when a Retry-After was cut to `maxRetryAfterMs` (for metrics), with what the destination asked for. */
   readonly onRetryAfterCapped?: (env: E, requestedMs: number) => void
   /** Passed to the hold of `park` when Redis is down. */
@@ -91,25 +97,43 @@ export function retryBackoff<E extends Envelope & { readonly tool?: ToolConfig }
     }
   }).pipe(mergeMap((result): Observable<E> => {
     const failure = result.failure
-    if (!failure || failure.kind === 'permanent' || env.failure) return of(result)
+    if (!failure || failure.kind === 'permanent' || env.failure) {
+      options.onStepResult?.(result, undefined)
+      return of(result)
+    }
     if (failure.kind === 'infrastructure') {
       // our own dependency is down: wait and try again, without spending the event's retries
       return timer(1000).pipe(mergeMap(() => attempt(env)))
     }
+    if (failure.deferred && failure.retryAfterMs !== undefined) {
+      // the step did not try (open breaker, rate limit): no retry is spent, and the wait does not count
+      // against max_elapsed_time, so a destination that is down for long does not dead-letter its backlog
+      const delay = Math.min(failure.retryAfterMs, maxRetryAfter)
+      options.onStepResult?.(result, Date.now() + delay)
+      return later({ ...env, firstAttemptAt: env.firstAttemptAt === undefined ? undefined : env.firstAttemptAt + delay }, delay)
+    }
     const firstAttemptAt = env.firstAttemptAt ?? Date.now()
     const retry = nextRetry(policyOf(env), env.attempts, Date.now() - firstAttemptAt, failure.retryAfterMs, maxRetryAfter, options.random)
-    if (!retry) return of(result)
+    if (!retry) {
+      options.onStepResult?.(result, undefined)
+      return of(result)
+    }
     const attempts = env.attempts + 1
     if (retry.requestedMs !== undefined) options.onRetryAfterCapped?.(env, retry.requestedMs)
     const delay = retry.delayMs
     options.onRetry?.(env, attempts, failure)
-    const next: E = { ...env, attempts, firstAttemptAt }
+    options.onStepResult?.(result, Date.now() + delay)
+    return later({ ...env, attempts, firstAttemptAt }, delay)
+  }))
+
+  // waits in process for a short delay, parks durably for a long one
+  const later = (next: E, delay: number): Observable<E> => {
     if (delay > maxInline && options.park) {
       const park = options.park
       return holdWhileDown(() => park(next, Date.now() + delay), options.hold).pipe(map(() => ({ ...next, outcome: 'parked' as const })))
     }
     return timer(delay).pipe(mergeMap(() => attempt(next)))
-  }))
+  }
 
   return mergeMap((env: E) => (env.failure || env.outcome ? from([env]) : attempt(env)), concurrency)
 }

@@ -6,6 +6,7 @@ import type { DlqPolicy } from '../core/dlq-policy.js'
 import type { PipelineError } from '../core/errors.js'
 import type { ToolConfig, ToolLookup } from '../core/tool.js'
 import type { Database } from '../db/database.js'
+import type { DeliveryLog } from '../db/delivery-log.js'
 import { dedupe } from '../operators/dedupe.js'
 import { extractToolConfig } from '../operators/extract-tool-config.js'
 import { fanOut } from '../operators/fan-out.js'
@@ -13,6 +14,7 @@ import { forwardStep } from '../operators/forward.js'
 import type { HoldOptions } from '../operators/hold.js'
 import { markForwarded } from '../operators/mark-forwarded.js'
 import { orderByKey } from '../operators/order-by-key.js'
+import type { Metrics } from '../observability/metrics.js'
 import { pipelineTelemetry, type TelemetryOptions } from '../observability/pipeline-telemetry.js'
 import { poisonGuard } from '../operators/poison-guard.js'
 import { resolveDLQ } from '../operators/resolve-dlq.js'
@@ -20,7 +22,7 @@ import { retryBackoff } from '../operators/retry-backoff.js'
 import { store } from '../operators/store.js'
 import { toDLQ } from '../operators/to-dlq.js'
 import { transform } from '../operators/transform.js'
-import type { ForwardSink } from '../sinks/forward.js'
+import type { ForwardAttempt, ForwardSink } from '../sinks/forward.js'
 import { settle } from '../operators/settle.js'
 import { parkInRedis } from '../sources/delayed-retries.js'
 import { fromRedisStream } from '../sources/from-redis-stream.js'
@@ -31,6 +33,8 @@ export type WebhookEnvelope = Envelope & {
   readonly tool?: ToolConfig
   readonly transformed?: unknown
   readonly stored?: boolean
+  /** The last forward attempt's details, set by `forwardStep`. */
+  readonly forwardAttempt?: ForwardAttempt
 }
 
 /** Hooks for metrics, logs and health; every one is optional. */
@@ -59,6 +63,11 @@ export interface WebhookPipelineOptions extends WebhookPipelineHooks {
   readonly db: Kysely<Database>
   readonly tools: ToolLookup
   readonly forwardSink: ForwardSink
+  /**
+   * Where every HTTP forward attempt is written (`webhook_deliveries`), in batches off the hot path.
+   * @defaultValue none: attempts are only counted in the metrics
+   */
+  readonly deliveryLog?: DeliveryLog
   /** This process's stable consumer name (WORKER_CONSUMER_NAME). */
   readonly consumer: string
   /** @defaultValue DEFAULT_KEYS */
@@ -170,6 +179,24 @@ interface Hooks {
   readonly exposeInFlight: WebhookPipelineHooks['exposeInFlight']
 }
 
+// the delivery log and the forward metrics hang on retryBackoff's step results; a delivery the breaker or the
+// rate limit held back sent nothing and is no attempt
+function attemptRecorder(log: DeliveryLog | undefined, metrics: Metrics | undefined) {
+  if (!log && !metrics) return undefined
+  return (result: WebhookEnvelope, nextAttemptAtMs: number | undefined) => {
+    const attempt = result.forwardAttempt
+    if (!attempt?.sent) return
+    const { failure } = attempt
+    metrics?.forwardAttempt(attempt.destination, !failure ? 'success' : failure.kind === 'permanent' ? 'permanent' : 'transient', attempt.durationMs / 1000)
+    log?.record({
+      toolId: result.tool?.id ?? result.message.event.tool_id, eventId: result.message.event.id, destinationId: attempt.destination,
+      attempt: result.attempts + 1, startedAt: new Date(attempt.startedAt), durationMs: attempt.durationMs, httpStatus: attempt.status,
+      errorClass: failure?.kind, errorCode: failure?.code, responseBody: attempt.responseBody,
+      nextAttemptAt: nextAttemptAtMs === undefined ? undefined : new Date(nextAttemptAtMs),
+    })
+  }
+}
+
 // one partition's source and steps; every Redis key it touches carries the partition's hash tag
 function partitionChain(options: WebhookPipelineOptions, keys: StreamKeys, h: Hooks,
   t: ReturnType<typeof pipelineTelemetry> | undefined): Observable<WebhookEnvelope> {
@@ -196,6 +223,7 @@ function partitionChain(options: WebhookPipelineOptions, keys: StreamKeys, h: Ho
       ...(options.maxInlineRetryDelayMs !== undefined ? { maxInlineDelayMs: options.maxInlineRetryDelayMs } : {}),
       ...(onRetry ? { onRetry } : {}),
       maxRetryAfterMs: options.maxRetryAfterMs, onRetryAfterCapped,
+      onStepResult: attemptRecorder(options.deliveryLog, options.telemetry?.metrics),
     })),
     markForwarded({ db, hold }),
     resolveDLQ({ db, hold, ...(onDlqResolved ? { onResolved: onDlqResolved } : {}) }),

@@ -2,9 +2,13 @@ import type { Cluster, Redis } from 'ioredis'
 import type { Kysely } from 'kysely'
 import type { Config } from '../config/load-config.js'
 import type { Database } from '../db/database.js'
+import { DeliveryLog } from '../db/delivery-log.js'
 import type { ToolRegistry } from '../db/tool-registry.js'
 import { deliveryPipeline } from '../pipelines/delivery.js'
 import { webhookPipeline } from '../pipelines/webhook.js'
+import { breakerBoard } from '../sinks/breaker-board.js'
+import { CircuitBreakers } from '../sinks/circuit-breaker.js'
+import { DestinationRateLimiter } from '../sinks/destination-rate-limit.js'
 import { ForwardSink } from '../sinks/forward.js'
 import { startDelayedRetries } from '../sources/delayed-retries.js'
 import { StreamClient } from '../sources/stream-client.js'
@@ -32,7 +36,10 @@ export interface WorkerPart {
   readonly closed: Promise<{ drained: boolean }>
   /** Stops reading: the sources stop XREADGROUP, what is in flight finishes and is acked. */
   stopReading(): void
-  /** Unsubscribes the pipelines, then closes the delayed-retry schedulers, the forward sink and the trimmers, in that order. */
+  /**
+   * Unsubscribes the pipelines, then closes the delayed-retry schedulers, the forward sink, the delivery log (writing
+   * what it holds), takes this worker's breakers off the board, and closes the trimmers, in that order.
+   */
   close(): Promise<void>
 }
 
@@ -52,7 +59,20 @@ export function startWorker(options: StartWorkerOptions): WorkerPart {
   const keys = config.keys
   const orderFields = config.scale.orderBy
   const abort = new AbortController()
-  const forwardSink = new ForwardSink({ timeoutMs: config.forward.timeoutMs, allowPrivate: config.forward.allowPrivate })
+  const board = breakerBoard(redis, keys.breakerStates, config.worker.consumerName)
+  const breakers = new CircuitBreakers({
+    failureThreshold: config.forward.breakerFailures, coolDownMs: config.forward.breakerCoolDownMs,
+    maxCoolDownMs: 30 * config.forward.breakerCoolDownMs,
+    onStateChange: (destination, breakerState, snapshot) => { telemetry.metrics.destinationState(destination, breakerState); void board(snapshot) },
+  })
+  const forwardSink = new ForwardSink({
+    timeoutMs: config.forward.timeoutMs, allowPrivate: config.forward.allowPrivate, breakers,
+    rateLimiter: new DestinationRateLimiter({ redis, prefix: keys.destinationRateLimitPrefix }),
+  })
+  const deliveryLog = new DeliveryLog({
+    db, onDropped: (n) => telemetry.metrics.deliveryLogDropped(n),
+    onError: (err) => telemetry.logger.warn({ err_message: err.message }, 'delivery log write failed; attempts stay queued'),
+  })
   let markClosed: (r: { drained: boolean }) => void = () => {}
   const closed = new Promise<{ drained: boolean }>((resolve) => { markClosed = resolve })
   // two sources per partition read (events, deliveries): closed once all are, drained only if each one is
@@ -63,7 +83,7 @@ export function startWorker(options: StartWorkerOptions): WorkerPart {
     if (--openSources === 0) markClosed({ drained: allDrained })
   }
   const subscription = webhookPipeline({
-    redis, db, tools, forwardSink, keys, consumer: config.worker.consumerName,
+    redis, db, tools, forwardSink, deliveryLog, keys, consumer: config.worker.consumerName,
     ...(partitions.count > 1 ? { partitions: readKeys } : {}),
     ...(orderFields ? { orderBy: (env) => orderFields.map((f) => env.message.event[f]).join('\u0000') } : {}),
     batchSize: config.worker.batchSize, maxInFlight: config.worker.maxInFlight, blockMs: config.worker.blockTimeoutMs,
@@ -90,7 +110,9 @@ export function startWorker(options: StartWorkerOptions): WorkerPart {
     const delayed = startDelayedRetries({ redis, keys: partKeys, onError: (err) => telemetry.logger.warn({ err_message: err.message }, 'delayed-retry scheduler error') })
     closers.push(() => delayed.close())
   }
-  closers.push(() => forwardSink.close())
+  // this worker's breakers leave the board with it, so the admin API does not show a stopped worker's state
+  closers.push(() => forwardSink.close(), () => deliveryLog.close(),
+    () => Promise.all(breakers.list().map((snapshot) => board({ ...snapshot, state: 'closed' }))))
   if (config.worker.trimIntervalMs > 0) {
     // only the partitions this worker reads (the workers of a group together cover them all), each under its own
     // lease, so one of the workers reading a partition trims it; STREAM_TRIM_KEEP is split over the partitions

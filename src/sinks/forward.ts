@@ -8,6 +8,8 @@ import { activeSecrets } from '../core/tool-secrets.js'
 import { createPinnedConnector } from './pinned-connector.js'
 import { signWebhook } from './sign-webhook.js'
 import type { Sink } from './sink.js'
+import type { CircuitBreakers } from './circuit-breaker.js'
+import type { DestinationRateLimit, DestinationRateLimiter } from './destination-rate-limit.js'
 import { createEgressPolicy, EgressRefusedError, type AllowPrivate, type HostLookup } from './ssrf-guard.js'
 
 /** One event to forward, with the tool that says where and how to sign. */
@@ -31,12 +33,41 @@ export interface ForwardItem {
   readonly traceparent?: string
   /** The replay this request belongs to, sent as the `webhook-replay-id` header; absent on a first delivery. */
   readonly replayId?: string
-  /** The destination this item goes to, when the tool has several (`tool` is then that destination's view). */
+  /**
+   * The destination this item goes to: its breaker and rate limit are keyed by it, and when the tool has several,
+   * `tool` is that destination's view. @defaultValue the tool's id (its `forward_url`)
+   */
   readonly destinationId?: string
   /** The body to send as it is (a destination's transform result as JSON text); wins over `transformed` and `eventJson`. */
   readonly body?: string
   /** Time for this request in ms (a destination's `timeout`). @defaultValue the sink's `timeoutMs` */
   readonly timeoutMs?: number
+  /** The destination's rate limit, enforced with the sink's `rateLimiter`. @defaultValue the sink's `rateLimitOf`, else none */
+  readonly rateLimit?: DestinationRateLimit
+  /**
+   * Requests in flight at once to this destination (in this process; an integer of at least 1), within the origin's
+   * `perDestinationConcurrency`; a request waiting longer than `slotWaitMs` for a stalled destination is
+   * `DESTINATION_BUSY` as for the origin's slots. @defaultValue no limit of its own
+   */
+  readonly maxConcurrency?: number
+}
+
+/** What one delivery of an item did (`ForwardSink.deliver`). */
+export interface ForwardAttempt {
+  /** Undefined when the destination accepted it (2xx). */
+  readonly failure?: PipelineError
+  /** Whether a request went out; false when the breaker, the rate limit or the bulkhead held it back. */
+  readonly sent: boolean
+  /** The destination id it was keyed by. */
+  readonly destination: string
+  /** When the attempt started, ms since epoch. */
+  readonly startedAt: number
+  /** From the start to the end of the response (or the failure), in ms. */
+  readonly durationMs: number
+  /** The response status, when a response came. */
+  readonly status?: number
+  /** The first 1 KiB of the response body, when a response came. */
+  readonly responseBody?: string
 }
 
 /**
@@ -70,6 +101,39 @@ export interface ForwardSinkOptions {
   readonly lookup?: HostLookup
   /** How long (ms) an idle keep-alive connection to a destination stays open for the next forward. @defaultValue 4000 */
   readonly keepAliveMs?: number
+  /**
+   * Circuit breakers per destination: while a destination's is open, its deliveries fail with a deferred transient
+   * `DESTINATION_CIRCUIT_OPEN` (Retry-After = the wait for the next probe), which `retryBackoff` parks without
+   * spending a retry. @defaultValue none
+   */
+  readonly breakers?: CircuitBreakers
+  /**
+   * The shared token buckets of rate-limited destinations: an item over its limit fails with a deferred transient
+   * `DESTINATION_RATE_LIMITED`, and a receiver's Retry-After empties its bucket until then. @defaultValue none
+   */
+  readonly rateLimiter?: DestinationRateLimiter
+  /** A destination's rate limit when the item carries none. @defaultValue item.rateLimit */
+  readonly rateLimitOf?: (item: ForwardItem) => DestinationRateLimit | undefined
+}
+
+const BODY_HEAD_BYTES = 1024
+// failures that say the destination itself is unwell; a 4xx or 429 means it answers, so they do not trip the breaker
+const BREAKER_FAILURES = new Set(['DESTINATION_5XX', 'DESTINATION_TIMEOUT', 'DESTINATION_UNREACHABLE'])
+
+// the first 1 KiB of a response body; the rest is read (bounded) so the connection goes back to the pool
+async function bodyHead(body: AsyncIterable<Buffer>): Promise<string> {
+  const chunks: Buffer[] = []
+  let size = 0
+  try {
+    for await (const chunk of body) {
+      if (size < BODY_HEAD_BYTES) chunks.push(chunk)
+      size += chunk.length
+      if (size > 64 * 1024) break
+    }
+  } catch {
+    // a body cut short still has its head
+  }
+  return Buffer.concat(chunks).subarray(0, BODY_HEAD_BYTES).toString('utf8')
 }
 
 /** Milliseconds from a Retry-After value (delay-seconds or an HTTP-date), or undefined when absent or unreadable. */
@@ -103,6 +167,9 @@ function networkCode(err: unknown): string | undefined {
 
 interface Slots { active: number; readonly waiting: Array<() => void>; lastReleaseAt: number }
 
+// what post() saw of one request, for the attempt record
+interface Seen { sentAt?: number; status?: number; body?: string }
+
 /**
  * Forwards events to each tool's `forward_url` as signed JSON POSTs (Standard Webhooks headers
  * `webhook-id`, `webhook-timestamp`, `webhook-signature`). The body is the StreamEvent's JSON (the item's
@@ -120,6 +187,9 @@ export class ForwardSink implements Sink<ForwardItem> {
   private readonly agent: Agent
   private readonly slots = new Map<string, Slots>()
   private readonly closer = ForwardSink.closerSignal()
+  private readonly breakers: CircuitBreakers | undefined
+  private readonly rateLimiter: DestinationRateLimiter | undefined
+  private readonly rateLimitOf: (item: ForwardItem) => DestinationRateLimit | undefined
   private closing: Promise<void> | undefined
 
   // one abort listener per request in flight: more than Node's default warning threshold of 10 is normal here
@@ -146,6 +216,9 @@ export class ForwardSink implements Sink<ForwardItem> {
     if (!Number.isInteger(keepAliveMs) || keepAliveMs < 1) {
       throw new RangeError(`ForwardSink: "keepAliveMs" must be a positive integer (milliseconds); got ${options.keepAliveMs}`)
     }
+    this.breakers = options.breakers
+    this.rateLimiter = options.rateLimiter
+    this.rateLimitOf = options.rateLimitOf ?? ((item) => item.rateLimit)
     const policy = createEgressPolicy({ allowPrivate: options.allowPrivate ?? true, ...(options.lookup ? { lookup: options.lookup } : {}) })
     // one pool per origin (the Agent keeps them), at most `perDestination` keep-alive connections each
     this.agent = new Agent({
@@ -159,33 +232,88 @@ export class ForwardSink implements Sink<ForwardItem> {
     if (this.closing) throw new Error('ForwardSink: write after close(); create a new sink')
     const failures = new Map<number, PipelineError>()
     await Promise.all(items.map(async (item, index) => {
-      const failure = await this.send(item)
+      const { failure } = await this.deliver(item)
       if (failure) failures.set(index, failure)
     }))
     return failures
   }
 
-  private async send(item: ForwardItem): Promise<PipelineError | undefined> {
+  /**
+   * Sends one item through the destination's rate limit and circuit breaker and says what happened: the
+   * failure (if any), whether a request went out, its status, duration and the head of the response body.
+   * Rejects only after `close()`.
+   */
+  async deliver(item: ForwardItem): Promise<ForwardAttempt> {
+    if (this.closing) throw new Error('ForwardSink: deliver after close(); create a new sink')
+    const destination = item.destinationId ?? item.tool.id
+    const startedAt = Date.now()
+    const held = (failure: PipelineError): ForwardAttempt => ({ failure, sent: false, destination, startedAt, durationMs: Date.now() - startedAt })
+    const where = `forward of event "${item.event.id}" to destination "${destination}"`
+    const limit = this.rateLimiter ? this.rateLimitOf(item) : undefined
+    if (limit && this.rateLimiter) {
+      let waitMs: number
+      try {
+        waitMs = await this.rateLimiter.take(destination, limit)
+      } catch (err) {
+        return held(err as PipelineError)
+      }
+      if (waitMs > 0) {
+        // spread the waiters over the next refills, so they do not all come back for the same token
+        const retryAfterMs = waitMs + Math.floor(Math.random() * Math.max(waitMs, 1000 / limit.perSecond))
+        return held(new PipelineError('transient', 'DESTINATION_RATE_LIMITED',
+          `${where} is over its rate limit of ${limit.perSecond}/s (burst ${limit.burst}); it waits ${retryAfterMs} ms, parked, without spending a retry`,
+          { retryAfterMs, deferred: true }))
+      }
+    }
+    const gate = this.breakers?.admit(destination)
+    if (gate && !gate.allowed) {
+      // spread over one more cool-down: the backlog neither waits in process for the probe nor comes back at once
+      const retryAfterMs = gate.retryAfterMs + Math.floor(Math.random() * gate.retryAfterMs)
+      return held(new PipelineError('transient', 'DESTINATION_CIRCUIT_OPEN',
+        `${where}: the destination's circuit breaker is open after repeated failures; the delivery is parked for ${retryAfterMs} ms ` +
+        'without spending a retry and goes once a probe succeeds — check the destination', { retryAfterMs, deferred: true }))
+    }
+    const seen: Seen = {}
+    const failure = await this.send(item, seen)
+    // a request that went out is timed from its start (after the slot wait) to the end of its response
+    const sentAt = seen.sentAt ?? startedAt
+    const durationMs = Date.now() - sentAt
+    const sent = failure === undefined || seen.status !== undefined || BREAKER_FAILURES.has(failure.code) || failure.code === 'FORWARD_URL_FORBIDDEN'
+    if (gate) this.breakers?.record(destination, !failure ? 'success' : BREAKER_FAILURES.has(failure.code) ? 'failure' : sent ? 'success' : 'neutral')
+    if (limit && this.rateLimiter && failure?.retryAfterMs !== undefined && seen.status !== undefined) {
+      await this.rateLimiter.block(destination, limit, failure.retryAfterMs).catch(() => {})
+    }
+    return { failure, sent, destination, startedAt: sentAt, durationMs, status: seen.status, responseBody: seen.body }
+  }
+
+  private async send(item: ForwardItem, seen: Seen): Promise<PipelineError | undefined> {
     const { event, tool } = item
     if (!tool.forwardUrl || !URL.canParse(tool.forwardUrl)) {
       return new PipelineError('permanent', 'FORWARD_URL_MISSING',
         `tool "${tool.id}" has no valid forward_url, so event "${event.id}" cannot be forwarded; set forward_url or use processing_mode "store"`)
     }
     const url = new URL(tool.forwardUrl)
-    const release = await this.acquire(url.origin)
+    const busy = (limit: number, where: string) => new PipelineError('transient', 'DESTINATION_BUSY',
+      `forward of event "${event.id}" to tool "${tool.id}": all ${limit} requests to ${where} are still open after ` +
+      `${this.slotWaitMs} ms; the event is retried later — check that the destination answers`, { retryAfterMs: this.timeoutMs })
+    const max = item.maxConcurrency
+    // a destination's own limit first, so its waiters never hold a slot of the origin others share
+    const releaseDestination = max === undefined ? () => {} : await this.acquire(`destination:${item.destinationId ?? tool.id}`, max)
+    if (!releaseDestination) return busy(max as number, `destination "${item.destinationId ?? tool.id}"`)
+    const release = await this.acquire(url.origin, this.perDestination)
     if (!release) {
-      return new PipelineError('transient', 'DESTINATION_BUSY',
-        `forward of event "${event.id}" to tool "${tool.id}": all ${this.perDestination} requests to ${url.origin} are still open after ` +
-        `${this.slotWaitMs} ms; the event is retried later — check that the destination answers`, { retryAfterMs: this.timeoutMs })
+      releaseDestination()
+      return busy(this.perDestination, url.origin)
     }
     try {
-      return await this.post(url, item)
+      return await this.post(url, item, seen)
     } finally {
       release()
+      releaseDestination()
     }
   }
 
-  private async post(url: URL, item: ForwardItem): Promise<PipelineError | undefined> {
+  private async post(url: URL, item: ForwardItem, seen: Seen): Promise<PipelineError | undefined> {
     const { event, tool } = item
     // one Buffer for the signatures and the socket: a string would be encoded to UTF-8 once for each of them
     const body = Buffer.from(item.body ?? (item.transformed === undefined ? item.eventJson ?? JSON.stringify(event)
@@ -219,15 +347,16 @@ export class ForwardSink implements Sink<ForwardItem> {
     let retryAfter: string | undefined
     try {
       // undici's request follows no redirect (that needs its redirect interceptor): a 3xx comes back as is
+      seen.sentAt = Date.now()
       const response = await this.agent.request({
         origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers, body, signal: abort.signal,
         ...(item.timeoutMs !== undefined ? { headersTimeout: timeoutMs, bodyTimeout: timeoutMs } : {}),
       })
       status = response.statusCode
+      seen.status = status
       const value = response.headers['retry-after']
       retryAfter = Array.isArray(value) ? value[0] : value
-      // read the rest of the body (bounded) so the connection goes back to the pool for keep-alive
-      await response.body.dump({ limit: 64 * 1024 }).catch(() => {})
+      seen.body = await bodyHead(response.body)
     } catch (err) {
       if (err instanceof EgressRefusedError || (err as { code?: unknown })?.code === 'FORWARD_URL_FORBIDDEN') {
         return new PipelineError('permanent', 'FORWARD_URL_FORBIDDEN',
@@ -263,13 +392,13 @@ export class ForwardSink implements Sink<ForwardItem> {
     return new PipelineError('transient', 'DESTINATION_5XX', `${got}; it is retried`, retry)
   }
 
-  // a small semaphore per origin: the bulkhead that keeps one slow destination from starving the others;
-  // undefined when no slot came free within slotWaitMs
-  private async acquire(origin: string): Promise<(() => void) | undefined> {
-    let slots = this.slots.get(origin)
-    if (!slots) this.slots.set(origin, (slots = { active: 0, waiting: [], lastReleaseAt: Date.now() }))
+  // a small semaphore per origin (and per destination with a maxConcurrency): the bulkhead that keeps one slow
+  // destination from starving the others; undefined when no slot came free within slotWaitMs
+  private async acquire(key: string, limit: number): Promise<(() => void) | undefined> {
+    let slots = this.slots.get(key)
+    if (!slots) this.slots.set(key, (slots = { active: 0, waiting: [], lastReleaseAt: Date.now() }))
     const s = slots
-    if (s.active >= this.perDestination) {
+    if (s.active >= limit) {
       const granted = await new Promise<boolean>((resolve) => {
         let timer: NodeJS.Timeout | undefined
         const waiter = () => { clearTimeout(timer); resolve(true) }
@@ -296,7 +425,7 @@ export class ForwardSink implements Sink<ForwardItem> {
       s.lastReleaseAt = Date.now()
       const next = s.waiting.shift()
       if (next) next() // hand the slot over: active stays the same
-      else if (--s.active === 0) this.slots.delete(origin)
+      else if (--s.active === 0) this.slots.delete(key)
     }
   }
 

@@ -43,7 +43,9 @@ export function parkInRedis(options: ParkOptions): (env: Envelope, dueAtMs: numb
     try {
       await parkEntry(options.redis, keys.delayed, {
         stream, from: streamId,
-        fields: { ...fields, attempts: String(env.attempts), first_attempt_at: String(env.firstAttemptAt ?? Date.now()) },
+        // an event that was only deferred (never tried) has no first attempt yet: its max_elapsed_time has not started
+        fields: env.firstAttemptAt === undefined ? { ...fields, attempts: String(env.attempts) }
+          : { ...fields, attempts: String(env.attempts), first_attempt_at: String(env.firstAttemptAt) },
       }, dueAtMs)
     } catch (err) {
       throw new PipelineError('infrastructure', 'REDIS_UNAVAILABLE',

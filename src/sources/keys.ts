@@ -22,6 +22,10 @@ export interface StreamKeys {
   readonly fanoutPrefix: string
   /** Prefix of the "delivered" markers; a pair's is `<prefix><destination id>:<tool id>:<event id>`. @defaultValue "webhook:delivered:" */
   readonly deliveredPrefix: string
+  /** Prefix of the per-destination delivery rate-limit buckets. @defaultValue "webhook:destination-ratelimit:" */
+  readonly destinationRateLimitPrefix: string
+  /** Hash of the destinations' circuit-breaker states (field: destination id, value: JSON). @defaultValue "webhook:breakers" */
+  readonly breakerStates: string
 }
 
 /** The contract's names (DESIGN.md). */
@@ -37,6 +41,8 @@ export const DEFAULT_KEYS: StreamKeys = Object.freeze({
   deliveryGroup: 'webhook_delivery_workers',
   fanoutPrefix: 'webhook:fanout:',
   deliveredPrefix: 'webhook:delivered:',
+  destinationRateLimitPrefix: 'webhook:destination-ratelimit:',
+  breakerStates: 'webhook:breakers',
 })
 
 /**

@@ -2,6 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { eventsCommand } from '../../src/cli/commands/events.js'
 import { DlqStore } from '../../src/db/dlq-store.js'
+import { EventStore } from '../../src/db/event-store.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
 import { seedDlq } from '../db/dlq-seed.js'
 import { makeEvent } from '../helpers/events.js'
@@ -51,6 +52,24 @@ Events('show lists the fan-out state per destination, with retries and the error
   assert.match(human, /destinations:\n\s*DESTINATION\s+STATE\s+RETRIES\s+CODE/)
   assert.match(human, /audit\s+failed\s+3\s+DESTINATION_4XX/)
   assert.match(human, /slow\s+pending\s+2/)
+})
+
+Events('show lists the delivery attempts per destination with status, duration and next attempt', async ({ w }) => {
+  const event = makeEvent()
+  await new EventStore({ db: w.db.db }).write([{ id: event.id, tool_id: event.tool_id, tenant_id: event.tenant_id, event_type: event.event_type,
+    repository: event.repository, payload: event.payload, stream_id: '1700000000000-4', received_at: event.timestamp }])
+  const at = new Date('2026-01-02T03:04:05.000Z')
+  await w.db.db.insertInto('webhook_deliveries').values([
+    { tool_id: event.tool_id, event_id: event.id, destination_id: event.tool_id, attempt: 1, started_at: at, duration_ms: 31, http_status: 500,
+      error_class: 'transient', error_code: 'DESTINATION_5XX', response_body: 'boom', next_attempt_at: new Date(at.getTime() + 1000) },
+    { tool_id: event.tool_id, event_id: event.id, destination_id: event.tool_id, attempt: 2, started_at: new Date(at.getTime() + 1000), duration_ms: 12, http_status: 200 },
+  ]).execute()
+  const json = JSON.parse((await w.run(eventsCommand, ['show', event.id], { json: true })).out)
+  assert.equal(json.attempts.map((d: { destination_id: string; attempts: { attempt: number; http_status: number; error_code: string | null }[] }) =>
+    [d.destination_id, d.attempts.map((a) => [a.attempt, a.http_status, a.error_code])]), [[event.tool_id, [[1, 500, 'DESTINATION_5XX'], [2, 200, null]]]])
+  const human = await w.run(eventsCommand, ['show', event.id])
+  assert.match(human.out, /delivery attempts:/)
+  assert.match(human.out, new RegExp(`${event.tool_id}\\s+1\\s+2026-01-02T03:04:05.000Z\\s+31\\s+500\\s+DESTINATION_5XX`))
 })
 
 Events('an unknown id exits 1 and a missing one exits 2 (usage), each with a clear message', async ({ w }) => {

@@ -42,6 +42,7 @@ Describe('shows the scale-out settings: cluster, partitions, the worker\'s share
   assert.match(plain, /order by\s+\(none: full concurrency\)/)
   assert.match(plain, /ingest limit\s+\(none\)/)
   assert.match(plain, /forward\s+timeout \S+, private destinations refused/)
+  assert.match(plain, /private destinations refused, breaker opens after 5 failures in a row, probes after 10s/)
   const text = describeConfig(loadConfig({ env: {
     REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2:7000', STREAM_PARTITIONS: '8', WORKER_PARTITIONS: '0-3', WORKER_ORDER_BY: 'repository',
     INGEST_RATE_LIMIT: '50', FORWARD_ALLOW_PRIVATE: '10.0.0.0/8',

@@ -40,7 +40,7 @@ Load('with nothing set, Redis and PostgreSQL are embedded and every default appl
     maxConnections: 1024, maxConnectionsPerClient: 64, maxInflightBytes: 64 * 1024 * 1024, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000,
   })
   // the service refuses private forward destinations unless told otherwise (SSRF guard)
-  assert.equal(c.forward, { allowPrivate: false, timeoutMs: 10_000, maxRetryAfterMs: 3_600_000 })
+  assert.equal(c.forward, { allowPrivate: false, timeoutMs: 10_000, maxRetryAfterMs: 3_600_000, breakerFailures: 5, breakerCoolDownMs: 10_000 })
   assert.equal(c.health.endpoint, { host: '0.0.0.0', port: 8088 })
   assert.is(c.logLevel, 'info')
   assert.is(c.streamMaxLen, undefined)
@@ -210,15 +210,27 @@ Load('retention: off by default; EVENT_RETENTION, AUDIT_RETENTION and RETENTION_
   assert.equal(loadConfig({ env: { EVENT_RETENTION: '720h', AUDIT_RETENTION: '365d', RETENTION_BATCH: '500' } }).retention,
     { eventsMs: 720 * 3_600_000, auditMs: 365 * 86_400_000, batch: 500 })
   assert.equal(loadConfig({ env: {}, file: yamlFile('retention:\n  events: 30d\n  audit: off\n  batch: 2000\n') }).retention, { eventsMs: 30 * 86_400_000, batch: 2000 })
+  assert.equal(loadConfig({ env: { DELIVERY_LOG_RETENTION: '168h' } }).retention, { deliveriesMs: 168 * 3_600_000, batch: 1000 })
+  assert.equal(loadConfig({ env: {}, file: yamlFile('retention: { deliveries: 7d }\n') }).retention, { deliveriesMs: 7 * 86_400_000, batch: 1000 })
   assert.equal(loadConfig({ env: { EVENT_RETENTION: 'off' }, file: yamlFile('retention: { events: 30d }\n') }).retention, { batch: 1000 })
   const expected = 'must be a duration of at least 1m such as "720h" or "90d", or "off" to keep rows forever'
   for (const [env, message] of [
     [{ EVENT_RETENTION: '30s' }, `EVENT_RETENTION ${expected}; got "30s"`],
     [{ AUDIT_RETENTION: 'forever' }, `AUDIT_RETENTION ${expected}; got "forever"`],
+    [{ DELIVERY_LOG_RETENTION: '1s' }, `DELIVERY_LOG_RETENTION ${expected}; got "1s"`],
     [{ RETENTION_BATCH: '0' }, 'RETENTION_BATCH must be'],
   ] as [Record<string, string>, string][]) {
     assert.throws(() => loadConfig({ env }), (err: Error) => err.message.includes(message), JSON.stringify(env))
   }
+})
+
+Load('circuit-breaker settings: FORWARD_BREAKER_FAILURES and FORWARD_BREAKER_COOL_DOWN from env or file; a bad value names the key', () => {
+  const env = loadConfig({ env: { FORWARD_BREAKER_FAILURES: '3', FORWARD_BREAKER_COOL_DOWN: '30s' } }).forward
+  assert.equal([env.breakerFailures, env.breakerCoolDownMs], [3, 30_000])
+  const file = loadConfig({ env: {}, file: yamlFile('forward:\n  breaker_failures: 8\n  breaker_cool_down: 2m\n') }).forward
+  assert.equal([file.breakerFailures, file.breakerCoolDownMs], [8, 120_000])
+  assert.throws(() => loadConfig({ env: { FORWARD_BREAKER_FAILURES: '0' } }), /FORWARD_BREAKER_FAILURES must be/)
+  assert.throws(() => loadConfig({ env: { FORWARD_BREAKER_COOL_DOWN: 'soon' } }), /FORWARD_BREAKER_COOL_DOWN must be/)
 })
 
 Load('http.max_json_depth is read from the config file like INGEST_MAX_JSON_DEPTH', () => {

@@ -27,12 +27,12 @@ for (const kind of ['postgres', 'pglite'] as const) {
   })
   Migrate.after(async (ctx) => { await ctx.handle?.close() })
 
-  Migrate('creates the four tables once, even when two processes migrate at the same time', async ({ handle }) => {
+  Migrate('creates the tables once, even when two processes migrate at the same time', async ({ handle }) => {
     const db = handle!.db
     const [a, b] = await Promise.all([migrateToLatest(db), migrateToLatest(db)])
     assert.equal([...a!, ...b!], Object.keys(MIGRATIONS))
     assert.equal(await migrateToLatest(db), [])
-    assert.equal(await tables(db), ['webhook_audit_log', 'webhook_dlq', 'webhook_events', 'webhook_tools'])
+    assert.equal(await tables(db), ['webhook_audit_log', 'webhook_deliveries', 'webhook_dlq', 'webhook_events', 'webhook_tools'])
   })
 
   Migrate('allows one open DLQ row per event and any number of closed ones', async ({ handle }) => {

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert'
 import { sql } from 'kysely'
 import { createDb, type Db } from '../../src/db/database.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
-import { pruneAudit, pruneEvents, startRetention, type RetentionTable } from '../../src/db/retention.js'
+import { pruneAudit, pruneDeliveries, pruneEvents, startRetention, type RetentionTable } from '../../src/db/retention.js'
 import { EventStore } from '../../src/db/event-store.js'
 import { sharedPostgres } from '../helpers/servers.js'
 import { release } from '../helpers/release.js'
@@ -26,6 +26,11 @@ async function seedEvents(handle: Db, tool: string, count: number, ageDays: numb
 async function seedAudit(handle: Db, count: number, ageDays: number): Promise<void> {
   await sql`INSERT INTO webhook_audit_log (event_id, tool_id, entity, action, actor, details, at)
     SELECT 'e-' || n, 'gh', 'dlq', 'dead_lettered', 'test', '{}'::jsonb, now() - make_interval(days => ${ageDays})
+    FROM generate_series(1, ${count}) AS n`.execute(handle.db)
+}
+async function seedDeliveries(handle: Db, count: number, ageDays: number): Promise<void> {
+  await sql`INSERT INTO webhook_deliveries (tool_id, event_id, destination_id, attempt, started_at, duration_ms, http_status)
+    SELECT 'gh', 'e-' || n, 'gh', 1, now() - make_interval(days => ${ageDays}), 5, 200
     FROM generate_series(1, ${count}) AS n`.execute(handle.db)
 }
 const countOf = async (handle: Db, table: RetentionTable, where = sql`true`) =>
@@ -58,6 +63,21 @@ Retention('pruneAudit deletes only audit rows older than the cutoff, oldest firs
   assert.is(await countOf(handle, 'webhook_audit_log'), 120)
 })
 
+Retention('pruneDeliveries deletes only delivery attempts that started before the cutoff, at most `limit` per call; DELIVERY_LOG_RETENTION drives it', async ({ handle }) => {
+  await seedDeliveries(handle, 1500, 10)
+  await seedDeliveries(handle, 70, 1)
+  const before = new Date(Date.now() - 7 * DAY)
+  assert.is(await pruneDeliveries(handle.db, before, 1000), 1000)
+  assert.is(await countOf(handle, 'webhook_deliveries'), 570)
+  const retention = startRetention({ db: handle.db, deliveriesMs: 7 * DAY, batch: 1000 })
+  try {
+    assert.equal(await retention.runOnce(), { webhook_events: 0, webhook_audit_log: 0, webhook_deliveries: 500 })
+  } finally {
+    await retention.close()
+  }
+  assert.is(await countOf(handle, 'webhook_deliveries'), 70, 'the 70 recent attempts stay')
+})
+
 Retention('startRetention prunes each table with its own age, reports every statement, and keeps a table without a retention', async ({ handle }) => {
   await seedEvents(handle, 'gh', 2300, 10)
   await seedEvents(handle, 'gh', 40, 0)
@@ -65,7 +85,7 @@ Retention('startRetention prunes each table with its own age, reports every stat
   const pruned: [RetentionTable, number][] = []
   const eventsOnly = startRetention({ db: handle.db, eventsMs: 5 * DAY, batch: 1000, intervalMs: 3_600_000, onPruned: (t, n) => pruned.push([t, n]) })
   try {
-    assert.equal(await eventsOnly.runOnce(), { webhook_events: 2300, webhook_audit_log: 0 })
+    assert.equal(await eventsOnly.runOnce(), { webhook_events: 2300, webhook_audit_log: 0, webhook_deliveries: 0 })
   } finally {
     await eventsOnly.close()
   }
@@ -77,8 +97,8 @@ Retention('startRetention prunes each table with its own age, reports every stat
   await seedAudit(handle, 100, 10)
   const bounded = startRetention({ db: handle.db, auditMs: 5 * DAY, batch: 300, maxBatches: 2, intervalMs: 3_600_000 })
   try {
-    assert.equal(await bounded.runOnce(), { webhook_events: 0, webhook_audit_log: 600 })
-    assert.equal(await bounded.runOnce(), { webhook_events: 0, webhook_audit_log: 400 })
+    assert.equal(await bounded.runOnce(), { webhook_events: 0, webhook_audit_log: 600, webhook_deliveries: 0 })
+    assert.equal(await bounded.runOnce(), { webhook_events: 0, webhook_audit_log: 400, webhook_deliveries: 0 })
   } finally {
     await bounded.close()
   }
@@ -119,7 +139,7 @@ Retention('while a prune runs, new events are stored without waiting on a lock a
   })()
   const retention = startRetention({ db: handle.db, eventsMs: 30 * DAY, batch: 1000, maxBatches: 1000, dutyCycle: 1, intervalMs: 3_600_000 })
   try {
-    assert.equal(await retention.runOnce(), { webhook_events: 60_000, webhook_audit_log: 0 })
+    assert.equal(await retention.runOnce(), { webhook_events: 60_000, webhook_audit_log: 0, webhook_deliveries: 0 })
   } finally {
     pruning = false
     await retention.close()

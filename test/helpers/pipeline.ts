@@ -88,20 +88,25 @@ export async function pipelineWorld(redisUrl: string, databaseUrl: string): Prom
 
 export interface Receiver {
   readonly url: string
-  readonly requests: { headers: IncomingMessage['headers']; body: string }[]
+  /** Every request, with when its body had arrived (ms since epoch). */
+  readonly requests: { headers: IncomingMessage['headers']; body: string; at: number }[]
   close(): Promise<void>
 }
 
-/** A real HTTP receiver on 127.0.0.1 whose answer per request is decided by `respond` (status code). */
-export async function startReceiver(respond: (n: number, body: string) => number | Promise<number> = () => 200): Promise<Receiver> {
+/** What a receiver answers: a status code, or a status with its own body and headers (default body "ok"). */
+export type ReceiverAnswer = number | { status: number; body?: string; headers?: Record<string, string> }
+
+/** A real HTTP receiver on 127.0.0.1 whose answer per request is decided by `respond`. */
+export async function startReceiver(respond: (n: number, body: string) => ReceiverAnswer | Promise<ReceiverAnswer> = () => 200): Promise<Receiver> {
   const requests: Receiver['requests'] = []
   const server: Server = createServer(async (req, res) => {
     const chunks: Buffer[] = []
     for await (const c of req) chunks.push(c as Buffer)
     const body = Buffer.concat(chunks).toString()
-    requests.push({ headers: req.headers, body })
-    const status = await respond(requests.length, body)
-    res.writeHead(status, { 'content-type': 'text/plain' }).end('ok')
+    requests.push({ headers: req.headers, body, at: Date.now() })
+    const answer = await respond(requests.length, body)
+    const { status, body: text = 'ok', headers = {} } = typeof answer === 'number' ? { status: answer } : answer
+    res.writeHead(status, { 'content-type': 'text/plain', ...headers }).end(text)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as { port: number }).port

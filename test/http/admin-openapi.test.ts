@@ -14,10 +14,11 @@ import { ToolStore } from '../../src/db/tool-store.js'
 import { adminRoutes } from '../../src/http/admin.js'
 import { createRouter, startHttpServer, type Route, type RunningHttpServer } from '../../src/http/server.js'
 import { EventStore } from '../../src/db/event-store.js'
-import { streamKeys } from '../../src/sources/keys.js'
+import { breakerBoard } from '../../src/sinks/breaker-board.js'
+import { streamKeys, type StreamKeys } from '../../src/sources/keys.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
 import { seedDlq } from '../db/dlq-seed.js'
-import { makeEvent } from '../helpers/events.js'
+import { eventually, makeEvent } from '../helpers/events.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { release } from '../helpers/release.js'
 
@@ -50,7 +51,7 @@ const templates = Object.keys(doc.paths).map((template) => ({
 const templateOf = (path: string) => templates.find((t) => t.match.test(path.split('?')[0] as string))?.template
 const routeKey = (route: Pick<Route, 'method' | 'path'>) => `${route.method.toLowerCase()} ${route.path.replace(/:(\w+)/g, '{$1}')}`
 
-interface Ctx { handle: Db; redis: Redis; registry: ToolRegistry; http: RunningHttpServer; routes: Route[]; commands: string; seen: Map<string, Set<number>> }
+interface Ctx { handle: Db; redis: Redis; keys: StreamKeys; registry: ToolRegistry; http: RunningHttpServer; routes: Route[]; commands: string; seen: Map<string, Set<number>> }
 const Api = suite<Ctx>('admin API against its OpenAPI document', {} as Ctx)
 
 Api.before.each(async (ctx) => {
@@ -58,6 +59,7 @@ Api.before.each(async (ctx) => {
   await migrateToLatest(ctx.handle.db)
   ctx.redis = new Redis((await sharedRedis()).url)
   const keys = streamKeys({ prefix: `t-${randomUUID()}:` })
+  ctx.keys = keys
   const store = new ToolStore({ db: ctx.handle.db, encryptionKey: 'a passphrase of sixteen+ chars' })
   ctx.registry = new ToolRegistry({ store, refreshMs: 60_000 })
   ctx.commands = `commands-${randomUUID()}`
@@ -190,11 +192,18 @@ Api('every route answers what the document says, on success and on error', async
   await call(ctx, 'POST', `/admin/dlq/${third!.id}/discard`, 200)
   await call(ctx, 'POST', `/admin/dlq/${third!.id}/discard`, 409)
   await call(ctx, 'POST', '/admin/dlq/0/discard', 400)
+  await ctx.handle.db.insertInto('webhook_deliveries').values([
+    { tool_id: 'gh', event_id: stored.id, destination_id: 'gh', attempt: 1, started_at: new Date(), duration_ms: 12, http_status: 503,
+      error_class: 'transient', error_code: 'DESTINATION_5XX', response_body: 'busy', next_attempt_at: new Date() },
+    { tool_id: 'gh', event_id: stored.id, destination_id: 'gh', attempt: 2, started_at: new Date(), duration_ms: 9, http_status: 200 },
+  ]).execute()
   await call(ctx, 'GET', `/admin/tools/gh/events/${shared}`, 200)
   await call(ctx, 'GET', `/admin/tools/gh/events/${stored.id}`, 200)
   await call(ctx, 'GET', `/admin/tools/gh/events/${second!.event.id}-nope`, 404)
   assert.is((await call(ctx, 'GET', `/admin/events/${shared}`, 200)).events.length, 2)
-  assert.is((await call(ctx, 'GET', `/admin/events/${stored.id}`, 200)).event.state, 'stored')
+  const fate = (await call(ctx, 'GET', `/admin/events/${stored.id}`, 200)).event
+  assert.is(fate.state, 'stored')
+  assert.equal(fate.deliveries.map((d: { destination_id: string; attempts: { http_status: number }[] }) => [d.destination_id, d.attempts.map((a) => a.http_status)]), [['gh', [503, 200]]])
   await call(ctx, 'GET', '/admin/events/never-seen', 404)
   assert.equal((await call(ctx, 'GET', `/admin/tools/gh/events/${stored.id}/content`, 200)).payload, stored.payload)
   await call(ctx, 'GET', `/admin/tools/gh/events/${shared}/content`, 200)
@@ -221,6 +230,11 @@ Api('every route answers what the document says, on success and on error', async
   const replay = (await call(ctx, 'POST', '/admin/replays', 202, { tool: 'gh', status: 'stored', confirm: true, destination: 'ci' })).replay
   await call(ctx, 'GET', `/admin/replays/${replay.id}`, 200)
   await call(ctx, 'GET', '/admin/replays/rpl_nope', 404)
+  // circuit breakers, as a worker publishes them
+  breakerBoard(ctx.redis, ctx.keys.breakerStates, 'worker-1')({ destination: 'gh', state: 'open', consecutiveFailures: 5, openedAt: Date.now(), nextProbeAt: Date.now() + 10_000 })
+  await eventually('the breaker is on the board', async () => (await call(ctx, 'GET', '/admin/breakers', 200)).breakers.length === 1)
+  assert.equal((await call(ctx, 'GET', '/admin/breakers', 200)).breakers.map((b: { destination: string; worker: string; state: string }) => [b.destination, b.worker, b.state]), [['gh', 'worker-1', 'open']])
+  await call(ctx, 'GET', '/admin/breakers', 401, undefined, null)
 
   // command dead letters
   const letter = (n: number) => ({ worker: 'features', command: 'feature/process', payload: `{"n":${n}}`, error: new PipelineError('permanent', 'BOOM', 'it broke'), streamId: `${n}-0`, attempts: 3 })

@@ -24,7 +24,7 @@ const Deploy = suite('deploy: Grafana dashboard and Prometheus alerts')
 Deploy('alerts.yml passes `promtool check rules`', () => {
   const res = runPromtool(['check', 'rules', alertsPath])
   assert.is(res.status, 0, res.output)
-  assert.match(res.output, /SUCCESS: 8 rules found/)
+  assert.match(res.output, /SUCCESS: 9 rules found/)
 })
 
 Deploy('every alert fires on its scenario and stays quiet otherwise (`promtool test rules`)', () => {
@@ -71,6 +71,8 @@ Deploy('every metric the dashboard and the alerts name exists in a live expositi
     metrics.ingest('gh-main', 202)
     metrics.signatureFailure('gh-main')
     metrics.healthCheck('redis', 'healthy', 0.001)
+    metrics.forwardAttempt('gh-main', 'success', 0.02)
+    metrics.destinationState('gh-main', 'open')
     metrics.setInFlight(1)
     metrics.setQueueStats(async () => ({ depth: 1, lag: 1, oldestPendingAgeSeconds: 1, dlqDepth: 1 }))
     metrics.setDbPoolStats(() => ({ total: 2, idle: 1, waiting: 0, max: 10 }))

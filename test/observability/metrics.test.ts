@@ -69,6 +69,33 @@ Metrics('label values past maxLabelValues fold into "other" while known values k
   assert.is(s.get('webhook_events_received_total{event_type="webhook.x.push",tool_id="unknown"}'), 1)
 })
 
+Metrics('forward attempts count by destination and outcome with durations; destinations past the budget fold into "other"; breaker states are 0, 1, 2', async (ctx) => {
+  const m = make(ctx, { maxLabelValues: 2 })
+  m.forwardAttempt('gh-main', 'success', 0.02)
+  m.forwardAttempt('gh-main', 'transient', 0.5)
+  m.forwardAttempt('billing', 'permanent', 0.01)
+  for (let i = 0; i < 20; i++) m.forwardAttempt(`made-up-${i}`, 'success', 0.001)
+  m.destinationState('gh-main', 'open')
+  m.destinationState('billing', 'half_open')
+  m.destinationState('billing', 'closed')
+  m.deliveryLogDropped(3)
+  const s = parseExposition(await m.metricsText())
+  assert.equal([...s.keys()].filter((k) => k.startsWith('webhook_forward_attempts_total{')).sort(), [
+    'webhook_forward_attempts_total{destination="billing",outcome="permanent"}',
+    'webhook_forward_attempts_total{destination="gh-main",outcome="success"}',
+    'webhook_forward_attempts_total{destination="gh-main",outcome="transient"}',
+    'webhook_forward_attempts_total{destination="other",outcome="success"}',
+  ])
+  assert.is(s.get('webhook_forward_attempts_total{destination="other",outcome="success"}'), 20)
+  assert.is(s.get('webhook_forward_duration_seconds_count{destination="gh-main"}'), 2)
+  assert.is(s.get('webhook_forward_duration_seconds_sum{destination="gh-main"}'), 0.52)
+  assert.is(s.get('webhook_forward_duration_seconds_bucket{destination="gh-main",le="0.025"}'), 1)
+  assert.is(s.get('webhook_destination_state{destination="gh-main"}'), 2)
+  assert.is(s.get('webhook_destination_state{destination="billing"}'), 0)
+  assert.is(s.get('webhook_delivery_log_dropped_total'), 3)
+  assert.is(s.get('webhook_metric_labels_folded_total{label="destination"}'), 20)
+})
+
 Metrics('event types are budgeted per tool: outcomes and dead letters use the labels the event was received under, folds are counted once per event', async (ctx) => {
   const m = make(ctx, { maxEventTypesPerTool: 2, maxEventTypes: 100 })
   for (const type of ['a', 'b', 'c', 'd']) {

@@ -83,6 +83,39 @@ Retry('a Retry-After of ten years is cut to maxRetryAfterMs (1 h by default) and
   }
 })
 
+Retry('deferred failures (open breaker, rate limit) wait their Retry-After without spending retries or elapsed time', async () => {
+  let calls = 0
+  const results: [string | undefined, boolean][] = []
+  // ten deferrals, then two real failures, then success: more deferrals than max_retries (3), yet it goes through
+  const step = async (env: Envelope): Promise<Envelope> => {
+    calls += 1
+    if (calls <= 10) return { ...env, failure: new PipelineError('transient', 'DESTINATION_CIRCUIT_OPEN', 'x', { retryAfterMs: 5, deferred: true }) }
+    if (calls <= 12) return { ...env, failure: transient }
+    return { ...env, outcome: 'forwarded' as const }
+  }
+  const [out] = await lastValueFrom(from([envelope()]).pipe(retryBackoff({
+    step, policy: () => ({ ...policy, maxElapsedMs: 40 }),
+    onStepResult: (r, next) => results.push([r.failure?.code, next !== undefined]),
+  }), toArray()))
+  assert.is(out!.outcome, 'forwarded')
+  assert.is(out!.failure, undefined)
+  assert.is(calls, 13)
+  assert.is(out!.attempts, 2, 'only the two real failures count')
+  assert.is(results.length, 13)
+  assert.equal(results.at(-1), [undefined, false], 'the success has no next attempt')
+  assert.ok(results.slice(0, 12).every(([, next]) => next), 'every failure told when the next attempt is due')
+})
+
+Retry('a long deferral is parked without a first-attempt time when nothing was tried yet', async () => {
+  const parked: Envelope[] = []
+  const step = async (env: Envelope): Promise<Envelope> => ({ ...env, failure: new PipelineError('transient', 'DESTINATION_RATE_LIMITED', 'x', { retryAfterMs: 10_000, deferred: true }) })
+  const [out] = await lastValueFrom(from([envelope()]).pipe(retryBackoff({
+    step, policy: () => policy, maxInlineDelayMs: 1000, park: async (env) => { parked.push(env) },
+  }), toArray()))
+  assert.is(out!.outcome, 'parked')
+  assert.equal(parked.map((e) => [e.attempts, e.firstAttemptAt]), [[0, undefined]])
+})
+
 Retry('retries of one event do not stall the others', async () => {
   const tool = parseTool({ id: 'slow', provider: 'github', secret: 'x', retry_policy: { initial_interval: '300ms', max_interval: '300ms', max_retries: 1 } })
   const done: string[] = []

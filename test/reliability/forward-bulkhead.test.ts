@@ -50,8 +50,9 @@ async function hangingVersusGood(s: Space, STUCK: number, withinMs = 8000): Prom
     assert.ok(hanging.openNow() <= 10, `at most perDestinationConcurrency (10) requests held by the hanging destination; ${hanging.openNow()}`)
     const firstWave = hanging.total()
     assert.ok(firstWave > 0 && firstWave <= 10, `first wave ${firstWave}`)
-    // the forward timeout (10 s) fires: those requests fail as DESTINATION_TIMEOUT and are retried
-    await eventually('timed-out requests are retried', () => hanging.total() > firstWave, 15_000)
+    // the forward timeout (10 s) fires: those requests fail as DESTINATION_TIMEOUT, which opens the destination's
+    // circuit breaker; they are retried once its cool-down (10 s) lets a half-open probe through
+    await eventually('timed-out requests are retried', () => hanging.total() > firstWave, 40_000)
     const forwarded = () => s.db.db.selectFrom('webhook_events').select('tool_id').where('forwarded_at', 'is not', null).execute()
     await eventually('300 marked forwarded', async () => (await forwarded()).filter((r) => r.tool_id === 'fine').length === 300)
     assert.is((await forwarded()).filter((r) => r.tool_id === 'stuck').length, 0)

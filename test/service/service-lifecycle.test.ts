@@ -60,6 +60,15 @@ Lifecycle('a parked retry comes back with its attempt count: delivered on the th
   assert.equal(ctx.rx.arrivals.map((a) => a.status), [429, 429, 200])
   assert.equal(await retryAttempts(ctx.svc), { 1: 1, 2: 1 })
   assert.is(await ctx.s.rows('webhook_dlq'), 0)
+  // the service logs each attempt, numbered across the parks, and counts it by destination
+  const attempts = () => ctx.s.db.db.selectFrom('webhook_deliveries').select(['destination_id', 'attempt', 'http_status', 'error_code', 'next_attempt_at'])
+    .where('event_id', '=', event.id).orderBy('attempt').execute()
+  await eventually('three attempt rows', async () => (await attempts()).length === 3, 10_000)
+  assert.equal((await attempts()).map((a) => [a.destination_id, a.attempt, a.http_status, a.error_code, a.next_attempt_at !== null]),
+    [['fwd', 1, 429, 'DESTINATION_429', true], ['fwd', 2, 429, 'DESTINATION_429', true], ['fwd', 3, 200, null, false]])
+  const text = await (await fetch(`${ctx.svc!.healthUrl}/metrics`)).text()
+  assert.match(text, /^webhook_forward_attempts_total\{destination="fwd",outcome="transient"\} 2$/m)
+  assert.match(text, /^webhook_forward_attempts_total\{destination="fwd",outcome="success"\} 1$/m)
 }))
 
 Lifecycle('a parked retry that runs out of attempts is dead-lettered after max_retries, not retried afresh', withTimeLimit(180_000, async (ctx) => {

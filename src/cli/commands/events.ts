@@ -8,7 +8,8 @@ const USAGE = `usage: hookstream events show [<tool id>] <event id> [--json]\n  
 
 /**
  * `hookstream events show <tool> <id>`: where one event is and what happened to it (stored, forwarded,
- * dead-lettered, re-queued, resolved, discarded), from the events table, the DLQ and the audit log — the same
+ * dead-lettered, re-queued, resolved, discarded) and every delivery attempt per destination, from the events
+ * table, the DLQ, the delivery log and the audit log — the same
  * as `GET /admin/tools/:tool/events/:deliveryId`. An event is identified by its tool and its delivery id; with
  * the id alone it shows the event when one tool has that id, and lists the tools when several do.
  *
@@ -46,12 +47,15 @@ export const eventsCommand: Command = async (args, flags, io) => {
       throw new CommandFailure(`no stored row, DLQ entry or audit row has event id "${id}"${second !== undefined ? ` of tool "${first}"` : ''}; it may still be on the stream, or was never accepted`)
     }
     print(io, flags, fate, () => {
-      const { dlq, history, stored, deliveries, ...head } = fate
+      const { dlq, history, stored, deliveries, attempts, ...head } = fate
       return [
         formatFields({ ...head, ...(stored ?? { stored: 'no' }) }),
         '', 'destinations:', formatTable(Object.entries(deliveries).map(([destination, d]) => ({
           destination, state: d.state, retries: d.attempts ?? 0, code: d.error_code ?? '', at: d.at }))),
         '', 'DLQ entries:', formatTable(dlq.map((d) => ({ id: d.id, status: d.status, code: d.error_code, retries: d.retry_count, failed_at: d.failed_at, resolved_at: d.resolved_at }))),
+        '', 'delivery attempts:', formatTable(attempts.flatMap((d) => d.attempts.map((a) => ({
+          destination: d.destination_id, attempt: a.attempt, started_at: a.started_at, ms: a.duration_ms, status: a.http_status ?? '', code: a.error_code ?? '',
+          next_attempt_at: a.next_attempt_at ?? '' })))),
         '', 'history:', formatTable(history.map((h) => ({ at: h.at, action: h.action, actor: h.actor, details: h.details }))),
       ].join('\n')
     })

@@ -1,0 +1,94 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { randomUUID } from 'node:crypto'
+import { Redis } from 'ioredis'
+import { CircuitBreakers } from '../../src/sinks/circuit-breaker.js'
+import { DestinationRateLimiter } from '../../src/sinks/destination-rate-limit.js'
+import { ForwardSink, type ForwardItem } from '../../src/sinks/forward.js'
+import { makeEvent } from '../helpers/events.js'
+import { startReceiver, type Receiver } from '../helpers/pipeline.js'
+import { sharedRedis } from '../helpers/servers.js'
+
+interface Ctx { closers: (() => unknown)[] }
+const Guards = suite<Ctx>('forward sink: attempts, breaker, rate limit', { closers: [] })
+Guards.after.each(async (ctx) => { for (const close of ctx.closers.splice(0).reverse()) await close() })
+
+async function receiver(ctx: Ctx, respond: Parameters<typeof startReceiver>[0]): Promise<Receiver> {
+  const r = await startReceiver(respond)
+  ctx.closers.push(() => r.close())
+  return r
+}
+function sink(ctx: Ctx, options: ConstructorParameters<typeof ForwardSink>[0] = {}): ForwardSink {
+  const s = new ForwardSink({ timeoutMs: 2000, ...options })
+  ctx.closers.push(() => s.close())
+  return s
+}
+const item = (url: string, extra: Partial<ForwardItem> = {}): ForwardItem =>
+  ({ event: makeEvent({ tool_id: 'gh' }), tool: { id: 'gh', secret: '', forwardUrl: url }, ...extra })
+
+Guards('deliver reports the status, the duration and the first 1 KiB of the response body', async (ctx) => {
+  const r = await receiver(ctx, () => ({ status: 502, body: `upstream down ${'x'.repeat(5000)}` }))
+  const attempt = await sink(ctx).deliver(item(r.url))
+  assert.equal([attempt.failure?.code, attempt.sent, attempt.status, attempt.destination], ['DESTINATION_5XX', true, 502, 'gh'])
+  assert.is(attempt.responseBody?.length, 1024)
+  assert.ok(attempt.responseBody?.startsWith('upstream down xxx'))
+  assert.ok(attempt.durationMs >= 0 && attempt.durationMs < 2000 && Math.abs(attempt.startedAt - Date.now()) < 5000)
+  const ok = await sink(ctx).deliver(item(r.url, { destinationId: 'billing' }))
+  assert.is(ok.destination, 'billing', 'the destination id keys the attempt when the item has one')
+})
+
+Guards('five 503s open the destination\'s breaker: the sixth delivery is a deferred DESTINATION_CIRCUIT_OPEN and sends nothing', async (ctx) => {
+  const r = await receiver(ctx, () => 503)
+  const s = sink(ctx, { breakers: new CircuitBreakers({ coolDownMs: 60_000 }) })
+  for (let i = 0; i < 5; i++) assert.is((await s.deliver(item(r.url))).failure?.code, 'DESTINATION_5XX')
+  const held = await s.deliver(item(r.url))
+  assert.equal([held.failure?.code, held.failure?.kind, held.failure?.deferred, held.sent], ['DESTINATION_CIRCUIT_OPEN', 'transient', true, false])
+  assert.ok(held.failure!.retryAfterMs! > 59_000 && held.failure!.retryAfterMs! < 120_000, 'until the probe, spread over one more cool-down')
+  assert.is(r.requests.length, 5, 'the open breaker sent nothing')
+  assert.is((await s.deliver(item(r.url, { destinationId: 'other' }))).failure?.code, 'DESTINATION_5XX', 'another destination still goes')
+})
+
+Guards('4xx answers do not open the breaker: the receiver is alive and refuses the request', async (ctx) => {
+  const r = await receiver(ctx, () => 400)
+  const s = sink(ctx, { breakers: new CircuitBreakers() })
+  for (let i = 0; i < 8; i++) assert.is((await s.deliver(item(r.url))).failure?.code, 'DESTINATION_4XX')
+  assert.is(r.requests.length, 8)
+})
+
+Guards('a 429 with Retry-After empties the shared bucket: the next delivery waits, deferred, without a request', async (ctx) => {
+  const redis = new Redis((await sharedRedis()).url)
+  ctx.closers.push(() => redis.disconnect())
+  const r = await receiver(ctx, (n) => (n === 1 ? { status: 429, headers: { 'retry-after': '2' } } : 200))
+  const s = sink(ctx, { rateLimiter: new DestinationRateLimiter({ redis, prefix: `t-${randomUUID()}:` }) })
+  const limit = { perSecond: 100, burst: 100 }
+  const first = await s.deliver(item(r.url, { rateLimit: limit }))
+  assert.equal([first.failure?.code, first.failure?.retryAfterMs], ['DESTINATION_429', 2000])
+  const second = await s.deliver(item(r.url, { rateLimit: limit }))
+  assert.equal([second.failure?.code, second.failure?.deferred, second.sent], ['DESTINATION_RATE_LIMITED', true, false])
+  assert.ok(second.failure!.retryAfterMs! >= 1500, `waits out the Retry-After; got ${second.failure!.retryAfterMs}`)
+  assert.is(r.requests.length, 1)
+  const unlimited = await s.deliver(item(r.url))
+  assert.is(unlimited.failure, undefined, 'an item without a rate limit is not held')
+})
+
+Guards('maxConcurrency bounds the requests in flight to one destination while another on the same origin is not held', async (ctx) => {
+  let open = 0
+  let most = 0
+  const r = await receiver(ctx, async () => {
+    most = Math.max(most, ++open)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    open--
+    return 200
+  })
+  const s = sink(ctx, { perDestinationConcurrency: 10 })
+  const limited = Array.from({ length: 8 }, () => s.deliver(item(r.url, { destinationId: 'slow-lane', maxConcurrency: 2 })))
+  const results = await Promise.all(limited)
+  assert.equal(results.map((a) => a.failure?.code), Array(8).fill(undefined), 'a destination that keeps answering is waited for')
+  assert.is(most, 2, 'at most 2 of its requests were open at once')
+  most = 0
+  await Promise.all([...Array.from({ length: 4 }, () => s.deliver(item(r.url, { destinationId: 'slow-lane', maxConcurrency: 1 }))),
+    ...Array.from({ length: 4 }, () => s.deliver(item(r.url, { destinationId: 'fast-lane' })))])
+  assert.ok(most >= 4, `the unlimited destination on the same origin ran in parallel; at most ${most} open`)
+})
+
+Guards.run()
