@@ -48,7 +48,7 @@ Deliveries('a flaky receiver (500, 500, 200) leaves three attempt rows with stat
   assert.ok(rows[0]!.next_attempt_at && rows[1]!.next_attempt_at && rows[2]!.next_attempt_at === null, 'a next attempt time on the failures only')
   assert.ok(new Date(rows[0]!.next_attempt_at!).getTime() >= new Date(rows[0]!.started_at).getTime(), 'the next attempt is due after the first')
   const history = await eventHistory(w.db.db, 'flaky', event!.id)
-  assert.equal(history?.deliveries.map((d) => [d.destination_id, d.attempts.map((a) => a.http_status)]), [['flaky', [500, 500, 200]]])
+  assert.equal(history?.attempts.map((d) => [d.destination_id, d.attempts.map((a) => a.http_status)]), [['flaky', [500, 500, 200]]])
 })
 
 Deliveries('a dead destination\'s breaker opens, parks the backlog without spending retries, probes, closes when the receiver is back, and the backlog arrives once', async ({ w, closers }) => {
