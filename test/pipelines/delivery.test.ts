@@ -85,7 +85,10 @@ Fanout('1,000 events to three destinations with type globs and JSONata filters: 
   w.start()
   startDelivery(ctx)
   const total = want.a.length + want.b.length + want.c.length
-  await progressTo('all deliveries settled', () => ctx.settled.length, total)
+  // a delivery that found its destination's slots busy for a second (a loaded box) is parked and comes back, so
+  // it settles twice: count the deliveries made
+  const made = () => ctx.settled.filter((e) => e.outcome === 'forwarded').length
+  await progressTo('all deliveries made', made, total)
   await eventually('all events settled', () => w.settled.length === EVENTS, 60_000)
   assert.equal(idsOf(a).sort(), [...want.a].sort())
   assert.equal(idsOf(b).sort(), [...want.b].sort())
@@ -105,7 +108,8 @@ Fanout('1,000 events to three destinations with type globs and JSONata filters: 
   assert.equal(await states(w, 'prs'), { delivered: want.b.length, filtered: EVENTS - want.b.length })
   assert.equal(await states(w, 'big'), { delivered: want.c.length, filtered: EVENTS - want.c.length })
   assert.is(await w.rowCount('webhook_dlq'), 0)
-  assert.equal(new Set(ctx.settled.map((e) => e.outcome)), new Set(['forwarded']))
+  assert.is(made(), total)
+  assert.equal(ctx.settled.filter((e) => e.outcome !== 'forwarded' && e.outcome !== 'parked'), [])
   // the event's fate shows each destination's state
   const fate = await eventHistory(w.db.db, 'fan', events[501]!.id)
   assert.equal(Object.fromEntries(Object.entries(fate!.deliveries).map(([k, v]) => [k, v.state])), { pushes: 'delivered', prs: 'filtered', big: 'delivered' })
