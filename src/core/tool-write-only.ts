@@ -1,4 +1,5 @@
-import { destinationToInput, keepDestinationWriteOnly, type DestinationInput } from './destination.js'
+import { destinationToInput, type DestinationInput } from './destination.js'
+import { keepDestinationWriteOnly } from './destination-changes.js'
 import { maskUrl } from './mask-url.js'
 import type { ToolConfig, ToolInput } from './tool.js'
 import { generateForwardSecret, SECRET_MASK } from './tool-secrets.js'

@@ -1,7 +1,5 @@
-import {
-  addDestination, DEFAULT_DESTINATION_ID, destinationToInput, destinationToJSON, keepDestinationWriteOnly, parseDestination, removeDestination,
-  retireDestinationSecret, rotateDestinationSecret, updateDestination, type Destination, type DestinationInput,
-} from '../core/destination.js'
+import { DEFAULT_DESTINATION_ID, destinationToInput, destinationToJSON, parseDestination, type Destination, type DestinationInput } from '../core/destination.js'
+import { addDestination, keepDestinationWriteOnly, removeDestination, retireDestinationSecret, rotateDestinationSecret, updateDestination } from '../core/destination-changes.js'
 import { PipelineError } from '../core/errors.js'
 import { destinationsOf, type ToolConfig } from '../core/tool.js'
 import { generateForwardSecret } from '../core/tool-secrets.js'

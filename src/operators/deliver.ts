@@ -6,7 +6,7 @@ import type { ToolConfig } from '../core/tool.js'
 import { SpanAttributes, SpanNames } from '../observability/attributes.js'
 import { endEventSpan, spanContext, startEventSpan } from '../observability/event-spans.js'
 import { traceparentOf } from '../observability/tracing.js'
-import type { ForwardItem, ForwardSink } from '../sinks/forward.js'
+import type { ForwardAttempt, ForwardItem, ForwardSink } from '../sinks/forward.js'
 import { REPLAY_FIELD } from '../sources/enqueue-deliveries.js'
 import { runDestinationExpression } from './destination-expression.js'
 import { entryJson } from './forward.js'
@@ -50,7 +50,7 @@ function viewOf(tool: ToolConfig, d: Destination): ForwardItem['tool'] {
  * @example
  * deliveries$.pipe(resolveDestination(), retryBackoff({ step: deliverStep({ sink, pool }), policy }))
  */
-export function deliverStep<E extends Envelope & { readonly tool?: ToolConfig; readonly destination?: Destination }>(
+export function deliverStep<E extends Envelope & { readonly tool?: ToolConfig; readonly destination?: Destination; readonly forwardAttempt?: ForwardAttempt }>(
   options: DeliverStepOptions,
 ): (env: E) => Promise<E> {
   return async (env) => {
@@ -74,17 +74,20 @@ export function deliverStep<E extends Envelope & { readonly tool?: ToolConfig; r
       event, tool: viewOf(tool, d), destinationId: d.id,
       ...(body !== undefined ? { body } : { eventJson: entryJson(env.message) }),
       ...(d.timeoutMs !== undefined ? { timeoutMs: d.timeoutMs } : {}),
+      ...(d.rateLimit ? { rateLimit: d.rateLimit } : {}),
+      ...(d.maxConcurrency !== undefined ? { maxConcurrency: d.maxConcurrency } : {}),
       ...(traceparent ? { traceparent } : {}),
       ...(env.message.fields[REPLAY_FIELD] ? { replayId: env.message.fields[REPLAY_FIELD] } : {}),
     }
-    let failure: PipelineError | undefined
+    let forwardAttempt: ForwardAttempt
     try {
-      failure = (await options.sink.write([item])).get(0)
+      forwardAttempt = await options.sink.deliver(item)
     } catch (err) {
       if (span) endEventSpan(span, err as Error)
       throw err
     }
+    const failure: PipelineError | undefined = forwardAttempt.failure
     if (span) endEventSpan(span, failure)
-    return failure ? { ...env, failure } : { ...env, outcome: 'forwarded' }
+    return failure ? { ...env, failure, forwardAttempt } : { ...env, outcome: 'forwarded', forwardAttempt }
   }
 }

@@ -18,14 +18,17 @@ import { retryBackoff } from '../operators/retry-backoff.js'
 import { settle } from '../operators/settle.js'
 import { toDLQ } from '../operators/to-dlq.js'
 import { TransformPool, type TransformPoolOptions } from '../operators/transform-pool.js'
-import type { ForwardSink } from '../sinks/forward.js'
+import type { ForwardAttempt, ForwardSink } from '../sinks/forward.js'
+import type { DeliveryLog } from '../db/delivery-log.js'
+import type { Metrics } from '../observability/metrics.js'
+import { attemptRecorder } from './attempt-recorder.js'
 import { parkInRedis } from '../sources/delayed-retries.js'
 import { DESTINATION_FIELD, REPLAY_FIELD } from '../sources/enqueue-deliveries.js'
 import { fromRedisStream } from '../sources/from-redis-stream.js'
 import { DEFAULT_KEYS, deliveredKey, type StreamKeys } from '../sources/keys.js'
 
 /** An envelope at the end of the delivery pipeline: one (event, destination) pair. */
-export type DeliveryEnvelope = Envelope & { readonly tool?: ToolConfig } & WithDestination
+export type DeliveryEnvelope = Envelope & { readonly tool?: ToolConfig; readonly forwardAttempt?: ForwardAttempt } & WithDestination
 
 /** Options of `deliveryPipeline`. */
 export interface DeliveryPipelineOptions {
@@ -73,6 +76,10 @@ export interface DeliveryPipelineOptions {
   readonly signal?: AbortSignal
   /** After the signal, how long (ms) deliveries in flight may take. @defaultValue 10000 */
   readonly drainTimeoutMs?: number
+  /** Where every attempt is written (`webhook_deliveries`). @defaultValue none: attempts are not logged */
+  readonly deliveryLog?: DeliveryLog
+  /** Counts and times each attempt per destination (`webhook_forward_attempts_total`, `webhook_forward_duration_seconds`). */
+  readonly metrics?: Metrics
   /** A settled delivery (its `outcome` says how it ended). */
   readonly onSettled?: (env: DeliveryEnvelope) => void
   readonly onRetry?: (env: DeliveryEnvelope, attempt: number, failure: PipelineError) => void
@@ -138,6 +145,7 @@ function partitionChain(options: DeliveryPipelineOptions, keys: StreamKeys): Obs
         ...(options.concurrency ? { concurrency: options.concurrency } : {}),
         ...(options.onRetry ? { onRetry: options.onRetry } : {}),
         ...(options.maxRetryAfterMs !== undefined ? { maxRetryAfterMs: options.maxRetryAfterMs } : {}),
+        onStepResult: attemptRecorder(options.deliveryLog, options.metrics),
       }),
       recordDeliveries({ db, hold }),
       toDLQ({

@@ -7,6 +7,7 @@ import type { PipelineError } from '../core/errors.js'
 import type { ToolConfig, ToolLookup } from '../core/tool.js'
 import type { Database } from '../db/database.js'
 import type { DeliveryLog } from '../db/delivery-log.js'
+import { attemptRecorder } from './attempt-recorder.js'
 import { dedupe } from '../operators/dedupe.js'
 import { extractToolConfig } from '../operators/extract-tool-config.js'
 import { fanOut } from '../operators/fan-out.js'
@@ -177,24 +178,6 @@ interface Hooks {
   readonly onDeadLettered: WebhookPipelineHooks['onDeadLettered']
   readonly onSettled: WebhookPipelineHooks['onSettled']
   readonly exposeInFlight: WebhookPipelineHooks['exposeInFlight']
-}
-
-// the delivery log and the forward metrics hang on retryBackoff's step results; a delivery the breaker or the
-// rate limit held back sent nothing and is no attempt
-function attemptRecorder(log: DeliveryLog | undefined, metrics: Metrics | undefined) {
-  if (!log && !metrics) return undefined
-  return (result: WebhookEnvelope, nextAttemptAtMs: number | undefined) => {
-    const attempt = result.forwardAttempt
-    if (!attempt?.sent) return
-    const { failure } = attempt
-    metrics?.forwardAttempt(attempt.destination, !failure ? 'success' : failure.kind === 'permanent' ? 'permanent' : 'transient', attempt.durationMs / 1000)
-    log?.record({
-      toolId: result.tool?.id ?? result.message.event.tool_id, eventId: result.message.event.id, destinationId: attempt.destination,
-      attempt: result.attempts + 1, startedAt: new Date(attempt.startedAt), durationMs: attempt.durationMs, httpStatus: attempt.status,
-      errorClass: failure?.kind, errorCode: failure?.code, responseBody: attempt.responseBody,
-      nextAttemptAt: nextAttemptAtMs === undefined ? undefined : new Date(nextAttemptAtMs),
-    })
-  }
 }
 
 // one partition's source and steps; every Redis key it touches carries the partition's hash tag

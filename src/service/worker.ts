@@ -103,7 +103,7 @@ export function startWorker(options: StartWorkerOptions): WorkerPart {
   }).subscribe({
     error: (err) => { telemetry.logger.error({ err }, 'the pipeline broke down; exiting so the orchestrator restarts it'); process.exitCode = 1; markClosed({ drained: false }) },
   })
-  const deliveries = startDeliveries(options, forwardSink, abort.signal, sourceClosed, () => markClosed({ drained: false }))
+  const deliveries = startDeliveries(options, forwardSink, deliveryLog, abort.signal, sourceClosed, () => markClosed({ drained: false }))
   const closers: Closer[] = []
   // each partition parks its retries in its own set (same hash tag), so each gets its scheduler
   for (const partKeys of readKeys) {
@@ -139,11 +139,11 @@ export function startWorker(options: StartWorkerOptions): WorkerPart {
 }
 
 // the delivery pipeline over the same partitions: each (event, destination) pair the fan-out enqueued
-function startDeliveries(options: StartWorkerOptions, forwardSink: ForwardSink, signal: AbortSignal,
+function startDeliveries(options: StartWorkerOptions, forwardSink: ForwardSink, deliveryLog: DeliveryLog, signal: AbortSignal,
   onClosed: (r: { drained: boolean }) => void, onBreakdown: () => void) {
   const { config, redis, db, queue, tools, telemetry, state } = options
   return deliveryPipeline({
-    redis, db, tools, forwardSink, keys: config.keys, consumer: config.worker.consumerName,
+    redis, db, tools, forwardSink, deliveryLog, metrics: telemetry.metrics, keys: config.keys, consumer: config.worker.consumerName,
     ...(queue.partitions.count > 1 ? { partitions: queue.readKeys } : {}),
     batchSize: config.worker.batchSize, maxInFlight: config.worker.maxInFlight, blockMs: config.worker.blockTimeoutMs,
     claimIdleMs: config.worker.claimIdleMs, maxDeliveries: config.worker.maxDeliveries,

@@ -1,14 +1,8 @@
 import { createHash } from 'node:crypto'
+import type { DestinationRateLimit } from '../core/destination.js'
 import { PipelineError } from '../core/errors.js'
 
-/**
- * A destination's rate limit: `perSecond` requests a second on average (above 0), `burst` (an integer of at least 1)
- * at once after a quiet spell. The destination's configuration checks both.
- */
-export interface DestinationRateLimit {
-  readonly perSecond: number
-  readonly burst: number
-}
+export type { DestinationRateLimit } from '../core/destination.js'
 
 /** The subset of ioredis the limiter uses (a `Redis` or a `Cluster` client fits). */
 export interface DestinationRateLimitRedis {

@@ -203,7 +203,7 @@ Api('every route answers what the document says, on success and on error', async
   assert.is((await call(ctx, 'GET', `/admin/events/${shared}`, 200)).events.length, 2)
   const fate = (await call(ctx, 'GET', `/admin/events/${stored.id}`, 200)).event
   assert.is(fate.state, 'stored')
-  assert.equal(fate.deliveries.map((d: { destination_id: string; attempts: { http_status: number }[] }) => [d.destination_id, d.attempts.map((a) => a.http_status)]), [['gh', [503, 200]]])
+  assert.equal(fate.attempts.map((d: { destination_id: string; attempts: { http_status: number }[] }) => [d.destination_id, d.attempts.map((a) => a.http_status)]), [['gh', [503, 200]]])
   await call(ctx, 'GET', '/admin/events/never-seen', 404)
   assert.equal((await call(ctx, 'GET', `/admin/tools/gh/events/${stored.id}/content`, 200)).payload, stored.payload)
   await call(ctx, 'GET', `/admin/tools/gh/events/${shared}/content`, 200)

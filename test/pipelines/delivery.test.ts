@@ -29,6 +29,7 @@ Fanout.after.each((ctx) => release(ctx, {
 
 const EVENTS = 1000
 const SECRET_C = 'whsec_' + Buffer.alloc(32, 7).toString('base64')
+const PREVIOUS_C = 'whsec_' + Buffer.alloc(32, 5).toString('base64')
 const fast = { initial_interval: '20ms', max_interval: '100ms', multiplier: 2, max_retries: 50, max_elapsed_time: '10m' }
 const typeOf = (i: number) => (i % 3 === 0 ? 'webhook.github.push' : i % 3 === 1 ? 'webhook.github.pull_request' : 'webhook.github.pull_request_review')
 
@@ -65,7 +66,7 @@ function addFanTool(w: PipelineWorld, urls: readonly string[], extraC: Record<st
     destinations: [
       { id: 'pushes', url: urls[0], event_types: ['webhook.github.push'] },
       { id: 'prs', url: urls[1], event_types: ['webhook.github.pull_request*'], filter: 'action = "opened"' },
-      { id: 'big', url: urls[2], filter: 'n >= 500', transform: '{ "n": n, "kind": "big" }', secret: SECRET_C, ...extraC },
+      { id: 'big', url: urls[2], filter: 'n >= 500', transform: '{ "n": n, "kind": "big" }', secret: SECRET_C, previous_secret: PREVIOUS_C, ...extraC },
     ],
   })
 }
@@ -84,7 +85,10 @@ Fanout('1,000 events to three destinations with type globs and JSONata filters: 
   w.start()
   startDelivery(ctx)
   const total = want.a.length + want.b.length + want.c.length
-  await progressTo('all deliveries settled', () => ctx.settled.length, total)
+  // a delivery that found its destination's slots busy for a second (a loaded box) is parked and comes back, so
+  // it settles twice: count the deliveries made
+  const made = () => ctx.settled.filter((e) => e.outcome === 'forwarded').length
+  await progressTo('all deliveries made', made, total)
   await eventually('all events settled', () => w.settled.length === EVENTS, 60_000)
   assert.equal(idsOf(a).sort(), [...want.a].sort())
   assert.equal(idsOf(b).sort(), [...want.b].sort())
@@ -92,14 +96,20 @@ Fanout('1,000 events to three destinations with type globs and JSONata filters: 
   // the transform's result is the body, signed with the destination's own secret
   const first = c.requests[0]!
   assert.equal(Object.keys(JSON.parse(first.body)).sort(), ['kind', 'n'])
-  const key = Buffer.from(SECRET_C.slice(6), 'base64')
-  const expected = createHmac('sha256', key).update(`${first.headers['webhook-id']}.${first.headers['webhook-timestamp']}.${first.body}`).digest('base64')
-  assert.ok(String(first.headers['webhook-signature']).split(' ').includes(`v1,${expected}`), 'signed with the destination secret')
+  // during a rotation both of the destination's secrets sign (never the tool's)
+  const signatures = String(first.headers['webhook-signature']).split(' ')
+  for (const secret of [SECRET_C, PREVIOUS_C]) {
+    const expected = createHmac('sha256', Buffer.from(secret.slice(6), 'base64'))
+      .update(`${first.headers['webhook-id']}.${first.headers['webhook-timestamp']}.${first.body}`).digest('base64')
+    assert.ok(signatures.includes(`v1,${expected}`), 'signed with the destination secret and its previous one')
+  }
+  assert.is(signatures.length, 2)
   assert.equal(await states(w, 'pushes'), { delivered: want.a.length, filtered: EVENTS - want.a.length })
   assert.equal(await states(w, 'prs'), { delivered: want.b.length, filtered: EVENTS - want.b.length })
   assert.equal(await states(w, 'big'), { delivered: want.c.length, filtered: EVENTS - want.c.length })
   assert.is(await w.rowCount('webhook_dlq'), 0)
-  assert.equal(new Set(ctx.settled.map((e) => e.outcome)), new Set(['forwarded']))
+  assert.is(made(), total)
+  assert.equal(ctx.settled.filter((e) => e.outcome !== 'forwarded' && e.outcome !== 'parked'), [])
   // the event's fate shows each destination's state
   const fate = await eventHistory(w.db.db, 'fan', events[501]!.id)
   assert.equal(Object.fromEntries(Object.entries(fate!.deliveries).map(([k, v]) => [k, v.state])), { pushes: 'delivered', prs: 'filtered', big: 'delivered' })

@@ -1,9 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
-import {
-  addDestination, DEFAULT_DESTINATION_ID, destinationToInput, destinationToJSON, parseDestination, removeDestination, retireDestinationSecret,
-  rotateDestinationSecret, updateDestination, type Destination, type DestinationInput,
-} from '../../core/destination.js'
+import { DEFAULT_DESTINATION_ID, destinationToInput, destinationToJSON, parseDestination, type Destination, type DestinationInput } from '../../core/destination.js'
+import { addDestination, removeDestination, retireDestinationSecret, rotateDestinationSecret, updateDestination } from '../../core/destination-changes.js'
 import { parseDuration } from '../../core/duration.js'
 import { destinationsOf } from '../../core/tool.js'
 import { generateForwardSecret } from '../../core/tool-secrets.js'
