@@ -18,7 +18,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const SHOTS = new URL('../../test-output/console/', import.meta.url)
 const TOKEN = 'console-token-0123456789abcdef'
 
-interface Ctx { s: Space; rx: Receiver; svc: ServiceProcess; browser: Browser; page: Page; problems: string[]; requests: string[] }
+interface Ctx { s: Space; rx: Receiver; down: Receiver; svc: ServiceProcess; browser: Browser; page: Page; problems: string[]; requests: string[] }
 const Console = suite<Ctx>('the web console in chromium', {} as Ctx)
 
 Console.before(async (ctx) => {
@@ -26,9 +26,13 @@ Console.before(async (ctx) => {
   mkdirSync(SHOTS, { recursive: true })
   ctx.s = await openSpace((await sharedRedis()).url, await (await sharedPostgres()).createDatabase())
   // gh-fan delivers to a receiver on loopback (allowed by FORWARD_ALLOW_PRIVATE), for the replay tests
+  // gh-down's receiver answers 500: two failures in a row open its breaker, which stays open for the test
   ctx.rx = await startReceiver()
-  ctx.svc = await startServiceProcess({ ...ctx.s.env, ADMIN_TOKEN: TOKEN, FORWARD_ALLOW_PRIVATE: '127.0.0.1/32' }, toolsYaml({ 'gh-yaml': undefined }) +
-    `  - { id: gh-fan, provider: github, secret: ${SECRET}, tenant_id: acme, destinations: [{ id: rx, url: "${ctx.rx.url}" }] }\n`)
+  ctx.down = await startReceiver(() => 500)
+  ctx.svc = await startServiceProcess({ ...ctx.s.env, ADMIN_TOKEN: TOKEN, FORWARD_ALLOW_PRIVATE: '127.0.0.1/32', FORWARD_BREAKER_FAILURES: '2', FORWARD_BREAKER_COOL_DOWN: '10m' },
+    toolsYaml({ 'gh-yaml': undefined }) +
+    `  - { id: gh-fan, provider: github, secret: ${SECRET}, tenant_id: acme, destinations: [{ id: rx, url: "${ctx.rx.url}" }] }\n` +
+    `  - { id: gh-down, provider: github, secret: ${SECRET}, tenant_id: acme, destinations: [{ id: down, url: "${ctx.down.url}", retry_policy: { max_retries: 5, initial_interval: 200ms, max_interval: 1s } }] }\n`)
   ctx.browser = await chromium.launch({
     executablePath: CHROMIUM, headless: true,
     // root in a container has no user namespaces for the sandbox; everything else goes to a dead proxy, so the
@@ -50,6 +54,7 @@ Console.after((ctx) => release(ctx, {
   browser: (b) => b.close(),
   svc: async (svc) => { svc.child.kill('SIGTERM'); await svc.exited },
   rx: (rx) => rx.close(),
+  down: (down) => down.close(),
   s: (s) => s.close(),
 }))
 
@@ -83,7 +88,7 @@ Console('an operator logs in, sees the overview, finds an event by delivery id a
   await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor()
   const overview = await (await fetch(`${svc.adminUrl}/admin/overview`, { headers: { authorization: `Bearer ${TOKEN}` } })).json() as { dlq: { open: number } }
   assert.is(await page.locator('#dlq-depth').textContent(), String(overview.dlq.open), 'the page shows the API\'s DLQ depth')
-  assert.ok(await page.getByText('No destinations data').isVisible())
+  assert.ok(await page.locator('#breakers-closed').isVisible(), 'with no failing destination, the overview says every breaker is closed')
   assert.is(await page.evaluate(() => sessionStorage.getItem('hookstream.adminToken')), TOKEN, 'the token lives in sessionStorage')
   await shot(page, 'overview')
 
@@ -103,22 +108,29 @@ Console('an operator logs in, sees the overview, finds an event by delivery id a
   await shot(page, 'event')
 }))
 
+async function attemptRows(s: Space, toolId: string, eventId: string): Promise<number> {
+  return (await s.db.db.selectFrom('webhook_deliveries').select('id').where('tool_id', '=', toolId).where('event_id', '=', eventId).execute()).length
+}
+
 const replayIdsOf = (rx: Receiver, deliveryId: string) => rx.requests
   .filter((q) => q.headers['webhook-id'] === deliveryId).map((q) => q.headers['webhook-replay-id'] ?? null)
 
 Console('an operator replays an event from its page: the receiver gets it again, marked with webhook-replay-id', withTimeLimit(180_000, async (ctx) => {
-  const { page, svc, rx } = ctx
+  const { page, svc, rx, s } = ctx
   const delivery = githubDelivery('gh-fan', undefined, { ref: 'refs/heads/replay', repository: { full_name: 'acme/replay' } })
   const sent = await fetch(`${svc.ingestUrl}${delivery.path}`, { method: 'POST', body: delivery.body, headers: delivery.headers })
   assert.is(sent.status, 202, await sent.text())
   await eventually('the receiver has the first delivery', () => replayIdsOf(rx, delivery.delivery).length === 1, 30_000)
     .catch((err: Error) => { throw new Error(`${err.message}; service output:\n${svc.output().slice(-3000)}`) })
   assert.equal(replayIdsOf(rx, delivery.delivery), [null], 'the first delivery is no replay')
+  // the attempt log is written in batches, after the request
+  await eventually('the first attempt is logged', async () => (await attemptRows(s, 'gh-fan', delivery.delivery)) === 1, 30_000)
 
   await page.goto(`${svc.adminUrl}/console#/events?delivery_id=${encodeURIComponent(delivery.delivery)}`)
   await page.getByRole('link', { name: delivery.delivery }).click()
   await page.getByRole('heading', { name: `Event ${delivery.delivery}` }).waitFor()
   await page.locator('[data-destination="rx"]', { hasText: 'delivered' }).waitFor()
+  assert.is(await page.locator('#attempts-rx tbody tr').count(), 1, 'one delivery attempt so far')
   assert.equal(await page.getByLabel('Replay to').locator('option').allTextContents(), ['every destination it went to', `rx (${rx.url})`])
   await page.getByLabel('Replay to').selectOption('rx')
   await page.getByRole('button', { name: 'Replay', exact: true }).click()
@@ -130,6 +142,13 @@ Console('an operator replays an event from its page: the receiver gets it again,
   await eventually('the receiver has the replayed request', () => replayIdsOf(rx, delivery.delivery).length === 2, 30_000)
   assert.equal(replayIdsOf(rx, delivery.delivery), [null, replayId], 'the receiver got the event again, once, marked with the replay id')
   await shot(page, 'event-replay')
+  // the replayed delivery's attempt is logged once it settled; the reloaded page lists it
+  await eventually('the replayed attempt is logged', async () => (await attemptRows(s, 'gh-fan', delivery.delivery)) === 2, 30_000)
+  await page.getByRole('button', { name: 'Reload the event' }).click()
+  await page.locator('#attempts-rx tbody tr').nth(1).waitFor()
+  assert.is(await page.locator('#attempts-rx tbody tr').count(), 2, 'the page shows the new attempt')
+  assert.match(await page.locator('#attempts-rx tbody tr').nth(1).textContent() ?? '', /200/)
+  await shot(page, 'event-attempts')
 
   // every event matching the search: a dry run shows the count, nothing is sent before the confirmation
   await page.goto(`${svc.adminUrl}/console#/events?tool=gh-fan&repository=acme%2Freplay`)
@@ -143,6 +162,33 @@ Console('an operator replays an event from its page: the receiver gets it again,
   const third = replayIdsOf(rx, delivery.delivery)[2]
   assert.ok(third && third !== replayId, 'the bulk replay is a new replay with its own id')
   assert.match(await page.locator('#replay-progress').textContent() ?? '', new RegExp(`Replay ${third}: done\\. 1 of 1 event sent\\.`))
+}))
+
+Console('a failing destination: the overview shows its open breaker, the event page its failed attempts with their error', withTimeLimit(180_000, async (ctx) => {
+  const { page, svc, down } = ctx
+  const delivery = githubDelivery('gh-down')
+  const sent = await fetch(`${svc.ingestUrl}${delivery.path}`, { method: 'POST', body: delivery.body, headers: delivery.headers })
+  assert.is(sent.status, 202, await sent.text())
+  const breakers = async () => ((await (await fetch(`${svc.adminUrl}/admin/breakers`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { breakers: { destination: string; state: string }[] }).breakers
+  await eventually('the breaker of destination down is open', async () => (await breakers()).some((b) => b.destination === 'down' && b.state === 'open'), 60_000)
+    .catch((err: Error) => { throw new Error(`${err.message}: ${down.requests.length} requests; service output:\n${svc.output().slice(-3000)}`) })
+  assert.is(down.requests.length, 2, 'two failures in a row opened it; nothing more was sent')
+
+  await page.goto(`${svc.adminUrl}/console#/overview`)
+  await page.locator('[data-breaker="down"]').waitFor()
+  assert.is(await page.locator('[data-breaker="down"]').textContent(), 'open')
+  assert.is(await page.locator('#breakers-closed').count(), 0)
+  await shot(page, 'overview-breaker')
+
+  await eventually('both failed attempts are logged', async () => (await attemptRows(ctx.s, 'gh-down', delivery.delivery)) === 2, 30_000)
+  await page.goto(`${svc.adminUrl}/console#/events/gh-down/${delivery.delivery}`)
+  await page.getByRole('heading', { name: `Event ${delivery.delivery}` }).waitFor()
+  const rows = page.locator('#attempts-down tbody tr')
+  assert.is(await rows.count(), 2, 'both failed attempts are listed')
+  const cells = await rows.nth(0).locator('td').allTextContents()
+  assert.equal([cells[0], cells[3]], ['1', '500'])
+  assert.match(cells[4] ?? '', /^DESTINATION_5XX \(transient\)/, `the attempt's error code and class: ${cells[4]}`)
+  await shot(page, 'event-failed-attempts')
 }))
 
 Console('an operator retries one dead letter, and bulk-retries the rest only after confirming', withTimeLimit(180_000, async (ctx) => {
@@ -182,7 +228,7 @@ Console('an operator creates a tool, edits it and disables it; its secret is set
   const api = async (path: string) => (await (await fetch(`${svc.adminUrl}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { tool: Record<string, unknown> }
   await page.getByRole('link', { name: 'Tools' }).click()
   await page.getByRole('heading', { name: 'Tools', level: 1 }).waitFor()
-  assert.is(await page.getByText('read-only (config file)').count(), 2, 'the config file\'s two tools are read-only')
+  assert.is(await page.getByText('read-only (config file)').count(), 3, 'the config file\'s three tools are read-only')
   await page.getByRole('link', { name: 'New tool' }).click()
   await page.getByLabel('Id', { exact: true }).fill('gh-console')
   await page.getByLabel('Tenant').fill('acme')

@@ -63,7 +63,24 @@ function deliveries(fate) {
       id, h('span', { class: `badge ${d.state}`, 'data-destination': id }, d.state), String(d.attempts ?? 0), d.error_code ?? '—', when(d.at)]))]
 }
 
-/** One event: summary, payload, kept headers, the fate ledger and its dead letters. */
+/** Milliseconds as "840 ms" or "2.4 s". */
+function duration(ms) {
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`
+}
+
+/** The HTTP delivery attempts per destination (`attempts`), oldest first, each with its outcome. */
+function attempts(fate) {
+  const list = fate.attempts ?? []
+  return [h('h2', {}, 'Delivery attempts'), ...list.length === 0
+    ? [h('p', {}, 'No HTTP delivery was attempted for this event.')]
+    : list.map(({ destination_id: id, attempts: rows }) => h('section', { id: `attempts-${id}`, 'aria-label': `Delivery attempts to ${id}` },
+      table(`To ${id}: ${rows.length} attempt${rows.length === 1 ? '' : 's'}, oldest first`, ['Attempt', 'Started', 'Duration', 'HTTP status', 'Error', 'Next attempt'],
+        rows.map((a) => [String(a.attempt), when(a.started_at), duration(a.duration_ms), a.http_status === null ? 'no response' : String(a.http_status),
+          a.error_code ? [`${a.error_code} (${a.error_class})`, a.response_body ? h('details', {}, h('summary', {}, 'Response'), h('pre', { class: 'json' }, a.response_body)) : null] : '—',
+          when(a.next_attempt_at)]))))]
+}
+
+/** One event: summary, per-destination state and attempts, replay, payload, kept headers, dead letters, fate ledger. */
 export async function eventPage(toolId, deliveryId) {
   const path = `/admin/tools/${encodeURIComponent(toolId)}/events/${encodeURIComponent(deliveryId)}`
   const [{ event: fate }, content] = await Promise.all([api('GET', path), api('GET', `${path}/content`).catch((err) => {
@@ -80,6 +97,7 @@ export async function eventPage(toolId, deliveryId) {
       ['Type', fate.event_type], ['Accepted', when(fate.accepted_at)], ['Tenant', stored?.tenant_id], ['Repository', stored?.repository || null],
       ['Stream entry', stored?.stream_id], ['Stored', when(stored?.processed_at)], ['Forwarded', when(stored?.forwarded_at)], ['Idempotency marker', fate.idempotency]]),
     deliveries(fate),
+    attempts(fate),
     replay,
     h('h2', {}, 'Payload'),
     content ? json(content.payload, 'Payload') : h('p', {}, 'No payload is kept for this event.'),
