@@ -18,6 +18,8 @@ const MAX_TRANSFORM_CHARS = 16_384
 const MAX_SECRET_CHARS = 1024
 const MIN_TIMEOUT_MS = 100
 const MAX_TIMEOUT_MS = 60_000
+const MIN_AUTO_DISABLE_MS = 1000
+const MAX_AUTO_DISABLE_MS = 365 * 86_400_000
 const MAX_PER_SECOND = 10_000
 const MAX_BURST = 10_000
 const MAX_CONCURRENCY = 1000
@@ -57,6 +59,11 @@ export interface Destination {
   readonly rateLimit?: DestinationRateLimit
   /** Requests in flight to it at once across a worker. @defaultValue unset: the sink's per-origin bulkhead */
   readonly maxConcurrency?: number
+  /**
+   * A destination that has failed every delivery for this long (ms, 1 s – 365 d) is disabled, with an audit row
+   * and a metric, and its pending deliveries are dead-lettered (`DESTINATION_DISABLED`). @defaultValue unset: never
+   */
+  readonly autoDisableAfterMs?: number
   /** Signing secret (Standard Webhooks `whsec_…`). Absent: the tool's forward secret (or inbound secret) signs. */
   readonly secret?: string
   /** The previous signing secret; requests carry a signature with it too until it expires or is retired. */
@@ -78,13 +85,14 @@ export interface DestinationInput {
   retry_policy?: unknown
   rate_limit?: unknown
   max_concurrency?: unknown
+  auto_disable_after?: unknown
   secret?: unknown
   previous_secret?: unknown
   previous_secret_expires_at?: unknown
 }
 
 const FIELDS = new Set<string>(['id', 'url', 'enabled', 'event_types', 'filter', 'transform', 'headers', 'timeout', 'retry_policy',
-  'rate_limit', 'max_concurrency', 'secret', 'previous_secret', 'previous_secret_expires_at'])
+  'rate_limit', 'max_concurrency', 'auto_disable_after', 'secret', 'previous_secret', 'previous_secret_expires_at'])
 
 function bad(where: string, field: string, problem: string): never {
   throw new PipelineError('permanent', 'DESTINATION_INVALID', `${where}: field "${field}" ${problem}`)
@@ -182,6 +190,13 @@ export function parseDestination(input: DestinationInput, where = 'destination')
   }
   const retryPolicy = input.retry_policy === undefined || input.retry_policy === null
     ? undefined : parseRetryPolicy(at, input.retry_policy, 'DESTINATION_INVALID')
+  let autoDisableAfterMs: number | undefined
+  if (input.auto_disable_after !== undefined && input.auto_disable_after !== null && input.auto_disable_after !== 'off') {
+    autoDisableAfterMs = parseDuration(at, 'auto_disable_after', input.auto_disable_after, 0, 'DESTINATION_INVALID')
+    if (autoDisableAfterMs < MIN_AUTO_DISABLE_MS || autoDisableAfterMs > MAX_AUTO_DISABLE_MS) {
+      bad(at, 'auto_disable_after', `must be between ${formatDuration(MIN_AUTO_DISABLE_MS)} and ${formatDuration(MAX_AUTO_DISABLE_MS)}, or "off"; got ${JSON.stringify(input.auto_disable_after)}`)
+    }
+  }
   const maxConcurrency = input.max_concurrency ?? undefined
   if (maxConcurrency !== undefined && (typeof maxConcurrency !== 'number' || !Number.isInteger(maxConcurrency) || maxConcurrency < 1 || maxConcurrency > MAX_CONCURRENCY)) {
     bad(at, 'max_concurrency', `must be an integer from 1 to ${MAX_CONCURRENCY}; got ${JSON.stringify(maxConcurrency)}`)
@@ -199,6 +214,7 @@ export function parseDestination(input: DestinationInput, where = 'destination')
     ...(retryPolicy ? { retryPolicy } : {}),
     ...(limit ? { rateLimit: Object.freeze(limit) } : {}),
     ...(maxConcurrency !== undefined ? { maxConcurrency: maxConcurrency as number } : {}),
+    ...(autoDisableAfterMs !== undefined ? { autoDisableAfterMs } : {}),
     ...(secret ? { secret } : {}),
     ...(previousSecret ? { previousSecret } : {}),
     ...(previousSecret && previousSecretExpiresAt !== undefined ? { previousSecretExpiresAt } : {}),
@@ -253,6 +269,7 @@ export function destinationToJSON(d: Destination): Record<string, unknown> {
     retry_policy: d.retryPolicy ? retryPolicyToJSON(d.retryPolicy) : null,
     rate_limit: d.rateLimit ? { per_second: d.rateLimit.perSecond, burst: d.rateLimit.burst } : null,
     max_concurrency: d.maxConcurrency ?? null,
+    auto_disable_after: d.autoDisableAfterMs === undefined ? null : formatDuration(d.autoDisableAfterMs),
     secret: d.secret ? SECRET_MASK : null,
     ...(d.previousSecret ? {
       previous_secret: SECRET_MASK,
@@ -278,6 +295,7 @@ export function destinationToInput(d: Destination): DestinationInput {
     ...(d.retryPolicy ? { retry_policy: retryPolicyToJSON(d.retryPolicy) } : {}),
     ...(d.rateLimit ? { rate_limit: { per_second: d.rateLimit.perSecond, burst: d.rateLimit.burst } } : {}),
     ...(d.maxConcurrency !== undefined ? { max_concurrency: d.maxConcurrency } : {}),
+    ...(d.autoDisableAfterMs !== undefined ? { auto_disable_after: `${d.autoDisableAfterMs}ms` } : {}),
     ...(d.secret ? { secret: d.secret } : {}),
     ...(d.previousSecret ? { previous_secret: d.previousSecret } : {}),
     ...(d.previousSecretExpiresAt !== undefined ? { previous_secret_expires_at: new Date(d.previousSecretExpiresAt).toISOString() } : {}),

@@ -7,7 +7,7 @@ export type AuditAction =
   | 'tool_upserted' | 'tool_deleted' | 'tool_secret_rotated' | 'tool_secret_retired' | 'tools_reencrypted'
   | 'events_replayed'
   | 'destination_added' | 'destination_replaced' | 'destination_updated' | 'destination_removed'
-  | 'destination_secret_rotated' | 'destination_secret_retired'
+  | 'destination_secret_rotated' | 'destination_secret_retired' | 'destination_auto_disabled'
 
 /** One audit row to write; `details` is any JSON value (never a secret). */
 export interface AuditRecord {

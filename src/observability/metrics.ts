@@ -138,6 +138,8 @@ export interface Metrics {
   destinationState(destination: string, state: keyof typeof DESTINATION_STATE_VALUES): void
   /** The delivery log dropped `count` attempts it could not write (`webhook_delivery_log_dropped_total`). */
   deliveryLogDropped(count: number): void
+  /** A destination was disabled after failing for its `auto_disable_after` (`webhook_destinations_auto_disabled_total`). */
+  destinationAutoDisabled(destination: string): void
   /** Events being processed right now. */
   setInFlight(count: number): void
   /**
@@ -270,6 +272,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   })
   const destinationStateG = new Gauge({ name: 'webhook_destination_state', labelNames: ['destination'], registers,
     help: 'Circuit-breaker state per destination: 0 closed, 1 half-open, 2 open.' })
+  const autoDisabledC = new Counter({ name: 'webhook_destinations_auto_disabled_total', labelNames: ['destination'], registers,
+    help: 'Destinations disabled because every delivery to them failed for their auto_disable_after.' })
   const deliveryLogDroppedC = new Counter({ name: 'webhook_delivery_log_dropped_total', registers,
     help: 'Delivery attempts dropped from the delivery log because PostgreSQL did not take them in time (its queue was full).' })
   const ingestBusyC = new Counter({ name: 'webhook_ingest_busy_total', registers,
@@ -406,6 +410,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     destinationState: (d, state) => { destinationStateG.set({ destination: bounded(destination, 'destination', d) }, DESTINATION_STATE_VALUES[state]) },
     deliveryLogDropped: (n) => { if (n > 0) deliveryLogDroppedC.inc(n) },
+    destinationAutoDisabled: (d) => { autoDisabledC.inc({ destination: bounded(destination, 'destination', d) }) },
     setInFlight: (n) => { inFlightReaders.clear(); inFlightG.set(n) },
     trackInFlight(read) {
       // a wrapper per call, so the same function tracked twice is removed once per untrack

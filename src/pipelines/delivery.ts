@@ -22,6 +22,7 @@ import type { ForwardAttempt, ForwardSink } from '../sinks/forward.js'
 import type { DeliveryLog } from '../db/delivery-log.js'
 import type { Metrics } from '../observability/metrics.js'
 import { attemptRecorder } from './attempt-recorder.js'
+import { destinationAutoDisabler, type AutoDisableOptions } from './auto-disable.js'
 import { parkInRedis } from '../sources/delayed-retries.js'
 import { DESTINATION_FIELD, REPLAY_FIELD } from '../sources/enqueue-deliveries.js'
 import { fromRedisStream } from '../sources/from-redis-stream.js'
@@ -80,6 +81,11 @@ export interface DeliveryPipelineOptions {
   readonly deliveryLog?: DeliveryLog
   /** Counts and times each attempt per destination (`webhook_forward_attempts_total`, `webhook_forward_duration_seconds`). */
   readonly metrics?: Metrics
+  /**
+   * The `auto_disable_after` rule (`destinationAutoDisabler`): how to disable a destination that has failed for
+   * that long. @defaultValue unset: destinations are never disabled automatically
+   */
+  readonly autoDisable?: Omit<AutoDisableOptions, 'redis' | 'keys'>
   /** A settled delivery (its `outcome` says how it ended). */
   readonly onSettled?: (env: DeliveryEnvelope) => void
   readonly onRetry?: (env: DeliveryEnvelope, attempt: number, failure: PipelineError) => void
@@ -107,6 +113,16 @@ export function deliveryPipeline(options: DeliveryPipelineOptions): Observable<D
   new TransformPool(options.pool)
   const chains = partitions.map((partitionKeys) => partitionChain(options, partitionKeys))
   return chains.length === 1 ? (chains[0] as Observable<DeliveryEnvelope>) : merge(...chains)
+}
+
+// both step-result hooks, either of which may be unset
+function stepResults(record: ((env: DeliveryEnvelope, next: number | undefined) => void) | undefined,
+  autoDisable: ((env: DeliveryEnvelope) => void) | undefined): ((env: DeliveryEnvelope, next: number | undefined) => void) | undefined {
+  if (!record || !autoDisable) return record ?? autoDisable
+  return (env, next) => {
+    record(env, next)
+    autoDisable(env)
+  }
 }
 
 function partitionChain(options: DeliveryPipelineOptions, keys: StreamKeys): Observable<DeliveryEnvelope> {
@@ -145,7 +161,8 @@ function partitionChain(options: DeliveryPipelineOptions, keys: StreamKeys): Obs
         ...(options.concurrency ? { concurrency: options.concurrency } : {}),
         ...(options.onRetry ? { onRetry: options.onRetry } : {}),
         ...(options.maxRetryAfterMs !== undefined ? { maxRetryAfterMs: options.maxRetryAfterMs } : {}),
-        onStepResult: attemptRecorder(options.deliveryLog, options.metrics),
+        onStepResult: stepResults(attemptRecorder(options.deliveryLog, options.metrics),
+          options.autoDisable ? destinationAutoDisabler({ redis, keys, ...options.autoDisable }) : undefined),
       }),
       recordDeliveries({ db, hold }),
       toDLQ({

@@ -3,7 +3,10 @@ import type { Kysely } from 'kysely'
 import type { Config } from '../config/load-config.js'
 import type { Database } from '../db/database.js'
 import { DeliveryLog } from '../db/delivery-log.js'
+import { ToolStore } from '../db/tool-store.js'
+import { formatDuration } from '../core/duration.js'
 import type { ToolRegistry } from '../db/tool-registry.js'
+import { storeDisabler } from '../pipelines/auto-disable.js'
 import { deliveryPipeline } from '../pipelines/delivery.js'
 import { webhookPipeline } from '../pipelines/webhook.js'
 import { breakerBoard } from '../sinks/breaker-board.js'
@@ -142,6 +145,8 @@ export function startWorker(options: StartWorkerOptions): WorkerPart {
 function startDeliveries(options: StartWorkerOptions, forwardSink: ForwardSink, deliveryLog: DeliveryLog, signal: AbortSignal,
   onClosed: (r: { drained: boolean }) => void, onBreakdown: () => void) {
   const { config, redis, db, queue, tools, telemetry, state } = options
+  const store = new ToolStore({ db, ...(config.encryptionKey ? { encryptionKey: config.encryptionKey } : {}),
+    ...(config.encryptionKeyPrevious ? { encryptionKeyPrevious: config.encryptionKeyPrevious } : {}) })
   return deliveryPipeline({
     redis, db, tools, forwardSink, deliveryLog, metrics: telemetry.metrics, keys: config.keys, consumer: config.worker.consumerName,
     ...(queue.partitions.count > 1 ? { partitions: queue.readKeys } : {}),
@@ -155,6 +160,15 @@ function startDeliveries(options: StartWorkerOptions, forwardSink: ForwardSink, 
     onHold: (held) => { state.holds += held ? 1 : -1 },
     onSourceError: (err) => telemetry.logger.warn({ err_message: err.message }, 'delivery stream source error'),
     onClosed,
+    autoDisable: {
+      disable: storeDisabler(store, tools, (msg, fields) => telemetry.logger.warn(fields, msg)),
+      onDisabled: (toolId, destinationId, failingForMs) => {
+        telemetry.metrics.destinationAutoDisabled(destinationId)
+        telemetry.logger.warn({ tool_id: toolId, destination_id: destinationId },
+          `destination "${destinationId}" of tool "${toolId}" was disabled: every delivery failed for ${formatDuration(failingForMs)}, past its auto_disable_after; its pending deliveries are dead-lettered (DESTINATION_DISABLED). Enable it with hookstream destinations enable, then retry them from the DLQ`)
+      },
+      onError: (err) => telemetry.logger.warn({ err_message: err.message }, 'auto_disable_after check failed'),
+    },
   }).subscribe({
     error: (err) => { telemetry.logger.error({ err }, 'the delivery pipeline broke down; exiting so the orchestrator restarts it'); process.exitCode = 1; onBreakdown() },
   })

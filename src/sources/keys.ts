@@ -128,3 +128,14 @@ export function fanoutKey(keys: StreamKeys, toolId: string, eventId: string): st
 export function deliveredKey(keys: StreamKeys, destinationId: string, toolId: string, eventId: string): string {
   return `${keys.deliveredPrefix}${destinationId}:${toolId}:${eventId}`
 }
+
+/**
+ * When a destination with `auto_disable_after` started failing (ms since epoch; deleted on its next success):
+ * `<breakerStates>:failing-since:<tool id>:<destination id>`.
+ *
+ * @example
+ * failingSinceKey(DEFAULT_KEYS, 'gh-main', 'ci') // "webhook:breakers:failing-since:gh-main:ci"
+ */
+export function failingSinceKey(keys: StreamKeys, toolId: string, destinationId: string): string {
+  return `${keys.breakerStates}:failing-since:${toolId}:${destinationId}`
+}

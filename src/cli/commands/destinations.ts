@@ -11,7 +11,7 @@ import { CommandFailure, formatFields, jsonFlag, print, stringFlag, UsageError, 
 
 const USAGE = 'usage: hookstream destinations list <tool> | show <tool> <destination> | ' +
   'add <tool> <destination> --url <url> [--event-types a,b*] [--filter <jsonata>] [--transform <jsonata>] [--headers-env VAR | --headers <json>] ' +
-  '[--timeout 5s] [--retry-policy <json>] [--rate-limit <json>] [--max-concurrency n] [--secret-env VAR] [--disabled] | add <tool> --file d.yaml | ' +
+  '[--timeout 5s] [--retry-policy <json>] [--rate-limit <json>] [--max-concurrency n] [--auto-disable-after 5d] [--secret-env VAR] [--disabled] | add <tool> --file d.yaml | ' +
   'remove <tool> <destination> | enable <tool> <destination> | disable <tool> <destination> | ' +
   'rotate-secret <tool> <destination> [--secret-env VAR] [--previous-expires-in 24h] | retire-secret <tool> <destination>   (--json for JSON output)'
 
@@ -45,7 +45,7 @@ function destinationInput(id: string | undefined, flags: Parameters<Command>[1],
   if (url !== undefined) input.url = url
   const types = text('event-types')
   if (types !== undefined) input.event_types = types.split(',').map((t) => t.trim()).filter((t) => t !== '')
-  for (const [flag, field] of [['filter', 'filter'], ['transform', 'transform'], ['timeout', 'timeout']] as const) {
+  for (const [flag, field] of [['filter', 'filter'], ['transform', 'transform'], ['timeout', 'timeout'], ['auto-disable-after', 'auto_disable_after']] as const) {
     const value = text(flag)
     if (value !== undefined) input[field] = value
   }
@@ -165,6 +165,7 @@ export const destinationsSpec: CommandSpec = {
     'retry-policy': { type: 'string', description: 'add: JSON retry policy (default: the tool\'s)' },
     'rate-limit': { type: 'string', description: 'add: JSON {"per_second": 50, "burst": 10}' },
     'max-concurrency': { type: 'string', description: 'add: requests in flight at once to this destination' },
+    'auto-disable-after': { type: 'string', description: 'add: disable it after it failed every delivery this long, e.g. 5d (1s–365d; default off)' },
     'secret-env': { type: 'string', description: 'add, rotate-secret: the environment variable holding the signing secret (default: a generated whsec_ secret, printed once)' },
     'previous-expires-in': { type: 'string', description: 'rotate-secret: how long the previous secret keeps signing, e.g. 24h (default: until retire-secret)' },
     disabled: { type: 'boolean', description: 'add: store the destination disabled' },
