@@ -29,7 +29,8 @@ Console.before(async (ctx) => {
   // gh-down's receiver answers 500: two failures in a row open its breaker, which stays open for the test
   ctx.rx = await startReceiver()
   ctx.down = await startReceiver(() => 500)
-  ctx.svc = await startServiceProcess({ ...ctx.s.env, ADMIN_TOKEN: TOKEN, FORWARD_ALLOW_PRIVATE: '127.0.0.1/32', FORWARD_BREAKER_FAILURES: '2', FORWARD_BREAKER_COOL_DOWN: '10m' },
+  ctx.svc = await startServiceProcess({ ...ctx.s.env, ADMIN_TOKEN: TOKEN, FORWARD_ALLOW_PRIVATE: '127.0.0.1/32', FORWARD_BREAKER_FAILURES: '2', FORWARD_BREAKER_COOL_DOWN: '10m',
+    REPLAY_CONFIRM_OVER: '1' },
     toolsYaml({ 'gh-yaml': undefined }) +
     `  - { id: gh-fan, provider: github, secret: ${SECRET}, tenant_id: acme, destinations: [{ id: rx, url: "${ctx.rx.url}" }] }\n` +
     `  - { id: gh-down, provider: github, secret: ${SECRET}, tenant_id: acme, destinations: [{ id: down, url: "${ctx.down.url}", retry_policy: { max_retries: 5, initial_interval: 200ms, max_interval: 1s } }] }\n`)
@@ -162,6 +163,22 @@ Console('an operator replays an event from its page: the receiver gets it again,
   const third = replayIdsOf(rx, delivery.delivery)[2]
   assert.ok(third && third !== replayId, 'the bulk replay is a new replay with its own id')
   assert.match(await page.locator('#replay-progress').textContent() ?? '', new RegExp(`Replay ${third}: done\\. 1 of 1 event sent\\.`))
+
+  // over REPLAY_CONFIRM_OVER (1 here) the API wants confirm: true; the console sends it after the confirmation
+  const second = githubDelivery('gh-fan', undefined, { ref: 'refs/heads/replay-2', repository: { full_name: 'acme/replay' } })
+  const sentSecond = await fetch(`${svc.ingestUrl}${second.path}`, { method: 'POST', body: second.body, headers: second.headers })
+  assert.is(sentSecond.status, 202, await sentSecond.text())
+  await eventually('the receiver has the second event', () => replayIdsOf(rx, second.delivery).length === 1, 30_000)
+  await page.goto(`${svc.adminUrl}/console#/events?repository=acme%2Freplay&tool=gh-fan`)
+  await page.getByRole('button', { name: 'Replay matching…' }).click()
+  await page.getByText('Replay 2 events matching tool = gh-fan, repository = acme/replay? That is over the limit for an unconfirmed replay.').waitFor()
+  await page.getByRole('button', { name: 'Replay 2 events' }).click()
+  await page.locator('#replay-progress[data-status="done"]').waitFor()
+  await eventually('the receiver has both events again', () => replayIdsOf(rx, delivery.delivery).length === 4 && replayIdsOf(rx, second.delivery).length === 2, 30_000)
+  const fourth = replayIdsOf(rx, delivery.delivery)[3]
+  assert.ok(fourth && fourth !== third, 'a new replay')
+  assert.is(replayIdsOf(rx, second.delivery)[1], fourth, 'one replay sent both events')
+  assert.match(await page.locator('#replay-progress').textContent() ?? '', new RegExp(`Replay ${fourth}: done\\. 2 of 2 events sent\\.`))
 }))
 
 Console('a failing destination: the overview shows its open breaker, the event page its failed attempts with their error', withTimeLimit(180_000, async (ctx) => {
