@@ -1,6 +1,7 @@
 import { SpanKind } from '@opentelemetry/api'
 import type { Envelope, StreamMessage } from '../core/envelope.js'
 import type { PipelineError } from '../core/errors.js'
+import { entryEventJson } from '../core/stream-entry.js'
 import type { ToolConfig } from '../core/tool.js'
 import { SpanAttributes, SpanNames } from '../observability/attributes.js'
 import { endEventSpan, spanContext, startEventSpan } from '../observability/event-spans.js'
@@ -20,9 +21,11 @@ export interface ForwardStepOptions {
 }
 
 // the entry's JSON holds exactly the decoded event, unless the source put a re-queued DLQ row's retry count
-// beside it or the producer left `retry_count` out (decoding adds 0): then the event is serialized instead
+// beside it or the producer left `retry_count` out (decoding adds 0): then the event is serialized instead;
+// a v2 entry's header is serialized around its payload text as received
 function entryJson(message: StreamMessage): string | undefined {
   const json = message.fields.event
+  if (json === undefined) return entryEventJson(message.fields, message.event)
   if (json === undefined || message.fields.retry_count !== undefined) return undefined
   return message.event.retry_count !== 0 || json.includes('"retry_count"') ? json : undefined
 }

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis'
 import { validateStreamEvent, type StreamEvent } from '../core/event.js'
+import { entryFields } from '../core/stream-entry.js'
 import { redisScript, runScript } from './redis-script.js'
 
 /** The subset of ioredis this module uses (a `Redis` instance fits; so does a Cluster client). */
@@ -17,6 +18,11 @@ export interface AddOptions {
    * most of an XADD's CPU for a 10 KB webhook. Pass UTF-8 bytes or a string; never text that was not parsed.
    */
   readonly payloadJson?: Buffer | string
+  /**
+   * The caller checked the event with `validateStreamEvent` already (ingest does, to answer 400): the XADD does
+   * not check it a second time. @defaultValue false
+   */
+  readonly validated?: boolean
 }
 
 /** A consumer in a group, as XINFO CONSUMERS reports it. */
@@ -149,22 +155,28 @@ export class StreamClient {
     this.stream = options.stream
   }
 
-  private xaddArgs(event: StreamEvent, options: AddOptions): (string | number | Buffer)[] {
-    validateStreamEvent(event, `XADD to stream ${this.stream}`)
-    const args: (string | number | Buffer)[] = [this.stream]
+  private xaddHead(options: Pick<AddOptions, 'maxLen'>): (string | number)[] {
+    const args: (string | number)[] = [this.stream]
     if (options.maxLen !== undefined) {
       if (!Number.isInteger(options.maxLen) || options.maxLen < 1) {
         throw new RangeError(`StreamClient.add: "maxLen" must be a positive integer; got ${options.maxLen}`)
       }
       args.push('MAXLEN', '~', options.maxLen)
     }
-    args.push('*', 'event', options.payloadJson === undefined ? JSON.stringify(event) : spliceEntry(event, options.payloadJson))
+    args.push('*')
+    return args
+  }
+
+  // a v2 entry: the header as separate fields, the payload's text in field `payload` (see entryFields)
+  private xaddArgs(event: StreamEvent, options: AddOptions): (string | number | Buffer)[] {
+    if (!options.validated) validateStreamEvent(event, `XADD to stream ${this.stream}`)
+    const args: (string | number | Buffer)[] = [...this.xaddHead(options), ...entryFields(event, options.payloadJson)]
     if (options.traceparent) args.push('traceparent', options.traceparent)
     return args
   }
 
   /**
-   * Appends one event (field `event` = its JSON) and returns the entry id. Throws a permanent PipelineError
+   * Appends one event as a v2 entry (header fields beside the raw `payload`) and returns the entry id. Throws a permanent PipelineError
    * (`INVALID_EVENT`) naming the field when the event does not have the StreamEvent shape.
    */
   async add(event: StreamEvent, options: AddOptions = {}): Promise<string> {
@@ -202,8 +214,8 @@ export class StreamClient {
    * not re-serialized. `event` is the entry parsed (for validation and, when partitioned, routing).
    */
   async addRaw(event: StreamEvent, rawEvent: Buffer, options: Omit<AddOptions, 'traceparent' | 'payloadJson'> = {}): Promise<string> {
-    const args = this.xaddArgs({ ...event, payload: null }, options).slice(0, -2)
-    return (await this.redis.call('XADD', ...args, 'event', rawEvent, 'retry_count', String(event.retry_count))) as string
+    validateStreamEvent(event, `XADD to stream ${this.stream}`)
+    return (await this.redis.call('XADD', ...this.xaddHead(options), 'event', rawEvent, 'retry_count', String(event.retry_count))) as string
   }
 
   /** Appends many events in one pipeline and returns their entry ids in order. All are validated first. */
@@ -288,11 +300,3 @@ export class StreamClient {
     return (await runScript(this.redis, TRIM_SAFE, [this.stream], [Math.max(0, options.keep ?? 0), options.floor ?? ''])) as number
   }
 }
-
-// the event's JSON with the payload's own text in place of a second serialization: `{…,"payload":<text>}`
-function spliceEntry(event: StreamEvent, payloadJson: Buffer | string): Buffer {
-  const { payload: _, ...rest } = event
-  const head = JSON.stringify({ ...rest, payload: 0 }) // payload last, so the text ends with `"payload":0}`
-  return Buffer.concat([Buffer.from(head.slice(0, -2)), typeof payloadJson === 'string' ? Buffer.from(payloadJson) : payloadJson, CLOSE_BRACE])
-}
-const CLOSE_BRACE = Buffer.from('}')

@@ -115,7 +115,8 @@ Ingest('the stored payload is the body as received (digits, spacing), from JSON,
     assert.is(res.status, 202)
     const { event, fields } = (await h!.entries()).at(-1)!
     assert.is(event.id, res.json.id)
-    assert.ok(fields.event!.endsWith(`"payload":${expected}}`), fields.event!.slice(-90))
+    assert.is(fields.payload, expected, 'the payload field holds the text as received')
+    assert.is(fields.event, undefined)
   }
 })
 
@@ -168,7 +169,7 @@ Ingest('a Redis that stalls past redisTimeoutMs gets 503 quickly, and the late w
     // worker's dedupe stores once; what must never happen is the retry being refused as a duplicate
     const entries = (await h!.redis.xrange(h!.keys.stream, '-', '+')).slice(before)
     assert.ok(entries.length >= 1 && entries.length <= 2, `${entries.length} entries`)
-    assert.equal(new Set(entries.map(([, f]) => (JSON.parse(f[1] as string) as { id: string }).id)), new Set([hdrs['x-github-delivery']]))
+    assert.equal(new Set(entries.map(([, f]) => f[f.indexOf('id') + 1])), new Set([hdrs['x-github-delivery']]))
   } finally {
     await admin.call('CLIENT', 'UNPAUSE').catch(() => undefined)
     admin.disconnect()
