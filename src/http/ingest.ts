@@ -8,7 +8,7 @@ import { TOOL_ID_PATTERN, type Provider, type ToolConfig, type ToolLookup } from
 import { ingestTelemetry } from '../observability/ingest-telemetry.js'
 import type { Logger } from '../observability/logger.js'
 import type { Metrics } from '../observability/metrics.js'
-import { deliverySeenKey, type StreamKeys } from '../sources/keys.js'
+import { deliverySeen, type DeliverySeen, type StreamKeys } from '../sources/keys.js'
 import type { StreamPartitions } from '../sources/partitions.js'
 import type { AddOptions, RedisClient, StreamClient } from '../sources/stream-client.js'
 import { InflightBudget } from './inflight-budget.js'
@@ -309,7 +309,7 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     state.eventId = event.id
     // on a cluster the seen key and the partition's stream share a hash tag, so one script may touch both
     const { stream, keys } = options.partitions && options.partitions.count > 1 ? options.partitions.route(event) : options
-    const seenKey = delivery.deliveryId !== undefined ? deliverySeenKey(keys, tool.id, event.id) : undefined
+    const seen = delivery.deliveryId !== undefined ? deliverySeen(keys, tool.id, event.id, ttlSeconds) : undefined
     const addOptions = {
       // an adapter that reshaped the payload gets it serialized; otherwise its text goes in as received
       ...(delivery.payload === payload ? { payloadJson: json } : {}),
@@ -319,15 +319,15 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     }
     try {
       // the "delivery seen" check and the XADD go in one atomic round trip
-      const streamId = seenKey === undefined
+      const streamId = seen === undefined
         ? await bounded('XADD', stream.redis, () => stream.add(event, addOptions))
-        : await addOnce(stream, seenKey, rawBody, event, addOptions, tool.id)
+        : await addOnce(stream, seen, rawBody, event, addOptions, tool.id)
       if (streamId === null) return { status: 202, code: 'DUPLICATE', body: `{"id":${jsonString(event.id)},"duplicate":true}` }
       return { status: 202, code: 'ACCEPTED', body: `{"id":${jsonString(event.id)},"stream_id":"${streamId}"}` }
     } catch (err) {
       // the sender will retry a 503; if the script ran late after a timeout its key would make that retry look
       // like a duplicate and the event be lost, so the key goes
-      if (seenKey !== undefined) forget(seenKey)
+      if (seen !== undefined) forget(seen)
       throw err
     }
   }
@@ -356,9 +356,10 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
 
   // the seen key keeps the first body's hash: a re-send is still a 202 duplicate (a sender must not learn to
   // retry), but one with another body is counted and logged with both hashes (never the body)
-  async function addOnce(stream: StreamClient, seenKey: string, rawBody: Buffer, event: StreamEvent, addOptions: AddOptions, toolId: string) {
-    const hash = `sha256:${createHash('sha256').update(rawBody).digest('hex')}`
-    const result = await bounded('XADD', stream.redis, () => stream.addOnce(seenKey, ttlSeconds, hash, event, addOptions))
+  async function addOnce(stream: StreamClient, seen: DeliverySeen, rawBody: Buffer, event: StreamEvent, addOptions: AddOptions, toolId: string) {
+    // 48 bits of the body's SHA-256 tell a different body apart, in 8 bytes of Redis per delivery
+    const hash = createHash('sha256').update(rawBody).digest().subarray(0, 6).toString('base64url')
+    const result = await bounded('XADD', stream.redis, () => stream.addOnce(seen, hash, event, addOptions))
     if (result.streamId !== null) return result.streamId
     const body = result.seenValue === hash ? 'same' : 'different'
     options.metrics?.ingestDuplicate(toolId, body)
@@ -369,9 +370,9 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     return null
   }
 
-  function forget(key: string): void {
-    // a command queued while Redis reconnects still runs in order after the SET, so this also undoes a late SET
-    bounded('delivery key cleanup', redis, () => redis.call('DEL', key)).catch(() => undefined)
+  function forget(seen: DeliverySeen): void {
+    // a command queued while Redis reconnects still runs in order after the script, so this also undoes a late HSET
+    bounded('delivery key cleanup', redis, () => redis.call('HDEL', seen.buckets[0], seen.field)).catch(() => undefined)
   }
 
   const telemetry = options.metrics || options.logger || options.tracing

@@ -66,7 +66,6 @@ export function startWorker(options: StartWorkerOptions): WorkerPart {
     ...(orderFields ? { orderBy: (env) => orderFields.map((f) => env.message.event[f]).join('\u0000') } : {}),
     batchSize: config.worker.batchSize, maxInFlight: config.worker.maxInFlight, blockMs: config.worker.blockTimeoutMs,
     claimIdleMs: config.worker.claimIdleMs, maxDeliveries: config.worker.maxDeliveries,
-    idempotencyTtlSeconds: Math.max(1, Math.round(config.worker.idempotencyTtlMs / 1000)),
     // every in-flight message may wait in the forward step; the per-destination bulkhead bounds the requests
     forwardConcurrency: Math.max(config.worker.concurrency, config.worker.maxInFlight), drainTimeoutMs: config.worker.shutdownTimeoutMs,
     maxRetryAfterMs: config.forward.maxRetryAfterMs,

@@ -7,7 +7,7 @@ import { Redis } from 'ioredis'
 import { PipelineError } from '../../src/core/errors.js'
 import { parseTool } from '../../src/core/tool.js'
 import { createIngestHandler } from '../../src/http/ingest.js'
-import { streamKeys } from '../../src/sources/keys.js'
+import { deliverySeen, streamKeys } from '../../src/sources/keys.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
 import { sharedRedis, startRedis } from '../helpers/servers.js'
 import { startIngest, type IngestHarness } from './providers/ingest-harness.js'
@@ -99,8 +99,11 @@ Ingest('a re-sent delivery id is answered 202 duplicate and queued once', async 
   assert.is(again.status, 202)
   assert.equal(again.json, { id: hdrs['x-github-delivery'], duplicate: true })
   assert.is(await h!.length(), before + 1)
-  const ttl = Number(await h!.redis.call('TTL', `${h!.keys.deliveryPrefix}gh:${hdrs['x-github-delivery']}`))
-  assert.ok(ttl > 86_000 && ttl <= 86_400)
+  // remembered in its shard's hash of this quarter-window, which lives while a lookup may read it
+  const seen = deliverySeen(h!.keys, 'gh', hdrs['x-github-delivery']!, 86_400)
+  assert.is(await h!.redis.call('HEXISTS', seen.buckets[0], seen.field), 1)
+  const ttl = Number(await h!.redis.call('TTL', seen.buckets[0]))
+  assert.ok(ttl > 86_000 && ttl <= 1.25 * 86_400, `ttl ${ttl}`)
 })
 
 Ingest('the stored payload is the body as received (digits, spacing), from JSON, form and invalid UTF-8 bodies', async ({ h }) => {
@@ -143,7 +146,8 @@ Ingest('when XADD fails the answer is 503 and the delivery id is forgotten, so t
   assert.is(failed.status, 503)
   assert.is(failed.headers.get('retry-after'), '5')
   assert.is(failed.json.error.code, 'REDIS_UNAVAILABLE')
-  assert.is(await h!.redis.exists(`${h!.keys.deliveryPrefix}gh:${hdrs['x-github-delivery']}`), 0)
+  const seen = deliverySeen(h!.keys, 'gh', hdrs['x-github-delivery']!, 86_400)
+  assert.is(await h!.redis.call('HEXISTS', seen.buckets[0], seen.field), 0)
   await h!.redis.del(h!.keys.stream)
   const retried = await h!.post('gh', push, hdrs)
   assert.is(retried.status, 202)
