@@ -82,15 +82,17 @@ export const ingest = defineScenario({
     ctx.state.bodiesFile = await writeBodies(ctx)
     const tool: ToolConfig = parseTool({ id: 'bench-gh', provider: 'github', secret: SECRET })
     const tools = new Map([[tool.id, tool]])
+    // a connection of its own with auto-pipelining, as `hookstream run` gives ingest (src/service/ingest.ts)
+    const redis = ctx.redis.duplicate({ enableAutoPipelining: true })
     const handler = createIngestHandler({
       tools: { get: async (id) => tools.get(id) },
-      stream: new StreamClient({ redis: ctx.redis, stream: ctx.keys.stream }),
-      redis: ctx.redis,
+      stream: new StreamClient({ redis, stream: ctx.keys.stream }),
+      redis,
       keys: ctx.keys,
     })
     const http = await startHttpServer('127.0.0.1:0', createRouter([{ method: 'POST', path: '/webhooks/:toolId', handler }]))
     ctx.state.url = http.url
-    ctx.state.close = () => http.close()
+    ctx.state.close = async () => { await http.close(); redis.disconnect() }
   },
   async run(ctx) {
     const result = await load(ctx, ctx.state.url as string)
