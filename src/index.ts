@@ -2,6 +2,7 @@
 
 export { PipelineError, ConfigError, isPipelineError, type FailureKind } from './core/errors.js'
 export { validateStreamEvent, decodeStreamEvent, completeStreamEvent, type StreamEvent, type StreamEventInput } from './core/event.js'
+export { entryFields, decodeEntry, entryPayloadJson } from './core/stream-entry.js'
 export { toEnvelope, isDone, contextFromTraceparent, type Envelope, type StreamMessage, type Outcome } from './core/envelope.js'
 export {
   parseTool, toolToJSON, DEFAULT_RETRY_POLICY, PROVIDERS, PROCESSING_MODES,

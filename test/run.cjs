@@ -127,8 +127,9 @@ async function main() {
   process.env.FORCE_COLOR = '1'
   const ctx = await parse('test', process.argv[2] || '\\.test\\.ts$', { require: ['tsx'] })
   // uvu/run requires the files one by one; remember which one is loading so a suite knows its file
-  // a pattern picks among test files only: a helper a test spawns (test/operators/transform-heap-child.ts) is no suite
-  const suites = ctx.suites.filter((s) => /\.test\.ts$/.test(s.name))
+  // a pattern picks among suite files only (*.test.ts, and the runner's own *.fixture.ts): a script a test spawns
+  // (test/operators/transform-heap-child.ts) is no suite
+  const suites = ctx.suites.filter((s) => /\.(test|fixture)\.ts$/.test(s.name))
     .map((s) => ({ ...s, get file() { currentFile = s.name; return s.file } }))
   await run(suites, {})
   let failed = process.exitCode ? 1 : 0

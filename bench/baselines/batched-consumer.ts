@@ -1,9 +1,8 @@
 import type { Redis } from 'ioredis'
-import { decodeStreamEvent } from '../../src/core/event.js'
 import { idempotencyKey } from '../../src/sources/keys.js'
 import { entriesOfReadReply } from '../../src/sources/stream-client.js'
 import { defineScenario, type Scenario, type ScenarioContext } from '../define-scenario.js'
-import { countRows, insertEvents } from './insert-rows.js'
+import { countRows, entryRow, insertEvents } from './insert-rows.js'
 
 const TTL_SECONDS = 86_400
 
@@ -13,7 +12,7 @@ async function consume(ctx: ScenarioContext, reader: Redis, consumer: string, co
     const entries = entriesOfReadReply(await reader.call('XREADGROUP', 'GROUP', ctx.group, consumer, 'COUNT', 500,
       'STREAMS', ctx.keys.stream, '>'))
     if (entries.length === 0) return
-    const rows = entries.map(([streamId, fields]) => ({ streamId, event: decodeStreamEvent(fields?.[1]) }))
+    const rows = entries.map(([streamId, fields]) => entryRow(streamId, fields))
     const keys = rows.map((r) => idempotencyKey(ctx.keys, r.event.tool_id, r.event.id))
     const seen = (await ctx.redis.call('MGET', ...keys)) as (string | null)[]
     const fresh = rows.filter((_, i) => seen[i] === null)

@@ -1,4 +1,26 @@
 import type { StreamEvent } from '../../src/core/event.js'
+import { decodeEntry, entryPayloadJson } from '../../src/core/stream-entry.js'
+
+/** One row for `insertEvents`: the event, its entry id and, for a v2 entry, the payload's raw JSON text. */
+export interface BaselineRow {
+  readonly event: StreamEvent
+  readonly streamId: string
+  /** Sent to PostgreSQL as it is; without it the payload is serialized. */
+  readonly payloadJson?: string | undefined
+}
+
+/**
+ * A stream entry as the baselines read it: the header decoded, the payload's text kept raw (a v2 entry's
+ * payload is never parsed), like the pipeline's store path.
+ *
+ * @example
+ * const row = entryRow('1-0', ['id', 'd-1', …, 'payload', '{}'])
+ */
+export function entryRow(streamId: string, list: readonly string[] | null): BaselineRow {
+  const fields: Record<string, string> = {}
+  for (let i = 0; list && i + 1 < list.length; i += 2) fields[list[i] as string] = list[i + 1] as string
+  return { event: decodeEntry(fields), streamId, payloadJson: entryPayloadJson(fields) }
+}
 
 /** The part of pg's Pool / Client the baselines use. */
 export interface Queryable {
@@ -29,13 +51,13 @@ function insertSql(rows: number): string {
  * @example
  * await insertEvents(pool, [{ event, streamId: '1-0' }])
  */
-export async function insertEvents(db: Queryable, rows: readonly { event: StreamEvent; streamId: string }[]): Promise<number> {
+export async function insertEvents(db: Queryable, rows: readonly BaselineRow[]): Promise<number> {
   if (rows.length === 0) return 0
   const params: unknown[] = new Array(rows.length * PER_ROW)
   let i = 0
-  for (const { event: e, streamId } of rows) {
+  for (const { event: e, streamId, payloadJson } of rows) {
     params[i++] = e.id; params[i++] = e.tool_id; params[i++] = e.tenant_id; params[i++] = e.event_type
-    params[i++] = e.repository; params[i++] = JSON.stringify(e.payload); params[i++] = streamId; params[i++] = e.timestamp
+    params[i++] = e.repository; params[i++] = payloadJson ?? JSON.stringify(e.payload); params[i++] = streamId; params[i++] = e.timestamp
   }
   return (await db.query(insertSql(rows.length), params)).rowCount ?? 0
 }

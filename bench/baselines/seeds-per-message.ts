@@ -1,17 +1,17 @@
-import { decodeStreamEvent } from '../../src/core/event.js'
 import { idempotencyKey } from '../../src/sources/keys.js'
 import { entriesOfReadReply, type StreamEntry } from '../../src/sources/stream-client.js'
 import { defineScenario, type Scenario, type ScenarioContext } from '../define-scenario.js'
-import { countRows, insertEvents } from './insert-rows.js'
+import { countRows, entryRow, insertEvents } from './insert-rows.js'
 
 const TTL_SECONDS = 86_400
 
 // the seed service's design: per message EXISTS idempotency key → INSERT one row → SET key EX → XACK
 async function handle(ctx: ScenarioContext, [id, fields]: StreamEntry): Promise<void> {
-  const event = decodeStreamEvent(fields?.[1])
+  const row = entryRow(id, fields)
+  const { event } = row
   const key = idempotencyKey(ctx.keys, event.tool_id, event.id)
   if ((await ctx.redis.call('EXISTS', key)) === 0) {
-    await insertEvents(ctx.pool, [{ event, streamId: id }])
+    await insertEvents(ctx.pool, [row])
     await ctx.redis.call('SET', key, '1', 'EX', TTL_SECONDS)
   }
   await ctx.redis.call('XACK', ctx.keys.stream, ctx.group, id)

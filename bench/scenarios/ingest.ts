@@ -69,28 +69,30 @@ export const bareHttp = defineScenario({
 
 /**
  * Scenario (3), ingest: POST /webhooks/:tool with GitHub signature verification, delivery-id check and XADD,
- * next to the bare server (target ≥ 0.5×).
+ * next to the bare server (target ≥ 0.6×, #17).
  */
 export const ingest = defineScenario({
   name: 'ingest',
   description: 'POST /webhooks/:tool: verify GitHub signature, delivery check, XADD (autocannon in a child process)',
   baseline: 'bare-http',
-  targetRatio: 0.5,
+  targetRatio: 0.6,
   unit: 'req/s',
   events: 20_000,
   async setup(ctx) {
     ctx.state.bodiesFile = await writeBodies(ctx)
     const tool: ToolConfig = parseTool({ id: 'bench-gh', provider: 'github', secret: SECRET })
     const tools = new Map([[tool.id, tool]])
+    // a connection of its own with auto-pipelining, as `hookstream run` gives ingest (src/service/ingest.ts)
+    const redis = ctx.redis.duplicate({ enableAutoPipelining: true })
     const handler = createIngestHandler({
       tools: { get: async (id) => tools.get(id) },
-      stream: new StreamClient({ redis: ctx.redis, stream: ctx.keys.stream }),
-      redis: ctx.redis,
+      stream: new StreamClient({ redis, stream: ctx.keys.stream }),
+      redis,
       keys: ctx.keys,
     })
     const http = await startHttpServer('127.0.0.1:0', createRouter([{ method: 'POST', path: '/webhooks/:toolId', handler }]))
     ctx.state.url = http.url
-    ctx.state.close = () => http.close()
+    ctx.state.close = async () => { await http.close(); redis.disconnect() }
   },
   async run(ctx) {
     const result = await load(ctx, ctx.state.url as string)

@@ -74,7 +74,8 @@ export function validateStreamEvent(value: unknown, where = ''): StreamEvent {
 export function decodeStreamEvent(json: string | undefined, where = ''): StreamEvent {
   if (json === undefined) {
     throw new PipelineError('permanent', 'UNDECODABLE_ENTRY',
-      `stream entry has no "event" field${where ? ` (${where})` : ''}; producers must XADD a field "event" holding the StreamEvent JSON`)
+      `stream entry has no "event" field and no "payload" field${where ? ` (${where})` : ''}; producers must XADD the v2 fields ` +
+      '(header fields and "payload", see the README\'s stream entry format) or a field "event" holding the StreamEvent JSON')
   }
   let parsed: unknown
   try {

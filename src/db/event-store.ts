@@ -21,6 +21,12 @@ export interface EventRow {
    * JSON.stringify of a just-parsed payload was the largest Node cost of storing an event.
    */
   readonly eventJson?: string
+  /**
+   * The payload's raw JSON text (a v2 stream entry's `payload` field). When given, PostgreSQL parses it
+   * (`::jsonb`) and `payload` is not read: the store path never parses or serializes the payload in Node. Text
+   * that is not JSON fails its row alone with `PAYLOAD_NOT_JSON`.
+   */
+  readonly payloadJson?: string
   /** The transform's result, when the tool has one; `undefined` or `null` store SQL NULL. */
   readonly transformed?: unknown
   /** The Redis stream entry id the event came from. */
@@ -58,7 +64,8 @@ function toValues(row: EventRow) {
   return {
     id: row.id, tool_id: row.tool_id, tenant_id: row.tenant_id, event_type: row.event_type, repository: row.repository,
     // JSON text, not the value: pg would turn a JS array into a PostgreSQL array literal
-    payload: row.eventJson !== undefined ? sql<string>`(${row.eventJson}::jsonb -> 'payload')` : JSON.stringify(row.payload ?? null),
+    payload: row.payloadJson !== undefined ? sql<string>`${row.payloadJson}::jsonb`
+      : row.eventJson !== undefined ? sql<string>`(${row.eventJson}::jsonb -> 'payload')` : JSON.stringify(row.payload ?? null),
     transformed: row.transformed === undefined || row.transformed === null ? null : JSON.stringify(row.transformed),
     stream_id: row.stream_id, received_at: row.received_at, forwarded_at: row.forwarded_at ?? null,
   }
@@ -67,6 +74,11 @@ function toValues(row: EventRow) {
 interface Pending { readonly index: number; readonly row: EventRow; readonly values: ReturnType<typeof toValues> }
 
 function rejected(row: EventRow, reason: string, cause: unknown): PipelineError {
+  if (row.payloadJson !== undefined && sqlState(cause) === '22P02' && /type json/.test((cause as Error).message)) {
+    return new PipelineError('permanent', 'PAYLOAD_NOT_JSON',
+      `the payload of event "${row.id}" (tool "${row.tool_id}") is not valid JSON: ${reason}; the event is dead-lettered — ` +
+      'the producer must write the payload\'s JSON text in the stream entry\'s "payload" field', { cause })
+  }
   return new PipelineError('permanent', 'STORE_REJECTED',
     `PostgreSQL rejected event "${row.id}" (tool "${row.tool_id}") for webhook_events: ${reason}; ` +
     'the event is dead-lettered — fix its payload or the producer and re-queue it', { cause })

@@ -17,6 +17,21 @@ function hex4(bytes: Uint8Array, at: number): number {
   return value
 }
 
+const UNICODE_ESCAPE = Buffer.from('\\u')
+
+// the common case without the byte-by-byte walk: no \u escape at all, and no more opening brackets in the
+// whole text than maxDepth (so no nesting can be deeper); native indexOf jumps from bracket to bracket
+function plainlyStorable(bytes: Buffer, maxDepth: number): boolean {
+  if (bytes.includes(UNICODE_ESCAPE)) return false
+  let opened = 0
+  for (const open of OPEN) {
+    for (let at = bytes.indexOf(open); at !== -1; at = bytes.indexOf(open, at + 1)) {
+      if (++opened > maxDepth) return false
+    }
+  }
+  return true
+}
+
 /**
  * Tells why PostgreSQL's `jsonb` could not hold this JSON text, or `undefined` when it can: a `\u0000` escape
  * (jsonb has no NUL), an unpaired surrogate escape (`\ud800` not followed by a low surrogate, or a lone
@@ -28,6 +43,7 @@ function hex4(bytes: Uint8Array, at: number): number {
  */
 export function unstorableJson(text: Buffer | string, maxDepth: number = DEFAULT_MAX_JSON_DEPTH): string | undefined {
   const bytes = typeof text === 'string' ? Buffer.from(text) : text
+  if (plainlyStorable(bytes, maxDepth)) return undefined
   let depth = 0
   let inString = false
   for (let i = 0; i < bytes.length; i++) {

@@ -38,8 +38,8 @@ interface Decided<E> { readonly env: E; readonly changes: readonly DeliveryState
 
 const fansOut = (env: Stored): boolean => !env.failure && env.stored === true && (env.tool?.destinations?.length ?? 0) > 0
 // a dead-lettered delivery re-queued from the DLQ comes back on the main stream, where the event is a duplicate
-// (dedupe found it done, so it was not stored again; one whose row was stored again fans out above)
-const redrive = (env: Stored): boolean => !env.failure && env.outcome === 'duplicate' && env.stored !== true && env.message.event.retry_count > 0
+// (its row is there already, so store says `duplicate`; a row stored anew fans out above)
+const redrive = (env: Stored): boolean => !env.failure && env.outcome === 'duplicate' && env.message.event.retry_count > 0
 
 async function stateOf(pool: TransformPool, env: Stored, d: Destination): Promise<Omit<DeliveryStateChange, 'event' | 'destinationId'>> {
   if (!d.enabled) return { state: 'disabled' }

@@ -1,6 +1,7 @@
 import { SpanKind } from '@opentelemetry/api'
 import type { Envelope, StreamMessage } from '../core/envelope.js'
 import type { PipelineError } from '../core/errors.js'
+import { entryEventJson } from '../core/stream-entry.js'
 import type { ToolConfig } from '../core/tool.js'
 import { SpanAttributes, SpanNames } from '../observability/attributes.js'
 import { endEventSpan, spanContext, startEventSpan } from '../observability/event-spans.js'
@@ -22,13 +23,14 @@ export interface ForwardStepOptions {
 /**
  * The entry's event JSON when it holds exactly the decoded event, to be sent byte for byte; undefined when the
  * source put a re-queued DLQ row's retry count beside it or the producer left `retry_count` out (decoding adds
- * 0): then the event is serialized instead.
+ * 0): then the event is serialized instead. A v2 entry's header is serialized around its payload text as received.
  *
  * @example
  * sink.write([{ event: env.message.event, tool, eventJson: entryJson(env.message) }])
  */
 export function entryJson(message: StreamMessage): string | undefined {
   const json = message.fields.event
+  if (json === undefined) return entryEventJson(message.fields, message.event)
   if (json === undefined || message.fields.retry_count !== undefined) return undefined
   return message.event.retry_count !== 0 || json.includes('"retry_count"') ? json : undefined
 }

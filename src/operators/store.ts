@@ -3,6 +3,7 @@ import { concatMap, from, mergeMap, type OperatorFunction } from 'rxjs'
 import type { Kysely } from 'kysely'
 import { isDone, processingTimeout, type Envelope, type Outcome } from '../core/envelope.js'
 import { isPipelineError } from '../core/errors.js'
+import { entryPayloadJson } from '../core/stream-entry.js'
 import { checkTimeLimit, withTimeLimit } from '../core/time-limit.js'
 import type { ToolConfig } from '../core/tool.js'
 import type { Database } from '../db/database.js'
@@ -69,12 +70,17 @@ export function store<E extends Envelope & { readonly tool?: ToolConfig; readonl
   const write = async (envs: E[]): Promise<(E & Stored)[]> => {
     const open = envs.filter((env) => !isDone(env) && env.tool)
     if (open.length === 0) return envs
-    const rows: EventRow[] = open.map(({ message: { event, streamId, fields }, transformed }) => ({
-      id: event.id, tool_id: event.tool_id, tenant_id: event.tenant_id, event_type: event.event_type,
-      repository: event.repository, payload: event.payload, transformed, stream_id: streamId, received_at: event.timestamp,
-      // the entry's own JSON: PostgreSQL takes the payload from it, so Node does not serialize it again
-      ...(fields.event !== undefined ? { eventJson: fields.event } : {}),
-    }))
+    const rows: EventRow[] = open.map(({ message: { event, streamId, fields }, transformed }) => {
+      // a v2 entry's payload text goes to PostgreSQL as it is: reading event.payload would parse it in Node
+      const payloadJson = entryPayloadJson(fields)
+      return {
+        id: event.id, tool_id: event.tool_id, tenant_id: event.tenant_id, event_type: event.event_type,
+        repository: event.repository, payload: payloadJson === undefined ? event.payload : null, payloadJson,
+        transformed, stream_id: streamId, received_at: event.timestamp,
+        // the entry's own JSON: PostgreSQL takes the payload from it, so Node does not serialize it again
+        eventJson: fields.event,
+      }
+    })
     const spans = options.tracing ? open.map((env) => startEventSpan(SpanNames.STORE, env, SpanKind.CLIENT, {
       [SpanAttributes.DB_SYSTEM]: 'postgresql', [SpanAttributes.DB_COLLECTION_NAME]: 'webhook_events',
       [SpanAttributes.DB_OPERATION_NAME]: 'INSERT', [SpanAttributes.MESSAGING_BATCH_MESSAGE_COUNT]: open.length,

@@ -5,6 +5,7 @@ import type { Kysely } from 'kysely'
 import { DEFAULT_DLQ_POLICY, dlqSchedule, errorClass, type DlqPolicy } from '../core/dlq-policy.js'
 import type { Envelope } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
+import { entryText } from '../core/stream-entry.js'
 import type { Database } from '../db/database.js'
 import { classifyDatabaseError } from '../db/database-error.js'
 import { writeDeadLetters, type DeadLetterRow } from '../db/dlq-store.js'
@@ -67,7 +68,7 @@ export function toDLQ<E extends Envelope>(options: ToDLQOptions): MonoTypeOperat
     for (const env of failed) {
       const { message, failure } = env as E & { failure: PipelineError }
       pipe.call('XADD', keys.dlqStream, 'MAXLEN', '~', maxLen, '*',
-        'event', message.fields.event ?? JSON.stringify(message.fields), 'error', failure.message,
+        'event', entryText(message.fields, message.decodeError ? undefined : message.event), 'error', failure.message,
         'error_code', failure.code, 'error_class', errorClass(failure), 'stream_id', message.streamId,
         'failed_at', new Date().toISOString())
     }
@@ -96,7 +97,7 @@ export function toDLQ<E extends Envelope>(options: ToDLQOptions): MonoTypeOperat
   }
   const rawRow = (row: DeadLetterRow, env: E): DeadLetterRow => ({
     ...row, event: null, event_format: 'raw',
-    event_raw: Buffer.from(env.message.fields.event ?? JSON.stringify(env.message.fields)),
+    event_raw: Buffer.from(entryText(env.message.fields, env.message.decodeError ? undefined : env.message.event)),
   })
 
   const insertRows = (rows: readonly DeadLetterRow[]) => writeDeadLetters(options.db, rows, actor)

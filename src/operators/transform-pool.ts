@@ -24,7 +24,9 @@ export interface TransformJob {
   readonly rules: TransformRules
   /** The event as JSON text (the stream entry's `event` field), whose `payload` the rules read; the cheaper way. */
   readonly eventJson?: string
-  /** The payload itself, when there is no `eventJson`. */
+  /** The payload's own JSON text (a v2 stream entry's `payload` field); the worker parses it. */
+  readonly payloadJson?: string
+  /** The payload itself, when there is neither `eventJson` nor `payloadJson`. */
   readonly payload?: unknown
   /** Wall-clock budget of this job in milliseconds, counted from when a worker starts it. */
   readonly timeoutMs: number
@@ -144,6 +146,7 @@ export class TransformPool {
       const jobs = batch.map(({ seq, job }): TransformWorkerJob => {
         let rules = ruleSets.get(job.rules)
         if (rules === undefined) ruleSets.set(job.rules, (rules = ruleSets.size))
+        if (job.payloadJson !== undefined) return { seq, rules, payloadJson: job.payloadJson }
         return job.eventJson !== undefined ? { seq, rules, eventJson: job.eventJson } : { seq, rules, payload: job.payload }
       })
       const message: TransformWorkerBatch = { ruleSets: [...ruleSets.keys()], jobs }

@@ -22,6 +22,8 @@ export interface TransformWorkerJob {
   readonly seq: number
   readonly rules: number
   readonly eventJson?: string
+  /** The payload's own JSON text (a v2 stream entry's `payload` field), parsed here rather than on the main thread. */
+  readonly payloadJson?: string
   readonly payload?: unknown
 }
 
@@ -103,7 +105,13 @@ function expressionFor(text: string): jsonata.Expression | Error {
 // answers with the result's JSON text, already in its place in the batch's answer
 async function run(job: TransformWorkerJob, rules: TransformRules): Promise<string> {
   const failed = (result: TransformWorkerResult) => JSON.stringify(result)
-  const payload: unknown = job.eventJson === undefined ? job.payload : (JSON.parse(job.eventJson) as { payload?: unknown }).payload
+  let payload: unknown = job.payload
+  try {
+    if (job.payloadJson !== undefined) payload = JSON.parse(job.payloadJson)
+    else if (job.eventJson !== undefined) payload = (JSON.parse(job.eventJson) as { payload?: unknown }).payload
+  } catch (err) {
+    return failed({ seq: job.seq, code: 'TRANSFORM_FAILED', rule: null, message: `the payload is not valid JSON (${(err as Error).message.slice(0, 120)})` })
+  }
   const out: Record<string, unknown> = {}
   let whole: unknown = out
   for (const [field, text] of rules) {

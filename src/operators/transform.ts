@@ -1,6 +1,7 @@
 import { defer, finalize, mergeMap, type OperatorFunction } from 'rxjs'
 import { isDone, type Envelope } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
+import { entryPayloadJson } from '../core/stream-entry.js'
 import type { ToolConfig } from '../core/tool.js'
 import { TransformPool, type TransformOutcome, type TransformPoolOptions } from './transform-pool.js'
 import type { TransformRules } from './transform-worker.js'
@@ -64,7 +65,8 @@ export function transform<E extends Envelope & { readonly tool?: ToolConfig }>(
         if (isDone(env) || !tool || tool.processingMode !== 'transform_and_store') return env
         const { fields, event } = env.message
         // the entry's event text holds the payload as received; copying it to a worker is cheaper than a clone
-        const source = fields.event !== undefined ? { eventJson: fields.event } : { payload: event.payload }
+        const payloadJson = entryPayloadJson(fields)
+        const source = payloadJson !== undefined ? { payloadJson } : fields.event !== undefined ? { eventJson: fields.event } : { payload: event.payload }
         const outcome = await pool.run({ rules: rulesOf(tool), ...source, timeoutMs: tool.transformTimeoutMs })
         if (!outcome.ok) return { ...env, failure: failure(tool, env.message.event.id, outcome) }
         return { ...env, transformed: outcome.value }

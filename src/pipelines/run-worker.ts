@@ -34,7 +34,12 @@ export interface ProcessContext {
  * `processingTimeoutMs` bounds one call of `process` (default 5 minutes).
  */
 export interface RunWorkerOptions extends Pick<WebhookPipelineOptions, 'batchSize' | 'maxInFlight' | 'blockMs' | 'claimIdleMs' |
-  'maxDeliveries' | 'idempotencyTtlSeconds' | 'dlqPolicy' | 'dlqMaxLen' | 'drainTimeoutMs' | 'telemetry' | 'processingTimeoutMs'> {
+  'maxDeliveries' | 'dlqPolicy' | 'dlqMaxLen' | 'drainTimeoutMs' | 'telemetry' | 'processingTimeoutMs'> {
+  /**
+   * How long an event id stays known as done (WORKER_IDEMPOTENCY_TTL): your `process` has no primary key to fall
+   * back on, so this worker keeps an idempotency marker per event. @defaultValue 86400
+   */
+  readonly idempotencyTtlSeconds?: number
   /** Your ioredis client; the worker duplicates the connections it reads with. */
   readonly redis: Redis | Cluster
   /** Database of the DLQ table `webhook_dlq` (run `migrateToLatest` first). */

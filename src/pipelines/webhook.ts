@@ -8,7 +8,6 @@ import type { ToolConfig, ToolLookup } from '../core/tool.js'
 import type { Database } from '../db/database.js'
 import type { DeliveryLog } from '../db/delivery-log.js'
 import { attemptRecorder } from './attempt-recorder.js'
-import { dedupe } from '../operators/dedupe.js'
 import { extractToolConfig } from '../operators/extract-tool-config.js'
 import { fanOut } from '../operators/fan-out.js'
 import { forwardStep } from '../operators/forward.js'
@@ -97,7 +96,7 @@ export interface WebhookPipelineOptions extends WebhookPipelineHooks {
   readonly claimIdleMs?: number
   /** @defaultValue 10 */
   readonly maxDeliveries?: number
-  /** How long an event id stays known as done (WORKER_IDEMPOTENCY_TTL). @defaultValue 86400 */
+  /** How long (s) an event's "fanned out" marker lives (WORKER_IDEMPOTENCY_TTL). @defaultValue 86400 */
   readonly idempotencyTtlSeconds?: number
   /** Forwards (or short retries) in flight at once. @defaultValue 64 */
   readonly forwardConcurrency?: number
@@ -134,7 +133,7 @@ function both<A extends unknown[]>(a: ((...args: A) => void) | undefined, b: ((.
 }
 
 /**
- * The default webhook pipeline: read the stream, guard against poison entries, dedupe, attach the tool,
+ * The default webhook pipeline: read the stream, guard against poison entries, attach the tool,
  * transform, store, fan out to the tool's destinations (entries on the delivery stream, delivered by
  * `deliveryPipeline`), forward to `forward_url` with retries (parking long ones), mark forwarded, resolve re-queued DLQ entries,
  * dead-letter failures, and settle. Subscribe to run it; every envelope comes out at the end with its outcome.
@@ -194,7 +193,6 @@ function partitionChain(options: WebhookPipelineOptions, keys: StreamKeys, h: Ho
   const storeConcurrency = options.orderBy ? 1 : options.storeConcurrency
   const processingTimeoutMs = options.processingTimeoutMs ?? 300_000
   const steps: OperatorFunction<Envelope, WebhookEnvelope> = (env$) => env$.pipe(
-    dedupe({ redis, keys, hold }),
     ordered((e$: Observable<Envelope>) => e$.pipe(extractToolConfig({ tools: options.tools, hold }), transform())),
     store({ db, hold, ...tracing, timeoutMs: processingTimeoutMs, ...(storeConcurrency ? { concurrency: storeConcurrency } : {}) }),
     fanOut({ redis, db, keys, hold, ...(options.idempotencyTtlSeconds ? { ttlSeconds: options.idempotencyTtlSeconds } : {}) }),
@@ -216,7 +214,9 @@ function partitionChain(options: WebhookPipelineOptions, keys: StreamKeys, h: Ho
       ...(options.dlqMaxLen ? { maxLen: options.dlqMaxLen } : {}),
       ...(onDeadLettered ? { onDeadLettered } : {}),
     }),
-    settle({ redis, keys, hold, ...(options.idempotencyTtlSeconds ? { ttlSeconds: options.idempotencyTtlSeconds } : {}) }),
+    // no idempotency marker per event: the primary key (tool_id, id) already makes the store idempotent, and
+    // store tells a row that was there (duplicate) from a new one; Redis keeps only ingest's delivery-seen set
+    settle({ hold }),
   )
   return fromRedisStream({
     redis, stream: keys.stream, group: keys.group, consumer: options.consumer,

@@ -4,6 +4,8 @@ import type { ToolRegistry } from '../db/tool-registry.js'
 import { InflightBudget } from '../http/inflight-budget.js'
 import { createIngestHandler } from '../http/ingest.js'
 import { createRouter, startHttpServer, type Route, type RunningHttpServer } from '../http/server.js'
+import { PartitionedStreamClient, StreamPartitions } from '../sources/partitions.js'
+import { StreamClient } from '../sources/stream-client.js'
 import type { Queue } from './connect.js'
 import type { ServiceTelemetry } from './telemetry.js'
 
@@ -27,8 +29,15 @@ export interface StartIngestOptions {
  * console.log(`${ingest.url}/webhooks/gh-main`)
  */
 export async function startIngest(options: StartIngestOptions): Promise<RunningHttpServer> {
-  const { config, redis, queue, tools, telemetry: { metrics, logger, tracing } } = options
-  const { partitions, stream } = queue
+  const { config, tools, telemetry: { metrics, logger, tracing } } = options
+  // ingest's own connection with ioredis auto-pipelining: the scripts of requests handled in one turn of the event
+  // loop go to Redis in one write instead of one each; the worker's connections keep their own command order
+  const redis = isCluster(options.redis)
+    ? options.redis.duplicate([], { enableAutoPipelining: true })
+    : options.redis.duplicate({ enableAutoPipelining: true })
+  redis.on('error', () => { /* reconnects; failures surface as 503 answers and through health */ })
+  const partitions = new StreamPartitions({ redis, keys: config.keys, count: options.queue.partitions.count, key: options.queue.partitions.key })
+  const stream = partitions.count > 1 ? new PartitionedStreamClient(partitions) : new StreamClient({ redis, stream: config.keys.stream })
   const inflightBudget = new InflightBudget(config.http.maxInflightBytes)
   metrics.setInflightBytes(() => inflightBudget.usedBytes)
   const handler = createIngestHandler({ inflightBudget,
@@ -40,7 +49,7 @@ export async function startIngest(options: StartIngestOptions): Promise<RunningH
     ...(config.streamMaxLen ? { maxLen: config.streamMaxLen } : {}),
     ...(config.http.scrubHeaders ? { scrubHeaders: config.http.scrubHeaders } : {}),
   })
-  return startHttpServer(config.http.addr, createRouter([
+  const server = await startHttpServer(config.http.addr, createRouter([
     { method: 'POST', path: '/webhooks/:toolId', handler },
     ...(options.routes ?? []),
   ]), {
@@ -49,5 +58,14 @@ export async function startIngest(options: StartIngestOptions): Promise<RunningH
     onConnectionClosed: (reason) => metrics.connectionClosed(reason),
     headersTimeoutMs: config.http.headersTimeoutMs,
     requestTimeoutMs: config.http.requestTimeoutMs,
-  })
+  }).catch((err: unknown) => { redis.disconnect(); throw err })
+  let closing: Promise<void> | undefined
+  return {
+    url: server.url, port: server.port, server: server.server, connections: server.connections,
+    close: () => (closing ??= server.close().finally(() => redis.disconnect())),
+  }
+}
+
+function isCluster(redis: Redis | Cluster): redis is Cluster {
+  return (redis as Cluster).isCluster === true
 }

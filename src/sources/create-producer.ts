@@ -1,5 +1,5 @@
 import { completeStreamEvent, type StreamEvent, type StreamEventInput } from '../core/event.js'
-import { DEFAULT_KEYS, deliverySeenKey, streamKeys, type StreamKeys } from './keys.js'
+import { DEFAULT_KEYS, deliverySeen, streamKeys, type StreamKeys } from './keys.js'
 import { DEFAULT_PARTITION_KEY, StreamPartitions, type PartitionField } from './partitions.js'
 import type { RedisClient } from './stream-client.js'
 
@@ -17,7 +17,7 @@ export interface ProducerOptions {
   readonly partitionKey?: readonly PartitionField[]
   /** Approximate cap on the stream (XADD `MAXLEN ~`, STREAM_MAXLEN). @defaultValue unset: no cap */
   readonly maxLen?: number
-  /** How long (s) a delivery id is remembered, so a re-send is a duplicate (WORKER_IDEMPOTENCY_TTL). @defaultValue 86400 */
+  /** How long (s) a delivery id is remembered at least, so a re-send is a duplicate (WORKER_IDEMPOTENCY_TTL; see `deliverySeen`). @defaultValue 86400 */
   readonly dedupeTtlSeconds?: number
 }
 
@@ -67,7 +67,7 @@ export function createProducer(options: ProducerOptions): Producer {
     const route = partitions.route(event)
     const addOptions = { ...maxLen, ...(traceparent ? { traceparent } : {}) }
     const streamId = given
-      ? await route.stream.addIfFirst(deliverySeenKey(route.keys, event.tool_id, event.id), ttlSeconds, event, addOptions)
+      ? await route.stream.addIfFirst(deliverySeen(route.keys, event.tool_id, event.id, ttlSeconds), event, addOptions)
       : await route.stream.add(event, addOptions)
     return { id: event.id, streamId, duplicate: streamId === null }
   }

@@ -2,7 +2,8 @@ import { Observable } from 'rxjs'
 import type { Cluster, Redis } from 'ioredis'
 import type { StreamMessage } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
-import { decodeStreamEvent, type StreamEvent } from '../core/event.js'
+import type { StreamEvent } from '../core/event.js'
+import { decodeEntry, isEntryV2 } from '../core/stream-entry.js'
 import { readUnblocker } from './read-unblocker.js'
 import { compareStreamIds, entriesOfReadReply, StreamClient, type StreamEntry } from './stream-client.js'
 import { positiveInteger } from '../core/positive-integer.js'
@@ -59,9 +60,10 @@ function toRecord(fields: readonly string[]): Record<string, string> {
   return out
 }
 
-function placeholder(streamId: string, raw: string | undefined): StreamEvent {
-  let partial: Record<string, unknown> = {}
+function placeholder(streamId: string, record: Readonly<Record<string, string>>): StreamEvent {
+  let partial: Record<string, unknown> = isEntryV2(record) ? record : {}
   try {
+    const raw = record.event
     const parsed: unknown = raw === undefined ? undefined : JSON.parse(raw)
     if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) partial = parsed as Record<string, unknown>
   } catch { /* garbled JSON: keep the placeholder fields */ }
@@ -97,7 +99,9 @@ const REFILL_WAIT_MS = 25
  * entries idle longer than `claimIdleMs` in any consumer are claimed (XAUTOCLAIM), while this consumer keeps
  * the claim of its own slow in-flight messages fresh so nobody else takes them. Connection loss and a lost
  * group (`NOGROUP`) are recovered from; the observable ends only when unsubscribed or when `signal` aborts.
- * An entry whose `event` field cannot be decoded comes out with `decodeError` set (and a placeholder `event`).
+ * Entries in both forms are read: v2 (header fields beside a raw `payload`, parsed only when a step reads
+ * `event.payload`) and the seeds' (one `event` field). An entry that cannot be decoded comes out with
+ * `decodeError` set (and a placeholder `event`).
  *
  * @example
  * fromRedisStream({ redis, stream: 'webhook_events', group: 'webhook_workers', consumer: 'worker-a' })
@@ -202,14 +206,11 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
         if (decoded) return decoded
         const where = `stream ${stream}, entry ${id}`
         try {
-          const event = decodeStreamEvent(record.event, where)
-          // a DLQ row kept raw is re-queued byte for byte, its new retry count beside it
-          const retryCount = record.retry_count === undefined ? NaN : Number(record.retry_count)
-          decoded = { event: Number.isInteger(retryCount) && retryCount >= 0 ? { ...event, retry_count: retryCount } : event, decodeError: undefined }
+          decoded = { event: decodeEntry(record, where), decodeError: undefined }
         } catch (err) {
           const decodeError = err instanceof PipelineError ? err
             : new PipelineError('permanent', 'UNDECODABLE_ENTRY', `${where}: ${(err as Error).message}`)
-          decoded = { event: placeholder(id, record.event), decodeError }
+          decoded = { event: placeholder(id, record), decodeError }
         }
         return decoded
       }

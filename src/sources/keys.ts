@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto'
+
 /** Every Redis key and stream name hookstream uses, in one place, so they are configured in one place. */
 export interface StreamKeys {
   /** Main stream. @defaultValue "webhook_events" */
@@ -10,7 +12,7 @@ export interface StreamKeys {
   readonly idempotencyPrefix: string
   /** Sorted set of events parked for a later retry, scored by due time (ms). @defaultValue "webhook:delayed" */
   readonly delayed: string
-  /** Prefix of ingest's "delivery seen" keys. @defaultValue "webhook:delivery:" */
+  /** Prefix of ingest's "delivery seen" hashes (see `deliverySeen`). @defaultValue "webhook:delivery:" */
   readonly deliveryPrefix: string
   /** Prefix of ingest's per-tool rate-limit buckets. @defaultValue "webhook:ratelimit:" */
   readonly rateLimitPrefix: string
@@ -75,15 +77,44 @@ export function idempotencyKey(keys: StreamKeys, toolId: string, eventId: string
   return `${keys.idempotencyPrefix}${toolId}:${eventId}`
 }
 
+/** Where one delivery is recorded in the "delivery seen" set (see `deliverySeen`). */
+export interface DeliverySeen {
+  /**
+   * The hashes the delivery is looked up in, newest first: its shard's hash of the current quarter-window
+   * (`<deliveryPrefix><slot>:<shard>`, where a first delivery is written) and of the four before it, so a
+   * delivery is remembered for at least one window.
+   */
+  readonly buckets: readonly [string, string, string, string, string]
+  /** The delivery's field in those hashes: 12 bytes of SHA-256 over `<tool id>:<delivery id>`. */
+  readonly field: Buffer
+  /** When the current hash expires (Unix seconds): once the last lookup that reads it is over. */
+  readonly expireAtSeconds: number
+}
+
+/** How many hashes one quarter-window of the "delivery seen" set is spread over. */
+export const DELIVERY_SEEN_SHARDS = 4096
+
 /**
- * Ingest's "delivery seen" key of one delivery: `<deliveryPrefix><tool id>:<delivery id>`. Its value is the
- * first body's hash, so a re-send with another body can be told apart.
+ * Where ingest (and `createProducer`) record that a delivery was seen. Deliveries are not one key each but
+ * fields of hashes: one hash per quarter of `windowSeconds` (WORKER_IDEMPOTENCY_TTL) and shard (4,096 shards,
+ * picked by the identity's hash), field = 12 bytes of SHA-256 over `<tool id>:<delivery id>`, value = a short
+ * hash of the first body. A delivery is looked up in its shard's hashes of the current quarter and the four
+ * before, so it is remembered for one window to one and a quarter; each hash expires when no lookup reads it
+ * any more. About 25 bytes of Redis per delivery while a hash holds up to 128 fields (listpack), about 65 above.
  *
  * @example
- * deliverySeenKey(DEFAULT_KEYS, 'gh-main', 'msg_0001') // "webhook:delivery:gh-main:msg_0001"
+ * deliverySeen(DEFAULT_KEYS, 'gh-main', 'msg_0001', 86400).buckets[0] // "webhook:delivery:81679:1234"
  */
-export function deliverySeenKey(keys: StreamKeys, toolId: string, deliveryId: string): string {
-  return `${keys.deliveryPrefix}${toolId}:${deliveryId}`
+export function deliverySeen(keys: StreamKeys, toolId: string, deliveryId: string, windowSeconds: number, nowMs = Date.now()): DeliverySeen {
+  const digest = createHash('sha256').update(`${toolId}:${deliveryId}`).digest()
+  const shard = digest.readUInt16BE(0) % DELIVERY_SEEN_SHARDS
+  const slot = Math.floor((nowMs / 1000) * 4 / windowSeconds)
+  const bucket = (back: number) => `${keys.deliveryPrefix}${slot - back}:${shard}`
+  return {
+    buckets: [bucket(0), bucket(1), bucket(2), bucket(3), bucket(4)],
+    field: digest.subarray(2, 14),
+    expireAtSeconds: Math.ceil((slot + 5) * windowSeconds / 4),
+  }
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { StreamEvent } from '../core/event.js'
-import type { StreamKeys } from './keys.js'
+import type { DeliverySeen, StreamKeys } from './keys.js'
 import { compareStreamIds, StreamClient, type AddOptions, type ConsumerInfo, type GroupInfo, type RedisClient, type StreamInfo } from './stream-client.js'
 
 /** Event fields a partition key may be built from. */
@@ -166,12 +166,12 @@ export class PartitionedStreamClient extends StreamClient {
     return this.partitions.route(event).stream.addRaw(event, rawEvent, options)
   }
 
-  override async addIfFirst(seenKey: string, ttlSeconds: number, event: StreamEvent, options: AddOptions = {}): Promise<string | null> {
-    return this.partitions.route(event).stream.addIfFirst(seenKey, ttlSeconds, event, options)
+  override async addIfFirst(seen: DeliverySeen, event: StreamEvent, options: AddOptions = {}): Promise<string | null> {
+    return this.partitions.route(event).stream.addIfFirst(seen, event, options)
   }
 
-  override async addOnce(seenKey: string, ttlSeconds: number, seenValue: string, event: StreamEvent, options: AddOptions = {}) {
-    return this.partitions.route(event).stream.addOnce(seenKey, ttlSeconds, seenValue, event, options)
+  override async addOnce(seen: DeliverySeen, seenValue: string, event: StreamEvent, options: AddOptions = {}) {
+    return this.partitions.route(event).stream.addOnce(seen, seenValue, event, options)
   }
 
   override async addMany(events: readonly StreamEvent[], options: Omit<AddOptions, 'traceparent' | 'payloadJson'> = {}): Promise<string[]> {

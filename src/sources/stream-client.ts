@@ -1,5 +1,7 @@
 import type { Redis } from 'ioredis'
 import { validateStreamEvent, type StreamEvent } from '../core/event.js'
+import { entryFields } from '../core/stream-entry.js'
+import type { DeliverySeen } from './keys.js'
 import { redisScript, runScript } from './redis-script.js'
 
 /** The subset of ioredis this module uses (a `Redis` instance fits; so does a Cluster client). */
@@ -17,6 +19,11 @@ export interface AddOptions {
    * most of an XADD's CPU for a 10 KB webhook. Pass UTF-8 bytes or a string; never text that was not parsed.
    */
   readonly payloadJson?: Buffer | string
+  /**
+   * The caller checked the event with `validateStreamEvent` already (ingest does, to answer 400): the XADD does
+   * not check it a second time. @defaultValue false
+   */
+  readonly validated?: boolean
 }
 
 /** A consumer in a group, as XINFO CONSUMERS reports it. */
@@ -65,11 +72,15 @@ export function entriesOfReadReply(reply: unknown): StreamEntry[] {
   return ((reply[0] as [string, StreamEntry[]] | undefined)?.[1]) ?? []
 }
 
-// SET NX then XADD, atomically; a script that is refused (OOM, no connection) writes nothing
-// SET … NX GET: the key's earlier value when it existed (a re-send; nothing appended), else the new entry id
-const ADD_IF_FIRST = redisScript(`local seen = redis.call('SET', KEYS[1], ARGV[2], 'NX', 'GET', 'EX', ARGV[1])
-if seen then return {seen} end
-return redis.call('XADD', KEYS[2], unpack(ARGV, 3))`)
+// the delivery's field in one of its five hashes, else set it in the newest and XADD, atomically; a script that
+// is refused (OOM, no connection) writes nothing. A seen delivery returns {its stored value}
+const ADD_IF_FIRST = redisScript(`for i = 1, 5 do
+  local seen = redis.call('HGET', KEYS[i], ARGV[1])
+  if seen then return {seen} end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIREAT', KEYS[1], ARGV[3])
+return redis.call('XADD', KEYS[6], unpack(ARGV, 4))`)
 
 // One script, so that nothing runs between reading the groups and trimming: a group created at 0 or moved back
 // (XGROUP SETID) between a separate read and XTRIM would lose the entries it still needs. Ids are compared and
@@ -149,22 +160,28 @@ export class StreamClient {
     this.stream = options.stream
   }
 
-  private xaddArgs(event: StreamEvent, options: AddOptions): (string | number | Buffer)[] {
-    validateStreamEvent(event, `XADD to stream ${this.stream}`)
-    const args: (string | number | Buffer)[] = [this.stream]
+  private xaddHead(options: Pick<AddOptions, 'maxLen'>): (string | number)[] {
+    const args: (string | number)[] = [this.stream]
     if (options.maxLen !== undefined) {
       if (!Number.isInteger(options.maxLen) || options.maxLen < 1) {
         throw new RangeError(`StreamClient.add: "maxLen" must be a positive integer; got ${options.maxLen}`)
       }
       args.push('MAXLEN', '~', options.maxLen)
     }
-    args.push('*', 'event', options.payloadJson === undefined ? JSON.stringify(event) : spliceEntry(event, options.payloadJson))
+    args.push('*')
+    return args
+  }
+
+  // a v2 entry: the header as separate fields, the payload's text in field `payload` (see entryFields)
+  private xaddArgs(event: StreamEvent, options: AddOptions): (string | number | Buffer)[] {
+    if (!options.validated) validateStreamEvent(event, `XADD to stream ${this.stream}`)
+    const args: (string | number | Buffer)[] = [...this.xaddHead(options), ...entryFields(event, options.payloadJson)]
     if (options.traceparent) args.push('traceparent', options.traceparent)
     return args
   }
 
   /**
-   * Appends one event (field `event` = its JSON) and returns the entry id. Throws a permanent PipelineError
+   * Appends one event as a v2 entry (header fields beside the raw `payload`) and returns the entry id. Throws a permanent PipelineError
    * (`INVALID_EVENT`) naming the field when the event does not have the StreamEvent shape.
    */
   async add(event: StreamEvent, options: AddOptions = {}): Promise<string> {
@@ -172,27 +189,28 @@ export class StreamClient {
   }
 
   /**
-   * Appends the event only if `seenKey` was not set yet, setting it (with `ttlSeconds`) in the same atomic
-   * script: one round trip for ingest's "delivery seen" check and the XADD. Returns the entry id, or `null`
-   * when the key existed (a redelivery: nothing appended).
+   * Appends the event only if its delivery is not in the "delivery seen" set yet (`deliverySeen` says where),
+   * recording it there in the same atomic script: one round trip for ingest's "delivery seen" check and the
+   * XADD. Returns the entry id, or `null` when the delivery was seen (a redelivery: nothing appended).
    */
-  async addIfFirst(seenKey: string, ttlSeconds: number, event: StreamEvent, options: AddOptions = {}): Promise<string | null> {
-    const result = await this.addOnce(seenKey, ttlSeconds, '1', event, options)
+  async addIfFirst(seen: DeliverySeen, event: StreamEvent, options: AddOptions = {}): Promise<string | null> {
+    const result = await this.addOnce(seen, '1', event, options)
     return result.streamId
   }
 
   /**
-   * Like `addIfFirst`, storing `seenValue` in `seenKey` (e.g. a hash of the body); on a re-send it resolves with
-   * the value stored by the first one, so the caller can tell a plain re-send from a different body.
+   * Like `addIfFirst`, storing `seenValue` for the delivery (e.g. a short hash of the body); on a re-send it
+   * resolves with the value stored by the first one, so the caller can tell a plain re-send from a different body.
    *
    * @example
-   * const r = await stream.addOnce(key, 86400, `sha256:${hash}`, event)
-   * if (r.streamId === null && r.seenValue !== `sha256:${hash}`) log.warn('same delivery id, different body')
+   * const r = await stream.addOnce(deliverySeen(keys, 'gh-main', 'd-1', 86400), bodyHash, event)
+   * if (r.streamId === null && r.seenValue !== bodyHash) log.warn('same delivery id, different body')
    */
-  async addOnce(seenKey: string, ttlSeconds: number, seenValue: string, event: StreamEvent, options: AddOptions = {}):
+  async addOnce(seen: DeliverySeen, seenValue: string, event: StreamEvent, options: AddOptions = {}):
     Promise<{ readonly streamId: string; readonly seenValue?: undefined } | { readonly streamId: null; readonly seenValue: string }> {
     const [stream, ...rest] = this.xaddArgs(event, options)
-    const id = await runScript(this.redis, ADD_IF_FIRST, [seenKey, stream as string], [ttlSeconds, seenValue, ...rest])
+    const id = await runScript(this.redis, ADD_IF_FIRST, [...seen.buckets, stream as string],
+      [seen.field, seenValue, seen.expireAtSeconds, ...rest])
     return Array.isArray(id) ? { streamId: null, seenValue: String(id[0]) } : { streamId: id as string }
   }
 
@@ -202,8 +220,8 @@ export class StreamClient {
    * not re-serialized. `event` is the entry parsed (for validation and, when partitioned, routing).
    */
   async addRaw(event: StreamEvent, rawEvent: Buffer, options: Omit<AddOptions, 'traceparent' | 'payloadJson'> = {}): Promise<string> {
-    const args = this.xaddArgs({ ...event, payload: null }, options).slice(0, -2)
-    return (await this.redis.call('XADD', ...args, 'event', rawEvent, 'retry_count', String(event.retry_count))) as string
+    validateStreamEvent(event, `XADD to stream ${this.stream}`)
+    return (await this.redis.call('XADD', ...this.xaddHead(options), 'event', rawEvent, 'retry_count', String(event.retry_count))) as string
   }
 
   /** Appends many events in one pipeline and returns their entry ids in order. All are validated first. */
@@ -288,11 +306,3 @@ export class StreamClient {
     return (await runScript(this.redis, TRIM_SAFE, [this.stream], [Math.max(0, options.keep ?? 0), options.floor ?? ''])) as number
   }
 }
-
-// the event's JSON with the payload's own text in place of a second serialization: `{…,"payload":<text>}`
-function spliceEntry(event: StreamEvent, payloadJson: Buffer | string): Buffer {
-  const { payload: _, ...rest } = event
-  const head = JSON.stringify({ ...rest, payload: 0 }) // payload last, so the text ends with `"payload":0}`
-  return Buffer.concat([Buffer.from(head.slice(0, -2)), typeof payloadJson === 'string' ? Buffer.from(payloadJson) : payloadJson, CLOSE_BRACE])
-}
-const CLOSE_BRACE = Buffer.from('}')

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { streamKeys } from '../../src/sources/keys.js'
 import { runCli } from '../helpers/cli-process.js'
+import { entryEvent } from '../helpers/events.js'
 import { release } from '../helpers/release.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { withTimeLimit } from '../helpers/time-limit.js'
@@ -24,7 +25,7 @@ Produce.before.each(async (ctx) => {
 Produce.after.each((ctx) => release(ctx, { redis: (r) => r.disconnect(), dir: (d) => rmSync(d, { recursive: true, force: true }) }))
 
 const entries = async (redis: Redis, stream: string) =>
-  (await redis.xrange(stream, '-', '+')).map(([, fields]) => JSON.parse(fields[1] as string) as Record<string, unknown>)
+  (await redis.xrange(stream, '-', '+')).map(([, fields]) => entryEvent(fields) as unknown as Record<string, unknown>)
 
 Produce('enqueues one event per line, filling in id, timestamp, retry_count, repository and tenant_id', withTimeLimit(180_000, async ({ redis, env, dir, stream }) => {
   const file = join(dir, 'events.ndjson')

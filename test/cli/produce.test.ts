@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { produceCommand } from '../../src/cli/commands/produce.js'
-import { decodeStreamEvent } from '../../src/core/event.js'
+
+import { entryEvent } from '../helpers/events.js'
 import { cliWorld, type CliWorld } from './cli-harness.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'hookstream-produce-'))
@@ -26,7 +27,7 @@ Produce('enqueues one completed event per line, with the defaults createProducer
   ]) })
   assert.is(r.code, 0, r.err)
   assert.match(r.out, /enqueued 2 events/)
-  const entries = (await w.redis.xrange(w.keys.stream, '-', '+')).map(([, fields]) => decodeStreamEvent(fields[1]))
+  const entries = (await w.redis.xrange(w.keys.stream, '-', '+')).map(([, fields]) => entryEvent(fields))
   assert.equal(entries.map((e) => [e.tenant_id, e.repository, e.retry_count, e.payload]), [['default', '', 0, { n: 1 }], ['acme', '', 0, { n: 2 }]])
   assert.is(entries[1]?.id, 'inv-2')
 })

@@ -2,7 +2,7 @@
 import type { Redis } from 'ioredis'
 import type { StreamEvent } from '../../src/core/event.js'
 import type { Db, DlqStatus } from '../../src/db/database.js'
-import { makeEvent } from '../helpers/events.js'
+import { entryEvent, makeEvent } from '../helpers/events.js'
 
 /** Inserts DLQ rows the way toDLQ writes them. */
 export async function seedDlq(handle: Db, rows: { event?: Partial<StreamEvent>; status?: DlqStatus; retry_count?: number; undecodable?: boolean; failed_at?: string }[]): Promise<{ id: number; event: StreamEvent }[]> {
@@ -24,6 +24,6 @@ export async function seedDlq(handle: Db, rows: { event?: Partial<StreamEvent>; 
 /** The StreamEvents on `stream`, oldest first. */
 export async function streamEvents(redis: Redis, stream: string): Promise<StreamEvent[]> {
   const entries = (await redis.xrange(stream, '-', '+')) as [string, string[]][]
-  return entries.map(([, fields]) => JSON.parse(fields[fields.indexOf('event') + 1] as string) as StreamEvent)
+  return entries.map(([, fields]) => entryEvent(fields))
 }
 

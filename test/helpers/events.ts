@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { StreamEvent } from '../../src/core/event.js'
+import { decodeEntry } from '../../src/core/stream-entry.js'
 
 /** A valid StreamEvent with a fresh id; override any field. */
 export function makeEvent(overrides: Partial<StreamEvent> = {}): StreamEvent {
@@ -44,4 +45,16 @@ export async function progressTo(what: string, count: () => number | Promise<num
     if (Date.now() - movedAt > stallMs) throw new Error(`stuck at ${now} of ${target} for ${stallMs} ms waiting for: ${what}`)
     await new Promise((r) => setTimeout(r, 50))
   }
+}
+
+/** A stream entry's field list (`[name, value, …]` as XRANGE returns it) as a record. */
+export function entryRecord(list: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (let i = 0; i + 1 < list.length; i += 2) out[list[i] as string] = list[i + 1] as string
+  return out
+}
+
+/** The StreamEvent of an entry's field list in either format, as a plain object (lazy fields read). */
+export function entryEvent(list: readonly string[]): StreamEvent {
+  return { ...decodeEntry(entryRecord(list)) }
 }

@@ -62,7 +62,8 @@ Identity('events jsonb cannot hold, from a library producer, each end as a liste
   const [[, fields]] = (await w.redis.xrange(w.keys.stream, requeued.stream_id, requeued.stream_id)) as [[string, string[]]]
   assert.equal(fields, ['event', deepText, 'retry_count', '1'])
   const surrogateEntry = entries.find((e) => e.event_id === 'lone-surrogate')!
-  assert.is((await dlq.get(surrogateEntry.id))!.event_raw, JSON.stringify(surrogate))
+  // kept as the producer wrote it: the header fields around the payload's text
+  assert.equal(JSON.parse((await dlq.get(surrogateEntry.id))!.event_raw!), JSON.parse(JSON.stringify(surrogate)))
   assert.is((await dlq.discard(surrogateEntry.id, 'test')).status, 'discarded')
 })
 

@@ -22,7 +22,7 @@ import { sharedPostgres } from '../helpers/servers.js'
 import { startServiceProcess } from '../helpers/service-process.js'
 import { githubDelivery, toolsYaml } from './fixture.js'
 import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.js'
-import { makeEvent, progressTo } from '../helpers/events.js'
+import { entryEvent, makeEvent, progressTo } from '../helpers/events.js'
 import { withTimeLimit } from '../helpers/time-limit.js'
 import { createMetrics } from '../../src/observability/metrics.js'
 import { queueStatsProvider } from '../../src/observability/queue-stats-provider.js'
@@ -259,7 +259,7 @@ Clustered('hookstream run on the cluster: ingest routes to 4 partitions, the wor
     const streamOrder = new Map<string, string[]>()
     for (const s of partitions.streams) {
       for (const [, fields] of await redis.xrange(s.stream, '-', '+')) {
-        const event = JSON.parse(fields[1] as string) as { id: string; repository: string }
+        const event = entryEvent(fields)
         streamOrder.set(event.repository, [...(streamOrder.get(event.repository) ?? []), event.id])
       }
     }

@@ -1,7 +1,7 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createProducer } from '../../src/sources/create-producer.js'
-import { deliverySeenKey } from '../../src/sources/keys.js'
+import { deliverySeen } from '../../src/sources/keys.js'
 import { StreamPartitions } from '../../src/sources/partitions.js'
 import { eventually } from '../helpers/events.js'
 import { pipelineWorld, type PipelineWorld } from '../helpers/pipeline.js'
@@ -44,8 +44,10 @@ Producer('a delivery id sent twice for one tool is added once, the second send i
   assert.equal(again, { id: 'd-1', streamId: null, duplicate: true })
   assert.is(otherTool.duplicate, false)
   assert.is(Number(await w.redis.xlen(w.keys.stream)), 2)
-  // the key ingest sets for the same delivery, so HTTP and producer sends dedupe against each other
-  assert.ok(await w.redis.ttl(deliverySeenKey(w.keys, 'store-tool', 'd-1')) > 86_000)
+  // the entry ingest records for the same delivery, so HTTP and producer sends dedupe against each other
+  const seen = deliverySeen(w.keys, 'store-tool', 'd-1', 86_400)
+  assert.is(await w.redis.call('HEXISTS', seen.buckets[0], seen.field), 1)
+  assert.ok(await w.redis.ttl(seen.buckets[0]) > 86_000)
 })
 
 Producer('an invalid event is refused naming the field, and sendMany sends nothing when one event is invalid', async ({ w }) => {

@@ -84,7 +84,7 @@ Partitions('PartitionedStreamClient routes adds to partitions and sums their inf
     assert.ok(lengths.filter((n) => n > 0).length > 1, `spread: ${lengths.join(',')}`)
     const own = partitions.route(events[5]!).stream
     const entry = (await redis.call('XRANGE', own.stream, ids[5]!, ids[5]!)) as [string, string[]][]
-    assert.match(entry[0]![1][1]!, /"id":"e5"/)
+    assert.equal(entry[0]![1].slice(0, 2), ['id', 'e5'])
     const info = await stream.info()
     assert.is(info.length, 40)
     assert.equal(info.groups.map((g) => [g.name, g.pending, g.lag]), [['g', 0, 40]])

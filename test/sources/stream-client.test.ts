@@ -2,26 +2,30 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
+import { decodeEntry } from '../../src/core/stream-entry.js'
 import { StreamClient, type RedisClient } from '../../src/sources/stream-client.js'
 import { sharedRedis } from '../helpers/servers.js'
-import { makeEvent } from '../helpers/events.js'
+import { entryRecord, makeEvent } from '../helpers/events.js'
 import { release } from '../helpers/release.js'
 
 const Client = suite<{ redis: Redis }>('StreamClient', {} as { redis: Redis })
 Client.before(async (ctx) => { ctx.redis = new Redis((await sharedRedis()).url) })
 Client.after((ctx) => release(ctx, { redis: (r) => r.quit() }))
 
-Client('add writes the event as JSON in field "event" with an optional traceparent', async ({ redis }) => {
+Client('add writes the header as separate fields, the payload as JSON in field "payload", and an optional traceparent', async ({ redis }) => {
   const s = new StreamClient({ redis, stream: `t-${randomUUID()}` })
-  const event = makeEvent()
+  const event = makeEvent({ auth_context: { provider: 'github', verified: true } })
   const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
   const id = await s.add(event, { traceparent: tp })
   const [[gotId, fields]] = (await redis.xrange(s.stream, '-', '+')) as [[string, string[]]]
   assert.is(gotId, id)
-  assert.equal(fields, ['event', JSON.stringify(event), 'traceparent', tp])
+  assert.equal(fields, ['id', event.id, 'tool_id', event.tool_id, 'event_type', event.event_type, 'tenant_id', event.tenant_id,
+    'repository', event.repository, 'timestamp', event.timestamp, 'retry_count', '0',
+    'auth_context', '{"provider":"github","verified":true}', 'payload', JSON.stringify(event.payload), 'traceparent', tp])
+  assert.equal({ ...decodeEntry(entryRecord(fields)) }, event)
 })
 
-Client('add with payloadJson splices the payload text as received instead of serializing it again', async ({ redis }) => {
+Client('add with payloadJson writes the payload text as received instead of serializing it again', async ({ redis }) => {
   const s = new StreamClient({ redis, stream: `t-${randomUUID()}` })
   const text = '{ "n": 12345678901234567890, "s": "caf\u00e9 ✓" }'
   const event = makeEvent({ payload: JSON.parse(text) })
@@ -31,10 +35,9 @@ Client('add with payloadJson splices the payload text as received instead of ser
   const entries = (await redis.xrange(s.stream, '-', '+')) as [string, string[]][]
   assert.is(entries.length, 2)
   for (const [, fields] of entries) {
-    const raw = fields[1] as string
-    assert.ok(raw.endsWith(`"payload":${text}}`), raw.slice(-80))
-    // every other field is as JSON.stringify writes it; the whole entry parses back to the event
-    assert.equal(JSON.parse(raw), JSON.parse(JSON.stringify(event)))
+    assert.is(entryRecord(fields).payload, text)
+    // the whole entry decodes back to the event
+    assert.equal(JSON.parse(JSON.stringify(decodeEntry(entryRecord(fields)))), JSON.parse(JSON.stringify(event)))
   }
 })
 
@@ -56,7 +59,7 @@ Client('addMany pipelines many events in order and trims approximately with maxL
   assert.is(ids.length, 500)
   const all = (await redis.xrange(s.stream, '-', '+')) as [string, string[]][]
   assert.equal(all.map(([id]) => id), ids)
-  assert.equal(all.map(([, f]) => (JSON.parse(f[1] as string) as { id: string }).id), events.map((e) => e.id))
+  assert.equal(all.map(([, f]) => entryRecord(f).id), events.map((e) => e.id))
   await s.addMany(Array.from({ length: 2000 }, () => makeEvent()), { maxLen: 100 })
   const len = await redis.xlen(s.stream)
   assert.ok(len < 500, `approximate MAXLEN kept ${len} entries`)

@@ -1,11 +1,12 @@
 /** A real ingest endpoint on 127.0.0.1:0 writing to a real Redis stream under its own key prefix. */
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
-import { decodeStreamEvent, type StreamEvent } from '../../../src/core/event.js'
+import type { StreamEvent } from '../../../src/core/event.js'
 import { parseTool, type ToolConfig, type ToolInput } from '../../../src/core/tool.js'
 import { createIngestHandler, type IngestObservation, type IngestOptions } from '../../../src/http/ingest.js'
 import { createRouter, startHttpServer, type HttpServerOptions, type RunningHttpServer } from '../../../src/http/server.js'
 import { streamKeys, type StreamKeys } from '../../../src/sources/keys.js'
+import { entryEvent, entryRecord } from '../../helpers/events.js'
 import { StreamClient } from '../../../src/sources/stream-client.js'
 
 export interface IngestHarness {
@@ -56,11 +57,7 @@ export async function startIngest(redisUrl: string, options: Partial<IngestOptio
     },
     async entries() {
       const raw = (await redis.call('XRANGE', keys.stream, '-', '+')) as [string, string[]][]
-      return raw.map(([id, list]) => {
-        const fields: Record<string, string> = {}
-        for (let i = 0; i + 1 < list.length; i += 2) fields[list[i] as string] = list[i + 1] as string
-        return { event: decodeStreamEvent(fields.event, `entry ${id}`), fields }
-      })
+      return raw.map(([, list]) => ({ event: entryEvent(list), fields: entryRecord(list) }))
     },
     async close() {
       await http.close()
