@@ -9,7 +9,8 @@ import { release } from '../helpers/release.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { startServiceProcess, type ServiceProcess } from '../helpers/service-process.js'
 import { withTimeLimit } from '../helpers/time-limit.js'
-import { githubDelivery, openSpace, toolsYaml, type Space } from '../reliability/fixture.js'
+import { startReceiver, type Receiver } from '../helpers/pipeline.js'
+import { githubDelivery, openSpace, SECRET, toolsYaml, type Space } from '../reliability/fixture.js'
 
 // The web console in Debian's chromium (CHROMIUM_PATH, default /usr/bin/chromium), driven by playwright-core,
 // against `hookstream run` itself: real Redis, PostgreSQL, worker and admin listener on loopback.
@@ -17,14 +18,22 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const SHOTS = new URL('../../test-output/console/', import.meta.url)
 const TOKEN = 'console-token-0123456789abcdef'
 
-interface Ctx { s: Space; svc: ServiceProcess; browser: Browser; page: Page; problems: string[]; requests: string[] }
+interface Ctx { s: Space; rx: Receiver; down: Receiver; svc: ServiceProcess; browser: Browser; page: Page; problems: string[]; requests: string[] }
 const Console = suite<Ctx>('the web console in chromium', {} as Ctx)
 
 Console.before(async (ctx) => {
   if (!existsSync(CHROMIUM)) throw new Error(`no chromium at ${CHROMIUM}: install Debian's package (apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH`)
   mkdirSync(SHOTS, { recursive: true })
   ctx.s = await openSpace((await sharedRedis()).url, await (await sharedPostgres()).createDatabase())
-  ctx.svc = await startServiceProcess({ ...ctx.s.env, ADMIN_TOKEN: TOKEN }, toolsYaml({ 'gh-yaml': undefined }))
+  // gh-fan delivers to a receiver on loopback (allowed by FORWARD_ALLOW_PRIVATE), for the replay tests
+  // gh-down's receiver answers 500: two failures in a row open its breaker, which stays open for the test
+  ctx.rx = await startReceiver()
+  ctx.down = await startReceiver(() => 500)
+  ctx.svc = await startServiceProcess({ ...ctx.s.env, ADMIN_TOKEN: TOKEN, FORWARD_ALLOW_PRIVATE: '127.0.0.1/32', FORWARD_BREAKER_FAILURES: '2', FORWARD_BREAKER_COOL_DOWN: '10m',
+    REPLAY_CONFIRM_OVER: '1' },
+    toolsYaml({ 'gh-yaml': undefined }) +
+    `  - { id: gh-fan, provider: github, secret: ${SECRET}, tenant_id: acme, destinations: [{ id: rx, url: "${ctx.rx.url}" }] }\n` +
+    `  - { id: gh-down, provider: github, secret: ${SECRET}, tenant_id: acme, destinations: [{ id: down, url: "${ctx.down.url}", retry_policy: { max_retries: 5, initial_interval: 200ms, max_interval: 1s } }] }\n`)
   ctx.browser = await chromium.launch({
     executablePath: CHROMIUM, headless: true,
     // root in a container has no user namespaces for the sandbox; everything else goes to a dead proxy, so the
@@ -45,6 +54,8 @@ Console.before(async (ctx) => {
 Console.after((ctx) => release(ctx, {
   browser: (b) => b.close(),
   svc: async (svc) => { svc.child.kill('SIGTERM'); await svc.exited },
+  rx: (rx) => rx.close(),
+  down: (down) => down.close(),
   s: (s) => s.close(),
 }))
 
@@ -78,7 +89,7 @@ Console('an operator logs in, sees the overview, finds an event by delivery id a
   await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor()
   const overview = await (await fetch(`${svc.adminUrl}/admin/overview`, { headers: { authorization: `Bearer ${TOKEN}` } })).json() as { dlq: { open: number } }
   assert.is(await page.locator('#dlq-depth').textContent(), String(overview.dlq.open), 'the page shows the API\'s DLQ depth')
-  assert.ok(await page.getByText('No destinations data').isVisible())
+  assert.ok(await page.locator('#breakers-closed').isVisible(), 'with no failing destination, the overview says every breaker is closed')
   assert.is(await page.evaluate(() => sessionStorage.getItem('hookstream.adminToken')), TOKEN, 'the token lives in sessionStorage')
   await shot(page, 'overview')
 
@@ -96,6 +107,105 @@ Console('an operator logs in, sees the overview, finds an event by delivery id a
   assert.is(await page.locator('#event-state').textContent(), 'stored')
   assert.ok(await page.getByText('event_stored').count() + await page.locator('.ledger li').count() >= 1, 'the fate ledger is listed')
   await shot(page, 'event')
+}))
+
+async function attemptRows(s: Space, toolId: string, eventId: string): Promise<number> {
+  return (await s.db.db.selectFrom('webhook_deliveries').select('id').where('tool_id', '=', toolId).where('event_id', '=', eventId).execute()).length
+}
+
+const replayIdsOf = (rx: Receiver, deliveryId: string) => rx.requests
+  .filter((q) => q.headers['webhook-id'] === deliveryId).map((q) => q.headers['webhook-replay-id'] ?? null)
+
+Console('an operator replays an event from its page: the receiver gets it again, marked with webhook-replay-id', withTimeLimit(180_000, async (ctx) => {
+  const { page, svc, rx, s } = ctx
+  const delivery = githubDelivery('gh-fan', undefined, { ref: 'refs/heads/replay', repository: { full_name: 'acme/replay' } })
+  const sent = await fetch(`${svc.ingestUrl}${delivery.path}`, { method: 'POST', body: delivery.body, headers: delivery.headers })
+  assert.is(sent.status, 202, await sent.text())
+  await eventually('the receiver has the first delivery', () => replayIdsOf(rx, delivery.delivery).length === 1, 30_000)
+    .catch((err: Error) => { throw new Error(`${err.message}; service output:\n${svc.output().slice(-3000)}`) })
+  assert.equal(replayIdsOf(rx, delivery.delivery), [null], 'the first delivery is no replay')
+  // the attempt log is written in batches, after the request
+  await eventually('the first attempt is logged', async () => (await attemptRows(s, 'gh-fan', delivery.delivery)) === 1, 30_000)
+
+  await page.goto(`${svc.adminUrl}/console#/events?delivery_id=${encodeURIComponent(delivery.delivery)}`)
+  await page.getByRole('link', { name: delivery.delivery }).click()
+  await page.getByRole('heading', { name: `Event ${delivery.delivery}` }).waitFor()
+  await page.locator('[data-destination="rx"]', { hasText: 'delivered' }).waitFor()
+  assert.is(await page.locator('#attempts-rx tbody tr').count(), 1, 'one delivery attempt so far')
+  assert.equal(await page.getByLabel('Replay to').locator('option').allTextContents(), ['every destination it went to', `rx (${rx.url})`])
+  await page.getByLabel('Replay to').selectOption('rx')
+  await page.getByRole('button', { name: 'Replay', exact: true }).click()
+  await page.locator('#replay-progress[data-status="done"]').waitFor()
+  const progress = await page.locator('#replay-progress').textContent() ?? ''
+  assert.match(progress, /to destination rx: done\. 1 of 1 event sent\./)
+  const replayId = /Replay (rpl_[0-9a-f-]{36})/.exec(progress)?.[1]
+  assert.ok(replayId, `the page names the replay: ${progress}`)
+  await eventually('the receiver has the replayed request', () => replayIdsOf(rx, delivery.delivery).length === 2, 30_000)
+  assert.equal(replayIdsOf(rx, delivery.delivery), [null, replayId], 'the receiver got the event again, once, marked with the replay id')
+  await shot(page, 'event-replay')
+  // the replayed delivery's attempt is logged once it settled; the reloaded page lists it
+  await eventually('the replayed attempt is logged', async () => (await attemptRows(s, 'gh-fan', delivery.delivery)) === 2, 30_000)
+  await page.getByRole('button', { name: 'Reload the event' }).click()
+  await page.locator('#attempts-rx tbody tr').nth(1).waitFor()
+  assert.is(await page.locator('#attempts-rx tbody tr').count(), 2, 'the page shows the new attempt')
+  assert.match(await page.locator('#attempts-rx tbody tr').nth(1).textContent() ?? '', /200/)
+  await shot(page, 'event-attempts')
+
+  // every event matching the search: a dry run shows the count, nothing is sent before the confirmation
+  await page.goto(`${svc.adminUrl}/console#/events?tool=gh-fan&repository=acme%2Freplay`)
+  await page.getByRole('button', { name: 'Replay matching…' }).click()
+  await page.getByText('Replay 1 event matching tool = gh-fan, repository = acme/replay?').waitFor()
+  await shot(page, 'events-replay-confirm')
+  assert.is(replayIdsOf(rx, delivery.delivery).length, 2, 'the dry run sent nothing')
+  await page.getByRole('button', { name: 'Replay 1 event' }).click()
+  await page.locator('#replay-progress[data-status="done"]').waitFor()
+  await eventually('the receiver has the second replay', () => replayIdsOf(rx, delivery.delivery).length === 3, 30_000)
+  const third = replayIdsOf(rx, delivery.delivery)[2]
+  assert.ok(third && third !== replayId, 'the bulk replay is a new replay with its own id')
+  assert.match(await page.locator('#replay-progress').textContent() ?? '', new RegExp(`Replay ${third}: done\\. 1 of 1 event sent\\.`))
+
+  // over REPLAY_CONFIRM_OVER (1 here) the API wants confirm: true; the console sends it after the confirmation
+  const second = githubDelivery('gh-fan', undefined, { ref: 'refs/heads/replay-2', repository: { full_name: 'acme/replay' } })
+  const sentSecond = await fetch(`${svc.ingestUrl}${second.path}`, { method: 'POST', body: second.body, headers: second.headers })
+  assert.is(sentSecond.status, 202, await sentSecond.text())
+  await eventually('the receiver has the second event', () => replayIdsOf(rx, second.delivery).length === 1, 30_000)
+  await page.goto(`${svc.adminUrl}/console#/events?repository=acme%2Freplay&tool=gh-fan`)
+  await page.getByRole('button', { name: 'Replay matching…' }).click()
+  await page.getByText('Replay 2 events matching tool = gh-fan, repository = acme/replay? That is over the limit for an unconfirmed replay.').waitFor()
+  await page.getByRole('button', { name: 'Replay 2 events' }).click()
+  await page.locator('#replay-progress[data-status="done"]').waitFor()
+  await eventually('the receiver has both events again', () => replayIdsOf(rx, delivery.delivery).length === 4 && replayIdsOf(rx, second.delivery).length === 2, 30_000)
+  const fourth = replayIdsOf(rx, delivery.delivery)[3]
+  assert.ok(fourth && fourth !== third, 'a new replay')
+  assert.is(replayIdsOf(rx, second.delivery)[1], fourth, 'one replay sent both events')
+  assert.match(await page.locator('#replay-progress').textContent() ?? '', new RegExp(`Replay ${fourth}: done\\. 2 of 2 events sent\\.`))
+}))
+
+Console('a failing destination: the overview shows its open breaker, the event page its failed attempts with their error', withTimeLimit(180_000, async (ctx) => {
+  const { page, svc, down } = ctx
+  const delivery = githubDelivery('gh-down')
+  const sent = await fetch(`${svc.ingestUrl}${delivery.path}`, { method: 'POST', body: delivery.body, headers: delivery.headers })
+  assert.is(sent.status, 202, await sent.text())
+  const breakers = async () => ((await (await fetch(`${svc.adminUrl}/admin/breakers`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { breakers: { destination: string; state: string }[] }).breakers
+  await eventually('the breaker of destination down is open', async () => (await breakers()).some((b) => b.destination === 'down' && b.state === 'open'), 60_000)
+    .catch((err: Error) => { throw new Error(`${err.message}: ${down.requests.length} requests; service output:\n${svc.output().slice(-3000)}`) })
+  assert.is(down.requests.length, 2, 'two failures in a row opened it; nothing more was sent')
+
+  await page.goto(`${svc.adminUrl}/console#/overview`)
+  await page.locator('[data-breaker="down"]').waitFor()
+  assert.is(await page.locator('[data-breaker="down"]').textContent(), 'open')
+  assert.is(await page.locator('#breakers-closed').count(), 0)
+  await shot(page, 'overview-breaker')
+
+  await eventually('both failed attempts are logged', async () => (await attemptRows(ctx.s, 'gh-down', delivery.delivery)) === 2, 30_000)
+  await page.goto(`${svc.adminUrl}/console#/events/gh-down/${delivery.delivery}`)
+  await page.getByRole('heading', { name: `Event ${delivery.delivery}` }).waitFor()
+  const rows = page.locator('#attempts-down tbody tr')
+  assert.is(await rows.count(), 2, 'both failed attempts are listed')
+  const cells = await rows.nth(0).locator('td').allTextContents()
+  assert.equal([cells[0], cells[3]], ['1', '500'])
+  assert.match(cells[4] ?? '', /^DESTINATION_5XX \(transient\)/, `the attempt's error code and class: ${cells[4]}`)
+  await shot(page, 'event-failed-attempts')
 }))
 
 Console('an operator retries one dead letter, and bulk-retries the rest only after confirming', withTimeLimit(180_000, async (ctx) => {
@@ -135,7 +245,7 @@ Console('an operator creates a tool, edits it and disables it; its secret is set
   const api = async (path: string) => (await (await fetch(`${svc.adminUrl}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { tool: Record<string, unknown> }
   await page.getByRole('link', { name: 'Tools' }).click()
   await page.getByRole('heading', { name: 'Tools', level: 1 }).waitFor()
-  assert.ok(await page.getByText('read-only (config file)').isVisible(), 'the config file\'s tool is read-only')
+  assert.is(await page.getByText('read-only (config file)').count(), 3, 'the config file\'s three tools are read-only')
   await page.getByRole('link', { name: 'New tool' }).click()
   await page.getByLabel('Id', { exact: true }).fill('gh-console')
   await page.getByLabel('Tenant').fill('acme')
@@ -164,6 +274,34 @@ Console('an operator creates a tool, edits it and disables it; its secret is set
   await page.getByRole('button', { name: 'Enable tool gh-console' }).waitFor()
   assert.is((await api('/admin/tools/gh-console')).tool.enabled, false)
   await shot(page, 'tools')
+
+  // a destination: added with a write-only header and a generated signing secret shown once, disabled, removed
+  const destinations = async () => ((await api('/admin/tools/gh-console/destinations')) as unknown as { destinations: Record<string, unknown>[] }).destinations
+  await page.getByRole('link', { name: 'gh-console' }).click()
+  await page.getByRole('heading', { name: 'Destinations' }).waitFor()
+  await page.getByLabel('Destination id').fill('audit')
+  await page.getByLabel('URL', { exact: true }).fill(`${ctx.rx.url}/audit`)
+  await page.getByLabel('Event types').fill('webhook.github.push, webhook.github.issues')
+  await page.getByLabel('Headers', { exact: true }).fill('x-api-key: console-header-value')
+  await page.getByRole('button', { name: 'Add destination' }).click()
+  const secret = await page.locator('#dest-secret-once').textContent() ?? ''
+  assert.ok(secret.length >= 32, `a generated signing secret is shown once: "${secret}"`)
+  const [added, ...others] = await destinations()
+  assert.is(others.length, 0)
+  assert.equal([added!.id, added!.url, added!.event_types, added!.enabled, added!.secret, added!.headers],
+    ['audit', `${ctx.rx.url}/audit`, ['webhook.github.push', 'webhook.github.issues'], true, '********', { 'x-api-key': '********' }])
+  await page.getByRole('button', { name: 'Done' }).click()
+  await page.getByRole('button', { name: 'Disable destination audit' }).waitFor()
+  const html = await page.content()
+  assert.not.ok(html.includes(secret) || html.includes('console-header-value'), 'neither the secret nor the header value is shown again')
+  await page.getByRole('button', { name: 'Disable destination audit' }).click()
+  await page.getByRole('button', { name: 'Enable destination audit' }).waitFor()
+  assert.is((await destinations())[0]!.enabled, false)
+  await shot(page, 'tool-destinations')
+  await page.getByRole('button', { name: 'Remove destination audit' }).click()
+  await page.getByRole('button', { name: 'Remove', exact: true }).click()
+  await page.getByText('0 destinations').waitFor()
+  assert.equal(await destinations(), [])
 }))
 
 Console('at 375 px every page fits the screen, and the token never appears in a URL or goes anywhere but the admin API', withTimeLimit(120_000, async (ctx) => {

@@ -1,6 +1,6 @@
 // Dead letters: list with filters (GET /admin/dlq), retry, discard, and a bulk retry behind a confirmation step.
 import { api, query } from './api.js'
-import { announce, eventLink, field, h, table, when } from './dom.js'
+import { announce, confirmStep, eventLink, field, h, table, when } from './dom.js'
 
 const FILTERS = ['status', 'tool', 'event_type', 'from', 'to']
 const STATUSES = [['', 'any'], ['pending', 'pending'], ['retrying', 'retrying'], ['failed', 'failed'], ['resolved', 'resolved'], ['discarded', 'discarded']]
@@ -18,19 +18,6 @@ export async function retryEntry(id, button) {
     announce(`Retry of DLQ entry ${id} failed: ${err.message}`, 'error')
     button.disabled = false
   }
-}
-
-/**
- * Replaces `trigger` with a question and two buttons; `action` runs only on "Confirm". Focus moves to the
- * question's first button, and back to the trigger on "Cancel".
- */
-function confirmStep(trigger, question, confirmLabel, action) {
-  const box = h('div', { class: 'confirm', role: 'group', 'aria-label': 'Confirm' }, h('p', {}, question))
-  const yes = h('button', { type: 'button', class: 'danger', onclick: async () => { yes.disabled = true; await action() } }, confirmLabel)
-  const no = h('button', { type: 'button', class: 'secondary', onclick: () => { box.replaceWith(trigger); trigger.focus() } }, 'Cancel')
-  box.append(yes, ' ', no)
-  trigger.replaceWith(box)
-  yes.focus()
 }
 
 async function discard(id) {

@@ -73,3 +73,16 @@ export function announce(text, kind = 'info') {
 export function eventLink(toolId, deliveryId, text = deliveryId) {
   return h('a', { href: `#/events/${encodeURIComponent(toolId)}/${encodeURIComponent(deliveryId)}` }, text)
 }
+
+/**
+ * Replaces `trigger` with a question and two buttons; `action` runs only on "Confirm". Focus moves to the
+ * question's first button, and back to the trigger on "Cancel".
+ */
+export function confirmStep(trigger, question, confirmLabel, action) {
+  const box = h('div', { class: 'confirm', role: 'group', 'aria-label': 'Confirm' }, h('p', {}, question))
+  const yes = h('button', { type: 'button', class: 'danger', onclick: async () => { yes.disabled = true; await action() } }, confirmLabel)
+  const no = h('button', { type: 'button', class: 'secondary', onclick: () => { box.replaceWith(trigger); trigger.focus() } }, 'Cancel')
+  box.append(yes, ' ', no)
+  trigger.replaceWith(box)
+  yes.focus()
+}

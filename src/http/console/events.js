@@ -1,7 +1,8 @@
-// Events: the search form (GET /admin/events) and one event's page (its fate, content and dead letters).
+// Events: the search form (GET /admin/events) and one event's page (its fate, content, dead letters and replay).
 import { api, ApiError, query } from './api.js'
 import { retryEntry } from './dlq.js'
 import { eventLink, facts, field, h, json, table, when } from './dom.js'
+import { replayMatching, replayPanel } from './replay.js'
 
 const FILTERS = ['tool', 'tenant', 'event_type', 'repository', 'status', 'delivery_id', 'from', 'to']
 const STATUSES = [['', 'any'], ['stored', 'stored'], ['forwarded', 'forwarded'], ['pending_delivery', 'pending delivery'], ['dead_lettered', 'dead-lettered'], ['failed', 'failed']]
@@ -49,17 +50,37 @@ export async function eventsPage(params) {
   return h('section', { 'aria-labelledby': 'events-title' },
     h('h1', { id: 'events-title' }, 'Events'), form,
     table(`${result.events.length} event${result.events.length === 1 ? '' : 's'}, newest first`, ['Received', 'Tool', 'Delivery id', 'Type', 'Repository', 'Status'], rows),
+    replayMatching(filters),
     h('p', {}, cursor ? h('a', { class: 'btn secondary', href: `#/events${query(filters)}` }, 'First page') : null, ' ', more))
 }
 
-function destinations(fate) {
-  // per-destination state appears here once the API reports it (destinations, #20)
-  if (!Array.isArray(fate.destinations)) return null
-  return [h('h2', {}, 'Destinations'), table('Delivery per destination', ['Destination', 'State', 'Attempts'],
-    fate.destinations.map((d) => [String(d.id ?? d.name ?? '—'), String(d.state ?? d.status ?? '—'), String(d.attempts ?? '—')]))]
+/** The per-destination fan-out state (`deliveries`: destination id → state, attempts, last error code, time). */
+function deliveries(fate) {
+  const entries = Object.entries(fate.deliveries ?? {})
+  return [h('h2', {}, 'Destinations'), entries.length === 0
+    ? h('p', {}, 'This event went to no destination.')
+    : table('Delivery per destination', ['Destination', 'State', 'Retries', 'Last error', 'Since'], entries.map(([id, d]) => [
+      id, h('span', { class: `badge ${d.state}`, 'data-destination': id }, d.state), String(d.attempts ?? 0), d.error_code ?? '—', when(d.at)]))]
 }
 
-/** One event: summary, payload, kept headers, the fate ledger and its dead letters. */
+/** Milliseconds as "840 ms" or "2.4 s". */
+function duration(ms) {
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`
+}
+
+/** The HTTP delivery attempts per destination (`attempts`), oldest first, each with its outcome. */
+function attempts(fate) {
+  const list = fate.attempts ?? []
+  return [h('h2', {}, 'Delivery attempts'), ...list.length === 0
+    ? [h('p', {}, 'No HTTP delivery was attempted for this event.')]
+    : list.map(({ destination_id: id, attempts: rows }) => h('section', { id: `attempts-${id}`, 'aria-label': `Delivery attempts to ${id}` },
+      table(`To ${id}: ${rows.length} attempt${rows.length === 1 ? '' : 's'}, oldest first`, ['Attempt', 'Started', 'Duration', 'HTTP status', 'Error', 'Next attempt'],
+        rows.map((a) => [String(a.attempt), when(a.started_at), duration(a.duration_ms), a.http_status === null ? 'no response' : String(a.http_status),
+          a.error_code ? [`${a.error_code} (${a.error_class})`, a.response_body ? h('details', {}, h('summary', {}, 'Response'), h('pre', { class: 'json' }, a.response_body)) : null] : '—',
+          when(a.next_attempt_at)]))))]
+}
+
+/** One event: summary, per-destination state and attempts, replay, payload, kept headers, dead letters, fate ledger. */
 export async function eventPage(toolId, deliveryId) {
   const path = `/admin/tools/${encodeURIComponent(toolId)}/events/${encodeURIComponent(deliveryId)}`
   const [{ event: fate }, content] = await Promise.all([api('GET', path), api('GET', `${path}/content`).catch((err) => {
@@ -67,6 +88,7 @@ export async function eventPage(toolId, deliveryId) {
     throw err
   })])
   const stored = fate.stored
+  const replay = stored ? await replayPanel(fate.tool_id, deliveryId) : null
   const headers = content?.headers
   return h('article', { 'aria-labelledby': 'event-title' },
     h('p', {}, h('a', { href: '#/events' }, '← Events')),
@@ -74,7 +96,9 @@ export async function eventPage(toolId, deliveryId) {
     facts([['Tool', fate.tool_id], ['State', h('span', { class: `badge ${fate.state}`, id: 'event-state' }, fate.state.replace('_', ' '))],
       ['Type', fate.event_type], ['Accepted', when(fate.accepted_at)], ['Tenant', stored?.tenant_id], ['Repository', stored?.repository || null],
       ['Stream entry', stored?.stream_id], ['Stored', when(stored?.processed_at)], ['Forwarded', when(stored?.forwarded_at)], ['Idempotency marker', fate.idempotency]]),
-    destinations(fate),
+    deliveries(fate),
+    attempts(fate),
+    replay,
     h('h2', {}, 'Payload'),
     content ? json(content.payload, 'Payload') : h('p', {}, 'No payload is kept for this event.'),
     content?.transformed !== null && content?.transformed !== undefined ? [h('h2', {}, 'Transformed'), json(content.transformed, 'Transformed payload')] : null,

@@ -1,6 +1,6 @@
-// Overview: the queue, the DLQ and recent rates from GET /admin/overview.
+// Overview: the queue, the DLQ and recent rates (GET /admin/overview), and open circuit breakers (GET /admin/breakers).
 import { api } from './api.js'
-import { facts, h } from './dom.js'
+import { facts, h, table, when } from './dom.js'
 
 function rate(perSecond) {
   return `${perSecond.toFixed(2)} /s`
@@ -18,7 +18,7 @@ function card(title, value, detail) {
 
 /** The overview page. */
 export async function overviewPage() {
-  const o = await api('GET', '/admin/overview')
+  const [o, { breakers }] = await Promise.all([api('GET', '/admin/overview'), api('GET', '/admin/breakers')])
   const { queue, dlq, rates } = o
   return h('section', { 'aria-labelledby': 'overview-title' },
     h('h1', { id: 'overview-title' }, 'Overview'),
@@ -31,7 +31,12 @@ export async function overviewPage() {
         h('p', { class: 'detail' }, `${dlq.pending} pending · ${dlq.retrying} retrying · ${dlq.failed} failed`))),
     h('h2', {}, 'Queue'),
     facts([['Stream', queue.stream], ['Consumer group', queue.group], ['Consumers', String(queue.consumers)], ['Figures taken', new Date(o.generated_at).toLocaleString()]]),
-    h('h2', {}, 'Destinations and breakers'),
-    h('p', { class: 'placeholder' }, 'No destinations data: this hookstream does not report per-destination breaker states yet.'),
+    h('h2', {}, 'Circuit breakers'),
+    breakers.length === 0
+      ? h('p', { id: 'breakers-closed' }, 'Every breaker is closed: no destination is failing.')
+      : table(`${breakers.length} open or half-open breaker${breakers.length === 1 ? '' : 's'} (per destination and worker)`,
+        ['Destination', 'Worker', 'State', 'Failures in a row', 'Opened', 'Next probe'],
+        breakers.map((b) => [b.destination, b.worker, h('span', { class: `badge ${b.state}`, 'data-breaker': b.destination }, b.state.replace('_', '-')),
+          String(b.consecutive_failures), when(b.opened_at), when(b.next_probe_at)])),
     h('p', {}, h('button', { type: 'button', onclick: () => document.dispatchEvent(new Event('console:refresh')) }, 'Refresh')))
 }

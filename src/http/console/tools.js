@@ -1,6 +1,7 @@
 // Tools: list, create, edit, enable/disable over /admin/tools. Secrets are write-only: never shown, only set.
 import { api, ApiError } from './api.js'
 import { announce, facts, field, h, table } from './dom.js'
+import { destinationsSection } from './destinations.js'
 
 const PROVIDERS = ['github', 'gitlab', 'bitbucket', 'jira', 'standard', 'generic']
 const MODES = ['store', 'store_and_forward', 'transform_and_store']
@@ -34,7 +35,7 @@ export async function toolsPage() {
     table(`${tools.length} tool${tools.length === 1 ? '' : 's'}`, ['Id', 'Provider', 'Tenant', 'Mode', 'State', 'Defined in', 'Actions'], rows))
 }
 
-/** The form of one tool (`id` null: a new one). Blank secret fields keep the stored secrets. */
+/** The form of one tool (`id` null: a new one), and its destinations. Blank secret fields keep the stored secrets. */
 export async function toolEditPage(id) {
   let tool = null
   if (id !== null) tool = (await api('GET', `/admin/tools/${encodeURIComponent(id)}`)).tool
@@ -88,5 +89,6 @@ export async function toolEditPage(id) {
     h('p', {}, h('a', { href: '#/tools' }, '← Tools')),
     h('h1', { id: 'tool-title' }, title),
     tool ? facts([['Defined in', tool.source], ['Signing secret', tool.secret ? 'set (write-only)' : 'none']]) : null,
-    form)
+    form,
+    tool ? await destinationsSection(tool) : null)
 }
