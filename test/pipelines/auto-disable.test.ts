@@ -29,14 +29,9 @@ Auto.after.each(async (ctx) => {
 
 const fast = { initial_interval: '50ms', max_interval: '100ms', multiplier: 2, max_retries: 1000, max_elapsed_time: '1h' }
 
-Auto('a destination failing for longer than auto_disable_after is disabled, audited, and its deliveries dead-lettered; the others go on', async (ctx) => {
+// the tool in the store (the disabler changes it there) and a delivery pipeline that reads it through a registry
+async function startDeliveries(ctx: Ctx, input: Parameters<PipelineWorld['addTool']>[0], extra: { concurrency?: number } = {}) {
   const { w, closers } = ctx
-  const dead = await startReceiver(() => 500)
-  const ok = await startReceiver()
-  closers.push(() => dead.close(), () => ok.close())
-  const input = { id: 'fan', provider: 'github', processing_mode: 'store', retry_policy: fast, destinations: [
-    { id: 'dead', url: dead.url, auto_disable_after: '1s' }, { id: 'ok', url: ok.url },
-  ] } as const
   const store = new ToolStore({ db: w.db.db })
   await store.upsert(parseTool({ secret: 's3cret-value', ...input }), 'test')
   const registry = new ToolRegistry({ store, refreshMs: 60_000 })
@@ -50,11 +45,23 @@ Auto('a destination failing for longer than auto_disable_after is disabled, audi
   const closed = new Promise<void>((resolve) => { onClosed = resolve })
   const sub: Subscription = deliveryPipeline({
     redis: w.redis, db: w.db.db, keys: w.keys, forwardSink: sink, consumer: 'd1', blockMs: 100, signal: abort.signal, drainTimeoutMs: 1000,
-    tools: registry, onClosed,
+    tools: registry, onClosed, ...extra,
     autoDisable: { disable: storeDisabler(store, registry, () => {}), onDisabled: (tool, destination) => { disabled.push(`${tool}/${destination}`) } },
   }).subscribe((env) => ctx.settled.push(env))
   const delayed = startDelayedRetries({ redis: w.redis, keys: w.keys, intervalMs: 50 })
   closers.push(async () => { abort.abort(); sub.unsubscribe(); await delayed.close(); await closed })
+  return { store, disabled }
+}
+
+Auto('a destination failing for longer than auto_disable_after is disabled, audited, and its deliveries dead-lettered; the others go on', async (ctx) => {
+  const { w, closers } = ctx
+  const dead = await startReceiver(() => 500)
+  const ok = await startReceiver()
+  closers.push(() => dead.close(), () => ok.close())
+  const input = { id: 'fan', provider: 'github', processing_mode: 'store', retry_policy: fast, destinations: [
+    { id: 'dead', url: dead.url, auto_disable_after: '1s' }, { id: 'ok', url: ok.url },
+  ] } as const
+  const { store, disabled } = await startDeliveries(ctx, input)
   const started = Date.now()
   const events = await w.enqueue(5, { tool_id: 'fan' })
   w.start()
@@ -88,24 +95,7 @@ Auto('a success clears the failing mark, so a destination that recovers within a
   })
   closers.push(() => flaky.close())
   const input = { id: 'fl', provider: 'github', processing_mode: 'store', retry_policy: fast, destinations: [{ id: 'flaky', url: flaky.url, auto_disable_after: '5s' }] } as const
-  const store = new ToolStore({ db: w.db.db })
-  await store.upsert(parseTool({ secret: 's3cret-value', ...input }), 'test')
-  const registry = new ToolRegistry({ store, refreshMs: 60_000 })
-  closers.push(() => registry.close())
-  w.addTool(input)
-  const disabled: string[] = []
-  const sink = new ForwardSink({ timeoutMs: 2000 })
-  closers.push(() => sink.close())
-  const abort = new AbortController()
-  let onClosed: () => void = () => {}
-  const closed = new Promise<void>((resolve) => { onClosed = resolve })
-  const sub: Subscription = deliveryPipeline({
-    redis: w.redis, db: w.db.db, keys: w.keys, forwardSink: sink, consumer: 'd1', blockMs: 100, signal: abort.signal, drainTimeoutMs: 1000,
-    tools: registry, onClosed, concurrency: 1,
-    autoDisable: { disable: storeDisabler(store, registry, () => {}), onDisabled: (tool, destination) => { disabled.push(`${tool}/${destination}`) } },
-  }).subscribe((env) => ctx.settled.push(env))
-  const delayed = startDelayedRetries({ redis: w.redis, keys: w.keys, intervalMs: 50 })
-  closers.push(async () => { abort.abort(); sub.unsubscribe(); await delayed.close(); await closed })
+  const { store, disabled } = await startDeliveries(ctx, input, { concurrency: 1 })
   await w.enqueue(4, { tool_id: 'fl' })
   w.start()
   await eventually('all four delivered', () => ctx.settled.filter((e) => e.outcome === 'forwarded').length === 4, 30_000)
