@@ -294,6 +294,16 @@ Console('an operator creates a tool, edits it and disables it; its secret is set
   await page.getByRole('button', { name: 'Disable destination audit' }).waitFor()
   const html = await page.content()
   assert.not.ok(html.includes(secret) || html.includes('console-header-value'), 'neither the secret nor the header value is shown again')
+  // edited in place: URL and event types change, the blank secret and headers keep the stored ones
+  await page.getByRole('button', { name: 'Edit destination audit' }).click()
+  const edit = page.getByRole('form', { name: 'Edit destination audit' })
+  await edit.getByLabel('URL', { exact: true }).fill(`${ctx.rx.url}/audit-v2`)
+  await edit.getByLabel('Event types').fill('webhook.github.*')
+  await edit.getByRole('button', { name: 'Save destination' }).click()
+  await page.getByText(`${ctx.rx.url}/audit-v2`).waitFor()
+  const editedDestination = (await destinations())[0]!
+  assert.equal([editedDestination.url, editedDestination.event_types, editedDestination.enabled, editedDestination.secret, editedDestination.headers],
+    [`${ctx.rx.url}/audit-v2`, ['webhook.github.*'], true, '********', { 'x-api-key': '********' }])
   await page.getByRole('button', { name: 'Disable destination audit' }).click()
   await page.getByRole('button', { name: 'Enable destination audit' }).waitFor()
   assert.is((await destinations())[0]!.enabled, false)

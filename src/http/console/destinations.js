@@ -1,4 +1,4 @@
-// A tool's destinations (/admin/tools/:id/destinations): list, add, enable/disable, remove. Secrets and header
+// A tool's destinations (/admin/tools/:id/destinations): list, add, edit, enable/disable, remove. Secrets and header
 // values are write-only: the API shows them masked, and a generated signing secret is shown once.
 import { api, ApiError } from './api.js'
 import { announce, confirmStep, field, h, table } from './dom.js'
@@ -96,14 +96,57 @@ function addForm(toolId) {
   return form
 }
 
+// edits a destination in place with PATCH: the shown fields are replaced; a blank secret or headers keeps the stored ones
+function editForm(toolId, d) {
+  const title = `dest-edit-${d.id}`
+  const form = h('form', { class: 'tool-form', 'aria-labelledby': title },
+    h('h3', { id: title }, `Edit destination ${d.id}`),
+    field('URL', 'edit_url', { type: 'url', required: true, value: d.url }),
+    field('Event types', 'edit_event_types', { value: d.event_types.join(', '), hint: 'comma-separated, globs allowed; blank: every type' }),
+    field('Enabled', 'edit_enabled', { type: 'checkbox', value: d.enabled }),
+    field('Signing secret', 'edit_secret', { type: 'password', autocomplete: 'new-password', hint: 'write-only; blank: keep the stored one' }),
+    field('Headers', 'edit_headers', { type: 'textarea', hint: 'write-only, one "Name: value" a line; blank: keep the stored ones' }),
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save destination'), ' ',
+      h('button', { type: 'button', class: 'secondary', onclick: refresh }, 'Cancel')))
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault()
+    const data = new FormData(form)
+    const body = { url: String(data.get('edit_url')).trim(), enabled: form.elements.edit_enabled.checked,
+      event_types: String(data.get('edit_event_types')).split(',').map((t) => t.trim()).filter(Boolean) }
+    const secret = String(data.get('edit_secret'))
+    if (secret) body.secret = secret
+    try {
+      const headers = headersOf(String(data.get('edit_headers')))
+      if (Object.keys(headers).length) body.headers = headers
+    } catch (err) {
+      announce(`Headers: ${err.message}`, 'error')
+      return
+    }
+    form.elements.edit_secret.value = ''
+    form.elements.edit_headers.value = ''
+    try {
+      await api('PATCH', path(toolId, d.id), body)
+      announce(`Destination ${d.id} saved.`, 'ok')
+      refresh()
+    } catch (err) {
+      announce(err instanceof ApiError ? `${err.code}: ${err.message}` : err.message, 'error')
+    }
+  })
+  return form
+}
+
 /** The destinations section of a tool's page: a table with actions, and the add form for a stored tool. */
 export async function destinationsSection(tool) {
   const list = await toolDestinations(tool.id)
   const editable = tool.source === 'store'
+  // where the edit form of the destination being edited goes, under the table
+  const editing = h('div', {})
   const rows = list.map((d) => {
     const actions = h('div', { class: 'row-actions' })
     // the `default` destination is the tool's forward_url: it is changed on the tool's form
     if (editable && d.source !== 'forward_url') {
+      actions.append(h('button', { type: 'button', class: 'secondary', 'aria-label': `Edit destination ${d.id}`,
+        onclick: () => { editing.replaceChildren(editForm(tool.id, d)); editing.querySelector('input')?.focus() } }, 'Edit'), ' ')
       actions.append(h('button', { type: 'button', class: 'secondary', 'aria-label': `${d.enabled ? 'Disable' : 'Enable'} destination ${d.id}`,
         onclick: (e) => setEnabled(tool.id, d, e.currentTarget) }, d.enabled ? 'Disable' : 'Enable'), ' ')
       const removeButton = h('button', { type: 'button', class: 'secondary', 'aria-label': `Remove destination ${d.id}`,
@@ -117,5 +160,6 @@ export async function destinationsSection(tool) {
   return h('section', { 'aria-labelledby': 'dest-title' },
     h('h2', { id: 'dest-title' }, 'Destinations'),
     table(`${list.length} destination${list.length === 1 ? '' : 's'}`, ['Id', 'URL', 'Event types', 'State', 'Signing secret', 'Headers', 'Actions'], rows),
+    editing,
     editable ? addForm(tool.id) : h('p', { class: 'placeholder' }, 'This tool is defined in the config file: change its destinations there.'))
 }
