@@ -1,15 +1,11 @@
-import { SpanKind } from '@opentelemetry/api'
 import type { Destination } from '../core/destination.js'
 import { isDone, type Envelope } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
 import type { ToolConfig } from '../core/tool.js'
-import { SpanAttributes, SpanNames } from '../observability/attributes.js'
-import { endEventSpan, spanContext, startEventSpan } from '../observability/event-spans.js'
-import { traceparentOf } from '../observability/tracing.js'
 import type { ForwardAttempt, ForwardItem, ForwardSink } from '../sinks/forward.js'
 import { REPLAY_FIELD } from '../sources/enqueue-deliveries.js'
 import { runDestinationExpression } from './destination-expression.js'
-import { entryJson } from './forward.js'
+import { entryJson, sendAttempt } from './forward.js'
 import type { TransformPool } from './transform-pool.js'
 
 /** Options of `deliverStep`. */
@@ -65,29 +61,14 @@ export function deliverStep<E extends Envelope & { readonly tool?: ToolConfig; r
       }
       body = JSON.stringify(outcome.value ?? null)
     }
-    const span = options.tracing ? startEventSpan(SpanNames.FORWARD, env, SpanKind.CLIENT, {
-      [SpanAttributes.HTTP_REQUEST_METHOD]: 'POST', [SpanAttributes.STEP_ATTEMPT]: env.attempts + 1,
-    }) : undefined
-    const traceparent = (span ? traceparentOf(spanContext(env.trace, span)) : undefined) ?? env.message.traceparent
-    const event = env.message.event
-    const item: ForwardItem = {
-      event, tool: viewOf(tool, d), destinationId: d.id,
+    return sendAttempt(env, options.sink, options.tracing, env.message.traceparent, (traceparent): ForwardItem => ({
+      event: env.message.event, tool: viewOf(tool, d), destinationId: d.id,
       ...(body !== undefined ? { body } : { eventJson: entryJson(env.message) }),
       ...(d.timeoutMs !== undefined ? { timeoutMs: d.timeoutMs } : {}),
       ...(d.rateLimit ? { rateLimit: d.rateLimit } : {}),
       ...(d.maxConcurrency !== undefined ? { maxConcurrency: d.maxConcurrency } : {}),
       ...(traceparent ? { traceparent } : {}),
       ...(env.message.fields[REPLAY_FIELD] ? { replayId: env.message.fields[REPLAY_FIELD] } : {}),
-    }
-    let forwardAttempt: ForwardAttempt
-    try {
-      forwardAttempt = await options.sink.deliver(item)
-    } catch (err) {
-      if (span) endEventSpan(span, err as Error)
-      throw err
-    }
-    const failure: PipelineError | undefined = forwardAttempt.failure
-    if (span) endEventSpan(span, failure)
-    return failure ? { ...env, failure, forwardAttempt } : { ...env, outcome: 'forwarded', forwardAttempt }
+    }))
   }
 }

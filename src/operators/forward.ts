@@ -6,7 +6,7 @@ import type { ToolConfig } from '../core/tool.js'
 import { SpanAttributes, SpanNames } from '../observability/attributes.js'
 import { endEventSpan, spanContext, startEventSpan } from '../observability/event-spans.js'
 import { traceparentOf } from '../observability/tracing.js'
-import type { ForwardAttempt, ForwardSink } from '../sinks/forward.js'
+import type { ForwardAttempt, ForwardItem, ForwardSink } from '../sinks/forward.js'
 
 /** Options of `forwardStep`. */
 export interface ForwardStepOptions {
@@ -51,23 +51,36 @@ export function forwardStep<E extends Envelope & { readonly tool?: ToolConfig; r
   return async (env) => {
     const tool = env.tool
     if (env.failure || env.outcome || !tool || tool.processingMode !== 'store_and_forward') return env
-    const span = options.tracing ? startEventSpan(SpanNames.FORWARD, env, SpanKind.CLIENT, {
-      [SpanAttributes.HTTP_REQUEST_METHOD]: 'POST', [SpanAttributes.STEP_ATTEMPT]: env.attempts + 1,
-    }) : undefined
-    const traceparent = (span ? traceparentOf(spanContext(env.trace, span)) : options.traceparentOf?.(env)) ?? env.message.traceparent
-    let forwardAttempt: ForwardAttempt
-    try {
-      forwardAttempt = await options.sink.deliver({
-        event: env.message.event, tool,
-        ...(env.transformed !== undefined ? { transformed: env.transformed } : { eventJson: entryJson(env.message) }),
-        ...(traceparent ? { traceparent } : {}),
-      })
-    } catch (err) {
-      if (span) endEventSpan(span, err as Error)
-      throw err
-    }
-    const failure: PipelineError | undefined = forwardAttempt.failure
-    if (span) endEventSpan(span, failure)
-    return failure ? { ...env, failure, forwardAttempt } : { ...env, outcome: 'forwarded', forwardAttempt }
+    return sendAttempt(env, options.sink, options.tracing, options.traceparentOf?.(env) ?? env.message.traceparent, (traceparent) => ({
+      event: env.message.event, tool,
+      ...(env.transformed !== undefined ? { transformed: env.transformed } : { eventJson: entryJson(env.message) }),
+      ...(traceparent ? { traceparent } : {}),
+    }))
   }
+}
+
+/**
+ * One attempt of `env` through `sink.deliver`, shared by `forwardStep` and `deliverStep`: with `tracing` inside a
+ * `webhook.forward` span (CLIENT, a child of the event's span) whose traceparent the request carries, else with
+ * `traceparent`. The envelope comes back with `forwardAttempt` (for the delivery log and metrics) and either its
+ * classified `failure` or outcome `forwarded`.
+ *
+ * @example
+ * return sendAttempt(env, sink, false, env.message.traceparent, (tp) => ({ event: env.message.event, tool, ...(tp ? { traceparent: tp } : {}) }))
+ */
+export async function sendAttempt<E extends Envelope & { readonly forwardAttempt?: ForwardAttempt }>(env: E, sink: ForwardSink,
+  tracing: boolean | undefined, traceparent: string | undefined, item: (traceparent: string | undefined) => ForwardItem): Promise<E> {
+  const span = tracing ? startEventSpan(SpanNames.FORWARD, env, SpanKind.CLIENT, {
+    [SpanAttributes.HTTP_REQUEST_METHOD]: 'POST', [SpanAttributes.STEP_ATTEMPT]: env.attempts + 1,
+  }) : undefined
+  let forwardAttempt: ForwardAttempt
+  try {
+    forwardAttempt = await sink.deliver(item((span ? traceparentOf(spanContext(env.trace, span)) : undefined) ?? traceparent))
+  } catch (err) {
+    if (span) endEventSpan(span, err as Error)
+    throw err
+  }
+  const failure: PipelineError | undefined = forwardAttempt.failure
+  if (span) endEventSpan(span, failure)
+  return failure ? { ...env, failure, forwardAttempt } : { ...env, outcome: 'forwarded', forwardAttempt }
 }

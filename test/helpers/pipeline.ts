@@ -7,7 +7,9 @@ import { parseTool, type ToolConfig, type ToolInput } from '../../src/core/tool.
 import type { StreamEvent } from '../../src/core/event.js'
 import { createDb, type Db } from '../../src/db/database.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
+import { deliveryPipeline, type DeliveryEnvelope, type DeliveryPipelineOptions } from '../../src/pipelines/delivery.js'
 import { webhookPipeline, type WebhookEnvelope, type WebhookPipelineOptions } from '../../src/pipelines/webhook.js'
+import { startDelayedRetries } from '../../src/sources/delayed-retries.js'
 import { ForwardSink } from '../../src/sinks/forward.js'
 import { streamKeys, type StreamKeys } from '../../src/sources/keys.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
@@ -114,5 +116,31 @@ export async function startReceiver(respond: (n: number, body: string) => Receiv
     url: `http://127.0.0.1:${port}/hook`,
     requests,
     close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }),
+  }
+}
+
+/** A running delivery pipeline of a test: what it settled, and `close()` (stop reading, drain, stop the delayed retries). */
+export interface DeliveryRun {
+  readonly settled: DeliveryEnvelope[]
+  close(): Promise<void>
+}
+
+/**
+ * Runs `deliveryPipeline` in the world's key-space with short timeouts, its tools from the world (or `tools`),
+ * and a delayed-retry scheduler for its parked retries; `extra` overrides any option (sink, log, auto-disable …).
+ */
+export function startDeliveryRun(w: PipelineWorld, extra: Partial<DeliveryPipelineOptions> & Pick<DeliveryPipelineOptions, 'forwardSink'>): DeliveryRun {
+  const settled: DeliveryEnvelope[] = []
+  const abort = new AbortController()
+  let onClosed: () => void = () => {}
+  const closed = new Promise<void>((resolve) => { onClosed = resolve })
+  const sub = deliveryPipeline({
+    redis: w.redis, db: w.db.db, keys: w.keys, consumer: 'd1', blockMs: 100, signal: abort.signal, drainTimeoutMs: 1000,
+    tools: { get: async (id) => w.tools.get(id) }, onClosed, ...extra,
+  }).subscribe((env) => settled.push(env))
+  const delayed = startDelayedRetries({ redis: w.redis, keys: w.keys, intervalMs: 50 })
+  return {
+    settled,
+    close: async () => { abort.abort(); sub.unsubscribe(); await delayed.close(); await closed },
   }
 }

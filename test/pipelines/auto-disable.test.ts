@@ -1,17 +1,15 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import type { Subscription } from 'rxjs'
 import { parseTool } from '../../src/core/tool.js'
 import { ToolRegistry } from '../../src/db/tool-registry.js'
 import { ToolStore } from '../../src/db/tool-store.js'
 import { storeDisabler } from '../../src/pipelines/auto-disable.js'
-import { deliveryPipeline, type DeliveryEnvelope } from '../../src/pipelines/delivery.js'
+import type { DeliveryEnvelope } from '../../src/pipelines/delivery.js'
 import { ForwardSink } from '../../src/sinks/forward.js'
-import { startDelayedRetries } from '../../src/sources/delayed-retries.js'
 import { failingSinceKey } from '../../src/sources/keys.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { eventually } from '../helpers/events.js'
-import { pipelineWorld, startReceiver, type PipelineWorld } from '../helpers/pipeline.js'
+import { pipelineWorld, startDeliveryRun, startReceiver, type PipelineWorld } from '../helpers/pipeline.js'
 import { release } from '../helpers/release.js'
 
 interface Ctx { w: PipelineWorld; closers: (() => Promise<unknown> | unknown)[]; settled: DeliveryEnvelope[] }
@@ -40,16 +38,10 @@ async function startDeliveries(ctx: Ctx, input: Parameters<PipelineWorld['addToo
   const disabled: string[] = []
   const sink = new ForwardSink({ timeoutMs: 2000 })
   closers.push(() => sink.close())
-  const abort = new AbortController()
-  let onClosed: () => void = () => {}
-  const closed = new Promise<void>((resolve) => { onClosed = resolve })
-  const sub: Subscription = deliveryPipeline({
-    redis: w.redis, db: w.db.db, keys: w.keys, forwardSink: sink, consumer: 'd1', blockMs: 100, signal: abort.signal, drainTimeoutMs: 1000,
-    tools: registry, onClosed, ...extra,
-    autoDisable: { disable: storeDisabler(store, registry, () => {}), onDisabled: (tool, destination) => { disabled.push(`${tool}/${destination}`) } },
-  }).subscribe((env) => ctx.settled.push(env))
-  const delayed = startDelayedRetries({ redis: w.redis, keys: w.keys, intervalMs: 50 })
-  closers.push(async () => { abort.abort(); sub.unsubscribe(); await delayed.close(); await closed })
+  const run = startDeliveryRun(w, { forwardSink: sink, tools: registry, ...extra,
+    autoDisable: { disable: storeDisabler(store, registry, () => {}), onDisabled: (tool, destination) => { disabled.push(`${tool}/${destination}`) } } })
+  ctx.settled = run.settled
+  closers.push(() => run.close())
   return { store, disabled }
 }
 

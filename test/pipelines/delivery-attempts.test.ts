@@ -1,15 +1,13 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import type { Subscription } from 'rxjs'
 import { DeliveryLog } from '../../src/db/delivery-log.js'
 import { eventHistory } from '../../src/db/event-history.js'
-import { deliveryPipeline, type DeliveryEnvelope } from '../../src/pipelines/delivery.js'
+import type { DeliveryEnvelope } from '../../src/pipelines/delivery.js'
 import { CircuitBreakers } from '../../src/sinks/circuit-breaker.js'
 import { ForwardSink } from '../../src/sinks/forward.js'
-import { startDelayedRetries } from '../../src/sources/delayed-retries.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { eventually } from '../helpers/events.js'
-import { pipelineWorld, startReceiver, type PipelineWorld } from '../helpers/pipeline.js'
+import { pipelineWorld, startDeliveryRun, startReceiver, type PipelineWorld } from '../helpers/pipeline.js'
 import { release } from '../helpers/release.js'
 
 interface Ctx { w: PipelineWorld; closers: (() => Promise<unknown> | unknown)[]; settled: DeliveryEnvelope[] }
@@ -28,16 +26,9 @@ Attempts.after.each(async (ctx) => {
 const fast = { initial_interval: '10ms', max_interval: '40ms', multiplier: 2, max_retries: 5, max_elapsed_time: '1m' }
 
 function startDelivery(ctx: Ctx, sink: ForwardSink, log: DeliveryLog): void {
-  const { w } = ctx
-  const abort = new AbortController()
-  let onClosed: () => void = () => {}
-  const closed = new Promise<void>((resolve) => { onClosed = resolve })
-  const sub: Subscription = deliveryPipeline({
-    redis: w.redis, db: w.db.db, keys: w.keys, forwardSink: sink, deliveryLog: log, consumer: 'd1', blockMs: 100, signal: abort.signal,
-    drainTimeoutMs: 1000, tools: { get: async (id) => w.tools.get(id) }, onClosed,
-  }).subscribe((env) => ctx.settled.push(env))
-  const delayed = startDelayedRetries({ redis: w.redis, keys: w.keys, intervalMs: 50 })
-  ctx.closers.push(async () => { abort.abort(); sub.unsubscribe(); await delayed.close(); await closed })
+  const run = startDeliveryRun(ctx.w, { forwardSink: sink, deliveryLog: log })
+  ctx.settled = run.settled
+  ctx.closers.push(() => run.close())
 }
 
 Attempts('each destination\'s attempts are logged under its id, and a dead one\'s breaker holds only its own deliveries', async (ctx) => {

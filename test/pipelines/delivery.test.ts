@@ -1,19 +1,17 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createHmac } from 'node:crypto'
-import type { Subscription } from 'rxjs'
 import { DlqStore } from '../../src/db/dlq-store.js'
 import { eventHistory } from '../../src/db/event-history.js'
-import { deliveryPipeline, type DeliveryEnvelope } from '../../src/pipelines/delivery.js'
+import type { DeliveryEnvelope } from '../../src/pipelines/delivery.js'
 import { ForwardSink } from '../../src/sinks/forward.js'
-import { startDelayedRetries } from '../../src/sources/delayed-retries.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { eventually, progressTo } from '../helpers/events.js'
 import { withTimeLimit } from '../helpers/time-limit.js'
-import { pipelineWorld, startReceiver, type PipelineWorld, type Receiver } from '../helpers/pipeline.js'
+import { pipelineWorld, startDeliveryRun, startReceiver, type DeliveryRun, type PipelineWorld, type Receiver } from '../helpers/pipeline.js'
 import { release } from '../helpers/release.js'
 
-interface Ctx { w: PipelineWorld; receivers: Receiver[]; delivery: { sub: Subscription; abort: AbortController; sink: ForwardSink; delayed: { close(): Promise<void> }; closed: Promise<unknown> }; settled: DeliveryEnvelope[] }
+interface Ctx { w: PipelineWorld; receivers: Receiver[]; delivery: { run: DeliveryRun; sink: ForwardSink }; settled: DeliveryEnvelope[] }
 const Fanout = suite<Ctx>('fan-out to destinations', {} as Ctx)
 
 Fanout.before.each(async (ctx) => {
@@ -22,7 +20,7 @@ Fanout.before.each(async (ctx) => {
   ctx.settled = []
 })
 Fanout.after.each((ctx) => release(ctx, {
-  delivery: async (d) => { d.abort.abort(); await d.sink.close(); d.sub.unsubscribe(); await d.delayed.close(); await d.closed },
+  delivery: async (d) => { await d.sink.close(); await d.run.close() },
   receivers: (rs) => Promise.all(rs.map((r) => r.close())),
   w: (w) => w.close(),
 }))
@@ -34,16 +32,10 @@ const fast = { initial_interval: '20ms', max_interval: '100ms', multiplier: 2, m
 const typeOf = (i: number) => (i % 3 === 0 ? 'webhook.github.push' : i % 3 === 1 ? 'webhook.github.pull_request' : 'webhook.github.pull_request_review')
 
 function startDelivery(ctx: Ctx): void {
-  const { w } = ctx
   const sink = new ForwardSink({ timeoutMs: 30_000 })
-  const abort = new AbortController()
-  let onClosed: () => void = () => {}
-  const closed = new Promise<void>((resolve) => { onClosed = resolve })
-  const sub = deliveryPipeline({
-    redis: w.redis, db: w.db.db, keys: w.keys, forwardSink: sink, consumer: 'd1', blockMs: 100, signal: abort.signal, drainTimeoutMs: 1000,
-    tools: { get: async (id) => w.tools.get(id) }, onClosed,
-  }).subscribe((env) => ctx.settled.push(env))
-  ctx.delivery = { sub, abort, sink, delayed: startDelayedRetries({ redis: w.redis, keys: w.keys, intervalMs: 50 }), closed }
+  const run = startDeliveryRun(ctx.w, { forwardSink: sink })
+  ctx.settled = run.settled
+  ctx.delivery = { run, sink }
 }
 
 function idsOf(r: Receiver): string[] {

@@ -1,16 +1,15 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import type { Subscription } from 'rxjs'
-import { deliveryPipeline, type DeliveryEnvelope } from '../../src/pipelines/delivery.js'
+import type { DeliveryEnvelope } from '../../src/pipelines/delivery.js'
 import { deliveryReplaySender, parseReplayRequest, startReplay } from '../../src/pipelines/replay.js'
 import { ForwardSink } from '../../src/sinks/forward.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { eventually, progressTo } from '../helpers/events.js'
 import { withTimeLimit } from '../helpers/time-limit.js'
-import { pipelineWorld, startReceiver, type PipelineWorld, type Receiver } from '../helpers/pipeline.js'
+import { pipelineWorld, startDeliveryRun, startReceiver, type DeliveryRun, type PipelineWorld, type Receiver } from '../helpers/pipeline.js'
 import { release } from '../helpers/release.js'
 
-interface Ctx { w: PipelineWorld; receivers: Receiver[]; delivery: { sub: Subscription; abort: AbortController; sink: ForwardSink; closed: Promise<unknown> }; settled: DeliveryEnvelope[] }
+interface Ctx { w: PipelineWorld; receivers: Receiver[]; delivery: { run: DeliveryRun; sink: ForwardSink }; settled: DeliveryEnvelope[] }
 const Replay = suite<Ctx>('replay through the delivery pipeline', {} as Ctx)
 
 Replay.before.each(async (ctx) => {
@@ -19,22 +18,16 @@ Replay.before.each(async (ctx) => {
   ctx.settled = []
 })
 Replay.after.each((ctx) => release(ctx, {
-  delivery: async (d) => { d.abort.abort(); await d.sink.close(); d.sub.unsubscribe(); await d.closed },
+  delivery: async (d) => { await d.sink.close(); await d.run.close() },
   receivers: (rs) => Promise.all(rs.map((r) => r.close())),
   w: (w) => w.close(),
 }))
 
 function startDelivery(ctx: Ctx): void {
-  const { w } = ctx
   const sink = new ForwardSink({ timeoutMs: 30_000 })
-  const abort = new AbortController()
-  let onClosed: () => void = () => {}
-  const closed = new Promise<void>((resolve) => { onClosed = resolve })
-  const sub = deliveryPipeline({
-    redis: w.redis, db: w.db.db, keys: w.keys, forwardSink: sink, consumer: 'd1', blockMs: 100, signal: abort.signal, drainTimeoutMs: 1000,
-    tools: { get: async (id) => w.tools.get(id) }, onClosed,
-  }).subscribe((env) => ctx.settled.push(env))
-  ctx.delivery = { sub, abort, sink, closed }
+  const run = startDeliveryRun(ctx.w, { forwardSink: sink })
+  ctx.settled = run.settled
+  ctx.delivery = { run, sink }
 }
 
 const idsOf = (r: Receiver, replay?: string) => r.requests
