@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs'
+import { parse as parseYaml } from 'yaml'
 import { isPipelineError } from '../../core/errors.js'
 import type { Flags } from '../../config/parse-flags.js'
 import type { CliIO } from '../command.js'
@@ -66,4 +68,24 @@ export function jsonFlag(name: string, raw: string): unknown {
   } catch (err) {
     throw new UsageError(`--${name} must be JSON, e.g. '{"max_retries": 3, "initial_interval": "1s"}': ${(err as Error).message}`)
   }
+}
+
+/**
+ * The one object in `--file` (JSON or YAML) of an `add` command, with `id` filled in from the command line; a file
+ * that cannot be read, holds no single object, or names another id than the command line is a UsageError.
+ *
+ * @example
+ * const input = fileInput<ToolInput>('tools/gh.yaml', 'tool', 'gh-main')
+ */
+export function fileInput<T extends { id?: unknown }>(file: string, what: string, id: string | undefined): T {
+  let parsed: unknown
+  try {
+    parsed = parseYaml(readFileSync(file, 'utf8'))
+  } catch (err) {
+    throw new UsageError(`--file ${file} could not be read as JSON or YAML: ${(err as Error).message}`)
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UsageError(`--file ${file} must hold one ${what} object`)
+  const input = parsed as T
+  if (id !== undefined && input.id !== undefined && input.id !== id) throw new UsageError(`${what} id "${id}" differs from "id" in ${file}`)
+  return { ...input, id: input.id ?? id }
 }

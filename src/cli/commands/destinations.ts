@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs'
-import { parse as parseYaml } from 'yaml'
 import { DEFAULT_DESTINATION_ID, destinationToInput, destinationToJSON, parseDestination, type Destination, type DestinationInput } from '../../core/destination.js'
 import { addDestination, removeDestination, retireDestinationSecret, rotateDestinationSecret, updateDestination } from '../../core/destination-changes.js'
 import { parseDuration } from '../../core/duration.js'
@@ -7,7 +5,7 @@ import { destinationsOf } from '../../core/tool.js'
 import { generateForwardSecret } from '../../core/tool-secrets.js'
 import { ToolStore } from '../../db/tool-store.js'
 import { formatTable, JSON_FLAG, type Command, type CommandSpec } from '../command.js'
-import { CommandFailure, formatFields, jsonFlag, print, stringFlag, UsageError, withContext } from './command-helpers.js'
+import { CommandFailure, fileInput, formatFields, jsonFlag, print, stringFlag, UsageError, withContext } from './command-helpers.js'
 
 const USAGE = 'usage: hookstream destinations list <tool> | show <tool> <destination> | ' +
   'add <tool> <destination> --url <url> [--event-types a,b*] [--filter <jsonata>] [--transform <jsonata>] [--headers-env VAR | --headers <json>] ' +
@@ -26,18 +24,7 @@ const SUBCOMMANDS = ['list', 'show', 'add', 'remove', 'enable', 'disable', 'rota
 /** The destination described by `add`'s flags or `--file`, as user input (validated later by parseDestination). */
 function destinationInput(id: string | undefined, flags: Parameters<Command>[1], env: Readonly<Record<string, string | undefined>>): DestinationInput {
   const file = stringFlag(flags, 'file')
-  if (file !== undefined) {
-    let parsed: unknown
-    try {
-      parsed = parseYaml(readFileSync(file, 'utf8'))
-    } catch (err) {
-      throw new UsageError(`--file ${file} could not be read as JSON or YAML: ${(err as Error).message}`)
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UsageError(`--file ${file} must hold one destination object`)
-    const input = parsed as DestinationInput
-    if (id !== undefined && input.id !== undefined && input.id !== id) throw new UsageError(`destination id "${id}" differs from "id" in ${file}`)
-    return { ...input, id: input.id ?? id }
-  }
+  if (file !== undefined) return fileInput<DestinationInput>(file, 'destination', id)
   if (id === undefined) throw new UsageError(`destinations add needs a destination id or --file\n${USAGE}`)
   const input: DestinationInput = { id }
   const text = (name: string) => stringFlag(flags, name)

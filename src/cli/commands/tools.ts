@@ -1,12 +1,10 @@
-import { readFileSync } from 'node:fs'
-import { parse as parseYaml } from 'yaml'
 import { parseDuration } from '../../core/duration.js'
 import { parseTool, toolToJSON, type ToolConfig, type ToolInput } from '../../core/tool.js'
 import { generateForwardSecret, retireSecret, rotateSecret } from '../../core/tool-secrets.js'
 import { keepWriteOnly, withForwardSecret } from '../../core/tool-write-only.js'
 import { ToolStore } from '../../db/tool-store.js'
 import { formatTable, JSON_FLAG, type Command, type CommandSpec } from '../command.js'
-import { CommandFailure, formatFields, jsonFlag, print, stringFlag, UsageError, withContext } from './command-helpers.js'
+import { CommandFailure, fileInput, formatFields, jsonFlag, print, stringFlag, UsageError, withContext } from './command-helpers.js'
 
 const USAGE = 'usage: hookstream tools list | show <id> | add <id> --provider <p> --secret <s> [--secret-env VAR] [--tenant t] ' +
   '[--mode store|store_and_forward|transform_and_store] [--forward-url url] [--transform <json or jsonata>] [--transform-timeout 100ms] [--max-body 1MiB] [--retry-policy <json>] ' +
@@ -19,18 +17,7 @@ const ACTOR = 'cli'
 /** The tool described by `add`'s flags or `--file`, as user input (validated later by parseTool). */
 function toolInput(id: string | undefined, flags: Parameters<Command>[1], env: Readonly<Record<string, string | undefined>>): ToolInput {
   const file = stringFlag(flags, 'file')
-  if (file !== undefined) {
-    let parsed: unknown
-    try {
-      parsed = parseYaml(readFileSync(file, 'utf8'))
-    } catch (err) {
-      throw new UsageError(`--file ${file} could not be read as JSON or YAML: ${(err as Error).message}`)
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UsageError(`--file ${file} must hold one tool object`)
-    const input = parsed as ToolInput
-    if (id !== undefined && input.id !== undefined && input.id !== id) throw new UsageError(`tool id "${id}" differs from "id" in ${file}`)
-    return { ...input, id: input.id ?? id }
-  }
+  if (file !== undefined) return fileInput<ToolInput>(file, 'tool', id)
   if (id === undefined) throw new UsageError(`tools add needs a tool id or --file\n${USAGE}`)
   const input: ToolInput = { id }
   const provider = stringFlag(flags, 'provider')
