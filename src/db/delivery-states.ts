@@ -57,7 +57,10 @@ export class DeliveryStateStore {
     await this.write(changes, 'first')
   }
 
-  /** Records new states of pairs (delivered, failed, or pending again with a higher attempt count). */
+  /**
+   * Records new states of pairs (delivered, failed, or pending again with a higher attempt count); a `pending`
+   * never replaces `delivered`, which is final.
+   */
   async set(changes: readonly DeliveryStateChange[]): Promise<void> {
     await this.write(changes, 'last')
   }
@@ -85,7 +88,11 @@ export class DeliveryStateStore {
     if (changes.length === 0) return
     const { toolIds, ids, states } = merged(changes, new Date().toISOString())
     const current = sql`coalesce(e.deliveries, '{}'::jsonb)`
-    const next = wins === 'first' ? sql`v.d::jsonb || ${current}` : sql`${current} || v.d::jsonb`
+    // a parked retry's `pending` may be written after another worker delivered the same pair from the retry's
+    // re-enqueued copy: `delivered` is final, so a later `pending` never replaces it
+    const fresh = sql`(SELECT coalesce(jsonb_object_agg(n.key, n.value), '{}'::jsonb) FROM jsonb_each(v.d::jsonb) AS n
+      WHERE NOT (n.value->>'state' = 'pending' AND ${current}->n.key->>'state' = 'delivered'))`
+    const next = wins === 'first' ? sql`v.d::jsonb || ${current}` : sql`${current} || ${fresh}`
     try {
       await sql`UPDATE webhook_events AS e SET deliveries = ${next}
         FROM unnest(${toolIds}::text[], ${ids}::text[], ${states}::text[]) AS v(tool_id, id, d)
