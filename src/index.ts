@@ -20,6 +20,8 @@ export { parkInRedis, startDelayedRetries, type DelayedRetriesOptions } from './
 export { StreamPartitions, PartitionedStreamClient, partitionFor, partitionKeys, DEFAULT_PARTITION_KEY } from './sources/partitions.js'
 
 export { batch, type BatchOptions } from './operators/batch.js'
+export { batchStep, type BatchStage, type BatchStepOptions } from './operators/batch-step.js'
+export { perEvent, type PerEventOptions } from './operators/per-event.js'
 export { orderByKey, type OrderByKeyOptions } from './operators/order-by-key.js'
 export { holdWhileDown, type HoldOptions } from './operators/hold.js'
 export { poisonGuard, type PoisonGuardOptions } from './operators/poison-guard.js'
