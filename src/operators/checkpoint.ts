@@ -1,5 +1,6 @@
-import { tap, type MonoTypeOperatorFunction } from 'rxjs'
+import { tap } from 'rxjs'
 import type { Envelope, StreamMessage } from '../core/envelope.js'
+import type { BatchStage } from './batch-step.js'
 
 /**
  * Where each message of a chain was last seen, and when: filled by `checkpoint` steps, emptied by `settle`, which
@@ -57,9 +58,9 @@ export interface CheckpointOptions {
  * @example
  * envelopes$.pipe(myFilter(), checkpoint({ ledger, position: 'after myFilter' }))
  */
-export function checkpoint<E extends Envelope>(options: CheckpointOptions): MonoTypeOperatorFunction<E> {
+export function checkpoint<E extends Envelope>(options: CheckpointOptions): BatchStage<E> {
   const { ledger, position } = options
   if (!(ledger instanceof CheckpointLedger)) throw new TypeError('checkpoint: "ledger" must be a CheckpointLedger')
   if (typeof position !== 'string' || position === '') throw new TypeError('checkpoint: "position" must be a non-empty string')
-  return tap((env) => ledger.record(env.message, position))
+  return tap((envs) => { for (const env of envs) ledger.record(env.message, position) })
 }

@@ -1,15 +1,14 @@
-import { defer, finalize, mergeMap, type OperatorFunction } from 'rxjs'
+import { defer, finalize } from 'rxjs'
 import { isDone, type Envelope } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
 import { entryPayloadJson } from '../core/stream-entry.js'
 import type { ToolConfig } from '../core/tool.js'
+import { batchStep, type BatchStage } from './batch-step.js'
 import { TransformPool, type TransformOutcome, type TransformPoolOptions } from './transform-pool.js'
 import type { TransformRules } from './transform-worker.js'
 
 /** Options of `transform`. */
 export interface TransformOptions {
-  /** Events transformed at once. @defaultValue 64 */
-  readonly concurrency?: number
   /** The worker processes that evaluate the rules (count, heap, batch, result size); see `TransformPoolOptions`. */
   readonly pool?: TransformPoolOptions
 }
@@ -50,27 +49,26 @@ function failure(tool: ToolConfig, eventId: string, outcome: Exclude<TransformOu
  */
 export function transform<E extends Envelope & { readonly tool?: ToolConfig }>(
   options: TransformOptions = {},
-): OperatorFunction<E, E & { readonly transformed?: unknown }> {
-  const concurrency = options.concurrency ?? 64
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new RangeError(`transform: "concurrency" must be an integer of at least 1; got ${concurrency}`)
-  }
+): BatchStage<E, E & { readonly transformed?: unknown }> {
   // checks the pool's options now rather than on the first event; workers start only with a first job
   new TransformPool(options.pool)
-  return (envelopes$) => defer(() => {
+  const applies = (env: E) => env.tool?.processingMode === 'transform_and_store' && !isDone(env)
+  return (batches$) => defer(() => {
     const pool = new TransformPool(options.pool)
-    return envelopes$.pipe(
-      mergeMap(async (env: E): Promise<E & { readonly transformed?: unknown }> => {
-        const tool = env.tool
-        if (isDone(env) || !tool || tool.processingMode !== 'transform_and_store') return env
-        const { fields, event } = env.message
-        // the entry's event text holds the payload as received; copying it to a worker is cheaper than a clone
-        const payloadJson = entryPayloadJson(fields)
-        const source = payloadJson !== undefined ? { payloadJson } : fields.event !== undefined ? { eventJson: fields.event } : { payload: event.payload }
-        const outcome = await pool.run({ rules: rulesOf(tool), ...source, timeoutMs: tool.transformTimeoutMs })
-        if (!outcome.ok) return { ...env, failure: failure(tool, env.message.event.id, outcome) }
-        return { ...env, transformed: outcome.value }
-      }, concurrency),
+    const apply = async (env: E): Promise<E & { readonly transformed?: unknown }> => {
+      if (!applies(env)) return env
+      const tool = env.tool as ToolConfig
+      const { fields, event } = env.message
+      // the entry's event text holds the payload as received; copying it to a worker is cheaper than a clone
+      const payloadJson = entryPayloadJson(fields)
+      const source = payloadJson !== undefined ? { payloadJson } : fields.event !== undefined ? { eventJson: fields.event } : { payload: event.payload }
+      const outcome = await pool.run({ rules: rulesOf(tool), ...source, timeoutMs: tool.transformTimeoutMs })
+      if (!outcome.ok) return { ...env, failure: failure(tool, env.message.event.id, outcome) }
+      return { ...env, transformed: outcome.value }
+    }
+    // the pool queues the jobs and sends them to its workers in batches of its own
+    return batches$.pipe(
+      batchStep((envs) => (envs.some(applies) ? Promise.all(envs.map(apply)) : envs)),
       finalize(() => void pool.close()),
     )
   })

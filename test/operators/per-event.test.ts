@@ -68,4 +68,45 @@ PerEvent('each batch comes out as one batch', async () => {
   assert.equal(out.map((b) => b.length), [2, 1])
 })
 
+PerEvent('shared: one subscription of the operator serves every batch, so its concurrency spans batches', async () => {
+  let running = 0
+  let most = 0
+  let subscriptions = 0
+  const op: OperatorFunction<Envelope, Envelope> = (env$) => { subscriptions += 1; return env$.pipe(mergeMap(async (env) => {
+    running += 1
+    most = Math.max(most, running)
+    await new Promise((r) => setTimeout(r, 10))
+    running -= 1
+    return env
+  }, 2)) }
+  const out = await lastValueFrom(of([envelope(), envelope(), envelope()], [envelope(), envelope()]).pipe(perEvent(op, { shared: true }), toArray()))
+  assert.equal(out.map((b) => b.length), [3, 2])
+  assert.is(subscriptions, 1)
+  assert.is(most, 2)
+})
+
+PerEvent('shared with splitAfterMs: envelopes done go on without a slow one, which follows in a batch of its own', async () => {
+  const slow = envelope({ id: 'slow' })
+  const fast = [envelope({ id: 'f1' }), envelope({ id: 'f2' })]
+  const op = mergeMap(async (env: Envelope) => {
+    await new Promise((r) => setTimeout(r, env.message.event.id === 'slow' ? 200 : 1))
+    return env
+  }, 8)
+  const started = Date.now()
+  const parts: [string[], number][] = []
+  await lastValueFrom(of([slow, ...fast]).pipe(perEvent(op, { shared: true, splitAfterMs: 20 }),
+    map((b) => { parts.push([b.map((e) => e.message.event.id), Date.now() - started]) }), toArray()))
+  assert.equal(parts.map(([ids]) => ids), [['f1', 'f2'], ['slow']])
+  assert.ok(parts[0]![1] < 150, `the fast ones left after ${parts[0]![1]} ms, before the slow one finished`)
+})
+
+PerEvent('splitAfterMs without shared is refused when the stage is built', () => {
+  try {
+    perEvent(map((env: Envelope) => env), { splitAfterMs: 10 })
+    assert.unreachable()
+  } catch (err) {
+    assert.match((err as Error).message, /"splitAfterMs"/)
+  }
+})
+
 PerEvent.run()
