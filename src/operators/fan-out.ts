@@ -113,7 +113,11 @@ export function fanOut<E extends Stored>(options: FanOutOptions): BatchStage<E> 
     const decisions = new WeakMap<readonly E[], Promise<readonly Decided<E>[]>>()
     const fanOutBatch = async (envs: readonly E[]) => {
       let decided = decisions.get(envs)
-      if (!decided) decisions.set(envs, (decided = Promise.all(envs.map(decide))))
+      if (!decided) {
+        decisions.set(envs, (decided = Promise.all(envs.map(decide))))
+        // a failed evaluation is not kept: the next run of the batch evaluates again
+        decided.catch(() => decisions.delete(envs))
+      }
       return write(await decided, envs)
     }
     return source.pipe(
