@@ -9,7 +9,7 @@ import type { BatchStage } from './batch-step.js'
  *
  * @example
  * const ledger = new CheckpointLedger()
- * msgs$.pipe(map(toEnvelope), checkpoint({ ledger, position: 'source' }), myFilter, checkpoint({ ledger, position: 'after myFilter' }),
+ * batches$.pipe(checkpoint({ ledger, position: 'source' }), myStage, checkpoint({ ledger, position: 'after myStage' }),
  *   toDLQ({ db, redis }), settle({ redis, ledger, logger }))
  */
 export class CheckpointLedger {
@@ -51,12 +51,12 @@ export interface CheckpointOptions {
 }
 
 /**
- * Records in `ledger` that each envelope passed `position`, and passes it on unchanged. Put one after each step
- * you do not trust to keep every envelope; `settle({ ledger })` then names the last position a dropped message
- * was seen at, and releases it for redelivery instead of leaking its credit.
+ * Records in `ledger` that each envelope of the batch passed `position`, and passes the batch on unchanged. Put
+ * one after each step you do not trust to keep every envelope; `settle({ ledger })` then names the last position
+ * a dropped message was seen at, and releases it for redelivery instead of leaking its credit.
  *
  * @example
- * envelopes$.pipe(myFilter(), checkpoint({ ledger, position: 'after myFilter' }))
+ * batches$.pipe(myStage(), checkpoint({ ledger, position: 'after myStage' }))
  */
 export function checkpoint<E extends Envelope>(options: CheckpointOptions): BatchStage<E> {
   const { ledger, position } = options

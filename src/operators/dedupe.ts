@@ -36,7 +36,7 @@ export interface DedupeOptions {
  * the table's primary key stays the last guard. Redis down: the batch is held, not failed.
  *
  * @example
- * fromRedisStream(source).pipe(map(toEnvelope), dedupe({ redis }), …, settle({ redis }))
+ * fromRedisStreamBatches(source).pipe(map((msgs) => msgs.map(toEnvelope)), dedupe({ redis }), …, settle({ redis }))
  */
 export function dedupe<E extends Envelope>(options: DedupeOptions): BatchStage<E> {
   const keys = options.keys ?? DEFAULT_KEYS

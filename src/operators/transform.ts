@@ -45,7 +45,7 @@ function failure(tool: ToolConfig, eventId: string, outcome: Exclude<TransformOu
  *
  * @example
  * // tool.transform = { ref: 'ref', pusher: 'pusher.name', commits: '$count(commits)' }
- * envelopes$.pipe(extractToolConfig({ tools }), transform())
+ * batches$.pipe(extractToolConfig({ tools }), transform())
  */
 export function transform<E extends Envelope & { readonly tool?: ToolConfig }>(
   options: TransformOptions = {},
