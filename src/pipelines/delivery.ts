@@ -136,16 +136,10 @@ function partitionChain(options: DeliveryPipelineOptions, keys: StreamKeys): Obs
   }
   return defer(() => {
     const pool = new TransformPool(options.pool)
+    const { batchSize, maxInFlight, blockMs, claimIdleMs, drainTimeoutMs, signal, onClosed } = options
     return fromRedisStreamBatches({
       redis, stream: keys.deliveryStream, group: keys.deliveryGroup, consumer: options.consumer,
-      ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
-      ...(options.maxInFlight !== undefined ? { maxInFlight: options.maxInFlight } : {}),
-      ...(options.blockMs !== undefined ? { blockMs: options.blockMs } : {}),
-      ...(options.claimIdleMs !== undefined ? { claimIdleMs: options.claimIdleMs } : {}),
-      ...(options.drainTimeoutMs !== undefined ? { drainTimeoutMs: options.drainTimeoutMs } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.onSourceError ? { onError: options.onSourceError } : {}),
-      ...(options.onClosed ? { onClosed: options.onClosed } : {}),
+      batchSize, maxInFlight, blockMs, claimIdleMs, drainTimeoutMs, signal, onError: options.onSourceError, onClosed,
     }).pipe(
       map((msgs) => msgs.map(toEnvelope)),
       poisonGuard<Envelope>({ maxDeliveries: options.maxDeliveries ?? 10 }),

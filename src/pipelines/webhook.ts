@@ -189,17 +189,10 @@ function partitionChain(options: WebhookPipelineOptions, keys: StreamKeys, h: Ho
   // overtake each other) and the forward step runs one envelope per key at a time, so the order holds end to end
   const storeConcurrency = options.orderBy ? 1 : options.storeConcurrency ?? 2
   const processingTimeoutMs = options.processingTimeoutMs ?? 300_000
+  const { batchSize, maxInFlight, blockMs, claimIdleMs, drainTimeoutMs, signal } = options
   return fromRedisStreamBatches({
     redis, stream: keys.stream, group: keys.group, consumer: options.consumer,
-    ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
-    ...(options.maxInFlight !== undefined ? { maxInFlight: options.maxInFlight } : {}),
-    ...(options.blockMs !== undefined ? { blockMs: options.blockMs } : {}),
-    ...(options.claimIdleMs !== undefined ? { claimIdleMs: options.claimIdleMs } : {}),
-    ...(options.drainTimeoutMs !== undefined ? { drainTimeoutMs: options.drainTimeoutMs } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
-    ...(onSourceError ? { onError: onSourceError } : {}),
-    ...(onClosed ? { onClosed } : {}),
-    ...(exposeInFlight ? { exposeInFlight } : {}),
+    batchSize, maxInFlight, blockMs, claimIdleMs, drainTimeoutMs, signal, onError: onSourceError, onClosed, exposeInFlight,
   }).pipe(
     map(t ? (msgs) => msgs.map((msg) => t.begin(toEnvelope(msg))) : (msgs) => msgs.map(toEnvelope)),
     poisonGuard<Envelope>({ maxDeliveries: options.maxDeliveries ?? 10 }),
