@@ -9,6 +9,11 @@ import type { TransformRules } from './transform-worker.js'
 
 /** Options of `transform`. */
 export interface TransformOptions {
+  /**
+   * Batches being transformed at once, so the next read's batch does not wait for the last rule of this one.
+   * 1 keeps batches in arrival order (what per-key order needs). @defaultValue 2
+   */
+  readonly concurrency?: number
   /** The worker processes that evaluate the rules (count, heap, batch, result size); see `TransformPoolOptions`. */
   readonly pool?: TransformPoolOptions
 }
@@ -50,6 +55,10 @@ function failure(tool: ToolConfig, eventId: string, outcome: Exclude<TransformOu
 export function transform<E extends Envelope & { readonly tool?: ToolConfig }>(
   options: TransformOptions = {},
 ): BatchStage<E, E & { readonly transformed?: unknown }> {
+  const concurrency = options.concurrency ?? 2
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new RangeError(`transform: "concurrency" must be an integer of at least 1; got ${concurrency}`)
+  }
   // checks the pool's options now rather than on the first event; workers start only with a first job
   new TransformPool(options.pool)
   const applies = (env: E) => env.tool?.processingMode === 'transform_and_store' && !isDone(env)
@@ -68,7 +77,7 @@ export function transform<E extends Envelope & { readonly tool?: ToolConfig }>(
     }
     // the pool queues the jobs and sends them to its workers in batches of its own
     return batches$.pipe(
-      batchStep((envs) => (envs.some(applies) ? Promise.all(envs.map(apply)) : envs)),
+      batchStep((envs) => (envs.some(applies) ? Promise.all(envs.map(apply)) : envs), { concurrency }),
       finalize(() => void pool.close()),
     )
   })

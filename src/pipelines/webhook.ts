@@ -197,7 +197,7 @@ function partitionChain(options: WebhookPipelineOptions, keys: StreamKeys, h: Ho
     map(t ? (msgs) => msgs.map((msg) => t.begin(toEnvelope(msg))) : (msgs) => msgs.map(toEnvelope)),
     poisonGuard<Envelope>({ maxDeliveries: options.maxDeliveries ?? 10 }),
     extractToolConfig({ tools: options.tools, hold }),
-    transform(),
+    transform(options.orderBy ? { concurrency: 1 } : {}),
     store({ db, hold, ...tracing, timeoutMs: processingTimeoutMs, concurrency: storeConcurrency }),
     fanOut({ redis, db, keys, hold, ...(options.idempotencyTtlSeconds ? { ttlSeconds: options.idempotencyTtlSeconds } : {}) }),
   ).pipe(
