@@ -154,13 +154,15 @@ Registry('a bad row is skipped and reported once; every other stored tool still 
   await new ToolStore({ db: handle!.db, encryptionKey: 'another key, saved elsewhere' }).upsert(tool('rb-otherkey'), 'test')
   await handle!.db.insertInto('webhook_tools').values({ id: 'rb-svn', provider: 'svn', secret: 'x', tenant_id: 'acme', processing_mode: 'store',
     forward_url: null, transform: null, retry_policy: JSON.stringify({}), signature: null, enabled: true }).execute()
+  await handle!.db.insertInto('webhook_tools').values({ id: 'rb-retry', provider: 'github', secret: 'x', tenant_id: 'acme', processing_mode: 'store',
+    forward_url: null, transform: null, retry_policy: JSON.stringify({ max_retries: -1 }), signature: null, enabled: true }).execute()
   const reported: string[] = []
   const registry = new ToolRegistry({ tools: [tool('rb-svn'), tool('rb-static')], store, refreshMs: 50,
     onUnreadable: (id) => reported.push(id) })
   try {
     assert.is((await registry.get('rb-ok'))?.id, 'rb-ok')
     assert.is((await registry.get('rb-static'))?.id, 'rb-static')
-    for (const id of ['rb-svn', 'rb-otherkey']) {
+    for (const id of ['rb-svn', 'rb-otherkey', 'rb-retry']) {
       try {
         await registry.get(id)
         assert.unreachable(`${id} must not load`)
@@ -169,7 +171,7 @@ Registry('a bad row is skipped and reported once; every other stored tool still 
         assert.match((err as Error).message, new RegExp(`tool "${id}" is stored in webhook_tools but cannot be read`))
       }
     }
-    assert.equal([...registry.unreadable.keys()].sort(), ['rb-otherkey', 'rb-svn'])
+    assert.equal([...registry.unreadable.keys()].sort(), ['rb-otherkey', 'rb-retry', 'rb-svn'])
     // the rest of the table still takes effect: a rotated secret, a disabled tool, a deleted one
     await store.upsert(tool('rb-ok', { secret: 'rotated-secret', enabled: false }), 'test')
     await store.remove('rb-gone', 'test')
@@ -177,7 +179,7 @@ Registry('a bad row is skipped and reported once; every other stored tool still 
     assert.equal([(await registry.get('rb-ok'))?.secret, (await registry.get('rb-ok'))?.enabled], ['rotated-secret', false])
     assert.is(await registry.get('rb-gone'), undefined)
     await sleep(200)
-    assert.equal(reported.sort(), ['rb-otherkey', 'rb-svn'], 'each bad row reported once, not per refresh')
+    assert.equal(reported.sort(), ['rb-otherkey', 'rb-retry', 'rb-svn'], 'each bad row reported once, not per refresh')
     assert.is(registry.refreshError, undefined)
   } finally {
     await registry.close()
