@@ -221,9 +221,12 @@ Trimmer('two trimmers on one stream: only the lease holder trims, once per inter
     const holder = await pair.firstHolder()
     const startedAt = Date.now()
     await sleep(1200)
+    // the sleep may run long on a busy machine: bound the count by the time that really passed
+    const elapsedMs = Date.now() - startedAt
     assert.is(pair.trims[1 - holder]!.length, 0, 'the other trimmer never trimmed')
     const during = pair.trims[holder]!.filter((t) => t >= startedAt).length
-    assert.ok(during >= 5 && during <= 13, `the holder trimmed once per 100 ms interval (${during} in 1.2 s)`)
+    assert.ok(during >= 3 && during <= Math.floor(elapsedMs / 100) + 1,
+      `the holder trimmed at most once per 100 ms interval, and kept trimming (${during} in ${elapsedMs} ms)`)
     assert.is(await redis.get(trimLeaseKey(pair.stream)) !== null, true)
   } finally {
     await pair.close()
