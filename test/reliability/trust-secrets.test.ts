@@ -8,6 +8,7 @@ import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { eventually } from '../helpers/events.js'
 import { startServiceProcess, type ServiceProcess } from '../helpers/service-process.js'
 import { openSpace, type Space } from './fixture.js'
+import { release } from '../helpers/release.js'
 
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef'
 // every value a test must never find in an API body, audit row, DLQ row or log line
@@ -15,11 +16,10 @@ const LEAKS = ['pw-leak', 'tok-leak', 'hdr-leak', 'inbound-old-secret', 'inbound
 
 const Trust = suite<{ s: Space; svc?: ServiceProcess }>('secrets and egress through the running service', {} as { s: Space })
 Trust.before.each(async (ctx) => { ctx.s = await openSpace((await sharedRedis()).url, await (await sharedPostgres()).createDatabase()) })
-Trust.after.each(async (ctx) => {
-  if (ctx.svc) { ctx.svc.child.kill('SIGKILL'); await ctx.svc.exited }
-  ctx.svc = undefined
-  await ctx.s.close()
-})
+Trust.after.each((ctx) => release(ctx, {
+  svc: async (svc) => { svc.child.kill('SIGKILL'); await svc.exited },
+  s: (s) => s.close(),
+}))
 
 interface Seen { readonly headers: IncomingHttpHeaders; readonly body: string; readonly url: string }
 
