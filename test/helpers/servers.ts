@@ -81,6 +81,8 @@ export async function startRedis(options: { appendonly?: boolean; args?: string[
   const ownedBy = (pid: number) => new Promise<boolean>((resolve) => {
     const sock = connect(port, '127.0.0.1')
     let reply = ''
+    // something on the port that accepts and never answers (not a Redis) must not stall the wait for good
+    sock.setTimeout(2000, () => sock.destroy())
     sock.once('error', () => resolve(false))
     sock.once('connect', () => sock.write('INFO server\r\n'))
     sock.on('data', (d) => {

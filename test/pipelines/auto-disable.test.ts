@@ -20,10 +20,10 @@ Auto.before.each(async (ctx) => {
   ctx.closers = []
   ctx.settled = []
 })
-Auto.after.each(async (ctx) => {
-  for (const close of ctx.closers.reverse()) await close()
-  await release(ctx, { w: (w) => w.close() })
-})
+Auto.after.each((ctx) => release(ctx, {
+  closers: async (closers) => { for (const close of closers.reverse()) await close() },
+  w: (w) => w.close(),
+}))
 
 const fast = { initial_interval: '50ms', max_interval: '100ms', multiplier: 2, max_retries: 1000, max_elapsed_time: '1h' }
 
