@@ -245,4 +245,21 @@ Trust('every destination, not only forward_url\'s "default": refused by the egre
   }
 })
 
+Trust('a config-file destination that would sign with the inbound secret is named in a startup warning, without the secret', async (ctx) => {
+  const key = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
+  ctx.svc = await startServiceProcess(env(ctx.s), `tools:
+  - id: yaml-fw
+    provider: github
+    secret: inbound-old-secret
+    processing_mode: store_and_forward
+    forward_url: "http://127.0.0.1:9/h"
+    destinations: [{ id: own, url: "http://127.0.0.1:9/o", secret: "${key}" }, { id: bare, url: "http://127.0.0.1:9/b" }]
+  - { id: yaml-signed, provider: github, secret: inbound-new-secret, processing_mode: store_and_forward, forward_url: "http://127.0.0.1:9/h", forward_secret: "${key}" }
+`)
+  const warnings = () => ctx.svc!.output().split('\n').filter((l) => l.includes('signs its forwards')).map((l) => JSON.parse(l))
+  await eventually('the warning', () => warnings().length > 0, 10_000)
+  assert.equal(warnings().map((w) => [w.level, w.tool_id, w.destinations]), [[40, 'yaml-fw', ['default', 'bare']]])
+  assertNoLeak('the service log', ctx.svc.output())
+})
+
 Trust.run()
