@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { Config } from '../config/load-config.js'
+import { destinationsOf } from '../core/tool.js'
 import type { Database } from '../db/database.js'
 import { ToolRegistry } from '../db/tool-registry.js'
 import { ToolStore } from '../db/tool-store.js'
@@ -31,5 +32,19 @@ export function openTools(options: { readonly config: Config; readonly db: Kysel
     onUnreadable: (toolId, err) => logger.error({ err, toolId }, 'a stored tool cannot be loaded; its webhooks answer 503 until the row is fixed'),
   })
   metrics.setToolLoadErrors(() => tools.unreadable.keys())
+  warnInboundSigned(config, logger)
   return { tools, toolStore }
+}
+
+// nothing can generate a secret for a config-file destination, so one without a secret signs with its tool's forward
+// secret or, lacking one, the inbound secret: a receiver holding that could sign webhooks the tool accepts as the sender's
+function warnInboundSigned(config: Config, logger: Logger): void {
+  for (const tool of config.tools) {
+    if (tool.forwardSecret || !tool.secret) continue
+    const destinations = destinationsOf(tool).filter((d) => !d.secret).map((d) => d.id)
+    if (destinations.length === 0) continue
+    logger.warn({ tool_id: tool.id, destinations }, `config-file tool "${tool.id}" signs its forwards to ${destinations.map((d) => `"${d}"`).join(', ')} ` +
+      'with its inbound secret, so those receivers could sign webhooks this tool accepts; give each destination a ' +
+      '"secret" of its own in the config file (Standard Webhooks form, 32 random bytes), or the tool a forward_secret')
+  }
 }

@@ -23,14 +23,14 @@ Trust.after.each((ctx) => release(ctx, {
 
 interface Seen { readonly headers: IncomingHttpHeaders; readonly body: string; readonly url: string }
 
-async function receiver(status: () => number) {
+async function receiver(status: () => number, host = '127.0.0.1') {
   const seen: Seen[] = []
   const server = createServer((req, res) => {
     let body = ''
     req.on('data', (c) => { body += c })
     req.on('end', () => { seen.push({ headers: req.headers, body, url: req.url ?? '' }); res.writeHead(status()).end() })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  await new Promise<void>((resolve) => server.listen(0, host, resolve))
   return { seen, port: (server.address() as AddressInfo).port, close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()) }) }
 }
 
@@ -183,6 +183,86 @@ Trust('outbound rotation: during it forwards carry both signatures and a receive
   } finally {
     await dest.close()
   }
+})
+
+Trust('every destination, not only forward_url\'s "default": refused by the egress policy, signed with its own secret, its URL and headers masked in API bodies, audit, DLQ and delivery rows and logs', async (ctx) => {
+  const ok = await receiver(() => 200)
+  const gone = await receiver(() => 404)
+  // loopback, but outside FORWARD_ALLOW_PRIVATE (127.0.0.1/32): the policy must refuse it before a socket opens
+  const refused = await receiver(() => 200, '127.0.0.2')
+  ctx.svc = await startServiceProcess(env(ctx.s), 'tools: []\n')
+  const svc = ctx.svc
+  try {
+    assert.is((await admin(svc, 'PUT', '/admin/tools/multi', { provider: 'github', secret: 'inbound-old-secret' })).status, 201)
+    const add = async (id: string, url: string) => {
+      const res = await admin(svc, 'POST', '/admin/tools/multi/destinations', { id, url, headers: { 'X-Dest-Key': 'hdr-leak' } })
+      assert.is(res.status, 201, res.text)
+      assert.is(res.json.destination.url, url.replace('pw-leak', '****').replace('tok-leak', '****'))
+      assertNoLeak(`POST destination ${id} (apart from the secret shown once)`, JSON.stringify(res.json.destination))
+      return res.json.secret as string
+    }
+    const okKey = await add('ok', `http://bot:pw-leak@127.0.0.1:${ok.port}/in?token=tok-leak`)
+    const goneKey = await add('gone', `http://bot:pw-leak@127.0.0.1:${gone.port}/gone?token=tok-leak`)
+    await add('refused', `http://127.0.0.2:${refused.port}/in?token=tok-leak`)
+    assert.is(new Set([okKey, goneKey]).size, 2, 'each destination gets a secret of its own')
+    assertNoLeak('GET /admin/tools/multi/destinations', (await admin(svc, 'GET', '/admin/tools/multi/destinations')).text)
+    assertNoLeak('GET /admin/tools/multi', (await admin(svc, 'GET', '/admin/tools/multi')).text)
+
+    assert.is(await githubPost(svc, 'multi', 'inbound-old-secret', { authorization: 'Bearer tok-leak', 'x-api-key': 'apikey-leak' }), 202)
+    // one DLQ row per event (the failed pairs share it); the fan-out state says which destination failed how
+    const states = async () => (await ctx.s.db.db.selectFrom('webhook_events').select(['deliveries']).execute())[0]?.deliveries as
+      Record<string, { state: string; error_code?: string }> | undefined
+    await eventually('delivered to "ok", failed for "gone" and "refused"', async () => {
+      const d = await states()
+      return ok.seen.length >= 1 && d?.gone?.state === 'failed' && d?.refused?.state === 'failed' && (await ctx.s.rows('webhook_dlq')) === 1
+    }, 15_000)
+    const d = (await states())!
+    assert.equal(Object.entries(d).map(([id, x]) => [id, x.state, x.error_code]).sort(),
+      [['gone', 'failed', 'DESTINATION_4XX'], ['ok', 'delivered', undefined], ['refused', 'failed', 'FORWARD_URL_FORBIDDEN']])
+    const got = ok.seen[0]!
+    assert.is(got.url, '/in?token=tok-leak')
+    assert.is(got.headers.authorization, `Basic ${Buffer.from('bot:pw-leak').toString('base64')}`)
+    assert.is(got.headers['x-dest-key'], 'hdr-leak')
+    new Webhook(okKey).verify(got.body, got.headers as Record<string, string>)
+    assert.throws(() => new Webhook(goneKey).verify(got.body, got.headers as Record<string, string>), 'not signed with another destination\'s secret')
+    assertNoLeak('the delivered event', got.body)
+    assert.is(refused.seen.length, 0, 'the refused destination got nothing')
+
+    const dlq = await ctx.s.db.db.selectFrom('webhook_dlq').select(['error_code', 'error', 'event']).execute()
+    assert.is(dlq.length, 1)
+    if (dlq[0]!.error_code === 'DESTINATION_4XX') assert.match(dlq[0]!.error, /HTTP 404 from http:\/\/bot:\*\*\*\*@127\.0\.0\.1:\d+\/gone\?token=\*\*\*\*;/)
+    else assert.match(dlq[0]!.error, /127\.0\.0\.2, in the loopback range 127\.0\.0\.0\/8/)
+    assertNoLeak('the DLQ rows', JSON.stringify(dlq))
+    const attempts = () => ctx.s.db.db.selectFrom('webhook_deliveries').selectAll().execute()
+    await eventually('attempts logged', async () => (await attempts()).length >= 3, 15_000)
+    assert.equal((await attempts()).map((r) => [r.destination_id, r.error_code]).sort(),
+      [['gone', 'DESTINATION_4XX'], ['ok', null], ['refused', 'FORWARD_URL_FORBIDDEN']])
+    assertNoLeak('the delivery attempt rows', JSON.stringify(await attempts()))
+    const audit = await ctx.s.db.db.selectFrom('webhook_audit_log').select(['action', 'details']).execute()
+    assert.equal(audit.filter((a) => a.action === 'destination_added').length, 3)
+    assertNoLeak('the audit rows', JSON.stringify(audit))
+    assertNoLeak('the webhook_tools row (destinations encrypted at rest)', JSON.stringify(await ctx.s.db.db.selectFrom('webhook_tools').selectAll().execute()))
+    assertNoLeak('the service log', svc.output())
+  } finally {
+    await Promise.all([ok.close(), gone.close(), refused.close()])
+  }
+})
+
+Trust('a config-file destination that would sign with the inbound secret is named in a startup warning, without the secret', async (ctx) => {
+  const key = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
+  ctx.svc = await startServiceProcess(env(ctx.s), `tools:
+  - id: yaml-fw
+    provider: github
+    secret: inbound-old-secret
+    processing_mode: store_and_forward
+    forward_url: "http://127.0.0.1:9/h"
+    destinations: [{ id: own, url: "http://127.0.0.1:9/o", secret: "${key}" }, { id: bare, url: "http://127.0.0.1:9/b" }]
+  - { id: yaml-signed, provider: github, secret: inbound-new-secret, processing_mode: store_and_forward, forward_url: "http://127.0.0.1:9/h", forward_secret: "${key}" }
+`)
+  const warnings = () => ctx.svc!.output().split('\n').filter((l) => l.includes('signs its forwards')).map((l) => JSON.parse(l))
+  await eventually('the warning', () => warnings().length > 0, 10_000)
+  assert.equal(warnings().map((w) => [w.level, w.tool_id, w.destinations]), [[40, 'yaml-fw', ['default', 'bare']]])
+  assertNoLeak('the service log', ctx.svc.output())
 })
 
 Trust.run()
