@@ -197,6 +197,27 @@ Registry('before the first load succeeds, get() rejects with TOOLS_UNAVAILABLE',
   await nowhere.close()
 })
 
+Registry('a stored tool whose forwards would sign with its inbound secret (saved by an older version) is reported once, not on every refresh', async ({ handle }) => {
+  const store = new ToolStore({ db: handle!.db })
+  const key = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
+  await store.upsert(tool('legacy-fw', { processing_mode: 'store_and_forward', forward_url: 'https://fwd.example.test/in',
+    destinations: [{ id: 'own', url: 'https://o.example.test/in', secret: key }, { id: 'bare', url: 'https://b.example.test/in' }] }), 'test')
+  await store.upsert(tool('signed-fw', { processing_mode: 'store_and_forward', forward_url: 'https://fwd.example.test/in', forward_secret: key }), 'test')
+  const reported: [string, readonly string[]][] = []
+  const registry = new ToolRegistry({ store, refreshMs: 60_000, onInboundSigned: (id, destinations) => reported.push([id, destinations]) })
+  try {
+    await registry.refresh()
+    await registry.refresh()
+    assert.equal(reported.filter(([id]) => id.endsWith('-fw')), [['legacy-fw', ['default', 'bare']]])
+    await store.upsert(tool('legacy-fw', { processing_mode: 'store_and_forward', forward_url: 'https://fwd.example.test/in', forward_secret: key }), 'test')
+    await registry.refresh()
+    assert.is(reported.filter(([id]) => id.endsWith('-fw')).length, 1)
+    assert.ok(!JSON.stringify(reported).includes('s3cret'))
+  } finally {
+    await registry.close()
+  }
+})
+
 Registry('close() is idempotent and stops the refresh timer', async ({ handle }) => {
   const store = counted(new ToolStore({ db: handle!.db }))
   const registry = new ToolRegistry({ store, refreshMs: 30 })
