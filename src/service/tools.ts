@@ -1,6 +1,5 @@
 import type { Kysely } from 'kysely'
 import type { Config } from '../config/load-config.js'
-import { destinationsOf } from '../core/tool.js'
 import type { Database } from '../db/database.js'
 import { ToolRegistry } from '../db/tool-registry.js'
 import { ToolStore } from '../db/tool-store.js'
@@ -30,21 +29,11 @@ export function openTools(options: { readonly config: Config; readonly db: Kysel
     tools: config.tools, store: toolStore,
     onError: (err) => logger.warn({ err }, 'tool refresh failed; serving the last known tools'),
     onUnreadable: (toolId, err) => logger.error({ err, toolId }, 'a stored tool cannot be loaded; its webhooks answer 503 until the row is fixed'),
+    onInboundSigned: (toolId, destinations) => logger.warn({ tool_id: toolId, destinations },
+      `stored tool "${toolId}" signs its forwards to ${destinations.map((d) => `"${d}"`).join(', ')} with its inbound secret (saved by an older ` +
+      'version without a forward signing secret), so those receivers could sign webhooks this tool accepts; give it one with ' +
+      `\`hookstream tools rotate-secret ${toolId} --forward\` (or POST /admin/tools/${toolId}/forward-secret/rotate) and hand the new secret to the receivers`),
   })
   metrics.setToolLoadErrors(() => tools.unreadable.keys())
-  warnInboundSigned(config, logger)
   return { tools, toolStore }
-}
-
-// nothing can generate a secret for a config-file destination, so one without a secret signs with its tool's forward
-// secret or, lacking one, the inbound secret: a receiver holding that could sign webhooks the tool accepts as the sender's
-function warnInboundSigned(config: Config, logger: Logger): void {
-  for (const tool of config.tools) {
-    if (tool.forwardSecret || !tool.secret) continue
-    const destinations = destinationsOf(tool).filter((d) => !d.secret).map((d) => d.id)
-    if (destinations.length === 0) continue
-    logger.warn({ tool_id: tool.id, destinations }, `config-file tool "${tool.id}" signs its forwards to ${destinations.map((d) => `"${d}"`).join(', ')} ` +
-      'with its inbound secret, so those receivers could sign webhooks this tool accepts; give each destination a ' +
-      '"secret" of its own in the config file (Standard Webhooks form, 32 random bytes), or the tool a forward_secret')
-  }
 }

@@ -9,6 +9,8 @@ import { eventually } from '../helpers/events.js'
 import { startServiceProcess, type ServiceProcess } from '../helpers/service-process.js'
 import { openSpace, type Space } from './fixture.js'
 import { release } from '../helpers/release.js'
+import { parseTool } from '../../src/core/tool.js'
+import { ToolStore } from '../../src/db/tool-store.js'
 
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef'
 // every value a test must never find in an API body, audit row, DLQ row or log line
@@ -248,21 +250,50 @@ Trust('every destination, not only forward_url\'s "default": refused by the egre
   }
 })
 
-Trust('a config-file destination that would sign with the inbound secret is named in a startup warning, without the secret', async (ctx) => {
+Trust('a config-file tool signs its forwards with its own forward_secret: the receiver verifies with it (standardwebhooks) and not with the inbound secret', async (ctx) => {
+  const dest = await receiver(() => 200)
   const key = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
-  ctx.svc = await startServiceProcess(env(ctx.s), `tools:
-  - id: yaml-fw
-    provider: github
-    secret: inbound-old-secret
-    processing_mode: store_and_forward
-    forward_url: "http://127.0.0.1:9/h"
-    destinations: [{ id: own, url: "http://127.0.0.1:9/o", secret: "${key}" }, { id: bare, url: "http://127.0.0.1:9/b" }]
-  - { id: yaml-signed, provider: github, secret: inbound-new-secret, processing_mode: store_and_forward, forward_url: "http://127.0.0.1:9/h", forward_secret: "${key}" }
+  ctx.svc = await startServiceProcess({ ...env(ctx.s), YAML_FORWARD_SECRET: key }, `tools:
+  - { id: yaml-signed, provider: github, secret: inbound-new-secret, processing_mode: store_and_forward,
+      forward_url: "http://127.0.0.1:${dest.port}/hook", forward_secret: "\${YAML_FORWARD_SECRET}" }
 `)
-  const warnings = () => ctx.svc!.output().split('\n').filter((l) => l.includes('signs its forwards')).map((l) => JSON.parse(l))
-  await eventually('the warning', () => warnings().length > 0, 10_000)
-  assert.equal(warnings().map((w) => [w.level, w.tool_id, w.destinations]), [[40, 'yaml-fw', ['default', 'bare']]])
-  assertNoLeak('the service log', ctx.svc.output())
+  try {
+    assert.is(await githubPost(ctx.svc, 'yaml-signed', 'inbound-new-secret'), 202)
+    await eventually('forwarded', () => dest.seen.length >= 1, 15_000)
+    const got = dest.seen[0]!
+    assert.is(String(got.headers['webhook-signature']).split(' ').length, 1)
+    new Webhook(key).verify(got.body, got.headers as Record<string, string>)
+    // the inbound secret's bytes as a Standard Webhooks key: what a forward signed with it would verify with
+    assert.throws(() => new Webhook(Buffer.from('inbound-new-secret').toString('base64')).verify(got.body, got.headers as Record<string, string>))
+    assert.not.match(ctx.svc.output(), /signs its forwards/)
+    assertNoLeak('the service log', ctx.svc.output())
+  } finally {
+    await dest.close()
+  }
+})
+
+Trust('a stored tool saved without a forward secret (older versions) keeps forwarding, signed with its inbound secret, and is named in one warning when the tool list loads, without the secret', async (ctx) => {
+  const dest = await receiver(() => 200)
+  // written straight to the store, as a version that generated no forward secret did
+  await new ToolStore({ db: ctx.s.db.db }).upsert(parseTool({ id: 'old-fw', provider: 'github', secret: 'inbound-old-secret', processing_mode: 'store_and_forward',
+    forward_url: `http://127.0.0.1:${dest.port}/hook` }), 'test')
+  ctx.svc = await startServiceProcess(env(ctx.s), 'tools: []\n')
+  try {
+    const warnings = () => ctx.svc!.output().split('\n').filter((l) => l.includes('signs its forwards')).map((l) => JSON.parse(l))
+    // the tool list loads with the first request
+    assert.is(await githubPost(ctx.svc, 'old-fw', 'inbound-old-secret'), 202)
+    await eventually('forwarded', () => dest.seen.length >= 1, 15_000)
+    await eventually('the warning', () => warnings().length > 0, 10_000)
+    const got = dest.seen[0]!
+    new Webhook(Buffer.from('inbound-old-secret').toString('base64')).verify(got.body, got.headers as Record<string, string>)
+    // the registry reloads every 2 s: the warning is not repeated on each refresh
+    await new Promise((r) => setTimeout(r, 4_500))
+    assert.equal(warnings().map((w) => [w.level, w.tool_id, w.destinations]), [[40, 'old-fw', ['default']]])
+    assert.match(warnings()[0].msg, /tools rotate-secret old-fw --forward/)
+    assertNoLeak('the service log', ctx.svc.output())
+  } finally {
+    await dest.close()
+  }
 })
 
 Trust.run()
