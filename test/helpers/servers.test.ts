@@ -2,9 +2,9 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Redis } from 'ioredis'
 import { readFileSync, readlinkSync } from 'node:fs'
-import { createServer, type Socket } from 'node:net'
 import pg from 'pg'
 import { cached, startPostgres, startRedis, type TestPostgres, type TestRedis } from './servers.js'
+import { silentListener } from './silent-listener.js'
 
 const Harness = suite<{ redis?: TestRedis; pg?: TestPostgres }>('test harness', {})
 Harness.before(async (ctx) => {
@@ -77,20 +77,6 @@ async function assertOwns(redis: TestRedis): Promise<void> {
   assert.not.throws(() => process.kill(pid, 0), `redis-server ${pid} is alive`)
   assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), `127.0.0.1:${redis.port}`)
   assert.is(readlinkSync(`/proc/${pid}/cwd`), redis.dir)
-}
-
-/** A loopback listener that accepts connections and never answers (not a Redis); `close()` cuts them too. */
-async function silentListener(): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>()
-  const server = createServer((socket) => { sockets.add(socket); socket.once('close', () => sockets.delete(socket)) })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    port: (server.address() as { port: number }).port,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve())
-      for (const socket of sockets) socket.destroy()
-    }),
-  }
 }
 
 Harness('when something else listens on the port startRedis picked, it starts its own Redis on another port', async () => {

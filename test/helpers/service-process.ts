@@ -21,6 +21,8 @@ export interface ServiceProcess {
 export interface ServiceProcessOptions {
   /** The service's working directory (default: the repository's, where the tests run); `./.hookstream` is here. */
   cwd?: string
+  /** The ingest port (HTTP_ADDR) the first attempt uses (default: a free one); for tests of the retry. */
+  firstHttpPort?: number
 }
 
 /**
@@ -36,15 +38,16 @@ export async function startServiceProcess(env: Record<string, string | undefined
   writeFileSync(config, yaml)
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(env, config, args, options.cwd ?? process.cwd())
+      return await startOnce(env, config, args, options.cwd ?? process.cwd(), attempt === 1 ? options.firstHttpPort : undefined)
     } catch (err) {
       if (attempt >= 3 || !(err as { addressInUse?: boolean }).addressInUse) throw err
     }
   }
 }
 
-async function startOnce(env: Record<string, string | undefined>, config: string, args: string[], cwd: string): Promise<ServiceProcess> {
-  const http = await freePort()
+async function startOnce(env: Record<string, string | undefined>, config: string, args: string[], cwd: string,
+  httpPort: number | undefined): Promise<ServiceProcess> {
+  const http = httpPort ?? await freePort()
   const health = await freePort()
   const admin = await freePort()
   // tsx and main.ts by path, so the service also starts in a directory outside the repository
