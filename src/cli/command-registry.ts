@@ -10,6 +10,7 @@ import { streamSpec } from './commands/stream.js'
 import { toolsSpec } from './commands/tools.js'
 import { destinationsSpec } from './commands/destinations.js'
 import { commandsSpec } from './commands/commands.js'
+import { secretsSpec } from './commands/secrets.js'
 
 /** Every `hookstream <name>` command; each declares the flags it accepts (CommandSpec.flags). */
 export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
@@ -24,4 +25,5 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   events: eventsSpec,
   commands: commandsSpec,
   breakers: breakersSpec,
+  secrets: secretsSpec,
 }

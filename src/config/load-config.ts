@@ -7,6 +7,7 @@ import { parseAllowPrivate, type AllowPrivate } from '../sinks/ssrf-guard.js'
 import { streamKeys, type StreamKeys } from '../sources/keys.js'
 import { DEFAULT_PARTITION_KEY, parsePartitionKey, type PartitionField } from '../sources/partitions.js'
 import { readConfigFile } from './config-file.js'
+import { checkForwardSecrets } from './forward-secrets.js'
 import { ConfigSources, duration, integer, invalid, oneOf, size, text, url, type Layer, type SettingSource } from './config-sources.js'
 import { parseListenAddress, type ListenAddress } from './listen-address.js'
 import { adminSettings, type AdminSettings } from './admin-settings.js'
@@ -273,6 +274,7 @@ function tools(file: { path: string; tools: readonly unknown[] } | undefined): T
       if (isPipelineError(err)) throw new ConfigError(key, `is invalid: ${err.message}`)
       throw err
     }
+    checkForwardSecrets(key, tool)
     const earlier = seen.get(tool.id)
     if (earlier !== undefined) throw new ConfigError(key, `has id "${tool.id}" like tools[${earlier}]; tool ids must be unique`)
     seen.set(tool.id, i)

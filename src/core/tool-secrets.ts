@@ -20,7 +20,7 @@ export interface ToolSecrets {
   readonly previousSecret?: string
   /** When (epoch ms) `previousSecret` stops being accepted; absent: until it is retired. */
   readonly previousSecretExpiresAt?: number
-  /** The secret forwards are signed with (Standard Webhooks `whsec_…`). Absent: the inbound `secret` (config-file tools). */
+  /** The secret forwards are signed with (Standard Webhooks `whsec_…`). Absent: the inbound `secret` (rows stored by older versions; a config file must set it). */
   readonly forwardSecret?: string
   /** The previous forward signing secret; forwards carry a signature with it too until it expires or is retired. */
   readonly previousForwardSecret?: string

@@ -49,15 +49,39 @@ export function keepWriteOnly(input: ToolInput, existing: ToolConfig | undefined
   return out
 }
 
+/** A tool with the signing secrets `withSigningSecrets` generated, each to be shown once. */
+export interface WithSigningSecrets {
+  readonly tool: ToolConfig
+  /** The forward URL's generated `forward_secret`, when one was generated. */
+  readonly generated?: string
+  /** The generated secret of each new destination that came without one, by destination id. */
+  readonly destinationSecrets?: Readonly<Record<string, string>>
+}
+
 /**
- * The tool with a forward signing secret: one is generated (`whsec_…`) when the tool has a forward URL and
- * none was given; `generated` is that secret, to be shown once to the operator and never again.
+ * The tool with a signing secret for every forward destination: a `whsec_…` secret is generated for the forward
+ * URL when it has none, and for each destination that is new (not in `existing`) and has none, so no destination
+ * signs with the tool's inbound secret or shares another's key. A stored destination keeps what it has. Show the
+ * generated secrets to the operator once and never again.
  *
  * @example
- * const { tool, generated } = withForwardSecret(parseTool(input)) // generated: "whsec_…" or undefined
+ * const { tool, generated, destinationSecrets } = withSigningSecrets(parseTool(input), await store.get(id))
+ * // generated: "whsec_…" or undefined; destinationSecrets: { ci: "whsec_…" } or undefined
  */
-export function withForwardSecret(tool: ToolConfig): { readonly tool: ToolConfig; readonly generated?: string } {
-  if (!tool.forwardUrl || tool.forwardSecret) return { tool }
-  const generated = generateForwardSecret()
-  return { tool: Object.freeze({ ...tool, forwardSecret: generated }), generated }
+export function withSigningSecrets(tool: ToolConfig, existing?: ToolConfig): WithSigningSecrets {
+  const generated = tool.forwardUrl && !tool.forwardSecret ? generateForwardSecret() : undefined
+  const stored = new Set((existing?.destinations ?? []).map((d) => d.id))
+  const destinationSecrets: Record<string, string> = {}
+  const destinations = tool.destinations?.map((d) => {
+    if (d.secret || stored.has(d.id)) return d
+    const secret = generateForwardSecret()
+    destinationSecrets[d.id] = secret
+    return Object.freeze({ ...d, secret })
+  })
+  const generatedAny = Object.keys(destinationSecrets).length > 0
+  if (!generated && !generatedAny) return { tool }
+  return {
+    tool: Object.freeze({ ...tool, ...(generated ? { forwardSecret: generated } : {}), ...(generatedAny && destinations ? { destinations: Object.freeze(destinations) } : {}) }),
+    generated, destinationSecrets: generatedAny ? destinationSecrets : undefined,
+  }
 }

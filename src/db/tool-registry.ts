@@ -1,4 +1,5 @@
 import { isPipelineError, PipelineError } from '../core/errors.js'
+import { destinationsWithoutSecret } from '../core/destinations-without-secret.js'
 import type { ToolConfig } from '../core/tool.js'
 import type { ToolStore } from './tool-store.js'
 
@@ -25,6 +26,12 @@ export interface ToolRegistryOptions {
    * the configured key cannot decrypt. The other tools load as usual. @defaultValue ignore
    */
   readonly onUnreadable?: (toolId: string, err: Error) => void
+  /**
+   * Called once per tool (again only when the list changes) whose forward destinations have no signing secret of
+   * their own and would be signed with its inbound secret: a row stored by a version that did not generate one.
+   * Gets the tool id and those destination ids, never a secret. @defaultValue ignore
+   */
+  readonly onInboundSigned?: (toolId: string, destinations: readonly string[]) => void
 }
 
 // unknown ids remembered at once; a flood of random ids must not grow memory without bound
@@ -62,6 +69,8 @@ export class ToolRegistry {
   private lastError: Error | undefined
   private unreadableTools = new Map<string, Error>()
   private readonly onUnreadable: (toolId: string, err: Error) => void
+  private readonly onInboundSigned: (toolId: string, destinations: readonly string[]) => void
+  private readonly inboundSigned = new Map<string, string>()
 
   constructor(options: ToolRegistryOptions = {}) {
     const tools = new Map<string, ToolConfig>()
@@ -77,6 +86,7 @@ export class ToolRegistry {
     }
     this.onError = options.onError ?? (() => {})
     this.onUnreadable = options.onUnreadable ?? (() => {})
+    this.onInboundSigned = options.onInboundSigned ?? (() => {})
     if (!this.store) this.cache = new Map(tools)
   }
 
@@ -162,6 +172,7 @@ export class ToolRegistry {
     this.unknown.clear()
     this.lastError = undefined
     this.setUnreadable(unreadable)
+    this.reportInboundSigned(next)
     // a process whose first touch is an admin change's refresh() must reload on schedule too: get() never
     // asks the store about a miss, so without the timer a tool added elsewhere would stay unknown here
     this.schedule()
@@ -172,6 +183,17 @@ export class ToolRegistry {
       if (this.unreadableTools.get(id)?.message !== err.message) this.onUnreadable(id, err)
     }
     this.unreadableTools = unreadable
+  }
+
+  private reportInboundSigned(tools: ReadonlyMap<string, ToolConfig>): void {
+    for (const tool of tools.values()) {
+      const destinations = tool.secret ? destinationsWithoutSecret(tool) : []
+      const key = destinations.join(',')
+      if (key === (this.inboundSigned.get(tool.id) ?? '')) continue
+      if (destinations.length > 0) this.onInboundSigned(tool.id, destinations)
+      if (key) this.inboundSigned.set(tool.id, key)
+      else this.inboundSigned.delete(tool.id)
+    }
   }
 
   private unreadableError(id: string, cause: Error): PipelineError {

@@ -1,5 +1,5 @@
 import { parseTool, toolToJSON, type ToolConfig } from '../core/tool.js'
-import { keepWriteOnly, withForwardSecret } from '../core/tool-write-only.js'
+import { keepWriteOnly, withSigningSecrets } from '../core/tool-write-only.js'
 import type { AdminOptions } from './admin.js'
 import { AdminError, readJsonObject, sendAdminError } from './admin-http.js'
 import type { Route, RouteHandler } from './server.js'
@@ -72,11 +72,11 @@ export function toolRoutes(options: AdminOptions, maxBodyBytes: number): Route[]
         throw new AdminError(400, 'TOOL_INVALID', `tool "${id}": field "secret" holds the mask "${MASK}"; send the real signing secret for a new tool`)
       }
       // a forward destination without its own signing secret gets one, shown in this response only
-      const { tool, generated } = withForwardSecret(parseTool({ ...keepWriteOnly(input, existing), id }, 'admin API tool'))
+      const { tool, generated, destinationSecrets } = withSigningSecrets(parseTool({ ...keepWriteOnly(input, existing), id }, 'admin API tool'), existing)
       const { created } = await toolStore.upsert(tool, actor)
       await refresh()
       log?.info({ tool_id: id, created, actor }, created ? 'tool created through the admin API' : 'tool replaced through the admin API')
-      sendJson(res, created ? 201 : 200, { tool: shown(tool, 'store'), created, ...(generated ? { forward_secret: generated } : {}) })
+      sendJson(res, created ? 201 : 200, { tool: shown(tool, 'store'), created, forward_secret: generated, destination_secrets: destinationSecrets })
     } catch (err) {
       sendAdminError(res, err, log)
     }

@@ -8,7 +8,7 @@ const MAX_CACHED = 10_000
 
 /**
  * Evaluates a destination's JSONata expression (its filter or transform) over the event's payload on the
- * transform pool's worker threads, within `timeoutMs`: a runaway expression stops there and never stalls the
+ * transform pool's worker processes, within `timeoutMs`: a runaway expression stops there and never stalls the
  * event loop. Never rejects: a failure is an outcome (`TRANSFORM_FAILED`, `TRANSFORM_TIMEOUT`, `TRANSFORM_LIMIT`).
  *
  * @example

@@ -27,7 +27,7 @@ export interface FanOutOptions {
   readonly ttlSeconds?: number
   /** Passed to the infrastructure hold (PostgreSQL or Redis down). */
   readonly hold?: HoldOptions
-  /** The worker threads that evaluate the destinations' filters; see `TransformPoolOptions`. */
+  /** The worker processes that evaluate the destinations' filters; see `TransformPoolOptions`. */
   readonly pool?: TransformPoolOptions
 }
 
@@ -54,8 +54,9 @@ async function stateOf(pool: TransformPool, env: Stored, d: Destination): Promis
  * (`pending`, `filtered`, `disabled`, or `failed` when the filter failed), and writes one delivery entry per
  * pending destination to the delivery stream, where the delivery pipeline delivers each pair with its own
  * retries. The event itself is then settled as usual: a slow or dead destination never holds it. Filters run
- * on worker threads within the tool's `transform_timeout`. A dead-lettered delivery re-queued from the DLQ
- * arrives as a duplicate event: its failed pairs are enqueued again. PostgreSQL or Redis down holds the batch.
+ * in the transform worker processes within the tool's `transform_timeout`. A dead-lettered delivery re-queued
+ * from the DLQ arrives as a duplicate event: its failed pairs are enqueued again. PostgreSQL or Redis down holds
+ * the batch.
  * Events without destinations, failed or not stored pass through untouched.
  *
  * @example

@@ -12,6 +12,17 @@ const FAILING_SINCE = redisScript(`
 redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', tonumber(ARGV[2]))
 return redis.call('GET', KEYS[1])`)
 
+// takes the failing mark if it still holds the failure time this check read: of the checks (in this worker or any
+// other) that find the same destination past its auto_disable_after, only the one that deletes the mark disables it
+const CLAIM = redisScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+
+// what the failing mark holds for a while after the destination was disabled (not a time: no check acts on it), and
+// how long: the longest a delivery attempt sent before the change can take (WORKER_PROCESSING_TIMEOUT's default)
+const DISABLED_MARK = 'disabled'
+const DISABLED_MARK_MS = 300_000
+
 /** Options of `destinationAutoDisabler`. */
 export interface AutoDisableOptions {
   readonly redis: Pick<Redis, 'call'>
@@ -46,7 +57,6 @@ const isFailing = (env: DeliveryEnvelope): boolean => {
  * retryBackoff({ step, onStepResult: destinationAutoDisabler({ redis, keys, disable }) })
  */
 export function destinationAutoDisabler(options: AutoDisableOptions): (env: DeliveryEnvelope) => void {
-  const disabling = new Set<string>()
   const check = async (env: DeliveryEnvelope, afterMs: number, toolId: string, destinationId: string): Promise<void> => {
     const key = failingSinceKey(options.keys, toolId, destinationId)
     if (!isFailing(env)) {
@@ -54,18 +64,25 @@ export function destinationAutoDisabler(options: AutoDisableOptions): (env: Deli
       return
     }
     const now = Date.now()
-    const since = Number(await runScript(options.redis, FAILING_SINCE, [key], [now, Math.max(2 * afterMs, afterMs + 86_400_000)]))
-    const failingFor = now - since
-    if (!(failingFor > afterMs) || disabling.has(key)) return
-    disabling.add(key)
+    const ttlMs = Math.max(2 * afterMs, afterMs + 86_400_000)
+    const since = String(await runScript(options.redis, FAILING_SINCE, [key], [now, ttlMs]))
+    const failingFor = now - Number(since)
+    if (since === DISABLED_MARK || !(failingFor > afterMs)) return
+    // deliveries fail concurrently: without the claim two of them could both disable (two audit rows)
+    if (Number(await runScript(options.redis, CLAIM, [key], [since])) !== 1) return
+    let disabled: boolean
     try {
-      if (await options.disable(toolId, destinationId, failingFor)) {
-        await options.redis.call('DEL', key)
-        options.onDisabled?.(toolId, destinationId, failingFor)
-      }
-    } finally {
-      disabling.delete(key)
+      disabled = await options.disable(toolId, destinationId, failingFor)
+    } catch (err) {
+      // the mark goes back, so the next failure tries again instead of starting a new auto_disable_after
+      await options.redis.call('SET', key, since, 'NX', 'PX', ttlMs)
+      throw err
     }
+    if (!disabled) return
+    // attempts sent before the registry saw the change still fail after it: the tombstone keeps them from leaving
+    // a failure time behind, which would disable the destination at its first failure once it is enabled again
+    await options.redis.call('SET', key, DISABLED_MARK, 'PX', DISABLED_MARK_MS)
+    options.onDisabled?.(toolId, destinationId, failingFor)
   }
   return (env) => {
     const d = env.destination

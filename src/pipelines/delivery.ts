@@ -71,7 +71,7 @@ export interface DeliveryPipelineOptions {
   readonly dlqPolicy?: DlqPolicy
   /** @defaultValue 100000 */
   readonly dlqMaxLen?: number
-  /** The worker threads of the destinations' transforms. */
+  /** The worker processes of the destinations' transforms. */
   readonly pool?: TransformPoolOptions
   /** Aborting stops reading; deliveries in flight finish and are acked, then the observable completes. */
   readonly signal?: AbortSignal

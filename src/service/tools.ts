@@ -29,6 +29,10 @@ export function openTools(options: { readonly config: Config; readonly db: Kysel
     tools: config.tools, store: toolStore,
     onError: (err) => logger.warn({ err }, 'tool refresh failed; serving the last known tools'),
     onUnreadable: (toolId, err) => logger.error({ err, toolId }, 'a stored tool cannot be loaded; its webhooks answer 503 until the row is fixed'),
+    onInboundSigned: (toolId, destinations) => logger.warn({ tool_id: toolId, destinations },
+      `stored tool "${toolId}" signs its forwards to ${destinations.map((d) => `"${d}"`).join(', ')} with its inbound secret (saved by an older ` +
+      'version without a forward signing secret), so those receivers could sign webhooks this tool accepts; give it one with ' +
+      `\`hookstream tools rotate-secret ${toolId} --forward\` (or POST /admin/tools/${toolId}/forward-secret/rotate) and hand the new secret to the receivers`),
   })
   metrics.setToolLoadErrors(() => tools.unreadable.keys())
   return { tools, toolStore }

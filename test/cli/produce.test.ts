@@ -7,11 +7,12 @@ import { produceCommand } from '../../src/cli/commands/produce.js'
 
 import { entryEvent } from '../helpers/events.js'
 import { cliWorld, type CliWorld } from './cli-harness.js'
+import { release } from '../helpers/release.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'hookstream-produce-'))
 const Produce = suite<{ w: CliWorld }>('hookstream produce', {} as { w: CliWorld })
 Produce.before.each(async (ctx) => { ctx.w = await cliWorld() })
-Produce.after.each(async (ctx) => { await ctx.w.close() })
+Produce.after.each((ctx) => release(ctx, { w: (w) => w.close() }))
 Produce.after(() => rmSync(dir, { recursive: true, force: true }))
 
 function file(lines: unknown[]): string {

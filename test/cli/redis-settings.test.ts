@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { openContext } from '../../src/cli/context.js'
 import type { CliIO } from '../../src/cli/command.js'
-import { freePort, sharedPostgres, startRedis, type TestRedis } from '../helpers/servers.js'
+import { sharedPostgres, startRedis, type TestRedis } from '../helpers/servers.js'
 
 const io = (env: Record<string, string>): CliIO => ({ stdout: () => {}, stderr: () => {}, env })
 const dir = mkdtempSync(join(tmpdir(), 'hookstream-redis-tls-'))
@@ -24,9 +24,10 @@ Settings.before(async (ctx) => {
   // a throwaway CA-less self-signed certificate for 127.0.0.1; clients trust it through NODE_EXTRA_CA_CERTS
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
     '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' })
-  ctx.tlsPort = await freePort()
-  ctx.tls = await startRedis({ args: ['--tls-port', String(ctx.tlsPort), '--tls-cert-file', join(dir, 'cert.pem'),
+  // the TLS port is picked with the server's port, afresh when a start meets a taken one
+  ctx.tls = await startRedis({ extraPorts: 1, args: ([tlsPort]) => ['--tls-port', String(tlsPort), '--tls-cert-file', join(dir, 'cert.pem'),
     '--tls-key-file', join(dir, 'key.pem'), '--tls-ca-cert-file', join(dir, 'cert.pem'), '--tls-auth-clients', 'no'] })
+  ctx.tlsPort = ctx.tls.extraPorts[0]!
 })
 Settings.after(async (ctx) => {
   await ctx.redis?.stop()

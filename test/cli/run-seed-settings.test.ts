@@ -10,6 +10,7 @@ import { StreamClient } from '../../src/sources/stream-client.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { eventually, makeEvent } from '../helpers/events.js'
 import { startServiceProcess } from '../helpers/service-process.js'
+import { release } from '../helpers/release.js'
 
 interface Ctx { redis: Redis; db: Db; databaseUrl: string; env: Record<string, string>; stream: StreamClient }
 const Run = suite<Ctx>('hookstream run with the seed settings', {} as Ctx)
@@ -23,10 +24,7 @@ Run.before.each(async (ctx) => {
   await migrateToLatest(ctx.db.db)
   ctx.stream = new StreamClient({ redis: ctx.redis, stream: streamKeys({ prefix }).stream })
 })
-Run.after.each(async (ctx) => {
-  ctx.redis.disconnect()
-  await ctx.db.close()
-})
+Run.after.each((ctx) => release(ctx, { redis: (r) => r.disconnect(), db: (d) => d.close() }))
 
 const TOOLS = 'tools:\n  - { id: store-tool, provider: github, secret: s3cret-value, tenant_id: acme }\n'
 

@@ -138,7 +138,7 @@ Run('a worker wedged on a destination that never answers is reported stalled by 
   const silent = createNetServer((socket) => { sockets.push(socket) })
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
   const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/hook`
-  const yaml = `tools:\n  - { id: fwd, provider: github, secret: s3cret-value, processing_mode: store_and_forward, forward_url: "${url}" }\n`
+  const yaml = `tools:\n  - { id: fwd, provider: github, secret: s3cret-value, processing_mode: store_and_forward, forward_url: "${url}", forward_secret: "whsec_Zm9yd2FyZC1zaWduaW5nLWtleS1vZi10ZXN0cw==" }\n`
   const svc = await startServiceProcess({ ...ctx.env, WORKER_STALL_TIMEOUT: '2s', FORWARD_TIMEOUT: '1h', FORWARD_ALLOW_PRIVATE: '127.0.0.1/32' }, yaml)
   try {
     await new Promise((r) => setTimeout(r, 2500))
@@ -202,7 +202,7 @@ Run('kill -9 of the worker mid-run, then a restart: every event stored exactly o
 Run('SIGTERM with 1,000 events in flight drains, exits 0, and a restart finishes with nothing missing or doubled', withTimeLimit(300_000, async (ctx) => {
   const receiver = await startReceiver(async () => { await new Promise((r) => setTimeout(r, 50)); return 200 })
   try {
-    const yaml = `tools:\n  - { id: fwd, provider: github, secret: s3cret-value, processing_mode: store_and_forward, forward_url: "${receiver.url}" }\n`
+    const yaml = `tools:\n  - { id: fwd, provider: github, secret: s3cret-value, processing_mode: store_and_forward, forward_url: "${receiver.url}", forward_secret: "whsec_Zm9yd2FyZC1zaWduaW5nLWtleS1vZi10ZXN0cw==" }\n`
     const events = Array.from({ length: 3000 }, () => makeEvent({ tool_id: 'fwd' }))
     for (let i = 0; i < events.length; i += 1000) await ctx.stream.addMany(events.slice(i, i + 1000))
     // a shutdown timeout no busy machine reaches: this test is about the drain, the timeout path is documented

@@ -10,6 +10,7 @@ import { MIGRATIONS } from '../../src/db/migrate.js'
 import { seedDlq, streamEvents } from '../db/dlq-seed.js'
 import { sharedPostgres } from '../helpers/servers.js'
 import { cliWorld, type CliWorld } from './cli-harness.js'
+import { release } from '../helpers/release.js'
 
 /** Runs `hookstream <argv>` in-process with captured output (and progress lines) and the world's environment. */
 async function hookstream(env: Record<string, string>, argv: string[]) {
@@ -23,7 +24,7 @@ async function hookstream(env: Record<string, string>, argv: string[]) {
 
 const Strict = suite<{ w: CliWorld }>('hookstream: strict flags, help, version, exit codes', {} as { w: CliWorld })
 Strict.before.each(async (ctx) => { ctx.w = await cliWorld() })
-Strict.after.each(async (ctx) => { await ctx.w.close() })
+Strict.after.each((ctx) => release(ctx, { w: (w) => w.close() }))
 
 Strict('dlq retry --all --tol gh-main exits 2 naming --tol (did you mean --tool?) and re-queues nothing', async ({ w }) => {
   await seedDlq(w.db, [{ event: { tool_id: 'gh-main' } }, { event: { tool_id: 'gl-other' } }, { event: { tool_id: 'gh-main' }, status: 'failed' }])

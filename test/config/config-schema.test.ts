@@ -30,6 +30,7 @@ function shippedConfigs(): { name: string; text: string }[] {
 const ENV = {
   DATABASE_PASSWORD: 'pg-secret', DATABASE_URL: 'postgres://app:pw@db:5432/hooks', ADMIN_TOKEN: 'admin-token-0123456789',
   GITHUB_WEBHOOK_SECRET: 'gh-secret', BILLING_WEBHOOK_SECRET: 'billing-secret', REDIS_PASSWORD: 'redis-secret',
+  BILLING_FORWARD_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', CI_SIGNING_SECRET: 'whsec_C2lnbmluZy1zZWNyZXQtb2YtY2ktMTIz',
 }
 
 test('the schema names exactly the keys the config reader accepts, section by section', () => {

@@ -177,6 +177,11 @@ tools:
   assert.match(dup.message, /: tools\[1\] has id "a" like tools\[0\]; tool ids must be unique/)
 })
 
+Load('a YAML tool whose transform does not compile fails startup with the compiler\'s message (#15)', () => {
+  const bad = failure(() => loadConfig({ env: {}, file: yamlFile('tools:\n  - { id: tx, provider: github, secret: s3cret-value, processing_mode: transform_and_store, transform: { n: "$count(" } }\n') }))
+  assert.match(bad.message, /: tools\[0\] is invalid: tool "tx": field "transform\.n" does not compile as JSONata: .+/)
+})
+
 Load('stream names, prefix, max length and the remaining worker settings are read', () => {
   const c = loadConfig({ env: {
     STREAM_PREFIX: 'stg:', STREAM_NAME: 'events', STREAM_GROUP: 'g', STREAM_MAXLEN: '5000', WORKER_MAX_IN_FLIGHT: '300', WORKER_CLAIM_IDLE: '2m',

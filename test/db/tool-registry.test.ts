@@ -154,13 +154,15 @@ Registry('a bad row is skipped and reported once; every other stored tool still 
   await new ToolStore({ db: handle!.db, encryptionKey: 'another key, saved elsewhere' }).upsert(tool('rb-otherkey'), 'test')
   await handle!.db.insertInto('webhook_tools').values({ id: 'rb-svn', provider: 'svn', secret: 'x', tenant_id: 'acme', processing_mode: 'store',
     forward_url: null, transform: null, retry_policy: JSON.stringify({}), signature: null, enabled: true }).execute()
+  await handle!.db.insertInto('webhook_tools').values({ id: 'rb-retry', provider: 'github', secret: 'x', tenant_id: 'acme', processing_mode: 'store',
+    forward_url: null, transform: null, retry_policy: JSON.stringify({ max_retries: -1 }), signature: null, enabled: true }).execute()
   const reported: string[] = []
   const registry = new ToolRegistry({ tools: [tool('rb-svn'), tool('rb-static')], store, refreshMs: 50,
     onUnreadable: (id) => reported.push(id) })
   try {
     assert.is((await registry.get('rb-ok'))?.id, 'rb-ok')
     assert.is((await registry.get('rb-static'))?.id, 'rb-static')
-    for (const id of ['rb-svn', 'rb-otherkey']) {
+    for (const id of ['rb-svn', 'rb-otherkey', 'rb-retry']) {
       try {
         await registry.get(id)
         assert.unreachable(`${id} must not load`)
@@ -169,7 +171,7 @@ Registry('a bad row is skipped and reported once; every other stored tool still 
         assert.match((err as Error).message, new RegExp(`tool "${id}" is stored in webhook_tools but cannot be read`))
       }
     }
-    assert.equal([...registry.unreadable.keys()].sort(), ['rb-otherkey', 'rb-svn'])
+    assert.equal([...registry.unreadable.keys()].sort(), ['rb-otherkey', 'rb-retry', 'rb-svn'])
     // the rest of the table still takes effect: a rotated secret, a disabled tool, a deleted one
     await store.upsert(tool('rb-ok', { secret: 'rotated-secret', enabled: false }), 'test')
     await store.remove('rb-gone', 'test')
@@ -177,7 +179,7 @@ Registry('a bad row is skipped and reported once; every other stored tool still 
     assert.equal([(await registry.get('rb-ok'))?.secret, (await registry.get('rb-ok'))?.enabled], ['rotated-secret', false])
     assert.is(await registry.get('rb-gone'), undefined)
     await sleep(200)
-    assert.equal(reported.sort(), ['rb-otherkey', 'rb-svn'], 'each bad row reported once, not per refresh')
+    assert.equal(reported.sort(), ['rb-otherkey', 'rb-retry', 'rb-svn'], 'each bad row reported once, not per refresh')
     assert.is(registry.refreshError, undefined)
   } finally {
     await registry.close()
@@ -193,6 +195,27 @@ Registry('before the first load succeeds, get() rejects with TOOLS_UNAVAILABLE',
   await expectUnavailable(registry.get('static-1'), /loading the tool list/)
   await registry.close()
   await nowhere.close()
+})
+
+Registry('a stored tool whose forwards would sign with its inbound secret (saved by an older version) is reported once, not on every refresh', async ({ handle }) => {
+  const store = new ToolStore({ db: handle!.db })
+  const key = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
+  await store.upsert(tool('legacy-fw', { processing_mode: 'store_and_forward', forward_url: 'https://fwd.example.test/in',
+    destinations: [{ id: 'own', url: 'https://o.example.test/in', secret: key }, { id: 'bare', url: 'https://b.example.test/in' }] }), 'test')
+  await store.upsert(tool('signed-fw', { processing_mode: 'store_and_forward', forward_url: 'https://fwd.example.test/in', forward_secret: key }), 'test')
+  const reported: [string, readonly string[]][] = []
+  const registry = new ToolRegistry({ store, refreshMs: 60_000, onInboundSigned: (id, destinations) => reported.push([id, destinations]) })
+  try {
+    await registry.refresh()
+    await registry.refresh()
+    assert.equal(reported.filter(([id]) => id.endsWith('-fw')), [['legacy-fw', ['default', 'bare']]])
+    await store.upsert(tool('legacy-fw', { processing_mode: 'store_and_forward', forward_url: 'https://fwd.example.test/in', forward_secret: key }), 'test')
+    await registry.refresh()
+    assert.is(reported.filter(([id]) => id.endsWith('-fw')).length, 1)
+    assert.ok(!JSON.stringify(reported).includes('s3cret'))
+  } finally {
+    await registry.close()
+  }
 })
 
 Registry('close() is idempotent and stops the refresh timer', async ({ handle }) => {

@@ -126,4 +126,14 @@ Defaults('queue gauges are read at scrape time and cached 1 s', async () => {
   }
 })
 
+Defaults('every process reloads tools every 2 s: the registry default the service uses', () => {
+  assert.match(readme, 'every process reloads tools every 2 s')
+  const registry = readFileSync(new URL('../../src/db/tool-registry.ts', import.meta.url), 'utf8')
+  assert.match(registry, 'this.refreshMs = options.refreshMs ?? 2000')
+  // the service builds its registry without a refreshMs of its own, so the default is the period it runs with
+  const service = readFileSync(new URL('../../src/service/tools.ts', import.meta.url), 'utf8')
+  assert.match(service, 'new ToolRegistry({')
+  assert.not.match(service, 'refreshMs')
+})
+
 Defaults.run()

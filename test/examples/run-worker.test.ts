@@ -7,6 +7,7 @@ import { streamKeys } from '../../src/sources/keys.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
 import { eventually, makeEvent } from '../helpers/events.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
+import { release } from '../helpers/release.js'
 
 const EVENTS = 400
 
@@ -27,7 +28,7 @@ Example.before(async (ctx) => {
   ctx.databaseUrl = await (await sharedPostgres()).createDatabase()
   ctx.redis = new Redis(ctx.redisUrl)
 })
-Example.after(async (ctx) => { ctx.redis.disconnect() })
+Example.after((ctx) => release(ctx, { redis: (r) => r.disconnect() }))
 
 Example('the example worker killed -9 mid-run and restarted processes every event once, leaves nothing pending and dead-letters nothing', async ({ redis, redisUrl, databaseUrl }) => {
   const prefix = `rw-${randomUUID()}:`

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Cluster, Redis } from 'ioredis'
-import { freePort, startRedis, type TestRedis } from './servers.js'
+import { startRedis, type TestRedis } from './servers.js'
 
 /** A running test cluster. */
 export interface TestRedisCluster {
@@ -42,7 +42,8 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
   const servers: TestRedis[] = []
   try {
     for (let i = 0; i < masters; i++) {
-      servers.push(await startRedis({ args: ['--cluster-enabled', 'yes', '--cluster-port', String(await freePort()),
+      // the cluster bus port is picked with the server's port, afresh when a start meets a taken one
+      servers.push(await startRedis({ extraPorts: 1, args: ([busPort]) => ['--cluster-enabled', 'yes', '--cluster-port', String(busPort),
         '--cluster-node-timeout', '5000', '--appendonly', 'no'] }))
     }
     const nodes = servers.map((s) => `127.0.0.1:${s.port}`)

@@ -61,26 +61,53 @@ export interface TestRedis {
   kill(): Promise<void>
   /** The server's data dir (AOF files live here). */
   readonly dir: string
+  /** The `extraPorts` free ports of the attempt that started (see {@link StartRedisOptions}). */
+  readonly extraPorts: readonly number[]
+}
+
+/** How `startRedis` starts its server. */
+export interface StartRedisOptions {
+  /** AOF persistence (default off). */
+  appendonly?: boolean
+  /**
+   * How many more free loopback ports to pick with the server's port (default 0), for arguments such as
+   * `--tls-port` or `--cluster-port`; a start that fails on a taken port picks all of them afresh.
+   */
+  extraPorts?: number
+  /** More `redis-server` arguments; as a function, it gets the attempt's extra ports. */
+  args?: readonly string[] | ((extraPorts: readonly number[]) => readonly string[])
+  /** The port the first attempt binds (default: a free one); when it is taken, the start moves to a free one. */
+  firstPort?: number
 }
 
 /**
- * Starts a fresh `redis-server` (Redis ≥ 7, from PATH) on a free loopback port.
+ * Starts a fresh `redis-server` (Redis ≥ 7, from PATH) on a free loopback port; when a port it picked was taken
+ * before the server bound it, it starts again on fresh ports (up to 5 attempts).
  *
  * @example
  * const redis = await startRedis({ appendonly: true }); … ; await redis.stop()
  */
-export async function startRedis(options: { appendonly?: boolean; args?: string[] } = {}): Promise<TestRedis> {
-  let port = await freePort()
+export async function startRedis(options: StartRedisOptions = {}): Promise<TestRedis> {
+  const pickExtraPorts = async () => {
+    const ports: number[] = []
+    for (let i = 0; i < (options.extraPorts ?? 0); i++) ports.push(await freePort())
+    return ports
+  }
+  let port = options.firstPort ?? await freePort()
+  let extraPorts = await pickExtraPorts()
   const dir = mkdtempSync(join(tmpdir(), 'hookstream-redis-'))
   let child: ChildProcess | undefined
   const args = () => ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
-    '--appendonly', options.appendonly ? 'yes' : 'no', '--appendfsync', 'everysec', ...(options.args ?? [])]
+    '--appendonly', options.appendonly ? 'yes' : 'no', '--appendfsync', 'everysec',
+    ...(typeof options.args === 'function' ? options.args(extraPorts) : options.args ?? [])]
 
   // the server on the port must be the one we spawned: a PONG from another test's Redis that took the port
   // between freePort() and the spawn is not good enough
   const ownedBy = (pid: number) => new Promise<boolean>((resolve) => {
     const sock = connect(port, '127.0.0.1')
     let reply = ''
+    // something on the port that accepts and never answers (not a Redis) must not stall the wait for good
+    sock.setTimeout(2000, () => sock.destroy())
     sock.once('error', () => resolve(false))
     sock.once('connect', () => sock.write('INFO server\r\n'))
     sock.on('data', (d) => {
@@ -103,17 +130,19 @@ export async function startRedis(options: { appendonly?: boolean; args?: string[
     proc.once('error', (err) => {
       startError = new Error(`test harness: cannot start redis-server (${err.message}); install Redis 7 (apt-get install redis-server)`)
     })
+    // 'close' comes after the exit and the last of its output (the bind error a retry looks for)
+    let closed = false
+    proc.once('close', () => { closed = true })
     child = proc
-    await waitFor(`redis-server on port ${port}`, async () => {
-      if (startError) throw startError
-      if (proc.exitCode !== null || proc.signalCode !== null) {
-        throw Object.assign(new Error(`test harness: redis-server on port ${port} exited at start:\n${output}`), { addressInUse: /already in use|bind/i.test(output) })
-      }
-      return ownedBy(proc.pid!)
-    }).catch((err) => { throw startError ?? err })
+    // waitFor treats a throwing check as "not ready yet", so an exit ends the wait and is thrown after it
+    await waitFor(`redis-server on port ${port}`, async () => startError !== undefined || closed || ownedBy(proc.pid!))
+    if (startError) throw startError
+    if (closed) {
+      throw Object.assign(new Error(`test harness: redis-server on port ${port} exited at start:\n${output}`), { addressInUse: /already in use|bind/i.test(output) })
+    }
   }
-  // freePort() closes its probe before redis-server binds: another process may take the port in between, so
-  // the first start tries a few fresh ports; a restart (start() after stop()) keeps its port
+  // freePort() closes its probe before redis-server binds: another process may take a port in between, so
+  // the first start tries a few fresh sets of ports; a restart (start() after stop()) keeps its ports
   let started = false
   const start = async () => {
     for (let attempt = 1; ; attempt++) {
@@ -124,6 +153,7 @@ export async function startRedis(options: { appendonly?: boolean; args?: string[
       } catch (err) {
         if (started || attempt >= 5 || !(err as { addressInUse?: boolean }).addressInUse) throw err
         port = await freePort()
+        extraPorts = await pickExtraPorts()
       }
     }
   }
@@ -139,6 +169,7 @@ export async function startRedis(options: { appendonly?: boolean; args?: string[
     url: `redis://127.0.0.1:${port}`,
     port,
     dir,
+    extraPorts,
     async stop() {
       const proc = child
       if (!proc) return

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { freePort } from './servers.js'
 
 export interface ServiceProcess {
@@ -16,30 +17,43 @@ export interface ServiceProcess {
   readonly exited: Promise<number | string>
 }
 
+/** Where and how `startServiceProcess` runs the service. */
+export interface ServiceProcessOptions {
+  /** The service's working directory (default: the repository's, where the tests run); `./.hookstream` is here. */
+  cwd?: string
+  /** The ingest port (HTTP_ADDR) the first attempt uses (default: a free one); for tests of the retry. */
+  firstHttpPort?: number
+}
+
 /**
  * Writes a YAML config with `tools` and starts the service; resolves once /health/ready answers 200. The ports
  * come from freePort(), which frees its probe before the service binds: when another process took one in between
- * (EADDRINUSE), the service is started again on fresh ports.
+ * (EADDRINUSE), the service is started again on fresh ports. An `env` value that is undefined removes that
+ * variable from the service's environment.
  */
-export async function startServiceProcess(env: Record<string, string>, yaml: string, args: string[] = []): Promise<ServiceProcess> {
+export async function startServiceProcess(env: Record<string, string | undefined>, yaml: string, args: string[] = [],
+  options: ServiceProcessOptions = {}): Promise<ServiceProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'hookstream-svc-'))
   const config = join(dir, 'hookstream.yaml')
   writeFileSync(config, yaml)
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(env, config, args)
+      return await startOnce(env, config, args, options.cwd ?? process.cwd(), attempt === 1 ? options.firstHttpPort : undefined)
     } catch (err) {
       if (attempt >= 3 || !(err as { addressInUse?: boolean }).addressInUse) throw err
     }
   }
 }
 
-async function startOnce(env: Record<string, string>, config: string, args: string[]): Promise<ServiceProcess> {
-  const http = await freePort()
+async function startOnce(env: Record<string, string | undefined>, config: string, args: string[], cwd: string,
+  httpPort: number | undefined): Promise<ServiceProcess> {
+  const http = httpPort ?? await freePort()
   const health = await freePort()
   const admin = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'run', '--config', config, ...args], {
-    cwd: process.cwd(),
+  // tsx and main.ts by path, so the service also starts in a directory outside the repository
+  const tsx = pathToFileURL(join(process.cwd(), 'node_modules', 'tsx', 'dist', 'loader.mjs')).href
+  const child = spawn(process.execPath, ['--import', tsx, join(process.cwd(), 'src/cli/main.ts'), 'run', '--config', config, ...args], {
+    cwd,
     env: { ...process.env, HTTP_ADDR: `127.0.0.1:${http}`, HEALTH_ENDPOINT: `127.0.0.1:${health}`, ADMIN_ADDR: `127.0.0.1:${admin}`, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -10,6 +10,7 @@ import { streamKeys } from '../../src/sources/keys.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
 import { appWithDeadLetters, waitUntil } from '../commands/command-helpers.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
+import { release } from '../helpers/release.js'
 
 const TOKEN = 'admin-token-0123456789abcdef'
 interface Ctx { db: Db; redis: Redis; http: RunningHttpServer; stream: string }
@@ -26,11 +27,7 @@ Routes.before.each(async (ctx) => {
     commandLog: { redis: ctx.redis, stream: ctx.stream },
   })))
 })
-Routes.after.each(async (ctx) => {
-  await ctx.http.close()
-  await ctx.db.close()
-  ctx.redis.disconnect()
-})
+Routes.after.each((ctx) => release(ctx, { http: (h) => h.close(), db: (d) => d.close(), redis: (r) => r.disconnect() }))
 
 async function call(ctx: Ctx, method: string, path: string, token = TOKEN): Promise<{ status: number; json: any }> {
   const res = await fetch(`${ctx.http.url}${path}`, { method, headers: { authorization: `Bearer ${token}` } })

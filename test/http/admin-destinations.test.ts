@@ -129,4 +129,24 @@ Routes('rotating a destination secret keeps the old one signing until it is reti
   for (const text of ctx.bodies.slice(1)) assert.not.ok(text.includes(first) || text.includes(next), text)
 })
 
+Routes('PUT of a tool with inline destinations generates a secret for each new one without, shown once; a PUT of the GET body keeps them', async (ctx) => {
+  const given = 'whsec_' + Buffer.alloc(32, 7).toString('base64')
+  const put = await call(ctx, 'PUT', '/admin/tools/inline', { provider: 'github', secret: 'inline-inbound',
+    destinations: [{ id: 'a', url: 'https://a.example.test/in' }, { id: 'b', url: 'https://b.example.test/in', secret: given }] })
+  assert.is(put.status, 201)
+  assert.equal(Object.keys(put.json.destination_secrets), ['a'])
+  const generated = put.json.destination_secrets.a as string
+  assert.match(generated, /^whsec_/)
+  assert.equal(put.json.tool.destinations.map((d: { secret: string }) => d.secret), ['********', '********'])
+  const stored = (await ctx.store.get('inline'))!.destinations!
+  assert.equal(stored.map((d) => d.secret), [generated, given])
+  const shown = await call(ctx, 'GET', '/admin/tools/inline')
+  const { source: _source, ...edit } = shown.json.tool
+  const again = await call(ctx, 'PUT', '/admin/tools/inline', edit)
+  assert.is(again.status, 200)
+  assert.is(again.json.destination_secrets, undefined)
+  assert.equal((await ctx.store.get('inline'))!.destinations!.map((d) => d.secret), [generated, given])
+  for (const text of ctx.bodies.slice(2)) assert.not.ok(text.includes(generated) || text.includes(given), text)
+})
+
 Routes.run()

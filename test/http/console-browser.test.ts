@@ -10,7 +10,7 @@ import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { startServiceProcess, type ServiceProcess } from '../helpers/service-process.js'
 import { withTimeLimit } from '../helpers/time-limit.js'
 import { startReceiver, type Receiver } from '../helpers/pipeline.js'
-import { githubDelivery, openSpace, SECRET, toolsYaml, type Space } from '../reliability/fixture.js'
+import { FORWARD_SECRET, githubDelivery, openSpace, SECRET, toolsYaml, type Space } from '../reliability/fixture.js'
 
 // The web console in Debian's chromium (CHROMIUM_PATH, default /usr/bin/chromium), driven by playwright-core,
 // against `hookstream run` itself: real Redis, PostgreSQL, worker and admin listener on loopback.
@@ -32,8 +32,8 @@ Console.before(async (ctx) => {
   ctx.svc = await startServiceProcess({ ...ctx.s.env, ADMIN_TOKEN: TOKEN, FORWARD_ALLOW_PRIVATE: '127.0.0.1/32', FORWARD_BREAKER_FAILURES: '2', FORWARD_BREAKER_COOL_DOWN: '10m',
     REPLAY_CONFIRM_OVER: '1' },
     toolsYaml({ 'gh-yaml': undefined }) +
-    `  - { id: gh-fan, provider: github, secret: ${SECRET}, tenant_id: acme, destinations: [{ id: rx, url: "${ctx.rx.url}" }] }\n` +
-    `  - { id: gh-down, provider: github, secret: ${SECRET}, tenant_id: acme, destinations: [{ id: down, url: "${ctx.down.url}", retry_policy: { max_retries: 5, initial_interval: 200ms, max_interval: 1s } }] }\n`)
+    `  - { id: gh-fan, provider: github, secret: ${SECRET}, tenant_id: acme, forward_secret: "${FORWARD_SECRET}", destinations: [{ id: rx, url: "${ctx.rx.url}" }] }\n` +
+    `  - { id: gh-down, provider: github, secret: ${SECRET}, tenant_id: acme, forward_secret: "${FORWARD_SECRET}", destinations: [{ id: down, url: "${ctx.down.url}", retry_policy: { max_retries: 5, initial_interval: 200ms, max_interval: 1s } }] }\n`)
   ctx.browser = await chromium.launch({
     executablePath: CHROMIUM, headless: true,
     // root in a container has no user namespaces for the sandbox; everything else goes to a dead proxy, so the

@@ -139,6 +139,20 @@ Ingest('secret headers are dropped from metadata, an invalid traceparent is not 
     [['gh', 202, 'ACCEPTED', hdrs['x-github-delivery']], [undefined, 404, 'UNKNOWN_TOOL', undefined]])
 })
 
+Ingest('a configured scrub list (INGEST_SCRUB_HEADERS) replaces the default one; authorization, cookies and the provider\'s signature are dropped all the same', async () => {
+  const h = await startIngest((await sharedRedis()).url, { scrubHeaders: ['x-internal-*', '*-pass'] })
+  try {
+    h.addTool({ id: 'gh', provider: 'github', secret: 'gh-secret' })
+    const res = await h.post('gh', push, gh(push, { 'x-internal-id': 'i-1', 'db-pass': 'p-1', 'x-api-key': 'k-1', authorization: 'Bearer t', cookie: 'sid=1', 'x-custom': 'kept' }))
+    assert.is(res.status, 202)
+    const kept = ((await h.entries()).at(-1)!.event.metadata as { headers: Record<string, string> }).headers
+    assert.equal(['x-internal-id', 'db-pass', 'authorization', 'cookie', 'x-hub-signature-256'].filter((name) => name in kept), [])
+    assert.equal([kept['x-api-key'], kept['x-custom']], ['k-1', 'kept'], 'the default list (x-api-key) no longer applies')
+  } finally {
+    await h.close()
+  }
+})
+
 Ingest('when XADD fails the answer is 503 and the delivery id is forgotten, so the retry is queued', async ({ h }) => {
   const hdrs = gh(push)
   await h!.redis.set(h!.keys.stream, 'not a stream')

@@ -2,6 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { EMPTY, lastValueFrom, of, Subject, toArray } from 'rxjs'
 import { batch } from '../../src/operators/batch.js'
+import { eventually } from '../helpers/events.js'
 import { spyOnTimers } from '../helpers/timer-spy.js'
 
 const Batch = suite('batch')
@@ -28,11 +29,13 @@ Batch('items of separate event-loop turns land in separate batches', async () =>
 Batch('maxWaitMs holds a batch open for later items', async () => {
   const s = new Subject<number>()
   const out: number[][] = []
-  s.pipe(batch({ maxWaitMs: 60 })).subscribe((b) => out.push(b))
+  // maxWaitMs 1000 and a 20 ms gap: a busy machine's late timer stays far inside the window
+  s.pipe(batch({ maxWaitMs: 1000 })).subscribe((b) => out.push(b))
   s.next(1)
   await new Promise((r) => setTimeout(r, 20))
   s.next(2)
-  await new Promise((r) => setTimeout(r, 80))
+  assert.equal(out, [], 'the batch is still open')
+  await eventually('the batch closed', () => out.length > 0, 5000)
   assert.equal(out, [[1, 2]])
 })
 
@@ -40,7 +43,8 @@ Batch('with waitsFor, only a batch holding such an item waits maxWaitMs; others 
   const s = new Subject<number>()
   const out: number[][] = []
   // odd numbers wait (as forwarded events do in markForwarded), even ones do not
-  const sub = s.pipe(batch({ maxWaitMs: 60, waitsFor: (n) => n % 2 === 1 })).subscribe((b) => out.push(b))
+  // maxWaitMs 1000 and a 20 ms gap: a busy machine's late timer stays far inside the window
+  const sub = s.pipe(batch({ maxWaitMs: 1000, waitsFor: (n) => n % 2 === 1 })).subscribe((b) => out.push(b))
   s.next(2); s.next(4)
   await new Promise((r) => setImmediate(r))
   assert.equal(out, [[2, 4]], 'a burst without a waiting item closed at its end')
@@ -49,7 +53,8 @@ Batch('with waitsFor, only a batch holding such an item waits maxWaitMs; others 
   await new Promise((r) => setTimeout(r, 20))
   s.next(3)
   s.next(8)
-  await new Promise((r) => setTimeout(r, 80))
+  assert.equal(out, [[2, 4]], 'the waiting batch is still open')
+  await eventually('the waiting batch closed', () => out.length > 1, 5000)
   assert.equal(out, [[2, 4], [6, 1, 3, 8]], 'items that came within maxWaitMs of the first waiting one share its batch')
   sub.unsubscribe()
 })

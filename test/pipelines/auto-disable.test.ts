@@ -1,9 +1,10 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
+import { PipelineError } from '../../src/core/errors.js'
 import { parseTool } from '../../src/core/tool.js'
 import { ToolRegistry } from '../../src/db/tool-registry.js'
 import { ToolStore } from '../../src/db/tool-store.js'
-import { storeDisabler } from '../../src/pipelines/auto-disable.js'
+import { destinationAutoDisabler, storeDisabler } from '../../src/pipelines/auto-disable.js'
 import type { DeliveryEnvelope } from '../../src/pipelines/delivery.js'
 import { ForwardSink } from '../../src/sinks/forward.js'
 import { failingSinceKey } from '../../src/sources/keys.js'
@@ -20,10 +21,10 @@ Auto.before.each(async (ctx) => {
   ctx.closers = []
   ctx.settled = []
 })
-Auto.after.each(async (ctx) => {
-  for (const close of ctx.closers.reverse()) await close()
-  await release(ctx, { w: (w) => w.close() })
-})
+Auto.after.each((ctx) => release(ctx, {
+  closers: async (closers) => { for (const close of closers.reverse()) await close() },
+  w: (w) => w.close(),
+}))
 
 const fast = { initial_interval: '50ms', max_interval: '100ms', multiplier: 2, max_retries: 1000, max_elapsed_time: '1h' }
 
@@ -71,7 +72,9 @@ Auto('a destination failing for longer than auto_disable_after is disabled, audi
     return rows.length === 5 && rows.every((r) => r.error_code === 'DESTINATION_DISABLED')
   }, 30_000)
   assert.equal(new Set(ok.requests.map((r) => String(r.headers['webhook-id']))), new Set(events.map((e) => e.id)))
-  assert.is(await w.redis.call('EXISTS', failingSinceKey(w.keys, 'fan', 'dead')), 0)
+  // attempts that were under way when it was disabled leave no failure time behind (it would disable the
+  // destination again at its first failure once re-enabled): the mark says "disabled" until they are over
+  assert.is(await w.redis.call('GET', failingSinceKey(w.keys, 'fan', 'dead')), 'disabled')
 })
 
 Auto('a success clears the failing mark, so a destination that recovers within auto_disable_after stays enabled', async (ctx) => {
@@ -94,6 +97,34 @@ Auto('a success clears the failing mark, so a destination that recovers within a
   assert.equal(disabled, [])
   assert.is((await store.get('fl'))?.destinations?.[0]?.enabled, true)
   assert.ok(n > 4, `the receiver failed some requests (${n} requests for 4 events)`)
+})
+
+Auto('two workers that see the same destination past auto_disable_after at once disable it once', async (ctx) => {
+  const { w } = ctx
+  const key = failingSinceKey(w.keys, 'two', 'dead')
+  await w.redis.call('SET', key, String(Date.now() - 5_000), 'PX', 60_000)
+  const calls: string[] = []
+  const told: string[] = []
+  // one disabler per worker process, as the service runs them; the change takes a while, like a row lock would
+  const worker = () => destinationAutoDisabler({ redis: w.redis, keys: w.keys,
+    disable: async (tool, destination) => { calls.push(`${tool}/${destination}`); await new Promise((r) => setTimeout(r, 200)); return true },
+    onDisabled: (tool, destination) => { told.push(`${tool}/${destination}`) } })
+  const failed = { tool: { id: 'two' }, destination: { id: 'dead', autoDisableAfterMs: 1_000 },
+    forwardAttempt: { sent: true, destination: 'dead', startedAt: Date.now(), durationMs: 1,
+      failure: new PipelineError('transient', 'FORWARD_HTTP_ERROR', 'the destination answered 500') } } as unknown as DeliveryEnvelope
+  const [a, b] = [worker(), worker()]
+  a(failed); b(failed); a(failed); b(failed)
+  await eventually('the destination is disabled', () => told.length > 0, 10_000)
+  // every check has had its turn: each one's two script calls and the 200 ms change are long done
+  await new Promise((r) => setTimeout(r, 500))
+  assert.equal(calls, ['two/dead'])
+  assert.equal(told, ['two/dead'])
+  assert.is(await w.redis.call('GET', key), 'disabled')
+  // a failure reported after the change finds the tombstone and neither marks nor disables
+  a(failed)
+  await new Promise((r) => setTimeout(r, 300))
+  assert.equal(calls, ['two/dead'])
+  assert.is(await w.redis.call('GET', key), 'disabled')
 })
 
 Auto.run()

@@ -12,6 +12,7 @@ import { streamKeys, type StreamKeys } from '../../src/sources/keys.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
 import { eventually, makeEvent } from '../helpers/events.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
+import { release } from '../helpers/release.js'
 
 interface Ctx { redis: Redis; db: Db }
 const RunWorker = suite<Ctx>('runWorker', {} as Ctx)
@@ -20,10 +21,7 @@ RunWorker.before(async (ctx) => {
   ctx.db = await createDb({ url: await (await sharedPostgres()).createDatabase(), poolSize: 4 })
   await migrateToLatest(ctx.db.db)
 })
-RunWorker.after(async (ctx) => {
-  ctx.redis.disconnect()
-  await ctx.db.close()
-})
+RunWorker.after((ctx) => release(ctx, { redis: (r) => r.disconnect(), db: (d) => d.close() }))
 
 const fastRetries = { maxRetries: 2, initialIntervalMs: 20, maxIntervalMs: 50, multiplier: 2, maxElapsedMs: 60_000 }
 

@@ -21,10 +21,10 @@ Deliveries.before.each(async (ctx) => {
   ctx.w = await pipelineWorld((await sharedRedis()).url, await pg.createDatabase())
   ctx.closers = []
 })
-Deliveries.after.each(async (ctx) => {
-  for (const close of ctx.closers.reverse()) await close()
-  await release(ctx, { w: (w) => w.close() })
-})
+Deliveries.after.each((ctx) => release(ctx, {
+  closers: async (closers) => { for (const close of closers.reverse()) await close() },
+  w: (w) => w.close(),
+}))
 
 const fast = { initial_interval: '10ms', max_interval: '40ms', multiplier: 2, max_retries: 5, max_elapsed_time: '1m' }
 

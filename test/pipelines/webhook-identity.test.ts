@@ -4,6 +4,7 @@ import { DlqStore } from '../../src/db/dlq-store.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { eventually, makeEvent } from '../helpers/events.js'
 import { pipelineWorld, type PipelineWorld } from '../helpers/pipeline.js'
+import { release } from '../helpers/release.js'
 
 interface Ctx { w: PipelineWorld }
 const Identity = suite<Ctx>('webhook pipeline: event identity and dead letters', {} as Ctx)
@@ -14,7 +15,7 @@ Identity.before.each(async (ctx) => {
   ctx.w.addTool({ id: 'tool-a', provider: 'github', processing_mode: 'store' })
   ctx.w.addTool({ id: 'tool-b', provider: 'standard', processing_mode: 'store' })
 })
-Identity.after.each(async (ctx) => { await ctx.w.close() })
+Identity.after.each((ctx) => release(ctx, { w: (w) => w.close() }))
 
 Identity('two tools sending the same delivery id become two stored rows, one per tool', async ({ w }) => {
   await w.enqueue(1, { id: 'msg_0001', tool_id: 'tool-a', payload: { from: 'a' } })

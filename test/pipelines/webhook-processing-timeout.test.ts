@@ -4,6 +4,7 @@ import pg from 'pg'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { eventually } from '../helpers/events.js'
 import { pipelineWorld, type PipelineWorld } from '../helpers/pipeline.js'
+import { release } from '../helpers/release.js'
 
 interface Ctx { w: PipelineWorld; url: string }
 const Timeout = suite<Ctx>('webhook pipeline processing timeout', {} as Ctx)
@@ -12,7 +13,7 @@ Timeout.before.each(async (ctx) => {
   ctx.w = await pipelineWorld((await sharedRedis()).url, ctx.url)
   ctx.w.addTool({ id: 'store-tool', provider: 'github', processing_mode: 'store' })
 })
-Timeout.after.each(async (ctx) => { await ctx.w.close() })
+Timeout.after.each((ctx) => release(ctx, { w: (w) => w.close() }))
 
 Timeout('a store stuck behind a table lock fails its events with PROCESSING_TIMEOUT into the DLQ and acks them, instead of holding them for ever', async ({ w, url }) => {
   // another session holds webhook_events locked: every INSERT waits until it commits, which it never does here

@@ -6,7 +6,7 @@ import { eventually, makeEvent } from '../helpers/events.js'
 import { withTimeLimit } from '../helpers/time-limit.js'
 import { startReceiver, type Receiver } from '../helpers/pipeline.js'
 import { startServiceProcess, type ServiceProcess } from '../helpers/service-process.js'
-import { openSpace, SECRET, type Space } from './fixture.js'
+import { FORWARD_SECRET, openSpace, SECRET, type Space } from './fixture.js'
 import { release } from '../helpers/release.js'
 
 const EVENTS = 300
@@ -21,7 +21,7 @@ Limit.after((ctx) => release(ctx, { receiver: (r) => r.close(), s: (s) => s.clos
 
 Limit(`${EVENTS} events to a destination limited to 50/s (burst 10) by two hookstream workers: at most 50/s ± burst arrive, each once, none dead-lettered`, withTimeLimit(300_000, async ({ s, receiver }) => {
   const tool = {
-    id: 'limited', provider: 'github', secret: SECRET, tenant_id: 'acme',
+    id: 'limited', provider: 'github', secret: SECRET, tenant_id: 'acme', forward_secret: FORWARD_SECRET,
     retry_policy: { initial_interval: '50ms', max_interval: '500ms', max_retries: 3, max_elapsed_time: '1m' },
     destinations: [{ id: 'slow-receiver', url: receiver.url, rate_limit: LIMIT }],
   }

@@ -5,7 +5,7 @@ import { eventually, makeEvent } from '../helpers/events.js'
 import { withTimeLimit } from '../helpers/time-limit.js'
 import { startReceiver, type Receiver } from '../helpers/pipeline.js'
 import { startServiceProcess, type ServiceProcess } from '../helpers/service-process.js'
-import { openSpace, SECRET, type Space } from './fixture.js'
+import { FORWARD_SECRET, openSpace, SECRET, type Space } from './fixture.js'
 import { release } from '../helpers/release.js'
 
 const EVENTS = 1000
@@ -22,7 +22,7 @@ const typeOf = (i: number) => (i % 3 === 0 ? 'webhook.github.push' : i % 3 === 1
 Crash(`${EVENTS} events to three filtered destinations, two workers, one killed -9 mid-delivery: every receiver gets exactly its events, duplicates only from deliveries cut off in flight`, withTimeLimit(600_000, async ({ s, receivers }) => {
   const [a, b, c] = receivers as [Receiver, Receiver, Receiver]
   const tool = {
-    id: 'fan', provider: 'github', secret: SECRET, tenant_id: 'acme',
+    id: 'fan', provider: 'github', secret: SECRET, tenant_id: 'acme', forward_secret: FORWARD_SECRET,
     retry_policy: { initial_interval: '50ms', max_interval: '500ms', max_retries: 20, max_elapsed_time: '10m' },
     destinations: [
       { id: 'pushes', url: a.url, event_types: ['webhook.github.push'] },

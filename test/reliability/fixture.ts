@@ -7,6 +7,8 @@ import { streamKeys, type StreamKeys } from '../../src/sources/keys.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
 
 export const SECRET = 's3cret-value'
+/** The forward signing secret of every forwarding tool the fixtures declare (a config file must give one). */
+export const FORWARD_SECRET = 'whsec_Zm9yd2FyZC1zaWduaW5nLWtleS1vZi10ZXN0cw=='
 
 export interface Space {
   readonly redis: Redis
@@ -47,10 +49,10 @@ export async function openSpace(redisUrl: string, databaseUrl: string): Promise<
   }
 }
 
-/** YAML with one github tool per id (secret SECRET), each `store` unless a forward URL is given. */
+/** YAML with one github tool per id (secret SECRET), each `store` unless a forward URL is given (signed with FORWARD_SECRET). */
 export function toolsYaml(tools: Record<string, string | undefined>): string {
   return `tools:\n${Object.entries(tools).map(([id, forward]) => forward
-    ? `  - { id: ${id}, provider: github, secret: ${SECRET}, tenant_id: acme, processing_mode: store_and_forward, forward_url: "${forward}" }\n`
+    ? `  - { id: ${id}, provider: github, secret: ${SECRET}, tenant_id: acme, processing_mode: store_and_forward, forward_url: "${forward}", forward_secret: "${FORWARD_SECRET}" }\n`
     : `  - { id: ${id}, provider: github, secret: ${SECRET}, tenant_id: acme }\n`).join('')}`
 }
 

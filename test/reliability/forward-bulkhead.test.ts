@@ -6,7 +6,7 @@ import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { eventually, makeEvent } from '../helpers/events.js'
 import { startReceiver } from '../helpers/pipeline.js'
 import { startServiceProcess } from '../helpers/service-process.js'
-import { openSpace, SECRET, type Space } from './fixture.js'
+import { FORWARD_SECRET, openSpace, SECRET, type Space } from './fixture.js'
 import { release } from '../helpers/release.js'
 import { withTimeLimit } from '../helpers/time-limit.js'
 
@@ -35,8 +35,8 @@ async function hangingVersusGood(s: Space, STUCK: number, withinMs = 8000): Prom
   const good = await startReceiver()
   const retry = '{ initial_interval: 100ms, max_interval: 200ms, multiplier: 2, max_retries: 20, max_elapsed_time: 10m }'
   const yaml = 'tools:\n' +
-    `  - { id: stuck, provider: github, secret: ${SECRET}, processing_mode: store_and_forward, forward_url: "${hanging.url}", retry_policy: ${retry} }\n` +
-    `  - { id: fine, provider: github, secret: ${SECRET}, processing_mode: store_and_forward, forward_url: "${good.url}" }\n`
+    `  - { id: stuck, provider: github, secret: ${SECRET}, processing_mode: store_and_forward, forward_url: "${hanging.url}", forward_secret: "${FORWARD_SECRET}", retry_policy: ${retry} }\n` +
+    `  - { id: fine, provider: github, secret: ${SECRET}, processing_mode: store_and_forward, forward_url: "${good.url}", forward_secret: "${FORWARD_SECRET}" }\n`
   // the stuck tool's events come first, so they reach the forward step before any of the good ones
   await s.stream.addMany(Array.from({ length: STUCK }, () => makeEvent({ tool_id: 'stuck' })))
   await s.stream.addMany(Array.from({ length: 300 }, () => makeEvent({ tool_id: 'fine' })))

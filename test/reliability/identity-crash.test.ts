@@ -5,11 +5,12 @@ import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { eventually, makeEvent } from '../helpers/events.js'
 import { startServiceProcess, type ServiceProcess } from '../helpers/service-process.js'
 import { openSpace, toolsYaml, type Space } from './fixture.js'
+import { release } from '../helpers/release.js'
 
 const IDS = 2000
 const Identity = suite<{ s: Space }>('event identity across a worker kill -9', {} as { s: Space })
 Identity.before(async (ctx) => { ctx.s = await openSpace((await sharedRedis()).url, await (await sharedPostgres()).createDatabase()) })
-Identity.after(async (ctx) => { await ctx.s.close() })
+Identity.after((ctx) => release(ctx, { s: (s) => s.close() }))
 
 Identity(`${IDS} delivery ids sent by two tools, one tool's copy enqueued twice, a worker killed -9 mid-run: one row per (tool, id)`, async ({ s }) => {
   const entries = Array.from({ length: IDS }, (_, i) => `d-${String(i).padStart(5, '0')}`).flatMap((id, i) => [

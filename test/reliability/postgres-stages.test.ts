@@ -15,6 +15,7 @@ import { StreamClient } from '../../src/sources/stream-client.js'
 import { eventually, makeEvent } from '../helpers/events.js'
 import { startReceiver, type Receiver } from '../helpers/pipeline.js'
 import { sharedRedis, startPostgres, type TestPostgres } from '../helpers/servers.js'
+import { release } from '../helpers/release.js'
 
 /** Pauses the first statement matching `match` (before it runs, or after it returned) while `hit` runs. */
 interface Gate { match: RegExp; after: boolean; armed: boolean; hit: () => Promise<void> }
@@ -52,11 +53,7 @@ Stages.before(async (ctx) => {
   ctx.redis = new Redis((await sharedRedis()).url, { maxRetriesPerRequest: null })
   ctx.receiver = await startReceiver()
 })
-Stages.after(async (ctx) => {
-  ctx.redis.disconnect()
-  await ctx.receiver.close()
-  await ctx.pg.stop()
-})
+Stages.after((ctx) => release(ctx, { redis: (r) => r.disconnect(), receiver: (r) => r.close(), pg: (p) => p.stop() }))
 
 interface Stage {
   readonly name: string

@@ -8,7 +8,7 @@ import { release } from '../helpers/release.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { startServiceProcess, type ServiceProcess } from '../helpers/service-process.js'
 import { withTimeLimit } from '../helpers/time-limit.js'
-import { githubDelivery, openSpace, SECRET, type Space } from '../reliability/fixture.js'
+import { FORWARD_SECRET, githubDelivery, openSpace, SECRET, type Space } from '../reliability/fixture.js'
 
 // What the README promises about retries, ordering, draining and poison, checked on `hookstream run` itself.
 interface Ctx { s: Space; svc?: ServiceProcess; rx?: Receiver }
@@ -41,7 +41,7 @@ async function receiver(answer: (event: { id: string; repository: string }, n: n
 }
 
 const forwardTool = (url: string, retry = '{ initial_interval: 50ms, max_interval: 200ms, multiplier: 2, max_retries: 5, max_elapsed_time: 5m }') =>
-  `tools:\n  - { id: fwd, provider: github, secret: ${SECRET}, tenant_id: acme, processing_mode: store_and_forward, forward_url: "${url}", retry_policy: ${retry} }\n`
+  `tools:\n  - { id: fwd, provider: github, secret: ${SECRET}, tenant_id: acme, processing_mode: store_and_forward, forward_url: "${url}", forward_secret: "${FORWARD_SECRET}", retry_policy: ${retry} }\n`
 
 async function retryAttempts(svc: ServiceProcess): Promise<Record<string, number>> {
   const text = await (await fetch(`${svc.healthUrl}/metrics`)).text()

@@ -1,7 +1,7 @@
 import { parseDuration } from '../../core/duration.js'
 import { parseTool, toolToJSON, type ToolConfig, type ToolInput } from '../../core/tool.js'
 import { generateForwardSecret, retireSecret, rotateSecret } from '../../core/tool-secrets.js'
-import { keepWriteOnly, withForwardSecret } from '../../core/tool-write-only.js'
+import { keepWriteOnly, withSigningSecrets } from '../../core/tool-write-only.js'
 import { ToolStore } from '../../db/tool-store.js'
 import { formatTable, JSON_FLAG, type Command, type CommandSpec } from '../command.js'
 import { CommandFailure, fileInput, formatFields, jsonFlag, print, stringFlag, UsageError, withContext } from './command-helpers.js'
@@ -140,11 +140,12 @@ export const toolsCommand: Command = async (args, flags, io) => {
     const existing = typeof input.id === 'string' ? await store.get(input.id) : undefined
     // secrets are write-only: re-adding a tool without one keeps the stored secret; a forward destination
     // without a signing secret gets one, printed this once
-    const { tool, generated } = withForwardSecret(parseTool(keepWriteOnly(input, existing), 'tools add'))
+    const { tool, generated, destinationSecrets } = withSigningSecrets(parseTool(keepWriteOnly(input, existing), 'tools add'), existing)
     const { created } = await store.upsert(tool, ACTOR)
-    print(io, flags, { tool: toolToJSON(tool), created, ...(generated ? { forward_secret: generated } : {}) }, () =>
+    print(io, flags, { tool: toolToJSON(tool), created, forward_secret: generated, destination_secrets: destinationSecrets }, () =>
       `tool "${tool.id}" ${created ? 'created' : 'replaced'}; running services pick it up within their refresh interval\n${formatFields(toolToJSON(tool))}` +
-      (generated ? `\nforward signing secret (shown once; give it to the receiver): ${generated}` : ''))
+      (generated ? `\nforward signing secret (shown once; give it to the receiver): ${generated}` : '') +
+      Object.entries(destinationSecrets ?? {}).map(([id, secret]) => `\ndestination "${id}" signing secret (shown once; give it to its receiver): ${secret}`).join(''))
     return 0
   })
 }
