@@ -19,7 +19,7 @@ export interface Stored { readonly stored?: boolean }
 /** Options of `store`. */
 export interface StoreOptions {
   readonly db: Kysely<Database>
-  /** Batches (one INSERT each, split to stay under 65,535 bind parameters) in flight at once; each takes a pool connection. @defaultValue 2 */
+  /** Batches (one INSERT each per 1,000 rows or 64 MiB of payloads) in flight at once; each takes a pool connection. @defaultValue 2 */
   readonly concurrency?: number
   /** Passed to the infrastructure hold (PostgreSQL down). */
   readonly hold?: HoldOptions
