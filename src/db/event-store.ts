@@ -86,8 +86,9 @@ function rejected(row: EventRow, reason: string, cause: unknown): PipelineError 
  * their forward state (`markForwarded`) and the forward-mode duplicate check (`forwardedAmong`). It has the `Sink`
  * shape (`write`, `close`).
  *
- * Stores events in `webhook_events` with one `INSERT … SELECT … FROM unnest(…) ON CONFLICT (tool_id, id) DO
- * NOTHING` per chunk of up to 1,000 rows or 64 MiB of payloads, with one array parameter per column. A row PostgreSQL rejects (e.g. a `\u0000` in a
+ * Stores events in `webhook_events` with one `INSERT … SELECT … ON CONFLICT (tool_id, id) DO NOTHING` per chunk
+ * of up to 1,000 rows or 64 MiB of payloads, with two parameters: the small columns as JSON rows, the payloads
+ * as bytes. A row PostgreSQL rejects (e.g. a `\u0000` in a
  * jsonb payload) fails alone with `STORE_REJECTED`; an unreachable database rejects the whole call with
  * `DATABASE_UNAVAILABLE` so the pipeline holds the events instead of dead-lettering them.
  *
@@ -164,8 +165,8 @@ export class EventStore {
   }
 
   /**
-   * One INSERT for the chunk whatever its size: one array parameter per column, and the payloads' UTF-8 bytes
-   * one after another in one bytea parameter (no array-literal escaping of 10 KB JSON texts in Node), each row
+   * One INSERT for the chunk whatever its size: the small columns as one JSON array of rows, and the payloads'
+   * UTF-8 bytes one after another in one bytea parameter (no escaping of 10 KB JSON texts in Node), each row's
    * cut from it by start and length and parsed by PostgreSQL.
    */
   private async insert(chunk: readonly Pending[]): Promise<Set<string>> {
@@ -178,17 +179,17 @@ export class EventStore {
       starts.push(offset + 1)
       offset += payloads.write(p.values.payload, offset, 'utf8')
     }
-    const column = <T>(pick: (p: Pending) => T): T[] => chunk.map(pick)
+    // the small columns as one JSON array of rows: JSON.stringify is native, where pg would escape each array element in JS
+    const columns = JSON.stringify(chunk.map((p, i) => ({
+      id: p.row.id, tool_id: p.row.tool_id, tenant_id: p.row.tenant_id, event_type: p.row.event_type, repository: p.row.repository,
+      whole: p.values.whole, start: starts[i], bytes: p.values.bytes, transformed: p.values.transformed,
+      stream_id: p.row.stream_id, received_at: p.row.received_at, forwarded_at: p.row.forwarded_at ?? null,
+    })))
     const rows = sql`SELECT r.id, r.tool_id, r.tenant_id, r.event_type, r.repository,
         CASE WHEN r.whole THEN j.json -> 'payload' ELSE j.json END, r.transformed::jsonb,
         r.stream_id, r.received_at, r.forwarded_at
-      FROM unnest(${column((p) => p.row.id)}::text[], ${column((p) => p.row.tool_id)}::text[],
-        ${column((p) => p.row.tenant_id)}::text[], ${column((p) => p.row.event_type)}::text[],
-        ${column((p) => p.row.repository)}::text[], ${column((p) => p.values.whole)}::boolean[],
-        ${starts}::int[], ${column((p) => p.values.bytes)}::int[], ${column((p) => p.values.transformed)}::text[],
-        ${column((p) => p.row.stream_id)}::text[], ${column((p) => p.row.received_at)}::timestamptz[],
-        ${column((p) => p.row.forwarded_at ?? null)}::timestamptz[])
-        AS r(id, tool_id, tenant_id, event_type, repository, whole, start, bytes, transformed, stream_id, received_at, forwarded_at)
+      FROM json_to_recordset(${columns}::json) AS r(id text, tool_id text, tenant_id text, event_type text, repository text,
+        whole boolean, start int, bytes int, transformed text, stream_id text, received_at timestamptz, forwarded_at timestamptz)
       CROSS JOIN (SELECT ${payloads}::bytea AS all_bytes) AS b
       CROSS JOIN LATERAL (SELECT convert_from(substring(b.all_bytes from r.start for r.bytes), 'UTF8')::jsonb AS json) AS j`
     const result = await this.db.insertInto('webhook_events')
