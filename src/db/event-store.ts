@@ -59,7 +59,7 @@ export interface EventStoreOptions {
 const ROWS_PER_STATEMENT = 1_000
 const PAYLOAD_BYTES_PER_STATEMENT = 64 * 1024 * 1024
 
-/** A row as the INSERT's column arrays take it: the payload as JSON text (or the whole StreamEvent's, `whole`). */
+/** A row's values as the INSERT takes them: the payload as JSON text (or the whole StreamEvent's, `whole`) and its UTF-8 length. */
 function toValues(row: EventRow) {
   const whole = row.payloadJson === undefined && row.eventJson !== undefined
   // JSON text, not the value: PostgreSQL parses it (`::jsonb`), so Node never serializes a payload it has as text
