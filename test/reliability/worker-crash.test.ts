@@ -14,9 +14,13 @@ Crash.after((ctx) => release(ctx, { s: (s) => s.close() }))
 
 Crash(`${EVENTS} events, three workers in one group, one killed -9 twice and restarted: every event stored once, nothing pending, no DLQ`, withTimeLimit(900_000, async ({ s }) => {
   const started = Date.now()
-  for (let i = 0; i < EVENTS; i += 2000) {
-    await s.stream.addMany(Array.from({ length: Math.min(2000, EVENTS - i) }, () => makeEvent({ tool_id: 'store-tool', payload: { i } })))
+  const addEvents = async (from: number, to: number) => {
+    for (let i = from; i < to; i += 2000) {
+      await s.stream.addMany(Array.from({ length: Math.min(2000, to - i) }, () => makeEvent({ tool_id: 'store-tool', payload: { i } })))
+    }
   }
+  const firstHalf = Math.ceil(EVENTS / 2)
+  await addEvents(0, firstHalf)
   const yaml = toolsYaml({ 'store-tool': undefined })
   const env = (name: string) => ({ ...s.env, WORKER_CONSUMER_NAME: name, WORKER_CLAIM_IDLE: '2s', WORKER_BATCH_SIZE: '50', WORKER_BLOCK_TIMEOUT: '500ms' })
   let w1StartedAt = Date.now()
@@ -33,7 +37,7 @@ Crash(`${EVENTS} events, three workers in one group, one killed -9 twice and res
       return rows.filter(([, , idleMs]) => Number(idleMs) < ageMs).length
     }
     const inFlightAtKill: number[] = []
-    for (const fraction of [0.1, 0]) {
+    for (const [kill, fraction] of [0.1, 0].entries()) {
       await progressTo(`${fraction * 100}% stored`, () => s.rows(), EVENTS * fraction)
       let held = 0
       await eventually('the running w1 holds unacked entries', async () => (held = await inFlightOf('w1', w1StartedAt)) > 0, 60_000)
@@ -44,6 +48,9 @@ Crash(`${EVENTS} events, three workers in one group, one killed -9 twice and res
       kills.push(await s.rows())
       w1StartedAt = Date.now()
       workers[0] = await startServiceProcess(env('w1'), yaml, ['--role', 'worker'])
+      // the second half goes in once the restarted w1 is up: two workers can store the whole stream while it
+      // starts, and the second kill would then find nothing in flight or land after the run
+      if (kill === 0) await addEvents(firstHalf, EVENTS)
     }
     assert.ok(kills.every((n) => n < EVENTS), `both kills landed mid-run (stored at the kills: ${kills.join(', ')})`)
     await progressTo('all stored', () => s.rows(), EVENTS)
