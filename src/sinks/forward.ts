@@ -1,5 +1,4 @@
-import { setMaxListeners } from 'node:events'
-import { Agent } from 'undici'
+import { Agent, type Dispatcher } from 'undici'
 import type { StreamEvent } from '../core/event.js'
 import { PipelineError } from '../core/errors.js'
 import { maskUrl } from '../core/mask-url.js'
@@ -117,24 +116,10 @@ export interface ForwardSinkOptions {
 }
 
 const BODY_HEAD_BYTES = 1024
+// a response body is read up to this many bytes (so its connection can be kept); a longer one closes the connection
+const BODY_READ_BYTES = 64 * 1024
 // failures that say the destination itself is unwell; a 4xx or 429 means it answers, so they do not trip the breaker
 const BREAKER_FAILURES = new Set(['DESTINATION_5XX', 'DESTINATION_TIMEOUT', 'DESTINATION_UNREACHABLE'])
-
-// the first 1 KiB of a response body; the rest is read (bounded) so the connection goes back to the pool
-async function bodyHead(body: AsyncIterable<Buffer>): Promise<string> {
-  const chunks: Buffer[] = []
-  let size = 0
-  try {
-    for await (const chunk of body) {
-      if (size < BODY_HEAD_BYTES) chunks.push(chunk)
-      size += chunk.length
-      if (size > 64 * 1024) break
-    }
-  } catch {
-    // a body cut short still has its head
-  }
-  return Buffer.concat(chunks).subarray(0, BODY_HEAD_BYTES).toString('utf8')
-}
 
 /** Milliseconds from a Retry-After value (delay-seconds or an HTTP-date), or undefined when absent or unreadable. */
 function retryAfterMs(value: string | null, nowMs: number): number | undefined {
@@ -186,18 +171,12 @@ export class ForwardSink implements Sink<ForwardItem> {
   private readonly slotWaitMs: number
   private readonly agent: Agent
   private readonly slots = new Map<string, Slots>()
-  private readonly closer = ForwardSink.closerSignal()
+  // requests in flight, each with the function that cuts it off (close() calls them all)
+  private readonly inFlight = new Set<(reason: Error) => void>()
   private readonly breakers: CircuitBreakers | undefined
   private readonly rateLimiter: DestinationRateLimiter | undefined
   private readonly rateLimitOf: (item: ForwardItem) => DestinationRateLimit | undefined
   private closing: Promise<void> | undefined
-
-  // one abort listener per request in flight: more than Node's default warning threshold of 10 is normal here
-  private static closerSignal(): AbortController {
-    const controller = new AbortController()
-    setMaxListeners(0, controller.signal)
-    return controller
-  }
 
   constructor(options: ForwardSinkOptions = {}) {
     this.timeoutMs = options.timeoutMs ?? 10_000
@@ -335,46 +314,88 @@ export class ForwardSink implements Sink<ForwardItem> {
       headers.authorization = `Basic ${Buffer.from(`${percentDecoded(url.username)}:${percentDecoded(url.password)}`).toString('base64')}`
     }
     const where = `forward of event "${event.id}" to tool "${tool.id}"`
-    // a strongly held timer and controller, not AbortSignal.any([AbortSignal.timeout()]): Node 20 can collect
-    // such a timeout signal before it fires (nodejs/node#57736), leaving the request hanging for ever
-    const abort = new AbortController()
-    let timedOut = false
     const timeoutMs = item.timeoutMs ?? this.timeoutMs
-    const timer = setTimeout(() => { timedOut = true; abort.abort() }, timeoutMs)
-    const onClose = () => abort.abort()
-    this.closer.signal.addEventListener('abort', onClose, { once: true })
-    let status: number
-    let retryAfter: string | undefined
-    try {
-      // undici's request follows no redirect (that needs its redirect interceptor): a 3xx comes back as is
+    // undici's dispatch with a handler of our own: no response stream, no AbortSignal, no async resource per
+    // request (request() costs them all); it follows no redirect (that needs its redirect interceptor), so a 3xx
+    // comes back as it is
+    const outcome = await new Promise<{ status: number; retryAfter: string | undefined } | { error: unknown; timedOut: boolean }>((resolve) => {
+      let controller: Dispatcher.DispatchController | undefined
+      let status: number | undefined
+      let retryAfter: string | undefined
+      let timedOut = false
+      let done = false
+      const head: Buffer[] = []
+      let size = 0
+      const finish = (error?: unknown) => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        this.inFlight.delete(cut)
+        // once a response came, its status decides, even when its body was cut short (the head read so far is kept)
+        if (status !== undefined) {
+          seen.status = status
+          seen.body = Buffer.concat(head).subarray(0, BODY_HEAD_BYTES).toString('utf8')
+          resolve({ status, retryAfter })
+        } else {
+          resolve({ error, timedOut })
+        }
+      }
+      // ends the request now (time limit or close()); one that has not reached a socket yet is aborted when it does
+      const cut = (reason: Error) => {
+        if (done) return
+        controller?.abort(reason)
+        finish(reason)
+      }
+      // a strongly held timer, not AbortSignal.timeout(): Node 20 can collect such a signal before it fires
+      // (nodejs/node#57736), leaving the request hanging for ever
+      const timer = setTimeout(() => { timedOut = true; cut(new Error(`no response within ${timeoutMs} ms`)) }, timeoutMs)
+      this.inFlight.add(cut)
       seen.sentAt = Date.now()
-      const response = await this.agent.request({
-        origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers, body, signal: abort.signal,
-        ...(item.timeoutMs !== undefined ? { headersTimeout: timeoutMs, bodyTimeout: timeoutMs } : {}),
-      })
-      status = response.statusCode
-      seen.status = status
-      const value = response.headers['retry-after']
-      retryAfter = Array.isArray(value) ? value[0] : value
-      seen.body = await bodyHead(response.body)
-    } catch (err) {
+      try {
+        this.agent.dispatch({
+          origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers, body,
+          ...(item.timeoutMs !== undefined ? { headersTimeout: timeoutMs, bodyTimeout: timeoutMs } : {}),
+        }, {
+          onRequestStart: (c) => {
+            controller = c
+            if (done) c.abort(new Error('the forward ended before its request started'))
+          },
+          onResponseStart: (_c, statusCode, responseHeaders) => {
+            if (statusCode < 200) return // 1xx: informational, the response follows
+            status = statusCode
+            const value = responseHeaders['retry-after']
+            retryAfter = Array.isArray(value) ? value[0] : value
+          },
+          onResponseData: (c, chunk) => {
+            if (size < BODY_HEAD_BYTES) head.push(chunk)
+            size += chunk.length
+            // the rest is read (bounded) so the connection goes back to the pool; past 64 KiB it is closed instead
+            if (size > BODY_READ_BYTES) { c.abort(new Error('response body over 64 KiB')); finish() }
+          },
+          onResponseEnd: () => finish(),
+          onResponseError: (_c, err) => finish(err),
+        })
+      } catch (err) {
+        finish(err)
+      }
+    })
+    if ('error' in outcome) {
+      const err = outcome.error
       if (err instanceof EgressRefusedError || (err as { code?: unknown })?.code === 'FORWARD_URL_FORBIDDEN') {
         return new PipelineError('permanent', 'FORWARD_URL_FORBIDDEN',
           `${where} refused: ${(err as Error).message}; use a public destination, or allow it with FORWARD_ALLOW_PRIVATE (true or a CIDR list)`, { cause: err })
       }
-      if (this.closer.signal.aborted) {
+      if (this.closing) {
         return new PipelineError('transient', 'SINK_CLOSED', `${where} was cut off by ForwardSink.close(); it is retried on redelivery`, { cause: err })
       }
-      if (timedOut || networkCode(err) === 'UND_ERR_HEADERS_TIMEOUT') {
+      if (outcome.timedOut || networkCode(err) === 'UND_ERR_HEADERS_TIMEOUT') {
         return new PipelineError('transient', 'DESTINATION_TIMEOUT',
           `${where} got no response from ${safeUrl(url)} within ${timeoutMs} ms; it is retried — check the destination or raise timeoutMs`, { cause: err })
       }
       return new PipelineError('transient', 'DESTINATION_UNREACHABLE',
         `${where} could not reach ${safeUrl(url)} (${networkCode(err) ?? 'connection failed'}); it is retried — check the destination is up and the URL is right`, { cause: err })
-    } finally {
-      clearTimeout(timer)
-      this.closer.signal.removeEventListener('abort', onClose)
     }
+    const { status, retryAfter } = outcome
     if (status >= 200 && status < 300) return undefined
     const got = `${where} got HTTP ${status} from ${safeUrl(url)}`
     const after = retryAfterMs(retryAfter ?? null, Date.now())
@@ -431,7 +452,10 @@ export class ForwardSink implements Sink<ForwardItem> {
 
   /** Aborts requests still in flight (they fail with transient `SINK_CLOSED`); a second call returns the same promise. */
   close(): Promise<void> {
-    this.closing ??= Promise.resolve().then(() => this.closer.abort()).then(() => this.agent.destroy())
+    this.closing ??= Promise.resolve().then(() => {
+      const closed = new Error('ForwardSink.close()')
+      for (const cut of [...this.inFlight]) cut(closed)
+    }).then(() => this.agent.destroy())
     return this.closing
   }
 }

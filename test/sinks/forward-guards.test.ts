@@ -1,6 +1,8 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomUUID } from 'node:crypto'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { Redis } from 'ioredis'
 import { CircuitBreakers } from '../../src/sinks/circuit-breaker.js'
 import { DestinationRateLimiter } from '../../src/sinks/destination-rate-limit.js'
@@ -35,6 +37,46 @@ Guards('deliver reports the status, the duration and the first 1 KiB of the resp
   assert.ok(attempt.durationMs >= 0 && attempt.durationMs < 2000 && Math.abs(attempt.startedAt - Date.now()) < 5000)
   const ok = await sink(ctx).deliver(item(r.url, { destinationId: 'billing' }))
   assert.is(ok.destination, 'billing', 'the destination id keys the attempt when the item has one')
+})
+
+// a raw loopback server for answers the receiver helper cannot give (a huge body, headers then silence)
+async function rawServer(ctx: Ctx, handle: Parameters<typeof createServer>[1]): Promise<{ url: string; connections: () => number }> {
+  let connections = 0
+  const server: Server = createServer(handle)
+  server.on('connection', () => { connections++ })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  ctx.closers.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve) }))
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, connections: () => connections }
+}
+
+Guards('a response body over 64 KiB is not read to its end: its head is kept, the connection closed, the next forward goes', async (ctx) => {
+  let served = 0
+  const huge = Buffer.alloc(4 * 1024 * 1024, 'y')
+  const r = await rawServer(ctx, (req, res) => {
+    req.resume()
+    req.on('end', () => {
+      served++
+      if (served === 1) { res.writeHead(200, { 'content-length': String(huge.length) }); res.write(huge.subarray(0, 256 * 1024)); return } // the rest never comes
+      res.end('ok')
+    })
+  })
+  const s = sink(ctx, { timeoutMs: 30_000 })
+  const started = Date.now()
+  const first = await s.deliver(item(r.url))
+  assert.equal([first.failure?.code, first.status, first.responseBody?.length], [undefined, 200, 1024], 'the status decides; the head is kept')
+  assert.ok(Date.now() - started < 10_000, 'it did not wait for the rest of the body or the time limit')
+  const second = await s.deliver(item(r.url))
+  assert.equal([second.failure?.code, second.responseBody], [undefined, 'ok'])
+  assert.is(r.connections(), 2, 'the cut connection was not reused')
+})
+
+Guards('a destination that sends its status and then stalls is judged by its status when the time limit cuts the body', async (ctx) => {
+  const r = await rawServer(ctx, (req, res) => {
+    req.resume()
+    req.on('end', () => { res.writeHead(503, { 'retry-after': '7' }); res.write('overloaded') })
+  })
+  const attempt = await sink(ctx, { timeoutMs: 300 }).deliver(item(r.url))
+  assert.equal([attempt.failure?.code, attempt.failure?.retryAfterMs, attempt.status, attempt.responseBody], ['DESTINATION_5XX', 7000, 503, 'overloaded'])
 })
 
 Guards('five 503s open the destination\'s breaker: the sixth delivery is a deferred DESTINATION_CIRCUIT_OPEN and sends nothing', async (ctx) => {
