@@ -9,9 +9,9 @@ import { createInterface } from 'node:readline'
  * @example
  * const out = await runChild<{ rps: number }>(new URL('./load.ts', import.meta.url), { url }, bar.update)
  */
-export function runChild<T>(file: URL, input: unknown, onProgress?: (n: number) => void, timeoutMs = 600_000): Promise<T> {
+export function runChild<T>(file: URL, input: unknown, onProgress?: (n: number) => void, timeoutMs = 600_000, nodeArgs: readonly string[] = []): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', file.pathname, JSON.stringify(input)], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', file.pathname, JSON.stringify(input)], { stdio: ['ignore', 'pipe', 'pipe'] })
     let result: T | undefined
     let stderr = ''
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)

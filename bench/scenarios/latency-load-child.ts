@@ -2,7 +2,7 @@
  * Child process of the latency scenarios: an open-loop producer. It POSTs signed GitHub webhooks at a fixed
  * rate for a fixed time, whether or not earlier requests were answered (sockets capped at `maxSockets`; beyond
  * that requests wait in the agent, and the achieved rate shows it). Prints `progress <n>` and one
- * `result <json>` line: sent, accepted (2xx), failed, achieved rate and the HTTP response times.
+ * `result <json>` line: sent, accepted (2xx), failed (and why, by status or error code), achieved rate and the HTTP response times.
  */
 import { readFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
@@ -16,6 +16,9 @@ const httpMs: number[] = []
 let sent = 0
 let accepted = 0
 let failed = 0
+// why requests failed: HTTP status or error code → count
+const failures: Record<string, number> = {}
+const fail = (why: string) => { failed++; failures[why] = (failures[why] ?? 0) + 1 }
 let answered = 0
 
 function send(i: number): void {
@@ -32,11 +35,11 @@ function send(i: number): void {
     res.on('end', () => {
       httpMs.push(performance.now() - t0)
       if (res.statusCode !== undefined && res.statusCode < 300) accepted++
-      else failed++
+      else fail(`HTTP ${res.statusCode}`)
       if (++answered % 1000 === 0) console.log(`progress ${answered}`)
     })
   })
-  req.on('error', () => { failed++; answered++ })
+  req.on('error', (err: NodeJS.ErrnoException) => { fail(err.code ?? err.message); answered++ })
   req.end(b.body)
 }
 
@@ -56,4 +59,4 @@ const seconds = (performance.now() - start) / 1000
 httpMs.sort((a, b) => a - b)
 const q = (p: number) => httpMs[Math.min(httpMs.length - 1, Math.floor(p * httpMs.length))] ?? NaN
 agent.destroy()
-console.log(`result ${JSON.stringify({ sent, accepted, failed, unanswered: sent - answered, sendSeconds, seconds, httpP50Ms: q(0.5), httpP99Ms: q(0.99), httpMaxMs: httpMs[httpMs.length - 1] ?? NaN })}`)
+console.log(`result ${JSON.stringify({ sent, accepted, failed, failures, unanswered: sent - answered, sendSeconds, seconds, httpP50Ms: q(0.5), httpP99Ms: q(0.99), httpMaxMs: httpMs[httpMs.length - 1] ?? NaN })}`)

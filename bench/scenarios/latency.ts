@@ -14,7 +14,7 @@ const TARGET_P99_MS = 100
 export const DEFAULT_LATENCY_SECONDS = 20
 
 interface LoadResult {
-  sent: number; accepted: number; failed: number; unanswered: number; sendSeconds: number; seconds: number
+  sent: number; accepted: number; failed: number; failures: Record<string, number>; unanswered: number; sendSeconds: number; seconds: number
   httpP50Ms: number; httpP99Ms: number; httpMaxMs: number
 }
 
@@ -38,7 +38,9 @@ function latency(ratePerSec: number): Scenario {
       const stream = new StreamClient({ redis: ctx.redis, stream: ctx.keys.stream })
       await stream.ensureGroup(ctx.group, '0')
       const handler = createIngestHandler({ tools: { get: async (id) => (id === tool.id ? tool : undefined) }, stream, redis: ctx.redis, keys: ctx.keys })
-      const http = await startHttpServer('127.0.0.1:0', createRouter([{ method: 'POST', path: '/webhooks/:toolId', handler }]))
+      // the load child is one address standing for many senders (up to 256 sockets): the per-client connection cap
+      // (64 by default) would close the rest, so it is raised to the child's socket count
+      const http = await startHttpServer('127.0.0.1:0', createRouter([{ method: 'POST', path: '/webhooks/:toolId', handler }]), { maxConnectionsPerClient: 256 })
       ctx.state.url = http.url
       ctx.state.close = () => http.close()
     },
@@ -67,7 +69,7 @@ function latency(ratePerSec: number): Scenario {
       ])
       stop.abort()
       await pipeline
-      if (load.failed > 0) throw new Error(`${name}: ${load.failed} requests failed of ${load.sent}`)
+      if (load.failed > 0) throw new Error(`${name}: ${load.failed} requests failed of ${load.sent} (${JSON.stringify(load.failures)})`)
       if (settled < accepted) throw new Error(`${name}: ${settled} settled of ${accepted} accepted within 60 s after the load`)
       // requests still unanswered 30 s after the load stopped: the box cannot take this rate; the figures then
       // cover only the events that got in (the rest would be later still), and the notes say so
