@@ -73,6 +73,19 @@ export function cpuSeconds(pid: number | undefined): number {
 }
 
 /**
+ * CPU seconds (user + system) of this process's children: the ones that ended and were reaped (`cutime` +
+ * `cstime` of /proc/self/stat) plus the ones still running. Diff two readings for the CPU of worker processes a
+ * run started and ended (the transform pool's).
+ */
+export function childrenCpuSeconds(): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8')
+  const reaped = fields.slice(fields.lastIndexOf(')') + 2).split(' ')
+  let sum = (Number(reaped[13]) + Number(reaped[14])) / 100
+  for (const [pid, seconds] of processTreeCpu(process.pid)) if (pid !== process.pid) sum += seconds
+  return sum
+}
+
+/**
  * CPU seconds per process of one server: the process `pid` and its children (for PostgreSQL, the postmaster and
  * its backends, WAL writer, checkpointer…). Diff two readings with `processTreeCpuSince`.
  */

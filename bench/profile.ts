@@ -7,12 +7,13 @@
  * The profile covers run() only (inspector Profiler, 250 µs sampling; the same format as `node --cpu-prof`,
  * which would also catch server start, module loading and the untimed preload). Prints the run's events/s and
  * Node CPU µs per event (process.cpuUsage over run(), as the bench does) and PostgreSQL's (its server's processes,
- * from /proc, over run()). PROFILE_DIR changes the directory.
+ * from /proc, over run()) and that of the child processes run() starts (the transform pool's workers). PROFILE_DIR
+ * changes the directory.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { cleanupRun, openBenchEnv, prepareRun } from './bench-env.js'
-import { processTreeCpu, processTreeCpuSince } from './fleet.js'
+import { childrenCpuSeconds, processTreeCpu, processTreeCpuSince } from './fleet.js'
 import type { PayloadKind } from './payloads.js'
 import { SCENARIOS } from './scenarios/index.js'
 
@@ -37,11 +38,13 @@ try {
     await session.post('Profiler.start')
     const pg0 = processTreeCpu(postmaster)
     const cpu0 = process.cpuUsage()
+    const children0 = childrenCpuSeconds()
     const t0 = performance.now()
     const result = await scenario.run(ctx)
     const seconds = (performance.now() - t0) / 1000
     const cpu = process.cpuUsage(cpu0)
     const pgCpu = processTreeCpuSince(pg0, processTreeCpu(postmaster))
+    const childrenCpu = childrenCpuSeconds() - children0
     const { profile } = await session.post('Profiler.stop')
     session.disconnect()
     const dir = process.env.PROFILE_DIR ?? '/tmp/hookstream-prof'
@@ -50,6 +53,7 @@ try {
     console.log(`${name}: ${result.events} events in ${seconds.toFixed(2)} s = ${Math.round(result.events / seconds)} events/s; ` +
       `Node CPU ${((cpu.user + cpu.system) / result.events).toFixed(1)} µs/event (user ${(cpu.user / result.events).toFixed(1)}, system ${(cpu.system / result.events).toFixed(1)}); ` +
       `PostgreSQL CPU ${(pgCpu * 1e6 / result.events).toFixed(1)} µs/event; ` +
+      `child processes' CPU ${(childrenCpu * 1e6 / result.events).toFixed(1)} µs/event; ` +
       `profile: ${dir}/${name}.cpuprofile${result.extra ? `; ${JSON.stringify(result.extra)}` : ""}`)
   } finally {
     await scenario.teardown?.(ctx)
