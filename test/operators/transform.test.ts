@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { from, lastValueFrom, map, toArray } from 'rxjs'
+import { from, lastValueFrom, map, of, toArray } from 'rxjs'
 import { parseTool } from '../../src/core/tool.js'
 import { transform } from '../../src/operators/transform.js'
 import { envelope, asOneBatch } from './helpers.js'
@@ -154,6 +154,33 @@ Transform('transform_timeout is a duration between 1ms and 10s and defaults to 1
       assert.match((err as Error).message, /field "transform_timeout"/)
     }
   }
+})
+
+Transform('a batch leaves in parts, in its order, as the pool answers, so the store can start on the first events', async () => {
+  const tool = parseTool({ id: 't', provider: 'github', secret: 'x', processing_mode: 'transform_and_store', transform: { n: 'n' } })
+  const envs = Array.from({ length: 8 }, (_, n) => withTool(tool, { n }))
+  // one worker, two jobs per message: the pool answers the batch in four turns, a quarter of it each
+  const parts = await lastValueFrom(of(envs).pipe(transform({ pool: { workers: 1, maxBatch: 2 } }), toArray()))
+  assert.equal(parts.map((part) => part.length), [2, 2, 2, 2])
+  assert.equal(parts.flat().map((env) => env.transformed), envs.map((_, n) => ({ n })))
+})
+
+Transform('a slow event holds the events after it in its batch: parts never overtake each other', async () => {
+  const tool = parseTool({ id: 't', provider: 'github', secret: 'x', processing_mode: 'transform_and_store',
+    transform: { slow: '$contains(s, /^(a+)+$/)', n: 'n' }, transform_timeout: '10s' })
+  // the first event backtracks for a while on one worker; the other worker is done with the rest long before
+  const envs = [withTool(tool, { n: 0, s: `${'a'.repeat(25)}!` }), ...[1, 2, 3].map((n) => withTool(tool, { n, s: 'b' }))]
+  const parts = await lastValueFrom(of(envs).pipe(transform({ pool: { workers: 2, maxBatch: 1 } }), toArray()))
+  assert.equal(parts.flat().map((env) => env.message), envs.map((env) => env.message))
+  assert.equal(parts.flat().map((env) => (env.transformed as { n: number }).n), [0, 1, 2, 3])
+})
+
+Transform('a batch with nothing to transform passes on whole', async () => {
+  const plain = parseTool({ id: 'p', provider: 'github', secret: 'x' })
+  const envs = Array.from({ length: 8 }, () => withTool(plain, {}))
+  const parts = await lastValueFrom(of(envs).pipe(transform({ pool: { workers: 1, maxBatch: 2 } }), toArray()))
+  assert.is(parts.length, 1)
+  assert.is(parts[0], envs)
 })
 
 Transform.run()
