@@ -16,6 +16,26 @@ const uvu = require('uvu')
 process.stderr.write('')
 const baseline = process.getActiveResourcesInfo()
 
+// TEST_TRACE_HANDLES=1: remember where each timer and socket was created, to name them when one is left open
+const traced = new Map()
+if (process.env.TEST_TRACE_HANDLES) {
+  require('node:async_hooks').createHook({
+    init(id, type, _trigger, resource) {
+      if (type === 'Timeout' || type === 'TCPWRAP' || type === 'PROCESSWRAP') {
+        // the frames that made it, without Node's own (async_hooks, timers, net)
+        const frames = new Error().stack.split('\n').slice(2).filter((f) => !/\(node:|at node:/.test(f))
+        // this runner's own timers (time limits, the final wait) are not the suite's
+        if (!(frames[0] ?? '').includes('test/run.cjs')) traced.set(id, { type, resource, stack: frames.slice(0, 10).join('\n') })
+      }
+    },
+    destroy(id) { traced.delete(id) },
+  }).enable()
+}
+function tracedOpen() {
+  return [...traced.values()].filter(({ resource }) => typeof resource.hasRef !== 'function' || resource.hasRef())
+    .map(({ type, stack }) => `${type} created at:\n${stack}`)
+}
+
 /** Resources open now that were not open before the first test, by type. */
 function leaked() {
   const left = [...baseline]
@@ -155,6 +175,8 @@ async function main() {
     failed = 1
     console.error(`test run: FAILED, handles still open after the last suite: ${[...new Set(open)].join(', ')} ` +
       `(a test or hook did not close what it opened):\n      ${culprits(open).join('\n      ')}`)
+    if (process.env.TEST_TRACE_HANDLES) console.error(tracedOpen().join('\n---\n'))
+    else console.error('test run: run again with TEST_TRACE_HANDLES=1 to see where each open timer, socket or child was created')
   }
   process.exit(failed)
 }

@@ -12,6 +12,8 @@ export async function withTimeLimit<T>(work: (signal: AbortSignal) => Promise<T>
   let timer: ReturnType<typeof setTimeout> | undefined
   const timedOut = new Promise<T>((resolve) => {
     timer = setTimeout(() => { abort.abort(); resolve(onTimeout()) }, limitMs)
+    // a guard, not work: it must not keep a process alive that has nothing else to do (the work's own sockets do)
+    timer.unref()
   })
   try {
     return await Promise.race([work(abort.signal), timedOut])

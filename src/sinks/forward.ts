@@ -349,6 +349,8 @@ export class ForwardSink implements Sink<ForwardItem> {
       // a strongly held timer, not AbortSignal.timeout(): Node 20 can collect such a signal before it fires
       // (nodejs/node#57736), leaving the request hanging for ever
       const timer = setTimeout(() => { timedOut = true; cut(new Error(`no response within ${timeoutMs} ms`)) }, timeoutMs)
+      // a guard, not work: the request's socket keeps the process alive while it is open
+      timer.unref()
       this.inFlight.add(cut)
       seen.sentAt = Date.now()
       try {

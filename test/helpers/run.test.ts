@@ -51,6 +51,16 @@ Run('a handle left open after the last suite fails an otherwise green run', asyn
   assert.match(out, /handles still open after the last suite: .*Timeout/)
 })
 
+Run('with TEST_TRACE_HANDLES=1 a handle left open is named with where it was created', async () => {
+  // the variable cleared: this run may itself run under TEST_TRACE_HANDLES=1
+  const plain = await runFixture('fixtures/open-handle\\.fixture\\.ts$', { TEST_TRACE_HANDLES: '' })
+  assert.match(plain.out, 'run again with TEST_TRACE_HANDLES=1')
+  assert.not.match(plain.out, 'open-handle.fixture.ts:', 'no creation stack without the variable')
+  const { code, out } = await runFixture('fixtures/open-handle\\.fixture\\.ts$', { TEST_TRACE_HANDLES: '1' })
+  assert.is(code, 1, out)
+  assert.match(out, /Timeout created at:\n\s+at .*open-handle\.fixture\.ts:\d+/)
+})
+
 Run('a green run exits 0', async () => {
   const { code, out } = await runFixture('fixtures/passing\\.fixture\\.ts$')
   assert.is(code, 0, out)
