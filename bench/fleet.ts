@@ -72,12 +72,58 @@ export function cpuSeconds(pid: number | undefined): number {
   }
 }
 
+/**
+ * CPU seconds (user + system) of this process's children: the ones that ended and were reaped (`cutime` +
+ * `cstime` of /proc/self/stat) plus the ones still running. Diff two readings for the CPU of worker processes a
+ * run started and ended (the transform pool's).
+ */
+export function childrenCpuSeconds(): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8')
+  const reaped = fields.slice(fields.lastIndexOf(')') + 2).split(' ')
+  let sum = (Number(reaped[13]) + Number(reaped[14])) / 100
+  for (const [pid, seconds] of processTreeCpu(process.pid)) if (pid !== process.pid) sum += seconds
+  return sum
+}
+
+/**
+ * CPU seconds per process of one server: the process `pid` and its children (for PostgreSQL, the postmaster and
+ * its backends, WAL writer, checkpointer…). Diff two readings with `processTreeCpuSince`.
+ */
+export function processTreeCpu(pid: number): Map<number, number> {
+  const out = new Map<number, number>()
+  for (const [id, stat] of procStats()) {
+    // after "pid (comm) ": state is field 0, ppid field 1
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    if (id === pid || ppid === pid) out.set(id, statCpuSeconds(stat))
+  }
+  return out
+}
+
+/** CPU seconds between two `processTreeCpu` readings (a process started in between counts from 0; one that ended is missed). */
+export function processTreeCpuSince(before: ReadonlyMap<number, number>, now: ReadonlyMap<number, number>): number {
+  let sum = 0
+  for (const [pid, seconds] of now) sum += seconds - (before.get(pid) ?? 0)
+  return sum
+}
+
 /** Busy and total CPU ticks of the whole machine so far (/proc/stat), to show how saturated a run was. */
 export function machineTicks(): { busy: number; total: number } {
   const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
   const total = cpu.reduce((a, b) => a + b, 0)
   // idle + iowait are not busy
   return { busy: total - (cpu[3] ?? 0) - (cpu[4] ?? 0), total }
+}
+
+// every process's /proc/<pid>/stat line, by pid (a process that ends while being read is left out)
+function* procStats(): Generator<[number, string]> {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      yield [Number(entry), readFileSync(`/proc/${entry}/stat`, 'utf8')]
+    } catch {
+      continue
+    }
+  }
 }
 
 /** CPU seconds used so far per process id, for processes whose command name starts with one of the names. */
@@ -90,18 +136,11 @@ export type CommandCpu = Record<string, Map<number, number>>
  */
 export function cpuByCommand(names: readonly string[]): CommandCpu {
   const out: CommandCpu = Object.fromEntries(names.map((n) => [n, new Map<number, number>()]))
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    let stat: string
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-    } catch {
-      continue
-    }
+  for (const [pid, stat] of procStats()) {
     const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
     const name = names.find((n) => comm.startsWith(n.slice(0, 15)))
     if (!name) continue
-    out[name]!.set(Number(entry), statCpuSeconds(stat))
+    out[name]!.set(pid, statCpuSeconds(stat))
   }
   return out
 }

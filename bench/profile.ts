@@ -6,11 +6,14 @@
  *
  * The profile covers run() only (inspector Profiler, 250 µs sampling; the same format as `node --cpu-prof`,
  * which would also catch server start, module loading and the untimed preload). Prints the run's events/s and
- * Node CPU µs per event (process.cpuUsage over run(), as the bench does). PROFILE_DIR changes the directory.
+ * Node CPU µs per event (process.cpuUsage over run(), as the bench does) and PostgreSQL's (its server's processes,
+ * from /proc, over run()) and that of the child processes run() starts (the transform pool's workers). PROFILE_DIR
+ * changes the directory.
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { cleanupRun, openBenchEnv, prepareRun } from './bench-env.js'
+import { childrenCpuSeconds, processTreeCpu, processTreeCpuSince } from './fleet.js'
 import type { PayloadKind } from './payloads.js'
 import { SCENARIOS } from './scenarios/index.js'
 
@@ -29,12 +32,19 @@ try {
     session.connect()
     await session.post('Profiler.enable')
     await session.post('Profiler.setSamplingInterval', { interval: 250 })
+    // the postmaster's pid is the first line of postmaster.pid in its data directory
+    const dataDir = (await ctx.pool.query<{ data_directory: string }>('SHOW data_directory')).rows[0]?.data_directory
+    const postmaster = Number(readFileSync(`${dataDir}/postmaster.pid`, 'utf8').split('\n')[0])
     await session.post('Profiler.start')
+    const pg0 = processTreeCpu(postmaster)
     const cpu0 = process.cpuUsage()
+    const children0 = childrenCpuSeconds()
     const t0 = performance.now()
     const result = await scenario.run(ctx)
     const seconds = (performance.now() - t0) / 1000
     const cpu = process.cpuUsage(cpu0)
+    const pgCpu = processTreeCpuSince(pg0, processTreeCpu(postmaster))
+    const childrenCpu = childrenCpuSeconds() - children0
     const { profile } = await session.post('Profiler.stop')
     session.disconnect()
     const dir = process.env.PROFILE_DIR ?? '/tmp/hookstream-prof'
@@ -42,6 +52,8 @@ try {
     writeFileSync(`${dir}/${name}.cpuprofile`, JSON.stringify(profile))
     console.log(`${name}: ${result.events} events in ${seconds.toFixed(2)} s = ${Math.round(result.events / seconds)} events/s; ` +
       `Node CPU ${((cpu.user + cpu.system) / result.events).toFixed(1)} µs/event (user ${(cpu.user / result.events).toFixed(1)}, system ${(cpu.system / result.events).toFixed(1)}); ` +
+      `PostgreSQL CPU ${(pgCpu * 1e6 / result.events).toFixed(1)} µs/event; ` +
+      `child processes' CPU ${(childrenCpu * 1e6 / result.events).toFixed(1)} µs/event; ` +
       `profile: ${dir}/${name}.cpuprofile${result.extra ? `; ${JSON.stringify(result.extra)}` : ""}`)
   } finally {
     await scenario.teardown?.(ctx)

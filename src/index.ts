@@ -12,7 +12,7 @@ export { parseDuration, formatDuration } from './core/duration.js'
 export { backoffDelayMs, mayRetry } from './core/backoff.js'
 export { DEFAULT_DLQ_POLICY, dlqSchedule, type DlqPolicy } from './core/dlq-policy.js'
 
-export { fromRedisStream, type FromRedisStreamOptions } from './sources/from-redis-stream.js'
+export { fromRedisStream, fromRedisStreamBatches, type FromRedisStreamOptions } from './sources/from-redis-stream.js'
 export { createProducer, type Producer, type ProducerOptions, type SendResult } from './sources/create-producer.js'
 export { StreamClient, type StreamInfo, type GroupInfo, type ConsumerInfo, type AddOptions } from './sources/stream-client.js'
 export { streamKeys, DEFAULT_KEYS, type StreamKeys } from './sources/keys.js'
@@ -20,6 +20,8 @@ export { parkInRedis, startDelayedRetries, type DelayedRetriesOptions } from './
 export { StreamPartitions, PartitionedStreamClient, partitionFor, partitionKeys, DEFAULT_PARTITION_KEY } from './sources/partitions.js'
 
 export { batch, type BatchOptions } from './operators/batch.js'
+export { batchStep, type BatchStage, type BatchStepOptions } from './operators/batch-step.js'
+export { perEvent, type PerEventOptions } from './operators/per-event.js'
 export { orderByKey, type OrderByKeyOptions } from './operators/order-by-key.js'
 export { holdWhileDown, type HoldOptions } from './operators/hold.js'
 export { poisonGuard, type PoisonGuardOptions } from './operators/poison-guard.js'

@@ -80,7 +80,8 @@ export async function openContext(flags: Flags, io: CliIO, options: { needRedis?
       db = await createDb({ pglitePath: config.database.path })
       io.stderr(`hookstream: no DATABASE_URL set; using an embedded PostgreSQL (PGlite) in ${config.database.path}`)
     } else {
-      db = await createDb({ url: config.database.url, poolSize: Math.max(4, Math.min(20, config.worker.concurrency)) })
+      // each step may hold a connection per batch in it, and store, fan-out, DLQ and deliveries run side by side
+      db = await createDb({ url: config.database.url, poolSize: Math.max(4, Math.min(20, 8 * config.worker.concurrency)) })
     }
     if (options.migrate !== false) await migrateToLatest(db.db)
   } catch (err) {

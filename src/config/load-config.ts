@@ -375,7 +375,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       batchSize,
       // two batches' worth: the next read overlaps the write of the previous batch (measured +43% at batch 500)
       maxInFlight: opt({ env: 'WORKER_MAX_IN_FLIGHT', file: 'worker.stream.max_in_flight' }, (r) => integer(r, 1, 100_000)) ?? 2 * batchSize,
-      concurrency: opt({ env: 'WORKER_CONCURRENCY', file: 'worker.processing.concurrency' }, (r) => integer(r, 1, 10_000)) ?? 16,
+      concurrency: opt({ env: 'WORKER_CONCURRENCY', file: 'worker.processing.concurrency' }, (r) => integer(r, 1, 10_000)) ?? 2,
       blockTimeoutMs: opt({ env: 'WORKER_BLOCK_TIMEOUT', file: 'worker.stream.block_timeout' }, (r) => duration(r)) ?? 5000,
       claimIdleMs: opt({ env: 'WORKER_CLAIM_IDLE', file: 'worker.stream.claim_idle' }, (r) => duration(r, 1000)) ?? 60_000,
       maxDeliveries: opt({ env: 'WORKER_MAX_DELIVERIES', file: 'worker.processing.max_deliveries' }, (r) => integer(r, 1, 1000)) ?? 10,

@@ -55,20 +55,17 @@ export interface EventStoreOptions {
   readonly db: Kysely<Database>
 }
 
-const COLUMNS = 10
-// PostgreSQL's wire protocol counts bind parameters in 16 bits
-const MAX_BIND_PARAMETERS = 65_535
-const ROWS_PER_STATEMENT = Math.floor(MAX_BIND_PARAMETERS / COLUMNS)
+// one statement's rows and payload bytes: a Bind message must stay far below PostgreSQL's 1 GB message limit
+const ROWS_PER_STATEMENT = 1_000
+const PAYLOAD_BYTES_PER_STATEMENT = 64 * 1024 * 1024
 
+/** A row's values as the INSERT takes them: the payload as JSON text (or the whole StreamEvent's, `whole`) and its UTF-8 length. */
 function toValues(row: EventRow) {
-  return {
-    id: row.id, tool_id: row.tool_id, tenant_id: row.tenant_id, event_type: row.event_type, repository: row.repository,
-    // JSON text, not the value: pg would turn a JS array into a PostgreSQL array literal
-    payload: row.payloadJson !== undefined ? sql<string>`${row.payloadJson}::jsonb`
-      : row.eventJson !== undefined ? sql<string>`(${row.eventJson}::jsonb -> 'payload')` : JSON.stringify(row.payload ?? null),
-    transformed: row.transformed === undefined || row.transformed === null ? null : JSON.stringify(row.transformed),
-    stream_id: row.stream_id, received_at: row.received_at, forwarded_at: row.forwarded_at ?? null,
-  }
+  const whole = row.payloadJson === undefined && row.eventJson !== undefined
+  // JSON text, not the value: PostgreSQL parses it (`::jsonb`), so Node never serializes a payload it has as text
+  const payload = row.payloadJson ?? row.eventJson ?? JSON.stringify(row.payload ?? null)
+  const transformed = row.transformed === undefined || row.transformed === null ? null : JSON.stringify(row.transformed)
+  return { whole, payload, bytes: Buffer.byteLength(payload), transformed }
 }
 
 interface Pending { readonly index: number; readonly row: EventRow; readonly values: ReturnType<typeof toValues> }
@@ -89,8 +86,9 @@ function rejected(row: EventRow, reason: string, cause: unknown): PipelineError 
  * their forward state (`markForwarded`) and the forward-mode duplicate check (`forwardedAmong`). It has the `Sink`
  * shape (`write`, `close`).
  *
- * Stores events in `webhook_events` with one multi-row `INSERT … ON CONFLICT (tool_id, id) DO NOTHING` per chunk
- * (chunks stay under PostgreSQL's 65,535 bind parameters). A row PostgreSQL rejects (e.g. a `\u0000` in a
+ * Stores events in `webhook_events` with one `INSERT … SELECT … ON CONFLICT (tool_id, id) DO NOTHING` per chunk
+ * of up to 1,000 rows or 64 MiB of payloads, with two parameters: the small columns as JSON rows, the payloads
+ * as bytes. A row PostgreSQL rejects (e.g. a `\u0000` in a
  * jsonb payload) fails alone with `STORE_REJECTED`; an unreachable database rejects the whole call with
  * `DATABASE_UNAVAILABLE` so the pipeline holds the events instead of dead-lettering them.
  *
@@ -130,8 +128,15 @@ export class EventStore {
         failures.set(index, rejected(row, `its payload or transform result cannot be written as JSON (${(err as Error).message})`, err))
       }
     })
-    for (let start = 0; start < pending.length; start += ROWS_PER_STATEMENT) {
-      await this.writeChunk(pending.slice(start, start + ROWS_PER_STATEMENT), failures, inserted)
+    let start = 0
+    let bytes = 0
+    for (let end = 0; end < pending.length; end++) {
+      bytes += (pending[end] as Pending).values.bytes
+      if (end + 1 - start === ROWS_PER_STATEMENT || bytes >= PAYLOAD_BYTES_PER_STATEMENT || end + 1 === pending.length) {
+        await this.writeChunk(pending.slice(start, end + 1), failures, inserted)
+        start = end + 1
+        bytes = 0
+      }
     }
     return { failures, inserted }
   }
@@ -159,9 +164,37 @@ export class EventStore {
     }
   }
 
+  /**
+   * One INSERT for the chunk whatever its size: the small columns as one JSON array of rows, and the payloads'
+   * UTF-8 bytes one after another in one bytea parameter (no escaping of 10 KB JSON texts in Node), each row's
+   * cut from it by start and length and parsed by PostgreSQL.
+   */
   private async insert(chunk: readonly Pending[]): Promise<Set<string>> {
-    const result = await this.db.insertInto('webhook_events').values(chunk.map((p) => p.values))
-      .onConflict((oc) => oc.columns(['tool_id', 'id']).doNothing()).returning(['tool_id', 'id']).execute()
+    let size = 0
+    for (const p of chunk) size += p.values.bytes
+    const payloads = Buffer.allocUnsafe(size)
+    const starts: number[] = []
+    let offset = 0
+    for (const p of chunk) {
+      starts.push(offset + 1)
+      offset += payloads.write(p.values.payload, offset, 'utf8')
+    }
+    // the small columns as one JSON array of rows: JSON.stringify is native, where pg would escape each array element in JS
+    const columns = JSON.stringify(chunk.map((p, i) => ({
+      id: p.row.id, tool_id: p.row.tool_id, tenant_id: p.row.tenant_id, event_type: p.row.event_type, repository: p.row.repository,
+      whole: p.values.whole, start: starts[i], bytes: p.values.bytes, transformed: p.values.transformed,
+      stream_id: p.row.stream_id, received_at: p.row.received_at, forwarded_at: p.row.forwarded_at ?? null,
+    })))
+    const rows = sql`SELECT r.id, r.tool_id, r.tenant_id, r.event_type, r.repository,
+        CASE WHEN r.whole THEN j.json -> 'payload' ELSE j.json END, r.transformed::jsonb,
+        r.stream_id, r.received_at, r.forwarded_at
+      FROM json_to_recordset(${columns}::json) AS r(id text, tool_id text, tenant_id text, event_type text, repository text,
+        whole boolean, start int, bytes int, transformed text, stream_id text, received_at timestamptz, forwarded_at timestamptz)
+      CROSS JOIN (SELECT ${payloads}::bytea AS all_bytes) AS b
+      CROSS JOIN LATERAL (SELECT convert_from(substring(b.all_bytes from r.start for r.bytes), 'UTF8')::jsonb AS json) AS j`
+    const result = await this.db.insertInto('webhook_events')
+      .columns(['id', 'tool_id', 'tenant_id', 'event_type', 'repository', 'payload', 'transformed', 'stream_id', 'received_at', 'forwarded_at'])
+      .expression(rows).onConflict((oc) => oc.columns(['tool_id', 'id']).doNothing()).returning(['tool_id', 'id']).execute()
     return new Set(result.map(identityOf))
   }
 

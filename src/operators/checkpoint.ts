@@ -1,5 +1,6 @@
-import { tap, type MonoTypeOperatorFunction } from 'rxjs'
+import { tap } from 'rxjs'
 import type { Envelope, StreamMessage } from '../core/envelope.js'
+import type { BatchStage } from './batch-step.js'
 
 /**
  * Where each message of a chain was last seen, and when: filled by `checkpoint` steps, emptied by `settle`, which
@@ -8,7 +9,7 @@ import type { Envelope, StreamMessage } from '../core/envelope.js'
  *
  * @example
  * const ledger = new CheckpointLedger()
- * msgs$.pipe(map(toEnvelope), checkpoint({ ledger, position: 'source' }), myFilter, checkpoint({ ledger, position: 'after myFilter' }),
+ * batches$.pipe(checkpoint({ ledger, position: 'source' }), myStage, checkpoint({ ledger, position: 'after myStage' }),
  *   toDLQ({ db, redis }), settle({ redis, ledger, logger }))
  */
 export class CheckpointLedger {
@@ -50,16 +51,16 @@ export interface CheckpointOptions {
 }
 
 /**
- * Records in `ledger` that each envelope passed `position`, and passes it on unchanged. Put one after each step
- * you do not trust to keep every envelope; `settle({ ledger })` then names the last position a dropped message
- * was seen at, and releases it for redelivery instead of leaking its credit.
+ * Records in `ledger` that each envelope of the batch passed `position`, and passes the batch on unchanged. Put
+ * one after each step you do not trust to keep every envelope; `settle({ ledger })` then names the last position
+ * a dropped message was seen at, and releases it for redelivery instead of leaking its credit.
  *
  * @example
- * envelopes$.pipe(myFilter(), checkpoint({ ledger, position: 'after myFilter' }))
+ * batches$.pipe(myStage(), checkpoint({ ledger, position: 'after myStage' }))
  */
-export function checkpoint<E extends Envelope>(options: CheckpointOptions): MonoTypeOperatorFunction<E> {
+export function checkpoint<E extends Envelope>(options: CheckpointOptions): BatchStage<E> {
   const { ledger, position } = options
   if (!(ledger instanceof CheckpointLedger)) throw new TypeError('checkpoint: "ledger" must be a CheckpointLedger')
   if (typeof position !== 'string' || position === '') throw new TypeError('checkpoint: "position" must be a non-empty string')
-  return tap((env) => ledger.record(env.message, position))
+  return tap((envs) => { for (const env of envs) ledger.record(env.message, position) })
 }

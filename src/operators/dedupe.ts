@@ -1,10 +1,9 @@
-import { concatMap, from, mergeMap, type MonoTypeOperatorFunction } from 'rxjs'
 import type { Redis } from 'ioredis'
 import { isDone, type Envelope } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
 import { DEFAULT_KEYS, DONE_MARKER, idempotencyKey, type StreamKeys } from '../sources/keys.js'
-import { batch } from './batch.js'
-import { holdWhileDown, type HoldOptions } from './hold.js'
+import { batchStep, type BatchStage } from './batch-step.js'
+import type { HoldOptions } from './hold.js'
 
 /** Whether Redis refused a write because it is full (maxmemory with noeviction). */
 export function isOutOfMemory(err: unknown): boolean {
@@ -21,8 +20,6 @@ export interface DedupeOptions {
    * the redelivered entry may claim again once it expired. @defaultValue 60
    */
   readonly claimTtlSeconds?: number
-  /** Most events checked in one Redis round trip. @defaultValue 500 */
-  readonly batchSize?: number
   /** Passed to the infrastructure hold (Redis down). */
   readonly hold?: HoldOptions  /**
    * The idempotency key of an envelope (the delivery pipeline keys each (event, destination) pair on its own).
@@ -39,9 +36,9 @@ export interface DedupeOptions {
  * the table's primary key stays the last guard. Redis down: the batch is held, not failed.
  *
  * @example
- * fromRedisStream(source).pipe(map(toEnvelope), dedupe({ redis }), …, settle({ redis }))
+ * fromRedisStreamBatches(source).pipe(map((msgs) => msgs.map(toEnvelope)), dedupe({ redis }), …, settle({ redis }))
  */
-export function dedupe<E extends Envelope>(options: DedupeOptions): MonoTypeOperatorFunction<E> {
+export function dedupe<E extends Envelope>(options: DedupeOptions): BatchStage<E> {
   const keys = options.keys ?? DEFAULT_KEYS
   const keyOf = options.key ?? ((env: Envelope) => idempotencyKey(keys, env.message.event.tool_id, env.message.event.id))
   const claimTtlMs = (options.claimTtlSeconds ?? 60) * 1000
@@ -49,9 +46,7 @@ export function dedupe<E extends Envelope>(options: DedupeOptions): MonoTypeOper
     throw new RangeError(`dedupe: "claimTtlSeconds" must be at least 1; got ${options.claimTtlSeconds}`)
   }
   if (!options.redis) throw new TypeError('dedupe: "redis" must be an ioredis client')
-  const check = async (envs: E[]): Promise<E[]> => {
-    const open = envs.filter((env) => !isDone(env))
-    if (open.length === 0) return envs
+  const check = async (envs: readonly E[], open: readonly E[]): Promise<readonly E[]> => {
     const pipe = options.redis.pipeline()
     for (const env of open) {
       pipe.call('SET', keyOf(env), `claim:${env.message.streamId}`, 'NX', 'GET', 'PX', claimTtlMs)
@@ -74,9 +69,8 @@ export function dedupe<E extends Envelope>(options: DedupeOptions): MonoTypeOper
     open.forEach((env, i) => { if (results[i]?.[1] === DONE_MARKER) duplicates.add(env) })
     return envs.map((env) => (duplicates.has(env) ? { ...env, outcome: 'duplicate' as const } : env))
   }
-  return (source) => source.pipe(
-    batch({ maxSize: options.batchSize ?? 500 }),
-    concatMap((envs) => holdWhileDown(() => check(envs), options.hold)),
-    mergeMap((envs) => from(envs)),
-  )
+  return batchStep((envs) => {
+    const open = envs.filter((env) => !isDone(env))
+    return open.length === 0 ? envs : check(envs, open)
+  }, options.hold ? { hold: options.hold } : {})
 }

@@ -1,4 +1,4 @@
-import { concatMap, defer, finalize, from, mergeMap, type MonoTypeOperatorFunction } from 'rxjs'
+import { defer, finalize } from 'rxjs'
 import type { Redis } from 'ioredis'
 import type { Kysely } from 'kysely'
 import { acceptsEventType, type Destination } from '../core/destination.js'
@@ -10,9 +10,9 @@ import { DeliveryStateStore, type DeliveryStateChange } from '../db/delivery-sta
 import { identityOf } from '../db/event-identity.js'
 import { enqueueDeliveries } from '../sources/enqueue-deliveries.js'
 import type { StreamKeys } from '../sources/keys.js'
-import { batch } from './batch.js'
+import { batchStep, type BatchStage } from './batch-step.js'
 import { runDestinationExpression } from './destination-expression.js'
-import { holdWhileDown, type HoldOptions } from './hold.js'
+import type { HoldOptions } from './hold.js'
 import { TransformPool, type TransformPoolOptions } from './transform-pool.js'
 
 /** Options of `fanOut`. */
@@ -29,8 +29,6 @@ export interface FanOutOptions {
   readonly hold?: HoldOptions
   /** The worker processes that evaluate the destinations' filters; see `TransformPoolOptions`. */
   readonly pool?: TransformPoolOptions
-  /** Events whose filters are evaluated at once. @defaultValue 64 */
-  readonly concurrency?: number
 }
 
 type Stored = Envelope & { readonly tool?: ToolConfig; readonly stored?: boolean }
@@ -62,20 +60,16 @@ async function stateOf(pool: TransformPool, env: Stored, d: Destination): Promis
  * Events without destinations, failed or not stored pass through untouched.
  *
  * @example
- * envelopes$.pipe(store({ db }), fanOut({ redis, db, keys }), settle({ redis }))
+ * batches$.pipe(store({ db }), fanOut({ redis, db, keys }), settle())
  */
-export function fanOut<E extends Stored>(options: FanOutOptions): MonoTypeOperatorFunction<E> {
-  const concurrency = options.concurrency ?? 64
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new RangeError(`fanOut: "concurrency" must be an integer of at least 1; got ${concurrency}`)
-  }
+export function fanOut<E extends Stored>(options: FanOutOptions): BatchStage<E> {
   if (!options.redis || !options.db) throw new TypeError('fanOut: "redis" and "db" are required')
   const states = new DeliveryStateStore({ db: options.db })
   // checks the pool's options now rather than on the first event; workers start only with a first filter
   new TransformPool(options.pool)
   const enqueue = { redis: options.redis, ...(options.keys ? { keys: options.keys } : {}), ...(options.ttlSeconds ? { ttlSeconds: options.ttlSeconds } : {}) }
 
-  const write = async (decided: readonly Decided<E>[]): Promise<E[]> => {
+  const write = async (decided: readonly Decided<E>[], envs: readonly E[]): Promise<readonly E[]> => {
     const open = decided.filter((d) => d.changes.length > 0)
     try {
       // the states first: once an entry is on the stream its delivery may record "delivered" at any moment
@@ -89,8 +83,8 @@ export function fanOut<E extends Stored>(options: FanOutOptions): MonoTypeOperat
       toolId: env.message.event.tool_id, eventId: env.message.event.id, fields: env.message.fields,
       destinationIds: changes.filter((c) => c.state === 'pending').map((c) => c.destinationId),
     })))
-    await redriveFailed(decided.map((d) => d.env).filter(redrive))
-    return decided.map((d) => d.env)
+    await redriveFailed(envs.filter(redrive))
+    return envs
   }
 
   // its failed pairs are delivered again (the DLQ row is then resolved as for any re-queued event)
@@ -110,16 +104,25 @@ export function fanOut<E extends Stored>(options: FanOutOptions): MonoTypeOperat
 
   return (source) => defer(() => {
     const pool = new TransformPool(options.pool)
+    const decide = async (env: E): Promise<Decided<E>> => {
+      if (!fansOut(env)) return { env, changes: [] }
+      const event = { tool_id: env.message.event.tool_id, id: env.message.event.id }
+      const changes = await Promise.all((env.tool?.destinations ?? []).map(async (d) => ({ event, destinationId: d.id, ...await stateOf(pool, env, d) })))
+      return { env, changes }
+    }
+    // filters are evaluated once per batch; a hold (PostgreSQL or Redis down) retries only the writes
+    const decisions = new WeakMap<readonly E[], Promise<readonly Decided<E>[]>>()
+    const fanOutBatch = async (envs: readonly E[]) => {
+      let decided = decisions.get(envs)
+      if (!decided) {
+        decisions.set(envs, (decided = Promise.all(envs.map(decide))))
+        // a failed evaluation is not kept: the next run of the batch evaluates again
+        decided.catch(() => decisions.delete(envs))
+      }
+      return write(await decided, envs)
+    }
     return source.pipe(
-      mergeMap(async (env: E): Promise<Decided<E>> => {
-        if (!fansOut(env)) return { env, changes: [] }
-        const event = { tool_id: env.message.event.tool_id, id: env.message.event.id }
-        const changes = await Promise.all((env.tool?.destinations ?? []).map(async (d) => ({ event, destinationId: d.id, ...await stateOf(pool, env, d) })))
-        return { env, changes }
-      }, concurrency),
-      batch<Decided<E>>({ maxSize: 500 }),
-      concatMap((decided) => holdWhileDown(() => write(decided), options.hold)),
-      concatMap((envs) => from(envs)),
+      batchStep((envs) => (envs.some(fansOut) || envs.some(redrive) ? fanOutBatch(envs) : envs), options.hold ? { hold: options.hold } : {}),
       finalize(() => void pool.close()),
     )
   })

@@ -43,7 +43,7 @@ export function entryJson(message: StreamMessage): string | undefined {
  * modes pass through.
  *
  * @example
- * envelopes$.pipe(store({ db }), retryBackoff({ step: forwardStep({ sink: new ForwardSink() }) }))
+ * batches$.pipe(store({ db }), retryBackoff({ step: forwardStep({ sink: new ForwardSink() }) }))
  */
 export function forwardStep<E extends Envelope & { readonly tool?: ToolConfig; readonly transformed?: unknown; readonly forwardAttempt?: ForwardAttempt }>(
   options: ForwardStepOptions,

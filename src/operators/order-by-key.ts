@@ -22,10 +22,8 @@ export interface OrderByKeyOptions<T> {
  * disappears). An item it swallows blocks its key until the stream ends.
  *
  * @example
- * fromRedisStream(source).pipe(
- *   map(toEnvelope),
- *   orderByKey({ key: (env) => env.message.event.repository }, (env$) => env$.pipe(dedupe({ redis }), store({ db }), settle({ redis }))),
- * )
+ * // per-event steps in key order, lifted to a batch stage (what retryBackoff({ orderBy }) does)
+ * batches$.pipe(perEvent(orderByKey({ key: (env: Envelope) => env.message.event.repository }, mergeMap(forwardOne, 16)), { shared: true }))
  */
 export function orderByKey<T, R>(options: OrderByKeyOptions<T>, inner: OperatorFunction<T, R>): OperatorFunction<T, R> {
   if (typeof options?.key !== 'function') throw new TypeError('orderByKey: "key" must be a function of an item returning its ordering key')

@@ -1,6 +1,7 @@
-import { map, type MonoTypeOperatorFunction } from 'rxjs'
+import { map } from 'rxjs'
 import { isDone, type Envelope } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
+import type { BatchStage } from './batch-step.js'
 
 /** Options of `poisonGuard`. */
 export interface PoisonGuardOptions {
@@ -14,19 +15,22 @@ export interface PoisonGuardOptions {
  * Put it first in the chain.
  *
  * @example
- * fromRedisStream(source).pipe(map(toEnvelope), poisonGuard({ maxDeliveries: 10 }), dedupe({ redis }), …)
+ * fromRedisStreamBatches(source).pipe(map((msgs) => msgs.map(toEnvelope)), poisonGuard({ maxDeliveries: 10 }), dedupe({ redis }), …)
  */
-export function poisonGuard<E extends Envelope>(options: PoisonGuardOptions = {}): MonoTypeOperatorFunction<E> {
+export function poisonGuard<E extends Envelope>(options: PoisonGuardOptions = {}): BatchStage<E> {
   const maxDeliveries = options.maxDeliveries ?? 10
   if (!Number.isInteger(maxDeliveries) || maxDeliveries < 1) {
     throw new RangeError(`poisonGuard: "maxDeliveries" must be an integer of at least 1; got ${maxDeliveries}`)
   }
-  return map((env) => {
+  const poison = (env: E) => env.message.deliveryCount > maxDeliveries && !isDone(env)
+  const guard = (env: E): E => {
+    if (!poison(env)) return env
     const { deliveryCount, streamId, stream, event } = env.message
-    if (isDone(env) || deliveryCount <= maxDeliveries) return env
     const failure = new PipelineError('permanent', 'POISON',
       `stream ${stream} entry ${streamId} (event ${event.id}) was delivered ${deliveryCount} times, more than ` +
       `maxDeliveries ${maxDeliveries}; it likely crashes or stalls the worker, so it is dead-lettered unprocessed — inspect it with \`hookstream dlq show\``)
     return { ...env, failure }
-  })
+  }
+  // a batch of first deliveries (the usual case) passes as it is
+  return map((envs) => (envs.some(poison) ? envs.map(guard) : envs))
 }

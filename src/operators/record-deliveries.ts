@@ -1,4 +1,3 @@
-import { concatMap, from, type MonoTypeOperatorFunction } from 'rxjs'
 import type { Kysely } from 'kysely'
 import type { Destination } from '../core/destination.js'
 import type { Envelope } from '../core/envelope.js'
@@ -6,16 +5,14 @@ import { isPipelineError } from '../core/errors.js'
 import type { Database } from '../db/database.js'
 import { DeliveryStateStore, type DeliveryStateChange } from '../db/delivery-states.js'
 import { DESTINATION_FIELD } from '../sources/enqueue-deliveries.js'
-import { batch } from './batch.js'
-import { holdWhileDown, type HoldOptions } from './hold.js'
+import { batchStep, type BatchStage } from './batch-step.js'
+import type { HoldOptions } from './hold.js'
 
 /** Options of `recordDeliveries`. */
 export interface RecordDeliveriesOptions {
   readonly db: Kysely<Database>
   /** Passed to the infrastructure hold (PostgreSQL down). */
   readonly hold?: HoldOptions
-  /** How long (ms) a batch holding a delivered envelope waits for more, so deliveries share an UPDATE. @defaultValue 25 */
-  readonly maxWaitMs?: number
   /** Told when a state could not be recorded for a reason other than PostgreSQL being down (the delivery still settles). */
   readonly onUnrecorded?: (err: Error) => void
 }
@@ -40,16 +37,11 @@ function changeOf(env: Delivered): DeliveryStateChange | undefined {
  * fate: a state PostgreSQL refuses goes to `onUnrecorded` and the envelope passes on unchanged.
  *
  * @example
- * deliveries$.pipe(retryBackoff({ step: deliverStep({ sink, pool }) }), recordDeliveries({ db }), toDLQ({ db, redis }))
+ * batches$.pipe(retryBackoff({ step: deliverStep({ sink, pool }) }), recordDeliveries({ db }), toDLQ({ db, redis }))
  */
-export function recordDeliveries<E extends Delivered>(options: RecordDeliveriesOptions): MonoTypeOperatorFunction<E> {
-  const maxWaitMs = options.maxWaitMs ?? 25
-  if (!Number.isFinite(maxWaitMs) || maxWaitMs < 0) {
-    throw new RangeError(`recordDeliveries: "maxWaitMs" must be a number of at least 0 (ms); got ${options.maxWaitMs}`)
-  }
+export function recordDeliveries<E extends Delivered>(options: RecordDeliveriesOptions): BatchStage<E> {
   const states = new DeliveryStateStore({ db: options.db })
-  const record = async (envs: E[]): Promise<E[]> => {
-    const changes = envs.map(changeOf).filter((c): c is DeliveryStateChange => c !== undefined)
+  const record = async (envs: readonly E[], changes: readonly DeliveryStateChange[]): Promise<readonly E[]> => {
     try {
       await states.set(changes)
     } catch (err) {
@@ -58,9 +50,8 @@ export function recordDeliveries<E extends Delivered>(options: RecordDeliveriesO
     }
     return envs
   }
-  return (source) => source.pipe(
-    batch<E>({ maxSize: 500, maxWaitMs, waitsFor: (env) => env.outcome === 'forwarded' }),
-    concatMap((envs) => holdWhileDown(() => record(envs), options.hold)),
-    concatMap((envs) => from(envs)),
-  )
+  return batchStep((envs) => {
+    const changes = envs.map(changeOf).filter((c): c is DeliveryStateChange => c !== undefined)
+    return changes.length === 0 ? envs : record(envs, changes)
+  }, options.hold ? { hold: options.hold } : {})
 }

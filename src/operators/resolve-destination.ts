@@ -1,9 +1,10 @@
-import { map, type OperatorFunction } from 'rxjs'
+import { map } from 'rxjs'
 import type { Destination } from '../core/destination.js'
 import { isDone, type Envelope } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
 import { destinationsOf, type ToolConfig } from '../core/tool.js'
 import { DESTINATION_FIELD } from '../sources/enqueue-deliveries.js'
+import type { BatchStage } from './batch-step.js'
 
 /** An envelope of the delivery pipeline once its destination is known. */
 export type WithDestination = { readonly destination?: Destination }
@@ -15,10 +16,10 @@ export type WithDestination = { readonly destination?: Destination }
  * `failed`). Envelopes already decided pass through.
  *
  * @example
- * deliveries$.pipe(extractToolConfig({ tools }), resolveDestination(), retryBackoff({ step: deliverStep({ sink, pool }) }))
+ * batches$.pipe(extractToolConfig({ tools }), resolveDestination(), retryBackoff({ step: deliverStep({ sink, pool }) }))
  */
-export function resolveDestination<E extends Envelope & { readonly tool?: ToolConfig }>(): OperatorFunction<E, E & WithDestination> {
-  return map((env): E & WithDestination => {
+export function resolveDestination<E extends Envelope & { readonly tool?: ToolConfig }>(): BatchStage<E, E & WithDestination> {
+  const resolve = (env: E): E & WithDestination => {
     const tool = env.tool
     if (isDone(env) || !tool) return env
     const id = env.message.fields[DESTINATION_FIELD] ?? ''
@@ -34,5 +35,6 @@ export function resolveDestination<E extends Envelope & { readonly tool?: ToolCo
         `${where}: the destination is disabled; enable it (hookstream destinations enable) and retry the event from the DLQ`) }
     }
     return { ...env, destination }
-  })
+  }
+  return map((envs) => envs.map(resolve))
 }

@@ -1,14 +1,13 @@
-import { concatMap, from, type MonoTypeOperatorFunction } from 'rxjs'
 import type { Kysely } from 'kysely'
 import type { Envelope } from '../core/envelope.js'
 import type { PipelineError } from '../core/errors.js'
 import type { Database } from '../db/database.js'
 import { classifyDatabaseError } from '../db/database-error.js'
 import { resolveRequeued } from '../db/dlq-store.js'
-import { batch } from './batch.js'
-import { holdWhileDown, type HoldOptions } from './hold.js'
+import { batchStep, type BatchStage } from './batch-step.js'
+import type { HoldOptions } from './hold.js'
 
-function failAll<E extends Envelope>(envs: E[], which: ReadonlySet<E>, failure: PipelineError): E[] {
+function failAll<E extends Envelope>(envs: readonly E[], which: ReadonlySet<E>, failure: PipelineError): E[] {
   return envs.map((env) => (which.has(env) ? { ...env, outcome: undefined, failure } : env))
 }
 
@@ -29,14 +28,13 @@ export interface ResolveDLQOptions {
  * `dlq_resolved` row, one statement per batch, before the events are settled.
  *
  * @example
- * envelopes$.pipe(store({ db }), resolveDLQ({ db }), toDLQ({ db, redis }), settle({ redis }))
+ * batches$.pipe(store({ db }), resolveDLQ({ db }), toDLQ({ db, redis }), settle())
  */
-export function resolveDLQ<E extends Envelope>(options: ResolveDLQOptions): MonoTypeOperatorFunction<E> {
+export function resolveDLQ<E extends Envelope>(options: ResolveDLQOptions): BatchStage<E> {
   const actor = options.actor ?? 'worker'
-  const resolve = async (envs: E[]): Promise<E[]> => {
-    const closing = envs.filter((env) => env.message.event.retry_count > 0 && !env.failure &&
-      env.outcome && env.outcome !== 'parked' && env.outcome !== 'dead_lettered')
-    if (closing.length === 0) return envs
+  const closes = (env: E) => !env.failure && env.outcome !== undefined && env.outcome !== 'parked' &&
+    env.outcome !== 'dead_lettered' && env.message.event.retry_count > 0
+  const resolve = async (envs: readonly E[], closing: readonly E[]): Promise<readonly E[]> => {
     const events = closing.map((env) => env.message.event)
     try {
       const resolved = await resolveRequeued(options.db, events, actor)
@@ -49,9 +47,9 @@ export function resolveDLQ<E extends Envelope>(options: ResolveDLQOptions): Mono
     }
     return envs
   }
-  return (source) => source.pipe(
-    batch({ maxSize: 500 }),
-    concatMap((envs) => holdWhileDown(() => resolve(envs), options.hold)),
-    concatMap((envs) => from(envs)),
-  )
+  // a batch with no re-queued event (the usual case) passes at once
+  return batchStep((envs) => {
+    const closing = envs.filter(closes)
+    return closing.length === 0 ? envs : resolve(envs, closing)
+  }, options.hold ? { hold: options.hold } : {})
 }

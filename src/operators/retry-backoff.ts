@@ -1,10 +1,13 @@
-import { defer, from, map, mergeMap, of, timer, type MonoTypeOperatorFunction, type Observable } from 'rxjs'
+import { defer, map, mergeMap, of, timer, type MonoTypeOperatorFunction, type Observable } from 'rxjs'
 import { nextRetry } from '../core/backoff.js'
-import { processingTimeout, type Envelope } from '../core/envelope.js'
+import { isDone, processingTimeout, type Envelope } from '../core/envelope.js'
 import { isPipelineError, PipelineError } from '../core/errors.js'
 import { checkTimeLimit, withTimeLimit } from '../core/time-limit.js'
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, type ToolConfig } from '../core/tool.js'
+import type { BatchStage } from './batch-step.js'
 import { holdWhileDown, type HoldOptions } from './hold.js'
+import { orderByKey } from './order-by-key.js'
+import { perEvent } from './per-event.js'
 
 /** Options of `retryBackoff`. */
 export interface RetryBackoffOptions<E extends Envelope> {
@@ -21,8 +24,19 @@ export interface RetryBackoffOptions<E extends Envelope> {
   readonly timeoutMs?: number
   /** The retry policy of an envelope. @defaultValue the tool's `retryPolicy`, else DEFAULT_RETRY_POLICY */
   readonly policy?: (env: E) => RetryPolicy
-  /** Envelopes in the step (or waiting for a short retry) at once. @defaultValue 64 */
+  /** Envelopes in the step (or waiting for a short retry) at once, over all batches. @defaultValue 64 */
   readonly concurrency?: number
+  /**
+   * Ordering key, e.g. `(env) => env.message.event.repository`: envelopes with the same key run one after the
+   * other, in arrival order (with their retries), while other keys run in parallel. @defaultValue unset: no order
+   */
+  readonly orderBy?: (env: E) => string
+  /**
+   * Once an envelope of a batch is done, how long (ms) the others may take before the done ones go on as a batch
+   * of their own (the rest follow the same way), so one slow destination holds only its own envelopes' acks and
+   * credit. Envelopes done within this time of each other still share a batch. @defaultValue 25
+   */
+  readonly splitAfterMs?: number
   /**
    * Retries due within this many ms wait in process; later ones are parked with `park` so they do not hold
    * the source's credit. @defaultValue 5000
@@ -56,20 +70,22 @@ function asFailure(err: unknown): PipelineError {
 }
 
 /**
- * Runs `step` per envelope with retries for transient failures (5xx, 429, timeouts, connection errors):
+ * Runs `step` per envelope of each batch with retries for transient failures (5xx, 429, timeouts, connection errors):
  * exponential backoff with jitter (initial × multiplier^n, capped at max interval), at most `max_retries`
  * retries within `max_elapsed_time`, then the failure stays on the envelope for `toDLQ`. A 429's Retry-After
- * is honoured. Retries of one event never stall the others (bounded `mergeMap`). A retry due later than
+ * is honoured. Retries of one event never stall the others (one bounded `mergeMap` over all batches); a
+ * batch leaves the step once all of its envelopes are done, or in parts when some take longer than
+ * `splitAfterMs` more. A retry due later than
  * `maxInlineDelayMs` is parked durably (`park`) and the envelope leaves with outcome `parked`, freeing the
  * source's credit; the parked event comes back on the stream with its attempt count. Permanent failures pass
  * through at once.
  *
  * @example
- * envelopes$.pipe(retryBackoff({ step: forwardStep({ sink }), park: parkInRedis({ redis }) }), toDLQ({ db, redis }))
+ * batches$.pipe(retryBackoff({ step: forwardStep({ sink }), park: parkInRedis({ redis }) }), toDLQ({ db, redis }))
  */
 export function retryBackoff<E extends Envelope & { readonly tool?: ToolConfig }>(
   options: RetryBackoffOptions<E>,
-): MonoTypeOperatorFunction<E> {
+): BatchStage<E> {
   const concurrency = options.concurrency ?? 64
   const maxInline = options.maxInlineDelayMs ?? 5000
   if (typeof options.step !== 'function') throw new TypeError('retryBackoff: "step" must be a function (env) => Promise<env>')
@@ -135,5 +151,12 @@ export function retryBackoff<E extends Envelope & { readonly tool?: ToolConfig }
     return timer(delay).pipe(mergeMap(() => attempt(next)))
   }
 
-  return mergeMap((env: E) => (env.failure || env.outcome ? from([env]) : attempt(env)), concurrency)
+  const each: MonoTypeOperatorFunction<E> = mergeMap(attempt, concurrency)
+  const { orderBy } = options
+  if (orderBy !== undefined && typeof orderBy !== 'function') throw new TypeError('retryBackoff: "orderBy" must be a function of an envelope returning its ordering key')
+  // envelopes decided already (stored in store mode, failed) pass by; a batch of only those costs nothing here.
+  // One subscription for all batches, so the concurrency and the per-key order span them.
+  return perEvent(orderBy ? orderByKey({ key: orderBy }, each) : each, {
+    skip: isDone, shared: true, splitAfterMs: options.splitAfterMs ?? 25,
+  })
 }

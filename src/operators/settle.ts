@@ -1,12 +1,12 @@
-import { concatMap, from, Observable, type MonoTypeOperatorFunction } from 'rxjs'
+import { Observable } from 'rxjs'
 import type { Redis } from 'ioredis'
 import type { Envelope } from '../core/envelope.js'
 import { PipelineError } from '../core/errors.js'
 import { isOutOfMemory } from './dedupe.js'
-import { batch } from './batch.js'
+import { batchStep, type BatchStage } from './batch-step.js'
 import type { CheckpointLedger } from './checkpoint.js'
 import type { Logger } from '../observability/logger.js'
-import { holdWhileDown, type HoldOptions } from './hold.js'
+import type { HoldOptions } from './hold.js'
 import { DEFAULT_KEYS, DONE_MARKER, idempotencyKey, type StreamKeys } from '../sources/keys.js'
 
 /** Options of `settle`. */
@@ -39,37 +39,38 @@ export interface SettleOptions {
 
 /**
  * The last step: acks every envelope whose fate is durable. Events that were stored, transformed, forwarded or
- * found to be duplicates get their idempotency key marked done first (one pipeline per batch), then
- * `settle()` hands the id to the source's batched XACK. Dead-lettered and parked events are acked without
+ * found to be duplicates get their idempotency key marked done first (one pipeline per batch, only with
+ * `redis`), then `settle()` hands the id to the source's batched XACK; without `redis` the batch is acked in the
+ * same turn, with no round trip of its own. Dead-lettered and parked events are acked without
  * the mark, so a DLQ re-drive or a parked retry is processed again. An envelope that is still failed (no
  * `toDLQ` before this step) is not acked; it stays pending and comes back.
  *
  * @example
- * envelopes$.pipe(store({ db }), toDLQ({ db, redis }), settle({ redis, ttlSeconds: 86400 })).subscribe()
+ * batches$.pipe(store({ db }), toDLQ({ db, redis }), settle()).subscribe()
  */
-export function settle<E extends Envelope>(options: SettleOptions = {}): MonoTypeOperatorFunction<E> {
+export function settle<E extends Envelope>(options: SettleOptions = {}): BatchStage<E> {
   const keys = options.keys ?? DEFAULT_KEYS
   const keyOf = options.key ?? ((env: Envelope) => idempotencyKey(keys, env.message.event.tool_id, env.message.event.id))
   const ttlSeconds = options.ttlSeconds ?? 86_400
   if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) {
     throw new RangeError(`settle: "ttlSeconds" must be an integer of at least 1; got ${ttlSeconds}`)
   }
-  const markDone = async (envs: E[]): Promise<E[]> => {
-    const done = envs.filter((env) => env.outcome && env.outcome !== 'dead_lettered' && env.outcome !== 'parked' && !env.failure)
-    if (options.redis && done.length > 0) {
-      const pipe = options.redis.pipeline()
-      for (const env of done) pipe.call('SET', keyOf(env), DONE_MARKER, 'EX', ttlSeconds)
-      let results: [Error | null, unknown][]
-      try {
-        results = (await pipe.exec()) ?? []
-      } catch (err) {
-        throw new PipelineError('infrastructure', 'REDIS_UNAVAILABLE', `marking ${done.length} events done failed: ${(err as Error).message}`, { cause: err })
-      }
-      // a full Redis refuses the marker; acking anyway is safe (a redelivery meets the primary key) and keeps
-      // the stream draining, which is what frees memory
-      const err = results.find(([e]) => e && !isOutOfMemory(e))?.[0]
-      if (err) throw new PipelineError('infrastructure', 'REDIS_UNAVAILABLE', `marking events done failed: ${err.message}`, { cause: err })
+  const marks = (env: E) => env.outcome !== undefined && env.outcome !== 'dead_lettered' && env.outcome !== 'parked' && !env.failure
+  const markDone = async (redis: Pick<Redis, 'pipeline'>, done: readonly E[]): Promise<void> => {
+    const pipe = redis.pipeline()
+    for (const env of done) pipe.call('SET', keyOf(env), DONE_MARKER, 'EX', ttlSeconds)
+    let results: [Error | null, unknown][]
+    try {
+      results = (await pipe.exec()) ?? []
+    } catch (err) {
+      throw new PipelineError('infrastructure', 'REDIS_UNAVAILABLE', `marking ${done.length} events done failed: ${(err as Error).message}`, { cause: err })
     }
+    // a full Redis refuses the marker; acking anyway is safe (a redelivery meets the primary key) and keeps
+    // the stream draining, which is what frees memory
+    const err = results.find(([e]) => e && !isOutOfMemory(e))?.[0]
+    if (err) throw new PipelineError('infrastructure', 'REDIS_UNAVAILABLE', `marking events done failed: ${err.message}`, { cause: err })
+  }
+  const ack = (envs: readonly E[]): readonly E[] => {
     for (const env of envs) {
       options.ledger?.forget(env.message)
       // ack only what is durable: stored, forwarded, duplicate, dead-lettered or parked; release the rest
@@ -82,14 +83,14 @@ export function settle<E extends Envelope>(options: SettleOptions = {}): MonoTyp
   if (!Number.isFinite(dropTimeoutMs) || dropTimeoutMs < 1) {
     throw new RangeError(`settle: "dropTimeoutMs" must be a positive number of milliseconds; got ${options.dropTimeoutMs}`)
   }
-  const chain: MonoTypeOperatorFunction<E> = (source) => source.pipe(
-    batch({ maxSize: 1000 }),
-    concatMap((envs) => holdWhileDown(() => markDone(envs), options.hold)),
-    concatMap((envs) => from(envs)),
-  )
+  const { redis } = options
+  const chain: BatchStage<E> = batchStep((envs) => {
+    const done = redis ? envs.filter(marks) : []
+    return redis && done.length > 0 ? markDone(redis, done).then(() => ack(envs)) : ack(envs)
+  }, options.hold ? { hold: options.hold } : {})
   const ledger = options.ledger
   if (!ledger) return chain
-  return (source) => new Observable<E>((subscriber) => {
+  return (source) => new Observable<readonly E[]>((subscriber) => {
     // a message dropped by a step never reaches settle: without this its credit would stay taken forever
     const sweep = setInterval(() => {
       for (const { message, position } of ledger.expire(dropTimeoutMs)) {

@@ -1,5 +1,4 @@
 import { SpanKind, type Span } from '@opentelemetry/api'
-import { concatMap, from, mergeMap, type OperatorFunction } from 'rxjs'
 import type { Kysely } from 'kysely'
 import { isDone, processingTimeout, type Envelope, type Outcome } from '../core/envelope.js'
 import { isPipelineError } from '../core/errors.js'
@@ -11,8 +10,8 @@ import { identityOf } from '../db/event-identity.js'
 import { SpanAttributes, SpanNames } from '../observability/attributes.js'
 import { endEventSpan, startEventSpan } from '../observability/event-spans.js'
 import { EventStore, type EventRow } from '../db/event-store.js'
-import { batch } from './batch.js'
-import { holdWhileDown, type HoldOptions } from './hold.js'
+import { batchStep, type BatchStage } from './batch-step.js'
+import type { HoldOptions } from './hold.js'
 
 /** What `store` adds: whether the row is in `webhook_events` now. */
 export interface Stored { readonly stored?: boolean }
@@ -20,11 +19,7 @@ export interface Stored { readonly stored?: boolean }
 /** Options of `store`. */
 export interface StoreOptions {
   readonly db: Kysely<Database>
-  /** Most rows in one INSERT batch (split further to stay under 65,535 bind parameters). @defaultValue 500 */
-  readonly batchSize?: number
-  /** How long (ms) a batch waits for more events; 0 closes it when the burst ends. @defaultValue 0 */
-  readonly maxWaitMs?: number
-  /** INSERT batches in flight at once (each takes a pool connection). @defaultValue 2 */
+  /** Batches (one INSERT each per 1,000 rows or 64 MiB of payloads) in flight at once; each takes a pool connection. @defaultValue 2 */
   readonly concurrency?: number
   /** Passed to the infrastructure hold (PostgreSQL down). */
   readonly hold?: HoldOptions
@@ -52,11 +47,11 @@ const doneOutcome: Record<ToolConfig['processingMode'], Outcome | undefined> = {
  * (`STORE_REJECTED`); PostgreSQL down holds the batch unacked and retries it until the database is back.
  *
  * @example
- * envelopes$.pipe(extractToolConfig({ tools }), transform(), store({ db }))
+ * batches$.pipe(extractToolConfig({ tools }), transform(), store({ db }))
  */
 export function store<E extends Envelope & { readonly tool?: ToolConfig; readonly transformed?: unknown }>(
   options: StoreOptions,
-): OperatorFunction<E, E & Stored> {
+): BatchStage<E, E & Stored> {
   const events = new EventStore({ db: options.db })
   const concurrency = options.concurrency ?? 2
   if (!Number.isInteger(concurrency) || concurrency < 1) {
@@ -64,12 +59,10 @@ export function store<E extends Envelope & { readonly tool?: ToolConfig; readonl
   }
 
   const timeoutMs = checkTimeLimit('store: "timeoutMs"', options.timeoutMs)
-  const timedOut = (envs: E[]): E[] => envs.map((env) => (isDone(env) || !env.tool ? env
+  const timedOut = (envs: readonly E[]): E[] => envs.map((env) => (isDone(env) || !env.tool ? env
     : { ...env, failure: processingTimeout(env.message, timeoutMs as number) }))
 
-  const write = async (envs: E[]): Promise<(E & Stored)[]> => {
-    const open = envs.filter((env) => !isDone(env) && env.tool)
-    if (open.length === 0) return envs
+  const write = async (envs: readonly E[], open: readonly E[]): Promise<readonly (E & Stored)[]> => {
     const rows: EventRow[] = open.map(({ message: { event, streamId, fields }, transformed }) => {
       // a v2 entry's payload text goes to PostgreSQL as it is: reading event.payload would parse it in Node
       const payloadJson = entryPayloadJson(fields)
@@ -96,7 +89,7 @@ export function store<E extends Envelope & { readonly tool?: ToolConfig; readonl
     }
   }
 
-  const decide = async (open: E[], rows: EventRow[]): Promise<Map<E, E & Stored>> => {
+  const decide = async (open: readonly E[], rows: EventRow[]): Promise<Map<E, E & Stored>> => {
     const { failures, inserted } = await events.writeReturning(rows)
     // rows that were there already: in forward mode, forward unless that happened too
     const existingForward = open.filter((env, i) => !inserted.has(i) && !failures.has(i) &&
@@ -121,9 +114,8 @@ export function store<E extends Envelope & { readonly tool?: ToolConfig; readonl
     return decided
   }
 
-  return (source) => source.pipe(
-    batch({ maxSize: options.batchSize ?? 500, maxWaitMs: options.maxWaitMs ?? 0 }),
-    mergeMap((envs) => holdWhileDown(() => withTimeLimit(() => write(envs), timeoutMs, () => timedOut(envs)), options.hold), concurrency),
-    concatMap((envs) => from(envs)),
-  )
+  return batchStep((envs) => {
+    const open = envs.filter((env) => !isDone(env) && env.tool)
+    return open.length === 0 ? envs : withTimeLimit(() => write(envs, open), timeoutMs, () => timedOut(envs))
+  }, { concurrency, ...(options.hold ? { hold: options.hold } : {}) })
 }

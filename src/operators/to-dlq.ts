@@ -1,5 +1,4 @@
 import { SpanKind } from '@opentelemetry/api'
-import { concatMap, from, type MonoTypeOperatorFunction } from 'rxjs'
 import type { Redis } from 'ioredis'
 import type { Kysely } from 'kysely'
 import { DEFAULT_DLQ_POLICY, dlqSchedule, errorClass, type DlqPolicy } from '../core/dlq-policy.js'
@@ -13,8 +12,8 @@ import { identityOf } from '../db/event-identity.js'
 import { MessagingOperation, SpanAttributes, SpanNames } from '../observability/attributes.js'
 import { endEventSpan, startEventSpan } from '../observability/event-spans.js'
 import { DEFAULT_KEYS, type StreamKeys } from '../sources/keys.js'
-import { batch } from './batch.js'
-import { holdWhileDown, type HoldOptions } from './hold.js'
+import { batchStep, type BatchStage } from './batch-step.js'
+import type { HoldOptions } from './hold.js'
 
 /** Options of `toDLQ`. */
 export interface ToDLQOptions {
@@ -40,6 +39,8 @@ export interface ToDLQOptions {
 }
 
 
+const DLQ_ROWS_PER_STATEMENT = 200
+
 // a row PostgreSQL refuses even raw is not the event's fault: hold it rather than ack it unlisted
 const asHold = (failure: PipelineError) => (failure.kind === 'infrastructure' ? failure
   : new PipelineError('infrastructure', 'DLQ_UNAVAILABLE', `${failure.message}; kept unacked until webhook_dlq takes it`, { cause: failure }))
@@ -55,15 +56,15 @@ const asHold = (failure: PipelineError) => (failure.kind === 'infrastructure' ? 
  * retry count) instead of adding one. PostgreSQL down holds the envelopes unacked, never dropped.
  *
  * @example
- * envelopes$.pipe(retryBackoff({ step }), toDLQ({ db, redis }), settle({ redis }))
+ * batches$.pipe(retryBackoff({ step }), toDLQ({ db, redis }), settle())
  */
-export function toDLQ<E extends Envelope>(options: ToDLQOptions): MonoTypeOperatorFunction<E> {
+export function toDLQ<E extends Envelope>(options: ToDLQOptions): BatchStage<E> {
   const keys = options.keys ?? DEFAULT_KEYS
   const maxLen = options.maxLen ?? 100_000
   const policy = options.policy ?? DEFAULT_DLQ_POLICY
   const actor = options.actor ?? 'worker'
 
-  const writeStream = async (failed: E[]) => {
+  const writeStream = async (failed: readonly E[]) => {
     const pipe = options.redis.pipeline()
     for (const env of failed) {
       const { message, failure } = env as E & { failure: PipelineError }
@@ -105,10 +106,14 @@ export function toDLQ<E extends Envelope>(options: ToDLQOptions): MonoTypeOperat
   // one row per event per statement (ON CONFLICT may touch a row once); the batch in one transaction, and
   // when PostgreSQL refuses it, row by row, so one bad row never sinks its neighbours; a row jsonb cannot
   // hold is kept raw. Only infrastructure failures reach the caller (hold: nothing is acked).
-  const writeTable = async (failed: E[]) => {
+  const writeTable = async (failed: readonly E[]) => {
     const byEvent = new Map<string, E>()
     for (const env of failed) byEvent.set(identityOf(env.message.event), env)
     const entries = [...byEvent.values()].map((env) => ({ env, row: rowOf(env) }))
+    // a read's batch may hold thousands of failures: 200 rows per statement stays far below 65,535 bind parameters
+    for (let i = 0; i < entries.length; i += DLQ_ROWS_PER_STATEMENT) await writeRows(entries.slice(i, i + DLQ_ROWS_PER_STATEMENT))
+  }
+  const writeRows = async (entries: readonly { env: E; row: DeadLetterRow }[]) => {
     const what = (n: number) => `writing ${n} rows to webhook_dlq`
     try {
       return await insertRows(entries.map((e) => e.row))
@@ -127,9 +132,7 @@ export function toDLQ<E extends Envelope>(options: ToDLQOptions): MonoTypeOperat
     }
   }
 
-  const deadLetter = async (envs: E[]): Promise<E[]> => {
-    const failed = envs.filter((env) => env.failure && !env.outcome)
-    if (failed.length === 0) return envs
+  const deadLetter = async (envs: readonly E[], failed: readonly E[]): Promise<readonly E[]> => {
     const spans = options.tracing ? failed.map((env) => startEventSpan(SpanNames.DLQ, env, SpanKind.PRODUCER, {
       [SpanAttributes.MESSAGING_DESTINATION_NAME]: keys.dlqStream, [SpanAttributes.MESSAGING_OPERATION_TYPE]: MessagingOperation.SEND,
       [SpanAttributes.ERROR_CODE]: (env.failure as PipelineError).code, [SpanAttributes.MESSAGING_BATCH_MESSAGE_COUNT]: failed.length,
@@ -147,9 +150,10 @@ export function toDLQ<E extends Envelope>(options: ToDLQOptions): MonoTypeOperat
     return envs.map((env) => (dead.has(env) ? { ...env, outcome: 'dead_lettered' as const } : env))
   }
 
-  return (source) => source.pipe(
-    batch({ maxSize: 200 }),
-    concatMap((envs) => holdWhileDown(() => deadLetter(envs), options.hold)),
-    concatMap((envs) => from(envs)),
-  )
+  const dies = (env: E) => env.failure !== undefined && env.outcome === undefined
+  // a batch without a failure (the usual case) passes at once
+  return batchStep((envs) => {
+    const failed = envs.filter(dies)
+    return failed.length === 0 ? envs : deadLetter(envs, failed)
+  }, options.hold ? { hold: options.hold } : {})
 }

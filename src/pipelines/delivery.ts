@@ -1,4 +1,4 @@
-import { defer, finalize, map, merge, tap, type Observable } from 'rxjs'
+import { defer, finalize, map, merge, mergeMap, tap, type Observable } from 'rxjs'
 import type { Cluster, Redis } from 'ioredis'
 import type { Kysely } from 'kysely'
 import { DEFAULT_RETRY_POLICY } from '../core/retry-policy.js'
@@ -25,7 +25,7 @@ import { attemptRecorder } from './attempt-recorder.js'
 import { destinationAutoDisabler, type AutoDisableOptions } from './auto-disable.js'
 import { parkInRedis } from '../sources/delayed-retries.js'
 import { DESTINATION_FIELD, REPLAY_FIELD } from '../sources/enqueue-deliveries.js'
-import { fromRedisStream } from '../sources/from-redis-stream.js'
+import { fromRedisStreamBatches } from '../sources/from-redis-stream.js'
 import { DEFAULT_KEYS, deliveredKey, type StreamKeys } from '../sources/keys.js'
 
 /** An envelope at the end of the delivery pipeline: one (event, destination) pair. */
@@ -44,7 +44,7 @@ export interface DeliveryPipelineOptions {
   readonly keys?: StreamKeys
   /** Key sets of the partitions to read, as for `webhookPipeline`. @defaultValue [keys] */
   readonly partitions?: readonly StreamKeys[]
-  /** XREADGROUP COUNT. @defaultValue 100 */
+  /** XREADGROUP COUNT: the most deliveries in one batch; each read's batch goes through every step as one. @defaultValue 100 */
   readonly batchSize?: number
   /** Unsettled deliveries at most. @defaultValue batchSize */
   readonly maxInFlight?: number
@@ -136,19 +136,13 @@ function partitionChain(options: DeliveryPipelineOptions, keys: StreamKeys): Obs
   }
   return defer(() => {
     const pool = new TransformPool(options.pool)
-    return fromRedisStream({
+    const { batchSize, maxInFlight, blockMs, claimIdleMs, drainTimeoutMs, signal, onClosed } = options
+    return fromRedisStreamBatches({
       redis, stream: keys.deliveryStream, group: keys.deliveryGroup, consumer: options.consumer,
-      ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
-      ...(options.maxInFlight !== undefined ? { maxInFlight: options.maxInFlight } : {}),
-      ...(options.blockMs !== undefined ? { blockMs: options.blockMs } : {}),
-      ...(options.claimIdleMs !== undefined ? { claimIdleMs: options.claimIdleMs } : {}),
-      ...(options.drainTimeoutMs !== undefined ? { drainTimeoutMs: options.drainTimeoutMs } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.onSourceError ? { onError: options.onSourceError } : {}),
-      ...(options.onClosed ? { onClosed: options.onClosed } : {}),
+      batchSize, maxInFlight, blockMs, claimIdleMs, drainTimeoutMs, signal, onError: options.onSourceError, onClosed,
     }).pipe(
-      map(toEnvelope),
-      poisonGuard({ maxDeliveries: options.maxDeliveries ?? 10 }),
+      map((msgs) => msgs.map(toEnvelope)),
+      poisonGuard<Envelope>({ maxDeliveries: options.maxDeliveries ?? 10 }),
       dedupe({ redis, keys, hold, key }),
       extractToolConfig({ tools: options.tools, hold }),
       resolveDestination(),
@@ -172,6 +166,8 @@ function partitionChain(options: DeliveryPipelineOptions, keys: StreamKeys): Obs
         ...(options.onDeadLettered ? { onDeadLettered: options.onDeadLettered } : {}),
       }),
       settle({ redis, keys, hold, key, ...(options.idempotencyTtlSeconds ? { ttlSeconds: options.idempotencyTtlSeconds } : {}) }),
+      // the settled batch leaves the pipeline delivery by delivery, for the subscriber's hooks
+      mergeMap((envs) => envs),
       tap((env) => options.onSettled?.(env)),
       finalize(() => void pool.close()),
     )

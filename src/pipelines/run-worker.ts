@@ -1,4 +1,4 @@
-import { map, type Subscription } from 'rxjs'
+import { map, mergeMap, type Subscription } from 'rxjs'
 import type { Cluster, Redis } from 'ioredis'
 import type { Kysely } from 'kysely'
 import { toEnvelope, type Envelope } from '../core/envelope.js'
@@ -13,7 +13,7 @@ import { retryBackoff } from '../operators/retry-backoff.js'
 import { toDLQ } from '../operators/to-dlq.js'
 import { settle } from '../operators/settle.js'
 import { parkInRedis, startDelayedRetries } from '../sources/delayed-retries.js'
-import { fromRedisStream } from '../sources/from-redis-stream.js'
+import { fromRedisStreamBatches } from '../sources/from-redis-stream.js'
 import { DEFAULT_KEYS, type StreamKeys } from '../sources/keys.js'
 import type { WebhookPipelineOptions } from './webhook.js'
 
@@ -115,10 +115,10 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
     ...(t ? { onDeadLettered: t.deadLettered } : {}),
   })
   const ack = settle({ redis, keys, hold, ttlSeconds: options.idempotencyTtlSeconds ?? 86_400 })
-  const guard = poisonGuard({ maxDeliveries: options.maxDeliveries ?? 10 })
+  const guard = poisonGuard<Envelope>({ maxDeliveries: options.maxDeliveries ?? 10 })
   const stop = new AbortController()
   let drained = true
-  const source$ = fromRedisStream({
+  const source$ = fromRedisStreamBatches({
     redis, stream: keys.stream, group: keys.group, consumer: options.consumer, signal: stop.signal,
     batchSize: options.batchSize, maxInFlight: options.maxInFlight, blockMs: options.blockMs, claimIdleMs: options.claimIdleMs,
     drainTimeoutMs: options.drainTimeoutMs,
@@ -130,12 +130,13 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
   let sub: Subscription | undefined
   const done = new Promise<{ drained: boolean }>((resolve, reject) => {
     sub = source$.pipe(
-      map(t ? (msg) => t.begin(toEnvelope(msg)) : toEnvelope),
+      map(t ? (msgs) => msgs.map((msg) => t.begin(toEnvelope(msg))) : (msgs) => msgs.map(toEnvelope)),
       guard,
       dedupe({ redis, keys, hold }),
       retry,
       deadLetter,
       ack,
+      mergeMap((envs) => envs),
     ).subscribe({
       next: (env) => { t?.settled(env); options.onSettled?.(env) },
       error: (err) => { void delayed.close(); reject(err) },

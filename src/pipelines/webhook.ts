@@ -1,4 +1,4 @@
-import { map, merge, tap, type Observable, type OperatorFunction } from 'rxjs'
+import { map, merge, mergeMap, tap, type Observable } from 'rxjs'
 import type { Cluster, Redis } from 'ioredis'
 import type { Kysely } from 'kysely'
 import { toEnvelope, type Envelope } from '../core/envelope.js'
@@ -13,7 +13,6 @@ import { fanOut } from '../operators/fan-out.js'
 import { forwardStep } from '../operators/forward.js'
 import type { HoldOptions } from '../operators/hold.js'
 import { markForwarded } from '../operators/mark-forwarded.js'
-import { orderByKey } from '../operators/order-by-key.js'
 import type { Metrics } from '../observability/metrics.js'
 import { pipelineTelemetry, type TelemetryOptions } from '../observability/pipeline-telemetry.js'
 import { poisonGuard } from '../operators/poison-guard.js'
@@ -25,7 +24,7 @@ import { transform } from '../operators/transform.js'
 import type { ForwardAttempt, ForwardSink } from '../sinks/forward.js'
 import { settle } from '../operators/settle.js'
 import { parkInRedis } from '../sources/delayed-retries.js'
-import { fromRedisStream } from '../sources/from-redis-stream.js'
+import { fromRedisStreamBatches } from '../sources/from-redis-stream.js'
 import { DEFAULT_KEYS, type StreamKeys } from '../sources/keys.js'
 
 /** An envelope at the end of the webhook pipeline. */
@@ -80,13 +79,13 @@ export interface WebhookPipelineOptions extends WebhookPipelineHooks {
   readonly partitions?: readonly StreamKeys[]
   /**
    * Ordering key, e.g. `(env) => env.message.event.repository`. When set, envelopes with the same key are stored,
-   * forwarded and settled in stream order: the steps that can reorder (tool lookup and transform, forward with
-   * retries) take one envelope per key at a time, in parallel across keys, and store keeps one batch in flight
-   * (`storeConcurrency` is ignored). A key must map to one partition (the partition key must include it). A retry
-   * parked for later (`maxInlineRetryDelayMs`) lets the key's next events pass it. @defaultValue unset: full concurrency
+   * forwarded in stream order: store keeps one batch in flight (`storeConcurrency` is ignored), and the forward
+   * step runs the envelopes of one key one after the other, in parallel across keys. A key must map to one
+   * partition (the partition key must include it). A retry parked for later (`maxInlineRetryDelayMs`) lets the
+   * key's next events pass it. @defaultValue unset: full concurrency
    */
   readonly orderBy?: (env: Envelope) => string
-  /** XREADGROUP COUNT. @defaultValue 100 */
+  /** XREADGROUP COUNT: the most envelopes in one batch; each read's batch goes through every step as one. @defaultValue 100 */
   readonly batchSize?: number
   /** Unsettled messages at most. @defaultValue batchSize */
   readonly maxInFlight?: number
@@ -104,7 +103,7 @@ export interface WebhookPipelineOptions extends WebhookPipelineHooks {
   readonly maxInlineRetryDelayMs?: number
   /** The longest destination Retry-After honoured (FORWARD_MAX_RETRY_AFTER), in ms. @defaultValue 3600000 */
   readonly maxRetryAfterMs?: number
-  /** INSERT batches in flight at once. @defaultValue 2 */
+  /** INSERT batches in flight at once (WORKER_CONCURRENCY); each holds a pool connection. @defaultValue 2 */
   readonly storeConcurrency?: number
   /**
    * Longest one store batch or one forward attempt may take (ms, WORKER_PROCESSING_TIMEOUT); over it the events
@@ -186,26 +185,32 @@ function partitionChain(options: WebhookPipelineOptions, keys: StreamKeys, h: Ho
   const hold = h.onHold ? { onHold: h.onHold } : {}
   const tracing = t?.tracing ? { tracing: true } : {}
   const { onRetry, onRetryAfterCapped, onDlqResolved, onDeadLettered, onSettled, onSourceError, onClosed, exposeInFlight } = h
-  // with orderBy, only the steps that can reorder run one envelope per key at a time; the batch steps around
-  // them keep arrival order (store with one batch in flight), so the order holds end to end
-  const ordered = <A, B>(step: OperatorFunction<A, B>): OperatorFunction<A, B> =>
-    (options.orderBy ? orderByKey({ key: options.orderBy as (a: A) => string }, step) : step)
-  const storeConcurrency = options.orderBy ? 1 : options.storeConcurrency
+  // a batch keeps its order through every step; with orderBy, store takes one batch at a time (batches do not
+  // overtake each other) and the forward step runs one envelope per key at a time, so the order holds end to end
+  const storeConcurrency = options.orderBy ? 1 : options.storeConcurrency ?? 2
   const processingTimeoutMs = options.processingTimeoutMs ?? 300_000
-  const steps: OperatorFunction<Envelope, WebhookEnvelope> = (env$) => env$.pipe(
-    ordered((e$: Observable<Envelope>) => e$.pipe(extractToolConfig({ tools: options.tools, hold }), transform())),
-    store({ db, hold, ...tracing, timeoutMs: processingTimeoutMs, ...(storeConcurrency ? { concurrency: storeConcurrency } : {}) }),
+  const { batchSize, maxInFlight, blockMs, claimIdleMs, drainTimeoutMs, signal } = options
+  return fromRedisStreamBatches({
+    redis, stream: keys.stream, group: keys.group, consumer: options.consumer,
+    batchSize, maxInFlight, blockMs, claimIdleMs, drainTimeoutMs, signal, onError: onSourceError, onClosed, exposeInFlight,
+  }).pipe(
+    map(t ? (msgs) => msgs.map((msg) => t.begin(toEnvelope(msg))) : (msgs) => msgs.map(toEnvelope)),
+    poisonGuard<Envelope>({ maxDeliveries: options.maxDeliveries ?? 10 }),
+    extractToolConfig({ tools: options.tools, hold }),
+    transform(options.orderBy ? { concurrency: 1 } : {}),
+    store({ db, hold, ...tracing, timeoutMs: processingTimeoutMs, concurrency: storeConcurrency }),
     fanOut({ redis, db, keys, hold, ...(options.idempotencyTtlSeconds ? { ttlSeconds: options.idempotencyTtlSeconds } : {}) }),
   ).pipe(
-    ordered(retryBackoff({
+    retryBackoff<WebhookEnvelope>({
       step: forwardStep({ sink: options.forwardSink, ...tracing }),
       park: parkInRedis({ redis, keys }), hold, timeoutMs: processingTimeoutMs,
+      ...(options.orderBy ? { orderBy: options.orderBy } : {}),
       ...(options.forwardConcurrency ? { concurrency: options.forwardConcurrency } : {}),
       ...(options.maxInlineRetryDelayMs !== undefined ? { maxInlineDelayMs: options.maxInlineRetryDelayMs } : {}),
       ...(onRetry ? { onRetry } : {}),
       maxRetryAfterMs: options.maxRetryAfterMs, onRetryAfterCapped,
       onStepResult: attemptRecorder(options.deliveryLog, options.telemetry?.metrics),
-    })),
+    }),
     markForwarded({ db, hold }),
     resolveDLQ({ db, hold, ...(onDlqResolved ? { onResolved: onDlqResolved } : {}) }),
     toDLQ({
@@ -217,22 +222,8 @@ function partitionChain(options: WebhookPipelineOptions, keys: StreamKeys, h: Ho
     // no idempotency marker per event: the primary key (tool_id, id) already makes the store idempotent, and
     // store tells a row that was there (duplicate) from a new one; Redis keeps only ingest's delivery-seen set
     settle({ hold }),
-  )
-  return fromRedisStream({
-    redis, stream: keys.stream, group: keys.group, consumer: options.consumer,
-    ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
-    ...(options.maxInFlight !== undefined ? { maxInFlight: options.maxInFlight } : {}),
-    ...(options.blockMs !== undefined ? { blockMs: options.blockMs } : {}),
-    ...(options.claimIdleMs !== undefined ? { claimIdleMs: options.claimIdleMs } : {}),
-    ...(options.drainTimeoutMs !== undefined ? { drainTimeoutMs: options.drainTimeoutMs } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
-    ...(onSourceError ? { onError: onSourceError } : {}),
-    ...(onClosed ? { onClosed } : {}),
-    ...(exposeInFlight ? { exposeInFlight } : {}),
-  }).pipe(
-    map(t ? (msg) => t.begin(toEnvelope(msg)) : toEnvelope),
-    poisonGuard({ maxDeliveries: options.maxDeliveries ?? 10 }),
-    steps,
+    // the settled batch leaves the pipeline envelope by envelope, for the subscriber's hooks
+    mergeMap((envs) => envs),
     tap((env) => onSettled?.(env)),
   )
 }

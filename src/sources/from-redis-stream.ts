@@ -109,6 +109,25 @@ const REFILL_WAIT_MS = 25
  *   .subscribe()
  */
 export function fromRedisStream(options: FromRedisStreamOptions): Observable<StreamMessage> {
+  return readGroup(options, false) as Observable<StreamMessage>
+}
+
+/**
+ * `fromRedisStream` for a batch-native chain: each read (XREADGROUP, a pending-list re-read or an XAUTOCLAIM)
+ * comes out as one batch, the messages in stream order, each with its ack handle. Credit works per message as
+ * in `fromRedisStream`: a batch's messages free room as each one is settled. Batches are never empty.
+ *
+ * @example
+ * fromRedisStreamBatches({ redis, stream: 'webhook_events', group: 'webhook_workers', consumer: 'worker-a' })
+ *   .pipe(map((msgs) => msgs.map(toEnvelope)), store({ db }), toDLQ({ db, redis }), settle())
+ *   .subscribe()
+ */
+export function fromRedisStreamBatches(options: FromRedisStreamOptions): Observable<readonly StreamMessage[]> {
+  return readGroup(options, true) as Observable<readonly StreamMessage[]>
+}
+
+// the source itself; `batched` hands out each read as one array, else message by message
+function readGroup(options: FromRedisStreamOptions, batched: boolean): Observable<StreamMessage | readonly StreamMessage[]> {
   const { redis, stream, group, consumer } = options
   for (const key of ['stream', 'group', 'consumer'] as const) {
     if (typeof options[key] !== 'string' || options[key] === '') {
@@ -123,7 +142,7 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
   const ackBatchSize = positiveInt('ackBatchSize', options.ackBatchSize ?? 1000)
   const startId = options.startId ?? '0'
 
-  return new Observable<StreamMessage>((subscriber) => {
+  return new Observable<StreamMessage | readonly StreamMessage[]>((subscriber) => {
     let stopping = false
     const report = (err: unknown) => options.onError?.(err instanceof Error ? err : new Error(String(err)))
     // one connection blocks in XREADGROUP; the other acks, claims and refreshes so those never wait behind a BLOCK
@@ -244,13 +263,17 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
     }
 
     const emit = (entries: readonly StreamEntry[], counts?: ReadonlyMap<string, number>) => {
+      const batch: StreamMessage[] = []
       for (const [id, fields] of entries) {
         // already handed out by this process: in flight, or settled with its XACK queued or just sent
         if (inFlight.has(id) || queuedAcks.has(id) || recentlyAcked.has(id)) continue
         if (fields === null) { ackQueue.push(id); queuedAcks.add(id); scheduleAck(); continue } // trimmed while pending
         if (subscriber.closed) return
-        subscriber.next(makeMessage(id, fields, counts?.get(id) ?? 1))
+        const message = makeMessage(id, fields, counts?.get(id) ?? 1)
+        if (batched) batch.push(message)
+        else subscriber.next(message)
       }
+      if (batch.length > 0 && !subscriber.closed) subscriber.next(batch)
     }
 
     const deliveryCounts = async (ids: readonly string[]): Promise<Map<string, number>> => {

@@ -32,7 +32,7 @@ Load('with nothing set, Redis and PostgreSQL are embedded and every default appl
   assert.is(c.keys.group, 'webhook_workers')
   assert.equal(c.worker, {
     consumerName: `worker-${hostname()}-${process.pid}`, idempotencyTtlMs: 86_400_000, batchSize: 100, maxInFlight: 200,
-    concurrency: 16, blockTimeoutMs: 5000, claimIdleMs: 60_000, maxDeliveries: 10, shutdownTimeoutMs: 30_000, stallTimeoutMs: 300_000,
+    concurrency: 2, blockTimeoutMs: 5000, claimIdleMs: 60_000, maxDeliveries: 10, shutdownTimeoutMs: 30_000, stallTimeoutMs: 300_000,
     trimIntervalMs: 10_000, trimKeep: 0,
   })
   assert.equal(c.http, {

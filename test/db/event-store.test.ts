@@ -88,6 +88,31 @@ for (const kind of ['postgres', 'pglite'] as const) {
     assert.equal(stored.map((r) => r.payload), [{ from: 'raw', list: [1, 2] }, null])
   })
 
+  Sink('payloads of every form, with multi-byte characters, each land in their own row beside a refused one', async ({ handle }) => {
+    const p = `m-${randomUUID()}-`
+    const sink = new EventStore({ db: handle!.db })
+    const rows = [
+      row(`${p}1`, 'not used', { payloadJson: '{"text":"Grüße € 😀","n":1}' }),
+      row(`${p}2`, 'not used', { payloadJson: '{"not json"' }),
+      row(`${p}3`, 'not used', { eventJson: JSON.stringify({ id: `${p}3`, payload: { text: 'ünïcödé ✓' } }) }),
+      row(`${p}4`, { text: '日本語', list: [1, 2] }, { transformed: { t: 'ß' } }),
+      row(`${p}5`, 'not used', { payloadJson: '["a","€",3]', forwarded_at: new Date('2026-02-03T04:05:06Z') }),
+      row(`${p}1`, 'not used', { payloadJson: '{"a repeat":true}' }),
+    ]
+    const { failures, inserted } = await sink.writeReturning(rows)
+    assert.equal([...failures.keys()], [1])
+    assert.is(failures.get(1)!.code, 'PAYLOAD_NOT_JSON')
+    assert.equal([...inserted].sort(), [0, 2, 3, 4])
+    const stored = await handle!.db.selectFrom('webhook_events').select(['id', 'payload', 'transformed', 'forwarded_at'])
+      .where('id', 'like', `${p}%`).orderBy('id').execute()
+    assert.equal(stored.map((r) => [r.id.slice(p.length), r.payload, r.transformed, r.forwarded_at && new Date(r.forwarded_at).toISOString()]), [
+      ['1', { text: 'Grüße € 😀', n: 1 }, null, null],
+      ['3', { text: 'ünïcödé ✓' }, null, null],
+      ['4', { text: '日本語', list: [1, 2] }, { t: 'ß' }, null],
+      ['5', ['a', '€', 3], null, '2026-02-03T04:05:06.000Z'],
+    ])
+  })
+
   Sink('markForwarded sets forwarded_at on exactly the given rows', async ({ handle }) => {
     const p = `c-${randomUUID()}-`
     const sink = new EventStore({ db: handle!.db })
@@ -114,7 +139,7 @@ Limits.after(async (ctx) => {
   await ctx.server?.stop()
 })
 
-Limits('a batch above the 65,535 bind-parameter limit is split and fully stored', async ({ handle }) => {
+Limits('a batch of 7,000 rows (above the 1,000 rows of one statement) is split and fully stored', async ({ handle }) => {
   const p = `d-${randomUUID()}-`
   const sink = new EventStore({ db: handle!.db })
   const rows = Array.from({ length: 7000 }, (_, i) => row(`${p}${i}`, { i }))

@@ -28,6 +28,8 @@ export interface PipelineWorld {
   start(extra?: Partial<WebhookPipelineOptions>): { sub: Subscription; abort: AbortController }
   rowCount(table?: 'webhook_events' | 'webhook_dlq'): Promise<number>
   pending(): Promise<number>
+  /** Entries the group has not read yet (XINFO GROUPS lag; null when Redis cannot tell, e.g. after a trim). */
+  unread(): Promise<number | null>
   close(): Promise<void>
 }
 
@@ -44,6 +46,7 @@ export async function pipelineWorld(redisUrl: string, databaseUrl: string): Prom
   const retries: PipelineWorld['retries'] = []
   const sinks: ForwardSink[] = []
   const subs: { sub: Subscription; abort: AbortController }[] = []
+  const closing: Promise<void>[] = []
   return {
     redis, db, keys, stream, tools, settled, retries,
     addTool(input) {
@@ -61,11 +64,14 @@ export async function pipelineWorld(redisUrl: string, databaseUrl: string): Prom
       const forwardSink = new ForwardSink({ timeoutMs: 2000 })
       sinks.push(forwardSink)
       const abort = new AbortController()
+      let sourceClosed!: () => void
+      closing.push(new Promise<void>((resolve) => { sourceClosed = resolve }))
       const sub = webhookPipeline({
         redis, db: db.db, keys, forwardSink, consumer: 'c1', blockMs: 100, signal: abort.signal,
         tools: { get: async (id) => tools.get(id) },
         onRetry: (env, attempt, failure) => retries.push({ event: env.message.event.id, attempt, code: failure.code }),
         ...extra,
+        onClosed: (info) => { sourceClosed(); extra.onClosed?.(info) },
       }).subscribe((env) => settled.push(env))
       const handle = { sub, abort }
       subs.push(handle)
@@ -79,8 +85,16 @@ export async function pipelineWorld(redisUrl: string, databaseUrl: string): Prom
       const info = await stream.info()
       return info.groups.find((g) => g.name === keys.group)?.pending ?? 0
     },
+    async unread() {
+      const info = await stream.info()
+      const group = info.groups.find((g) => g.name === keys.group)
+      return group === undefined ? info.length : group.lag
+    },
     async close() {
       for (const { sub, abort } of subs) { abort.abort(); sub.unsubscribe() }
+      // a source closes its own Redis connections once what it had in flight is settled or its drain timeout
+      // (10 s) is up: after a crash (an unsubscribe) that is the timeout, so wait for it, or its socket outlives the test
+      await Promise.race([Promise.all(closing), new Promise((resolve) => setTimeout(resolve, 12_000).unref())])
       await Promise.all(sinks.map((s) => s.close()))
       await db.close()
       redis.disconnect()

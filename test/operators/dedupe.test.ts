@@ -7,7 +7,7 @@ import { dedupe } from '../../src/operators/dedupe.js'
 import { DONE_MARKER } from '../../src/sources/keys.js'
 import { streamKeys } from '../../src/sources/keys.js'
 import { sharedRedis, startRedis } from '../helpers/servers.js'
-import { envelope, uniquePrefix } from './helpers.js'
+import { envelope, uniquePrefix, asOneBatch } from './helpers.js'
 import { eventually } from '../helpers/events.js'
 import { release } from '../helpers/release.js'
 
@@ -16,7 +16,7 @@ Dedupe.before(async (ctx) => { ctx.redis = new Redis((await sharedRedis()).url) 
 Dedupe.after((ctx) => release(ctx, { redis: (r) => r.quit() }))
 
 Dedupe('an empty source stays empty', async ({ redis }) => {
-  assert.equal(await lastValueFrom(EMPTY.pipe(dedupe({ redis }), toArray())), [])
+  assert.equal(await lastValueFrom(EMPTY.pipe(asOneBatch(dedupe({ redis })), toArray())), [])
 })
 
 Dedupe('ids marked done become duplicates; new ids are claimed briefly and pass on', async ({ redis }) => {
@@ -40,7 +40,7 @@ Dedupe('ids marked done become duplicates; new ids are claimed briefly and pass 
   await marker('start')
   let pipelines = 0
   const counting = { pipeline: () => { pipelines += 1; return redis.pipeline() } }
-  const out = await lastValueFrom(from(envs).pipe(dedupe({ redis: counting, keys, claimTtlSeconds: 5 }), toArray()))
+  const out = await lastValueFrom(from(envs).pipe(asOneBatch(dedupe({ redis: counting, keys, claimTtlSeconds: 5 })), toArray()))
   await marker('end')
   monitor.disconnect()
   watcher.disconnect()
@@ -57,7 +57,7 @@ Dedupe('ids marked done become duplicates; new ids are claimed briefly and pass 
 Dedupe('a failed envelope passes through without a Redis key', async ({ redis }) => {
   const keys = streamKeys({ prefix: uniquePrefix() })
   const failed = { ...envelope(), failure: new PipelineError('permanent', 'X', 'x') }
-  const [out] = await lastValueFrom(from([failed]).pipe(dedupe({ redis, keys }), toArray()))
+  const [out] = await lastValueFrom(from([failed]).pipe(asOneBatch(dedupe({ redis, keys })), toArray()))
   assert.is(out, failed)
   assert.is(await redis.exists(`${keys.idempotencyPrefix}${failed.message.event.tool_id}:${failed.message.event.id}`), 0)
 })
@@ -69,7 +69,7 @@ Dedupe('while Redis is down the batch is held, then checked once Redis is back',
   try {
     await server.stop()
     const holds: boolean[] = []
-    const result = lastValueFrom(from([envelope()]).pipe(dedupe({ redis, hold: { onHold: (h) => holds.push(h), initialDelayMs: 50 } }), toArray()))
+    const result = lastValueFrom(from([envelope()]).pipe(asOneBatch(dedupe({ redis, hold: { onHold: (h) => holds.push(h), initialDelayMs: 50 } })), toArray()))
     await eventually('the batch is held', () => holds.length > 0)
     assert.equal(holds, [true])
     await server.start()

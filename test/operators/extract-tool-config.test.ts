@@ -4,7 +4,7 @@ import { EMPTY, from, lastValueFrom, toArray } from 'rxjs'
 import { PipelineError } from '../../src/core/errors.js'
 import { parseTool } from '../../src/core/tool.js'
 import { extractToolConfig } from '../../src/operators/extract-tool-config.js'
-import { envelope } from './helpers.js'
+import { envelope, asOneBatch } from './helpers.js'
 
 const Extract = suite('extractToolConfig')
 const on = parseTool({ id: 'on', provider: 'github', secret: 'x' })
@@ -12,12 +12,12 @@ const off = parseTool({ id: 'off', provider: 'github', secret: 'x', enabled: fal
 const tools = { get: async (id: string) => ({ on, off } as Record<string, typeof on>)[id] }
 
 Extract('an empty source stays empty', async () => {
-  assert.equal(await lastValueFrom(EMPTY.pipe(extractToolConfig({ tools }), toArray())), [])
+  assert.equal(await lastValueFrom(EMPTY.pipe(asOneBatch(extractToolConfig({ tools })), toArray())), [])
 })
 
 Extract('attaches known tools; unknown and disabled tools fail permanently', async () => {
   const envs = [envelope({ tool_id: 'on' }), envelope({ tool_id: 'ghost' }), envelope({ tool_id: 'off' })]
-  const out = await lastValueFrom(from(envs).pipe(extractToolConfig({ tools }), toArray()))
+  const out = await lastValueFrom(from(envs).pipe(asOneBatch(extractToolConfig({ tools })), toArray()))
   const byTool = new Map(out.map((e) => [e.message.event.tool_id, e]))
   assert.is(byTool.get('on')!.tool, on)
   assert.is(byTool.get('on')!.failure, undefined)
@@ -29,7 +29,7 @@ Extract('attaches known tools; unknown and disabled tools fail permanently', asy
 Extract('an accepted event\'s tool is looked up with getQueued when the lookup has it (a tool newer than the cache)', async () => {
   const asked: string[] = []
   const registryLike = { get: async () => undefined, getQueued: async (id: string) => { asked.push(id); return tools.get(id) } }
-  const [out] = await lastValueFrom(from([envelope({ tool_id: 'on' })]).pipe(extractToolConfig({ tools: registryLike }), toArray()))
+  const [out] = await lastValueFrom(from([envelope({ tool_id: 'on' })]).pipe(asOneBatch(extractToolConfig({ tools: registryLike })), toArray()))
   assert.is(out!.tool, on)
   assert.equal(asked, ['on'])
 })
@@ -42,7 +42,7 @@ Extract('a lookup that cannot load tools holds the envelope until it can, instea
     return tools.get(id)
   } }
   const [out] = await lastValueFrom(from([envelope({ tool_id: 'on' })]).pipe(
-    extractToolConfig({ tools: flaky, hold: { initialDelayMs: 10 } }), toArray()))
+    asOneBatch(extractToolConfig({ tools: flaky, hold: { initialDelayMs: 10 } })), toArray()))
   assert.is(calls, 3)
   assert.is(out!.tool, on)
 })
@@ -50,7 +50,7 @@ Extract('a lookup that cannot load tools holds the envelope until it can, instea
 Extract('a lookup that throws something else fails loudly (a bug, not an event problem)', async () => {
   const broken = { get: async () => { throw new TypeError('boom') } }
   try {
-    await lastValueFrom(from([envelope({ tool_id: 'on' })]).pipe(extractToolConfig({ tools: broken }), toArray()))
+    await lastValueFrom(from([envelope({ tool_id: 'on' })]).pipe(asOneBatch(extractToolConfig({ tools: broken })), toArray()))
     assert.unreachable()
   } catch (err) {
     assert.match((err as Error).message, /boom/)
@@ -61,7 +61,7 @@ Extract('an already-failed envelope is not looked up', async () => {
   let calls = 0
   const counting = { get: async (id: string) => { calls += 1; return tools.get(id) } }
   const failed = { ...envelope({ tool_id: 'on' }), failure: new PipelineError('permanent', 'X', 'x') }
-  const [out] = await lastValueFrom(from([failed]).pipe(extractToolConfig({ tools: counting }), toArray()))
+  const [out] = await lastValueFrom(from([failed]).pipe(asOneBatch(extractToolConfig({ tools: counting })), toArray()))
   assert.is(out, failed)
   assert.is(calls, 0)
 })

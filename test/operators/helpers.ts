@@ -1,3 +1,4 @@
+import { filter, mergeMap, toArray, type OperatorFunction } from 'rxjs'
 import { randomUUID } from 'node:crypto'
 import { toEnvelope, type Envelope, type StreamMessage } from '../../src/core/envelope.js'
 import type { StreamEvent } from '../../src/core/event.js'
@@ -16,3 +17,11 @@ export function envelope(overrides: Partial<StreamEvent> = {}, message: Partial<
 }
 
 export const uniquePrefix = () => `op-${randomUUID()}:`
+
+/**
+ * Runs a batch stage on everything the source emits as one batch (nothing when the source is empty) and emits
+ * its envelopes one by one again, so a test can feed envelopes and count what comes out.
+ */
+export function asOneBatch<A, B>(stage: OperatorFunction<readonly A[], readonly B[]>): OperatorFunction<A, B> {
+  return (source) => source.pipe(toArray(), filter((envs) => envs.length > 0), stage, mergeMap((envs) => envs))
+}

@@ -1,17 +1,17 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Redis } from 'ioredis'
-import { filter, from, lastValueFrom, map, tap, toArray } from 'rxjs'
+import { from, lastValueFrom, map, mergeMap, tap, toArray } from 'rxjs'
 import { toEnvelope, type Envelope } from '../../src/core/envelope.js'
 import { checkpoint, CheckpointLedger } from '../../src/operators/checkpoint.js'
-import { fromRedisStream } from '../../src/sources/from-redis-stream.js'
+import { fromRedisStreamBatches } from '../../src/sources/from-redis-stream.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
 import { eventually, makeEvent } from '../helpers/events.js'
 import { PipelineError } from '../../src/core/errors.js'
 import { settle } from '../../src/operators/settle.js'
 import { streamKeys } from '../../src/sources/keys.js'
 import { sharedRedis } from '../helpers/servers.js'
-import { envelope, uniquePrefix } from '../operators/helpers.js'
+import { asOneBatch, envelope, uniquePrefix } from '../operators/helpers.js'
 import { release } from '../helpers/release.js'
 
 const Settle = suite<{ redis: Redis }>('settle', {} as { redis: Redis })
@@ -23,7 +23,7 @@ Settle('acks every decided envelope once; marks done only stored, forwarded and 
   const outcomes = ['stored', 'forwarded', 'duplicate', 'dead_lettered', 'parked'] as const
   const envs = outcomes.map((outcome) => ({ ...envelope(), outcome }))
   const settledBefore = envs.map((e) => e.settled())
-  await lastValueFrom(from(envs).pipe(settle({ redis, keys, ttlSeconds: 60 }), toArray()))
+  await lastValueFrom(from(envs).pipe(asOneBatch(settle({ redis, keys, ttlSeconds: 60 })), toArray()))
   assert.equal(settledBefore, [0, 0, 0, 0, 0])
   assert.equal(envs.map((e) => (e as unknown as { settled: () => number }).settled()), [1, 1, 1, 1, 1])
   const marks = await Promise.all(envs.map((e) => redis.get(`${keys.idempotencyPrefix}${e.message.event.tool_id}:${e.message.event.id}`)))
@@ -35,7 +35,7 @@ Settle('acks every decided envelope once; marks done only stored, forwarded and 
 Settle('a failure that was not dead-lettered is never acked: it is nacked, so it comes back', async ({ redis }) => {
   const env = { ...envelope(), failure: new PipelineError('transient', 'X', 'x') }
   const unsettled: string[] = []
-  await lastValueFrom(from([env]).pipe(settle({ redis, onUnsettled: (e) => unsettled.push(e.message.event.id) }), toArray()))
+  await lastValueFrom(from([env]).pipe(asOneBatch(settle({ redis, onUnsettled: (e) => unsettled.push(e.message.event.id) })), toArray()))
   assert.equal([env.settled(), env.nacked()], [0, 1])
   assert.equal(unsettled, [env.message.event.id])
 })
@@ -49,18 +49,19 @@ Settle('a message a custom operator drops is nacked after dropTimeoutMs, with a 
   const warnings: { last_position: string; event_id: string }[] = []
   const abort = new AbortController()
   const deliveries: string[] = []
-  // a user's filter that loses "drop-me" on its first delivery: with maxInFlight 1, a leaked credit stalls everything
-  const lossyFilter = filter((env: Envelope) => env.message.event.id !== 'drop-me' || env.message.deliveryCount > 1)
+  // a user's batch stage that loses "drop-me" on its first delivery: with maxInFlight 1, a leaked credit stalls everything
+  const lossyFilter = map((envs: readonly Envelope[]) => envs.filter((env) => env.message.event.id !== 'drop-me' || env.message.deliveryCount > 1))
   const settled: string[] = []
-  const sub = fromRedisStream({ redis, stream: keys.stream, group: keys.group, consumer: 'c1', maxInFlight: 1, batchSize: 1, blockMs: 50, claimIdleMs: 200, signal: abort.signal })
+  const sub = fromRedisStreamBatches({ redis, stream: keys.stream, group: keys.group, consumer: 'c1', maxInFlight: 1, batchSize: 1, blockMs: 50, claimIdleMs: 200, signal: abort.signal })
     .pipe(
-      map(toEnvelope),
-      tap((env) => deliveries.push(`${env.message.event.id}#${env.message.deliveryCount}`)),
+      map((msgs) => msgs.map(toEnvelope)),
+      tap((envs) => { for (const env of envs) deliveries.push(`${env.message.event.id}#${env.message.deliveryCount}`) }),
       checkpoint({ ledger, position: 'before lossyFilter' }),
       lossyFilter,
       checkpoint({ ledger, position: 'after lossyFilter' }),
-      map((env) => ({ ...env, outcome: 'stored' as const })),
+      map((envs) => envs.map((env) => ({ ...env, outcome: 'stored' as const }))),
       settle({ redis, keys, ledger, dropTimeoutMs: 150, logger: { warn: (obj: object) => { warnings.push(obj as never) } } as never }),
+      mergeMap((envs) => envs),
     ).subscribe((env) => settled.push(env.message.event.id))
   try {
     await eventually('all three settled', () => settled.length === 3, 15_000)

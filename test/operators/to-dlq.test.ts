@@ -9,7 +9,7 @@ import { toDLQ } from '../../src/operators/to-dlq.js'
 import { streamKeys } from '../../src/sources/keys.js'
 import { sharedPostgres, sharedRedis, startPostgres } from '../helpers/servers.js'
 import { eventually } from '../helpers/events.js'
-import { envelope, uniquePrefix } from './helpers.js'
+import { envelope, uniquePrefix, asOneBatch } from './helpers.js'
 import { release } from '../helpers/release.js'
 
 interface Ctx { redis: Redis; db: Db }
@@ -25,14 +25,14 @@ const failed = (code = 'DESTINATION_4XX', retry_count = 0) =>
   ({ ...envelope({ retry_count }), failure: new PipelineError('permanent', code, `failed with ${code}`) })
 
 DLQ('an empty source writes nothing', async ({ redis, db }) => {
-  assert.equal(await lastValueFrom(EMPTY.pipe(toDLQ({ db: db.db, redis }), toArray())), [])
+  assert.equal(await lastValueFrom(EMPTY.pipe(asOneBatch(toDLQ({ db: db.db, redis })), toArray())), [])
 })
 
 DLQ('failed envelopes go to the DLQ stream and table with an audit row; others pass untouched', async ({ redis, db }) => {
   const keys = streamKeys({ prefix: uniquePrefix() })
   const bad = failed()
   const good = envelope()
-  const out = await lastValueFrom(from([bad, good]).pipe(toDLQ({ db: db.db, redis, keys }), toArray()))
+  const out = await lastValueFrom(from([bad, good]).pipe(asOneBatch(toDLQ({ db: db.db, redis, keys })), toArray()))
   assert.equal(out.map((e) => e.outcome), ['dead_lettered', undefined])
   const [[, fields]] = (await redis.xrange(keys.dlqStream, '-', '+')) as [[string, string[]]]
   const f = Object.fromEntries(fields.reduce<string[][]>((acc, v, i) => (i % 2 ? acc : [...acc, [v, fields[i + 1]!]]), []))
@@ -47,7 +47,7 @@ DLQ('failed envelopes go to the DLQ stream and table with an audit row; others p
 
 DLQ('after the last DLQ round the entry is failed, waiting for a person', async ({ redis, db }) => {
   const env = failed('DESTINATION_5XX', 3)
-  await lastValueFrom(from([env]).pipe(toDLQ({ db: db.db, redis, policy: { delaysMs: [10], maxRounds: 3 } }), toArray()))
+  await lastValueFrom(from([env]).pipe(asOneBatch(toDLQ({ db: db.db, redis, policy: { delaysMs: [10], maxRounds: 3 } })), toArray()))
   const row = await db.db.selectFrom('webhook_dlq').selectAll().where('event_id', '=', env.message.event.id).executeTakeFirstOrThrow()
   assert.equal([row.status, row.next_retry_at], ['failed', null])
 })
@@ -58,7 +58,7 @@ DLQ('a payload jsonb cannot hold (\\u0000, a lone surrogate) is kept raw, byte f
   const nul = rejected({ text: 'a\u0000b' })
   const surrogate = rejected({ zen: 'lone \ud800 surrogate' })
   const innocent = failed()
-  const out = await lastValueFrom(from([nul, surrogate, innocent]).pipe(toDLQ({ db: db.db, redis, keys }), toArray()))
+  const out = await lastValueFrom(from([nul, surrogate, innocent]).pipe(asOneBatch(toDLQ({ db: db.db, redis, keys })), toArray()))
   assert.equal(out.map((e) => e.outcome), ['dead_lettered', 'dead_lettered', 'dead_lettered'])
   assert.is(await redis.xlen(keys.dlqStream), 3)
   const rows = await db.db.selectFrom('webhook_dlq').selectAll()
@@ -83,7 +83,7 @@ DLQ('while PostgreSQL is down the envelope is held, though the DLQ stream took i
     const holds: boolean[] = []
     await pg.stop()
     let done = false
-    const result = lastValueFrom(from([env]).pipe(toDLQ({ db: own.db, redis, keys, hold: { onHold: (h) => holds.push(h), initialDelayMs: 50, maxDelayMs: 200 } }), toArray()))
+    const result = lastValueFrom(from([env]).pipe(asOneBatch(toDLQ({ db: own.db, redis, keys, hold: { onHold: (h) => holds.push(h), initialDelayMs: 50, maxDelayMs: 200 } })), toArray()))
       .then((r) => { done = true; return r })
     await eventually('held', () => holds.length === 1)
     assert.ok(await redis.xlen(keys.dlqStream) >= 1, 'the DLQ stream took it')

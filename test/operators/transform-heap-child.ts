@@ -3,7 +3,7 @@
 import { from, lastValueFrom, toArray } from 'rxjs'
 import { parseTool } from '../../src/core/tool.js'
 import { transform } from '../../src/operators/transform.js'
-import { envelope } from './helpers.js'
+import { asOneBatch, envelope } from './helpers.js'
 
 const tool = (id: string, rule: string) => parseTool({ id, provider: 'github', secret: 'x', processing_mode: 'transform_and_store',
   transform: { out: rule }, transform_timeout: '10s' })
@@ -12,5 +12,5 @@ const fine = tool('fine', '$count(commits)')
 const out = await lastValueFrom(from([
   { ...envelope({ tool_id: hungry.id, payload: {} }), tool: hungry },
   { ...envelope({ tool_id: fine.id, payload: { commits: [1, 2, 3] } }), tool: fine },
-]).pipe(transform({ concurrency: 1, pool: { workers: 1 } }), toArray()))
+]).pipe(asOneBatch(transform({ pool: { workers: 1 } })), toArray()))
 process.stdout.write(`${JSON.stringify(out.map((e) => ({ code: e.failure?.code ?? null, message: e.failure?.message ?? null, transformed: e.transformed ?? null })))}\n`)

@@ -2,10 +2,10 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { from, lastValueFrom, map, toArray } from 'rxjs'
+import { from, lastValueFrom, map, of, toArray } from 'rxjs'
 import { parseTool } from '../../src/core/tool.js'
 import { transform } from '../../src/operators/transform.js'
-import { envelope } from './helpers.js'
+import { envelope, asOneBatch } from './helpers.js'
 
 const Transform = suite('transform')
 const withTool = (tool: ReturnType<typeof parseTool>, payload: unknown) => ({ ...envelope({ tool_id: tool.id, payload }), tool })
@@ -13,14 +13,14 @@ const withTool = (tool: ReturnType<typeof parseTool>, payload: unknown) => ({ ..
 Transform('a field mapping keeps the payload and adds the result', async () => {
   const tool = parseTool({ id: 't', provider: 'github', secret: 'x', processing_mode: 'transform_and_store',
     transform: { branch: "$substringAfter(ref, 'refs/heads/')", n: '$count(commits)' } })
-  const [out] = await lastValueFrom(from([withTool(tool, { ref: 'refs/heads/dev', commits: [1, 2, 3] })]).pipe(transform(), toArray()))
+  const [out] = await lastValueFrom(from([withTool(tool, { ref: 'refs/heads/dev', commits: [1, 2, 3] })]).pipe(asOneBatch(transform()), toArray()))
   assert.equal(out!.transformed, { branch: 'dev', n: 3 })
   assert.equal(out!.message.event.payload, { ref: 'refs/heads/dev', commits: [1, 2, 3] })
 })
 
 Transform('one whole-result expression replaces the result', async () => {
   const tool = parseTool({ id: 't', provider: 'github', secret: 'x', processing_mode: 'transform_and_store', transform: '{ "who": sender.login }' })
-  const [out] = await lastValueFrom(from([withTool(tool, { sender: { login: 'ada' } })]).pipe(transform(), toArray()))
+  const [out] = await lastValueFrom(from([withTool(tool, { sender: { login: 'ada' } })]).pipe(asOneBatch(transform()), toArray()))
   assert.equal(out!.transformed, { who: 'ada' })
 })
 
@@ -28,7 +28,7 @@ Transform('a rule that does not compile fails permanently naming the rule', asyn
   // parseTool refuses such a rule, so build the tool around it (a tool from a library user's own code)
   const tool = { ...parseTool({ id: 't', provider: 'github', secret: 'x', processing_mode: 'transform_and_store', transform: { bad: 'a' } }),
     transform: { bad: '$count(' } }
-  const [out] = await lastValueFrom(from([withTool(tool, {})]).pipe(transform(), toArray()))
+  const [out] = await lastValueFrom(from([withTool(tool, {})]).pipe(asOneBatch(transform()), toArray()))
   assert.is(out!.failure?.code, 'TRANSFORM_INVALID')
   assert.match(out!.failure!.message, /tool "t" transform rule "bad" does not compile/)
 })
@@ -38,7 +38,7 @@ Transform('a changed rule set is compiled again; other modes pass through untouc
   const b = parseTool({ id: 't', provider: 'github', secret: 'x', processing_mode: 'transform_and_store', transform: { v: 'b' } })
   const plain = parseTool({ id: 'p', provider: 'github', secret: 'x' })
   const envs = [withTool(a, { a: 1, b: 2 }), withTool(b, { a: 1, b: 2 }), withTool(plain, { a: 1 })]
-  const out = await lastValueFrom(from(envs).pipe(transform({ concurrency: 1 }), map((e) => e.transformed), toArray()))
+  const out = await lastValueFrom(from(envs).pipe(asOneBatch(transform()), map((e) => e.transformed), toArray()))
   assert.equal(out, [{ v: 1 }, { v: 2 }, undefined])
 })
 
@@ -59,7 +59,7 @@ async function loopTurnsDuring<T>(work: () => Promise<T>): Promise<{ result: T; 
 const stopped = async (rule: string, payload: unknown, transformTimeout = '100ms') => {
   const tool = parseTool({ id: 'runaway', provider: 'github', secret: 'x', processing_mode: 'transform_and_store',
     transform: { out: rule }, transform_timeout: transformTimeout })
-  return loopTurnsDuring(async () => (await lastValueFrom(from([withTool(tool, payload)]).pipe(transform(), toArray())))[0]!)
+  return loopTurnsDuring(async () => (await lastValueFrom(from([withTool(tool, payload)]).pipe(asOneBatch(transform()), toArray())))[0]!)
 }
 
 Transform('a tail recursion is stopped at the tool\'s budget with TRANSFORM_TIMEOUT while the event loop keeps turning', async () => {
@@ -113,7 +113,7 @@ Transform('while one tool loops, 200 events of another tool are transformed; the
   const loop = parseTool({ id: 'loop', provider: 'github', secret: 'x', processing_mode: 'transform_and_store', transform: looping })
   const good = parseTool({ id: 'good', provider: 'github', secret: 'x', processing_mode: 'transform_and_store', transform: { n: 'n' } })
   const envs = [withTool(loop, {}), ...Array.from({ length: 200 }, (_, n) => withTool(good, { n })), withTool(loop, {})]
-  const out = await lastValueFrom(from(envs).pipe(transform(), toArray()))
+  const out = await lastValueFrom(from(envs).pipe(asOneBatch(transform()), toArray()))
   const failed = out.filter((e) => e.failure)
   assert.equal(failed.map((e) => [e.tool.id, e.failure!.code]), [['loop', 'TRANSFORM_TIMEOUT'], ['loop', 'TRANSFORM_TIMEOUT']])
   const values = out.filter((e) => !e.failure).map((e) => (e.transformed as { n: number }).n).sort((a, b) => a - b)
@@ -122,7 +122,7 @@ Transform('while one tool loops, 200 events of another tool are transformed; the
 
 Transform('a result larger than the limit fails with TRANSFORM_LIMIT', async () => {
   const tool = parseTool({ id: 'big', provider: 'github', secret: 'x', processing_mode: 'transform_and_store', transform: '$pad("", 2000, "x")' })
-  const [out] = await lastValueFrom(from([withTool(tool, {})]).pipe(transform({ pool: { maxResultChars: 1000 } }), toArray()))
+  const [out] = await lastValueFrom(from([withTool(tool, {})]).pipe(asOneBatch(transform({ pool: { maxResultChars: 1000 } })), toArray()))
   assert.is(out!.failure?.code, 'TRANSFORM_LIMIT')
   assert.match(out!.failure!.message, /more than the limit of 1000/)
 })
@@ -154,6 +154,33 @@ Transform('transform_timeout is a duration between 1ms and 10s and defaults to 1
       assert.match((err as Error).message, /field "transform_timeout"/)
     }
   }
+})
+
+Transform('a batch leaves in parts, in its order, as the pool answers, so the store can start on the first events', async () => {
+  const tool = parseTool({ id: 't', provider: 'github', secret: 'x', processing_mode: 'transform_and_store', transform: { n: 'n' } })
+  const envs = Array.from({ length: 8 }, (_, n) => withTool(tool, { n }))
+  // one worker, two jobs per message: the pool answers the batch in four turns, a quarter of it each
+  const parts = await lastValueFrom(of(envs).pipe(transform({ pool: { workers: 1, maxBatch: 2 } }), toArray()))
+  assert.equal(parts.map((part) => part.length), [2, 2, 2, 2])
+  assert.equal(parts.flat().map((env) => env.transformed), envs.map((_, n) => ({ n })))
+})
+
+Transform('a slow event holds the events after it in its batch: parts never overtake each other', async () => {
+  const tool = parseTool({ id: 't', provider: 'github', secret: 'x', processing_mode: 'transform_and_store',
+    transform: { slow: '$contains(s, /^(a+)+$/)', n: 'n' }, transform_timeout: '10s' })
+  // the first event backtracks for a while on one worker; the other worker is done with the rest long before
+  const envs = [withTool(tool, { n: 0, s: `${'a'.repeat(25)}!` }), ...[1, 2, 3].map((n) => withTool(tool, { n, s: 'b' }))]
+  const parts = await lastValueFrom(of(envs).pipe(transform({ pool: { workers: 2, maxBatch: 1 } }), toArray()))
+  assert.equal(parts.flat().map((env) => env.message), envs.map((env) => env.message))
+  assert.equal(parts.flat().map((env) => (env.transformed as { n: number }).n), [0, 1, 2, 3])
+})
+
+Transform('a batch with nothing to transform passes on whole', async () => {
+  const plain = parseTool({ id: 'p', provider: 'github', secret: 'x' })
+  const envs = Array.from({ length: 8 }, () => withTool(plain, {}))
+  const parts = await lastValueFrom(of(envs).pipe(transform({ pool: { workers: 1, maxBatch: 2 } }), toArray()))
+  assert.is(parts.length, 1)
+  assert.is(parts[0], envs)
 })
 
 Transform.run()

@@ -1,4 +1,5 @@
 import { suite } from 'uvu'
+import { sql } from 'kysely'
 import * as assert from 'uvu/assert'
 import { createHmac } from 'node:crypto'
 import { sharedPostgres, sharedRedis, startPostgres } from '../helpers/servers.js'
@@ -97,6 +98,25 @@ Pipeline('transform mode: stores the JSONata result next to the original payload
   assert.equal(row.transformed, { ref: 'refs/heads/main', commits: 2, author: 'ada' })
   assert.equal((row.payload as { ref: string }).ref, 'refs/heads/main')
   assert.is(w.settled[0]!.outcome, 'transformed')
+})
+
+Pipeline('transform mode with orderBy: a key\'s events are stored in stream order, across the parts of each batch', async ({ w }) => {
+  w.addTool({ id: 'tx', provider: 'github', processing_mode: 'transform_and_store', transform: { i: 'i', slow: '$contains(s, /^(a+)+$/)' },
+    transform_timeout: '10s' })
+  // the first event backtracks for a while: the pool's other worker is done with later ones before it
+  await w.enqueue(300, (i) => ({ tool_id: 'tx', repository: `acme/r${i % 3}`, payload: { i, s: i === 0 ? `${'a'.repeat(25)}!` : 'b' } }))
+  w.start({ batchSize: 100, orderBy: (env) => env.message.event.repository ?? '' })
+  await eventually('300 settled', () => w.settled.length === 300)
+  // xmin is the id of the transaction (one INSERT each) that wrote the row: along the stream it must not go back
+  const { rows } = await sql<{ repository: string; stream_id: string; payload: { i: number }; tx: string }>`
+    SELECT repository, stream_id, payload, xmin::text AS tx FROM webhook_events`.execute(w.db.db)
+  const seq = (id: string) => id.split('-').map(BigInt) as [bigint, bigint]
+  rows.sort((a, b) => { const [am, as] = seq(a.stream_id); const [bm, bs] = seq(b.stream_id); return am === bm ? Number(as - bs) : Number(am - bm) })
+  const backwards = rows.filter((row, n) => rows.slice(0, n).some((before) => before.repository === row.repository && Number(before.tx) > Number(row.tx)))
+  assert.is(rows.length, 300)
+  assert.equal(rows.map((row) => row.payload.i), Array.from({ length: 300 }, (_, i) => i))
+  assert.equal(backwards.map((row) => row.payload.i), [])
+  assert.ok(new Set(rows.map((row) => row.tx)).size > 3, 'the batches were stored in parts, several INSERTs per batch')
 })
 
 Pipeline('a transform rule that fails is dead-lettered at once, naming the rule', async ({ w }) => {

@@ -92,7 +92,9 @@ Invariant('every accepted event ends exactly once as delivered or dead-lettered,
       const settledAll = async () => {
         const { stored, dlq } = await rows()
         const delivered = stored.filter((r) => r.tool_id === 'store-tool' || r.forwarded_at !== null).length
-        return delivered + dlq.length >= sent.size && (await w.pending()) === 0
+        // every entry read (the duplicates XADDed last too) and none pending: a duplicate not read yet would be
+        // read, and pending, after this check
+        return delivered + dlq.length >= sent.size && (await w.unread()) === 0 && (await w.pending()) === 0
       }
       await eventually(`${sent.size} events settled`, settledAll, 20_000)
       const { stored, dlq } = await rows()
@@ -114,7 +116,13 @@ Invariant('every accepted event ends exactly once as delivered or dead-lettered,
     } finally {
       await w.close()
     }
-  }), { numRuns: Number(process.env.RELIABILITY_RUNS ?? 15), endOnFailure: true })
+  }), {
+    numRuns: Number(process.env.RELIABILITY_RUNS ?? 15),
+    endOnFailure: true,
+    // FC_SEED (and FC_PATH) replay a failed run: fast-check prints both with the counterexample
+    ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}),
+    ...(process.env.FC_PATH ? { path: process.env.FC_PATH } : {}),
+  })
   assert.ok(runs >= 1)
 })
 

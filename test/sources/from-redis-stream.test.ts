@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { mergeMap, type Subscription } from 'rxjs'
 import type { StreamMessage } from '../../src/core/envelope.js'
-import { fromRedisStream, type FromRedisStreamOptions } from '../../src/sources/from-redis-stream.js'
+import { fromRedisStream, fromRedisStreamBatches, type FromRedisStreamOptions } from '../../src/sources/from-redis-stream.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
 import { sharedRedis, startRedis } from '../helpers/servers.js'
 import { eventually, makeEvent } from '../helpers/events.js'
@@ -73,6 +73,27 @@ Source('reads no further than maxInFlight while nothing settles, then exactly th
   assert.is((await client.info()).groups[0]!.pending, 7)
   for (const m of h.got.slice(3)) m.settle()
   await closedAfter(h.sub, h)
+})
+
+Source('the batch form hands out each read as one batch within the credit; settling frees room per message', async ({ redis }) => {
+  const { client, options } = setup(redis, { batchSize: 20, maxInFlight: 7 })
+  const ids = await client.addMany(Array.from({ length: 12 }, () => makeEvent()))
+  const batches: (readonly StreamMessage[])[] = []
+  let closed: { drained: boolean; unsettled: number } | undefined
+  const sub = fromRedisStreamBatches({ ...options, onClosed: (r) => { closed = r } }).subscribe((b) => batches.push(b))
+  await eventually('a first batch', () => batches.length === 1)
+  await new Promise((r) => setTimeout(r, 200))
+  assert.equal(batches.map((b) => b.length), [7])
+  assert.is((await client.info()).groups[0]!.pending, 7)
+  for (const m of batches[0]!.slice(0, 5)) m.settle()
+  await eventually('a second batch', () => batches.length === 2)
+  assert.equal(batches.map((b) => b.length), [7, 5])
+  for (const m of [...batches[0]!.slice(5), ...batches[1]!]) m.settle()
+  assert.equal(batches.flat().map((m) => m.streamId), ids)
+  sub.unsubscribe()
+  await eventually('source closed', () => closed !== undefined)
+  assert.equal(closed, { drained: true, unsettled: 0 })
+  assert.is((await client.info()).groups[0]!.pending, 0)
 })
 
 async function xreadgroupCalls(redis: Redis): Promise<number> {
