@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
 import { map, tap, type Observable } from 'rxjs'
 import type { StreamMessage } from '../../src/core/envelope.js'
-import { fromRedisStream } from '../../src/sources/from-redis-stream.js'
+import { fromRedisStream, fromRedisStreamBatches } from '../../src/sources/from-redis-stream.js'
 
 /** Options of `drainSource`. */
 export interface DrainSourceOptions {
@@ -18,6 +18,11 @@ export interface DrainSourceOptions {
    * in its settling step); the drain ends when `events` messages were settled. @defaultValue settle at once
    */
   readonly chain?: (source: Observable<StreamMessage>) => Observable<unknown>
+  /**
+   * Read with `fromRedisStreamBatches` (the pipelines' source: each read is one batch) and settle each batch
+   * at once; not with `chain`. @defaultValue false: `fromRedisStream`, message by message
+   */
+  readonly batches?: boolean
 }
 
 /**
@@ -37,12 +42,20 @@ export async function drainSource(options: DrainSourceOptions): Promise<{ settle
       options.onProgress?.(settled)
       if (settled === options.events) abort.abort()
     }
-    const source = fromRedisStream({
+    const sourceOptions = {
       redis: options.redis, stream: options.stream, group: options.group, consumer: 'bench',
       batchSize: options.batchSize, blockMs: 1000, signal: abort.signal,
-      onError: (err) => errors.push(err),
+      onError: (err: Error) => errors.push(err),
       onClosed: resolve,
-    })
+    }
+    if (options.batches) {
+      if (options.chain !== undefined) throw new TypeError('drainSource: "batches" drains without a chain; pass one or the other')
+      fromRedisStreamBatches(sourceOptions)
+        .pipe(tap((msgs) => { for (const msg of msgs) { msg.settle(); counted() } }))
+        .subscribe({ error: (err: Error) => { errors.push(err); abort.abort() } })
+      return
+    }
+    const source = fromRedisStream(sourceOptions)
     const chain = options.chain
     // without a chain, settle in place; with one, count settles by wrapping each message's handle
     const out$ = chain === undefined

@@ -12,7 +12,7 @@ import { latency1000, latency3000 } from './latency.js'
 import {
   pipelineStore100, pipelineStore100if200, pipelineStore500, pipelineStore500if1000, storeMetrics, storeTelemetryOff, storeTracing, storeWhilePruning,
 } from './pipeline-store.js'
-import { sourceDrain100, sourceDrain500 } from './source-drain.js'
+import { sourceDrain100, sourceDrain500, sourceDrainBatches } from './source-drain.js'
 import { storePush, transformInline, transformPush } from './transform.js'
 
 /**
@@ -22,7 +22,7 @@ import { storePush, transformInline, transformPush } from './transform.js'
  * A new scenario goes here, next to the baselines it compares with.
  */
 export const SCENARIOS: readonly Scenario[] = [
-  rawDrain, rawDrainDecode, sourceDrain500, sourceDrain100,
+  rawDrain, rawDrainDecode, sourceDrain500, sourceDrainBatches, sourceDrain100,
   bareHttp, ingest,
   rawInsert, seedsSequential, seedsInFlight10, bullmq10, bullmq50, batchedConsumer1, batchedConsumer2,
   pipelineStore500, pipelineStore100, pipelineStore500if1000, pipelineStore100if200, storeWhilePruning,
