@@ -103,8 +103,10 @@ Pipeline('transform mode: stores the JSONata result next to the original payload
 Pipeline('transform mode with orderBy: a key\'s events are stored in stream order, across the parts of each batch', async ({ w }) => {
   w.addTool({ id: 'tx', provider: 'github', processing_mode: 'transform_and_store', transform: { i: 'i', slow: '$contains(s, /^(a+)+$/)' },
     transform_timeout: '10s' })
-  // the first event backtracks for a while: the pool's other worker is done with later ones before it
-  await w.enqueue(300, (i) => ({ tool_id: 'tx', repository: `acme/r${i % 3}`, payload: { i, s: i === 0 ? `${'a'.repeat(25)}!` : 'b' } }))
+  // event 80 backtracks for seconds. The pool takes a batch of 100 as two jobs of 64 and 36 events, one per worker:
+  // events 0-63 come back first and leave as a part of their own (a prefix of at least a quarter of the batch),
+  // 64-99 follow once 80 is done, and the events of r2 after it (83, 86, …) wait for it although they were ready
+  await w.enqueue(300, (i) => ({ tool_id: 'tx', repository: `acme/r${i % 3}`, payload: { i, s: i === 80 ? `${'a'.repeat(25)}!` : 'b' } }))
   w.start({ batchSize: 100, orderBy: (env) => env.message.event.repository ?? '' })
   await eventually('300 settled', () => w.settled.length === 300)
   // xmin is the id of the transaction (one INSERT each) that wrote the row: along the stream it must not go back
