@@ -13,6 +13,7 @@ export { backoffDelayMs, mayRetry } from './core/backoff.js'
 export { DEFAULT_DLQ_POLICY, dlqSchedule, type DlqPolicy } from './core/dlq-policy.js'
 
 export { fromRedisStream, fromRedisStreamBatches, type FromRedisStreamOptions } from './sources/from-redis-stream.js'
+export { SourceMessage, type MessageOwner } from './sources/source-message.js'
 export { createProducer, type Producer, type ProducerOptions, type SendResult } from './sources/create-producer.js'
 export { StreamClient, type StreamInfo, type GroupInfo, type ConsumerInfo, type AddOptions } from './sources/stream-client.js'
 export { streamKeys, DEFAULT_KEYS, type StreamKeys } from './sources/keys.js'

@@ -60,13 +60,24 @@ export async function drainSource(options: DrainSourceOptions): Promise<{ settle
     // without a chain, settle in place; with one, count settles by wrapping each message's handle
     const out$ = chain === undefined
       ? source.pipe(tap((msg) => { msg.settle(); counted() }))
-      : chain(source.pipe(map((msg): StreamMessage => {
-        let once = false
-        return { ...msg, settle: () => { msg.settle(); if (!once) { once = true; counted() } } }
-      })))
+      : chain(source.pipe(map((msg) => countingSettles(msg, counted))))
     out$.subscribe({ error: (err: Error) => { errors.push(err); abort.abort() } })
   })
   const { drained } = await closed
   if (errors.length > 0) throw new Error(`drainSource: the source reported ${errors.length} errors, first: ${errors[0]?.message}`)
   return { settled, drained }
+}
+
+// the message as the chain sees it, with a settle that is counted once (a message's event is a getter on its
+// prototype, so it is read through rather than copied)
+function countingSettles(msg: StreamMessage, counted: () => void): StreamMessage {
+  let once = false
+  return {
+    stream: msg.stream, streamId: msg.streamId, fields: msg.fields, deliveryCount: msg.deliveryCount, readAtMs: msg.readAtMs,
+    ...(msg.traceparent === undefined ? {} : { traceparent: msg.traceparent }),
+    get event() { return msg.event },
+    get decodeError() { return msg.decodeError },
+    settle: () => { msg.settle(); if (!once) { once = true; counted() } },
+    nack: () => msg.nack(),
+  }
 }

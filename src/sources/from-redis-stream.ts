@@ -1,10 +1,8 @@
 import { Observable } from 'rxjs'
 import type { Cluster, Redis } from 'ioredis'
 import type { StreamMessage } from '../core/envelope.js'
-import { PipelineError } from '../core/errors.js'
-import type { StreamEvent } from '../core/event.js'
-import { decodeEntry, isEntryV2 } from '../core/stream-entry.js'
 import { readUnblocker } from './read-unblocker.js'
+import { SourceMessage, toRecord, type MessageOwner } from './source-message.js'
 import { compareStreamIds, entriesOfReadReply, StreamClient, type StreamEntry } from './stream-client.js'
 import { positiveInteger } from '../core/positive-integer.js'
 
@@ -53,32 +51,6 @@ export interface FromRedisStreamOptions {
 }
 
 const positiveInt = positiveInteger.bind(undefined, 'fromRedisStream')
-
-function toRecord(fields: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i] as string] = fields[i + 1] as string
-  return out
-}
-
-function placeholder(streamId: string, record: Readonly<Record<string, string>>): StreamEvent {
-  let partial: Record<string, unknown> = isEntryV2(record) ? record : {}
-  try {
-    const raw = record.event
-    const parsed: unknown = raw === undefined ? undefined : JSON.parse(raw)
-    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) partial = parsed as Record<string, unknown>
-  } catch { /* garbled JSON: keep the placeholder fields */ }
-  const text = (v: unknown, fallback: string) => (typeof v === 'string' && v ? v : fallback)
-  return {
-    id: `undecodable:${streamId}`,
-    event_type: text(partial.event_type, 'undecodable'),
-    repository: text(partial.repository, ''),
-    tenant_id: text(partial.tenant_id, ''),
-    tool_id: text(partial.tool_id, ''),
-    payload: null,
-    timestamp: new Date().toISOString(),
-    retry_count: 0,
-  }
-}
 
 function isCluster(redis: Redis | Cluster): redis is Cluster {
   return (redis as Cluster).isCluster === true
@@ -216,50 +188,27 @@ function readGroup(options: FromRedisStreamOptions, batched: boolean): Observabl
       setImmediate(() => { acking = acking.then(flushAcks) })
     }
 
+    // what a message's settle and nack do, shared by every message of this subscription
+    const owner: MessageOwner = {
+      settled: (id) => {
+        inFlight.delete(id)
+        ackQueue.push(id)
+        queuedAcks.add(id)
+        scheduleAck()
+        wakeReader?.()
+      },
+      released: (id) => {
+        inFlight.delete(id)
+        // idle as long as claimIdleMs: the next XAUTOCLAIM sweep (started over now) hands it out again
+        commands.call('XCLAIM', stream, group, consumer, 0, id, 'IDLE', claimIdleMs, 'JUSTID').catch(report)
+        claimCursor = '0-0'
+        lastClaimAt = 0
+        wakeReader?.()
+      },
+    }
     const makeMessage = (id: string, fields: string[], deliveryCount: number): StreamMessage => {
-      const record = toRecord(fields)
-      // decoded on first use: a consumer that only needs the raw fields (command workers, a drain) never pays
-      // for JSON.parse and validation of payloads it does not read
-      let decoded: { event: StreamEvent; decodeError: PipelineError | undefined } | undefined
-      const decode = () => {
-        if (decoded) return decoded
-        const where = `stream ${stream}, entry ${id}`
-        try {
-          decoded = { event: decodeEntry(record, where), decodeError: undefined }
-        } catch (err) {
-          const decodeError = err instanceof PipelineError ? err
-            : new PipelineError('permanent', 'UNDECODABLE_ENTRY', `${where}: ${(err as Error).message}`)
-          decoded = { event: placeholder(id, record), decodeError }
-        }
-        return decoded
-      }
-      let settled = false
       inFlight.set(id, Date.now())
-      return {
-        stream, streamId: id, fields: record, deliveryCount, readAtMs: Date.now(),
-        get event() { return decode().event },
-        get decodeError() { return decode().decodeError },
-        ...(record.traceparent ? { traceparent: record.traceparent } : {}),
-        settle: () => {
-          if (settled) return
-          settled = true
-          inFlight.delete(id)
-          ackQueue.push(id)
-          queuedAcks.add(id)
-          scheduleAck()
-          wakeReader?.()
-        },
-        nack: () => {
-          if (settled) return
-          settled = true
-          inFlight.delete(id)
-          // idle as long as claimIdleMs: the next XAUTOCLAIM sweep (started over now) hands it out again
-          commands.call('XCLAIM', stream, group, consumer, 0, id, 'IDLE', claimIdleMs, 'JUSTID').catch(report)
-          claimCursor = '0-0'
-          lastClaimAt = 0
-          wakeReader?.()
-        },
-      }
+      return new SourceMessage(stream, id, toRecord(fields), deliveryCount, owner)
     }
 
     const emit = (entries: readonly StreamEntry[], counts?: ReadonlyMap<string, number>) => {
