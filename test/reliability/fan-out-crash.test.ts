@@ -13,7 +13,10 @@ interface Ctx { s: Space; receivers: Receiver[] }
 const Crash = suite<Ctx>('fan-out with a worker killed -9', {} as Ctx)
 Crash.before(async (ctx) => {
   ctx.s = await openSpace((await sharedRedis()).url, await (await sharedPostgres()).createDatabase())
-  ctx.receivers = await Promise.all([startReceiver(), startReceiver(), startReceiver()])
+  // each answer takes 20 ms, so a worker always has deliveries in flight while it has work: on loopback they took
+  // well under a millisecond, and the kill could land between two batches with nothing in flight
+  const slow = () => startReceiver(() => new Promise((resolve) => setTimeout(() => resolve(200), 20)))
+  ctx.receivers = await Promise.all([slow(), slow(), slow()])
 })
 Crash.after((ctx) => release(ctx, { receivers: (rs) => Promise.all(rs.map((r) => r.close())), s: (s) => s.close() }))
 
