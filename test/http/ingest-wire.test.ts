@@ -2,6 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createHmac, randomUUID } from 'node:crypto'
 import { connect } from 'node:net'
+import { deliverySeen } from '../../src/sources/keys.js'
 import { sharedRedis } from '../helpers/servers.js'
 import { startIngest, type IngestHarness } from './providers/ingest-harness.js'
 
@@ -78,6 +79,24 @@ Wire('a sha256= signature verifies in either letter case and is refused with any
     assert.equal(res.json, { error: { code: 'SIGNATURE_INVALID', message: 'signature verification failed' } })
   }
   assert.is(await h!.length(), before + 3)
+})
+
+Wire('the "delivery seen" field is the 12 raw bytes a delivery was recorded under before, so such a re-send stays a duplicate', async ({ h }) => {
+  const id = randomUUID()
+  const seen = deliverySeen(h!.keys, 'gh', id, 86_400)
+  // as an earlier ingest recorded it: the field's bytes themselves
+  await h!.redis.call('HSET', seen.buckets[0], seen.field, 'earlier')
+  const before = await h!.length()
+  const again = await h!.post('gh', push, gh(push, { 'x-github-delivery': id }))
+  assert.is(again.status, 202)
+  assert.equal(again.json, { id, duplicate: true })
+  assert.is(await h!.length(), before)
+  const first = randomUUID()
+  const res = await h!.post('gh', push, gh(push, { 'x-github-delivery': first }))
+  assert.is(res.status, 202)
+  const recorded = deliverySeen(h!.keys, 'gh', first, 86_400)
+  assert.is(await h!.redis.call('HEXISTS', recorded.buckets[0], recorded.field), 1)
+  assert.is(await h!.redis.call('HEXISTS', recorded.buckets[0], recorded.field.toString('hex')), 0, 'never under its hex text')
 })
 
 Wire.run()
