@@ -143,7 +143,8 @@ function readBodyLimited(req: IncomingMessage, maxBytes: number, reserve?: (byte
       }
       chunks.push(chunk)
     }
-    const onEnd = () => { done(); resolve(Buffer.concat(chunks, size)) }
+    // a body that came in one chunk is that chunk (its own memory, not reused by the socket): no copy
+    const onEnd = () => { done(); resolve(chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, size)) }
     const onError = () => { done(); reject(new Reply(400, 'REQUEST_ABORTED', 'the request body could not be read completely')) }
     const onAborted = () => { done(); reject(new Reply(400, 'REQUEST_ABORTED', 'the client closed the connection before the body was complete')) }
     req.on('data', onData)
