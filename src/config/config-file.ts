@@ -6,7 +6,7 @@ import { ConfigError } from '../core/errors.js'
 export const CONFIG_FILE_KEYS: Readonly<Record<string, Readonly<Record<string, readonly string[]>> | readonly string[]>> = Object.freeze({
   worker: {
     redis: ['url', 'addr', 'cluster_nodes', 'username', 'password', 'db', 'tls_enabled', 'require_durable'],
-    stream: ['name', 'group', 'dlq_name', 'prefix', 'batch_size', 'max_in_flight', 'block_timeout', 'claim_idle', 'max_len', 'trim_interval', 'trim_keep', 'partitions', 'partition_key', 'worker_partitions',
+    stream: ['name', 'group', 'dlq_name', 'prefix', 'batch_size', 'max_in_flight', 'block_timeout', 'read_linger', 'claim_idle', 'max_len', 'trim_interval', 'trim_keep', 'partitions', 'partition_key', 'worker_partitions',
       'consumer_group', 'block_duration'],
     processing: ['idempotency_ttl', 'max_deliveries', 'concurrency', 'shutdown_timeout', 'consumer_name', 'order_by', 'processing_timeout', 'stall_timeout'],
     dlq: ['max_len', 'retention', 'retry_schedule', 'max_rounds'],

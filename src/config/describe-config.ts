@@ -31,7 +31,7 @@ export function describeConfigRows(config: Config): [string, string][] {
       `this worker reads ${scale.workerPartitions ? scale.workerPartitions.join(',') : 'all'}`],
     ['order by', scale.orderBy ? scale.orderBy.join(',') : '(none: full concurrency)'],
     ['consumer', w.consumerName],
-    ['worker', `batch ${w.batchSize}, max in flight ${w.maxInFlight}, concurrency ${w.concurrency}, block ${formatDuration(w.blockTimeoutMs)}, ` +
+    ['worker', `batch ${w.batchSize}, max in flight ${w.maxInFlight}, concurrency ${w.concurrency}, block ${formatDuration(w.blockTimeoutMs)}, read linger ${formatDuration(w.readLingerMs)}, ` +
       `claim idle ${formatDuration(w.claimIdleMs)}, max deliveries ${w.maxDeliveries}`],
     ['idempotency ttl', formatDuration(w.idempotencyTtlMs)],
     ['shutdown timeout', formatDuration(w.shutdownTimeoutMs)],

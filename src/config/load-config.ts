@@ -56,6 +56,8 @@ export interface Config extends SeedSettings, AdminSettings {
     readonly maxInFlight: number
     readonly concurrency: number
     readonly blockTimeoutMs: number
+    /** Least ms between two reads of new entries at a steady rate (WORKER_READ_LINGER); 0 reads again at once. */
+    readonly readLingerMs: number
     readonly claimIdleMs: number
     readonly maxDeliveries: number
     readonly shutdownTimeoutMs: number
@@ -339,6 +341,12 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     }
     return ms
   })
+  const readLingerMs = opt({ env: 'WORKER_READ_LINGER', file: 'worker.stream.read_linger' }, (r) => {
+    const ms = typeof r.value === 'string' || typeof r.value === 'number' ? parseDuration(r.value) : undefined
+    // more than a second between reads is a latency no webhook sender expects; 0 reads again at once
+    if (ms === undefined || ms > 1000) invalid(r, 'a duration from 0 to 1s such as "10ms"')
+    return ms
+  })
   const streamMaxLen = opt({ env: 'STREAM_MAXLEN', file: 'worker.stream.max_len' }, (r) => integer(r, 1, Number.MAX_SAFE_INTEGER))
   const ratePerSecond = opt({ env: 'INGEST_RATE_LIMIT', file: 'http.rate_limit' }, (r) => integer(r, 1, 1_000_000))
   const rateBurst = opt({ env: 'INGEST_RATE_BURST', file: 'http.rate_burst' }, (r) => integer(r, 1, 1_000_000))
@@ -377,6 +385,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       maxInFlight: opt({ env: 'WORKER_MAX_IN_FLIGHT', file: 'worker.stream.max_in_flight' }, (r) => integer(r, 1, 100_000)) ?? 2 * batchSize,
       concurrency: opt({ env: 'WORKER_CONCURRENCY', file: 'worker.processing.concurrency' }, (r) => integer(r, 1, 10_000)) ?? 2,
       blockTimeoutMs: opt({ env: 'WORKER_BLOCK_TIMEOUT', file: 'worker.stream.block_timeout' }, (r) => duration(r)) ?? 5000,
+      readLingerMs: readLingerMs ?? 0,
       claimIdleMs: opt({ env: 'WORKER_CLAIM_IDLE', file: 'worker.stream.claim_idle' }, (r) => duration(r, 1000)) ?? 60_000,
       maxDeliveries: opt({ env: 'WORKER_MAX_DELIVERIES', file: 'worker.processing.max_deliveries' }, (r) => integer(r, 1, 1000)) ?? 10,
       shutdownTimeoutMs: opt({ env: 'WORKER_SHUTDOWN_TIMEOUT', file: 'worker.processing.shutdown_timeout' }, (r) => duration(r)) ?? 30_000,

@@ -91,6 +91,8 @@ export interface WebhookPipelineOptions extends WebhookPipelineHooks {
   readonly maxInFlight?: number
   /** @defaultValue 5000 */
   readonly blockMs?: number
+  /** The source's `readLingerMs`: least ms between two reads at a steady rate, to read fuller batches. @defaultValue 0 */
+  readonly readLingerMs?: number
   /** @defaultValue 60000 */
   readonly claimIdleMs?: number
   /** @defaultValue 10 */
@@ -189,10 +191,10 @@ function partitionChain(options: WebhookPipelineOptions, keys: StreamKeys, h: Ho
   // overtake each other) and the forward step runs one envelope per key at a time, so the order holds end to end
   const storeConcurrency = options.orderBy ? 1 : options.storeConcurrency ?? 2
   const processingTimeoutMs = options.processingTimeoutMs ?? 300_000
-  const { batchSize, maxInFlight, blockMs, claimIdleMs, drainTimeoutMs, signal } = options
+  const { batchSize, maxInFlight, blockMs, readLingerMs, claimIdleMs, drainTimeoutMs, signal } = options
   return fromRedisStreamBatches({
     redis, stream: keys.stream, group: keys.group, consumer: options.consumer,
-    batchSize, maxInFlight, blockMs, claimIdleMs, drainTimeoutMs, signal, onError: onSourceError, onClosed, exposeInFlight,
+    batchSize, maxInFlight, blockMs, readLingerMs, claimIdleMs, drainTimeoutMs, signal, onError: onSourceError, onClosed, exposeInFlight,
   }).pipe(
     map(t ? (msgs) => msgs.map((msg) => t.begin(toEnvelope(msg))) : (msgs) => msgs.map(toEnvelope)),
     poisonGuard<Envelope>({ maxDeliveries: options.maxDeliveries ?? 10 }),

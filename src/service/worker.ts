@@ -89,7 +89,7 @@ export function startWorker(options: StartWorkerOptions): WorkerPart {
     redis, db, tools, forwardSink, deliveryLog, keys, consumer: config.worker.consumerName,
     ...(partitions.count > 1 ? { partitions: readKeys } : {}),
     ...(orderFields ? { orderBy: (env) => orderFields.map((f) => env.message.event[f]).join('\u0000') } : {}),
-    batchSize: config.worker.batchSize, maxInFlight: config.worker.maxInFlight, blockMs: config.worker.blockTimeoutMs,
+    batchSize: config.worker.batchSize, maxInFlight: config.worker.maxInFlight, blockMs: config.worker.blockTimeoutMs, readLingerMs: config.worker.readLingerMs,
     claimIdleMs: config.worker.claimIdleMs, maxDeliveries: config.worker.maxDeliveries,
     idempotencyTtlSeconds: Math.max(1, Math.round(config.worker.idempotencyTtlMs / 1000)),
     // every in-flight message may wait in the forward step; the per-destination bulkhead bounds the requests
@@ -150,7 +150,7 @@ function startDeliveries(options: StartWorkerOptions, forwardSink: ForwardSink, 
   return deliveryPipeline({
     redis, db, tools, forwardSink, deliveryLog, metrics: telemetry.metrics, keys: config.keys, consumer: config.worker.consumerName,
     ...(queue.partitions.count > 1 ? { partitions: queue.readKeys } : {}),
-    batchSize: config.worker.batchSize, maxInFlight: config.worker.maxInFlight, blockMs: config.worker.blockTimeoutMs,
+    batchSize: config.worker.batchSize, maxInFlight: config.worker.maxInFlight, blockMs: config.worker.blockTimeoutMs, readLingerMs: config.worker.readLingerMs,
     claimIdleMs: config.worker.claimIdleMs, maxDeliveries: config.worker.maxDeliveries,
     idempotencyTtlSeconds: Math.max(1, Math.round(config.worker.idempotencyTtlMs / 1000)),
     concurrency: config.worker.maxInFlight, drainTimeoutMs: config.worker.shutdownTimeoutMs,

@@ -32,7 +32,7 @@ Load('with nothing set, Redis and PostgreSQL are embedded and every default appl
   assert.is(c.keys.group, 'webhook_workers')
   assert.equal(c.worker, {
     consumerName: `worker-${hostname()}-${process.pid}`, idempotencyTtlMs: 86_400_000, batchSize: 100, maxInFlight: 200,
-    concurrency: 2, blockTimeoutMs: 5000, claimIdleMs: 60_000, maxDeliveries: 10, shutdownTimeoutMs: 30_000, stallTimeoutMs: 300_000,
+    concurrency: 2, blockTimeoutMs: 5000, readLingerMs: 0, claimIdleMs: 60_000, maxDeliveries: 10, shutdownTimeoutMs: 30_000, stallTimeoutMs: 300_000,
     trimIntervalMs: 10_000, trimKeep: 0,
   })
   assert.equal(c.http, {
@@ -120,6 +120,7 @@ Load('a bad value names the key, what was expected and what was given', () => {
   const cases: [Record<string, string>, string][] = [
     [{ WORKER_IDEMPOTENCY_TTL: '1 day' }, 'WORKER_IDEMPOTENCY_TTL must be a duration such as "24h" or "90m"; got "1 day"'],
     [{ WORKER_BATCH_SIZE: '0' }, 'WORKER_BATCH_SIZE must be an integer from 1 to 10000; got "0"'],
+    [{ WORKER_READ_LINGER: '2s' }, 'WORKER_READ_LINGER must be a duration from 0 to 1s such as "10ms"; got "2s"'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL must be one of trace, debug, info, warn, error; got "loud"'],
     [{ INGEST_MAX_BODY: '10 parsecs' }, 'INGEST_MAX_BODY must be a size such as "10MiB", "512kb" or a number of bytes (at least 1024); got "10 parsecs"'],
     [{ HEALTH_ENDPOINT: '8088' }, 'HEALTH_ENDPOINT must be a listen address such as ":8080", "127.0.0.1:8080" or "[::1]:8080"; got "8088"'],
@@ -227,6 +228,11 @@ Load('retention: off by default; EVENT_RETENTION, AUDIT_RETENTION and RETENTION_
   ] as [Record<string, string>, string][]) {
     assert.throws(() => loadConfig({ env }), (err: Error) => err.message.includes(message), JSON.stringify(env))
   }
+})
+
+Load('WORKER_READ_LINGER: a duration up to 1s, 0 by default', () => {
+  assert.is(loadConfig({ env: { WORKER_READ_LINGER: '10ms' } }).worker.readLingerMs, 10)
+  assert.is(loadConfig({ env: { WORKER_READ_LINGER: '0' } }).worker.readLingerMs, 0)
 })
 
 Load('circuit-breaker settings: FORWARD_BREAKER_FAILURES and FORWARD_BREAKER_COOL_DOWN from env or file; a bad value names the key', () => {

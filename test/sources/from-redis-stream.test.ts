@@ -96,6 +96,32 @@ Source('the batch form hands out each read as one batch within the credit; settl
   assert.is((await client.info()).groups[0]!.pending, 0)
 })
 
+Source('with readLingerMs, entries arriving at a steady rate come in a few fuller batches, none lost (without it, about one batch each)', async ({ redis }) => {
+  const run = async (readLingerMs: number) => {
+    const { client, options } = setup(redis, { batchSize: 500, readLingerMs })
+    const batches: { size: number; at: number }[] = []
+    const sub = fromRedisStreamBatches(options).subscribe((b) => {
+      batches.push({ size: b.length, at: Date.now() })
+      for (const m of b) m.settle()
+    })
+    const ids: string[] = []
+    for (let i = 0; i < 40; i++) {
+      ids.push(await client.add(makeEvent()))
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    await eventually('all 40 read', () => batches.reduce((n, b) => n + b.size, 0) >= 40)
+    sub.unsubscribe()
+    assert.is(batches.reduce((n, b) => n + b.size, 0), 40, 'each entry once')
+    return batches
+  }
+  const lingered = await run(150)
+  const span = lingered[lingered.length - 1]!.at - lingered[0]!.at
+  // reads of new entries start at least 150 ms apart (a read's own time may vary, hence the slack of 2)
+  assert.ok(lingered.length <= Math.floor(span / 150) + 2, `${lingered.length} batches in ${span} ms`)
+  const eager = await run(0)
+  assert.ok(eager.length > 2 * lingered.length, `without the linger ${eager.length} batches, with it ${lingered.length}`)
+})
+
 async function xreadgroupCalls(redis: Redis): Promise<number> {
   const stats = (await redis.call('INFO', 'commandstats')) as string
   return Number(/cmdstat_xreadgroup:calls=(\d+)/.exec(stats)?.[1] ?? 0)
