@@ -385,7 +385,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       maxInFlight: opt({ env: 'WORKER_MAX_IN_FLIGHT', file: 'worker.stream.max_in_flight' }, (r) => integer(r, 1, 100_000)) ?? 2 * batchSize,
       concurrency: opt({ env: 'WORKER_CONCURRENCY', file: 'worker.processing.concurrency' }, (r) => integer(r, 1, 10_000)) ?? 2,
       blockTimeoutMs: opt({ env: 'WORKER_BLOCK_TIMEOUT', file: 'worker.stream.block_timeout' }, (r) => duration(r)) ?? 5000,
-      readLingerMs: readLingerMs ?? 0,
+      // at a steady rate a read every 10 ms: in the 3,000/s soak the worker's CPU fell ~15% and PostgreSQL's ~18%
+      // for ~5 ms more p50 latency (25 ms saved little more and doubled p99)
+      readLingerMs: readLingerMs ?? 10,
       claimIdleMs: opt({ env: 'WORKER_CLAIM_IDLE', file: 'worker.stream.claim_idle' }, (r) => duration(r, 1000)) ?? 60_000,
       maxDeliveries: opt({ env: 'WORKER_MAX_DELIVERIES', file: 'worker.processing.max_deliveries' }, (r) => integer(r, 1, 1000)) ?? 10,
       shutdownTimeoutMs: opt({ env: 'WORKER_SHUTDOWN_TIMEOUT', file: 'worker.processing.shutdown_timeout' }, (r) => duration(r)) ?? 30_000,

@@ -32,7 +32,7 @@ Load('with nothing set, Redis and PostgreSQL are embedded and every default appl
   assert.is(c.keys.group, 'webhook_workers')
   assert.equal(c.worker, {
     consumerName: `worker-${hostname()}-${process.pid}`, idempotencyTtlMs: 86_400_000, batchSize: 100, maxInFlight: 200,
-    concurrency: 2, blockTimeoutMs: 5000, readLingerMs: 0, claimIdleMs: 60_000, maxDeliveries: 10, shutdownTimeoutMs: 30_000, stallTimeoutMs: 300_000,
+    concurrency: 2, blockTimeoutMs: 5000, readLingerMs: 10, claimIdleMs: 60_000, maxDeliveries: 10, shutdownTimeoutMs: 30_000, stallTimeoutMs: 300_000,
     trimIntervalMs: 10_000, trimKeep: 0,
   })
   assert.equal(c.http, {
@@ -230,7 +230,7 @@ Load('retention: off by default; EVENT_RETENTION, AUDIT_RETENTION and RETENTION_
   }
 })
 
-Load('WORKER_READ_LINGER: a duration up to 1s, 0 by default', () => {
+Load('WORKER_READ_LINGER: a duration up to 1s, 10ms by default', () => {
   assert.is(loadConfig({ env: { WORKER_READ_LINGER: '10ms' } }).worker.readLingerMs, 10)
   assert.is(loadConfig({ env: { WORKER_READ_LINGER: '0' } }).worker.readLingerMs, 0)
 })
