@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis'
+import { toRecord } from '../sources/stream-client.js'
 import { commandDlqStream, ONLY_WORKER_FIELD } from './command-log.js'
 
 /** One dead-lettered command as the DLQ CLI and admin routes show it. */
@@ -31,14 +32,8 @@ export interface CommandDlqQuery {
 const STREAM_ID = /^\d{1,20}-\d{1,20}$/
 const SCAN_PAGE = 200
 
-function fieldsOf(flat: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i] as string] = flat[i + 1] as string
-  return out
-}
-
 function toDeadLetter(id: string, flat: readonly string[]): CommandDeadLetter {
-  const f = fieldsOf(flat)
+  const f = toRecord(flat)
   return {
     id, worker: f.worker ?? '', command: f.command ?? '', payload: f.payload ? f.payload : null,
     error: f.error ?? '', error_code: f.error_code ?? '', error_kind: f.error_kind ?? '', stream_id: f.stream_id ?? '',

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import { compareStreamIds } from '../sources/stream-client.js'
+import { compareStreamIds, toRecord } from '../sources/stream-client.js'
 import { commandSnapshotKey, ONLY_WORKER_FIELD } from './command-log.js'
 import { decodeCommandPayload } from './command-dispatch.js'
 import type { CommandContext, ResolvedReplay, WorkerDefinition, WorkerLogger } from './command-worker.js'
@@ -36,12 +36,6 @@ export interface CommandSnapshot {
 }
 
 const PAGE = 500
-
-function fieldsOf(flat: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i] as string] = flat[i + 1] as string
-  return out
-}
 
 /**
  * Saves a replaying worker's snapshot: its state (through `replay.save`) as of entry `lastId`.
@@ -85,7 +79,7 @@ async function pendingIds(redis: Redis, stream: string, group: string): Promise<
 async function lastDeliveredId(redis: Redis, stream: string, group: string): Promise<string> {
   const groups = (await redis.call('XINFO', 'GROUPS', stream)) as unknown[][]
   for (const g of groups) {
-    const rec = fieldsOf(g.map(String))
+    const rec = toRecord(g.map(String))
     if (rec.name === group) return rec['last-delivered-id'] ?? '0-0'
   }
   return '0-0'
@@ -123,7 +117,7 @@ export async function replayCommandLog<S>(options: ReplayRunOptions<S>): Promise
       }
       progress.read += 1
       if (pending.has(id)) continue
-      const fields = fieldsOf(flat)
+      const fields = toRecord(flat)
       const command = fields.command
       const route = command === undefined ? undefined : worker.routes.get(command)
       const onlyFor = fields[ONLY_WORKER_FIELD]

@@ -2,8 +2,8 @@ import { Observable } from 'rxjs'
 import type { Cluster, Redis } from 'ioredis'
 import type { StreamMessage } from '../core/envelope.js'
 import { readUnblocker } from './read-unblocker.js'
-import { SourceMessage, toRecord, type MessageOwner } from './source-message.js'
-import { compareStreamIds, entriesOfReadReply, StreamClient, type StreamEntry } from './stream-client.js'
+import { SourceMessage, type MessageOwner } from './source-message.js'
+import { compareStreamIds, entriesOfReadReply, StreamClient, toRecord, type StreamEntry } from './stream-client.js'
 import { positiveInteger } from '../core/positive-integer.js'
 
 /** Options of `fromRedisStream`. */
@@ -120,8 +120,9 @@ function readGroup(options: FromRedisStreamOptions, batched: boolean): Observabl
   const drainTimeoutMs = options.drainTimeoutMs ?? 10_000
   const ackBatchSize = positiveInt('ackBatchSize', options.ackBatchSize ?? 1000)
   const readLingerMs = options.readLingerMs ?? 0
-  if (!Number.isFinite(readLingerMs) || readLingerMs < 0 || readLingerMs > 60_000) {
-    throw new RangeError(`fromRedisStream: "readLingerMs" must be a number of ms from 0 to 60000; got ${readLingerMs}`)
+  // more than a second between reads is a latency no webhook sender expects (WORKER_READ_LINGER has the same bound)
+  if (!Number.isFinite(readLingerMs) || readLingerMs < 0 || readLingerMs > 1000) {
+    throw new RangeError(`fromRedisStream: "readLingerMs" must be a number of ms from 0 to 1000; got ${readLingerMs}`)
   }
   const startId = options.startId ?? '0'
 

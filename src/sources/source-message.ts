@@ -77,13 +77,6 @@ export class SourceMessage implements StreamMessage {
   }
 }
 
-/** The stream entry's fields, read as `[name, value, name, value, …]`, as a record. */
-export function toRecord(fields: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i] as string] = fields[i + 1] as string
-  return out
-}
-
 // the event of an entry that cannot be decoded: whatever header fields could be read, under a marked id
 function placeholder(streamId: string, record: Readonly<Record<string, string>>): StreamEvent {
   let partial: Record<string, unknown> = isEntryV2(record) ? record : {}

@@ -59,6 +59,18 @@ function pairs(list: unknown): Record<string, unknown> {
   return out
 }
 
+/**
+ * A stream entry's fields, read as `[name, value, name, value, …]`, as a record.
+ *
+ * @example
+ * toRecord(['tool_id', 'gh', 'payload', '{}']) // { tool_id: 'gh', payload: '{}' }
+ */
+export function toRecord(fields: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i] as string] = fields[i + 1] as string
+  return out
+}
+
 /** One stream entry as XREADGROUP / XRANGE / XAUTOCLAIM return it (fields `null` when it was deleted). */
 export type StreamEntry = [id: string, fields: string[] | null]
 

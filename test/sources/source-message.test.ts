@@ -1,6 +1,7 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { SourceMessage, toRecord, type MessageOwner } from '../../src/sources/source-message.js'
+import { SourceMessage, type MessageOwner } from '../../src/sources/source-message.js'
+import { toRecord } from '../../src/sources/stream-client.js'
 import { makeEvent } from '../helpers/events.js'
 
 function recordingOwner() {
