@@ -58,6 +58,9 @@ export interface EventStoreOptions {
 // one statement's rows and payload bytes: a Bind message must stay far below PostgreSQL's 1 GB message limit
 const ROWS_PER_STATEMENT = 1_000
 const PAYLOAD_BYTES_PER_STATEMENT = 64 * 1024 * 1024
+// payload buffers kept for reuse between statements: as many as statements usually in flight, none large
+const SPARE_BUFFERS = 4
+const SPARE_BYTES_MAX = 16 * 1024 * 1024
 
 /** A row's values as the INSERT takes them: the payload as JSON text (or the whole StreamEvent's, `whole`) and its UTF-8 length. */
 function toValues(row: EventRow) {
@@ -99,6 +102,8 @@ function rejected(row: EventRow, reason: string, cause: unknown): PipelineError 
  */
 export class EventStore {
   private readonly db: Kysely<Database>
+  // payload buffers of finished statements, reused (see `insert`)
+  private readonly spare: Buffer[] = []
   private closed = false
   private closing: Promise<void> | undefined
 
@@ -172,7 +177,8 @@ export class EventStore {
   private async insert(chunk: readonly Pending[]): Promise<Set<string>> {
     let size = 0
     for (const p of chunk) size += p.values.bytes
-    const payloads = Buffer.allocUnsafe(size)
+    const buffer = this.takeBuffer(size)
+    const payloads = buffer.subarray(0, size)
     const starts: number[] = []
     let offset = 0
     for (const p of chunk) {
@@ -192,10 +198,29 @@ export class EventStore {
         whole boolean, start int, bytes int, transformed text, stream_id text, received_at timestamptz, forwarded_at timestamptz)
       CROSS JOIN (SELECT ${payloads}::bytea AS all_bytes) AS b
       CROSS JOIN LATERAL (SELECT convert_from(substring(b.all_bytes from r.start for r.bytes), 'UTF8')::jsonb AS json) AS j`
-    const result = await this.db.insertInto('webhook_events')
-      .columns(['id', 'tool_id', 'tenant_id', 'event_type', 'repository', 'payload', 'transformed', 'stream_id', 'received_at', 'forwarded_at'])
-      .expression(rows).onConflict((oc) => oc.columns(['tool_id', 'id']).doNothing()).returning(['tool_id', 'id']).execute()
-    return new Set(result.map(identityOf))
+    try {
+      const result = await this.db.insertInto('webhook_events')
+        .columns(['id', 'tool_id', 'tenant_id', 'event_type', 'repository', 'payload', 'transformed', 'stream_id', 'received_at', 'forwarded_at'])
+        .expression(rows).onConflict((oc) => oc.columns(['tool_id', 'id']).doNothing()).returning(['tool_id', 'id']).execute()
+      return new Set(result.map(identityOf))
+    } finally {
+      // the driver copied the bytes into its message when it sent the statement; settled, it holds none
+      this.giveBack(buffer)
+    }
+  }
+
+  // A buffer of at least `size` bytes for a statement's payloads. Allocating a fresh one for every statement
+  // was a third of the store path's off-heap allocation, and off-heap allocation is what starts V8's major GCs
+  // (external memory pressure); a few buffers are kept for reuse, none larger than SPARE_BYTES_MAX.
+  private takeBuffer(size: number): Buffer {
+    const i = this.spare.findIndex((b) => b.length >= size)
+    if (i >= 0) return this.spare.splice(i, 1)[0] as Buffer
+    return Buffer.allocUnsafeSlow(Math.max(size, Math.min(2 * size, SPARE_BYTES_MAX), 64 * 1024))
+  }
+
+  private giveBack(buffer: Buffer): void {
+    if (this.closed || buffer.length > SPARE_BYTES_MAX || this.spare.length >= SPARE_BUFFERS) return
+    this.spare.push(buffer)
   }
 
   /**
@@ -238,6 +263,7 @@ export class EventStore {
   /** Stops accepting writes. The Kysely instance belongs to the caller and stays open. */
   close(): Promise<void> {
     this.closed = true
+    this.spare.length = 0
     return (this.closing ??= Promise.resolve())
   }
 }

@@ -49,6 +49,25 @@ for (const kind of ['postgres', 'pglite'] as const) {
     await sink.close()
   })
 
+  Sink('statements in flight together each send their own payload bytes, also when the store reuses a buffer', async ({ handle }) => {
+    const p = `r-${randomUUID()}-`
+    const sink = new EventStore({ db: handle!.db })
+    // payload text as a producer wrote it (a v2 entry's payload field); sizes differ from batch to batch
+    const payloadOf = (b: number, i: number) => JSON.stringify({ b, i, pad: String.fromCharCode(97 + ((b + i) % 26)).repeat(200 + ((b * 7919 + i * 104729) % 5000)) })
+    const batch = (b: number, n: number) => Array.from({ length: n }, (_, i) => row(`${p}${b}-${i}`, null, { payloadJson: payloadOf(b, i) }))
+    // more statements at once than the pool has connections, then smaller batches after larger ones
+    const together = await Promise.all([12, 3, 40, 1, 25, 7, 33, 2, 18, 5, 29, 9].map((n, b) => sink.writeReturning(batch(b, n))))
+    assert.ok(together.every((r) => r.failures.size === 0))
+    for (const [b, n] of [[20, 60], [21, 1], [22, 30], [23, 2]] as const) assert.is((await sink.writeReturning(batch(b, n))).failures.size, 0)
+    const stored = await handle!.db.selectFrom('webhook_events').select(['id', 'payload']).where('id', 'like', `${p}%`).execute()
+    assert.is(stored.length, 184 + 93)
+    for (const r of stored) {
+      const [b, i] = r.id.slice(p.length).split('-').map(Number) as [number, number]
+      assert.equal(r.payload, JSON.parse(payloadOf(b, i)), `payload of ${r.id}`)
+    }
+    await sink.close()
+  })
+
   Sink('a poison row fails alone with STORE_REJECTED and its neighbours are stored', async ({ handle }) => {
     const p = `b-${randomUUID()}-`
     const sink = new EventStore({ db: handle!.db })
