@@ -12,10 +12,17 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { cleanupRun, openBenchEnv, prepareRun } from './bench-env.js'
 import { childrenCpuSeconds, processTreeCpu, processTreeCpuSince } from './fleet.js'
 import type { PayloadKind } from './payloads.js'
 import { SCENARIOS } from './scenarios/index.js'
+
+const gc = (() => {
+  setFlagsFromString('--expose-gc')
+  return runInNewContext('gc') as () => void
+})()
 
 const [name = 'pipeline-store', eventsText = '20000', payload = 'github', durationText] = process.argv.slice(2)
 const scenario = SCENARIOS.find((s) => s.name === name)
@@ -28,6 +35,8 @@ try {
   })
   try {
     await scenario.setup?.(ctx)
+    // as `npm run bench` does: setup's garbage (a preloaded backlog) is not the run's
+    gc()
     const session = new Session()
     session.connect()
     await session.post('Profiler.enable')
