@@ -62,6 +62,31 @@ Dockerfile('runs node directly as the non-root node user, with run as the defaul
   assert.is(`./${JSON.parse(final.find((i) => i.op === 'ENTRYPOINT')?.args ?? '[]')[1]}`, pkg.bin.hookstream)
 })
 
+Dockerfile('the image caps V8\'s young generation with NODE_OPTIONS, which node accepts and applies', async () => {
+  const all = instructions()
+  const finalStage = Math.max(...all.map((i) => i.stage))
+  const env = all.filter((i) => i.stage === finalStage && i.op === 'ENV').map((i) => i.args).join(' ')
+  const nodeOptions = /\bNODE_OPTIONS=(\S+)/.exec(env)?.[1]
+  assert.is(nodeOptions, '--max-semi-space-size=16')
+  // node must accept the option (an unknown one in NODE_OPTIONS stops node) and cap the new space by it: keeping
+  // 100,000 arrays alive while allocating more makes V8 grow the young generation as far as it may (on this
+  // 24 GiB box to 64 MB without the option)
+  const largestNewSpace = (options: string) => new Promise<string>((resolve, reject) => {
+    const script = "const v8=require('v8');const keep=[];let max=0;for(let i=0;i<300000;i++){keep.push(new Array(64).fill(i));" +
+      "if(keep.length>100000)keep.shift();if(i%1000===0)max=Math.max(max,v8.getHeapSpaceStatistics().find((s)=>s.space_name==='new_space').space_size)}" +
+      'process.stdout.write(String(max))'
+    const child = spawn(process.execPath, ['-e', script], { env: { ...process.env, NODE_OPTIONS: options }, timeout: 30_000 })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+    child.once('error', reject)
+    child.once('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`node exited ${code}`))))
+  })
+  const out = await largestNewSpace(nodeOptions ?? '')
+  const size = Number(out)
+  // two semi-spaces of 16 MB
+  assert.ok(size > 0 && size <= 2 * 16 * 1024 * 1024, `largest new space with ${nodeOptions}: ${JSON.stringify(out)} bytes`)
+})
+
 Dockerfile('exposes the default ingest and health ports of the config', () => {
   const exposed = instructions().filter((i) => i.op === 'EXPOSE').flatMap((i) => i.args.split(/\s+/)).map(Number)
   assert.equal(exposed.sort(), [defaults.http.addr.port, defaults.health.endpoint.port].sort())
