@@ -7,11 +7,12 @@
  * The profile covers run() only (inspector Profiler, 250 µs sampling; the same format as `node --cpu-prof`,
  * which would also catch server start, module loading and the untimed preload). Prints the run's events/s and
  * Node CPU µs per event (process.cpuUsage over run(), as the bench does) and PostgreSQL's (its server's processes,
- * from /proc, over run()) and that of the child processes run() starts (the transform pool's workers). PROFILE_DIR
+ * from /proc, over run()), that of the child processes run() starts (the transform pool's workers) and the GC pauses V8 reports. PROFILE_DIR
  * changes the directory.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
+import { PerformanceObserver } from 'node:perf_hooks'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { cleanupRun, openBenchEnv, prepareRun } from './bench-env.js'
@@ -44,6 +45,11 @@ try {
     // the postmaster's pid is the first line of postmaster.pid in its data directory
     const dataDir = (await ctx.pool.query<{ data_directory: string }>('SHOW data_directory')).rows[0]?.data_directory
     const postmaster = Number(readFileSync(`${dataDir}/postmaster.pid`, 'utf8').split('\n')[0])
+    // GC pauses as V8 reports them (main-thread time; the profile's "(garbage collector)" samples also count
+    // incremental marking steps and time the thread was preempted while in GC)
+    let gcPauseMs = 0
+    const gcObserver = new PerformanceObserver((list) => { for (const e of list.getEntries()) gcPauseMs += e.duration })
+    gcObserver.observe({ entryTypes: ['gc'] })
     await session.post('Profiler.start')
     const pg0 = processTreeCpu(postmaster)
     const cpu0 = process.cpuUsage()
@@ -55,6 +61,7 @@ try {
     const pgCpu = processTreeCpuSince(pg0, processTreeCpu(postmaster))
     const childrenCpu = childrenCpuSeconds() - children0
     const { profile } = await session.post('Profiler.stop')
+    gcObserver.disconnect()
     session.disconnect()
     const dir = process.env.PROFILE_DIR ?? '/tmp/hookstream-prof'
     mkdirSync(dir, { recursive: true })
@@ -63,6 +70,7 @@ try {
       `Node CPU ${((cpu.user + cpu.system) / result.events).toFixed(1)} µs/event (user ${(cpu.user / result.events).toFixed(1)}, system ${(cpu.system / result.events).toFixed(1)}); ` +
       `PostgreSQL CPU ${(pgCpu * 1e6 / result.events).toFixed(1)} µs/event; ` +
       `child processes' CPU ${(childrenCpu * 1e6 / result.events).toFixed(1)} µs/event; ` +
+      `GC pauses ${gcPauseMs.toFixed(0)} ms = ${(gcPauseMs * 1000 / (cpu.user + cpu.system) * 100).toFixed(1)}% of Node CPU; ` +
       `profile: ${dir}/${name}.cpuprofile${result.extra ? `; ${JSON.stringify(result.extra)}` : ""}`)
   } finally {
     await scenario.teardown?.(ctx)

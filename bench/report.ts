@@ -79,7 +79,7 @@ export function markdown(summaries: readonly Summary[], facts: { command: string
   const lines = [
     `# hookstream bench, ${facts.startedAt}`,
     '',
-    `\`${facts.command}\` — node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${facts.servers}; ` +
+    `\`${facts.command}\` — node ${process.version}${process.env.NODE_OPTIONS ? ` (NODE_OPTIONS=${process.env.NODE_OPTIONS})` : ''}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${facts.servers}; ` +
       `${Math.round(facts.seconds)} s in all. Figures are the median of the runs, min–max beside it; runs of a scenario and ` +
       'its baseline alternate. Ratio = median ÷ the baseline\'s median from this same invocation. CPU = Node CPU time ' +
       '(user + system) of the process doing the work, per event.',
