@@ -34,9 +34,12 @@ export interface FleetProcess {
   readonly svc: ServiceProcess
 }
 
-/** Starts `hookstream run --role <role>` with the fleet's tools; resolves once it is ready. */
-export async function startRole(name: string, role: 'ingest' | 'worker' | 'all', env: Record<string, string>): Promise<FleetProcess> {
-  const svc = await startServiceProcess({ WORKER_CONSUMER_NAME: name, ...env }, FLEET_YAML, ['--role', role])
+/**
+ * Starts `hookstream run --role <role>` with the fleet's tools; resolves once it is ready. `compiled` runs
+ * `dist` with plain node, as the container does, instead of `src` through tsx.
+ */
+export async function startRole(name: string, role: 'ingest' | 'worker' | 'all', env: Record<string, string>, compiled = false): Promise<FleetProcess> {
+  const svc = await startServiceProcess({ WORKER_CONSUMER_NAME: name, ...env }, FLEET_YAML, ['--role', role], { compiled })
   return { name, role, svc }
 }
 

@@ -7,6 +7,7 @@
  *
  *   npm run bench:soak                                     # 2,000/s for 10 min, 1 worker, GitHub payloads
  *   npm run bench:soak -- --rate 1000 --minutes 2 --workers 2 --payload 1kb --env WORKER_BATCH_SIZE=500
+ *   npm run build && npm run bench:soak -- --compiled       # the processes run dist with plain node, as the image does
  *
  * Writes bench/results/soak-<date>.md and .json. Exit 1 when anything was lost or duplicated.
  */
@@ -26,7 +27,7 @@ const { values: args } = parseArgs({
   options: {
     rate: { type: 'string', default: '2000' }, minutes: { type: 'string', default: '10' }, workers: { type: 'string', default: '1' },
     payload: { type: 'string', default: 'github' }, env: { type: 'string', multiple: true, default: [] },
-    'sample-seconds': { type: 'string', default: '10' },
+    'sample-seconds': { type: 'string', default: '10' }, compiled: { type: 'boolean', default: false },
   },
 })
 const rate = Number(args.rate)
@@ -50,8 +51,8 @@ try {
   const prefix = `soak-${Date.now().toString(36)}:`
   const keys = streamKeys({ prefix })
   const serviceEnv = { REDIS_URL: env.redisUrl, DATABASE_URL: env.databaseUrl, STREAM_PREFIX: prefix, LOG_LEVEL: 'warn', ...extraEnv }
-  processes.push(await startRole('ingest', 'ingest', serviceEnv))
-  for (let i = 1; i <= workerCount; i++) processes.push(await startRole(`w${i}`, 'worker', serviceEnv))
+  processes.push(await startRole('ingest', 'ingest', serviceEnv, args.compiled))
+  for (let i = 1; i <= workerCount; i++) processes.push(await startRole(`w${i}`, 'worker', serviceEnv, args.compiled))
   const ingestUrl = processes[0]!.svc.ingestUrl
   const stream = new StreamClient({ redis: env.redis, stream: keys.stream })
   const bodiesFile = writeSignedBodies(payload)
@@ -154,8 +155,8 @@ try {
   const lines = [
     `# soak — ${started.toISOString()}`, '',
     `\`npm run bench:soak -- --rate ${rate} --minutes ${durationMs / 60_000} --workers ${workerCount} --payload ${payload}` +
-      `${args.env.map((e) => ` --env ${e}`).join('')}\` on ${env.servers}; ${process.version}, 2-core box shared by Redis, PostgreSQL, the load generator and hookstream.`, '',
-    `Processes: \`hookstream run --role ingest\` + ${workerCount} × \`--role worker\` (service defaults${args.env.length ? ` + ${args.env.join(', ')}` : ''}); an open-loop generator in its own process; every 100th request re-sends the delivery of ~2 s earlier.`, '',
+      `${args.env.map((e) => ` --env ${e}`).join('')}${args.compiled ? ' --compiled' : ''}\` on ${env.servers}; ${process.version}, 2-core box shared by Redis, PostgreSQL, the load generator and hookstream.`, '',
+    `Processes: \`hookstream run --role ingest\` + ${workerCount} × \`--role worker\`${args.compiled ? ' (compiled dist, plain node)' : ' (src through tsx)'} (service defaults${args.env.length ? ` + ${args.env.join(', ')}` : ''}); an open-loop generator in its own process; every 100th request re-sends the delivery of ~2 s earlier.`, '',
     '| check | result |', '|---|---|',
     `| requests due / offered rate | ${load.sent.toLocaleString('en')} in ${load.sendSeconds.toFixed(0)} s (offered ${rate.toLocaleString('en')}/s) |`,
     windows.length > 0

@@ -1,6 +1,6 @@
 /** Runs `hookstream run` as a real child process (tsx on src/cli/main.ts) against the test servers. */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -23,6 +23,8 @@ export interface ServiceProcessOptions {
   cwd?: string
   /** The ingest port (HTTP_ADDR) the first attempt uses (default: a free one); for tests of the retry. */
   firstHttpPort?: number
+  /** Run the compiled `dist/src/cli/main.js` with plain node, as the container does (`npm run build` first). @defaultValue false: src through tsx */
+  compiled?: boolean
 }
 
 /**
@@ -38,7 +40,7 @@ export async function startServiceProcess(env: Record<string, string | undefined
   writeFileSync(config, yaml)
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(env, config, args, options.cwd ?? process.cwd(), attempt === 1 ? options.firstHttpPort : undefined)
+      return await startOnce(env, config, args, options.cwd ?? process.cwd(), attempt === 1 ? options.firstHttpPort : undefined, options.compiled ?? false)
     } catch (err) {
       if (attempt >= 3 || !(err as { addressInUse?: boolean }).addressInUse) throw err
     }
@@ -46,13 +48,15 @@ export async function startServiceProcess(env: Record<string, string | undefined
 }
 
 async function startOnce(env: Record<string, string | undefined>, config: string, args: string[], cwd: string,
-  httpPort: number | undefined): Promise<ServiceProcess> {
+  httpPort: number | undefined, compiled: boolean): Promise<ServiceProcess> {
   const http = httpPort ?? await freePort()
   const health = await freePort()
   const admin = await freePort()
   // tsx and main.ts by path, so the service also starts in a directory outside the repository
   const tsx = pathToFileURL(join(process.cwd(), 'node_modules', 'tsx', 'dist', 'loader.mjs')).href
-  const child = spawn(process.execPath, ['--import', tsx, join(process.cwd(), 'src/cli/main.ts'), 'run', '--config', config, ...args], {
+  const main = compiled ? [join(process.cwd(), 'dist/src/cli/main.js')] : ['--import', tsx, join(process.cwd(), 'src/cli/main.ts')]
+  if (compiled && !existsSync(main[0] as string)) throw new Error(`${main[0]} does not exist; run npm run build first`)
+  const child = spawn(process.execPath, [...main, 'run', '--config', config, ...args], {
     cwd,
     env: { ...process.env, HTTP_ADDR: `127.0.0.1:${http}`, HEALTH_ENDPOINT: `127.0.0.1:${health}`, ADMIN_ADDR: `127.0.0.1:${admin}`, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
