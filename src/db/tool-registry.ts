@@ -186,6 +186,8 @@ export class ToolRegistry {
   }
 
   private reportInboundSigned(tools: ReadonlyMap<string, ToolConfig>): void {
+    // a removed tool is forgotten: one added again under its id is reported like any new tool
+    for (const id of this.inboundSigned.keys()) if (!tools.has(id)) this.inboundSigned.delete(id)
     for (const tool of tools.values()) {
       const destinations = tool.secret ? destinationsWithoutSecret(tool) : []
       const key = destinations.join(',')

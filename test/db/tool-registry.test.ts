@@ -218,6 +218,26 @@ Registry('a stored tool whose forwards would sign with its inbound secret (saved
   }
 })
 
+Registry('a tool removed and added again with forwards signed by its inbound secret is reported again', async ({ handle }) => {
+  const store = new ToolStore({ db: handle!.db })
+  const legacy = () => tool('again-fw', { processing_mode: 'store_and_forward', forward_url: 'https://fwd.example.test/in' })
+  await store.upsert(legacy(), 'test')
+  const reported: string[] = []
+  const registry = new ToolRegistry({ store, refreshMs: 60_000, onInboundSigned: (id) => reported.push(id) })
+  try {
+    await registry.refresh()
+    assert.equal(reported.filter((id) => id === 'again-fw'), ['again-fw'])
+    assert.ok(await store.remove('again-fw', 'test'))
+    await registry.refresh()
+    // a new tool under the old id: its operator gets the warning too
+    await store.upsert(legacy(), 'test')
+    await registry.refresh()
+    assert.equal(reported.filter((id) => id === 'again-fw'), ['again-fw', 'again-fw'])
+  } finally {
+    await registry.close()
+  }
+})
+
 Registry('close() is idempotent and stops the refresh timer', async ({ handle }) => {
   const store = counted(new ToolStore({ db: handle!.db }))
   const registry = new ToolRegistry({ store, refreshMs: 30 })
