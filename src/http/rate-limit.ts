@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { takeTokens } from '../sources/token-bucket.js'
 
 /** The subset of ioredis the rate limiter uses (ingest's Redis client fits). */
 export interface RateLimitRedis {
@@ -24,34 +24,6 @@ export interface RateLimitResult {
   readonly remaining: number
 }
 
-// The bucket lives in one hash (tokens, last refill time in ms) and is updated atomically, so every ingest
-// process sharing the Redis shares the limit. The clock is Redis's TIME, not the callers': processes with
-// skewed clocks still agree. The key expires once a full bucket would have refilled, so idle tools cost nothing.
-const SCRIPT = `
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil or ts == nil then tokens = burst; ts = now end
-if now > ts then tokens = math.min(burst, tokens + (now - ts) * rate / 1000) end
-local allowed = 0
-local wait = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
-else
-  wait = math.ceil((cost - tokens) * 1000 / rate)
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(math.max(now, ts)))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return { allowed, wait, math.floor(tokens) }
-`
-const SHA = createHash('sha1').update(SCRIPT).digest('hex')
-
 function check(name: string, value: number, min: number): void {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
     throw new RangeError(`rateLimit: "${name}" must be a finite number of at least ${min}; got ${value}`)
@@ -75,15 +47,7 @@ export async function rateLimit(redis: RateLimitRedis, key: string, options: Rat
   check('cost', cost, 0)
   if (cost > burst) throw new RangeError(`rateLimit: "cost" (${cost}) must not exceed "burst" (${burst}), or the request could never pass`)
   if (typeof key !== 'string' || key === '') throw new RangeError('rateLimit: "key" must be a non-empty string')
-  const args = [1, key, ratePerSecond, burst, cost]
-  let reply: unknown
-  try {
-    reply = await redis.call('EVALSHA', SHA, ...args)
-  } catch (err) {
-    // first call on this server (or after SCRIPT FLUSH / a restart): send the script itself once
-    if (!/NOSCRIPT/.test((err as Error)?.message ?? '')) throw err
-    reply = await redis.call('EVAL', SCRIPT, ...args)
-  }
-  const [allowed, waitMs, remaining] = reply as [number, number, number]
-  return { allowed: allowed === 1, retryAfterMs: Number(waitMs), remaining: Number(remaining) }
+  // the bucket is shared by every ingest process on this Redis (src/sources/token-bucket.ts)
+  const r = await takeTokens(redis, key, { ratePerSecond, burst, cost })
+  return { allowed: r.allowed, retryAfterMs: r.waitMs, remaining: r.remaining }
 }
