@@ -6,8 +6,6 @@
  *   COMMANDS=100000 npx tsx bench/command-workers.ts
  */
 import { randomUUID } from 'node:crypto'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import { Redis } from 'ioredis'
 import type { StreamMessage } from '../src/core/envelope.js'
 import { createApp } from '../src/commands/command-app.js'
@@ -15,9 +13,8 @@ import { dispatchCommand, newCounters } from '../src/commands/command-dispatch.j
 import { defineWorker, type WorkerDefinition } from '../src/commands/command-worker.js'
 import { entriesOfReadReply } from '../src/sources/stream-client.js'
 import { startRedis } from '../test/helpers/servers.js'
+import { collectGarbage } from './collect-garbage.js'
 
-setFlagsFromString('--expose-gc')
-const gc = runInNewContext('gc') as () => void
 const quiet = { warn: () => {} }
 const WORKERS = 100
 const TYPES = 50
@@ -136,7 +133,7 @@ async function rawBaseline(redis: Redis, stream: string) {
 
 /** Heap and RSS of 100 started, idle workers, per worker. */
 async function memory(redis: Redis) {
-  gc()
+  collectGarbage()
   const before = process.memoryUsage()
   const app = createApp({ redis, stream: `bench-idle-${randomUUID()}`, consumer: 'bench', logger: quiet })
   await app.register(...Array.from({ length: WORKERS }, (_, w) => defineWorker({
@@ -144,7 +141,7 @@ async function memory(redis: Redis) {
   })))
   await app.start()
   await new Promise((resolve) => setTimeout(resolve, 1000))
-  gc()
+  collectGarbage()
   const after = process.memoryUsage()
   await app.stop()
   await redis.del(app.stream)

@@ -13,17 +13,11 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { PerformanceObserver } from 'node:perf_hooks'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import { cleanupRun, openBenchEnv, prepareRun } from './bench-env.js'
+import { collectGarbage } from './collect-garbage.js'
 import { childrenCpuSeconds, processTreeCpu, processTreeCpuSince } from './fleet.js'
 import type { PayloadKind } from './payloads.js'
 import { SCENARIOS } from './scenarios/index.js'
-
-const gc = (() => {
-  setFlagsFromString('--expose-gc')
-  return runInNewContext('gc') as () => void
-})()
 
 const [name = 'pipeline-store', eventsText = '20000', payload = 'github', durationText] = process.argv.slice(2)
 const scenario = SCENARIOS.find((s) => s.name === name)
@@ -37,7 +31,7 @@ try {
   try {
     await scenario.setup?.(ctx)
     // as `npm run bench` does: setup's garbage (a preloaded backlog) is not the run's
-    gc()
+    collectGarbage()
     const session = new Session()
     session.connect()
     await session.post('Profiler.enable')

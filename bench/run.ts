@@ -8,9 +8,8 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import { cleanupRun, openBenchEnv, prepareRun } from './bench-env.js'
+import { collectGarbage } from './collect-garbage.js'
 import { baselinesOf, type Scenario, type ScenarioContext } from './define-scenario.js'
 import { PAYLOAD_KINDS, type PayloadKind } from './payloads.js'
 import { progressBar } from './progress.js'
@@ -44,11 +43,6 @@ async function loadFile(path: string): Promise<Scenario[]> {
   if (found.length === 0) throw new TypeError(`bench: ${path} exports no scenario; export defineScenario({ … }) (default or named)`)
   return found
 }
-
-const gc = (() => {
-  setFlagsFromString('--expose-gc')
-  return runInNewContext('gc') as () => void
-})()
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -96,7 +90,7 @@ async function main(): Promise<void> {
         try {
           ctx = await prepareRun(env, { events: n, payload: kind, ...(durationSeconds ? { durationSeconds } : {}), progress: (d) => bar.update(d) })
           await s.setup?.(ctx)
-          gc()
+          collectGarbage()
           const cpu0 = process.cpuUsage()
           const t0 = performance.now()
           const result = await s.run(ctx)

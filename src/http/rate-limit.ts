@@ -1,9 +1,7 @@
-import { takeTokens } from '../sources/token-bucket.js'
+import { takeTokens, type TokenBucketRedis } from '../sources/token-bucket.js'
 
 /** The subset of ioredis the rate limiter uses (ingest's Redis client fits). */
-export interface RateLimitRedis {
-  call(command: string, ...args: (string | number)[]): Promise<unknown>
-}
+export type RateLimitRedis = TokenBucketRedis
 
 /** A token bucket: `burst` tokens at most, refilled at `ratePerSecond`. */
 export interface RateLimitOptions {

@@ -1,13 +1,11 @@
 import type { DestinationRateLimit } from '../core/destination.js'
 import { PipelineError } from '../core/errors.js'
-import { takeTokens } from '../sources/token-bucket.js'
+import { takeTokens, type TokenBucketRedis } from '../sources/token-bucket.js'
 
 export type { DestinationRateLimit } from '../core/destination.js'
 
 /** The subset of ioredis the limiter uses (a `Redis` or a `Cluster` client fits). */
-export interface DestinationRateLimitRedis {
-  call(command: string, ...args: (string | number)[]): Promise<unknown>
-}
+export type DestinationRateLimitRedis = TokenBucketRedis
 
 /** Options of `DestinationRateLimiter`. */
 export interface DestinationRateLimiterOptions {
