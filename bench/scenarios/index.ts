@@ -1,5 +1,6 @@
 import { batchedConsumer1, batchedConsumer2 } from '../baselines/batched-consumer.js'
 import { bullmq10, bullmq50 } from '../baselines/bullmq.js'
+import { minimalIngest } from '../baselines/minimal-ingest.js'
 import { rawDrain, rawDrainDecode } from '../baselines/raw-drain.js'
 import { rawInsert } from '../baselines/raw-insert.js'
 import { seedsInFlight10, seedsSequential } from '../baselines/seeds-per-message.js'
@@ -23,7 +24,7 @@ import { storePush, transformInline, transformPush } from './transform.js'
  */
 export const SCENARIOS: readonly Scenario[] = [
   rawDrain, rawDrainDecode, sourceDrain500, sourceDrainBatches, sourceDrain100,
-  bareHttp, ingest,
+  bareHttp, minimalIngest, ingest,
   rawInsert, seedsSequential, seedsInFlight10, bullmq10, bullmq50, batchedConsumer1, batchedConsumer2,
   pipelineStore500, pipelineStore100, pipelineStore500if1000, pipelineStore100if200, storeWhilePruning,
   forward10, forward50, forwardGuarded50, fanOut3,

@@ -12,7 +12,7 @@ import { defineScenario, type ScenarioContext, type ScenarioResult } from '../de
 import { makeEvents } from '../payloads.js'
 import { runChild } from '../run-child.js'
 
-const SECRET = 'bench-secret'
+export const SECRET = 'bench-secret'
 const CONNECTIONS = 32
 
 interface LoadResult { total: number; seconds: number; p50Ms: number; p99Ms: number; non2xx: number; errors: number; timeouts: number }
@@ -31,7 +31,7 @@ export async function writeBodies(ctx: ScenarioContext): Promise<string> {
   return file
 }
 
-async function load(ctx: ScenarioContext, url: string): Promise<ScenarioResult> {
+export async function load(ctx: ScenarioContext, url: string): Promise<ScenarioResult> {
   const out = await runChild<LoadResult>(new URL('./ingest-load-child.ts', import.meta.url), {
     url, path: '/webhooks/bench-gh', bodiesFile: ctx.state.bodiesFile, amount: ctx.events, connections: CONNECTIONS,
     idPrefix: `${ctx.keyPrefix}d-`,
@@ -69,12 +69,13 @@ export const bareHttp = defineScenario({
 
 /**
  * Scenario (3), ingest: POST /webhooks/:tool with GitHub signature verification, delivery-id check and XADD,
- * next to the bare server (target ≥ 0.6×, #17).
+ * next to the bare server (target ≥ 0.6×, #17) and to the least hand-written code doing the same work
+ * (bench/baselines/minimal-ingest.ts).
  */
 export const ingest = defineScenario({
   name: 'ingest',
   description: 'POST /webhooks/:tool: verify GitHub signature, delivery check, XADD (autocannon in a child process)',
-  baseline: 'bare-http',
+  baseline: ['bare-http', 'minimal-ingest'],
   targetRatio: 0.6,
   unit: 'req/s',
   events: 20_000,
