@@ -85,12 +85,15 @@ export function entriesOfReadReply(reply: unknown): StreamEntry[] {
 }
 
 // the delivery's field in one of its five hashes, else set it in the newest and XADD, atomically; a script that
-// is refused (OOM, no connection) writes nothing. A seen delivery returns {its stored value}
-const ADD_IF_FIRST = redisScript(`for i = 1, 5 do
-  local seen = redis.call('HGET', KEYS[i], ARGV[1])
+// is refused (OOM, no connection) writes nothing. A seen delivery returns {its stored value}. The field comes as
+// hex and is stored as its 12 bytes: with one Buffer among its arguments ioredis would copy the whole command,
+// 10 KB payload included, into a new Buffer (the ingest bench scenario: ~40 µs of CPU per request)
+const ADD_IF_FIRST = redisScript(`local field = (string.gsub(ARGV[1], '%x%x', function(h) return string.char(tonumber(h, 16)) end))
+for i = 1, 5 do
+  local seen = redis.call('HGET', KEYS[i], field)
   if seen then return {seen} end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[1], field, ARGV[2])
 redis.call('EXPIREAT', KEYS[1], ARGV[3])
 return redis.call('XADD', KEYS[6], unpack(ARGV, 4))`)
 
@@ -222,7 +225,7 @@ export class StreamClient {
     Promise<{ readonly streamId: string; readonly seenValue?: undefined } | { readonly streamId: null; readonly seenValue: string }> {
     const [stream, ...rest] = this.xaddArgs(event, options)
     const id = await runScript(this.redis, ADD_IF_FIRST, [...seen.buckets, stream as string],
-      [seen.field, seenValue, seen.expireAtSeconds, ...rest])
+      [seen.field.toString('hex'), seenValue, seen.expireAtSeconds, ...rest])
     return Array.isArray(id) ? { streamId: null, seenValue: String(id[0]) } : { streamId: id as string }
   }
 
