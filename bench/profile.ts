@@ -9,6 +9,10 @@
  * Node CPU µs per event (process.cpuUsage over run(), as the bench does) and PostgreSQL's (its server's processes,
  * from /proc, over run()), that of the child processes run() starts (the transform pool's workers) and the GC pauses V8 reports. PROFILE_DIR
  * changes the directory.
+ *
+ * PROFILE_HEAP=1 also samples allocations over run() (inspector HeapProfiler, one sample per 32 KB allocated on
+ * average, objects collected since included) into `<scenario>.heapprofile` (Chrome DevTools' Memory tab opens
+ * it) and prints the allocation sites that allocated most, by self size.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
@@ -44,6 +48,11 @@ try {
     let gcPauseMs = 0
     const gcObserver = new PerformanceObserver((list) => { for (const e of list.getEntries()) gcPauseMs += e.duration })
     gcObserver.observe({ entryTypes: ['gc'] })
+    const heap = process.env.PROFILE_HEAP === '1'
+    if (heap) {
+      await session.post('HeapProfiler.enable')
+      await session.post('HeapProfiler.startSampling', { samplingInterval: 32 * 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+    }
     await session.post('Profiler.start')
     const pg0 = processTreeCpu(postmaster)
     const cpu0 = process.cpuUsage()
@@ -55,11 +64,16 @@ try {
     const pgCpu = processTreeCpuSince(pg0, processTreeCpu(postmaster))
     const childrenCpu = childrenCpuSeconds() - children0
     const { profile } = await session.post('Profiler.stop')
+    const heapProfile = heap ? (await session.post('HeapProfiler.stopSampling')).profile : undefined
     gcObserver.disconnect()
     session.disconnect()
     const dir = process.env.PROFILE_DIR ?? '/tmp/hookstream-prof'
     mkdirSync(dir, { recursive: true })
     writeFileSync(`${dir}/${name}.cpuprofile`, JSON.stringify(profile))
+    if (heapProfile) {
+      writeFileSync(`${dir}/${name}.heapprofile`, JSON.stringify(heapProfile))
+      printAllocationSites(heapProfile, result.events)
+    }
     console.log(`${name}: ${result.events} events in ${seconds.toFixed(2)} s = ${Math.round(result.events / seconds)} events/s; ` +
       `Node CPU ${((cpu.user + cpu.system) / result.events).toFixed(1)} µs/event (user ${(cpu.user / result.events).toFixed(1)}, system ${(cpu.system / result.events).toFixed(1)}); ` +
       `PostgreSQL CPU ${(pgCpu * 1e6 / result.events).toFixed(1)} µs/event; ` +
@@ -72,4 +86,25 @@ try {
   }
 } finally {
   await env.close()
+}
+
+interface HeapNode { callFrame: { functionName: string; url: string; lineNumber: number }; selfSize: number; children: HeapNode[] }
+
+// the allocation sites of a sampling heap profile by self size, as bytes per event
+function printAllocationSites(profile: { head: HeapNode }, events: number): void {
+  const sites = new Map<string, number>()
+  let total = 0
+  const walk = (node: HeapNode, parent: string) => {
+    const { functionName, url, lineNumber } = node.callFrame
+    const file = url.replace(/^file:\/\//, '').replace(/^.*\/node_modules\//, '').replace(process.cwd() + '/', '')
+    const here = functionName || url ? `${functionName || '(anonymous)'} ${file}:${lineNumber + 1}` : parent
+    sites.set(here, (sites.get(here) ?? 0) + node.selfSize)
+    total += node.selfSize
+    for (const child of node.children) walk(child, here)
+  }
+  walk(profile.head, '(root)')
+  console.log(`allocated ~${(total / events).toFixed(0)} B/event (sampled); top sites:`)
+  for (const [site, bytes] of [...sites].sort((a, b) => b[1] - a[1]).slice(0, 25)) {
+    console.log(`  ${(bytes / events).toFixed(0).padStart(7)} B/event  ${(bytes / total * 100).toFixed(1).padStart(5)}%  ${site}`)
+  }
 }
