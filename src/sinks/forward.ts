@@ -152,6 +152,31 @@ function networkCode(err: unknown): string | undefined {
 
 interface Slots { active: number; readonly waiting: Array<() => void>; lastReleaseAt: number }
 
+// how one request ended: a status (with its Retry-After), or the error that ended it before any
+type Outcome = { readonly status: number; readonly retryAfter: string | undefined } | { readonly error: unknown; readonly timedOut: boolean }
+
+// a forward's headers: the tool's own, the Standard Webhooks id, timestamp and signature(s), the trace context,
+// and Basic auth from credentials in the URL (undici never sends userinfo; a forward header wins)
+function requestHeaders(url: URL, item: ForwardItem, body: Buffer): Record<string, string> {
+  const { event, tool } = item
+  const timestamp = Math.floor(Date.now() / 1000)
+  const headers: Record<string, string> = {
+    ...tool.forwardHeaders, 'content-type': 'application/json', 'user-agent': 'hookstream',
+    'webhook-id': event.id, 'webhook-timestamp': String(timestamp),
+  }
+  // during a rotation both keys sign (space-separated, as Standard Webhooks allows): a receiver holding either verifies
+  const keys = tool.forwardSecret
+    ? activeSecrets(tool.forwardSecret, tool.previousForwardSecret, tool.previousForwardSecretExpiresAt)
+    : activeSecrets(tool.secret, undefined, undefined)
+  if (keys.length > 0) headers['webhook-signature'] = keys.map((key) => signWebhook(key, event.id, timestamp, body)).join(' ')
+  if (item.traceparent) headers.traceparent = item.traceparent
+  if (item.replayId) headers['webhook-replay-id'] = item.replayId
+  if ((url.username || url.password) && headers.authorization === undefined) {
+    headers.authorization = `Basic ${Buffer.from(`${percentDecoded(url.username)}:${percentDecoded(url.password)}`).toString('base64')}`
+  }
+  return headers
+}
+
 // what post() saw of one request, for the attempt record
 interface Seen { sentAt?: number; status?: number; body?: string }
 
@@ -297,28 +322,16 @@ export class ForwardSink implements Sink<ForwardItem> {
     // one Buffer for the signatures and the socket: a string would be encoded to UTF-8 once for each of them
     const body = Buffer.from(item.body ?? (item.transformed === undefined ? item.eventJson ?? JSON.stringify(event)
       : JSON.stringify({ ...event, transformed: item.transformed })))
-    const timestamp = Math.floor(Date.now() / 1000)
-    const headers: Record<string, string> = {
-      ...tool.forwardHeaders, 'content-type': 'application/json', 'user-agent': 'hookstream',
-      'webhook-id': event.id, 'webhook-timestamp': String(timestamp),
-    }
-    // during a rotation both keys sign (space-separated, as Standard Webhooks allows): a receiver holding either verifies
-    const keys = tool.forwardSecret
-      ? activeSecrets(tool.forwardSecret, tool.previousForwardSecret, tool.previousForwardSecretExpiresAt)
-      : activeSecrets(tool.secret, undefined, undefined)
-    if (keys.length > 0) headers['webhook-signature'] = keys.map((key) => signWebhook(key, event.id, timestamp, body)).join(' ')
-    if (item.traceparent) headers.traceparent = item.traceparent
-    if (item.replayId) headers['webhook-replay-id'] = item.replayId
-    // credentials in the URL become Basic auth (undici never sends userinfo); a forward header wins
-    if ((url.username || url.password) && headers.authorization === undefined) {
-      headers.authorization = `Basic ${Buffer.from(`${percentDecoded(url.username)}:${percentDecoded(url.password)}`).toString('base64')}`
-    }
-    const where = `forward of event "${event.id}" to tool "${tool.id}"`
     const timeoutMs = item.timeoutMs ?? this.timeoutMs
-    // undici's dispatch with a handler of our own: no response stream, no AbortSignal, no async resource per
-    // request (request() costs them all); it follows no redirect (that needs its redirect interceptor), so a 3xx
-    // comes back as it is
-    const outcome = await new Promise<{ status: number; retryAfter: string | undefined } | { error: unknown; timedOut: boolean }>((resolve) => {
+    const outcome = await this.dispatch(url, requestHeaders(url, item, body), body, timeoutMs, item.timeoutMs !== undefined, seen)
+    return this.judge(outcome, url, `forward of event "${event.id}" to tool "${tool.id}"`, timeoutMs)
+  }
+
+  // undici's dispatch with a handler of our own: no response stream, no AbortSignal, no async resource per
+  // request (request() costs them all); it follows no redirect (that needs its redirect interceptor), so a 3xx
+  // comes back as it is. Resolves with the status, or the error that ended the request; never rejects
+  private dispatch(url: URL, headers: Record<string, string>, body: Buffer, timeoutMs: number, ownTimeouts: boolean, seen: Seen): Promise<Outcome> {
+    return new Promise<Outcome>((resolve) => {
       let controller: Dispatcher.DispatchController | undefined
       let status: number | undefined
       let retryAfter: string | undefined
@@ -356,7 +369,7 @@ export class ForwardSink implements Sink<ForwardItem> {
       try {
         this.agent.dispatch({
           origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers, body,
-          ...(item.timeoutMs !== undefined ? { headersTimeout: timeoutMs, bodyTimeout: timeoutMs } : {}),
+          ...(ownTimeouts ? { headersTimeout: timeoutMs, bodyTimeout: timeoutMs } : {}),
         }, {
           onRequestStart: (c) => {
             controller = c
@@ -381,6 +394,10 @@ export class ForwardSink implements Sink<ForwardItem> {
         finish(err)
       }
     })
+  }
+
+  // what an attempt's outcome means: undefined for a 2xx, else the error the pipeline retries or dead-letters
+  private judge(outcome: Outcome, url: URL, where: string, timeoutMs: number): PipelineError | undefined {
     if ('error' in outcome) {
       const err = outcome.error
       if (err instanceof EgressRefusedError || (err as { code?: unknown })?.code === 'FORWARD_URL_FORBIDDEN') {
