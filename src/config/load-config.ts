@@ -332,9 +332,11 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       return invalid(r, 'a comma-separated list of header names, "*-suffix" or "prefix-*" patterns such as "authorization,*-token"')
     }
   })
+  // a duration setting's milliseconds ("10s", "1m", 250), or undefined when it is not a duration
+  const durationMs = (r: { readonly value: unknown }) => (typeof r.value === 'string' || typeof r.value === 'number' ? parseDuration(r.value) : undefined)
   const trimIntervalMs = opt({ env: 'STREAM_TRIM_INTERVAL', file: 'worker.stream.trim_interval' }, (r) => {
     if (r.value === false || (typeof r.value === 'string' && r.value.toLowerCase() === 'off')) return 0
-    const ms = typeof r.value === 'string' || typeof r.value === 'number' ? parseDuration(r.value) : undefined
+    const ms = durationMs(r)
     // below 10 ms the trimmer would only compete with the worker for Redis; above 24 days setTimeout overflows
     if (ms === undefined || (ms !== 0 && (ms < 10 || ms > 2_147_483_647))) {
       invalid(r, 'a duration from 10ms to 24d such as "10s" or "1m", or 0 or "off" to disable trimming')
@@ -342,7 +344,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     return ms
   })
   const readLingerMs = opt({ env: 'WORKER_READ_LINGER', file: 'worker.stream.read_linger' }, (r) => {
-    const ms = typeof r.value === 'string' || typeof r.value === 'number' ? parseDuration(r.value) : undefined
+    const ms = durationMs(r)
     // more than a second between reads is a latency no webhook sender expects; 0 reads again at once
     if (ms === undefined || ms > 1000) invalid(r, 'a duration from 0 to 1s such as "10ms"')
     return ms
@@ -361,7 +363,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   // a retention is a duration of at least a minute, or "off" (the default): kept forever
   const retention = (env: string, file: string) => opt({ env, file }, (r) => {
     if (r.value === false || (typeof r.value === 'string' && r.value.toLowerCase() === 'off')) return undefined
-    const ms = typeof r.value === 'string' || typeof r.value === 'number' ? parseDuration(r.value) : undefined
+    const ms = durationMs(r)
     return ms !== undefined && ms >= 60_000 ? ms : invalid(r, 'a duration of at least 1m such as "720h" or "90d", or "off" to keep rows forever')
   })
   const eventsRetentionMs = retention('EVENT_RETENTION', 'retention.events')

@@ -52,12 +52,6 @@ export interface StreamInfo {
   readonly groups: readonly GroupInfo[]
 }
 
-function pairs(list: unknown): Record<string, unknown> {
-  const out: Record<string, unknown> = {}
-  if (!Array.isArray(list)) return out
-  for (let i = 0; i + 1 < list.length; i += 2) out[String(list[i])] = list[i + 1]
-  return out
-}
 
 /**
  * A stream entry's fields, read as `[name, value, name, value, …]`, as a record.
@@ -70,6 +64,9 @@ export function toRecord(fields: readonly string[]): Record<string, string> {
   for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i] as string] = fields[i + 1] as string
   return out
 }
+
+// an XINFO reply's `[name, value, …]` as a record (empty when Redis answered something else)
+const pairs = (list: unknown): Record<string, unknown> => (Array.isArray(list) ? toRecord(list) : {})
 
 /** One stream entry as XREADGROUP / XRANGE / XAUTOCLAIM return it (fields `null` when it was deleted). */
 export type StreamEntry = [id: string, fields: string[] | null]
