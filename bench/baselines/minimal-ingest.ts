@@ -9,7 +9,7 @@
  * reach on the box; ingest's ratio to it is what hookstream's checks and bookkeeping cost.
  */
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto'
-import { createServer, type Server } from 'node:http'
+import { createServer, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { defineScenario } from '../define-scenario.js'
 import { cleanup, load, SECRET, writeBodies } from '../scenarios/ingest.js'
@@ -32,7 +32,7 @@ export const minimalIngest = defineScenario({
     const addOnce = (redis as unknown as { addOnce: (...args: string[]) => Promise<string | null> }).addOnce.bind(redis)
     const stream = ctx.keys.stream
     const seenPrefix = `${ctx.keyPrefix}seen:`
-    const answer = (res: import('node:http').ServerResponse, status: number, body: string) =>
+    const answer = (res: ServerResponse, status: number, body: string) =>
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body)
     const server: Server = createServer((req, res) => {
       const chunks: Buffer[] = []
