@@ -53,6 +53,11 @@ export interface EventStoreWriteResult {
 export interface EventStoreOptions {
   /** A Kysely instance from createDb, migrated (see migrateToLatest); the store does not close it. */
   readonly db: Kysely<Database>
+  /**
+   * How long the payload buffers kept for reuse between statements stay after the last statement ended; then
+   * they are let go, so a burst of large batches does not hold its memory for the process's life. @defaultValue 30000
+   */
+  readonly spareIdleMs?: number
 }
 
 // one statement's rows and payload bytes: a Bind message must stay far below PostgreSQL's 1 GB message limit
@@ -104,12 +109,24 @@ export class EventStore {
   private readonly db: Kysely<Database>
   // payload buffers of finished statements, reused (see `insert`)
   private readonly spare: Buffer[] = []
+  private readonly spareIdleMs: number
+  private spareUsedAt = 0
+  private spareTimer: NodeJS.Timeout | undefined
   private closed = false
   private closing: Promise<void> | undefined
 
   constructor(options: EventStoreOptions) {
     if (!options?.db) throw new TypeError('EventStore: "db" must be a Kysely instance (see createDb)')
     this.db = options.db
+    this.spareIdleMs = options.spareIdleMs ?? 30_000
+    if (!Number.isInteger(this.spareIdleMs) || this.spareIdleMs < 1 || this.spareIdleMs > 2_147_483_647) {
+      throw new RangeError(`EventStore: "spareIdleMs" must be an integer from 1 to 2147483647; got ${options.spareIdleMs}`)
+    }
+  }
+
+  /** Bytes of payload buffers kept for reuse by the next statements (at most 4 of at most 16 MiB; 0 once idle). */
+  get spareBytes(): number {
+    return this.spare.reduce((sum, b) => sum + b.length, 0)
   }
 
   /** Stores the rows; resolves with the failures by index (see `writeReturning` for which rows were new). */
@@ -221,6 +238,21 @@ export class EventStore {
   private giveBack(buffer: Buffer): void {
     if (this.closed || buffer.length > SPARE_BYTES_MAX || this.spare.length >= SPARE_BUFFERS) return
     this.spare.push(buffer)
+    this.spareUsedAt = performance.now()
+    if (!this.spareTimer) this.releaseSpareWhenIdle(this.spareIdleMs)
+  }
+
+  // one timer while spares are kept, not one per statement: when it fires early (a statement ended since it was
+  // set) it waits out the rest of the idle time
+  private releaseSpareWhenIdle(delayMs: number): void {
+    this.spareTimer = setTimeout(() => {
+      const idle = performance.now() - this.spareUsedAt
+      if (idle < this.spareIdleMs) return this.releaseSpareWhenIdle(Math.ceil(this.spareIdleMs - idle))
+      this.spareTimer = undefined
+      this.spare.length = 0
+    }, delayMs)
+    // a cleanup, not work: it keeps no process alive
+    this.spareTimer.unref()
   }
 
   /**
@@ -263,6 +295,8 @@ export class EventStore {
   /** Stops accepting writes. The Kysely instance belongs to the caller and stays open. */
   close(): Promise<void> {
     this.closed = true
+    clearTimeout(this.spareTimer)
+    this.spareTimer = undefined
     this.spare.length = 0
     return (this.closing ??= Promise.resolve())
   }

@@ -68,6 +68,34 @@ for (const kind of ['postgres', 'pglite'] as const) {
     await sink.close()
   })
 
+  Sink('the buffers kept for reuse are let go once no statement ran for spareIdleMs, and kept while statements run', async ({ handle }) => {
+    const p = `i-${randomUUID()}-`
+    const sink = new EventStore({ db: handle!.db, spareIdleMs: 300 })
+    const write = (b: number) => sink.writeReturning(Array.from({ length: 20 }, (_, i) => row(`${p}${b}-${i}`, null, { payloadJson: JSON.stringify({ pad: 'x'.repeat(2000) }) })))
+    assert.is(sink.spareBytes, 0)
+    await write(0)
+    assert.ok(sink.spareBytes >= 20 * 2000, `a buffer is kept after the statement; got ${sink.spareBytes} bytes`)
+    // statements closer together than the idle time keep it
+    const started = performance.now()
+    let lastAt = started
+    for (let b = 1; performance.now() - started < 700; b++) {
+      await write(b)
+      lastAt = performance.now()
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      assert.ok(sink.spareBytes > 0, `kept while statements run (${Math.round(performance.now() - started)} ms in)`)
+    }
+    while (sink.spareBytes > 0 && performance.now() - lastAt < 5000) await new Promise((resolve) => setTimeout(resolve, 20))
+    assert.is(sink.spareBytes, 0, 'let go once idle')
+    // the last statement gave its buffer back just before its write resolved: not released within half the idle time
+    assert.ok(performance.now() - lastAt >= 150, `not before the idle time; after ${Math.round(performance.now() - lastAt)} ms`)
+    // the next statement allocates again, and stores as before
+    assert.is((await write(99)).failures.size, 0)
+    assert.ok(sink.spareBytes > 0)
+    await sink.close()
+    assert.is(sink.spareBytes, 0)
+    assert.throws(() => new EventStore({ db: handle!.db, spareIdleMs: 0 }), /"spareIdleMs" must be an integer from 1/)
+  })
+
   Sink('a poison row fails alone with STORE_REJECTED and its neighbours are stored', async ({ handle }) => {
     const p = `b-${randomUUID()}-`
     const sink = new EventStore({ db: handle!.db })
