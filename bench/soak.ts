@@ -149,6 +149,28 @@ try {
       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at) * 1000))::int AS p99
     FROM webhook_events`)).rows[0]!
 
+  // Redis memory the dedupe window keeps per delivery (#17 §4: ≤ 80 B): every key of this run that is not a stream,
+  // by MEMORY USAGE (SAMPLES 0: every field counted), over the deliveries the delivery-seen hashes hold
+  const dedupe = { deliveries: 0, hashes: 0, bytes: 0, otherKeys: 0, otherBytes: 0 }
+  let cursor = '0'
+  do {
+    const [next, found] = await env.redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+    cursor = next
+    for (const key of found) {
+      const type = await env.redis.type(key)
+      if (type === 'stream') continue
+      const bytes = Number(await env.redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'))
+      if (type === 'hash' && key.startsWith(keys.deliveryPrefix)) {
+        dedupe.hashes++
+        dedupe.bytes += bytes
+        dedupe.deliveries += await env.redis.hlen(key)
+      } else {
+        dedupe.otherKeys++
+        dedupe.otherBytes += bytes
+      }
+    }
+  } while (cursor !== '0')
+
   const first = samples.find((s) => s.atS >= 30) ?? samples[0]!
   const last = samples.at(-1)!
   const ok = lost === 0 && twice === 0 && extra === 0 && dlq === 0 && load.acceptedTwice === 0 && load.failed === 0 && load.unanswered === 0
@@ -172,7 +194,8 @@ try {
     `| backlog drained after the load in | ${drainSeconds.toFixed(1)} s |`,
     `| latency ingest accept → row written (received_at → processed_at), whole run | p50 ${overall.p50} ms, **p99 ${overall.p99} ms** |`,
     `| RSS at ${first.atS} s → end (MB) | ${processes.map((p) => `${p.name} ${first.rssMb[p.name]} → ${last.rssMb[p.name]}`).join(', ')} |`,
-    `| Redis used_memory at ${first.atS} s → end | ${first.redisMb} → ${last.redisMb} MB: stream length ${first.streamLength.toLocaleString('en')} → ${last.streamLength.toLocaleString('en')} (trimmed every 10 s), keys ${first.redisKeys.toLocaleString('en')} → ${last.redisKeys.toLocaleString('en')} (delivery-seen and idempotency keys live 24 h) |`,
+    `| Redis used_memory at ${first.atS} s → end | ${first.redisMb} → ${last.redisMb} MB: stream length ${first.streamLength.toLocaleString('en')} → ${last.streamLength.toLocaleString('en')} (trimmed every 10 s), keys ${first.redisKeys.toLocaleString('en')} → ${last.redisKeys.toLocaleString('en')} |`,
+    `| Redis memory of the dedupe window at the end (MEMORY USAGE of the delivery-seen hashes; they live one to 1.25 × WORKER_IDEMPOTENCY_TTL) | **${dedupe.deliveries ? (dedupe.bytes / dedupe.deliveries).toFixed(1) : '–'} B per delivery** (target ≤ 80): ${dedupe.deliveries.toLocaleString('en')} deliveries in ${dedupe.hashes.toLocaleString('en')} hashes, ${(dedupe.bytes / 1048576).toFixed(1)} MB; every other non-stream key: ${dedupe.otherKeys} keys, ${(dedupe.otherBytes / 1024).toFixed(1)} KB |`,
     `| result | ${ok ? 'OK: nothing lost, nothing duplicated' : 'FAILED'} |`, '',
     '## Per minute', '',
     '| minute | stored | p50 ms | p99 ms | max ms | accepted/s | HTTP p99 ms (from due time) | failed | backlog at end | RSS MB (' + processes.map((p) => p.name).join(' / ') + ') | CPU % of one core (' + cpuNames.join(' / ') + ') |',
@@ -187,7 +210,7 @@ try {
     }),
     '', load.failed ? `Failures: ${JSON.stringify(load.failures)}` : '',
   ]
-  writeResults('soak', started, lines.join('\n'), { rate, durationMs, workerCount, payload, env: extraEnv, load, lost, twice, extra, dlq, drainSeconds, overall, latency, windows, samples })
+  writeResults('soak', started, lines.join('\n'), { rate, durationMs, workerCount, payload, env: extraEnv, load, lost, twice, extra, dlq, drainSeconds, overall, latency, windows, samples, dedupeWindow: dedupe })
   process.exitCode = ok ? 0 : 1
 } finally {
   await stopAll(processes)
