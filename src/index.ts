@@ -16,7 +16,8 @@ export { fromRedisStream, fromRedisStreamBatches, type FromRedisStreamOptions } 
 export { SourceMessage, type MessageOwner } from './sources/source-message.js'
 export { createProducer, type Producer, type ProducerOptions, type SendResult } from './sources/create-producer.js'
 export { StreamClient, type StreamInfo, type GroupInfo, type ConsumerInfo, type AddOptions } from './sources/stream-client.js'
-export { streamKeys, DEFAULT_KEYS, type StreamKeys } from './sources/keys.js'
+export { streamKeys, DEFAULT_KEYS, deliverySeen, type DeliverySeen, type StreamKeys } from './sources/keys.js'
+export { DeliverySeenLevels } from './sources/delivery-seen-levels.js'
 export { parkInRedis, startDelayedRetries, type DelayedRetriesOptions } from './sources/delayed-retries.js'
 export { StreamPartitions, PartitionedStreamClient, partitionFor, partitionKeys, DEFAULT_PARTITION_KEY } from './sources/partitions.js'
 

@@ -8,6 +8,7 @@ import { ingestTelemetry } from '../observability/ingest-telemetry.js'
 import type { Logger } from '../observability/logger.js'
 import type { Metrics } from '../observability/metrics.js'
 import { deliverySeen, type DeliverySeen, type StreamKeys } from '../sources/keys.js'
+import { DeliverySeenLevels } from '../sources/delivery-seen-levels.js'
 import type { StreamPartitions } from '../sources/partitions.js'
 import type { AddOptions, RedisClient, StreamClient } from '../sources/stream-client.js'
 import { InflightBudget } from './inflight-budget.js'
@@ -211,6 +212,7 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
   const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes, 10 * 1024 * 1024)
   const maxJsonDepth = positiveInteger('maxJsonDepth', options.maxJsonDepth, DEFAULT_MAX_JSON_DEPTH)
   const ttlSeconds = positiveInteger('deliverySeenTtlSeconds', options.deliverySeenTtlSeconds, 86_400)
+  const seenLevels = new DeliverySeenLevels(ttlSeconds)
   const timeoutMs = positiveInteger('redisTimeoutMs', options.redisTimeoutMs, 2000)
   const retryAfter = String(positiveInteger('retryAfterSeconds', options.retryAfterSeconds, 5))
   if (options.maxLen !== undefined) positiveInteger('maxLen', options.maxLen, 1)
@@ -311,7 +313,14 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     state.eventId = event.id
     // on a cluster the seen key and the partition's stream share a hash tag, so one script may touch both
     const { stream, keys } = options.partitions && options.partitions.count > 1 ? options.partitions.route(event) : options
-    const seen = delivery.deliveryId !== undefined ? deliverySeen(keys, tool.id, event.id, ttlSeconds) : undefined
+    let seen: DeliverySeen | undefined
+    if (delivery.deliveryId !== undefined) {
+      // the quarter-windows' levels come from Redis once per quarter; every other request has them at hand
+      const now = Date.now()
+      const known = seenLevels.of(stream.redis, keys, now)
+      const levels = known instanceof Promise ? await bounded('delivery-seen levels', stream.redis, () => known) : known
+      seen = deliverySeen(keys, tool.id, event.id, ttlSeconds, now, levels)
+    }
     const addOptions = {
       // an adapter that reshaped the payload gets it serialized; otherwise its text goes in as received
       ...(delivery.payload === payload ? { payloadJson: json } : {}),

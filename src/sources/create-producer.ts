@@ -1,5 +1,6 @@
 import { completeStreamEvent, type StreamEvent, type StreamEventInput } from '../core/event.js'
 import { DEFAULT_KEYS, deliverySeen, streamKeys, type StreamKeys } from './keys.js'
+import { DeliverySeenLevels } from './delivery-seen-levels.js'
 import { DEFAULT_PARTITION_KEY, StreamPartitions, type PartitionField } from './partitions.js'
 import type { RedisClient } from './stream-client.js'
 
@@ -62,12 +63,17 @@ export function createProducer(options: ProducerOptions): Producer {
     redis: options.redis, keys, count: options.partitions ?? 1, key: options.partitionKey ?? DEFAULT_PARTITION_KEY,
   })
   const maxLen = options.maxLen !== undefined ? { maxLen: options.maxLen } : {}
+  const seenLevels = new DeliverySeenLevels(ttlSeconds)
+  const seenAt = async (redis: RedisClient, keys: StreamKeys, event: StreamEvent) => {
+    const now = Date.now()
+    return deliverySeen(keys, event.tool_id, event.id, ttlSeconds, now, await seenLevels.of(redis, keys, now))
+  }
 
   const append = async (event: StreamEvent, given: boolean, traceparent?: string): Promise<SendResult> => {
     const route = partitions.route(event)
     const addOptions = { ...maxLen, ...(traceparent ? { traceparent } : {}) }
     const streamId = given
-      ? await route.stream.addIfFirst(deliverySeen(route.keys, event.tool_id, event.id, ttlSeconds), event, addOptions)
+      ? await route.stream.addIfFirst(await seenAt(route.stream.redis, route.keys, event), event, addOptions)
       : await route.stream.add(event, addOptions)
     return { id: event.id, streamId, duplicate: streamId === null }
   }

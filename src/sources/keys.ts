@@ -91,31 +91,60 @@ export interface DeliverySeen {
   readonly expireAtSeconds: number
 }
 
-/** How many hashes one quarter-window of the "delivery seen" set is spread over. */
+/** How many hashes one quarter-window of the "delivery seen" set is spread over at level 0. */
 export const DELIVERY_SEEN_SHARDS = 4096
+
+/** The highest level of a quarter-window: 4,096 × 2^8 = 1,048,576 hashes. */
+export const DELIVERY_SEEN_MAX_LEVEL = 8
+
+/** The quarter-window `nowMs` falls in, for a window of `windowSeconds`. */
+export function deliverySeenSlot(windowSeconds: number, nowMs = Date.now()): number {
+  return Math.floor((nowMs / 1000) * 4 / windowSeconds)
+}
+
+/** The key holding the level (how many hashes, see `deliverySeen`) of one quarter-window: `<deliveryPrefix><slot>:level`. */
+export function deliverySeenLevelKey(keys: StreamKeys, slot: number): string {
+  return `${keys.deliveryPrefix}${slot}:level`
+}
+
+/** When the hashes of quarter-window `slot` expire (Unix seconds): once the last lookup that reads them is over. */
+export function deliverySeenExpireAt(windowSeconds: number, slot: number): number {
+  return Math.ceil((slot + 5) * windowSeconds / 4)
+}
 
 /**
  * Where ingest (and `createProducer`) record that a delivery was seen. Deliveries are not one key each but
- * fields of hashes: one hash per quarter of `windowSeconds` (WORKER_IDEMPOTENCY_TTL) and shard (4,096 shards,
- * picked by the identity's hash), field = 12 bytes of SHA-256 over `<tool id>:<delivery id>`, value = a short
- * hash of the first body. A delivery is looked up in its shard's hashes of the current quarter and the four
- * before, so it is remembered for one window to one and a quarter; each hash expires when no lookup reads it
- * any more. About 25 bytes of Redis per delivery while a hash holds up to 128 fields (listpack), about 65 above.
+ * fields of hashes: one hash per quarter of `windowSeconds` (WORKER_IDEMPOTENCY_TTL) and shard, field = 12 bytes of
+ * SHA-256 over `<tool id>:<delivery id>`, value = a short hash of the first body. A delivery is looked up in its
+ * shard's hashes of the current quarter and the four before, so it is remembered for one window to one and a
+ * quarter; each hash expires when no lookup reads it any more.
+ *
+ * A quarter-window of level L has 4,096 × 2^L shards (`levels`, newest first, one per bucket; 0 when not given,
+ * which is the layout of the versions before levels). `DeliverySeenLevels` picks each quarter's level from the one
+ * before, so a hash holds at most a few hundred deliveries whatever the rate: Redis keeps such a hash as a
+ * listpack, ~25–30 bytes per delivery, where a hash past `hash-max-listpack-entries` (512) costs ~72–84.
  *
  * @example
  * deliverySeen(DEFAULT_KEYS, 'gh-main', 'msg_0001', 86400).buckets[0] // "webhook:delivery:81679:1234"
  */
-export function deliverySeen(keys: StreamKeys, toolId: string, deliveryId: string, windowSeconds: number, nowMs = Date.now()): DeliverySeen {
+export function deliverySeen(keys: StreamKeys, toolId: string, deliveryId: string, windowSeconds: number, nowMs = Date.now(),
+  levels: readonly number[] = NO_LEVELS): DeliverySeen {
   const digest = createHash('sha256').update(`${toolId}:${deliveryId}`).digest()
-  const shard = digest.readUInt16BE(0) % DELIVERY_SEEN_SHARDS
-  const slot = Math.floor((nowMs / 1000) * 4 / windowSeconds)
-  const bucket = (back: number) => `${keys.deliveryPrefix}${slot - back}:${shard}`
+  // level 0 is bytes 0–1 as before levels; a higher level adds bits of bytes 14–15, which the field does not use
+  const base = digest.readUInt16BE(0) % DELIVERY_SEEN_SHARDS
+  const high = digest.readUInt16BE(14)
+  const slot = deliverySeenSlot(windowSeconds, nowMs)
+  const bucket = (back: number) => {
+    const level = levels[back] ?? 0
+    return `${keys.deliveryPrefix}${slot - back}:${base + DELIVERY_SEEN_SHARDS * (high % (1 << level))}`
+  }
   return {
     buckets: [bucket(0), bucket(1), bucket(2), bucket(3), bucket(4)],
     field: digest.subarray(2, 14),
-    expireAtSeconds: Math.ceil((slot + 5) * windowSeconds / 4),
+    expireAtSeconds: deliverySeenExpireAt(windowSeconds, slot),
   }
 }
+const NO_LEVELS: readonly number[] = Object.freeze([0, 0, 0, 0, 0])
 
 /**
  * The key of the lease that lets one process at a time trim `stream` (`<stream>:trim-lease`). A partition's stream
