@@ -73,10 +73,16 @@ export class DeliverySeenLevels {
       const shards = sample ? Array.from({ length: SAMPLED_SHARDS }, (_, i) => `${keys.deliveryPrefix}${s - 1}:${i}`) : []
       const keyList = sample ? [deliverySeenLevelKey(keys, s), deliverySeenLevelKey(keys, s - 1), ...shards] : [deliverySeenLevelKey(keys, s)]
       return runScript(redis, RESOLVE_LEVEL, keyList, [DELIVERY_SEEN_PER_HASH, DELIVERY_SEEN_MAX_LEVEL, deliverySeenExpireAt(this.windowSeconds, s)])
-        .then(Number)
+        .then(levelOf)
     }
     // the current quarter first: it reads whether the quarter before has a level before this sets one
     const current = await level(slot, true)
     return Object.freeze([current, ...await Promise.all([1, 2, 3, 4].map((back) => level(slot - back, false)))])
   }
+}
+
+// a level as Redis holds it; anything else (a key edited by hand) reads as 0 in every process alike
+function levelOf(reply: unknown): number {
+  const level = Number(reply)
+  return Number.isInteger(level) && level >= 0 && level <= DELIVERY_SEEN_MAX_LEVEL ? level : 0
 }

@@ -83,6 +83,12 @@ Levels('a fuller quarter raises the next level so each hash holds at most 256, a
   await redis.set(deliverySeenLevelKey(other, s), '8')
   await fill(redis, other, s, 600)
   assert.equal((await new DeliverySeenLevels(WINDOW).of(redis, other, at(s + 1)))[0], 8)
+  // a level edited by hand to something no process writes reads as 0 everywhere
+  for (const bad of ['banana', '99', '-1']) {
+    const edited = streamKeys({ prefix: `lv-${randomUUID()}:` })
+    await redis.set(deliverySeenLevelKey(edited, s), bad)
+    assert.is((await new DeliverySeenLevels(WINDOW).of(redis, edited, at(s)))[0], 0, bad)
+  }
 })
 
 Levels('every process gets the level the first one set, whatever the quarter before holds by then', async ({ redis, keys }) => {
