@@ -151,7 +151,7 @@ try {
 
   // Redis memory the dedupe window keeps per delivery (#17 §4: ≤ 80 B): every key of this run that is not a stream,
   // by MEMORY USAGE (SAMPLES 0: every field counted), over the deliveries the delivery-seen hashes hold
-  const dedupe = { deliveries: 0, hashes: 0, bytes: 0, otherKeys: 0, otherBytes: 0 }
+  const dedupe = { deliveries: 0, hashes: 0, bytes: 0, otherKeys: 0, otherBytes: 0, levels: {} as Record<string, number> }
   let cursor = '0'
   do {
     const [next, found] = await env.redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
@@ -165,6 +165,10 @@ try {
         dedupe.bytes += bytes
         dedupe.deliveries += await env.redis.hlen(key)
       } else {
+        // a quarter-window's level (see DeliverySeenLevels)
+        if (type === 'string' && key.startsWith(keys.deliveryPrefix) && key.endsWith(':level')) {
+          dedupe.levels[key.slice(keys.deliveryPrefix.length, -':level'.length)] = Number(await env.redis.get(key))
+        }
         dedupe.otherKeys++
         dedupe.otherBytes += bytes
       }
@@ -195,7 +199,7 @@ try {
     `| latency ingest accept → row written (received_at → processed_at), whole run | p50 ${overall.p50} ms, **p99 ${overall.p99} ms** |`,
     `| RSS at ${first.atS} s → end (MB) | ${processes.map((p) => `${p.name} ${first.rssMb[p.name]} → ${last.rssMb[p.name]}`).join(', ')} |`,
     `| Redis used_memory at ${first.atS} s → end | ${first.redisMb} → ${last.redisMb} MB: stream length ${first.streamLength.toLocaleString('en')} → ${last.streamLength.toLocaleString('en')} (trimmed every 10 s), keys ${first.redisKeys.toLocaleString('en')} → ${last.redisKeys.toLocaleString('en')} |`,
-    `| Redis memory of the dedupe window at the end (MEMORY USAGE of the delivery-seen hashes; they live one to 1.25 × WORKER_IDEMPOTENCY_TTL) | **${dedupe.deliveries ? (dedupe.bytes / dedupe.deliveries).toFixed(1) : '–'} B per delivery** (target ≤ 80): ${dedupe.deliveries.toLocaleString('en')} deliveries in ${dedupe.hashes.toLocaleString('en')} hashes, ${(dedupe.bytes / 1048576).toFixed(1)} MB; every other non-stream key: ${dedupe.otherKeys} keys, ${(dedupe.otherBytes / 1024).toFixed(1)} KB |`,
+    `| Redis memory of the dedupe window at the end (MEMORY USAGE of the delivery-seen hashes; they live one to 1.25 × WORKER_IDEMPOTENCY_TTL) | **${dedupe.deliveries ? (dedupe.bytes / dedupe.deliveries).toFixed(1) : '–'} B per delivery** (target ≤ 80): ${dedupe.deliveries.toLocaleString('en')} deliveries in ${dedupe.hashes.toLocaleString('en')} hashes, ${(dedupe.bytes / 1048576).toFixed(1)} MB; every other non-stream key: ${dedupe.otherKeys} keys, ${(dedupe.otherBytes / 1024).toFixed(1)} KB; quarter-window levels ${Object.entries(dedupe.levels).sort(([a], [b]) => Number(a) - Number(b)).map(([slot, level]) => `${slot}: ${level}`).join(', ') || 'none'} |`,
     `| result | ${ok ? 'OK: nothing lost, nothing duplicated' : 'FAILED'} |`, '',
     '## Per minute', '',
     '| minute | stored | p50 ms | p99 ms | max ms | accepted/s | HTTP p99 ms (from due time) | failed | backlog at end | RSS MB (' + processes.map((p) => p.name).join(' / ') + ') | CPU % of one core (' + cpuNames.join(' / ') + ') |',
