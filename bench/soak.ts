@@ -21,6 +21,7 @@ import { openBenchEnv } from './bench-env.js'
 import { BENCH_TOOL, commandCpuSince, cpuByCommand, cpuSeconds, rssMb, startRole, stopAll, writeResults, writeSignedBodies, type FleetProcess } from './fleet.js'
 import type { PayloadKind } from './payloads.js'
 import { streamKeys } from '../src/sources/keys.js'
+import { nonStreamKeys, pipelined } from '../test/helpers/redis-memory.js'
 import { StreamClient } from '../src/sources/stream-client.js'
 
 const { values: args } = parseArgs({
@@ -151,29 +152,20 @@ try {
 
   // Redis memory the dedupe window keeps per delivery (#17 §4: ≤ 80 B): every key of this run that is not a stream,
   // by MEMORY USAGE (SAMPLES 0: every field counted), over the deliveries the delivery-seen hashes hold
-  const dedupe = { deliveries: 0, hashes: 0, bytes: 0, otherKeys: 0, otherBytes: 0, levels: {} as Record<string, number> }
-  let cursor = '0'
-  do {
-    const [next, found] = await env.redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-    cursor = next
-    for (const key of found) {
-      const type = await env.redis.type(key)
-      if (type === 'stream') continue
-      const bytes = Number(await env.redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'))
-      if (type === 'hash' && key.startsWith(keys.deliveryPrefix)) {
-        dedupe.hashes++
-        dedupe.bytes += bytes
-        dedupe.deliveries += await env.redis.hlen(key)
-      } else {
-        // a quarter-window's level (see DeliverySeenLevels)
-        if (type === 'string' && key.startsWith(keys.deliveryPrefix) && key.endsWith(':level')) {
-          dedupe.levels[key.slice(keys.deliveryPrefix.length, -':level'.length)] = Number(await env.redis.get(key))
-        }
-        dedupe.otherKeys++
-        dedupe.otherBytes += bytes
-      }
-    }
-  } while (cursor !== '0')
+  const runKeys = await nonStreamKeys(env.redis, `${prefix}*`)
+  const seenHashes = runKeys.filter((k) => k.type === 'hash' && k.key.startsWith(keys.deliveryPrefix))
+  const others = runKeys.filter((k) => !seenHashes.includes(k))
+  // a quarter-window's level (see DeliverySeenLevels)
+  const levelKeys = others.filter((k) => k.type === 'string' && k.key.startsWith(keys.deliveryPrefix) && k.key.endsWith(':level'))
+  const levelValues = await pipelined(env.redis, levelKeys.map(({ key }) => ['get', key]))
+  const dedupe = {
+    hashes: seenHashes.length,
+    bytes: seenHashes.reduce((sum, k) => sum + k.bytes, 0),
+    deliveries: (await pipelined(env.redis, seenHashes.map(({ key }) => ['hlen', key]))).reduce<number>((sum, n) => sum + Number(n), 0),
+    otherKeys: others.length,
+    otherBytes: others.reduce((sum, k) => sum + k.bytes, 0),
+    levels: Object.fromEntries(levelKeys.map(({ key }, i) => [key.slice(keys.deliveryPrefix.length, -':level'.length), Number(levelValues[i])])),
+  }
 
   const first = samples.find((s) => s.atS >= 30) ?? samples[0]!
   const last = samples.at(-1)!

@@ -6,6 +6,7 @@ import { sharedPostgres, startRedis, type TestRedis } from '../helpers/servers.j
 import { eventually } from '../helpers/events.js'
 import { pipelineWorld, type PipelineWorld } from '../helpers/pipeline.js'
 import { release } from '../helpers/release.js'
+import { nonStreamKeys } from '../helpers/redis-memory.js'
 
 interface Ctx { redis: TestRedis; w: PipelineWorld }
 const Memory = suite<Ctx>('the dedupe window in Redis', {} as Ctx)
@@ -23,19 +24,8 @@ const usedMemory = async (w: PipelineWorld) => Number(/used_memory:(\d+)/.exec(a
 
 // every key but the streams (and the DLQ stream), with the bytes MEMORY USAGE counts for them
 async function windowKeys(w: PipelineWorld): Promise<{ keys: number; bytes: number }> {
-  let cursor = '0'
-  let keys = 0
-  let bytes = 0
-  do {
-    const [next, batch] = await w.redis.scan(cursor, 'COUNT', 1000)
-    cursor = next
-    for (const key of batch) {
-      if ((await w.redis.type(key)) === 'stream') continue
-      keys++
-      bytes += Number(await w.redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'))
-    }
-  } while (cursor !== '0')
-  return { keys, bytes }
+  const keys = await nonStreamKeys(w.redis)
+  return { keys: keys.length, bytes: keys.reduce((sum, k) => sum + k.bytes, 0) }
 }
 
 Memory('50,000 provider deliveries cost at most one key and 80 bytes of Redis each in the dedupe window', async ({ w }) => {
