@@ -19,7 +19,7 @@ import { sendJson } from './server.js'
 import { DEFAULT_MAX_JSON_DEPTH, unstorableJson } from './storable-json.js'
 import { positiveInteger as ownedPositiveInteger } from '../core/positive-integer.js'
 
-/** The subset of ioredis ingest uses for its "delivery seen" keys. */
+/** The subset of ioredis ingest uses for its rate-limit keys. */
 export type IngestRedis = Pick<RedisClient, 'call' | 'status'>
 
 /** What happened to one request, for metrics and logs. Labels built from it must stay bounded. */
@@ -38,7 +38,10 @@ export interface IngestOptions {
   readonly tools: ToolLookup
   /** The main stream (`keys.stream`). */
   readonly stream: StreamClient
-  /** Client for the "delivery seen" keys (may be the stream's client). */
+  /**
+   * Client for the rate-limit keys (may be the stream's client). The "delivery seen" hashes go over the client of
+   * the event's stream (or partition), in the same script as its XADD.
+   */
   readonly redis: IngestRedis
   readonly keys: StreamKeys
   /**
@@ -338,7 +341,7 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     } catch (err) {
       // the sender will retry a 503; if the script ran late after a timeout its key would make that retry look
       // like a duplicate and the event be lost, so the key goes
-      if (seen !== undefined) forget(seen)
+      if (seen !== undefined) forget(stream.redis, seen)
       throw err
     }
   }
@@ -381,9 +384,10 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     return null
   }
 
-  function forget(seen: DeliverySeen): void {
-    // a command queued while Redis reconnects still runs in order after the script, so this also undoes a late HSET
-    bounded('delivery key cleanup', redis, () => redis.call('HDEL', seen.buckets[0], seen.field)).catch(() => undefined)
+  // over the connection the script went on (`options.redis` may be another client): a command queued there, also
+  // while Redis reconnects, runs in order after the script, so this also undoes a late HSET
+  function forget(client: StreamClient['redis'], seen: DeliverySeen): void {
+    bounded('delivery key cleanup', client, () => client.call('HDEL', seen.buckets[0], seen.field)).catch(() => undefined)
   }
 
   const telemetry = options.metrics || options.logger || options.tracing

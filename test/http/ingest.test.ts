@@ -194,6 +194,34 @@ Ingest('a Redis that stalls past redisTimeoutMs gets 503 quickly, and the late w
   }
 })
 
+Ingest('the late-write cleanup goes over the connection that wrote, also when the handler was given another Redis client', async () => {
+  // `redis` on another database: a cleanup sent there would leave the stalled script's field in place
+  const url = (await sharedRedis()).url
+  const other = new Redis(`${url}/1`, { maxRetriesPerRequest: 1 })
+  const h = await startIngest(url, { redisTimeoutMs: 300, redis: other })
+  const admin = new Redis(url)
+  try {
+    h.addTool({ id: 'gh', provider: 'github', secret: 'gh-secret' })
+    // one request first, so the quarter-window levels are known and the pause stalls the delivery's own script
+    assert.is((await h.post('gh', push, gh(push))).status, 202)
+    const hdrs = gh(push)
+    await admin.call('CLIENT', 'PAUSE', 1000, 'WRITE')
+    assert.is((await h.post('gh', push, hdrs)).status, 503)
+    // the pause ends; the stalled script runs, then the cleanup queued behind it on the same connection
+    await admin.call('CLIENT', 'UNPAUSE')
+    await h.redis.ping()
+    assert.is(await h.length(), 2, 'the stalled script queued the event when the pause ended')
+    const retried = await h.post('gh', push, hdrs)
+    assert.is(retried.status, 202)
+    assert.is(retried.json.duplicate, undefined, 'the retry of a 503 is not refused as a duplicate')
+  } finally {
+    await admin.call('CLIENT', 'UNPAUSE').catch(() => undefined)
+    admin.disconnect()
+    other.disconnect()
+    await h.close()
+  }
+})
+
 Ingest('a tool lookup that fails for infrastructure is 503 TOOLS_UNAVAILABLE with Retry-After', async () => {
   const redis = new Redis((await sharedRedis()).url)
   const keys = streamKeys({ prefix: `test-${randomUUID()}:` })
