@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
 import {
-  DELIVERY_SEEN_MAX_LEVEL, deliverySeenExpireAt, deliverySeenLevelKey, deliverySeenSlot, type StreamKeys,
+  DELIVERY_SEEN_MAX_LEVEL, checkDeliverySeenWindow, deliverySeenExpireAt, deliverySeenLevelKey, deliverySeenSlot, type StreamKeys,
 } from './keys.js'
 import { redisScript, runScript } from './redis-script.js'
 
@@ -47,7 +47,10 @@ export class DeliverySeenLevels {
   // per key prefix (one per stream partition): the quarter-window last resolved and its levels
   private readonly cache = new Map<string, { readonly slot: number; levels: readonly number[] | Promise<readonly number[]> }>()
 
-  constructor(private readonly windowSeconds: number) {}
+  /** @param windowSeconds the "delivery seen" window in whole seconds (WORKER_IDEMPOTENCY_TTL); a RangeError otherwise */
+  constructor(private readonly windowSeconds: number) {
+    checkDeliverySeenWindow('DeliverySeenLevels', windowSeconds)
+  }
 
   /** The levels of the current quarter-window and the four before it, newest first (for `deliverySeen`). */
   of(redis: Pick<Redis, 'call'>, keys: StreamKeys, nowMs = Date.now()): readonly number[] | Promise<readonly number[]> {

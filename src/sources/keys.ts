@@ -120,15 +120,21 @@ export function deliverySeenExpireAt(windowSeconds: number, slot: number): numbe
  * quarter; each hash expires when no lookup reads it any more.
  *
  * A quarter-window of level L has 4,096 × 2^L shards (`levels`, newest first, one per bucket; 0 when not given,
- * which is the layout of the versions before levels). `DeliverySeenLevels` picks each quarter's level from the one
- * before, so a hash holds at most a few hundred deliveries whatever the rate: Redis keeps such a hash as a
- * listpack, ~25–30 bytes per delivery, where a hash past `hash-max-listpack-entries` (512) costs ~72–84.
+ * which is the layout of the versions before levels; a RangeError when out of 0–8). `DeliverySeenLevels` picks
+ * each quarter's level from the one before, so a hash holds at most a few hundred deliveries whatever the rate:
+ * Redis keeps such a hash as a listpack, ~25–30 bytes per delivery, where a hash past
+ * `hash-max-listpack-entries` (512) costs ~72–84. A window that is not a whole number of seconds ≥ 1 is a RangeError.
  *
  * @example
  * deliverySeen(DEFAULT_KEYS, 'gh-main', 'msg_0001', 86400).buckets[0] // "webhook:delivery:81679:1234"
  */
 export function deliverySeen(keys: StreamKeys, toolId: string, deliveryId: string, windowSeconds: number, nowMs = Date.now(),
   levels: readonly number[] = NO_LEVELS): DeliverySeen {
+  checkDeliverySeenWindow('deliverySeen', windowSeconds)
+  if (levels.length > 5 || !levels.every((l) => Number.isInteger(l) && l >= 0 && l <= DELIVERY_SEEN_MAX_LEVEL)) {
+    throw new RangeError(`deliverySeen: "levels" must be up to 5 integers from 0 to ${DELIVERY_SEEN_MAX_LEVEL}, newest quarter ` +
+      `first (as DeliverySeenLevels.of gives them; a missing one is 0); got ${JSON.stringify(levels).slice(0, 80)}`)
+  }
   const digest = createHash('sha256').update(`${toolId}:${deliveryId}`).digest()
   // level 0 is bytes 0–1 as before levels; a higher level adds bits of bytes 14–15, which the field does not use
   const base = digest.readUInt16BE(0) % DELIVERY_SEEN_SHARDS
@@ -145,6 +151,21 @@ export function deliverySeen(keys: StreamKeys, toolId: string, deliveryId: strin
   }
 }
 const NO_LEVELS: readonly number[] = Object.freeze([0, 0, 0, 0, 0])
+
+/**
+ * Throws a RangeError naming `where` unless `windowSeconds`, the "delivery seen" window (WORKER_IDEMPOTENCY_TTL in
+ * seconds), is a whole number of seconds of at least 1: any other value would put every delivery in a key like
+ * `…:NaN:…` or `…:Infinity:…`.
+ *
+ * @example
+ * checkDeliverySeenWindow('createProducer', 86400) // ok; 0, 1.5 or NaN throw
+ */
+export function checkDeliverySeenWindow(where: string, windowSeconds: number): void {
+  if (!Number.isSafeInteger(windowSeconds) || windowSeconds < 1) {
+    throw new RangeError(`${where}: the "delivery seen" window must be a whole number of seconds of at least 1 ` +
+      `(WORKER_IDEMPOTENCY_TTL); got ${String(windowSeconds)}`)
+  }
+}
 
 /**
  * The key of the lease that lets one process at a time trim `stream` (`<stream>:trim-lease`). A partition's stream

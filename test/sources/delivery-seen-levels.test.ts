@@ -56,6 +56,19 @@ Levels('level 0 is the layout before levels; a level L spreads a quarter over 4,
   assert.ok([...shards].some((b) => Number(/:(\d+)$/.exec(b)![1]) >= DELIVERY_SEEN_SHARDS * 2), 'some in the third quarter of the shards')
 })
 
+Levels('a window that is not a whole number of seconds, or levels out of range, are refused with what was expected', () => {
+  const keys = streamKeys()
+  for (const bad of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+    assert.throws(() => new DeliverySeenLevels(bad), (err: Error) => err instanceof RangeError &&
+      /DeliverySeenLevels: the "delivery seen" window must be a whole number of seconds of at least 1/.test(err.message), String(bad))
+    assert.throws(() => deliverySeen(keys, 'gh', 'd-1', bad), /deliverySeen: the "delivery seen" window/, String(bad))
+  }
+  for (const bad of [[0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 9], [0, -1], [0.5]]) {
+    assert.throws(() => deliverySeen(keys, 'gh', 'd-1', WINDOW, at(100), bad), /"levels" must be up to 5 integers from 0 to 8/, JSON.stringify(bad))
+  }
+  assert.is(deliverySeen(keys, 'gh', 'd-1', 1, at(100)).buckets.length, 5, 'a one-second window is allowed')
+})
+
 Levels('a quarter after an empty or lightly used one is level 0; the level is recorded until its hashes expire', async ({ redis, keys }) => {
   const levels = new DeliverySeenLevels(WINDOW)
   assert.equal(await levels.of(redis, keys, at(NOW_SLOT)), [0, 0, 0, 0, 0])
