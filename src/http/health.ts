@@ -385,7 +385,8 @@ export async function startHealthServer(health: Health, options: HealthServerOpt
     server.listen(port, host, () => { server.off('error', reject); resolve() })
   })
   const addr = server.address() as AddressInfo
-  const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
+  // as the ingest and admin servers show theirs: an all-interfaces listener as the loopback URL that reaches it
+  const shownHost = addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address === '::' ? '[::1]' : addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
   let closing: Promise<void> | undefined
   return {
     url: `http://${shownHost}:${addr.port}`,
