@@ -50,6 +50,17 @@ Generic('a tool that names where its delivery id is gets re-sends answered as du
   assert.match(missing.json.error.message, /JSON pointer "\/data\/id"/)
 })
 
+Generic('a numeric delivery id beyond 2^53 is taken digit for digit, so two ids that round to one double are two events', async ({ h }) => {
+  const before = await h!.length()
+  // 64-bit ids such as snowflakes: both of these parse to the double 1234567890123456768
+  const ids = ['1234567890123456789', '1234567890123456790']
+  const answers = []
+  for (const id of ids) answers.push(await h!.post('by-pointer', `{"type":"order.created","data":{"id":${id}}}`, json))
+  assert.equal(answers.map((r) => [r.status, r.json.id, r.json.duplicate ?? false]), ids.map((id) => [202, id, false]))
+  assert.is(await h!.length(), before + 2)
+  assert.equal((await h!.entries()).slice(-2).map((e) => e.event.id), ids)
+})
+
 Generic('delivery_id is refused on a provider with its own delivery id, or when it is not a header or a JSON pointer', () => {
   for (const [provider, deliveryId, field] of [['github', { header: 'x-id' }, /"delivery_id" is only for provider "generic"/],
     ['generic', { pointer: 'data.id' }, /"delivery_id.pointer" must be a JSON pointer/], ['generic', { header: 'a b' }, /"delivery_id.header"/],
