@@ -1,5 +1,5 @@
 import { hostname } from 'node:os'
-import { parseDuration } from '../core/duration.js'
+import { formatDuration, parseDuration } from '../core/duration.js'
 import { ConfigError, isPipelineError } from '../core/errors.js'
 import { headerScrubber } from '../core/scrub-headers.js'
 import { parseTool, type ToolConfig, type ToolInput } from '../core/tool.js'
@@ -263,6 +263,21 @@ function inflightBytes(src: ConfigSources, maxBodyBytes: number): number {
   return bytes
 }
 
+// Node's http server refuses a headers timeout longer than the request timeout with its own message, which names
+// neither setting: the listener would fail to start instead of loadConfig naming the keys
+function httpTimeouts(src: ConfigSources): { headersTimeoutMs: number; requestTimeoutMs: number } {
+  const headersRaw = src.pick({ env: 'HTTP_HEADERS_TIMEOUT', file: 'http.headers_timeout' })
+  const requestRaw = src.pick({ env: 'HTTP_REQUEST_TIMEOUT', file: 'http.request_timeout' })
+  const headersTimeoutMs = headersRaw ? duration(headersRaw, 100) : 10_000
+  const requestTimeoutMs = requestRaw ? duration(requestRaw, 100) : 30_000
+  if (headersTimeoutMs > requestTimeoutMs) {
+    const headersKey = headersRaw?.where ?? 'HTTP_HEADERS_TIMEOUT'
+    throw new ConfigError(requestRaw?.where ?? 'HTTP_REQUEST_TIMEOUT', `must be at least ${headersKey} (${formatDuration(headersTimeoutMs)}); ` +
+      `got ${formatDuration(requestTimeoutMs)}; raise it or lower ${headersKey}`)
+  }
+  return { headersTimeoutMs, requestTimeoutMs }
+}
+
 function tools(file: { path: string; tools: readonly unknown[] } | undefined): ToolConfig[] {
   if (!file) return []
   const seen = new Map<string, number>()
@@ -404,8 +419,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       maxConnections: opt({ env: 'HTTP_MAX_CONNECTIONS', file: 'http.max_connections' }, (r) => integer(r, 1, 1_000_000)) ?? 1024,
       maxConnectionsPerClient: opt({ env: 'HTTP_MAX_CONNECTIONS_PER_CLIENT', file: 'http.max_connections_per_client' }, (r) => integer(r, 1, 1_000_000)) ?? 64,
       maxInflightBytes: inflightBytes(src, maxBodyBytes),
-      headersTimeoutMs: opt({ env: 'HTTP_HEADERS_TIMEOUT', file: 'http.headers_timeout' }, (r) => duration(r, 100)) ?? 10_000,
-      requestTimeoutMs: opt({ env: 'HTTP_REQUEST_TIMEOUT', file: 'http.request_timeout' }, (r) => duration(r, 100)) ?? 30_000,
+      ...httpTimeouts(src),
       ...(ratePerSecond !== undefined ? { rateLimit: { ratePerSecond, burst: rateBurst ?? ratePerSecond } } : {}),
       ...(scrubHeaders !== undefined ? { scrubHeaders } : {}),
     },

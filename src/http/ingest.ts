@@ -291,15 +291,17 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
         `send it without that (nesting limit INGEST_MAX_JSON_DEPTH = ${maxJsonDepth})`)
     }
     const delivery = adapter.normalize(request, payload, tool)
-    if (tool.deliveryId !== undefined && delivery.deliveryId === undefined) {
-      const where = 'header' in tool.deliveryId ? `header "${tool.deliveryId.header}"` : `payload at JSON pointer "${tool.deliveryId.pointer}"`
-      throw new Reply(400, 'INVALID_DELIVERY_ID', `tool "${tool.id}" takes its delivery id from the ${where}, and this request has none there (or not a string or number)`)
+    const idWhere = tool.deliveryId === undefined ? undefined
+      : 'header' in tool.deliveryId ? `header "${tool.deliveryId.header}"` : `payload at JSON pointer "${tool.deliveryId.pointer}"`
+    if (idWhere !== undefined && delivery.deliveryId === undefined) {
+      throw new Reply(400, 'INVALID_DELIVERY_ID', `tool "${tool.id}" takes its delivery id from the ${idWhere}, and this request has none there (or not a string or number)`)
     }
     if (!EVENT_NAME.test(delivery.event)) {
       throw new Reply(400, 'INVALID_EVENT_TYPE', `event name must be 1–128 letters, digits or "._:/-"; got ${JSON.stringify(delivery.event.slice(0, 64))}`)
     }
     if (delivery.deliveryId !== undefined && !DELIVERY_ID_PATTERN.test(delivery.deliveryId)) {
-      throw new Reply(400, 'INVALID_DELIVERY_ID', 'delivery id header must be 1–200 printable characters without spaces')
+      throw new Reply(400, 'INVALID_DELIVERY_ID', `the delivery id (from the ${idWhere ?? `${tool.provider} delivery id header`}) must be 1–200 ` +
+        `printable characters without spaces; got ${JSON.stringify(delivery.deliveryId.slice(0, 64))}`)
     }
     const event: StreamEvent = validateStreamEvent({
       id: delivery.deliveryId ?? randomUUID(),

@@ -290,6 +290,19 @@ Load('rate limit, abuse limits and the SSRF allow-list are read from env; a bad 
   }
 })
 
+Load('a request timeout shorter than the headers timeout is refused naming both keys, not left for the listener to throw', () => {
+  // Node's http server refuses headersTimeout > requestTimeout with its own message, naming neither key
+  for (const [env, message] of [
+    [{ HTTP_REQUEST_TIMEOUT: '5s' }, /^HTTP_REQUEST_TIMEOUT must be at least HTTP_HEADERS_TIMEOUT \(10s\); got 5s; raise it or lower HTTP_HEADERS_TIMEOUT$/],
+    [{ HTTP_HEADERS_TIMEOUT: '1m' }, /^HTTP_REQUEST_TIMEOUT must be at least HTTP_HEADERS_TIMEOUT \(1m\); got 30s; raise it or lower HTTP_HEADERS_TIMEOUT$/],
+  ] as const) {
+    const err = failure(() => loadConfig({ env }))
+    assert.is(err.code, 'CONFIG_INVALID')
+    assert.match(err.message, message)
+  }
+  assert.equal([loadConfig({ env: { HTTP_REQUEST_TIMEOUT: '10s' } }).http.requestTimeoutMs, loadConfig({ env: {} }).http.headersTimeoutMs], [10_000, 10_000])
+})
+
 Load('the in-flight body budget and the per-client connection cap are read; a budget below twice the max body is refused', () => {
   const c = loadConfig({ env: { INGEST_MAX_INFLIGHT_BYTES: '32MiB', HTTP_MAX_CONNECTIONS_PER_CLIENT: '16' } })
   assert.equal([c.http.maxInflightBytes, c.http.maxConnectionsPerClient], [32 * 1024 * 1024, 16])

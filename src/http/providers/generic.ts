@@ -13,13 +13,23 @@ function verifyGeneric(value: string | undefined, sig: GenericSignature, secret:
   return safeEqual(sig.encoding === 'hex' ? given.toLowerCase() : given, expected) ? { ok: true, verified: true } : { ok: false }
 }
 
+// a JSON number past 2^53 (a 64-bit id such as a snowflake) loses digits in JSON.parse, so two ids could become
+// one and the second event be answered as a duplicate: such an id is its text as sent (JSON.parse's source text)
+function exactDeliveryId(found: number, rawBody: Buffer, at: string): string {
+  if (Math.abs(found) <= Number.MAX_SAFE_INTEGER) return String(found)
+  const source = (_key: string, value: unknown, context?: { source?: string }) =>
+    typeof value === 'number' && context?.source !== undefined ? context.source : value
+  const exact = pointer(JSON.parse(rawBody.toString('utf8'), source), at)
+  return typeof exact === 'string' ? exact : String(found)
+}
+
 /**
  * Any sender that signs the raw body with HMAC-SHA256: the signature sits in the tool's `signature.header`
  * (default `x-signature`), encoded `hex` (default) or `base64`, after an optional `signature.prefix` (e.g.
  * `"sha256="`). With `signature: "none"` the tool accepts unsigned requests and events carry
  * `auth_context.verified: false`. The event is the `X-Event-Type` header, else the payload's `type` or `event`
  * field, else `"event"`. The delivery id is where the tool's `delivery_id` says (`{ header }`, or `{ pointer }` into
- * the payload, a string or a number); without it a UUID is generated, so re-sends are not recognised. `repository` is `""`.
+ * the payload, a string or a number, one past 2^53 taken digit for digit); without it a UUID is generated, so re-sends are not recognised. `repository` is `""`.
  *
  * @example
  * parseTool({ id: 'shop', provider: 'generic', secret: 's', signature: { header: 'x-shop-signature', encoding: 'base64' } })
@@ -37,8 +47,10 @@ export const generic: ProviderAdapter = Object.freeze<ProviderAdapter>({
     const source = tool.deliveryId
     const found = source === undefined ? undefined
       : 'header' in source ? header(request.headers, source.header) : pointer(payload, source.pointer)
+    const deliveryId = typeof found === 'number' && source !== undefined && 'pointer' in source
+      ? exactDeliveryId(found, request.rawBody, source.pointer) : typeof found === 'string' ? found : undefined
     return {
-      ...(typeof found === 'string' || typeof found === 'number' ? { deliveryId: String(found) } : {}),
+      ...(deliveryId !== undefined ? { deliveryId } : {}),
       event: header(request.headers, 'x-event-type') ?? stringField(path(payload, 'type')) ??
         stringField(path(payload, 'event')) ?? 'event',
       payload,

@@ -50,6 +50,29 @@ Generic('a tool that names where its delivery id is gets re-sends answered as du
   assert.match(missing.json.error.message, /JSON pointer "\/data\/id"/)
 })
 
+Generic('a numeric delivery id beyond 2^53 is taken digit for digit, so two ids that round to one double are two events', async ({ h }) => {
+  const before = await h!.length()
+  // 64-bit ids such as snowflakes: both of these parse to the double 1234567890123456768
+  const ids = ['1234567890123456789', '1234567890123456790']
+  const answers = []
+  for (const id of ids) answers.push(await h!.post('by-pointer', `{"type":"order.created","data":{"id":${id}}}`, json))
+  assert.equal(answers.map((r) => [r.status, r.json.id, r.json.duplicate ?? false]), ids.map((id) => [202, id, false]))
+  assert.is(await h!.length(), before + 2)
+  assert.equal((await h!.entries()).slice(-2).map((e) => e.event.id), ids)
+})
+
+Generic('a delivery id that is not 1–200 printable characters is 400 naming where the tool takes it from, and queues nothing', async ({ h }) => {
+  const before = await h!.length()
+  const res = await h!.post('by-pointer', JSON.stringify({ type: 'order.created', data: { id: 'order 42' } }), json)
+  assert.equal([res.status, res.json.error.code], [400, 'INVALID_DELIVERY_ID'])
+  assert.match(res.json.error.message, /JSON pointer "\/data\/id"/)
+  assert.match(res.json.error.message, /got "order 42"/)
+  const viaHeader = await h!.post('by-header', body, { ...json, 'x-request-id': 'x'.repeat(201) })
+  assert.equal([viaHeader.status, viaHeader.json.error.code], [400, 'INVALID_DELIVERY_ID'])
+  assert.match(viaHeader.json.error.message, /header "x-request-id"/)
+  assert.is(await h!.length(), before)
+})
+
 Generic('delivery_id is refused on a provider with its own delivery id, or when it is not a header or a JSON pointer', () => {
   for (const [provider, deliveryId, field] of [['github', { header: 'x-id' }, /"delivery_id" is only for provider "generic"/],
     ['generic', { pointer: 'data.id' }, /"delivery_id.pointer" must be a JSON pointer/], ['generic', { header: 'a b' }, /"delivery_id.header"/],

@@ -81,4 +81,22 @@ Standard('tampered body, wrong key, missing headers, stale, future or bad timest
   assert.is(await h!.length(), before)
 })
 
+Standard('a webhook-signature of thousands of junk entries is refused 401 as fast as one wrong signature', async ({ h }) => {
+  // an unsigned request may list as many entries as 16 KB of header holds; each must not cost hashing work
+  const before = await h!.length()
+  const durations = async (signature: string) => {
+    const ms: number[] = []
+    for (let i = 0; i < 9; i++) {
+      const res = await h!.post('std', body, { ...signed(body), 'webhook-signature': signature })
+      assert.is(res.status, 401)
+      ms.push(h!.observed.at(-1)!.durationMs)
+    }
+    return ms.sort((a, b) => a - b)[4] as number
+  }
+  const one = await durations(`v1,${randomBytes(32).toString('base64')}`)
+  const junk = await durations('a '.repeat(7_500))
+  assert.ok(junk < one + 4, `median ${junk.toFixed(1)} ms with 7,500 junk entries against ${one.toFixed(1)} ms with one`)
+  assert.is(await h!.length(), before)
+})
+
 Standard.run()
