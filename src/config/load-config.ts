@@ -79,7 +79,7 @@ export interface Config extends SeedSettings, AdminSettings {
     readonly maxConnections: number
     /** Open ingest connections per client address (HTTP_MAX_CONNECTIONS_PER_CLIENT). */
     readonly maxConnectionsPerClient: number
-    /** Request body bytes ingest holds in memory at once (INGEST_MAX_INFLIGHT_BYTES); past it 503 INGEST_BUSY. */
+    /** Request body bytes ingest holds in memory at once (INGEST_MAX_INFLIGHT_BYTES); past it, or past a client's quarter or a tool's half of it, 503 INGEST_BUSY. */
     readonly maxInflightBytes: number
     readonly headersTimeoutMs: number
     readonly requestTimeoutMs: number

@@ -11,7 +11,7 @@ import { deliverySeen, type DeliverySeen, type StreamKeys } from '../sources/key
 import { DeliverySeenLevels } from '../sources/delivery-seen-levels.js'
 import type { StreamPartitions } from '../sources/partitions.js'
 import type { AddOptions, RedisClient, StreamClient } from '../sources/stream-client.js'
-import { InflightBudget } from './inflight-budget.js'
+import { ingestBudget, type InflightBudget } from './inflight-budget.js'
 import { PROVIDER_ADAPTERS } from './providers/provider-adapters.js'
 import { verifyRotating } from './providers/verify-rotating.js'
 import { rateLimit } from './rate-limit.js'
@@ -58,8 +58,10 @@ export interface IngestOptions {
    * The process-wide budget of body bytes in memory (INGEST_MAX_INFLIGHT_BYTES). A request to a known tool
    * reserves its Content-Length (a chunked one, each chunk) before its body is read; when the budget cannot
    * spare it, 503 `INGEST_BUSY` with Retry-After and `Connection: close`, and the body is not read. Requests to
-   * unknown tools never read their body. Must hold at least twice `maxBodyBytes`.
-   * @defaultValue a budget of 64 MiB (or twice `maxBodyBytes`, if larger) for this handler
+   * unknown tools never read their body. One client holds at most the budget's `perClientBytes` and one tool's
+   * requests at most its `perToolBytes`. Must hold at least twice `maxBodyBytes`, and each share at least
+   * `maxBodyBytes` (`ingestBudget` sizes them so).
+   * @defaultValue `ingestBudget` of 64 MiB (or twice `maxBodyBytes`, if larger) for this handler
    */
   readonly inflightBudget?: InflightBudget
   /**
@@ -220,10 +222,14 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
   const retryAfter = String(positiveInteger('retryAfterSeconds', options.retryAfterSeconds, 5))
   if (options.maxLen !== undefined) positiveInteger('maxLen', options.maxLen, 1)
   const scrub = headerScrubber(options.scrubHeaders ?? DEFAULT_SCRUB_HEADERS)
-  const budget = options.inflightBudget ?? new InflightBudget(Math.max(64 * 1024 * 1024, 2 * maxBodyBytes))
+  const budget = options.inflightBudget ?? ingestBudget(Math.max(64 * 1024 * 1024, 2 * maxBodyBytes), maxBodyBytes)
   if (budget.limitBytes < 2 * maxBodyBytes) {
     throw new RangeError(`createIngestHandler: "inflightBudget" must hold at least twice "maxBodyBytes" (${maxBodyBytes}), or a body that large ` +
       `could never be admitted; got ${budget.limitBytes}`)
+  }
+  if (Math.min(budget.perClientBytes, budget.perToolBytes) < maxBodyBytes) {
+    throw new RangeError(`createIngestHandler: "inflightBudget"'s perClientBytes and perToolBytes must each be at least "maxBodyBytes" ` +
+      `(${maxBodyBytes}), or a body that large could never be admitted; got ${budget.perClientBytes} and ${budget.perToolBytes} (ingestBudget sizes them)`)
   }
   const unavailable = (code: string, message: string) => new Reply(503, code, message, { 'retry-after': retryAfter })
 
@@ -357,11 +363,15 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
       : `request body is larger than the limit of ${maxBodyBytes} bytes (INGEST_MAX_BODY)`, { connection: 'close' })
     const busy = () => {
       options.metrics?.ingestBusy()
-      return new Reply(503, 'INGEST_BUSY', `ingest holds as many request bodies as its budget of ${budget.limitBytes} bytes allows ` +
-        '(INGEST_MAX_INFLIGHT_BYTES); retry later', { 'retry-after': retryAfter, connection: 'close' })
+      const why = reservation.refusedBy === 'client'
+        ? `this client's requests hold its share of ingest's in-flight budget (${budget.perClientBytes} bytes, a quarter of INGEST_MAX_INFLIGHT_BYTES)`
+        : reservation.refusedBy === 'tool'
+          ? `the requests to tool "${tool.id}" hold its share of ingest's in-flight budget (${budget.perToolBytes} bytes, half of INGEST_MAX_INFLIGHT_BYTES)`
+          : `ingest holds as many request bodies as its budget of ${budget.limitBytes} bytes allows (INGEST_MAX_INFLIGHT_BYTES)`
+      return new Reply(503, 'INGEST_BUSY', `${why}; retry later`, { 'retry-after': retryAfter, connection: 'close' })
     }
     if (declared > limit) throw tooLarge()
-    const reservation = budget.reserveFor(res)
+    const reservation = budget.reserveFor(res, tool.id)
     const chunked = !Number.isSafeInteger(declared)
     if (!chunked && !reservation.take(declared)) throw busy()
     const body = await readBodyLimited(req, limit, chunked ? (bytes) => reservation.take(bytes) : undefined)

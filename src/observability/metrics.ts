@@ -277,7 +277,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const deliveryLogDroppedC = new Counter({ name: 'webhook_delivery_log_dropped_total', registers,
     help: 'Delivery attempts dropped from the delivery log because PostgreSQL did not take them in time (its queue was full).' })
   const ingestBusyC = new Counter({ name: 'webhook_ingest_busy_total', registers,
-    help: 'Ingest requests answered 503 INGEST_BUSY because their body did not fit INGEST_MAX_INFLIGHT_BYTES.' })
+    help: 'Ingest requests answered 503 INGEST_BUSY because their body did not fit INGEST_MAX_INFLIGHT_BYTES or its share per client or tool.' })
   const connectionsClosed = counter('webhook_http_connections_closed_total',
     'Ingest connections closed to keep the connection caps, by reason (client_cap, max_connections, idle_reaped).', ['reason'], [reason])
   let inflightBytes: (() => number) | undefined

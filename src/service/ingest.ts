@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { Config } from '../config/load-config.js'
 import type { ToolRegistry } from '../db/tool-registry.js'
-import { InflightBudget } from '../http/inflight-budget.js'
+import { ingestBudget } from '../http/inflight-budget.js'
 import { createIngestHandler } from '../http/ingest.js'
 import { createRouter, startHttpServer, type Route, type RunningHttpServer } from '../http/server.js'
 import { PartitionedStreamClient, StreamPartitions } from '../sources/partitions.js'
@@ -38,7 +38,7 @@ export async function startIngest(options: StartIngestOptions): Promise<RunningH
   redis.on('error', () => { /* reconnects; failures surface as 503 answers and through health */ })
   const partitions = new StreamPartitions({ redis, keys: config.keys, count: options.queue.partitions.count, key: options.queue.partitions.key })
   const stream = partitions.count > 1 ? new PartitionedStreamClient(partitions) : new StreamClient({ redis, stream: config.keys.stream })
-  const inflightBudget = new InflightBudget(config.http.maxInflightBytes)
+  const inflightBudget = ingestBudget(config.http.maxInflightBytes, config.http.maxBodyBytes)
   metrics.setInflightBytes(() => inflightBudget.usedBytes)
   const handler = createIngestHandler({ inflightBudget,
     tools, stream, redis, keys: config.keys, maxBodyBytes: config.http.maxBodyBytes, maxJsonDepth: config.http.maxJsonDepth, metrics, logger, tracing: tracing.enabled,

@@ -1,9 +1,9 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createHmac, randomUUID } from 'node:crypto'
-import { createServer } from 'node:http'
+import { createServer, request } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
-import { InflightBudget } from '../../src/http/inflight-budget.js'
+import { InflightBudget, ingestBudget } from '../../src/http/inflight-budget.js'
 import { createMetrics } from '../../src/observability/metrics.js'
 import { sharedRedis } from '../helpers/servers.js'
 import { startIngest, type IngestHarness } from './providers/ingest-harness.js'
@@ -11,7 +11,8 @@ import { startIngest, type IngestHarness } from './providers/ingest-harness.js'
 // The in-flight body budget's accounting and a tool's own max_body, on a real ingest endpoint
 const Limits = suite<{ h?: IngestHarness; budget?: InflightBudget }>('ingest limits: in-flight budget and per-tool max_body', {})
 Limits.before(async (ctx) => {
-  ctx.budget = new InflightBudget(1024 * 1024)
+  // shares as large as the budget: these tests are about the whole budget's accounting (the shares have their own)
+  ctx.budget = new InflightBudget(1024 * 1024, { perClientBytes: 1024 * 1024, perToolBytes: 1024 * 1024 })
   ctx.h = await startIngest((await sharedRedis()).url, { maxBodyBytes: 256 * 1024, inflightBudget: ctx.budget })
   ctx.h.addTool({ id: 'gh', provider: 'github', secret: 'gh-secret' })
   ctx.h.addTool({ id: 'gh-small', provider: 'github', secret: 'gh-secret', max_body: '1KiB' })
@@ -33,8 +34,8 @@ async function waitFor(what: string, done: () => boolean, timeoutMs = 30_000): P
 }
 
 /** Starts an unsigned upload to `tool` with these headers and `sent` body bytes; the rest is never sent. */
-async function upload(port: number, tool: string, lengthHeader: string, sent: Buffer): Promise<{ sock: Socket; received: () => string }> {
-  const sock = connect(port, '127.0.0.1')
+async function upload(port: number, tool: string, lengthHeader: string, sent: Buffer, from = '127.0.0.1'): Promise<{ sock: Socket; received: () => string }> {
+  const sock = connect({ port, host: '127.0.0.1', localAddress: from })
   let data = ''
   sock.on('error', () => {})
   sock.on('data', (d) => { data += d })
@@ -42,6 +43,18 @@ async function upload(port: number, tool: string, lengthHeader: string, sent: Bu
   sock.write(`POST /webhooks/${tool} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\n${lengthHeader}\r\n\r\n`)
   sock.write(sent)
   return { sock, received: () => data }
+}
+
+/** A signed GitHub push to `tool` sent from the local address `from` (any 127.x is this host). */
+function postFrom(from: string, port: number, tool: string, body: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, localAddress: from, method: 'POST', path: `/webhooks/${tool}`, headers: gh(body), agent: false }, (res) => {
+      let text = ''
+      res.setEncoding('utf8').on('data', (d: string) => { text += d }).on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
 }
 
 Limits('the budget is taken by declared lengths, refuses 503 INGEST_BUSY past it, keeps room for small bodies, and returns to 0 after aborted uploads', async ({ h, budget }) => {
@@ -103,6 +116,65 @@ Limits('a body over the tool\'s max_body is 413 naming the tool\'s limit, by Con
   assert.is((await h!.post('gh-small', small, gh(small))).status, 202)
   assert.is(await h!.length(), before + 2)
   await waitFor('every byte given back', () => budget!.usedBytes === 0)
+})
+
+Limits('uploads that declare a length and send nothing, from one address, cannot shut ingest for other senders', async () => {
+  // the service's budget (64 MiB, bodies up to 10 MiB); one address declares 64 MiB in 9 uploads and sends no body
+  const budget = ingestBudget(64 * 1024 * KiB, 10 * 1024 * KiB)
+  const h = await startIngest((await sharedRedis()).url, { inflightBudget: budget })
+  const held: { upload: Awaited<ReturnType<typeof upload>>; bytes: number }[] = []
+  try {
+    h.addTool({ id: 'gh', provider: 'github', secret: 'gh-secret' })
+    for (const mib of [10, 10, 10, 10, 10, 4, 4, 4, 2]) {
+      held.push({ upload: await upload(h.port, 'gh', `Content-Length: ${mib * 1024 * KiB}`, Buffer.alloc(0)), bytes: mib * 1024 * KiB })
+    }
+    // every upload either refused or holding its bytes (an unanswered one not yet reserved keeps the sum above)
+    const refused = (u: { upload: Awaited<ReturnType<typeof upload>> }) => u.upload.received().endsWith('}')
+    await waitFor('each upload admitted or refused', () => held.reduce((sum, u) => sum + (refused(u) ? 0 : u.bytes), 0) === budget.usedBytes)
+    // a signed webhook from another address, to the same tool, is taken
+    const push = JSON.stringify({ ref: 'refs/heads/main', repository: { full_name: 'octo/repo' } })
+    const res = await postFrom('127.0.0.2', h.port, 'gh', push)
+    assert.is(res.status, 202, res.body)
+    assert.is(budget.usedBytes, 16 * 1024 * KiB, 'the address holds its quarter of the budget')
+    assert.ok(held.filter(refused).every((u) => /^HTTP\/1\.1 503 [^]*this client's requests hold its share of ingest's in-flight budget \(16777216 bytes/.test(u.upload.received())))
+  } finally {
+    for (const u of held) u.upload.sock.destroy()
+    await h.close()
+  }
+})
+
+Limits('one tool\'s uploads hold at most its share, so another tool\'s senders still get in', async () => {
+  // 1 MiB in all: 256 KiB per client, 512 KiB per tool
+  const budget = ingestBudget(1024 * KiB, 256 * KiB)
+  assert.equal([budget.perClientBytes, budget.perToolBytes], [256 * KiB, 512 * KiB])
+  const h = await startIngest((await sharedRedis()).url, { maxBodyBytes: 256 * KiB, inflightBudget: budget })
+  const held: Awaited<ReturnType<typeof upload>>[] = []
+  try {
+    h.addTool({ id: 'gh', provider: 'github', secret: 'gh-secret' })
+    h.addTool({ id: 'gh-other', provider: 'github', secret: 'gh-secret' })
+    // two addresses, 200 KiB each, to one tool: 400 KiB held; a third would take the tool past 512 KiB
+    for (const from of ['127.0.0.2', '127.0.0.3', '127.0.0.4']) held.push(await upload(h.port, 'gh', `Content-Length: ${200 * KiB}`, Buffer.alloc(0), from))
+    await waitFor('the third upload refused', () => held[2]!.received().endsWith('}') && budget.usedBytes === 400 * KiB)
+    assert.match(held[2]!.received(), /the requests to tool \\"gh\\" hold its share of ingest's in-flight budget \(524288 bytes/)
+    assert.is(held[0]!.received(), '', 'the first two are still being read')
+    assert.is(held[1]!.received(), '')
+    const push = JSON.stringify({ ref: 'refs/heads/main', repository: { full_name: 'octo/repo' } })
+    assert.is((await h.post('gh-other', push, gh(push))).status, 202)
+    for (const u of held) u.sock.destroy()
+    await waitFor('every byte given back', () => budget.usedBytes === 0)
+    assert.is((await h.post('gh', push, gh(push))).status, 202, 'the tool is served again once its uploads went')
+  } finally {
+    for (const u of held) u.sock.destroy()
+    await h.close()
+  }
+})
+
+Limits('a budget whose shares cannot admit one body of the largest size is refused when the handler is made', async () => {
+  const redis = (await sharedRedis()).url
+  await startIngest(redis, { maxBodyBytes: 512 * KiB, inflightBudget: new InflightBudget(1024 * KiB) }).then(
+    () => assert.unreachable('a budget of 256 KiB per client was accepted for 512 KiB bodies'),
+    (err: Error) => assert.match(err.message, /perClientBytes and perToolBytes must each be at least "maxBodyBytes" \(524288\)/))
+  assert.throws(() => new InflightBudget(1024, { perClientBytes: 2048 }), /"perClientBytes" must be an integer from 1 to "limitBytes" \(1024\); got 2048/)
 })
 
 Limits('a request whose client left before its body was reserved takes nothing from the budget', async () => {

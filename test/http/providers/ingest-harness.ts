@@ -28,13 +28,13 @@ export async function startIngest(redisUrl: string, options: Partial<IngestOptio
   const keys = streamKeys({ prefix: `test-${randomUUID()}:` })
   const tools = new Map<string, ToolConfig>()
   const observed: IngestObservation[] = []
-  const ingest = createIngestHandler({
-    tools: { get: async (id) => tools.get(id) },
-    stream: new StreamClient({ redis, stream: keys.stream }),
-    redis, keys, observe: (o) => observed.push(o), ...options,
-  })
   let http: RunningHttpServer
   try {
+    const ingest = createIngestHandler({
+      tools: { get: async (id) => tools.get(id) },
+      stream: new StreamClient({ redis, stream: keys.stream }),
+      redis, keys, observe: (o) => observed.push(o), ...options,
+    })
     http = await startHttpServer('127.0.0.1:0', createRouter([{ method: 'POST', path: '/webhooks/:toolId', handler: ingest }]), serverOptions)
   } catch (err) {
     redis.disconnect()
