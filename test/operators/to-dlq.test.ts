@@ -52,6 +52,19 @@ DLQ('after the last DLQ round the entry is failed, waiting for a person', async 
   assert.equal([row.status, row.next_retry_at], ['failed', null])
 })
 
+DLQ('a late failure of an older copy of an event (another destination, a redelivery) never lowers its open row\'s retry count', async ({ redis, db }) => {
+  const policy = { delaysMs: [10], maxRounds: 3 }
+  // round 2 of the event failed: its open row counts 2 rounds
+  const second = failed('DESTINATION_4XX', 2)
+  await lastValueFrom(from([second]).pipe(asOneBatch(toDLQ({ db: db.db, redis, policy })), toArray()))
+  // then a copy from before any re-queue (retry_count 0) fails too, e.g. a slow destination's delivery giving up
+  const { id, tool_id: toolId } = second.message.event
+  const older = { ...envelope({ id, tool_id: toolId, retry_count: 0 }), failure: new PipelineError('transient', 'DESTINATION_5XX', 'late') }
+  await lastValueFrom(from([older]).pipe(asOneBatch(toDLQ({ db: db.db, redis, policy })), toArray()))
+  const rows = await db.db.selectFrom('webhook_dlq').select(['retry_count', 'error_code']).where('event_id', '=', id).execute()
+  assert.equal(rows, [{ retry_count: 2, error_code: 'DESTINATION_5XX' }], 'one open row, its rounds kept, the newest error shown')
+})
+
 DLQ('a payload jsonb cannot hold (\\u0000, a lone surrogate) is kept raw, byte for byte, beside its innocent neighbours', async ({ redis, db }) => {
   const keys = streamKeys({ prefix: uniquePrefix() })
   const rejected = (payload: unknown) => ({ ...envelope({ payload }), failure: new PipelineError('permanent', 'STORE_REJECTED', 'x') })
