@@ -200,6 +200,16 @@ Admin('a DLQ filter time PostgreSQL cannot hold is a 400 naming the field, on li
   assert.is(await ctx.redis.xlen(ctx.keys.stream), 0, 'nothing was re-queued')
 })
 
+Admin('retry by filter with only empty filter values is refused as no filter, and re-queues nothing', async (ctx) => {
+  await seedDlq(ctx.handle, [{ event: { tool_id: 'gh' } }, { event: { tool_id: 'gl' } }])
+  for (const body of [{ tool: '' }, { status: '', event_type: null }, { from: '', to: '' }]) {
+    const res = await call(ctx, 'POST', '/admin/dlq/retry', body)
+    assert.equal([res.status, res.json.error?.code], [400, 'DLQ_FILTER_REQUIRED'], JSON.stringify(body))
+  }
+  assert.is(await ctx.redis.xlen(ctx.keys.stream), 0, 'nothing was re-queued')
+  assert.is((await call(ctx, 'POST', '/admin/dlq/retry', { tool: '', all: true })).json.requeued, 2, '"all": true still re-queues every entry')
+})
+
 Admin('retry one: re-queued with retry_count + 1 and every field; show has the history; a second retry is 409', async (ctx) => {
   const [row] = await seedDlq(ctx.handle, [{}])
   const res = await call(ctx, 'POST', `/admin/dlq/${row!.id}/retry`)
