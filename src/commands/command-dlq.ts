@@ -91,22 +91,26 @@ export async function getCommandDeadLetter(redis: Pick<Redis, 'call'>, stream: s
   return entry ? toDeadLetter(entry[0], entry[1]) : undefined
 }
 
+// removes the DLQ entry and appends its command in one step, only when this call removed it: two re-drives, or a
+// re-drive and a discard, of one entry at once never put the command on the log twice (or after a discard)
+const REDRIVE = `
+if redis.call('XDEL', KEYS[2], ARGV[1]) == 0 then return false end
+return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))`
+
 /**
  * Re-drives a dead-lettered command: appends it to the log again for its worker only (field `only_worker`; other
- * workers skip it) and removes the DLQ entry, in one MULTI. Returns the new log entry id, or undefined when the
- * DLQ entry does not exist (retried or discarded already).
+ * workers skip it) and removes the DLQ entry, in one script that appends only when it removed the entry. Returns
+ * the new log entry id, or undefined when the DLQ entry does not exist (retried or discarded already).
  *
  * @example
  * const streamId = await retryCommandDeadLetter(redis, 'commands', '1718000000000-0')
  */
-export async function retryCommandDeadLetter(redis: Pick<Redis, 'multi' | 'call'>, stream: string, id: string): Promise<{ letter: CommandDeadLetter; streamId: string } | undefined> {
+export async function retryCommandDeadLetter(redis: Pick<Redis, 'call'>, stream: string, id: string): Promise<{ letter: CommandDeadLetter; streamId: string } | undefined> {
   const letter = await getCommandDeadLetter(redis, stream, id)
   if (!letter) return undefined
   const fields = ['command', letter.command, ...(letter.payload === null ? [] : ['payload', letter.payload]), ONLY_WORKER_FIELD, letter.worker]
-  const results = await redis.multi().xadd(stream, '*', ...fields).xdel(commandDlqStream(stream), id).exec()
-  const failed = results?.find(([err]) => err)?.[0]
-  if (!results || failed) throw failed ?? new Error(`re-driving DLQ entry ${id} of ${stream} was aborted; try again`)
-  return { letter, streamId: results[0]?.[1] as string }
+  const streamId = (await redis.call('EVAL', REDRIVE, 2, stream, commandDlqStream(stream), id, ...fields)) as string | null
+  return streamId === null ? undefined : { letter, streamId }
 }
 
 /**

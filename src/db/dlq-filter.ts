@@ -54,7 +54,11 @@ export function parseDlqFilter(input: Readonly<Record<string, unknown>>): DlqFil
     const v = str(name)
     if (v === undefined) continue
     const at = new Date(v)
-    if (Number.isNaN(at.getTime())) throw bad(`DLQ filter "${name}" must be an ISO 8601 time such as 2024-06-01T00:00:00Z; got ${JSON.stringify(v)}`)
+    // JavaScript takes years PostgreSQL's timestamptz does not (before 4713 BC): bound them as the event search does
+    const year = at.getUTCFullYear()
+    if (Number.isNaN(at.getTime()) || year < 1 || year > 9999) {
+      throw bad(`DLQ filter "${name}" must be an ISO 8601 time from year 0001 to 9999, such as 2024-06-01T00:00:00Z; got ${JSON.stringify(v.slice(0, 40))}`)
+    }
     out[name] = at
   }
   return out

@@ -322,7 +322,7 @@ export type DeadLetterRow = Insertable<WebhookDlqTable> &
 
 /**
  * Writes dead letters and their `dead_lettered` audit rows in one transaction. An event that already has an
- * open row (pending, retrying, failed) updates it (error, retry count, status, schedule) instead of adding one.
+ * open row (pending, retrying, failed) updates it (error, status, schedule; the retry count only upwards) instead of adding one.
  * Give each event once per call (ON CONFLICT touches a row once per statement). Errors are PostgreSQL's own,
  * for the caller to classify (`toDLQ` falls back row by row, then to `event_raw`).
  *
@@ -334,7 +334,9 @@ export async function writeDeadLetters(db: Kysely<Database>, rows: readonly Dead
     await trx.insertInto('webhook_dlq').values([...rows])
       .onConflict((oc) => oc.columns(['tool_id', 'event_id']).where(sql.ref('status'), 'in', ['pending', 'retrying', 'failed']).doUpdateSet((eb) => ({
         error: eb.ref('excluded.error'), error_class: eb.ref('excluded.error_class'), error_code: eb.ref('excluded.error_code'),
-        retry_count: eb.ref('excluded.retry_count'), status: eb.ref('excluded.status'), next_retry_at: eb.ref('excluded.next_retry_at'),
+        // an older copy of the event (another destination's delivery, a redelivery) may fail after a re-queue: keep the rounds
+        retry_count: sql<number>`greatest(webhook_dlq.retry_count, excluded.retry_count)`,
+        status: eb.ref('excluded.status'), next_retry_at: eb.ref('excluded.next_retry_at'),
         failed_at: sql`now()`, updated_at: sql`now()`,
       }))).execute()
     await appendAudit(trx, rows.map((r) => ({

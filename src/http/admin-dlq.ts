@@ -55,10 +55,12 @@ export function dlqRoutes(options: AdminOptions, maxBodyBytes: number): Route[] 
     if (unknown.length > 0) {
       throw new AdminError(400, 'DLQ_FILTER_INVALID', `unknown DLQ filter field(s) ${unknown.map((k) => `"${k.slice(0, 40)}"`).join(', ')}; expected all, ${FILTER_FIELDS.join(', ')}`)
     }
-    if (body.all !== true && !FILTER_FIELDS.some((k) => body[k] !== undefined)) {
+    // judged on the parsed filter: empty values ("tool": "") narrow nothing, so they are no filter either
+    const filter = parseDlqFilter(body)
+    if (body.all !== true && Object.keys(filter).length === 0) {
       throw new AdminError(400, 'DLQ_FILTER_REQUIRED', 'give a filter (status, tool, event_type, from, to) or "all": true to re-queue every pending and failed entry')
     }
-    const requeued = await dlq.retryMatching(parseDlqFilter(body), actor)
+    const requeued = await dlq.retryMatching(filter, actor)
     log?.info({ count: requeued.length, actor }, 'DLQ entries re-queued through the admin API')
     sendJson(res, 200, { requeued: requeued.length, entries: requeued })
   })

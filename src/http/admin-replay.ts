@@ -48,15 +48,22 @@ export function replayRoutes(options: AdminOptions, replay: AdminReplay, maxBody
     if (!request.dryRun && running >= maxRunning) {
       throw new AdminError(429, 'REPLAY_BUSY', `${running} replays are running in this process, the most it runs at once; wait for one to finish (GET /admin/replays/:id)`)
     }
-    const started = await startReplay({
-      db: options.db, redis: options.redis, send: replay.send, request, given, actor: options.actor ?? 'admin-api',
-      ...(replay.limits ? { limits: replay.limits } : {}), staticForwardingTools: forwarding,
-    })
+    // take the place before counting: requests that arrive while this one counts must see it taken
+    if (!request.dryRun) running += 1
+    let started
+    try {
+      started = await startReplay({
+        db: options.db, redis: options.redis, send: replay.send, request, given, actor: options.actor ?? 'admin-api',
+        ...(replay.limits ? { limits: replay.limits } : {}), staticForwardingTools: forwarding,
+      })
+    } catch (err) {
+      if (!request.dryRun) running -= 1
+      throw err
+    }
     if (started.dryRun) {
       sendJson(res, 200, { dry_run: true, matched: started.matched, capped: started.capped, needs_confirm: started.needsConfirm })
       return
     }
-    running += 1
     void started.finished.then((record) => {
       running -= 1
       options.logger?.info({ replay_id: record.id, status: record.status, sent: record.sent, skipped: record.skipped }, `replay ${record.id} ${record.status}`)

@@ -41,6 +41,10 @@ export interface ToDLQOptions {
 
 const DLQ_ROWS_PER_STATEMENT = 200
 
+// PostgreSQL's text holds no NUL: an id or tool id with one (a library producer's entry; its bytes go to
+// event_raw) and an error quoting it are kept with the NUL written out, or no row could ever list them
+const textColumn = (text: string) => (text.includes('\u0000') ? text.replaceAll('\u0000', '\\u0000') : text)
+
 // a row PostgreSQL refuses even raw is not the event's fault: hold it rather than ack it unlisted
 const asHold = (failure: PipelineError) => (failure.kind === 'infrastructure' ? failure
   : new PipelineError('infrastructure', 'DLQ_UNAVAILABLE', `${failure.message}; kept unacked until webhook_dlq takes it`, { cause: failure }))
@@ -83,8 +87,8 @@ export function toDLQ<E extends Envelope>(options: ToDLQOptions): BatchStage<E> 
     const failure = env.failure as PipelineError
     const { status, nextRetryAt } = dlqSchedule(policy, message.event.retry_count, failure, Date.now())
     const row: DeadLetterRow = {
-      event_id: message.event.id, event_format: 'jsonb', tool_id: message.event.tool_id,
-      error: failure.message, error_class: errorClass(failure), error_code: failure.code,
+      event_id: textColumn(message.event.id), event_format: 'jsonb', tool_id: textColumn(message.event.tool_id),
+      error: textColumn(failure.message), error_class: errorClass(failure), error_code: failure.code,
       retry_count: message.event.retry_count, status, next_retry_at: nextRetryAt,
     }
     let event: string

@@ -188,6 +188,28 @@ Admin('DLQ list: filters and cursor pages over 25 rows with limit 10', async (ct
   }
 })
 
+Admin('a DLQ filter time PostgreSQL cannot hold is a 400 naming the field, on list and on retry by filter, not a 500', async (ctx) => {
+  await seedDlq(ctx.handle, [{}])
+  for (const at of ['-200000-01-01T00:00:00Z', '-004714-01-01T00:00:00Z']) {
+    const list = await call(ctx, 'GET', `/admin/dlq?from=${encodeURIComponent(at)}`)
+    assert.equal([list.status, list.json.error?.code], [400, 'DLQ_FILTER_INVALID'], at)
+    assert.match(list.json.error.message, /"from"/)
+    const retry = await call(ctx, 'POST', '/admin/dlq/retry', { to: at })
+    assert.equal([retry.status, retry.json.error?.code], [400, 'DLQ_FILTER_INVALID'], at)
+  }
+  assert.is(await ctx.redis.xlen(ctx.keys.stream), 0, 'nothing was re-queued')
+})
+
+Admin('retry by filter with only empty filter values is refused as no filter, and re-queues nothing', async (ctx) => {
+  await seedDlq(ctx.handle, [{ event: { tool_id: 'gh' } }, { event: { tool_id: 'gl' } }])
+  for (const body of [{ tool: '' }, { status: '', event_type: null }, { from: '', to: '' }]) {
+    const res = await call(ctx, 'POST', '/admin/dlq/retry', body)
+    assert.equal([res.status, res.json.error?.code], [400, 'DLQ_FILTER_REQUIRED'], JSON.stringify(body))
+  }
+  assert.is(await ctx.redis.xlen(ctx.keys.stream), 0, 'nothing was re-queued')
+  assert.is((await call(ctx, 'POST', '/admin/dlq/retry', { tool: '', all: true })).json.requeued, 2, '"all": true still re-queues every entry')
+})
+
 Admin('retry one: re-queued with retry_count + 1 and every field; show has the history; a second retry is 409', async (ctx) => {
   const [row] = await seedDlq(ctx.handle, [{}])
   const res = await call(ctx, 'POST', `/admin/dlq/${row!.id}/retry`)

@@ -1,7 +1,7 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Redis } from 'ioredis'
-import { EMPTY, from, lastValueFrom, toArray } from 'rxjs'
+import { EMPTY, from, lastValueFrom, toArray, type Subscription } from 'rxjs'
 import { PipelineError } from '../../src/core/errors.js'
 import { createDb, type Db } from '../../src/db/database.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
@@ -50,6 +50,44 @@ DLQ('after the last DLQ round the entry is failed, waiting for a person', async 
   await lastValueFrom(from([env]).pipe(asOneBatch(toDLQ({ db: db.db, redis, policy: { delaysMs: [10], maxRounds: 3 } })), toArray()))
   const row = await db.db.selectFrom('webhook_dlq').selectAll().where('event_id', '=', env.message.event.id).executeTakeFirstOrThrow()
   assert.equal([row.status, row.next_retry_at], ['failed', null])
+})
+
+DLQ('a late failure of an older copy of an event (another destination, a redelivery) never lowers its open row\'s retry count', async ({ redis, db }) => {
+  const policy = { delaysMs: [10], maxRounds: 3 }
+  // round 2 of the event failed: its open row counts 2 rounds
+  const second = failed('DESTINATION_4XX', 2)
+  await lastValueFrom(from([second]).pipe(asOneBatch(toDLQ({ db: db.db, redis, policy })), toArray()))
+  // then a copy from before any re-queue (retry_count 0) fails too, e.g. a slow destination's delivery giving up
+  const { id, tool_id: toolId } = second.message.event
+  const older = { ...envelope({ id, tool_id: toolId, retry_count: 0 }), failure: new PipelineError('transient', 'DESTINATION_5XX', 'late') }
+  await lastValueFrom(from([older]).pipe(asOneBatch(toDLQ({ db: db.db, redis, policy })), toArray()))
+  const rows = await db.db.selectFrom('webhook_dlq').select(['retry_count', 'error_code']).where('event_id', '=', id).execute()
+  assert.equal(rows, [{ retry_count: 2, error_code: 'DESTINATION_5XX' }], 'one open row, its rounds kept, the newest error shown')
+})
+
+DLQ('an event whose id or tool id has a NUL (a library producer\'s entry) is dead-lettered and listed, not held forever', async ({ redis, db }) => {
+  const unknownTool = (overrides: { id?: string; tool_id?: string }) => {
+    const env = envelope(overrides)
+    return { ...env, failure: new PipelineError('permanent', 'UNKNOWN_TOOL', `tool "${env.message.event.tool_id}" of event ${env.message.event.id} is not configured`) }
+  }
+  const badId = unknownTool({ id: `nul\u0000id-${Date.now()}` })
+  const badTool = unknownTool({ tool_id: `nul\u0000tool-${Date.now()}` })
+  let sub: Subscription | undefined
+  const settled = await new Promise<readonly { outcome?: string }[] | 'held'>((resolve, reject) => {
+    sub = from([badId, badTool]).pipe(asOneBatch(toDLQ({ db: db.db, redis,
+      hold: { onHold: (held) => { if (held) resolve('held') }, initialDelayMs: 20, maxDelayMs: 50 } })), toArray())
+      .subscribe({ next: resolve, error: reject })
+  }).finally(() => sub?.unsubscribe())
+  assert.ok(settled !== 'held', 'toDLQ held the batch (PostgreSQL refused the rows) instead of dead-lettering it')
+  assert.equal((settled as { outcome?: string }[]).map((e) => e.outcome), ['dead_lettered', 'dead_lettered'])
+  const rows = await db.db.selectFrom('webhook_dlq').select(['event_id', 'tool_id', 'event_format', 'event_raw'])
+    .where('error_code', '=', 'UNKNOWN_TOOL').where((eb) => eb.or([eb('event_id', 'like', '%nul%'), eb('tool_id', 'like', '%nul%')])).execute()
+  assert.is(rows.length, 2, 'both are listed')
+  for (const [row, env] of rows.map((r) => [r, r.event_id.includes('id-') ? badId : badTool] as const)) {
+    assert.ok(!row.event_id.includes('\u0000') && !row.tool_id.includes('\u0000'))
+    assert.is(row.event_format, 'raw', 'the entry is kept byte for byte')
+    assert.is(Buffer.from(row.event_raw!).toString('utf8'), env.message.fields.event)
+  }
 })
 
 DLQ('a payload jsonb cannot hold (\\u0000, a lone surrogate) is kept raw, byte for byte, beside its innocent neighbours', async ({ redis, db }) => {
