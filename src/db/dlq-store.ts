@@ -7,6 +7,14 @@ import { unavailableOr } from './database-error.js'
 import { identityIn } from './event-identity.js'
 import { applyDlqFilter, decodeDlqCursor, DLQ_STATUSES, encodeDlqCursor, type DlqFilter, type DlqQuery } from './dlq-filter.js'
 
+
+/**
+ * How long a DLQ row stays `retrying` before it may be re-queued by hand again (`retryOne`, the admin API's and
+ * CLI's retry of one entry): 1 hour. A re-queued event normally resolves its row within seconds; one whose stream
+ * entry was trimmed or lost never would. Idempotent storage keeps a second copy from being stored twice.
+ */
+export const DLQ_RETRYING_STALE_MS = 60 * 60 * 1000
+
 /** A DLQ row as the admin API and the CLI show it (`event` and `history` only in `get`). */
 export interface DlqEntry {
   readonly id: number
@@ -154,21 +162,31 @@ export class DlqStore {
   }
 
   /**
-   * Re-queues row `id` now (from `pending` or `failed`). Throws a permanent PipelineError: `DLQ_NOT_FOUND`,
-   * `DLQ_UNDECODABLE` (discard it instead), `DLQ_NOT_RETRYABLE` (already retrying, resolved or discarded),
+   * Re-queues row `id` now (from `pending` or `failed`, or from `retrying` after DLQ_RETRYING_STALE_MS: its
+   * re-queued stream entry may have been trimmed or lost, and nothing else would ever move it). Throws a permanent
+   * PipelineError: `DLQ_NOT_FOUND`, `DLQ_UNDECODABLE` (discard it instead), `DLQ_NOT_RETRYABLE` (retrying for less
+   * than that, resolved or discarded),
    * `DLQ_BUSY` (another caller holds it); infrastructure `REDIS_UNAVAILABLE` when the XADD fails.
    */
   async retryOne(id: number, actor: string): Promise<RequeuedEntry> {
-    const [done] = await this.requeueWhere((q) => q.where('id', '=', id).where('status', 'in', ['pending', 'failed']), { actor, limit: 1, skipBad: false })
+    const [done] = await this.requeueWhere((q) => q.where('id', '=', id).where((eb) => eb.or([
+      eb('status', 'in', ['pending', 'failed']),
+      eb.and([eb('status', '=', 'retrying'), eb('updated_at', '<', sql<Date>`now() - make_interval(secs => ${DLQ_RETRYING_STALE_MS / 1000})`)]),
+    ])), { actor, limit: 1, skipBad: false })
     if (done) return done
-    const row = await this.db.selectFrom('webhook_dlq').select(['status', 'event', 'event_raw']).where('id', '=', id).executeTakeFirst()
+    const row = await this.db.selectFrom('webhook_dlq').select(['status', 'event', 'event_raw', 'updated_at']).where('id', '=', id).executeTakeFirst()
       .catch((err: unknown) => { throw unavailableOr(err, `reading DLQ entry ${id}`) })
     if (!row) throw bad('DLQ_NOT_FOUND', `DLQ entry ${id} does not exist; list entries with GET /admin/dlq or \`hookstream dlq list\``)
     if (!decodable(row.event, row.event_raw)) {
       throw bad('DLQ_UNDECODABLE', `DLQ entry ${id} holds a stream entry that could not be decoded as an event, so it cannot be re-queued; inspect it and discard it`)
     }
-    if (row.status !== 'pending' && row.status !== 'failed') {
-      throw bad('DLQ_NOT_RETRYABLE', `DLQ entry ${id} is ${row.status}; only pending or failed entries can be re-queued`)
+    if (row.status === 'retrying' && Date.now() - new Date(row.updated_at).getTime() < DLQ_RETRYING_STALE_MS) {
+      throw bad('DLQ_NOT_RETRYABLE', `DLQ entry ${id} is retrying since ${new Date(row.updated_at).toISOString()}; it is resolved when the ` +
+        're-queued event goes through. If its stream entry was lost (trimmed, or Redis restarted without persistence), it can be ' +
+        're-queued again once it has been retrying for an hour')
+    }
+    if (row.status !== 'pending' && row.status !== 'failed' && row.status !== 'retrying') {
+      throw bad('DLQ_NOT_RETRYABLE', `DLQ entry ${id} is ${row.status}; only pending or failed entries (or one retrying for over an hour) can be re-queued`)
     }
     throw bad('DLQ_BUSY', `DLQ entry ${id} is being re-queued by another caller right now; look at it again in a moment`)
   }

@@ -47,7 +47,7 @@ Dlq('show prints the entry, the event and its history; retry <id> re-queues it w
   assert.match(show.out, /"auth_context"/)
   const again = await w.run(dlqCommand, ['retry', String(row!.id)])
   assert.equal([again.code, again.out], [1, ''])
-  assert.match(again.err, /is retrying; only pending or failed entries can be re-queued/)
+  assert.match(again.err, /is retrying since .*it can be re-queued again once it has been retrying for an hour/)
 })
 
 Dlq('retry --all with filters re-queues exactly the matching rows; without --all or an id it refuses', async ({ w }) => {

@@ -88,6 +88,30 @@ Dlq('retryOne re-adds the event with retry_count + 1 and every field, marks it r
   assert.is(await redis.xlen(keys.stream), 1)
 })
 
+Dlq('a row retrying for over an hour can be re-queued by hand again: its re-queued entry may have been trimmed or lost', async ({ handle, redis, keys, dlq }) => {
+  const [row] = await seedDlq(handle, [{ retry_count: 0 }])
+  await dlq.retryOne(row!.id, 'test')
+  // the re-queued entry is gone (trimmed by STREAM_MAXLEN, a Redis restarted without persistence): nothing resolves the row
+  await redis.del(keys.stream)
+  try {
+    await dlq.retryOne(row!.id, 'test')
+    assert.unreachable('a row re-queued a moment ago is re-queued again')
+  } catch (err) {
+    assert.is((err as { code: string }).code, 'DLQ_NOT_RETRYABLE')
+    assert.match((err as Error).message, /retrying since .*it can be re-queued again once it has been retrying for an hour/)
+  }
+  await handle.db.updateTable('webhook_dlq').set({ updated_at: new Date(Date.now() - 61 * 60_000) }).where('id', '=', row!.id).execute()
+  const again = await dlq.retryOne(row!.id, 'test')
+  assert.is(again.retry_count, 2)
+  assert.equal((await streamEvents(redis, keys.stream)).map((e) => [e.id, e.retry_count]), [[row!.event.id, 2]])
+  const detail = await dlq.get(row!.id)
+  assert.equal([detail!.status, detail!.retry_count], ['retrying', 2])
+  assert.equal(detail!.history.map((h) => h.action), ['dlq_requeued', 'dlq_requeued'])
+  // a bulk retry still leaves retrying rows alone, stale or not
+  await handle.db.updateTable('webhook_dlq').set({ updated_at: new Date(Date.now() - 61 * 60_000) }).where('id', '=', row!.id).execute()
+  assert.equal(await dlq.retryMatching({}, 'test'), [])
+})
+
 Dlq('retryOne refuses unknown and undecodable entries with their own codes', async ({ handle, redis, keys, dlq }) => {
   const [bad] = await seedDlq(handle, [{ undecodable: true, status: 'failed' }])
   for (const [id, code] of [[bad!.id, 'DLQ_UNDECODABLE'], [999_999, 'DLQ_NOT_FOUND']] as const) {
