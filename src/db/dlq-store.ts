@@ -1,5 +1,6 @@
 import { sql, type Insertable, type Kysely, type Selectable, type SelectQueryBuilder, type Transaction } from 'kysely'
 import { PipelineError } from '../core/errors.js'
+import { DEFAULT_SCRUB_HEADERS, headerScrubber } from '../core/scrub-headers.js'
 import { validateStreamEvent, type StreamEvent } from '../core/event.js'
 import type { Database, DlqEventFormat, DlqStatus, WebhookDlqTable } from './database.js'
 import { appendAudit } from './audit-log.js'
@@ -92,6 +93,30 @@ function toEntry(row: Record<string, unknown>): DlqEntry {
   }
 }
 
+const CREDENTIAL = headerScrubber(DEFAULT_SCRUB_HEADERS)
+
+// the event with metadata.headers that carry credentials left out (the same object when it has none)
+function withoutCredentials(event: unknown): unknown {
+  const headers = (event as { metadata?: { headers?: unknown } } | null)?.metadata?.headers
+  if (typeof headers !== 'object' || headers === null || !Object.keys(headers).some((name) => CREDENTIAL(name.toLowerCase()))) return event
+  const kept = Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL(name.toLowerCase())))
+  const { metadata } = event as { metadata: Record<string, unknown> }
+  return { ...(event as object), metadata: { ...metadata, headers: kept } }
+}
+
+// a raw row's text as stored, unless it holds such headers: then its JSON without them (JSON.stringify writes a
+// NUL or a lone surrogate as an escape, so the view still shows them)
+function rawWithoutCredentials(raw: string): string {
+  let value: unknown
+  try {
+    value = JSON.parse(raw)
+  } catch {
+    return raw
+  }
+  const kept = withoutCredentials(value)
+  return kept === value ? raw : JSON.stringify(kept)
+}
+
 function decodable(event: unknown, raw?: Uint8Array | null): StreamEvent | undefined {
   try {
     // a raw row is the entry's own JSON text; JSON.parse takes any depth and lone surrogates, jsonb did not
@@ -147,7 +172,11 @@ export class DlqStore {
     }
   }
 
-  /** One row with the stored event and its audit history (oldest first), or undefined. */
+  /**
+   * One row with the stored event and its audit history (oldest first), or undefined. Inbound headers that carry
+   * credentials (DEFAULT_SCRUB_HEADERS) are left out of the event shown, whatever the ingest list was when it was
+   * stored; a re-queue sends the event as stored.
+   */
   async get(id: number): Promise<DlqDetail | undefined> {
     try {
       const row = await this.db.selectFrom('webhook_dlq').select([...ENTRY_COLUMNS, ...DERIVED, 'event', 'event_raw']).where('id', '=', id).executeTakeFirst()
@@ -155,7 +184,7 @@ export class DlqStore {
       const history = await this.db.selectFrom('webhook_audit_log').select(['at', 'action', 'actor', 'details'])
         .where('tool_id', '=', row.tool_id).where('event_id', '=', row.event_id).where('entity', '=', 'dlq').orderBy('id').execute()
       const raw = row.event_raw ? Buffer.from(row.event_raw).toString('utf8') : null
-      return { ...toEntry(row), event: row.event, event_raw: raw, history }
+      return { ...toEntry(row), event: withoutCredentials(row.event), event_raw: raw === null ? null : rawWithoutCredentials(raw), history }
     } catch (err) {
       throw unavailableOr(err, `reading DLQ entry ${id}`)
     }

@@ -112,6 +112,26 @@ Dlq('a row retrying for over an hour can be re-queued by hand again: its re-queu
   assert.equal(await dlq.retryMatching({}, 'test'), [])
 })
 
+Dlq('an entry shown leaves out headers that carry credentials, also of a raw row, whatever the ingest scrub list was', async ({ handle, redis, keys, dlq }) => {
+  // stored with INGEST_SCRUB_HEADERS replaced by a list without the defaults: the credentials reached the row
+  const headers = { 'x-github-event': 'push', authorization: 'Bearer s3cret', 'x-hub-signature-256': 'sha256=abc', cookie: 'session=s3cret' }
+  const [row] = await seedDlq(handle, [{ event: { metadata: { headers } } }])
+  const raw = await handle.db.insertInto('webhook_dlq').values({
+    event_id: 'raw-1', tool_id: 'gh', event_format: 'raw', event: JSON.stringify({ raw: true }),
+    event_raw: Buffer.from(JSON.stringify({ ...row!.event, id: 'raw-1', payload: { text: 'nul \u0000 kept' }, metadata: { headers } })),
+    error: 'jsonb cannot hold it', error_class: 'permanent', error_code: 'PAYLOAD_NOT_STORABLE', status: 'pending',
+  }).returning('id').executeTakeFirstOrThrow()
+  const shown = await dlq.get(row!.id)
+  assert.equal((shown!.event as { metadata: { headers: unknown } }).metadata.headers, { 'x-github-event': 'push' })
+  const shownRaw = await dlq.get(raw.id)
+  assert.not.match(shownRaw!.event_raw!, /s3cret|sha256=abc/)
+  assert.equal(JSON.parse(shownRaw!.event_raw!).metadata.headers, { 'x-github-event': 'push' })
+  assert.is(JSON.parse(shownRaw!.event_raw!).payload.text, 'nul \u0000 kept')
+  // a re-queue sends the event as it was stored
+  await dlq.retryOne(row!.id, 'test')
+  assert.equal((await streamEvents(redis, keys.stream))[0]!.metadata!.headers, headers)
+})
+
 Dlq('retryOne refuses unknown and undecodable entries with their own codes', async ({ handle, redis, keys, dlq }) => {
   const [bad] = await seedDlq(handle, [{ undecodable: true, status: 'failed' }])
   for (const [id, code] of [[bad!.id, 'DLQ_UNDECODABLE'], [999_999, 'DLQ_NOT_FOUND']] as const) {
