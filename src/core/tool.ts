@@ -183,6 +183,10 @@ export function parseTool(input: ToolInput, where = 'tool'): ToolConfig {
       ? 'is required; set a signing secret, or signature: "none" to accept unsigned requests explicitly'
       : `is required for provider "${provider}"`)
   }
+  // the Standard Webhooks key is the base64 after whsec_: one that decodes to nothing would refuse every request
+  if (provider === 'standard' && secret.startsWith('whsec_') && Buffer.from(secret.slice(6), 'base64').length === 0) {
+    bad(at, 'secret', 'is "whsec_" followed by no base64 key; give the whole secret the sender shows (whsec_ and its base64 key)')
+  }
   const tenant = input.tenant_id ?? 'default'
   if (typeof tenant !== 'string' || tenant === '') bad(at, 'tenant_id', 'must be a non-empty string when given')
   let forwardUrl: string | undefined

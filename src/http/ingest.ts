@@ -275,7 +275,7 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
     const adapter = PROVIDER_ADAPTERS[tool.provider]
     const type = mediaType(req.headers)
     if (!adapter.contentTypes.includes(type)) {
-      throw new Reply(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type must be ${adapter.contentTypes.join(' or ')} for provider "${tool.provider}"; got "${type}"`)
+      throw new Reply(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type must be ${adapter.contentTypes.join(' or ')} for provider "${tool.provider}"; got ${JSON.stringify(type.slice(0, 100))}`)
     }
     const rawBody = await readBodyWithin(req, res, tool, declared)
     const request = { headers: req.headers, rawBody }

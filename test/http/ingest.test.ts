@@ -45,6 +45,11 @@ Ingest('a content type the provider does not send is 415 and queues nothing', as
     assert.is(res.status, 415)
     assert.is(res.json.error.code, 'UNSUPPORTED_MEDIA_TYPE')
   }
+  // a sender's 8 KB media type is quoted in the answer by its first 100 characters only
+  const long = `text/${'x'.repeat(8000)}`
+  const res = await h!.post('gh', push, { ...gh(push), 'content-type': long })
+  assert.is(res.status, 415)
+  assert.match(res.json.error.message, /must be application\/json or application\/x-www-form-urlencoded for provider "github"; got "text\/x{95}"$/)
   assert.is(await h!.length(), before)
 })
 

@@ -1,6 +1,7 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createHmac, randomBytes, randomUUID } from 'node:crypto'
+import { parseTool } from '../../../src/core/tool.js'
 import { standardSigningKey } from '../../../src/http/providers/standard.js'
 import { sharedRedis } from '../../helpers/servers.js'
 import { startIngest, type IngestHarness } from './ingest-harness.js'
@@ -27,6 +28,14 @@ function signed(text: string, options: { key?: Buffer; id?: string; ts?: number 
 Standard('the signing key is the base64 after whsec_, or the raw secret without the prefix', () => {
   assert.equal(standardSigningKey(secret), keyBytes)
   assert.equal(standardSigningKey('plain-secret'), Buffer.from('plain-secret'))
+})
+
+Standard('a whsec_ secret with no base64 key after it is refused when the tool is configured, naming the field', () => {
+  for (const empty of ['whsec_', 'whsec_===']) {
+    assert.throws(() => parseTool({ id: 'std-empty', provider: 'standard', secret: empty }),
+      (err: Error) => /tool "std-empty".*secret.*"whsec_" followed by no base64 key/.test(err.message) && !err.message.includes(empty.slice(6) || '\u0000'))
+  }
+  assert.is(parseTool({ id: 'std-ok', provider: 'standard', secret }).secret, secret)
 })
 
 Standard('a signed message is queued with webhook-id as id and the payload type as event', async ({ h }) => {
