@@ -221,16 +221,22 @@ export class DlqStore {
   }
 
   /**
-   * Re-queues every decodable `pending`/`failed` row that matches `filter` (narrowed to those statuses), in chunks;
-   * `onProgress` gets the running count after each chunk.
+   * Re-queues every decodable `pending`/`failed` row that matches `filter` (narrowed to those statuses) and was
+   * there when it started, in chunks (rows dead-lettered while it runs wait for the next); `onProgress` gets the
+   * running count after each chunk.
    */
   async retryMatching(filter: DlqFilter, actor: string, onProgress?: (requeued: number) => void): Promise<RequeuedEntry[]> {
     const statuses = (filter.status ?? ['pending', 'failed']).filter((s) => s === 'pending' || s === 'failed')
     if (statuses.length === 0) return []
+    // the rows there when it starts: under a flood of new dead letters the chunks would otherwise never end
+    const last = await this.db.selectFrom('webhook_dlq').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst()
+      .catch((err: unknown) => { throw unavailableOr(err, 're-queueing DLQ entries') })
+    const lastId = Number(last?.id ?? 0)
     const all: RequeuedEntry[] = []
     let afterId = 0
     for (;;) {
-      const chunk = await this.requeueRows((q) => applyDlqFilter(q, { ...filter, status: statuses }).where('id', '>', afterId), { actor, limit: CHUNK, skipBad: true })
+      const chunk = await this.requeueRows((q) => applyDlqFilter(q, { ...filter, status: statuses }).where('id', '>', afterId).where('id', '<=', lastId),
+        { actor, limit: CHUNK, skipBad: true })
       all.push(...chunk.requeued)
       if (chunk.requeued.length > 0) onProgress?.(all.length)
       // a chunk may re-queue nothing (all undecodable, all locked by another retry) while rows remain behind it

@@ -2,6 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
+import { sql } from 'kysely'
 import { createDb, type Db } from '../../src/db/database.js'
 import { parseDlqFilter } from '../../src/db/dlq-filter.js'
 import { DlqStore, resolveRequeued } from '../../src/db/dlq-store.js'
@@ -174,6 +175,26 @@ Dlq('retryMatching re-queues exactly the matching pending and failed rows', asyn
   assert.equal(await dlq.countByStatus(), { pending: 5, retrying: 10, resolved: 1, failed: 0, discarded: 0 })
   assert.is((await dlq.retryMatching({ toolId: 'other', status: ['failed'] }, 'test')).length, 0)
   assert.is((await dlq.retryMatching({ toolId: 'other' }, 'test')).length, 4)
+})
+
+Dlq('retryMatching re-queues the rows that matched when it started; rows dead-lettered while it runs wait for the next', async ({ handle, redis, keys, dlq }) => {
+  await seedDlq(handle, Array.from({ length: 501 }, () => ({})))
+  // a flood of new dead letters while the retry runs: each chunk's re-queue commits with 600 new pending rows,
+  // up to 2,000 rows in all
+  await sql`CREATE FUNCTION flood() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    IF (SELECT count(*) FROM webhook_dlq) < 2000 THEN
+      INSERT INTO webhook_dlq (event_id, tool_id, event, error, error_class, error_code, retry_count, status, next_retry_at)
+        SELECT event_id || '-flood-' || gen_random_uuid(), tool_id, event, error, error_class, error_code, 0, 'pending', now()
+        FROM webhook_dlq WHERE status = 'retrying' LIMIT 600;
+    END IF;
+    RETURN NULL;
+  END $$`.execute(handle.db)
+  await sql`CREATE TRIGGER flood AFTER UPDATE ON webhook_dlq FOR EACH STATEMENT EXECUTE FUNCTION flood()`.execute(handle.db)
+  const requeued = await dlq.retryMatching({}, 'test')
+  assert.is(requeued.length, 501)
+  assert.ok(Number((await sql<{ n: string }>`SELECT count(*) AS n FROM webhook_dlq WHERE status = 'pending'`.execute(handle.db)).rows[0]!.n) >= 600,
+    'the flood did add rows while the retry ran')
+  assert.is(await redis.xlen(keys.stream), 501)
 })
 
 Dlq('retryMatching goes on past a whole chunk of undecodable rows and re-queues the decodable ones behind it', async ({ handle, redis, keys, dlq }) => {
