@@ -14,7 +14,8 @@ export function gitlabEventName(value: string): string {
 
 /**
  * GitLab: `X-Gitlab-Token` must equal the tool's secret (compared in constant time), event in `X-Gitlab-Event`
- * (normalized by `gitlabEventName`), delivery id in `X-Gitlab-Event-UUID`. `repository` is
+ * (normalized by `gitlabEventName`), delivery id in `Idempotency-Key` (GitLab 17.4+; the same on a re-send), else
+ * `X-Gitlab-Webhook-UUID` (16.2+), else `X-Gitlab-Event-UUID` (older; shared by the webhooks one request fires). `repository` is
  * `payload.project.path_with_namespace`, or `""` when absent.
  *
  * @example
@@ -30,7 +31,11 @@ export const gitlab: ProviderAdapter = Object.freeze<ProviderAdapter>({
     return safeEqual(token, tool.secret) ? { ok: true, verified: true } : { ok: false }
   },
   normalize(request, payload) {
-    const deliveryId = header(request.headers, 'x-gitlab-event-uuid')
+    // X-Gitlab-Event-UUID is shared by every webhook that one request to GitLab fires (a bot's API call answering a
+    // webhook fires the next with the same value), so it would answer a different event as a duplicate: the
+    // webhook's own id comes first, Idempotency-Key (17.4+, kept across GitLab's re-sends), then X-Gitlab-Webhook-UUID
+    const deliveryId = header(request.headers, 'idempotency-key') ?? header(request.headers, 'x-gitlab-webhook-uuid') ??
+      header(request.headers, 'x-gitlab-event-uuid')
     return {
       event: gitlabEventName(requireHeader(request.headers, 'x-gitlab-event', 'GitLab')),
       ...(deliveryId !== undefined ? { deliveryId } : {}),

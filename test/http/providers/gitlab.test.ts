@@ -37,6 +37,29 @@ GitLab('a request with the right token is queued as push_hook with the project p
   assert.is((event.metadata as { headers: Record<string, string> }).headers['x-gitlab-token'], undefined)
 })
 
+GitLab('webhooks sharing one X-Gitlab-Event-UUID (fired by an earlier webhook) are each queued; a re-send with its Idempotency-Key is a duplicate', async ({ h }) => {
+  const before = await h!.length()
+  // GitLab gives every webhook a request to it fires the same X-Gitlab-Event-UUID (a bot answering a push with an
+  // API call that fires a Note Hook); X-Gitlab-Webhook-UUID (16.2+) and Idempotency-Key (17.4+) are the webhook's own
+  const shared = randomUUID()
+  const push = { 'x-gitlab-event-uuid': shared, 'x-gitlab-webhook-uuid': randomUUID(), 'idempotency-key': randomUUID() }
+  const note = { 'x-gitlab-event': 'Note Hook', 'x-gitlab-event-uuid': shared, 'x-gitlab-webhook-uuid': randomUUID(), 'idempotency-key': randomUUID() }
+  const olderNote = { 'x-gitlab-event': 'Note Hook', 'x-gitlab-event-uuid': shared, 'x-gitlab-webhook-uuid': randomUUID() }
+  for (const extra of [push, note, olderNote]) {
+    const res = await h!.post('gl', body, headers(extra))
+    assert.is(res.status, 202)
+    assert.is(res.json.duplicate, undefined, JSON.stringify(extra))
+  }
+  assert.is(await h!.length(), before + 3)
+  const ids = (await h!.entries()).slice(-3).map((e) => e.event.id)
+  assert.equal(ids, [push['idempotency-key'], note['idempotency-key'], olderNote['x-gitlab-webhook-uuid']])
+  // GitLab re-sends a webhook with its Idempotency-Key (the other ids may be new)
+  const resent = await h!.post('gl', body, headers({ 'idempotency-key': push['idempotency-key'], 'x-gitlab-webhook-uuid': randomUUID() }))
+  assert.is(resent.status, 202)
+  assert.is(resent.json.duplicate, true)
+  assert.is(await h!.length(), before + 3)
+})
+
 GitLab('a wrong, longer, shorter or missing token is 401 and queues nothing', async ({ h }) => {
   const before = await h!.length()
   const { 'x-gitlab-token': _, ...missing } = headers()
