@@ -55,6 +55,11 @@ function optionalTime(where: string, field: string, value: unknown): number | un
   if (value === undefined || value === null || value === '') return undefined
   const ms = typeof value === 'number' ? value : typeof value === 'string' ? Date.parse(value) : Number.NaN
   if (!Number.isFinite(ms)) bad(where, field, `must be an ISO 8601 time such as "2026-12-01T00:00:00Z"; got ${JSON.stringify(String(value).slice(0, 40))}`)
+  // a number is milliseconds since 1970; one before 1973 is seconds given by mistake, which would end the
+  // rotation at once and refuse every sender still signing with the previous secret
+  if (typeof value === 'number' && ms < 1e11) {
+    bad(where, field, `is milliseconds since 1970 when a number; got ${value}, which looks like seconds (multiply by 1000, or give an ISO 8601 time such as "2026-12-01T00:00:00Z")`)
+  }
   return ms
 }
 
