@@ -3,7 +3,7 @@ import { formatDuration } from './duration.js'
 import { PipelineError } from './errors.js'
 import { maskUrl } from './mask-url.js'
 import { parseDuration, parseRetryPolicy, retryPolicyToJSON, type RetryPolicy } from './retry-policy.js'
-import { parseHeaderMap, SECRET_MASK } from './tool-secrets.js'
+import { parseHeaderMap, parseSecretExpiry, SECRET_MASK } from './tool-secrets.js'
 
 /** The id of the destination a tool's `forward_url` (processing_mode `store_and_forward`) stands for. */
 export const DEFAULT_DESTINATION_ID = 'default'
@@ -147,13 +147,6 @@ function rateLimit(where: string, value: unknown): DestinationRateLimit | undefi
   return { perSecond, burst }
 }
 
-function previousExpiry(where: string, value: unknown): number | undefined {
-  if (value === undefined || value === null || value === '') return undefined
-  const ms = typeof value === 'number' ? value : typeof value === 'string' ? Date.parse(value) : Number.NaN
-  if (!Number.isFinite(ms)) bad(where, 'previous_secret_expires_at', `must be an ISO 8601 time such as "2026-12-01T00:00:00Z"; got ${JSON.stringify(String(value).slice(0, 40))}`)
-  return ms
-}
-
 /**
  * Validates one destination in its user-facing shape and returns the typed Destination. Throws a permanent
  * PipelineError `DESTINATION_INVALID` naming the field (filters and transforms are compiled, so a bad expression
@@ -203,7 +196,7 @@ export function parseDestination(input: DestinationInput, where = 'destination')
   }
   const secret = secretField(at, 'secret', input.secret)
   const previousSecret = secretField(at, 'previous_secret', input.previous_secret)
-  const previousSecretExpiresAt = previousExpiry(at, input.previous_secret_expires_at)
+  const previousSecretExpiresAt = parseSecretExpiry(at, 'previous_secret_expires_at', input.previous_secret_expires_at, 'DESTINATION_INVALID')
   const limit = rateLimit(at, input.rate_limit)
   return Object.freeze({
     id, url, enabled, eventTypes: Object.freeze(eventTypes(at, input.event_types)),

@@ -51,14 +51,22 @@ function optionalSecret(where: string, field: string, value: unknown): string | 
   return value
 }
 
-function optionalTime(where: string, field: string, value: unknown): number | undefined {
+/**
+ * A rotation's end (`previous_secret_expires_at` and the like): an ISO 8601 time, or a number of milliseconds
+ * since 1970; undefined when not given. Throws a permanent PipelineError with `code` naming `field`, also for a
+ * number before 1973, which is seconds given by mistake: taken as milliseconds it would end the rotation at once
+ * and refuse every sender still signing with the previous secret.
+ *
+ * @example
+ * parseSecretExpiry('tool "gh"', 'previous_secret_expires_at', '2026-12-01T00:00:00Z') // 1796083200000
+ */
+export function parseSecretExpiry(where: string, field: string, value: unknown, code = 'TOOL_INVALID'): number | undefined {
+  const fail = (problem: string): never => { throw new PipelineError('permanent', code, `${where}: field "${field}" ${problem}`) }
   if (value === undefined || value === null || value === '') return undefined
   const ms = typeof value === 'number' ? value : typeof value === 'string' ? Date.parse(value) : Number.NaN
-  if (!Number.isFinite(ms)) bad(where, field, `must be an ISO 8601 time such as "2026-12-01T00:00:00Z"; got ${JSON.stringify(String(value).slice(0, 40))}`)
-  // a number is milliseconds since 1970; one before 1973 is seconds given by mistake, which would end the
-  // rotation at once and refuse every sender still signing with the previous secret
+  if (!Number.isFinite(ms)) fail(`must be an ISO 8601 time such as "2026-12-01T00:00:00Z"; got ${JSON.stringify(String(value).slice(0, 40))}`)
   if (typeof value === 'number' && ms < 1e11) {
-    bad(where, field, `is milliseconds since 1970 when a number; got ${value}, which looks like seconds (multiply by 1000, or give an ISO 8601 time such as "2026-12-01T00:00:00Z")`)
+    fail(`is milliseconds since 1970 when a number; got ${value}, which looks like seconds (multiply by 1000, or give an ISO 8601 time such as "2026-12-01T00:00:00Z")`)
   }
   return ms
 }
@@ -101,10 +109,10 @@ export function parseHeaderMap(where: string, field: string, value: unknown, cod
  */
 export function parseToolSecrets(where: string, input: ToolSecretsInput): ToolSecrets {
   const previousSecret = optionalSecret(where, 'previous_secret', input.previous_secret)
-  const previousSecretExpiresAt = optionalTime(where, 'previous_secret_expires_at', input.previous_secret_expires_at)
+  const previousSecretExpiresAt = parseSecretExpiry(where, 'previous_secret_expires_at', input.previous_secret_expires_at)
   const forwardSecret = optionalSecret(where, 'forward_secret', input.forward_secret)
   const previousForwardSecret = optionalSecret(where, 'previous_forward_secret', input.previous_forward_secret)
-  const previousForwardSecretExpiresAt = optionalTime(where, 'previous_forward_secret_expires_at', input.previous_forward_secret_expires_at)
+  const previousForwardSecretExpiresAt = parseSecretExpiry(where, 'previous_forward_secret_expires_at', input.previous_forward_secret_expires_at)
   if (forwardSecret?.startsWith('whsec_') && Buffer.from(forwardSecret.slice(6), 'base64').length < 16) {
     bad(where, 'forward_secret', 'must hold at least 16 bytes of base64 after "whsec_"; leave it out to have one generated')
   }
