@@ -12,6 +12,7 @@ import { DeliverySeenLevels } from '../sources/delivery-seen-levels.js'
 import type { StreamPartitions } from '../sources/partitions.js'
 import type { AddOptions, RedisClient, StreamClient } from '../sources/stream-client.js'
 import { ingestBudget, type InflightBudget } from './inflight-budget.js'
+import type { ProviderAdapter } from './providers/provider.js'
 import { PROVIDER_ADAPTERS } from './providers/provider-adapters.js'
 import { verifyRotating } from './providers/verify-rotating.js'
 import { rateLimit } from './rate-limit.js'
@@ -290,7 +291,45 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
           `(burst ${limit.burst ?? Math.ceil(limit.ratePerSecond)}); retry after ${seconds} s`, { 'retry-after': String(seconds) })
       }
     }
-    const { payload, json, bytes } = parseBody(rawBody, type)
+    const { event, payloadJson, senderId } = entryOf(req, request, type, tool, adapter, verified.verified)
+    state.eventId = event.id
+    // on a cluster the seen key and the partition's stream share a hash tag, so one script may touch both
+    const { stream, keys } = options.partitions && options.partitions.count > 1 ? options.partitions.route(event) : options
+    let seen: DeliverySeen | undefined
+    if (senderId) {
+      // the quarter-windows' levels come from Redis once per quarter; every other request has them at hand
+      const now = Date.now()
+      const known = seenLevels.of(stream.redis, keys, now)
+      const levels = known instanceof Promise ? await bounded('delivery-seen levels', stream.redis, () => known) : known
+      seen = deliverySeen(keys, tool.id, event.id, ttlSeconds, now, levels)
+    }
+    const addOptions = {
+      payloadJson,
+      ...(traceparent ? { traceparent } : {}), ...(options.maxLen !== undefined ? { maxLen: options.maxLen } : {}),
+      // validated just above: the XADD does not check it again
+      validated: true,
+    }
+    try {
+      // the "delivery seen" check and the XADD go in one atomic round trip
+      const streamId = seen === undefined
+        ? await bounded('XADD', stream.redis, () => stream.add(event, addOptions))
+        : await addOnce(stream, seen, rawBody, event, addOptions, tool.id)
+      if (streamId === null) return { status: 202, code: 'DUPLICATE', body: `{"id":${jsonString(event.id)},"duplicate":true}` }
+      return { status: 202, code: 'ACCEPTED', body: `{"id":${jsonString(event.id)},"stream_id":"${streamId}"}` }
+    } catch (err) {
+      // the sender will retry a 503; if the script ran late after a timeout its key would make that retry look
+      // like a duplicate and the event be lost, so the key goes
+      if (seen !== undefined) forget(stream.redis, seen)
+      throw err
+    }
+  }
+
+  // the body to the stream entry, with no await: the parsed payload is garbage once this returns, so it is not held
+  // while the request waits for Redis (a 10 MiB body of tiny arrays or objects parses to 150–250 MB of heap). The
+  // entry's payload goes as JSON text; the event it comes with carries none
+  function entryOf(req: IncomingMessage, request: { headers: IncomingHttpHeaders; rawBody: Buffer }, type: string, tool: ToolConfig,
+    adapter: ProviderAdapter, verified: boolean): { event: StreamEvent; payloadJson: string; senderId: boolean } {
+    const { payload, json, bytes } = parseBody(request.rawBody, type)
     const unstorable = unstorableJson(bytes, maxJsonDepth)
     if (unstorable !== undefined) {
       throw new Reply(400, 'PAYLOAD_NOT_STORABLE', `the payload holds ${unstorable}, which PostgreSQL's jsonb cannot store; ` +
@@ -316,42 +355,14 @@ export function createIngestHandler(options: IngestOptions): IngestHandler {
       tenant_id: tool.tenantId,
       tool_id: tool.id,
       payload: delivery.payload,
-      auth_context: { provider: tool.provider, verified: verified.verified },
+      auth_context: { provider: tool.provider, verified },
       metadata: { headers: keptHeaders(req.headers, adapter.secretHeaders(tool), scrub) },
       timestamp: new Date().toISOString(),
       retry_count: 0,
     }, `ingest for tool "${tool.id}"`)
-    state.eventId = event.id
-    // on a cluster the seen key and the partition's stream share a hash tag, so one script may touch both
-    const { stream, keys } = options.partitions && options.partitions.count > 1 ? options.partitions.route(event) : options
-    let seen: DeliverySeen | undefined
-    if (delivery.deliveryId !== undefined) {
-      // the quarter-windows' levels come from Redis once per quarter; every other request has them at hand
-      const now = Date.now()
-      const known = seenLevels.of(stream.redis, keys, now)
-      const levels = known instanceof Promise ? await bounded('delivery-seen levels', stream.redis, () => known) : known
-      seen = deliverySeen(keys, tool.id, event.id, ttlSeconds, now, levels)
-    }
-    const addOptions = {
-      // an adapter that reshaped the payload gets it serialized; otherwise its text goes in as received
-      ...(delivery.payload === payload ? { payloadJson: json } : {}),
-      ...(traceparent ? { traceparent } : {}), ...(options.maxLen !== undefined ? { maxLen: options.maxLen } : {}),
-      // validated just above: the XADD does not check it again
-      validated: true,
-    }
-    try {
-      // the "delivery seen" check and the XADD go in one atomic round trip
-      const streamId = seen === undefined
-        ? await bounded('XADD', stream.redis, () => stream.add(event, addOptions))
-        : await addOnce(stream, seen, rawBody, event, addOptions, tool.id)
-      if (streamId === null) return { status: 202, code: 'DUPLICATE', body: `{"id":${jsonString(event.id)},"duplicate":true}` }
-      return { status: 202, code: 'ACCEPTED', body: `{"id":${jsonString(event.id)},"stream_id":"${streamId}"}` }
-    } catch (err) {
-      // the sender will retry a 503; if the script ran late after a timeout its key would make that retry look
-      // like a duplicate and the event be lost, so the key goes
-      if (seen !== undefined) forget(stream.redis, seen)
-      throw err
-    }
+    // an adapter that reshaped the payload gets it serialized; otherwise its text goes in as received
+    const payloadJson = delivery.payload === payload ? json : JSON.stringify(delivery.payload) ?? 'null'
+    return { event: { ...event, payload: null }, payloadJson, senderId: delivery.deliveryId !== undefined }
   }
 
   // the body within the tool's limit and the in-flight budget; reserved before a byte of it is read, so that

@@ -3,7 +3,10 @@ import * as assert from 'uvu/assert'
 import { createHmac, randomUUID } from 'node:crypto'
 import { createServer, request } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
+import { Redis } from 'ioredis'
 import { InflightBudget, ingestBudget } from '../../src/http/inflight-budget.js'
+import { streamKeys } from '../../src/sources/keys.js'
+import { StreamClient } from '../../src/sources/stream-client.js'
 import { createMetrics } from '../../src/observability/metrics.js'
 import { sharedRedis } from '../helpers/servers.js'
 import { startIngest, type IngestHarness } from './providers/ingest-harness.js'
@@ -175,6 +178,39 @@ Limits('a budget whose shares cannot admit one body of the largest size is refus
     () => assert.unreachable('a budget of 256 KiB per client was accepted for 512 KiB bodies'),
     (err: Error) => assert.match(err.message, /perClientBytes and perToolBytes must each be at least "maxBodyBytes" \(524288\)/))
   assert.throws(() => new InflightBudget(1024, { perClientBytes: 2048 }), /"perClientBytes" must be an integer from 1 to "limitBytes" \(1024\); got 2048/)
+})
+
+Limits('a request waiting for Redis holds its body, not its parsed payload', async () => {
+  const gc = (globalThis as { gc?: () => void }).gc
+  assert.ok(gc, 'run with --expose-gc (npm test does)')
+  // measured when the entry goes to Redis: everything before is done, everything after waits on the round trip
+  let heapAtAdd = 0
+  class Measured extends StreamClient {
+    override addOnce(...args: Parameters<StreamClient['addOnce']>): ReturnType<StreamClient['addOnce']> {
+      gc!()
+      heapAtAdd = process.memoryUsage().heapUsed
+      return super.addOnce(...args)
+    }
+  }
+  const redis = (await sharedRedis()).url
+  const keys = streamKeys({ prefix: `mem-${randomUUID()}:` })
+  const client = new Redis(redis)
+  const h = await startIngest(redis, { keys, stream: new Measured({ redis: client, stream: keys.stream }) })
+  try {
+    h.addTool({ id: 'gh', provider: 'github', secret: 'gh-secret' })
+    // 4 MiB of empty objects: ~1.4 million of them once parsed
+    const body = `[${'{},'.repeat(4 * 1024 * KiB / 3)}{}]`
+    gc!()
+    const before = process.memoryUsage().heapUsed
+    const res = await h.post('gh', body, gh(body))
+    assert.is(res.status, 202)
+    const held = heapAtAdd - before
+    // the body's text (4 MiB) is the entry's payload; its ~1.4 million objects are not held
+    assert.ok(held < 16 * 1024 * KiB, `${(held / 1024 / KiB).toFixed(1)} MiB more heap while the entry went to Redis`)
+  } finally {
+    await h.close()
+    client.disconnect()
+  }
 })
 
 Limits('a request whose client left before its body was reserved takes nothing from the budget', async () => {
