@@ -226,8 +226,11 @@ function readGroup(options: FromRedisStreamOptions, batched: boolean): Observabl
     const emit = (entries: readonly StreamEntry[], counts?: ReadonlyMap<string, number>) => {
       const batch: StreamMessage[] = []
       for (const [id, fields] of entries) {
-        // already handed out by this process: in flight, or settled with its XACK queued or just sent
-        if (inFlight.has(id) || queuedAcks.has(id) || recentlyAcked.has(id)) continue
+        // already handed out by this process: in flight, or settled with its XACK queued
+        if (inFlight.has(id) || queuedAcks.has(id)) continue
+        // settled and acked here: Redis hands it out again only when it lost that XACK (a restart from an older
+        // snapshot), or in a pending-list read that crossed it; ack it again, or it stays pending for good
+        if (recentlyAcked.has(id)) { recentlyAcked.delete(id); ackQueue.push(id); queuedAcks.add(id); scheduleAck(); continue }
         if (fields === null) { ackQueue.push(id); queuedAcks.add(id); scheduleAck(); continue } // trimmed while pending
         if (subscriber.closed) return
         const message = makeMessage(id, fields, counts?.get(id) ?? 1)

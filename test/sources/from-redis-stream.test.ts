@@ -354,6 +354,34 @@ Source('recreates the group when Redis restarts without its data (NOGROUP) inste
   }
 })
 
+Source('entries it acked that Redis hands out again after a restart lost the acks (an older snapshot) are acked again, not left pending', async () => {
+  const server = await startRedis({ appendonly: false })
+  const redis = new Redis(server.url, { maxRetriesPerRequest: null })
+  redis.on('error', () => {})
+  let sub: Subscription | undefined
+  try {
+    const { client, options } = setup(redis, { claimIdleMs: 300 })
+    const ids = await client.addMany(Array.from({ length: 5 }, () => makeEvent()))
+    await client.ensureGroup('g')
+    await redis.call('SAVE') // the snapshot a restart goes back to: the group has read nothing
+    const seen: string[] = []
+    sub = fromRedisStream({ ...options, onError: () => {} }).subscribe((m) => { seen.push(m.streamId); m.settle() })
+    await eventually('5 handed out', () => seen.length === 5)
+    await eventually('5 acked', async () => (await client.info()).groups[0]?.pending === 0 && (await client.info()).groups[0]?.lastDeliveredId === ids[4])
+    await server.kill()
+    await server.start() // from the snapshot: the 5 entries are new to the group again
+    await eventually('redelivered by Redis', async () => {
+      try { return (await client.info()).groups[0]?.lastDeliveredId === ids[4] } catch { return false }
+    })
+    await eventually('nothing pending', async () => (await client.info()).groups[0]?.pending === 0, 5000)
+    assert.equal(seen, ids, 'each entry handed out once')
+  } finally {
+    sub?.unsubscribe()
+    redis.disconnect()
+    await server.stop()
+  }
+})
+
 Source('keeps the claim of slow but live work fresh so another consumer does not steal it', async ({ redis }) => {
   const { client, options } = setup(redis, { claimIdleMs: 400 })
   const [id] = await client.addMany([makeEvent()])
