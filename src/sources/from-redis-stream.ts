@@ -405,12 +405,14 @@ function readGroup(options: FromRedisStreamOptions, batched: boolean): Observabl
         giveUpAt = deadline
         while (inFlight.size > 0 && Date.now() < deadline) await sleep(20)
         clearInterval(refreshTimer)
-        await (acking = acking.then(flushAcks))
+        // with Redis down an XACK waits for a connection: acks not sent by the deadline stay pending (redelivered)
+        await Promise.race([acking = acking.then(flushAcks), sleep(Math.max(1000, deadline - Date.now()))])
         const unsettled = inFlight.size
+        const acked = ackQueue.length === 0
         // a QUIT queued behind a command Redis holds (a paused server), or behind a reconnect, must not hold the close
         if (commands.status === 'ready') await Promise.race([commands.quit().catch(() => {}), sleep(Math.max(1000, deadline - Date.now()))])
         commands.disconnect()
-        options.onClosed?.({ drained: unsettled === 0, unsettled })
+        options.onClosed?.({ drained: unsettled === 0 && acked, unsettled })
       })()
     }
   })

@@ -450,6 +450,35 @@ Source('a stop while Redis is down completes at once: no read can return, so non
   }
 })
 
+Source('a stop while Redis is down closes by the drain timeout, not drained, though its last acks cannot be sent; they stay pending', async () => {
+  const server = await startRedis({ appendonly: true })
+  const redis = new Redis(server.url, { maxRetriesPerRequest: null })
+  redis.on('error', () => {})
+  try {
+    const { client, options } = setup(redis, { drainTimeoutMs: 500, onError: () => {} })
+    await client.addMany(Array.from({ length: 3 }, () => makeEvent()))
+    const ac = new AbortController()
+    const got: StreamMessage[] = []
+    let closed: { drained: boolean; unsettled: number } | undefined
+    fromRedisStream({ ...options, signal: ac.signal, onClosed: (r) => { closed = r } }).subscribe((m) => got.push(m))
+    await eventually('3 handed out', () => got.length === 3)
+    await new Promise((r) => setTimeout(r, 1100)) // the AOF is written every second
+    await server.stop()
+    await eventually('the client saw the connection go', () => redis.status !== 'ready')
+    for (const m of got) m.settle() // their XACK waits for a connection
+    ac.abort()
+    await eventually('closed', () => closed !== undefined, 10_000)
+    assert.equal(closed, { drained: false, unsettled: 0 })
+    await server.start()
+    await eventually('still pending, for redelivery', async () => {
+      try { return (await client.info()).groups[0]?.pending === 3 } catch { return false }
+    })
+  } finally {
+    redis.disconnect()
+    await server.stop()
+  }
+})
+
 Source('a stop while the reply of a blocked read is on its way hands out and acks its entries: nothing is left pending', async ({ redis }) => {
   const event = makeEvent()
   const proxy = await replyHoldingProxy(Number(new URL((await sharedRedis()).url).port), event.id)
