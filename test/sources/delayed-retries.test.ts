@@ -28,9 +28,8 @@ Delayed('close() while Redis is down returns at once; the parked retries stay fo
   const errors: Error[] = []
   try {
     await parkEntry(redis, keys.delayed, { stream: keys.stream, from: '1-0', fields: { event: '{}' } }, Date.now() + 60_000)
-    await new Promise((r) => setTimeout(r, 1100)) // the AOF is written every second
     const delayed = startDelayedRetries({ redis, keys, intervalMs: 20, onError: (err) => errors.push(err) })
-    await server.kill()
+    await server.stop() // a clean shutdown: the AOF has the parked retry
     await eventually('the client saw the connection go', () => redis.status !== 'ready')
     await new Promise((r) => setTimeout(r, 200)) // several intervals while Redis is down
     assert.is(await within(delayed.close(), 5000), undefined, 'close() returned while Redis was down')
