@@ -35,9 +35,10 @@ type Stored = Envelope & { readonly tool?: ToolConfig; readonly stored?: boolean
 interface Decided<E> { readonly env: E; readonly changes: readonly DeliveryStateChange[] }
 
 const fansOut = (env: Stored): boolean => !env.failure && env.stored === true && (env.tool?.destinations?.length ?? 0) > 0
-// a dead-lettered delivery re-queued from the DLQ comes back on the main stream, where the event is a duplicate
-// (its row is there already, so store says `duplicate`; a row stored anew fans out above)
-const redrive = (env: Stored): boolean => !env.failure && env.outcome === 'duplicate' && env.message.event.retry_count > 0
+// a dead-lettered delivery re-queued from the DLQ comes back on the main stream, where the event's row is there
+// already: store says `duplicate`, or, in store_and_forward mode while the forward is still to do, no outcome yet
+// (a row stored anew has no failed delivery, so looking costs one query and finds none)
+const redrive = (env: Stored): boolean => !env.failure && env.stored === true && env.message.event.retry_count > 0
 
 async function stateOf(pool: TransformPool, env: Stored, d: Destination): Promise<Omit<DeliveryStateChange, 'event' | 'destinationId'>> {
   if (!d.enabled) return { state: 'disabled' }

@@ -91,9 +91,11 @@ export function store<E extends Envelope & { readonly tool?: ToolConfig; readonl
 
   const decide = async (open: readonly E[], rows: EventRow[]): Promise<Map<E, E & Stored>> => {
     const { failures, inserted } = await events.writeReturning(rows)
+    // a second copy of an event this batch inserted is a duplicate: the first copy forwards it
+    const insertedNow = new Set(open.filter((_, i) => inserted.has(i)).map((env) => identityOf(env.message.event)))
     // rows that were there already: in forward mode, forward unless that happened too
     const existingForward = open.filter((env, i) => !inserted.has(i) && !failures.has(i) &&
-      env.tool?.processingMode === 'store_and_forward').map((env) => env.message.event)
+      env.tool?.processingMode === 'store_and_forward' && !insertedNow.has(identityOf(env.message.event))).map((env) => env.message.event)
     // a refused SELECT (not an unreachable server, which holds) forwards again: at-least-once, never lost
     const forwarded = await events.forwardedAmong(existingForward).catch((err: unknown) => {
       if (isPipelineError(err) && err.kind === 'permanent') return new Set<string>()
@@ -108,7 +110,8 @@ export function store<E extends Envelope & { readonly tool?: ToolConfig; readonl
         const outcome = doneOutcome[mode]
         return decided.set(env, { ...env, stored: true, ...(outcome ? { outcome } : {}) })
       }
-      const pendingForward = mode === 'store_and_forward' && !forwarded.has(identityOf(env.message.event))
+      const identity = identityOf(env.message.event)
+      const pendingForward = mode === 'store_and_forward' && !forwarded.has(identity) && !insertedNow.has(identity)
       return decided.set(env, { ...env, stored: true, ...(pendingForward ? {} : { outcome: 'duplicate' as const }) })
     })
     return decided

@@ -118,17 +118,22 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
   const guard = poisonGuard<Envelope>({ maxDeliveries: options.maxDeliveries ?? 10 })
   const stop = new AbortController()
   let drained = true
+  // the source closes once what it handed out settled and was acked, or at the drain timeout
+  let sourceClosed: () => void = () => {}
+  const sourceDone = new Promise<void>((resolve) => { sourceClosed = resolve })
   const source$ = fromRedisStreamBatches({
     redis, stream: keys.stream, group: keys.group, consumer: options.consumer, signal: stop.signal,
     batchSize: options.batchSize, maxInFlight: options.maxInFlight, blockMs: options.blockMs, claimIdleMs: options.claimIdleMs,
     drainTimeoutMs: options.drainTimeoutMs,
     onError: t ? (err) => t.sourceError(err) : () => {},
-    onClosed: (result) => { drained = result.drained; t?.closed(result) },
+    onClosed: (result) => { drained = result.drained; t?.closed(result); sourceClosed() },
     exposeInFlight: (read) => t?.exposeInFlight(read),
   })
   const delayed = startDelayedRetries({ redis, keys, onError: t ? (err) => t.sourceError(err) : () => {} })
   let sub: Subscription | undefined
+  let finish: (result: { drained: boolean }) => void = () => {}
   const done = new Promise<{ drained: boolean }>((resolve, reject) => {
+    finish = resolve
     sub = source$.pipe(
       map(t ? (msgs) => msgs.map((msg) => t.begin(toEnvelope(msg))) : (msgs) => msgs.map(toEnvelope)),
       guard,
@@ -149,7 +154,10 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
     close: () => (closing ??= (async () => {
       stop.abort()
       try {
-        return await done
+        // an event still held or in `process` at the drain timeout does not hold the close: it stays pending
+        await Promise.race([done.then(() => sourceDone), sourceDone])
+        finish({ drained })
+        return { drained }
       } finally {
         sub?.unsubscribe()
         await delayed.close()

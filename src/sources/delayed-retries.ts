@@ -99,9 +99,13 @@ export function startDelayedRetries(options: DelayedRetriesOptions): { close(): 
   if (!Number.isInteger(intervalMs) || intervalMs < 10) {
     throw new RangeError(`startDelayedRetries: "intervalMs" must be an integer of at least 10; got ${intervalMs}`)
   }
-  let running: Promise<void> = Promise.resolve()
+  let running: Promise<void> | undefined
   let closed: Promise<void> | undefined
+  // a client that is reconnecting would queue the script, and close() behind it, until Redis is back
+  const status = () => (options.redis as Partial<Pick<Redis, 'status'>>).status
+  const ready = () => status() === undefined || status() === 'ready'
   const tick = async () => {
+    if (!ready()) return
     try {
       // keep moving while whole batches come back, so a burst of due retries does not wait a full interval each
       while (Number(await options.redis.call('EVAL', MOVE_DUE, 1, keys.delayed, Date.now(), batchSize)) >= batchSize && !closed);
@@ -109,9 +113,11 @@ export function startDelayedRetries(options: DelayedRetriesOptions): { close(): 
       options.onError?.(err as Error)
     }
   }
-  const timer = setInterval(() => { running = running.then(tick) }, intervalMs)
+  // one look at a time: a look still waiting (Redis slow or gone) is not queued behind by another every interval
+  const timer = setInterval(() => { running ??= tick().finally(() => { running = undefined }) }, intervalMs)
   timer.unref()
   return {
-    close: () => (closed ??= (async () => { clearInterval(timer); await running })()),
+    // a look sent before Redis went away runs when it is back (the script is atomic): it is not waited for
+    close: () => (closed ??= (async () => { clearInterval(timer); if (ready()) await running })()),
   }
 }

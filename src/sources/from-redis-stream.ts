@@ -226,8 +226,11 @@ function readGroup(options: FromRedisStreamOptions, batched: boolean): Observabl
     const emit = (entries: readonly StreamEntry[], counts?: ReadonlyMap<string, number>) => {
       const batch: StreamMessage[] = []
       for (const [id, fields] of entries) {
-        // already handed out by this process: in flight, or settled with its XACK queued or just sent
-        if (inFlight.has(id) || queuedAcks.has(id) || recentlyAcked.has(id)) continue
+        // already handed out by this process: in flight, or settled with its XACK queued
+        if (inFlight.has(id) || queuedAcks.has(id)) continue
+        // settled and acked here: Redis hands it out again only when it lost that XACK (a restart from an older
+        // snapshot), or in a pending-list read that crossed it; ack it again, or it stays pending for good
+        if (recentlyAcked.has(id)) { recentlyAcked.delete(id); ackQueue.push(id); queuedAcks.add(id); scheduleAck(); continue }
         if (fields === null) { ackQueue.push(id); queuedAcks.add(id); scheduleAck(); continue } // trimmed while pending
         if (subscriber.closed) return
         const message = makeMessage(id, fields, counts?.get(id) ?? 1)
@@ -402,12 +405,14 @@ function readGroup(options: FromRedisStreamOptions, batched: boolean): Observabl
         giveUpAt = deadline
         while (inFlight.size > 0 && Date.now() < deadline) await sleep(20)
         clearInterval(refreshTimer)
-        await (acking = acking.then(flushAcks))
+        // with Redis down an XACK waits for a connection: acks not sent by the deadline stay pending (redelivered)
+        await Promise.race([acking = acking.then(flushAcks), sleep(Math.max(1000, deadline - Date.now()))])
         const unsettled = inFlight.size
+        const acked = ackQueue.length === 0
         // a QUIT queued behind a command Redis holds (a paused server), or behind a reconnect, must not hold the close
         if (commands.status === 'ready') await Promise.race([commands.quit().catch(() => {}), sleep(Math.max(1000, deadline - Date.now()))])
         commands.disconnect()
-        options.onClosed?.({ drained: unsettled === 0, unsettled })
+        options.onClosed?.({ drained: unsettled === 0 && acked, unsettled })
       })()
     }
   })

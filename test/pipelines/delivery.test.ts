@@ -157,4 +157,27 @@ Fanout('a delivery refused with 4xx is dead-lettered and recorded failed; retrie
   await eventually('the DLQ row resolved', async () => (await eventHistory(w.db.db, 'fan', event!.id))!.dlq[0]?.status === 'resolved', 10_000)
 }))
 
+Fanout('a tool that forwards and fans out: after its forward and a delivery were both dead-lettered, a retry from the DLQ forwards it and delivers it again to that destination', withTimeLimit(120_000, async (ctx) => {
+  const { w } = ctx
+  let refuse = true
+  ctx.receivers = await Promise.all([startReceiver(() => (refuse ? 410 : 200)), startReceiver(() => (refuse ? 410 : 200))])
+  const [forward, gone] = ctx.receivers as [Receiver, Receiver]
+  w.addTool({ id: 'fan', provider: 'github', processing_mode: 'store_and_forward', forward_url: forward.url, retry_policy: fast,
+    destinations: [{ id: 'gone', url: gone.url }] })
+  const [event] = await w.enqueue(1, { tool_id: 'fan' })
+  w.start()
+  startDelivery(ctx)
+  await eventually('the event and its delivery dead-lettered', () => w.settled.length === 1 && ctx.settled.length === 1, 30_000)
+  assert.equal([w.settled[0]?.outcome, ctx.settled[0]?.outcome], ['dead_lettered', 'dead_lettered'])
+  const failed = (await eventHistory(w.db.db, 'fan', event!.id))!
+  assert.is(failed.deliveries.gone?.state, 'failed')
+  const open = failed.dlq.filter((d) => d.status === 'pending')
+  assert.is(open.length, 1, 'one open DLQ row for the event')
+  refuse = false
+  await new DlqStore({ db: w.db.db, stream: w.stream }).retryOne(open[0]!.id, 'test')
+  await eventually('forwarded again', () => forward.requests.length === 2, 30_000)
+  await eventually('delivered again', async () => (await eventHistory(w.db.db, 'fan', event!.id))!.deliveries.gone?.state === 'delivered', 30_000)
+  assert.is(gone.requests.length, 2)
+}))
+
 Fanout.run()

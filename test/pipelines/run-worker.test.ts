@@ -23,6 +23,17 @@ RunWorker.before(async (ctx) => {
 })
 RunWorker.after((ctx) => release(ctx, { redis: (r) => r.disconnect(), db: (d) => d.close() }))
 
+// what `promise` resolves with, or "still waiting" when it has not within `ms`
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'still waiting'> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<'still waiting'>((resolve) => { timer = setTimeout(resolve, ms, 'still waiting') })
+  try {
+    return await Promise.race([promise, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 const fastRetries = { maxRetries: 2, initialIntervalMs: 20, maxIntervalMs: 50, multiplier: 2, maxElapsedMs: 60_000 }
 
 async function world(ctx: Ctx) {
@@ -104,6 +115,25 @@ RunWorker('a step that never resolves fails with PROCESSING_TIMEOUT after its re
   const rows = await w.dlqRows([hung.id])
   assert.equal(rows.map((r) => [r.error_code, r.status]), [['PROCESSING_TIMEOUT', 'pending']])
   assert.is(await w.pending(), 0)
+})
+
+RunWorker('close() resolves after drainTimeoutMs with drained false while an event is still being processed; the entry stays pending for redelivery', async (ctx) => {
+  const w = await world(ctx)
+  const slow = makeEvent()
+  await w.stream.addMany([slow])
+  let started = false
+  let finish: () => void = () => {}
+  const gate = new Promise<void>((resolve) => { finish = resolve })
+  const worker = w.start(async () => { started = true; await gate }, { drainTimeoutMs: 200, processingTimeoutMs: 120_000 })
+  await eventually('process called', () => started)
+  // close() must not wait for the process function (120 s here): only for the drain timeout
+  const closed = await within(worker.close(), 15_000)
+  finish()
+  assert.equal(closed, { drained: false })
+  assert.equal(await within(worker.done, 1000), { drained: false })
+  assert.is(w.settled.length, 0)
+  assert.is(await w.pending(), 1)
+  assert.equal(await w.dlqRows([slow.id]), [])
 })
 
 RunWorker('options are checked when the worker is built', async (ctx) => {

@@ -60,6 +60,22 @@ Pipeline('forward mode: stored, POSTed once with a signature the receiver verifi
   }
 })
 
+Pipeline('forward mode: an event written twice and read in one batch is stored once and POSTed once; the second copy is a duplicate', async ({ w }) => {
+  const receiver = await startReceiver()
+  try {
+    w.addTool({ id: 'fwd', provider: 'github', secret: 'fwd-secret', processing_mode: 'store_and_forward', forward_url: receiver.url })
+    const event = makeEvent({ tool_id: 'fwd' })
+    await w.stream.addMany([event, event]) // a producer without ingest's "delivery seen" check sent it twice
+    w.start()
+    await eventually('2 settled', () => w.settled.length === 2)
+    assert.equal(w.settled.map((e) => e.outcome), ['forwarded', 'duplicate'])
+    assert.is(receiver.requests.length, 1)
+    assert.is(await w.rowCount(), 1)
+  } finally {
+    await receiver.close()
+  }
+})
+
 Pipeline('forward mode sends the stream entry\'s JSON byte for byte, so the payload keeps the sender\'s numbers and escapes', async ({ w }) => {
   const receiver = await startReceiver()
   try {

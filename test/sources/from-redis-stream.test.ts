@@ -354,6 +354,34 @@ Source('recreates the group when Redis restarts without its data (NOGROUP) inste
   }
 })
 
+Source('entries it acked that Redis hands out again after a restart lost the acks (an older snapshot) are acked again, not left pending', async () => {
+  const server = await startRedis({ appendonly: false })
+  const redis = new Redis(server.url, { maxRetriesPerRequest: null })
+  redis.on('error', () => {})
+  let sub: Subscription | undefined
+  try {
+    const { client, options } = setup(redis, { claimIdleMs: 300 })
+    const ids = await client.addMany(Array.from({ length: 5 }, () => makeEvent()))
+    await client.ensureGroup('g')
+    await redis.call('SAVE') // the snapshot a restart goes back to: the group has read nothing
+    const seen: string[] = []
+    sub = fromRedisStream({ ...options, onError: () => {} }).subscribe((m) => { seen.push(m.streamId); m.settle() })
+    await eventually('5 handed out', () => seen.length === 5)
+    await eventually('5 acked', async () => (await client.info()).groups[0]?.pending === 0 && (await client.info()).groups[0]?.lastDeliveredId === ids[4])
+    await server.kill()
+    await server.start() // from the snapshot: the 5 entries are new to the group again
+    await eventually('redelivered by Redis', async () => {
+      try { return (await client.info()).groups[0]?.lastDeliveredId === ids[4] } catch { return false }
+    })
+    await eventually('nothing pending', async () => (await client.info()).groups[0]?.pending === 0, 5000)
+    assert.equal(seen, ids, 'each entry handed out once')
+  } finally {
+    sub?.unsubscribe()
+    redis.disconnect()
+    await server.stop()
+  }
+})
+
 Source('keeps the claim of slow but live work fresh so another consumer does not steal it', async ({ redis }) => {
   const { client, options } = setup(redis, { claimIdleMs: 400 })
   const [id] = await client.addMany([makeEvent()])
@@ -416,6 +444,34 @@ Source('a stop while Redis is down completes at once: no read can return, so non
     await eventually('closed', () => closed !== undefined, 25_000)
     assert.ok(Date.now() - stoppedAt < 3000, `closed ${Date.now() - stoppedAt} ms after the stop, not at the drain timeout (20 s)`)
     assert.equal(closed, { drained: true, unsettled: 0 })
+  } finally {
+    redis.disconnect()
+    await server.stop()
+  }
+})
+
+Source('a stop while Redis is down closes by the drain timeout, not drained, though its last acks cannot be sent; they stay pending', async () => {
+  const server = await startRedis({ appendonly: true })
+  const redis = new Redis(server.url, { maxRetriesPerRequest: null })
+  redis.on('error', () => {})
+  try {
+    const { client, options } = setup(redis, { drainTimeoutMs: 500, onError: () => {} })
+    await client.addMany(Array.from({ length: 3 }, () => makeEvent()))
+    const ac = new AbortController()
+    const got: StreamMessage[] = []
+    let closed: { drained: boolean; unsettled: number } | undefined
+    fromRedisStream({ ...options, signal: ac.signal, onClosed: (r) => { closed = r } }).subscribe((m) => got.push(m))
+    await eventually('3 handed out', () => got.length === 3)
+    await server.stop() // a clean shutdown: the AOF has the entries and their delivery
+    await eventually('the client saw the connection go', () => redis.status !== 'ready')
+    for (const m of got) m.settle() // their XACK waits for a connection
+    ac.abort()
+    await eventually('closed', () => closed !== undefined, 10_000)
+    assert.equal(closed, { drained: false, unsettled: 0 })
+    await server.start()
+    await eventually('still pending, for redelivery', async () => {
+      try { return (await client.info()).groups[0]?.pending === 3 } catch { return false }
+    })
   } finally {
     redis.disconnect()
     await server.stop()
