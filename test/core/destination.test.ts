@@ -71,6 +71,20 @@ Destination('event types match exactly or by glob, and an empty list takes every
   assert.ok(acceptsEventType({ eventTypes: [] }, 'anything'))
 })
 
+Destination('a glob of many stars answers a near-miss event type at once, without backtracking', () => {
+  // as a RegExp of ".*" parts this pattern took seconds per event on the worker's main thread, stalling every tool
+  const d = { eventTypes: [`${'*a'.repeat(20)}*b`] }
+  const started = performance.now()
+  assert.not.ok(acceptsEventType(d, `webhook.github.${'a'.repeat(31)}`))
+  assert.ok(performance.now() - started < 100, `took ${Math.round(performance.now() - started)} ms`)
+  assert.ok(acceptsEventType(d, `webhook.github.${'a'.repeat(31)}b`))
+  assert.ok(acceptsEventType({ eventTypes: ['*push'] }, 'webhook.github.push'))
+  assert.not.ok(acceptsEventType({ eventTypes: ['push*push'] }, 'push'))
+  assert.ok(acceptsEventType({ eventTypes: ['push*push'] }, 'pushpush'))
+  assert.ok(acceptsEventType({ eventTypes: ['a**b'] }, 'ab'))
+  assert.ok(acceptsEventType({ eventTypes: ['*'] }, ''))
+})
+
 Destination('a tool lists forward_url as destination "default" before its own destinations', () => {
   const tool = parseTool({ id: 'gh', provider: 'github', secret: 's', processing_mode: 'store_and_forward', forward_url: 'https://r.test/in',
     destinations: [{ id: 'ci', url: 'https://ci.test/in' }] })
