@@ -303,6 +303,18 @@ Load('a request timeout shorter than the headers timeout is refused naming both 
   assert.equal([loadConfig({ env: { HTTP_REQUEST_TIMEOUT: '10s' } }).http.requestTimeoutMs, loadConfig({ env: {} }).http.headersTimeoutMs], [10_000, 10_000])
 })
 
+Load('a timer duration past 24 days is refused naming the key, where setTimeout would fire it at once', () => {
+  // over 2^31-1 ms Node sets a timer to 1 ms: FORWARD_TIMEOUT=30d timed every forward out at once,
+  // WORKER_SHUTDOWN_TIMEOUT=30d stopped without draining, WORKER_CLAIM_IDLE=400d refreshed claims every 1 ms
+  for (const key of ['FORWARD_TIMEOUT', 'WORKER_SHUTDOWN_TIMEOUT', 'WORKER_CLAIM_IDLE']) {
+    const err = failure(() => loadConfig({ env: { [key]: '30d' } }))
+    assert.is(err.code, 'CONFIG_INVALID')
+    assert.match(err.message, new RegExp(`^${key} must be a duration up to 24d such as "10s" or "1m"; got "30d"$`))
+  }
+  const c = loadConfig({ env: { FORWARD_TIMEOUT: '24d', WORKER_SHUTDOWN_TIMEOUT: '24d', WORKER_CLAIM_IDLE: '24d' } })
+  assert.equal([c.forward.timeoutMs, c.worker.shutdownTimeoutMs, c.worker.claimIdleMs], [24 * 86_400_000, 24 * 86_400_000, 24 * 86_400_000])
+})
+
 Load('the in-flight body budget and the per-client connection cap are read; a budget below twice the max body is refused', () => {
   const c = loadConfig({ env: { INGEST_MAX_INFLIGHT_BYTES: '32MiB', HTTP_MAX_CONNECTIONS_PER_CLIENT: '16' } })
   assert.equal([c.http.maxInflightBytes, c.http.maxConnectionsPerClient], [32 * 1024 * 1024, 16])
