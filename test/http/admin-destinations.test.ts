@@ -149,4 +149,41 @@ Routes('PUT of a tool with inline destinations generates a secret for each new o
   for (const text of ctx.bodies.slice(2)) assert.not.ok(text.includes(generated) || text.includes(given), text)
 })
 
+// holds the tool row's lock in a transaction of the test until the returned function is called
+async function holdToolRow(ctx: Ctx, id: string): Promise<() => Promise<void>> {
+  let unlock!: () => void
+  let locked!: () => void
+  const taken = new Promise<void>((resolve) => { locked = resolve })
+  const holder = ctx.handle.db.transaction().execute(async (trx) => {
+    await trx.selectFrom('webhook_tools').select('id').where('id', '=', id).forUpdate().execute()
+    locked()
+    await new Promise<void>((resolve) => { unlock = resolve })
+  })
+  await taken
+  return async () => { unlock(); await holder }
+}
+
+async function lockWaiters(ctx: Ctx, count: number): Promise<void> {
+  for (;;) {
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+      where datname = current_database() and wait_event_type = 'Lock'`.execute(ctx.handle.db)
+    if ((rows[0]?.n ?? 0) >= count) return
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+Routes('a tool secret rotation racing a destination change keeps both, neither written from a stale read of the tool', async (ctx) => {
+  const release = await holdToolRow(ctx, 'gh')
+  const added = call(ctx, 'POST', '/admin/tools/gh/destinations', { id: 'ci', url: 'https://ci.example.test/in' })
+  await lockWaiters(ctx, 1)
+  const rotated = call(ctx, 'POST', '/admin/tools/gh/secret/rotate', { secret: 'gh-secret-2' })
+  await lockWaiters(ctx, 2)
+  await release()
+  assert.equal([(await added).status, (await rotated).status], [201, 200])
+  const stored = await ctx.store.get('gh')
+  assert.equal(stored!.destinations?.map((d) => d.id), ['ci'], 'the destination added first is still there')
+  assert.is(stored!.secret, 'gh-secret-2')
+  assert.is(stored!.previousSecret, 'gh-secret')
+})
+
 Routes.run()

@@ -52,14 +52,17 @@ function toolInput(id: string | undefined, flags: Parameters<Command>[1], env: R
 async function rotateCommand(sub: 'rotate-secret' | 'retire-secret', id: string, store: ToolStore, inConfig: boolean,
   flags: Parameters<Command>[1], io: Parameters<Command>[2]): Promise<number> {
   const kind = flags.forward === true ? 'forward' : 'inbound'
-  const tool = await store.get(id)
-  if (!tool) {
-    throw new UsageError(inConfig ? `tool "${id}" is defined in the config file; rotate its secret in the file`
-      : `tool "${id}" does not exist; list tools with \`hookstream tools list\``)
+  // a locked read-modify-write: a tool read first and stored whole would undo a change stored in between
+  const change = async (next: (tool: ToolConfig) => ToolConfig, action: 'tool_secret_rotated' | 'tool_secret_retired') => {
+    const changed = await store.modify(id, next, ACTOR, action)
+    if (!changed) {
+      throw new UsageError(inConfig ? `tool "${id}" is defined in the config file; rotate its secret in the file`
+        : `tool "${id}" does not exist; list tools with \`hookstream tools list\``)
+    }
+    return changed
   }
   if (sub === 'retire-secret') {
-    const retired = retireSecret(tool, kind)
-    await store.upsert(retired, ACTOR, 'tool_secret_retired')
+    const retired = await change((tool) => retireSecret(tool, kind), 'tool_secret_retired')
     print(io, flags, { tool: toolToJSON(retired) }, () => `the previous ${kind} secret of tool "${id}" is retired; running services drop it within their refresh interval`)
     return 0
   }
@@ -71,8 +74,7 @@ async function rotateCommand(sub: 'rotate-secret' | 'retire-secret', id: string,
   const ms = expiresIn === undefined ? undefined : parseDuration(expiresIn)
   if (expiresIn !== undefined && (ms === undefined || ms < 1)) throw new UsageError(`--previous-expires-in must be a duration such as "24h"; got "${expiresIn}"`)
   const next = given ?? generateForwardSecret()
-  const rotated = rotateSecret(tool, kind, next, ms === undefined ? undefined : Date.now() + ms)
-  await store.upsert(rotated, ACTOR, 'tool_secret_rotated')
+  const rotated = await change((tool) => rotateSecret(tool, kind, next, ms === undefined ? undefined : Date.now() + ms), 'tool_secret_rotated')
   print(io, flags, { tool: toolToJSON(rotated), ...(given ? {} : { forward_secret: next }) }, () =>
     `the ${kind} secret of tool "${id}" is rotated; the previous one stays ${ms === undefined ? 'until `tools retire-secret`' : `for ${expiresIn}`}` +
     (given ? '' : `\nnew forward signing secret (shown once; give it to the receiver): ${next}`))
