@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Selectable } from 'kysely'
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely'
 import { ConfigError } from '../core/errors.js'
 import { destinationToInput, parseDestinations, type Destination } from '../core/destination.js'
 import { parseTool, toolToJSON, type ToolConfig } from '../core/tool.js'
@@ -114,20 +114,43 @@ export class ToolStore {
    * Resolves with whether the tool was new.
    */
   async upsert(tool: ToolConfig, actor: string, action: AuditAction = 'tool_upserted'): Promise<{ created: boolean }> {
-    const json = toolToJSON(tool)
-    const changes = this.columns(tool)
     try {
-      return await this.db.transaction().execute(async (trx) => {
-        const row = await trx.insertInto('webhook_tools').values({ id: tool.id, ...changes })
-          .onConflict((oc) => oc.column('id').doUpdateSet({ ...changes, updated_at: sql<Date>`now()` }))
-          // xmax is 0 only on a freshly inserted row version
-          .returning(sql<boolean>`xmax = 0`.as('created')).executeTakeFirstOrThrow()
-        await appendAudit(trx, [{ entity: 'tool', action, actor, details: { tool_id: tool.id, created: row.created, tool: json } }])
-        return { created: row.created }
-      })
+      return await this.db.transaction().execute((trx) => this.write(trx, tool, actor, action))
     } catch (err) {
       throw unavailableOr(err, `storing tool "${tool.id}"`)
     }
+  }
+
+  /**
+   * Creates or replaces tool `id` with the tool `build` makes from the stored one (undefined when there is none),
+   * read under the row lock, so what the new tool keeps of the old (write-only secrets, destinations left out)
+   * is the row as it is, not as an earlier read saw it. `build` may throw, which stores nothing. Logs
+   * `tool_upserted`. Resolves with what `build` returned and whether the tool was new.
+   *
+   * @example
+   * await store.replace('gh-main', (existing) => ({ tool: parseTool(keepWriteOnly(input, existing)) }), 'admin-api')
+   */
+  async replace<T extends { readonly tool: ToolConfig }>(id: string, build: (existing: ToolConfig | undefined) => T,
+    actor: string): Promise<T & { created: boolean }> {
+    try {
+      return await this.db.transaction().execute(async (trx) => {
+        const row = await trx.selectFrom('webhook_tools').selectAll().where('id', '=', id).forUpdate().executeTakeFirst()
+        const built = build(row && this.fromRow(row))
+        return { ...built, ...(await this.write(trx, built.tool, actor, 'tool_upserted')) }
+      })
+    } catch (err) {
+      throw unavailableOr(err, `storing tool "${id}"`)
+    }
+  }
+
+  private async write(trx: Transaction<Database>, tool: ToolConfig, actor: string, action: AuditAction): Promise<{ created: boolean }> {
+    const changes = this.columns(tool)
+    const row = await trx.insertInto('webhook_tools').values({ id: tool.id, ...changes })
+      .onConflict((oc) => oc.column('id').doUpdateSet({ ...changes, updated_at: sql<Date>`now()` }))
+      // xmax is 0 only on a freshly inserted row version
+      .returning(sql<boolean>`xmax = 0`.as('created')).executeTakeFirstOrThrow()
+    await appendAudit(trx, [{ entity: 'tool', action, actor, details: { tool_id: tool.id, created: row.created, tool: toolToJSON(tool) } }])
+    return { created: row.created }
   }
 
   /**

@@ -66,14 +66,15 @@ export function toolRoutes(options: AdminOptions, maxBodyBytes: number): Route[]
         throw new AdminError(400, 'TOOL_INVALID', `tool "${id.slice(0, 128)}": unknown field(s) ${unknown.map((k) => `"${k.slice(0, 40)}"`).join(', ')}; expected ${[...TOOL_FIELDS].join(', ')}`)
       }
       const { source: _source, ...input } = body
-      const existing = await toolStore.get(id)
-      // secrets are write-only: a PUT without one (or with the mask a GET shows) keeps the stored secret
-      if (input.secret === MASK && !existing) {
-        throw new AdminError(400, 'TOOL_INVALID', `tool "${id}": field "secret" holds the mask "${MASK}"; send the real signing secret for a new tool`)
-      }
-      // a forward destination without its own signing secret gets one, shown in this response only
-      const { tool, generated, destinationSecrets } = withSigningSecrets(parseTool({ ...keepWriteOnly(input, existing), id }, 'admin API tool'), existing)
-      const { created } = await toolStore.upsert(tool, actor)
+      // built from the stored tool under its row lock, so what the PUT keeps of it is not undone by a change in between
+      const { tool, generated, destinationSecrets, created } = await toolStore.replace(id, (existing) => {
+        // secrets are write-only: a PUT without one (or with the mask a GET shows) keeps the stored secret
+        if (input.secret === MASK && !existing) {
+          throw new AdminError(400, 'TOOL_INVALID', `tool "${id}": field "secret" holds the mask "${MASK}"; send the real signing secret for a new tool`)
+        }
+        // a forward destination without its own signing secret gets one, shown in this response only
+        return withSigningSecrets(parseTool({ ...keepWriteOnly(input, existing), id }, 'admin API tool'), existing)
+      }, actor)
       await refresh()
       log?.info({ tool_id: id, created, actor }, created ? 'tool created through the admin API' : 'tool replaced through the admin API')
       sendJson(res, created ? 201 : 200, { tool: shown(tool, 'store'), created, forward_secret: generated, destination_secrets: destinationSecrets })

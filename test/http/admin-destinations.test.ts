@@ -186,4 +186,17 @@ Routes('a tool secret rotation racing a destination change keeps both, neither w
   assert.is(stored!.previousSecret, 'gh-secret')
 })
 
+Routes('a PUT of a tool without destinations racing a destination change keeps the destination it did not list', async (ctx) => {
+  const release = await holdToolRow(ctx, 'gh')
+  const added = call(ctx, 'POST', '/admin/tools/gh/destinations', { id: 'ci', url: 'https://ci.example.test/in' })
+  await lockWaiters(ctx, 1)
+  const replaced = call(ctx, 'PUT', '/admin/tools/gh', { provider: 'github', processing_mode: 'store_and_forward', forward_url: 'https://fwd.example.test/in', enabled: false })
+  await lockWaiters(ctx, 2)
+  await release()
+  assert.equal([(await added).status, (await replaced).status], [201, 200])
+  const stored = await ctx.store.get('gh')
+  assert.equal([stored!.destinations?.map((d) => d.id), stored!.enabled, stored!.secret], [['ci'], false, 'gh-secret'])
+  assert.equal((await replaced).json.tool.destinations?.map((d: { id: string }) => d.id), ['ci'], 'the answer shows what was stored')
+})
+
 Routes.run()

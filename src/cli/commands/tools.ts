@@ -139,11 +139,11 @@ export const toolsCommand: Command = async (args, flags, io) => {
     }
     if (sub === 'rotate-secret' || sub === 'retire-secret') return rotateCommand(sub, id as string, store, fromConfig.has(id as string), flags, io)
     const input = toolInput(id, flags, io.env)
-    const existing = typeof input.id === 'string' ? await store.get(input.id) : undefined
-    // secrets are write-only: re-adding a tool without one keeps the stored secret; a forward destination
-    // without a signing secret gets one, printed this once
-    const { tool, generated, destinationSecrets } = withSigningSecrets(parseTool(keepWriteOnly(input, existing), 'tools add'), existing)
-    const { created } = await store.upsert(tool, ACTOR)
+    // secrets are write-only: re-adding a tool without one keeps the stored secret (read under the row lock, so a
+    // change in between is not undone); a forward destination without a signing secret gets one, printed this once
+    const build = (existing: ToolConfig | undefined) => withSigningSecrets(parseTool(keepWriteOnly(input, existing), 'tools add'), existing)
+    // an id that is not a string finds no row, and parseTool refuses it naming the field
+    const { tool, generated, destinationSecrets, created } = await store.replace(typeof input.id === 'string' ? input.id : '', build, ACTOR)
     print(io, flags, { tool: toolToJSON(tool), created, forward_secret: generated, destination_secrets: destinationSecrets }, () =>
       `tool "${tool.id}" ${created ? 'created' : 'replaced'}; running services pick it up within their refresh interval\n${formatFields(toolToJSON(tool))}` +
       (generated ? `\nforward signing secret (shown once; give it to the receiver): ${generated}` : '') +
