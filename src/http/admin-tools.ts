@@ -34,7 +34,9 @@ export function toolRoutes(options: AdminOptions, maxBodyBytes: number): Route[]
 
   const list: RouteHandler = async (_req, res) => {
     try {
-      const stored = await toolStore.list()
+      // a row that no longer parses (validation tightened by an upgrade, a secret under another key) must not
+      // hide every other tool: it is left out and logged, as the registry does (/health names it too)
+      const stored = await toolStore.list((id, err) => log?.warn({ tool_id: id, err }, 'stored tool cannot be read; GET /admin/tools leaves it out'))
       const ids = new Set(stored.map((t) => t.id))
       const all = [...stored.map((t) => shown(t, 'store')), ...[...staticTools.values()].filter((t) => !ids.has(t.id)).map((t) => shown(t, 'config'))]
       all.sort((a, b) => String(a.id).localeCompare(String(b.id)))

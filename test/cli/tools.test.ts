@@ -185,4 +185,15 @@ Tools('rotate-secret racing a destination change keeps both, not the tool as it 
   }
 })
 
+Tools('list shows every readable tool when one stored row no longer parses, names that row on stderr and exits 1', async ({ w }) => {
+  const store = new ToolStore({ db: w.db.db, encryptionKey: KEY })
+  await store.upsert(parseTool({ id: 'good', provider: 'github', secret: SECRET }), 'test')
+  await w.db.db.insertInto('webhook_tools').values({ id: 'bad-row', provider: 'svn', secret: 'x', tenant_id: 'acme', processing_mode: 'store',
+    forward_url: null, transform: null, retry_policy: JSON.stringify({}), signature: null, enabled: true }).execute()
+  const list = await w.run(toolsCommand, ['list'], { json: true })
+  assert.is(list.code, 1, 'a row left out is a failure for scripts')
+  assert.equal(JSON.parse(list.out).map((t: { id: string }) => t.id), ['good'])
+  assert.match(list.err, /^stored tool "bad-row" cannot be read and is not listed: .*field "provider"/)
+})
+
 Tools.run()

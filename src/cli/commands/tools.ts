@@ -112,12 +112,18 @@ export const toolsCommand: Command = async (args, flags, io) => {
       return 0
     }
     if (sub === 'list') {
-      const stored = await store.list()
+      // a row that no longer parses must not hide the others: they are listed, it is named on stderr, and the
+      // exit code is 1 (a wrong HOOKSTREAM_ENCRYPTION_KEY makes every row such a row)
+      let unreadable = 0
+      const stored = await store.list((badId, err) => {
+        unreadable++
+        io.stderr(`stored tool "${badId}" cannot be read and is not listed: ${(err as Error)?.message ?? String(err)}`)
+      })
       const ids = new Set(stored.map((t) => t.id))
       const all = [...stored.map((t) => ({ tool: t, source: 'store' })), ...[...fromConfig.values()].filter((t) => !ids.has(t.id)).map((t) => ({ tool: t, source: 'config' }))]
         .sort((a, b) => a.tool.id.localeCompare(b.tool.id))
       print(io, flags, all.map(({ tool, source }) => ({ ...toolToJSON(tool), source })), () => formatTable(all.map(({ tool, source }) => row(tool, source))))
-      return 0
+      return unreadable > 0 ? 1 : 0
     }
     if (id === undefined && !(sub === 'add' && flags.file)) throw new UsageError(`tools ${sub} needs a tool id\n${USAGE}`)
     if (sub === 'show') {
