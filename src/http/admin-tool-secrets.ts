@@ -19,7 +19,8 @@ const MAX_SECRET_CHARS = 1024
 export function expiresAt(id: string, value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined
   const ms = typeof value === 'string' ? parseDuration(value) : undefined
-  if (ms === undefined || ms < 1) {
+  // past year 275760 there is no Date: storing or showing the expiry would throw a 500 after the parse
+  if (ms === undefined || ms < 1 || Number.isNaN(new Date(Date.now() + ms).getTime())) {
     throw new AdminError(400, 'TOOL_INVALID', `tool "${id}": field "previous_expires_in" must be a duration such as "24h" or "30m"; ` +
       'leave it out to keep the previous secret until it is retired')
   }

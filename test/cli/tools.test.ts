@@ -196,4 +196,13 @@ Tools('list shows every readable tool when one stored row no longer parses, name
   assert.match(list.err, /^stored tool "bad-row" cannot be read and is not listed: .*field "provider"/)
 })
 
+Tools('rotate-secret refuses a --previous-expires-in beyond any date as a usage error, not a stack trace', async ({ w }) => {
+  const store = new ToolStore({ db: w.db.db, encryptionKey: KEY })
+  await store.upsert(parseTool({ id: 'gh', provider: 'github', secret: SECRET }), 'test')
+  const r = await w.run(toolsCommand, ['rotate-secret', 'gh'], { secret: 'cli-secret-two', 'previous-expires-in': '100000000000d' })
+  assert.is(r.code, 2)
+  assert.match(r.err, /--previous-expires-in must be a duration such as "24h"; got "100000000000d"/)
+  assert.is((await store.get('gh'))?.secret, SECRET)
+})
+
 Tools.run()

@@ -199,4 +199,14 @@ Routes('a PUT of a tool without destinations racing a destination change keeps t
   assert.equal((await replaced).json.tool.destinations?.map((d: { id: string }) => d.id), ['ci'], 'the answer shows what was stored')
 })
 
+Routes('a previous_expires_in beyond any date is 400 naming the field, not a 500, and changes nothing', async (ctx) => {
+  await call(ctx, 'POST', '/admin/tools/gh/destinations', { id: 'ci', url: 'https://ci.example.test/in' })
+  for (const path of ['/admin/tools/gh/secret/rotate', '/admin/tools/gh/forward-secret/rotate', '/admin/tools/gh/destinations/ci/secret/rotate']) {
+    const res = await call(ctx, 'POST', path, { secret: 'whsec_bmV4dC1zZWNyZXQtb2YtMTYtYnl0ZXM=', previous_expires_in: '100000000000d' })
+    assert.equal([res.status, res.json.error.code], [400, 'TOOL_INVALID'], `${path}: ${JSON.stringify(res.json)}`)
+    assert.match(res.json.error.message, /previous_expires_in/)
+  }
+  assert.is((await ctx.store.get('gh'))!.secret, 'gh-secret')
+})
+
 Routes.run()

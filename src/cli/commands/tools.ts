@@ -72,7 +72,7 @@ async function rotateCommand(sub: 'rotate-secret' | 'retire-secret', id: string,
   if (kind === 'inbound' && !given) throw new UsageError(`tools rotate-secret ${id} needs the new secret: --secret-env VAR (or --secret)\n${USAGE}`)
   const expiresIn = stringFlag(flags, 'previous-expires-in')
   const ms = expiresIn === undefined ? undefined : parseDuration(expiresIn)
-  if (expiresIn !== undefined && (ms === undefined || ms < 1)) throw new UsageError(`--previous-expires-in must be a duration such as "24h"; got "${expiresIn}"`)
+  if (expiresIn !== undefined && (ms === undefined || ms < 1 || Number.isNaN(new Date(Date.now() + ms).getTime()))) throw new UsageError(`--previous-expires-in must be a duration such as "24h"; got "${expiresIn}"`)
   const next = given ?? generateForwardSecret()
   const rotated = await change((tool) => rotateSecret(tool, kind, next, ms === undefined ? undefined : Date.now() + ms), 'tool_secret_rotated')
   print(io, flags, { tool: toolToJSON(rotated), ...(given ? {} : { forward_secret: next }) }, () =>
