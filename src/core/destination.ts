@@ -150,7 +150,8 @@ function rateLimit(where: string, value: unknown): DestinationRateLimit | undefi
 function previousExpiry(where: string, value: unknown): number | undefined {
   if (value === undefined || value === null || value === '') return undefined
   const ms = typeof value === 'number' ? value : typeof value === 'string' ? Date.parse(value) : Number.NaN
-  if (!Number.isFinite(ms)) bad(where, 'previous_secret_expires_at', `must be an ISO 8601 time such as "2026-12-01T00:00:00Z"; got ${JSON.stringify(String(value).slice(0, 40))}`)
+  // a finite number past ±8.64e15 ms is no Date, and showing the destination (toISOString) would throw
+  if (!Number.isFinite(ms) || Number.isNaN(new Date(ms).getTime())) bad(where, 'previous_secret_expires_at', `must be an ISO 8601 time such as "2026-12-01T00:00:00Z"; got ${JSON.stringify(String(value).slice(0, 40))}`)
   return ms
 }
 

@@ -54,7 +54,8 @@ function optionalSecret(where: string, field: string, value: unknown): string | 
 function optionalTime(where: string, field: string, value: unknown): number | undefined {
   if (value === undefined || value === null || value === '') return undefined
   const ms = typeof value === 'number' ? value : typeof value === 'string' ? Date.parse(value) : Number.NaN
-  if (!Number.isFinite(ms)) bad(where, field, `must be an ISO 8601 time such as "2026-12-01T00:00:00Z"; got ${JSON.stringify(String(value).slice(0, 40))}`)
+  // a finite number past ±8.64e15 ms is no Date, and showing the tool (toISOString) would throw
+  if (!Number.isFinite(ms) || Number.isNaN(new Date(ms).getTime())) bad(where, field, `must be an ISO 8601 time such as "2026-12-01T00:00:00Z"; got ${JSON.stringify(String(value).slice(0, 40))}`)
   return ms
 }
 
