@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely'
-import { ConfigError } from '../core/errors.js'
+import { ConfigError, isPipelineError } from '../core/errors.js'
 import { destinationToInput, parseDestinations, type Destination } from '../core/destination.js'
 import { parseTool, toolToJSON, type ToolConfig } from '../core/tool.js'
 import type { Database, WebhookToolsTable } from './database.js'
@@ -122,9 +122,10 @@ export class ToolStore {
   }
 
   /**
-   * Creates or replaces tool `id` with the tool `build` makes from the stored one (undefined when there is none),
-   * read under the row lock, so what the new tool keeps of the old (write-only secrets, destinations left out)
-   * is the row as it is, not as an earlier read saw it. `build` may throw, which stores nothing. Logs
+   * Creates or replaces tool `id` with the tool `build` makes from the stored one (undefined when there is none,
+   * or when the row no longer passes validation: replacing is its repair), read under the row lock, so what the
+   * new tool keeps of the old (write-only secrets, destinations left out) is the row as it is, not as an earlier
+   * read saw it. A row this store cannot decrypt throws its ConfigError. `build` may throw, which stores nothing. Logs
    * `tool_upserted`. Resolves with what `build` returned and whether the tool was new.
    *
    * @example
@@ -135,11 +136,23 @@ export class ToolStore {
     try {
       return await this.db.transaction().execute(async (trx) => {
         const row = await trx.selectFrom('webhook_tools').selectAll().where('id', '=', id).forUpdate().executeTakeFirst()
-        const built = build(row && this.fromRow(row))
+        const built = build(row && this.keptFrom(row))
         return { ...built, ...(await this.write(trx, built.tool, actor, 'tool_upserted')) }
       })
     } catch (err) {
       throw unavailableOr(err, `storing tool "${id}"`)
+    }
+  }
+
+  // the stored tool a replacement keeps write-only values from. A row that no longer passes validation has
+  // nothing to keep: replacing it whole is its repair (the TOOL_UNREADABLE message says so). A row this
+  // process cannot decrypt is not overwritten: its secrets may be fine under the right key
+  private keptFrom(row: ToolRow): ToolConfig | undefined {
+    try {
+      return this.fromRow(row)
+    } catch (err) {
+      if (isPipelineError(err) && err.kind === 'permanent') return undefined
+      throw err
     }
   }
 

@@ -148,6 +148,17 @@ Admin('a stored row that no longer parses leaves GET /admin/tools listing every 
   assert.match(one.json.error.message, /bad-row/)
 })
 
+Admin('a PUT replaces a stored row that no longer parses, as the TOOL_UNREADABLE message tells the operator to do', async (ctx) => {
+  await ctx.handle.db.insertInto('webhook_tools').values({ id: 'bad-row', provider: 'svn', secret: 'x', tenant_id: 'acme', processing_mode: 'store',
+    forward_url: null, transform: null, retry_policy: JSON.stringify({}), signature: null, enabled: true }).execute()
+  await ctx.registry.refresh()
+  assert.equal([...ctx.registry.unreadable.keys()], ['bad-row'])
+  const fixed = await call(ctx, 'PUT', '/admin/tools/bad-row', { provider: 'github', secret: 'repaired-secret-value' })
+  assert.is(fixed.status, 200, JSON.stringify(fixed.json))
+  assert.equal([(await ctx.registry.get('bad-row'))?.provider, ctx.registry.unreadable.size], ['github', 0])
+  assert.is((await ctx.store.get('bad-row'))?.secret, 'repaired-secret-value')
+})
+
 Admin('invalid tools get 400 naming the field; bad JSON and id mismatches too', async (ctx) => {
   const cases: [unknown, string, RegExp][] = [
     [{ provider: 'svn', secret: 'x' }, 'TOOL_INVALID', /field "provider"/],
