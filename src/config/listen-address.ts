@@ -23,3 +23,29 @@ export function parseListenAddress(text: string, key = 'HTTP_ADDR'): ListenAddre
   }
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port }
 }
+
+const LISTEN_PROBLEMS: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'another process is listening on',
+  EACCES: 'this process may not listen on (a port below 1024 needs privileges)',
+  EADDRNOTAVAIL: 'is not an address of this machine, so nothing can listen on',
+}
+
+/**
+ * Runs `listen` (the start of a server on `address`) and turns an address the process cannot take (in use, not
+ * permitted, not on this machine) into a ConfigError naming `key`, so startup says which setting to change
+ * instead of printing Node's stack trace. Other errors pass through unchanged.
+ *
+ * @example
+ * const server = await listenOn('HEALTH_ENDPOINT', config.health.endpoint, () => startHealthServer(health, config.health.endpoint))
+ */
+export async function listenOn<T>(key: string, address: ListenAddress, listen: () => Promise<T>): Promise<T> {
+  try {
+    return await listen()
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException | undefined)?.code
+    const problem = code === undefined ? undefined : LISTEN_PROBLEMS[code]
+    if (problem === undefined) throw err
+    const shown = address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
+    throw new ConfigError(key, `is ${shown}, which ${problem} (${code}); stop that process or choose another address`)
+  }
+}
