@@ -338,6 +338,13 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     const key = text(r)
     return key.length >= 16 ? key : invalid(r, 'at least 16 characters: the HOOKSTREAM_ENCRYPTION_KEY used before the rotation')
   })
+  // the old key alone still reads every row, so nothing would show that every secret saved from now on is stored
+  // in plain text (a rotation that renamed the variable and forgot the new one)
+  if (encryptionKeyPrevious !== undefined && encryptionKey === undefined) {
+    throw new ConfigError('HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS', 'is set but HOOKSTREAM_ENCRYPTION_KEY is not, so secrets saved now would be ' +
+      'stored unencrypted; set HOOKSTREAM_ENCRYPTION_KEY to the new key (see "Encryption at rest and rotating the key" in the README), ' +
+      'or, with no rotation under way, rename HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS back to HOOKSTREAM_ENCRYPTION_KEY')
+  }
   const scrubHeaders = opt({ env: 'INGEST_SCRUB_HEADERS', file: 'http.scrub_headers' }, (r) => {
     const list = (Array.isArray(r.value) ? r.value.map(String) : text(r).split(',')).map((h) => h.trim()).filter(Boolean)
     try {

@@ -315,6 +315,16 @@ Load('a timer duration past 24 days is refused naming the key, where setTimeout 
   assert.equal([c.forward.timeoutMs, c.worker.shutdownTimeoutMs, c.worker.claimIdleMs], [24 * 86_400_000, 24 * 86_400_000, 24 * 86_400_000])
 })
 
+Load('HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS without HOOKSTREAM_ENCRYPTION_KEY is refused, where every secret saved would be stored in plain text', () => {
+  // the old key alone reads every row, so nothing else showed that new and rotated secrets went to the table unencrypted
+  const err = failure(() => loadConfig({ env: { HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS: 'the key before the rotation' } }))
+  assert.is(err.code, 'CONFIG_INVALID')
+  assert.match(err.message, /^HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS is set but HOOKSTREAM_ENCRYPTION_KEY is not/)
+  assert.not.match(err.message, /the key before the rotation/)
+  const both = loadConfig({ env: { HOOKSTREAM_ENCRYPTION_KEY: 'the key after the rotation', HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS: 'the key before the rotation' } })
+  assert.equal([both.encryptionKey, both.encryptionKeyPrevious], ['the key after the rotation', 'the key before the rotation'])
+})
+
 Load('the in-flight body budget and the per-client connection cap are read; a budget below twice the max body is refused', () => {
   const c = loadConfig({ env: { INGEST_MAX_INFLIGHT_BYTES: '32MiB', HTTP_MAX_CONNECTIONS_PER_CLIENT: '16' } })
   assert.equal([c.http.maxInflightBytes, c.http.maxConnectionsPerClient], [32 * 1024 * 1024, 16])
