@@ -24,16 +24,19 @@ export function parseListenAddress(text: string, key = 'HTTP_ADDR'): ListenAddre
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port }
 }
 
-const LISTEN_PROBLEMS: Readonly<Record<string, string>> = {
-  EADDRINUSE: 'another process is listening on',
-  EACCES: 'this process may not listen on (a port below 1024 needs privileges)',
-  EADDRNOTAVAIL: 'is not an address of this machine, so nothing can listen on',
+// why a listener could not start, and what to do, by the code of Node's error
+const LISTEN_PROBLEMS: Readonly<Record<string, readonly [problem: string, fix: string]>> = {
+  EADDRINUSE: ['another process is listening on', 'stop that process or choose another address'],
+  EACCES: ['this process lacks the privileges to listen on', 'choose a port from 1024 up, or grant the privilege'],
+  EADDRNOTAVAIL: ['is not an address of this machine', 'choose one of its addresses, or ":<port>" for all of them'],
+  ENOTFOUND: ['is a host name this machine cannot resolve', 'correct the host name, or give an IP address'],
+  EAI_AGAIN: ['is a host name this machine cannot resolve', 'correct the host name, or give an IP address'],
 }
 
 /**
  * Runs `listen` (the start of a server on `address`) and turns an address the process cannot take (in use, not
- * permitted, not on this machine) into a ConfigError naming `key`, so startup says which setting to change
- * instead of printing Node's stack trace. Other errors pass through unchanged.
+ * permitted, not on this machine, a host name that does not resolve) into a ConfigError naming `key`, so
+ * startup says which setting to change instead of printing Node's stack trace. Other errors pass through.
  *
  * @example
  * const server = await listenOn('HEALTH_ENDPOINT', config.health.endpoint, () => startHealthServer(health, config.health.endpoint))
@@ -43,9 +46,9 @@ export async function listenOn<T>(key: string, address: ListenAddress, listen: (
     return await listen()
   } catch (err) {
     const code = (err as NodeJS.ErrnoException | undefined)?.code
-    const problem = code === undefined ? undefined : LISTEN_PROBLEMS[code]
-    if (problem === undefined) throw err
+    const known = code === undefined ? undefined : LISTEN_PROBLEMS[code]
+    if (known === undefined) throw err
     const shown = address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
-    throw new ConfigError(key, `is ${shown}, which ${problem} (${code}); stop that process or choose another address`)
+    throw new ConfigError(key, `is ${shown}, which ${known[0]} (${code}); ${known[1]}`)
   }
 }
