@@ -26,7 +26,8 @@ export function parseListenAddress(text: string, key = 'HTTP_ADDR'): ListenAddre
 
 // why a listener could not start, and what to do, by the code of Node's error
 const LISTEN_PROBLEMS: Readonly<Record<string, readonly [problem: string, fix: string]>> = {
-  EADDRINUSE: ['another process is listening on', 'stop that process or choose another address'],
+  // the other listener may be this process's own: HTTP_ADDR, ADMIN_ADDR and HEALTH_ENDPOINT set to one port
+  EADDRINUSE: ['is in use already', 'stop the process listening there, or give HTTP_ADDR, ADMIN_ADDR and HEALTH_ENDPOINT different ports'],
   EACCES: ['this process lacks the privileges to listen on', 'choose a port from 1024 up, or grant the privilege'],
   EADDRNOTAVAIL: ['is not an address of this machine', 'choose one of its addresses, or ":<port>" for all of them'],
   ENOTFOUND: ['is a host name this machine cannot resolve', 'correct the host name, or give an IP address'],

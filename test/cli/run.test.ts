@@ -282,7 +282,7 @@ Run('a listen address another process holds stops startup with exit 1 naming the
     ] as const) {
       const r = await runCli(['run', '--role', key === 'HEALTH_ENDPOINT' ? 'worker' : 'ingest'], { ...ctx.env, ...env })
       assert.is(r.code, 1, r.stderr)
-      assert.match(r.stderr, new RegExp(`hookstream run: ${key} is 127\\.0\\.0\\.1:${port}, which another process is listening on \\(EADDRINUSE\\); stop that process or choose another address`))
+      assert.match(r.stderr, new RegExp(`hookstream run: ${key} is 127\\.0\\.0\\.1:${port}, which is in use already \\(EADDRINUSE\\); stop the process listening there`))
       assert.not.match(r.stderr, /\n\s+at /, 'no stack trace')
     }
   } finally {

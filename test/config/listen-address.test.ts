@@ -38,7 +38,7 @@ Address('listenOn names the key when the address is taken or its host name does 
     assert.unreachable('the port is taken')
   } catch (err) {
     assert.is((err as { code?: string }).code, 'CONFIG_INVALID')
-    assert.is((err as Error).message, `HTTP_ADDR is 127.0.0.1:${address.port}, which another process is listening on (EADDRINUSE); stop that process or choose another address`)
+    assert.is((err as Error).message, `HTTP_ADDR is 127.0.0.1:${address.port}, which is in use already (EADDRINUSE); stop the process listening there, or give HTTP_ADDR, ADMIN_ADDR and HEALTH_ENDPOINT different ports`)
   } finally {
     busy.close()
   }
