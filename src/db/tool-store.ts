@@ -1,6 +1,7 @@
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely'
 import { ConfigError, isPipelineError } from '../core/errors.js'
 import { destinationToInput, parseDestinations, type Destination } from '../core/destination.js'
+import { refuseForwardSecretsSharedWithInbound } from '../core/destinations-without-secret.js'
 import { parseTool, toolToJSON, type ToolConfig } from '../core/tool.js'
 import type { Database, WebhookToolsTable } from './database.js'
 import { appendAudit, type AuditAction } from './audit-log.js'
@@ -190,8 +191,10 @@ export class ToolStore {
     }
   }
 
-  // the row's columns for a tool, secrets sealed
+  // the row's columns for a tool, secrets sealed. Every write (admin API, CLI) passes here, so a forward signing
+  // secret equal to the inbound one is refused for all of them, as loadConfig refuses it in a config file
   private columns(tool: ToolConfig) {
+    refuseForwardSecretsSharedWithInbound(tool)
     return {
       provider: tool.provider, tenant_id: tool.tenantId, processing_mode: tool.processingMode,
       secret: this.seal(tool.id, 'secret', tool.secret),

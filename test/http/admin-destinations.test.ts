@@ -209,4 +209,22 @@ Routes('a previous_expires_in beyond any date is 400 naming the field, not a 500
   assert.is((await ctx.store.get('gh'))!.secret, 'gh-secret')
 })
 
+Routes('a forward signing secret equal to the inbound secret is refused through the API as in a config file, and nothing is stored', async (ctx) => {
+  // its receivers would hold the key that signs inbound webhooks, and could forge them
+  const same = 'whsec_c2FtZS1zZWNyZXQtZm9yLWJvdGgtd2F5cw=='
+  const cases: [string, string, unknown][] = [
+    ['PUT', '/admin/tools/gh', { provider: 'github', secret: same, processing_mode: 'store_and_forward', forward_url: 'https://fwd.example.test/in', forward_secret: same }],
+    ['POST', '/admin/tools/gh/destinations', { id: 'ci', url: 'https://ci.example.test/in', secret: 'gh-secret' }],
+    ['POST', '/admin/tools/gh/forward-secret/rotate', { secret: 'gh-secret' }],
+  ]
+  for (const [method, path, body] of cases) {
+    const res = await call(ctx, method, path, body)
+    assert.equal([res.status, res.json?.error?.code], [400, 'TOOL_INVALID'], `${method} ${path}: ${JSON.stringify(res.json)}`)
+    assert.match(res.json.error.message, /inbound secret/)
+    assert.not.ok(JSON.stringify(res.json).includes(same) || JSON.stringify(res.json).includes('gh-secret'), 'the secret is not echoed')
+  }
+  const stored = await ctx.store.get('gh')
+  assert.equal([stored!.secret, stored!.forwardSecret, stored!.destinations], ['gh-secret', undefined, undefined])
+})
+
 Routes.run()
