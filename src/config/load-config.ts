@@ -379,7 +379,13 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   })
   const streamMaxLen = opt({ env: 'STREAM_MAXLEN', file: 'worker.stream.max_len' }, (r) => integer(r, 1, Number.MAX_SAFE_INTEGER))
   const ratePerSecond = opt({ env: 'INGEST_RATE_LIMIT', file: 'http.rate_limit' }, (r) => integer(r, 1, 1_000_000))
-  const rateBurst = opt({ env: 'INGEST_RATE_BURST', file: 'http.rate_burst' }, (r) => integer(r, 1, 1_000_000))
+  const rateBurstRaw = src.pick({ env: 'INGEST_RATE_BURST', file: 'http.rate_burst' })
+  const rateBurst = rateBurstRaw ? integer(rateBurstRaw, 1, 1_000_000) : undefined
+  // a burst alone limits nothing: the operator who set it believes ingest is limited
+  if (rateBurstRaw && ratePerSecond === undefined) {
+    throw new ConfigError(rateBurstRaw.where, 'is set without INGEST_RATE_LIMIT, so no ingest limit would apply; ' +
+      'set INGEST_RATE_LIMIT (accepted requests per second per tool) too, or remove it')
+  }
   const allowPrivate = opt({ env: 'FORWARD_ALLOW_PRIVATE', file: 'forward.allow_private' }, (r) => {
     try {
       return parseAllowPrivate(text(r))

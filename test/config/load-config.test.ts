@@ -290,6 +290,15 @@ Load('rate limit, abuse limits and the SSRF allow-list are read from env; a bad 
   }
 })
 
+Load('an ingest burst without an ingest rate is refused naming both keys, not ignored with no limit applied', () => {
+  const err = failure(() => loadConfig({ env: { INGEST_RATE_BURST: '100' } }))
+  assert.is(err.code, 'CONFIG_INVALID')
+  assert.match(err.message, /^INGEST_RATE_BURST is set without INGEST_RATE_LIMIT, so no ingest limit would apply; /)
+  const file = yamlFile('http: { rate_burst: 100 }\n')
+  assert.match(failure(() => loadConfig({ env: {}, file })).message, /: http\.rate_burst is set without INGEST_RATE_LIMIT/)
+  assert.equal(loadConfig({ env: { INGEST_RATE_LIMIT: '10', INGEST_RATE_BURST: '100' } }).http.rateLimit, { ratePerSecond: 10, burst: 100 })
+})
+
 Load('a request timeout shorter than the headers timeout is refused naming both keys, not left for the listener to throw', () => {
   // Node's http server refuses headersTimeout > requestTimeout with its own message, naming neither key
   for (const [env, message] of [
