@@ -1,6 +1,7 @@
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { Redis } from 'ioredis'
+import { listenOn } from '../config/listen-address.js'
 import { ConfigError } from '../core/errors.js'
 import { createHealth, startHealthServer, type QueueHealth } from '../http/health.js'
 import { createCommandMetrics } from '../observability/command-metrics.js'
@@ -87,7 +88,8 @@ export async function startCommandService(ctx: CliContext, options: { readonly a
       return { inFlight: info.reduce((n, w) => n + w.inFlight, 0), processed: info.reduce((n, w) => n + w.handled, 0), shuttingDown }
     },
   })
-  const server = await startHealthServer(health, { port: config.health.endpoint.port, host: config.health.endpoint.host })
+  const server = await listenOn('HEALTH_ENDPOINT', config.health.endpoint,
+    () => startHealthServer(health, { port: config.health.endpoint.port, host: config.health.endpoint.host }))
   logger.info({ stream, workers: workers.map((w) => w.name), health: server.url }, 'hookstream command workers started')
   let closing: Promise<void> | undefined
   return {

@@ -1,5 +1,5 @@
 import { ConfigError } from '../core/errors.js'
-import { destinationsWithoutSecret } from '../core/destinations-without-secret.js'
+import { destinationsWithoutSecret, forwardSecretsSharedWithInbound } from '../core/destinations-without-secret.js'
 import type { ToolConfig } from '../core/tool.js'
 
 const HOW = 'a Standard Webhooks secret "whsec_" + base64 of 24–64 random bytes; make one with `hookstream secrets generate` ' +
@@ -23,13 +23,7 @@ export function checkForwardSecrets(key: string, tool: ToolConfig): void {
       'inbound webhooks this tool accepts; set `forward_secret: ${FORWARD_SECRET_VAR}` on the tool, or `secret: ${VAR}` on each of those ' +
       `destinations: ${HOW}`)
   }
-  const inbound = new Set([tool.secret, tool.previousSecret].filter((s): s is string => Boolean(s)))
-  const shared = [
-    ...(tool.forwardSecret && inbound.has(tool.forwardSecret) ? ['forward_secret'] : []),
-    ...(tool.previousForwardSecret && inbound.has(tool.previousForwardSecret) ? ['previous_forward_secret'] : []),
-    ...(tool.destinations ?? []).filter((d) => (d.secret && inbound.has(d.secret)) || (d.previousSecret && inbound.has(d.previousSecret)))
-      .map((d) => `destination "${d.id}" secret`),
-  ]
+  const shared = forwardSecretsSharedWithInbound(tool)
   if (shared.length > 0) {
     throw new ConfigError(key, `(tool "${tool.id}") signs forwards with its inbound secret: ${shared.join(', ')} equals the tool's inbound secret, ` +
       `so receivers could forge inbound webhooks this tool accepts; give forwards a different secret: ${HOW}`)

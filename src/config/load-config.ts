@@ -8,7 +8,7 @@ import { streamKeys, type StreamKeys } from '../sources/keys.js'
 import { DEFAULT_PARTITION_KEY, parsePartitionKey, type PartitionField } from '../sources/partitions.js'
 import { readConfigFile } from './config-file.js'
 import { checkForwardSecrets } from './forward-secrets.js'
-import { ConfigSources, duration, integer, invalid, oneOf, size, text, url, type Layer, type SettingSource } from './config-sources.js'
+import { ConfigSources, duration, integer, invalid, oneOf, size, text, url, type Layer, type RawSetting, type SettingSource } from './config-sources.js'
 import { parseListenAddress, type ListenAddress } from './listen-address.js'
 import { adminSettings, type AdminSettings } from './admin-settings.js'
 import { seedSettings, type SeedSettings } from './seed-settings.js'
@@ -338,6 +338,13 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     const key = text(r)
     return key.length >= 16 ? key : invalid(r, 'at least 16 characters: the HOOKSTREAM_ENCRYPTION_KEY used before the rotation')
   })
+  // the old key alone still reads every row, so nothing would show that every secret saved from now on is stored
+  // in plain text (a rotation that renamed the variable and forgot the new one)
+  if (encryptionKeyPrevious !== undefined && encryptionKey === undefined) {
+    throw new ConfigError('HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS', 'is set but HOOKSTREAM_ENCRYPTION_KEY is not, so secrets saved now would be ' +
+      'stored unencrypted; set HOOKSTREAM_ENCRYPTION_KEY to the new key (see "Encryption at rest and rotating the key" in the README), ' +
+      'or, with no rotation under way, rename HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS back to HOOKSTREAM_ENCRYPTION_KEY')
+  }
   const scrubHeaders = opt({ env: 'INGEST_SCRUB_HEADERS', file: 'http.scrub_headers' }, (r) => {
     const list = (Array.isArray(r.value) ? r.value.map(String) : text(r).split(',')).map((h) => h.trim()).filter(Boolean)
     try {
@@ -347,6 +354,12 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       return invalid(r, 'a comma-separated list of header names, "*-suffix" or "prefix-*" patterns such as "authorization,*-token"')
     }
   })
+  // a duration that ends up in a timer (setTimeout, setInterval): past 2^31-1 ms Node sets it to 1 ms, so
+  // FORWARD_TIMEOUT=30d would time every forward out at once; 24d stays below that with the margins added to it
+  const timerDuration = (r: RawSetting, minMs: number) => {
+    const ms = duration(r, minMs)
+    return ms > 24 * 86_400_000 ? invalid(r, 'a duration up to 24d such as "10s" or "1m"') : ms
+  }
   // a duration setting's milliseconds ("10s", "1m", 250), or undefined when it is not a duration
   const durationMs = (r: { readonly value: unknown }) => (typeof r.value === 'string' || typeof r.value === 'number' ? parseDuration(r.value) : undefined)
   const trimIntervalMs = opt({ env: 'STREAM_TRIM_INTERVAL', file: 'worker.stream.trim_interval' }, (r) => {
@@ -366,7 +379,13 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   })
   const streamMaxLen = opt({ env: 'STREAM_MAXLEN', file: 'worker.stream.max_len' }, (r) => integer(r, 1, Number.MAX_SAFE_INTEGER))
   const ratePerSecond = opt({ env: 'INGEST_RATE_LIMIT', file: 'http.rate_limit' }, (r) => integer(r, 1, 1_000_000))
-  const rateBurst = opt({ env: 'INGEST_RATE_BURST', file: 'http.rate_burst' }, (r) => integer(r, 1, 1_000_000))
+  const rateBurstRaw = src.pick({ env: 'INGEST_RATE_BURST', file: 'http.rate_burst' })
+  const rateBurst = rateBurstRaw ? integer(rateBurstRaw, 1, 1_000_000) : undefined
+  // a burst alone limits nothing: the operator who set it believes ingest is limited
+  if (rateBurstRaw && ratePerSecond === undefined) {
+    throw new ConfigError(rateBurstRaw.where, 'is set without INGEST_RATE_LIMIT, so no ingest limit would apply; ' +
+      'set INGEST_RATE_LIMIT (accepted requests per second per tool) too, or remove it')
+  }
   const allowPrivate = opt({ env: 'FORWARD_ALLOW_PRIVATE', file: 'forward.allow_private' }, (r) => {
     try {
       return parseAllowPrivate(text(r))
@@ -405,9 +424,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       // at a steady rate a read every 10 ms: in the 3,000/s soak the worker's CPU fell ~15% and PostgreSQL's ~18%
       // for ~5 ms more p50 latency (25 ms saved little more and doubled p99)
       readLingerMs: readLingerMs ?? 10,
-      claimIdleMs: opt({ env: 'WORKER_CLAIM_IDLE', file: 'worker.stream.claim_idle' }, (r) => duration(r, 1000)) ?? 60_000,
+      claimIdleMs: opt({ env: 'WORKER_CLAIM_IDLE', file: 'worker.stream.claim_idle' }, (r) => timerDuration(r, 1000)) ?? 60_000,
       maxDeliveries: opt({ env: 'WORKER_MAX_DELIVERIES', file: 'worker.processing.max_deliveries' }, (r) => integer(r, 1, 1000)) ?? 10,
-      shutdownTimeoutMs: opt({ env: 'WORKER_SHUTDOWN_TIMEOUT', file: 'worker.processing.shutdown_timeout' }, (r) => duration(r)) ?? 30_000,
+      shutdownTimeoutMs: opt({ env: 'WORKER_SHUTDOWN_TIMEOUT', file: 'worker.processing.shutdown_timeout' }, (r) => timerDuration(r, 1)) ?? 30_000,
       stallTimeoutMs: opt({ env: 'WORKER_STALL_TIMEOUT', file: 'worker.processing.stall_timeout' }, (r) => duration(r, 1000)) ?? 300_000,
       trimIntervalMs: trimIntervalMs ?? 10_000,
       trimKeep: opt({ env: 'STREAM_TRIM_KEEP', file: 'worker.stream.trim_keep' }, (r) => integer(r, 0, Number.MAX_SAFE_INTEGER)) ?? 0,
@@ -425,7 +444,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     },
     forward: {
       allowPrivate: allowPrivate ?? false,
-      timeoutMs: opt({ env: 'FORWARD_TIMEOUT', file: 'forward.timeout' }, (r) => duration(r, 1)) ?? 10_000,
+      timeoutMs: opt({ env: 'FORWARD_TIMEOUT', file: 'forward.timeout' }, (r) => timerDuration(r, 1)) ?? 10_000,
       maxRetryAfterMs: opt({ env: 'FORWARD_MAX_RETRY_AFTER', file: 'forward.max_retry_after' }, (r) => duration(r, 1000)) ?? 3_600_000,
       breakerFailures: opt({ env: 'FORWARD_BREAKER_FAILURES', file: 'forward.breaker_failures' }, (r) => integer(r, 1, 10_000)) ?? 5,
       breakerCoolDownMs: opt({ env: 'FORWARD_BREAKER_COOL_DOWN', file: 'forward.breaker_cool_down' }, (r) => duration(r, 100)) ?? 10_000,

@@ -26,6 +26,7 @@ export interface SeedSettings {
 }
 
 const MAX_TIMER_MS = 2_147_483_647
+const MAX_RETENTION_MS = 36_500 * 86_400_000
 
 function boolean(raw: RawSetting): boolean {
   const value = String(raw.value).toLowerCase()
@@ -69,7 +70,13 @@ export function seedSettings(src: ConfigSources): SeedSettings {
     commandStream: opt('COMMANDS_STREAM', 'commands.stream', (r) => text(r, /^[^\s]{1,200}$/, 'a stream name of 1–200 characters without spaces')) ?? 'commands',
     dlq: {
       maxLen: opt('DLQ_MAX_LEN', 'worker.dlq.max_len', (r) => integer(r, 1, 1_000_000_000)) ?? 100_000,
-      retentionMs: opt('DLQ_RETENTION', 'worker.dlq.retention', (r) => duration(r, 60_000)) ?? 168 * 3_600_000,
+      // the purge deletes rows older than now minus this: past ~6,700 years that cutoff is before PostgreSQL's
+      // first timestamp, and every purge (and the DLQ stream trims after it) fails
+      retentionMs: opt('DLQ_RETENTION', 'worker.dlq.retention', (r) => {
+        const ms = parseDuration(typeof r.value === 'number' ? r.value : String(r.value))
+        return ms === undefined || ms < 60_000 || ms > MAX_RETENTION_MS
+          ? invalid(r, 'a duration from 1m to 36500d (100 years) such as "168h" or "30d"') : ms
+      }) ?? 168 * 3_600_000,
       policy: {
         delaysMs: opt('DLQ_RETRY_SCHEDULE', 'worker.dlq.retry_schedule', schedule) ?? DEFAULT_DLQ_POLICY.delaysMs,
         maxRounds: opt('DLQ_MAX_ROUNDS', 'worker.dlq.max_rounds', (r) => integer(r, 0, 100)) ?? DEFAULT_DLQ_POLICY.maxRounds,

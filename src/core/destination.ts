@@ -295,16 +295,22 @@ export function destinationToInput(d: Destination): DestinationInput {
   }
 }
 
-const globs = new Map<string, RegExp>()
-function globOf(pattern: string): RegExp {
-  let re = globs.get(pattern)
-  if (!re) {
-    re = new RegExp(`^${pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\/]/g, '\\$&')).join('.*')}$`)
-    // bounded: patterns come from at most 20 × 50 configured entries per tool, but tools change over time
-    if (globs.size >= 10_000) globs.clear()
-    globs.set(pattern, re)
+// a "*" glob matched part by part, each literal at its first place after the one before: linear in the type's
+// length. A RegExp of ".*" parts backtracks exponentially on a near miss ("*a*a…*b" took seconds per event on
+// the worker's main thread), and both sides are user input: the pattern an admin's, the type a sender's
+function matchesGlob(pattern: string, eventType: string): boolean {
+  const parts = pattern.split('*')
+  const first = parts[0] as string
+  const last = parts[parts.length - 1] as string
+  if (eventType.length < first.length + last.length || !eventType.startsWith(first) || !eventType.endsWith(last)) return false
+  const end = eventType.length - last.length
+  let at = first.length
+  for (const part of parts.slice(1, -1)) {
+    const found = eventType.indexOf(part, at)
+    if (found === -1 || found + part.length > end) return false
+    at = found + part.length
   }
-  return re
+  return true
 }
 
 /**
@@ -316,5 +322,5 @@ function globOf(pattern: string): RegExp {
  */
 export function acceptsEventType(d: Pick<Destination, 'eventTypes'>, eventType: string): boolean {
   if (d.eventTypes.length === 0) return true
-  return d.eventTypes.some((p) => (p.includes('*') ? globOf(p).test(eventType) : p === eventType))
+  return d.eventTypes.some((p) => (p.includes('*') ? matchesGlob(p, eventType) : p === eventType))
 }

@@ -64,7 +64,8 @@ export function parseSecretExpiry(where: string, field: string, value: unknown, 
   const fail = (problem: string): never => { throw new PipelineError('permanent', code, `${where}: field "${field}" ${problem}`) }
   if (value === undefined || value === null || value === '') return undefined
   const ms = typeof value === 'number' ? value : typeof value === 'string' ? Date.parse(value) : Number.NaN
-  if (!Number.isFinite(ms)) fail(`must be an ISO 8601 time such as "2026-12-01T00:00:00Z"; got ${JSON.stringify(String(value).slice(0, 40))}`)
+  // a finite number past ±8.64e15 ms is no Date, and showing the tool (toISOString) would throw
+  if (!Number.isFinite(ms) || Number.isNaN(new Date(ms).getTime())) fail(`must be an ISO 8601 time such as "2026-12-01T00:00:00Z"; got ${JSON.stringify(String(value).slice(0, 40))}`)
   if (typeof value === 'number' && ms < 1e11) {
     fail(`is milliseconds since 1970 when a number; got ${value}, which looks like seconds (multiply by 1000, or give an ISO 8601 time such as "2026-12-01T00:00:00Z")`)
   }

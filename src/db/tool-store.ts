@@ -1,6 +1,7 @@
-import { sql, type Kysely, type Selectable } from 'kysely'
-import { ConfigError } from '../core/errors.js'
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely'
+import { ConfigError, isPipelineError } from '../core/errors.js'
 import { destinationToInput, parseDestinations, type Destination } from '../core/destination.js'
+import { refuseForwardSecretsSharedWithInbound } from '../core/destinations-without-secret.js'
 import { parseTool, toolToJSON, type ToolConfig } from '../core/tool.js'
 import type { Database, WebhookToolsTable } from './database.js'
 import { appendAudit, type AuditAction } from './audit-log.js'
@@ -114,20 +115,56 @@ export class ToolStore {
    * Resolves with whether the tool was new.
    */
   async upsert(tool: ToolConfig, actor: string, action: AuditAction = 'tool_upserted'): Promise<{ created: boolean }> {
-    const json = toolToJSON(tool)
-    const changes = this.columns(tool)
     try {
-      return await this.db.transaction().execute(async (trx) => {
-        const row = await trx.insertInto('webhook_tools').values({ id: tool.id, ...changes })
-          .onConflict((oc) => oc.column('id').doUpdateSet({ ...changes, updated_at: sql<Date>`now()` }))
-          // xmax is 0 only on a freshly inserted row version
-          .returning(sql<boolean>`xmax = 0`.as('created')).executeTakeFirstOrThrow()
-        await appendAudit(trx, [{ entity: 'tool', action, actor, details: { tool_id: tool.id, created: row.created, tool: json } }])
-        return { created: row.created }
-      })
+      return await this.db.transaction().execute((trx) => this.write(trx, tool, actor, action))
     } catch (err) {
       throw unavailableOr(err, `storing tool "${tool.id}"`)
     }
+  }
+
+  /**
+   * Creates or replaces tool `id` with the tool `build` makes from the stored one (undefined when there is none,
+   * or when the row no longer passes validation: replacing is its repair), read under the row lock, so what the
+   * new tool keeps of the old (write-only secrets, destinations left out) is the row as it is, not as an earlier
+   * read saw it. A row this store cannot decrypt throws its ConfigError. `build` may throw, which stores nothing. Logs
+   * `tool_upserted`. Resolves with what `build` returned and whether the tool was new.
+   *
+   * @example
+   * await store.replace('gh-main', (existing) => ({ tool: parseTool(keepWriteOnly(input, existing)) }), 'admin-api')
+   */
+  async replace<T extends { readonly tool: ToolConfig }>(id: string, build: (existing: ToolConfig | undefined) => T,
+    actor: string): Promise<T & { created: boolean }> {
+    try {
+      return await this.db.transaction().execute(async (trx) => {
+        const row = await trx.selectFrom('webhook_tools').selectAll().where('id', '=', id).forUpdate().executeTakeFirst()
+        const built = build(row && this.keptFrom(row))
+        return { ...built, ...(await this.write(trx, built.tool, actor, 'tool_upserted')) }
+      })
+    } catch (err) {
+      throw unavailableOr(err, `storing tool "${id}"`)
+    }
+  }
+
+  // the stored tool a replacement keeps write-only values from. A row that no longer passes validation has
+  // nothing to keep: replacing it whole is its repair (the TOOL_UNREADABLE message says so). A row this
+  // process cannot decrypt is not overwritten: its secrets may be fine under the right key
+  private keptFrom(row: ToolRow): ToolConfig | undefined {
+    try {
+      return this.fromRow(row)
+    } catch (err) {
+      if (isPipelineError(err) && err.kind === 'permanent') return undefined
+      throw err
+    }
+  }
+
+  private async write(trx: Transaction<Database>, tool: ToolConfig, actor: string, action: AuditAction): Promise<{ created: boolean }> {
+    const changes = this.columns(tool)
+    const row = await trx.insertInto('webhook_tools').values({ id: tool.id, ...changes })
+      .onConflict((oc) => oc.column('id').doUpdateSet({ ...changes, updated_at: sql<Date>`now()` }))
+      // xmax is 0 only on a freshly inserted row version
+      .returning(sql<boolean>`xmax = 0`.as('created')).executeTakeFirstOrThrow()
+    await appendAudit(trx, [{ entity: 'tool', action, actor, details: { tool_id: tool.id, created: row.created, tool: toolToJSON(tool) } }])
+    return { created: row.created }
   }
 
   /**
@@ -154,8 +191,10 @@ export class ToolStore {
     }
   }
 
-  // the row's columns for a tool, secrets sealed
+  // the row's columns for a tool, secrets sealed. Every write (admin API, CLI) passes here, so a forward signing
+  // secret equal to the inbound one is refused for all of them, as loadConfig refuses it in a config file
   private columns(tool: ToolConfig) {
+    refuseForwardSecretsSharedWithInbound(tool)
     return {
       provider: tool.provider, tenant_id: tool.tenantId, processing_mode: tool.processingMode,
       secret: this.seal(tool.id, 'secret', tool.secret),

@@ -1,6 +1,7 @@
 import { parseDuration } from '../core/duration.js'
 import { generateForwardSecret, retireSecret, rotateSecret, type SecretKind } from '../core/tool-secrets.js'
-import { toolToJSON } from '../core/tool.js'
+import { toolToJSON, type ToolConfig } from '../core/tool.js'
+import type { AuditAction } from '../db/audit-log.js'
 import type { AdminOptions } from './admin.js'
 import { AdminError, readJsonObject, sendAdminError } from './admin-http.js'
 import type { Route, RouteHandler } from './server.js'
@@ -18,7 +19,8 @@ const MAX_SECRET_CHARS = 1024
 export function expiresAt(id: string, value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined
   const ms = typeof value === 'string' ? parseDuration(value) : undefined
-  if (ms === undefined || ms < 1) {
+  // past year 275760 there is no Date: storing or showing the expiry would throw a 500 after the parse
+  if (ms === undefined || ms < 1 || Number.isNaN(new Date(Date.now() + ms).getTime())) {
     throw new AdminError(400, 'TOOL_INVALID', `tool "${id}": field "previous_expires_in" must be a duration such as "24h" or "30m"; ` +
       'leave it out to keep the previous secret until it is retired')
   }
@@ -40,15 +42,16 @@ export function toolSecretRoutes(options: AdminOptions, maxBodyBytes: number): R
   const actor = options.actor ?? 'admin-api'
   const staticIds = new Set((options.staticTools ?? []).map((t) => t.id))
 
-  const stored = async (id: string) => {
-    const tool = await toolStore.get(id)
-    if (tool) return tool
-    if (staticIds.has(id)) throw new AdminError(409, 'TOOL_READ_ONLY', `tool "${id}" is defined in the config file; rotate its secret in the file`)
-    throw new AdminError(404, 'TOOL_NOT_FOUND', `tool "${id.slice(0, 128)}" does not exist; list tools with GET /admin/tools`)
-  }
-  const save = async (tool: Parameters<typeof toolStore.upsert>[0], action: Parameters<typeof toolStore.upsert>[2]) => {
-    await toolStore.upsert(tool, actor, action)
+  // one locked read-modify-write of the stored tool: a change computed from a read outside the row lock would
+  // overwrite whatever another admin stored in between (a destination added, the other secret rotated)
+  const save = async (id: string, change: (tool: ToolConfig) => ToolConfig, action: AuditAction): Promise<ToolConfig> => {
+    const tool = await toolStore.modify(id, change, actor, action)
+    if (!tool) {
+      if (staticIds.has(id)) throw new AdminError(409, 'TOOL_READ_ONLY', `tool "${id}" is defined in the config file; rotate its secret in the file`)
+      throw new AdminError(404, 'TOOL_NOT_FOUND', `tool "${id.slice(0, 128)}" does not exist; list tools with GET /admin/tools`)
+    }
     await registry.refresh().catch((err: unknown) => log?.warn({ err }, 'tool registry refresh after a secret change failed'))
+    return tool
   }
 
   const rotate = (kind: SecretKind): RouteHandler => async (req, res, { id = '' }) => {
@@ -64,10 +67,8 @@ export function toolSecretRoutes(options: AdminOptions, maxBodyBytes: number): R
         throw new AdminError(400, 'TOOL_INVALID', `tool "${id}": field "secret" is required: the new secret the sender signs with`)
       }
       const until = expiresAt(id, body.previous_expires_in)
-      const tool = await stored(id)
       const next = (given as string | undefined) ?? generateForwardSecret()
-      const rotated = rotateSecret(tool, kind, next, until)
-      await save(rotated, 'tool_secret_rotated')
+      const rotated = await save(id, (tool) => rotateSecret(tool, kind, next, until), 'tool_secret_rotated')
       log?.info({ tool_id: id, kind, actor }, 'tool secret rotated through the admin API')
       sendJson(res, 200, { tool: { ...toolToJSON(rotated), source: 'store' }, ...(given === undefined ? { forward_secret: next } : {}) })
     } catch (err) {
@@ -77,8 +78,7 @@ export function toolSecretRoutes(options: AdminOptions, maxBodyBytes: number): R
 
   const retire = (kind: SecretKind): RouteHandler => async (_req, res, { id = '' }) => {
     try {
-      const retired = retireSecret(await stored(id), kind)
-      await save(retired, 'tool_secret_retired')
+      const retired = await save(id, (tool) => retireSecret(tool, kind), 'tool_secret_retired')
       log?.info({ tool_id: id, kind, actor }, 'previous tool secret retired through the admin API')
       sendJson(res, 200, { tool: { ...toolToJSON(retired), source: 'store' } })
     } catch (err) {

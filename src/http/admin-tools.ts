@@ -34,7 +34,9 @@ export function toolRoutes(options: AdminOptions, maxBodyBytes: number): Route[]
 
   const list: RouteHandler = async (_req, res) => {
     try {
-      const stored = await toolStore.list()
+      // a row that no longer parses (validation tightened by an upgrade, a secret under another key) must not
+      // hide every other tool: it is left out and logged, as the registry does (/health names it too)
+      const stored = await toolStore.list((id, err) => log?.warn({ tool_id: id, err }, 'stored tool cannot be read; GET /admin/tools leaves it out'))
       const ids = new Set(stored.map((t) => t.id))
       const all = [...stored.map((t) => shown(t, 'store')), ...[...staticTools.values()].filter((t) => !ids.has(t.id)).map((t) => shown(t, 'config'))]
       all.sort((a, b) => String(a.id).localeCompare(String(b.id)))
@@ -66,14 +68,15 @@ export function toolRoutes(options: AdminOptions, maxBodyBytes: number): Route[]
         throw new AdminError(400, 'TOOL_INVALID', `tool "${id.slice(0, 128)}": unknown field(s) ${unknown.map((k) => `"${k.slice(0, 40)}"`).join(', ')}; expected ${[...TOOL_FIELDS].join(', ')}`)
       }
       const { source: _source, ...input } = body
-      const existing = await toolStore.get(id)
-      // secrets are write-only: a PUT without one (or with the mask a GET shows) keeps the stored secret
-      if (input.secret === MASK && !existing) {
-        throw new AdminError(400, 'TOOL_INVALID', `tool "${id}": field "secret" holds the mask "${MASK}"; send the real signing secret for a new tool`)
-      }
-      // a forward destination without its own signing secret gets one, shown in this response only
-      const { tool, generated, destinationSecrets } = withSigningSecrets(parseTool({ ...keepWriteOnly(input, existing), id }, 'admin API tool'), existing)
-      const { created } = await toolStore.upsert(tool, actor)
+      // built from the stored tool under its row lock, so what the PUT keeps of it is not undone by a change in between
+      const { tool, generated, destinationSecrets, created } = await toolStore.replace(id, (existing) => {
+        // secrets are write-only: a PUT without one (or with the mask a GET shows) keeps the stored secret
+        if (input.secret === MASK && !existing) {
+          throw new AdminError(400, 'TOOL_INVALID', `tool "${id}": field "secret" holds the mask "${MASK}"; send the real signing secret for a new tool`)
+        }
+        // a forward destination without its own signing secret gets one, shown in this response only
+        return withSigningSecrets(parseTool({ ...keepWriteOnly(input, existing), id }, 'admin API tool'), existing)
+      }, actor)
       await refresh()
       log?.info({ tool_id: id, created, actor }, created ? 'tool created through the admin API' : 'tool replaced through the admin API')
       sendJson(res, created ? 201 : 200, { tool: shown(tool, 'store'), created, forward_secret: generated, destination_secrets: destinationSecrets })

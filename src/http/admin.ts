@@ -35,7 +35,7 @@ export interface AdminOptions {
   readonly partitionKeys?: readonly StreamKeys[]
   /** Refreshed after every tool change, so this process sees it at once. */
   readonly tools: Pick<ToolRegistry, 'refresh'>
-  readonly toolStore: Pick<ToolStore, 'list' | 'get' | 'upsert' | 'remove' | 'changeDestinations'>
+  readonly toolStore: Pick<ToolStore, 'list' | 'get' | 'upsert' | 'replace' | 'modify' | 'remove' | 'changeDestinations'>
   /** The config file's tools, listed read-only (`source: "config"`). @defaultValue [] */
   readonly staticTools?: readonly ToolConfig[]
   /** ADMIN_TOKEN. Unset or empty: no route is mounted, so every `/admin` request is an unknown path (404, never 405). */

@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { Kysely } from 'kysely'
 import type { Config } from '../config/load-config.js'
+import { listenOn } from '../config/listen-address.js'
 import type { Database } from '../db/database.js'
 import type { ToolRegistry } from '../db/tool-registry.js'
 import type { ToolStore } from '../db/tool-store.js'
@@ -36,7 +37,8 @@ const ADMIN_LISTENER_LIMITS = { maxConnections: 64, headersTimeoutMs: 10_000, re
 export async function startAdmin(options: StartAdminOptions): Promise<RunningHttpServer | undefined> {
   const { config, redis, db, queue: { partitions, stream }, tools, toolStore, logger } = options
   if (!config.adminToken || !config.admin.addr) return undefined
-  return startHttpServer(config.admin.addr, createRouter([...adminRoutes({
+  const addr = config.admin.addr
+  return listenOn('ADMIN_ADDR', addr, () => startHttpServer(addr, createRouter([...adminRoutes({
     db, redis, keys: config.keys, tools, toolStore, staticTools: config.tools, stream, logger, token: config.adminToken,
     loginThrottle: { maxFailures: config.admin.loginMaxFailures, windowMs: config.admin.loginWindowMs },
     ...(partitions.count > 1 ? { partitionKeys: partitions.keys } : {}),
@@ -46,5 +48,5 @@ export async function startAdmin(options: StartAdminOptions): Promise<RunningHtt
       send: deliveryReplaySender({ redis, tools, keysOf: (event) => partitions.route(event).keys }),
       limits: { maxEvents: config.admin.replayMaxEvents, confirmOver: config.admin.replayConfirmOver },
     },
-  }), ...consoleRoutes()]), ADMIN_LISTENER_LIMITS)
+  }), ...consoleRoutes()]), ADMIN_LISTENER_LIMITS))
 }

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { Config } from '../config/load-config.js'
+import { listenOn } from '../config/listen-address.js'
 import type { Db } from '../db/database.js'
 import type { ToolRegistry } from '../db/tool-registry.js'
 import { createHealth, startHealthServer, type Health, type HealthServer } from '../http/health.js'
@@ -125,8 +126,8 @@ export async function startHealth(options: StartHealthOptions): Promise<ServiceH
     worker: () => ({ inFlight: state.inFlight(), processed: state.processed, poisonRecent: poisonRecent(), shuttingDown: state.shuttingDown }),
     unreadableTools: () => tools.unreadable,
   })
-  const server = await startHealthServer(health, {
+  const server = await listenOn('HEALTH_ENDPOINT', config.health.endpoint, () => startHealthServer(health, {
     port: config.health.endpoint.port, host: config.health.endpoint.host,
-  })
+  }))
   return { health, server }
 }

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { Config } from '../config/load-config.js'
+import { listenOn } from '../config/listen-address.js'
 import type { ToolRegistry } from '../db/tool-registry.js'
 import { ingestBudget } from '../http/inflight-budget.js'
 import { createIngestHandler } from '../http/ingest.js'
@@ -49,7 +50,7 @@ export async function startIngest(options: StartIngestOptions): Promise<RunningH
     ...(config.streamMaxLen ? { maxLen: config.streamMaxLen } : {}),
     ...(config.http.scrubHeaders ? { scrubHeaders: config.http.scrubHeaders } : {}),
   })
-  const server = await startHttpServer(config.http.addr, createRouter([
+  const server = await listenOn('HTTP_ADDR', config.http.addr, () => startHttpServer(config.http.addr, createRouter([
     { method: 'POST', path: '/webhooks/:toolId', handler },
     ...(options.routes ?? []),
   ]), {
@@ -58,7 +59,7 @@ export async function startIngest(options: StartIngestOptions): Promise<RunningH
     onConnectionClosed: (reason) => metrics.connectionClosed(reason),
     headersTimeoutMs: config.http.headersTimeoutMs,
     requestTimeoutMs: config.http.requestTimeoutMs,
-  }).catch((err: unknown) => { redis.disconnect(); throw err })
+  })).catch((err: unknown) => { redis.disconnect(); throw err })
   let closing: Promise<void> | undefined
   return {
     url: server.url, port: server.port, server: server.server, connections: server.connections,

@@ -43,4 +43,12 @@ Produce('a line whose id is not a delivery id stops the command naming the line 
   assert.is(Number(await w.redis.xlen(w.keys.stream)), 0)
 })
 
+Produce('a --file that cannot be opened fails with exit 1 naming the path and the reason, without a stack trace', async ({ w }) => {
+  const missing = join(dir, 'missing.ndjson')
+  const r = await w.run(produceCommand, [], { file: missing })
+  assert.is(r.code, 1)
+  assert.is(r.err, `hookstream produce: --file ${missing} cannot be read (ENOENT); check the path`)
+  assert.is(Number(await w.redis.xlen(w.keys.stream)), 0)
+})
+
 Produce.run()

@@ -15,6 +15,7 @@ import { eventually, makeEvent, progressTo } from '../helpers/events.js'
 import { withTimeLimit } from '../helpers/time-limit.js'
 import { startReceiver } from '../helpers/pipeline.js'
 import { startServiceProcess } from '../helpers/service-process.js'
+import { runCli } from '../helpers/cli-process.js'
 import { release } from '../helpers/release.js'
 
 interface Ctx { redis: Redis; db: Db; env: Record<string, string>; stream: StreamClient; group: string }
@@ -268,5 +269,25 @@ Run('with STREAM_PARTITIONS=4 and WORKER_PARTITIONS=0-1 the worker trims the two
   }
   assert.is(await svc.exited, 0)
 }))
+
+Run('a listen address another process holds stops startup with exit 1 naming the setting, not a stack trace', async (ctx) => {
+  const busy = createNetServer()
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
+  const port = (busy.address() as AddressInfo).port
+  try {
+    for (const [key, env] of [
+      ['HEALTH_ENDPOINT', { HEALTH_ENDPOINT: `127.0.0.1:${port}`, ADMIN_ADDR: 'off' }],
+      ['HTTP_ADDR', { HTTP_ADDR: `127.0.0.1:${port}`, HEALTH_ENDPOINT: '127.0.0.1:0', ADMIN_ADDR: 'off' }],
+      ['ADMIN_ADDR', { ADMIN_ADDR: `127.0.0.1:${port}`, ADMIN_TOKEN: 'admin-token-0123456789abcdef', HTTP_ADDR: '127.0.0.1:0', HEALTH_ENDPOINT: '127.0.0.1:0' }],
+    ] as const) {
+      const r = await runCli(['run', '--role', key === 'HEALTH_ENDPOINT' ? 'worker' : 'ingest'], { ...ctx.env, ...env })
+      assert.is(r.code, 1, r.stderr)
+      assert.match(r.stderr, new RegExp(`hookstream run: ${key} is 127\\.0\\.0\\.1:${port}, which is in use already \\(EADDRINUSE\\); stop the process listening there`))
+      assert.not.match(r.stderr, /\n\s+at /, 'no stack trace')
+    }
+  } finally {
+    busy.close()
+  }
+})
 
 Run.run()

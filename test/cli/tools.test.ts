@@ -4,6 +4,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { toolsCommand } from '../../src/cli/commands/tools.js'
+import { sql } from 'kysely'
+import { parseDestination } from '../../src/core/destination.js'
+import { parseTool } from '../../src/core/tool.js'
+import { createDb } from '../../src/db/database.js'
 import { ToolStore } from '../../src/db/tool-store.js'
 import { cliWorld, type CliWorld } from './cli-harness.js'
 import { release } from '../helpers/release.js'
@@ -141,6 +145,64 @@ Tools('rotate-secret, retire-secret and reencrypt: two-key rotation of both secr
   assert.equal(audit.map((a) => a.action).filter((a) => a !== 'tool_upserted'),
     ['tool_secret_rotated', 'tool_secret_retired', 'tool_secret_rotated', 'tool_secret_retired', 'tools_reencrypted'])
   assert.not.match(JSON.stringify(audit), /cli-new-secret|cli-secret-value|whsec_|tok-x/)
+})
+
+Tools('rotate-secret racing a destination change keeps both, not the tool as it was read before the change', async ({ w }) => {
+  const db = await createDb({ url: w.env.DATABASE_URL as string, poolSize: 4 })
+  try {
+    const store = new ToolStore({ db: db.db, encryptionKey: KEY })
+    await store.upsert(parseTool({ id: 'gh', provider: 'github', secret: SECRET }), 'test')
+    // the test holds the row lock, so the destination change waits first and the rotation second
+    let unlock!: () => void
+    let locked!: () => void
+    const taken = new Promise<void>((resolve) => { locked = resolve })
+    const holder = db.db.transaction().execute(async (trx) => {
+      await trx.selectFrom('webhook_tools').select('id').where('id', '=', 'gh').forUpdate().execute()
+      locked()
+      await new Promise<void>((resolve) => { unlock = resolve })
+    })
+    await taken
+    const waiters = async (count: number) => {
+      for (;;) {
+        const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`.execute(db.db)
+        if ((rows[0]?.n ?? 0) >= count) return
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+    }
+    const added = store.changeDestinations('gh', 'ci', 'destination_added', 'test', (current) => [...current, parseDestination({ id: 'ci', url: 'https://ci.example.test/in' })])
+    await waiters(1)
+    const rotated = w.run(toolsCommand, ['rotate-secret', 'gh'], { secret: 'cli-secret-two' })
+    await waiters(2)
+    unlock()
+    await holder
+    await added
+    assert.is((await rotated).code, 0, (await rotated).err)
+    const stored = await store.get('gh')
+    assert.equal([stored?.destinations?.map((d) => d.id), stored?.secret, stored?.previousSecret], [['ci'], 'cli-secret-two', SECRET])
+  } finally {
+    await db.close()
+  }
+})
+
+Tools('list shows every readable tool when one stored row no longer parses, names that row on stderr and exits 1', async ({ w }) => {
+  const store = new ToolStore({ db: w.db.db, encryptionKey: KEY })
+  await store.upsert(parseTool({ id: 'good', provider: 'github', secret: SECRET }), 'test')
+  await w.db.db.insertInto('webhook_tools').values({ id: 'bad-row', provider: 'svn', secret: 'x', tenant_id: 'acme', processing_mode: 'store',
+    forward_url: null, transform: null, retry_policy: JSON.stringify({}), signature: null, enabled: true }).execute()
+  const list = await w.run(toolsCommand, ['list'], { json: true })
+  assert.is(list.code, 1, 'a row left out is a failure for scripts')
+  assert.equal(JSON.parse(list.out).map((t: { id: string }) => t.id), ['good'])
+  assert.match(list.err, /^stored tool "bad-row" cannot be read and is not listed: .*field "provider"/)
+})
+
+Tools('rotate-secret refuses a --previous-expires-in beyond any date as a usage error, not a stack trace', async ({ w }) => {
+  const store = new ToolStore({ db: w.db.db, encryptionKey: KEY })
+  await store.upsert(parseTool({ id: 'gh', provider: 'github', secret: SECRET }), 'test')
+  const r = await w.run(toolsCommand, ['rotate-secret', 'gh'], { secret: 'cli-secret-two', 'previous-expires-in': '100000000000d' })
+  assert.is(r.code, 2)
+  assert.match(r.err, /--previous-expires-in must be a duration such as "24h"; got "100000000000d"/)
+  assert.is((await store.get('gh'))?.secret, SECRET)
 })
 
 Tools.run()

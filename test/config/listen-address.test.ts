@@ -1,6 +1,7 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { parseListenAddress } from '../../src/config/listen-address.js'
+import { createServer, type AddressInfo } from 'node:net'
+import { listenOn, parseListenAddress } from '../../src/config/listen-address.js'
 
 const Address = suite('parseListenAddress')
 
@@ -21,6 +22,40 @@ Address('names the key and the expected form when the text is not an address', (
       assert.is((err as Error).message,
         `HEALTH_ENDPOINT must be a listen address such as ":8080", "127.0.0.1:8080" or "[::1]:8080"; got ${JSON.stringify(text)}`)
     }
+  }
+})
+
+Address('listenOn names the key when the address is taken or its host name does not resolve, and passes other errors on', async () => {
+  const busy = createServer()
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
+  const address = { host: '127.0.0.1', port: (busy.address() as AddressInfo).port }
+  const second = createServer()
+  try {
+    await listenOn('HTTP_ADDR', address, () => new Promise<void>((resolve, reject) => {
+      second.once('error', reject)
+      second.listen(address.port, address.host, resolve)
+    }))
+    assert.unreachable('the port is taken')
+  } catch (err) {
+    assert.is((err as { code?: string }).code, 'CONFIG_INVALID')
+    assert.is((err as Error).message, `HTTP_ADDR is 127.0.0.1:${address.port}, which is in use already (EADDRINUSE); stop the process listening there, or give HTTP_ADDR, ADMIN_ADDR and HEALTH_ENDPOINT different ports`)
+  } finally {
+    busy.close()
+  }
+  // a host name with a typo: getaddrinfo's error, made here so that no lookup leaves the machine
+  const unresolved = Object.assign(new Error('getaddrinfo ENOTFOUND hookstrem-admin'), { code: 'ENOTFOUND' })
+  try {
+    await listenOn('ADMIN_ADDR', { host: 'hookstrem-admin', port: 8081 }, () => Promise.reject(unresolved))
+    assert.unreachable('the host does not resolve')
+  } catch (err) {
+    assert.match((err as Error).message, /^ADMIN_ADDR is hookstrem-admin:8081, which is a host name this machine cannot resolve \(ENOTFOUND\)/)
+  }
+  const other = new Error('something else')
+  try {
+    await listenOn('ADMIN_ADDR', { host: '::1', port: 8081 }, () => Promise.reject(other))
+    assert.unreachable('rejected')
+  } catch (err) {
+    assert.is(err, other)
   }
 })
 

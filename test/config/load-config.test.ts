@@ -290,6 +290,15 @@ Load('rate limit, abuse limits and the SSRF allow-list are read from env; a bad 
   }
 })
 
+Load('an ingest burst without an ingest rate is refused naming both keys, not ignored with no limit applied', () => {
+  const err = failure(() => loadConfig({ env: { INGEST_RATE_BURST: '100' } }))
+  assert.is(err.code, 'CONFIG_INVALID')
+  assert.match(err.message, /^INGEST_RATE_BURST is set without INGEST_RATE_LIMIT, so no ingest limit would apply; /)
+  const file = yamlFile('http: { rate_burst: 100 }\n')
+  assert.match(failure(() => loadConfig({ env: {}, file })).message, /: http\.rate_burst is set without INGEST_RATE_LIMIT/)
+  assert.equal(loadConfig({ env: { INGEST_RATE_LIMIT: '10', INGEST_RATE_BURST: '100' } }).http.rateLimit, { ratePerSecond: 10, burst: 100 })
+})
+
 Load('a request timeout shorter than the headers timeout is refused naming both keys, not left for the listener to throw', () => {
   // Node's http server refuses headersTimeout > requestTimeout with its own message, naming neither key
   for (const [env, message] of [
@@ -301,6 +310,28 @@ Load('a request timeout shorter than the headers timeout is refused naming both 
     assert.match(err.message, message)
   }
   assert.equal([loadConfig({ env: { HTTP_REQUEST_TIMEOUT: '10s' } }).http.requestTimeoutMs, loadConfig({ env: {} }).http.headersTimeoutMs], [10_000, 10_000])
+})
+
+Load('a timer duration past 24 days is refused naming the key, where setTimeout would fire it at once', () => {
+  // over 2^31-1 ms Node sets a timer to 1 ms: FORWARD_TIMEOUT=30d timed every forward out at once,
+  // WORKER_SHUTDOWN_TIMEOUT=30d stopped without draining, WORKER_CLAIM_IDLE=400d refreshed claims every 1 ms
+  for (const key of ['FORWARD_TIMEOUT', 'WORKER_SHUTDOWN_TIMEOUT', 'WORKER_CLAIM_IDLE']) {
+    const err = failure(() => loadConfig({ env: { [key]: '30d' } }))
+    assert.is(err.code, 'CONFIG_INVALID')
+    assert.match(err.message, new RegExp(`^${key} must be a duration up to 24d such as "10s" or "1m"; got "30d"$`))
+  }
+  const c = loadConfig({ env: { FORWARD_TIMEOUT: '24d', WORKER_SHUTDOWN_TIMEOUT: '24d', WORKER_CLAIM_IDLE: '24d' } })
+  assert.equal([c.forward.timeoutMs, c.worker.shutdownTimeoutMs, c.worker.claimIdleMs], [24 * 86_400_000, 24 * 86_400_000, 24 * 86_400_000])
+})
+
+Load('HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS without HOOKSTREAM_ENCRYPTION_KEY is refused, where every secret saved would be stored in plain text', () => {
+  // the old key alone reads every row, so nothing else showed that new and rotated secrets went to the table unencrypted
+  const err = failure(() => loadConfig({ env: { HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS: 'the key before the rotation' } }))
+  assert.is(err.code, 'CONFIG_INVALID')
+  assert.match(err.message, /^HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS is set but HOOKSTREAM_ENCRYPTION_KEY is not/)
+  assert.not.match(err.message, /the key before the rotation/)
+  const both = loadConfig({ env: { HOOKSTREAM_ENCRYPTION_KEY: 'the key after the rotation', HOOKSTREAM_ENCRYPTION_KEY_PREVIOUS: 'the key before the rotation' } })
+  assert.equal([both.encryptionKey, both.encryptionKeyPrevious], ['the key after the rotation', 'the key before the rotation'])
 })
 
 Load('the in-flight body budget and the per-client connection cap are read; a budget below twice the max body is refused', () => {

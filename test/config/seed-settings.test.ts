@@ -53,6 +53,13 @@ Seed('the YAML file sets the same keys under worker.dlq, worker.processing and w
   assert.equal(c.redisOptions, { tls: false, password: 'from-file', db: 2 })
 })
 
+Seed('a DLQ retention past 100 years is refused, where its cutoff left PostgreSQL\'s range and every purge and DLQ stream trim failed', () => {
+  // 10000000d put the purge's cutoff in 25354 BC: "timestamp out of range" every minute, and the DLQ stream's
+  // MAXLEN and MINID trims after the purge never ran
+  assert.match(failure({ DLQ_RETENTION: '10000000d' }).message, /^DLQ_RETENTION must be a duration from 1m to 36500d \(100 years\) such as "168h" or "30d"; got "10000000d"$/)
+  assert.is(loadConfig({ env: { DLQ_RETENTION: '36500d' } }).dlq.retentionMs, 36_500 * 86_400_000)
+})
+
 Seed('bad values stop startup with a message naming the key and what is expected, never the password', () => {
   assert.match(failure({ WORKER_PROCESSING_TIMEOUT: 'forever' }).message, /^WORKER_PROCESSING_TIMEOUT must be a duration such as "24h" or "90m"; got "forever"/)
   assert.match(failure({ WORKER_PROCESSING_TIMEOUT: '30d' }).message, /^WORKER_PROCESSING_TIMEOUT must be a duration up to 24d/)

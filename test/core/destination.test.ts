@@ -71,6 +71,34 @@ Destination('event types match exactly or by glob, and an empty list takes every
   assert.ok(acceptsEventType({ eventTypes: [] }, 'anything'))
 })
 
+Destination('a glob of many stars answers a near-miss event type at once, without backtracking', () => {
+  // as a RegExp of ".*" parts this pattern took seconds per event on the worker's main thread, stalling every tool
+  const d = { eventTypes: [`${'*a'.repeat(20)}*b`] }
+  const started = performance.now()
+  assert.not.ok(acceptsEventType(d, `webhook.github.${'a'.repeat(31)}`))
+  assert.ok(performance.now() - started < 100, `took ${Math.round(performance.now() - started)} ms`)
+  assert.ok(acceptsEventType(d, `webhook.github.${'a'.repeat(31)}b`))
+  assert.ok(acceptsEventType({ eventTypes: ['*push'] }, 'webhook.github.push'))
+  assert.not.ok(acceptsEventType({ eventTypes: ['push*push'] }, 'push'))
+  assert.ok(acceptsEventType({ eventTypes: ['push*push'] }, 'pushpush'))
+  assert.ok(acceptsEventType({ eventTypes: ['a**b'] }, 'ab'))
+  assert.ok(acceptsEventType({ eventTypes: ['*'] }, ''))
+})
+
+Destination('a previous secret expiry given as a number past the last date is refused, not kept to break every listing later', () => {
+  // 1e20 ms is finite but no Date: toolToJSON and destinationToJSON threw on it, so GET /admin/tools failed for all
+  refused([{ id: 'a', url: 'https://a.test', secret: 'whsec_bmV4dC1zZWNyZXQtb2YtMTYtYnl0ZXM=', previous_secret: 'old-secret', previous_secret_expires_at: 1e20 }],
+    /ISO 8601 time/, 'previous_secret_expires_at')
+  try {
+    parseTool({ id: 'gh', provider: 'github', secret: 's', previous_secret: 'old', previous_secret_expires_at: 1e20 })
+    assert.unreachable('should have been refused')
+  } catch (err) {
+    assert.is((err as { code?: string }).code, 'TOOL_INVALID')
+    assert.match((err as Error).message, /field "previous_secret_expires_at" must be an ISO 8601 time/)
+  }
+  assert.is(parseTool({ id: 'gh', provider: 'github', secret: 's', previous_secret: 'old', previous_secret_expires_at: 8.64e15 }).previousSecretExpiresAt, 8.64e15)
+})
+
 Destination('a tool lists forward_url as destination "default" before its own destinations', () => {
   const tool = parseTool({ id: 'gh', provider: 'github', secret: 's', processing_mode: 'store_and_forward', forward_url: 'https://r.test/in',
     destinations: [{ id: 'ci', url: 'https://ci.test/in' }] })

@@ -199,4 +199,19 @@ Store('rejects a key of the wrong size', ({ handle }) => {
   assert.throws(() => new ToolStore({ db: handle!.db, encryptionKey: 'tiny' }), /HOOKSTREAM_ENCRYPTION_KEY/)
 })
 
+Store('replace over a row sealed under another key refuses instead of overwriting secrets it cannot read', async ({ handle }) => {
+  const writer = new ToolStore({ db: handle!.db, encryptionKey: 'the key the row was written with' })
+  await writer.upsert(tool('rp-sealed', { previous_secret: 'old-inbound-secret' }), 'test')
+  const before = await rawSecret(handle!, 'rp-sealed')
+  const other = new ToolStore({ db: handle!.db, encryptionKey: 'another key of sixteen+ characters' })
+  try {
+    await other.replace('rp-sealed', (existing) => ({ tool: parseTool({ id: 'rp-sealed', provider: 'github', secret: existing?.secret ?? 'new' }) }), 'test')
+    assert.unreachable('should have been refused')
+  } catch (err) {
+    assert.is((err as Error).name, 'ConfigError')
+  }
+  assert.is(await rawSecret(handle!, 'rp-sealed'), before)
+  assert.is((await writer.get('rp-sealed'))?.previousSecret, 'old-inbound-secret')
+})
+
 Store.run()

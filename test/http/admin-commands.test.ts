@@ -23,7 +23,7 @@ Routes.before.each(async (ctx) => {
   const keys = streamKeys({ prefix: `t-${randomUUID()}:` })
   ctx.http = await startHttpServer('127.0.0.1:0', createRouter(adminRoutes({
     db: ctx.db.db, redis: ctx.redis, keys, token: TOKEN, stream: new StreamClient({ redis: ctx.redis, stream: keys.stream }),
-    tools: { refresh: async () => {} }, toolStore: { list: async () => [], get: async () => undefined, upsert: async () => { throw new Error('unused') }, remove: async () => false, changeDestinations: async () => undefined },
+    tools: { refresh: async () => {} }, toolStore: { list: async () => [], get: async () => undefined, upsert: async () => { throw new Error('unused') }, replace: async () => { throw new Error('unused') }, modify: async () => undefined, remove: async () => false, changeDestinations: async () => undefined },
     commandLog: { redis: ctx.redis, stream: ctx.stream },
   })))
 })

@@ -149,4 +149,82 @@ Routes('PUT of a tool with inline destinations generates a secret for each new o
   for (const text of ctx.bodies.slice(2)) assert.not.ok(text.includes(generated) || text.includes(given), text)
 })
 
+// holds the tool row's lock in a transaction of the test until the returned function is called
+async function holdToolRow(ctx: Ctx, id: string): Promise<() => Promise<void>> {
+  let unlock!: () => void
+  let locked!: () => void
+  const taken = new Promise<void>((resolve) => { locked = resolve })
+  const holder = ctx.handle.db.transaction().execute(async (trx) => {
+    await trx.selectFrom('webhook_tools').select('id').where('id', '=', id).forUpdate().execute()
+    locked()
+    await new Promise<void>((resolve) => { unlock = resolve })
+  })
+  await taken
+  return async () => { unlock(); await holder }
+}
+
+async function lockWaiters(ctx: Ctx, count: number): Promise<void> {
+  for (;;) {
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+      where datname = current_database() and wait_event_type = 'Lock'`.execute(ctx.handle.db)
+    if ((rows[0]?.n ?? 0) >= count) return
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+Routes('a tool secret rotation racing a destination change keeps both, neither written from a stale read of the tool', async (ctx) => {
+  const release = await holdToolRow(ctx, 'gh')
+  const added = call(ctx, 'POST', '/admin/tools/gh/destinations', { id: 'ci', url: 'https://ci.example.test/in' })
+  await lockWaiters(ctx, 1)
+  const rotated = call(ctx, 'POST', '/admin/tools/gh/secret/rotate', { secret: 'gh-secret-2' })
+  await lockWaiters(ctx, 2)
+  await release()
+  assert.equal([(await added).status, (await rotated).status], [201, 200])
+  const stored = await ctx.store.get('gh')
+  assert.equal(stored!.destinations?.map((d) => d.id), ['ci'], 'the destination added first is still there')
+  assert.is(stored!.secret, 'gh-secret-2')
+  assert.is(stored!.previousSecret, 'gh-secret')
+})
+
+Routes('a PUT of a tool without destinations racing a destination change keeps the destination it did not list', async (ctx) => {
+  const release = await holdToolRow(ctx, 'gh')
+  const added = call(ctx, 'POST', '/admin/tools/gh/destinations', { id: 'ci', url: 'https://ci.example.test/in' })
+  await lockWaiters(ctx, 1)
+  const replaced = call(ctx, 'PUT', '/admin/tools/gh', { provider: 'github', processing_mode: 'store_and_forward', forward_url: 'https://fwd.example.test/in', enabled: false })
+  await lockWaiters(ctx, 2)
+  await release()
+  assert.equal([(await added).status, (await replaced).status], [201, 200])
+  const stored = await ctx.store.get('gh')
+  assert.equal([stored!.destinations?.map((d) => d.id), stored!.enabled, stored!.secret], [['ci'], false, 'gh-secret'])
+  assert.equal((await replaced).json.tool.destinations?.map((d: { id: string }) => d.id), ['ci'], 'the answer shows what was stored')
+})
+
+Routes('a previous_expires_in beyond any date is 400 naming the field, not a 500, and changes nothing', async (ctx) => {
+  await call(ctx, 'POST', '/admin/tools/gh/destinations', { id: 'ci', url: 'https://ci.example.test/in' })
+  for (const path of ['/admin/tools/gh/secret/rotate', '/admin/tools/gh/forward-secret/rotate', '/admin/tools/gh/destinations/ci/secret/rotate']) {
+    const res = await call(ctx, 'POST', path, { secret: 'whsec_bmV4dC1zZWNyZXQtb2YtMTYtYnl0ZXM=', previous_expires_in: '100000000000d' })
+    assert.equal([res.status, res.json.error.code], [400, 'TOOL_INVALID'], `${path}: ${JSON.stringify(res.json)}`)
+    assert.match(res.json.error.message, /previous_expires_in/)
+  }
+  assert.is((await ctx.store.get('gh'))!.secret, 'gh-secret')
+})
+
+Routes('a forward signing secret equal to the inbound secret is refused through the API as in a config file, and nothing is stored', async (ctx) => {
+  // its receivers would hold the key that signs inbound webhooks, and could forge them
+  const same = 'whsec_c2FtZS1zZWNyZXQtZm9yLWJvdGgtd2F5cw=='
+  const cases: [string, string, unknown][] = [
+    ['PUT', '/admin/tools/gh', { provider: 'github', secret: same, processing_mode: 'store_and_forward', forward_url: 'https://fwd.example.test/in', forward_secret: same }],
+    ['POST', '/admin/tools/gh/destinations', { id: 'ci', url: 'https://ci.example.test/in', secret: 'gh-secret' }],
+    ['POST', '/admin/tools/gh/forward-secret/rotate', { secret: 'gh-secret' }],
+  ]
+  for (const [method, path, body] of cases) {
+    const res = await call(ctx, method, path, body)
+    assert.equal([res.status, res.json?.error?.code], [400, 'TOOL_INVALID'], `${method} ${path}: ${JSON.stringify(res.json)}`)
+    assert.match(res.json.error.message, /inbound secret/)
+    assert.not.ok(JSON.stringify(res.json).includes(same) || JSON.stringify(res.json).includes('gh-secret'), 'the secret is not echoed')
+  }
+  const stored = await ctx.store.get('gh')
+  assert.equal([stored!.secret, stored!.forwardSecret, stored!.destinations], ['gh-secret', undefined, undefined])
+})
+
 Routes.run()

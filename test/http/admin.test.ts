@@ -134,6 +134,31 @@ Admin('with a bad row inserted by SQL, a PUT and a DELETE of another tool throug
   assert.equal([...ctx.registry.unreadable.keys()], ['bad-row'])
 })
 
+Admin('a stored row that no longer parses leaves GET /admin/tools listing every other tool, and the row is named in the log', async (ctx) => {
+  await ctx.store.upsert(parseTool({ id: 'good', provider: 'github', secret: 'good-secret-value' }), 'test')
+  // as an upgrade that tightens validation, or a key mix-up, leaves a row behind
+  await ctx.handle.db.insertInto('webhook_tools').values({ id: 'bad-row', provider: 'svn', secret: 'x', tenant_id: 'acme', processing_mode: 'store',
+    forward_url: null, transform: null, retry_policy: JSON.stringify({}), signature: null, enabled: true }).execute()
+  const list = await call(ctx, 'GET', '/admin/tools')
+  assert.is(list.status, 200, JSON.stringify(list.json))
+  assert.equal(list.json.tools.map((t: { id: string; source: string }) => [t.id, t.source]), [['from-yaml', 'config'], ['good', 'store']])
+  assert.ok(ctx.logs.some((line) => line.includes('bad-row') && line.includes('cannot be read')), ctx.logs.join('\n'))
+  const one = await call(ctx, 'GET', '/admin/tools/bad-row')
+  assert.equal([one.status, one.json.error.code], [400, 'TOOL_INVALID'])
+  assert.match(one.json.error.message, /bad-row/)
+})
+
+Admin('a PUT replaces a stored row that no longer parses, as the TOOL_UNREADABLE message tells the operator to do', async (ctx) => {
+  await ctx.handle.db.insertInto('webhook_tools').values({ id: 'bad-row', provider: 'svn', secret: 'x', tenant_id: 'acme', processing_mode: 'store',
+    forward_url: null, transform: null, retry_policy: JSON.stringify({}), signature: null, enabled: true }).execute()
+  await ctx.registry.refresh()
+  assert.equal([...ctx.registry.unreadable.keys()], ['bad-row'])
+  const fixed = await call(ctx, 'PUT', '/admin/tools/bad-row', { provider: 'github', secret: 'repaired-secret-value' })
+  assert.is(fixed.status, 200, JSON.stringify(fixed.json))
+  assert.equal([(await ctx.registry.get('bad-row'))?.provider, ctx.registry.unreadable.size], ['github', 0])
+  assert.is((await ctx.store.get('bad-row'))?.secret, 'repaired-secret-value')
+})
+
 Admin('invalid tools get 400 naming the field; bad JSON and id mismatches too', async (ctx) => {
   const cases: [unknown, string, RegExp][] = [
     [{ provider: 'svn', secret: 'x' }, 'TOOL_INVALID', /field "provider"/],

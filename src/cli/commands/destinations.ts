@@ -111,7 +111,7 @@ export const destinationsCommand: Command = async (args, flags, io) => {
       if (secretEnv !== undefined && !io.env[secretEnv]) throw new UsageError(`--secret-env ${secretEnv}: that environment variable is not set`)
       const expiresIn = stringFlag(flags, 'previous-expires-in')
       const ms = expiresIn === undefined ? undefined : parseDuration(expiresIn)
-      if (expiresIn !== undefined && (ms === undefined || ms < 1)) throw new UsageError(`--previous-expires-in must be a duration such as "24h"; got "${expiresIn}"`)
+      if (expiresIn !== undefined && (ms === undefined || ms < 1 || Number.isNaN(new Date(Date.now() + ms).getTime()))) throw new UsageError(`--previous-expires-in must be a duration such as "24h"; got "${expiresIn}"`)
       const next = secretEnv !== undefined ? io.env[secretEnv] as string : (generated = generateForwardSecret())
       rotation = (d) => parseDestination(destinationToInput(rotateDestinationSecret(d, next, ms === undefined ? undefined : Date.now() + ms)), where)
     }

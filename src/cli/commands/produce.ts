@@ -19,7 +19,23 @@ export const produceCommand: Command = async (_args, flags, io) => {
     io.stderr('hookstream produce: --file <events.ndjson> is required (one StreamEvent JSON per line)')
     return 2
   }
-  const ctx = await openContext(flags, io)
+  const input = createReadStream(file)
+  // a missing or unreadable file is the user's to fix: say so, instead of the stack trace of an unknown error
+  const unreadable = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+    input.once('open', () => resolve(undefined))
+    input.once('error', resolve)
+  })
+  if (unreadable) {
+    io.stderr(`hookstream produce: --file ${file} cannot be read (${unreadable.code ?? unreadable.message}); check the path`)
+    return 1
+  }
+  let ctx: Awaited<ReturnType<typeof openContext>>
+  try {
+    ctx = await openContext(flags, io)
+  } catch (err) {
+    input.destroy()
+    throw err
+  }
   try {
     const client = mainStreamClient({ redis: ctx.redis, keys: ctx.config.keys, count: ctx.config.scale.partitions, key: ctx.config.scale.partitionKey })
     let chunk: StreamEvent[] = []
@@ -32,7 +48,7 @@ export const produceCommand: Command = async (_args, flags, io) => {
       chunk = []
       io.progress?.(`enqueued ${total} events (line ${lineNo})`)
     }
-    for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+    for await (const line of createInterface({ input, crlfDelay: Infinity })) {
       lineNo += 1
       if (line.trim() === '') continue
       let parsed: Record<string, unknown>
@@ -56,6 +72,7 @@ export const produceCommand: Command = async (_args, flags, io) => {
     io.stdout(flags.json ? JSON.stringify({ enqueued: total, stream }) : `enqueued ${total} events on ${stream}`)
     return 0
   } finally {
+    input.destroy()
     await ctx.close()
   }
 }

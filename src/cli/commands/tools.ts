@@ -52,14 +52,17 @@ function toolInput(id: string | undefined, flags: Parameters<Command>[1], env: R
 async function rotateCommand(sub: 'rotate-secret' | 'retire-secret', id: string, store: ToolStore, inConfig: boolean,
   flags: Parameters<Command>[1], io: Parameters<Command>[2]): Promise<number> {
   const kind = flags.forward === true ? 'forward' : 'inbound'
-  const tool = await store.get(id)
-  if (!tool) {
-    throw new UsageError(inConfig ? `tool "${id}" is defined in the config file; rotate its secret in the file`
-      : `tool "${id}" does not exist; list tools with \`hookstream tools list\``)
+  // a locked read-modify-write: a tool read first and stored whole would undo a change stored in between
+  const change = async (next: (tool: ToolConfig) => ToolConfig, action: 'tool_secret_rotated' | 'tool_secret_retired') => {
+    const changed = await store.modify(id, next, ACTOR, action)
+    if (!changed) {
+      throw new UsageError(inConfig ? `tool "${id}" is defined in the config file; rotate its secret in the file`
+        : `tool "${id}" does not exist; list tools with \`hookstream tools list\``)
+    }
+    return changed
   }
   if (sub === 'retire-secret') {
-    const retired = retireSecret(tool, kind)
-    await store.upsert(retired, ACTOR, 'tool_secret_retired')
+    const retired = await change((tool) => retireSecret(tool, kind), 'tool_secret_retired')
     print(io, flags, { tool: toolToJSON(retired) }, () => `the previous ${kind} secret of tool "${id}" is retired; running services drop it within their refresh interval`)
     return 0
   }
@@ -69,10 +72,9 @@ async function rotateCommand(sub: 'rotate-secret' | 'retire-secret', id: string,
   if (kind === 'inbound' && !given) throw new UsageError(`tools rotate-secret ${id} needs the new secret: --secret-env VAR (or --secret)\n${USAGE}`)
   const expiresIn = stringFlag(flags, 'previous-expires-in')
   const ms = expiresIn === undefined ? undefined : parseDuration(expiresIn)
-  if (expiresIn !== undefined && (ms === undefined || ms < 1)) throw new UsageError(`--previous-expires-in must be a duration such as "24h"; got "${expiresIn}"`)
+  if (expiresIn !== undefined && (ms === undefined || ms < 1 || Number.isNaN(new Date(Date.now() + ms).getTime()))) throw new UsageError(`--previous-expires-in must be a duration such as "24h"; got "${expiresIn}"`)
   const next = given ?? generateForwardSecret()
-  const rotated = rotateSecret(tool, kind, next, ms === undefined ? undefined : Date.now() + ms)
-  await store.upsert(rotated, ACTOR, 'tool_secret_rotated')
+  const rotated = await change((tool) => rotateSecret(tool, kind, next, ms === undefined ? undefined : Date.now() + ms), 'tool_secret_rotated')
   print(io, flags, { tool: toolToJSON(rotated), ...(given ? {} : { forward_secret: next }) }, () =>
     `the ${kind} secret of tool "${id}" is rotated; the previous one stays ${ms === undefined ? 'until `tools retire-secret`' : `for ${expiresIn}`}` +
     (given ? '' : `\nnew forward signing secret (shown once; give it to the receiver): ${next}`))
@@ -110,12 +112,18 @@ export const toolsCommand: Command = async (args, flags, io) => {
       return 0
     }
     if (sub === 'list') {
-      const stored = await store.list()
+      // a row that no longer parses must not hide the others: they are listed, it is named on stderr, and the
+      // exit code is 1 (a wrong HOOKSTREAM_ENCRYPTION_KEY makes every row such a row)
+      let unreadable = 0
+      const stored = await store.list((badId, err) => {
+        unreadable++
+        io.stderr(`stored tool "${badId}" cannot be read and is not listed: ${(err as Error)?.message ?? String(err)}`)
+      })
       const ids = new Set(stored.map((t) => t.id))
       const all = [...stored.map((t) => ({ tool: t, source: 'store' })), ...[...fromConfig.values()].filter((t) => !ids.has(t.id)).map((t) => ({ tool: t, source: 'config' }))]
         .sort((a, b) => a.tool.id.localeCompare(b.tool.id))
       print(io, flags, all.map(({ tool, source }) => ({ ...toolToJSON(tool), source })), () => formatTable(all.map(({ tool, source }) => row(tool, source))))
-      return 0
+      return unreadable > 0 ? 1 : 0
     }
     if (id === undefined && !(sub === 'add' && flags.file)) throw new UsageError(`tools ${sub} needs a tool id\n${USAGE}`)
     if (sub === 'show') {
@@ -137,11 +145,11 @@ export const toolsCommand: Command = async (args, flags, io) => {
     }
     if (sub === 'rotate-secret' || sub === 'retire-secret') return rotateCommand(sub, id as string, store, fromConfig.has(id as string), flags, io)
     const input = toolInput(id, flags, io.env)
-    const existing = typeof input.id === 'string' ? await store.get(input.id) : undefined
-    // secrets are write-only: re-adding a tool without one keeps the stored secret; a forward destination
-    // without a signing secret gets one, printed this once
-    const { tool, generated, destinationSecrets } = withSigningSecrets(parseTool(keepWriteOnly(input, existing), 'tools add'), existing)
-    const { created } = await store.upsert(tool, ACTOR)
+    // secrets are write-only: re-adding a tool without one keeps the stored secret (read under the row lock, so a
+    // change in between is not undone); a forward destination without a signing secret gets one, printed this once
+    const build = (existing: ToolConfig | undefined) => withSigningSecrets(parseTool(keepWriteOnly(input, existing), 'tools add'), existing)
+    // an id that is not a string finds no row, and parseTool refuses it naming the field
+    const { tool, generated, destinationSecrets, created } = await store.replace(typeof input.id === 'string' ? input.id : '', build, ACTOR)
     print(io, flags, { tool: toolToJSON(tool), created, forward_secret: generated, destination_secrets: destinationSecrets }, () =>
       `tool "${tool.id}" ${created ? 'created' : 'replaced'}; running services pick it up within their refresh interval\n${formatFields(toolToJSON(tool))}` +
       (generated ? `\nforward signing secret (shown once; give it to the receiver): ${generated}` : '') +
