@@ -347,6 +347,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   }
   const scrubHeaders = opt({ env: 'INGEST_SCRUB_HEADERS', file: 'http.scrub_headers' }, (r) => {
     const list = (Array.isArray(r.value) ? r.value.map(String) : text(r).split(',')).map((h) => h.trim()).filter(Boolean)
+    // an empty list would replace the default one and let credentials be stored
+    if (list.length === 0) invalid(r, 'at least one header name or pattern; leave it unset for the default list (authorization, cookies, *-token, *-signature, …)')
     try {
       headerScrubber(list)
       return list
@@ -403,7 +405,11 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const eventsRetentionMs = retention('EVENT_RETENTION', 'retention.events')
   const auditRetentionMs = retention('AUDIT_RETENTION', 'retention.audit')
   const deliveriesRetentionMs = retention('DELIVERY_LOG_RETENTION', 'retention.deliveries')
-  const maxBodyBytes = opt({ env: 'INGEST_MAX_BODY', file: 'http.max_body' }, (r) => size(r, 1024)) ?? 10 * 1024 * 1024
+  const maxBodyBytes = opt({ env: 'INGEST_MAX_BODY', file: 'http.max_body' }, (r) => {
+    const bytes = size(r, 1024)
+    // as a tool's max_body: a larger body is held whole in memory, twice over in the in-flight budget
+    return bytes <= 1024 ** 3 ? bytes : invalid(r, 'a size of at most 1GiB, such as "10MiB"')
+  }) ?? 10 * 1024 * 1024
 
   const config: Config = {
     ...(file ? { configFile: file.path } : {}),

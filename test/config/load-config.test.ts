@@ -290,6 +290,13 @@ Load('rate limit, abuse limits and the SSRF allow-list are read from env; a bad 
   }
 })
 
+Load('an empty scrub list and a body limit past 1 GiB are refused naming the key', () => {
+  // an empty list would have replaced the default one, and credentials would have been stored
+  assert.match(failure(() => loadConfig({ env: { INGEST_SCRUB_HEADERS: ' , ' } })).message, /^INGEST_SCRUB_HEADERS must be at least one header name or pattern; leave it unset for the default list/)
+  assert.match(failure(() => loadConfig({ env: { INGEST_MAX_BODY: '2GiB', INGEST_MAX_INFLIGHT_BYTES: '8GiB' } })).message, /^INGEST_MAX_BODY must be a size of at most 1GiB/)
+  assert.is(loadConfig({ env: { INGEST_MAX_BODY: '1GiB', INGEST_MAX_INFLIGHT_BYTES: '2GiB' } }).http.maxBodyBytes, 1024 ** 3)
+})
+
 Load('an ingest burst without an ingest rate is refused naming both keys, not ignored with no limit applied', () => {
   const err = failure(() => loadConfig({ env: { INGEST_RATE_BURST: '100' } }))
   assert.is(err.code, 'CONFIG_INVALID')
