@@ -86,6 +86,11 @@ function bad(where: string, field: string, problem: string): never {
   throw new PipelineError('permanent', 'TOOL_INVALID', `${where}: field "${field}" ${problem}`)
 }
 
+/** Most fields a tool's `transform` object has: 500. */
+export const MAX_TRANSFORM_FIELDS = 500
+/** Most characters of a tool's `transform` (field names and JSONata together): 64 KiB. */
+export const MAX_TRANSFORM_CHARS = 64 * 1024
+
 /** Budget of one event's transform when the tool sets no `transform_timeout`: 100 ms. */
 export const DEFAULT_TRANSFORM_TIMEOUT_MS = 100
 const MAX_TRANSFORM_TIMEOUT_MS = 10_000
@@ -206,7 +211,16 @@ export function parseTool(input: ToolInput, where = 'tool'): ToolConfig {
     if (!ok) bad(at, 'transform', 'must be a JSONata expression or an object of field → JSONata expression')
   }
   if (mode === 'transform_and_store' && transform === undefined) bad(at, 'transform', 'is required when processing_mode is transform_and_store')
-  if (transform !== undefined) compileTransform(at, transform as string | Record<string, string>)
+  if (transform !== undefined) {
+    // every process compiles each tool's rules whenever it reloads the tool list: their size is bounded
+    const rules = typeof transform === 'string' ? [transform] : Object.entries(transform as Record<string, string>).flat()
+    const chars = rules.reduce((sum, r) => sum + r.length, 0)
+    if (rules.length > 2 * MAX_TRANSFORM_FIELDS || chars > MAX_TRANSFORM_CHARS) {
+      bad(at, 'transform', `must hold at most ${MAX_TRANSFORM_FIELDS} fields and ${MAX_TRANSFORM_CHARS} characters of field names and ` +
+        `JSONata in all; got ${typeof transform === 'string' ? 1 : rules.length / 2} and ${chars}`)
+    }
+    compileTransform(at, transform as string | Record<string, string>)
+  }
   const transformTimeoutMs = durationField(at, 'transform_timeout', input.transform_timeout, DEFAULT_TRANSFORM_TIMEOUT_MS, 'TOOL_INVALID')
   if (transformTimeoutMs < 1 || transformTimeoutMs > MAX_TRANSFORM_TIMEOUT_MS) {
     bad(at, 'transform_timeout', `must be between 1ms and ${formatDuration(MAX_TRANSFORM_TIMEOUT_MS)}; got ${JSON.stringify(input.transform_timeout)}`)
