@@ -33,8 +33,9 @@ export interface ForwardItem {
   /** The replay this request belongs to, sent as the `webhook-replay-id` header; absent on a first delivery. */
   readonly replayId?: string
   /**
-   * The destination this item goes to: its breaker and rate limit are keyed by it, and when the tool has several,
-   * `tool` is that destination's view. @defaultValue the tool's id (its `forward_url`)
+   * The destination this item goes to: its breaker, rate limit and `maxConcurrency` are keyed by the tool's id and
+   * it (`<tool id>/<destination id>`: an id is unique only within its tool), and when the tool has several, `tool`
+   * is that destination's view. @defaultValue the tool's id (its `forward_url`)
    */
   readonly destinationId?: string
   /** The body to send as it is (a destination's transform result as JSON text); wins over `transformed` and `eventJson`. */
@@ -177,6 +178,12 @@ function requestHeaders(url: URL, item: ForwardItem, body: Buffer): Record<strin
   return headers
 }
 
+// what an item's breaker, rate-limit bucket and own slots are keyed by: the tool's id for its forward_url, else
+// "<tool id>/<destination id>", since a destination id is unique only within its tool (neither id holds a "/")
+function guardKey(item: ForwardItem): string {
+  return item.destinationId === undefined ? item.tool.id : `${item.tool.id}/${item.destinationId}`
+}
+
 // what post() saw of one request, for the attempt record
 interface Seen { sentAt?: number; status?: number; body?: string }
 
@@ -250,6 +257,7 @@ export class ForwardSink implements Sink<ForwardItem> {
   async deliver(item: ForwardItem): Promise<ForwardAttempt> {
     if (this.closing) throw new Error('ForwardSink: deliver after close(); create a new sink')
     const destination = item.destinationId ?? item.tool.id
+    const key = guardKey(item)
     const startedAt = Date.now()
     const held = (failure: PipelineError): ForwardAttempt => ({ failure, sent: false, destination, startedAt, durationMs: Date.now() - startedAt })
     const where = `forward of event "${item.event.id}" to destination "${destination}"`
@@ -257,7 +265,7 @@ export class ForwardSink implements Sink<ForwardItem> {
     if (limit && this.rateLimiter) {
       let waitMs: number
       try {
-        waitMs = await this.rateLimiter.take(destination, limit)
+        waitMs = await this.rateLimiter.take(key, limit)
       } catch (err) {
         return held(err as PipelineError)
       }
@@ -269,7 +277,7 @@ export class ForwardSink implements Sink<ForwardItem> {
           { retryAfterMs, deferred: true }))
       }
     }
-    const gate = this.breakers?.admit(destination)
+    const gate = this.breakers?.admit(key)
     if (gate && !gate.allowed) {
       // spread over one more cool-down: the backlog neither waits in process for the probe nor comes back at once
       const retryAfterMs = gate.retryAfterMs + Math.floor(Math.random() * gate.retryAfterMs)
@@ -283,9 +291,9 @@ export class ForwardSink implements Sink<ForwardItem> {
     const sentAt = seen.sentAt ?? startedAt
     const durationMs = Date.now() - sentAt
     const sent = failure === undefined || seen.status !== undefined || BREAKER_FAILURES.has(failure.code) || failure.code === 'FORWARD_URL_FORBIDDEN'
-    if (gate) this.breakers?.record(destination, !failure ? 'success' : BREAKER_FAILURES.has(failure.code) ? 'failure' : sent ? 'success' : 'neutral')
+    if (gate) this.breakers?.record(key, !failure ? 'success' : BREAKER_FAILURES.has(failure.code) ? 'failure' : sent ? 'success' : 'neutral')
     if (limit && this.rateLimiter && failure?.retryAfterMs !== undefined && seen.status !== undefined) {
-      await this.rateLimiter.block(destination, limit, failure.retryAfterMs).catch(() => {})
+      await this.rateLimiter.block(key, limit, failure.retryAfterMs).catch(() => {})
     }
     return { failure, sent, destination, startedAt: sentAt, durationMs, status: seen.status, responseBody: seen.body }
   }
@@ -302,7 +310,7 @@ export class ForwardSink implements Sink<ForwardItem> {
       `${this.slotWaitMs} ms; the event is retried later — check that the destination answers`, { retryAfterMs: this.timeoutMs })
     const max = item.maxConcurrency
     // a destination's own limit first, so its waiters never hold a slot of the origin others share
-    const releaseDestination = max === undefined ? () => {} : await this.acquire(`destination:${item.destinationId ?? tool.id}`, max)
+    const releaseDestination = max === undefined ? () => {} : await this.acquire(`destination:${guardKey(item)}`, max)
     if (!releaseDestination) return busy(max as number, `destination "${item.destinationId ?? tool.id}"`)
     const release = await this.acquire(url.origin, this.perDestination)
     if (!release) {

@@ -133,4 +133,34 @@ Guards('maxConcurrency bounds the requests in flight to one destination while an
   assert.ok(most >= 4, `the unlimited destination on the same origin ran in parallel; at most ${most} open`)
 })
 
+// destination ids are unique within a tool only: "ci" of one tenant's tool and "ci" of another's are two destinations
+const toolsDestination = (toolId: string, url: string, extra: Partial<ForwardItem> = {}): ForwardItem =>
+  ({ event: makeEvent({ tool_id: toolId }), tool: { id: toolId, secret: '', forwardUrl: url }, destinationId: 'ci', ...extra })
+
+Guards('two tools\' destinations of the same id have their own breakers: one tenant\'s dead destination never parks the other\'s deliveries', async (ctx) => {
+  const dead = await receiver(ctx, () => 503)
+  const alive = await receiver(ctx, () => 200)
+  const opened: string[] = []
+  const s = sink(ctx, { breakers: new CircuitBreakers({ failureThreshold: 2, coolDownMs: 60_000, onStateChange: (d, state) => { if (state === 'open') opened.push(d) } }) })
+  for (let i = 0; i < 2; i++) assert.is((await s.deliver(toolsDestination('tenant-a', dead.url))).failure?.code, 'DESTINATION_5XX')
+  assert.is((await s.deliver(toolsDestination('tenant-a', dead.url))).failure?.code, 'DESTINATION_CIRCUIT_OPEN', 'tenant A\'s breaker opened')
+  const b = await s.deliver(toolsDestination('tenant-b', alive.url))
+  assert.equal([b.failure?.code, b.sent, b.destination], [undefined, true, 'ci'], 'tenant B\'s "ci" is delivered, not parked behind A\'s breaker')
+  assert.is(alive.requests.length, 1)
+  assert.is(opened.length, 1)
+})
+
+Guards('two tools\' destinations of the same id have their own rate-limit buckets: one tenant\'s 429 never holds the other\'s deliveries', async (ctx) => {
+  const redis = new Redis((await sharedRedis()).url)
+  ctx.closers.push(() => redis.disconnect())
+  const throttled = await receiver(ctx, () => ({ status: 429, headers: { 'retry-after': '30' } }))
+  const alive = await receiver(ctx, () => 200)
+  const s = sink(ctx, { rateLimiter: new DestinationRateLimiter({ redis, prefix: `t-${randomUUID()}:` }) })
+  const rateLimit = { perSecond: 100, burst: 100 }
+  assert.is((await s.deliver(toolsDestination('tenant-a', throttled.url, { rateLimit }))).failure?.code, 'DESTINATION_429')
+  const b = await s.deliver(toolsDestination('tenant-b', alive.url, { rateLimit }))
+  assert.equal([b.failure?.code, b.sent], [undefined, true], 'tenant B\'s "ci" goes: A\'s Retry-After emptied only A\'s bucket')
+  assert.is(alive.requests.length, 1)
+})
+
 Guards.run()
