@@ -412,6 +412,12 @@ export class ForwardSink implements Sink<ForwardItem> {
         return new PipelineError('permanent', 'FORWARD_URL_FORBIDDEN',
           `${where} refused: ${(err as Error).message}; use a public destination, or allow it with FORWARD_ALLOW_PRIVATE (true or a CIDR list)`, { cause: err })
       }
+      // undici refuses to build the request (a header value with a character HTTP cannot carry, such as a control
+      // character or one above U+00FF): nothing went out, and the same request would be refused on every retry
+      if (networkCode(err) === 'UND_ERR_INVALID_ARG') {
+        return new PipelineError('permanent', 'FORWARD_REQUEST_INVALID',
+          `${where} could not be sent: ${(err as Error).message}; a header value may hold only tabs and characters U+0020–U+007E and U+0080–U+00FF — fix the tool's or destination's headers`, { cause: err })
+      }
       if (this.closing) {
         return new PipelineError('transient', 'SINK_CLOSED', `${where} was cut off by ForwardSink.close(); it is retried on redelivery`, { cause: err })
       }

@@ -163,4 +163,18 @@ Guards('two tools\' destinations of the same id have their own rate-limit bucket
   assert.is(alive.requests.length, 1)
 })
 
+Guards('a header value HTTP cannot carry fails the delivery permanently, sends nothing and does not trip the breaker', async (ctx) => {
+  const r = await receiver(ctx, () => 200)
+  const breakers = new CircuitBreakers({ failureThreshold: 1 })
+  const s = sink(ctx, { breakers })
+  const bad: ForwardItem = { event: makeEvent({ tool_id: 'gh' }), tool: { id: 'gh', secret: '', forwardUrl: r.url, forwardHeaders: { 'x-team': 'kettle \u2615' } } }
+  const attempt = await s.deliver(bad)
+  assert.equal([attempt.failure?.code, attempt.failure?.kind, attempt.sent], ['FORWARD_REQUEST_INVALID', 'permanent', false])
+  assert.match(attempt.failure?.message ?? '', /x-team/)
+  assert.ok(!attempt.failure?.message.includes('kettle'), `the header value is not in the message: ${attempt.failure?.message}`)
+  assert.equal(breakers.list(), [], 'the destination did not fail: nothing was sent to it')
+  assert.is(r.requests.length, 0)
+  assert.is((await s.deliver(item(r.url))).failure, undefined, 'the next delivery goes')
+})
+
 Guards.run()
