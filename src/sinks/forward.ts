@@ -252,9 +252,10 @@ export class ForwardSink implements Sink<ForwardItem> {
   /**
    * Sends one item through the destination's rate limit and circuit breaker and says what happened: the
    * failure (if any), whether a request went out, its status, duration and the head of the response body.
-   * Rejects only after `close()`.
+   * Once `signal` aborts (the attempt ran out of time), a request still waiting for a slot is given up and
+   * never sent. Rejects only after `close()`.
    */
-  async deliver(item: ForwardItem): Promise<ForwardAttempt> {
+  async deliver(item: ForwardItem, signal?: AbortSignal): Promise<ForwardAttempt> {
     if (this.closing) throw new Error('ForwardSink: deliver after close(); create a new sink')
     const destination = item.destinationId ?? item.tool.id
     const key = guardKey(item)
@@ -286,7 +287,7 @@ export class ForwardSink implements Sink<ForwardItem> {
         'without spending a retry and goes once a probe succeeds — check the destination', { retryAfterMs, deferred: true }))
     }
     const seen: Seen = {}
-    const failure = await this.send(item, seen)
+    const failure = await this.send(item, seen, signal)
     // a request that went out is timed from its start (after the slot wait) to the end of its response
     const sentAt = seen.sentAt ?? startedAt
     const durationMs = Date.now() - sentAt
@@ -298,7 +299,7 @@ export class ForwardSink implements Sink<ForwardItem> {
     return { failure, sent, destination, startedAt: sentAt, durationMs, status: seen.status, responseBody: seen.body }
   }
 
-  private async send(item: ForwardItem, seen: Seen): Promise<PipelineError | undefined> {
+  private async send(item: ForwardItem, seen: Seen, signal: AbortSignal | undefined): Promise<PipelineError | undefined> {
     const { event, tool } = item
     if (!tool.forwardUrl || !URL.canParse(tool.forwardUrl)) {
       return new PipelineError('permanent', 'FORWARD_URL_MISSING',
@@ -310,9 +311,9 @@ export class ForwardSink implements Sink<ForwardItem> {
       `${this.slotWaitMs} ms; the event is retried later — check that the destination answers`, { retryAfterMs: this.timeoutMs })
     const max = item.maxConcurrency
     // a destination's own limit first, so its waiters never hold a slot of the origin others share
-    const releaseDestination = max === undefined ? () => {} : await this.acquire(`destination:${guardKey(item)}`, max)
+    const releaseDestination = max === undefined ? () => {} : await this.acquire(`destination:${guardKey(item)}`, max, signal)
     if (!releaseDestination) return busy(max as number, `destination "${item.destinationId ?? tool.id}"`)
-    const release = await this.acquire(url.origin, this.perDestination)
+    const release = await this.acquire(url.origin, this.perDestination, signal)
     if (!release) {
       releaseDestination()
       return busy(this.perDestination, url.origin)
@@ -447,25 +448,33 @@ export class ForwardSink implements Sink<ForwardItem> {
   }
 
   // a small semaphore per origin (and per destination with a maxConcurrency): the bulkhead that keeps one slow
-  // destination from starving the others; undefined when no slot came free within slotWaitMs
-  private async acquire(key: string, limit: number): Promise<(() => void) | undefined> {
+  // destination from starving the others; undefined when no slot came free within slotWaitMs, or `signal` aborted
+  private async acquire(key: string, limit: number, signal?: AbortSignal): Promise<(() => void) | undefined> {
+    if (signal?.aborted) return undefined
     let slots = this.slots.get(key)
     if (!slots) this.slots.set(key, (slots = { active: 0, waiting: [], lastReleaseAt: Date.now() }))
     const s = slots
     if (s.active >= limit) {
       const granted = await new Promise<boolean>((resolve) => {
         let timer: NodeJS.Timeout | undefined
-        const waiter = () => { clearTimeout(timer); resolve(true) }
-        // give up only on a destination that stalls (no request finished for slotWaitMs); a busy one that keeps
-        // answering is waited for, so its events are not parked for nothing
-        const check = () => {
-          const idleMs = Date.now() - s.lastReleaseAt
-          if (idleMs < this.slotWaitMs) { timer = setTimeout(check, this.slotWaitMs - idleMs); return }
+        const waiter = () => { clearTimeout(timer); signal?.removeEventListener('abort', giveUp); resolve(true) }
+        const giveUp = () => {
+          clearTimeout(timer)
+          signal?.removeEventListener('abort', giveUp)
           const i = s.waiting.indexOf(waiter)
           if (i >= 0) s.waiting.splice(i, 1)
           resolve(false)
         }
+        // give up only on a destination that stalls (no request finished for slotWaitMs); a busy one that keeps
+        // answering is waited for, so its events are not parked for nothing. An attempt out of time gives up at
+        // once: its failure is decided, and a request sent after that would go again with its retry
+        const check = () => {
+          const idleMs = Date.now() - s.lastReleaseAt
+          if (idleMs < this.slotWaitMs) { timer = setTimeout(check, this.slotWaitMs - idleMs); return }
+          giveUp()
+        }
         timer = setTimeout(check, this.slotWaitMs)
+        signal?.addEventListener('abort', giveUp, { once: true })
         s.waiting.push(waiter)
       })
       if (!granted) return undefined

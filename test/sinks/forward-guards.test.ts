@@ -7,6 +7,11 @@ import { Redis } from 'ioredis'
 import { CircuitBreakers } from '../../src/sinks/circuit-breaker.js'
 import { DestinationRateLimiter } from '../../src/sinks/destination-rate-limit.js'
 import { ForwardSink, type ForwardItem } from '../../src/sinks/forward.js'
+import { lastValueFrom, of, toArray } from 'rxjs'
+import { parseTool } from '../../src/core/tool.js'
+import { forwardStep } from '../../src/operators/forward.js'
+import { retryBackoff } from '../../src/operators/retry-backoff.js'
+import { asOneBatch, envelope } from '../operators/helpers.js'
 import { makeEvent } from '../helpers/events.js'
 import { startReceiver, type Receiver } from '../helpers/pipeline.js'
 import { sharedRedis } from '../helpers/servers.js'
@@ -175,6 +180,28 @@ Guards('a header value HTTP cannot carry fails the delivery permanently, sends n
   assert.equal(breakers.list(), [], 'the destination did not fail: nothing was sent to it')
   assert.is(r.requests.length, 0)
   assert.is((await s.deliver(item(r.url))).failure, undefined, 'the next delivery goes')
+})
+
+Guards('a forward still waiting for a slot when its attempt runs out of time is given up, not sent after the attempt failed', async (ctx) => {
+  let answerFirst!: () => void
+  const firstHeld = new Promise<void>((resolve) => { answerFirst = resolve })
+  const r = await receiver(ctx, async (n) => { if (n === 1) await firstHeld; return 200 })
+  // one slot, and a long slot wait: a destination that answers, slowly, is waited for
+  const s = sink(ctx, { perDestinationConcurrency: 1, slotWaitMs: 60_000 })
+  const tool = parseTool({ id: 'gh', provider: 'github', secret: 'k', processing_mode: 'store_and_forward', forward_url: r.url,
+    retry_policy: { max_retries: 0, initial_interval: '10ms', max_interval: '10ms', multiplier: 1, max_elapsed_time: '1m' } })
+  const event = (tool_id: string) => ({ ...envelope({ tool_id }), tool })
+  const first = s.deliver(item(r.url))
+  const waiting = event('gh')
+  const [timedOut] = await lastValueFrom(of(waiting).pipe(asOneBatch(retryBackoff({ step: forwardStep({ sink: s }), timeoutMs: 200 })), toArray()))
+  assert.is(timedOut?.failure?.code, 'PROCESSING_TIMEOUT', 'the attempt ran out of time while it waited for the slot')
+  answerFirst()
+  assert.is((await first).failure, undefined)
+  const last = event('gh')
+  assert.is((await s.deliver({ event: last.message.event, tool })).failure, undefined)
+  const ids = r.requests.map((q) => String(q.headers['webhook-id']))
+  assert.not.ok(ids.includes(waiting.message.event.id), `the timed-out forward was sent anyway, after its failure was decided (requests: ${ids.length})`)
+  assert.is(ids.length, 2)
 })
 
 Guards.run()
