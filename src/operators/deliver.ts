@@ -48,8 +48,8 @@ function viewOf(tool: ToolConfig, d: Destination): ForwardItem['tool'] {
  */
 export function deliverStep<E extends Envelope & { readonly tool?: ToolConfig; readonly destination?: Destination; readonly forwardAttempt?: ForwardAttempt }>(
   options: DeliverStepOptions,
-): (env: E) => Promise<E> {
-  return async (env) => {
+): (env: E, signal?: AbortSignal) => Promise<E> {
+  return async (env, signal) => {
     const { tool, destination: d } = env
     if (isDone(env) || !tool || !d) return env
     let body: string | undefined
@@ -69,6 +69,6 @@ export function deliverStep<E extends Envelope & { readonly tool?: ToolConfig; r
       ...(d.maxConcurrency !== undefined ? { maxConcurrency: d.maxConcurrency } : {}),
       ...(traceparent ? { traceparent } : {}),
       ...(env.message.fields[REPLAY_FIELD] ? { replayId: env.message.fields[REPLAY_FIELD] } : {}),
-    }))
+    }), signal)
   }
 }

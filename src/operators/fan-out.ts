@@ -84,18 +84,26 @@ export function fanOut<E extends Stored>(options: FanOutOptions): BatchStage<E> 
       toolId: env.message.event.tool_id, eventId: env.message.event.id, fields: env.message.fields,
       destinationIds: changes.filter((c) => c.state === 'pending').map((c) => c.destinationId),
     })))
-    await redriveFailed(envs.filter(redrive))
+    await redriveFailed(envs)
     return envs
   }
 
+  // the failed pairs each batch re-drives, found once: they are `pending` from the first run on, so a hold that runs
+  // the batch again (Redis down for the enqueue) must enqueue the same pairs rather than look for failed ones again
+  const redriven = new WeakMap<readonly E[], readonly { env: E; ids: readonly string[] }[]>()
   // its failed pairs are delivered again (the DLQ row is then resolved as for any re-queued event)
-  const redriveFailed = async (envs: readonly E[]): Promise<void> => {
-    if (envs.length === 0) return
-    const failed = await states.failed(envs.map((env) => env.message.event))
-    const again = envs.flatMap((env) => {
-      const ids = failed.get(identityOf(env.message.event)) ?? []
-      return ids.length > 0 ? [{ env, ids }] : []
-    })
+  const redriveFailed = async (batch: readonly E[]): Promise<void> => {
+    let again = redriven.get(batch)
+    if (!again) {
+      const envs = batch.filter(redrive)
+      if (envs.length === 0) return
+      const failed = await states.failed(envs.map((env) => env.message.event))
+      again = envs.flatMap((env) => {
+        const ids = failed.get(identityOf(env.message.event)) ?? []
+        return ids.length > 0 ? [{ env, ids }] : []
+      })
+      redriven.set(batch, again)
+    }
     const event = (env: E) => ({ tool_id: env.message.event.tool_id, id: env.message.event.id })
     await states.set(again.flatMap(({ env, ids }) => ids.map((destinationId) => ({ event: event(env), destinationId, state: 'pending' as const }))))
     await enqueueDeliveries({ ...enqueue, once: false }, again.map(({ env, ids }) => ({

@@ -47,15 +47,15 @@ export function entryJson(message: StreamMessage): string | undefined {
  */
 export function forwardStep<E extends Envelope & { readonly tool?: ToolConfig; readonly transformed?: unknown; readonly forwardAttempt?: ForwardAttempt }>(
   options: ForwardStepOptions,
-): (env: E) => Promise<E> {
-  return async (env) => {
+): (env: E, signal?: AbortSignal) => Promise<E> {
+  return async (env, signal) => {
     const tool = env.tool
     if (env.failure || env.outcome || !tool || tool.processingMode !== 'store_and_forward') return env
     return sendAttempt(env, options.sink, options.tracing, options.traceparentOf?.(env) ?? env.message.traceparent, (traceparent) => ({
       event: env.message.event, tool,
       ...(env.transformed !== undefined ? { transformed: env.transformed } : { eventJson: entryJson(env.message) }),
       ...(traceparent ? { traceparent } : {}),
-    }))
+    }), signal)
   }
 }
 
@@ -63,19 +63,20 @@ export function forwardStep<E extends Envelope & { readonly tool?: ToolConfig; r
  * One attempt of `env` through `sink.deliver`, shared by `forwardStep` and `deliverStep`: with `tracing` inside a
  * `webhook.forward` span (CLIENT, a child of the event's span) whose traceparent the request carries, else with
  * `traceparent`. The envelope comes back with `forwardAttempt` (for the delivery log and metrics) and either its
- * classified `failure` or outcome `forwarded`.
+ * classified `failure` or outcome `forwarded`. `signal` (the attempt's time limit) gives up a request still waiting
+ * for a slot.
  *
  * @example
  * return sendAttempt(env, sink, false, env.message.traceparent, (tp) => ({ event: env.message.event, tool, ...(tp ? { traceparent: tp } : {}) }))
  */
 export async function sendAttempt<E extends Envelope & { readonly forwardAttempt?: ForwardAttempt }>(env: E, sink: ForwardSink,
-  tracing: boolean | undefined, traceparent: string | undefined, item: (traceparent: string | undefined) => ForwardItem): Promise<E> {
+  tracing: boolean | undefined, traceparent: string | undefined, item: (traceparent: string | undefined) => ForwardItem, signal?: AbortSignal): Promise<E> {
   const span = tracing ? startEventSpan(SpanNames.FORWARD, env, SpanKind.CLIENT, {
     [SpanAttributes.HTTP_REQUEST_METHOD]: 'POST', [SpanAttributes.STEP_ATTEMPT]: env.attempts + 1,
   }) : undefined
   let forwardAttempt: ForwardAttempt
   try {
-    forwardAttempt = await sink.deliver(item((span ? traceparentOf(spanContext(env.trace, span)) : undefined) ?? traceparent))
+    forwardAttempt = await sink.deliver(item((span ? traceparentOf(spanContext(env.trace, span)) : undefined) ?? traceparent), signal)
   } catch (err) {
     if (span) endEventSpan(span, err as Error)
     throw err

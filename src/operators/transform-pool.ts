@@ -44,6 +44,8 @@ interface Pending {
   readonly resolve: (outcome: TransformOutcome) => void
   /** It overran once already; a second overrun fails it. */
   overran: boolean
+  /** Its batch took its worker down: it runs again in a batch of its own, so only a job that does so alone fails. */
+  alone: boolean
 }
 
 interface Slot {
@@ -110,7 +112,7 @@ export class TransformPool {
       return Promise.resolve({ ok: false, code: 'TRANSFORM_FAILED', rule: null, message: 'the transform pool is closed (the pipeline is stopping)' })
     }
     return new Promise((resolve) => {
-      this.queue.push({ job, seq: ++this.seq, resolve, overran: false })
+      this.queue.push({ job, seq: ++this.seq, resolve, overran: false, alone: false })
       // the events of one read arrive in one turn of the event loop: send them as one batch
       if (!this.dispatchScheduled) {
         this.dispatchScheduled = true
@@ -139,7 +141,8 @@ export class TransformPool {
       let slot = this.slots.find((s) => s.batch === undefined)
       if (!slot && this.slots.length < this.workers) this.slots.push((slot = this.spawn()))
       if (!slot) return
-      const batch = this.queue.splice(0, this.maxBatch)
+      const together = this.queue[0]?.alone ? 1 : this.queue.findIndex((p, i) => i >= this.maxBatch || p.alone)
+      const batch = this.queue.splice(0, together < 0 ? this.maxBatch : together)
       slot.batch = batch
       slot.progress[0] = -1
       const ruleSets = new Map<TransformRules, number>()
@@ -237,8 +240,18 @@ export class TransformPool {
       for (const pending of [...batch, ...this.queue.splice(0)]) pending.resolve({ ok: false, code, rule: null, message: reason })
       return
     }
-    const running = batch.find((p) => p.seq === slot.progress[0])
+    // a job alone was the one running, even when the worker died before it said so
+    const running = batch.length === 1 ? batch[0] : batch.find((p) => p.seq === slot.progress[0])
     const rest = batch.filter((p) => p !== running)
+    // a worker that died under a batch of several jobs (out of heap with the batch's payloads and results, maybe
+    // between two jobs) says nothing of one of them: each runs again alone, so a batch too big for the heap is
+    // not sent to worker after worker for ever, and only a job that takes a worker down by itself fails
+    if (code !== 'TRANSFORM_TIMEOUT' && batch.length > 1) {
+      for (const pending of batch) pending.alone = true
+      this.queue.unshift(...batch)
+      this.dispatch()
+      return
+    }
     // a busy machine can pause a process past a short budget: a job that overruns once runs again before it fails
     if (running && code === 'TRANSFORM_TIMEOUT' && !running.overran) {
       running.overran = true

@@ -33,8 +33,9 @@ export interface ForwardItem {
   /** The replay this request belongs to, sent as the `webhook-replay-id` header; absent on a first delivery. */
   readonly replayId?: string
   /**
-   * The destination this item goes to: its breaker and rate limit are keyed by it, and when the tool has several,
-   * `tool` is that destination's view. @defaultValue the tool's id (its `forward_url`)
+   * The destination this item goes to: its breaker, rate limit and `maxConcurrency` are keyed by the tool's id and
+   * it (`<tool id>/<destination id>`: an id is unique only within its tool), and when the tool has several, `tool`
+   * is that destination's view. @defaultValue the tool's id (its `forward_url`)
    */
   readonly destinationId?: string
   /** The body to send as it is (a destination's transform result as JSON text); wins over `transformed` and `eventJson`. */
@@ -177,6 +178,12 @@ function requestHeaders(url: URL, item: ForwardItem, body: Buffer): Record<strin
   return headers
 }
 
+// what an item's breaker, rate-limit bucket and own slots are keyed by: the tool's id for its forward_url, else
+// "<tool id>/<destination id>", since a destination id is unique only within its tool (neither id holds a "/")
+function guardKey(item: ForwardItem): string {
+  return item.destinationId === undefined ? item.tool.id : `${item.tool.id}/${item.destinationId}`
+}
+
 // what post() saw of one request, for the attempt record
 interface Seen { sentAt?: number; status?: number; body?: string }
 
@@ -245,11 +252,13 @@ export class ForwardSink implements Sink<ForwardItem> {
   /**
    * Sends one item through the destination's rate limit and circuit breaker and says what happened: the
    * failure (if any), whether a request went out, its status, duration and the head of the response body.
-   * Rejects only after `close()`.
+   * Once `signal` aborts (the attempt ran out of time), a request still waiting for a slot is given up and
+   * never sent. Rejects only after `close()`.
    */
-  async deliver(item: ForwardItem): Promise<ForwardAttempt> {
+  async deliver(item: ForwardItem, signal?: AbortSignal): Promise<ForwardAttempt> {
     if (this.closing) throw new Error('ForwardSink: deliver after close(); create a new sink')
     const destination = item.destinationId ?? item.tool.id
+    const key = guardKey(item)
     const startedAt = Date.now()
     const held = (failure: PipelineError): ForwardAttempt => ({ failure, sent: false, destination, startedAt, durationMs: Date.now() - startedAt })
     const where = `forward of event "${item.event.id}" to destination "${destination}"`
@@ -257,7 +266,7 @@ export class ForwardSink implements Sink<ForwardItem> {
     if (limit && this.rateLimiter) {
       let waitMs: number
       try {
-        waitMs = await this.rateLimiter.take(destination, limit)
+        waitMs = await this.rateLimiter.take(key, limit)
       } catch (err) {
         return held(err as PipelineError)
       }
@@ -269,7 +278,7 @@ export class ForwardSink implements Sink<ForwardItem> {
           { retryAfterMs, deferred: true }))
       }
     }
-    const gate = this.breakers?.admit(destination)
+    const gate = this.breakers?.admit(key)
     if (gate && !gate.allowed) {
       // spread over one more cool-down: the backlog neither waits in process for the probe nor comes back at once
       const retryAfterMs = gate.retryAfterMs + Math.floor(Math.random() * gate.retryAfterMs)
@@ -278,19 +287,19 @@ export class ForwardSink implements Sink<ForwardItem> {
         'without spending a retry and goes once a probe succeeds — check the destination', { retryAfterMs, deferred: true }))
     }
     const seen: Seen = {}
-    const failure = await this.send(item, seen)
+    const failure = await this.send(item, seen, signal)
     // a request that went out is timed from its start (after the slot wait) to the end of its response
     const sentAt = seen.sentAt ?? startedAt
     const durationMs = Date.now() - sentAt
     const sent = failure === undefined || seen.status !== undefined || BREAKER_FAILURES.has(failure.code) || failure.code === 'FORWARD_URL_FORBIDDEN'
-    if (gate) this.breakers?.record(destination, !failure ? 'success' : BREAKER_FAILURES.has(failure.code) ? 'failure' : sent ? 'success' : 'neutral')
+    if (gate) this.breakers?.record(key, !failure ? 'success' : BREAKER_FAILURES.has(failure.code) ? 'failure' : sent ? 'success' : 'neutral')
     if (limit && this.rateLimiter && failure?.retryAfterMs !== undefined && seen.status !== undefined) {
-      await this.rateLimiter.block(destination, limit, failure.retryAfterMs).catch(() => {})
+      await this.rateLimiter.block(key, limit, failure.retryAfterMs).catch(() => {})
     }
     return { failure, sent, destination, startedAt: sentAt, durationMs, status: seen.status, responseBody: seen.body }
   }
 
-  private async send(item: ForwardItem, seen: Seen): Promise<PipelineError | undefined> {
+  private async send(item: ForwardItem, seen: Seen, signal: AbortSignal | undefined): Promise<PipelineError | undefined> {
     const { event, tool } = item
     if (!tool.forwardUrl || !URL.canParse(tool.forwardUrl)) {
       return new PipelineError('permanent', 'FORWARD_URL_MISSING',
@@ -302,9 +311,9 @@ export class ForwardSink implements Sink<ForwardItem> {
       `${this.slotWaitMs} ms; the event is retried later — check that the destination answers`, { retryAfterMs: this.timeoutMs })
     const max = item.maxConcurrency
     // a destination's own limit first, so its waiters never hold a slot of the origin others share
-    const releaseDestination = max === undefined ? () => {} : await this.acquire(`destination:${item.destinationId ?? tool.id}`, max)
+    const releaseDestination = max === undefined ? () => {} : await this.acquire(`destination:${guardKey(item)}`, max, signal)
     if (!releaseDestination) return busy(max as number, `destination "${item.destinationId ?? tool.id}"`)
-    const release = await this.acquire(url.origin, this.perDestination)
+    const release = await this.acquire(url.origin, this.perDestination, signal)
     if (!release) {
       releaseDestination()
       return busy(this.perDestination, url.origin)
@@ -404,6 +413,12 @@ export class ForwardSink implements Sink<ForwardItem> {
         return new PipelineError('permanent', 'FORWARD_URL_FORBIDDEN',
           `${where} refused: ${(err as Error).message}; use a public destination, or allow it with FORWARD_ALLOW_PRIVATE (true or a CIDR list)`, { cause: err })
       }
+      // undici refuses to build the request (a header value with a character HTTP cannot carry, such as a control
+      // character or one above U+00FF): nothing went out, and the same request would be refused on every retry
+      if (networkCode(err) === 'UND_ERR_INVALID_ARG') {
+        return new PipelineError('permanent', 'FORWARD_REQUEST_INVALID',
+          `${where} could not be sent: ${(err as Error).message}; a header value may hold only tabs and characters U+0020–U+007E and U+0080–U+00FF — fix the tool's or destination's headers`, { cause: err })
+      }
       if (this.closing) {
         return new PipelineError('transient', 'SINK_CLOSED', `${where} was cut off by ForwardSink.close(); it is retried on redelivery`, { cause: err })
       }
@@ -433,25 +448,33 @@ export class ForwardSink implements Sink<ForwardItem> {
   }
 
   // a small semaphore per origin (and per destination with a maxConcurrency): the bulkhead that keeps one slow
-  // destination from starving the others; undefined when no slot came free within slotWaitMs
-  private async acquire(key: string, limit: number): Promise<(() => void) | undefined> {
+  // destination from starving the others; undefined when no slot came free within slotWaitMs, or `signal` aborted
+  private async acquire(key: string, limit: number, signal?: AbortSignal): Promise<(() => void) | undefined> {
+    if (signal?.aborted) return undefined
     let slots = this.slots.get(key)
     if (!slots) this.slots.set(key, (slots = { active: 0, waiting: [], lastReleaseAt: Date.now() }))
     const s = slots
     if (s.active >= limit) {
       const granted = await new Promise<boolean>((resolve) => {
         let timer: NodeJS.Timeout | undefined
-        const waiter = () => { clearTimeout(timer); resolve(true) }
-        // give up only on a destination that stalls (no request finished for slotWaitMs); a busy one that keeps
-        // answering is waited for, so its events are not parked for nothing
-        const check = () => {
-          const idleMs = Date.now() - s.lastReleaseAt
-          if (idleMs < this.slotWaitMs) { timer = setTimeout(check, this.slotWaitMs - idleMs); return }
+        const waiter = () => { clearTimeout(timer); signal?.removeEventListener('abort', giveUp); resolve(true) }
+        const giveUp = () => {
+          clearTimeout(timer)
+          signal?.removeEventListener('abort', giveUp)
           const i = s.waiting.indexOf(waiter)
           if (i >= 0) s.waiting.splice(i, 1)
           resolve(false)
         }
+        // give up only on a destination that stalls (no request finished for slotWaitMs); a busy one that keeps
+        // answering is waited for, so its events are not parked for nothing. An attempt out of time gives up at
+        // once: its failure is decided, and a request sent after that would go again with its retry
+        const check = () => {
+          const idleMs = Date.now() - s.lastReleaseAt
+          if (idleMs < this.slotWaitMs) { timer = setTimeout(check, this.slotWaitMs - idleMs); return }
+          giveUp()
+        }
         timer = setTimeout(check, this.slotWaitMs)
+        signal?.addEventListener('abort', giveUp, { once: true })
         s.waiting.push(waiter)
       })
       if (!granted) return undefined

@@ -187,13 +187,13 @@ Console('a failing destination: the overview shows its open breaker, the event p
   const sent = await fetch(`${svc.ingestUrl}${delivery.path}`, { method: 'POST', body: delivery.body, headers: delivery.headers })
   assert.is(sent.status, 202, await sent.text())
   const breakers = async () => ((await (await fetch(`${svc.adminUrl}/admin/breakers`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { breakers: { destination: string; state: string }[] }).breakers
-  await eventually('the breaker of destination down is open', async () => (await breakers()).some((b) => b.destination === 'down' && b.state === 'open'), 60_000)
+  await eventually('the breaker of destination gh-down/down is open', async () => (await breakers()).some((b) => b.destination === 'gh-down/down' && b.state === 'open'), 60_000)
     .catch((err: Error) => { throw new Error(`${err.message}: ${down.requests.length} requests; service output:\n${svc.output().slice(-3000)}`) })
   assert.is(down.requests.length, 2, 'two failures in a row opened it; nothing more was sent')
 
   await page.goto(`${svc.adminUrl}/console#/overview`)
-  await page.locator('[data-breaker="down"]').waitFor()
-  assert.is(await page.locator('[data-breaker="down"]').textContent(), 'open')
+  await page.locator('[data-breaker="gh-down/down"]').waitFor()
+  assert.is(await page.locator('[data-breaker="gh-down/down"]').textContent(), 'open')
   assert.is(await page.locator('#breakers-closed').count(), 0)
   await shot(page, 'overview-breaker')
 

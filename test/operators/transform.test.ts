@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert'
 import { from, lastValueFrom, map, of, toArray } from 'rxjs'
 import { parseTool } from '../../src/core/tool.js'
 import { transform } from '../../src/operators/transform.js'
+import { TransformPool } from '../../src/operators/transform-pool.js'
 import { envelope, asOneBatch } from './helpers.js'
 
 const Transform = suite('transform')
@@ -98,6 +99,23 @@ Transform('a transform that outgrows the evaluator\'s heap within its time fails
   assert.match(hungry?.message ?? '', /heap of 128 MiB/)
   assert.is(fine?.code, null)
   assert.equal(fine?.transformed, { out: 3 })
+})
+
+Transform('a batch of large events that together outgrow a worker\'s heap is transformed event by event instead of crashing worker after worker', async () => {
+  // 40 events of 1 MB against a 32 MiB heap: each fits, the batch of them does not (before the fix the pool sent the
+  // same batch to a fresh worker after each crash, for ever, and every tool's transforms waited behind it)
+  const pool = new TransformPool({ workers: 1, maxHeapMb: 32 })
+  try {
+    const eventJson = JSON.stringify({ payload: { big: 'x'.repeat(1_000_000) } })
+    const jobs = Array.from({ length: 40 }, () => pool.run({ rules: [[null, '$length(big)']], eventJson, timeoutMs: 5000 }))
+    let timer: NodeJS.Timeout | undefined
+    const outcomes = await Promise.race([Promise.all(jobs), new Promise<'stuck'>((resolve) => { timer = setTimeout(() => resolve('stuck'), 30_000) })])
+    clearTimeout(timer)
+    assert.ok(outcomes !== 'stuck', 'the 40 events had no outcome after 30 s')
+    assert.equal(outcomes.map((o) => (o.ok ? o.value : o.code)), Array(40).fill(1_000_000))
+  } finally {
+    await pool.close()
+  }
 })
 
 Transform('a non-tail recursion is stopped by the depth budget with TRANSFORM_LIMIT before it outgrows memory', async () => {

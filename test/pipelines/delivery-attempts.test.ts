@@ -51,7 +51,7 @@ Attempts('each destination\'s attempts are logged under its id, and a dead one\'
   w.start()
   startDelivery(ctx, sink, log)
   await eventually('flaky and ok delivered', () => ctx.settled.filter((e) => e.outcome === 'forwarded').length >= 2, 30_000)
-  await eventually('the dead destination\'s breaker opened', () => opened.includes('dead'), 30_000)
+  await eventually('the dead destination\'s breaker opened', () => opened.includes('fan/dead'), 30_000)
   // ten more events while "dead" is open: "ok" gets them all at once
   const more = await w.enqueue(10, { tool_id: 'fan' })
   await eventually('ok has all eleven', () => ok.requests.length === 11, 30_000)
@@ -68,7 +68,7 @@ Attempts('each destination\'s attempts are logged under its id, and a dead one\'
   assert.equal(byDestination('ok'), [[1, 200]])
   assert.ok(byDestination('dead').length >= 3 && byDestination('dead').at(-1)?.[1] === 200, `dead: ${JSON.stringify(byDestination('dead'))}`)
   assert.is(rows.filter((r) => r.tool_id !== 'fan').length, 0)
-  assert.equal(opened.filter((d) => d !== 'dead'), [], 'only the dead destination\'s breaker opened')
+  assert.equal(opened.filter((d) => d !== 'fan/dead'), [], 'only the dead destination\'s breaker opened (named with its tool)')
   const history = await eventHistory(w.db.db, 'fan', first!.id)
   assert.equal(history?.attempts.map((d) => d.destination_id).sort(), ['dead', 'flaky', 'ok'])
   assert.ok(more.length === 10)

@@ -1,7 +1,14 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createHmac } from 'node:crypto'
+import { from, lastValueFrom, toArray } from 'rxjs'
+import type { Redis } from 'ioredis'
+import { DeliveryStateStore } from '../../src/db/delivery-states.js'
 import { DlqStore } from '../../src/db/dlq-store.js'
+import { EventStore } from '../../src/db/event-store.js'
+import { fanOut } from '../../src/operators/fan-out.js'
+import { fanoutKey } from '../../src/sources/keys.js'
+import { asOneBatch, envelope } from '../operators/helpers.js'
 import { eventHistory } from '../../src/db/event-history.js'
 import type { DeliveryEnvelope } from '../../src/pipelines/delivery.js'
 import { ForwardSink } from '../../src/sinks/forward.js'
@@ -132,6 +139,34 @@ Fanout('a destination that never answers does not delay the other two: they rece
   assert.is(big.pending, 300)
   assert.is(await w.rowCount('webhook_dlq'), 0)
   console.log(`  healthy destinations done in ${tookMs} ms while one destination hangs`)
+}))
+
+Fanout('a re-driven delivery whose enqueue failed once (Redis blip) is enqueued when the held batch runs again, not left pending for ever', withTimeLimit(60_000, async (ctx) => {
+  const { w } = ctx
+  const tool = w.addTool({ id: 'fan', provider: 'github', processing_mode: 'store', destinations: [{ id: 'ok', url: 'http://127.0.0.1:9/ok' }, { id: 'gone', url: 'http://127.0.0.1:9/gone' }] })
+  // the event was stored and fanned out; its delivery to "gone" was dead-lettered; the DLQ re-queued it (retry_count 1)
+  const env = envelope({ tool_id: 'fan', retry_count: 1 })
+  const event = env.message.event
+  const stored = await new EventStore({ db: w.db.db }).write([{ id: event.id, tool_id: 'fan', tenant_id: event.tenant_id, event_type: event.event_type,
+    repository: event.repository, payload: event.payload, stream_id: '1-0', received_at: event.timestamp }])
+  assert.is(stored.size, 0)
+  await new DeliveryStateStore({ db: w.db.db }).set([{ event, destinationId: 'ok', state: 'delivered' }, { event, destinationId: 'gone', state: 'failed', errorCode: 'DESTINATION_4XX' }])
+  await w.redis.set(fanoutKey(w.keys, 'fan', event.id), '1', 'EX', 3600)
+  // the re-drive's enqueue (the script run with "once" off) fails once, as a lost connection would; the batch is held
+  let failures = 0
+  const redis = { call: (command: string, ...args: (string | number | Buffer)[]) => {
+    const onceFlag = /^EVAL/i.test(command) ? args[2 + Number(args[1]) + 1] : undefined
+    if (failures === 0 && String(onceFlag) === '0') { failures++; return Promise.reject(new Error('Connection is closed.')) }
+    return (w.redis.call as (...a: unknown[]) => Promise<unknown>)(command, ...args)
+  } } as unknown as Redis
+  const [out] = await lastValueFrom(from([{ ...env, tool, stored: true, outcome: 'duplicate' as const }]).pipe(
+    asOneBatch(fanOut({ redis, db: w.db.db, keys: w.keys, hold: { initialDelayMs: 10 } })), toArray()))
+  assert.is(failures, 1, 'the re-drive\'s enqueue failed once')
+  assert.is(out?.failure, undefined)
+  const entries = (await w.redis.call('XRANGE', w.keys.deliveryStream, '-', '+')) as [string, string[]][]
+  const destinations = entries.map(([, fields]) => fields[fields.indexOf('destination') + 1])
+  assert.equal(destinations, ['gone'], 'the failed pair is on the delivery stream once the enqueue went through')
+  assert.is((await eventHistory(w.db.db, 'fan', event.id))!.deliveries.gone?.state, 'pending')
 }))
 
 Fanout('a delivery refused with 4xx is dead-lettered and recorded failed; retried from the DLQ it is delivered again to that destination only', withTimeLimit(120_000, async (ctx) => {

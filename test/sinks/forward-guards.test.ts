@@ -7,6 +7,11 @@ import { Redis } from 'ioredis'
 import { CircuitBreakers } from '../../src/sinks/circuit-breaker.js'
 import { DestinationRateLimiter } from '../../src/sinks/destination-rate-limit.js'
 import { ForwardSink, type ForwardItem } from '../../src/sinks/forward.js'
+import { lastValueFrom, of, toArray } from 'rxjs'
+import { parseTool } from '../../src/core/tool.js'
+import { forwardStep } from '../../src/operators/forward.js'
+import { retryBackoff } from '../../src/operators/retry-backoff.js'
+import { asOneBatch, envelope } from '../operators/helpers.js'
 import { makeEvent } from '../helpers/events.js'
 import { startReceiver, type Receiver } from '../helpers/pipeline.js'
 import { sharedRedis } from '../helpers/servers.js'
@@ -131,6 +136,72 @@ Guards('maxConcurrency bounds the requests in flight to one destination while an
   await Promise.all([...Array.from({ length: 4 }, () => s.deliver(item(r.url, { destinationId: 'slow-lane', maxConcurrency: 1 }))),
     ...Array.from({ length: 4 }, () => s.deliver(item(r.url, { destinationId: 'fast-lane' })))])
   assert.ok(most >= 4, `the unlimited destination on the same origin ran in parallel; at most ${most} open`)
+})
+
+// destination ids are unique within a tool only: "ci" of one tenant's tool and "ci" of another's are two destinations
+const toolsDestination = (toolId: string, url: string, extra: Partial<ForwardItem> = {}): ForwardItem =>
+  ({ event: makeEvent({ tool_id: toolId }), tool: { id: toolId, secret: '', forwardUrl: url }, destinationId: 'ci', ...extra })
+
+Guards('two tools\' destinations of the same id have their own breakers: one tenant\'s dead destination never parks the other\'s deliveries', async (ctx) => {
+  const dead = await receiver(ctx, () => 503)
+  const alive = await receiver(ctx, () => 200)
+  const opened: string[] = []
+  const s = sink(ctx, { breakers: new CircuitBreakers({ failureThreshold: 2, coolDownMs: 60_000, onStateChange: (d, state) => { if (state === 'open') opened.push(d) } }) })
+  for (let i = 0; i < 2; i++) assert.is((await s.deliver(toolsDestination('tenant-a', dead.url))).failure?.code, 'DESTINATION_5XX')
+  assert.is((await s.deliver(toolsDestination('tenant-a', dead.url))).failure?.code, 'DESTINATION_CIRCUIT_OPEN', 'tenant A\'s breaker opened')
+  const b = await s.deliver(toolsDestination('tenant-b', alive.url))
+  assert.equal([b.failure?.code, b.sent, b.destination], [undefined, true, 'ci'], 'tenant B\'s "ci" is delivered, not parked behind A\'s breaker')
+  assert.is(alive.requests.length, 1)
+  assert.is(opened.length, 1)
+})
+
+Guards('two tools\' destinations of the same id have their own rate-limit buckets: one tenant\'s 429 never holds the other\'s deliveries', async (ctx) => {
+  const redis = new Redis((await sharedRedis()).url)
+  ctx.closers.push(() => redis.disconnect())
+  const throttled = await receiver(ctx, () => ({ status: 429, headers: { 'retry-after': '30' } }))
+  const alive = await receiver(ctx, () => 200)
+  const s = sink(ctx, { rateLimiter: new DestinationRateLimiter({ redis, prefix: `t-${randomUUID()}:` }) })
+  const rateLimit = { perSecond: 100, burst: 100 }
+  assert.is((await s.deliver(toolsDestination('tenant-a', throttled.url, { rateLimit }))).failure?.code, 'DESTINATION_429')
+  const b = await s.deliver(toolsDestination('tenant-b', alive.url, { rateLimit }))
+  assert.equal([b.failure?.code, b.sent], [undefined, true], 'tenant B\'s "ci" goes: A\'s Retry-After emptied only A\'s bucket')
+  assert.is(alive.requests.length, 1)
+})
+
+Guards('a header value HTTP cannot carry fails the delivery permanently, sends nothing and does not trip the breaker', async (ctx) => {
+  const r = await receiver(ctx, () => 200)
+  const breakers = new CircuitBreakers({ failureThreshold: 1 })
+  const s = sink(ctx, { breakers })
+  const bad: ForwardItem = { event: makeEvent({ tool_id: 'gh' }), tool: { id: 'gh', secret: '', forwardUrl: r.url, forwardHeaders: { 'x-team': 'kettle \u2615' } } }
+  const attempt = await s.deliver(bad)
+  assert.equal([attempt.failure?.code, attempt.failure?.kind, attempt.sent], ['FORWARD_REQUEST_INVALID', 'permanent', false])
+  assert.match(attempt.failure?.message ?? '', /x-team/)
+  assert.ok(!attempt.failure?.message.includes('kettle'), `the header value is not in the message: ${attempt.failure?.message}`)
+  assert.equal(breakers.list(), [], 'the destination did not fail: nothing was sent to it')
+  assert.is(r.requests.length, 0)
+  assert.is((await s.deliver(item(r.url))).failure, undefined, 'the next delivery goes')
+})
+
+Guards('a forward still waiting for a slot when its attempt runs out of time is given up, not sent after the attempt failed', async (ctx) => {
+  let answerFirst!: () => void
+  const firstHeld = new Promise<void>((resolve) => { answerFirst = resolve })
+  const r = await receiver(ctx, async (n) => { if (n === 1) await firstHeld; return 200 })
+  // one slot, and a long slot wait: a destination that answers, slowly, is waited for
+  const s = sink(ctx, { perDestinationConcurrency: 1, slotWaitMs: 60_000 })
+  const tool = parseTool({ id: 'gh', provider: 'github', secret: 'k', processing_mode: 'store_and_forward', forward_url: r.url,
+    retry_policy: { max_retries: 0, initial_interval: '10ms', max_interval: '10ms', multiplier: 1, max_elapsed_time: '1m' } })
+  const event = (tool_id: string) => ({ ...envelope({ tool_id }), tool })
+  const first = s.deliver(item(r.url))
+  const waiting = event('gh')
+  const [timedOut] = await lastValueFrom(of(waiting).pipe(asOneBatch(retryBackoff({ step: forwardStep({ sink: s }), timeoutMs: 200 })), toArray()))
+  assert.is(timedOut?.failure?.code, 'PROCESSING_TIMEOUT', 'the attempt ran out of time while it waited for the slot')
+  answerFirst()
+  assert.is((await first).failure, undefined)
+  const last = event('gh')
+  assert.is((await s.deliver({ event: last.message.event, tool })).failure, undefined)
+  const ids = r.requests.map((q) => String(q.headers['webhook-id']))
+  assert.not.ok(ids.includes(waiting.message.event.id), `the timed-out forward was sent anyway, after its failure was decided (requests: ${ids.length})`)
+  assert.is(ids.length, 2)
 })
 
 Guards.run()
