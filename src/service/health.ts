@@ -121,7 +121,9 @@ export async function startHealth(options: StartHealthOptions): Promise<ServiceH
         }
       }
       const stalled = runsWorker && group ? await workerStall() : undefined
-      return { depth: info.length, lag: group?.lag ?? 0, pending: group?.pending ?? 0, oldestPendingAgeSeconds, groupExists: group !== undefined, stalled }
+      // Redis cannot tell the lag after a trim or XDEL: the stream length is then its upper bound
+      const lag = group ? group.lag ?? info.length : 0
+      return { depth: info.length, lag, pending: group?.pending ?? 0, oldestPendingAgeSeconds, groupExists: group !== undefined, stalled }
     },
     worker: () => ({ inFlight: state.inFlight(), processed: state.processed, poisonRecent: poisonRecent(), shuttingDown: state.shuttingDown }),
     unreadableTools: () => tools.unreadable,
