@@ -16,7 +16,7 @@ export interface ServiceState {
   shuttingDown: boolean
   /** Events settled since the start. */
   processed: number
-  /** Reads the pipeline's in-flight count (the worker replaces it once the pipeline runs). */
+  /** Reads the pipeline's in-flight count (the worker adds the reader of each partition it reads once the pipeline runs). */
   inFlight: () => number
   /** Holds in progress (a dependency is down and the pipeline waits). */
   holds: number
