@@ -250,6 +250,24 @@ Run('--role ingest with STREAM_PARTITIONS=4: 40 queued events read 40 in webhook
   assert.is(await svc.exited, 0)
 })
 
+Run('/metrics exposes the database pool gauges the dashboard and HookstreamDatabasePoolExhausted read', withTimeLimit(120_000, async (ctx) => {
+  const svc = await startServiceProcess(ctx.env, TOOLS, ['--role', 'worker'])
+  try {
+    const text = await (await fetch(`${svc.healthUrl}/metrics`)).text()
+    // WORKER_CONCURRENCY's default gives the pool max(4, min(20, 8 × concurrency)) connections
+    const max = Number(/^webhook_db_pool_max_connections (\d+)$/m.exec(text)?.[1])
+    assert.ok(max >= 4 && max <= 20, `webhook_db_pool_max_connections ${max}`)
+    const total = Number(/^webhook_db_pool_connections\{state="total"\} (\d+)$/m.exec(text)?.[1])
+    assert.ok(total >= 1 && total <= max, `webhook_db_pool_connections{state="total"} ${total}`)
+    assert.match(text, /^webhook_db_pool_connections\{state="idle"\} \d+$/m)
+    assert.match(text, /^webhook_db_pool_connections\{state="active"\} \d+$/m)
+    assert.match(text, /^webhook_db_pool_waiting \d+$/m)
+  } finally {
+    svc.child.kill('SIGTERM')
+  }
+  assert.is(await svc.exited, 0)
+}))
+
 Run('with STREAM_PARTITIONS=4, /health counts the events in flight in every partition the worker reads, as webhook_in_flight does', withTimeLimit(180_000, async (ctx) => {
   const prefix = ctx.env.STREAM_PREFIX as string
   const partitions = new StreamPartitions({ redis: ctx.redis, keys: streamKeys({ prefix }), count: 4 })
