@@ -186,6 +186,11 @@ export interface Db {
   readonly kind: 'postgres' | 'pglite'
   /** Connections open now: the pg pool's (idle and in use), or 1 for PGlite. For health's `open_connections`. */
   openConnections(): number
+  /**
+   * The pg pool's connections now (`total`, `idle`, queries `waiting` for one, the pool size `max`), for the
+   * `webhook_db_pool_*` gauges; undefined for PGlite, which has no pool.
+   */
+  poolStats(): { readonly total: number; readonly idle: number; readonly waiting: number; readonly max: number } | undefined
   /** Closes the pool or the PGlite instance; a second call returns the same promise. */
   close(): Promise<void>
 }
@@ -242,7 +247,8 @@ export async function createDb(options: CreateDbOptions): Promise<Db> {
     kind = 'pglite'
   }
   let closing: Promise<void> | undefined
-  return { db, kind, openConnections: () => pool?.totalCount ?? 1, close: () => (closing ??= db.destroy()) }
+  const poolStats = () => pool && { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: poolSize }
+  return { db, kind, openConnections: () => pool?.totalCount ?? 1, poolStats, close: () => (closing ??= db.destroy()) }
 }
 
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN',

@@ -8,8 +8,11 @@ import type { HealthComponent, HealthStatus, Metrics } from '../observability/me
 
 /** What `checkQueue` returns. */
 export interface QueueHealth {
+  /** Entries in the stream (XLEN), acked ones the trim has not removed yet included. */
   readonly depth: number
+  /** Entries not yet delivered to the group (its lag). With `pending`, what `maxQueueDepth` is compared with. */
   readonly lag: number
+  /** Entries delivered to the group and not yet acked. */
   readonly pending: number
   readonly oldestPendingAgeSeconds: number
   readonly groupExists: boolean
@@ -46,7 +49,7 @@ export interface HealthOptions {
   readonly metrics?: Metrics
   /** A check slower than this fails (a hung dependency must not hang the probe). @defaultValue 2000 */
   readonly timeoutMs?: number
-  /** Queue depth above which health is degraded. @defaultValue 1000 */
+  /** Entries waiting (the group's lag plus its pending entries) above which health is degraded. @defaultValue 1000 */
   readonly maxQueueDepth?: number
   /** Oldest pending entry age above which health is degraded. @defaultValue 300 */
   readonly maxOldestPendingAgeSeconds?: number
@@ -211,7 +214,9 @@ export function createHealth(options: HealthOptions): Health {
       status = 'unhealthy'
       reasons.push(q.stalled)
     }
-    if (q.depth > maxDepth) reasons.push(`queue depth ${q.depth} is above ${maxDepth}`)
+    // what waits, not XLEN: acked entries stay in the stream until the next trim (or for good with STREAM_TRIM_KEEP)
+    const waiting = q.lag + q.pending
+    if (waiting > maxDepth) reasons.push(`${waiting} entries wait in the queue (consumer lag ${q.lag} + pending ${q.pending}), above ${maxDepth}`)
     if (q.oldestPendingAgeSeconds > maxAge) reasons.push(`oldest pending entry is ${Math.round(q.oldestPendingAgeSeconds)} s old, above ${maxAge} s`)
     if (status === 'healthy' && reasons.length > 0) status = 'degraded'
     const details = { queue_depth: q.depth, consumer_lag: q.lag, pending: q.pending, oldest_pending_age_seconds: q.oldestPendingAgeSeconds }

@@ -4,7 +4,7 @@ import { listenOn } from '../config/listen-address.js'
 import type { Db } from '../db/database.js'
 import type { ToolRegistry } from '../db/tool-registry.js'
 import { createHealth, startHealthServer, type Health, type HealthServer } from '../http/health.js'
-import type { Metrics } from '../observability/metrics.js'
+import type { DbPoolStats, Metrics } from '../observability/metrics.js'
 import { queueStatsProvider } from '../observability/queue-stats-provider.js'
 import type { RedisDurability } from '../sources/redis-durability.js'
 import { DURABILITY_LOSS, type Queue } from './connect.js'
@@ -16,7 +16,7 @@ export interface ServiceState {
   shuttingDown: boolean
   /** Events settled since the start. */
   processed: number
-  /** Reads the pipeline's in-flight count (the worker replaces it once the pipeline runs). */
+  /** Reads the pipeline's in-flight count (the worker adds the reader of each partition it reads once the pipeline runs). */
   inFlight: () => number
   /** Holds in progress (a dependency is down and the pipeline waits). */
   holds: number
@@ -37,14 +37,16 @@ export function createServiceState(): ServiceState {
 }
 
 /**
- * Feeds the queue gauges of `/metrics` (depth, lag, pending of every partition, the DLQ's open entries), read
- * when scraped.
+ * Feeds the queue gauges of `/metrics` (depth, lag, pending of every partition, the DLQ's open entries) and the
+ * database pool gauges (`webhook_db_pool_*`, PostgreSQL only), read when scraped.
  *
  * @example
  * reportQueueStats({ config, db: ctx.db, queue, metrics })
  */
 export function reportQueueStats(options: { readonly config: Config; readonly db: Db; readonly queue: Queue; readonly metrics: Metrics }): void {
   const { config, db, queue: { partitions, stream }, metrics } = options
+  // PGlite has no pool: no webhook_db_pool_* gauges rather than zeros
+  if (db.poolStats()) metrics.setDbPoolStats(() => db.poolStats() as DbPoolStats)
   metrics.setQueueStats(queueStatsProvider({
     // every partition: the base stream name holds nothing when STREAM_PARTITIONS > 1
     stream: partitions.count > 1 ? partitions.streams : stream, group: config.keys.group,
@@ -121,7 +123,9 @@ export async function startHealth(options: StartHealthOptions): Promise<ServiceH
         }
       }
       const stalled = runsWorker && group ? await workerStall() : undefined
-      return { depth: info.length, lag: group?.lag ?? 0, pending: group?.pending ?? 0, oldestPendingAgeSeconds, groupExists: group !== undefined, stalled }
+      // Redis cannot tell the lag after a trim or XDEL: the stream length is then its upper bound
+      const lag = group ? group.lag ?? info.length : 0
+      return { depth: info.length, lag, pending: group?.pending ?? 0, oldestPendingAgeSeconds, groupExists: group !== undefined, stalled }
     },
     worker: () => ({ inFlight: state.inFlight(), processed: state.processed, poisonRecent: poisonRecent(), shuttingDown: state.shuttingDown }),
     unreadableTools: () => tools.unreadable,

@@ -101,7 +101,8 @@ export function startWorker(options: StartWorkerOptions): WorkerPart {
     // telemetry logs dead letters, holds and source errors; these hooks only feed health
     onDeadLettered: (_env, failure) => { if (failure.code === 'POISON') state.poison.push(Date.now()) },
     onHold: (held) => { state.holds += held ? 1 : -1 },
-    exposeInFlight: (read) => { state.inFlight = read },
+    // one reader per partition this worker reads: health sums them, as webhook_in_flight does
+    exposeInFlight: (read) => { const others = state.inFlight; state.inFlight = () => others() + read() },
     onClosed: sourceClosed,
   }).subscribe({
     error: (err) => { telemetry.logger.error({ err }, 'the pipeline broke down; exiting so the orchestrator restarts it'); process.exitCode = 1; markClosed({ drained: false }) },

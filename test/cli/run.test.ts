@@ -2,6 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomUUID, createHmac } from 'node:crypto'
 import { Redis } from 'ioredis'
+import pg from 'pg'
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import { createDb, type Db } from '../../src/db/database.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
@@ -248,6 +249,50 @@ Run('--role ingest with STREAM_PARTITIONS=4: 40 queued events read 40 in webhook
   }
   assert.is(await svc.exited, 0)
 })
+
+Run('/metrics exposes the database pool gauges the dashboard and HookstreamDatabasePoolExhausted read', withTimeLimit(120_000, async (ctx) => {
+  const svc = await startServiceProcess(ctx.env, TOOLS, ['--role', 'worker'])
+  try {
+    const text = await (await fetch(`${svc.healthUrl}/metrics`)).text()
+    // WORKER_CONCURRENCY's default gives the pool max(4, min(20, 8 × concurrency)) connections
+    const max = Number(/^webhook_db_pool_max_connections (\d+)$/m.exec(text)?.[1])
+    assert.ok(max >= 4 && max <= 20, `webhook_db_pool_max_connections ${max}`)
+    const total = Number(/^webhook_db_pool_connections\{state="total"\} (\d+)$/m.exec(text)?.[1])
+    assert.ok(total >= 1 && total <= max, `webhook_db_pool_connections{state="total"} ${total}`)
+    assert.match(text, /^webhook_db_pool_connections\{state="idle"\} \d+$/m)
+    assert.match(text, /^webhook_db_pool_connections\{state="active"\} \d+$/m)
+    assert.match(text, /^webhook_db_pool_waiting \d+$/m)
+  } finally {
+    svc.child.kill('SIGTERM')
+  }
+  assert.is(await svc.exited, 0)
+}))
+
+Run('with STREAM_PARTITIONS=4, /health counts the events in flight in every partition the worker reads, as webhook_in_flight does', withTimeLimit(180_000, async (ctx) => {
+  const prefix = ctx.env.STREAM_PREFIX as string
+  const partitions = new StreamPartitions({ redis: ctx.redis, keys: streamKeys({ prefix }), count: 4 })
+  const events = Array.from({ length: 40 }, (_, i) => makeEvent({ tool_id: 'store-tool', repository: `acme/r${i}` }))
+  assert.is(new Set(events.map((e) => partitions.indexOf(e))).size, 4, 'events spread over all four partitions')
+  const svc = await startServiceProcess({ ...ctx.env, STREAM_PARTITIONS: '4' }, TOOLS, ['--role', 'worker'])
+  // the INSERTs wait for this lock, so every event read stays in flight until it is released
+  const locker = new pg.Client({ connectionString: ctx.env.DATABASE_URL })
+  await locker.connect()
+  try {
+    await locker.query('BEGIN')
+    await locker.query('LOCK TABLE webhook_events IN ACCESS EXCLUSIVE MODE')
+    await new PartitionedStreamClient(partitions).addMany(events)
+    const inFlightMetric = async () => Number(/^webhook_in_flight (\d+)$/m.exec(await (await fetch(`${svc.healthUrl}/metrics`)).text())?.[1])
+    await eventually('all 40 events in flight', async () => (await inFlightMetric()) === 40, 30_000)
+    const health = await (await fetch(`${svc.healthUrl}/health`)).json() as { components: { worker: { inFlight: number } } }
+    assert.is(health.components.worker.inFlight, 40)
+    await locker.query('ROLLBACK')
+    await eventually('all 40 stored', async () => (await count(ctx.db)) === 40, 30_000)
+  } finally {
+    await locker.end()
+    svc.child.kill('SIGTERM')
+  }
+  assert.is(await svc.exited, 0)
+}))
 
 Run('with STREAM_PARTITIONS=4 and WORKER_PARTITIONS=0-1 the worker trims the two partitions it reads; the unread ones keep their entries', withTimeLimit(180_000, async (ctx) => {
   const prefix = ctx.env.STREAM_PREFIX as string

@@ -53,10 +53,11 @@ function health(queue: Partial<QueueHealth>, poisonRecent = 0) {
   })
 }
 
-Defaults('health is degraded over a queue depth of 1000, an oldest pending entry of 300 s, or recent poison', async () => {
-  assert.match(readme, 'degraded when the queue depth is over 1000, the oldest pending entry is older than 300 s, poison entries were dead-lettered in the last 5 minutes')
+Defaults('health is degraded over 1000 waiting entries, an oldest pending entry of 300 s, or recent poison', async () => {
+  assert.match(readme, 'degraded when more than 1000 entries wait (the group\'s lag plus its pending entries, as `webhook_queue_depth`; ' +
+    'acked entries not yet trimmed do not count), the oldest pending entry is older than 300 s, poison entries were dead-lettered in the last 5 minutes')
   const cases: [Partial<QueueHealth>, number, string][] = [
-    [{ depth: 1000 }, 0, 'healthy'], [{ depth: 1001 }, 0, 'degraded'],
+    [{ lag: 600, pending: 400 }, 0, 'healthy'], [{ lag: 600, pending: 401 }, 0, 'degraded'], [{ depth: 5000 }, 0, 'healthy'],
     [{ oldestPendingAgeSeconds: 300 }, 0, 'healthy'], [{ oldestPendingAgeSeconds: 301 }, 0, 'degraded'],
     [{}, 1, 'degraded'],
   ]

@@ -184,7 +184,7 @@ Health('queue depth above the threshold, an old pending entry or recent poison e
     assert.is(res.status, 200)
     assert.is(res.body.status, 'degraded')
     assert.is(res.body.components.queue.depth, 5)
-    assert.equal(res.body.components.queue.reasons, ['queue depth 5 is above 3'])
+    assert.equal(res.body.components.queue.reasons, ['5 entries wait in the queue (consumer lag 5 + pending 0), above 3'])
     assert.is((await get(server, '/health/ready')).status, 200, 'a backlog does not make the worker unready')
   })
   const aged = { ...options, checkQueue: async () => ({ depth: 0, lag: 0, pending: 1, oldestPendingAgeSeconds: 301, groupExists: true }) }
@@ -199,6 +199,29 @@ Health('queue depth above the threshold, an old pending entry or recent poison e
     assert.is(res.status, 200)
     assert.is(res.body.components.worker.status, 'degraded')
     assert.equal(res.body.components.worker.reasons, ['2 poison entries dead-lettered in the last 5 minutes'])
+  })
+})
+
+Health('acked entries the trim has not removed yet are no backlog: health stays healthy while the stream is long', async (ctx) => {
+  const { options, stream } = await checks(ctx)
+  for (let i = 0; i < 5; i++) await ctx.redis!.call('XADD', stream.stream, '*', 'event', '{}')
+  await ctx.redis!.call('XREADGROUP', 'GROUP', 'webhook_workers', 'w1', 'COUNT', 10, 'STREAMS', stream.stream, '>')
+  const ids = ((await ctx.redis!.call('XRANGE', stream.stream, '-', '+')) as [string, string[]][]).map(([id]) => id)
+  assert.is(await ctx.redis!.call('XACK', stream.stream, 'webhook_workers', ...ids), 5)
+  await serve({ ...options, maxQueueDepth: 3 }, async (server) => {
+    const res = await get(server, '/health')
+    assert.is(res.status, 200)
+    assert.is(res.body.components.queue.depth, 5, 'the stream still holds the 5 acked entries (XLEN)')
+    assert.is(res.body.components.queue.status, 'healthy', JSON.stringify(res.body.components.queue.reasons))
+    assert.is(res.body.status, 'healthy')
+  })
+  // negative control: the same stream with 2 more entries unread and 2 read but unacked is a backlog of 4 > 3
+  for (let i = 0; i < 4; i++) await ctx.redis!.call('XADD', stream.stream, '*', 'event', '{}')
+  await ctx.redis!.call('XREADGROUP', 'GROUP', 'webhook_workers', 'w1', 'COUNT', 2, 'STREAMS', stream.stream, '>')
+  await serve({ ...options, maxQueueDepth: 3 }, async (server) => {
+    const res = await get(server, '/health')
+    assert.is(res.body.components.queue.status, 'degraded')
+    assert.equal(res.body.components.queue.reasons, ['4 entries wait in the queue (consumer lag 2 + pending 2), above 3'])
   })
 })
 
