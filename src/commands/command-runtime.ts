@@ -81,7 +81,8 @@ export class WorkerRuntime<S = unknown> {
   /** Creates the worker's group when missing (at `startId`), then starts reading and the periodic schedule. */
   async start(): Promise<void> {
     if (this.status === 'starting' || this.status === 'running') return
-    await this.stopping
+    // no await without a stop to wait for: a stop() called right after start() must find the worker starting
+    if (this.stopping) await this.stopping
     const { worker, options } = this
     this.status = 'starting'
     this.stopping = undefined
@@ -95,6 +96,8 @@ export class WorkerRuntime<S = unknown> {
       this.status = 'failed'
       throw new Error(`worker "${worker.name}" cannot create consumer group "${worker.name}" on stream ${options.stream}: ${(err as Error).message}`, { cause: err })
     }
+    // stop() came while the group was being created: start nothing (a schedule started now would never stop)
+    if (shutdown.signal.aborted) return
     const { replay } = worker
     if (replay) {
       const progress: ReplayProgress = { read: 0, failed: 0, fromSnapshot: false, untilId: null, done: false }
@@ -108,6 +111,7 @@ export class WorkerRuntime<S = unknown> {
         throw err
       }
     }
+    if (shutdown.signal.aborted) return
     let onClosed: () => void = () => {}
     this.closed = new Promise<void>((resolve) => { onClosed = resolve })
     const source$ = fromRedisStream({
