@@ -134,7 +134,7 @@ export class WorkerRuntime<S = unknown> {
       worker, redis: options.redis, dlqStream: options.dlqStream, signal: shutdown.signal, logger: options.logger,
       counters: this.counters, execute: options.execute, state: this.state, onOutcome: options.onOutcome,
       ...(options.park ? { park: options.park } : {}),
-      ...(replay && replay.snapshotEvery > 0 ? { afterHandled: this.snapshotter({ ...worker, replay }) } : {}),
+      ...(replay && replay.snapshotEvery > 0 ? { afterHandled: this.snapshotter({ ...worker, replay }, this.state) } : {}),
     }
     this.done = new Promise<void>((resolve) => {
       const subscription = source$
@@ -202,13 +202,14 @@ export class WorkerRuntime<S = unknown> {
   }
 
   // saves a snapshot after every `snapshotEvery` handled commands; the worker is sequential, so the state is
-  // exactly the log up to that entry. A failed save is logged and tried again at the next one.
-  private snapshotter(worker: WorkerDefinition<S> & { readonly replay: ResolvedReplay<S> }): (streamId: string) => Promise<void> {
+  // exactly the log up to that entry. A failed save is logged and tried again at the next one. It saves the state of
+  // its own run: a handler that outlasted a stop must not save the state a restart rebuilt without its command.
+  private snapshotter(worker: WorkerDefinition<S> & { readonly replay: ResolvedReplay<S> }, state: S): (streamId: string) => Promise<void> {
     let sinceLast = 0
     return async (streamId) => {
       if (++sinceLast < worker.replay.snapshotEvery) return
       try {
-        await saveCommandSnapshot(this.options.redis, this.options.stream, worker, this.state, streamId)
+        await saveCommandSnapshot(this.options.redis, this.options.stream, worker, state, streamId)
         sinceLast = 0
       } catch (err) {
         this.options.logger.warn({ worker: worker.name, err }, `worker "${worker.name}" could not save its snapshot: ${(err as Error).message}`)

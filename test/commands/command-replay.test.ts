@@ -137,6 +137,44 @@ Replay('a replay longer than replay.maxEntries fails the start with a message na
   }
 })
 
+Replay('a handler that outlasts the stop and ends after a restart snapshots its own run\'s state, not the rebuilt one', async ({ redis }) => {
+  const stream = `replay-${randomUUID()}`
+  // each run of the slow command waits on its own gate and ignores the signal, so the first outlasts the drain
+  const gates: (() => void)[] = []
+  const worker = defineWorker<Totals>({
+    name: 'ledger', description: 'Keeps account totals', sequential: true,
+    replay: { fresh: () => ({ totals: {}, applied: 0 }), snapshotEvery: 1 },
+    commands: {
+      'ledger/add': async ({ payload, state }: Ctx) => {
+        if (payload.account === 'slow') await new Promise<void>((resolve) => { gates.push(resolve) })
+        state.totals[payload.account] = (state.totals[payload.account] ?? 0) + payload.amount
+        state.applied += 1
+      },
+    },
+  })
+  const app = createApp({ redis, stream, consumer: 'c1', blockMs: 100, drainTimeoutMs: 200, logger: warnings() })
+  await app.register(worker)
+  await app.start()
+  try {
+    await app.execute('ledger/add', { account: 'a0', amount: 1 })
+    await waitUntil('first command handled', () => app.info()[0]?.handled === 1)
+    const slowId = await app.execute('ledger/add', { account: 'slow', amount: 5 })
+    await waitUntil('slow command running', () => gates.length === 1)
+    await app.stop()
+    await app.start()
+    // the restart replayed without the pending slow command and got it again live, where it waits on gate 2
+    await waitUntil('slow command running again', () => gates.length === 2)
+    gates[0]?.()
+    const snapshotOf = async () => JSON.parse((await redis.get(commandSnapshotKey(stream, 'ledger'))) ?? '{}') as { last_id?: string; state?: Totals }
+    await waitUntil('the first run saved its snapshot', async () => (await snapshotOf()).last_id === slowId)
+    // a snapshot as of the slow command must hold it: a replay from it never applies that command again
+    assert.equal((await snapshotOf()).state, { totals: { a0: 1, slow: 5 }, applied: 2 })
+  } finally {
+    for (const open of gates) open()
+    await app.stop()
+  }
+})
+
 Replay('defineWorker refuses replay on a worker that is not sequential', () => {
   try {
     defineWorker({ name: 'w', description: 'd', replay: { fresh: () => ({}) }, commands: { c: () => {} } })
