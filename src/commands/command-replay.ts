@@ -108,6 +108,7 @@ export async function replayCommandLog<S>(options: ReplayRunOptions<S>): Promise
   if (covered.length > 0) await redis.call('XACK', stream, worker.name, ...covered)
   let start = snapshot ? `(${snapshot.last_id}` : '-'
   const execute = async () => ''
+  let firstFailure = ''
   while (!signal.aborted && until !== '0-0') {
     const page = (await redis.call('XRANGE', stream, start, until, 'COUNT', PAGE)) as [string, string[]][]
     for (const [id, flat] of page) {
@@ -128,8 +129,9 @@ export async function replayCommandLog<S>(options: ReplayRunOptions<S>): Promise
       }
       try {
         await route.handle({ ...context, payload: decodeCommandPayload(command, route, fields.payload, id) })
-      } catch {
+      } catch (err) {
         progress.failed += 1
+        if (progress.failed === 1) firstFailure = `command "${command}" (entry ${id}): ${(err as Error)?.message ?? String(err)}`
       }
     }
     if (page.length < PAGE) break
@@ -138,7 +140,7 @@ export async function replayCommandLog<S>(options: ReplayRunOptions<S>): Promise
   if (signal.aborted) throw new Error(`worker "${worker.name}" was stopped during its replay of ${stream} (${progress.read} entries read)`)
   if (progress.failed > 0) {
     logger.warn({ worker: worker.name, failed: progress.failed, read: progress.read },
-      `worker "${worker.name}" replay: ${progress.failed} of ${progress.read} commands failed again and were skipped`)
+      `worker "${worker.name}" replay: ${progress.failed} of ${progress.read} commands failed again and were skipped; the first: ${firstFailure}`)
   }
   progress.done = true
   return state

@@ -121,6 +121,21 @@ Replay('a command that was dead-lettered fails again during the replay: counted 
   }
 })
 
+Replay('a replay warning about commands that failed again names the first one\'s entry, command and error', async ({ redis }) => {
+  const stream = `replay-${randomUUID()}`
+  const first = await run(redis, stream, {}, [...adds(2), { account: 'a1', amount: -5 }, { account: 'a2', amount: -6 }])
+  await first.app.stop()
+  const [dead] = (await redis.xrange(`${stream}:dlq`, '-', '+')).map(([, f]) => f[f.indexOf('stream_id') + 1])
+  const logger = warnings()
+  const app = createApp({ redis, stream, consumer: 'c1', blockMs: 100, drainTimeoutMs: 2000, logger })
+  await app.register(ledger().worker)
+  await app.start()
+  await app.stop()
+  const warning = logger.entries.find((e) => /replay: 2 of 4 commands failed again/.test(e.msg))?.msg
+  assert.ok(warning, JSON.stringify(logger.entries.map((e) => e.msg)))
+  assert.match(warning, `the first: command "ledger/add" (entry ${dead}): amounts must be positive`)
+})
+
 Replay('a replay longer than replay.maxEntries fails the start with a message naming the option and the fix', async ({ redis }) => {
   const stream = `replay-${randomUUID()}`
   const first = await run(redis, stream, {}, adds(6))
