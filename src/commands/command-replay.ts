@@ -58,7 +58,12 @@ export async function saveCommandSnapshot<S>(redis: Pick<Redis, 'call'>, stream:
 export async function loadCommandSnapshot(redis: Pick<Redis, 'call'>, stream: string, worker: string): Promise<CommandSnapshot | undefined> {
   const raw = (await redis.call('GET', commandSnapshotKey(stream, worker))) as string | null
   if (raw === null) return undefined
-  const parsed = JSON.parse(raw) as CommandSnapshot
+  let parsed: CommandSnapshot
+  try {
+    parsed = JSON.parse(raw) as CommandSnapshot
+  } catch (err) {
+    throw new Error(`snapshot ${commandSnapshotKey(stream, worker)} is not valid JSON (${(err as Error).message}); delete the key to replay the whole log`, { cause: err })
+  }
   if (typeof parsed?.last_id !== 'string') {
     throw new Error(`snapshot ${commandSnapshotKey(stream, worker)} has no "last_id"; delete the key to replay the whole log`)
   }

@@ -136,6 +136,22 @@ Replay('a replay warning about commands that failed again names the first one\'s
   assert.match(warning, `the first: command "ledger/add" (entry ${dead}): amounts must be positive`)
 })
 
+Replay('a snapshot that is not JSON fails the start with a message naming its key and the fix', async ({ redis }) => {
+  const stream = `replay-${randomUUID()}`
+  await redis.set(commandSnapshotKey(stream, 'ledger'), '{"last_id":"1-0","state":')
+  const app = appOn(redis, stream)
+  await app.register(ledger().worker)
+  try {
+    await app.start()
+    assert.unreachable()
+  } catch (err) {
+    assert.match((err as Error).message, `snapshot ${commandSnapshotKey(stream, 'ledger')} is not valid JSON`)
+    assert.match((err as Error).message, 'delete the key to replay the whole log')
+  } finally {
+    await app.stop()
+  }
+})
+
 Replay('a replay longer than replay.maxEntries fails the start with a message naming the option and the fix', async ({ redis }) => {
   const stream = `replay-${randomUUID()}`
   const first = await run(redis, stream, {}, adds(6))
