@@ -105,7 +105,7 @@ export type PeriodicRun<S> = { run(ctx: PeriodicContext<S>): unknown }['run']
 
 /** Work a worker does on a timer. Runs never overlap: a tick that comes while a run is still going is skipped. */
 export interface PeriodicWork<S> {
-  /** Interval between ticks, as a duration (`"5s"`, `"1m"`) or milliseconds. */
+  /** Interval between ticks, as a duration (`"5s"`, `"1m"`) or milliseconds; at most 2147483647 ms (about 24 days). */
   readonly every: string | number
   readonly run: PeriodicRun<S>
   /** A run taking longer than this (ms) logs a warning. @defaultValue 1000 */
@@ -162,6 +162,9 @@ export interface WorkerDefinition<S = unknown> {
 export const DEFAULT_COMMAND_RETRY: RetryPolicy = Object.freeze({
   maxRetries: 3, initialIntervalMs: 200, maxIntervalMs: 5000, multiplier: 2, maxElapsedMs: 30_000,
 })
+
+/** The longest delay a Node timer waits; a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]*$/
 
@@ -227,6 +230,10 @@ export function defineWorker<S = Record<string, unknown>>(
     const everyMs = parseDuration(input.periodic.every as string | number)
     if (everyMs === undefined || everyMs < 1) {
       throw new RangeError(`${where}: "periodic.every" must be a duration such as "500ms", "5s" or "1m"; got ${JSON.stringify(input.periodic.every)}`)
+    }
+    // Node runs a longer setInterval every 1 ms
+    if (everyMs > MAX_TIMER_MS) {
+      throw new RangeError(`${where}: "periodic.every" must be at most ${MAX_TIMER_MS} ms (about 24 days); got ${JSON.stringify(input.periodic.every)}`)
     }
     if (typeof input.periodic.run !== 'function') throw new TypeError(`${where}: "periodic.run" must be a function`)
     const slowMs = positive(where, 'periodic.slowMs', input.periodic.slowMs ?? 1000, false)
