@@ -164,7 +164,8 @@ export function createApp(options: CommandAppOptions): CommandApp {
       if (running) await Promise.all(added.map((rt) => rt.start()))
     },
     async start() {
-      await stopping
+      // no await without a stop to wait for: a stop() called right after start() must find the workers starting
+      if (stopping) await stopping
       running = true
       stopping = undefined
       const results = await Promise.allSettled([...runtimes.values()].map((rt) => rt.start()))
@@ -173,6 +174,8 @@ export function createApp(options: CommandAppOptions): CommandApp {
         await this.stop()
         throw failed.reason
       }
+      // stop() came while the workers were starting: it closed what it found, so start nothing more
+      if (!running) return
       startTrimming()
       delayed ??= startDelayedRetries({
         redis: options.redis, keys: { ...DEFAULT_KEYS, delayed: park.delayedKey },

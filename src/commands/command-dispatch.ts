@@ -37,7 +37,7 @@ export interface DispatchContext<S> {
   readonly execute: ExecuteCommand
   /** The worker's current state (its definition's, or the one a replay rebuilt). */
   readonly state: S
-  /** Called after a command was handled and settled, e.g. to save a replay snapshot. */
+  /** Called after a command was handled, or an entry skipped, and settled, e.g. to save a replay snapshot. */
   readonly afterHandled?: (streamId: string) => Promise<void>
   /** Told every handler run (`handled`/`failed`, with seconds), retry and dead letter, e.g. for metrics. */
   readonly onOutcome?: (worker: string, outcome: CommandOutcome, handlerSeconds?: number) => void
@@ -177,6 +177,8 @@ export async function dispatchCommand<S>(message: StreamMessage, ctx: DispatchCo
   if (route === undefined || command === undefined || (onlyFor !== undefined && onlyFor !== worker.name)) {
     counters.skipped += 1
     settled(message, ctx)
+    // the state is unchanged, so a snapshot may move over it: else the log behind a worker that only skips stays
+    await ctx.afterHandled?.(message.streamId)
     return
   }
   counters.inFlight += 1

@@ -58,7 +58,12 @@ export async function saveCommandSnapshot<S>(redis: Pick<Redis, 'call'>, stream:
 export async function loadCommandSnapshot(redis: Pick<Redis, 'call'>, stream: string, worker: string): Promise<CommandSnapshot | undefined> {
   const raw = (await redis.call('GET', commandSnapshotKey(stream, worker))) as string | null
   if (raw === null) return undefined
-  const parsed = JSON.parse(raw) as CommandSnapshot
+  let parsed: CommandSnapshot
+  try {
+    parsed = JSON.parse(raw) as CommandSnapshot
+  } catch (err) {
+    throw new Error(`snapshot ${commandSnapshotKey(stream, worker)} is not valid JSON (${(err as Error).message}); delete the key to replay the whole log`, { cause: err })
+  }
   if (typeof parsed?.last_id !== 'string') {
     throw new Error(`snapshot ${commandSnapshotKey(stream, worker)} has no "last_id"; delete the key to replay the whole log`)
   }
@@ -108,6 +113,7 @@ export async function replayCommandLog<S>(options: ReplayRunOptions<S>): Promise
   if (covered.length > 0) await redis.call('XACK', stream, worker.name, ...covered)
   let start = snapshot ? `(${snapshot.last_id}` : '-'
   const execute = async () => ''
+  let firstFailure = ''
   while (!signal.aborted && until !== '0-0') {
     const page = (await redis.call('XRANGE', stream, start, until, 'COUNT', PAGE)) as [string, string[]][]
     for (const [id, flat] of page) {
@@ -128,8 +134,9 @@ export async function replayCommandLog<S>(options: ReplayRunOptions<S>): Promise
       }
       try {
         await route.handle({ ...context, payload: decodeCommandPayload(command, route, fields.payload, id) })
-      } catch {
+      } catch (err) {
         progress.failed += 1
+        if (progress.failed === 1) firstFailure = `command "${command}" (entry ${id}): ${(err as Error)?.message ?? String(err)}`
       }
     }
     if (page.length < PAGE) break
@@ -138,7 +145,7 @@ export async function replayCommandLog<S>(options: ReplayRunOptions<S>): Promise
   if (signal.aborted) throw new Error(`worker "${worker.name}" was stopped during its replay of ${stream} (${progress.read} entries read)`)
   if (progress.failed > 0) {
     logger.warn({ worker: worker.name, failed: progress.failed, read: progress.read },
-      `worker "${worker.name}" replay: ${progress.failed} of ${progress.read} commands failed again and were skipped`)
+      `worker "${worker.name}" replay: ${progress.failed} of ${progress.read} commands failed again and were skipped; the first: ${firstFailure}`)
   }
   progress.done = true
   return state

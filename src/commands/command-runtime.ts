@@ -81,7 +81,8 @@ export class WorkerRuntime<S = unknown> {
   /** Creates the worker's group when missing (at `startId`), then starts reading and the periodic schedule. */
   async start(): Promise<void> {
     if (this.status === 'starting' || this.status === 'running') return
-    await this.stopping
+    // no await without a stop to wait for: a stop() called right after start() must find the worker starting
+    if (this.stopping) await this.stopping
     const { worker, options } = this
     this.status = 'starting'
     this.stopping = undefined
@@ -95,6 +96,8 @@ export class WorkerRuntime<S = unknown> {
       this.status = 'failed'
       throw new Error(`worker "${worker.name}" cannot create consumer group "${worker.name}" on stream ${options.stream}: ${(err as Error).message}`, { cause: err })
     }
+    // stop() came while the group was being created: start nothing (a schedule started now would never stop)
+    if (shutdown.signal.aborted) return
     const { replay } = worker
     if (replay) {
       const progress: ReplayProgress = { read: 0, failed: 0, fromSnapshot: false, untilId: null, done: false }
@@ -108,6 +111,7 @@ export class WorkerRuntime<S = unknown> {
         throw err
       }
     }
+    if (shutdown.signal.aborted) return
     let onClosed: () => void = () => {}
     this.closed = new Promise<void>((resolve) => { onClosed = resolve })
     const source$ = fromRedisStream({
@@ -130,7 +134,7 @@ export class WorkerRuntime<S = unknown> {
       worker, redis: options.redis, dlqStream: options.dlqStream, signal: shutdown.signal, logger: options.logger,
       counters: this.counters, execute: options.execute, state: this.state, onOutcome: options.onOutcome,
       ...(options.park ? { park: options.park } : {}),
-      ...(replay && replay.snapshotEvery > 0 ? { afterHandled: this.snapshotter({ ...worker, replay }) } : {}),
+      ...(replay && replay.snapshotEvery > 0 ? { afterHandled: this.snapshotter({ ...worker, replay }, this.state) } : {}),
     }
     this.done = new Promise<void>((resolve) => {
       const subscription = source$
@@ -197,14 +201,15 @@ export class WorkerRuntime<S = unknown> {
     }
   }
 
-  // saves a snapshot after every `snapshotEvery` handled commands; the worker is sequential, so the state is
-  // exactly the log up to that entry. A failed save is logged and tried again at the next one.
-  private snapshotter(worker: WorkerDefinition<S> & { readonly replay: ResolvedReplay<S> }): (streamId: string) => Promise<void> {
+  // saves a snapshot after every `snapshotEvery` handled or skipped commands; the worker is sequential, so the state is
+  // exactly the log up to that entry. A failed save is logged and tried again at the next one. It saves the state of
+  // its own run: a handler that outlasted a stop must not save the state a restart rebuilt without its command.
+  private snapshotter(worker: WorkerDefinition<S> & { readonly replay: ResolvedReplay<S> }, state: S): (streamId: string) => Promise<void> {
     let sinceLast = 0
     return async (streamId) => {
       if (++sinceLast < worker.replay.snapshotEvery) return
       try {
-        await saveCommandSnapshot(this.options.redis, this.options.stream, worker, this.state, streamId)
+        await saveCommandSnapshot(this.options.redis, this.options.stream, worker, state, streamId)
         sinceLast = 0
       } catch (err) {
         this.options.logger.warn({ worker: worker.name, err }, `worker "${worker.name}" could not save its snapshot: ${(err as Error).message}`)

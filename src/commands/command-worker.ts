@@ -50,9 +50,9 @@ export interface ReplayOptions<S> {
   /** A fresh state: the starting point of a replay from the beginning of the log. */
   readonly fresh: () => S
   /**
-   * Save a snapshot (Redis key `<stream>:snapshot:<worker>`) after this many handled commands, so a restart
-   * replays only what came after it, and the log may be trimmed up to it. @defaultValue 0 (no snapshots: replay
-   * from the beginning, and the trim keeps the whole log)
+   * Save a snapshot (Redis key `<stream>:snapshot:<worker>`) after this many handled or skipped (not this worker's)
+   * commands, so a restart replays only what came after it, and the log may be trimmed up to it. @defaultValue 0
+   * (no snapshots: replay from the beginning, and the trim keeps the whole log)
    */
   readonly snapshotEvery?: number
   /** The state as JSON-able data, for the snapshot. @defaultValue the state itself */
@@ -105,7 +105,7 @@ export type PeriodicRun<S> = { run(ctx: PeriodicContext<S>): unknown }['run']
 
 /** Work a worker does on a timer. Runs never overlap: a tick that comes while a run is still going is skipped. */
 export interface PeriodicWork<S> {
-  /** Interval between ticks, as a duration (`"5s"`, `"1m"`) or milliseconds. */
+  /** Interval between ticks, as a duration (`"5s"`, `"1m"`) or milliseconds; at most 2147483647 ms (about 24 days). */
   readonly every: string | number
   readonly run: PeriodicRun<S>
   /** A run taking longer than this (ms) logs a warning. @defaultValue 1000 */
@@ -162,6 +162,9 @@ export interface WorkerDefinition<S = unknown> {
 export const DEFAULT_COMMAND_RETRY: RetryPolicy = Object.freeze({
   maxRetries: 3, initialIntervalMs: 200, maxIntervalMs: 5000, multiplier: 2, maxElapsedMs: 30_000,
 })
+
+/** The longest delay a Node timer waits; a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]*$/
 
@@ -227,6 +230,10 @@ export function defineWorker<S = Record<string, unknown>>(
     const everyMs = parseDuration(input.periodic.every as string | number)
     if (everyMs === undefined || everyMs < 1) {
       throw new RangeError(`${where}: "periodic.every" must be a duration such as "500ms", "5s" or "1m"; got ${JSON.stringify(input.periodic.every)}`)
+    }
+    // Node runs a longer setInterval every 1 ms
+    if (everyMs > MAX_TIMER_MS) {
+      throw new RangeError(`${where}: "periodic.every" must be at most ${MAX_TIMER_MS} ms (about 24 days); got ${JSON.stringify(input.periodic.every)}`)
     }
     if (typeof input.periodic.run !== 'function') throw new TypeError(`${where}: "periodic.run" must be a function`)
     const slowMs = positive(where, 'periodic.slowMs', input.periodic.slowMs ?? 1000, false)

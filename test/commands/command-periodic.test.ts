@@ -101,4 +101,22 @@ Periodic('a run that throws is logged and kept in info, and the next tick runs a
   assert.is(infoDuring?.lastError, null)
 })
 
+Periodic('a stop while the app is still starting leaves no periodic run going and no worker running', async ({ redis }) => {
+  let runs = 0
+  const app = testApp(redis!)
+  await app.register(defineWorker({ name: 'early', description: 'd', commands: {}, periodic: { every: 20, run: () => { runs++ } } }))
+  const starting = app.start()
+  await app.stop()
+  await starting.catch(() => {})
+  // same reference as above: once a worker with the same interval ran three times, a leaked schedule would have too
+  let referenceRuns = 0
+  const reference = testApp(redis!)
+  await reference.register(defineWorker({ name: 'reference', description: 'd', commands: {}, periodic: { every: 20, run: () => { referenceRuns++ } } }))
+  await reference.start()
+  await waitUntil('three reference runs', () => referenceRuns >= 3)
+  await reference.stop()
+  assert.is(runs, 0)
+  assert.is(app.info()[0]?.status, 'stopped')
+})
+
 Periodic.run()

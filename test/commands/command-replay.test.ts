@@ -121,6 +121,37 @@ Replay('a command that was dead-lettered fails again during the replay: counted 
   }
 })
 
+Replay('a replay warning about commands that failed again names the first one\'s entry, command and error', async ({ redis }) => {
+  const stream = `replay-${randomUUID()}`
+  const first = await run(redis, stream, {}, [...adds(2), { account: 'a1', amount: -5 }, { account: 'a2', amount: -6 }])
+  await first.app.stop()
+  const [dead] = (await redis.xrange(`${stream}:dlq`, '-', '+')).map(([, f]) => f[f.indexOf('stream_id') + 1])
+  const logger = warnings()
+  const app = createApp({ redis, stream, consumer: 'c1', blockMs: 100, drainTimeoutMs: 2000, logger })
+  await app.register(ledger().worker)
+  await app.start()
+  await app.stop()
+  const warning = logger.entries.find((e) => /replay: 2 of 4 commands failed again/.test(e.msg))?.msg
+  assert.ok(warning, JSON.stringify(logger.entries.map((e) => e.msg)))
+  assert.match(warning, `the first: command "ledger/add" (entry ${dead}): amounts must be positive`)
+})
+
+Replay('a snapshot that is not JSON fails the start with a message naming its key and the fix', async ({ redis }) => {
+  const stream = `replay-${randomUUID()}`
+  await redis.set(commandSnapshotKey(stream, 'ledger'), '{"last_id":"1-0","state":')
+  const app = appOn(redis, stream)
+  await app.register(ledger().worker)
+  try {
+    await app.start()
+    assert.unreachable()
+  } catch (err) {
+    assert.match((err as Error).message, `snapshot ${commandSnapshotKey(stream, 'ledger')} is not valid JSON`)
+    assert.match((err as Error).message, 'delete the key to replay the whole log')
+  } finally {
+    await app.stop()
+  }
+})
+
 Replay('a replay longer than replay.maxEntries fails the start with a message naming the option and the fix', async ({ redis }) => {
   const stream = `replay-${randomUUID()}`
   const first = await run(redis, stream, {}, adds(6))
@@ -133,6 +164,44 @@ Replay('a replay longer than replay.maxEntries fails the start with a message na
   } catch (err) {
     assert.match((err as Error).message, /worker "ledger" replay read 4 entries .* reached replay.maxEntries 4 .* save snapshots \(replay.snapshotEvery\) or raise replay.maxEntries/)
   } finally {
+    await app.stop()
+  }
+})
+
+Replay('a handler that outlasts the stop and ends after a restart snapshots its own run\'s state, not the rebuilt one', async ({ redis }) => {
+  const stream = `replay-${randomUUID()}`
+  // each run of the slow command waits on its own gate and ignores the signal, so the first outlasts the drain
+  const gates: (() => void)[] = []
+  const worker = defineWorker<Totals>({
+    name: 'ledger', description: 'Keeps account totals', sequential: true,
+    replay: { fresh: () => ({ totals: {}, applied: 0 }), snapshotEvery: 1 },
+    commands: {
+      'ledger/add': async ({ payload, state }: Ctx) => {
+        if (payload.account === 'slow') await new Promise<void>((resolve) => { gates.push(resolve) })
+        state.totals[payload.account] = (state.totals[payload.account] ?? 0) + payload.amount
+        state.applied += 1
+      },
+    },
+  })
+  const app = createApp({ redis, stream, consumer: 'c1', blockMs: 100, drainTimeoutMs: 200, logger: warnings() })
+  await app.register(worker)
+  await app.start()
+  try {
+    await app.execute('ledger/add', { account: 'a0', amount: 1 })
+    await waitUntil('first command handled', () => app.info()[0]?.handled === 1)
+    const slowId = await app.execute('ledger/add', { account: 'slow', amount: 5 })
+    await waitUntil('slow command running', () => gates.length === 1)
+    await app.stop()
+    await app.start()
+    // the restart replayed without the pending slow command and got it again live, where it waits on gate 2
+    await waitUntil('slow command running again', () => gates.length === 2)
+    gates[0]?.()
+    const snapshotOf = async () => JSON.parse((await redis.get(commandSnapshotKey(stream, 'ledger'))) ?? '{}') as { last_id?: string; state?: Totals }
+    await waitUntil('the first run saved its snapshot', async () => (await snapshotOf()).last_id === slowId)
+    // a snapshot as of the slow command must hold it: a replay from it never applies that command again
+    assert.equal((await snapshotOf()).state, { totals: { a0: 1, slow: 5 }, applied: 2 })
+  } finally {
+    for (const open of gates) open()
     await app.stop()
   }
 })

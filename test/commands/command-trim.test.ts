@@ -82,4 +82,43 @@ Trim('a replaying worker keeps the log from its snapshot on (all of it without o
   }
 })
 
+Trim('a replaying worker\'s snapshot also moves over the commands it skips, so the log behind them is trimmed', async ({ redis }) => {
+  const stream = `trim-${randomUUID()}`
+  const trimmed: number[] = []
+  const worker = defineWorker<{ sum: number }>({
+    name: 'summer', description: 'd', sequential: true,
+    replay: { fresh: () => ({ sum: 0 }), snapshotEvery: 3 },
+    commands: { add: ({ payload, state }) => { state.sum += (payload as { n: number }).n } },
+  })
+  const app = appOn(redis, stream, trimmed)
+  await app.register(worker)
+  await app.start()
+  try {
+    for (let i = 1; i <= 3; i++) await app.execute('add', { n: i })
+    // a busy shared log: commands of other workers this one only skips
+    for (let i = 0; i < 12; i++) await app.execute('someone-else/job', { i })
+    await waitUntil('15 settled', () => (app.info()[0]?.handled ?? 0) + (app.info()[0]?.skipped ?? 0) === 15)
+    const trimsBefore = trimmed.length
+    await waitUntil('two more trims ran', () => trimmed.length >= trimsBefore + 2)
+    // the snapshot after the 12th skipped entry is the floor: only that entry stays
+    assert.is(Number(await redis.xlen(stream)), 1)
+  } finally {
+    await app.stop()
+  }
+  const again = appOn(redis, stream, [])
+  let rebuilt: { sum: number } | undefined
+  await again.register(defineWorker<{ sum: number }>({
+    name: 'summer', description: 'd', sequential: true,
+    replay: { fresh: () => ({ sum: 0 }), load: (s) => (rebuilt = s as { sum: number }), snapshotEvery: 3 },
+    commands: { add: ({ payload, state }) => { state.sum += (payload as { n: number }).n } },
+  }))
+  await again.start()
+  try {
+    assert.equal(rebuilt, { sum: 6 })
+    assert.is(again.info()[0]?.replay?.read, 0)
+  } finally {
+    await again.stop()
+  }
+})
+
 Trim.run()

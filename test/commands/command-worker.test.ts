@@ -63,4 +63,11 @@ Define('a worker with only periodic work is fine', () => {
   assert.is(w.periodic?.everyMs, 100)
 })
 
+Define('a periodic interval longer than a timer can wait (about 24.8 days) is refused, not run every millisecond', () => {
+  // Node runs a setInterval over 2147483647 ms every 1 ms
+  assert.match(message(() => defineWorker({ name: 'monthly', description: 'd', commands: {}, periodic: { every: '30d', run: noop } })),
+    /defineWorker\("monthly"\): "periodic.every" must be at most 2147483647 ms \(about 24 days\); got "30d"/)
+  assert.is(defineWorker({ name: 'w', description: 'd', commands: {}, periodic: { every: '24d', run: noop } }).periodic?.everyMs, 24 * 86_400_000)
+})
+
 Define.run()
