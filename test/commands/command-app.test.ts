@@ -253,11 +253,10 @@ App('a retry due later than maxInlineRetryDelayMs is parked, not slept on: the w
     await app.execute('later')
     await waitUntil('the first try failed', () => slowTries === 1)
     for (let i = 0; i < 5; i++) await app.execute('now', { i })
-    // with the one slot asleep on the retry, none of these could run before the 1.5 s were up
-    await waitUntil('the five later commands are handled while the retry waits', () => handled.length >= 5, 1400)
-    assert.equal(handled.slice(0, 5), ['now:0', 'now:1', 'now:2', 'now:3', 'now:4'])
-    assert.is(slowTries, 1)
-    await waitUntil('the parked command came back and was handled', () => handled.includes('later'), 10_000)
+    // with the one slot asleep on the retry, "later" would be handled first, after 1.5 s, and the five behind it;
+    // parked, its copy goes back on the log behind them. Order, not a time bound: a busy box may take its time
+    await waitUntil('the parked command came back and was handled', () => handled.includes('later'), 20_000)
+    assert.equal(handled, ['now:0', 'now:1', 'now:2', 'now:3', 'now:4', 'later'])
     assert.equal(slowAttempts, [1, 2])
     const parker = app.info().find((w) => w.name === 'parker')
     assert.is(parker?.retried, 1)
