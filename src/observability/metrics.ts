@@ -11,7 +11,7 @@ export const PROCESSED_STATUSES = ['stored', 'forwarded', 'transformed', 'duplic
 /** One of PROCESSED_STATUSES. */
 export type ProcessedStatus = (typeof PROCESSED_STATUSES)[number]
 
-/** Outcomes of a DLQ re-drive, the `status` label of `webhook_dlq_retries_total`. */
+/** Outcomes of a DLQ re-drive, the `status` label of `webhook_dlq_retries_total` (counted today: requeued, resolved). */
 export const DLQ_RETRY_STATUSES = ['requeued', 'resolved', 'failed', 'discarded'] as const
 /** One of DLQ_RETRY_STATUSES. */
 export type DlqRetryStatus = (typeof DLQ_RETRY_STATUSES)[number]
