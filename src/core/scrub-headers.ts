@@ -31,3 +31,18 @@ export function headerScrubber(patterns: readonly string[]): (name: string) => b
   }
   return (name) => exact.has(name) || suffixes.some((s) => name.endsWith(s)) || prefixes.some((s) => name.startsWith(s))
 }
+
+const DEFAULT_SCRUBBED = headerScrubber(DEFAULT_SCRUB_HEADERS)
+
+/**
+ * `headers` without the ones DEFAULT_SCRUB_HEADERS matches (the same object when none does): for showing stored
+ * headers, whatever INGEST_SCRUB_HEADERS was when they were kept.
+ *
+ * @example
+ * withoutCredentialHeaders({ authorization: 'Bearer x', 'x-github-event': 'push' }) // { 'x-github-event': 'push' }
+ */
+export function withoutCredentialHeaders<T>(headers: Readonly<Record<string, T>>): Readonly<Record<string, T>> {
+  const names = Object.keys(headers)
+  if (!names.some((name) => DEFAULT_SCRUBBED(name.toLowerCase()))) return headers
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => !DEFAULT_SCRUBBED(name.toLowerCase())))
+}

@@ -1,6 +1,6 @@
 import { sql, type Insertable, type Kysely, type Selectable, type SelectQueryBuilder, type Transaction } from 'kysely'
 import { PipelineError } from '../core/errors.js'
-import { DEFAULT_SCRUB_HEADERS, headerScrubber } from '../core/scrub-headers.js'
+import { withoutCredentialHeaders } from '../core/scrub-headers.js'
 import { validateStreamEvent, type StreamEvent } from '../core/event.js'
 import type { Database, DlqEventFormat, DlqStatus, WebhookDlqTable } from './database.js'
 import { appendAudit } from './audit-log.js'
@@ -93,13 +93,12 @@ function toEntry(row: Record<string, unknown>): DlqEntry {
   }
 }
 
-const CREDENTIAL = headerScrubber(DEFAULT_SCRUB_HEADERS)
-
 // the event with metadata.headers that carry credentials left out (the same object when it has none)
 function withoutCredentials(event: unknown): unknown {
   const headers = (event as { metadata?: { headers?: unknown } } | null)?.metadata?.headers
-  if (typeof headers !== 'object' || headers === null || !Object.keys(headers).some((name) => CREDENTIAL(name.toLowerCase()))) return event
-  const kept = Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL(name.toLowerCase())))
+  if (typeof headers !== 'object' || headers === null) return event
+  const kept = withoutCredentialHeaders(headers as Record<string, unknown>)
+  if (kept === headers) return event
   const { metadata } = event as { metadata: Record<string, unknown> }
   return { ...(event as object), metadata: { ...metadata, headers: kept } }
 }

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { ConfigError, PipelineError } from '../core/errors.js'
 import { guardConnections } from './connection-guard.js'
+import { listenerUrl } from './server.js'
 import { startEventLoopWatchdog } from '../observability/event-loop-watchdog.js'
 import { maskUrlCredentials } from '../observability/logger.js'
 import type { HealthComponent, HealthStatus, Metrics } from '../observability/metrics.js'
@@ -390,11 +391,10 @@ export async function startHealthServer(health: Health, options: HealthServerOpt
     server.listen(port, host, () => { server.off('error', reject); resolve() })
   })
   const addr = server.address() as AddressInfo
-  // as the ingest and admin servers show theirs: an all-interfaces listener as the loopback URL that reaches it
-  const shownHost = addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address === '::' ? '[::1]' : addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
   let closing: Promise<void> | undefined
   return {
-    url: `http://${shownHost}:${addr.port}`,
+    // as the ingest and admin servers show theirs
+    url: listenerUrl(addr.address, addr.port),
     port: addr.port,
     close() {
       closing ??= new Promise<void>((resolve) => {

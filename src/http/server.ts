@@ -159,10 +159,9 @@ export async function startHttpServer(address: string | ListenAddress, handler: 
     server.listen(port, host, () => { server.off('error', reject); resolve() })
   })
   const bound = (server.address() as AddressInfo).port
-  const shownHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host
   let closing: Promise<void> | undefined
   return {
-    url: `http://${shownHost}:${bound}`,
+    url: listenerUrl(host, bound),
     port: bound,
     server,
     connections,
@@ -176,4 +175,16 @@ export async function startHttpServer(address: string | ListenAddress, handler: 
       return closing
     },
   }
+}
+
+/**
+ * The URL that reaches a listener on `host` and `port`: an all-interfaces host (`0.0.0.0`, `::`) as the loopback
+ * address, an IPv6 address in brackets.
+ *
+ * @example
+ * listenerUrl('0.0.0.0', 8088) // "http://127.0.0.1:8088"
+ */
+export function listenerUrl(host: string, port: number): string {
+  const shown = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host
+  return `http://${shown}:${port}`
 }

@@ -16,6 +16,16 @@ Periodic.after(async (ctx) => {
   await ctx.server?.stop()
 })
 
+// runs a worker of the same 20 ms interval until it ran three times: a wait on an event, not a sleep a busy box can outlast
+async function threeReferenceTicks(redis: Redis): Promise<void> {
+  let runs = 0
+  const reference = testApp(redis)
+  await reference.register(defineWorker({ name: 'reference', description: 'd', commands: {}, periodic: { every: 20, run: () => { runs++ } } }))
+  await reference.start()
+  await waitUntil('three reference runs', () => runs >= 3)
+  await reference.stop()
+}
+
 Periodic('runs on its interval, never overlaps, a slow run skips ticks and logs a warning', async ({ redis }) => {
   const t = { runs: 0, active: 0, maxActive: 0, startedAt: [] as number[] }
   const logger = warnings()
@@ -74,14 +84,9 @@ Periodic('a run in progress sees its signal abort on stop, and no run starts aft
   await app.stop()
   assert.ok(Date.now() - t0 < 1000, 'stop did not wait for the drain timeout')
   assert.ok(sawAbort)
-  // a reference worker with the same interval, started after the stop: once it ran three times, the stopped
-  // one had three ticks' time to start a run too (a wait on an event, not a sleep a busy box can outlast)
-  let referenceRuns = 0
-  const reference = testApp(redis!)
-  await reference.register(defineWorker({ name: 'reference', description: 'd', commands: {}, periodic: { every: 20, run: () => { referenceRuns++ } } }))
-  await reference.start()
-  await waitUntil('three reference runs', () => referenceRuns >= 3)
-  await reference.stop()
+  // once a reference worker with the same interval, started after the stop, ran three times, the stopped one had
+  // three ticks' time to start a run too
+  await threeReferenceTicks(redis!)
   assert.is(runs, 1)
 })
 
@@ -108,13 +113,8 @@ Periodic('a stop while the app is still starting leaves no periodic run going an
   const starting = app.start()
   await app.stop()
   await starting.catch(() => {})
-  // same reference as above: once a worker with the same interval ran three times, a leaked schedule would have too
-  let referenceRuns = 0
-  const reference = testApp(redis!)
-  await reference.register(defineWorker({ name: 'reference', description: 'd', commands: {}, periodic: { every: 20, run: () => { referenceRuns++ } } }))
-  await reference.start()
-  await waitUntil('three reference runs', () => referenceRuns >= 3)
-  await reference.stop()
+  // once a worker with the same interval ran three times, a leaked schedule would have too
+  await threeReferenceTicks(redis!)
   assert.is(runs, 0)
   assert.is(app.info()[0]?.status, 'stopped')
 })

@@ -13,6 +13,7 @@ import { StreamClient } from '../../src/sources/stream-client.js'
 import { eventually, makeEvent } from '../helpers/events.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { release } from '../helpers/release.js'
+import { within } from '../helpers/time-limit.js'
 
 interface Ctx { redis: Redis; db: Db }
 const RunWorker = suite<Ctx>('runWorker', {} as Ctx)
@@ -22,17 +23,6 @@ RunWorker.before(async (ctx) => {
   await migrateToLatest(ctx.db.db)
 })
 RunWorker.after((ctx) => release(ctx, { redis: (r) => r.disconnect(), db: (d) => d.close() }))
-
-// what `promise` resolves with, or "still waiting" when it has not within `ms`
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'still waiting'> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<'still waiting'>((resolve) => { timer = setTimeout(resolve, ms, 'still waiting') })
-  try {
-    return await Promise.race([promise, late])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 const fastRetries = { maxRetries: 2, initialIntervalMs: 20, maxIntervalMs: 50, multiplier: 2, maxElapsedMs: 60_000 }
 

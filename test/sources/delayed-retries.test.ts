@@ -5,19 +5,9 @@ import { parkEntry, startDelayedRetries } from '../../src/sources/delayed-retrie
 import { streamKeys } from '../../src/sources/keys.js'
 import { eventually } from '../helpers/events.js'
 import { startRedis } from '../helpers/servers.js'
+import { within } from '../helpers/time-limit.js'
 
 const Delayed = suite('startDelayedRetries')
-
-// what `promise` resolves with, or "still waiting" when it has not within `ms`
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'still waiting'> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<'still waiting'>((resolve) => { timer = setTimeout(resolve, ms, 'still waiting') })
-  try {
-    return await Promise.race([promise, late])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 Delayed('close() while Redis is down returns at once; the parked retries stay for the next scheduler', async () => {
   const server = await startRedis({ appendonly: true })
