@@ -11,6 +11,7 @@ import { createApp, type CommandApp } from '../commands/command-app.js'
 import type { WorkerDefinition } from '../commands/command-worker.js'
 import type { CliContext } from './context.js'
 import { databaseCheck, redisCheck } from '../service/dependency-checks.js'
+import { checkRedisDurability, durabilityLosses } from '../service/connect.js'
 
 /** What a `--app` module's default export is: the workers, or a function that returns them. */
 export type CommandAppModule = readonly WorkerDefinition<unknown>[] |
@@ -54,6 +55,8 @@ export async function startCommandService(ctx: CliContext, options: { readonly a
   if (!(ctx.redis instanceof Redis)) throw new ConfigError('--role commands', 'needs one Redis server (REDIS_URL); command logs are not partitioned over a Redis Cluster (unset REDIS_CLUSTER_NODES)')
   const redis = ctx.redis
   const logger = options.logger ?? createLogger({ level: config.logLevel })
+  // the command log is a Redis stream like the webhook queue: the same check of what Redis can lose
+  const durability = await checkRedisDurability(redis, config.redisRequireDurable, logger)
   const workers = await loadWorkers(options.appPath, redis)
   const metrics = createMetrics()
   const commandMetrics = createCommandMetrics(metrics.registry)
@@ -82,7 +85,7 @@ export async function startCommandService(ctx: CliContext, options: { readonly a
     }
   }
   const health = createHealth({
-    metrics, checkDatabase: databaseCheck(db), checkRedis: redisCheck(redis), checkQueue,
+    metrics, checkDatabase: databaseCheck(db), checkRedis: redisCheck(redis, { mode: durability.mode, losses: durabilityLosses(durability).map((l) => l.loss) }), checkQueue,
     worker: () => {
       const info = app.info()
       return { inFlight: info.reduce((n, w) => n + w.inFlight, 0), processed: info.reduce((n, w) => n + w.handled, 0), shuttingDown }

@@ -15,21 +15,45 @@ export const DURABILITY_LOSS: Record<Exclude<RedisDurability['mode'], 'aof'>, st
 }
 
 /**
- * The first step of the service: reads what Redis keeps on disk, since "no 202 is lost" needs Redis to keep an
- * accepted event across its own restart. Anything but an append-only file is a warning, or a `ConfigError`
- * when `required` (REDIS_REQUIRE_DURABLE).
+ * What a Redis can lose of what hookstream accepted, with how to fix each (empty for an append-only file and no
+ * eviction of keys without a TTL): logged at start and shown as `/health`'s Redis reasons.
+ *
+ * @example
+ * durabilityLosses({ mode: 'aof', save: '', evicts: 'allkeys-lru' }) // ['Redis evicts any key when it is full (…']
+ */
+export function durabilityLosses(durability: RedisDurability): { loss: string; fix: string }[] {
+  const losses = durability.mode === 'aof' ? [] : [{
+    loss: DURABILITY_LOSS[durability.mode], fix: 'turn on appendonly (CONFIG SET appendonly yes, and in redis.conf)',
+  }]
+  if (durability.evicts) {
+    losses.push({
+      loss: `Redis evicts any key when it is full (maxmemory-policy ${durability.evicts} with maxmemory set): a full Redis silently drops queued events, the stream itself included`,
+      fix: 'set maxmemory-policy noeviction (a full Redis then refuses writes and ingest answers 503, so senders retry)',
+    })
+  }
+  return losses
+}
+
+/**
+ * The first step of the service: reads what Redis keeps on disk and whether it may evict the stream, since
+ * "no 202 is lost" needs Redis to keep an accepted event across its own restart and when it is full. Anything
+ * but an append-only file without `allkeys-*` eviction is a warning, or a `ConfigError` when `required`
+ * (REDIS_REQUIRE_DURABLE).
  *
  * @example
  * const durability = await checkRedisDurability(redis, config.redisRequireDurable, logger)
  */
 export async function checkRedisDurability(redis: Redis | Cluster, required: boolean, logger: Logger): Promise<RedisDurability> {
   const durability = await readRedisDurability(redis)
-  if (durability.mode === 'aof') return durability
+  const losses = durabilityLosses(durability)
+  if (losses.length === 0) return durability
   if (required) {
-    throw new ConfigError('REDIS_REQUIRE_DURABLE', `is true, but ${DURABILITY_LOSS[durability.mode]}; ` +
-      'turn on appendonly (CONFIG SET appendonly yes, and in redis.conf) or unset REDIS_REQUIRE_DURABLE')
+    throw new ConfigError('REDIS_REQUIRE_DURABLE', `is true, but ${losses.map((l) => `${l.loss}; ${l.fix}`).join('; and ')}; ` +
+      'or unset REDIS_REQUIRE_DURABLE')
   }
-  logger.warn({ durability: durability.mode }, `${DURABILITY_LOSS[durability.mode]}; set appendonly yes (or REDIS_REQUIRE_DURABLE=true to refuse to start)`)
+  for (const { loss, fix } of losses) {
+    logger.warn({ durability: durability.mode, ...(durability.evicts ? { evicts: durability.evicts } : {}) }, `${loss}; ${fix} (or REDIS_REQUIRE_DURABLE=true to refuse to start)`)
+  }
   return durability
 }
 

@@ -20,12 +20,13 @@ export function databaseCheck(db: Db, holding: () => boolean = () => false): () 
 
 /**
  * The Redis check of `createHealth`: PING, with the seed's details (`ping_duration_ms`) and, when given, what
- * Redis keeps on disk (`durability`; anything but `aof` adds a reason, which makes the component degraded).
+ * Redis keeps on disk (`durability`) and what it can lose (`losses`, from `durabilityLosses`: each is a reason,
+ * which makes the component degraded).
  *
  * @example
- * createHealth({ checkRedis: redisCheck(redis, { mode: 'aof' }), … })
+ * createHealth({ checkRedis: redisCheck(redis, { mode: 'aof', losses: [] }), … })
  */
-export function redisCheck(redis: Redis | Cluster, durability?: { readonly mode: string; readonly loss?: string }): () => Promise<Record<string, unknown>> {
+export function redisCheck(redis: Redis | Cluster, durability?: { readonly mode: string; readonly losses?: readonly string[] }): () => Promise<Record<string, unknown>> {
   return async () => {
     const started = Date.now()
     await redis.ping()
@@ -33,7 +34,7 @@ export function redisCheck(redis: Redis | Cluster, durability?: { readonly mode:
     return {
       pingMs, status: redis.status, details: { ping_duration_ms: pingMs },
       ...(durability ? { durability: durability.mode } : {}),
-      ...(durability && durability.mode !== 'aof' && durability.loss ? { reasons: [durability.loss] } : {}),
+      ...(durability?.losses?.length ? { reasons: [...durability.losses] } : {}),
     }
   }
 }

@@ -7,7 +7,7 @@ import { createHealth, startHealthServer, type Health, type HealthServer } from 
 import type { DbPoolStats, Metrics } from '../observability/metrics.js'
 import { queueStatsProvider } from '../observability/queue-stats-provider.js'
 import type { RedisDurability } from '../sources/redis-durability.js'
-import { DURABILITY_LOSS, type Queue } from './connect.js'
+import { durabilityLosses, type Queue } from './connect.js'
 import { databaseCheck, redisCheck } from './dependency-checks.js'
 
 /** What the worker's hooks feed and health reads; `shutdown` sets `shuttingDown`. */
@@ -110,7 +110,7 @@ export async function startHealth(options: StartHealthOptions): Promise<ServiceH
   const health = createHealth({
     metrics,
     checkDatabase: databaseCheck(db, () => state.holds > 0),
-    checkRedis: redisCheck(redis, { mode: durability.mode, ...(durability.mode === 'aof' ? {} : { loss: DURABILITY_LOSS[durability.mode] }) }),
+    checkRedis: redisCheck(redis, { mode: durability.mode, losses: durabilityLosses(durability).map((l) => l.loss) }),
     checkQueue: async () => {
       const info = await stream.info()
       const group = info.groups.find((g) => g.name === keys.group)

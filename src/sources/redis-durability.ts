@@ -19,14 +19,21 @@ export interface RedisDurability {
   readonly save?: string
   /** Why the mode is `unknown`. */
   readonly error?: string
+  /**
+   * The `maxmemory-policy` when it lets a full Redis evict keys that have no TTL (`allkeys-lru`, `allkeys-lfu`,
+   * `allkeys-random`) and `maxmemory` is set: such a Redis can drop the stream itself, and with it every queued
+   * event. Absent for `noeviction` (Redis's default: a full Redis refuses writes and ingest answers 503),
+   * `volatile-*` (only keys with a TTL) and no `maxmemory`.
+   */
+  readonly evicts?: string
 }
 
 const configValue = (reply: unknown): string | undefined =>
   (Array.isArray(reply) && reply.length >= 2 ? String(reply[1]) : undefined)
 
 /**
- * Reads Redis's persistence settings (`CONFIG GET appendonly`, `appendfsync`, `save`) once, for the start-up
- * warning and `/health`. Never rejects: a refused CONFIG (a managed Redis, an ACL) reads as `unknown`. On a
+ * Reads Redis's persistence settings (`CONFIG GET appendonly`, `appendfsync`, `save`) and its eviction policy
+ * (`maxmemory-policy`, `maxmemory`) once, for the start-up warning and `/health`. Never rejects: a refused CONFIG (a managed Redis, an ACL) reads as `unknown`. On a
  * cluster, pass any master's client; the nodes are expected to share one configuration.
  *
  * @example
@@ -38,8 +45,11 @@ export async function readRedisDurability(redis: Pick<Redis, 'call'>): Promise<R
     const appendfsync = configValue(await redis.call('CONFIG', 'GET', 'appendfsync'))
     const save = configValue(await redis.call('CONFIG', 'GET', 'save')) ?? ''
     if (appendonly === undefined) return { mode: 'unknown', error: 'CONFIG GET appendonly returned nothing' }
-    if (appendonly === 'yes') return { mode: 'aof', ...(appendfsync ? { appendfsync } : {}), save }
-    return { mode: save.trim() === '' ? 'none' : 'rdb', save }
+    const policy = configValue(await redis.call('CONFIG', 'GET', 'maxmemory-policy')) ?? ''
+    const maxmemory = configValue(await redis.call('CONFIG', 'GET', 'maxmemory')) ?? '0'
+    const evicts = policy.startsWith('allkeys-') && maxmemory !== '0' ? { evicts: policy } : {}
+    if (appendonly === 'yes') return { mode: 'aof', ...(appendfsync ? { appendfsync } : {}), save, ...evicts }
+    return { mode: save.trim() === '' ? 'none' : 'rdb', save, ...evicts }
   } catch (err) {
     return { mode: 'unknown', error: (err as Error).message }
   }

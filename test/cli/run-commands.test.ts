@@ -48,4 +48,23 @@ RunCommands('an --app module without workers stops startup with a message naming
   }
 })
 
+RunCommands('a command log on a Redis that keeps nothing on disk: a warning and /health\'s Redis degraded; REDIS_REQUIRE_DURABLE=true refuses to start', async ({ env }) => {
+  const svc = await startServiceProcess(env, '', ['--role', 'commands', '--app', 'test/cli/fixtures/command-app.ts'])
+  try {
+    const health = await (await fetch(`${svc.healthUrl}/health`)).json() as { components: { redis: { status: string; durability?: string; reasons?: string[] } } }
+    assert.equal([health.components.redis.status, health.components.redis.durability], ['degraded', 'none'])
+    assert.match((health.components.redis.reasons ?? []).join('; '), /Redis keeps nothing on disk/)
+    assert.match(svc.output(), /Redis keeps nothing on disk .*a Redis restart loses/)
+  } finally {
+    svc.child.kill('SIGTERM')
+  }
+  assert.is(await svc.exited, 0, svc.output())
+  try {
+    await startServiceProcess({ ...env, REDIS_REQUIRE_DURABLE: 'true' }, '', ['--role', 'commands', '--app', 'test/cli/fixtures/command-app.ts'])
+    assert.unreachable('started without a durable Redis')
+  } catch (err) {
+    assert.match((err as Error).message, /exited early[\s\S]*REDIS_REQUIRE_DURABLE is true, but Redis keeps nothing on disk/)
+  }
+})
+
 RunCommands.run()

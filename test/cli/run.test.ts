@@ -11,7 +11,7 @@ import { parseTool } from '../../src/core/tool.js'
 import { deliverySeen, streamKeys, trimLeaseKey } from '../../src/sources/keys.js'
 import { PartitionedStreamClient, StreamPartitions } from '../../src/sources/partitions.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
-import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
+import { sharedPostgres, sharedRedis, startRedis } from '../helpers/servers.js'
 import { eventually, makeEvent, progressTo } from '../helpers/events.js'
 import { withTimeLimit } from '../helpers/time-limit.js'
 import { startReceiver } from '../helpers/pipeline.js'
@@ -176,6 +176,31 @@ Run('with a Redis that keeps nothing on disk /health shows redis durability "non
     assert.unreachable('started without a durable Redis')
   } catch (err) {
     assert.match((err as Error).message, /exited early[\s\S]*REDIS_REQUIRE_DURABLE is true, but Redis keeps nothing on disk/)
+  }
+})
+
+Run('with a Redis that evicts any key when full (allkeys-lru) /health is degraded and the start warns; REDIS_REQUIRE_DURABLE=true refuses to start', async (ctx) => {
+  const server = await startRedis({ appendonly: true, args: ['--maxmemory', '256mb', '--maxmemory-policy', 'allkeys-lru'] })
+  try {
+    const env = { ...ctx.env, REDIS_URL: server.url }
+    const svc = await startServiceProcess(env, TOOLS)
+    try {
+      const health = (await (await fetch(`${svc.healthUrl}/health`)).json()) as { status: string; components: { redis: { status: string; reasons?: string[] } } }
+      assert.equal([health.status, health.components.redis.status], ['degraded', 'degraded'])
+      assert.match((health.components.redis.reasons ?? []).join('; '), /maxmemory-policy allkeys-lru.*queued events/)
+      assert.match(svc.output(), /Redis evicts any key when it is full \(maxmemory-policy allkeys-lru/)
+    } finally {
+      svc.child.kill('SIGTERM')
+    }
+    assert.is(await svc.exited, 0)
+    try {
+      await startServiceProcess({ ...env, REDIS_REQUIRE_DURABLE: 'true' }, TOOLS)
+      assert.unreachable('started with a Redis that can evict the stream')
+    } catch (err) {
+      assert.match((err as Error).message, /exited early[\s\S]*REDIS_REQUIRE_DURABLE is true, but Redis evicts any key when it is full[\s\S]*maxmemory-policy noeviction/)
+    }
+  } finally {
+    await server.stop()
   }
 })
 
