@@ -4,17 +4,21 @@ import type { Db } from '../db/database.js'
 
 /**
  * The database check of `createHealth`: `select 1`, with the seed's details (`open_connections`,
- * `query_duration_ms`); `holding()` says whether the pipeline holds events because a dependency is down.
+ * `query_duration_ms`); `holding()` says whether the pipeline holds events because a dependency is down; each of
+ * `losses` (what PostgreSQL can lose, `databaseDurabilityLosses`) is a reason, which makes the component degraded.
  *
  * @example
  * createHealth({ checkDatabase: databaseCheck(db, () => state.holds > 0), … })
  */
-export function databaseCheck(db: Db, holding: () => boolean = () => false): () => Promise<Record<string, unknown>> {
+export function databaseCheck(db: Db, holding: () => boolean = () => false, losses: readonly string[] = []): () => Promise<Record<string, unknown>> {
   return async () => {
     const started = Date.now()
     await sql`select 1`.execute(db.db)
     const queryMs = Date.now() - started
-    return { kind: db.kind, queryMs, holding: holding(), details: { open_connections: db.openConnections(), query_duration_ms: queryMs } }
+    return {
+      kind: db.kind, queryMs, holding: holding(), details: { open_connections: db.openConnections(), query_duration_ms: queryMs },
+      ...(losses.length ? { reasons: [...losses] } : {}),
+    }
   }
 }
 

@@ -7,6 +7,7 @@ import { createHealth, startHealthServer, type Health, type HealthServer } from 
 import type { DbPoolStats, Metrics } from '../observability/metrics.js'
 import { queueStatsProvider } from '../observability/queue-stats-provider.js'
 import type { RedisDurability } from '../sources/redis-durability.js'
+import type { DatabaseLoss } from '../db/database-durability.js'
 import { durabilityLosses, type Queue } from './connect.js'
 import { databaseCheck, redisCheck } from './dependency-checks.js'
 
@@ -66,6 +67,8 @@ export interface StartHealthOptions {
   readonly state: ServiceState
   /** What Redis keeps on disk (the connect step's check); anything but `aof` makes Redis degraded. */
   readonly durability: RedisDurability
+  /** What PostgreSQL can lose of what was acked (`databaseDurabilityLosses`): reasons on the database component. */
+  readonly databaseLosses?: readonly DatabaseLoss[]
   /** Whether this process runs the worker: only then can it be stalled (WORKER_STALL_TIMEOUT). */
   readonly runsWorker: boolean
 }
@@ -85,7 +88,7 @@ export interface ServiceHealth {
  * console.log(`${server.url}/health`)
  */
 export async function startHealth(options: StartHealthOptions): Promise<ServiceHealth> {
-  const { config, redis, db, queue: { partitions, stream, readKeys }, tools, metrics, state, durability, runsWorker } = options
+  const { config, redis, db, queue: { partitions, stream, readKeys }, tools, metrics, state, durability, databaseLosses = [], runsWorker } = options
   const keys = config.keys
   const poisonRecent = () => {
     const cutoff = Date.now() - 300_000
@@ -109,7 +112,7 @@ export async function startHealth(options: StartHealthOptions): Promise<ServiceH
   }
   const health = createHealth({
     metrics,
-    checkDatabase: databaseCheck(db, () => state.holds > 0),
+    checkDatabase: databaseCheck(db, () => state.holds > 0, databaseLosses.map((l) => l.loss)),
     checkRedis: redisCheck(redis, { mode: durability.mode, losses: durabilityLosses(durability).map((l) => l.loss) }),
     checkQueue: async () => {
       const info = await stream.info()

@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../observability/logger.js'
 import type { Metrics } from '../observability/metrics.js'
 import { startAdmin } from './admin.js'
 import { checkRedisDurability, openQueue } from './connect.js'
+import { databaseDurabilityLosses } from '../db/database-durability.js'
 import { startDlqRole } from './dlq.js'
 import { createServiceState, reportQueueStats, startHealth } from './health.js'
 import { startIngest } from './ingest.js'
@@ -57,7 +58,7 @@ export interface Service {
 /**
  * Starts the parts of hookstream the role asks for on an open context: ingest (HTTP_ADDR) with the admin API on
  * its own listener (ADMIN_ADDR, when ADMIN_TOKEN is set), the worker pipeline with its delayed-retry scheduler,
- * and health + metrics (HEALTH_ENDPOINT, always). The steps, in order: Redis durability check, telemetry, the
+ * and health + metrics (HEALTH_ENDPOINT, always). The steps, in order: Redis and PostgreSQL durability checks, telemetry, the
  * queue (partitions, consumer group), tools, worker, DLQ role, ingest, admin, health; `close()` stops them in
  * the order `shutdown` documents.
  *
@@ -72,6 +73,8 @@ export async function startService(ctx: ServiceContext, options: ServiceOptions 
   const runs = (part: Exclude<Role, 'all'>) => role === 'all' || role === part
   const logger = options.logger ?? createLogger({ level: config.logLevel })
   const durability = await checkRedisDurability(redis, config.redisRequireDurable, logger)
+  const databaseLosses = await databaseDurabilityLosses(db)
+  for (const { loss, fix } of databaseLosses) logger.warn({ database: 'durability' }, `${loss}; ${fix}`)
   const telemetry = startTelemetry(config, logger)
   const { metrics } = telemetry
   const queue = await openQueue(redis, config)
@@ -84,7 +87,7 @@ export async function startService(ctx: ServiceContext, options: ServiceOptions 
   const ingest = runs('ingest') ? await startIngest({ config, redis, queue, tools, telemetry, ...(options.routes ? { routes: options.routes } : {}) }) : undefined
   // the admin API runs where it always did (roles all and ingest), on its own listener
   const admin = runs('ingest') ? await startAdmin({ config, redis, db: db.db, queue, tools, toolStore, logger }) : undefined
-  const health = await startHealth({ config, redis, db, queue, tools, metrics, state, durability, runsWorker: runs('worker') })
+  const health = await startHealth({ config, redis, db, queue, tools, metrics, state, durability, databaseLosses, runsWorker: runs('worker') })
   logger.info({ role, ingest: ingest?.url, admin: admin?.url, health: health.server.url, consumer: config.worker.consumerName, stream: config.keys.stream,
     partitions: queue.partitions.count, ...(config.scale.clusterNodes ? { cluster: true } : {}) }, 'hookstream started')
 
