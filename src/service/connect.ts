@@ -15,8 +15,9 @@ export const DURABILITY_LOSS: Record<Exclude<RedisDurability['mode'], 'aof'>, st
 }
 
 /**
- * What a Redis can lose of what hookstream accepted, with how to fix each (empty for an append-only file and no
- * eviction of keys without a TTL): logged at start and shown as `/health`'s Redis reasons.
+ * What a Redis can lose of what hookstream accepted, with how to fix each (empty for an append-only file fsynced
+ * every second or always, and no eviction of keys without a TTL): logged at start and shown as `/health`'s Redis
+ * reasons.
  *
  * @example
  * durabilityLosses({ mode: 'aof', save: '', evicts: 'allkeys-lru' }) // ['Redis evicts any key when it is full (…']
@@ -25,6 +26,12 @@ export function durabilityLosses(durability: RedisDurability): { loss: string; f
   const losses = durability.mode === 'aof' ? [] : [{
     loss: DURABILITY_LOSS[durability.mode], fix: 'turn on appendonly (CONFIG SET appendonly yes, and in redis.conf)',
   }]
+  if (durability.mode === 'aof' && durability.appendfsync === 'no') {
+    losses.push({
+      loss: 'Redis writes its append-only file but leaves flushing it to the operating system (appendfsync no): a power failure or OS crash loses the accepted events of the last ~30 s',
+      fix: 'set appendfsync everysec (at most ~1 s at risk) or always',
+    })
+  }
   if (durability.evicts) {
     losses.push({
       loss: `Redis evicts any key when it is full (maxmemory-policy ${durability.evicts} with maxmemory set): a full Redis silently drops queued events, the stream itself included`,

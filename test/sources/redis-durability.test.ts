@@ -2,6 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Redis } from 'ioredis'
 import { readRedisDurability } from '../../src/sources/redis-durability.js'
+import { durabilityLosses } from '../../src/service/connect.js'
 import { startRedis, type TestRedis } from '../helpers/servers.js'
 
 const Durability = suite<{ servers: TestRedis[] }>('readRedisDurability', { servers: [] })
@@ -37,6 +38,16 @@ Durability('names an eviction policy that can drop keys without a TTL (the strea
   for (const args of [['--maxmemory', '64mb'], ['--maxmemory', '64mb', '--maxmemory-policy', 'volatile-lru'], ['--maxmemory-policy', 'allkeys-lfu']]) {
     assert.is((await modeOf(ctx, { appendonly: true, args })).evicts, undefined, args.join(' '))
   }
+})
+
+Durability('an append-only file that is never fsynced (appendfsync no) is a loss, with everysec as the fix; everysec and always are not', async (ctx) => {
+  const never = await modeOf(ctx, { appendonly: true, args: ['--appendfsync', 'no'] })
+  assert.equal([never.mode, never.appendfsync], ['aof', 'no'])
+  const losses = durabilityLosses(never)
+  assert.is(losses.length, 1)
+  assert.match(`${losses[0]!.loss}; ${losses[0]!.fix}`, /appendfsync no.*power failure.*; set appendfsync everysec/)
+  assert.equal(durabilityLosses(await modeOf(ctx, { appendonly: true, args: ['--appendfsync', 'always'] })), [])
+  assert.equal(durabilityLosses(await modeOf(ctx, { appendonly: true })), [])
 })
 
 Durability.run()
