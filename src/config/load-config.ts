@@ -30,9 +30,9 @@ export interface Config extends SeedSettings, AdminSettings {
   readonly database: { readonly kind: 'postgres'; readonly url: string } | { readonly kind: 'embedded'; readonly path: string }
   readonly keys: StreamKeys
   /**
-   * Refuse to start unless Redis keeps an append-only file and cannot evict the stream (REDIS_REQUIRE_DURABLE):
-   * without AOF a Redis restart loses accepted events, and an `allkeys-*` maxmemory-policy drops them when Redis
-   * is full. @defaultValue false: start with a warning and `/health` degraded
+   * Refuse to start unless Redis keeps an append-only file fsynced at least every second and evicts nothing
+   * (REDIS_REQUIRE_DURABLE): without AOF a Redis restart loses accepted events, an `allkeys-*` maxmemory-policy
+   * drops them when Redis is full and a `volatile-*` one drops the duplicate checks. @defaultValue false: start with a warning and `/health` degraded
    */
   readonly redisRequireDurable: boolean
   /** Approximate cap on the main stream (XADD `MAXLEN ~`); unset: no cap. */

@@ -16,7 +16,7 @@ export const DURABILITY_LOSS: Record<Exclude<RedisDurability['mode'], 'aof'>, st
 
 /**
  * What a Redis can lose of what hookstream accepted, with how to fix each (empty for an append-only file fsynced
- * every second or always, and no eviction of keys without a TTL): logged at start and shown as `/health`'s Redis
+ * every second or always, and no eviction): logged at start and shown as `/health`'s Redis
  * reasons.
  *
  * @example
@@ -32,10 +32,16 @@ export function durabilityLosses(durability: RedisDurability): { loss: string; f
       fix: 'set appendfsync everysec (at most ~1 s at risk) or always',
     })
   }
-  if (durability.evicts) {
+  const fix = 'set maxmemory-policy noeviction (a full Redis then refuses writes and ingest answers 503, so senders retry)'
+  if (durability.evicts?.startsWith('allkeys-')) {
     losses.push({
       loss: `Redis evicts any key when it is full (maxmemory-policy ${durability.evicts} with maxmemory set): a full Redis silently drops queued events, the stream itself included`,
-      fix: 'set maxmemory-policy noeviction (a full Redis then refuses writes and ingest answers 503, so senders retry)',
+      fix,
+    })
+  } else if (durability.evicts) {
+    losses.push({
+      loss: `Redis evicts keys with a TTL when it is full (maxmemory-policy ${durability.evicts} with maxmemory set): those are hookstream's duplicate checks (the delivery-seen window, claim and done markers), so a re-sent or redelivered event can be forwarded twice`,
+      fix,
     })
   }
   return losses
@@ -44,7 +50,7 @@ export function durabilityLosses(durability: RedisDurability): { loss: string; f
 /**
  * The first step of the service: reads what Redis keeps on disk and whether it may evict the stream, since
  * "no 202 is lost" needs Redis to keep an accepted event across its own restart and when it is full. Anything
- * but an append-only file without `allkeys-*` eviction is a warning, or a `ConfigError` when `required`
+ * but an append-only file fsynced at least every second, without eviction, is a warning, or a `ConfigError` when `required`
  * (REDIS_REQUIRE_DURABLE).
  *
  * @example

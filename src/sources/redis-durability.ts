@@ -20,10 +20,10 @@ export interface RedisDurability {
   /** Why the mode is `unknown`. */
   readonly error?: string
   /**
-   * The `maxmemory-policy` when it lets a full Redis evict keys that have no TTL (`allkeys-lru`, `allkeys-lfu`,
-   * `allkeys-random`) and `maxmemory` is set: such a Redis can drop the stream itself, and with it every queued
-   * event. Absent for `noeviction` (Redis's default: a full Redis refuses writes and ingest answers 503),
-   * `volatile-*` (only keys with a TTL) and no `maxmemory`.
+   * The `maxmemory-policy` when `maxmemory` is set and the policy lets a full Redis evict keys: `allkeys-*` can
+   * drop the stream itself, and with it every queued event; `volatile-*` drops keys with a TTL, which are
+   * hookstream's duplicate checks (the delivery-seen window, claim and done markers, the fan-out marker). Absent
+   * for `noeviction` (Redis's default: a full Redis refuses writes and ingest answers 503) and no `maxmemory`.
    */
   readonly evicts?: string
 }
@@ -47,7 +47,7 @@ export async function readRedisDurability(redis: Pick<Redis, 'call'>): Promise<R
     if (appendonly === undefined) return { mode: 'unknown', error: 'CONFIG GET appendonly returned nothing' }
     const policy = configValue(await redis.call('CONFIG', 'GET', 'maxmemory-policy')) ?? ''
     const maxmemory = configValue(await redis.call('CONFIG', 'GET', 'maxmemory')) ?? '0'
-    const evicts = policy.startsWith('allkeys-') && maxmemory !== '0' ? { evicts: policy } : {}
+    const evicts = policy !== '' && policy !== 'noeviction' && maxmemory !== '0' ? { evicts: policy } : {}
     if (appendonly === 'yes') return { mode: 'aof', ...(appendfsync ? { appendfsync } : {}), save, ...evicts }
     return { mode: save.trim() === '' ? 'none' : 'rdb', save, ...evicts }
   } catch (err) {

@@ -28,15 +28,21 @@ Durability('reads aof, rdb and none from CONFIG GET; a refused CONFIG reads as u
   assert.match(refused.error ?? '', /unknown command|CONFIG/i)
 })
 
-Durability('names an eviction policy that can drop keys without a TTL (the stream) once Redis is full', async (ctx) => {
+Durability('names an eviction policy once maxmemory is set: allkeys-* can drop the stream, volatile-* the duplicate checks', async (ctx) => {
   const lru = await modeOf(ctx, { appendonly: true, args: ['--maxmemory', '64mb', '--maxmemory-policy', 'allkeys-lru'] })
   assert.equal([lru.mode, lru.evicts], ['aof', 'allkeys-lru'])
   const random = await modeOf(ctx, { args: ['--maxmemory', '1gb', '--maxmemory-policy', 'allkeys-random'] })
   assert.equal([random.mode, random.evicts], ['none', 'allkeys-random'])
-  // noeviction (Redis's default) refuses writes when full, volatile-* evicts only keys with a TTL (never a
-  // stream) and without maxmemory Redis never evicts: none of them can drop a queued event
-  for (const args of [['--maxmemory', '64mb'], ['--maxmemory', '64mb', '--maxmemory-policy', 'volatile-lru'], ['--maxmemory-policy', 'allkeys-lfu']]) {
-    assert.is((await modeOf(ctx, { appendonly: true, args })).evicts, undefined, args.join(' '))
+  // volatile-* evicts only keys with a TTL: never the stream, but hookstream's duplicate checks
+  const volatile = await modeOf(ctx, { appendonly: true, args: ['--maxmemory', '64mb', '--maxmemory-policy', 'volatile-lru'] })
+  assert.is(volatile.evicts, 'volatile-lru')
+  assert.match(durabilityLosses(volatile).map((l) => l.loss).join(), /evicts keys with a TTL .*forwarded twice/)
+  assert.match(durabilityLosses(lru).map((l) => `${l.loss}; ${l.fix}`).join(), /evicts any key .*stream itself.*; set maxmemory-policy noeviction/)
+  // noeviction (Redis's default) refuses writes when full, and without maxmemory Redis never evicts
+  for (const args of [['--maxmemory', '64mb'], ['--maxmemory-policy', 'allkeys-lfu']]) {
+    const durability = await modeOf(ctx, { appendonly: true, args })
+    assert.is(durability.evicts, undefined, args.join(' '))
+    assert.equal(durabilityLosses(durability), [], args.join(' '))
   }
 })
 
