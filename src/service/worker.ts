@@ -164,7 +164,7 @@ function startDeliveries(options: StartWorkerOptions, forwardSink: ForwardSink, 
     autoDisable: {
       disable: storeDisabler(store, tools, (msg, fields) => telemetry.logger.warn(fields, msg)),
       onDisabled: (toolId, destinationId, failingForMs) => {
-        telemetry.metrics.destinationAutoDisabled(destinationId)
+        telemetry.metrics.destinationAutoDisabled(`${toolId}/${destinationId}`)
         telemetry.logger.warn({ tool_id: toolId, destination_id: destinationId },
           `destination "${destinationId}" of tool "${toolId}" was disabled: every delivery failed for ${formatDuration(failingForMs)}, past its auto_disable_after; its pending deliveries are dead-lettered (DESTINATION_DISABLED). Enable it with hookstream destinations enable, then retry them from the DLQ`)
       },
