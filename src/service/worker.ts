@@ -115,7 +115,7 @@ export function startWorker(options: StartWorkerOptions): WorkerPart {
     closers.push(() => delayed.close())
   }
   // this worker's breakers leave the board with it, so the admin API does not show a stopped worker's state
-  closers.push(() => forwardSink.close(), () => deliveryLog.close(),
+  closers.push(() => forwardSink.close(), () => deliveryLog.close(), () => breakers.close(),
     () => Promise.all(breakers.list().map((snapshot) => board({ ...snapshot, state: 'closed' }))))
   if (config.worker.trimIntervalMs > 0) {
     // only the partitions this worker reads (the workers of a group together cover them all), each under its own
