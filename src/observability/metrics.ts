@@ -133,7 +133,7 @@ export interface Metrics {
    * One HTTP attempt to `destination` ended with `outcome` after `seconds` (`webhook_forward_attempts_total`,
    * `webhook_forward_duration_seconds`). Name a destination as its breaker is (`<tool id>/<destination id>`, the
    * tool's id for its `forward_url`); destinations past the label budget (shared with `webhook_destination_state`)
-   * or longer than 128 characters fold into "other".
+   * fold into "other".
    */
   forwardAttempt(destination: string, outcome: ForwardOutcome, seconds: number): void
   /** A destination's circuit breaker changed state (`webhook_destination_state`: closed 0, half_open 1, open 2). */
@@ -196,7 +196,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const toolId = new LabelGuard(maxLabelValues)
   const reason = new LabelGuard(maxLabelValues)
   const code = new LabelGuard(maxLabelValues)
-  const destination = new LabelGuard(maxLabelValues)
+  // `<tool id>/<destination id>`: up to 128 + 1 + 64 characters, so every valid pair has a series of its own
+  const destination = new LabelGuard(maxLabelValues, 193)
 
   // counters and histograms are pre-aggregated in plain numbers: the per-event cost is a few Map lookups
   const counter = (name: string, help: string, labelNames: string[], guards: (LabelGuard | undefined)[]) =>
