@@ -128,9 +128,10 @@ export class CircuitBreakers {
     const now = this.now()
     // a probe whose outcome never came (its request was lost) is replaced once its own cool-down passed
     if (now >= b.nextProbeAt) {
-      this.change(destination, b, 'half_open')
+      // the probe's own deadline first: the change starts the idle watch from it
       b.probing = true
       b.nextProbeAt = now + Math.max(b.coolDownMs, PROBE_LOST_MS)
+      this.change(destination, b, 'half_open')
       return { allowed: true }
     }
     // while a probe is out, come back after a cool-down: the probe decides before then
