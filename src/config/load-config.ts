@@ -171,7 +171,13 @@ function databaseConfig(src: ConfigSources): Config['database'] {
     const u = src.layer(layer, { flag: 'database-url', env: 'DATABASE_URL', file: 'database.url', secret: true })
     if (u) {
       const parsed = new URL(url(u, ['postgres:', 'postgresql:'], 'postgres://user:password@localhost:5432/hookstream'))
-      if (sslMode && !parsed.searchParams.has('sslmode')) parsed.searchParams.set('sslmode', sslMode)
+      const urlMode = parsed.searchParams.get('sslmode')
+      // two places saying different things: refuse rather than let one of them lose without a word
+      if (sslRaw && urlMode !== null && urlMode !== sslMode) {
+        throw new ConfigError(sslRaw.where, `is "${sslMode}" but ${u.where} says sslmode=${urlMode}; ` +
+          'remove one of them or make them the same (the connection would otherwise silently use one)')
+      }
+      if (sslMode) parsed.searchParams.set('sslmode', sslMode)
       return { kind: 'postgres', url: parsed.toString() }
     }
     const host = src.layer(layer, { env: 'DATABASE_HOST', file: 'database.host' })

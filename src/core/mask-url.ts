@@ -2,15 +2,27 @@ const MASK = '****'
 // a URL in prose: up to white space or a quote, without the sentence's closing punctuation
 const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]*[^\s"'<>`.,;:)\]]/gi
 const PASSWORD_IN_TEXT = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s:@/]*):([^\s@/]+)@/gi
+// path segments shown as written: the first two (the route: /services, /api/webhooks), when shorter than a token
+const SHOWN_SEGMENTS = 2
+const TOKEN_CHARS = 16
+
+// incoming-webhook URLs (Slack, Discord, Teams, Zapier, webhook.site) carry their credential as a path segment
+function maskPath(pathname: string): string {
+  return pathname.split('/').map((segment, i) =>
+    segment === '' || (i <= SHOWN_SEGMENTS && segment.length < TOKEN_CHARS) ? segment : MASK).join('/')
+}
 
 /**
  * The one masking of URLs for API responses, audit rows, errors, DLQ rows and logs: a password becomes
  * `****` (the user name before it stays), a user name without a password (a token, as in
  * `https://TOKEN@host`) becomes `****`, every query value becomes `****` (the names stay, so a reader sees
- * which parameters are set), and a fragment is dropped. Text that is not a URL comes back as `"(unparseable URL hidden)"`.
+ * which parameters are set), and a fragment is dropped. In the path, the first two segments stay unless one
+ * has 16 or more characters; every later segment, and every segment of 16 or more characters, becomes `****`
+ * (incoming webhooks carry their token there). Text that is not a URL comes back as `"(unparseable URL hidden)"`.
  *
  * @example
  * maskUrl('https://bot:pw@hooks.example.test/in?token=abc&v=2') // "https://bot:****@hooks.example.test/in?token=****&v=****"
+ * maskUrl('https://chat.example.test/hooks/T0001/XXXX')          // "https://chat.example.test/hooks/T0001/****"
  * maskUrl('postgres://app:s3cret@db:5432/hooks')                // "postgres://app:****@db:5432/hooks"
  */
 export function maskUrl(url: string): string {
@@ -20,12 +32,13 @@ export function maskUrl(url: string): string {
   else if (u.username) u.username = MASK
   u.hash = ''
   if (u.search) u.search = [...u.searchParams.keys()].map((name) => `${encodeURIComponent(name)}=${MASK}`).join('&')
+  u.pathname = maskPath(u.pathname)
   return u.toString()
 }
 
 /**
- * `maskUrl` applied to every `scheme://…` URL inside free text (log lines, error messages); URLs without
- * credentials or a query are left exactly as written.
+ * `maskUrl` applied to every `scheme://…` URL inside free text (log lines, error messages); URLs with nothing
+ * to mask are left exactly as written.
  *
  * @example
  * maskUrlsInText('POST https://h/x?token=abc failed') // "POST https://h/x?token=**** failed"
@@ -33,7 +46,8 @@ export function maskUrl(url: string): string {
 export function maskUrlsInText(text: string): string {
   if (!text.includes('://')) return text
   return text.replace(URL_IN_TEXT, (found) => {
-    if (!found.includes('@') && !found.includes('?') && !found.includes('#')) return found
-    return URL.canParse(found) ? maskUrl(found) : found.replace(PASSWORD_IN_TEXT, `$1$2:${MASK}@`)
+    if (!URL.canParse(found)) return found.replace(PASSWORD_IN_TEXT, `$1$2:${MASK}@`)
+    const masked = maskUrl(found)
+    return masked === new URL(found).href ? found : masked
   })
 }

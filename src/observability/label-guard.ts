@@ -9,8 +9,8 @@ const CONTROL = /[\u0000-\u001f\u007f]/
 /**
  * Bounds the cardinality of one metric label: the first `maxValues` distinct values pass unchanged, every later
  * new value folds into `"other"`, so a sender who invents tool ids or event types cannot create unbounded series.
- * Empty or non-string values become `"unknown"`. Values longer than 128 characters or holding control characters
- * fold into `"other"` too.
+ * Empty or non-string values become `"unknown"`. Values longer than `maxLength` characters or holding control
+ * characters fold into `"other"` too.
  *
  * @example
  * const guard = new LabelGuard(100)
@@ -19,8 +19,11 @@ const CONTROL = /[\u0000-\u001f\u007f]/
 export class LabelGuard {
   readonly #seen = new Set<string>()
 
-  /** @param maxValues distinct values let through before folding into "other"; at least 1. */
-  constructor(readonly maxValues: number) {
+  /**
+   * @param maxValues distinct values let through before folding into "other"; at least 1.
+   * @param maxLength the longest value let through, in characters. @defaultValue 128
+   */
+  constructor(readonly maxValues: number, readonly maxLength = 128) {
     if (!Number.isInteger(maxValues) || maxValues < 1) {
       throw new RangeError(`LabelGuard: "maxValues" must be an integer of at least 1; got ${maxValues}`)
     }
@@ -30,7 +33,7 @@ export class LabelGuard {
   bound(value: string | undefined): string {
     if (typeof value !== 'string' || value === '') return UNKNOWN_LABEL_VALUE
     if (this.#seen.has(value)) return value
-    if (value.length > 128 || CONTROL.test(value) || this.#seen.size >= this.maxValues) return OTHER_LABEL_VALUE
+    if (value.length > this.maxLength || CONTROL.test(value) || this.#seen.size >= this.maxValues) return OTHER_LABEL_VALUE
     this.#seen.add(value)
     return value
   }

@@ -34,10 +34,16 @@ export function maskUrlCredentials(text: string): string {
   return maskUrlsInText(text)
 }
 
-// copy-on-write walk: the object comes back unchanged (same reference) unless some string held credentials
+// what pino's error serializer makes of an error (and of each inner error: AggregateError's, error-valued fields)
+const SERIALIZED_ERROR = Object.getPrototypeOf(stdSerializers.err(new Error('probe'))) as object
+
+// copy-on-write walk: the object comes back unchanged (same reference) unless some string held credentials. An
+// error anywhere is serialised first (message and stack with its causes', inner errors, its fields), so nothing
+// of it reaches the line unmasked
 function maskDeep(value: unknown, depth: number): unknown {
   if (typeof value === 'string') return maskUrlCredentials(value)
-  if (depth > 8 || typeof value !== 'object' || value === null || value instanceof Error) return value
+  if (depth > 8 || typeof value !== 'object' || value === null) return value
+  if (value instanceof Error) return maskDeep({ ...stdSerializers.err(value) }, depth)
   if (Array.isArray(value)) {
     let out: unknown[] | undefined
     value.forEach((v, i) => {
@@ -46,7 +52,8 @@ function maskDeep(value: unknown, depth: number): unknown {
     })
     return out ?? value
   }
-  if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null) return value
+  const proto = Object.getPrototypeOf(value)
+  if (proto !== Object.prototype && proto !== null && proto !== SERIALIZED_ERROR) return value
   let out: Record<string, unknown> | undefined
   for (const [k, v] of Object.entries(value)) {
     const m = maskDeep(v, depth + 1)
@@ -66,8 +73,9 @@ export interface LoggerOptions {
 }
 
 /**
- * Creates the service's pino logger: JSON lines, secrets redacted ({@link REDACT_PATHS}), and URL passwords
- * masked wherever they appear (messages, any string field, error messages and stacks).
+ * Creates the service's pino logger: JSON lines, secrets redacted ({@link REDACT_PATHS}), and URLs masked as
+ * `maskUrl` does wherever they appear: the message (format arguments included), any string field, and every error
+ * under any key (message and stack with its causes', AggregateError's inner errors, an error's own fields).
  *
  * @example
  * const log = createLogger({ level: process.env.LOG_LEVEL ?? 'info' })
@@ -80,11 +88,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   }
   const maskString = (v: unknown) => (typeof v === 'string' ? maskUrlCredentials(v) : v)
   const serializers: Record<string, (v: unknown) => unknown> = Object.fromEntries(URL_KEYS.map((k) => [k, maskString]))
-  serializers.err = (err: unknown) => {
-    if (!(err instanceof Error)) return maskDeep(err, 0)
-    const s = stdSerializers.err(err)
-    return maskDeep({ ...s }, 0)
-  }
+  serializers.err = (err: unknown) => maskDeep(err, 0)
+  // the message after format arguments were put in (`log.error('failed: %s', err)`)
+  serializers.msg = maskString
   return pino({
     name: options.name ?? 'hookstream',
     level,
@@ -93,12 +99,6 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     formatters: {
       log: (obj) => maskDeep(obj, 0) as Record<string, unknown>,
       bindings: (bindings) => maskDeep(bindings, 0) as Record<string, unknown>,
-    },
-    hooks: {
-      logMethod(args, method) {
-        const masked = args.map((a) => (typeof a === 'string' ? maskUrlCredentials(a) : a)) as typeof args
-        method.apply(this, masked)
-      },
     },
   }, options.destination ?? pino.destination(1))
 }

@@ -131,14 +131,16 @@ export interface Metrics {
   retentionPruned(table: 'webhook_events' | 'webhook_audit_log' | 'webhook_deliveries', rows: number): void
   /**
    * One HTTP attempt to `destination` ended with `outcome` after `seconds` (`webhook_forward_attempts_total`,
-   * `webhook_forward_duration_seconds`); destinations past the label budget fold into "other".
+   * `webhook_forward_duration_seconds`). Name a destination as its breaker is (`<tool id>/<destination id>`, the
+   * tool's id for its `forward_url`); destinations past the label budget (shared with `webhook_destination_state`)
+   * fold into "other".
    */
   forwardAttempt(destination: string, outcome: ForwardOutcome, seconds: number): void
   /** A destination's circuit breaker changed state (`webhook_destination_state`: closed 0, half_open 1, open 2). */
   destinationState(destination: string, state: keyof typeof DESTINATION_STATE_VALUES): void
   /** The delivery log dropped `count` attempts it could not write (`webhook_delivery_log_dropped_total`). */
   deliveryLogDropped(count: number): void
-  /** A destination was disabled after failing for its `auto_disable_after` (`webhook_destinations_auto_disabled_total`). */
+  /** A destination (`<tool id>/<destination id>`) was disabled after failing for its `auto_disable_after` (`webhook_destinations_auto_disabled_total`). */
   destinationAutoDisabled(destination: string): void
   /** Events being processed right now. */
   setInFlight(count: number): void
@@ -194,7 +196,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const toolId = new LabelGuard(maxLabelValues)
   const reason = new LabelGuard(maxLabelValues)
   const code = new LabelGuard(maxLabelValues)
-  const destination = new LabelGuard(maxLabelValues)
+  // `<tool id>/<destination id>`: up to 128 + 1 + 64 characters, so every valid pair has a series of its own
+  const destination = new LabelGuard(maxLabelValues, 193)
 
   // counters and histograms are pre-aggregated in plain numbers: the per-event cost is a few Map lookups
   const counter = (name: string, help: string, labelNames: string[], guards: (LabelGuard | undefined)[]) =>

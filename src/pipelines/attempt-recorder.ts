@@ -23,7 +23,7 @@ export function attemptRecorder(log: DeliveryLog | undefined, metrics: Metrics |
     const attempt = result.forwardAttempt
     if (!attempt?.sent) return
     const { failure } = attempt
-    metrics?.forwardAttempt(attempt.destination, !failure ? 'success' : failure.kind === 'permanent' ? 'permanent' : 'transient', attempt.durationMs / 1000)
+    metrics?.forwardAttempt(attempt.key, !failure ? 'success' : failure.kind === 'permanent' ? 'permanent' : 'transient', attempt.durationMs / 1000)
     log?.record({
       toolId: result.tool?.id ?? result.message.event.tool_id, eventId: result.message.event.id, destinationId: attempt.destination,
       attempt: result.attempts + 1, startedAt: new Date(attempt.startedAt), durationMs: attempt.durationMs, httpStatus: attempt.status,

@@ -115,7 +115,7 @@ export function startWorker(options: StartWorkerOptions): WorkerPart {
     closers.push(() => delayed.close())
   }
   // this worker's breakers leave the board with it, so the admin API does not show a stopped worker's state
-  closers.push(() => forwardSink.close(), () => deliveryLog.close(),
+  closers.push(() => forwardSink.close(), () => deliveryLog.close(), () => breakers.close(),
     () => Promise.all(breakers.list().map((snapshot) => board({ ...snapshot, state: 'closed' }))))
   if (config.worker.trimIntervalMs > 0) {
     // only the partitions this worker reads (the workers of a group together cover them all), each under its own
@@ -164,7 +164,7 @@ function startDeliveries(options: StartWorkerOptions, forwardSink: ForwardSink, 
     autoDisable: {
       disable: storeDisabler(store, tools, (msg, fields) => telemetry.logger.warn(fields, msg)),
       onDisabled: (toolId, destinationId, failingForMs) => {
-        telemetry.metrics.destinationAutoDisabled(destinationId)
+        telemetry.metrics.destinationAutoDisabled(`${toolId}/${destinationId}`)
         telemetry.logger.warn({ tool_id: toolId, destination_id: destinationId },
           `destination "${destinationId}" of tool "${toolId}" was disabled: every delivery failed for ${formatDuration(failingForMs)}, past its auto_disable_after; its pending deliveries are dead-lettered (DESTINATION_DISABLED). Enable it with hookstream destinations enable, then retry them from the DLQ`)
       },

@@ -54,6 +54,8 @@ interface Breaker {
   openedAt?: number
   nextProbeAt: number
   probing: boolean
+  /** Forgets the breaker once nobody asked for its probe for a while (set while it is open or half-open). */
+  idleTimer?: NodeJS.Timeout
   /** The current window (tumbling): when it began, requests and failures in it. */
   windowStart: number
   requests: number
@@ -62,6 +64,10 @@ interface Breaker {
 
 // how long a half-open probe may take before another one is let through
 const PROBE_LOST_MS = 60_000
+// a breaker whose probe was due this many cool-downs ago and that no delivery asked for is forgotten: a parked
+// delivery comes back within one cool-down of the probe time, so none is waiting for it (the destination was
+// removed, disabled or gets no more traffic)
+const IDLE_COOL_DOWNS = 2
 
 function ratio(name: string, value: number | undefined, fallback: number): number {
   const v = value ?? fallback
@@ -80,6 +86,9 @@ function whole(name: string, value: number | undefined, fallback: number): numbe
  * when `failureRatio` of the requests in `windowMs` failed; while open, `admit` says no and how long to wait, so
  * the caller parks the delivery instead of failing it. After the cool-down one half-open probe goes through: a
  * success closes the breaker, a failure opens it again with a doubled cool-down (up to `maxCoolDownMs`).
+ * An open or half-open breaker that no request asked about for two cool-downs after its probe was due (its
+ * destination was removed, disabled, or gets no more traffic) is forgotten and reported `closed`, so the gauge
+ * and the shared board do not show it open for ever; its next request starts afresh. `close()` stops its timers.
  *
  * @example
  * const breakers = new CircuitBreakers()
@@ -119,9 +128,10 @@ export class CircuitBreakers {
     const now = this.now()
     // a probe whose outcome never came (its request was lost) is replaced once its own cool-down passed
     if (now >= b.nextProbeAt) {
-      this.change(destination, b, 'half_open')
+      // the probe's own deadline first: the change starts the idle watch from it
       b.probing = true
       b.nextProbeAt = now + Math.max(b.coolDownMs, PROBE_LOST_MS)
+      this.change(destination, b, 'half_open')
       return { allowed: true }
     }
     // while a probe is out, come back after a cool-down: the probe decides before then
@@ -140,7 +150,7 @@ export class CircuitBreakers {
     if (b.state === 'half_open' && b.probing) {
       if (outcome === 'neutral') { b.probing = false; this.reopen(destination, b, now, b.coolDownMs); return }
       b.probing = false
-      if (outcome === 'success') { this.close(destination, b); return }
+      if (outcome === 'success') { this.closeBreaker(destination, b); return }
       this.reopen(destination, b, now, Math.min(this.maxCoolDownMs, b.coolDownMs * 2))
       return
     }
@@ -153,6 +163,11 @@ export class CircuitBreakers {
     if (b.consecutiveFailures >= this.threshold || (b.requests >= this.minRequests && b.failures / b.requests >= this.failureRatio)) {
       this.reopen(destination, b, now, this.coolDownMs)
     }
+  }
+
+  /** Stops the timers that forget idle breakers (no state change is reported). Safe to call more than once. */
+  close(): void {
+    for (const b of this.breakers.values()) clearTimeout(b.idleTimer)
   }
 
   /** Every destination whose breaker is open or half-open, or closed with failures in a row. */
@@ -175,7 +190,7 @@ export class CircuitBreakers {
     this.change(destination, b, 'open')
   }
 
-  private close(destination: string, b: Breaker): void {
+  private closeBreaker(destination: string, b: Breaker): void {
     b.consecutiveFailures = 0
     b.coolDownMs = this.coolDownMs
     b.windowStart = this.now()
@@ -187,6 +202,25 @@ export class CircuitBreakers {
   private change(destination: string, b: Breaker, state: BreakerState): void {
     if (b.state === state && state !== 'open') return
     b.state = state
+    clearTimeout(b.idleTimer)
+    if (state !== 'closed') this.watchIdle(destination, b)
     this.options.onStateChange?.(destination, state, this.snapshot(destination, b))
+  }
+
+  // a probe time that moved on means a request came for it since; one that did not is a destination left alone
+  private watchIdle(destination: string, b: Breaker): void {
+    const forgetAt = () => b.nextProbeAt + IDLE_COOL_DOWNS * b.coolDownMs
+    const check = () => {
+      const waitMs = forgetAt() - this.now()
+      if (waitMs > 0) {
+        b.idleTimer = setTimeout(check, waitMs)
+        // a guard, not work: it must not keep the process alive
+        b.idleTimer.unref()
+        return
+      }
+      this.breakers.delete(destination)
+      this.closeBreaker(destination, b)
+    }
+    check()
   }
 }

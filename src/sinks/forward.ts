@@ -58,8 +58,13 @@ export interface ForwardAttempt {
   readonly failure?: PipelineError
   /** Whether a request went out; false when the breaker, the rate limit or the bulkhead held it back. */
   readonly sent: boolean
-  /** The destination id it was keyed by. */
+  /** The destination's id (the tool's id for its `forward_url`), as the delivery log records it. */
   readonly destination: string
+  /**
+   * What the destination's breaker, rate limit and metrics are keyed by: `<tool id>/<destination id>`, or the tool's
+   * id for its `forward_url` (the `destination` label of the forward metrics and of `webhook_destination_state`).
+   */
+  readonly key: string
   /** When the attempt started, ms since epoch. */
   readonly startedAt: number
   /** From the start to the end of the response (or the failure), in ms. */
@@ -260,7 +265,7 @@ export class ForwardSink implements Sink<ForwardItem> {
     const destination = item.destinationId ?? item.tool.id
     const key = guardKey(item)
     const startedAt = Date.now()
-    const held = (failure: PipelineError): ForwardAttempt => ({ failure, sent: false, destination, startedAt, durationMs: Date.now() - startedAt })
+    const held = (failure: PipelineError): ForwardAttempt => ({ failure, sent: false, destination, key, startedAt, durationMs: Date.now() - startedAt })
     const where = `forward of event "${item.event.id}" to destination "${destination}"`
     const limit = this.rateLimiter ? this.rateLimitOf(item) : undefined
     if (limit && this.rateLimiter) {
@@ -296,7 +301,7 @@ export class ForwardSink implements Sink<ForwardItem> {
     if (limit && this.rateLimiter && failure?.retryAfterMs !== undefined && seen.status !== undefined) {
       await this.rateLimiter.block(key, limit, failure.retryAfterMs).catch(() => {})
     }
-    return { failure, sent, destination, startedAt: sentAt, durationMs, status: seen.status, responseBody: seen.body }
+    return { failure, sent, destination, key, startedAt: sentAt, durationMs, status: seen.status, responseBody: seen.body }
   }
 
   private async send(item: ForwardItem, seen: Seen, signal: AbortSignal | undefined): Promise<PipelineError | undefined> {

@@ -112,8 +112,18 @@ Load('DATABASE_HOST and its parts build a URL with the password encoded; env par
   assert.is(decodeURIComponent(u.password), 'p@ss%word')
   const fromFile = loadConfig({ env: {}, file })
   assert.equal(fromFile.database, { kind: 'postgres', url: 'postgres://file@filehost/filedb?sslmode=require' })
-  const flagged = loadConfig({ env: { DATABASE_URL: 'postgres://env@envhost/db?sslmode=disable', DATABASE_SSL_MODE: 'verify-full' } })
-  assert.equal(flagged.database, { kind: 'postgres', url: 'postgres://env@envhost/db?sslmode=disable' })
+  const agreeing = loadConfig({ env: { DATABASE_URL: 'postgres://env@envhost/db?sslmode=verify-full', DATABASE_SSL_MODE: 'verify-full' } })
+  assert.equal(agreeing.database, { kind: 'postgres', url: 'postgres://env@envhost/db?sslmode=verify-full' })
+})
+
+Load('DATABASE_SSL_MODE and an sslmode in DATABASE_URL that disagree stop startup naming both', () => {
+  const err = failure(() => loadConfig({ env: { DATABASE_URL: 'postgres://env:s3cret@envhost/db?sslmode=disable', DATABASE_SSL_MODE: 'verify-full' } }))
+  assert.is(err.code, 'CONFIG_INVALID')
+  assert.is(err.message, 'DATABASE_SSL_MODE is "verify-full" but DATABASE_URL says sslmode=disable; ' +
+    'remove one of them or make them the same (the connection would otherwise silently use one)')
+  assert.not.ok(err.message.includes('s3cret'))
+  const file = yamlFile('database: { url: "postgres://file@filehost/filedb?sslmode=require", ssl_mode: disable }\n')
+  assert.match(failure(() => loadConfig({ env: {}, file })).message, /: database\.ssl_mode is "disable" but .*: database\.url says sslmode=require; /)
 })
 
 Load('a bad value names the key, what was expected and what was given', () => {

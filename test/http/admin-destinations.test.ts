@@ -102,6 +102,30 @@ Routes('PATCH disables and enables, PUT of the masked GET body keeps secret and 
   assert.is((await call(ctx, 'DELETE', '/admin/tools/gh/destinations/ci')).json.error.code, 'DESTINATION_NOT_FOUND')
 })
 
+Routes('a webhook URL with its token in the path (Slack) is masked in every response and audit row, and a PUT of the masked URL keeps it', async (ctx) => {
+  const token = 'xoxbPathTokenDoNotLeak0123'
+  const slack = `https://hooks.slack.com/services/T0A1B2C3D/B0E4F5G6H/${token}`
+  const forward = `https://chat.example.test/hooks/catch/1234567/${token.slice(0, 7)}`
+  const added = await call(ctx, 'POST', '/admin/tools/gh/destinations', { id: 'slack', url: slack })
+  assert.is(added.status, 201)
+  assert.is(added.json.destination.url, 'https://hooks.slack.com/services/T0A1B2C3D/****/****')
+  const tool = await call(ctx, 'PUT', '/admin/tools/gh', { provider: 'github', processing_mode: 'store_and_forward', forward_url: forward })
+  assert.is(tool.json.tool.forward_url, 'https://chat.example.test/hooks/catch/****/****')
+  const shown = (await call(ctx, 'GET', '/admin/tools/gh/destinations/slack')).json.destination
+  assert.is((await call(ctx, 'PUT', '/admin/tools/gh/destinations/slack', { ...shown, source: undefined, timeout: '2s' })).status, 200)
+  const listed = await call(ctx, 'GET', '/admin/tools/gh/destinations')
+  assert.equal(listed.json.destinations.map((d: { url: string }) => d.url),
+    ['https://chat.example.test/hooks/catch/****/****', 'https://hooks.slack.com/services/T0A1B2C3D/****/****'])
+  await call(ctx, 'GET', '/admin/tools/gh')
+  assert.is((await ctx.store.get('gh'))!.destinations![0]!.url, slack, 'the stored URL is kept whole for sending')
+  assert.is((await ctx.store.get('gh'))!.forwardUrl, forward)
+  const audit = await ctx.handle.db.selectFrom('webhook_audit_log').select(['details']).where(sql<string>`details->>'tool_id'`, '=', 'gh').execute()
+  for (const text of [...ctx.bodies, JSON.stringify(audit)]) {
+    assert.not.ok(text.includes(token.slice(0, 7)), `the path token leaked: ${text.slice(0, 300)}`)
+    assert.not.ok(text.includes('B0E4F5G6H'))
+  }
+})
+
 Routes('"default", config-file tools and unknown tools are refused for writes with their own codes', async (ctx) => {
   const def = await call(ctx, 'PATCH', '/admin/tools/gh/destinations/default', { enabled: false })
   assert.equal([def.status, def.json.error.code], [409, 'DESTINATION_READ_ONLY'])

@@ -73,6 +73,29 @@ Logger('maskUrlCredentials masks the password, a token user name and query value
   assert.is(maskUrlCredentials('postgres://app@db/x'), 'postgres://****@db/x', 'a user name alone may be a token')
 })
 
+Logger('a URL password inside an AggregateError, a cause, a nested error or a format argument is masked', () => {
+  const { logger, lines, text } = capture()
+  const secrets = Array.from({ length: 9 }, (_, i) => `PW${i}x${Math.random().toString(36).slice(2)}`)
+  const url = (i: number) => `https://bot:${secrets[i] as string}@hooks.example.test/in`
+  logger.error({ err: new AggregateError([new Error(`cannot reach ${url(0)}`), Object.assign(new Error('refused'), { url: url(1) })], 'all failed') }, 'aggregate')
+  logger.error({ err: new Error('forward failed', { cause: new Error(`POST ${url(2)} reset`) }) }, 'cause')
+  logger.error({ err: new Error('forward failed', { cause: { url: url(3) } }) }, 'plain cause')
+  logger.error({ err: Object.assign(new Error('outer'), { inner: new Error(`see ${url(4)}`) }) }, 'error-valued field')
+  logger.error({ error: Object.assign(new Error('under another key'), { endpoint: url(5) }) }, 'other key')
+  logger.error({ failures: [new AggregateError([new Error(url(6))], 'batch')] }, 'errors in a list')
+  logger.error('failed: %s', new Error(`at ${url(7)}`))
+  logger.error({}, 'failed: %o', { target: url(8) })
+  assert.is(lines.length, 8)
+  const out = text()
+  for (const secret of secrets) assert.not.ok(out.includes(secret), `secret ${secret} leaked:\n${out}`)
+  const aggregate = JSON.parse(lines[0] as string) as { err: { message: string; aggregateErrors: Array<{ message: string; url?: string }> } }
+  assert.is(aggregate.err.aggregateErrors[0]?.message, 'cannot reach https://bot:****@hooks.example.test/in', 'inner errors are kept, masked')
+  assert.is(aggregate.err.aggregateErrors[1]?.url, 'https://bot:****@hooks.example.test/in')
+  const other = JSON.parse(lines[4] as string) as { error: { message: string; endpoint: string } }
+  assert.is(other.error.message, 'under another key', 'an error under any key is serialised, not dropped')
+  assert.is(other.error.endpoint, 'https://bot:****@hooks.example.test/in')
+})
+
 Logger('an unknown level is a configuration error naming LOG_LEVEL', () => {
   try {
     createLogger({ level: 'verbose' })

@@ -96,6 +96,19 @@ Metrics('forward attempts count by destination and outcome with durations; desti
   assert.is(s.get('webhook_metric_labels_folded_total{label="destination"}'), 20)
 })
 
+Metrics('a destination named by the longest tool id and destination id keeps a series of its own, in every destination metric', async (ctx) => {
+  const m = make(ctx)
+  const name = `${'t'.repeat(128)}/${'d'.repeat(64)}`
+  m.forwardAttempt(name, 'success', 0.01)
+  m.destinationState(name, 'open')
+  m.destinationAutoDisabled(name)
+  const s = parseExposition(await m.metricsText())
+  assert.is(s.get(`webhook_forward_attempts_total{destination="${name}",outcome="success"}`), 1)
+  assert.is(s.get(`webhook_destination_state{destination="${name}"}`), 2)
+  assert.is(s.get(`webhook_destinations_auto_disabled_total{destination="${name}"}`), 1)
+  assert.is(s.get('webhook_metric_labels_folded_total{label="destination"}') ?? 0, 0)
+})
+
 Metrics('event types are budgeted per tool: outcomes and dead letters use the labels the event was received under, folds are counted once per event', async (ctx) => {
   const m = make(ctx, { maxEventTypesPerTool: 2, maxEventTypes: 100 })
   for (const type of ['a', 'b', 'c', 'd']) {

@@ -3,12 +3,14 @@ import * as assert from 'uvu/assert'
 import { DeliveryLog } from '../../src/db/delivery-log.js'
 import { eventHistory } from '../../src/db/event-history.js'
 import type { DeliveryEnvelope } from '../../src/pipelines/delivery.js'
+import { createMetrics } from '../../src/observability/metrics.js'
 import { CircuitBreakers } from '../../src/sinks/circuit-breaker.js'
 import { ForwardSink } from '../../src/sinks/forward.js'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { eventually } from '../helpers/events.js'
 import { pipelineWorld, startDeliveryRun, startReceiver, type PipelineWorld } from '../helpers/pipeline.js'
 import { release } from '../helpers/release.js'
+import { parseExposition, sampleTotal } from '../observability/exposition.js'
 
 interface Ctx { w: PipelineWorld; closers: (() => Promise<unknown> | unknown)[]; settled: DeliveryEnvelope[] }
 const Attempts = suite<Ctx>('delivery pipeline: attempts and breakers per destination', {} as Ctx)
@@ -30,6 +32,34 @@ function startDelivery(ctx: Ctx, sink: ForwardSink, log: DeliveryLog): void {
   ctx.settled = run.settled
   ctx.closers.push(() => run.close())
 }
+
+Attempts('two tools\' destinations of the same id are two series of the forward metrics, named as their breakers are', async (ctx) => {
+  const { w, closers } = ctx
+  const up = await startReceiver()
+  const down = await startReceiver(() => 503)
+  closers.push(() => up.close(), () => down.close())
+  const metrics = createMetrics({ defaultMetrics: false })
+  const opened: string[] = []
+  const breakers = new CircuitBreakers({ failureThreshold: 2, coolDownMs: 60_000,
+    onStateChange: (destination, state) => { metrics.destinationState(destination, state); if (state === 'open') opened.push(destination) } })
+  const sink = new ForwardSink({ timeoutMs: 2000, breakers })
+  const log = new DeliveryLog({ db: w.db.db, flushMs: 20 })
+  closers.push(() => sink.close(), () => log.close())
+  w.addTool({ id: 'alpha', provider: 'github', processing_mode: 'store', retry_policy: fast, destinations: [{ id: 'ci', url: up.url }] })
+  w.addTool({ id: 'beta', provider: 'github', processing_mode: 'store', retry_policy: fast, destinations: [{ id: 'ci', url: down.url }] })
+  await w.enqueue(1, { tool_id: 'alpha' })
+  await w.enqueue(1, { tool_id: 'beta' })
+  w.start()
+  const run = startDeliveryRun(ctx.w, { forwardSink: sink, deliveryLog: log, metrics })
+  closers.push(() => run.close())
+  await eventually('alpha/ci delivered and beta/ci\'s breaker open', () => up.requests.length === 1 && opened.includes('beta/ci'), 30_000)
+  const samples = parseExposition(await metrics.metricsText())
+  assert.is(sampleTotal(samples, 'webhook_forward_attempts_total', { destination: 'alpha/ci', outcome: 'success' }), 1)
+  assert.is(sampleTotal(samples, 'webhook_forward_attempts_total', { destination: 'beta/ci', outcome: 'transient' }), 2)
+  assert.is(sampleTotal(samples, 'webhook_forward_duration_seconds_count', { destination: 'beta/ci' }), 2)
+  assert.is(sampleTotal(samples, 'webhook_forward_attempts_total', { destination: 'ci' }), 0, 'no series mixes the two tools')
+  assert.is(samples.get('webhook_destination_state{destination="beta/ci"}'), 2)
+})
 
 Attempts('each destination\'s attempts are logged under its id, and a dead one\'s breaker holds only its own deliveries', async (ctx) => {
   const { w, closers } = ctx

@@ -75,6 +75,18 @@ Breaker('a probe whose outcome never comes is replaced after a minute', () => {
   assert.ok(breakers.admit('a').allowed)
 })
 
+Breaker('a probe asked for long after its time is still a probe: the breaker is not forgotten under it', () => {
+  const { breakers, changes, tick } = world({ failureThreshold: 1 })
+  breakers.record('a', 'failure')
+  // later than the idle watch would forget it, before its timer ran
+  tick(10_000)
+  assert.equal(breakers.admit('a'), { allowed: true })
+  breakers.record('a', 'failure')
+  assert.equal(changes, [['a', 'open'], ['a', 'half_open'], ['a', 'open']])
+  assert.equal(breakers.list().map((b) => [b.destination, b.state]), [['a', 'open']])
+  breakers.close()
+})
+
 Breaker('options are checked when the breakers are built, naming the option', () => {
   assert.throws(() => new CircuitBreakers({ failureThreshold: 0 }), /"failureThreshold" must be an integer of at least 1/)
   assert.throws(() => new CircuitBreakers({ failureRatio: 1.5 }), /"failureRatio" must be above 0 and at most 1/)

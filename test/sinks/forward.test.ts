@@ -146,6 +146,24 @@ Forward('a 503 is transient, a 429 carries Retry-After, a 400 is permanent and a
   await rx.close()
 })
 
+Forward('a token in the destination path is masked in the failure message, which still names the host and route', async () => {
+  const rx = await receiver((_r, res) => res.writeHead(404).end())
+  const origin = new URL(rx.url).origin
+  const port = await freePort()
+  const sink = new ForwardSink({ timeoutMs: 2000 })
+  const failures = await sink.write([
+    item('evt-slack', `${origin}/services/T0A1B2C3D/B0E4F5G6H/xoxbPathTokenDoNotLeak`),
+    item('evt-discord', `http://127.0.0.1:${port}/api/webhooks/1234567890123456789/DiscordPathTokenDoNotLeak`),
+  ])
+  assert.equal([...failures.values()].map((f) => f.code).sort(), ['DESTINATION_4XX', 'DESTINATION_UNREACHABLE'])
+  assert.match(failures.get(0)!.message, `HTTP 404 from ${origin}/services/T0A1B2C3D/****/****;`)
+  assert.match(failures.get(1)!.message, `could not reach http://127.0.0.1:${port}/api/webhooks/****/****`)
+  for (const f of failures.values()) assert.not.match(f.message, /PathTokenDoNotLeak|B0E4F5G6H|1234567890123456789/)
+  assert.is(rx.received[0]?.url, '/services/T0A1B2C3D/B0E4F5G6H/xoxbPathTokenDoNotLeak', 'the request went to the whole URL')
+  await sink.close()
+  await rx.close()
+})
+
 Forward('a hanging receiver fails with DESTINATION_TIMEOUT after timeoutMs', async () => {
   const rx = await receiver(() => {})
   const sink = new ForwardSink({ timeoutMs: 300 })
