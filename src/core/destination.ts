@@ -1,7 +1,7 @@
 import jsonata from 'jsonata'
 import { formatDuration } from './duration.js'
 import { PipelineError } from './errors.js'
-import { maskUrl } from './mask-url.js'
+import { holdsUrlMask, maskUrl, URL_MASK_HELD } from './mask-url.js'
 import { parseDuration, parseRetryPolicy, retryPolicyToJSON, type RetryPolicy } from './retry-policy.js'
 import { parseHeaderMap, parseSecretExpiry, SECRET_MASK } from './tool-secrets.js'
 
@@ -169,6 +169,7 @@ export function parseDestination(input: DestinationInput, where = 'destination')
   if (typeof url !== 'string' || url.length > MAX_URL_CHARS || !URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
     bad(at, 'url', `must be an http(s) URL of at most ${MAX_URL_CHARS} characters; got ${typeof url === 'string' ? JSON.stringify(maskUrl(url.slice(0, MAX_URL_CHARS))) : typeof url}`)
   }
+  if (holdsUrlMask(url)) bad(at, 'url', URL_MASK_HELD)
   const enabled = input.enabled ?? true
   if (typeof enabled !== 'boolean') bad(at, 'enabled', `must be true or false; got ${JSON.stringify(enabled)}`)
   const filter = expression(at, 'filter', input.filter, MAX_FILTER_CHARS)

@@ -3,7 +3,7 @@ import { formatDuration } from './duration.js'
 import { PipelineError } from './errors.js'
 import { formatSize, parseSize } from './size.js'
 import { DEFAULT_DESTINATION_ID, destinationToJSON, parseDestinations, type Destination } from './destination.js'
-import { maskUrl } from './mask-url.js'
+import { holdsUrlMask, maskUrl, URL_MASK_HELD } from './mask-url.js'
 import { parseDuration as durationField, parseRetryPolicy, retryPolicyToJSON, type RetryPolicy } from './retry-policy.js'
 import { parseToolSecrets, toolSecretsToJSON, type ToolSecrets, type ToolSecretsInput } from './tool-secrets.js'
 
@@ -200,6 +200,7 @@ export function parseTool(input: ToolInput, where = 'tool'): ToolConfig {
         !/^https?:$/.test(new URL(input.forward_url).protocol)) {
       bad(at, 'forward_url', `must be an http(s) URL; got ${typeof input.forward_url === 'string' ? JSON.stringify(maskUrl(input.forward_url)) : typeof input.forward_url}`)
     }
+    if (holdsUrlMask(input.forward_url)) bad(at, 'forward_url', URL_MASK_HELD)
     forwardUrl = input.forward_url
   }
   if (mode === 'store_and_forward' && !forwardUrl) bad(at, 'forward_url', 'is required when processing_mode is store_and_forward')

@@ -39,4 +39,11 @@ Mask('maskUrlsInText masks a path token in an error or log text, and leaves URLs
   assert.is(maskUrlsInText('see https://Docs.Example.test/a/b.'), 'see https://Docs.Example.test/a/b.')
 })
 
+Mask('file and node URLs in a stack trace keep their paths: only web URLs carry tokens in the path', () => {
+  const stack = 'Error: boom\n    at send (file:///srv/hookstream/dist/src/sinks/forward.js:312:11)\n    at node:internal/process/task_queues:95:5'
+  assert.is(maskUrlsInText(stack), stack)
+  assert.is(maskUrl('file:///srv/hookstream/dist/src/sinks/forward.js'), 'file:///srv/hookstream/dist/src/sinks/forward.js')
+  assert.is(maskUrl('wss://stream.example.test/socket/v1/abcdefghijklmnopqrstu'), 'wss://stream.example.test/socket/v1/****')
+})
+
 Mask.run()

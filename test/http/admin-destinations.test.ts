@@ -126,6 +126,24 @@ Routes('a webhook URL with its token in the path (Slack) is masked in every resp
   }
 })
 
+Routes('a masked URL edited before it is sent back (a changed host, a new query) is refused naming the mask, not stored with "****" in it', async (ctx) => {
+  const slack = 'https://hooks.slack.com/services/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23'
+  assert.is((await call(ctx, 'POST', '/admin/tools/gh/destinations', { id: 'slack', url: slack })).status, 201)
+  const shown = (await call(ctx, 'GET', '/admin/tools/gh/destinations/slack')).json.destination
+  const edited = shown.url.replace('hooks.slack.com', 'hooks.slack-gov.com')
+  const put = await call(ctx, 'PUT', '/admin/tools/gh/destinations/slack', { ...shown, source: undefined, url: edited })
+  assert.is(put.status, 400)
+  assert.is(put.json.error.code, 'DESTINATION_INVALID')
+  assert.match(put.json.error.message, /url.*holds the mask "\*\*\*\*"/)
+  const added = await call(ctx, 'POST', '/admin/tools/gh/destinations', { id: 'copy', url: shown.url })
+  assert.is(added.status, 400, 'a masked URL copied to a new destination has nothing to keep')
+  const tool = await call(ctx, 'PUT', '/admin/tools/gh', { provider: 'github', processing_mode: 'store_and_forward', forward_url: 'https://fwd.example.test/in?token=****' })
+  assert.is(tool.status, 400)
+  assert.match(tool.json.error.message, /forward_url.*holds the mask "\*\*\*\*"/)
+  assert.is((await ctx.store.get('gh'))!.destinations![0]!.url, slack)
+  assert.is((await ctx.store.get('gh'))!.forwardUrl, 'https://fwd.example.test/in')
+})
+
 Routes('"default", config-file tools and unknown tools are refused for writes with their own codes', async (ctx) => {
   const def = await call(ctx, 'PATCH', '/admin/tools/gh/destinations/default', { enabled: false })
   assert.equal([def.status, def.json.error.code], [409, 'DESTINATION_READ_ONLY'])
