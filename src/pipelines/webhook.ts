@@ -201,7 +201,12 @@ function partitionChain(options: WebhookPipelineOptions, keys: StreamKeys, h: Ho
     extractToolConfig({ tools: options.tools, hold }),
     transform(options.orderBy ? { concurrency: 1 } : {}),
     store({ db, hold, ...tracing, timeoutMs: processingTimeoutMs, concurrency: storeConcurrency }),
-    fanOut({ redis, db, keys, hold, ...(options.idempotencyTtlSeconds ? { ttlSeconds: options.idempotencyTtlSeconds } : {}) }),
+    fanOut({
+      redis, db, keys, hold, ...(options.idempotencyTtlSeconds ? { ttlSeconds: options.idempotencyTtlSeconds } : {}),
+      // a destination's filter that fails is dead-lettered as any failure of this pipeline is
+      dlq: { ...tracing, actor: `worker:${options.consumer}`, ...(options.dlqPolicy ? { policy: options.dlqPolicy } : {}),
+        ...(options.dlqMaxLen ? { maxLen: options.dlqMaxLen } : {}), ...(onDeadLettered ? { onDeadLettered } : {}) },
+    }),
   ).pipe(
     retryBackoff<WebhookEnvelope>({
       step: forwardStep({ sink: options.forwardSink, ...tracing }),
