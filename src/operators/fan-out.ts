@@ -32,9 +32,9 @@ export interface FanOutOptions {
   readonly pool?: TransformPoolOptions
   /**
    * How an event whose destination's filter failed is dead-lettered (as `toDLQ`'s options: the DLQ policy, the DLQ
-   * stream's cap, the audit actor, `onDeadLettered`, tracing). @defaultValue toDLQ's defaults
+   * stream's cap, the audit actor, `onDeadLettered`, `onStatusChange`, tracing). @defaultValue toDLQ's defaults
    */
-  readonly dlq?: Pick<ToDLQOptions, 'policy' | 'maxLen' | 'actor' | 'onDeadLettered' | 'tracing'>
+  readonly dlq?: Pick<ToDLQOptions, 'policy' | 'maxLen' | 'actor' | 'onDeadLettered' | 'onStatusChange' | 'tracing'>
 }
 
 type Stored = Envelope & { readonly tool?: ToolConfig; readonly stored?: boolean }

@@ -7,7 +7,7 @@ import { PipelineError } from '../core/errors.js'
 import { entryText } from '../core/stream-entry.js'
 import type { Database } from '../db/database.js'
 import { classifyDatabaseError } from '../db/database-error.js'
-import { writeDeadLetters, type DeadLetterRow } from '../db/dlq-store.js'
+import { writeDeadLetters, type DeadLetterRow, type DlqStatusListener } from '../db/dlq-store.js'
 import { identityOf } from '../db/event-identity.js'
 import { MessagingOperation, SpanAttributes, SpanNames } from '../observability/attributes.js'
 import { endEventSpan, startEventSpan } from '../observability/event-spans.js'
@@ -29,6 +29,8 @@ export interface ToDLQOptions {
   readonly actor?: string
   /** Told about every dead-lettered envelope (for metrics and logs). */
   readonly onDeadLettered?: (env: Envelope, failure: PipelineError) => void
+  /** Told how many rows became `failed` (rounds used up, poison, undecodable) once committed (for metrics). */
+  readonly onStatusChange?: DlqStatusListener
   /** Passed to the infrastructure hold (neither DLQ write went through). */
   readonly hold?: HoldOptions
   /**
@@ -103,7 +105,7 @@ export function deadLetterWriter<E extends Envelope>(options: ToDLQOptions): (fa
     event_raw: Buffer.from(entryText(env.message.fields, env.message.decodeError ? undefined : env.message.event)),
   })
 
-  const insertRows = (rows: readonly DeadLetterRow[]) => writeDeadLetters(options.db, rows, actor)
+  const insertRows = (rows: readonly DeadLetterRow[]) => writeDeadLetters(options.db, rows, actor, options.onStatusChange)
 
   // one row per event per statement (ON CONFLICT may touch a row once); the batch in one transaction, and
   // when PostgreSQL refuses it, row by row, so one bad row never sinks its neighbours; a row jsonb cannot
