@@ -66,18 +66,15 @@ export class DeliveryStateStore {
   }
 
   /**
-   * The destinations whose delivery of each event `failed`, by `identityOf(event)`; events without a failed
-   * one are left out. For re-driving dead-lettered deliveries.
+   * The recorded state of each event's destinations, by `identityOf(event)`; events without any are left out. For
+   * re-driving dead-lettered deliveries (the pairs `failed`).
    */
-  async failed(events: readonly EventIdentity[]): Promise<Map<string, string[]>> {
-    const out = new Map<string, string[]>()
+  async read(events: readonly EventIdentity[]): Promise<Map<string, DeliveryStates>> {
+    const out = new Map<string, DeliveryStates>()
     if (events.length === 0) return out
     try {
       const rows = await this.db.selectFrom('webhook_events').select(['tool_id', 'id', 'deliveries']).where(identityIn(events)).execute()
-      for (const row of rows) {
-        const ids = Object.entries(row.deliveries ?? {}).filter(([, d]) => d.state === 'failed').map(([id]) => id)
-        if (ids.length > 0) out.set(identityOf(row), ids)
-      }
+      for (const row of rows) if (row.deliveries) out.set(identityOf(row), row.deliveries)
       return out
     } catch (err) {
       throw classifyDatabaseError(err, `reading the delivery state of ${events.length} events`)

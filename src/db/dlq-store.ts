@@ -56,6 +56,15 @@ export interface EventAppender {
   addRaw(event: StreamEvent, rawEvent: Buffer, options?: { maxLen?: number }): Promise<string>
 }
 
+/**
+ * A status change of DLQ rows, as the store reports it: `requeued` (put back on the main stream, now `retrying`),
+ * `resolved` (a re-queued event went through), `failed` (its rounds are used up, or re-queueing cannot help) or
+ * `discarded`. The label values of `webhook_dlq_retries_total`.
+ */
+export type DlqStatusChange = 'requeued' | 'resolved' | 'failed' | 'discarded'
+/** Told, once the change is committed, that `count` rows (at least 1) took `change`. */
+export type DlqStatusListener = (change: DlqStatusChange, count: number) => void
+
 /** Options of DlqStore. */
 export interface DlqStoreOptions {
   readonly db: Kysely<Database>
@@ -63,6 +72,8 @@ export interface DlqStoreOptions {
   readonly stream: EventAppender
   /** Approximate cap passed to XADD (`MAXLEN ~`). @defaultValue unset (no trimming) */
   readonly maxLen?: number
+  /** Told about every status change the store makes (re-queues, rows marked failed, discards), for metrics. */
+  readonly onStatusChange?: DlqStatusListener
 }
 
 const ENTRY_COLUMNS = ['id', 'event_id', 'tool_id', 'event_format', 'status', 'error', 'error_class', 'error_code', 'retry_count',
@@ -143,6 +154,7 @@ export class DlqStore {
   private readonly db: Kysely<Database>
   private readonly stream: EventAppender
   private readonly maxLen: number | undefined
+  private readonly onStatusChange: DlqStatusListener | undefined
 
   constructor(options: DlqStoreOptions) {
     if (!options?.db) throw new TypeError('DlqStore: "db" must be a Kysely instance (see createDb)')
@@ -153,6 +165,11 @@ export class DlqStore {
     this.db = options.db
     this.stream = options.stream
     this.maxLen = options.maxLen
+    this.onStatusChange = options.onStatusChange
+  }
+
+  private report(change: DlqStatusChange, count: number): void {
+    if (count > 0) this.onStatusChange?.(change, count)
   }
 
   /** One page of rows, newest first; `nextCursor` is set when more rows match. `limit` is 1–1000 (default 50). */
@@ -260,8 +277,9 @@ export class DlqStore {
 
   // re-queues one chunk; `lastId` is the highest row id the chunk read (undefined when it read none)
   private async requeueRows(narrow: (q: DlqQuery) => DlqQuery, opts: RequeueOptions): Promise<{ requeued: RequeuedEntry[]; lastId: number | undefined }> {
+    let chunk: { requeued: RequeuedEntry[]; lastId: number | undefined; failed: number }
     try {
-      return await this.db.transaction().execute(async (trx) => {
+      chunk = await this.db.transaction().execute(async (trx) => {
         const base = trx.selectFrom('webhook_dlq').select(['id', 'tool_id', 'event_id', 'event', 'event_raw', 'retry_count']) as unknown as DlqQuery
         const rows = await (narrow(base) as unknown as SelectQueryBuilder<Database, 'webhook_dlq',
           { id: number; tool_id: string; event_id: string; event: unknown; event_raw: Uint8Array | null; retry_count: number }>)
@@ -277,10 +295,11 @@ export class DlqStore {
               raw: r.event_raw ? Buffer.from(r.event_raw) : null })
           }
         }
-        if (undecodable.length > 0) await this.failRows(trx, undecodable, opts.actor, 'the stored event cannot be re-queued (undecodable or invalid)')
-        if (usedUp.length > 0) await this.failRows(trx, usedUp, opts.actor, `the DLQ policy's ${opts.maxRounds} re-queue rounds are used up`)
+        let failed = 0
+        if (undecodable.length > 0) failed += await this.failRows(trx, undecodable, opts.actor, 'the stored event cannot be re-queued (undecodable or invalid)')
+        if (usedUp.length > 0) failed += await this.failRows(trx, usedUp, opts.actor, `the DLQ policy's ${opts.maxRounds} re-queue rounds are used up`)
         const lastId = rows.length > 0 ? rows[rows.length - 1]!.id : undefined
-        if (good.length === 0) return { requeued: [], lastId }
+        if (good.length === 0) return { requeued: [], lastId, failed }
         const ids = good.map((g) => g.id)
         await trx.updateTable('webhook_dlq')
           .set((eb) => ({ status: 'retrying', retry_count: eb('retry_count', '+', 1), next_retry_at: null, updated_at: sql`now()` }))
@@ -304,23 +323,30 @@ export class DlqStore {
           entity: 'dlq', action: 'dlq_requeued', actor: opts.actor, eventId: d.event_id, toolId: good[i]!.tool_id,
           details: { dlq_id: d.id, retry_count: d.retry_count, stream_id: d.stream_id },
         })))
-        return { requeued: done, lastId }
+        return { requeued: done, lastId, failed }
       })
     } catch (err) {
       throw unavailableOr(err, 're-queueing DLQ entries')
     }
+    // committed: only now did the rows change
+    this.report('failed', chunk.failed)
+    this.report('requeued', chunk.requeued.length)
+    return { requeued: chunk.requeued, lastId: chunk.lastId }
   }
 
-  private async failRows(trx: Transaction<Database>, ids: number[], actor: string, reason: string): Promise<void> {
+  // the rows it marked failed
+  private async failRows(trx: Transaction<Database>, ids: number[], actor: string, reason: string): Promise<number> {
     const rows = await trx.updateTable('webhook_dlq').set({ status: 'failed', next_retry_at: null, updated_at: sql`now()` })
       .where('id', 'in', ids).returning(['id', 'tool_id', 'event_id']).execute()
     await appendAudit(trx, rows.map((r) => ({ entity: 'dlq', action: 'dlq_failed', actor, eventId: r.event_id, toolId: r.tool_id, details: { dlq_id: r.id, reason } })))
+    return rows.length
   }
 
   /** Marks row `id` `discarded` (from pending, retrying or failed) with audit `dlq_discarded`. Throws `DLQ_NOT_FOUND` or `DLQ_NOT_DISCARDABLE`. */
   async discard(id: number, actor: string): Promise<DlqEntry> {
+    let entry: DlqEntry
     try {
-      return await this.db.transaction().execute(async (trx) => {
+      entry = await this.db.transaction().execute(async (trx) => {
         const row = await trx.selectFrom('webhook_dlq').select(['id', 'status', 'tool_id', 'event_id']).where('id', '=', id).forUpdate().executeTakeFirst()
         if (!row) throw bad('DLQ_NOT_FOUND', `DLQ entry ${id} does not exist; list entries with GET /admin/dlq or \`hookstream dlq list\``)
         if (row.status === 'resolved' || row.status === 'discarded') {
@@ -335,6 +361,8 @@ export class DlqStore {
     } catch (err) {
       throw unavailableOr(err, `discarding DLQ entry ${id}`)
     }
+    this.report('discarded', 1)
+    return entry
   }
 
   /** Deletes rows in `statuses` (resolved and/or discarded only) last changed more than `olderThanMs` ago; returns how many. */
@@ -375,14 +403,24 @@ export type DeadLetterRow = Insertable<WebhookDlqTable> &
 /**
  * Writes dead letters and their `dead_lettered` audit rows in one transaction. An event that already has an
  * open row (pending, retrying, failed) updates it (error, status, schedule; the retry count only upwards) instead of adding one.
- * Give each event once per call (ON CONFLICT touches a row once per statement). Errors are PostgreSQL's own,
- * for the caller to classify (`toDLQ` falls back row by row, then to `event_raw`).
+ * Give each event once per call (ON CONFLICT touches a row once per statement). Once committed, `onStatusChange`
+ * is told how many rows became `failed` (written `failed` and not `failed` before: rounds used up, poison,
+ * undecodable). Errors are PostgreSQL's own, for the caller to classify (`toDLQ` falls back row by row, then to
+ * `event_raw`).
  *
  * @example
  * await writeDeadLetters(db, [{ event_id: 'd1', tool_id: 'gh', event: '{…}', event_raw: null, event_format: 'jsonb', … }], 'worker')
  */
-export async function writeDeadLetters(db: Kysely<Database>, rows: readonly DeadLetterRow[], actor: string): Promise<void> {
-  await db.transaction().execute(async (trx) => {
+export async function writeDeadLetters(db: Kysely<Database>, rows: readonly DeadLetterRow[], actor: string, onStatusChange?: DlqStatusListener): Promise<void> {
+  const failed = await db.transaction().execute(async (trx) => {
+    // the rows that become failed now: written failed, and not failed already (one more failure of a failed event)
+    const failing = rows.filter((r) => r.status === 'failed')
+    let wasFailed = new Set<string>()
+    if (failing.length > 0) {
+      const open = await trx.selectFrom('webhook_dlq').select(['tool_id', 'event_id'])
+        .where(identityIn(failing.map((r) => ({ tool_id: r.tool_id, id: r.event_id })), 'event_id')).where('status', '=', 'failed').execute()
+      wasFailed = new Set(open.map((r) => `${r.tool_id}\u0000${r.event_id}`))
+    }
     await trx.insertInto('webhook_dlq').values([...rows])
       .onConflict((oc) => oc.columns(['tool_id', 'event_id']).where(sql.ref('status'), 'in', ['pending', 'retrying', 'failed']).doUpdateSet((eb) => ({
         error: eb.ref('excluded.error'), error_class: eb.ref('excluded.error_class'), error_code: eb.ref('excluded.error_code'),
@@ -395,7 +433,9 @@ export async function writeDeadLetters(db: Kysely<Database>, rows: readonly Dead
       entity: 'dlq', action: 'dead_lettered', actor, eventId: r.event_id, toolId: r.tool_id,
       details: { error_code: r.error_code, error_class: r.error_class, retry_count: r.retry_count, status: r.status, event_format: r.event_format },
     })))
+    return failing.filter((r) => !wasFailed.has(`${r.tool_id}\u0000${r.event_id}`)).length
   })
+  if (failed > 0) onStatusChange?.('failed', failed)
 }
 
 /**

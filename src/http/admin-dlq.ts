@@ -20,7 +20,8 @@ const FILTER_FIELDS = ['status', 'tool', 'tool_id', 'event_type', 'from', 'to']
 export function dlqRoutes(options: AdminOptions, maxBodyBytes: number): Route[] {
   const { db, logger: log } = options
   const actor = options.actor ?? 'admin-api'
-  const dlq = new DlqStore({ db, stream: options.stream, ...(options.streamMaxLen !== undefined ? { maxLen: options.streamMaxLen } : {}) })
+  const dlq = new DlqStore({ db, stream: options.stream, ...(options.streamMaxLen !== undefined ? { maxLen: options.streamMaxLen } : {}),
+    ...(options.onDlqStatusChange ? { onStatusChange: options.onDlqStatusChange } : {}) })
 
   const handle = (fn: RouteHandler): RouteHandler => async (req, res, params) => {
     try {

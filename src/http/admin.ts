@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Kysely } from 'kysely'
 import type { ToolConfig } from '../core/tool.js'
 import type { Database } from '../db/database.js'
+import type { DlqStatusListener } from '../db/dlq-store.js'
 import type { ToolRegistry } from '../db/tool-registry.js'
 import type { ToolStore } from '../db/tool-store.js'
 import type { StreamKeys } from '../sources/keys.js'
@@ -50,6 +51,8 @@ export interface AdminOptions {
   readonly stream: StreamClient
   /** Approximate cap on the main stream for re-queued events (`MAXLEN ~`, STREAM_MAXLEN). @defaultValue unset */
   readonly streamMaxLen?: number
+  /** Told about every DLQ status change the API makes (re-queues, discards) once committed, for metrics. */
+  readonly onDlqStatusChange?: DlqStatusListener
   /** Who made a change, for the audit log. @defaultValue "admin-api" */
   readonly actor?: string
   /** Largest request body, in bytes. @defaultValue 1048576 */

@@ -11,7 +11,7 @@ export const PROCESSED_STATUSES = ['stored', 'forwarded', 'transformed', 'duplic
 /** One of PROCESSED_STATUSES. */
 export type ProcessedStatus = (typeof PROCESSED_STATUSES)[number]
 
-/** Outcomes of a DLQ re-drive, the `status` label of `webhook_dlq_retries_total` (counted today: requeued, resolved). */
+/** Status changes of DLQ rows, the `status` label of `webhook_dlq_retries_total`: re-queued, resolved, marked failed, discarded. */
 export const DLQ_RETRY_STATUSES = ['requeued', 'resolved', 'failed', 'discarded'] as const
 /** One of DLQ_RETRY_STATUSES. */
 export type DlqRetryStatus = (typeof DLQ_RETRY_STATUSES)[number]
@@ -100,8 +100,8 @@ export interface Metrics {
    * (the metric has no tool_id label). @defaultValue toolId "unknown"
    */
   deadLettered(eventType: string, reason: string, toolId?: string): void
-  /** A DLQ entry was re-driven with this outcome. */
-  dlqRetry(status: DlqRetryStatus): void
+  /** `count` DLQ rows took this status change (re-queued, resolved, failed, discarded). @defaultValue count 1 */
+  dlqRetry(status: DlqRetryStatus, count?: number): void
   /**
    * Ingest answered `code` for a request to tool `toolId` (pass "unknown" for an unconfigured tool), `seconds` after
    * the request arrived (observed in `webhook_ingest_request_duration_seconds` when given).
@@ -216,7 +216,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   })
   const retries = counter('webhook_retry_attempts_total', 'Retries of a failed step; attempt is 1..9 or "10+".', ['attempt', 'reason'], [undefined, undefined])
   const dlq = counter('webhook_dlq_entries_total', 'Events written to the dead-letter queue.', ['event_type', 'reason'], [undefined, undefined])
-  const dlqRetries = counter('webhook_dlq_retries_total', 'DLQ re-drives by outcome.', ['status'], [undefined])
+  const dlqRetries = counter('webhook_dlq_retries_total', 'DLQ rows by status change: requeued, resolved, failed (rounds used up or not retryable), discarded.', ['status'], [undefined])
   const ingests = counter('webhook_ingest_requests_total', 'Ingest requests by tool and HTTP status code.', ['tool_id', 'code'], [undefined, undefined])
   const ingestDuration = new PreaggregatedHistogram(registry, {
     name: 'webhook_ingest_request_duration_seconds',
@@ -386,7 +386,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       retries.get(a, bounded(reason, 'reason', r)).value++
     },
     deadLettered: (e, r, t = '') => { dlq.get(boundEvent(e, t, false)[0], bounded(reason, 'reason', r)).value++ },
-    dlqRetry: (s) => { dlqRetries.get(dlqRetrySet.has(s) ? s : OTHER_LABEL_VALUE).value++ },
+    dlqRetry: (s, count = 1) => { dlqRetries.get(dlqRetrySet.has(s) ? s : OTHER_LABEL_VALUE).value += count },
     ingest(t, c, seconds) {
       const tool = bounded(toolId, 'tool_id', t)
       const status = bounded(code, 'code', String(c))

@@ -4,7 +4,7 @@ import type { PipelineError } from '../core/errors.js'
 import { MessagingOperation, SpanAttributes, SpanNames } from './attributes.js'
 import { endEventSpan, spanContext, startEventSpan } from './event-spans.js'
 import { eventLogger, type Logger } from './logger.js'
-import type { Metrics, ProcessedStatus } from './metrics.js'
+import type { DlqRetryStatus, Metrics, ProcessedStatus } from './metrics.js'
 
 /** What a pipeline (or ingest) records; pass the objects the service created once. Everything is optional. */
 export interface TelemetryOptions {
@@ -38,6 +38,8 @@ export interface PipelineTelemetry {
   retryAfterCapped(): void
   deadLettered(env: Envelope, failure: PipelineError): void
   dlqResolved(count: number): void
+  /** DLQ rows took a status change (`toDLQ`'s `onStatusChange`: rows that became failed). */
+  dlqStatusChange(change: DlqRetryStatus, count: number): void
   hold(held: boolean, err?: Error): void
   sourceError(err: Error): void
   closed(result: { readonly drained: boolean; readonly unsettled: number }): void
@@ -122,7 +124,10 @@ export function pipelineTelemetry(options: PipelineTelemetryOptions): PipelineTe
       warnAbout(env, { code: failure.code, kind: failure.kind, stream_id: env.message.streamId, error: failure.message }, what)
     },
     dlqResolved(count) {
-      for (let i = 0; i < count; i++) metrics?.dlqRetry('resolved')
+      metrics?.dlqRetry('resolved', count)
+    },
+    dlqStatusChange(change, count) {
+      metrics?.dlqRetry(change, count)
     },
     hold(held, err) {
       // every held batch reports; one warning per outage is enough

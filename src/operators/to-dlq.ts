@@ -7,7 +7,7 @@ import { PipelineError } from '../core/errors.js'
 import { entryText } from '../core/stream-entry.js'
 import type { Database } from '../db/database.js'
 import { classifyDatabaseError } from '../db/database-error.js'
-import { writeDeadLetters, type DeadLetterRow } from '../db/dlq-store.js'
+import { writeDeadLetters, type DeadLetterRow, type DlqStatusListener } from '../db/dlq-store.js'
 import { identityOf } from '../db/event-identity.js'
 import { MessagingOperation, SpanAttributes, SpanNames } from '../observability/attributes.js'
 import { endEventSpan, startEventSpan } from '../observability/event-spans.js'
@@ -29,6 +29,8 @@ export interface ToDLQOptions {
   readonly actor?: string
   /** Told about every dead-lettered envelope (for metrics and logs). */
   readonly onDeadLettered?: (env: Envelope, failure: PipelineError) => void
+  /** Told how many rows became `failed` (rounds used up, poison, undecodable) once committed (for metrics). */
+  readonly onStatusChange?: DlqStatusListener
   /** Passed to the infrastructure hold (neither DLQ write went through). */
   readonly hold?: HoldOptions
   /**
@@ -51,18 +53,16 @@ const asHold = (failure: PipelineError) => (failure.kind === 'infrastructure' ? 
 
 
 /**
- * Dead-letters failed envelopes: each goes to the DLQ stream (`webhook_events_dlq`, trimmed by MAXLEN) and to
- * table `webhook_dlq` (the original event, or the raw fields of an undecodable entry; error, error class and
- * code; status `pending` with `next_retry_at`, or `failed`), with an audit-log row, and gets outcome
- * `dead_lettered` so `settle` acks it — only once its table row is durable. A batch PostgreSQL refuses is
- * written row by row; an event jsonb cannot hold (a lone surrogate, nesting too deep) is kept byte for byte
- * in `event_raw` (`event_format` `raw`). An event that fails again updates its open DLQ row (keeping its
- * retry count) instead of adding one. PostgreSQL down holds the envelopes unacked, never dropped.
+ * Writes failed envelopes as dead letters, as `toDLQ` does (DLQ stream, `webhook_dlq` row, audit row, `onDeadLettered`),
+ * for a step that dead-letters beside its own work (`fanOut` for a destination's filter that failed): each envelope
+ * is written with its `failure`, and passes on as it was. Resolves once the table rows are committed; rejects with
+ * an infrastructure `DLQ_UNAVAILABLE` when they could not be (hold the batch: nothing may be acked).
  *
  * @example
- * batches$.pipe(retryBackoff({ step }), toDLQ({ db, redis }), settle())
+ * const deadLetter = deadLetterWriter({ db, redis, keys, actor: 'worker:c1' })
+ * await deadLetter([{ ...env, failure }])
  */
-export function toDLQ<E extends Envelope>(options: ToDLQOptions): BatchStage<E> {
+export function deadLetterWriter<E extends Envelope>(options: ToDLQOptions): (failed: readonly E[]) => Promise<void> {
   const keys = options.keys ?? DEFAULT_KEYS
   const maxLen = options.maxLen ?? 100_000
   const policy = options.policy ?? DEFAULT_DLQ_POLICY
@@ -105,7 +105,7 @@ export function toDLQ<E extends Envelope>(options: ToDLQOptions): BatchStage<E> 
     event_raw: Buffer.from(entryText(env.message.fields, env.message.decodeError ? undefined : env.message.event)),
   })
 
-  const insertRows = (rows: readonly DeadLetterRow[]) => writeDeadLetters(options.db, rows, actor)
+  const insertRows = (rows: readonly DeadLetterRow[]) => writeDeadLetters(options.db, rows, actor, options.onStatusChange)
 
   // one row per event per statement (ON CONFLICT may touch a row once); the batch in one transaction, and
   // when PostgreSQL refuses it, row by row, so one bad row never sinks its neighbours; a row jsonb cannot
@@ -136,7 +136,7 @@ export function toDLQ<E extends Envelope>(options: ToDLQOptions): BatchStage<E> 
     }
   }
 
-  const deadLetter = async (envs: readonly E[], failed: readonly E[]): Promise<readonly E[]> => {
+  return async (failed) => {
     const spans = options.tracing ? failed.map((env) => startEventSpan(SpanNames.DLQ, env, SpanKind.PRODUCER, {
       [SpanAttributes.MESSAGING_DESTINATION_NAME]: keys.dlqStream, [SpanAttributes.MESSAGING_OPERATION_TYPE]: MessagingOperation.SEND,
       [SpanAttributes.ERROR_CODE]: (env.failure as PipelineError).code, [SpanAttributes.MESSAGING_BATCH_MESSAGE_COUNT]: failed.length,
@@ -150,6 +150,25 @@ export function toDLQ<E extends Envelope>(options: ToDLQOptions): BatchStage<E> 
         `dead-lettering ${failed.length} events failed on table webhook_dlq (${reason.message}); they stay unacked and are retried`, { cause: reason })
     }
     for (const env of failed) options.onDeadLettered?.(env, env.failure as PipelineError)
+  }
+}
+
+/**
+ * Dead-letters failed envelopes: each goes to the DLQ stream (`webhook_events_dlq`, trimmed by MAXLEN) and to
+ * table `webhook_dlq` (the original event, or the raw fields of an undecodable entry; error, error class and
+ * code; status `pending` with `next_retry_at`, or `failed`), with an audit-log row, and gets outcome
+ * `dead_lettered` so `settle` acks it — only once its table row is durable. A batch PostgreSQL refuses is
+ * written row by row; an event jsonb cannot hold (a lone surrogate, nesting too deep) is kept byte for byte
+ * in `event_raw` (`event_format` `raw`). An event that fails again updates its open DLQ row (keeping its
+ * retry count) instead of adding one. PostgreSQL down holds the envelopes unacked, never dropped.
+ *
+ * @example
+ * batches$.pipe(retryBackoff({ step }), toDLQ({ db, redis }), settle())
+ */
+export function toDLQ<E extends Envelope>(options: ToDLQOptions): BatchStage<E> {
+  const write = deadLetterWriter<E>(options)
+  const deadLetter = async (envs: readonly E[], failed: readonly E[]): Promise<readonly E[]> => {
+    await write(failed)
     const dead = new Set(failed)
     return envs.map((env) => (dead.has(env) ? { ...env, outcome: 'dead_lettered' as const } : env))
   }

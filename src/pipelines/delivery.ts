@@ -81,7 +81,10 @@ export interface DeliveryPipelineOptions {
   readonly drainTimeoutMs?: number
   /** Where every attempt is written (`webhook_deliveries`). @defaultValue none: attempts are not logged */
   readonly deliveryLog?: DeliveryLog
-  /** Counts and times each attempt per destination (`webhook_forward_attempts_total`, `webhook_forward_duration_seconds`). */
+  /**
+   * Counts and times each attempt per destination (`webhook_forward_attempts_total`, `webhook_forward_duration_seconds`),
+   * and counts the DLQ rows that became `failed` (`webhook_dlq_retries_total`).
+   */
   readonly metrics?: Metrics
   /**
    * The `auto_disable_after` rule (`destinationAutoDisabler`): how to disable a destination that has failed for
@@ -166,6 +169,7 @@ function partitionChain(options: DeliveryPipelineOptions, keys: StreamKeys): Obs
         ...(options.dlqPolicy ? { policy: options.dlqPolicy } : {}),
         ...(options.dlqMaxLen ? { maxLen: options.dlqMaxLen } : {}),
         ...(options.onDeadLettered ? { onDeadLettered: options.onDeadLettered } : {}),
+        ...(options.metrics ? { onStatusChange: (change, count) => options.metrics?.dlqRetry(change, count) } : {}),
       }),
       settle({ redis, keys, hold, key, ...(options.idempotencyTtlSeconds ? { ttlSeconds: options.idempotencyTtlSeconds } : {}) }),
       // the settled batch leaves the pipeline delivery by delivery, for the subscriber's hooks

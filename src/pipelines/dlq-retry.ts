@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely'
 import { DEFAULT_DLQ_POLICY, type DlqPolicy } from '../core/dlq-policy.js'
 import type { Database } from '../db/database.js'
-import { DlqStore } from '../db/dlq-store.js'
+import { DlqStore, type DlqStatusListener } from '../db/dlq-store.js'
 import type { RedisClient, StreamClient } from '../sources/stream-client.js'
 
 /** Options of `startDlqRetryWorker`. */
@@ -31,6 +31,8 @@ export interface DlqRetryWorkerOptions {
   readonly dlqStream?: { readonly redis: Pick<RedisClient, 'call'>; readonly dlqStream: string; readonly maxLen?: number }
   /** Told how many rows a round re-queued (only when more than 0). */
   readonly onRequeued?: (count: number) => void
+  /** Told about every status change of its rounds once committed: rows re-queued, rows marked `failed` (for metrics). */
+  readonly onStatusChange?: DlqStatusListener
   /** Told about a failed round (Redis or PostgreSQL down); the next round tries again. @defaultValue ignore */
   readonly onError?: (err: Error) => void
 }
@@ -79,7 +81,8 @@ export function startDlqRetryWorker(options: DlqRetryWorkerOptions): DlqRetryWor
     throw new RangeError(`startDlqRetryWorker: "policy.maxRounds" must be an integer of at least 0; got ${maxRounds}`)
   }
   const actor = options.actor ?? 'dlq-worker'
-  const store = new DlqStore({ db: options.db, stream: options.stream, ...(options.streamMaxLen !== undefined ? { maxLen: options.streamMaxLen } : {}) })
+  const store = new DlqStore({ db: options.db, stream: options.stream, ...(options.streamMaxLen !== undefined ? { maxLen: options.streamMaxLen } : {}),
+    ...(options.onStatusChange ? { onStatusChange: options.onStatusChange } : {}) })
   const onError = options.onError ?? (() => {})
   let lastRetentionAt = 0
   let running: Promise<number> | undefined

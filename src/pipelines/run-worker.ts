@@ -112,7 +112,7 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
   })
   const deadLetter = toDLQ({
     db, redis, keys, hold, actor: `worker:${options.consumer}`, policy: options.dlqPolicy, maxLen: options.dlqMaxLen,
-    ...(t ? { onDeadLettered: t.deadLettered } : {}),
+    ...(t ? { onDeadLettered: t.deadLettered, onStatusChange: t.dlqStatusChange } : {}),
   })
   const ack = settle({ redis, keys, hold, ttlSeconds: options.idempotencyTtlSeconds ?? 86_400 })
   const guard = poisonGuard<Envelope>({ maxDeliveries: options.maxDeliveries ?? 10 })

@@ -201,7 +201,13 @@ function partitionChain(options: WebhookPipelineOptions, keys: StreamKeys, h: Ho
     extractToolConfig({ tools: options.tools, hold }),
     transform(options.orderBy ? { concurrency: 1 } : {}),
     store({ db, hold, ...tracing, timeoutMs: processingTimeoutMs, concurrency: storeConcurrency }),
-    fanOut({ redis, db, keys, hold, ...(options.idempotencyTtlSeconds ? { ttlSeconds: options.idempotencyTtlSeconds } : {}) }),
+    fanOut({
+      redis, db, keys, hold, ...(options.idempotencyTtlSeconds ? { ttlSeconds: options.idempotencyTtlSeconds } : {}),
+      // a destination's filter that fails is dead-lettered as any failure of this pipeline is
+      dlq: { ...tracing, actor: `worker:${options.consumer}`, ...(options.dlqPolicy ? { policy: options.dlqPolicy } : {}),
+        ...(options.dlqMaxLen ? { maxLen: options.dlqMaxLen } : {}), ...(onDeadLettered ? { onDeadLettered } : {}),
+        ...(t ? { onStatusChange: t.dlqStatusChange } : {}) },
+    }),
   ).pipe(
     retryBackoff<WebhookEnvelope>({
       step: forwardStep({ sink: options.forwardSink, ...tracing }),
@@ -220,6 +226,7 @@ function partitionChain(options: WebhookPipelineOptions, keys: StreamKeys, h: Ho
       ...(options.dlqPolicy ? { policy: options.dlqPolicy } : {}),
       ...(options.dlqMaxLen ? { maxLen: options.dlqMaxLen } : {}),
       ...(onDeadLettered ? { onDeadLettered } : {}),
+      ...(t ? { onStatusChange: t.dlqStatusChange } : {}),
     }),
     // no idempotency marker per event: the primary key (tool_id, id) already makes the store idempotent, and
     // store tells a row that was there (duplicate) from a new one; Redis keeps only ingest's delivery-seen set

@@ -10,6 +10,7 @@ import { consoleRoutes } from '../http/console-routes.js'
 import { deliveryReplaySender } from '../pipelines/replay.js'
 import { createRouter, startHttpServer, type RunningHttpServer } from '../http/server.js'
 import type { Logger } from '../observability/logger.js'
+import type { Metrics } from '../observability/metrics.js'
 import type { Queue } from './connect.js'
 
 /** Options of `startAdmin`. */
@@ -21,6 +22,8 @@ export interface StartAdminOptions {
   readonly tools: ToolRegistry
   readonly toolStore: ToolStore
   readonly logger: Logger
+  /** Counts the DLQ status changes the admin API makes (`webhook_dlq_retries_total`). @defaultValue not counted */
+  readonly metrics?: Pick<Metrics, 'dlqRetry'>
 }
 
 // the admin listener's own budget: a few operators and scripts, each request small (bodies up to 1 MiB)
@@ -35,7 +38,7 @@ const ADMIN_LISTENER_LIMITS = { maxConnections: 64, headersTimeoutMs: 10_000, re
  * if (admin) console.log(`${admin.url}/admin`)
  */
 export async function startAdmin(options: StartAdminOptions): Promise<RunningHttpServer | undefined> {
-  const { config, redis, db, queue: { partitions, stream }, tools, toolStore, logger } = options
+  const { config, redis, db, queue: { partitions, stream }, tools, toolStore, logger, metrics } = options
   if (!config.adminToken || !config.admin.addr) return undefined
   const addr = config.admin.addr
   return listenOn('ADMIN_ADDR', addr, () => startHttpServer(addr, createRouter([...adminRoutes({
@@ -43,6 +46,7 @@ export async function startAdmin(options: StartAdminOptions): Promise<RunningHtt
     loginThrottle: { maxFailures: config.admin.loginMaxFailures, windowMs: config.admin.loginWindowMs },
     ...(partitions.count > 1 ? { partitionKeys: partitions.keys } : {}),
     ...(config.streamMaxLen ? { streamMaxLen: config.streamMaxLen } : {}),
+    ...(metrics ? { onDlqStatusChange: (change, count) => metrics.dlqRetry(change, count) } : {}),
     commandLog: { redis, stream: config.commandStream },
     replay: {
       send: deliveryReplaySender({ redis, tools, keysOf: (event) => partitions.route(event).keys }),

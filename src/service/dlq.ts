@@ -41,7 +41,7 @@ export function startDlqRole(options: StartDlqRoleOptions): DlqPart {
     db, stream: queue.stream, dlqStream: { redis, dlqStream: keys.dlqStream, maxLen: config.dlq.maxLen },
     policy: config.dlq.policy, retentionMs: config.dlq.retentionMs,
     ...(config.streamMaxLen ? { streamMaxLen: config.streamMaxLen } : {}),
-    onRequeued: (n) => { for (let i = 0; i < n; i++) metrics.dlqRetry('requeued') },
+    onStatusChange: (change, count) => metrics.dlqRetry(change, count),
     onError: (err) => logger.warn({ err_message: err.message }, 'DLQ retry round failed'),
   })
   const retention = startRetention({

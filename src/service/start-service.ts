@@ -86,7 +86,7 @@ export async function startService(ctx: ServiceContext, options: ServiceOptions 
   const dlq = runs('dlq') ? startDlqRole({ config, redis, db: db.db, queue, metrics, logger }) : undefined
   const ingest = runs('ingest') ? await startIngest({ config, redis, queue, tools, telemetry, ...(options.routes ? { routes: options.routes } : {}) }) : undefined
   // the admin API runs where it always did (roles all and ingest), on its own listener
-  const admin = runs('ingest') ? await startAdmin({ config, redis, db: db.db, queue, tools, toolStore, logger }) : undefined
+  const admin = runs('ingest') ? await startAdmin({ config, redis, db: db.db, queue, tools, toolStore, logger, metrics }) : undefined
   const health = await startHealth({ config, redis, db, queue, tools, metrics, state, durability, databaseLosses, runsWorker: runs('worker') })
   logger.info({ role, ingest: ingest?.url, admin: admin?.url, health: health.server.url, consumer: config.worker.consumerName, stream: config.keys.stream,
     partitions: queue.partitions.count, ...(config.scale.clusterNodes ? { cluster: true } : {}) }, 'hookstream started')

@@ -10,6 +10,8 @@ import { ToolRegistry } from '../../src/db/tool-registry.js'
 import { ToolStore } from '../../src/db/tool-store.js'
 import { adminRoutes } from '../../src/http/admin.js'
 import { createRouter, startHttpServer, type RunningHttpServer } from '../../src/http/server.js'
+import { createMetrics } from '../../src/observability/metrics.js'
+import { parseExposition, sampleTotal } from '../observability/exposition.js'
 import { idempotencyKey, streamKeys, type StreamKeys } from '../../src/sources/keys.js'
 import { StreamPartitions } from '../../src/sources/partitions.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
@@ -344,6 +346,31 @@ Admin('GET /admin/events/:id finds the idempotency marker in the event\'s partit
     assert.is((await get(ctx.http.url)).idempotency, 'none')
   } finally {
     await server.close()
+  }
+})
+
+Admin('the DLQ changes it makes are counted in webhook_dlq_retries_total: a retry as requeued, a discard as discarded', async (ctx) => {
+  const metrics = createMetrics({ defaultMetrics: false })
+  const server = await startHttpServer('127.0.0.1:0', createRouter(adminRoutes({
+    db: ctx.handle.db, redis: ctx.redis, keys: ctx.keys, tools: ctx.registry, toolStore: ctx.store,
+    stream: new StreamClient({ redis: ctx.redis, stream: ctx.keys.stream }), token: TOKEN,
+    onDlqStatusChange: (change, count) => metrics.dlqRetry(change, count),
+  })))
+  try {
+    const [one, , , bad] = await seedDlq(ctx.handle, [{}, { event: { tool_id: 'gh' } }, { event: { tool_id: 'gh' } }, { undecodable: true }])
+    const post = async (path: string, body?: unknown) => (await fetch(`${server.url}${path}`, { method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) })).status
+    assert.is(await post(`/admin/dlq/${one!.id}/retry`), 200)
+    assert.is(await post('/admin/dlq/retry', { tool: 'gh' }), 200)
+    assert.is(await post(`/admin/dlq/${bad!.id}/retry`), 409)
+    assert.is(await post(`/admin/dlq/${bad!.id}/discard`), 200)
+    assert.is(await post(`/admin/dlq/${bad!.id}/discard`), 409)
+    const s = parseExposition(await metrics.metricsText())
+    assert.equal(Object.fromEntries(['requeued', 'resolved', 'failed', 'discarded'].map((status) => [status, sampleTotal(s, 'webhook_dlq_retries_total', { status })])),
+      { requeued: 3, resolved: 0, failed: 0, discarded: 1 })
+  } finally {
+    await server.close()
+    metrics.close()
   }
 })
 

@@ -169,6 +169,31 @@ Fanout('a re-driven delivery whose enqueue failed once (Redis blip) is enqueued 
   assert.is((await eventHistory(w.db.db, 'fan', event.id))!.deliveries.gone?.state, 'pending')
 }))
 
+Fanout('a re-driven event whose pair failed on its filter evaluates that filter again: refused, the pair is filtered and nothing is enqueued; failing again, it is dead-lettered', withTimeLimit(60_000, async (ctx) => {
+  const { w } = ctx
+  const tool = w.addTool({ id: 'fan', provider: 'github', processing_mode: 'store', destinations: [
+    { id: 'no', url: 'http://127.0.0.1:9/no', filter: 'n > 5' }, { id: 'broken', url: 'http://127.0.0.1:9/broken', filter: '$error("still broken")' }] })
+  // the event was stored and fanned out while both filters failed; the DLQ re-queued it (retry_count 1)
+  const env = envelope({ tool_id: 'fan', retry_count: 1, payload: { n: 1 } })
+  const event = env.message.event
+  await new EventStore({ db: w.db.db }).write([{ id: event.id, tool_id: 'fan', tenant_id: event.tenant_id, event_type: event.event_type,
+    repository: event.repository, payload: event.payload, stream_id: '1-0', received_at: event.timestamp }])
+  await new DeliveryStateStore({ db: w.db.db }).set([{ event, destinationId: 'no', state: 'failed', errorCode: 'TRANSFORM_TIMEOUT' },
+    { event, destinationId: 'broken', state: 'failed', errorCode: 'TRANSFORM_FAILED' }])
+  await w.redis.set(fanoutKey(w.keys, 'fan', event.id), '1', 'EX', 3600)
+  const [out] = await lastValueFrom(from([{ ...env, tool, stored: true, outcome: 'duplicate' as const }]).pipe(
+    asOneBatch(fanOut({ redis: w.redis, db: w.db.db, keys: w.keys })), toArray()))
+  assert.is(out?.failure, undefined)
+  assert.is(out?.outcome, 'duplicate', 'the event itself passes on as it was')
+  const entries = (await w.redis.call('XRANGE', w.keys.deliveryStream, '-', '+')) as [string, string[]][]
+  assert.equal(entries.map(([, fields]) => fields[fields.indexOf('destination') + 1]), [], 'no pair is delivered past its filter')
+  const fate = (await eventHistory(w.db.db, 'fan', event.id))!
+  assert.equal([fate.deliveries.no?.state, fate.deliveries.broken?.state, fate.deliveries.broken?.error_code], ['filtered', 'failed', 'DESTINATION_FILTER_FAILED'])
+  assert.equal(fate.dlq.map((d) => [d.status, d.error_code, d.retry_count]), [['pending', 'DESTINATION_FILTER_FAILED', 1]])
+  assert.match(fate.dlq[0]!.error, 'destination "broken" of tool "fan": its filter failed (TRANSFORM_FAILED)')
+  assert.not.match(fate.dlq[0]!.error, '"no"')
+}))
+
 Fanout('a delivery refused with 4xx is dead-lettered and recorded failed; retried from the DLQ it is delivered again to that destination only', withTimeLimit(120_000, async (ctx) => {
   const { w } = ctx
   let refuse = true
@@ -213,6 +238,103 @@ Fanout('a tool that forwards and fans out: after its forward and a delivery were
   await eventually('forwarded again', () => forward.requests.length === 2, 30_000)
   await eventually('delivered again', async () => (await eventHistory(w.db.db, 'fan', event!.id))!.deliveries.gone?.state === 'delivered', 30_000)
   assert.is(gone.requests.length, 2)
+}))
+
+Fanout('a destination filter that fails at run time is dead-lettered naming each destination and its filter failure; fixed and retried from the DLQ, each filter runs again and the pair is delivered or filtered', withTimeLimit(120_000, async (ctx) => {
+  const { w } = ctx
+  ctx.receivers = await Promise.all([startReceiver(), startReceiver(), startReceiver()])
+  const [ok, picky, strict] = ctx.receivers as [Receiver, Receiver, Receiver]
+  w.addTool({ id: 'fan', provider: 'github', processing_mode: 'store', retry_policy: fast,
+    destinations: [{ id: 'ok', url: ok.url }, { id: 'picky', url: picky.url, filter: 'n > 0 ? $error("no such field: size") : true' },
+      { id: 'strict', url: strict.url, filter: '$error("strict says no")' }] })
+  const [event] = await w.enqueue(1, { tool_id: 'fan', payload: { n: 1 } })
+  w.start()
+  startDelivery(ctx)
+  await eventually('the event settled and its one delivery made', () => w.settled.length === 1 && ok.requests.length === 1, 30_000)
+  assert.is(w.settled[0]?.outcome, 'stored', 'the event itself is stored: a destination\'s filter does not fail it')
+  const failed = (await eventHistory(w.db.db, 'fan', event!.id))!
+  // every failed pair is in sight: one open DLQ row for the event, naming both destinations and why their filters failed
+  assert.equal(failed.dlq.map((d) => [d.status, d.error_code, d.error_class]), [['pending', 'DESTINATION_FILTER_FAILED', 'permanent']])
+  assert.equal([failed.deliveries.ok?.state, failed.deliveries.picky?.state, failed.deliveries.strict?.state], ['delivered', 'failed', 'failed'])
+  assert.equal([failed.deliveries.picky?.error_code, failed.deliveries.strict?.error_code], ['DESTINATION_FILTER_FAILED', 'DESTINATION_FILTER_FAILED'])
+  const error = failed.dlq[0]!.error
+  assert.match(error, 'destination "picky" of tool "fan": its filter failed (TRANSFORM_FAILED)')
+  assert.match(error, 'no such field: size')
+  assert.match(error, 'destination "strict" of tool "fan": its filter failed (TRANSFORM_FAILED)')
+  assert.match(error, 'strict says no')
+  assert.match(error, 'retry the event from the DLQ')
+  // fixed: picky's filter now takes the event, strict's refuses it
+  w.addTool({ id: 'fan', provider: 'github', processing_mode: 'store', retry_policy: fast,
+    destinations: [{ id: 'ok', url: ok.url }, { id: 'picky', url: picky.url, filter: 'n > 0' }, { id: 'strict', url: strict.url, filter: 'n > 5' }] })
+  await new DlqStore({ db: w.db.db, stream: w.stream }).retryOne(failed.dlq[0]!.id, 'test')
+  await eventually('picky delivered, strict filtered', async () => {
+    const d = (await eventHistory(w.db.db, 'fan', event!.id))!.deliveries
+    return d.picky?.state === 'delivered' && d.strict?.state === 'filtered'
+  }, 30_000)
+  await eventually('the DLQ row resolved', async () => (await eventHistory(w.db.db, 'fan', event!.id))!.dlq[0]?.status === 'resolved', 10_000)
+  assert.is(picky.requests.length, 1)
+  assert.is(strict.requests.length, 0, 'a filter that now refuses the event sends nothing')
+  assert.is(ok.requests.length, 1, 'the destination that had it does not get it again')
+}))
+
+Fanout('a destination filter that runs past the tool\'s transform_timeout is dead-lettered with the timeout named', withTimeLimit(60_000, async (ctx) => {
+  const { w } = ctx
+  // a 1 ms budget that a count over ten million numbers cannot meet, however fast the box
+  w.addTool({ id: 'fan', provider: 'github', processing_mode: 'store', transform_timeout: '1ms',
+    destinations: [{ id: 'slow', url: 'http://127.0.0.1:9/slow', filter: '$count([1..9999999]) > 0' }] })
+  const [event] = await w.enqueue(1, { tool_id: 'fan', payload: { n: 1 } })
+  w.start()
+  await eventually('the event settled', () => w.settled.length === 1, 30_000)
+  const failed = (await eventHistory(w.db.db, 'fan', event!.id))!
+  assert.equal(failed.dlq.map((d) => [d.status, d.error_code]), [['pending', 'DESTINATION_FILTER_FAILED']])
+  assert.equal([failed.deliveries.slow?.state, failed.deliveries.slow?.error_code], ['failed', 'DESTINATION_FILTER_FAILED'])
+  assert.match(failed.dlq[0]!.error, 'destination "slow" of tool "fan": its filter failed (TRANSFORM_TIMEOUT)')
+  assert.match(failed.dlq[0]!.error, 'transform_timeout')
+}))
+
+Fanout('a filter that fails again on a DLQ retry keeps the pair failed and its DLQ row open, a round further on', withTimeLimit(120_000, async (ctx) => {
+  const { w } = ctx
+  ctx.receivers = [await startReceiver()]
+  const [picky] = ctx.receivers as [Receiver]
+  w.addTool({ id: 'fan', provider: 'github', processing_mode: 'store', retry_policy: fast,
+    destinations: [{ id: 'picky', url: picky.url, filter: '$error("still broken")' }] })
+  const [event] = await w.enqueue(1, { tool_id: 'fan', payload: { n: 1 } })
+  w.start()
+  startDelivery(ctx)
+  await eventually('dead-lettered', async () => (await eventHistory(w.db.db, 'fan', event!.id))?.dlq[0]?.status === 'pending', 30_000)
+  const dlq = new DlqStore({ db: w.db.db, stream: w.stream })
+  const id = (await eventHistory(w.db.db, 'fan', event!.id))!.dlq[0]!.id
+  await dlq.retryOne(id, 'test')
+  await eventually('the re-queued event went through the pipeline', () => w.settled.length === 2, 30_000)
+  const after = (await eventHistory(w.db.db, 'fan', event!.id))!
+  assert.equal(after.dlq.map((d) => [d.id, d.status, d.error_code, d.retry_count]), [[id, 'pending', 'DESTINATION_FILTER_FAILED', 1]])
+  assert.match(after.dlq[0]!.error, 'still broken')
+  assert.is(after.deliveries.picky?.state, 'failed')
+  assert.is(picky.requests.length, 0, 'a filter that failed never lets the event through')
+}))
+
+Fanout('a destination transform that fails is dead-lettered naming the destination and its transform; fixed and retried from the DLQ it is delivered with the new body', withTimeLimit(120_000, async (ctx) => {
+  const { w } = ctx
+  ctx.receivers = [await startReceiver()]
+  const [shaped] = ctx.receivers as [Receiver]
+  w.addTool({ id: 'fan', provider: 'github', processing_mode: 'store', retry_policy: fast,
+    destinations: [{ id: 'shaped', url: shaped.url, transform: '$error("transform bug")' }] })
+  const [event] = await w.enqueue(1, { tool_id: 'fan', payload: { n: 7 } })
+  w.start()
+  startDelivery(ctx)
+  await eventually('the delivery dead-lettered', () => ctx.settled.some((e) => e.outcome === 'dead_lettered'), 30_000)
+  const failed = (await eventHistory(w.db.db, 'fan', event!.id))!
+  assert.equal([failed.deliveries.shaped?.state, failed.deliveries.shaped?.error_code], ['failed', 'TRANSFORM_FAILED'])
+  assert.equal(failed.dlq.map((d) => [d.status, d.error_code]), [['pending', 'TRANSFORM_FAILED']])
+  assert.match(failed.dlq[0]!.error, 'destination "shaped" of tool "fan": its transform failed')
+  assert.match(failed.dlq[0]!.error, 'transform bug')
+  assert.is(shaped.requests.length, 0)
+  w.addTool({ id: 'fan', provider: 'github', processing_mode: 'store', retry_policy: fast,
+    destinations: [{ id: 'shaped', url: shaped.url, transform: '{ "m": n * 2 }' }] })
+  await new DlqStore({ db: w.db.db, stream: w.stream }).retryOne(failed.dlq[0]!.id, 'test')
+  await eventually('delivered', async () => (await eventHistory(w.db.db, 'fan', event!.id))!.deliveries.shaped?.state === 'delivered', 30_000)
+  assert.equal(shaped.requests.map((r) => JSON.parse(r.body)), [{ m: 14 }])
+  await eventually('the DLQ row resolved', async () => (await eventHistory(w.db.db, 'fan', event!.id))!.dlq[0]?.status === 'resolved', 10_000)
 }))
 
 Fanout.run()

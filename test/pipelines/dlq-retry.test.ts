@@ -2,6 +2,8 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Redis } from 'ioredis'
 import { startDlqRetryWorker } from '../../src/pipelines/dlq-retry.js'
+import { createMetrics } from '../../src/observability/metrics.js'
+import { parseExposition, sampleTotal } from '../observability/exposition.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
 import { seedDlq, streamEvents } from '../db/dlq-seed.js'
 import { eventually } from '../helpers/events.js'
@@ -160,6 +162,24 @@ Worker('close() is idempotent and rejects bad options by name', async ({ w }) =>
     } catch (err) {
       assert.match((err as Error).message, new RegExp(`"${name}"`))
     }
+  }
+})
+
+Worker('its rounds report every status change to webhook_dlq_retries_total: due rows requeued, undecodable and used-up rows failed', async ({ w }) => {
+  const metrics = createMetrics({ defaultMetrics: false })
+  await seedDlq(w.db, [{}, {}, { undecodable: true }, { retry_count: 3 }, { status: 'failed' }])
+  const worker = startDlqRetryWorker({ db: w.db.db, stream: w.stream, intervalMs: 20, policy: { delaysMs: [60_000], maxRounds: 3 },
+    onStatusChange: (change, count) => metrics.dlqRetry(change, count) })
+  try {
+    await eventually('every due row handled', async () =>
+      (await w.db.db.selectFrom('webhook_dlq').select('id').where('status', '=', 'pending').execute()).length === 0)
+    await worker.runOnce()
+    const s = parseExposition(await metrics.metricsText())
+    assert.equal(Object.fromEntries(['requeued', 'resolved', 'failed', 'discarded'].map((status) => [status, sampleTotal(s, 'webhook_dlq_retries_total', { status })])),
+      { requeued: 2, resolved: 0, failed: 2, discarded: 0 })
+  } finally {
+    await worker.close()
+    metrics.close()
   }
 })
 

@@ -4,6 +4,7 @@ import { Writable } from 'node:stream'
 import { sharedPostgres, sharedRedis } from '../helpers/servers.js'
 import { eventually, makeEvent } from '../helpers/events.js'
 import { pipelineWorld, startReceiver, type PipelineWorld, type Receiver } from '../helpers/pipeline.js'
+import { DlqStore } from '../../src/db/dlq-store.js'
 import { createLogger } from '../../src/observability/logger.js'
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js'
 import { parseExposition, sampleTotal } from '../observability/exposition.js'
@@ -152,6 +153,25 @@ Telemetry('logs: dead-lettered events are warnings with event and trace ids, no 
   }
   for (const e of fine) assert.not.ok(out.includes(e.id))
   assert.is(parsed.filter((l) => l.level === 30 && l.event_id).length, 0)
+})
+
+Telemetry('webhook_dlq_retries_total counts every DLQ status change: re-queued, failed once its last round fails, and discarded', async (ctx) => {
+  const { w, metrics } = ctx
+  // one round: the event's second failure (round 1) ends its row `failed`
+  w.start({ telemetry: { metrics }, dlqPolicy: { delaysMs: [60_000], maxRounds: 1 } })
+  const [event] = await w.enqueue(1, { tool_id: 'ghost' })
+  const row = async () => w.db.db.selectFrom('webhook_dlq').select(['id', 'status', 'retry_count']).where('event_id', '=', event!.id).executeTakeFirst()
+  await eventually('dead-lettered', async () => (await row())?.status === 'pending')
+  const dlq = new DlqStore({ db: w.db.db, stream: w.stream, onStatusChange: (change, count) => metrics.dlqRetry(change, count) })
+  await dlq.retryOne((await row())!.id, 'test')
+  await eventually('failed after its last round', async () => (await row())?.status === 'failed')
+  assert.is((await row())?.retry_count, 1)
+  await dlq.discard((await row())!.id, 'test')
+  const text = await metrics.metricsText()
+  const s = parseExposition(text)
+  assert.equal(Object.fromEntries(['requeued', 'resolved', 'failed', 'discarded'].map((status) => [status, value(s, 'webhook_dlq_retries_total', { status })])),
+    { requeued: 1, resolved: 0, failed: 1, discarded: 1 })
+  assert.match(text, /# HELP webhook_dlq_retries_total .*requeued, resolved, failed .*discarded/)
 })
 
 Telemetry.run()
