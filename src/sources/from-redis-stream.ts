@@ -76,7 +76,10 @@ const REFILL_WAIT_MS = 25
  * by one (forwards finishing) still share reads and batches. Settled ids are acked in batches (one XACK for many).
  * On start the consumer first re-reads its own pending entries (id `0`), then new ones (`>`);
  * entries idle longer than `claimIdleMs` in any consumer are claimed (XAUTOCLAIM), while this consumer keeps
- * the claim of its own slow in-flight messages fresh so nobody else takes them. Connection loss and a lost
+ * the claim of its own slow in-flight messages fresh so nobody else takes them. Entries handed out before (its
+ * own pending ones, claimed ones, released ones) go out one at a time, each once nothing else is in flight and
+ * the one before was acked, and new entries wait meanwhile: one that crashes the process raises only its own
+ * delivery count, so the entries that were read with it never reach `maxDeliveries`. Connection loss and a lost
  * group (`NOGROUP`) are recovered from; the observable ends only when unsubscribed or when `signal` aborts.
  * Entries in both forms are read: v2 (header fields beside a raw `payload`, parsed only when a step reads
  * `event.payload`) and the seeds' (one `event` field). An entry that cannot be decoded comes out with
@@ -92,9 +95,10 @@ export function fromRedisStream(options: FromRedisStreamOptions): Observable<Str
 }
 
 /**
- * `fromRedisStream` for a batch-native chain: each read (XREADGROUP, a pending-list re-read or an XAUTOCLAIM)
- * comes out as one batch, the messages in stream order, each with its ack handle. Credit works per message as
- * in `fromRedisStream`: a batch's messages free room as each one is settled. Batches are never empty.
+ * `fromRedisStream` for a batch-native chain: each read of new entries comes out as one batch, the messages in
+ * stream order, each with its ack handle; an entry handed out before (re-read from the pending list, or claimed)
+ * comes out as a batch of its own. Credit works per message as in `fromRedisStream`: a batch's messages free room
+ * as each one is settled. Batches are never empty.
  *
  * @example
  * fromRedisStreamBatches({ redis, stream: 'webhook_events', group: 'webhook_workers', consumer: 'worker-a' })
@@ -211,7 +215,7 @@ function readGroup(options: FromRedisStreamOptions, batched: boolean): Observabl
       },
       released: (id) => {
         inFlight.delete(id)
-        // idle as long as claimIdleMs: the next XAUTOCLAIM sweep (started over now) hands it out again
+        // idle as long as claimIdleMs: the next XAUTOCLAIM sweep (started over now) takes it, to hand it out again
         commands.call('XCLAIM', stream, group, consumer, 0, id, 'IDLE', claimIdleMs, 'JUSTID').catch(report)
         claimCursor = '0-0'
         lastClaimAt = 0
@@ -275,11 +279,21 @@ function readGroup(options: FromRedisStreamOptions, batched: boolean): Observabl
       await new Promise((resolve) => setImmediate(resolve))
     }
 
+    // Entries of our pending list were handed out before, to a process that may have died of one of them. Each
+    // goes out alone, once everything before it settled and its ack reached Redis: one that crashes the process
+    // again raises only its own delivery count, and the entries read beside it are not dead-lettered as poison
+    // with it. Reading the list also counts the delivery, so nothing in flight may be in it (it would be counted too).
+    const waitForRedeliveryTurn = async () => {
+      while (!stopping && inFlight.size > 0) {
+        await new Promise<void>((resolve) => { wakeReader = resolve })
+        wakeReader = undefined
+      }
+      if (ackQueue.length > 0 && !stopping) await Promise.race([acking = acking.then(flushAcks), stopRequested])
+    }
+
     const readPending = async (cursor: string): Promise<string | undefined> => {
-      const count = freeRoom()
-      const entries = entriesOfReadReply(await reader.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count,
+      const entries = entriesOfReadReply(await reader.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', 1,
         'STREAMS', stream, cursor))
-      behind = entries.length >= count
       if (entries.length === 0) return undefined
       emit(entries, await deliveryCounts(entries.map(([id]) => id)))
       return entries[entries.length - 1]?.[0]
@@ -287,11 +301,12 @@ function readGroup(options: FromRedisStreamOptions, batched: boolean): Observabl
 
     const claimIdle = async () => {
       lastClaimAt = Date.now()
-      const [next, entries] = (await commands.call('XAUTOCLAIM', stream, group, consumer, claimIdleMs,
-        claimCursor, 'COUNT', freeRoom())) as [string, StreamEntry[], string[]?]
+      // JUSTID takes the entries over without counting a delivery: they join our pending list, which hands them
+      // out one at a time (and counts each then), as after a restart
+      const [next, ids] = (await commands.call('XAUTOCLAIM', stream, group, consumer, claimIdleMs,
+        claimCursor, 'COUNT', batchSize, 'JUSTID')) as [string, string[], string[]?]
       claimCursor = next
-      const live = entries.filter(([id]) => !inFlight.has(id))
-      if (live.length > 0) emit(live, await deliveryCounts(live.map(([id]) => id)))
+      if (ids.some((id) => !inFlight.has(id))) pelCursor = '0'
     }
 
     let lastNewReadAt = 0
@@ -321,13 +336,15 @@ function readGroup(options: FromRedisStreamOptions, batched: boolean): Observabl
             await client.ensureGroup(group, startId)
             groupReady = true
           }
-          await waitForRoom()
-          if (stopping) break
           if (pelCursor !== undefined) {
+            await waitForRedeliveryTurn()
+            if (stopping) break
             pelCursor = await readPending(pelCursor)
           } else {
+            await waitForRoom()
+            if (stopping) break
             if (Date.now() - lastClaimAt >= Math.min(claimIdleMs / 2, 30_000)) await claimIdle()
-            if (freeRoom() > 0 && !stopping) await readNew()
+            if (pelCursor === undefined && freeRoom() > 0 && !stopping) await readNew()
           }
           failures = 0
         } catch (err) {

@@ -34,12 +34,30 @@ function hold(options: FromRedisStreamOptions) {
   return { got, sub, closed: () => closed }
 }
 
+/**
+ * Subscribes to the batch form and settles each message `settleAfterMs` after it came; notes, for each batch, how
+ * many messages were handed out and still unsettled when it came.
+ */
+function settleEach(options: FromRedisStreamOptions, settleAfterMs = 20) {
+  const batches: (readonly StreamMessage[])[] = []
+  const unsettledAtHandOut: number[] = []
+  let unsettled = 0
+  let closed: { drained: boolean; unsettled: number } | undefined
+  const sub = fromRedisStreamBatches({ ...options, onClosed: (r) => { closed = r } }).subscribe((batch) => {
+    batches.push(batch)
+    unsettledAtHandOut.push(unsettled)
+    unsettled += batch.length
+    for (const m of batch) setTimeout(() => { unsettled -= 1; m.settle() }, settleAfterMs)
+  })
+  return { batches, unsettledAtHandOut, sub, got: () => batches.flat(), closed: () => closed }
+}
+
 async function closedAfter(sub: Subscription, h: { closed: () => unknown }) {
   sub.unsubscribe()
   await eventually('source closed', () => h.closed() !== undefined)
 }
 
-Source('creates the missing group, then re-reads its own pending entries before new ones', async ({ redis }) => {
+Source('creates the missing group, then re-reads its own pending entries one at a time, each once the one before settled, before new ones', async ({ redis }) => {
   const { client, options } = setup(redis, { batchSize: 10, drainTimeoutMs: 0 })
   const first = await client.addMany(Array.from({ length: 5 }, () => makeEvent()))
   const a = hold(options)
@@ -48,13 +66,15 @@ Source('creates the missing group, then re-reads its own pending entries before 
   const info = await client.info()
   assert.equal(info.groups.map((g) => [g.name, g.pending]), [['g', 5]])
   const later = await client.addMany(Array.from({ length: 3 }, () => makeEvent()))
-  const b = hold(options)
-  await eventually('8 delivered', () => b.got.length === 8)
-  assert.equal(b.got.map((m) => m.streamId), [...first, ...later])
-  assert.equal(b.got.map((m) => m.deliveryCount), [2, 2, 2, 2, 2, 1, 1, 1])
-  for (const m of b.got) m.settle()
+  const b = settleEach(options)
+  await eventually('8 delivered', () => b.got().length === 8)
+  assert.equal(b.got().map((m) => m.streamId), [...first, ...later])
+  assert.equal(b.got().map((m) => m.deliveryCount), [2, 2, 2, 2, 2, 1, 1, 1])
+  // one of them that crashes the process again is then the only one whose delivery count goes up
+  assert.equal(b.batches.map((batch) => batch.length), [1, 1, 1, 1, 1, 3])
+  assert.equal(b.unsettledAtHandOut.slice(0, 5), [0, 0, 0, 0, 0])
+  await eventually('all acked', async () => (await client.info()).groups[0]!.pending === 0)
   await closedAfter(b.sub, b)
-  assert.is((await client.info()).groups[0]!.pending, 0)
 })
 
 Source('reads no further than maxInFlight while nothing settles, then exactly the freed room', async ({ redis }) => {
@@ -223,19 +243,40 @@ Source('acks settled ids together in one XACK, and only after they settled', asy
   }
 })
 
-Source('claims entries a dead consumer left pending once idle past claimIdleMs, with their delivery count', async ({ redis }) => {
+Source('claims entries a dead consumer left pending once idle past claimIdleMs and hands them out one at a time, each delivery counted once', async ({ redis }) => {
   const { stream, client, options } = setup(redis, { claimIdleMs: 300 })
   await client.ensureGroup('g')
   const ids = await client.addMany(Array.from({ length: 4 }, () => makeEvent()))
   await redis.xreadgroup('GROUP', 'g', 'dead', 'COUNT', 4, 'STREAMS', stream, '>')
+  const h = settleEach({ ...options, consumer: 'alive' })
+  await eventually('claimed', () => h.got().length === 4, 5000)
+  assert.equal(h.got().map((m) => m.streamId), ids)
+  assert.equal(h.got().map((m) => m.deliveryCount), [2, 2, 2, 2])
+  assert.equal(h.batches.map((batch) => batch.length), [1, 1, 1, 1])
+  assert.equal(h.unsettledAtHandOut, [0, 0, 0, 0])
+  await eventually('all acked', async () => (await client.info()).groups[0]!.pending === 0)
+  assert.equal((await client.info()).groups[0]!.consumers.find((c) => c.name === 'dead')?.pending, 0)
+  await closedAfter(h.sub, h)
+})
+
+Source('an entry taken over from a dead consumer waits until the messages in flight settled, and their delivery counts stay as they were', async ({ redis }) => {
+  const { stream, client, options } = setup(redis, { claimIdleMs: 300, batchSize: 10 })
+  await client.ensureGroup('g')
+  const [dead] = await client.addMany([makeEvent()])
+  await redis.xreadgroup('GROUP', 'g', 'dead', 'COUNT', 1, 'STREAMS', stream, '>')
+  const fresh = await client.addMany(Array.from({ length: 3 }, () => makeEvent()))
   const h = hold({ ...options, consumer: 'alive' })
-  await eventually('claimed', () => h.got.length === 4, 5000)
-  assert.equal(h.got.map((m) => m.streamId), ids)
-  assert.equal(h.got.map((m) => m.deliveryCount), [2, 2, 2, 2])
-  const consumers = (await client.info()).groups[0]!.consumers
-  assert.equal(consumers.find((c) => c.name === 'alive')?.pending, 4)
-  assert.equal(consumers.find((c) => c.name === 'dead')?.pending, 0)
+  await eventually('3 new entries delivered', () => h.got.length === 3)
+  const pendingRows = async () => ((await redis.xpending(stream, 'g', '-', '+', 10)) as [string, string, number, number][])
+    .map(([id, owner, , count]) => [id, owner, Number(count)])
+  await eventually('the dead consumer\'s entry taken over', async () => (await pendingRows()).some(([id, owner]) => id === dead && owner === 'alive'), 5000)
+  assert.equal(h.got.map((m) => m.streamId), fresh)
+  assert.equal(await pendingRows(), [[dead, 'alive', 1], ...fresh.map((id) => [id, 'alive', 1])])
   for (const m of h.got) m.settle()
+  await eventually('the taken-over entry handed out', () => h.got.length === 4)
+  assert.equal([h.got[3]!.streamId, h.got[3]!.deliveryCount], [dead, 2])
+  h.got[3]!.settle()
+  await eventually('all acked', async () => (await client.info()).groups[0]!.pending === 0)
   await closedAfter(h.sub, h)
 })
 
