@@ -29,6 +29,8 @@ export interface DispatchContext<S> {
   /** Client for the DLQ writes. */
   readonly redis: CommandLogClient
   readonly dlqStream: string
+  /** A replaying worker's record of the entries it dead-lettered (`commandDeadLetteredKey`), which its replay skips. */
+  readonly deadLetteredKey?: string
   /** The worker's shutdown signal. */
   readonly signal: AbortSignal
   readonly logger: WorkerLogger
@@ -120,7 +122,7 @@ async function deadLetter<S>(message: StreamMessage, command: string, error: Pip
     try {
       await writeDeadLetter(ctx.redis, ctx.dlqStream, {
         worker: ctx.worker.name, command, payload: message.fields.payload, error, streamId: message.streamId, attempts,
-      })
+      }, ctx.deadLetteredKey)
       break
     } catch (err) {
       // the DLQ write is what makes the failure durable: without it the entry stays pending and comes back

@@ -41,6 +41,27 @@ export function commandSnapshotKey(stream: string, worker: string): string {
   return `${stream}:snapshot:${worker}`
 }
 
+/**
+ * Sorted set of the log entries a replaying worker dead-lettered (score: the entry id's milliseconds), which its
+ * replay skips: `<stream>:dead-lettered:<worker>`. A snapshot prunes the entries it covers.
+ *
+ * @example
+ * commandDeadLetteredKey('commands', 'ledger') // "commands:dead-lettered:ledger"
+ */
+export function commandDeadLetteredKey(stream: string, worker: string): string {
+  return `${stream}:dead-lettered:${worker}`
+}
+
+/**
+ * The milliseconds part of a stream entry id, the score of `commandDeadLetteredKey`'s members.
+ *
+ * @example
+ * streamIdMs('1718000000000-3') // 1718000000000
+ */
+export function streamIdMs(id: string): number {
+  return Number(id.slice(0, id.indexOf('-')))
+}
+
 /** Options of `executeCommand`. */
 export interface ExecuteOptions {
   /** Checked before the command is appended; a mismatch throws `COMMAND_PAYLOAD_INVALID` and appends nothing. */
@@ -95,15 +116,22 @@ export interface DeadLetter {
   readonly attempts: number
 }
 
+// the DLQ entry and the replay's record of it in one step: a record without its entry (or the reverse) would make
+// a replay skip a command the worker later handled (or run one it dead-lettered)
+const WRITE_RECORDED = `
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))`
+
 /**
  * Appends a dead letter to the DLQ stream: fields `worker`, `command`, `payload`, `error`, `error_code`,
- * `error_kind`, `stream_id`, `attempts`, `failed_at`.
+ * `error_kind`, `stream_id`, `attempts`, `failed_at`. With `deadLetteredKey` (a replaying worker's
+ * `commandDeadLetteredKey`) it also records the entry id there, in the same script, so the worker's replay skips it.
  *
  * @example
  * await writeDeadLetter(redis, 'commands:dlq', { worker: 'features', command: 'feature/process', payload: '{}', error, streamId: '1-0', attempts: 4 })
  */
-export async function writeDeadLetter(redis: CommandLogClient, dlqStream: string, letter: DeadLetter): Promise<string> {
-  return (await redis.call('XADD', dlqStream, '*',
+export async function writeDeadLetter(redis: CommandLogClient, dlqStream: string, letter: DeadLetter, deadLetteredKey?: string): Promise<string> {
+  const fields = [
     'worker', letter.worker,
     'command', letter.command,
     'payload', letter.payload ?? '',
@@ -112,5 +140,8 @@ export async function writeDeadLetter(redis: CommandLogClient, dlqStream: string
     'error_kind', letter.error.kind,
     'stream_id', letter.streamId,
     'attempts', letter.attempts,
-    'failed_at', new Date().toISOString())) as string
+    'failed_at', new Date().toISOString(),
+  ]
+  if (deadLetteredKey === undefined) return (await redis.call('XADD', dlqStream, '*', ...fields)) as string
+  return (await redis.call('EVAL', WRITE_RECORDED, 2, dlqStream, deadLetteredKey, streamIdMs(letter.streamId), letter.streamId, ...fields)) as string
 }

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
 import { compareStreamIds, toRecord } from '../sources/stream-client.js'
-import { commandSnapshotKey, ONLY_WORKER_FIELD } from './command-log.js'
+import { commandDeadLetteredKey, commandDlqStream, commandSnapshotKey, ONLY_WORKER_FIELD, streamIdMs } from './command-log.js'
 import { decodeCommandPayload } from './command-dispatch.js'
 import type { CommandContext, ResolvedReplay, WorkerDefinition, WorkerLogger } from './command-worker.js'
 
@@ -10,6 +10,8 @@ export interface ReplayProgress {
   read: number
   /** Handlers that threw during the replay (counted and skipped; nothing is dead-lettered again). */
   failed: number
+  /** Entries the worker dead-lettered, skipped without running their handler (a re-drive's copy is replayed instead). */
+  deadLettered: number
   /** Whether it started from a snapshot. */
   fromSnapshot: boolean
   /** The id the replay runs up to (the group's last delivered id at start). */
@@ -38,7 +40,8 @@ export interface CommandSnapshot {
 const PAGE = 500
 
 /**
- * Saves a replaying worker's snapshot: its state (through `replay.save`) as of entry `lastId`.
+ * Saves a replaying worker's snapshot: its state (through `replay.save`) as of entry `lastId`, then forgets the
+ * dead-lettered entries the snapshot covers (a replay from it never reads them).
  *
  * @example
  * await saveCommandSnapshot(redis, 'commands', worker, state, '1718000000000-3')
@@ -47,6 +50,7 @@ export async function saveCommandSnapshot<S>(redis: Pick<Redis, 'call'>, stream:
   worker: WorkerDefinition<S> & { readonly replay: ResolvedReplay<S> }, state: S, lastId: string): Promise<void> {
   const snapshot: CommandSnapshot = { last_id: lastId, state: worker.replay.save(state), saved_at: new Date().toISOString() }
   await redis.call('SET', commandSnapshotKey(stream, worker.name), JSON.stringify(snapshot))
+  await redis.call('ZREMRANGEBYSCORE', commandDeadLetteredKey(stream, worker.name), '-inf', `(${streamIdMs(lastId)}`)
 }
 
 /**
@@ -90,12 +94,24 @@ async function lastDeliveredId(redis: Redis, stream: string, group: string): Pro
   return '0-0'
 }
 
+// the entries of `page` the worker dead-lettered, from its record scored by the ids' milliseconds
+async function deadLetteredIn(redis: Redis, stream: string, worker: string, page: readonly [string, string[]][]): Promise<Set<string>> {
+  const [first] = page[0] ?? []
+  const [last] = page[page.length - 1] ?? []
+  if (first === undefined || last === undefined) return new Set()
+  const ids = (await redis.call('ZRANGEBYSCORE', commandDeadLetteredKey(stream, worker), streamIdMs(first), streamIdMs(last))) as string[]
+  return new Set(ids)
+}
+
 /**
  * Rebuilds a worker's state on start (Petrock's replay): from its snapshot, or from `replay.fresh()`, it reads the
  * log after the snapshot up to the group's last delivered id and calls each handler with `isReplay: true`
  * (`execute` appends nothing). Entries still pending for the group are left out (the group delivers them live
- * next); pending ones a snapshot already includes are acked. A throwing handler is counted in `progress.failed`
- * and skipped. The replay reads at most `replay.maxEntries` entries, in pages of 500, and reports `progress`.
+ * next); pending ones a snapshot already includes are acked. Entries the worker dead-lettered are skipped without
+ * running their handler (counted in `progress.deadLettered`): a command that crashed the process until it was
+ * dead-lettered must not crash every start, and a re-driven one is applied through its copy on the log, once. A
+ * throwing handler is counted in `progress.failed` and skipped. The replay reads at most `replay.maxEntries`
+ * entries, in pages of 500, and reports `progress`.
  *
  * @example
  * const state = await replayCommandLog({ redis, stream: 'commands', worker, logger, signal, progress })
@@ -114,8 +130,10 @@ export async function replayCommandLog<S>(options: ReplayRunOptions<S>): Promise
   let start = snapshot ? `(${snapshot.last_id}` : '-'
   const execute = async () => ''
   let firstFailure = ''
+  let firstDeadLetter = ''
   while (!signal.aborted && until !== '0-0') {
     const page = (await redis.call('XRANGE', stream, start, until, 'COUNT', PAGE)) as [string, string[]][]
+    const deadLettered = await deadLetteredIn(redis, stream, worker.name, page)
     for (const [id, flat] of page) {
       if (progress.read >= worker.replay.maxEntries) {
         throw new Error(`worker "${worker.name}" replay read ${progress.read} entries of ${stream} and reached replay.maxEntries ` +
@@ -128,6 +146,11 @@ export async function replayCommandLog<S>(options: ReplayRunOptions<S>): Promise
       const route = command === undefined ? undefined : worker.routes.get(command)
       const onlyFor = fields[ONLY_WORKER_FIELD]
       if (!route || command === undefined || (onlyFor !== undefined && onlyFor !== worker.name)) continue
+      if (deadLettered.has(id)) {
+        progress.deadLettered += 1
+        if (progress.deadLettered === 1) firstDeadLetter = `the first entry ${id} (command "${command}")`
+        continue
+      }
       const context: CommandContext<S, unknown> = {
         worker: worker.name, command, payload: undefined, state, signal, attempt: 1, logger, execute, isReplay: true,
         message: { id, timestamp: new Date(Number(id.split('-')[0])), deliveryCount: 1 },
@@ -146,6 +169,11 @@ export async function replayCommandLog<S>(options: ReplayRunOptions<S>): Promise
   if (progress.failed > 0) {
     logger.warn({ worker: worker.name, failed: progress.failed, read: progress.read },
       `worker "${worker.name}" replay: ${progress.failed} of ${progress.read} commands failed again and were skipped; the first: ${firstFailure}`)
+  }
+  if (progress.deadLettered > 0) {
+    logger.warn({ worker: worker.name, deadLettered: progress.deadLettered, read: progress.read },
+      `worker "${worker.name}" replay: skipped ${progress.deadLettered} dead-lettered command(s), ${firstDeadLetter}, ` +
+      `without running them; to apply one, re-drive its dead letter in ${commandDlqStream(stream)} (\`hookstream commands dlq retry <id>\`)`)
   }
   progress.done = true
   return state

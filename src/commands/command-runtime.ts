@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis'
 import { from, mergeMap } from 'rxjs'
 import { fromRedisStream } from '../sources/from-redis-stream.js'
 import { StreamClient } from '../sources/stream-client.js'
+import { commandDeadLetteredKey } from './command-log.js'
 import { dispatchCommand, newCounters, type DispatchContext, type WorkerCounters } from './command-dispatch.js'
 import { startPeriodic, type PeriodicInfo, type PeriodicRunner } from './command-periodic.js'
 import { replayCommandLog, saveCommandSnapshot, type ReplayProgress } from './command-replay.js'
@@ -100,7 +101,7 @@ export class WorkerRuntime<S = unknown> {
     if (shutdown.signal.aborted) return
     const { replay } = worker
     if (replay) {
-      const progress: ReplayProgress = { read: 0, failed: 0, fromSnapshot: false, untilId: null, done: false }
+      const progress: ReplayProgress = { read: 0, failed: 0, deadLettered: 0, fromSnapshot: false, untilId: null, done: false }
       this.replayProgress = progress
       try {
         this.state = await replayCommandLog({
@@ -134,6 +135,8 @@ export class WorkerRuntime<S = unknown> {
       worker, redis: options.redis, dlqStream: options.dlqStream, signal: shutdown.signal, logger: options.logger,
       counters: this.counters, execute: options.execute, state: this.state, onOutcome: options.onOutcome,
       ...(options.park ? { park: options.park } : {}),
+      // the replay of the next start skips what this run dead-letters
+      deadLetteredKey: replay ? commandDeadLetteredKey(options.stream, worker.name) : undefined,
       ...(replay && replay.snapshotEvery > 0 ? { afterHandled: this.snapshotter({ ...worker, replay }, this.state) } : {}),
     }
     this.done = new Promise<void>((resolve) => {
