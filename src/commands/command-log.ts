@@ -42,6 +42,17 @@ export function commandSnapshotKey(stream: string, worker: string): string {
 }
 
 /**
+ * Set of the names of the replaying workers on a command log, of every process: `<stream>:replaying`. The log trim
+ * of any app keeps what their replays need, not only its own workers'.
+ *
+ * @example
+ * commandReplayingKey('commands') // "commands:replaying"
+ */
+export function commandReplayingKey(stream: string): string {
+  return `${stream}:replaying`
+}
+
+/**
  * Sorted set of the log entries a replaying worker dead-lettered (score: the entry id's milliseconds), which its
  * replay skips: `<stream>:dead-lettered:<worker>`. A snapshot prunes the entries it covers.
  *

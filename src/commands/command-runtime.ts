@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis'
 import { from, mergeMap } from 'rxjs'
 import { fromRedisStream } from '../sources/from-redis-stream.js'
 import { StreamClient } from '../sources/stream-client.js'
-import { commandDeadLetteredKey } from './command-log.js'
+import { commandDeadLetteredKey, commandReplayingKey } from './command-log.js'
 import { dispatchCommand, newCounters, type DispatchContext, type WorkerCounters } from './command-dispatch.js'
 import { startPeriodic, type PeriodicInfo, type PeriodicRunner } from './command-periodic.js'
 import { replayCommandLog, saveCommandSnapshot, type ReplayProgress } from './command-replay.js'
@@ -90,6 +90,14 @@ export class WorkerRuntime<S = unknown> {
     this.counters = newCounters()
     const shutdown = new AbortController()
     this.shutdown = shutdown
+    const replaying = commandReplayingKey(options.stream)
+    try {
+      // before the group exists, so a trim by any process on the log keeps what this worker's replays need from then on
+      await options.redis.call(worker.replay ? 'SADD' : 'SREM', replaying, worker.name)
+    } catch (err) {
+      this.status = 'failed'
+      throw new Error(`worker "${worker.name}" cannot record whether it replays in ${replaying}: ${(err as Error).message}`, { cause: err })
+    }
     try {
       // create the group before reading, so a command appended once start() resolved is seen even with startId "$"
       await new StreamClient({ redis: options.redis, stream: options.stream }).ensureGroup(worker.name, worker.startId)

@@ -121,4 +121,71 @@ Trim('a replaying worker\'s snapshot also moves over the commands it skips, so t
   }
 })
 
+Trim('a replaying worker run by another process keeps the log its replay needs: an app without it trims none of that', async ({ redis }) => {
+  const stream = `trim-${randomUUID()}`
+  const trimmed: number[] = []
+  const summer = () => {
+    const seen = { current: undefined as { sum: number } | undefined }
+    const worker = defineWorker<{ sum: number }>({
+      name: 'summer', description: 'd', sequential: true,
+      replay: { fresh: () => (seen.current = { sum: 0 }) },
+      commands: { add: ({ payload, state }) => { state.sum += (payload as { n: number }).n } },
+    })
+    return { worker, seen }
+  }
+  // this process runs only the replaying worker and does not trim; the other runs a plain worker and trims
+  const first = summer()
+  const replaying = createApp({ redis, stream, consumer: 'c1', blockMs: 100, drainTimeoutMs: 2000, logger: warnings() })
+  await replaying.register(first.worker)
+  await replaying.start()
+  const trimming = createApp({
+    redis, stream, consumer: 'c2', blockMs: 100, drainTimeoutMs: 2000, logger: warnings(), trimIntervalMs: 50, onTrimmed: (n) => trimmed.push(n),
+  })
+  await trimming.register(defineWorker({ name: 'audit', description: 'd', commands: { add: () => {} } }))
+  const again = createApp({ redis, stream, consumer: 'c1', blockMs: 100, drainTimeoutMs: 2000, logger: warnings() })
+  try {
+    await trimming.start()
+    for (let i = 1; i <= 5; i++) await trimming.execute('add', { n: i })
+    await waitUntil('both handled 5', () => trimming.info()[0]?.handled === 5 && replaying.info()[0]?.handled === 5)
+    const trimsBefore = trimmed.length
+    await waitUntil('two more trims ran', () => trimmed.length >= trimsBefore + 2)
+    assert.is(Number(await redis.xlen(stream)), 5, 'the replaying worker has no snapshot, so it needs the whole log')
+    await replaying.stop()
+    const second = summer()
+    await again.register(second.worker)
+    await again.start()
+    assert.equal(second.seen.current, { sum: 15 })
+  } finally {
+    await Promise.all([replaying.stop(), again.stop(), trimming.stop()])
+  }
+})
+
+Trim('a worker that no longer replays, or whose group was destroyed, no longer holds the log back', async ({ redis }) => {
+  for (const change of ['replay option removed', 'group destroyed'] as const) {
+    const stream = `trim-${randomUUID()}`
+    const replaying = createApp({ redis, stream, consumer: 'c1', blockMs: 100, drainTimeoutMs: 2000, logger: warnings() })
+    await replaying.register(defineWorker({
+      name: 'summer', description: 'd', sequential: true, replay: { fresh: () => ({}) }, commands: { add: () => {} },
+    }))
+    await replaying.start()
+    for (let i = 1; i <= 3; i++) await replaying.execute('add', { n: i })
+    await waitUntil('3 handled', () => replaying.info()[0]?.handled === 3)
+    await replaying.stop()
+    if (change === 'group destroyed') await redis.xgroup('DESTROY', stream, 'summer')
+    const trimmed: number[] = []
+    const app = appOn(redis, stream, trimmed)
+    await app.register(
+      defineWorker({ name: 'audit', description: 'd', startId: '0', commands: { add: () => {} } }),
+      ...(change === 'replay option removed' ? [defineWorker({ name: 'summer', description: 'd', commands: { add: () => {} } })] : []),
+    )
+    await app.start()
+    try {
+      await waitUntil('audit handled 3', () => app.info()[0]?.handled === 3)
+      await waitUntil(`the log trimmed to nothing (${change})`, async () => Number(await redis.xlen(stream)) === 0)
+    } finally {
+      await app.stop()
+    }
+  }
+})
+
 Trim.run()
