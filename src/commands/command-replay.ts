@@ -39,9 +39,27 @@ export interface CommandSnapshot {
 
 const PAGE = 500
 
+// JSON.stringify's replacer that refuses what JSON turns into something else on load (a Map or Set into {}, a Date
+// into a string, a class instance into a plain object): a snapshot of it would rebuild a different state
+function keepsAsIs(worker: string): (this: unknown, key: string, value: unknown) => unknown {
+  return function (this: unknown, key, value) {
+    const raw = (this as Record<string, unknown>)[key]
+    if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
+      const proto = Object.getPrototypeOf(raw) as object | null
+      if (proto !== Object.prototype && proto !== null) {
+        const kind = (raw as object).constructor?.name || 'class instance'
+        throw new TypeError(`worker "${worker}": its state holds a ${kind} at "${key}", which JSON does not keep (a snapshot of it ` +
+          `loads as something else); give replay.save (state → plain objects, arrays, strings, numbers) and replay.load (back)`)
+      }
+    }
+    return value
+  }
+}
+
 /**
  * Saves a replaying worker's snapshot: its state (through `replay.save`) as of entry `lastId`, then forgets the
- * dead-lettered entries the snapshot covers (a replay from it never reads them).
+ * dead-lettered entries the snapshot covers (a replay from it never reads them). Throws a TypeError, and saves
+ * nothing, when the saved state holds what JSON would not give back as it was (a Map, Set, Date, class instance).
  *
  * @example
  * await saveCommandSnapshot(redis, 'commands', worker, state, '1718000000000-3')
@@ -49,7 +67,7 @@ const PAGE = 500
 export async function saveCommandSnapshot<S>(redis: Pick<Redis, 'call'>, stream: string,
   worker: WorkerDefinition<S> & { readonly replay: ResolvedReplay<S> }, state: S, lastId: string): Promise<void> {
   const snapshot: CommandSnapshot = { last_id: lastId, state: worker.replay.save(state), saved_at: new Date().toISOString() }
-  await redis.call('SET', commandSnapshotKey(stream, worker.name), JSON.stringify(snapshot))
+  await redis.call('SET', commandSnapshotKey(stream, worker.name), JSON.stringify(snapshot, keepsAsIs(worker.name)))
   await redis.call('ZREMRANGEBYSCORE', commandDeadLetteredKey(stream, worker.name), '-inf', `(${streamIdMs(lastId)}`)
 }
 

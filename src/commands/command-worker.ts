@@ -55,7 +55,10 @@ export interface ReplayOptions<S> {
    * (no snapshots: replay from the beginning, and the trim keeps the whole log)
    */
   readonly snapshotEvery?: number
-  /** The state as JSON-able data, for the snapshot. @defaultValue the state itself */
+  /**
+   * The state as JSON-able data (plain objects, arrays, strings, numbers, booleans), for the snapshot: one holding a
+   * Map, Set, Date or class instance is not saved (a warning names the field). @defaultValue the state itself
+   */
   readonly save?: (state: S) => unknown
   /** A state from a snapshot's data. @defaultValue the data itself */
   readonly load?: (saved: unknown) => S

@@ -369,6 +369,47 @@ Replay('a command that crashed the worker until it was dead-lettered is not run 
   assert.is(await fourth.exited, 0, fourth.output())
 }))
 
+Replay('a state JSON cannot keep (a Map) is not snapshotted: a warning names replay.save/load, and a restart still rebuilds it', async ({ redis }) => {
+  const stream = `replay-${randomUUID()}`
+  type Features = { features: Map<string, string> }
+  const make = () => {
+    const seen = { current: undefined as Features | undefined }
+    const worker = defineWorker<Features>({
+      name: 'features', description: 'd', sequential: true,
+      replay: { fresh: () => (seen.current = { features: new Map() }), load: (saved) => (seen.current = saved as Features), snapshotEvery: 2 },
+      commands: { 'feature/process': ({ payload, state }: CommandContext<Features, { id: string; title: string }>) => { state.features.set(payload.id, payload.title) } },
+    })
+    return { worker, seen }
+  }
+  const first = make()
+  const logger = warnings()
+  const app1 = createApp({ redis, stream, consumer: 'c1', blockMs: 100, drainTimeoutMs: 2000, logger })
+  await app1.register(first.worker)
+  await app1.start()
+  try {
+    for (const id of ['f-1', 'f-2', 'f-3']) await app1.execute('feature/process', { id, title: `title ${id}` })
+    await waitUntil('3 handled', () => app1.info()[0]?.handled === 3)
+  } finally {
+    await app1.stop()
+  }
+  assert.is(await redis.get(commandSnapshotKey(stream, 'features')), null, 'no snapshot that would come back as {}')
+  const warning = logger.entries.find((e) => /could not save its snapshot/.test(e.msg))?.msg
+  assert.ok(warning, JSON.stringify(logger.entries.map((e) => e.msg)))
+  assert.match(warning, 'a Map at "features"')
+  assert.match(warning, 'replay.save')
+
+  const second = make()
+  const app = appOn(redis, stream)
+  await app.register(second.worker)
+  await app.start()
+  try {
+    assert.equal([...second.seen.current?.features ?? []], [...first.seen.current?.features ?? []])
+    assert.is(second.seen.current?.features.size, 3)
+  } finally {
+    await app.stop()
+  }
+})
+
 Replay('defineWorker refuses replay on a worker that is not sequential', () => {
   try {
     defineWorker({ name: 'w', description: 'd', replay: { fresh: () => ({}) }, commands: { c: () => {} } })
