@@ -39,7 +39,7 @@ export interface DispatchContext<S> {
   readonly execute: ExecuteCommand
   /** The worker's current state (its definition's, or the one a replay rebuilt). */
   readonly state: S
-  /** Called after a command was handled, or an entry skipped, and settled, e.g. to save a replay snapshot. */
+  /** Called after a command was handled or dead-lettered, or an entry skipped, and settled, e.g. to save a replay snapshot. */
   readonly afterHandled?: (streamId: string) => Promise<void>
   /** Told every handler run (`handled`/`failed`, with seconds), retry and dead letter, e.g. for metrics. */
   readonly onOutcome?: (worker: string, outcome: CommandOutcome, handlerSeconds?: number) => void
@@ -136,6 +136,8 @@ async function deadLetter<S>(message: StreamMessage, command: string, error: Pip
   ctx.logger.warn({ worker: ctx.worker.name, command, streamId: message.streamId, code: error.code, attempts },
     `worker "${ctx.worker.name}" dead-lettered command "${command}" (entry ${message.streamId}) after ${attempts} attempt(s): ${error.message}`)
   settled(message, ctx)
+  // the state is unchanged, so a snapshot may move over it: else a flood of bad commands holds the log back
+  await ctx.afterHandled?.(message.streamId)
 }
 
 function classify(err: unknown, worker: string, command: string): PipelineError {

@@ -53,8 +53,8 @@ export function commandReplayingKey(stream: string): string {
 }
 
 /**
- * Sorted set of the log entries a replaying worker dead-lettered (score: the entry id's milliseconds), which its
- * replay skips: `<stream>:dead-lettered:<worker>`. A snapshot prunes the entries it covers.
+ * Sorted set of the log entries a replaying worker dead-lettered (as `deadLetteredMember`), which its replay
+ * skips: `<stream>:dead-lettered:<worker>`. A snapshot prunes the entries it covers.
  *
  * @example
  * commandDeadLetteredKey('commands', 'ledger') // "commands:dead-lettered:ledger"
@@ -64,13 +64,15 @@ export function commandDeadLetteredKey(stream: string, worker: string): string {
 }
 
 /**
- * The milliseconds part of a stream entry id, the score of `commandDeadLetteredKey`'s members.
+ * A stream entry id as a member of `commandDeadLetteredKey`: both parts zero-padded to 20 digits, so the set's
+ * lexicographic order (all scores are 0) is the log's order and a range of ids is a ZRANGEBYLEX.
  *
  * @example
- * streamIdMs('1718000000000-3') // 1718000000000
+ * deadLetteredMember('1718000000000-3') // "00000001718000000000-00000000000000000003"
  */
-export function streamIdMs(id: string): number {
-  return Number(id.slice(0, id.indexOf('-')))
+export function deadLetteredMember(id: string): string {
+  const dash = id.indexOf('-')
+  return `${id.slice(0, dash).padStart(20, '0')}-${id.slice(dash + 1).padStart(20, '0')}`
 }
 
 /** Options of `executeCommand`. */
@@ -130,8 +132,8 @@ export interface DeadLetter {
 // the DLQ entry and the replay's record of it in one step: a record without its entry (or the reverse) would make
 // a replay skip a command the worker later handled (or run one it dead-lettered)
 const WRITE_RECORDED = `
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
-return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))`
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))`
 
 /**
  * Appends a dead letter to the DLQ stream: fields `worker`, `command`, `payload`, `error`, `error_code`,
@@ -154,5 +156,5 @@ export async function writeDeadLetter(redis: CommandLogClient, dlqStream: string
     'failed_at', new Date().toISOString(),
   ]
   if (deadLetteredKey === undefined) return (await redis.call('XADD', dlqStream, '*', ...fields)) as string
-  return (await redis.call('EVAL', WRITE_RECORDED, 2, dlqStream, deadLetteredKey, streamIdMs(letter.streamId), letter.streamId, ...fields)) as string
+  return (await redis.call('EVAL', WRITE_RECORDED, 2, dlqStream, deadLetteredKey, deadLetteredMember(letter.streamId), ...fields)) as string
 }

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
 import { compareStreamIds, toRecord } from '../sources/stream-client.js'
-import { commandDeadLetteredKey, commandDlqStream, commandSnapshotKey, ONLY_WORKER_FIELD, streamIdMs } from './command-log.js'
+import { commandDeadLetteredKey, commandDlqStream, commandSnapshotKey, deadLetteredMember, ONLY_WORKER_FIELD } from './command-log.js'
 import { decodeCommandPayload } from './command-dispatch.js'
 import type { CommandContext, ResolvedReplay, WorkerDefinition, WorkerLogger } from './command-worker.js'
 
@@ -68,7 +68,7 @@ export async function saveCommandSnapshot<S>(redis: Pick<Redis, 'call'>, stream:
   worker: WorkerDefinition<S> & { readonly replay: ResolvedReplay<S> }, state: S, lastId: string): Promise<void> {
   const snapshot: CommandSnapshot = { last_id: lastId, state: worker.replay.save(state), saved_at: new Date().toISOString() }
   await redis.call('SET', commandSnapshotKey(stream, worker.name), JSON.stringify(snapshot, keepsAsIs(worker.name)))
-  await redis.call('ZREMRANGEBYSCORE', commandDeadLetteredKey(stream, worker.name), '-inf', `(${streamIdMs(lastId)}`)
+  await redis.call('ZREMRANGEBYLEX', commandDeadLetteredKey(stream, worker.name), '-', `[${deadLetteredMember(lastId)}`)
 }
 
 /**
@@ -112,13 +112,14 @@ async function lastDeliveredId(redis: Redis, stream: string, group: string): Pro
   return '0-0'
 }
 
-// the entries of `page` the worker dead-lettered, from its record scored by the ids' milliseconds
+// the entries of `page` the worker dead-lettered (as `deadLetteredMember`), from its record
 async function deadLetteredIn(redis: Redis, stream: string, worker: string, page: readonly [string, string[]][]): Promise<Set<string>> {
   const [first] = page[0] ?? []
   const [last] = page[page.length - 1] ?? []
   if (first === undefined || last === undefined) return new Set()
-  const ids = (await redis.call('ZRANGEBYSCORE', commandDeadLetteredKey(stream, worker), streamIdMs(first), streamIdMs(last))) as string[]
-  return new Set(ids)
+  const members = (await redis.call('ZRANGEBYLEX', commandDeadLetteredKey(stream, worker),
+    `[${deadLetteredMember(first)}`, `[${deadLetteredMember(last)}`)) as string[]
+  return new Set(members)
 }
 
 /**
@@ -164,7 +165,7 @@ export async function replayCommandLog<S>(options: ReplayRunOptions<S>): Promise
       const route = command === undefined ? undefined : worker.routes.get(command)
       const onlyFor = fields[ONLY_WORKER_FIELD]
       if (!route || command === undefined || (onlyFor !== undefined && onlyFor !== worker.name)) continue
-      if (deadLettered.has(id)) {
+      if (deadLettered.has(deadLetteredMember(id))) {
         progress.deadLettered += 1
         if (progress.deadLettered === 1) firstDeadLetter = `the first entry ${id} (command "${command}")`
         continue

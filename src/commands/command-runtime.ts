@@ -212,7 +212,7 @@ export class WorkerRuntime<S = unknown> {
     }
   }
 
-  // saves a snapshot after every `snapshotEvery` handled or skipped commands; the worker is sequential, so the state is
+  // saves a snapshot after every `snapshotEvery` handled, dead-lettered or skipped commands; the worker is sequential, so the state is
   // exactly the log up to that entry. A failed save is logged and tried again at the next one. It saves the state of
   // its own run: a handler that outlasted a stop must not save the state a restart rebuilt without its command.
   private snapshotter(worker: WorkerDefinition<S> & { readonly replay: ResolvedReplay<S> }, state: S): (streamId: string) => Promise<void> {

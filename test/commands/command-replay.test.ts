@@ -197,12 +197,14 @@ Replay('a snapshot forgets the dead letters it covers, and a restart from it sti
   await app1.start()
   const record = commandDeadLetteredKey(stream, 'ledger')
   try {
-    for (const c of [{ account: 'a0', amount: 1 }, { account: 'blocked', amount: 7 }, { account: 'a1', amount: 2 }]) await app1.execute('ledger/add', c)
-    await waitUntil('snapshot after the second handled command', async () => app1.info()[0]?.handled === 2 &&
-      JSON.parse((await redis.get(commandSnapshotKey(stream, 'ledger'))) ?? '{}').state?.applied === 2)
+    await app1.execute('ledger/add', { account: 'a0', amount: 1 })
+    const blockedId = await app1.execute('ledger/add', { account: 'blocked', amount: 7 })
+    // a dead letter counts towards snapshotEvery too: the second command's snapshot covers it
+    await waitUntil('snapshot at the dead-lettered command', async () =>
+      JSON.parse((await redis.get(commandSnapshotKey(stream, 'ledger'))) ?? '{}').last_id === blockedId)
     assert.is(await redis.zcard(record), 0, 'the snapshot covers the dead letter, so its record is gone')
-    for (const c of [{ account: 'a2', amount: 3 }, { account: 'blocked', amount: 8 }]) await app1.execute('ledger/add', c)
-    await waitUntil('all settled', () => app1.info()[0]?.handled === 3 && app1.info()[0]?.failed === 2)
+    await app1.execute('ledger/add', { account: 'blocked', amount: 8 })
+    await waitUntil('all settled', () => app1.info()[0]?.handled === 1 && app1.info()[0]?.failed === 2)
     assert.is(await redis.zcard(record), 1)
   } finally {
     await app1.stop()
@@ -212,8 +214,8 @@ Replay('a snapshot forgets the dead letters it covers, and a restart from it sti
   await app.register(second.worker)
   await app.start()
   try {
-    assert.equal(second.seen.current, { totals: { a0: 1, a1: 2, a2: 3 }, applied: 3 })
-    assert.equal([app.info()[0]?.replay?.fromSnapshot, app.info()[0]?.replay?.read, app.info()[0]?.replay?.deadLettered], [true, 2, 1])
+    assert.equal(second.seen.current, { totals: { a0: 1 }, applied: 1 })
+    assert.equal([app.info()[0]?.replay?.fromSnapshot, app.info()[0]?.replay?.read, app.info()[0]?.replay?.deadLettered], [true, 1, 1])
   } finally {
     await app.stop()
   }

@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert'
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { createApp } from '../../src/commands/command-app.js'
+import { commandSnapshotKey, executeCommand } from '../../src/commands/command-log.js'
 import { defineWorker } from '../../src/commands/command-worker.js'
 import { sharedRedis } from '../helpers/servers.js'
 import { waitUntil, warnings } from './command-helpers.js'
@@ -118,6 +119,47 @@ Trim('a replaying worker\'s snapshot also moves over the commands it skips, so t
     assert.is(again.info()[0]?.replay?.read, 0)
   } finally {
     await again.stop()
+  }
+})
+
+Trim('a replaying worker\'s snapshot also moves over the commands it dead-letters, so a flood of bad ones is trimmed', async ({ redis }) => {
+  const stream = `trim-${randomUUID()}`
+  const trimmed: number[] = []
+  const make = () => {
+    const seen = { current: undefined as { sum: number } | undefined }
+    const worker = defineWorker<{ sum: number }>({
+      name: 'summer', description: 'd', sequential: true,
+      replay: { fresh: () => (seen.current = { sum: 0 }), load: (s) => (seen.current = s as { sum: number }), snapshotEvery: 3 },
+      commands: { add: { schema: { n: 'number' }, handle: ({ payload, state }) => { state.sum += (payload as { n: number }).n } } },
+    })
+    return { worker, seen }
+  }
+  const app = appOn(redis, stream, trimmed)
+  await app.register(make().worker)
+  await app.start()
+  const ids: string[] = []
+  try {
+    ids.push(await app.execute('add', { n: 5 }))
+    // a producer's bug: payloads the schema refuses, each dead-lettered
+    for (let i = 0; i < 5; i++) ids.push(await executeCommand(redis, stream, 'add', { n: 'not a number' }))
+    await waitUntil('6 settled', () => app.info()[0]?.handled === 1 && app.info()[0]?.failed === 5)
+    await waitUntil('the snapshot moved over the dead letters', async () =>
+      JSON.parse((await redis.get(commandSnapshotKey(stream, 'summer'))) ?? '{}').last_id === ids[5])
+    const trimsBefore = trimmed.length
+    await waitUntil('two more trims ran', () => trimmed.length >= trimsBefore + 2)
+    assert.is(Number(await redis.xlen(stream)), 1, 'only the snapshot\'s own entry (the floor) stays')
+  } finally {
+    await app.stop()
+  }
+  const again = make()
+  const restarted = appOn(redis, stream, [])
+  await restarted.register(again.worker)
+  await restarted.start()
+  try {
+    assert.equal(again.seen.current, { sum: 5 })
+    assert.is(restarted.info()[0]?.replay?.read, 0)
+  } finally {
+    await restarted.stop()
   }
 })
 
