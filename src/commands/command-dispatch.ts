@@ -3,7 +3,7 @@ import type { CommandOutcome } from '../observability/command-metrics.js'
 import { isPipelineError, PipelineError } from '../core/errors.js'
 import { backoffDelayMs, nextRetry } from '../core/backoff.js'
 import { parkEntry } from '../sources/delayed-retries.js'
-import { ONLY_WORKER_FIELD, writeDeadLetter, type CommandLogClient } from './command-log.js'
+import { isDeadLettered, ONLY_WORKER_FIELD, writeDeadLetter, type CommandLogClient } from './command-log.js'
 import { validateCommandPayload, type CommandSchema } from './command-schema.js'
 import type { CommandContext, ExecuteCommand, WorkerDefinition, WorkerLogger } from './command-worker.js'
 
@@ -187,6 +187,13 @@ export async function dispatchCommand<S>(message: StreamMessage, ctx: DispatchCo
   }
   counters.inFlight += 1
   try {
+    // dead-lettered already, and the process died before the ack: its fate is durable, and the worker's replays skip
+    // it, so running it again now (or dead-lettering it twice) would make the live state differ from the replayed one
+    if (message.deliveryCount > 1 && ctx.deadLetteredKey !== undefined && await isDeadLettered(ctx.redis, ctx.deadLetteredKey, message.streamId)) {
+      settled(message, ctx)
+      await ctx.afterHandled?.(message.streamId)
+      return
+    }
     if (message.deliveryCount > worker.maxDeliveries) {
       await deadLetter(message, command, new PipelineError('permanent', 'COMMAND_MAX_DELIVERIES',
         `command "${command}" (entry ${message.streamId}) was delivered ${message.deliveryCount} times to worker "${worker.name}", ` +

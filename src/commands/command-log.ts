@@ -129,6 +129,17 @@ export interface DeadLetter {
   readonly attempts: number
 }
 
+/**
+ * Whether a replaying worker's record (`commandDeadLetteredKey`) holds entry `streamId`, i.e. the worker
+ * dead-lettered it.
+ *
+ * @example
+ * await isDeadLettered(redis, commandDeadLetteredKey('commands', 'ledger'), '1718000000000-0') // false
+ */
+export async function isDeadLettered(redis: CommandLogClient, deadLetteredKey: string, streamId: string): Promise<boolean> {
+  return (await redis.call('ZSCORE', deadLetteredKey, deadLetteredMember(streamId))) !== null
+}
+
 // the DLQ entry and the replay's record of it in one step: a record without its entry (or the reverse) would make
 // a replay skip a command the worker later handled (or run one it dead-lettered)
 const WRITE_RECORDED = `

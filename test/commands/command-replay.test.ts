@@ -6,12 +6,12 @@ import { Redis } from 'ioredis'
 import { PipelineError } from '../../src/core/errors.js'
 import { createApp } from '../../src/commands/command-app.js'
 import { retryCommandDeadLetter } from '../../src/commands/command-dlq.js'
-import { commandDeadLetteredKey, commandSnapshotKey, executeCommand } from '../../src/commands/command-log.js'
+import { commandDeadLetteredKey, commandSnapshotKey, executeCommand, writeDeadLetter } from '../../src/commands/command-log.js'
 import { defineWorker, type CommandContext, type ReplayOptions } from '../../src/commands/command-worker.js'
 import { StreamClient } from '../../src/sources/stream-client.js'
 import { sharedRedis } from '../helpers/servers.js'
 import { withTimeLimit } from '../helpers/time-limit.js'
-import { waitUntil, warnings } from './command-helpers.js'
+import { pendingByGroup, waitUntil, warnings } from './command-helpers.js'
 
 interface Totals { totals: Record<string, number>; applied: number }
 type Ctx = CommandContext<Totals, { account: string; amount: number }>
@@ -185,6 +185,34 @@ Replay('a re-driven dead letter is applied once: live, and again once by each la
     assert.equal([app3.info()[0]?.replay?.read, app3.info()[0]?.replay?.deadLettered, third.seen.replayed], [4, 1, 3])
   } finally {
     await app3.stop()
+  }
+})
+
+Replay('a command redelivered after its dead letter was written (the process died before the ack) is acked, not run again', async ({ redis }) => {
+  const stream = `replay-${randomUUID()}`
+  await redis.xgroup('CREATE', stream, 'ledger', '0', 'MKSTREAM')
+  const handled = await executeCommand(redis, stream, 'ledger/add', { account: 'a0', amount: 1 })
+  const dead = await executeCommand(redis, stream, 'ledger/add', { account: 'blocked', amount: 7 })
+  // what a process leaves that handled the first, dead-lettered the second and died before the second's ack went out
+  await redis.xreadgroup('GROUP', 'ledger', 'c1', 'COUNT', 2, 'STREAMS', stream, '>')
+  await redis.xack(stream, 'ledger', handled)
+  await writeDeadLetter(redis, `${stream}:dlq`, {
+    worker: 'ledger', command: 'ledger/add', payload: '{"account":"blocked","amount":7}',
+    error: new PipelineError('permanent', 'ACCOUNT_BLOCKED', 'account blocked is blocked'), streamId: dead, attempts: 1,
+  }, commandDeadLetteredKey(stream, 'ledger'))
+
+  // the account is unblocked now: running the redelivered command would apply what the replays skip
+  const { worker, seen } = ledger()
+  const app = appOn(redis, stream)
+  await app.register(worker)
+  await app.start()
+  try {
+    await waitUntil('the redelivered command acked', async () => (await pendingByGroup(redis, stream)).ledger === 0)
+    assert.equal(seen.current, { totals: { a0: 1 }, applied: 1 })
+    assert.is(seen.sideEffects, 0, 'its handler did not run')
+    assert.is(Number(await redis.xlen(`${stream}:dlq`)), 1, 'not dead-lettered twice')
+  } finally {
+    await app.stop()
   }
 })
 
