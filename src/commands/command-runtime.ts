@@ -212,16 +212,17 @@ export class WorkerRuntime<S = unknown> {
     }
   }
 
-  // saves a snapshot after every `snapshotEvery` handled, dead-lettered or skipped commands; the worker is sequential, so the state is
-  // exactly the log up to that entry. A failed save is logged and tried again at the next one. It saves the state of
-  // its own run: a handler that outlasted a stop must not save the state a restart rebuilt without its command.
+  // saves a snapshot after every `snapshotEvery` handled, dead-lettered or skipped commands; the worker is sequential,
+  // so the state is exactly the log up to that entry. A failed save is logged and tried again `snapshotEvery` commands
+  // later, not after every command: a state JSON cannot keep fails every time. It saves the state of its own run: a
+  // handler that outlasted a stop must not save the state a restart rebuilt without its command.
   private snapshotter(worker: WorkerDefinition<S> & { readonly replay: ResolvedReplay<S> }, state: S): (streamId: string) => Promise<void> {
     let sinceLast = 0
     return async (streamId) => {
       if (++sinceLast < worker.replay.snapshotEvery) return
+      sinceLast = 0
       try {
         await saveCommandSnapshot(this.options.redis, this.options.stream, worker, state, streamId)
-        sinceLast = 0
       } catch (err) {
         this.options.logger.warn({ worker: worker.name, err }, `worker "${worker.name}" could not save its snapshot: ${(err as Error).message}`)
       }

@@ -417,14 +417,16 @@ Replay('a state JSON cannot keep (a Map) is not snapshotted: a warning names rep
   await app1.register(first.worker)
   await app1.start()
   try {
-    for (const id of ['f-1', 'f-2', 'f-3']) await app1.execute('feature/process', { id, title: `title ${id}` })
-    await waitUntil('3 handled', () => app1.info()[0]?.handled === 3)
+    for (const id of ['f-1', 'f-2', 'f-3', 'f-4', 'f-5']) await app1.execute('feature/process', { id, title: `title ${id}` })
+    await waitUntil('5 handled', () => app1.info()[0]?.handled === 5)
   } finally {
     await app1.stop()
   }
   assert.is(await redis.get(commandSnapshotKey(stream, 'features')), null, 'no snapshot that would come back as {}')
-  const warning = logger.entries.find((e) => /could not save its snapshot/.test(e.msg))?.msg
-  assert.ok(warning, JSON.stringify(logger.entries.map((e) => e.msg)))
+  const failedSaves = logger.entries.filter((e) => /could not save its snapshot/.test(e.msg)).map((e) => e.msg)
+  // tried after the 2nd and the 4th command, not after every command once the first try failed
+  assert.is(failedSaves.length, 2, JSON.stringify(logger.entries.map((e) => e.msg)))
+  const [warning = ''] = failedSaves
   assert.match(warning, 'a Map at "features"')
   assert.match(warning, 'replay.save')
 
@@ -434,7 +436,7 @@ Replay('a state JSON cannot keep (a Map) is not snapshotted: a warning names rep
   await app.start()
   try {
     assert.equal([...second.seen.current?.features ?? []], [...first.seen.current?.features ?? []])
-    assert.is(second.seen.current?.features.size, 3)
+    assert.is(second.seen.current?.features.size, 5)
   } finally {
     await app.stop()
   }
