@@ -112,6 +112,16 @@ async function lastDeliveredId(redis: Redis, stream: string, group: string): Pro
   return '0-0'
 }
 
+// the user's load, with the worker, the key and the way out named when it throws (say, on an older state's shape)
+function loadState<S>(worker: WorkerDefinition<S> & { readonly replay: ResolvedReplay<S> }, stream: string, snapshot: CommandSnapshot): S {
+  try {
+    return worker.replay.load(snapshot.state)
+  } catch (err) {
+    throw new Error(`worker "${worker.name}": replay.load threw on snapshot ${commandSnapshotKey(stream, worker.name)} (entry ${snapshot.last_id}): ` +
+      `${(err as Error)?.message ?? String(err)}; fix replay.load, or delete the key to replay the whole log`, { cause: err })
+  }
+}
+
 // the entries of `page` the worker dead-lettered (as `deadLetteredMember`), from its record
 async function deadLetteredIn(redis: Redis, stream: string, worker: string, page: readonly [string, string[]][]): Promise<Set<string>> {
   const [first] = page[0] ?? []
@@ -138,7 +148,7 @@ async function deadLetteredIn(redis: Redis, stream: string, worker: string, page
 export async function replayCommandLog<S>(options: ReplayRunOptions<S>): Promise<S> {
   const { redis, stream, worker, logger, signal, progress } = options
   const snapshot = await loadCommandSnapshot(redis, stream, worker.name)
-  const state = snapshot ? worker.replay.load(snapshot.state) : worker.replay.fresh()
+  const state = snapshot ? loadState(worker, stream, snapshot) : worker.replay.fresh()
   progress.fromSnapshot = snapshot !== undefined
   const until = await lastDeliveredId(redis, stream, worker.name)
   progress.untilId = until

@@ -283,6 +283,23 @@ Replay('a snapshot that is not JSON fails the start with a message naming its ke
   }
 })
 
+Replay('a replay.load that throws on the snapshot fails the start with a message naming the worker, the key and the fix', async ({ redis }) => {
+  const stream = `replay-${randomUUID()}`
+  await redis.set(commandSnapshotKey(stream, 'ledger'), JSON.stringify({ last_id: '1-0', state: { version: 1 }, saved_at: '2026-01-01T00:00:00.000Z' }))
+  const app = appOn(redis, stream)
+  await app.register(ledger({ load: (saved) => { throw new Error(`unknown state version ${(saved as { version: number }).version}`) } }).worker)
+  try {
+    await app.start()
+    assert.unreachable()
+  } catch (err) {
+    const message = (err as Error).message
+    assert.match(message, `worker "ledger": replay.load threw on snapshot ${commandSnapshotKey(stream, 'ledger')} (entry 1-0): unknown state version 1`)
+    assert.match(message, 'fix replay.load, or delete the key to replay the whole log')
+  } finally {
+    await app.stop()
+  }
+})
+
 Replay('a replay longer than replay.maxEntries fails the start with a message naming the option and the fix', async ({ redis }) => {
   const stream = `replay-${randomUUID()}`
   const first = await run(redis, stream, {}, adds(6))
