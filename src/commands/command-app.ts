@@ -1,6 +1,6 @@
 import { hostname } from 'node:os'
 import type { Redis } from 'ioredis'
-import { commandDelayedKey, commandDlqStream, DEFAULT_COMMAND_STREAM, executeCommand, type ExecuteOptions } from './command-log.js'
+import { commandDelayedKey, commandDlqStream, commandReplayingKey, DEFAULT_COMMAND_STREAM, executeCommand, type ExecuteOptions } from './command-log.js'
 import { DEFAULT_MAX_RETRY_AFTER_MS } from './command-dispatch.js'
 import { DEFAULT_KEYS } from '../sources/keys.js'
 import { startDelayedRetries } from '../sources/delayed-retries.js'
@@ -42,7 +42,8 @@ export interface CommandAppOptions {
   /**
    * Trim the log every this many ms, group-aware like the webhook stream (STREAM_TRIM_INTERVAL): only entries
    * every worker's group has acked go, and none a replaying worker's snapshot does not cover yet (all of them
-   * while such a worker has no snapshot). @defaultValue unset: the log is never trimmed
+   * while such a worker has no snapshot), whether this app or another process runs that worker.
+   * @defaultValue unset: the log is never trimmed
    */
   readonly trimIntervalMs?: number
   /** Newest entries each trim keeps even when acked (STREAM_TRIM_KEEP). @defaultValue 0 */
@@ -113,12 +114,17 @@ export function createApp(options: CommandAppOptions): CommandApp {
   let stopping: Promise<void> | undefined
   let trimmer: StreamTrimmer | undefined
   const log = new StreamClient({ redis: options.redis, stream })
-  // the oldest entry a replaying worker still needs: the one after its snapshot, or the whole log without one
+  // the oldest entry a replaying worker still needs: the one after its snapshot, or the whole log without one. The
+  // replaying workers of other processes on this log count too (those whose group still exists: a destroyed group
+  // no longer holds the log back)
   const replayFloor = async (): Promise<string | undefined> => {
+    const recorded = (await options.redis.call('SMEMBERS', commandReplayingKey(stream))) as string[]
+    const groups = new Set(recorded.length === 0 ? [] : (await log.info()).groups.map((g) => g.name))
+    const names = new Set(recorded.filter((name) => groups.has(name)))
+    for (const rt of runtimes.values()) if (rt.worker.replay) names.add(rt.worker.name)
     let floor: string | undefined
-    for (const rt of runtimes.values()) {
-      if (!rt.worker.replay) continue
-      const id = (await loadCommandSnapshot(options.redis, stream, rt.worker.name))?.last_id ?? '0-0'
+    for (const name of names) {
+      const id = (await loadCommandSnapshot(options.redis, stream, name))?.last_id ?? '0-0'
       if (floor === undefined || compareStreamIds(id, floor) < 0) floor = id
     }
     return floor

@@ -3,7 +3,7 @@ import type { CommandOutcome } from '../observability/command-metrics.js'
 import { isPipelineError, PipelineError } from '../core/errors.js'
 import { backoffDelayMs, nextRetry } from '../core/backoff.js'
 import { parkEntry } from '../sources/delayed-retries.js'
-import { ONLY_WORKER_FIELD, writeDeadLetter, type CommandLogClient } from './command-log.js'
+import { isDeadLettered, ONLY_WORKER_FIELD, writeDeadLetter, type CommandLogClient } from './command-log.js'
 import { validateCommandPayload, type CommandSchema } from './command-schema.js'
 import type { CommandContext, ExecuteCommand, WorkerDefinition, WorkerLogger } from './command-worker.js'
 
@@ -29,6 +29,8 @@ export interface DispatchContext<S> {
   /** Client for the DLQ writes. */
   readonly redis: CommandLogClient
   readonly dlqStream: string
+  /** A replaying worker's record of the entries it dead-lettered (`commandDeadLetteredKey`), which its replay skips. */
+  readonly deadLetteredKey?: string
   /** The worker's shutdown signal. */
   readonly signal: AbortSignal
   readonly logger: WorkerLogger
@@ -37,7 +39,7 @@ export interface DispatchContext<S> {
   readonly execute: ExecuteCommand
   /** The worker's current state (its definition's, or the one a replay rebuilt). */
   readonly state: S
-  /** Called after a command was handled, or an entry skipped, and settled, e.g. to save a replay snapshot. */
+  /** Called after a command was handled or dead-lettered, or an entry skipped, and settled, e.g. to save a replay snapshot. */
   readonly afterHandled?: (streamId: string) => Promise<void>
   /** Told every handler run (`handled`/`failed`, with seconds), retry and dead letter, e.g. for metrics. */
   readonly onOutcome?: (worker: string, outcome: CommandOutcome, handlerSeconds?: number) => void
@@ -120,7 +122,7 @@ async function deadLetter<S>(message: StreamMessage, command: string, error: Pip
     try {
       await writeDeadLetter(ctx.redis, ctx.dlqStream, {
         worker: ctx.worker.name, command, payload: message.fields.payload, error, streamId: message.streamId, attempts,
-      })
+      }, ctx.deadLetteredKey)
       break
     } catch (err) {
       // the DLQ write is what makes the failure durable: without it the entry stays pending and comes back
@@ -134,6 +136,8 @@ async function deadLetter<S>(message: StreamMessage, command: string, error: Pip
   ctx.logger.warn({ worker: ctx.worker.name, command, streamId: message.streamId, code: error.code, attempts },
     `worker "${ctx.worker.name}" dead-lettered command "${command}" (entry ${message.streamId}) after ${attempts} attempt(s): ${error.message}`)
   settled(message, ctx)
+  // the state is unchanged, so a snapshot may move over it: else a flood of bad commands holds the log back
+  await ctx.afterHandled?.(message.streamId)
 }
 
 function classify(err: unknown, worker: string, command: string): PipelineError {
@@ -183,6 +187,13 @@ export async function dispatchCommand<S>(message: StreamMessage, ctx: DispatchCo
   }
   counters.inFlight += 1
   try {
+    // dead-lettered already, and the process died before the ack: its fate is durable, and the worker's replays skip
+    // it, so running it again now (or dead-lettering it twice) would make the live state differ from the replayed one
+    if (message.deliveryCount > 1 && ctx.deadLetteredKey !== undefined && await isDeadLettered(ctx.redis, ctx.deadLetteredKey, message.streamId)) {
+      settled(message, ctx)
+      await ctx.afterHandled?.(message.streamId)
+      return
+    }
     if (message.deliveryCount > worker.maxDeliveries) {
       await deadLetter(message, command, new PipelineError('permanent', 'COMMAND_MAX_DELIVERIES',
         `command "${command}" (entry ${message.streamId}) was delivered ${message.deliveryCount} times to worker "${worker.name}", ` +

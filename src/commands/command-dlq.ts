@@ -31,6 +31,8 @@ export interface CommandDlqQuery {
 
 const STREAM_ID = /^\d{1,20}-\d{1,20}$/
 const SCAN_PAGE = 200
+/** Most DLQ entries one listing reads; a worker filter that matches few of them ends the page there, with a cursor. */
+const MAX_SCANNED = 10_000
 
 function toDeadLetter(id: string, flat: readonly string[]): CommandDeadLetter {
   const f = toRecord(flat)
@@ -55,7 +57,9 @@ export function commandDlqIdOf(raw: string | undefined): string {
 }
 
 /**
- * Dead-lettered commands of a log, newest first, optionally of one worker, a page at a time.
+ * Dead-lettered commands of a log, newest first, optionally of one worker, a page at a time. One call reads at most
+ * 10000 DLQ entries: with a worker filter a page may hold fewer than `limit` entries and still have a `next_cursor`
+ * (null only when the DLQ ends).
  *
  * @example
  * const { entries, next_cursor } = await listCommandDeadLetters(redis, 'commands', { worker: 'features', limit: 20 })
@@ -66,8 +70,9 @@ export async function listCommandDeadLetters(redis: Pick<Redis, 'call'>, stream:
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new RangeError(`"limit" must be an integer from 1 to 1000; got ${query.limit}`)
   let end = query.before === undefined ? '+' : `(${commandDlqIdOf(query.before)}`
   const entries: CommandDeadLetter[] = []
-  // a worker filter may skip many entries; read pages until the page is full or the stream ends
-  for (;;) {
+  // a worker filter may skip many entries; read pages until the page is full or the stream ends, but not the whole
+  // DLQ in one request: after MAX_SCANNED entries the page ends short, and its cursor goes on from there
+  for (let scanned = 0; ; scanned += SCAN_PAGE) {
     const page = (await redis.call('XREVRANGE', commandDlqStream(stream), end, '-', 'COUNT', SCAN_PAGE)) as [string, string[]][]
     for (const [id, flat] of page) {
       const letter = toDeadLetter(id, flat)
@@ -75,8 +80,10 @@ export async function listCommandDeadLetters(redis: Pick<Redis, 'call'>, stream:
       entries.push(letter)
       if (entries.length === limit) return { entries, next_cursor: id }
     }
-    if (page.length < SCAN_PAGE) return { entries, next_cursor: null }
-    end = `(${page[page.length - 1]?.[0]}`
+    const last = page[page.length - 1]?.[0]
+    if (page.length < SCAN_PAGE || last === undefined) return { entries, next_cursor: null }
+    if (scanned + SCAN_PAGE >= MAX_SCANNED) return { entries, next_cursor: last }
+    end = `(${last}`
   }
 }
 

@@ -41,6 +41,40 @@ export function commandSnapshotKey(stream: string, worker: string): string {
   return `${stream}:snapshot:${worker}`
 }
 
+/**
+ * Set of the names of the replaying workers on a command log, of every process: `<stream>:replaying`. The log trim
+ * of any app keeps what their replays need, not only its own workers'.
+ *
+ * @example
+ * commandReplayingKey('commands') // "commands:replaying"
+ */
+export function commandReplayingKey(stream: string): string {
+  return `${stream}:replaying`
+}
+
+/**
+ * Sorted set of the log entries a replaying worker dead-lettered (as `deadLetteredMember`), which its replay
+ * skips: `<stream>:dead-lettered:<worker>`. A snapshot prunes the entries it covers.
+ *
+ * @example
+ * commandDeadLetteredKey('commands', 'ledger') // "commands:dead-lettered:ledger"
+ */
+export function commandDeadLetteredKey(stream: string, worker: string): string {
+  return `${stream}:dead-lettered:${worker}`
+}
+
+/**
+ * A stream entry id as a member of `commandDeadLetteredKey`: both parts zero-padded to 20 digits, so the set's
+ * lexicographic order (all scores are 0) is the log's order and a range of ids is a ZRANGEBYLEX.
+ *
+ * @example
+ * deadLetteredMember('1718000000000-3') // "00000001718000000000-00000000000000000003"
+ */
+export function deadLetteredMember(id: string): string {
+  const dash = id.indexOf('-')
+  return `${id.slice(0, dash).padStart(20, '0')}-${id.slice(dash + 1).padStart(20, '0')}`
+}
+
 /** Options of `executeCommand`. */
 export interface ExecuteOptions {
   /** Checked before the command is appended; a mismatch throws `COMMAND_PAYLOAD_INVALID` and appends nothing. */
@@ -96,14 +130,32 @@ export interface DeadLetter {
 }
 
 /**
+ * Whether a replaying worker's record (`commandDeadLetteredKey`) holds entry `streamId`, i.e. the worker
+ * dead-lettered it.
+ *
+ * @example
+ * await isDeadLettered(redis, commandDeadLetteredKey('commands', 'ledger'), '1718000000000-0') // false
+ */
+export async function isDeadLettered(redis: CommandLogClient, deadLetteredKey: string, streamId: string): Promise<boolean> {
+  return (await redis.call('ZSCORE', deadLetteredKey, deadLetteredMember(streamId))) !== null
+}
+
+// the DLQ entry and the replay's record of it in one step: a record without its entry (or the reverse) would make
+// a replay skip a command the worker later handled (or run one it dead-lettered)
+const WRITE_RECORDED = `
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))`
+
+/**
  * Appends a dead letter to the DLQ stream: fields `worker`, `command`, `payload`, `error`, `error_code`,
- * `error_kind`, `stream_id`, `attempts`, `failed_at`.
+ * `error_kind`, `stream_id`, `attempts`, `failed_at`. With `deadLetteredKey` (a replaying worker's
+ * `commandDeadLetteredKey`) it also records the entry id there, in the same script, so the worker's replay skips it.
  *
  * @example
  * await writeDeadLetter(redis, 'commands:dlq', { worker: 'features', command: 'feature/process', payload: '{}', error, streamId: '1-0', attempts: 4 })
  */
-export async function writeDeadLetter(redis: CommandLogClient, dlqStream: string, letter: DeadLetter): Promise<string> {
-  return (await redis.call('XADD', dlqStream, '*',
+export async function writeDeadLetter(redis: CommandLogClient, dlqStream: string, letter: DeadLetter, deadLetteredKey?: string): Promise<string> {
+  const fields = [
     'worker', letter.worker,
     'command', letter.command,
     'payload', letter.payload ?? '',
@@ -112,5 +164,8 @@ export async function writeDeadLetter(redis: CommandLogClient, dlqStream: string
     'error_kind', letter.error.kind,
     'stream_id', letter.streamId,
     'attempts', letter.attempts,
-    'failed_at', new Date().toISOString())) as string
+    'failed_at', new Date().toISOString(),
+  ]
+  if (deadLetteredKey === undefined) return (await redis.call('XADD', dlqStream, '*', ...fields)) as string
+  return (await redis.call('EVAL', WRITE_RECORDED, 2, dlqStream, deadLetteredKey, deadLetteredMember(letter.streamId), ...fields)) as string
 }

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
 import { compareStreamIds, toRecord } from '../sources/stream-client.js'
-import { commandSnapshotKey, ONLY_WORKER_FIELD } from './command-log.js'
+import { commandDeadLetteredKey, commandDlqStream, commandSnapshotKey, deadLetteredMember, ONLY_WORKER_FIELD } from './command-log.js'
 import { decodeCommandPayload } from './command-dispatch.js'
 import type { CommandContext, ResolvedReplay, WorkerDefinition, WorkerLogger } from './command-worker.js'
 
@@ -10,6 +10,8 @@ export interface ReplayProgress {
   read: number
   /** Handlers that threw during the replay (counted and skipped; nothing is dead-lettered again). */
   failed: number
+  /** Entries the worker dead-lettered, skipped without running their handler (a re-drive's copy is replayed instead). */
+  deadLettered: number
   /** Whether it started from a snapshot. */
   fromSnapshot: boolean
   /** The id the replay runs up to (the group's last delivered id at start). */
@@ -37,8 +39,27 @@ export interface CommandSnapshot {
 
 const PAGE = 500
 
+// JSON.stringify's replacer that refuses what JSON turns into something else on load (a Map or Set into {}, a Date
+// into a string, a class instance into a plain object): a snapshot of it would rebuild a different state
+function keepsAsIs(worker: string): (this: unknown, key: string, value: unknown) => unknown {
+  return function (this: unknown, key, value) {
+    const raw = (this as Record<string, unknown>)[key]
+    if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
+      const proto = Object.getPrototypeOf(raw) as object | null
+      if (proto !== Object.prototype && proto !== null) {
+        const kind = (raw as object).constructor?.name || 'class instance'
+        throw new TypeError(`worker "${worker}": its state holds a ${kind} at "${key}", which JSON does not keep (a snapshot of it ` +
+          `loads as something else); give replay.save (state → plain objects, arrays, strings, numbers) and replay.load (back)`)
+      }
+    }
+    return value
+  }
+}
+
 /**
- * Saves a replaying worker's snapshot: its state (through `replay.save`) as of entry `lastId`.
+ * Saves a replaying worker's snapshot: its state (through `replay.save`) as of entry `lastId`, then forgets the
+ * dead-lettered entries the snapshot covers (a replay from it never reads them). Throws a TypeError, and saves
+ * nothing, when the saved state holds what JSON would not give back as it was (a Map, Set, Date, class instance).
  *
  * @example
  * await saveCommandSnapshot(redis, 'commands', worker, state, '1718000000000-3')
@@ -46,7 +67,8 @@ const PAGE = 500
 export async function saveCommandSnapshot<S>(redis: Pick<Redis, 'call'>, stream: string,
   worker: WorkerDefinition<S> & { readonly replay: ResolvedReplay<S> }, state: S, lastId: string): Promise<void> {
   const snapshot: CommandSnapshot = { last_id: lastId, state: worker.replay.save(state), saved_at: new Date().toISOString() }
-  await redis.call('SET', commandSnapshotKey(stream, worker.name), JSON.stringify(snapshot))
+  await redis.call('SET', commandSnapshotKey(stream, worker.name), JSON.stringify(snapshot, keepsAsIs(worker.name)))
+  await redis.call('ZREMRANGEBYLEX', commandDeadLetteredKey(stream, worker.name), '-', `[${deadLetteredMember(lastId)}`)
 }
 
 /**
@@ -90,12 +112,35 @@ async function lastDeliveredId(redis: Redis, stream: string, group: string): Pro
   return '0-0'
 }
 
+// the user's load, with the worker, the key and the way out named when it throws (say, on an older state's shape)
+function loadState<S>(worker: WorkerDefinition<S> & { readonly replay: ResolvedReplay<S> }, stream: string, snapshot: CommandSnapshot): S {
+  try {
+    return worker.replay.load(snapshot.state)
+  } catch (err) {
+    throw new Error(`worker "${worker.name}": replay.load threw on snapshot ${commandSnapshotKey(stream, worker.name)} (entry ${snapshot.last_id}): ` +
+      `${(err as Error)?.message ?? String(err)}; fix replay.load, or delete the key to replay the whole log`, { cause: err })
+  }
+}
+
+// the entries of `page` the worker dead-lettered (as `deadLetteredMember`), from its record
+async function deadLetteredIn(redis: Redis, stream: string, worker: string, page: readonly [string, string[]][]): Promise<Set<string>> {
+  const [first] = page[0] ?? []
+  const [last] = page[page.length - 1] ?? []
+  if (first === undefined || last === undefined) return new Set()
+  const members = (await redis.call('ZRANGEBYLEX', commandDeadLetteredKey(stream, worker),
+    `[${deadLetteredMember(first)}`, `[${deadLetteredMember(last)}`)) as string[]
+  return new Set(members)
+}
+
 /**
  * Rebuilds a worker's state on start (Petrock's replay): from its snapshot, or from `replay.fresh()`, it reads the
  * log after the snapshot up to the group's last delivered id and calls each handler with `isReplay: true`
  * (`execute` appends nothing). Entries still pending for the group are left out (the group delivers them live
- * next); pending ones a snapshot already includes are acked. A throwing handler is counted in `progress.failed`
- * and skipped. The replay reads at most `replay.maxEntries` entries, in pages of 500, and reports `progress`.
+ * next); pending ones a snapshot already includes are acked. Entries the worker dead-lettered are skipped without
+ * running their handler (counted in `progress.deadLettered`): a command that crashed the process until it was
+ * dead-lettered must not crash every start, and a re-driven one is applied through its copy on the log, once. A
+ * throwing handler is counted in `progress.failed` and skipped. The replay reads at most `replay.maxEntries`
+ * entries, in pages of 500, and reports `progress`.
  *
  * @example
  * const state = await replayCommandLog({ redis, stream: 'commands', worker, logger, signal, progress })
@@ -103,7 +148,7 @@ async function lastDeliveredId(redis: Redis, stream: string, group: string): Pro
 export async function replayCommandLog<S>(options: ReplayRunOptions<S>): Promise<S> {
   const { redis, stream, worker, logger, signal, progress } = options
   const snapshot = await loadCommandSnapshot(redis, stream, worker.name)
-  const state = snapshot ? worker.replay.load(snapshot.state) : worker.replay.fresh()
+  const state = snapshot ? loadState(worker, stream, snapshot) : worker.replay.fresh()
   progress.fromSnapshot = snapshot !== undefined
   const until = await lastDeliveredId(redis, stream, worker.name)
   progress.untilId = until
@@ -114,8 +159,10 @@ export async function replayCommandLog<S>(options: ReplayRunOptions<S>): Promise
   let start = snapshot ? `(${snapshot.last_id}` : '-'
   const execute = async () => ''
   let firstFailure = ''
+  let firstDeadLetter = ''
   while (!signal.aborted && until !== '0-0') {
     const page = (await redis.call('XRANGE', stream, start, until, 'COUNT', PAGE)) as [string, string[]][]
+    const deadLettered = await deadLetteredIn(redis, stream, worker.name, page)
     for (const [id, flat] of page) {
       if (progress.read >= worker.replay.maxEntries) {
         throw new Error(`worker "${worker.name}" replay read ${progress.read} entries of ${stream} and reached replay.maxEntries ` +
@@ -128,6 +175,11 @@ export async function replayCommandLog<S>(options: ReplayRunOptions<S>): Promise
       const route = command === undefined ? undefined : worker.routes.get(command)
       const onlyFor = fields[ONLY_WORKER_FIELD]
       if (!route || command === undefined || (onlyFor !== undefined && onlyFor !== worker.name)) continue
+      if (deadLettered.has(deadLetteredMember(id))) {
+        progress.deadLettered += 1
+        if (progress.deadLettered === 1) firstDeadLetter = `the first entry ${id} (command "${command}")`
+        continue
+      }
       const context: CommandContext<S, unknown> = {
         worker: worker.name, command, payload: undefined, state, signal, attempt: 1, logger, execute, isReplay: true,
         message: { id, timestamp: new Date(Number(id.split('-')[0])), deliveryCount: 1 },
@@ -146,6 +198,11 @@ export async function replayCommandLog<S>(options: ReplayRunOptions<S>): Promise
   if (progress.failed > 0) {
     logger.warn({ worker: worker.name, failed: progress.failed, read: progress.read },
       `worker "${worker.name}" replay: ${progress.failed} of ${progress.read} commands failed again and were skipped; the first: ${firstFailure}`)
+  }
+  if (progress.deadLettered > 0) {
+    logger.warn({ worker: worker.name, deadLettered: progress.deadLettered, read: progress.read },
+      `worker "${worker.name}" replay: skipped ${progress.deadLettered} dead-lettered command(s), ${firstDeadLetter}, ` +
+      `without running them; to apply one, re-drive its dead letter in ${commandDlqStream(stream)} (\`hookstream commands dlq retry <id>\`)`)
   }
   progress.done = true
   return state

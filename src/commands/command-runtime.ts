@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis'
 import { from, mergeMap } from 'rxjs'
 import { fromRedisStream } from '../sources/from-redis-stream.js'
 import { StreamClient } from '../sources/stream-client.js'
+import { commandDeadLetteredKey, commandReplayingKey } from './command-log.js'
 import { dispatchCommand, newCounters, type DispatchContext, type WorkerCounters } from './command-dispatch.js'
 import { startPeriodic, type PeriodicInfo, type PeriodicRunner } from './command-periodic.js'
 import { replayCommandLog, saveCommandSnapshot, type ReplayProgress } from './command-replay.js'
@@ -89,6 +90,14 @@ export class WorkerRuntime<S = unknown> {
     this.counters = newCounters()
     const shutdown = new AbortController()
     this.shutdown = shutdown
+    const replaying = commandReplayingKey(options.stream)
+    try {
+      // before the group exists, so a trim by any process on the log keeps what this worker's replays need from then on
+      await options.redis.call(worker.replay ? 'SADD' : 'SREM', replaying, worker.name)
+    } catch (err) {
+      this.status = 'failed'
+      throw new Error(`worker "${worker.name}" cannot record whether it replays in ${replaying}: ${(err as Error).message}`, { cause: err })
+    }
     try {
       // create the group before reading, so a command appended once start() resolved is seen even with startId "$"
       await new StreamClient({ redis: options.redis, stream: options.stream }).ensureGroup(worker.name, worker.startId)
@@ -100,7 +109,7 @@ export class WorkerRuntime<S = unknown> {
     if (shutdown.signal.aborted) return
     const { replay } = worker
     if (replay) {
-      const progress: ReplayProgress = { read: 0, failed: 0, fromSnapshot: false, untilId: null, done: false }
+      const progress: ReplayProgress = { read: 0, failed: 0, deadLettered: 0, fromSnapshot: false, untilId: null, done: false }
       this.replayProgress = progress
       try {
         this.state = await replayCommandLog({
@@ -134,6 +143,8 @@ export class WorkerRuntime<S = unknown> {
       worker, redis: options.redis, dlqStream: options.dlqStream, signal: shutdown.signal, logger: options.logger,
       counters: this.counters, execute: options.execute, state: this.state, onOutcome: options.onOutcome,
       ...(options.park ? { park: options.park } : {}),
+      // the replay of the next start skips what this run dead-letters
+      deadLetteredKey: replay ? commandDeadLetteredKey(options.stream, worker.name) : undefined,
       ...(replay && replay.snapshotEvery > 0 ? { afterHandled: this.snapshotter({ ...worker, replay }, this.state) } : {}),
     }
     this.done = new Promise<void>((resolve) => {
@@ -201,16 +212,17 @@ export class WorkerRuntime<S = unknown> {
     }
   }
 
-  // saves a snapshot after every `snapshotEvery` handled or skipped commands; the worker is sequential, so the state is
-  // exactly the log up to that entry. A failed save is logged and tried again at the next one. It saves the state of
-  // its own run: a handler that outlasted a stop must not save the state a restart rebuilt without its command.
+  // saves a snapshot after every `snapshotEvery` handled, dead-lettered or skipped commands; the worker is sequential,
+  // so the state is exactly the log up to that entry. A failed save is logged and tried again `snapshotEvery` commands
+  // later, not after every command: a state JSON cannot keep fails every time. It saves the state of its own run: a
+  // handler that outlasted a stop must not save the state a restart rebuilt without its command.
   private snapshotter(worker: WorkerDefinition<S> & { readonly replay: ResolvedReplay<S> }, state: S): (streamId: string) => Promise<void> {
     let sinceLast = 0
     return async (streamId) => {
       if (++sinceLast < worker.replay.snapshotEvery) return
+      sinceLast = 0
       try {
         await saveCommandSnapshot(this.options.redis, this.options.stream, worker, state, streamId)
-        sinceLast = 0
       } catch (err) {
         this.options.logger.warn({ worker: worker.name, err }, `worker "${worker.name}" could not save its snapshot: ${(err as Error).message}`)
       }

@@ -81,7 +81,8 @@ export function validateCommandPayload<S extends CommandSchema>(command: string,
   for (const [field, spec] of Object.entries(schema as CommandFieldsSchema)) {
     const optional = spec.endsWith('?')
     const type = optional ? spec.slice(0, -1) : spec
-    const value = record[field]
+    // own fields only: an inherited one (Object's "constructor", or a prototype's) is not in the JSON that is sent
+    const value = Object.hasOwn(record, field) ? record[field] : undefined
     if (value === undefined && optional) continue
     const actual = kindOf(value)
     if (actual !== type) {

@@ -50,12 +50,15 @@ export interface ReplayOptions<S> {
   /** A fresh state: the starting point of a replay from the beginning of the log. */
   readonly fresh: () => S
   /**
-   * Save a snapshot (Redis key `<stream>:snapshot:<worker>`) after this many handled or skipped (not this worker's)
-   * commands, so a restart replays only what came after it, and the log may be trimmed up to it. @defaultValue 0
+   * Save a snapshot (Redis key `<stream>:snapshot:<worker>`) after this many handled, dead-lettered or skipped (not
+   * this worker's) commands, so a restart replays only what came after it, and the log may be trimmed up to it. @defaultValue 0
    * (no snapshots: replay from the beginning, and the trim keeps the whole log)
    */
   readonly snapshotEvery?: number
-  /** The state as JSON-able data, for the snapshot. @defaultValue the state itself */
+  /**
+   * The state as JSON-able data (plain objects, arrays, strings, numbers, booleans), for the snapshot: one holding a
+   * Map, Set, Date or class instance is not saved (a warning names the field). @defaultValue the state itself
+   */
   readonly save?: (state: S) => unknown
   /** A state from a snapshot's data. @defaultValue the data itself */
   readonly load?: (saved: unknown) => S

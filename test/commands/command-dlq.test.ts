@@ -2,7 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
-import { discardCommandDeadLetter, retryCommandDeadLetter } from '../../src/commands/command-dlq.js'
+import { discardCommandDeadLetter, listCommandDeadLetters, retryCommandDeadLetter } from '../../src/commands/command-dlq.js'
 import { commandDlqStream } from '../../src/commands/command-log.js'
 import { sharedRedis } from '../helpers/servers.js'
 
@@ -31,6 +31,30 @@ Redrive('a command dead letter discarded while a re-drive reads it is not append
   const [discarded, retried] = await Promise.all([discardCommandDeadLetter(redis, stream, id), retryCommandDeadLetter(redis, stream, id)])
   assert.is([retried, discarded].filter((r) => r !== undefined).length, 1, 'either the re-drive or the discard won')
   assert.is(Number(await redis.xlen(stream)), retried === undefined ? 0 : 1, 'a discarded command is not re-driven')
+})
+
+Redrive('a worker filter reads at most 10000 dead letters per page, and its cursor goes on where it stopped', async ({ redis }) => {
+  const stream = `cmd-dlq-${randomUUID()}`
+  const dlq = commandDlqStream(stream)
+  const audit = (await redis.xadd(dlq, '*', 'worker', 'audit', 'command', 'count', 'stream_id', '1-0')) as string
+  for (let done = 0; done < 10_050; done += 1000) {
+    const pipe = redis.pipeline()
+    for (let i = 0; i < 1000; i++) pipe.xadd(dlq, '*', 'worker', 'billing', 'command', 'charge', 'stream_id', '1-0')
+    await pipe.exec()
+  }
+  // a filter that matches little must not read the whole DLQ in one request
+  const first = await listCommandDeadLetters(redis, stream, { worker: 'audit', limit: 5 })
+  assert.equal(first.entries, [])
+  assert.ok(first.next_cursor, 'a cursor to go on with')
+  let page = first
+  const found: string[] = []
+  for (let pages = 0; page.next_cursor !== null && pages < 5; pages++) {
+    page = await listCommandDeadLetters(redis, stream, { worker: 'audit', limit: 5, before: page.next_cursor })
+    found.push(...page.entries.map((e) => e.id))
+  }
+  assert.equal(found, [audit])
+  assert.is(page.next_cursor, null)
+  await redis.del(dlq)
 })
 
 Redrive.run()

@@ -1,7 +1,7 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { isPipelineError } from '../../src/core/errors.js'
-import { checkCommandSchema, validateCommandPayload } from '../../src/commands/command-schema.js'
+import { checkCommandSchema, validateCommandPayload, type CommandFieldsSchema } from '../../src/commands/command-schema.js'
 
 const Schema = suite('command schema')
 
@@ -32,6 +32,15 @@ Schema('a wrong or missing field is a permanent COMMAND_PAYLOAD_INVALID naming c
   assert.match(arr.message, /field "meta" must be an object; got array/)
   const optional = rejection(() => validateCommandPayload('c', { n: 'number?' }, { n: null }))
   assert.match(optional.message, /field "n" must be a number \(or absent\); got null/)
+})
+
+Schema('only the payload\'s own fields count: a field named like an Object method is absent when the payload lacks it', () => {
+  // (built from entries: TypeScript types an object literal's "constructor" and "toString" keys as Object's)
+  const schema = Object.fromEntries([['id', 'string'], ['constructor', 'string?'], ['toString', 'string?']]) as CommandFieldsSchema
+  assert.equal(validateCommandPayload('c', schema, JSON.parse('{"id":"f-1"}')), { id: 'f-1' })
+  assert.match(rejection(() => validateCommandPayload('c', Object.fromEntries([['valueOf', 'number']]) as CommandFieldsSchema, {})).message, /field "valueOf" must be a number; got nothing/)
+  // an inherited field is not sent: JSON.stringify writes own fields only, so the handler would never get it
+  assert.match(rejection(() => validateCommandPayload('c', { id: 'string' }, Object.create({ id: 'f-1' }))).message, /field "id" must be a string; got nothing/)
 })
 
 Schema('a non-object payload fails a field schema', () => {

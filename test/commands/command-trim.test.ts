@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert'
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { createApp } from '../../src/commands/command-app.js'
+import { commandSnapshotKey, executeCommand } from '../../src/commands/command-log.js'
 import { defineWorker } from '../../src/commands/command-worker.js'
 import { sharedRedis } from '../helpers/servers.js'
 import { waitUntil, warnings } from './command-helpers.js'
@@ -118,6 +119,114 @@ Trim('a replaying worker\'s snapshot also moves over the commands it skips, so t
     assert.is(again.info()[0]?.replay?.read, 0)
   } finally {
     await again.stop()
+  }
+})
+
+Trim('a replaying worker\'s snapshot also moves over the commands it dead-letters, so a flood of bad ones is trimmed', async ({ redis }) => {
+  const stream = `trim-${randomUUID()}`
+  const trimmed: number[] = []
+  const make = () => {
+    const seen = { current: undefined as { sum: number } | undefined }
+    const worker = defineWorker<{ sum: number }>({
+      name: 'summer', description: 'd', sequential: true,
+      replay: { fresh: () => (seen.current = { sum: 0 }), load: (s) => (seen.current = s as { sum: number }), snapshotEvery: 3 },
+      commands: { add: { schema: { n: 'number' }, handle: ({ payload, state }) => { state.sum += (payload as { n: number }).n } } },
+    })
+    return { worker, seen }
+  }
+  const app = appOn(redis, stream, trimmed)
+  await app.register(make().worker)
+  await app.start()
+  const ids: string[] = []
+  try {
+    ids.push(await app.execute('add', { n: 5 }))
+    // a producer's bug: payloads the schema refuses, each dead-lettered
+    for (let i = 0; i < 5; i++) ids.push(await executeCommand(redis, stream, 'add', { n: 'not a number' }))
+    await waitUntil('6 settled', () => app.info()[0]?.handled === 1 && app.info()[0]?.failed === 5)
+    await waitUntil('the snapshot moved over the dead letters', async () =>
+      JSON.parse((await redis.get(commandSnapshotKey(stream, 'summer'))) ?? '{}').last_id === ids[5])
+    const trimsBefore = trimmed.length
+    await waitUntil('two more trims ran', () => trimmed.length >= trimsBefore + 2)
+    assert.is(Number(await redis.xlen(stream)), 1, 'only the snapshot\'s own entry (the floor) stays')
+  } finally {
+    await app.stop()
+  }
+  const again = make()
+  const restarted = appOn(redis, stream, [])
+  await restarted.register(again.worker)
+  await restarted.start()
+  try {
+    assert.equal(again.seen.current, { sum: 5 })
+    assert.is(restarted.info()[0]?.replay?.read, 0)
+  } finally {
+    await restarted.stop()
+  }
+})
+
+Trim('a replaying worker run by another process keeps the log its replay needs: an app without it trims none of that', async ({ redis }) => {
+  const stream = `trim-${randomUUID()}`
+  const trimmed: number[] = []
+  const summer = () => {
+    const seen = { current: undefined as { sum: number } | undefined }
+    const worker = defineWorker<{ sum: number }>({
+      name: 'summer', description: 'd', sequential: true,
+      replay: { fresh: () => (seen.current = { sum: 0 }) },
+      commands: { add: ({ payload, state }) => { state.sum += (payload as { n: number }).n } },
+    })
+    return { worker, seen }
+  }
+  // this process runs only the replaying worker and does not trim; the other runs a plain worker and trims
+  const first = summer()
+  const replaying = createApp({ redis, stream, consumer: 'c1', blockMs: 100, drainTimeoutMs: 2000, logger: warnings() })
+  await replaying.register(first.worker)
+  await replaying.start()
+  const trimming = createApp({
+    redis, stream, consumer: 'c2', blockMs: 100, drainTimeoutMs: 2000, logger: warnings(), trimIntervalMs: 50, onTrimmed: (n) => trimmed.push(n),
+  })
+  await trimming.register(defineWorker({ name: 'audit', description: 'd', commands: { add: () => {} } }))
+  const again = createApp({ redis, stream, consumer: 'c1', blockMs: 100, drainTimeoutMs: 2000, logger: warnings() })
+  try {
+    await trimming.start()
+    for (let i = 1; i <= 5; i++) await trimming.execute('add', { n: i })
+    await waitUntil('both handled 5', () => trimming.info()[0]?.handled === 5 && replaying.info()[0]?.handled === 5)
+    const trimsBefore = trimmed.length
+    await waitUntil('two more trims ran', () => trimmed.length >= trimsBefore + 2)
+    assert.is(Number(await redis.xlen(stream)), 5, 'the replaying worker has no snapshot, so it needs the whole log')
+    await replaying.stop()
+    const second = summer()
+    await again.register(second.worker)
+    await again.start()
+    assert.equal(second.seen.current, { sum: 15 })
+  } finally {
+    await Promise.all([replaying.stop(), again.stop(), trimming.stop()])
+  }
+})
+
+Trim('a worker that no longer replays, or whose group was destroyed, no longer holds the log back', async ({ redis }) => {
+  for (const change of ['replay option removed', 'group destroyed'] as const) {
+    const stream = `trim-${randomUUID()}`
+    const replaying = createApp({ redis, stream, consumer: 'c1', blockMs: 100, drainTimeoutMs: 2000, logger: warnings() })
+    await replaying.register(defineWorker({
+      name: 'summer', description: 'd', sequential: true, replay: { fresh: () => ({}) }, commands: { add: () => {} },
+    }))
+    await replaying.start()
+    for (let i = 1; i <= 3; i++) await replaying.execute('add', { n: i })
+    await waitUntil('3 handled', () => replaying.info()[0]?.handled === 3)
+    await replaying.stop()
+    if (change === 'group destroyed') await redis.xgroup('DESTROY', stream, 'summer')
+    const trimmed: number[] = []
+    const app = appOn(redis, stream, trimmed)
+    await app.register(
+      defineWorker({ name: 'audit', description: 'd', startId: '0', commands: { add: () => {} } }),
+      ...(change === 'replay option removed' ? [defineWorker({ name: 'summer', description: 'd', commands: { add: () => {} } })] : []),
+    )
+    await app.start()
+    try {
+      await waitUntil('audit handled 3', () => app.info()[0]?.handled === 3)
+      await waitUntil(`the log trimmed to nothing (${change})`, async () => Number(await redis.xlen(stream)) === 0)
+    } finally {
+      await app.stop()
+    }
   }
 })
 
