@@ -23,5 +23,6 @@ export function runDestinationExpression(pool: TransformPool, env: Envelope, exp
   const { fields, event } = env.message
   // the entry's event text holds the payload as received; copying it to a worker is cheaper than a clone
   const source = fields.event !== undefined ? { eventJson: fields.event } : { payload: event.payload }
-  return pool.run({ rules, ...source, timeoutMs })
+  // keyed by tool: one tool's slow expressions share the workers with the other tools' instead of queueing them
+  return pool.run({ rules, ...source, timeoutMs, key: event.tool_id })
 }

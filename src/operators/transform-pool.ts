@@ -30,6 +30,11 @@ export interface TransformJob {
   readonly payload?: unknown
   /** Wall-clock budget of this job in milliseconds, counted from when a worker starts it. */
   readonly timeoutMs: number
+  /**
+   * Whose job it is (the tool's id): the pool shares its workers fairly between keys, so one tool whose jobs
+   * run out of their time cannot make another's wait behind them. @defaultValue one key for every job
+   */
+  readonly key?: string
 }
 
 /** The outcome of one job: the result, or the code, the rule and the reason it has none. */
@@ -40,6 +45,8 @@ export type TransformOutcome =
 
 interface Pending {
   readonly job: TransformJob
+  /** The job's key (`TransformJob.key`, or '' without one). */
+  readonly key: string
   readonly seq: number
   readonly resolve: (outcome: TransformOutcome) => void
   /** It overran once already; a second overrun fails it. */
@@ -62,6 +69,8 @@ interface Slot {
 // in development this module is TypeScript run by tsx and Node strips the worker's types; built, both are .js
 const WORKER_PATH = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './transform-worker.ts' : './transform-worker.js', import.meta.url))
 const WATCH_INTERVAL_MS = 10
+/** How long a key whose job overran its budget gets batches of its own, apart from other keys' jobs. */
+const OVERRAN_MEMORY_MS = 60_000
 /** One progress record of the worker: two little-endian float64s, the running job's seq and its start (epoch ms). */
 const PROGRESS_RECORD_BYTES = 16
 /** The worker's stdio: its stderr is read for V8's out-of-memory report, fd 4 carries its progress records. */
@@ -74,7 +83,11 @@ const WORKER_STDIO = ['ignore', 'ignore', 'pipe', 'ipc', 'pipe'] as const
  * thread cannot contain (nodejs/node#47224), so each worker is a process of its own. Each job has a deadline:
  * the pool kills a worker whose running job overruns it, fails that job with `TRANSFORM_TIMEOUT`, starts a
  * fresh worker and runs the rest of the batch again there. A job that runs the worker's heap out fails with
- * `TRANSFORM_LIMIT`. Workers start on the first job; `close()` ends them.
+ * `TRANSFORM_LIMIT`. Workers start on the first job; `close()` ends them. Jobs of different keys (tools) are
+ * fair to each other: a free worker takes a batch of the key with the fewest workers busy on it (of those, the
+ * one served least lately); the last free worker's batch is filled up with other keys' jobs unless one of them
+ * overran its budget in the last minute. So while one tool's jobs overrun on one worker, the others' run on the
+ * rest. A key alone has every worker, in arrival order.
  *
  * @example
  * const pool = new TransformPool({ workers: 2 })
@@ -83,7 +96,10 @@ const WORKER_STDIO = ['ignore', 'ignore', 'pipe', 'ipc', 'pipe'] as const
  */
 export class TransformPool {
   private readonly slots: Slot[] = []
-  private readonly queue: Pending[] = []
+  // the jobs waiting, one queue per key, the key served least lately first (a key served goes to the end)
+  private readonly queues = new Map<string, Pending[]>()
+  // until when (ms since epoch) a key counts as one whose jobs overrun, by key
+  private readonly overranUntil = new Map<string, number>()
   private readonly workers: number
   private readonly maxHeapMb: number
   private readonly maxBatch: number
@@ -112,7 +128,7 @@ export class TransformPool {
       return Promise.resolve({ ok: false, code: 'TRANSFORM_FAILED', rule: null, message: 'the transform pool is closed (the pipeline is stopping)' })
     }
     return new Promise((resolve) => {
-      this.queue.push({ job, seq: ++this.seq, resolve, overran: false, alone: false })
+      this.enqueue([{ job, key: job.key ?? '', seq: ++this.seq, resolve, overran: false, alone: false }], 'back')
       // the events of one read arrive in one turn of the event loop: send them as one batch
       if (!this.dispatchScheduled) {
         this.dispatchScheduled = true
@@ -130,19 +146,81 @@ export class TransformPool {
     this.closed = true
     clearInterval(this.watch)
     const slots = this.slots.splice(0)
-    for (const pending of [...this.queue.splice(0), ...slots.flatMap((s) => s.batch ?? [])]) {
+    for (const pending of [...this.takeAll(), ...slots.flatMap((s) => s.batch ?? [])]) {
       pending.resolve({ ok: false, code: 'TRANSFORM_FAILED', rule: null, message: 'the transform pool closed before the transform ran' })
     }
     await Promise.all(slots.map((s) => stop(s.worker)))
   }
 
+  // puts jobs at the front of their keys' queues (a batch given back), in their order, or at the back
+  private enqueue(pendings: readonly Pending[], where: 'front' | 'back'): void {
+    const byKey = new Map<string, Pending[]>()
+    for (const pending of pendings) {
+      const list = byKey.get(pending.key)
+      if (list) list.push(pending)
+      else byKey.set(pending.key, [pending])
+    }
+    for (const [key, list] of byKey) {
+      let queue = this.queues.get(key)
+      if (!queue) this.queues.set(key, (queue = []))
+      if (where === 'front') queue.unshift(...list)
+      else queue.push(...list)
+    }
+  }
+
+  // whether a job of `key` overran its budget lately: its jobs then go to a worker in batches of their own
+  private overranLately(key: string): boolean {
+    const until = this.overranUntil.get(key)
+    if (until !== undefined && until <= Date.now()) this.overranUntil.delete(key)
+    return until !== undefined && until > Date.now()
+  }
+
+  private takeAll(): Pending[] {
+    const all = [...this.queues.values()].flat()
+    this.queues.clear()
+    return all
+  }
+
+  // the queue to serve next: of the keys with jobs waiting, the one with the fewest workers busy on it, and of
+  // those the one served least lately; it goes to the end of the order
+  private nextQueue(): Pending[] | undefined {
+    const busyOn = new Map<string, number>()
+    for (const slot of this.slots) {
+      const key = slot.batch?.[0]?.key
+      if (key !== undefined) busyOn.set(key, (busyOn.get(key) ?? 0) + 1)
+    }
+    let best: string | undefined
+    for (const key of this.queues.keys()) {
+      if (best === undefined || (busyOn.get(key) ?? 0) < (busyOn.get(best) ?? 0)) best = key
+    }
+    if (best === undefined) return undefined
+    const queue = this.queues.get(best) as Pending[]
+    this.queues.delete(best)
+    this.queues.set(best, queue)
+    return queue
+  }
+
   private dispatch(): void {
-    while (this.queue.length > 0 && !this.closed) {
+    while (this.queues.size > 0 && !this.closed) {
       let slot = this.slots.find((s) => s.batch === undefined)
       if (!slot && this.slots.length < this.workers) this.slots.push((slot = this.spawn()))
       if (!slot) return
-      const together = this.queue[0]?.alone ? 1 : this.queue.findIndex((p, i) => i >= this.maxBatch || p.alone)
-      const batch = this.queue.splice(0, together < 0 ? this.maxBatch : together)
+      const queue = this.nextQueue() as Pending[]
+      const together = queue[0]?.alone ? 1 : queue.findIndex((p, i) => i >= this.maxBatch || p.alone)
+      const batch = queue.splice(0, together < 0 ? this.maxBatch : together)
+      const key = batch[0]!.key
+      if (queue.length === 0) this.queues.delete(key)
+      // on the last worker free, room left goes to the other keys' jobs (one message for many tools' few events),
+      // but not to or beside a key whose jobs overran lately: its batch is its own, so it holds up only its own
+      const lastFree = this.slots.length >= this.workers && !this.slots.some((s) => s !== slot && s.batch === undefined)
+      if (lastFree && !batch[0]!.alone && batch.length < this.maxBatch && !this.overranLately(key)) {
+        for (const [other, rest] of this.queues) {
+          if (this.overranLately(other)) continue
+          while (batch.length < this.maxBatch && rest.length > 0 && !rest[0]!.alone) batch.push(rest.shift()!)
+          if (rest.length === 0) this.queues.delete(other)
+          if (batch.length >= this.maxBatch) break
+        }
+      }
       slot.batch = batch
       slot.progress[0] = -1
       const ruleSets = new Map<TransformRules, number>()
@@ -237,7 +315,7 @@ export class TransformPool {
     const batch = slot.batch ?? []
     slot.batch = undefined
     if (!slot.online) {
-      for (const pending of [...batch, ...this.queue.splice(0)]) pending.resolve({ ok: false, code, rule: null, message: reason })
+      for (const pending of [...batch, ...this.takeAll()]) pending.resolve({ ok: false, code, rule: null, message: reason })
       return
     }
     // a job alone was the one running, even when the worker died before it said so
@@ -248,18 +326,19 @@ export class TransformPool {
     // not sent to worker after worker for ever, and only a job that takes a worker down by itself fails
     if (code !== 'TRANSFORM_TIMEOUT' && batch.length > 1) {
       for (const pending of batch) pending.alone = true
-      this.queue.unshift(...batch)
+      this.enqueue(batch, 'front')
       this.dispatch()
       return
     }
+    if (running && code === 'TRANSFORM_TIMEOUT') this.overranUntil.set(running.key, Date.now() + OVERRAN_MEMORY_MS)
     // a busy machine can pause a process past a short budget: a job that overruns once runs again before it fails
     if (running && code === 'TRANSFORM_TIMEOUT' && !running.overran) {
       running.overran = true
-      this.queue.push(running)
+      this.enqueue([running], 'back')
     } else {
       running?.resolve({ ok: false, code, rule: null, message: reason })
     }
-    this.queue.unshift(...rest)
+    this.enqueue(rest, 'front')
     this.dispatch()
   }
 

@@ -74,7 +74,8 @@ export function transform<E extends Envelope & { readonly tool?: ToolConfig }>(
       // the entry's event text holds the payload as received; copying it to a worker is cheaper than a clone
       const payloadJson = entryPayloadJson(fields)
       const source = payloadJson !== undefined ? { payloadJson } : fields.event !== undefined ? { eventJson: fields.event } : { payload: event.payload }
-      const outcome = await pool.run({ rules: rulesOf(tool), ...source, timeoutMs: tool.transformTimeoutMs })
+      // keyed by tool, so a tool whose rules overrun their budget shares the workers instead of queueing the others
+      const outcome = await pool.run({ rules: rulesOf(tool), ...source, timeoutMs: tool.transformTimeoutMs, key: tool.id })
       if (!outcome.ok) return { ...env, failure: failure(tool, env.message.event.id, outcome) }
       return { ...env, transformed: outcome.value }
     }

@@ -84,13 +84,20 @@ export interface ForwardAttempt {
 export interface ForwardSinkOptions {
   /** Time for one request, from sending to the response headers. @defaultValue 10000 */
   readonly timeoutMs?: number
-  /** Requests in flight at once per destination origin; a slow destination cannot take another's slots. @defaultValue 10 */
+  /**
+   * Requests in flight at once per destination origin; a slow destination cannot take another's slots. Destinations
+   * that share an origin share these: each may hold all but one of them (one is left for the others), and a slot
+   * that comes free goes to the waiting destination that holds the fewest. @defaultValue 10
+   */
   readonly perDestinationConcurrency?: number
   /**
    * How long (ms) a request waits for a slot of a destination that has finished no request in that time (it
    * stalls) before it fails with transient `DESTINATION_BUSY` (Retry-After = timeoutMs), so `retryBackoff`
    * parks it instead of letting a hanging destination hold the pipeline's credit. A destination that keeps
-   * answering is waited for. @defaultValue 1000
+   * answering is waited for, by at most `perDestinationConcurrency` of a destination's requests: its others give up
+   * after this long as deferred `DESTINATION_BUSY` (parked without spending a retry, for as long as its oldest
+   * waiter has waited), at once while its oldest waiter has waited this long, so a slow destination cannot fill
+   * the pipeline's concurrency with its waiters. @defaultValue 1000
    */
   readonly slotWaitMs?: number
   /**
@@ -156,7 +163,12 @@ function networkCode(err: unknown): string | undefined {
   return undefined
 }
 
-interface Slots { active: number; readonly waiting: Array<() => void>; lastReleaseAt: number }
+// a forward waiting for a slot: whose it is (its guard key), since when, and how to hand it the slot
+interface Waiter { readonly owner: string; readonly since: number; readonly grant: () => void }
+// one semaphore: slots taken, by owner, and the forwards waiting for one
+interface Slots { active: number; readonly held: Map<string, number>; readonly waiting: Waiter[]; lastReleaseAt: number }
+// why no slot came: the destination stalled, its owner already has its share of waiters, or the attempt ran out of time
+type NoSlot = 'stalled' | 'over-share' | 'aborted'
 
 // how one request ended: a status (with its Retry-After), or the error that ended it before any
 type Outcome = { readonly status: number; readonly retryAfter: string | undefined } | { readonly error: unknown; readonly timedOut: boolean }
@@ -208,6 +220,10 @@ export class ForwardSink implements Sink<ForwardItem> {
   private readonly slotWaitMs: number
   private readonly agent: Agent
   private readonly slots = new Map<string, Slots>()
+  // each destination's (guard key's) forwards waiting for a slot, its own or its origin's, oldest first
+  private readonly waiters = new Map<string, Waiter[]>()
+  // until when (ms since epoch) a destination counts as slow: one of its waiters waited slotWaitMs (granted or not)
+  private readonly slowUntil = new Map<string, number>()
   // requests in flight, each with the function that cuts it off (close() calls them all)
   private readonly inFlight = new Set<(reason: Error) => void>()
   private readonly breakers: CircuitBreakers | undefined
@@ -311,17 +327,30 @@ export class ForwardSink implements Sink<ForwardItem> {
         `tool "${tool.id}" has no valid forward_url, so event "${event.id}" cannot be forwarded; set forward_url or use processing_mode "store"`)
     }
     const url = new URL(tool.forwardUrl)
-    const busy = (limit: number, where: string) => new PipelineError('transient', 'DESTINATION_BUSY',
-      `forward of event "${event.id}" to tool "${tool.id}": all ${limit} requests to ${where} are still open after ` +
-      `${this.slotWaitMs} ms; the event is retried later — check that the destination answers`, { retryAfterMs: this.timeoutMs })
+    const owner = guardKey(item)
+    const busy = (noSlot: NoSlot, limit: number, where: string) => {
+      if (noSlot !== 'over-share') {
+        return new PipelineError('transient', 'DESTINATION_BUSY',
+          `forward of event "${event.id}" to tool "${tool.id}": all ${limit} requests to ${where} are still open after ` +
+          `${this.slotWaitMs} ms; the event is retried later — check that the destination answers`, { retryAfterMs: this.timeoutMs })
+      }
+      // it answers, slowly: come back when the waiters ahead may have gone (as long as the oldest has waited, and
+      // a jitter as long again), without spending a retry
+      const waitedMs = Math.max(this.slotWaitMs, Date.now() - (this.waiters.get(owner)?.[0]?.since ?? Date.now()), 1)
+      const retryAfterMs = Math.round(waitedMs + Math.random() * waitedMs)
+      return new PipelineError('transient', 'DESTINATION_BUSY',
+        `forward of event "${event.id}" to destination "${item.destinationId ?? tool.id}" of tool "${tool.id}": ${this.perDestination} of its ` +
+        `requests already wait for a slot of ${where}, which answers slowly; the event is parked for ${retryAfterMs} ms without spending a retry`,
+        { retryAfterMs, deferred: true })
+    }
     const max = item.maxConcurrency
     // a destination's own limit first, so its waiters never hold a slot of the origin others share
-    const releaseDestination = max === undefined ? () => {} : await this.acquire(`destination:${guardKey(item)}`, max, signal)
-    if (!releaseDestination) return busy(max as number, `destination "${item.destinationId ?? tool.id}"`)
-    const release = await this.acquire(url.origin, this.perDestination, signal)
-    if (!release) {
+    const releaseDestination = max === undefined ? () => {} : await this.acquire(`destination:${owner}`, owner, max, false, signal)
+    if (typeof releaseDestination === 'string') return busy(releaseDestination, max as number, `destination "${item.destinationId ?? tool.id}"`)
+    const release = await this.acquire(url.origin, owner, this.perDestination, true, signal)
+    if (typeof release === 'string') {
       releaseDestination()
-      return busy(this.perDestination, url.origin)
+      return busy(release, this.perDestination, url.origin)
     }
     try {
       return await this.post(url, item, seen)
@@ -453,48 +482,89 @@ export class ForwardSink implements Sink<ForwardItem> {
   }
 
   // a small semaphore per origin (and per destination with a maxConcurrency): the bulkhead that keeps one slow
-  // destination from starving the others; undefined when no slot came free within slotWaitMs, or `signal` aborted
-  private async acquire(key: string, limit: number, signal?: AbortSignal): Promise<(() => void) | undefined> {
-    if (signal?.aborted) return undefined
+  // destination from starving the others. With `shared` (an origin's), `owner` (the destination) may hold all but
+  // one of its slots, so a destination that shares the origin finds one at once, and a freed slot goes to the
+  // waiter whose owner holds the fewest. Resolves with the release, or why no slot came
+  private async acquire(key: string, owner: string, limit: number, shared: boolean, signal?: AbortSignal): Promise<(() => void) | NoSlot> {
+    if (signal?.aborted) return 'aborted'
     let slots = this.slots.get(key)
-    if (!slots) this.slots.set(key, (slots = { active: 0, waiting: [], lastReleaseAt: Date.now() }))
+    if (!slots) this.slots.set(key, (slots = { active: 0, held: new Map(), waiting: [], lastReleaseAt: Date.now() }))
     const s = slots
-    if (s.active >= limit) {
-      const granted = await new Promise<boolean>((resolve) => {
+    const ownerMax = shared && limit > 1 ? limit - 1 : limit
+    const mayTake = (o: string) => s.active < limit && (s.held.get(o) ?? 0) < ownerMax
+    const take = (o: string) => { s.held.set(o, (s.held.get(o) ?? 0) + 1) }
+    if (mayTake(owner)) {
+      s.active++
+      take(owner)
+    } else {
+      const mine = this.waiters.get(owner) ?? []
+      // the destination already has its share of waiters and they move slowly: this one would only hold the
+      // pipeline's concurrency (and the source's credit) that other destinations need
+      if (mine.length >= this.perDestination && this.isSlow(owner, mine)) return 'over-share'
+      const noSlot = await new Promise<NoSlot | undefined>((resolve) => {
         let timer: NodeJS.Timeout | undefined
-        const waiter = () => { clearTimeout(timer); signal?.removeEventListener('abort', giveUp); resolve(true) }
-        const giveUp = () => {
+        const leave = () => {
           clearTimeout(timer)
-          signal?.removeEventListener('abort', giveUp)
+          signal?.removeEventListener('abort', aborted)
           const i = s.waiting.indexOf(waiter)
           if (i >= 0) s.waiting.splice(i, 1)
-          resolve(false)
+          const j = mine.indexOf(waiter)
+          if (j >= 0) mine.splice(j, 1)
+          if (mine.length === 0 && this.waiters.get(owner) === mine) this.waiters.delete(owner)
         }
-        // give up only on a destination that stalls (no request finished for slotWaitMs); a busy one that keeps
-        // answering is waited for, so its events are not parked for nothing. An attempt out of time gives up at
-        // once: its failure is decided, and a request sent after that would go again with its retry
+        const waited = () => {
+          if (Date.now() - waiter.since >= this.slotWaitMs) this.slowUntil.set(owner, Date.now() + this.slotWaitMs)
+        }
+        const waiter: Waiter = { owner, since: Date.now(), grant: () => { waited(); leave(); resolve(undefined) } }
+        const giveUp = (why: NoSlot) => { waited(); leave(); resolve(why) }
+        const aborted = () => giveUp('aborted')
+        // give up on a destination that stalls (no request finished for slotWaitMs); a busy one that keeps
+        // answering is waited for by its first waiters, so their events are not parked for nothing, while the
+        // others go (parked) after slotWaitMs. An attempt out of time gives up at once: its failure is decided,
+        // and a request sent after that would go again with its retry
         const check = () => {
           const idleMs = Date.now() - s.lastReleaseAt
-          if (idleMs < this.slotWaitMs) { timer = setTimeout(check, this.slotWaitMs - idleMs); return }
-          giveUp()
+          if (idleMs >= this.slotWaitMs) return giveUp('stalled')
+          if (mine.indexOf(waiter) >= this.perDestination) return giveUp('over-share')
+          timer = setTimeout(check, this.slotWaitMs - idleMs)
         }
         timer = setTimeout(check, this.slotWaitMs)
-        signal?.addEventListener('abort', giveUp, { once: true })
+        signal?.addEventListener('abort', aborted, { once: true })
         s.waiting.push(waiter)
+        mine.push(waiter)
+        this.waiters.set(owner, mine)
       })
-      if (!granted) return undefined
-    } else {
-      s.active++
+      if (noSlot) return noSlot
     }
     let released = false
     return () => {
       if (released) return
       released = true
       s.lastReleaseAt = Date.now()
-      const next = s.waiting.shift()
-      if (next) next() // hand the slot over: active stays the same
-      else if (--s.active === 0) this.slots.delete(key)
+      const left = (s.held.get(owner) ?? 1) - 1
+      if (left === 0) s.held.delete(owner)
+      else s.held.set(owner, left)
+      // hand the slot over (active stays the same) to the first waiter of the owner holding the fewest
+      let next: Waiter | undefined
+      for (const w of s.waiting) {
+        if ((s.held.get(w.owner) ?? 0) < ownerMax && (!next || (s.held.get(w.owner) ?? 0) < (s.held.get(next.owner) ?? 0))) next = w
+      }
+      if (next) {
+        take(next.owner)
+        next.grant()
+      } else if (--s.active === 0) {
+        this.slots.delete(key)
+      }
     }
+  }
+
+  // whether `owner`'s waiters move slowly: its oldest has waited slotWaitMs, or one did lately
+  private isSlow(owner: string, mine: readonly Waiter[]): boolean {
+    const now = Date.now()
+    if (mine[0] && now - mine[0].since >= this.slotWaitMs) return true
+    const until = this.slowUntil.get(owner)
+    if (until !== undefined && until <= now) this.slowUntil.delete(owner)
+    return until !== undefined && until > now
   }
 
   /** Aborts requests still in flight (they fail with transient `SINK_CLOSED`); a second call returns the same promise. */

@@ -12,7 +12,7 @@ import { parseTool } from '../../src/core/tool.js'
 import { forwardStep } from '../../src/operators/forward.js'
 import { retryBackoff } from '../../src/operators/retry-backoff.js'
 import { asOneBatch, envelope } from '../operators/helpers.js'
-import { makeEvent } from '../helpers/events.js'
+import { eventually, makeEvent } from '../helpers/events.js'
 import { startReceiver, type Receiver } from '../helpers/pipeline.js'
 import { sharedRedis } from '../helpers/servers.js'
 
@@ -136,6 +136,31 @@ Guards('maxConcurrency bounds the requests in flight to one destination while an
   await Promise.all([...Array.from({ length: 4 }, () => s.deliver(item(r.url, { destinationId: 'slow-lane', maxConcurrency: 1 }))),
     ...Array.from({ length: 4 }, () => s.deliver(item(r.url, { destinationId: 'fast-lane' })))])
   assert.ok(most >= 4, `the unlimited destination on the same origin ran in parallel; at most ${most} open`)
+})
+
+Guards('destinations sharing an origin: a slow one holds all but one of its slots, and a freed slot goes to the one holding fewer', async (ctx) => {
+  let answerSlow!: () => void
+  const slowHeld = new Promise<void>((resolve) => { answerSlow = resolve })
+  let slowOpen = 0
+  let slowMost = 0
+  const r = await receiver(ctx, async (_n, body) => {
+    if (!body.includes('"tool_id":"slow"')) return 200
+    slowMost = Math.max(slowMost, ++slowOpen)
+    await slowHeld
+    slowOpen--
+    return 200
+  })
+  const s = sink(ctx, { perDestinationConcurrency: 4, slotWaitMs: 60_000 })
+  const slow = Array.from({ length: 7 }, () => s.deliver(toolsDestination('slow', `${r.url}?to=slow`)))
+  await eventually('the slow destination holds its share of the slots', () => slowOpen === 3)
+  // the fourth slot is free for another destination: its deliveries go one after the other, without waiting for slow's
+  const started = Date.now()
+  const quick = await Promise.all(Array.from({ length: 5 }, () => s.deliver(toolsDestination('quick', `${r.url}?to=quick`))))
+  assert.equal(quick.map((a) => a.failure?.code), Array(5).fill(undefined))
+  assert.ok(Date.now() - started < 5000, `the quick destination waited ${Date.now() - started} ms`)
+  assert.is(slowMost, 3, 'at most 3 of the 4 slots held by the slow destination')
+  answerSlow()
+  assert.equal((await Promise.all(slow)).map((a) => a.failure?.code), Array(7).fill(undefined), 'its waiters (4, its share) are waited for')
 })
 
 // destination ids are unique within a tool only: "ci" of one tenant's tool and "ci" of another's are two destinations

@@ -200,28 +200,45 @@ Forward('a hanging destination does not take the slots of another one', async ()
   assert.is(fastFailures.size, 0)
   assert.is(fast.received.length, 5)
   assert.ok(fastMs < 1000, `the fast destination waited ${fastMs} ms`)
-  // the slow destination holds its 2 slots; its other 3 items wait for them instead of taking the fast one's
-  assert.is(slow.received.length, 2)
+  // the slow destination holds all but one of its origin's 2 slots; its other 4 items wait instead of taking the fast one's
+  assert.is(slow.received.length, 1)
   const slowFailures = await slowDone
   assert.is(slowFailures.size, 5)
-  // the 2 sent time out; the 3 waiting give up after slotWaitMs without any request finishing (a stall) and
+  // the one sent times out; the 4 waiting give up after slotWaitMs without any request finishing (a stall) and
   // carry Retry-After so retryBackoff parks them instead of holding the pipeline
   const codes = [...slowFailures.values()].map((e) => e.code).sort()
-  assert.equal(codes, ['DESTINATION_BUSY', 'DESTINATION_BUSY', 'DESTINATION_BUSY', 'DESTINATION_TIMEOUT', 'DESTINATION_TIMEOUT'])
-  assert.ok([...slowFailures.values()].filter((e) => e.code === 'DESTINATION_BUSY').every((e) => e.kind === 'transient' && e.retryAfterMs === 1500))
+  assert.equal(codes, ['DESTINATION_BUSY', 'DESTINATION_BUSY', 'DESTINATION_BUSY', 'DESTINATION_BUSY', 'DESTINATION_TIMEOUT'])
+  assert.ok([...slowFailures.values()].filter((e) => e.code === 'DESTINATION_BUSY').every((e) => e.kind === 'transient' && !e.deferred && e.retryAfterMs === 1500))
   await sink.close()
   await slow.close()
   await fast.close()
 })
 
-Forward('a busy destination that keeps answering is waited for, not given up on', async () => {
+Forward('a busy destination that keeps answering is waited for by its share of waiters, not given up on', async () => {
+  const busy = await receiver((_r, res) => setTimeout(() => res.writeHead(200).end(), 600))
+  // 2 slots, of which one destination alone may hold 1, and 2 waiters of its own wait as long as it answers: the
+  // third request waits ~1.2 s, past slotWaitMs, while the destination finishes one every 600 ms (400 ms of slack)
+  const sink = new ForwardSink({ perDestinationConcurrency: 2, slotWaitMs: 1000 })
+  const failures = await sink.write(Array.from({ length: 3 }, (_, i) => item(`busy-${i}`, busy.url)))
+  assert.is(failures.size, 0)
+  assert.is(busy.received.length, 3)
+  await sink.close()
+  await busy.close()
+})
+
+Forward('a busy destination\'s waiters beyond its share are parked without spending a retry, not held', async () => {
   const busy = await receiver((_r, res) => setTimeout(() => res.writeHead(200).end(), 150))
   const sink = new ForwardSink({ perDestinationConcurrency: 1, slotWaitMs: 1000 })
-  // 12 requests through 1 slot take ~1.8 s, far past slotWaitMs, but the destination finishes one every 150 ms
-  // (850 ms of slack per request for a busy machine's late timers)
+  // 12 requests through 1 slot take ~1.8 s; the destination finishes one every 150 ms, so none is a stall, but only
+  // 1 waiter (perDestinationConcurrency) is its share: the others go after slotWaitMs, deferred, so retryBackoff
+  // parks them without spending a retry and their pipeline slots go to other destinations
   const failures = await sink.write(Array.from({ length: 12 }, (_, i) => item(`busy-${i}`, busy.url)))
-  assert.is(failures.size, 0)
-  assert.is(busy.received.length, 12)
+  assert.ok(failures.size > 0 && failures.size <= 10, `${failures.size} of 12 parked`)
+  for (const failure of failures.values()) {
+    assert.equal([failure.code, failure.kind, failure.deferred], ['DESTINATION_BUSY', 'transient', true])
+    assert.ok((failure.retryAfterMs ?? 0) >= 1000, `parked for as long as its waiters wait at least; ${failure.retryAfterMs} ms`)
+  }
+  assert.is(busy.received.length, 12 - failures.size, 'a parked request was not sent')
   await sink.close()
   await busy.close()
 })
