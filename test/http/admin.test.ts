@@ -225,6 +225,18 @@ Admin('a DLQ filter time PostgreSQL cannot hold is a 400 naming the field, on li
   assert.is(await ctx.redis.xlen(ctx.keys.stream), 0, 'nothing was re-queued')
 })
 
+Admin('a forged event search cursor (impossible time, year 0, NUL in an id) is a 400 EVENT_CURSOR_INVALID, not a 500', async (ctx) => {
+  const forged = (...parts: string[]) => Buffer.from(JSON.stringify(['ev1', ...parts])).toString('base64url')
+  for (const cursor of [forged('2024-13-45T99:99:99.000000Z', 'gh', 'a'), forged('0000-01-01T00:00:00.000000Z', 'gh', 'a'),
+    forged('2024-01-01T00:00:00.000000Z', 'gh\u0000', 'a'), forged('2024-01-01T00:00:00.000000Z', 'gh', 'a\u0000')]) {
+    for (const path of [`/admin/events?cursor=${cursor}`, `/admin/events?tool=gh&status=failed&cursor=${cursor}`]) {
+      const res = await call(ctx, 'GET', path)
+      assert.equal([res.status, res.json.error?.code], [400, 'EVENT_CURSOR_INVALID'], path)
+    }
+  }
+  assert.equal(ctx.logs.filter((l) => l.includes('failed unexpectedly')), [])
+})
+
 Admin('retry by filter with only empty filter values is refused as no filter, and re-queues nothing', async (ctx) => {
   await seedDlq(ctx.handle, [{ event: { tool_id: 'gh' } }, { event: { tool_id: 'gl' } }])
   for (const body of [{ tool: '' }, { status: '', event_type: null }, { from: '', to: '' }]) {
