@@ -33,6 +33,8 @@ export function parseDlqFilter(input: Readonly<Record<string, unknown>>): DlqFil
     const v = input[name]
     if (v === undefined || v === null || v === '') return undefined
     if (typeof v !== 'string') throw bad(`DLQ filter "${name}" must be a string; got ${JSON.stringify(v)}`)
+    // no stored row has one, and PostgreSQL refuses it in a query (a 500 instead of this answer)
+    if (v.includes('\u0000')) throw bad(`DLQ filter "${name}" must not hold a NUL character (\\u0000, %00); got ${JSON.stringify(v.slice(0, 40))}`)
     return v
   }
   const rawStatus = input.status

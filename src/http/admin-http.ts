@@ -44,9 +44,29 @@ export function sendAdminError(res: ServerResponse, err: unknown, log?: AdminLog
   }
 }
 
+// the first top-level field of `body` with a NUL character in its name or anywhere in its value (walked without
+// recursion: a 1 MiB body may nest deeper than the stack)
+function fieldWithNul(body: Record<string, unknown>): string | undefined {
+  for (const [field, value] of Object.entries(body)) {
+    if (field.includes('\u0000')) return field
+    const stack: unknown[] = [value]
+    while (stack.length > 0) {
+      const v = stack.pop()
+      if (typeof v === 'string' && v.includes('\u0000')) return field
+      if (typeof v === 'object' && v !== null) {
+        for (const [k, child] of Object.entries(v)) {
+          if (k.includes('\u0000')) return field
+          stack.push(child)
+        }
+      }
+    }
+  }
+  return undefined
+}
+
 /**
  * Reads a JSON object body of at most `maxBytes`. An empty body reads as `{}`. Throws AdminError
- * `BODY_TOO_LARGE` (413) or `INVALID_JSON` (400).
+ * `BODY_TOO_LARGE` (413) or `INVALID_JSON` (400, also for a NUL character in any string: PostgreSQL cannot store one).
  *
  * @example
  * const body = await readJsonObject(req, 1 << 20)
@@ -69,6 +89,10 @@ export async function readJsonObject(req: IncomingMessage, maxBytes: number): Pr
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new AdminError(400, 'INVALID_JSON', 'request body must be a JSON object')
+  }
+  const field = fieldWithNul(value as Record<string, unknown>)
+  if (field !== undefined) {
+    throw new AdminError(400, 'INVALID_JSON', `request body field ${JSON.stringify(field.slice(0, 40))} holds a NUL character (\\u0000), which PostgreSQL cannot store; remove it`)
   }
   return value as Record<string, unknown>
 }

@@ -126,6 +126,13 @@ export function adminRoutes(options: AdminOptions): Route[] {
         return
       }
       throttle.succeeded(address)
+      // no tool, event, destination or DLQ id holds a NUL, and PostgreSQL refuses one in a query (a 500 otherwise)
+      const nul = Object.keys(params).find((name) => (params[name] as string).includes('\u0000'))
+      if (nul !== undefined) {
+        req.resume()
+        sendJson(res, 400, { error: { code: 'INVALID_PATH', message: `path parameter "${nul}" holds a NUL character (%00), which no id can contain; remove it` } })
+        return
+      }
       return route.handler(req, res, params)
     },
   }))

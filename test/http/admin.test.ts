@@ -237,6 +237,28 @@ Admin('a forged event search cursor (impossible time, year 0, NUL in an id) is a
   assert.equal(ctx.logs.filter((l) => l.includes('failed unexpectedly')), [])
 })
 
+Admin('a NUL character in a path id, a DLQ filter or a JSON body is a 400 naming where it is, never a 500', async (ctx) => {
+  await call(ctx, 'PUT', '/admin/tools/gh-main', { provider: 'github', secret: SECRET })
+  await seedDlq(ctx.handle, [{ event: { tool_id: 'gh-main' } }])
+  const cases: [string, string, unknown?][] = [
+    ['GET', '/admin/tools/gh%00'], ['DELETE', '/admin/tools/gh%00'], ['PUT', '/admin/tools/gh%00', { provider: 'github', secret: SECRET }],
+    ['GET', '/admin/events/a%00'], ['GET', '/admin/tools/gh%00/events/a'], ['GET', '/admin/tools/gh-main/events/a%00'],
+    ['GET', '/admin/tools/gh-main/events/a%00/content'], ['GET', '/admin/tools/gh%00/destinations'], ['DELETE', '/admin/tools/gh-main/destinations/a%00'],
+    ['POST', '/admin/tools/gh%00/secret/retire'],
+    ['GET', '/admin/dlq?tool=gh%00'], ['GET', '/admin/dlq?event_type=%00'], ['POST', '/admin/dlq/retry', { tool: 'gh\u0000' }],
+    ['PUT', '/admin/tools/gh-main', { provider: 'github', tenant_id: 'acme\u0000' }],
+    ['PUT', '/admin/tools/gh-other', { provider: 'github', secret: SECRET, transform: '$\u0000' }],
+  ]
+  for (const [method, path, body] of cases) {
+    const res = await call(ctx, method, path, body)
+    assert.is(res.status, 400, `${method} ${path} ${JSON.stringify(body)}: ${JSON.stringify(res.json)}`)
+    assert.match(res.json.error.message, /NUL/, `${method} ${path}`)
+  }
+  assert.equal(ctx.logs.filter((l) => l.includes('failed unexpectedly')), [])
+  assert.is((await ctx.store.get('gh-main'))?.tenantId, 'default', 'the refused PUT changed nothing')
+  assert.is(await ctx.redis.xlen(ctx.keys.stream), 0, 'nothing was re-queued')
+})
+
 Admin('retry by filter with only empty filter values is refused as no filter, and re-queues nothing', async (ctx) => {
   await seedDlq(ctx.handle, [{ event: { tool_id: 'gh' } }, { event: { tool_id: 'gl' } }])
   for (const body of [{ tool: '' }, { status: '', event_type: null }, { from: '', to: '' }]) {
