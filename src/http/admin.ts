@@ -8,6 +8,7 @@ import type { ToolStore } from '../db/tool-store.js'
 import type { StreamKeys } from '../sources/keys.js'
 import type { RedisClient, StreamClient } from '../sources/stream-client.js'
 import { breakerRoutes } from './admin-breakers.js'
+import { clientKey } from './connection-guard.js'
 import { commandRoutes, type AdminCommandLog } from './admin-commands.js'
 import { destinationRoutes } from './admin-destinations.js'
 import { dlqRoutes } from './admin-dlq.js'
@@ -41,9 +42,9 @@ export interface AdminOptions {
   /** ADMIN_TOKEN. Unset or empty: no route is mounted, so every `/admin` request is an unknown path (404, never 405). */
   readonly token?: string
   /**
-   * Failed-login throttle per client address (ADMIN_LOGIN_MAX_FAILURES, ADMIN_LOGIN_WINDOW): past `maxFailures`
-   * wrong bearer tokens in `windowMs`, the address gets 429 `ADMIN_LOGIN_THROTTLED` with Retry-After, and its
-   * token is not even compared. @defaultValue 5 failures per 60 s, 10,000 addresses remembered
+   * Failed-login throttle per client address (ADMIN_LOGIN_MAX_FAILURES, ADMIN_LOGIN_WINDOW; an IPv6 client per /64,
+   * as `clientKey` groups them): past `maxFailures` wrong bearer tokens in `windowMs`, the address gets 429
+   * `ADMIN_LOGIN_THROTTLED` with Retry-After, and its token is not even compared. @defaultValue 5 failures per 60 s, 10,000 addresses remembered
    */
   readonly loginThrottle?: LoginThrottleOptions
   /** The main stream; re-queued DLQ events go back to it. */
@@ -106,7 +107,8 @@ export function adminRoutes(options: AdminOptions): Route[] {
   return routes.map((route) => ({
     ...route,
     handler: (req, res, params) => {
-      const address = req.socket.remoteAddress ?? 'unknown'
+      // per client as the connection cap counts them: an IPv6 host holds a whole /64 and could rotate through it
+      const address = clientKey(req.socket.remoteAddress)
       const waitMs = throttle.retryAfterMs(address)
       if (waitMs > 0) {
         req.resume()
