@@ -107,6 +107,9 @@ export function adminRoutes(options: AdminOptions): Route[] {
   return routes.map((route) => ({
     ...route,
     handler: (req, res, params) => {
+      // answers carry generated secrets, payloads and headers: no cache (browser, proxy) may keep one, nor sniff it as HTML
+      res.setHeader('cache-control', 'no-store')
+      res.setHeader('x-content-type-options', 'nosniff')
       // per client as the connection cap counts them: an IPv6 host holds a whole /64 and could rotate through it
       const address = clientKey(req.socket.remoteAddress)
       const waitMs = throttle.retryAfterMs(address)

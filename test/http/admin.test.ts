@@ -91,6 +91,23 @@ Admin('a missing or wrong token gets 401 without echoing it; the right token wor
   assert.ok(ctx.bodies.every((b) => !b.includes(TOKEN) && !b.includes('wrong-token')))
 })
 
+Admin('no admin answer may be stored by a cache: a generated secret, a tool list, a 401 and a 404 all say Cache-Control: no-store', async (ctx) => {
+  const send = (method: string, path: string, body?: unknown, token: string | null = TOKEN) => fetch(`${ctx.http.url}${path}`, {
+    method, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  })
+  const created = await send('PUT', '/admin/tools/fwd', { provider: 'github', secret: SECRET, processing_mode: 'store_and_forward', forward_url: 'http://127.0.0.1:9/hook' })
+  const secret = (await created.clone().json() as { forward_secret?: string }).forward_secret
+  assert.match(String(secret), /^whsec_/, 'the answer carries a generated signing secret')
+  const added = await send('POST', '/admin/tools/fwd/destinations', { id: 'ci', url: 'http://127.0.0.1:9/ci' })
+  assert.match(String((await added.clone().json() as { secret?: string }).secret), /^whsec_/)
+  for (const res of [created, added, await send('GET', '/admin/tools'), await send('GET', '/admin/tools/fwd/destinations'), await send('GET', '/admin/tools', undefined, 'wrong-token-0123456789'),
+    await send('GET', '/admin/tools/nope'), await send('GET', '/admin/dlq?limit=0')]) {
+    assert.is(res.headers.get('cache-control'), 'no-store', `${res.url} ${res.status}`)
+    assert.is(res.headers.get('x-content-type-options'), 'nosniff', `${res.url} ${res.status}`)
+    await res.body?.cancel()
+  }
+})
+
 Admin('tool CRUD: create, show, replace keeping the secret, delete; the registry sees each change at once; secrets never leak', async (ctx) => {
   const created = await call(ctx, 'PUT', '/admin/tools/gh-main', { provider: 'github', secret: SECRET, tenant_id: 'acme', processing_mode: 'store', max_body: '1MiB' })
   assert.is(created.status, 201)
