@@ -331,6 +331,16 @@ Console('a tool whose transform is an object of field → JSONata keeps it when 
   assert.equal([saved.tenant_id, saved.processing_mode, saved.transform], ['globex', 'transform_and_store', transform])
 }))
 
+Console('an address whose path is not valid percent-encoding shows an error page, not the page before it', withTimeLimit(60_000, async (ctx) => {
+  const { page, svc } = ctx
+  await page.goto(`${svc.adminUrl}/console#/tools`)
+  await page.getByRole('heading', { name: 'Tools', level: 1 }).waitFor()
+  const before = ctx.problems.length
+  await page.evaluate("location.hash = '#/events/gh/%E0%A4%A'")
+  await page.getByRole('heading', { name: 'Something went wrong' }).waitFor({ timeout: 10_000 })
+  assert.equal(ctx.problems.slice(before), [], 'no uncaught error')
+}))
+
 Console('at 375 px every page fits the screen, and the token never appears in a URL or goes anywhere but the admin API', withTimeLimit(120_000, async (ctx) => {
   const { page, svc } = ctx
   await page.setViewportSize({ width: 375, height: 800 })
