@@ -16,6 +16,13 @@ export interface DlqFilter {
   readonly to?: Date
 }
 
+// a given value for an error message: short whatever its size (a body may hold a 1 MiB array)
+function shown(v: unknown): string {
+  if (typeof v === 'string') return `${JSON.stringify(v.slice(0, 40))}${v.length > 40 ? '…' : ''}`
+  if (Array.isArray(v)) return `an array of ${v.length}`
+  return typeof v === 'object' && v !== null ? 'an object' : String(v)
+}
+
 function bad(message: string, code = 'DLQ_FILTER_INVALID'): PipelineError {
   return new PipelineError('permanent', code, message)
 }
@@ -32,7 +39,7 @@ export function parseDlqFilter(input: Readonly<Record<string, unknown>>): DlqFil
   const str = (name: string): string | undefined => {
     const v = input[name]
     if (v === undefined || v === null || v === '') return undefined
-    if (typeof v !== 'string') throw bad(`DLQ filter "${name}" must be a string; got ${JSON.stringify(v)}`)
+    if (typeof v !== 'string') throw bad(`DLQ filter "${name}" must be a string; got ${shown(v)}`)
     // no stored row has one, and PostgreSQL refuses it in a query (a 500 instead of this answer)
     if (v.includes('\u0000')) throw bad(`DLQ filter "${name}" must not hold a NUL character (\\u0000, %00); got ${JSON.stringify(v.slice(0, 40))}`)
     return v
@@ -43,7 +50,7 @@ export function parseDlqFilter(input: Readonly<Record<string, unknown>>): DlqFil
     out.status = list.map((s) => {
       const v = typeof s === 'string' ? s.trim() : s
       if (!(DLQ_STATUSES as readonly unknown[]).includes(v)) {
-        throw bad(`DLQ filter "status" must be one or more of ${DLQ_STATUSES.join(', ')}; got ${JSON.stringify(s)}`)
+        throw bad(`DLQ filter "status" must be one or more of ${DLQ_STATUSES.join(', ')}; got ${shown(s)}`)
       }
       return v as DlqStatus
     })

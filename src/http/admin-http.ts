@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { isPipelineError } from '../core/errors.js'
 import { sendJson, type RouteHandler } from './server.js'
+import { unstorableJson } from './storable-json.js'
 
 /** The admin API's error answer: `{ error: { code, message } }` with the HTTP status of the code. */
 export class AdminError extends Error {
@@ -44,29 +45,10 @@ export function sendAdminError(res: ServerResponse, err: unknown, log?: AdminLog
   }
 }
 
-// the first top-level field of `body` with a NUL character in its name or anywhere in its value (walked without
-// recursion: a 1 MiB body may nest deeper than the stack)
-function fieldWithNul(body: Record<string, unknown>): string | undefined {
-  for (const [field, value] of Object.entries(body)) {
-    if (field.includes('\u0000')) return field
-    const stack: unknown[] = [value]
-    while (stack.length > 0) {
-      const v = stack.pop()
-      if (typeof v === 'string' && v.includes('\u0000')) return field
-      if (typeof v === 'object' && v !== null) {
-        for (const [k, child] of Object.entries(v)) {
-          if (k.includes('\u0000')) return field
-          stack.push(child)
-        }
-      }
-    }
-  }
-  return undefined
-}
-
 /**
  * Reads a JSON object body of at most `maxBytes`. An empty body reads as `{}`. Throws AdminError
- * `BODY_TOO_LARGE` (413) or `INVALID_JSON` (400, also for a NUL character in any string: PostgreSQL cannot store one).
+ * `BODY_TOO_LARGE` (413) or `INVALID_JSON` (400, also for what PostgreSQL cannot store: a `\\u0000` or unpaired
+ * surrogate escape, or nesting deeper than 512 levels; see `unstorableJson`).
  *
  * @example
  * const body = await readJsonObject(req, 1 << 20)
@@ -90,9 +72,10 @@ export async function readJsonObject(req: IncomingMessage, maxBytes: number): Pr
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new AdminError(400, 'INVALID_JSON', 'request body must be a JSON object')
   }
-  const field = fieldWithNul(value as Record<string, unknown>)
-  if (field !== undefined) {
-    throw new AdminError(400, 'INVALID_JSON', `request body field ${JSON.stringify(field.slice(0, 40))} holds a NUL character (\\u0000), which PostgreSQL cannot store; remove it`)
+  // what PostgreSQL's text and jsonb refuse would fail the query (a 500), and no admin body nests that deep
+  const unstorable = unstorableJson(text)
+  if (unstorable !== undefined) {
+    throw new AdminError(400, 'INVALID_JSON', `request body holds ${unstorable}, which PostgreSQL cannot store; remove it`)
   }
   return value as Record<string, unknown>
 }

@@ -276,6 +276,33 @@ Admin('a NUL character in a path id, a DLQ filter or a JSON body is a 400 naming
   assert.is(await ctx.redis.xlen(ctx.keys.stream), 0, 'nothing was re-queued')
 })
 
+Admin('a lone UTF-16 surrogate in a JSON body string (not Unicode text) is a 400 naming the field, never a 500', async (ctx) => {
+  for (const [path, body] of [['/admin/tools/gh-lone', '{"provider":"github","secret":"gh-signing-secret","tenant_id":"acme\\ud800"}'],
+    ['/admin/tools/gh-lone', '{"provider":"github","secret":"gh-signing-secret","transform":{"repo":"\\udc00"}}']] as const) {
+    const res = await call(ctx, 'PUT', path, body)
+    assert.is(res.status, 400, `${body}: ${JSON.stringify(res.json)}`)
+    assert.is(res.json.error.code, 'INVALID_JSON')
+    assert.match(res.json.error.message, /surrogate/)
+  }
+  assert.equal(ctx.logs.filter((l) => l.includes('failed unexpectedly')), [])
+  assert.is(await ctx.store.get('gh-lone'), undefined)
+})
+
+Admin('a DLQ filter value of the wrong type, however deep or large, is a 400 with a short message, never a 500', async (ctx) => {
+  const deep = '{"a":'.repeat(20_000) + '1' + '}'.repeat(20_000)
+  for (const body of [`{"status":${deep}}`, `{"status":[${deep}]}`, `{"tool":${deep}}`]) {
+    const res = await call(ctx, 'POST', '/admin/dlq/retry', body)
+    assert.is(res.status, 400, body.slice(0, 40))
+    assert.match(res.json.error.message, /nested more than 512 levels deep/)
+  }
+  for (const body of [`{"event_type":[${'"x",'.repeat(100_000)}"x"]}`, `{"status":"pending,${'x'.repeat(100_000)}"}`, `{"status":[{"a":"${'x'.repeat(100_000)}"}]}`]) {
+    const res = await call(ctx, 'POST', '/admin/dlq/retry', body)
+    assert.equal([res.status, res.json.error?.code], [400, 'DLQ_FILTER_INVALID'], body.slice(0, 40))
+    assert.ok(res.json.error.message.length < 400, `a short message: ${res.json.error.message.length} characters`)
+  }
+  assert.equal(ctx.logs.filter((l) => l.includes('failed unexpectedly')), [])
+})
+
 Admin('retry by filter with only empty filter values is refused as no filter, and re-queues nothing', async (ctx) => {
   await seedDlq(ctx.handle, [{ event: { tool_id: 'gh' } }, { event: { tool_id: 'gl' } }])
   for (const body of [{ tool: '' }, { status: '', event_type: null }, { from: '', to: '' }]) {
