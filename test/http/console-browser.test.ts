@@ -341,6 +341,17 @@ Console('an address whose path is not valid percent-encoding shows an error page
   assert.equal(ctx.problems.slice(before), [], 'no uncaught error')
 }))
 
+Console('a search address with a time that is no time (#/events?from=yesterday) shows the API\'s explanation, not a script error', withTimeLimit(60_000, async (ctx) => {
+  const { page, svc } = ctx
+  const before = ctx.problems.length
+  await page.goto(`${svc.adminUrl}/console#/events?from=yesterday`)
+  const error = page.locator('p.error[role="alert"]')
+  await error.waitFor({ timeout: 10_000 })
+  assert.match(await error.textContent() ?? '', /^EVENT_FILTER_INVALID: event search "from" must be an ISO 8601 time/)
+  // the browser logs the API's deliberate 400; nothing else may have gone wrong
+  assert.equal(ctx.problems.splice(before).filter((p) => !/status of 400/.test(p)), [])
+}))
+
 Console('at 375 px every page fits the screen, and the token never appears in a URL or goes anywhere but the admin API', withTimeLimit(120_000, async (ctx) => {
   const { page, svc } = ctx
   await page.setViewportSize({ width: 375, height: 800 })
