@@ -1,6 +1,7 @@
 import { sql, type SelectQueryBuilder } from 'kysely'
 import { PipelineError } from '../core/errors.js'
 import type { Database, DlqStatus } from './database.js'
+import { ISO_TIME } from './event-search-filter.js'
 
 /** Every status a DLQ row can have. */
 export const DLQ_STATUSES: readonly DlqStatus[] = Object.freeze(['pending', 'retrying', 'resolved', 'failed', 'discarded'])
@@ -63,9 +64,10 @@ export function parseDlqFilter(input: Readonly<Record<string, unknown>>): DlqFil
     const v = str(name)
     if (v === undefined) continue
     const at = new Date(v)
-    // JavaScript takes years PostgreSQL's timestamptz does not (before 4713 BC): bound them as the event search does
+    // JavaScript takes years PostgreSQL's timestamptz does not (before 4713 BC): bound them as the event search does;
+    // and it reads "10/11/2024" (October 11th, or November 10th?) or "0" (the year 2000) as some day: only ISO 8601
     const year = at.getUTCFullYear()
-    if (Number.isNaN(at.getTime()) || year < 1 || year > 9999) {
+    if (!ISO_TIME.test(v) || Number.isNaN(at.getTime()) || year < 1 || year > 9999) {
       throw bad(`DLQ filter "${name}" must be an ISO 8601 time from year 0001 to 9999, such as 2024-06-01T00:00:00Z; got ${JSON.stringify(v.slice(0, 40))}`)
     }
     out[name] = at

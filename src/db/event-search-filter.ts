@@ -39,7 +39,8 @@ export const SEARCH_PARAMETERS: readonly string[] = Object.freeze(['tool', 'tena
 const MAX_VALUE_CHARS = 256
 /** Largest page. */
 export const MAX_SEARCH_LIMIT = 500
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$/
+/** An ISO 8601 date or time with a zone, as the event search and the DLQ filters take them (`2024-06-01T00:00:00Z`). */
+export const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$/
 
 function invalid(message: string, code = 'EVENT_FILTER_INVALID'): PipelineError {
   return new PipelineError('permanent', code, message)

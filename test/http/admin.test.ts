@@ -303,6 +303,21 @@ Admin('a DLQ filter value of the wrong type, however deep or large, is a 400 wit
   assert.equal(ctx.logs.filter((l) => l.includes('failed unexpectedly')), [])
 })
 
+Admin('a DLQ filter time that is not ISO 8601 ("10/11/2024", "0", "Nov 10 2024") is refused, not read as some other day, and re-queues nothing', async (ctx) => {
+  await seedDlq(ctx.handle, [{}, {}])
+  for (const at of ['10/11/2024', '0', '1', 'Nov 10 2024', '2024-11-10 10:00']) {
+    const list = await call(ctx, 'GET', `/admin/dlq?from=${encodeURIComponent(at)}`)
+    assert.equal([list.status, list.json.error?.code], [400, 'DLQ_FILTER_INVALID'], `list from=${at}`)
+    const retry = await call(ctx, 'POST', '/admin/dlq/retry', { from: at })
+    assert.equal([retry.status, retry.json.error?.code], [400, 'DLQ_FILTER_INVALID'], `retry from=${at}`)
+    assert.match(retry.json.error.message, /"from" must be an ISO 8601 time/)
+  }
+  assert.is(await ctx.redis.xlen(ctx.keys.stream), 0, 'nothing was re-queued')
+  for (const at of ['2024-11-10', '2024-11-10T10:00Z', '2024-11-10T10:00:00.123+02:00']) {
+    assert.is((await call(ctx, 'GET', `/admin/dlq?from=${encodeURIComponent(at)}`)).status, 200, at)
+  }
+})
+
 Admin('retry by filter with only empty filter values is refused as no filter, and re-queues nothing', async (ctx) => {
   await seedDlq(ctx.handle, [{ event: { tool_id: 'gh' } }, { event: { tool_id: 'gl' } }])
   for (const body of [{ tool: '' }, { status: '', event_type: null }, { from: '', to: '' }]) {
