@@ -2,6 +2,7 @@ import { hostname } from 'node:os'
 import { formatDuration, parseDuration } from '../core/duration.js'
 import { ConfigError, isPipelineError } from '../core/errors.js'
 import { headerScrubber } from '../core/scrub-headers.js'
+import { MAX_RETENTION_MS } from '../db/retention.js'
 import { parseTool, type ToolConfig, type ToolInput } from '../core/tool.js'
 import { parseAllowPrivate, type AllowPrivate } from '../sinks/ssrf-guard.js'
 import { streamKeys, type StreamKeys } from '../sources/keys.js'
@@ -403,11 +404,13 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     }
   })
 
-  // a retention is a duration of at least a minute, or "off" (the default): kept forever
+  // a retention is a duration from a minute to 100 years (its cutoff must be a time PostgreSQL has), or "off" (the
+  // default): kept forever
   const retention = (env: string, file: string) => opt({ env, file }, (r) => {
     if (r.value === false || (typeof r.value === 'string' && r.value.toLowerCase() === 'off')) return undefined
     const ms = durationMs(r)
-    return ms !== undefined && ms >= 60_000 ? ms : invalid(r, 'a duration of at least 1m such as "720h" or "90d", or "off" to keep rows forever')
+    return ms !== undefined && ms >= 60_000 && ms <= MAX_RETENTION_MS ? ms
+      : invalid(r, 'a duration from 1m to 36500d (100 years) such as "720h" or "90d", or "off" to keep rows forever')
   })
   const eventsRetentionMs = retention('EVENT_RETENTION', 'retention.events')
   const auditRetentionMs = retention('AUDIT_RETENTION', 'retention.audit')

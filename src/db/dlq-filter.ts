@@ -1,6 +1,7 @@
 import { sql, type SelectQueryBuilder } from 'kysely'
 import { PipelineError } from '../core/errors.js'
 import type { Database, DlqStatus } from './database.js'
+import { ISO_TIME } from './event-search-filter.js'
 
 /** Every status a DLQ row can have. */
 export const DLQ_STATUSES: readonly DlqStatus[] = Object.freeze(['pending', 'retrying', 'resolved', 'failed', 'discarded'])
@@ -14,6 +15,13 @@ export interface DlqFilter {
   readonly from?: Date
   /** Rows that failed before this time. */
   readonly to?: Date
+}
+
+// a given value for an error message: short whatever its size (a body may hold a 1 MiB array)
+function shown(v: unknown): string {
+  if (typeof v === 'string') return `${JSON.stringify(v.slice(0, 40))}${v.length > 40 ? '…' : ''}`
+  if (Array.isArray(v)) return `an array of ${v.length}`
+  return typeof v === 'object' && v !== null ? 'an object' : String(v)
 }
 
 function bad(message: string, code = 'DLQ_FILTER_INVALID'): PipelineError {
@@ -32,7 +40,9 @@ export function parseDlqFilter(input: Readonly<Record<string, unknown>>): DlqFil
   const str = (name: string): string | undefined => {
     const v = input[name]
     if (v === undefined || v === null || v === '') return undefined
-    if (typeof v !== 'string') throw bad(`DLQ filter "${name}" must be a string; got ${JSON.stringify(v)}`)
+    if (typeof v !== 'string') throw bad(`DLQ filter "${name}" must be a string; got ${shown(v)}`)
+    // no stored row has one, and PostgreSQL refuses it in a query (a 500 instead of this answer)
+    if (v.includes('\u0000')) throw bad(`DLQ filter "${name}" must not hold a NUL character (\\u0000, %00); got ${JSON.stringify(v.slice(0, 40))}`)
     return v
   }
   const rawStatus = input.status
@@ -41,7 +51,7 @@ export function parseDlqFilter(input: Readonly<Record<string, unknown>>): DlqFil
     out.status = list.map((s) => {
       const v = typeof s === 'string' ? s.trim() : s
       if (!(DLQ_STATUSES as readonly unknown[]).includes(v)) {
-        throw bad(`DLQ filter "status" must be one or more of ${DLQ_STATUSES.join(', ')}; got ${JSON.stringify(s)}`)
+        throw bad(`DLQ filter "status" must be one or more of ${DLQ_STATUSES.join(', ')}; got ${shown(s)}`)
       }
       return v as DlqStatus
     })
@@ -54,9 +64,10 @@ export function parseDlqFilter(input: Readonly<Record<string, unknown>>): DlqFil
     const v = str(name)
     if (v === undefined) continue
     const at = new Date(v)
-    // JavaScript takes years PostgreSQL's timestamptz does not (before 4713 BC): bound them as the event search does
+    // JavaScript takes years PostgreSQL's timestamptz does not (before 4713 BC): bound them as the event search does;
+    // and it reads "10/11/2024" (October 11th, or November 10th?) or "0" (the year 2000) as some day: only ISO 8601
     const year = at.getUTCFullYear()
-    if (Number.isNaN(at.getTime()) || year < 1 || year > 9999) {
+    if (!ISO_TIME.test(v) || Number.isNaN(at.getTime()) || year < 1 || year > 9999) {
       throw bad(`DLQ filter "${name}" must be an ISO 8601 time from year 0001 to 9999, such as 2024-06-01T00:00:00Z; got ${JSON.stringify(v.slice(0, 40))}`)
     }
     out[name] = at

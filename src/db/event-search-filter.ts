@@ -39,7 +39,8 @@ export const SEARCH_PARAMETERS: readonly string[] = Object.freeze(['tool', 'tena
 const MAX_VALUE_CHARS = 256
 /** Largest page. */
 export const MAX_SEARCH_LIMIT = 500
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$/
+/** An ISO 8601 date or time with a zone, as the event search and the DLQ filters take them (`2024-06-01T00:00:00Z`). */
+export const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$/
 
 function invalid(message: string, code = 'EVENT_FILTER_INVALID'): PipelineError {
   return new PipelineError('permanent', code, message)
@@ -101,6 +102,12 @@ export function encodeSearchCursor(cursor: SearchCursor): string {
   return Buffer.from(JSON.stringify(['ev1', cursor.at, cursor.toolId, cursor.deliveryId])).toString('base64url')
 }
 
+// whether an ISO time with microseconds names a real instant from year 1 on (a calendar date, hours below 24, …)
+function isRealTime(iso: string): boolean {
+  const at = new Date(iso)
+  return !Number.isNaN(at.getTime()) && at.getUTCFullYear() >= 1 && at.toISOString().slice(0, 23) === iso.slice(0, 23)
+}
+
 /** The position an opaque cursor stands for; throws `EVENT_CURSOR_INVALID` for one `encodeSearchCursor` did not make. */
 export function decodeSearchCursor(cursor: string): SearchCursor {
   let parts: unknown
@@ -109,8 +116,9 @@ export function decodeSearchCursor(cursor: string): SearchCursor {
   } catch {
     parts = undefined
   }
-  if (Array.isArray(parts) && parts.length === 4 && parts[0] === 'ev1' && parts.every((p) => typeof p === 'string')
-    && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/.test(parts[1] as string)) {
+  // a forged cursor must not reach PostgreSQL with a time it cannot cast (month 13, year 0) or an id with a NUL
+  if (Array.isArray(parts) && parts.length === 4 && parts[0] === 'ev1' && parts.every((p) => typeof p === 'string' && !p.includes('\u0000'))
+    && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/.test(parts[1] as string) && isRealTime(parts[1] as string)) {
     return { at: parts[1] as string, toolId: parts[2] as string, deliveryId: parts[3] as string }
   }
   throw invalid('event search cursor is not one this server issued; pass "next_cursor" from the previous page unchanged', 'EVENT_CURSOR_INVALID')

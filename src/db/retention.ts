@@ -4,6 +4,12 @@ import type { Database } from './database.js'
 import { unavailableOr } from './database-error.js'
 import { positiveInteger } from '../core/positive-integer.js'
 
+/**
+ * Longest retention (36500 days, 100 years), as DLQ_RETENTION's: a prune deletes rows older than now minus the
+ * retention, and past ~6,700 years that cutoff is before PostgreSQL's first timestamp, so every prune would fail.
+ */
+export const MAX_RETENTION_MS = 36_500 * 86_400_000
+
 /** The tables retention prunes by age. */
 export type RetentionTable = 'webhook_events' | 'webhook_audit_log' | 'webhook_deliveries'
 
@@ -83,7 +89,7 @@ export async function pruneDeliveries(db: Kysely<Database>, before: Date, limit:
 /** Options of `startRetention`; a table without a retention is kept forever. */
 export interface RetentionOptions {
   readonly db: Kysely<Database>
-  /** Stored events older than this (by `received_at`) are deleted, in ms (EVENT_RETENTION). @defaultValue unset: kept forever */
+  /** Stored events older than this (by `received_at`) are deleted, in ms, at most MAX_RETENTION_MS (EVENT_RETENTION). @defaultValue unset: kept forever */
   readonly eventsMs?: number
   /** Audit rows older than this are deleted, in ms (AUDIT_RETENTION). @defaultValue unset: kept forever */
   readonly auditMs?: number
@@ -133,9 +139,12 @@ export function startRetention(options: RetentionOptions): Retention {
   const maxBatches = positive('maxBatches', options.maxBatches, 100)
   const dutyCycle = options.dutyCycle ?? 0.2
   if (!(dutyCycle > 0 && dutyCycle <= 1)) throw new RangeError(`startRetention: "dutyCycle" must be above 0 and at most 1; got ${options.dutyCycle}`)
-  if (options.eventsMs !== undefined) positive('eventsMs', options.eventsMs, 0)
-  if (options.auditMs !== undefined) positive('auditMs', options.auditMs, 0)
-  if (options.deliveriesMs !== undefined) positive('deliveriesMs', options.deliveriesMs, 0)
+  for (const name of ['eventsMs', 'auditMs', 'deliveriesMs'] as const) {
+    const ms = options[name]
+    if (ms !== undefined && positive(name, ms, 0) > MAX_RETENTION_MS) {
+      throw new RangeError(`startRetention: "${name}" must be at most ${MAX_RETENTION_MS} (36500 days); got ${ms}`)
+    }
+  }
   const onError = options.onError ?? (() => {})
   const jobs: [RetentionTable, number | undefined, (before: Date) => Promise<number>][] = [
     ['webhook_events', options.eventsMs, (before) => pruneEvents(options.db, before, batch)],

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { isPipelineError } from '../core/errors.js'
 import { sendJson, type RouteHandler } from './server.js'
+import { unstorableJson } from './storable-json.js'
 
 /** The admin API's error answer: `{ error: { code, message } }` with the HTTP status of the code. */
 export class AdminError extends Error {
@@ -46,7 +47,8 @@ export function sendAdminError(res: ServerResponse, err: unknown, log?: AdminLog
 
 /**
  * Reads a JSON object body of at most `maxBytes`. An empty body reads as `{}`. Throws AdminError
- * `BODY_TOO_LARGE` (413) or `INVALID_JSON` (400).
+ * `BODY_TOO_LARGE` (413) or `INVALID_JSON` (400, also for what PostgreSQL cannot store: a `\\u0000` or unpaired
+ * surrogate escape, or nesting deeper than 512 levels; see `unstorableJson`).
  *
  * @example
  * const body = await readJsonObject(req, 1 << 20)
@@ -69,6 +71,11 @@ export async function readJsonObject(req: IncomingMessage, maxBytes: number): Pr
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new AdminError(400, 'INVALID_JSON', 'request body must be a JSON object')
+  }
+  // what PostgreSQL's text and jsonb refuse would fail the query (a 500), and no admin body nests that deep
+  const unstorable = unstorableJson(text)
+  if (unstorable !== undefined) {
+    throw new AdminError(400, 'INVALID_JSON', `request body holds ${unstorable}, which PostgreSQL cannot store; remove it`)
   }
   return value as Record<string, unknown>
 }

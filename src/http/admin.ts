@@ -9,6 +9,7 @@ import type { ToolStore } from '../db/tool-store.js'
 import type { StreamKeys } from '../sources/keys.js'
 import type { RedisClient, StreamClient } from '../sources/stream-client.js'
 import { breakerRoutes } from './admin-breakers.js'
+import { clientKey } from './connection-guard.js'
 import { commandRoutes, type AdminCommandLog } from './admin-commands.js'
 import { destinationRoutes } from './admin-destinations.js'
 import { dlqRoutes } from './admin-dlq.js'
@@ -42,9 +43,9 @@ export interface AdminOptions {
   /** ADMIN_TOKEN. Unset or empty: no route is mounted, so every `/admin` request is an unknown path (404, never 405). */
   readonly token?: string
   /**
-   * Failed-login throttle per client address (ADMIN_LOGIN_MAX_FAILURES, ADMIN_LOGIN_WINDOW): past `maxFailures`
-   * wrong bearer tokens in `windowMs`, the address gets 429 `ADMIN_LOGIN_THROTTLED` with Retry-After, and its
-   * token is not even compared. @defaultValue 5 failures per 60 s, 10,000 addresses remembered
+   * Failed-login throttle per client address (ADMIN_LOGIN_MAX_FAILURES, ADMIN_LOGIN_WINDOW; an IPv6 client per /64,
+   * as `clientKey` groups them): past `maxFailures` wrong bearer tokens in `windowMs`, the address gets 429
+   * `ADMIN_LOGIN_THROTTLED` with Retry-After, and its token is not even compared. @defaultValue 5 failures per 60 s, 10,000 addresses remembered
    */
   readonly loginThrottle?: LoginThrottleOptions
   /** The main stream; re-queued DLQ events go back to it. */
@@ -109,7 +110,11 @@ export function adminRoutes(options: AdminOptions): Route[] {
   return routes.map((route) => ({
     ...route,
     handler: (req, res, params) => {
-      const address = req.socket.remoteAddress ?? 'unknown'
+      // answers carry generated secrets, payloads and headers: no cache (browser, proxy) may keep one, nor sniff it as HTML
+      res.setHeader('cache-control', 'no-store')
+      res.setHeader('x-content-type-options', 'nosniff')
+      // per client as the connection cap counts them: an IPv6 host holds a whole /64 and could rotate through it
+      const address = clientKey(req.socket.remoteAddress)
       const waitMs = throttle.retryAfterMs(address)
       if (waitMs > 0) {
         req.resume()
@@ -129,6 +134,13 @@ export function adminRoutes(options: AdminOptions): Route[] {
         return
       }
       throttle.succeeded(address)
+      // no tool, event, destination or DLQ id holds a NUL, and PostgreSQL refuses one in a query (a 500 otherwise)
+      const nul = Object.keys(params).find((name) => (params[name] as string).includes('\u0000'))
+      if (nul !== undefined) {
+        req.resume()
+        sendJson(res, 400, { error: { code: 'INVALID_PATH', message: `path parameter "${nul}" holds a NUL character (%00), which no id can contain; remove it` } })
+        return
+      }
       return route.handler(req, res, params)
     },
   }))

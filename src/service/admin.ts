@@ -26,8 +26,9 @@ export interface StartAdminOptions {
   readonly metrics?: Pick<Metrics, 'dlqRetry'>
 }
 
-// the admin listener's own budget: a few operators and scripts, each request small (bodies up to 1 MiB)
-const ADMIN_LISTENER_LIMITS = { maxConnections: 64, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 } as const
+// the admin listener's own budget: a few operators and scripts, each request small (bodies up to 1 MiB); one client
+// address gets a quarter of it, so a client holding connections open (no token needed for that) leaves room for others
+const ADMIN_LISTENER_LIMITS = { maxConnections: 64, maxConnectionsPerClient: 16, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 } as const
 
 /**
  * Starts the admin API and the web console (`/console`) on their own listener (ADMIN_ADDR), so webhook senders can

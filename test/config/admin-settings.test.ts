@@ -64,17 +64,17 @@ Admin('the configuration summary shows where the admin API listens, or why it is
   assert.match(describeConfig(loadConfig({ env: { ADMIN_ADDR: 'off' } })), /admin\s+off \(ADMIN_ADDR=off\)\n/)
 })
 
-Admin('the README states the admin defaults the code uses: 127.0.0.1:8081, 5 failures per 60 s, 10,000 addresses, 64 connections', () => {
+Admin('the README states the admin defaults the code uses: 127.0.0.1:8081, 5 failures per 60 s, 10,000 addresses, 64 connections, 16 per client', () => {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8').replace(/\s+/g, ' ')
   assert.match(readme, '| `admin.addr` | `127.0.0.1:8081` (loopback only) |')
   assert.match(readme, 'after `ADMIN_LOGIN_MAX_FAILURES` (5) of them within `ADMIN_LOGIN_WINDOW` (60 s)')
   assert.match(readme, 'at most 10,000 addresses are remembered')
-  assert.match(readme, 'At most 64 open connections, 10 s to send the headers and 30 s for the whole request')
+  assert.match(readme, 'At most 64 open connections, 16 of them per client address (an IPv6 client per /64), 10 s to send the headers and 30 s for the whole request')
   assert.equal(loadConfig({ env: {} }).admin, { addr: { host: '127.0.0.1', port: 8081 }, loginMaxFailures: 5, loginWindowMs: 60_000, replayMaxEvents: 100_000, replayConfirmOver: 100 })
   const throttle = readFileSync(new URL('../../src/http/login-throttle.ts', import.meta.url), 'utf8')
   assert.match(throttle, "positiveInteger('maxAddresses', options.maxAddresses, 10_000)")
   const adminListener = readFileSync(new URL('../../src/service/admin.ts', import.meta.url), 'utf8')
-  assert.match(adminListener, 'const ADMIN_LISTENER_LIMITS = { maxConnections: 64, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 }')
+  assert.match(adminListener, 'const ADMIN_LISTENER_LIMITS = { maxConnections: 64, maxConnectionsPerClient: 16, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 }')
 })
 
 Admin.run()

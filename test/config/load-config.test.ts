@@ -229,9 +229,14 @@ Load('retention: off by default; EVENT_RETENTION, AUDIT_RETENTION and RETENTION_
   assert.equal(loadConfig({ env: { DELIVERY_LOG_RETENTION: '168h' } }).retention, { deliveriesMs: 168 * 3_600_000, batch: 1000 })
   assert.equal(loadConfig({ env: {}, file: yamlFile('retention: { deliveries: 7d }\n') }).retention, { deliveriesMs: 7 * 86_400_000, batch: 1000 })
   assert.equal(loadConfig({ env: { EVENT_RETENTION: 'off' }, file: yamlFile('retention: { events: 30d }\n') }).retention, { batch: 1000 })
-  const expected = 'must be a duration of at least 1m such as "720h" or "90d", or "off" to keep rows forever'
+  assert.equal(loadConfig({ env: { EVENT_RETENTION: '36500d' } }).retention, { eventsMs: 36_500 * 86_400_000, batch: 1000 })
+  const expected = 'must be a duration from 1m to 36500d (100 years) such as "720h" or "90d", or "off" to keep rows forever'
   for (const [env, message] of [
     [{ EVENT_RETENTION: '30s' }, `EVENT_RETENTION ${expected}; got "30s"`],
+    // past ~6,700 years the cutoff is before PostgreSQL's first timestamp (and past ~270,000 no Date): every prune fails
+    [{ EVENT_RETENTION: '3000000d' }, `EVENT_RETENTION ${expected}; got "3000000d"`],
+    [{ AUDIT_RETENTION: '36501d' }, `AUDIT_RETENTION ${expected}; got "36501d"`],
+    [{ DELIVERY_LOG_RETENTION: '1000000000d' }, `DELIVERY_LOG_RETENTION ${expected}; got "1000000000d"`],
     [{ AUDIT_RETENTION: 'forever' }, `AUDIT_RETENTION ${expected}; got "forever"`],
     [{ DELIVERY_LOG_RETENTION: '1s' }, `DELIVERY_LOG_RETENTION ${expected}; got "1s"`],
     [{ RETENTION_BATCH: '0' }, 'RETENTION_BATCH must be'],

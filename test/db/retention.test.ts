@@ -36,6 +36,18 @@ async function seedDeliveries(handle: Db, count: number, ageDays: number): Promi
 const countOf = async (handle: Db, table: RetentionTable, where = sql`true`) =>
   Number((await sql<{ n: string }>`SELECT count(*) AS n FROM ${sql.table(table)} WHERE ${where}`.execute(handle.db)).rows[0]?.n)
 
+Retention('a retention over 36500 days is refused at start: its cutoff would be before PostgreSQL\'s first timestamp and every prune would fail', async ({ handle }) => {
+  for (const name of ['eventsMs', 'auditMs', 'deliveriesMs'] as const) {
+    assert.throws(() => startRetention({ db: handle.db, [name]: 3_000_000 * DAY }), (err: Error) => err instanceof RangeError && err.message.includes(`"${name}"`), name)
+  }
+  const longest = startRetention({ db: handle.db, eventsMs: 36_500 * DAY, auditMs: 36_500 * DAY, deliveriesMs: 36_500 * DAY })
+  try {
+    assert.equal(await longest.runOnce(), { webhook_events: 0, webhook_audit_log: 0, webhook_deliveries: 0 })
+  } finally {
+    await longest.close()
+  }
+})
+
 Retention('pruneEvents deletes only events older than the cutoff, across tools, at most `limit` per call', async ({ handle }) => {
   await seedEvents(handle, 'gh', 1500, 40)
   await seedEvents(handle, 'gl', 700, 40)

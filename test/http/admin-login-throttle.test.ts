@@ -2,6 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomUUID } from 'node:crypto'
 import { request } from 'node:http'
+import type { Socket } from 'node:net'
 import { Redis } from 'ioredis'
 import { createDb, type Db } from '../../src/db/database.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
@@ -85,6 +86,21 @@ Throttle('once the window has passed, the address may log in again', async (ctx)
   assert.is(refused.retryAfter, '1')
   await new Promise((resolve) => setTimeout(resolve, 1100))
   assert.is((await get(ctx.http, '127.0.0.7', TOKEN)).status, 200)
+})
+
+Throttle('an IPv6 client is throttled per /64, as the connection cap counts it: rotating addresses inside its prefix gains no guesses', async (ctx) => {
+  ctx.http = await startHttpServer('127.0.0.1:0', createRouter(adminRoutes(ctx.options!)))
+  // this box has one address per IPv6 /64, so each connection is given the next address of one /64 as if it came
+  // from there (before the server's own listeners see it); the sockets, the server and the admin API are real
+  const addresses = ['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2:aaaa::3', '2001:db8:1:2:ffff:ffff:ffff:ffff', '2001:db8:1:2::5', '2001:db8:1:2::6', '2001:db8:1:3::1']
+  let next = 0
+  ctx.http.server.prependListener('connection', (socket: Socket) => {
+    Object.defineProperty(socket, 'remoteAddress', { value: addresses[next++] })
+  })
+  const statuses: number[] = []
+  for (let i = 0; i < 6; i++) statuses.push((await get(ctx.http, '127.0.0.1', `wrong-token-${i}-0123456789`)).status)
+  assert.equal(statuses, [401, 401, 401, 401, 401, 429])
+  assert.is((await get(ctx.http, '127.0.0.1', TOKEN)).status, 200, 'another /64 is another client')
 })
 
 Throttle.run()

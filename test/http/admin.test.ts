@@ -93,6 +93,23 @@ Admin('a missing or wrong token gets 401 without echoing it; the right token wor
   assert.ok(ctx.bodies.every((b) => !b.includes(TOKEN) && !b.includes('wrong-token')))
 })
 
+Admin('no admin answer may be stored by a cache: a generated secret, a tool list, a 401 and a 404 all say Cache-Control: no-store', async (ctx) => {
+  const send = (method: string, path: string, body?: unknown, token: string | null = TOKEN) => fetch(`${ctx.http.url}${path}`, {
+    method, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  })
+  const created = await send('PUT', '/admin/tools/fwd', { provider: 'github', secret: SECRET, processing_mode: 'store_and_forward', forward_url: 'http://127.0.0.1:9/hook' })
+  const secret = (await created.clone().json() as { forward_secret?: string }).forward_secret
+  assert.match(String(secret), /^whsec_/, 'the answer carries a generated signing secret')
+  const added = await send('POST', '/admin/tools/fwd/destinations', { id: 'ci', url: 'http://127.0.0.1:9/ci' })
+  assert.match(String((await added.clone().json() as { secret?: string }).secret), /^whsec_/)
+  for (const res of [created, added, await send('GET', '/admin/tools'), await send('GET', '/admin/tools/fwd/destinations'), await send('GET', '/admin/tools', undefined, 'wrong-token-0123456789'),
+    await send('GET', '/admin/tools/nope'), await send('GET', '/admin/dlq?limit=0')]) {
+    assert.is(res.headers.get('cache-control'), 'no-store', `${res.url} ${res.status}`)
+    assert.is(res.headers.get('x-content-type-options'), 'nosniff', `${res.url} ${res.status}`)
+    await res.body?.cancel()
+  }
+})
+
 Admin('tool CRUD: create, show, replace keeping the secret, delete; the registry sees each change at once; secrets never leak', async (ctx) => {
   const created = await call(ctx, 'PUT', '/admin/tools/gh-main', { provider: 'github', secret: SECRET, tenant_id: 'acme', processing_mode: 'store', max_body: '1MiB' })
   assert.is(created.status, 201)
@@ -225,6 +242,82 @@ Admin('a DLQ filter time PostgreSQL cannot hold is a 400 naming the field, on li
     assert.equal([retry.status, retry.json.error?.code], [400, 'DLQ_FILTER_INVALID'], at)
   }
   assert.is(await ctx.redis.xlen(ctx.keys.stream), 0, 'nothing was re-queued')
+})
+
+Admin('a forged event search cursor (impossible time, year 0, NUL in an id) is a 400 EVENT_CURSOR_INVALID, not a 500', async (ctx) => {
+  const forged = (...parts: string[]) => Buffer.from(JSON.stringify(['ev1', ...parts])).toString('base64url')
+  for (const cursor of [forged('2024-13-45T99:99:99.000000Z', 'gh', 'a'), forged('0000-01-01T00:00:00.000000Z', 'gh', 'a'),
+    forged('2024-01-01T00:00:00.000000Z', 'gh\u0000', 'a'), forged('2024-01-01T00:00:00.000000Z', 'gh', 'a\u0000')]) {
+    for (const path of [`/admin/events?cursor=${cursor}`, `/admin/events?tool=gh&status=failed&cursor=${cursor}`]) {
+      const res = await call(ctx, 'GET', path)
+      assert.equal([res.status, res.json.error?.code], [400, 'EVENT_CURSOR_INVALID'], path)
+    }
+  }
+  assert.equal(ctx.logs.filter((l) => l.includes('failed unexpectedly')), [])
+})
+
+Admin('a NUL character in a path id, a DLQ filter or a JSON body is a 400 naming where it is, never a 500', async (ctx) => {
+  await call(ctx, 'PUT', '/admin/tools/gh-main', { provider: 'github', secret: SECRET })
+  await seedDlq(ctx.handle, [{ event: { tool_id: 'gh-main' } }])
+  const cases: [string, string, unknown?][] = [
+    ['GET', '/admin/tools/gh%00'], ['DELETE', '/admin/tools/gh%00'], ['PUT', '/admin/tools/gh%00', { provider: 'github', secret: SECRET }],
+    ['GET', '/admin/events/a%00'], ['GET', '/admin/tools/gh%00/events/a'], ['GET', '/admin/tools/gh-main/events/a%00'],
+    ['GET', '/admin/tools/gh-main/events/a%00/content'], ['GET', '/admin/tools/gh%00/destinations'], ['DELETE', '/admin/tools/gh-main/destinations/a%00'],
+    ['POST', '/admin/tools/gh%00/secret/retire'],
+    ['GET', '/admin/dlq?tool=gh%00'], ['GET', '/admin/dlq?event_type=%00'], ['POST', '/admin/dlq/retry', { tool: 'gh\u0000' }],
+    ['PUT', '/admin/tools/gh-main', { provider: 'github', tenant_id: 'acme\u0000' }],
+    ['PUT', '/admin/tools/gh-other', { provider: 'github', secret: SECRET, transform: '$\u0000' }],
+  ]
+  for (const [method, path, body] of cases) {
+    const res = await call(ctx, method, path, body)
+    assert.is(res.status, 400, `${method} ${path} ${JSON.stringify(body)}: ${JSON.stringify(res.json)}`)
+    assert.match(res.json.error.message, /NUL/, `${method} ${path}`)
+  }
+  assert.equal(ctx.logs.filter((l) => l.includes('failed unexpectedly')), [])
+  assert.is((await ctx.store.get('gh-main'))?.tenantId, 'default', 'the refused PUT changed nothing')
+  assert.is(await ctx.redis.xlen(ctx.keys.stream), 0, 'nothing was re-queued')
+})
+
+Admin('a lone UTF-16 surrogate in a JSON body string (not Unicode text) is a 400 naming the field, never a 500', async (ctx) => {
+  for (const [path, body] of [['/admin/tools/gh-lone', '{"provider":"github","secret":"gh-signing-secret","tenant_id":"acme\\ud800"}'],
+    ['/admin/tools/gh-lone', '{"provider":"github","secret":"gh-signing-secret","transform":{"repo":"\\udc00"}}']] as const) {
+    const res = await call(ctx, 'PUT', path, body)
+    assert.is(res.status, 400, `${body}: ${JSON.stringify(res.json)}`)
+    assert.is(res.json.error.code, 'INVALID_JSON')
+    assert.match(res.json.error.message, /surrogate/)
+  }
+  assert.equal(ctx.logs.filter((l) => l.includes('failed unexpectedly')), [])
+  assert.is(await ctx.store.get('gh-lone'), undefined)
+})
+
+Admin('a DLQ filter value of the wrong type, however deep or large, is a 400 with a short message, never a 500', async (ctx) => {
+  const deep = '{"a":'.repeat(20_000) + '1' + '}'.repeat(20_000)
+  for (const body of [`{"status":${deep}}`, `{"status":[${deep}]}`, `{"tool":${deep}}`]) {
+    const res = await call(ctx, 'POST', '/admin/dlq/retry', body)
+    assert.is(res.status, 400, body.slice(0, 40))
+    assert.match(res.json.error.message, /nested more than 512 levels deep/)
+  }
+  for (const body of [`{"event_type":[${'"x",'.repeat(100_000)}"x"]}`, `{"status":"pending,${'x'.repeat(100_000)}"}`, `{"status":[{"a":"${'x'.repeat(100_000)}"}]}`]) {
+    const res = await call(ctx, 'POST', '/admin/dlq/retry', body)
+    assert.equal([res.status, res.json.error?.code], [400, 'DLQ_FILTER_INVALID'], body.slice(0, 40))
+    assert.ok(res.json.error.message.length < 400, `a short message: ${res.json.error.message.length} characters`)
+  }
+  assert.equal(ctx.logs.filter((l) => l.includes('failed unexpectedly')), [])
+})
+
+Admin('a DLQ filter time that is not ISO 8601 ("10/11/2024", "0", "Nov 10 2024") is refused, not read as some other day, and re-queues nothing', async (ctx) => {
+  await seedDlq(ctx.handle, [{}, {}])
+  for (const at of ['10/11/2024', '0', '1', 'Nov 10 2024', '2024-11-10 10:00']) {
+    const list = await call(ctx, 'GET', `/admin/dlq?from=${encodeURIComponent(at)}`)
+    assert.equal([list.status, list.json.error?.code], [400, 'DLQ_FILTER_INVALID'], `list from=${at}`)
+    const retry = await call(ctx, 'POST', '/admin/dlq/retry', { from: at })
+    assert.equal([retry.status, retry.json.error?.code], [400, 'DLQ_FILTER_INVALID'], `retry from=${at}`)
+    assert.match(retry.json.error.message, /"from" must be an ISO 8601 time/)
+  }
+  assert.is(await ctx.redis.xlen(ctx.keys.stream), 0, 'nothing was re-queued')
+  for (const at of ['2024-11-10', '2024-11-10T10:00Z', '2024-11-10T10:00:00.123+02:00']) {
+    assert.is((await call(ctx, 'GET', `/admin/dlq?from=${encodeURIComponent(at)}`)).status, 200, at)
+  }
 })
 
 Admin('retry by filter with only empty filter values is refused as no filter, and re-queues nothing', async (ctx) => {

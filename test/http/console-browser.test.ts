@@ -314,6 +314,44 @@ Console('an operator creates a tool, edits it and disables it; its secret is set
   assert.equal(await destinations(), [])
 }))
 
+Console('a tool whose transform is an object of field → JSONata keeps it when its tenant is edited in the console', withTimeLimit(120_000, async (ctx) => {
+  const { page, svc } = ctx
+  const transform = { repo: 'repository.full_name', ref: '$substringAfter(ref, "refs/heads/")' }
+  const put = await fetch(`${svc.adminUrl}/admin/tools/gh-map`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ provider: 'github', secret: 'map-secret-value', processing_mode: 'transform_and_store', transform }) })
+  assert.is(put.status, 201, await put.text())
+  await page.goto(`${svc.adminUrl}/console#/tools/gh-map`)
+  await page.getByRole('heading', { name: 'Tool gh-map' }).waitFor()
+  assert.match(await page.getByLabel('Transform (JSONata)').inputValue(), /repository\.full_name/, 'the page shows the transform it has')
+  await page.getByLabel('Tenant').fill('globex')
+  await page.getByRole('button', { name: 'Save' }).click()
+  await page.locator('#status', { hasText: 'gh-map' }).waitFor()
+  assert.is(await page.locator('#status').textContent(), 'Tool gh-map saved.')
+  const saved = (await (await fetch(`${svc.adminUrl}/admin/tools/gh-map`, { headers: { authorization: `Bearer ${TOKEN}` } })).json() as { tool: Record<string, unknown> }).tool
+  assert.equal([saved.tenant_id, saved.processing_mode, saved.transform], ['globex', 'transform_and_store', transform])
+}))
+
+Console('an address whose path is not valid percent-encoding shows an error page, not the page before it', withTimeLimit(60_000, async (ctx) => {
+  const { page, svc } = ctx
+  await page.goto(`${svc.adminUrl}/console#/tools`)
+  await page.getByRole('heading', { name: 'Tools', level: 1 }).waitFor()
+  const before = ctx.problems.length
+  await page.evaluate("location.hash = '#/events/gh/%E0%A4%A'")
+  await page.getByRole('heading', { name: 'Something went wrong' }).waitFor({ timeout: 10_000 })
+  assert.equal(ctx.problems.slice(before), [], 'no uncaught error')
+}))
+
+Console('a search address with a time that is no time (#/events?from=yesterday) shows the API\'s explanation, not a script error', withTimeLimit(60_000, async (ctx) => {
+  const { page, svc } = ctx
+  const before = ctx.problems.length
+  await page.goto(`${svc.adminUrl}/console#/events?from=yesterday`)
+  const error = page.locator('p.error[role="alert"]')
+  await error.waitFor({ timeout: 10_000 })
+  assert.match(await error.textContent() ?? '', /^EVENT_FILTER_INVALID: event search "from" must be an ISO 8601 time/)
+  // the browser logs the API's deliberate 400; nothing else may have gone wrong
+  assert.equal(ctx.problems.splice(before).filter((p) => !/status of 400/.test(p)), [])
+}))
+
 Console('at 375 px every page fits the screen, and the token never appears in a URL or goes anywhere but the admin API', withTimeLimit(120_000, async (ctx) => {
   const { page, svc } = ctx
   await page.setViewportSize({ width: 375, height: 800 })

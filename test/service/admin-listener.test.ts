@@ -1,5 +1,6 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
+import { request } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { eventually } from '../helpers/events.js'
 import { release } from '../helpers/release.js'
@@ -75,6 +76,31 @@ Listener('with ADMIN_TOKEN the admin API answers on ADMIN_ADDR, and the ingest p
   const throttled = await fetch(`${ctx.svc.adminUrl}/admin/tools`, { headers: bearer })
   assert.equal([throttled.status, ((await throttled.json()) as { error: { code: string } }).error.code], [429, 'ADMIN_LOGIN_THROTTLED'])
   assert.ok(Number(throttled.headers.get('retry-after')) >= 1)
+}))
+
+/** GET `path` on `url` from the loopback address `from` (127.0.0.0/8 is all local on Linux), on a connection of its own. */
+function getFrom(url: string, path: string, from: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}${path}`, { localAddress: from, agent: false, headers: bearer }, (res) => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode ?? 0))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+Listener('one client holding open connections cannot take the whole admin listener: another operator still gets in', withTimeLimit(180_000, async (ctx) => {
+  ctx.svc = await startServiceProcess({ ...ctx.s.env, ADMIN_TOKEN: TOKEN }, toolsYaml({ first: undefined }))
+  // 64 connections (the admin listener's cap) from one address that never send a request: each stays until the
+  // header timeout (10 s), and a client can open them again as fast as they are dropped
+  const held = await Promise.all(Array.from({ length: 64 }, () => hold(ctx.svc!.adminUrl)))
+  try {
+    assert.is(await getFrom(ctx.svc.adminUrl, '/admin/tools', '127.0.0.2'), 200, 'an operator from another address gets in')
+    assert.ok(held.some((h) => h.closed()), 'the one client was held to its share')
+  } finally {
+    for (const h of held) h.socket.destroy()
+  }
 }))
 
 Listener('ADMIN_ADDR=off runs no admin listener, and the ingest port still hides /admin', withTimeLimit(180_000, async (ctx) => {

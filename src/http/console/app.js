@@ -66,13 +66,14 @@ async function render() {
   }
   nav.hidden = false
   logout.hidden = false
-  const route = parseHash()
-  for (const link of nav.querySelectorAll('a')) {
-    if (link.getAttribute('href') === `#/${route.segments[0] ?? 'overview'}`) link.setAttribute('aria-current', 'page')
-    else link.removeAttribute('aria-current')
-  }
   main.replaceChildren(h('p', { class: 'loading' }, 'Loading…'))
   try {
+    // a hand-typed address may not be valid percent-encoding: that is this page's error, not a stale page
+    const route = parseHash()
+    for (const link of nav.querySelectorAll('a')) {
+      if (link.getAttribute('href') === `#/${route.segments[0] ?? 'overview'}`) link.setAttribute('aria-current', 'page')
+      else link.removeAttribute('aria-current')
+    }
     const page = await pageFor(route)
     if (mine !== rendering) return
     main.replaceChildren(page)

@@ -35,7 +35,7 @@ export function field(label, name, { type = 'text', value = '', options, require
   const control = options
     ? h('select', { id, name }, options.map(([v, text]) => h('option', { value: v, selected: v === value }, text)))
     : type === 'textarea'
-      ? h('textarea', { id, name, rows: 6, spellcheck: 'false' }, value)
+      ? h('textarea', { id, name, rows: 6, spellcheck: 'false', 'aria-describedby': hint ? `${id}-hint` : undefined }, value)
       : type === 'checkbox'
         ? h('input', { id, name, type, checked: value === true })
         : h('input', { id, name, type, value, required, autocomplete: autocomplete ?? 'off', 'aria-describedby': hint ? `${id}-hint` : undefined })

@@ -12,9 +12,10 @@ function isoOf(local) {
   return local ? new Date(local).toISOString() : ''
 }
 
+// a hand-edited address may hold no time at all: the field stays empty and the API's answer says what is wrong
 function localOf(iso) {
-  if (!iso) return ''
   const d = new Date(iso)
+  if (!iso || Number.isNaN(d.getTime())) return ''
   return new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16)
 }
 

@@ -40,6 +40,8 @@ export async function toolEditPage(id) {
   let tool = null
   if (id !== null) tool = (await api('GET', `/admin/tools/${encodeURIComponent(id)}`)).tool
   const readOnly = tool?.source === 'config'
+  // a transform may be an object of field → JSONata (set through the API, the CLI or the file): shown, kept as it is
+  const transformObject = tool?.transform !== null && typeof tool?.transform === 'object'
   const title = tool ? `Tool ${tool.id}` : 'New tool'
   const form = h('form', { class: 'tool-form', 'aria-labelledby': 'tool-title' },
     tool ? null : field('Id', 'id', { required: true, hint: 'letters, digits, dot, dash, underscore; up to 128' }),
@@ -47,13 +49,15 @@ export async function toolEditPage(id) {
     field('Tenant', 'tenant_id', { value: tool?.tenant_id ?? '' }),
     field('Processing mode', 'processing_mode', { value: tool?.processing_mode ?? 'store', options: MODES.map((m) => [m, m.replaceAll('_', ' ')]) }),
     field('Forward URL', 'forward_url', { type: 'url', value: tool?.forward_url ?? '', hint: 'store_and_forward only; credentials in it are shown masked and kept' }),
-    field('Transform (JSONata)', 'transform', { type: 'textarea', value: typeof tool?.transform === 'string' ? tool.transform : '' }),
+    field('Transform (JSONata)', 'transform', { type: 'textarea', value: transformObject ? JSON.stringify(tool.transform, null, 2) : tool?.transform ?? '',
+      hint: transformObject ? 'an object of field → JSONata: kept as it is; change it through the admin API or the CLI' : undefined }),
     field('Enabled', 'enabled', { type: 'checkbox', value: tool ? tool.enabled : true }),
     field(tool ? 'New signing secret' : 'Signing secret', 'secret', { type: 'password', autocomplete: 'new-password', required: !tool,
       hint: tool ? 'write-only: leave blank to keep the current secret; it is never shown' : 'write-only: it is never shown again' }),
     readOnly ? h('p', { class: 'placeholder' }, 'This tool is defined in the config file: change it there.') : h('div', { class: 'actions' },
       h('button', { type: 'submit' }, tool ? 'Save' : 'Create'), h('a', { class: 'btn secondary', href: '#/tools' }, 'Cancel')))
   if (readOnly) for (const control of form.elements) control.disabled = true
+  if (transformObject) form.elements.transform.readOnly = true
   form.addEventListener('submit', async (event) => {
     event.preventDefault()
     const data = new FormData(form)
@@ -62,7 +66,7 @@ export async function toolEditPage(id) {
       ...(tool ?? {}),
       provider: data.get('provider'), processing_mode: data.get('processing_mode'), enabled: form.elements.enabled.checked,
       forward_url: String(data.get('forward_url')).trim() || null,
-      transform: String(data.get('transform')).trim() || null,
+      transform: transformObject ? tool.transform : String(data.get('transform')).trim() || null,
     }
     const tenant = String(data.get('tenant_id')).trim()
     if (tenant) body.tenant_id = tenant
