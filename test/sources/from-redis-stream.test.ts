@@ -147,30 +147,39 @@ async function xreadgroupCalls(redis: Redis): Promise<number> {
   return Number(/cmdstat_xreadgroup:calls=(\d+)/.exec(stats)?.[1] ?? 0)
 }
 
-Source('with a backlog, messages settled one by one are read a quarter of the read size at a time, not one each', async ({ redis }) => {
-  const { client, options } = setup(redis, { batchSize: 40 })
-  await client.addMany(Array.from({ length: 200 }, () => makeEvent()))
-  const before = await xreadgroupCalls(redis)
-  const seen = new Set<string>()
-  let settled = 0
-  // one message at a time, 2 ms each: the way forwards finish, each on its own turn of the event loop
-  const sub = fromRedisStream(options).pipe(mergeMap(async (m) => {
-    seen.add(m.streamId)
-    await new Promise((r) => setTimeout(r, 2))
-    m.settle()
-    settled++
-  }, 1)).subscribe()
+Source('with a backlog, messages settled one by one are read a quarter of the read size at a time, not one each', async () => {
+  // its own server, so Redis's command statistics count only this source's reads (sources other suites left
+  // reading the shared server added theirs: 36 calls once)
+  const server = await startRedis()
+  const redis = new Redis(server.url)
   try {
-    await eventually('200 settled', () => settled === 200, 30_000)
+    const { client, options } = setup(redis, { batchSize: 40 })
+    await client.addMany(Array.from({ length: 200 }, () => makeEvent()))
+    const before = await xreadgroupCalls(redis)
+    const seen = new Set<string>()
+    let settled = 0
+    // one message at a time, 2 ms each: the way forwards finish, each on its own turn of the event loop
+    const sub = fromRedisStream(options).pipe(mergeMap(async (m) => {
+      seen.add(m.streamId)
+      await new Promise((r) => setTimeout(r, 2))
+      m.settle()
+      settled++
+    }, 1)).subscribe()
+    try {
+      await eventually('200 settled', () => settled === 200, 30_000)
+    } finally {
+      sub.unsubscribe()
+    }
+    const reads = (await xreadgroupCalls(redis)) - before
+    assert.is(seen.size, 200)
+    // 200 / 10 (a quarter of 40) reads of the backlog, plus the pending-list read at start and blocked reads at the end;
+    // reading each freed slot at once took ~160
+    assert.ok(reads <= 30, `${reads} XREADGROUP calls for 200 messages`)
+    assert.ok(reads >= 5, `${reads} XREADGROUP calls: the counter works`)
   } finally {
-    sub.unsubscribe()
+    redis.disconnect()
+    await server.stop()
   }
-  const reads = (await xreadgroupCalls(redis)) - before
-  assert.is(seen.size, 200)
-  // 200 / 10 (a quarter of 40) reads of the backlog, plus the pending-list read at start and blocked reads at the end;
-  // reading each freed slot at once took ~160
-  assert.ok(reads <= 30, `${reads} XREADGROUP calls for 200 messages`)
-  assert.ok(reads >= 5, `${reads} XREADGROUP calls: the counter works`)
 })
 
 Source('drains a 100,000-entry backlog through a slow subscriber within maxInFlight and flat heap', withTimeLimit(180_000, async ({ redis }) => {
