@@ -48,6 +48,12 @@ export type DlqDetail = DlqEntry & { readonly event: unknown; readonly event_raw
 /** One re-queued row: its new stream entry and retry count. */
 export interface RequeuedEntry { readonly id: number; readonly event_id: string; readonly retry_count: number; readonly stream_id: string }
 
+/** What `retryMatching` re-queued: how many rows, and the first `keepEntries` of them. */
+export interface RequeuedMatching {
+  readonly count: number
+  readonly entries: readonly RequeuedEntry[]
+}
+
 /** Where re-queued events go: the main stream's StreamClient fits (db does not import sources). */
 export interface EventAppender {
   readonly stream: string
@@ -239,24 +245,27 @@ export class DlqStore {
   /**
    * Re-queues every decodable `pending`/`failed` row that matches `filter` (narrowed to those statuses) and was
    * there when it started, in chunks (rows dead-lettered while it runs wait for the next); `onProgress` gets the
-   * running count after each chunk.
+   * running count after each chunk. Returns the count and the first `keepEntries` re-queued rows (a retry of a
+   * million rows need not hold a million of them in memory).
    */
-  async retryMatching(filter: DlqFilter, actor: string, onProgress?: (requeued: number) => void): Promise<RequeuedEntry[]> {
+  async retryMatching(filter: DlqFilter, actor: string, onProgress?: (requeued: number) => void, keepEntries = Infinity): Promise<RequeuedMatching> {
     const statuses = (filter.status ?? ['pending', 'failed']).filter((s) => s === 'pending' || s === 'failed')
-    if (statuses.length === 0) return []
+    if (statuses.length === 0) return { count: 0, entries: [] }
     // the rows there when it starts: under a flood of new dead letters the chunks would otherwise never end
     const last = await this.db.selectFrom('webhook_dlq').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst()
       .catch((err: unknown) => { throw unavailableOr(err, 're-queueing DLQ entries') })
     const lastId = Number(last?.id ?? 0)
-    const all: RequeuedEntry[] = []
+    const entries: RequeuedEntry[] = []
+    let count = 0
     let afterId = 0
     for (;;) {
       const chunk = await this.requeueRows((q) => applyDlqFilter(q, { ...filter, status: statuses }).where('id', '>', afterId).where('id', '<=', lastId),
         { actor, limit: CHUNK, skipBad: true })
-      all.push(...chunk.requeued)
-      if (chunk.requeued.length > 0) onProgress?.(all.length)
+      count += chunk.requeued.length
+      entries.push(...chunk.requeued.slice(0, Math.max(0, keepEntries - entries.length)))
+      if (chunk.requeued.length > 0) onProgress?.(count)
       // a chunk may re-queue nothing (all undecodable, all locked by another retry) while rows remain behind it
-      if (chunk.lastId === undefined) return all
+      if (chunk.lastId === undefined) return { count, entries }
       afterId = chunk.lastId
     }
   }

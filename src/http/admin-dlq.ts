@@ -9,6 +9,8 @@ import type { Route, RouteHandler } from './server.js'
 import { sendJson } from './server.js'
 
 const FILTER_FIELDS = ['status', 'tool', 'tool_id', 'event_type', 'from', 'to']
+// the most re-queued rows a bulk retry lists in its answer (`requeued` counts them all)
+const LISTED_REQUEUED = 1000
 
 /**
  * The `/admin/dlq` routes (list, show, retry one, retry by filter, discard) and the fate of one event:
@@ -61,9 +63,10 @@ export function dlqRoutes(options: AdminOptions, maxBodyBytes: number): Route[] 
     if (body.all !== true && Object.keys(filter).length === 0) {
       throw new AdminError(400, 'DLQ_FILTER_REQUIRED', 'give a filter (status, tool, event_type, from, to) or "all": true to re-queue every pending and failed entry')
     }
-    const requeued = await dlq.retryMatching(filter, actor)
-    log?.info({ count: requeued.length, actor }, 'DLQ entries re-queued through the admin API')
-    sendJson(res, 200, { requeued: requeued.length, entries: requeued })
+    // the count is of every row; the list is cut at LISTED_REQUEUED, so a retry of a million rows answers a page
+    const { count, entries } = await dlq.retryMatching(filter, actor, undefined, LISTED_REQUEUED)
+    log?.info({ count, actor }, 'DLQ entries re-queued through the admin API')
+    sendJson(res, 200, { requeued: count, entries, entries_truncated: count > entries.length })
   })
 
   const discard = handle(async (_req, res, { id }) => {

@@ -110,7 +110,7 @@ Dlq('a row retrying for over an hour can be re-queued by hand again: its re-queu
   assert.equal(detail!.history.map((h) => h.action), ['dlq_requeued', 'dlq_requeued'])
   // a bulk retry still leaves retrying rows alone, stale or not
   await handle.db.updateTable('webhook_dlq').set({ updated_at: new Date(Date.now() - 61 * 60_000) }).where('id', '=', row!.id).execute()
-  assert.equal(await dlq.retryMatching({}, 'test'), [])
+  assert.equal(await dlq.retryMatching({}, 'test'), { count: 0, entries: [] })
 })
 
 Dlq('an entry shown leaves out headers that carry credentials, also of a raw row, whatever the ingest scrub list was', async ({ handle, redis, keys, dlq }) => {
@@ -168,13 +168,15 @@ Dlq('retryMatching re-queues exactly the matching pending and failed rows', asyn
     { event: { tool_id: 'gh' }, undecodable: true },
   ])
   const done = await dlq.retryMatching({ toolId: 'gh' }, 'test')
-  assert.is(done.length, 10)
+  assert.is(done.count, 10)
+  assert.is(done.entries.length, 10)
   const events = await streamEvents(redis, keys.stream)
   assert.equal(new Set(events.map((e) => e.id)), new Set(rows.slice(0, 10).map((r) => r.event.id)))
   assert.ok(events.every((e) => e.retry_count === 1 && (e.auth_context as { scheme: string }).scheme === 'hmac-sha256'))
   assert.equal(await dlq.countByStatus(), { pending: 5, retrying: 10, resolved: 1, failed: 0, discarded: 0 })
-  assert.is((await dlq.retryMatching({ toolId: 'other', status: ['failed'] }, 'test')).length, 0)
-  assert.is((await dlq.retryMatching({ toolId: 'other' }, 'test')).length, 4)
+  assert.is((await dlq.retryMatching({ toolId: 'other', status: ['failed'] }, 'test')).count, 0)
+  const other = await dlq.retryMatching({ toolId: 'other' }, 'test', undefined, 3)
+  assert.equal([other.count, other.entries.length], [4, 3], 'every row counted, the first 3 listed')
 })
 
 Dlq('retryMatching re-queues the rows that matched when it started; rows dead-lettered while it runs wait for the next', async ({ handle, redis, keys, dlq }) => {
@@ -191,7 +193,7 @@ Dlq('retryMatching re-queues the rows that matched when it started; rows dead-le
   END $$`.execute(handle.db)
   await sql`CREATE TRIGGER flood AFTER UPDATE ON webhook_dlq FOR EACH STATEMENT EXECUTE FUNCTION flood()`.execute(handle.db)
   const requeued = await dlq.retryMatching({}, 'test')
-  assert.is(requeued.length, 501)
+  assert.is(requeued.count, 501)
   assert.ok(Number((await sql<{ n: string }>`SELECT count(*) AS n FROM webhook_dlq WHERE status = 'pending'`.execute(handle.db)).rows[0]!.n) >= 600,
     'the flood did add rows while the retry ran')
   assert.is(await redis.xlen(keys.stream), 501)
@@ -202,7 +204,7 @@ Dlq('retryMatching goes on past a whole chunk of undecodable rows and re-queues 
   await seedDlq(handle, Array.from({ length: 500 }, () => ({ event: { tool_id: 'gh' }, undecodable: true })))
   const behind = await seedDlq(handle, Array.from({ length: 3 }, () => ({ event: { tool_id: 'gh' } })))
   const done = await dlq.retryMatching({ toolId: 'gh' }, 'test')
-  assert.equal(done.map((d) => d.id).sort((a, b) => a - b), behind.map((r) => r.id))
+  assert.equal(done.entries.map((d) => d.id).sort((a, b) => a - b), behind.map((r) => r.id))
   assert.equal(new Set((await streamEvents(redis, keys.stream)).map((e) => e.id)), new Set(behind.map((r) => r.event.id)))
   assert.equal(await dlq.countByStatus(), { pending: 500, retrying: 3, resolved: 0, failed: 0, discarded: 0 })
 })

@@ -330,6 +330,17 @@ Admin('retry by filter with only empty filter values is refused as no filter, an
   assert.is((await call(ctx, 'POST', '/admin/dlq/retry', { tool: '', all: true })).json.requeued, 2, '"all": true still re-queues every entry')
 })
 
+Admin('a bulk retry answers the count of every row it re-queued but lists at most 1000 of them, saying the list is cut', async (ctx) => {
+  await seedDlq(ctx.handle, Array.from({ length: 1005 }, () => ({ event: { tool_id: 'gh' } })))
+  const res = await call(ctx, 'POST', '/admin/dlq/retry', { all: true })
+  assert.is(res.status, 200)
+  assert.equal([res.json.requeued, res.json.entries.length, res.json.entries_truncated], [1005, 1000, true])
+  assert.is(await ctx.redis.xlen(ctx.keys.stream), 1005, 'every row was re-queued')
+  await seedDlq(ctx.handle, [{ event: { tool_id: 'gl' } }])
+  const small = await call(ctx, 'POST', '/admin/dlq/retry', { tool: 'gl' })
+  assert.equal([small.json.requeued, small.json.entries.length, small.json.entries_truncated], [1, 1, false])
+})
+
 Admin('retry one: re-queued with retry_count + 1 and every field; show has the history; a second retry is 409', async (ctx) => {
   const [row] = await seedDlq(ctx.handle, [{}])
   const res = await call(ctx, 'POST', `/admin/dlq/${row!.id}/retry`)

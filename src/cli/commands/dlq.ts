@@ -89,9 +89,10 @@ export const dlqCommand: Command = async (args, flags, io) => {
           return 0
         }
         if (!flags.all) throw new UsageError(`dlq retry needs an entry id, or --all (narrowed by --status, --tool, --event-type, --from, --to)\n${USAGE}`)
-        const done = await dlq.retryMatching(filterOf(flags), ACTOR, (n) => io.progress?.(`re-queued ${n} DLQ entries…`))
+        // the count is of every row; --json lists the first 1000, as the admin API does
+        const done = await dlq.retryMatching(filterOf(flags), ACTOR, (n) => io.progress?.(`re-queued ${n} DLQ entries…`), 1000)
         io.progress?.('')
-        print(io, flags, { requeued: done.length, entries: done }, () => `${done.length} DLQ entries re-queued`)
+        print(io, flags, { requeued: done.count, entries: done.entries, entries_truncated: done.count > done.entries.length }, () => `${done.count} DLQ entries re-queued`)
         return 0
       }
       case 'discard': {
