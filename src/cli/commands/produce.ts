@@ -51,10 +51,8 @@ export const produceCommand: Command = async (_args, flags, io) => {
     let lineNo = 0
     const flush = async () => {
       if (chunk.length === 0) return
-      // one by one, so the entries keep the file's order (sendMany sends at once, and a line with an id waits for
-      // its dedupe check while one without goes ahead)
-      let skipped = 0
-      for (const event of chunk) if ((await producer.send(event)).duplicate) skipped++
+      // sendMany keeps the file's order on the stream
+      const skipped = (await producer.sendMany(chunk)).filter((r) => r.duplicate).length
       duplicates += skipped
       total += chunk.length - skipped
       chunk = []
