@@ -31,22 +31,27 @@ export function describeConfigRows(config: Config): [string, string][] {
       `this worker reads ${scale.workerPartitions ? scale.workerPartitions.join(',') : 'all'}`],
     ['order by', scale.orderBy ? scale.orderBy.join(',') : '(none: full concurrency)'],
     ['consumer', w.consumerName],
+    ['commands stream', config.commandStream],
     ['worker', `batch ${w.batchSize}, max in flight ${w.maxInFlight}, concurrency ${w.concurrency}, block ${formatDuration(w.blockTimeoutMs)}, read linger ${formatDuration(w.readLingerMs)}, ` +
       `claim idle ${formatDuration(w.claimIdleMs)}, max deliveries ${w.maxDeliveries}`],
     ['idempotency ttl', formatDuration(w.idempotencyTtlMs)],
     ['shutdown timeout', formatDuration(w.shutdownTimeoutMs)],
+    ['stall timeout', formatDuration(w.stallTimeoutMs)],
     ['processing limit', formatDuration(config.processingTimeoutMs)],
     ['dlq', `max_len ${config.dlq.maxLen}, retention ${formatDuration(config.dlq.retentionMs)}, ` +
       `re-queue after ${config.dlq.policy.delaysMs.map(formatDuration).join(',')} for ${config.dlq.policy.maxRounds} rounds`],
-    ['redis options', `tls ${config.redisOptions.tls ? 'on' : 'off'}, password ${config.redisOptions.password ? 'set' : 'not set'}, ` +
-      `db ${config.redisOptions.db ?? '(from URL)'}`],
-    ['http', `${address(http.addr)} (max body ${http.maxBodyBytes} bytes, bodies in flight ${http.maxInflightBytes} bytes, ` +
+    ['redis options', `tls ${config.redisOptions.tls ? 'on' : 'off'}, user ${config.redisOptions.username ?? '(from URL)'}, ` +
+      `password ${config.redisOptions.password ? 'set' : 'not set'}, db ${config.redisOptions.db ?? '(from URL)'}, ` +
+      `append-only file ${config.redisRequireDurable ? 'required' : 'not required'}`],
+    ['http', `${address(http.addr)} (max body ${http.maxBodyBytes} bytes, bodies in flight ${http.maxInflightBytes} bytes, max JSON depth ${http.maxJsonDepth}, ` +
       `max connections ${http.maxConnections} (${http.maxConnectionsPerClient} per client), ` +
       `headers timeout ${formatDuration(http.headersTimeoutMs)}, request timeout ${formatDuration(http.requestTimeoutMs)})`],
     ['ingest limit', http.rateLimit ? `${http.rateLimit.ratePerSecond}/s per tool, burst ${http.rateLimit.burst}` : '(none)'],
+    ['scrub headers', http.scrubHeaders ? http.scrubHeaders.join(',') : '(default list)'],
     ['forward', `timeout ${formatDuration(forward.timeoutMs)}, private destinations ${forward.allowPrivate === true ? 'allowed'
       : forward.allowPrivate === false ? 'refused' : `allowed only in ${forward.allowPrivate.join(',')}`}, ` +
-      `breaker opens after ${forward.breakerFailures} failures in a row, probes after ${formatDuration(forward.breakerCoolDownMs)}`],
+      `breaker opens after ${forward.breakerFailures} failures in a row, probes after ${formatDuration(forward.breakerCoolDownMs)}, ` +
+      `Retry-After honoured up to ${formatDuration(forward.maxRetryAfterMs)}`],
     ['health', address(config.health.endpoint)],
     ['retention', `events ${config.retention.eventsMs === undefined ? 'kept forever' : formatDuration(config.retention.eventsMs)}, ` +
       `audit ${config.retention.auditMs === undefined ? 'kept forever' : formatDuration(config.retention.auditMs)}, ` +
@@ -55,7 +60,8 @@ export function describeConfigRows(config: Config): [string, string][] {
     ['admin token', config.adminToken ? 'set' : 'not set'],
     ['admin', !config.admin.addr ? 'off (ADMIN_ADDR=off)' : `${address(config.admin.addr)}${config.adminToken ? '' : ' (off: no ADMIN_TOKEN)'}, ` +
       `429 after ${config.admin.loginMaxFailures} failed logins per address in ${formatDuration(config.admin.loginWindowMs)}`],
-    ['encryption key', config.encryptionKey ? 'set' : 'not set'],
+    ['replay', `at most ${config.admin.replayMaxEvents} events, confirmation over ${config.admin.replayConfirmOver}`],
+    ['encryption key', `${config.encryptionKey ? 'set' : 'not set'}${config.encryptionKeyPrevious ? ' (previous key set: rotation under way)' : ''}`],
     ['log level', config.logLevel],
     ['otlp endpoint', config.otlpEndpoint ? maskUrl(config.otlpEndpoint) : '(none)'],
     ['tools', config.tools.length === 0 ? '(none in file)' : config.tools.map((t) => `${t.id} (${t.provider})`).join(', ')],

@@ -375,8 +375,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const trimIntervalMs = opt({ env: 'STREAM_TRIM_INTERVAL', file: 'worker.stream.trim_interval' }, (r) => {
     if (r.value === false || (typeof r.value === 'string' && r.value.toLowerCase() === 'off')) return 0
     const ms = durationMs(r)
-    // below 10 ms the trimmer would only compete with the worker for Redis; above 24 days setTimeout overflows
-    if (ms === undefined || (ms !== 0 && (ms < 10 || ms > 2_147_483_647))) {
+    // below 10 ms the trimmer would only compete with the worker for Redis; past 2^31-1 ms setTimeout overflows,
+    // and 24d, the bound the message states, keeps below it as the other timer settings do
+    if (ms === undefined || (ms !== 0 && (ms < 10 || ms > 24 * 86_400_000))) {
       invalid(r, 'a duration from 10ms to 24d such as "10s" or "1m", or 0 or "off" to disable trimming')
     }
     return ms

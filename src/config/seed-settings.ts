@@ -60,7 +60,8 @@ export function seedSettings(src: ConfigSources): SeedSettings {
   }
   const processingTimeoutMs = opt('WORKER_PROCESSING_TIMEOUT', 'worker.processing.processing_timeout', (r) => {
     const ms = duration(r, 1)
-    return ms > MAX_TIMER_MS ? invalid(r, 'a duration up to 24d such as "5m" or "30s"') : ms
+    // the 24d the message states (and the other timer settings keep to), below setTimeout's 2^31-1 ms
+    return ms > 24 * 86_400_000 ? invalid(r, 'a duration up to 24d such as "5m" or "30s"') : ms
   }) ?? 300_000
   const username = opt('REDIS_USERNAME', 'worker.redis.username', (r) => text(r))
   const password = opt('REDIS_PASSWORD', 'worker.redis.password', (r) => text(r), true)

@@ -1,5 +1,5 @@
 import { completeStreamEvent, type StreamEvent, type StreamEventInput } from '../core/event.js'
-import { DEFAULT_KEYS, deliverySeen, streamKeys, type StreamKeys } from './keys.js'
+import { DEFAULT_KEYS, deliverySeen, streamKeys, type DeliverySeen, type StreamKeys } from './keys.js'
 import { DeliverySeenLevels } from './delivery-seen-levels.js'
 import { DEFAULT_PARTITION_KEY, StreamPartitions, type PartitionField } from './partitions.js'
 import type { RedisClient } from './stream-client.js'
@@ -69,22 +69,33 @@ export function createProducer(options: ProducerOptions): Producer {
     return deliverySeen(keys, event.tool_id, event.id, ttlSeconds, now, await seenLevels.of(redis, keys, now))
   }
 
-  const append = async (event: StreamEvent, given: boolean, traceparent?: string): Promise<SendResult> => {
+  // where each event's delivery is recorded: only an event with an id of its own is deduped
+  const seenOf = (event: StreamEvent, given: boolean) => {
+    const route = partitions.route(event)
+    return given ? seenAt(route.stream.redis, route.keys, event) : Promise.resolve(undefined)
+  }
+  // issues the XADD (or the dedupe script) at once, so appends started in order reach Redis in that order
+  const append = async (event: StreamEvent, seen: DeliverySeen | undefined, traceparent?: string): Promise<SendResult> => {
     const route = partitions.route(event)
     const addOptions = { ...maxLen, ...(traceparent ? { traceparent } : {}) }
-    const streamId = given
-      ? await route.stream.addIfFirst(await seenAt(route.stream.redis, route.keys, event), event, addOptions)
-      : await route.stream.add(event, addOptions)
+    const streamId = seen ? await route.stream.addIfFirst(seen, event, addOptions) : await route.stream.add(event, addOptions)
     return { id: event.id, streamId, duplicate: streamId === null }
   }
 
   return {
     async send(input, sendOptions = {}) {
-      return append(completeStreamEvent(input, 'createProducer.send'), input?.id !== undefined, sendOptions.traceparent)
+      const event = completeStreamEvent(input, 'createProducer.send')
+      return append(event, await seenOf(event, input?.id !== undefined), sendOptions.traceparent)
     },
     async sendMany(inputs) {
       const events = inputs.map((input, i) => completeStreamEvent(input, `createProducer.sendMany, event ${i}`))
-      return Promise.all(events.map((event, i) => append(event, inputs[i]?.id !== undefined)))
+      // every dedupe key first, then the appends issued in the given order, so the entries keep it. The first
+      // deduped one goes alone: on a Redis that has not cached the dedupe script yet it is sent twice (EVALSHA,
+      // then EVAL), and appends issued meanwhile would overtake it
+      const seen = await Promise.all(events.map((event, i) => seenOf(event, inputs[i]?.id !== undefined)))
+      const first = seen.findIndex((s) => s !== undefined)
+      const head = first < 0 ? [] : await Promise.all(events.slice(0, first + 1).map((event, i) => append(event, seen[i])))
+      return [...head, ...await Promise.all(events.slice(head.length).map((event, i) => append(event, seen[head.length + i])))]
     },
   }
 }

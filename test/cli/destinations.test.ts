@@ -83,6 +83,15 @@ Destinations('the same validation as YAML and the API: bad input fails naming th
   assert.equal((await store.get('gh'))!.destinations!.map((x) => x.id), ['from-file'])
 })
 
+Destinations('--headers-env holding malformed JSON is refused without repeating any of the header values', async ({ w, store }) => {
+  w.env.BAD_HEADERS = '{"authorization": Bearer cli-header-never-printed}'
+  const r = await w.run(destinationsCommand, ['add', 'gh', 'ci'], { url: 'https://ci.example.com/in', 'headers-env': 'BAD_HEADERS' })
+  assert.is(r.code, 2)
+  assert.match(r.err, /--headers-env must be JSON/)
+  for (const part of ['Bearer', 'never-printed', 'cli-header']) assert.not.match(r.err + r.out, part)
+  assert.is((await store.get('gh'))!.destinations, undefined)
+})
+
 Destinations('rotate-secret keeps the old secret signing until retire-secret; a generated one is printed once', async ({ w, store }) => {
   assert.is((await w.run(destinationsCommand, ['add', 'gh', 'ci'], { url: 'https://ci.example.com/in', 'secret-env': 'DEST_SECRET' })).code, 0)
   const rotated = await w.run(destinationsCommand, ['rotate-secret', 'gh', 'ci'], { 'previous-expires-in': '24h' })

@@ -33,6 +33,25 @@ Produce('enqueues one completed event per line, with the defaults createProducer
   assert.is(entries[1]?.id, 'inv-2')
 })
 
+Produce('dedupes like ingest and createProducer: an event with its own id sent again within the window is not enqueued twice', async ({ w }) => {
+  const lines = [
+    { id: 'inv-9', event_type: 'billing.paid', tool_id: 'billing', payload: { n: 1 } },
+    { event_type: 'billing.paid', tool_id: 'billing', payload: { n: 2 } },
+  ]
+  const first = await w.run(produceCommand, [], { file: file(lines) })
+  assert.is(first.code, 0, first.err)
+  assert.match(first.out, /^enqueued 2 events on \S+$/)
+  // the same file again: inv-9 is a duplicate (nothing added), the event without an id gets a new UUID and is added
+  const again = await w.run(produceCommand, [], { file: file(lines) })
+  assert.is(again.code, 0, again.err)
+  assert.match(again.out, /^enqueued 1 events on \S+; 1 duplicate skipped \(sent within the dedupe window\)$/)
+  const json = await w.run(produceCommand, [], { file: file(lines), json: true })
+  assert.equal(JSON.parse(json.out), { enqueued: 1, duplicates: 1, stream: w.keys.stream })
+  const ids = (await w.redis.xrange(w.keys.stream, '-', '+')).map(([, fields]) => entryEvent(fields).id)
+  assert.is(ids.length, 4)
+  assert.is(ids.filter((id) => id === 'inv-9').length, 1)
+})
+
 Produce('a line whose id is not a delivery id stops the command naming the line and the field, before its chunk is enqueued', async ({ w }) => {
   const r = await w.run(produceCommand, [], { file: file([
     { event_type: 'billing.paid', tool_id: 'billing', payload: {} },

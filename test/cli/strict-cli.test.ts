@@ -126,7 +126,7 @@ Strict('produce reports progress per chunk on a terminal and a final count', asy
     writeFileSync(file, Array.from({ length: 2500 }, (_, i) => JSON.stringify({ event_type: 'webhook.github.push', tool_id: 'gh', payload: { i } })).join('\n'))
     const r = await hookstream(w.env, ['produce', '--file', file, '--json'])
     assert.is(r.code, 0, r.err)
-    assert.equal(JSON.parse(r.out), { enqueued: 2500, stream: w.keys.stream })
+    assert.equal(JSON.parse(r.out), { enqueued: 2500, duplicates: 0, stream: w.keys.stream })
     assert.equal(r.progress.filter((p) => p !== ''), ['enqueued 1000 events (line 1000)', 'enqueued 2000 events (line 2000)', 'enqueued 2500 events (line 2500)'])
     assert.is(await w.redis.xlen(w.keys.stream), 2500)
   } finally {

@@ -67,6 +67,29 @@ Tools('add --file reads a JSON or YAML tool; --secret-env reads the secret from 
   }
 })
 
+Tools('--transform takes JSON rules or any JSONata expression, an object constructor `{ … }` too, as the README shows', async ({ w }) => {
+  const added = await w.run(toolsCommand, ['add', 'jsonata-object'], { provider: 'github', secret: 's', mode: 'transform_and_store',
+    transform: '{"ref": ref, "commits": $count(commits)}' })
+  assert.is(added.code, 0, added.err)
+  const store = new ToolStore({ db: w.db.db, encryptionKey: KEY })
+  assert.is((await store.get('jsonata-object'))?.transform, '{"ref": ref, "commits": $count(commits)}')
+  // JSON rules stay an object of field → expression
+  assert.is((await w.run(toolsCommand, ['add', 'json-rules'], { provider: 'github', secret: 's', transform: ' {"ref": "ref"}' })).code, 0)
+  assert.equal((await store.get('json-rules'))?.transform, { ref: 'ref' })
+  // neither JSON nor JSONata: the compiler's message, naming the field, not a retry-policy example
+  const bad = await w.run(toolsCommand, ['add', 'bad'], { provider: 'github', secret: 's', transform: '{"ref": ref' })
+  assert.is(bad.code, 1)
+  assert.match(bad.err, /field "transform" does not compile as JSONata/)
+  assert.not.match(bad.err, /max_retries/)
+})
+
+Tools('a --signature that is not JSON is refused with an example of a signature, not of a retry policy', async ({ w }) => {
+  const r = await w.run(toolsCommand, ['add', 'x'], { provider: 'generic', secret: 's', signature: '{header: x}' })
+  assert.is(r.code, 2)
+  assert.match(r.err, /--signature must be JSON/)
+  assert.not.match(r.err, /max_retries/)
+})
+
 Tools('errors go to stderr, exit 2 for a wrong command line and 1 for a failure, and say what to fix', async ({ w }) => {
   const cases: [string[], Record<string, string | true>, RegExp, number][] = [
     [[], {}, /missing subcommand/, 2],

@@ -70,6 +70,19 @@ Producer('an invalid event is refused naming the field, and sendMany sends nothi
   assert.is(Number(await w.redis.xlen(w.keys.stream)), 0)
 })
 
+Producer('sendMany appends the events in the order given, those with their own id (deduped first) and those without alike', async ({ w }) => {
+  const producer = createProducer({ redis: w.redis, keys: w.keys })
+  const events = Array.from({ length: 20 }, (_, i) => ({ ...push, ...(i % 2 === 1 ? { id: `ord-${i}` } : {}), payload: { i } }))
+  // a Redis that has not cached the dedupe script answers the first one NOSCRIPT, and it is sent again
+  await w.redis.call('SCRIPT', 'FLUSH')
+  await producer.sendMany(events)
+  const order = (await w.redis.xrange(w.keys.stream, '-', '+')).map(([, fields]) => {
+    const at = fields.indexOf('payload')
+    return (JSON.parse(fields[at + 1] as string) as { i: number }).i
+  })
+  assert.equal(order, events.map((_, i) => i))
+})
+
 Producer('with partitions each event goes to the partition the workers read for its key', async ({ w }) => {
   const producer = createProducer({ redis: w.redis, keys: w.keys, partitions: 4 })
   const partitions = new StreamPartitions({ redis: w.redis, keys: w.keys, count: 4 })

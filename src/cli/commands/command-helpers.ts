@@ -61,12 +61,18 @@ export function print(io: CliIO, flags: Flags, value: unknown, human: () => stri
   io.stdout(flags.json ? JSON.stringify(value, null, 2) : human())
 }
 
-/** A flag holding JSON, parsed; UsageError naming the flag when it is not JSON. */
-export function jsonFlag(name: string, raw: string): unknown {
+/**
+ * A flag holding JSON, parsed; UsageError naming the flag and showing `example` when it is not JSON. The
+ * parser's message quotes part of the value, so for a `secret` value (headers) only the flag is named.
+ *
+ * @example
+ * jsonFlag('rate-limit', '{"per_second": 50}', '{"per_second": 50, "burst": 10}') // { per_second: 50 }
+ */
+export function jsonFlag(name: string, raw: string, example: string, secret = false): unknown {
   try {
     return JSON.parse(raw)
   } catch (err) {
-    throw new UsageError(`--${name} must be JSON, e.g. '{"max_retries": 3, "initial_interval": "1s"}': ${(err as Error).message}`)
+    throw new UsageError(`--${name} must be JSON, e.g. '${example}'${secret ? ' (the value is not shown: it may hold secrets)' : `: ${(err as Error).message}`}`)
   }
 }
 

@@ -36,14 +36,15 @@ function destinationInput(id: string | undefined, flags: Parameters<Command>[1],
     const value = text(flag)
     if (value !== undefined) input[field] = value
   }
-  for (const [flag, field] of [['retry-policy', 'retry_policy'], ['rate-limit', 'rate_limit']] as const) {
+  for (const [flag, field, example] of [['retry-policy', 'retry_policy', '{"max_retries": 8, "initial_interval": "2s"}'],
+    ['rate-limit', 'rate_limit', '{"per_second": 50, "burst": 10}']] as const) {
     const value = text(flag)
-    if (value !== undefined) input[field] = jsonFlag(flag, value)
+    if (value !== undefined) input[field] = jsonFlag(flag, value, example)
   }
   const headersEnv = text('headers-env')
   const headers = headersEnv !== undefined ? env[headersEnv] : text('headers')
   if (headersEnv !== undefined && !headers) throw new UsageError(`--headers-env ${headersEnv}: that environment variable is not set`)
-  if (headers !== undefined) input.headers = jsonFlag(headersEnv !== undefined ? 'headers-env' : 'headers', headers)
+  if (headers !== undefined) input.headers = jsonFlag(headersEnv !== undefined ? 'headers-env' : 'headers', headers, '{"x-team": "payments"}', true)
   const concurrency = text('max-concurrency')
   if (concurrency !== undefined) input.max_concurrency = /^\d+$/.test(concurrency) ? Number(concurrency) : concurrency
   const secretEnv = text('secret-env')

@@ -1,14 +1,17 @@
 import { createReadStream } from 'node:fs'
 import { createInterface } from 'node:readline'
-import { completeStreamEvent, type StreamEvent } from '../../core/event.js'
-import { mainStreamClient } from '../../sources/partitions.js'
+import { completeStreamEvent, type StreamEventInput } from '../../core/event.js'
+import { createProducer } from '../../sources/create-producer.js'
 import { JSON_FLAG, type Command, type CommandSpec } from '../command.js'
 import { openContext } from '../context.js'
 
 /**
- * `hookstream produce --file events.ndjson`: enqueues one StreamEvent per line. Missing `id`, `timestamp`,
- * `retry_count`, `repository` and `tenant_id` are filled in (UUID, now, 0, "", "default"); a line that is
- * not a valid event stops the command before anything of its chunk is enqueued, naming the line and field.
+ * `hookstream produce --file events.ndjson`: enqueues one StreamEvent per line through `createProducer`, so
+ * it writes what ingest writes and dedupes as it does: a line whose (tool, id) was sent within the dedupe
+ * window (WORKER_IDEMPOTENCY_TTL), by ingest or a producer, is skipped and counted as a duplicate. Missing
+ * `id`, `timestamp`, `retry_count`, `repository` and `tenant_id` are filled in (UUID, now, 0, "", "default");
+ * a line that is not a valid event stops the command before anything of its chunk is enqueued, naming the
+ * line and field.
  *
  * @example
  * hookstream produce --file events.ndjson
@@ -37,14 +40,21 @@ export const produceCommand: Command = async (_args, flags, io) => {
     throw err
   }
   try {
-    const client = mainStreamClient({ redis: ctx.redis, keys: ctx.config.keys, count: ctx.config.scale.partitions, key: ctx.config.scale.partitionKey })
-    let chunk: StreamEvent[] = []
+    const producer = createProducer({
+      redis: ctx.redis, keys: ctx.config.keys, partitions: ctx.config.scale.partitions, partitionKey: ctx.config.scale.partitionKey,
+      ...(ctx.config.streamMaxLen ? { maxLen: ctx.config.streamMaxLen } : {}),
+      dedupeTtlSeconds: Math.max(1, Math.round(ctx.config.worker.idempotencyTtlMs / 1000)),
+    })
+    let chunk: StreamEventInput[] = []
     let total = 0
+    let duplicates = 0
     let lineNo = 0
     const flush = async () => {
       if (chunk.length === 0) return
-      await client.addMany(chunk, ctx.config.streamMaxLen ? { maxLen: ctx.config.streamMaxLen } : {})
-      total += chunk.length
+      // sendMany keeps the file's order on the stream
+      const skipped = (await producer.sendMany(chunk)).filter((r) => r.duplicate).length
+      duplicates += skipped
+      total += chunk.length - skipped
       chunk = []
       io.progress?.(`enqueued ${total} events (line ${lineNo})`)
     }
@@ -59,7 +69,9 @@ export const produceCommand: Command = async (_args, flags, io) => {
         return 1
       }
       try {
-        chunk.push(completeStreamEvent(parsed, `${file} line ${lineNo}`))
+        // checked here to name the line; the producer completes the line as written, so only a given id is deduped
+        completeStreamEvent(parsed, `${file} line ${lineNo}`)
+        chunk.push(parsed as unknown as StreamEventInput)
       } catch (err) {
         io.stderr(`hookstream produce: ${(err as Error).message}; ${total} events were enqueued before it`)
         return 1
@@ -69,7 +81,8 @@ export const produceCommand: Command = async (_args, flags, io) => {
     await flush()
     io.progress?.('')
     const stream = ctx.config.keys.stream
-    io.stdout(flags.json ? JSON.stringify({ enqueued: total, stream }) : `enqueued ${total} events on ${stream}`)
+    io.stdout(flags.json ? JSON.stringify({ enqueued: total, duplicates, stream })
+      : `enqueued ${total} events on ${stream}${duplicates > 0 ? `; ${duplicates} duplicate${duplicates === 1 ? '' : 's'} skipped (sent within the dedupe window)` : ''}`)
     return 0
   } finally {
     input.destroy()

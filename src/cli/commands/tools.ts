@@ -14,6 +14,15 @@ const USAGE = 'usage: hookstream tools list | show <id> | add <id> --provider <p
 
 const ACTOR = 'cli'
 
+/** `raw` parsed as JSON, or `raw` itself when it is not JSON (a JSONata expression). */
+function jsonOrText(raw: string): unknown {
+  try {
+    return JSON.parse(raw)
+  } catch {
+    return raw
+  }
+}
+
 /** The tool described by `add`'s flags or `--file`, as user input (validated later by parseTool). */
 function toolInput(id: string | undefined, flags: Parameters<Command>[1], env: Readonly<Record<string, string | undefined>>): ToolInput {
   const file = stringFlag(flags, 'file')
@@ -33,17 +42,19 @@ function toolInput(id: string | undefined, flags: Parameters<Command>[1], env: R
   const forwardUrl = stringFlag(flags, 'forward-url')
   if (forwardUrl !== undefined) input.forward_url = forwardUrl
   const transform = stringFlag(flags, 'transform')
-  if (transform !== undefined) input.transform = transform.trim().startsWith('{') ? jsonFlag('transform', transform) : transform
+  // JSON rules (an object of field → expression) or one JSONata expression; a JSONata object constructor such as
+  // `{"ref": ref}` starts with `{` too but is no JSON, so it is taken as an expression (and compiled as one)
+  if (transform !== undefined) input.transform = transform.trim().startsWith('{') ? jsonOrText(transform) : transform
   const transformTimeout = stringFlag(flags, 'transform-timeout')
   if (transformTimeout !== undefined) input.transform_timeout = transformTimeout
   const maxBody = stringFlag(flags, 'max-body')
   if (maxBody !== undefined) input.max_body = maxBody
   const retry = stringFlag(flags, 'retry-policy')
-  if (retry !== undefined) input.retry_policy = jsonFlag('retry-policy', retry)
+  if (retry !== undefined) input.retry_policy = jsonFlag('retry-policy', retry, '{"max_retries": 3, "initial_interval": "1s"}')
   const signature = stringFlag(flags, 'signature')
-  if (signature !== undefined) input.signature = signature === 'none' ? 'none' : jsonFlag('signature', signature)
+  if (signature !== undefined) input.signature = signature === 'none' ? 'none' : jsonFlag('signature', signature, '{"header": "x-signature", "encoding": "hex"}')
   const deliveryId = stringFlag(flags, 'delivery-id')
-  if (deliveryId !== undefined) input.delivery_id = jsonFlag('delivery-id', deliveryId)
+  if (deliveryId !== undefined) input.delivery_id = jsonFlag('delivery-id', deliveryId, '{"header": "x-request-id"}')
   if (flags.disabled) input.enabled = false
   return input
 }
