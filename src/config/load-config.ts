@@ -464,7 +464,11 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       timeoutMs: opt({ env: 'FORWARD_TIMEOUT', file: 'forward.timeout' }, (r) => timerDuration(r, 1)) ?? 10_000,
       maxRetryAfterMs: opt({ env: 'FORWARD_MAX_RETRY_AFTER', file: 'forward.max_retry_after' }, (r) => duration(r, 1000)) ?? 3_600_000,
       breakerFailures: opt({ env: 'FORWARD_BREAKER_FAILURES', file: 'forward.breaker_failures' }, (r) => integer(r, 1, 10_000)) ?? 5,
-      breakerCoolDownMs: opt({ env: 'FORWARD_BREAKER_COOL_DOWN', file: 'forward.breaker_cool_down' }, (r) => duration(r, 100)) ?? 10_000,
+      // it grows to 30× and feeds timers (the probe, forgetting an idle breaker): 1h keeps them far below Node's limit
+      breakerCoolDownMs: opt({ env: 'FORWARD_BREAKER_COOL_DOWN', file: 'forward.breaker_cool_down' }, (r) => {
+        const ms = duration(r, 100)
+        return ms <= 3_600_000 ? ms : invalid(r, 'a duration from 100ms to 1h such as "10s" or "1m"')
+      }) ?? 10_000,
     },
     health: {
       endpoint: opt({ flag: 'health-endpoint', env: 'HEALTH_ENDPOINT', file: 'health.endpoint' }, (r) => parseListenAddress(text(r), r.where)) ??

@@ -257,6 +257,11 @@ Load('circuit-breaker settings: FORWARD_BREAKER_FAILURES and FORWARD_BREAKER_COO
   assert.equal([file.breakerFailures, file.breakerCoolDownMs], [8, 120_000])
   assert.throws(() => loadConfig({ env: { FORWARD_BREAKER_FAILURES: '0' } }), /FORWARD_BREAKER_FAILURES must be/)
   assert.throws(() => loadConfig({ env: { FORWARD_BREAKER_COOL_DOWN: 'soon' } }), /FORWARD_BREAKER_COOL_DOWN must be/)
+  // the cool-down grows to 30× and an idle open breaker is forgotten 2 cool-downs after its probe: timers that
+  // must stay below Node's ~24.8-day limit, past which they fire at once, over and over
+  assert.is(loadConfig({ env: { FORWARD_BREAKER_COOL_DOWN: '1h' } }).forward.breakerCoolDownMs, 3_600_000)
+  assert.throws(() => loadConfig({ env: { FORWARD_BREAKER_COOL_DOWN: '61m' } }), /FORWARD_BREAKER_COOL_DOWN must be a duration from 100ms to 1h/)
+  assert.throws(() => loadConfig({ env: {}, file: yamlFile('forward:\n  breaker_cool_down: 30d\n') }), /forward.breaker_cool_down must be a duration from 100ms to 1h/)
 })
 
 Load('http.max_json_depth is read from the config file like INGEST_MAX_JSON_DEPTH', () => {
