@@ -32,8 +32,8 @@ Defaults('the DLQ stream is documented as MAXLEN ~100,000 and 168 h, as the code
 })
 
 Defaults('retention is documented as off by default, every minute, 1000 rows a statement, 100 statements, 20% of the time', async () => {
-  assert.match(readme, '| `EVENT_RETENTION` (≥ 1m, or `off`) | `retention.events` | off (kept forever) |')
-  assert.match(readme, '| `AUDIT_RETENTION` (≥ 1m, or `off`) | `retention.audit` | off (kept forever) |')
+  assert.match(readme, '| `EVENT_RETENTION` (1m–36500d, or `off`) | `retention.events` | off (kept forever) |')
+  assert.match(readme, '| `AUDIT_RETENTION` (1m–36500d, or `off`) | `retention.audit` | off (kept forever) |')
   assert.match(readme, '| `RETENTION_BATCH` (1–100000) | `retention.batch` | 1000 |')
   assert.match(readme, 'prunes every minute')
   assert.match(readme, 'at most 100 per table per minute')
