@@ -35,6 +35,11 @@ export function dlqRoutes(options: AdminOptions, maxBodyBytes: number): Route[] 
 
   const list = handle(async (req, res) => {
     const query = queryOf(req)
+    // a misspelt filter would otherwise narrow nothing and list every row
+    const unknown = Object.keys(query).filter((k) => k !== 'limit' && k !== 'cursor' && !FILTER_FIELDS.includes(k))
+    if (unknown.length > 0) {
+      throw new AdminError(400, 'DLQ_FILTER_INVALID', `unknown DLQ list parameter(s) ${unknown.map((k) => `"${k.slice(0, 40)}"`).join(', ')}; expected ${FILTER_FIELDS.join(', ')}, limit, cursor`)
+    }
     const limit = query.limit === undefined ? 50 : Number(query.limit)
     const page = await dlq.list(parseDlqFilter(query), { limit, ...(query.cursor ? { cursor: query.cursor } : {}) })
     sendJson(res, 200, { entries: page.entries, next_cursor: page.nextCursor })

@@ -330,6 +330,15 @@ Admin('retry by filter with only empty filter values is refused as no filter, an
   assert.is((await call(ctx, 'POST', '/admin/dlq/retry', { tool: '', all: true })).json.requeued, 2, '"all": true still re-queues every entry')
 })
 
+Admin('a DLQ listing with a query parameter it does not know (a misspelt filter) is 400 naming it, not every row', async (ctx) => {
+  await seedDlq(ctx.handle, [{ event: { tool_id: 'gh' } }, { event: { tool_id: 'gl' }, status: 'failed' }])
+  const typo = await call(ctx, 'GET', '/admin/dlq?staus=failed')
+  assert.equal([typo.status, typo.json.error?.code], [400, 'DLQ_FILTER_INVALID'])
+  assert.match(typo.json.error.message, /"staus".*expected .*status/)
+  const ok = await call(ctx, 'GET', '/admin/dlq?status=failed&tool_id=gl&limit=10')
+  assert.equal([ok.status, ok.json.entries.length], [200, 1])
+})
+
 Admin('a bulk retry answers the count of every row it re-queued but lists at most 1000 of them, saying the list is cut', async (ctx) => {
   await seedDlq(ctx.handle, Array.from({ length: 1005 }, () => ({ event: { tool_id: 'gh' } })))
   const res = await call(ctx, 'POST', '/admin/dlq/retry', { all: true })
