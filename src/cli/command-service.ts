@@ -11,7 +11,7 @@ import { createApp, type CommandApp } from '../commands/command-app.js'
 import type { WorkerDefinition } from '../commands/command-worker.js'
 import type { CliContext } from './context.js'
 import { databaseCheck, redisCheck } from '../service/dependency-checks.js'
-import { checkRedisDurability, durabilityLosses } from '../service/connect.js'
+import { checkRedisDurability } from '../service/connect.js'
 
 /** What a `--app` module's default export is: the workers, or a function that returns them. */
 export type CommandAppModule = readonly WorkerDefinition<unknown>[] |
@@ -85,7 +85,7 @@ export async function startCommandService(ctx: CliContext, options: { readonly a
     }
   }
   const health = createHealth({
-    metrics, checkDatabase: databaseCheck(db), checkRedis: redisCheck(redis, { mode: durability.mode, losses: durabilityLosses(durability).map((l) => l.loss) }), checkQueue,
+    metrics, checkDatabase: databaseCheck(db), checkRedis: redisCheck(redis, durability), checkQueue,
     worker: () => {
       const info = app.info()
       return { inFlight: info.reduce((n, w) => n + w.inFlight, 0), processed: info.reduce((n, w) => n + w.handled, 0), shuttingDown }

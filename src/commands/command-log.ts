@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis'
 import { PipelineError } from '../core/errors.js'
+import { redisScript, runScript } from '../sources/redis-script.js'
 import { validateCommandPayload, type CommandSchema } from './command-schema.js'
 
 /** The part of ioredis the command log uses (a `Redis` instance fits). */
@@ -142,9 +143,9 @@ export async function isDeadLettered(redis: CommandLogClient, deadLetteredKey: s
 
 // the DLQ entry and the replay's record of it in one step: a record without its entry (or the reverse) would make
 // a replay skip a command the worker later handled (or run one it dead-lettered)
-const WRITE_RECORDED = `
+const WRITE_RECORDED = redisScript(`
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
-return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))`
+return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))`)
 
 /**
  * Appends a dead letter to the DLQ stream: fields `worker`, `command`, `payload`, `error`, `error_code`,
@@ -167,5 +168,5 @@ export async function writeDeadLetter(redis: CommandLogClient, dlqStream: string
     'failed_at', new Date().toISOString(),
   ]
   if (deadLetteredKey === undefined) return (await redis.call('XADD', dlqStream, '*', ...fields)) as string
-  return (await redis.call('EVAL', WRITE_RECORDED, 2, dlqStream, deadLetteredKey, deadLetteredMember(letter.streamId), ...fields)) as string
+  return (await runScript(redis, WRITE_RECORDED, [dlqStream, deadLetteredKey], [deadLetteredMember(letter.streamId), ...fields])) as string
 }

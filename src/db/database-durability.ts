@@ -9,7 +9,7 @@ export interface DatabaseLoss {
 
 /**
  * What PostgreSQL can lose of rows whose stream entries hookstream has acked, read as hookstream's own session
- * sees the settings (`SHOW fsync`, `SHOW synchronous_commit`: a role's or database's `SET` counts): `fsync = off`
+ * sees the settings (`current_setting('fsync')`, `current_setting('synchronous_commit')`: a role's or database's `SET` counts): `fsync = off`
  * can lose or corrupt committed rows in an operating-system crash; `synchronous_commit = off` reports a commit
  * before its WAL is on disk, so a PostgreSQL crash loses the last ones. Empty when both are on, for PGlite, and
  * when the settings cannot be read (nothing to warn about that is known). Logged at start and shown as
@@ -23,8 +23,10 @@ export async function databaseDurabilityLosses(db: Db): Promise<DatabaseLoss[]> 
   let fsync: string | undefined
   let synchronousCommit: string | undefined
   try {
-    fsync = (await sql<{ fsync: string }>`show fsync`.execute(db.db)).rows[0]?.fsync
-    synchronousCommit = (await sql<{ synchronous_commit: string }>`show synchronous_commit`.execute(db.db)).rows[0]?.synchronous_commit
+    const row = (await sql<{ fsync: string; synchronous_commit: string }>`select current_setting('fsync') as fsync,
+      current_setting('synchronous_commit') as synchronous_commit`.execute(db.db)).rows[0]
+    fsync = row?.fsync
+    synchronousCommit = row?.synchronous_commit
   } catch {
     return []
   }

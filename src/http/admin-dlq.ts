@@ -12,6 +12,15 @@ const FILTER_FIELDS = ['status', 'tool', 'tool_id', 'event_type', 'from', 'to']
 // the most re-queued rows a bulk retry lists in its answer (`requeued` counts them all)
 const LISTED_REQUEUED = 1000
 
+// a name that is no filter (a misspelt one) would narrow nothing: refused, naming it and what is expected
+function refuseUnknown(given: Readonly<Record<string, unknown>>, what: string, others: readonly string[]): void {
+  const known = [...others, ...FILTER_FIELDS]
+  const unknown = Object.keys(given).filter((k) => !known.includes(k))
+  if (unknown.length > 0) {
+    throw new AdminError(400, 'DLQ_FILTER_INVALID', `unknown ${what}(s) ${unknown.map((k) => `"${k.slice(0, 40)}"`).join(', ')}; expected ${known.join(', ')}`)
+  }
+}
+
 /**
  * The `/admin/dlq` routes (list, show, retry one, retry by filter, discard) and the fate of one event:
  * `GET /admin/tools/:tool/events/:deliveryId`, and `GET /admin/events/:id` (every tool's event with that id).
@@ -36,10 +45,7 @@ export function dlqRoutes(options: AdminOptions, maxBodyBytes: number): Route[] 
   const list = handle(async (req, res) => {
     const query = queryOf(req)
     // a misspelt filter would otherwise narrow nothing and list every row
-    const unknown = Object.keys(query).filter((k) => k !== 'limit' && k !== 'cursor' && !FILTER_FIELDS.includes(k))
-    if (unknown.length > 0) {
-      throw new AdminError(400, 'DLQ_FILTER_INVALID', `unknown DLQ list parameter(s) ${unknown.map((k) => `"${k.slice(0, 40)}"`).join(', ')}; expected ${FILTER_FIELDS.join(', ')}, limit, cursor`)
-    }
+    refuseUnknown(query, 'DLQ list parameter', ['limit', 'cursor'])
     const limit = query.limit === undefined ? 50 : Number(query.limit)
     const page = await dlq.list(parseDlqFilter(query), { limit, ...(query.cursor ? { cursor: query.cursor } : {}) })
     sendJson(res, 200, { entries: page.entries, next_cursor: page.nextCursor })
@@ -59,10 +65,7 @@ export function dlqRoutes(options: AdminOptions, maxBodyBytes: number): Route[] 
 
   const retryMatching = handle(async (req, res) => {
     const body = await readJsonObject(req, maxBodyBytes)
-    const unknown = Object.keys(body).filter((k) => k !== 'all' && !FILTER_FIELDS.includes(k))
-    if (unknown.length > 0) {
-      throw new AdminError(400, 'DLQ_FILTER_INVALID', `unknown DLQ filter field(s) ${unknown.map((k) => `"${k.slice(0, 40)}"`).join(', ')}; expected all, ${FILTER_FIELDS.join(', ')}`)
-    }
+    refuseUnknown(body, 'DLQ filter field', ['all'])
     // judged on the parsed filter: empty values ("tool": "") narrow nothing, so they are no filter either
     const filter = parseDlqFilter(body)
     if (body.all !== true && Object.keys(filter).length === 0) {

@@ -1,6 +1,8 @@
 import { sql } from 'kysely'
 import type { Cluster, Redis } from 'ioredis'
 import type { Db } from '../db/database.js'
+import type { RedisDurability } from '../sources/redis-durability.js'
+import { durabilityLosses } from './connect.js'
 
 /**
  * The database check of `createHealth`: `select 1`, with the seed's details (`open_connections`,
@@ -24,13 +26,14 @@ export function databaseCheck(db: Db, holding: () => boolean = () => false, loss
 
 /**
  * The Redis check of `createHealth`: PING, with the seed's details (`ping_duration_ms`) and, when given, what
- * Redis keeps on disk (`durability`) and what it can lose (`losses`, from `durabilityLosses`: each is a reason,
- * which makes the component degraded).
+ * Redis keeps on disk (`durability`) and what it can lose (each of its `durabilityLosses` is a reason, which
+ * makes the component degraded).
  *
  * @example
- * createHealth({ checkRedis: redisCheck(redis, { mode: 'aof', losses: [] }), … })
+ * createHealth({ checkRedis: redisCheck(redis, await readRedisDurability(redis)), … })
  */
-export function redisCheck(redis: Redis | Cluster, durability?: { readonly mode: string; readonly losses?: readonly string[] }): () => Promise<Record<string, unknown>> {
+export function redisCheck(redis: Redis | Cluster, durability?: RedisDurability): () => Promise<Record<string, unknown>> {
+  const losses = durability ? durabilityLosses(durability).map((l) => l.loss) : []
   return async () => {
     const started = Date.now()
     await redis.ping()
@@ -38,7 +41,7 @@ export function redisCheck(redis: Redis | Cluster, durability?: { readonly mode:
     return {
       pingMs, status: redis.status, details: { ping_duration_ms: pingMs },
       ...(durability ? { durability: durability.mode } : {}),
-      ...(durability?.losses?.length ? { reasons: [...durability.losses] } : {}),
+      ...(losses.length ? { reasons: losses } : {}),
     }
   }
 }

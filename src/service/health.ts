@@ -8,7 +8,7 @@ import type { DbPoolStats, Metrics } from '../observability/metrics.js'
 import { queueStatsProvider } from '../observability/queue-stats-provider.js'
 import type { RedisDurability } from '../sources/redis-durability.js'
 import type { DatabaseLoss } from '../db/database-durability.js'
-import { durabilityLosses, type Queue } from './connect.js'
+import type { Queue } from './connect.js'
 import { databaseCheck, redisCheck } from './dependency-checks.js'
 
 /** What the worker's hooks feed and health reads; `shutdown` sets `shuttingDown`. */
@@ -113,7 +113,7 @@ export async function startHealth(options: StartHealthOptions): Promise<ServiceH
   const health = createHealth({
     metrics,
     checkDatabase: databaseCheck(db, () => state.holds > 0, databaseLosses.map((l) => l.loss)),
-    checkRedis: redisCheck(redis, { mode: durability.mode, losses: durabilityLosses(durability).map((l) => l.loss) }),
+    checkRedis: redisCheck(redis, durability),
     checkQueue: async () => {
       const info = await stream.info()
       const group = info.groups.find((g) => g.name === keys.group)
